@@ -1,0 +1,82 @@
+//! Walking a local folder for an upload, under the same rules the server
+//! applies to its own tree: every name through the validator, symlinks
+//! followed only to files inside the folder, no descent into linked folders.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::files::RelPath;
+use crate::files::part::mtime_of;
+use crate::wire::messages::{EntryKind, TreeEntry};
+
+/// A local tree ready to send: entries (parents first) and where each file
+/// is on disk.
+#[derive(Debug, Default)]
+pub struct LocalTree {
+    /// Folders and files, `/`-separated paths relative to the top.
+    pub entries: Vec<TreeEntry>,
+    /// For each entry, its path on disk.
+    pub paths: Vec<PathBuf>,
+    /// What was left out, and why (escaped, printable).
+    pub skipped: Vec<String>,
+}
+
+/// Walks `top`. A name the validator refuses fails the whole walk: a folder
+/// upload is all or nothing.
+pub fn walk_local(top: &Path) -> Result<LocalTree, crate::client::ClientError> {
+    use crate::client::ClientError;
+    let real_top = fs::canonicalize(top).map_err(|e| ClientError::local(top, e))?;
+    let mut tree = LocalTree::default();
+    let mut stack = vec![(real_top.clone(), String::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        let mut items: Vec<_> = fs::read_dir(&dir)
+            .map_err(|e| ClientError::local(&dir, e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| ClientError::local(&dir, e))?;
+        items.sort_by_key(|e| e.file_name());
+        for item in items {
+            let name = RelPath::component_from_os(&item.file_name())?;
+            let rel = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+            let path = item.path();
+            let lmeta = fs::symlink_metadata(&path).map_err(|e| ClientError::local(&path, e))?;
+            let meta = if lmeta.file_type().is_symlink() {
+                match fs::canonicalize(&path) {
+                    Ok(real) if real.starts_with(&real_top) => match fs::metadata(&real) {
+                        Ok(m) if m.is_file() => m,
+                        _ => {
+                            tree.skipped.push(format!("{} (link to a folder)", crate::text::escape(&rel)));
+                            continue;
+                        }
+                    },
+                    _ => {
+                        tree.skipped.push(format!("{} (link leads outside)", crate::text::escape(&rel)));
+                        continue;
+                    }
+                }
+            } else {
+                lmeta
+            };
+            let kind = if meta.is_dir() {
+                stack.push((path.clone(), rel.clone()));
+                EntryKind::Dir
+            } else if meta.is_file() {
+                EntryKind::File
+            } else {
+                tree.skipped.push(format!("{} (not a regular file)", crate::text::escape(&rel)));
+                continue;
+            };
+            tree.entries.push(TreeEntry {
+                path: rel,
+                kind,
+                size: if kind == EntryKind::File { meta.len() } else { 0 },
+                mtime: mtime_of(&meta),
+            });
+            tree.paths.push(path);
+        }
+    }
+    let mut order: Vec<usize> = (0..tree.entries.len()).collect();
+    order.sort_by(|&a, &b| tree.entries[a].path.split('/').cmp(tree.entries[b].path.split('/')));
+    tree.entries = order.iter().map(|&i| tree.entries[i].clone()).collect();
+    tree.paths = order.iter().map(|&i| tree.paths[i].clone()).collect();
+    Ok(tree)
+}

@@ -1,0 +1,319 @@
+//! The client library the CLI (and the tests) use: one [`Client`] per
+//! connection, a method per request, and the transfers with resume and
+//! verification.
+//!
+//! Everything a server sends that becomes a local name passes the same
+//! validator the server uses, before anything is written.
+
+pub mod addr;
+pub mod local;
+mod transfer;
+
+use std::path::Path;
+use std::time::Duration;
+
+use indicatif::ProgressBar;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpStream;
+
+pub use addr::{Remote, parse_remote};
+pub use transfer::{TransferOpts, Transferred};
+
+use crate::files::{NameError, RelPath};
+use crate::secret::Secret;
+use crate::wire::messages::{
+    AuthReply, Count, Done, Entry, EntryBatch, ErrorCode, ErrorReply, HelloReply, Request,
+    SUPPORTED_VERSIONS, TreeEntry,
+};
+use crate::wire::{ConnError, Connection, Deadlines, Kind};
+
+/// Why a client operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No connection could be made.
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect {
+        /// What was dialled.
+        addr: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The server refused, with its code and message.
+    #[error("{message} ({code})")]
+    Remote {
+        /// Stable code.
+        code: ErrorCode,
+        /// The server's words, escaped.
+        message: String,
+    },
+    /// The connection broke or the server broke the protocol.
+    #[error("connection: {0}")]
+    Conn(#[from] ConnError),
+    /// A name (ours or the server's) broke the naming rules.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// A local file operation failed.
+    #[error("{0}")]
+    Local(String),
+    /// A local file is in the way.
+    #[error("{0} exists (use --force to overwrite)")]
+    Exists(String),
+    /// The bytes received do not match the server's digest.
+    #[error("SHA-256 mismatch: {0}")]
+    Checksum(String),
+}
+
+impl ClientError {
+    /// A local I/O error on `path`.
+    pub fn local(path: &Path, e: std::io::Error) -> ClientError {
+        ClientError::Local(format!("{}: {e}", crate::text::escape(&path.display().to_string())))
+    }
+
+    /// True when the transport (not the request) failed.
+    pub fn is_transport(&self) -> bool {
+        matches!(self, ClientError::Connect { .. } | ClientError::Conn(_))
+    }
+
+    /// The server's code, for remote refusals.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Remote { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// Result type of the client.
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// One connection to a ferry server, past hello (and auth).
+pub struct Client {
+    conn: Connection,
+    hello: HelloReply,
+}
+
+impl Client {
+    /// Connects to `authority` (`host:port`), says hello and, when the
+    /// server offers auth and a token is given, authenticates.
+    pub async fn connect(authority: &str, token: Option<&Secret>) -> Result<Client> {
+        let fail = |reason: String| ClientError::Connect {
+            addr: authority.to_string(),
+            reason,
+        };
+        let addrs: Vec<_> = tokio::net::lookup_host(authority)
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .collect();
+        let mut last = String::from("no address found");
+        let mut stream = None;
+        for a in addrs {
+            match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(a)).await {
+                Ok(Ok(s)) => {
+                    stream = Some(s);
+                    break;
+                }
+                Ok(Err(e)) => last = e.to_string(),
+                Err(_) => last = "timed out".into(),
+            }
+        }
+        let stream = stream.ok_or_else(|| fail(last))?;
+        let _ = stream.set_nodelay(true);
+        Client::over(stream, token).await
+    }
+
+    /// Speaks the protocol over an already-connected stream.
+    pub async fn over(stream: TcpStream, token: Option<&Secret>) -> Result<Client> {
+        let deadlines = Deadlines {
+            // Replies can take a while (hashing a large prefix, a big rm -r).
+            idle: Duration::from_secs(600),
+            ..Deadlines::default()
+        };
+        let mut conn = Connection::from_tcp(stream, Default::default(), deadlines);
+        conn.send(
+            Kind::Request,
+            &Request::Hello {
+                versions: SUPPORTED_VERSIONS.to_vec(),
+                client: format!("ferry/{}", env!("CARGO_PKG_VERSION")),
+            },
+            0,
+        )
+        .await?;
+        let hello: HelloReply = terminal(&mut conn).await?;
+        let mut client = Client { conn, hello };
+        match token {
+            Some(t) if client.hello.auth_available => {
+                let reply: AuthReply = client.request(&Request::Auth { token: t.clone() }).await?;
+                client.hello.permissions = reply.permissions;
+                client.hello.auth_required = false;
+            }
+            None if client.hello.auth_required => {
+                return Err(ClientError::Remote {
+                    code: ErrorCode::AuthRequired,
+                    message: "this server requires a token: set FERRY_TOKEN".into(),
+                });
+            }
+            _ => {}
+        }
+        Ok(client)
+    }
+
+    /// What the server said in its hello (permissions updated after auth).
+    pub fn hello(&self) -> &HelloReply {
+        &self.hello
+    }
+
+    async fn request<T: DeserializeOwned>(&mut self, req: &Request) -> Result<T> {
+        self.conn.send(Kind::Request, req, 0).await?;
+        terminal(&mut self.conn).await
+    }
+
+    /// Reads `Partial` batches until the terminal count.
+    async fn batches<T: DeserializeOwned>(&mut self, req: &Request) -> Result<Vec<T>> {
+        self.conn.send(Kind::Request, req, 0).await?;
+        let mut out = Vec::new();
+        loop {
+            let head = self.conn.next_head().await?;
+            match head.kind {
+                Kind::Partial => {
+                    let b: EntryBatch<T> = serde_json::from_slice(&head.header).map_err(ConnError::from)?;
+                    out.extend(b.entries);
+                }
+                Kind::Ok => {
+                    let c: Count = serde_json::from_slice(&head.header).map_err(ConnError::from)?;
+                    if c.count != out.len() as u64 {
+                        return Err(ConnError::Protocol("entry count does not match".into()).into());
+                    }
+                    return Ok(out);
+                }
+                _ => return Err(remote_error(&head.header, head.kind)),
+            }
+        }
+    }
+
+    /// Lists a folder. Entry names are checked like any name from a peer.
+    pub async fn ls(&mut self, path: &str) -> Result<Vec<Entry>> {
+        let entries: Vec<Entry> = self.batches(&Request::Ls { path: path.into() }).await?;
+        for e in &entries {
+            RelPath::root().child(&e.name)?;
+        }
+        Ok(entries)
+    }
+
+    /// Describes one entry.
+    pub async fn stat(&mut self, path: &str) -> Result<Entry> {
+        self.request(&Request::Stat { path: path.into() }).await
+    }
+
+    /// Lists a whole tree, checked as one batch before it is returned.
+    pub async fn walk(&mut self, path: &str) -> Result<Vec<TreeEntry>> {
+        let entries: Vec<TreeEntry> = self.batches(&Request::Walk { path: path.into() }).await?;
+        crate::files::name::check_batch(
+            entries
+                .iter()
+                .map(|e| (e.path.as_str(), e.kind == crate::wire::messages::EntryKind::Dir)),
+        )?;
+        Ok(entries)
+    }
+
+    /// Removes a file or folder.
+    pub async fn rm(&mut self, path: &str, recursive: bool) -> Result<()> {
+        let _: Done = self
+            .request(&Request::Rm {
+                path: path.into(),
+                recursive,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Creates a folder.
+    pub async fn mkdir(&mut self, path: &str, parents: bool) -> Result<()> {
+        let _: Done = self
+            .request(&Request::Mkdir {
+                path: path.into(),
+                parents,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Renames within the server.
+    pub async fn mv(&mut self, from: &str, to: &str, force: bool) -> Result<()> {
+        let _: Done = self
+            .request(&Request::Mv {
+                from: from.into(),
+                to: to.into(),
+                force,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Announces a folder upload; the server checks it whole.
+    pub async fn plan(&mut self, path: &str, entries: &[TreeEntry], force: bool) -> Result<()> {
+        let body = serde_json::to_vec(entries).map_err(ConnError::from)?;
+        self.conn
+            .send(
+                Kind::Request,
+                &Request::Plan {
+                    path: path.into(),
+                    force,
+                },
+                body.len() as u64,
+            )
+            .await?;
+        self.conn.send_body(&body).await?;
+        let _: Done = terminal(&mut self.conn).await?;
+        Ok(())
+    }
+
+    /// Downloads one file to `local` (see [`transfer`]).
+    pub async fn get_file(
+        &mut self,
+        remote: &str,
+        local: &Path,
+        opts: TransferOpts,
+        bar: &ProgressBar,
+    ) -> Result<Transferred> {
+        transfer::get_file(&mut self.conn, remote, local, opts, bar).await
+    }
+
+    /// Uploads one file from `local` (see [`transfer`]).
+    pub async fn put_file(
+        &mut self,
+        local: &Path,
+        remote: &str,
+        opts: TransferOpts,
+        bar: &ProgressBar,
+    ) -> Result<Transferred> {
+        transfer::put_file(&mut self.conn, local, remote, opts, bar).await
+    }
+
+    /// The raw connection, for tests that speak the protocol by hand.
+    pub fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+/// Reads one terminal reply; `Partial` here is a protocol error.
+async fn terminal<T: DeserializeOwned>(conn: &mut Connection) -> Result<T> {
+    let head = conn.next_head().await?;
+    match head.kind {
+        Kind::Ok => Ok(serde_json::from_slice(&head.header).map_err(ConnError::from)?),
+        kind => Err(remote_error(&head.header, kind)),
+    }
+}
+
+/// Turns an `Error` frame (or an unexpected frame) into a [`ClientError`].
+fn remote_error(header: &[u8], kind: Kind) -> ClientError {
+    if kind != Kind::Error {
+        return ConnError::Protocol(format!("unexpected {kind:?} frame")).into();
+    }
+    match serde_json::from_slice::<ErrorReply>(header) {
+        Ok(e) => ClientError::Remote {
+            code: e.code,
+            message: crate::text::escape(&e.message).into_owned(),
+        },
+        Err(e) => ConnError::Json(e).into(),
+    }
+}

@@ -1,0 +1,262 @@
+//! Single-file transfers with resume and end-to-end SHA-256.
+//!
+//! Resume is automatic. A download writes to a hidden partial file beside
+//! the target; if one is there from an interrupted attempt, its SHA-256 goes
+//! with the request and the server continues after it when its own first
+//! bytes hash the same (otherwise the download starts over). An upload is
+//! the mirror image: the server offers the bytes it holds with their hash,
+//! and the client continues only when its file starts with the same bytes.
+
+use std::path::Path;
+
+use indicatif::ProgressBar;
+use sha2::{Digest as _, Sha256};
+
+use super::{ClientError, Result, remote_error, terminal};
+use crate::files::part::{FinishError, PartFile, hash_prefix, hex, mtime_of};
+use crate::files::pipe::{spawn_reader, spawn_writer};
+use crate::files::{RelPath, part::part_path};
+use crate::wire::messages::{Digest, ErrorCode, GetStart, PutReady, Request};
+use crate::wire::{ConnError, Connection, Kind};
+
+/// How a transfer may treat existing files.
+#[derive(Debug, Clone, Copy)]
+pub struct TransferOpts {
+    /// Replace an existing target.
+    pub force: bool,
+    /// Continue an interrupted transfer (default).
+    pub resume: bool,
+}
+
+impl Default for TransferOpts {
+    fn default() -> Self {
+        TransferOpts {
+            force: false,
+            resume: true,
+        }
+    }
+}
+
+/// What a finished transfer did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transferred {
+    /// Size of the whole file.
+    pub size: u64,
+    /// Its SHA-256, agreed by both ends.
+    pub sha256: String,
+    /// Bytes that were already there and not sent again.
+    pub resumed_from: u64,
+}
+
+fn join_err(_: tokio::task::JoinError) -> ClientError {
+    ClientError::Local("internal error: a worker thread failed".into())
+}
+
+pub(super) async fn get_file(
+    conn: &mut Connection,
+    remote: &str,
+    local: &Path,
+    opts: TransferOpts,
+    bar: &ProgressBar,
+) -> Result<Transferred> {
+    RelPath::parse(remote)?;
+    if !opts.force && std::fs::symlink_metadata(local).is_ok() {
+        return Err(ClientError::Exists(crate::text::escape(&local.display().to_string()).into_owned()));
+    }
+    let target = local.to_path_buf();
+    let resume = opts.resume;
+    let (mut part, prefix) = tokio::task::spawn_blocking(move || {
+        let mut part = PartFile::open(&target, resume)?;
+        let prefix = part.hash_existing()?;
+        Ok::<_, std::io::Error>((part, prefix))
+    })
+    .await
+    .map_err(join_err)?
+    .map_err(|e| ClientError::local(&part_path(local), e))?;
+
+    let mut offset = if prefix.is_some() { part.existing() } else { 0 };
+    let mut prefix = prefix;
+    let (start, body_len) = loop {
+        conn.send(
+            Kind::Request,
+            &Request::Get {
+                path: remote.into(),
+                offset,
+                prefix_sha256: prefix.clone(),
+            },
+            0,
+        )
+        .await?;
+        let head = conn.next_head().await?;
+        match head.kind {
+            Kind::Partial => {
+                let start: GetStart = serde_json::from_slice(&head.header).map_err(ConnError::from)?;
+                break (start, head.body_len);
+            }
+            kind => {
+                let err = remote_error(&head.header, kind);
+                if offset > 0 && err.code() == Some(ErrorCode::ResumeMismatch) {
+                    // What we hold is not the start of this file: start over.
+                    offset = 0;
+                    prefix = None;
+                    continue;
+                }
+                if part.existing() == 0 {
+                    part.discard();
+                }
+                return Err(err);
+            }
+        }
+    };
+    let size = start.entry.size;
+    if start.offset != offset || body_len != size.saturating_sub(offset) {
+        return Err(ConnError::Protocol("get reply does not match the request".into()).into());
+    }
+    let (part, started) = tokio::task::spawn_blocking(move || {
+        let r = part.start(offset, size);
+        (part, r)
+    })
+    .await
+    .map_err(join_err)?;
+    started.map_err(|e| ClientError::local(local, e))?;
+
+    bar.set_length(size);
+    bar.set_position(offset);
+    let (tx, writer) = spawn_writer(part);
+    let mut lost = None;
+    while conn.body_remaining() > 0 {
+        match conn.next_chunk().await {
+            Ok(chunk) => {
+                bar.inc(chunk.len() as u64);
+                if tx.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                lost = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let (part, written) = writer.await.map_err(join_err)?;
+    if let Some(e) = lost {
+        // The partial file stays: the next attempt resumes from it.
+        return Err(e.into());
+    }
+    if let Err(e) = written {
+        // Out of step with the server now: drain what is left of the body.
+        part.discard();
+        let _ = conn.discard_body().await;
+        let _ = terminal::<Digest>(conn).await;
+        return Err(ClientError::local(local, e));
+    }
+    let digest: Digest = terminal(conn).await?;
+    let mtime = start.entry.mtime;
+    let force = opts.force;
+    let finished = tokio::task::spawn_blocking(move || part.finish(Some(&digest.sha256), mtime, force))
+        .await
+        .map_err(join_err)?;
+    match finished {
+        Ok(sha256) => Ok(Transferred {
+            size,
+            sha256,
+            resumed_from: offset,
+        }),
+        Err(FinishError::Checksum { expected, actual }) => Err(ClientError::Checksum(format!(
+            "server says {expected}, received bytes hash to {actual}"
+        ))),
+        Err(FinishError::Exists) => Err(ClientError::Exists(
+            crate::text::escape(&local.display().to_string()).into_owned(),
+        )),
+        Err(e) => Err(ClientError::Local(e.to_string())),
+    }
+}
+
+pub(super) async fn put_file(
+    conn: &mut Connection,
+    local: &Path,
+    remote: &str,
+    opts: TransferOpts,
+    bar: &ProgressBar,
+) -> Result<Transferred> {
+    RelPath::parse(remote)?;
+    let file = std::fs::File::open(local).map_err(|e| ClientError::local(local, e))?;
+    let meta = file.metadata().map_err(|e| ClientError::local(local, e))?;
+    if !meta.is_file() {
+        return Err(ClientError::Local(format!(
+            "{} is not a regular file",
+            crate::text::escape(&local.display().to_string())
+        )));
+    }
+    let size = meta.len();
+    conn.send(
+        Kind::Request,
+        &Request::Put {
+            path: remote.into(),
+            size,
+            mtime: mtime_of(&meta),
+            force: opts.force,
+            resume: opts.resume,
+        },
+        0,
+    )
+    .await?;
+    let head = conn.next_head().await?;
+    if head.kind != Kind::Partial {
+        return Err(remote_error(&head.header, head.kind));
+    }
+    let ready: PutReady = serde_json::from_slice(&head.header).map_err(ConnError::from)?;
+
+    let (file, offset, hasher) = match (ready.offset, ready.prefix_sha256) {
+        (off, Some(theirs)) if off > 0 && off <= size => {
+            let (file, ours) = tokio::task::spawn_blocking(move || {
+                let mut file = file;
+                let h = hash_prefix(&mut file, off);
+                (file, h)
+            })
+            .await
+            .map_err(join_err)?;
+            let ours = ours.map_err(|e| ClientError::local(local, e))?;
+            if hex(&ours.clone().finalize()).eq_ignore_ascii_case(&theirs) {
+                (file, off, ours)
+            } else {
+                (file, 0, Sha256::new())
+            }
+        }
+        _ => (file, 0, Sha256::new()),
+    };
+    let len = size - offset;
+    conn.send(Kind::Request, &Request::Data { offset }, len).await?;
+    bar.set_length(size);
+    bar.set_position(offset);
+    let (mut rx, reader) = spawn_reader(file, offset, len, hasher);
+    while let Some(chunk) = rx.recv().await {
+        match chunk {
+            Ok(bytes) => {
+                conn.send_body(&bytes).await?;
+                bar.inc(bytes.len() as u64);
+            }
+            // The body cannot be completed; the connection must be dropped.
+            Err(e) => return Err(ClientError::local(local, e)),
+        }
+    }
+    let sha256 = reader
+        .await
+        .map_err(join_err)?
+        .map_err(|e| ClientError::local(local, e))?;
+    conn.send(Kind::Request, &Request::Commit { sha256: sha256.clone() }, 0)
+        .await?;
+    let digest: Digest = terminal(conn).await?;
+    if !digest.sha256.eq_ignore_ascii_case(&sha256) || digest.size != size {
+        return Err(ClientError::Checksum(format!(
+            "sent {sha256}, server stored {}",
+            digest.sha256
+        )));
+    }
+    Ok(Transferred {
+        size,
+        sha256,
+        resumed_from: offset,
+    })
+}

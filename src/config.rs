@@ -1,0 +1,306 @@
+//! The server's configuration: flags, then `FERRY_*` environment variables,
+//! then a TOML file, then defaults, merged into one validated [`ServeConfig`].
+//!
+//! Secrets (the token) come only from the environment or the file, never
+//! from argv, where any local user could read them in `ps`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::secret::Secret;
+use crate::wire::Deadlines;
+use crate::wire::messages::Permissions;
+
+/// The default port, TCP and UDP.
+pub const DEFAULT_PORT: u16 = 7070;
+
+/// Server options as flags (each also read from its `FERRY_*` variable).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeOptions {
+    /// Address to listen on, TCP and UDP alike; repeat for more.
+    /// [default: 0.0.0.0:7070 and [::]:7070]
+    #[arg(long, value_name = "ADDR:PORT", env = "FERRY_LISTEN", value_delimiter = ',')]
+    pub listen: Vec<SocketAddr>,
+    /// Name shown to clients. [default: the host name]
+    #[arg(long, env = "FERRY_NAME")]
+    pub name: Option<String>,
+    /// Let clients upload files and create folders.
+    #[arg(long, env = "FERRY_ALLOW_UPLOAD")]
+    pub allow_upload: bool,
+    /// Let clients delete (and, with upload, overwrite and move).
+    #[arg(long, env = "FERRY_ALLOW_DELETE")]
+    pub allow_delete: bool,
+    /// Everything but remote commands: upload and delete.
+    #[arg(long, env = "FERRY_ALLOW_ALL")]
+    pub allow_all: bool,
+    /// With a token set: clients without it get nothing, not even reading.
+    #[arg(long, env = "FERRY_PRIVATE")]
+    pub private: bool,
+    /// Most connections at once. [default: 4096]
+    #[arg(long, value_name = "N", env = "FERRY_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Most connections from one address. [default: 64]
+    #[arg(long, value_name = "N", env = "FERRY_MAX_PER_IP")]
+    pub max_per_ip: Option<usize>,
+    /// Apply the per-address limit to loopback too (exempt by default).
+    #[arg(long, env = "FERRY_LIMIT_LOOPBACK")]
+    pub limit_loopback: bool,
+    /// Seconds a connection may sit idle between requests. [default: 300]
+    #[arg(long, value_name = "SECS", env = "FERRY_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<u64>,
+    /// Seconds a peer may stall inside a frame or a transfer. [default: 30]
+    #[arg(long, value_name = "SECS", env = "FERRY_IO_TIMEOUT")]
+    pub io_timeout: Option<u64>,
+    /// Seconds in-flight transfers get to finish on shutdown. [default: 10]
+    #[arg(long, value_name = "SECS", env = "FERRY_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<u64>,
+    /// TOML file with any of these settings (and `token` or `token_file`).
+    #[arg(long, value_name = "FILE", env = "FERRY_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The TOML file: the same keys as the flags, in snake case, plus the token.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    root: Option<PathBuf>,
+    listen: Option<Vec<SocketAddr>>,
+    name: Option<String>,
+    allow_upload: Option<bool>,
+    allow_delete: Option<bool>,
+    allow_all: Option<bool>,
+    private: Option<bool>,
+    max_connections: Option<usize>,
+    max_per_ip: Option<usize>,
+    limit_loopback: Option<bool>,
+    idle_timeout: Option<u64>,
+    io_timeout: Option<u64>,
+    shutdown_grace: Option<u64>,
+    token: Option<Secret>,
+    token_file: Option<PathBuf>,
+}
+
+/// Connection limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Most connections at once.
+    pub max_connections: usize,
+    /// Most connections per peer address.
+    pub max_per_ip: usize,
+    /// Whether loopback peers count against `max_per_ip`.
+    pub limit_loopback: bool,
+}
+
+/// The validated server configuration.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The served folder.
+    pub root: PathBuf,
+    /// Where to listen (TCP and UDP each).
+    pub listen: Vec<SocketAddr>,
+    /// Whether `listen` is the default pair (an IPv6 failure is then fine).
+    pub default_listen: bool,
+    /// Display name.
+    pub name: String,
+    /// The shared token, if any.
+    pub token: Option<Secret>,
+    /// What clients may do once authenticated (or all clients, without a token).
+    pub granted: Permissions,
+    /// What clients without the token may do when a token is set.
+    pub anonymous: Permissions,
+    /// Connection limits.
+    pub limits: Limits,
+    /// Per-connection deadlines.
+    pub deadlines: Deadlines,
+    /// How long to wait for the first bytes before deciding on a door.
+    pub sniff_timeout: Duration,
+    /// How long in-flight transfers get on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl ServeConfig {
+    /// A configuration for `root` with every default, for tests and embedding.
+    pub fn for_root(root: &Path) -> ServeConfig {
+        ServeConfig::merge(root.to_path_buf(), &ServeOptions::default(), FileConfig::default(), None)
+            .expect("defaults are valid")
+    }
+
+    /// Merges flags (already including `FERRY_*` variables), the TOML file
+    /// they name, and the token from `FERRY_TOKEN` / `FERRY_TOKEN_FILE`.
+    pub fn load(root: Option<PathBuf>, opts: &ServeOptions) -> anyhow::Result<ServeConfig> {
+        let file = match &opts.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("parsing config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let env_token = match (std::env::var("FERRY_TOKEN"), std::env::var("FERRY_TOKEN_FILE")) {
+            (Ok(t), _) => Some(Secret::new(t)),
+            (_, Ok(path)) => Some(read_token_file(Path::new(&path))?),
+            _ => None,
+        };
+        let root = root
+            .or_else(|| file.root.clone())
+            .unwrap_or_else(|| PathBuf::from("."));
+        ServeConfig::merge(root, opts, file, env_token)
+    }
+
+    fn merge(
+        root: PathBuf,
+        opts: &ServeOptions,
+        file: FileConfig,
+        env_token: Option<Secret>,
+    ) -> anyhow::Result<ServeConfig> {
+        let token = match (env_token, file.token, &file.token_file) {
+            (Some(t), _, _) => Some(t),
+            (None, Some(t), _) => Some(t),
+            (None, None, Some(path)) => Some(read_token_file(path)?),
+            _ => None,
+        };
+        if let Some(t) = &token {
+            if t.expose().trim().len() < 8 {
+                bail!("the token must be at least 8 characters");
+            }
+        }
+        let all = opts.allow_all || file.allow_all.unwrap_or(false);
+        let granted = Permissions {
+            read: true,
+            upload: all || opts.allow_upload || file.allow_upload.unwrap_or(false),
+            delete: all || opts.allow_delete || file.allow_delete.unwrap_or(false),
+            exec: false,
+        };
+        let private = opts.private || file.private.unwrap_or(false);
+        if private && token.is_none() {
+            bail!("--private needs a token (set FERRY_TOKEN or `token` in the config file)");
+        }
+        let anonymous = match (&token, private) {
+            (None, _) => granted,
+            (Some(_), false) => Permissions {
+                read: true,
+                ..Permissions::default()
+            },
+            (Some(_), true) => Permissions::default(),
+        };
+        let (listen, default_listen) = if !opts.listen.is_empty() {
+            (opts.listen.clone(), false)
+        } else if let Some(l) = file.listen.filter(|l| !l.is_empty()) {
+            (l, false)
+        } else {
+            (
+                vec![
+                    SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+                    SocketAddr::from(([0u16; 8], DEFAULT_PORT)),
+                ],
+                true,
+            )
+        };
+        let secs = |flag: Option<u64>, file: Option<u64>, default: u64| {
+            Duration::from_secs(flag.or(file).unwrap_or(default).max(1))
+        };
+        let io = secs(opts.io_timeout, file.io_timeout, 30);
+        let limits = Limits {
+            max_connections: opts.max_connections.or(file.max_connections).unwrap_or(4096),
+            max_per_ip: opts.max_per_ip.or(file.max_per_ip).unwrap_or(64),
+            limit_loopback: opts.limit_loopback || file.limit_loopback.unwrap_or(false),
+        };
+        if limits.max_connections == 0 || limits.max_per_ip == 0 {
+            bail!("connection limits must be at least 1");
+        }
+        Ok(ServeConfig {
+            root,
+            listen,
+            default_listen,
+            name: opts
+                .name
+                .clone()
+                .or(file.name)
+                .unwrap_or_else(default_name),
+            token,
+            granted,
+            anonymous,
+            limits,
+            deadlines: Deadlines {
+                idle: secs(opts.idle_timeout, file.idle_timeout, 300),
+                header: io,
+                body: io,
+            },
+            sniff_timeout: Duration::from_secs(5),
+            shutdown_grace: secs(opts.shutdown_grace, file.shutdown_grace, 10),
+        })
+    }
+
+    /// Whether clients must present the token before anything else.
+    pub fn auth_required(&self) -> bool {
+        self.token.is_some() && !self.anonymous.read
+    }
+}
+
+fn read_token_file(path: &Path) -> anyhow::Result<Secret> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading token file {}", path.display()))?;
+    Ok(Secret::new(text.trim_end_matches(['\n', '\r'])))
+}
+
+fn default_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "ferry".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_and_file_beats_defaults() {
+        let file: FileConfig = toml::from_str(
+            "name = \"from-file\"\nmax_per_ip = 3\nallow_upload = true\ntoken = \"abcdefgh1\"",
+        )
+        .unwrap();
+        let opts = ServeOptions {
+            name: Some("from-flag".into()),
+            ..Default::default()
+        };
+        let c = ServeConfig::merge(".".into(), &opts, file, None).unwrap();
+        assert_eq!(c.name, "from-flag");
+        assert_eq!(c.limits.max_per_ip, 3);
+        assert_eq!(c.limits.max_connections, 4096);
+        assert!(c.granted.upload && !c.granted.delete);
+        assert!(c.anonymous.read && !c.anonymous.upload);
+        assert!(c.token.as_ref().unwrap().matches("abcdefgh1"));
+    }
+
+    #[test]
+    fn env_token_beats_file_token_and_bad_settings_fail() {
+        let file: FileConfig = toml::from_str("token = \"file-token-1\"").unwrap();
+        let c = ServeConfig::merge(".".into(), &ServeOptions::default(), file, Some(Secret::new("env-token-1")))
+            .unwrap();
+        assert!(c.token.unwrap().matches("env-token-1"));
+        assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
+        let short: FileConfig = toml::from_str("token = \"short\"").unwrap();
+        assert!(ServeConfig::merge(".".into(), &ServeOptions::default(), short, None).is_err());
+        let opts = ServeOptions {
+            private: true,
+            ..Default::default()
+        };
+        assert!(ServeConfig::merge(".".into(), &opts, FileConfig::default(), None).is_err());
+    }
+
+    #[test]
+    fn default_listen_is_both_families() {
+        let c = ServeConfig::for_root(Path::new("."));
+        assert!(c.default_listen);
+        assert_eq!(c.listen.len(), 2);
+        assert!(c.listen.iter().all(|a| a.port() == DEFAULT_PORT));
+    }
+}

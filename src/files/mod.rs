@@ -1,0 +1,103 @@
+//! The files service: a jailed store, atomic verified writes, and the one
+//! name validator every door and the client share.
+
+pub mod name;
+pub mod part;
+pub mod pipe;
+pub mod store;
+
+pub use name::{NameError, RelPath};
+pub use part::{FinishError, PartFile};
+pub use store::FileStore;
+
+use crate::wire::messages::ErrorCode;
+
+/// A files operation that failed, with a message fit for the peer.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    /// A name broke the rules.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// Nothing there.
+    #[error("{0}")]
+    NotFound(String),
+    /// Not allowed (outside the root, not a regular file, …).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Already there.
+    #[error("{0}")]
+    Exists(String),
+    /// Needed a folder.
+    #[error("{0}")]
+    NotADirectory(String),
+    /// Needed a file.
+    #[error("{0}")]
+    IsADirectory(String),
+    /// Folder not empty.
+    #[error("{0}")]
+    NotEmpty(String),
+    /// Held by another transfer.
+    #[error("{0}")]
+    Busy(String),
+    /// Over a limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Storage failed.
+    #[error("{0}")]
+    Io(String),
+    /// Received bytes do not match the sender's digest.
+    #[error("{0}")]
+    Checksum(String),
+    /// A transfer ended with the wrong number of bytes.
+    #[error("{0}")]
+    Incomplete(String),
+    /// A lock was poisoned.
+    #[error("internal error")]
+    Internal,
+}
+
+impl FilesError {
+    /// Maps an I/O error on `rel` to the closest stable code.
+    pub fn from_io(rel: &RelPath, e: std::io::Error) -> FilesError {
+        use std::io::ErrorKind as K;
+        match e.kind() {
+            K::NotFound => FilesError::NotFound(format!("{rel} does not exist")),
+            K::NotADirectory => FilesError::NotFound(format!("{rel} does not exist")),
+            K::PermissionDenied => FilesError::Forbidden(format!("{rel}: permission denied")),
+            K::AlreadyExists => FilesError::Exists(format!("{rel} exists")),
+            K::DirectoryNotEmpty => FilesError::NotEmpty(format!("{rel} is not empty (use recursive removal)")),
+            K::IsADirectory => FilesError::IsADirectory(format!("{rel} is a folder")),
+            _ => FilesError::Io(format!("{rel}: {e}")),
+        }
+    }
+
+    /// The stable wire code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            FilesError::Name(_) => ErrorCode::InvalidName,
+            FilesError::NotFound(_) => ErrorCode::NotFound,
+            FilesError::Forbidden(_) => ErrorCode::Forbidden,
+            FilesError::Exists(_) => ErrorCode::Exists,
+            FilesError::NotADirectory(_) => ErrorCode::NotADirectory,
+            FilesError::IsADirectory(_) => ErrorCode::IsADirectory,
+            FilesError::NotEmpty(_) => ErrorCode::NotEmpty,
+            FilesError::Busy(_) => ErrorCode::Busy,
+            FilesError::TooLarge(_) => ErrorCode::TooLarge,
+            FilesError::Io(_) => ErrorCode::Io,
+            FilesError::Checksum(_) => ErrorCode::ChecksumMismatch,
+            FilesError::Incomplete(_) => ErrorCode::BadRequest,
+            FilesError::Internal => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<FinishError> for FilesError {
+    fn from(e: FinishError) -> Self {
+        match e {
+            FinishError::Exists => FilesError::Exists("target appeared during the upload".into()),
+            FinishError::Io(e) => FilesError::Io(e.to_string()),
+            e @ FinishError::Checksum { .. } => FilesError::Checksum(e.to_string()),
+            e @ FinishError::Size { .. } => FilesError::Incomplete(e.to_string()),
+        }
+    }
+}

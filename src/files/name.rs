@@ -1,0 +1,295 @@
+//! The one name validator. Every path a peer sends (and every name a server
+//! sends to the client) passes through [`RelPath::parse`] before it touches a
+//! file system.
+//!
+//! A path is `/`-separated components relative to the served root. One
+//! leading `/` means "from the root" and one trailing `/` is ignored; any
+//! other empty component is refused. Each component must be a normal name:
+//! not `.` or `..`, no NUL or control characters (C0, DEL, C1), no
+//! backslash (a separator elsewhere), no drive-letter prefix (`C:`), at most
+//! 255 bytes, and not ending in the reserved suffix of partial files.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Suffix of in-progress transfer files; reserved, never a valid name.
+pub const PART_SUFFIX: &str = ".ferry-part";
+/// Longest accepted component, in bytes.
+pub const MAX_COMPONENT: usize = 255;
+/// Longest accepted path, in bytes.
+pub const MAX_PATH: usize = 4096;
+
+/// Why a name was refused. The message quotes the name with control
+/// characters escaped, so it is safe to print.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid name {name}: {reason}")]
+pub struct NameError {
+    /// The offending name, escaped.
+    pub name: String,
+    /// What rule it breaks.
+    pub reason: &'static str,
+}
+
+/// A validated path below the root: zero or more normal components.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RelPath {
+    parts: Vec<String>,
+}
+
+impl RelPath {
+    /// The root itself.
+    pub fn root() -> Self {
+        RelPath { parts: Vec::new() }
+    }
+
+    /// Validates a peer-supplied path.
+    pub fn parse(raw: &str) -> Result<RelPath, NameError> {
+        let fail = |reason| NameError {
+            name: quote(raw),
+            reason,
+        };
+        if raw.len() > MAX_PATH {
+            return Err(fail("path is longer than 4096 bytes"));
+        }
+        let mut s = raw.strip_prefix('/').unwrap_or(raw);
+        s = s.strip_suffix('/').unwrap_or(s);
+        if s.is_empty() {
+            return Ok(RelPath::root());
+        }
+        let mut parts = Vec::new();
+        for comp in s.split('/') {
+            check_component(comp).map_err(fail)?;
+            parts.push(comp.to_string());
+        }
+        Ok(RelPath { parts })
+    }
+
+    /// Validates one component given as an OS name (from a local directory
+    /// listing), which must also be UTF-8.
+    pub fn component_from_os(name: &std::ffi::OsStr) -> Result<String, NameError> {
+        let Some(s) = name.to_str() else {
+            return Err(NameError {
+                name: quote(&name.to_string_lossy()),
+                reason: "not valid UTF-8",
+            });
+        };
+        check_component(s).map_err(|reason| NameError {
+            name: quote(s),
+            reason,
+        })?;
+        Ok(s.to_string())
+    }
+
+    /// True for the root.
+    pub fn is_root(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// The components.
+    pub fn parts(&self) -> &[String] {
+        &self.parts
+    }
+
+    /// The last component, if any.
+    pub fn file_name(&self) -> Option<&str> {
+        self.parts.last().map(String::as_str)
+    }
+
+    /// Everything but the last component.
+    pub fn parent(&self) -> Option<RelPath> {
+        if self.parts.is_empty() {
+            return None;
+        }
+        Some(RelPath {
+            parts: self.parts[..self.parts.len() - 1].to_vec(),
+        })
+    }
+
+    /// This path with more components appended (each already valid).
+    pub fn join(&self, other: &RelPath) -> RelPath {
+        let mut parts = self.parts.clone();
+        parts.extend(other.parts.iter().cloned());
+        RelPath { parts }
+    }
+
+    /// This path with one more, already-validated component.
+    pub fn child(&self, name: &str) -> Result<RelPath, NameError> {
+        check_component(name).map_err(|reason| NameError {
+            name: quote(name),
+            reason,
+        })?;
+        let mut parts = self.parts.clone();
+        parts.push(name.to_string());
+        Ok(RelPath { parts })
+    }
+
+    /// The path below `base`.
+    pub fn to_path(&self, base: &Path) -> PathBuf {
+        let mut p = base.to_path_buf();
+        p.extend(&self.parts);
+        p
+    }
+
+    /// `/`-separated form, without a leading slash (empty for the root).
+    pub fn as_wire(&self) -> String {
+        self.parts.join("/")
+    }
+}
+
+impl fmt::Display for RelPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "/{}", crate::text::escape(&self.parts.join("/")))
+    }
+}
+
+fn check_component(c: &str) -> Result<(), &'static str> {
+    if c.is_empty() {
+        return Err("empty path component");
+    }
+    if c == "." || c == ".." {
+        return Err("'.' and '..' are not allowed");
+    }
+    if c.len() > MAX_COMPONENT {
+        return Err("a component is longer than 255 bytes");
+    }
+    if c.chars().any(|ch| ch == '\0') {
+        return Err("contains NUL");
+    }
+    if c.chars().any(char::is_control) {
+        return Err("contains a control character");
+    }
+    if c.contains('\\') {
+        return Err("contains a backslash");
+    }
+    let b = c.as_bytes();
+    if b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
+        return Err("starts with a drive letter");
+    }
+    if c.ends_with(PART_SUFFIX) {
+        return Err("ends with the reserved suffix .ferry-part");
+    }
+    Ok(())
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", crate::text::escape(s))
+}
+
+/// Checks a whole batch of tree paths before anything is written: every
+/// path valid, none twice (case-insensitively, so a batch cannot collide
+/// with itself on a case-insensitive disk), no file standing where another
+/// entry needs a folder.
+pub fn check_batch<'a>(
+    paths: impl IntoIterator<Item = (&'a str, bool)>,
+) -> Result<Vec<RelPath>, NameError> {
+    let mut seen = HashSet::new();
+    let mut files = HashSet::new();
+    let mut out = Vec::new();
+    for (raw, is_dir) in paths {
+        let rel = RelPath::parse(raw)?;
+        if rel.is_root() || raw.starts_with('/') {
+            return Err(NameError {
+                name: quote(raw),
+                reason: "a batch entry must be a relative path",
+            });
+        }
+        if !seen.insert(rel.as_wire().to_lowercase()) {
+            return Err(NameError {
+                name: quote(raw),
+                reason: "appears twice in the batch",
+            });
+        }
+        if !is_dir {
+            files.insert(rel.as_wire().to_lowercase());
+        }
+        out.push(rel);
+    }
+    for rel in &out {
+        let mut prefix = String::new();
+        for part in &rel.parts()[..rel.parts().len() - 1] {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(&part.to_lowercase());
+            if files.contains(&prefix) {
+                return Err(NameError {
+                    name: quote(&rel.as_wire()),
+                    reason: "lies below an entry that is a file",
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_and_unusual_but_safe_names() {
+        for ok in [
+            "a.txt",
+            "/docs/report.pdf",
+            "docs/",
+            "",
+            "/",
+            ".hidden",
+            "emoji 😀 name",
+            "quotes \"'`",
+            "amp&lt<gt>",
+            "colon:later",
+            "日本語/ファイル",
+            "..dots..",
+        ] {
+            assert!(RelPath::parse(ok).is_ok(), "{ok:?} should be accepted");
+        }
+        assert_eq!(RelPath::parse("/a/b/").unwrap().as_wire(), "a/b");
+        assert!(RelPath::parse("/").unwrap().is_root());
+    }
+
+    #[test]
+    fn refuses_every_hostile_form() {
+        for bad in [
+            "..",
+            "../etc/passwd",
+            "a/../../b",
+            "a/./b",
+            "//etc/passwd",
+            "a//b",
+            "a\\..\\b",
+            "..\\x",
+            "C:\\Windows",
+            "c:foo",
+            "nul\0byte",
+            "line\nbreak",
+            "tab\there",
+            "esc\x1b[31m",
+            "del\x7f",
+            "c1\u{85}",
+            "x.ferry-part",
+        ] {
+            assert!(RelPath::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(RelPath::parse(&"a".repeat(256)).is_err());
+        assert!(RelPath::parse(&"a/".repeat(2100)).is_err());
+    }
+
+    #[test]
+    fn error_messages_are_escaped() {
+        let e = RelPath::parse("evil\x1b]0;pwned\x07").unwrap_err();
+        let msg = e.to_string();
+        assert!(!msg.chars().any(|c| c.is_control()), "{msg:?}");
+    }
+
+    #[test]
+    fn batches_are_checked_whole() {
+        assert!(check_batch([("a", true), ("a/b.txt", false)]).is_ok());
+        assert!(check_batch([("a.txt", false), ("A.TXT", false)]).is_err());
+        assert!(check_batch([("f", false), ("f/x", false)]).is_err());
+        assert!(check_batch([("ok", false), ("../bad", false)]).is_err());
+        assert!(check_batch([("/abs", false)]).is_err());
+        assert!(check_batch([("", true)]).is_err());
+    }
+}

@@ -1,0 +1,381 @@
+//! [`FileStore`]: the served folder, and every operation on it, with the
+//! root jail applied in one place.
+//!
+//! Paths arrive as validated [`RelPath`]s. Existing paths are canonicalised
+//! and must stay below the canonical root, so a symlink is followed only
+//! while it stays inside. Entries that name-checking would refuse (and the
+//! hidden partial files) are left out of listings: they could never be
+//! asked for anyway.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::FilesError;
+use super::name::{PART_SUFFIX, RelPath, check_batch};
+use super::part::{PartFile, mtime_of};
+use crate::wire::messages::{Entry, EntryKind, TreeEntry};
+
+/// Most entries one walk may return, to bound memory.
+pub const MAX_WALK: usize = 1_000_000;
+
+/// The served folder.
+#[derive(Debug)]
+pub struct FileStore {
+    root: PathBuf,
+    uploads: Arc<Mutex<HashSet<PathBuf>>>,
+}
+
+/// Marks a target as being uploaded; dropping it frees the target.
+#[derive(Debug)]
+pub struct UploadGuard {
+    target: PathBuf,
+    uploads: Arc<Mutex<HashSet<PathBuf>>>,
+}
+
+impl Drop for UploadGuard {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.uploads.lock() {
+            set.remove(&self.target);
+        }
+    }
+}
+
+/// An upload accepted by the store.
+#[derive(Debug)]
+pub struct Upload {
+    /// Where the bytes go.
+    pub part: PartFile,
+    /// Whether a file of that name existed when the upload began.
+    pub replaces: bool,
+    /// Holds the target for this upload alone.
+    pub guard: UploadGuard,
+}
+
+impl FileStore {
+    /// Opens `root`, which must be an existing folder.
+    pub fn open(root: &Path) -> io::Result<FileStore> {
+        let root = fs::canonicalize(root)?;
+        if !root.is_dir() {
+            return Err(io::Error::new(io::ErrorKind::NotADirectory, "not a folder"));
+        }
+        Ok(FileStore {
+            root,
+            uploads: Arc::default(),
+        })
+    }
+
+    /// The canonical root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Follows `rel` (symlinks included) to a path that must exist and stay
+    /// inside the root.
+    fn resolve(&self, rel: &RelPath) -> Result<PathBuf, FilesError> {
+        let joined = rel.to_path(&self.root);
+        let real = fs::canonicalize(&joined).map_err(|e| FilesError::from_io(rel, e))?;
+        if !real.starts_with(&self.root) {
+            return Err(FilesError::Forbidden(format!(
+                "{rel} leads outside the served folder"
+            )));
+        }
+        Ok(real)
+    }
+
+    /// The real folder that holds `rel`'s last component, and that name;
+    /// the last component itself is not followed.
+    fn resolve_parent(&self, rel: &RelPath) -> Result<(PathBuf, String), FilesError> {
+        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+            return Err(FilesError::Forbidden("the served folder itself cannot be changed".into()));
+        };
+        let dir = self.resolve(&parent)?;
+        if !dir.is_dir() {
+            return Err(FilesError::NotADirectory(format!("{parent} is not a folder")));
+        }
+        Ok((dir, name.to_string()))
+    }
+
+    /// Describes one entry.
+    pub fn stat(&self, rel: &RelPath) -> Result<Entry, FilesError> {
+        let real = self.resolve(rel)?;
+        let meta = fs::metadata(&real).map_err(|e| FilesError::from_io(rel, e))?;
+        let name = rel.file_name().unwrap_or("").to_string();
+        Ok(entry(name, &meta, kind_of(&meta)))
+    }
+
+    /// Lists a folder, sorted by name.
+    pub fn list(&self, rel: &RelPath) -> Result<Vec<Entry>, FilesError> {
+        let dir = self.resolve(rel)?;
+        if !dir.is_dir() {
+            return Err(FilesError::NotADirectory(format!("{rel} is not a folder")));
+        }
+        let mut out = Vec::new();
+        for item in fs::read_dir(&dir).map_err(|e| FilesError::from_io(rel, e))? {
+            let item = item.map_err(|e| FilesError::from_io(rel, e))?;
+            let Some(name) = listable_name(&item.file_name()) else {
+                continue;
+            };
+            if let Some(e) = self.describe(&item.path(), name) {
+                out.push(e);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Describes a directory entry, following a symlink only inside the root.
+    fn describe(&self, path: &Path, name: String) -> Option<Entry> {
+        let lmeta = fs::symlink_metadata(path).ok()?;
+        if !lmeta.file_type().is_symlink() {
+            return Some(entry(name, &lmeta, kind_of(&lmeta)));
+        }
+        match fs::canonicalize(path) {
+            Ok(real) if real.starts_with(&self.root) => {
+                let meta = fs::metadata(&real).ok()?;
+                Some(entry(name, &meta, kind_of(&meta)))
+            }
+            _ => Some(Entry {
+                name,
+                kind: EntryKind::Symlink,
+                size: 0,
+                mtime: mtime_of(&lmeta),
+            }),
+        }
+    }
+
+    /// Every folder and file below `rel`, parents before children, paths
+    /// relative to `rel`. Symlinks to files inside the root count as files;
+    /// symlinked folders are not descended (no loops), nor are links out.
+    pub fn walk(&self, rel: &RelPath) -> Result<Vec<TreeEntry>, FilesError> {
+        let top = self.resolve(rel)?;
+        if !top.is_dir() {
+            return Err(FilesError::NotADirectory(format!("{rel} is not a folder")));
+        }
+        let mut out = Vec::new();
+        let mut stack = vec![(top, String::new())];
+        while let Some((dir, prefix)) = stack.pop() {
+            let mut names: Vec<_> = fs::read_dir(&dir)
+                .map_err(|e| FilesError::from_io(rel, e))?
+                .filter_map(Result::ok)
+                .collect();
+            names.sort_by_key(|e| e.file_name());
+            for item in names {
+                let Some(name) = listable_name(&item.file_name()) else {
+                    continue;
+                };
+                let path = if prefix.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{prefix}/{name}")
+                };
+                let is_link = item.file_type().map(|t| t.is_symlink()).unwrap_or(true);
+                let Some(e) = self.describe(&item.path(), name) else {
+                    continue;
+                };
+                match e.kind {
+                    EntryKind::Dir if !is_link => {
+                        stack.push((item.path(), path.clone()));
+                    }
+                    EntryKind::File => {}
+                    _ => continue,
+                }
+                out.push(TreeEntry {
+                    path,
+                    kind: e.kind,
+                    size: e.size,
+                    mtime: e.mtime,
+                });
+                if out.len() > MAX_WALK {
+                    return Err(FilesError::TooLarge(format!(
+                        "{rel} holds more than {MAX_WALK} entries"
+                    )));
+                }
+            }
+        }
+        // Parents before children, whatever order the stack produced.
+        out.sort_by(|a, b| a.path.split('/').cmp(b.path.split('/')));
+        Ok(out)
+    }
+
+    /// Opens a file for reading.
+    pub fn open_read(&self, rel: &RelPath) -> Result<(File, Entry), FilesError> {
+        let real = self.resolve(rel)?;
+        let file = File::open(&real).map_err(|e| FilesError::from_io(rel, e))?;
+        let meta = file.metadata().map_err(|e| FilesError::from_io(rel, e))?;
+        if meta.is_dir() {
+            return Err(FilesError::IsADirectory(format!("{rel} is a folder")));
+        }
+        if !meta.is_file() {
+            return Err(FilesError::Forbidden(format!("{rel} is not a regular file")));
+        }
+        let name = rel.file_name().unwrap_or("").to_string();
+        Ok((file, entry(name, &meta, EntryKind::File)))
+    }
+
+    /// Starts receiving `rel`. Refuses an existing target unless `force`, a
+    /// folder always, and a target another upload holds.
+    pub fn begin_upload(&self, rel: &RelPath, force: bool, resume: bool) -> Result<Upload, FilesError> {
+        let (dir, name) = self.resolve_parent(rel)?;
+        let target = dir.join(&name);
+        let replaces = match fs::symlink_metadata(&target) {
+            Ok(m) if m.is_dir() => {
+                return Err(FilesError::IsADirectory(format!("{rel} is a folder")));
+            }
+            Ok(_) if !force => {
+                return Err(FilesError::Exists(format!(
+                    "{rel} exists (ask to overwrite with --force)"
+                )));
+            }
+            Ok(_) => true,
+            Err(_) => false,
+        };
+        {
+            let mut set = self.uploads.lock().map_err(|_| FilesError::Internal)?;
+            if !set.insert(target.clone()) {
+                return Err(FilesError::Busy(format!("{rel} is being uploaded by another client")));
+            }
+        }
+        let guard = UploadGuard {
+            target: target.clone(),
+            uploads: self.uploads.clone(),
+        };
+        let part = PartFile::open(&target, resume).map_err(|e| FilesError::from_io(rel, e))?;
+        Ok(Upload {
+            part,
+            replaces,
+            guard,
+        })
+    }
+
+    /// Checks a folder upload whole: every name valid, nothing twice, the
+    /// destination a folder (or creatable), and no existing file in the way
+    /// unless `force`. Writes nothing.
+    pub fn check_plan(&self, base: &RelPath, entries: &[TreeEntry], force: bool) -> Result<(), FilesError> {
+        let rels = check_batch(entries.iter().map(|e| (e.path.as_str(), e.kind == EntryKind::Dir)))?;
+        match self.resolve(base) {
+            Ok(p) if !p.is_dir() => {
+                return Err(FilesError::NotADirectory(format!("{base} is not a folder")));
+            }
+            Ok(_) => {}
+            Err(FilesError::NotFound(_)) => {
+                self.resolve_parent(base)?;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+        for (rel, e) in rels.iter().zip(entries) {
+            let full = base.join(rel);
+            let path = full.to_path(&self.root);
+            match fs::symlink_metadata(&path) {
+                Ok(m) if e.kind == EntryKind::Dir && !m.is_dir() => {
+                    return Err(FilesError::Exists(format!("{full} exists and is not a folder")));
+                }
+                Ok(m) if e.kind == EntryKind::File && m.is_dir() => {
+                    return Err(FilesError::IsADirectory(format!("{full} is a folder")));
+                }
+                Ok(_) if e.kind == EntryKind::File && !force => {
+                    return Err(FilesError::Exists(format!(
+                        "{full} exists (ask to overwrite with --force)"
+                    )));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a file, a symlink (not its target) or a folder (non-empty
+    /// only with `recursive`).
+    pub fn remove(&self, rel: &RelPath, recursive: bool) -> Result<(), FilesError> {
+        let (dir, name) = self.resolve_parent(rel)?;
+        let path = dir.join(&name);
+        let meta = fs::symlink_metadata(&path).map_err(|e| FilesError::from_io(rel, e))?;
+        let res = if meta.is_dir() {
+            if recursive {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_dir(&path)
+            }
+        } else {
+            fs::remove_file(&path)
+        };
+        res.map_err(|e| FilesError::from_io(rel, e))
+    }
+
+    /// Creates a folder; with `parents`, missing parents too and no error if
+    /// it exists.
+    pub fn mkdir(&self, rel: &RelPath, parents: bool) -> Result<(), FilesError> {
+        if parents {
+            let mut cur = RelPath::root();
+            for part in rel.parts() {
+                cur = cur.child(part)?;
+                match self.resolve(&cur) {
+                    Ok(p) if p.is_dir() => continue,
+                    Ok(_) => return Err(FilesError::NotADirectory(format!("{cur} is not a folder"))),
+                    Err(FilesError::NotFound(_)) => self.mkdir(&cur, false)?,
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(());
+        }
+        let (dir, name) = self.resolve_parent(rel)?;
+        fs::create_dir(dir.join(name)).map_err(|e| FilesError::from_io(rel, e))
+    }
+
+    /// Renames within the root; replaces an existing file only with `force`
+    /// and never replaces a folder.
+    pub fn rename(&self, from: &RelPath, to: &RelPath, force: bool) -> Result<(), FilesError> {
+        let (fdir, fname) = self.resolve_parent(from)?;
+        let src = fdir.join(&fname);
+        fs::symlink_metadata(&src).map_err(|e| FilesError::from_io(from, e))?;
+        let (tdir, tname) = self.resolve_parent(to)?;
+        let dst = tdir.join(&tname);
+        if dst.starts_with(&src) && dst != src {
+            return Err(FilesError::Forbidden(format!("cannot move {from} into itself")));
+        }
+        match fs::symlink_metadata(&dst) {
+            Ok(m) if m.is_dir() => return Err(FilesError::Exists(format!("{to} is an existing folder"))),
+            Ok(_) if !force => {
+                return Err(FilesError::Exists(format!("{to} exists (ask to overwrite with --force)")));
+            }
+            _ => {}
+        }
+        fs::rename(&src, &dst).map_err(|e| FilesError::from_io(to, e))
+    }
+
+    /// Whether `rel` exists (without following a final symlink).
+    pub fn exists(&self, rel: &RelPath) -> bool {
+        self.resolve_parent(rel)
+            .map(|(d, n)| fs::symlink_metadata(d.join(n)).is_ok())
+            .unwrap_or(false)
+    }
+}
+
+fn listable_name(os: &std::ffi::OsStr) -> Option<String> {
+    let name = RelPath::component_from_os(os).ok()?;
+    (!name.ends_with(PART_SUFFIX)).then_some(name)
+}
+
+fn kind_of(meta: &fs::Metadata) -> EntryKind {
+    if meta.is_dir() {
+        EntryKind::Dir
+    } else if meta.is_file() {
+        EntryKind::File
+    } else if meta.file_type().is_symlink() {
+        EntryKind::Symlink
+    } else {
+        EntryKind::Other
+    }
+}
+
+fn entry(name: String, meta: &fs::Metadata, kind: EntryKind) -> Entry {
+    Entry {
+        name,
+        kind,
+        size: if kind == EntryKind::File { meta.len() } else { 0 },
+        mtime: mtime_of(meta),
+    }
+}

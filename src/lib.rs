@@ -1,0 +1,41 @@
+//! ferry: the classic client/server services of a local network, done
+//! properly, in one binary.
+//!
+//! # Map
+//!
+//! A connection arrives at [`server`], which binds one TCP and one UDP port
+//! (7070 by default), enforces connection limits, and sniffs each TCP
+//! connection's first bytes ([`server::sniff`]) to pick a door: the native
+//! protocol, or the classic `struct.pack('i', len)` + JSON client of the old
+//! exercise. Each door turns its framing into calls on a service and knows
+//! nothing of the others.
+//!
+//! - [`wire`]: the native protocol. [`wire::frame`] is pure (bytes in,
+//!   prefix out, caps checked first); [`wire::codec`] yields frame heads and
+//!   body chunks; [`wire::connection`] owns buffers and deadlines;
+//!   [`wire::messages`] are the typed JSON headers and stable error codes;
+//!   [`wire::classic`] is the classic framing.
+//! - [`files`]: the files service. [`files::name`] is the one validator for
+//!   every name from a peer; [`files::store`] is the jailed folder;
+//!   [`files::part`] writes every received byte to a hidden partial file
+//!   that only becomes visible once its size and SHA-256 check out;
+//!   [`files::pipe`] moves bytes between a disk thread and a socket.
+//! - [`client`]: the client library the CLI uses, with resume and folder
+//!   transfers; [`client::addr`] parses `HOST[:PORT][:/PATH]`.
+//! - [`config`]: flags, `FERRY_*` variables, a TOML file and defaults merged
+//!   into one validated [`config::ServeConfig`].
+//! - [`cli`]: one module per subcommand; `main.rs` only parses and runs.
+//! - [`secret`] and [`text`]: tokens that never print, and peer text made
+//!   safe for terminals and logs.
+//!
+//! `docs/ARCHITECTURE.md` tells the same story at more length, and
+//! `docs/PROTOCOL.md` specifies the wire format.
+
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod files;
+pub mod secret;
+pub mod server;
+pub mod text;
+pub mod wire;

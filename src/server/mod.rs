@@ -1,0 +1,256 @@
+//! The server: listeners on the shared port, the door sniffer, connection
+//! limits, auth and shutdown. Each door translates its framing into calls on
+//! the services (today the [`FileStore`]); services never learn which door a
+//! request came through.
+//!
+//! Shutdown has two stages. `stop` ends the accept loops and closes idle
+//! connections, while requests in progress go on; after the grace period,
+//! `abort` makes in-flight transfers give up cleanly (partial uploads
+//! removed, an error frame sent). Then every connection task has ended.
+
+mod auth;
+mod classic;
+mod limits;
+mod native;
+pub mod sniff;
+mod udp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+pub use auth::Gate;
+pub use limits::{ConnLimits, ConnPermit, Refusal};
+use sniff::{Door, sniff};
+
+use crate::config::ServeConfig;
+use crate::files::FileStore;
+use crate::wire::classic::{ClassicReply, encode_reply};
+use crate::wire::frame::{Kind, encode_head};
+use crate::wire::messages::{ErrorCode, ErrorReply};
+
+/// Connections that may be told "busy" at once; past this they are dropped.
+const MAX_REFUSING: usize = 64;
+
+/// What every door shares.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub(crate) config: ServeConfig,
+    pub(crate) store: FileStore,
+    pub(crate) gate: Gate,
+    pub(crate) limits: Arc<ConnLimits>,
+    /// Stop taking requests; idle connections close.
+    pub(crate) stop: CancellationToken,
+    /// Abandon in-flight transfers.
+    pub(crate) abort: CancellationToken,
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    ctx: Arc<Ctx>,
+    tcp: Vec<TcpListener>,
+    udp: Vec<UdpSocket>,
+}
+
+impl Server {
+    /// Opens the served folder and binds every listen address, TCP and UDP.
+    /// With the default pair, a failure to bind IPv6 only warns.
+    pub async fn bind(config: ServeConfig) -> anyhow::Result<Server> {
+        let store = FileStore::open(&config.root)
+            .with_context(|| format!("cannot serve {}", config.root.display()))?;
+        let mut tcp = Vec::new();
+        let mut udp = Vec::new();
+        for addr in &config.listen {
+            match bind_pair(*addr) {
+                Ok((t, u)) => {
+                    tcp.push(t);
+                    udp.push(u);
+                }
+                Err(e) if config.default_listen && addr.is_ipv6() => {
+                    warn!("not listening on {addr}: {e:#}");
+                }
+                Err(e) => return Err(e.context(format!("cannot listen on {addr}"))),
+            }
+        }
+        let ctx = Arc::new(Ctx {
+            gate: Gate::new(config.token.clone()),
+            limits: ConnLimits::new(config.limits.clone()),
+            store,
+            config,
+            stop: CancellationToken::new(),
+            abort: CancellationToken::new(),
+        });
+        Ok(Server { ctx, tcp, udp })
+    }
+
+    /// The TCP addresses actually bound (with real ports when 0 was asked).
+    pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
+        self.tcp.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+
+    /// The UDP addresses actually bound.
+    pub fn udp_addrs(&self) -> Vec<SocketAddr> {
+        self.udp.iter().filter_map(|s| s.local_addr().ok()).collect()
+    }
+
+    /// The served folder, canonical.
+    pub fn root(&self) -> &std::path::Path {
+        self.ctx.store.root()
+    }
+
+    /// Serves until `shutdown` is cancelled, then shuts down gracefully.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let tracker = TaskTracker::new();
+        let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
+        let mut loops = tokio::task::JoinSet::new();
+        for listener in self.tcp {
+            loops.spawn(accept_loop(listener, self.ctx.clone(), tracker.clone(), refusing.clone()));
+        }
+        for socket in self.udp {
+            loops.spawn(udp::serve(socket, self.ctx.clone()));
+        }
+        shutdown.cancelled().await;
+
+        let open = self.ctx.limits.open();
+        info!(connections = open, "shutting down: no new connections");
+        loops.abort_all();
+        self.ctx.stop.cancel();
+        tracker.close();
+        let grace = self.ctx.config.shutdown_grace;
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            info!("grace period over: aborting transfers still running");
+            self.ctx.abort.cancel();
+            if tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await.is_err() {
+                warn!("some connections did not end in time");
+            }
+        }
+        info!("stopped");
+        Ok(())
+    }
+}
+
+/// Binds TCP and UDP on one address; IPv6 sockets are v6-only so that the
+/// IPv4 wildcard can share the port.
+fn bind_pair(addr: SocketAddr) -> anyhow::Result<(TcpListener, UdpSocket)> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let domain = Domain::for_address(addr);
+    let t = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        t.set_only_v6(true)?;
+    }
+    t.set_reuse_address(true)?;
+    t.set_nonblocking(true)?;
+    t.bind(&addr.into())?;
+    t.listen(1024)?;
+    let tcp = TcpListener::from_std(t.into())?;
+    // Port 0 means "any": the UDP socket takes the port TCP got.
+    let udp_addr = SocketAddr::new(addr.ip(), tcp.local_addr()?.port());
+    let u = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        u.set_only_v6(true)?;
+    }
+    u.set_nonblocking(true)?;
+    u.bind(&udp_addr.into())?;
+    let udp = UdpSocket::from_std(u.into())?;
+    Ok((tcp, udp))
+}
+
+async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, tracker: TaskTracker, refusing: Arc<Semaphore>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        match ctx.limits.try_acquire(peer.ip()) {
+            Ok(permit) => {
+                let span = info_span!("conn", peer = %peer);
+                tracker.spawn(handle(stream, peer, ctx.clone(), permit).instrument(span));
+            }
+            Err(refusal) => {
+                info!(peer = %peer, "refused: {refusal}");
+                if let Ok(slot) = refusing.clone().try_acquire_owned() {
+                    let timeout = ctx.config.sniff_timeout.min(Duration::from_secs(2));
+                    tokio::spawn(async move {
+                        refuse(stream, timeout, &refusal.to_string()).await;
+                        drop(slot);
+                    });
+                }
+            }
+        }
+    }
+}
+
+async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, _permit: ConnPermit) {
+    let (door, initial) = match sniff(&mut stream, ctx.config.sniff_timeout).await {
+        Ok(pair) => pair,
+        Err(e) => {
+            debug!("closed before a door was chosen: {e}");
+            return;
+        }
+    };
+    debug!(?door, "door chosen");
+    match door {
+        Door::Native => native::serve(stream, initial, peer, ctx).await,
+        Door::Classic => classic::serve(stream, initial, peer, ctx).await,
+        Door::Tls => text_line(stream, "ferry: TLS is not enabled on this server; connect without TLS").await,
+        Door::Http => text_line(stream, "ferry: the web door is not enabled on this server").await,
+        Door::Unknown => {
+            text_line(
+                stream,
+                "ferry: unrecognised protocol on this port; use the ferry client (see `ferry --help`)",
+            )
+            .await
+        }
+        Door::Silent => text_line(stream, "ferry: nothing received; closing").await,
+    }
+}
+
+/// Answers a refused connection in its own framing where it can be told.
+async fn refuse(mut stream: TcpStream, timeout: Duration, message: &str) {
+    let door = sniff(&mut stream, timeout).await.map(|(d, _)| d).unwrap_or(Door::Unknown);
+    let mut out = BytesMut::new();
+    match door {
+        Door::Native => {
+            let reply = ErrorReply {
+                code: ErrorCode::Busy,
+                message: message.to_string(),
+            };
+            let json = serde_json::to_vec(&reply).unwrap_or_default();
+            encode_head(Kind::Error, &json, 0, &mut out);
+        }
+        Door::Classic => encode_reply(
+            &ClassicReply {
+                error: Some(message.to_string()),
+                ..Default::default()
+            },
+            &mut out,
+        ),
+        _ => out.extend_from_slice(format!("ferry: {message}\n").as_bytes()),
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(&out)).await;
+}
+
+/// Sends one line of text and closes.
+async fn text_line(mut stream: TcpStream, line: &str) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        stream.write_all(line.as_bytes()).await?;
+        stream.write_all(b"\n").await?;
+        stream.shutdown().await
+    })
+    .await;
+}

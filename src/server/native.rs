@@ -1,0 +1,531 @@
+//! The native door: one [`Session`] per connection, reading typed requests
+//! and answering each with exactly one terminal frame (`Ok` or `Error`),
+//! after any `Partial` frames the request calls for.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use serde::Serialize;
+use sha2::Sha256;
+use tokio::net::TcpStream;
+use tracing::{debug, info, warn};
+
+use super::Ctx;
+use crate::files::part::{hash_prefix, hex};
+use crate::files::pipe::{spawn_reader, spawn_writer};
+use crate::files::{FilesError, RelPath};
+use crate::files::store::FileStore;
+use crate::secret::Secret;
+use crate::text::escape;
+use crate::wire::messages::{
+    AuthReply, Count, Digest, Done, EntryBatch, ErrorCode, GetStart, HelloReply, Mtime, Permissions,
+    PutReady, Request, SUPPORTED_VERSIONS, TreeEntry,
+};
+use crate::wire::{ConnError, Connection, Kind};
+
+/// Entries per `Partial` frame of a listing: well under the header cap even
+/// with 255-byte names.
+const BATCH: usize = 64;
+/// Largest `plan` body (a folder upload's manifest).
+const MAX_PLAN_BODY: u64 = 32 * 1024 * 1024;
+/// Wrong tokens tolerated on one connection before it is closed.
+const MAX_AUTH_FAILURES: u32 = 3;
+
+/// Serves one native connection to its end.
+pub(crate) async fn serve(stream: TcpStream, initial: BytesMut, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let conn = Connection::from_tcp(stream, initial, ctx.config.deadlines);
+    let mut session = Session {
+        conn,
+        ctx,
+        peer,
+        perms: None,
+        auth_failures: 0,
+    };
+    match session.run().await {
+        Ok(()) | Err(ConnError::Closed) => debug!("connection closed"),
+        Err(e) => info!("connection ended: {e}"),
+    }
+    session.conn.shutdown().await;
+}
+
+/// Why a request could not go on: an answer for the peer, or the end of
+/// the connection.
+enum Fail {
+    /// Send this error frame and go on with the next request.
+    Reply(ErrorCode, String),
+    /// Send this error frame, then close (the stream is out of step).
+    Fatal(ErrorCode, String),
+    /// The connection is gone or broken.
+    Conn(ConnError),
+}
+
+impl From<ConnError> for Fail {
+    fn from(e: ConnError) -> Self {
+        Fail::Conn(e)
+    }
+}
+
+impl From<FilesError> for Fail {
+    fn from(e: FilesError) -> Self {
+        Fail::Reply(e.code(), e.to_string())
+    }
+}
+
+impl From<crate::files::NameError> for Fail {
+    fn from(e: crate::files::NameError) -> Self {
+        Fail::Reply(ErrorCode::InvalidName, e.to_string())
+    }
+}
+
+struct Session {
+    conn: Connection,
+    ctx: Arc<Ctx>,
+    peer: SocketAddr,
+    /// `None` until `hello`.
+    perms: Option<Permissions>,
+    auth_failures: u32,
+}
+
+impl Session {
+    async fn run(&mut self) -> Result<(), ConnError> {
+        loop {
+            let head = tokio::select! {
+                h = self.conn.next_head() => h,
+                _ = self.ctx.stop.cancelled() => return Ok(()),
+            };
+            let head = match head {
+                Ok(h) => h,
+                Err(ConnError::Closed) => return Ok(()),
+                Err(e) => {
+                    let code = match &e {
+                        ConnError::Timeout(_) => ErrorCode::Timeout,
+                        ConnError::Frame(crate::wire::frame::FrameError::HeaderLength(_)) => ErrorCode::TooLarge,
+                        ConnError::Frame(crate::wire::frame::FrameError::UnsupportedVersion(_)) => {
+                            ErrorCode::UnsupportedVersion
+                        }
+                        _ => ErrorCode::BadRequest,
+                    };
+                    let _ = self.conn.send_error(code, e.to_string()).await;
+                    return Err(e);
+                }
+            };
+            if head.kind != Kind::Request {
+                self.conn
+                    .send_error(ErrorCode::BadRequest, "clients send request frames only")
+                    .await?;
+                return Ok(());
+            }
+            let req: Request = match serde_json::from_slice(&head.header) {
+                Ok(r) => r,
+                Err(e) => {
+                    let msg = format!("malformed request: {}", escape(&e.to_string()));
+                    self.conn.send_error(ErrorCode::BadRequest, msg).await?;
+                    if head.body_len > 0 {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            let op = req.op();
+            let takes_body = matches!(req, Request::Plan { .. });
+            if head.body_len > 0 && !takes_body {
+                self.conn
+                    .send_error(ErrorCode::BadRequest, format!("{op} takes no body"))
+                    .await?;
+                return Ok(());
+            }
+            let started = std::time::Instant::now();
+            let summary = describe(&req);
+            let result = self.handle(req, head.body_len).await;
+            let ms = started.elapsed().as_millis() as u64;
+            match result {
+                Ok(()) if matches!(op, "hello" | "auth") => debug!(op, ms, "ok"),
+                Ok(()) => info!(op, target = %summary, ms, "ok"),
+                Err(Fail::Reply(code, msg)) => {
+                    info!(op, target = %summary, ms, %code, "refused: {}", escape(&msg));
+                    self.conn.send_error(code, msg).await?;
+                }
+                Err(Fail::Fatal(code, msg)) => {
+                    info!(op, target = %summary, ms, %code, "refused, closing: {}", escape(&msg));
+                    self.conn.send_error(code, msg).await?;
+                    return Ok(());
+                }
+                Err(Fail::Conn(e)) => {
+                    info!(op, target = %summary, ms, "connection lost: {e}");
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn perms(&self) -> Permissions {
+        self.perms.unwrap_or_default()
+    }
+
+    /// Refuses unless this connection has `has(perms)`; the message says
+    /// whether a token or a server flag would help.
+    fn require(&self, has: fn(&Permissions) -> bool, what: &str, flag: &str) -> Result<(), Fail> {
+        if has(&self.perms()) {
+            return Ok(());
+        }
+        if self.ctx.gate.enabled() && has(&self.ctx.config.granted) && self.perms() != self.ctx.config.granted {
+            return Err(Fail::Reply(
+                ErrorCode::AuthRequired,
+                format!("{what} needs authentication: set FERRY_TOKEN on the client"),
+            ));
+        }
+        Err(Fail::Reply(
+            ErrorCode::Forbidden,
+            format!("this server does not allow {what} (the server can grant it with {flag})"),
+        ))
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T, Fail>
+    where
+        T: Send + 'static,
+        F: FnOnce(&FileStore) -> Result<T, FilesError> + Send + 'static,
+    {
+        let ctx = self.ctx.clone();
+        let r = tokio::task::spawn_blocking(move || f(&ctx.store)).await;
+        match r {
+            Ok(inner) => inner.map_err(Fail::from),
+            Err(_) => Err(Fail::Reply(ErrorCode::Internal, "internal error".into())),
+        }
+    }
+
+    async fn ok<T: Serialize>(&mut self, reply: &T) -> Result<(), Fail> {
+        self.conn.send(Kind::Ok, reply, 0).await.map_err(Fail::from)
+    }
+
+    async fn handle(&mut self, req: Request, body_len: u64) -> Result<(), Fail> {
+        if self.perms.is_none() && !matches!(req, Request::Hello { .. }) {
+            return Err(Fail::Fatal(ErrorCode::HelloRequired, "send hello first".into()));
+        }
+        match req {
+            Request::Hello { versions, .. } => self.hello(&versions).await,
+            Request::Auth { token } => self.auth(&token).await,
+            Request::Ls { path } => {
+                self.require(|p| p.read, "reading", "(read is on by default)")?;
+                let rel = RelPath::parse(&path)?;
+                let entries = self.blocking(move |s| s.list(&rel)).await?;
+                self.send_batches(entries).await
+            }
+            Request::Walk { path } => {
+                self.require(|p| p.read, "reading", "(read is on by default)")?;
+                let rel = RelPath::parse(&path)?;
+                let entries = self.blocking(move |s| s.walk(&rel)).await?;
+                self.send_batches(entries).await
+            }
+            Request::Stat { path } => {
+                self.require(|p| p.read, "reading", "(read is on by default)")?;
+                let rel = RelPath::parse(&path)?;
+                let entry = self.blocking(move |s| s.stat(&rel)).await?;
+                self.ok(&entry).await
+            }
+            Request::Get {
+                path,
+                offset,
+                prefix_sha256,
+            } => self.get(&path, offset, prefix_sha256).await,
+            Request::Put {
+                path,
+                size,
+                mtime,
+                force,
+                resume,
+            } => self.put(&path, size, mtime, force, resume).await,
+            Request::Plan { path, force } => self.plan(&path, force, body_len).await,
+            Request::Rm { path, recursive } => {
+                self.require(|p| p.delete, "deleting", "--allow-delete")?;
+                let rel = RelPath::parse(&path)?;
+                self.blocking(move |s| s.remove(&rel, recursive)).await?;
+                self.ok(&Done {}).await
+            }
+            Request::Mkdir { path, parents } => {
+                self.require(|p| p.upload, "creating folders", "--allow-upload")?;
+                let rel = RelPath::parse(&path)?;
+                self.blocking(move |s| s.mkdir(&rel, parents)).await?;
+                self.ok(&Done {}).await
+            }
+            Request::Mv { from, to, force } => {
+                self.require(|p| p.upload && p.delete, "moving", "--allow-all")?;
+                let (from, to) = (RelPath::parse(&from)?, RelPath::parse(&to)?);
+                self.blocking(move |s| s.rename(&from, &to, force)).await?;
+                self.ok(&Done {}).await
+            }
+            Request::Data { .. } | Request::Commit { .. } => Err(Fail::Fatal(
+                ErrorCode::BadRequest,
+                "data and commit belong to a put".into(),
+            )),
+        }
+    }
+
+    async fn hello(&mut self, versions: &[u8]) -> Result<(), Fail> {
+        let Some(version) = SUPPORTED_VERSIONS.iter().copied().find(|v| versions.contains(v)) else {
+            return Err(Fail::Fatal(
+                ErrorCode::UnsupportedVersion,
+                format!("this server speaks protocol versions {SUPPORTED_VERSIONS:?}"),
+            ));
+        };
+        let cfg = &self.ctx.config;
+        let perms = if self.ctx.gate.enabled() { cfg.anonymous } else { cfg.granted };
+        self.perms = Some(perms);
+        let reply = HelloReply {
+            version,
+            server: cfg.name.clone(),
+            software: format!("ferry/{}", env!("CARGO_PKG_VERSION")),
+            features: vec!["files".into()],
+            auth_required: cfg.auth_required(),
+            auth_available: self.ctx.gate.enabled(),
+            permissions: perms,
+        };
+        self.ok(&reply).await
+    }
+
+    async fn auth(&mut self, token: &Secret) -> Result<(), Fail> {
+        if self.ctx.gate.check(self.peer.ip(), token).await {
+            self.perms = Some(self.ctx.config.granted);
+            info!("authenticated");
+            return self
+                .ok(&AuthReply {
+                    permissions: self.ctx.config.granted,
+                })
+                .await;
+        }
+        self.auth_failures += 1;
+        warn!(failures = self.auth_failures, "wrong token");
+        let msg = "wrong token".to_string();
+        if self.auth_failures >= MAX_AUTH_FAILURES {
+            return Err(Fail::Fatal(ErrorCode::AuthFailed, msg));
+        }
+        Err(Fail::Reply(ErrorCode::AuthFailed, msg))
+    }
+
+    async fn send_batches<T: Serialize>(&mut self, entries: Vec<T>) -> Result<(), Fail> {
+        let count = entries.len() as u64;
+        let mut iter = entries.into_iter().peekable();
+        while iter.peek().is_some() {
+            let batch: Vec<T> = iter.by_ref().take(BATCH).collect();
+            self.conn
+                .send(Kind::Partial, &EntryBatch { entries: batch }, 0)
+                .await?;
+        }
+        self.ok(&Count { count }).await
+    }
+
+    async fn get(&mut self, path: &str, offset: u64, prefix: Option<String>) -> Result<(), Fail> {
+        self.require(|p| p.read, "reading", "(read is on by default)")?;
+        let rel = RelPath::parse(path)?;
+        let (mut file, entry) = self.blocking(move |s| s.open_read(&rel)).await?;
+        if offset > entry.size {
+            return Err(Fail::Reply(
+                ErrorCode::ResumeMismatch,
+                format!("you hold {offset} bytes but the file has {}", entry.size),
+            ));
+        }
+        let hasher = if offset > 0 {
+            let Some(want) = prefix else {
+                return Err(Fail::Reply(ErrorCode::BadRequest, "offset needs prefix_sha256".into()));
+            };
+            let (f, h) = tokio::task::spawn_blocking(move || {
+                let h = hash_prefix(&mut file, offset);
+                (file, h)
+            })
+            .await
+            .map_err(|_| Fail::Reply(ErrorCode::Internal, "internal error".into()))?;
+            file = f;
+            let h = h.map_err(|e| Fail::Reply(ErrorCode::Io, e.to_string()))?;
+            if !hex(&sha2::Digest::finalize(h.clone())).eq_ignore_ascii_case(&want) {
+                return Err(Fail::Reply(
+                    ErrorCode::ResumeMismatch,
+                    "the bytes you hold differ from this file; start again from 0".into(),
+                ));
+            }
+            h
+        } else {
+            <Sha256 as sha2::Digest>::new()
+        };
+        let size = entry.size;
+        self.conn
+            .send(Kind::Partial, &GetStart { entry, offset }, size - offset)
+            .await?;
+        let (mut rx, handle) = spawn_reader(file, offset, size - offset, hasher);
+        loop {
+            let chunk = tokio::select! {
+                biased;
+                _ = self.ctx.abort.cancelled() => {
+                    // Mid-body: the only clean way out is to close.
+                    return Err(Fail::Conn(ConnError::Protocol("server shutting down".into())));
+                }
+                c = rx.recv() => c,
+            };
+            match chunk {
+                Some(Ok(bytes)) => self.conn.send_body(&bytes).await?,
+                Some(Err(e)) => {
+                    return Err(Fail::Conn(ConnError::Protocol(format!("reading the file failed mid-transfer: {e}"))));
+                }
+                None => break,
+            }
+        }
+        let sha256 = match handle.await {
+            Ok(Ok(sha)) => sha,
+            _ => return Err(Fail::Conn(ConnError::Protocol("reading the file failed".into()))),
+        };
+        self.ok(&Digest { size, sha256 }).await
+    }
+
+    async fn put(
+        &mut self,
+        path: &str,
+        size: u64,
+        mtime: Option<Mtime>,
+        force: bool,
+        resume: bool,
+    ) -> Result<(), Fail> {
+        self.require(|p| p.upload, "uploading", "--allow-upload")?;
+        let rel = RelPath::parse(path)?;
+        if force && !self.perms().delete {
+            let r = rel.clone();
+            if self.blocking(move |s| Ok(s.exists(&r))).await? {
+                self.require(|p| p.delete, "overwriting", "--allow-delete")?;
+            }
+        }
+        let upload = self.blocking(move |s| s.begin_upload(&rel, force, resume)).await?;
+        let guard = upload.guard;
+        let (mut part, prefix) = tokio::task::spawn_blocking(move || {
+            let mut part = upload.part;
+            let prefix = part.hash_existing();
+            (part, prefix)
+        })
+        .await
+        .map_err(|_| Fail::Reply(ErrorCode::Internal, "internal error".into()))?;
+        let prefix = prefix.map_err(|e| Fail::Reply(ErrorCode::Io, e.to_string()))?;
+        let (offered, prefix) = match prefix {
+            Some(p) if part.existing() <= size => (part.existing(), Some(p)),
+            _ => (0, None),
+        };
+        self.conn
+            .send(
+                Kind::Partial,
+                &PutReady {
+                    offset: offered,
+                    prefix_sha256: prefix,
+                },
+                0,
+            )
+            .await?;
+
+        let head = self.conn.next_head().await?;
+        let offset = match serde_json::from_slice::<Request>(&head.header) {
+            Ok(Request::Data { offset })
+                if (offset == 0 || offset == offered) && head.body_len == size - offset.min(size) =>
+            {
+                offset
+            }
+            _ => {
+                if part.existing() == 0 {
+                    part.discard();
+                }
+                return Err(Fail::Fatal(
+                    ErrorCode::BadRequest,
+                    format!("expected data from byte 0 or {offered} with {} bytes of body", size - offered),
+                ));
+            }
+        };
+        let started = tokio::task::spawn_blocking(move || {
+            let r = part.start(offset, size);
+            (part, r)
+        })
+        .await
+        .map_err(|_| Fail::Reply(ErrorCode::Internal, "internal error".into()))?;
+        let (part, r) = started;
+        if let Err(e) = r {
+            return Err(Fail::Fatal(ErrorCode::Io, e.to_string()));
+        }
+        if offset > 0 {
+            debug!(offset, "resuming upload");
+        }
+
+        let (tx, writer) = spawn_writer(part);
+        let mut lost = None;
+        let mut aborted = false;
+        while self.conn.body_remaining() > 0 {
+            tokio::select! {
+                biased;
+                _ = self.ctx.abort.cancelled() => { aborted = true; break; }
+                c = self.conn.next_chunk() => match c {
+                    Ok(chunk) => if tx.send(chunk).await.is_err() { break },
+                    Err(e) => { lost = Some(e); break; }
+                },
+            }
+        }
+        drop(tx);
+        let (part, written) = writer
+            .await
+            .map_err(|_| Fail::Reply(ErrorCode::Internal, "internal error".into()))?;
+        if aborted {
+            part.discard();
+            return Err(Fail::Fatal(ErrorCode::ShuttingDown, "the server is shutting down; upload abandoned".into()));
+        }
+        if let Some(e) = lost {
+            info!(kept = part.written(), "upload interrupted; partial file kept for resume");
+            return Err(Fail::Conn(e));
+        }
+        if let Err(e) = written {
+            let at = part.written();
+            part.discard();
+            return Err(Fail::Fatal(ErrorCode::Io, format!("writing failed at byte {at}: {e}")));
+        }
+
+        let head = self.conn.next_head().await?;
+        let sha = match serde_json::from_slice::<Request>(&head.header) {
+            Ok(Request::Commit { sha256 }) if head.body_len == 0 => sha256,
+            _ => return Err(Fail::Fatal(ErrorCode::BadRequest, "expected commit".into())),
+        };
+        let finished = tokio::task::spawn_blocking(move || part.finish(Some(&sha), mtime, force))
+            .await
+            .map_err(|_| Fail::Reply(ErrorCode::Internal, "internal error".into()))?;
+        drop(guard);
+        let sha256 = finished.map_err(FilesError::from)?;
+        self.ok(&Digest { size, sha256 }).await
+    }
+
+    async fn plan(&mut self, path: &str, force: bool, body_len: u64) -> Result<(), Fail> {
+        if body_len > MAX_PLAN_BODY {
+            return Err(Fail::Fatal(
+                ErrorCode::TooLarge,
+                format!("a folder manifest may be at most {MAX_PLAN_BODY} bytes"),
+            ));
+        }
+        let mut body = Vec::with_capacity(body_len as usize);
+        while self.conn.body_remaining() > 0 {
+            body.extend_from_slice(&self.conn.next_chunk().await?);
+        }
+        self.require(|p| p.upload, "uploading", "--allow-upload")?;
+        let base = RelPath::parse(path)?;
+        let entries: Vec<TreeEntry> = serde_json::from_slice(&body)
+            .map_err(|e| Fail::Reply(ErrorCode::BadRequest, format!("malformed manifest: {e}")))?;
+        let n = entries.len();
+        self.blocking(move |s| s.check_plan(&base, &entries, force)).await?;
+        debug!(entries = n, "folder upload planned");
+        self.ok(&Done {}).await
+    }
+}
+
+/// A short, escaped description of a request's target for the log.
+fn describe(req: &Request) -> String {
+    let s = match req {
+        Request::Ls { path }
+        | Request::Stat { path }
+        | Request::Walk { path }
+        | Request::Get { path, .. }
+        | Request::Put { path, .. }
+        | Request::Plan { path, .. }
+        | Request::Rm { path, .. }
+        | Request::Mkdir { path, .. } => path.clone(),
+        Request::Mv { from, to, .. } => format!("{from} -> {to}"),
+        _ => String::new(),
+    };
+    escape(&s).into_owned()
+}

@@ -1,0 +1,263 @@
+//! [`Connection`]: one native-protocol stream with its buffers and deadlines.
+//!
+//! Owns buffering and end-of-stream, so the server's session and the client
+//! library only ever see typed frames. Every read and write runs under a
+//! deadline: how long a connection may sit idle between requests, how long a
+//! frame head may take to arrive once it has started (no slowloris), and how
+//! long a body may stall.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::Decoder;
+
+use super::codec::{FrameCodec, Head, Inbound, MAX_CHUNK};
+use super::frame::{FrameError, Kind, MAX_HEADER_LEN, encode_head};
+use super::messages::{ErrorCode, ErrorReply};
+
+/// Read half of a connection, whatever the transport.
+pub type BoxRead = Box<dyn AsyncRead + Send + Sync + Unpin>;
+/// Write half of a connection, whatever the transport.
+pub type BoxWrite = Box<dyn AsyncWrite + Send + Sync + Unpin>;
+
+/// Read buffer to keep while idle: small, so that many idle connections
+/// stay cheap.
+const IDLE_READ_RESERVE: usize = 4 * 1024;
+
+/// How long each phase of a frame may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    /// Between requests (nothing buffered).
+    pub idle: Duration,
+    /// From the first byte of a frame head to its last.
+    pub header: Duration,
+    /// Longest stall inside a body, and for any write.
+    pub body: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines {
+            idle: Duration::from_secs(300),
+            header: Duration::from_secs(30),
+            body: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why a connection cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    /// The byte stream broke the framing rules.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// A deadline passed.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// A header that is not the JSON expected.
+    #[error("malformed header: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A frame in the wrong place (for example a body where a head belongs).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The peer closed the connection between frames.
+    #[error("connection closed by peer")]
+    Closed,
+}
+
+impl From<io::Error> for ConnError {
+    fn from(e: io::Error) -> Self {
+        ConnError::Frame(FrameError::Io(e))
+    }
+}
+
+/// One framed, deadline-guarded native connection.
+pub struct Connection {
+    reader: BoxRead,
+    writer: BoxWrite,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    codec: FrameCodec,
+    deadlines: Deadlines,
+    head_started: Option<Instant>,
+}
+
+impl Connection {
+    /// Wraps two halves; `initial` holds bytes already read (by the sniffer).
+    pub fn new(reader: BoxRead, writer: BoxWrite, initial: BytesMut, deadlines: Deadlines) -> Self {
+        Connection {
+            reader,
+            writer,
+            rbuf: initial,
+            wbuf: BytesMut::new(),
+            codec: FrameCodec::default(),
+            deadlines,
+            head_started: None,
+        }
+    }
+
+    /// Wraps a TCP stream.
+    pub fn from_tcp(stream: TcpStream, initial: BytesMut, deadlines: Deadlines) -> Self {
+        let (r, w) = stream.into_split();
+        Connection::new(Box::new(r), Box::new(w), initial, deadlines)
+    }
+
+    /// The deadlines in force.
+    pub fn deadlines(&self) -> Deadlines {
+        self.deadlines
+    }
+
+    /// Changes how long the connection may sit idle between frames.
+    pub fn set_idle(&mut self, idle: Duration) {
+        self.deadlines.idle = idle;
+    }
+
+    /// Body bytes of the current frame not yet read.
+    pub fn body_remaining(&self) -> u64 {
+        self.codec.body_remaining()
+    }
+
+    /// The next head or body chunk; `None` on a clean close between frames.
+    pub async fn next(&mut self) -> Result<Option<Inbound>, ConnError> {
+        loop {
+            if let Some(item) = self.codec.decode(&mut self.rbuf)? {
+                if matches!(item, Inbound::Head(_)) {
+                    self.head_started = None;
+                }
+                return Ok(Some(item));
+            }
+            let (limit, what) = if self.codec.in_body() {
+                (self.deadlines.body, "the frame body")
+            } else if self.rbuf.is_empty() {
+                (self.deadlines.idle, "the next request")
+            } else {
+                let started = *self.head_started.get_or_insert_with(Instant::now);
+                let left = self.deadlines.header.saturating_sub(started.elapsed());
+                (left, "the rest of a frame header")
+            };
+            let want = if self.codec.in_body() {
+                MAX_CHUNK
+            } else {
+                IDLE_READ_RESERVE
+            };
+            if self.rbuf.capacity() - self.rbuf.len() < want / 4 {
+                if self.rbuf.is_empty() && !self.codec.in_body() {
+                    // Give a big transfer buffer back while idle.
+                    self.rbuf = BytesMut::with_capacity(want);
+                } else {
+                    self.rbuf.reserve(want);
+                }
+            }
+            let n = tokio::time::timeout(limit, self.reader.read_buf(&mut self.rbuf))
+                .await
+                .map_err(|_| ConnError::Timeout(what))??;
+            if n == 0 {
+                return match self.codec.decode_eof(&mut self.rbuf)? {
+                    Some(item) => Ok(Some(item)),
+                    None => Err(ConnError::Closed),
+                };
+            }
+            if !self.codec.in_body() && self.head_started.is_none() {
+                self.head_started = Some(Instant::now());
+            }
+        }
+    }
+
+    /// The next frame head; a body chunk here is a protocol error. `Closed`
+    /// when the peer hung up between frames.
+    pub async fn next_head(&mut self) -> Result<Head, ConnError> {
+        match self.next().await? {
+            Some(Inbound::Head(h)) => Ok(h),
+            Some(Inbound::Chunk(_)) => Err(ConnError::Protocol("unexpected body bytes".into())),
+            None => Err(ConnError::Closed),
+        }
+    }
+
+    /// The next chunk of the current body (call only while some remains).
+    pub async fn next_chunk(&mut self) -> Result<Bytes, ConnError> {
+        if !self.codec.in_body() {
+            return Err(ConnError::Protocol("no body is being read".into()));
+        }
+        match self.next().await? {
+            Some(Inbound::Chunk(c)) => Ok(c),
+            _ => Err(FrameError::UnexpectedEof.into()),
+        }
+    }
+
+    /// Reads and parses the next head as `T`, checking its kind is `Request`
+    /// (on the server) or any reply (on the client).
+    pub async fn next_json<T: DeserializeOwned>(&mut self) -> Result<(Kind, T, u64), ConnError> {
+        let head = self.next_head().await?;
+        let value = serde_json::from_slice(&head.header)?;
+        Ok((head.kind, value, head.body_len))
+    }
+
+    /// Reads and discards the rest of the current body.
+    pub async fn discard_body(&mut self) -> Result<(), ConnError> {
+        while self.codec.in_body() {
+            self.next_chunk().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends a frame head; `body_len` bytes must follow via [`send_body`].
+    ///
+    /// [`send_body`]: Connection::send_body
+    pub async fn send<T: Serialize>(
+        &mut self,
+        kind: Kind,
+        header: &T,
+        body_len: u64,
+    ) -> Result<(), ConnError> {
+        let json = serde_json::to_vec(header)?;
+        if json.len() > MAX_HEADER_LEN as usize {
+            return Err(ConnError::Protocol(format!(
+                "header of {} bytes is over the {MAX_HEADER_LEN}-byte cap",
+                json.len()
+            )));
+        }
+        self.wbuf.clear();
+        encode_head(kind, &json, body_len, &mut self.wbuf);
+        let buf = std::mem::take(&mut self.wbuf);
+        let res = self.write_all(&buf).await;
+        self.wbuf = buf;
+        res
+    }
+
+    /// Sends body bytes of the frame whose head was just sent.
+    pub async fn send_body(&mut self, data: &[u8]) -> Result<(), ConnError> {
+        self.write_all(data).await
+    }
+
+    /// Sends a terminal error frame.
+    pub async fn send_error(&mut self, code: ErrorCode, message: impl Into<String>) -> Result<(), ConnError> {
+        let reply = ErrorReply {
+            code,
+            message: message.into(),
+        };
+        self.send(Kind::Error, &reply, 0).await
+    }
+
+    /// Writes raw bytes (used by doors that answer outside the framing).
+    pub async fn write_all(&mut self, data: &[u8]) -> Result<(), ConnError> {
+        tokio::time::timeout(self.deadlines.body, self.writer.write_all(data))
+            .await
+            .map_err(|_| ConnError::Timeout("the peer to read"))??;
+        Ok(())
+    }
+
+    /// Flushes and shuts the write side down.
+    pub async fn shutdown(&mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.writer.shutdown()).await;
+    }
+
+    /// Takes the raw halves back, with any bytes already buffered.
+    pub fn into_parts(self) -> (BoxRead, BoxWrite, BytesMut) {
+        (self.reader, self.writer, self.rbuf)
+    }
+}

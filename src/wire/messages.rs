@@ -1,0 +1,409 @@
+//! Typed JSON headers of the native protocol: every request a client can
+//! send, every reply a server sends, and the stable error codes.
+//!
+//! These are the only types that cross the wire; services never see bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+/// Protocol versions this build can speak, best first.
+pub const SUPPORTED_VERSIONS: &[u8] = &[1];
+
+/// A request header (a `Kind::Request` frame). The `op` field names it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// First request of every connection.
+    Hello {
+        /// Versions the client speaks.
+        versions: Vec<u8>,
+        /// Free-form client software name, for logs.
+        #[serde(default)]
+        client: String,
+    },
+    /// Presents the shared token.
+    Auth {
+        /// The token; never logged (see [`Secret`]).
+        token: Secret,
+    },
+    /// Lists a folder.
+    Ls {
+        /// Path relative to the served root.
+        path: String,
+    },
+    /// Describes one entry.
+    Stat {
+        /// Path relative to the served root.
+        path: String,
+    },
+    /// Lists a whole tree below a folder, for recursive downloads.
+    Walk {
+        /// Folder relative to the served root.
+        path: String,
+    },
+    /// Downloads a file, optionally resuming after `offset` bytes whose
+    /// SHA-256 the client already holds.
+    Get {
+        /// File relative to the served root.
+        path: String,
+        /// Bytes the client already has.
+        #[serde(default)]
+        offset: u64,
+        /// Hex SHA-256 of those bytes; required when `offset > 0`.
+        #[serde(default)]
+        prefix_sha256: Option<String>,
+    },
+    /// Starts an upload; the server answers `Partial(PutReady)`.
+    Put {
+        /// Target file relative to the served root.
+        path: String,
+        /// Final size in bytes.
+        size: u64,
+        /// Modification time to set, if any.
+        #[serde(default)]
+        mtime: Option<Mtime>,
+        /// Replace an existing file.
+        #[serde(default)]
+        force: bool,
+        /// Offer to continue an interrupted upload of the same target.
+        #[serde(default = "yes")]
+        resume: bool,
+    },
+    /// The bytes of an upload from `offset` to the end, as the frame body.
+    Data {
+        /// Where the body starts: the `offset` the server offered, or 0.
+        offset: u64,
+    },
+    /// Ends an upload: the SHA-256 of the whole file as the client read it.
+    Commit {
+        /// Hex SHA-256.
+        sha256: String,
+    },
+    /// Announces a folder upload; the body is a JSON array of [`TreeEntry`].
+    /// Checked whole before anything of the batch is written.
+    Plan {
+        /// Destination folder relative to the served root.
+        path: String,
+        /// Whether existing files may be replaced.
+        #[serde(default)]
+        force: bool,
+    },
+    /// Removes a file or folder.
+    Rm {
+        /// Path relative to the served root.
+        path: String,
+        /// Remove a non-empty folder with everything in it.
+        #[serde(default)]
+        recursive: bool,
+    },
+    /// Creates a folder.
+    Mkdir {
+        /// Path relative to the served root.
+        path: String,
+        /// Create missing parents; succeed if it exists.
+        #[serde(default)]
+        parents: bool,
+    },
+    /// Renames or moves within the served root.
+    Mv {
+        /// Source path.
+        from: String,
+        /// Destination path.
+        to: String,
+        /// Replace an existing destination file.
+        #[serde(default)]
+        force: bool,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Request {
+    /// The `op` name, for logs and errors.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Request::Hello { .. } => "hello",
+            Request::Auth { .. } => "auth",
+            Request::Ls { .. } => "ls",
+            Request::Stat { .. } => "stat",
+            Request::Walk { .. } => "walk",
+            Request::Get { .. } => "get",
+            Request::Put { .. } => "put",
+            Request::Data { .. } => "data",
+            Request::Commit { .. } => "commit",
+            Request::Plan { .. } => "plan",
+            Request::Rm { .. } => "rm",
+            Request::Mkdir { .. } => "mkdir",
+            Request::Mv { .. } => "mv",
+        }
+    }
+}
+
+/// A modification time: seconds since the Unix epoch and nanoseconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Mtime {
+    /// Whole seconds since 1970-01-01T00:00:00Z (negative before).
+    pub secs: i64,
+    /// Nanoseconds, 0..1_000_000_000.
+    pub nanos: u32,
+}
+
+/// What kind of thing an entry is.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// A regular file (or a symlink to one inside the root).
+    File,
+    /// A folder.
+    Dir,
+    /// A symlink that cannot be followed (it leaves the root or is broken).
+    Symlink,
+    /// Anything else (socket, device, fifo).
+    Other,
+}
+
+/// One entry of a listing or a stat.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Entry {
+    /// The entry's name (one component).
+    pub name: String,
+    /// File, folder, …
+    pub kind: EntryKind,
+    /// Size in bytes (0 for folders).
+    pub size: u64,
+    /// Last modification, when known.
+    pub mtime: Option<Mtime>,
+}
+
+/// One entry of a tree (walk or plan): a `/`-separated path relative to the
+/// tree's top.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TreeEntry {
+    /// Relative path, `/`-separated, never empty.
+    pub path: String,
+    /// `File` or `Dir`.
+    pub kind: EntryKind,
+    /// Size in bytes (0 for folders).
+    pub size: u64,
+    /// Last modification, when known.
+    pub mtime: Option<Mtime>,
+}
+
+/// Reply to `hello`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HelloReply {
+    /// The version chosen for this connection.
+    pub version: u8,
+    /// The server's display name.
+    pub server: String,
+    /// Server software and version, e.g. `ferry/0.1.0`.
+    pub software: String,
+    /// Services offered, e.g. `["files"]`.
+    pub features: Vec<String>,
+    /// Whether `auth` is needed before anything but `hello`.
+    pub auth_required: bool,
+    /// Whether a token is configured at all (auth can raise permissions).
+    pub auth_available: bool,
+    /// What this connection may do right now.
+    pub permissions: Permissions,
+}
+
+/// Reply to `auth`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuthReply {
+    /// What this connection may do from now on.
+    pub permissions: Permissions,
+}
+
+/// What a connection is allowed to do.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Permissions {
+    /// ls, stat, walk, get.
+    pub read: bool,
+    /// put, mkdir, plan; with `delete`, overwrite and mv.
+    pub upload: bool,
+    /// rm; with `upload`, overwrite and mv.
+    pub delete: bool,
+    /// Remote commands (always needs auth).
+    pub exec: bool,
+}
+
+/// A batch of a listing or walk (`Partial`); the terminal `Ok` carries a
+/// [`Count`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EntryBatch<T> {
+    /// The entries of this batch.
+    pub entries: Vec<T>,
+}
+
+/// Terminal reply of a listing or walk.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Count {
+    /// How many entries were sent in all.
+    pub count: u64,
+}
+
+/// `Partial` reply to `get`; the frame body carries the bytes from `offset`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GetStart {
+    /// The file.
+    pub entry: Entry,
+    /// Where the body starts.
+    pub offset: u64,
+}
+
+/// `Partial` reply to `put`: where the client should start sending.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PutReady {
+    /// Bytes of an earlier interrupted upload the server holds.
+    pub offset: u64,
+    /// Hex SHA-256 of those bytes (absent when `offset` is 0).
+    pub prefix_sha256: Option<String>,
+}
+
+/// Terminal reply to a finished transfer (`get` or `commit`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Digest {
+    /// Size of the whole file.
+    pub size: u64,
+    /// Hex SHA-256 of the whole file.
+    pub sha256: String,
+}
+
+/// Terminal reply with nothing to say but success.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Done {}
+
+/// The header of an `Error` frame.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorReply {
+    /// Stable, machine-readable code.
+    pub code: ErrorCode,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// Stable error codes. New codes may be added; clients treat unknown ones
+/// as `internal`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request could not be parsed or is out of order.
+    BadRequest,
+    /// No common protocol version.
+    UnsupportedVersion,
+    /// The first request was not `hello`.
+    HelloRequired,
+    /// This needs `auth` first.
+    AuthRequired,
+    /// Wrong token.
+    AuthFailed,
+    /// The server does not grant this.
+    Forbidden,
+    /// No such file or folder.
+    NotFound,
+    /// The target exists and `force` was not given.
+    Exists,
+    /// A path component is not a folder.
+    NotADirectory,
+    /// A folder where a file was expected.
+    IsADirectory,
+    /// A folder that is not empty (rm without recursive).
+    NotEmpty,
+    /// A name breaks the naming rules.
+    InvalidName,
+    /// The received bytes do not hash to what the sender said.
+    ChecksumMismatch,
+    /// The bytes the client holds differ from the server's prefix.
+    ResumeMismatch,
+    /// Too many connections or transfers; try again later.
+    Busy,
+    /// A header or body is larger than allowed.
+    TooLarge,
+    /// The peer was too slow.
+    Timeout,
+    /// The server is shutting down.
+    ShuttingDown,
+    /// Reading or writing storage failed.
+    Io,
+    /// Anything else.
+    #[serde(other)]
+    Internal,
+}
+
+impl ErrorCode {
+    /// The wire spelling, e.g. `not_found`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::HelloRequired => "hello_required",
+            ErrorCode::AuthRequired => "auth_required",
+            ErrorCode::AuthFailed => "auth_failed",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Exists => "exists",
+            ErrorCode::NotADirectory => "not_a_directory",
+            ErrorCode::IsADirectory => "is_a_directory",
+            ErrorCode::NotEmpty => "not_empty",
+            ErrorCode::InvalidName => "invalid_name",
+            ErrorCode::ChecksumMismatch => "checksum_mismatch",
+            ErrorCode::ResumeMismatch => "resume_mismatch",
+            ErrorCode::Busy => "busy",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::Io => "io",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse_from_documented_json() {
+        let r: Request = serde_json::from_str(r#"{"op":"get","path":"a/b.txt"}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::Get {
+                path: "a/b.txt".into(),
+                offset: 0,
+                prefix_sha256: None
+            }
+        );
+        let r: Request =
+            serde_json::from_str(r#"{"op":"put","path":"x","size":5000000000}"#).unwrap();
+        assert!(matches!(r, Request::Put { size: 5_000_000_000, resume: true, force: false, .. }));
+        assert!(serde_json::from_str::<Request>(r#"{"op":"nope"}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"op":"ls","path":"x","evil":1}"#).is_err());
+    }
+
+    #[test]
+    fn token_never_shows_in_debug() {
+        let r: Request = serde_json::from_str(r#"{"op":"auth","token":"hunter2"}"#).unwrap();
+        assert!(!format!("{r:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn unknown_error_codes_become_internal() {
+        let e: ErrorReply =
+            serde_json::from_str(r#"{"code":"from_the_future","message":"m"}"#).unwrap();
+        assert_eq!(e.code, ErrorCode::Internal);
+        assert_eq!(
+            serde_json::to_string(&ErrorCode::NotFound).unwrap(),
+            "\"not_found\""
+        );
+    }
+}

@@ -1,0 +1,19 @@
+//! The native wire protocol and the classic framing.
+//!
+//! - [`frame`]: the fixed prefix, pure functions.
+//! - [`codec`]: a decoder yielding frame heads and body chunks.
+//! - [`messages`]: the typed JSON headers and error codes.
+//! - [`connection`]: buffered reads and writes with deadlines, shared by the
+//!   server and the client.
+//! - [`classic`]: the `struct.pack('i', len)` + JSON framing of the old
+//!   exercise.
+
+pub mod classic;
+pub mod codec;
+pub mod connection;
+pub mod frame;
+pub mod messages;
+
+pub use codec::{Head, Inbound};
+pub use connection::{ConnError, Connection, Deadlines};
+pub use frame::Kind;
