@@ -1,0 +1,251 @@
+//! Shared test harness: an in-process server on a loopback port, the real
+//! binary, and a proxy that throttles or cuts a connection.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ferry::client::Client;
+use ferry::config::ServeConfig;
+use ferry::secret::Secret;
+use ferry::server::Server;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub root: tempfile::TempDir,
+    shutdown: CancellationToken,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestServer {
+    /// A server on 127.0.0.1 with every permission but exec, after `tweak`.
+    pub async fn start(tweak: impl FnOnce(&mut ServeConfig)) -> TestServer {
+        let root = tempfile::tempdir().unwrap();
+        Self::start_in(root, tweak).await
+    }
+
+    pub async fn start_in(root: tempfile::TempDir, tweak: impl FnOnce(&mut ServeConfig)) -> TestServer {
+        let mut cfg = ServeConfig::for_root(root.path());
+        cfg.listen = vec!["127.0.0.1:0".parse().unwrap()];
+        cfg.default_listen = false;
+        cfg.granted.upload = true;
+        cfg.granted.delete = true;
+        cfg.anonymous = cfg.granted;
+        tweak(&mut cfg);
+        let server = Server::bind(cfg).await.unwrap();
+        let addr = server.tcp_addrs()[0];
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(server.run(shutdown.clone()));
+        TestServer {
+            addr,
+            root,
+            shutdown,
+            handle,
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.addr.to_string(), None).await.unwrap()
+    }
+
+    pub async fn client_with(&self, token: &str) -> Result<Client, ferry::client::ClientError> {
+        Client::connect(&self.addr.to_string(), Some(&Secret::new(token))).await
+    }
+
+    /// Graceful shutdown; returns the root so the caller can inspect it.
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.handle)
+            .await
+            .expect("server stopped in time")
+            .unwrap()
+            .unwrap();
+        self.root
+    }
+}
+
+/// Files below `dir` whose names mark them as partial transfers.
+pub fn partial_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(".ferry-part") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+pub fn sha256_file(p: &Path) -> String {
+    let mut f = std::fs::File::open(p).unwrap();
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).unwrap();
+    hex(&h.finalize())
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+/// How a [`proxy`] treats the bytes going up (client to server).
+#[derive(Clone, Copy)]
+pub struct ProxyPlan {
+    /// Close both sides after this many bytes upstream.
+    pub cut_up_after: Option<u64>,
+    /// Close both sides after this many bytes downstream.
+    pub cut_down_after: Option<u64>,
+    /// Upstream bytes per second at most.
+    pub up_rate: Option<u64>,
+}
+
+/// A one-connection TCP proxy in front of `target`.
+pub async fn proxy(target: SocketAddr, plan: ProxyPlan) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (client, _) = listener.accept().await.unwrap();
+        let server = TcpStream::connect(target).await.unwrap();
+        let (mut cr, mut cw) = client.into_split();
+        let (mut sr, mut sw) = server.into_split();
+        let up = async move {
+            let mut sent = 0u64;
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                let mut want = buf.len();
+                if let Some(cut) = plan.cut_up_after {
+                    if sent >= cut {
+                        return;
+                    }
+                    want = want.min((cut - sent) as usize);
+                }
+                let n = match cr.read(&mut buf[..want]).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                if sw.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+                sent += n as u64;
+                if let Some(rate) = plan.up_rate {
+                    tokio::time::sleep(Duration::from_secs_f64(n as f64 / rate as f64)).await;
+                }
+            }
+        };
+        let down = async move {
+            let mut sent = 0u64;
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let mut want = buf.len();
+                if let Some(cut) = plan.cut_down_after {
+                    if sent >= cut {
+                        return;
+                    }
+                    want = want.min((cut - sent) as usize);
+                }
+                let n = match sr.read(&mut buf[..want]).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                if cw.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+                sent += n as u64;
+            }
+        };
+        // Whichever side ends first ends the connection, like a cut cable.
+        tokio::select! { _ = up => {}, _ = down => {} }
+    });
+    addr
+}
+
+/// The real binary, serving `root` on a free loopback port.
+pub struct BinServer {
+    pub child: Child,
+    pub port: u16,
+    pub stderr: std::thread::JoinHandle<String>,
+}
+
+pub fn ferry_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ferry")
+}
+
+pub fn spawn_bin_server(root: &Path, extra: &[&str], envs: &[(&str, &str)]) -> BinServer {
+    let mut cmd = Command::new(ferry_bin());
+    cmd.arg("serve")
+        .arg(root)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env_remove("FERRY_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut port = 0;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("listening on ") {
+            let addr: SocketAddr = rest.split(' ').next().unwrap().parse().unwrap();
+            port = addr.port();
+            break;
+        }
+    }
+    assert!(port != 0, "server did not say where it listens");
+    std::thread::spawn(move || for _ in lines {});
+    let stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
+        s
+    });
+    BinServer { child, port, stderr }
+}
+
+/// Runs the client binary; returns (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(ferry_bin());
+    cmd.args(args).env_remove("FERRY_TOKEN").stdin(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
