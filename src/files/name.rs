@@ -162,6 +162,9 @@ fn check_component(c: &str) -> Result<(), &'static str> {
     if c.contains('\\') {
         return Err("contains a backslash");
     }
+    if c.contains('/') {
+        return Err("a single name cannot contain '/'");
+    }
     let b = c.as_bytes();
     if b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
         return Err("starts with a drive letter");
@@ -273,6 +276,8 @@ mod tests {
             assert!(RelPath::parse(bad).is_err(), "{bad:?} should be refused");
         }
         assert!(RelPath::parse(&"a".repeat(256)).is_err());
+        assert!(RelPath::root().child("../x").is_err());
+        assert!(RelPath::root().child("a/b").is_err());
         assert!(RelPath::parse(&"a/".repeat(2100)).is_err());
     }
 

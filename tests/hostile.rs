@@ -1,0 +1,307 @@
+//! Bad input at the byte level, through every door: malformed and oversized
+//! frames, slow and silent peers, traversal attempts, and a hostile server
+//! feeding the client bad names.
+
+mod common;
+
+use std::fs;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use common::{TestServer, partial_files};
+use ferry::client::{Client, TransferOpts};
+use ferry::wire::frame::{Kind, MAGIC, MAX_HEADER_LEN, encode_head};
+use ferry::wire::messages::{ErrorCode, ErrorReply, Request};
+use indicatif::ProgressBar;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn frame(kind: Kind, json: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    encode_head(kind, json, body.len() as u64, &mut b);
+    b.extend_from_slice(body);
+    b.to_vec()
+}
+
+fn hello() -> Vec<u8> {
+    frame(Kind::Request, br#"{"op":"hello","versions":[1]}"#, b"")
+}
+
+/// Reads frames until the first error frame, returning its code (or None at EOF).
+async fn first_error(s: &mut TcpStream) -> Option<ErrorCode> {
+    let mut all = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut i = 0;
+        while i + 18 <= all.len() {
+            let hl = u32::from_be_bytes(all[i + 6..i + 10].try_into().unwrap()) as usize;
+            let bl = u64::from_be_bytes(all[i + 10..i + 18].try_into().unwrap()) as usize;
+            if all.len() < i + 18 + hl {
+                break;
+            }
+            if all[i + 5] == Kind::Error as u8 {
+                let e: ErrorReply = serde_json::from_slice(&all[i + 18..i + 18 + hl]).unwrap();
+                return Some(e.code);
+            }
+            i += 18 + hl + bl;
+        }
+        let mut buf = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => all.extend_from_slice(&buf[..n]),
+            _ => return None,
+        }
+    }
+}
+
+async fn raw(s: &TestServer, bytes: &[u8]) -> TcpStream {
+    let mut t = TcpStream::connect(s.addr).await.unwrap();
+    t.write_all(bytes).await.unwrap();
+    t
+}
+
+#[tokio::test]
+async fn malformed_frames_get_a_clear_error() {
+    let s = TestServer::start(|_| {}).await;
+    // Header length over the cap: refused from the prefix alone.
+    let mut over = hello();
+    let mut prefix = Vec::from(MAGIC);
+    prefix.extend_from_slice(&[1, 1]);
+    prefix.extend_from_slice(&(MAX_HEADER_LEN + 1).to_be_bytes());
+    prefix.extend_from_slice(&0u64.to_be_bytes());
+    over.extend_from_slice(&prefix);
+    let mut t = raw(&s, &over).await;
+    assert_eq!(first_error(&mut t).await, Some(ErrorCode::TooLarge));
+
+    // A version from the future.
+    let mut v = hello();
+    v[4] = 9;
+    assert_eq!(first_error(&mut raw(&s, &v).await).await, Some(ErrorCode::UnsupportedVersion));
+
+    // Not JSON, unknown op, a request before hello, a reply kind from a client.
+    let mut junk = hello();
+    junk.extend(frame(Kind::Request, b"{not json", b""));
+    assert_eq!(first_error(&mut raw(&s, &junk).await).await, Some(ErrorCode::BadRequest));
+    let mut unknown = hello();
+    unknown.extend(frame(Kind::Request, br#"{"op":"format_disk"}"#, b""));
+    assert_eq!(first_error(&mut raw(&s, &unknown).await).await, Some(ErrorCode::BadRequest));
+    let early = frame(Kind::Request, br#"{"op":"ls","path":""}"#, b"");
+    assert_eq!(first_error(&mut raw(&s, &early).await).await, Some(ErrorCode::HelloRequired));
+    let mut wrong_kind = hello();
+    wrong_kind.extend(frame(Kind::Ok, b"{}", b""));
+    assert_eq!(first_error(&mut raw(&s, &wrong_kind).await).await, Some(ErrorCode::BadRequest));
+    let bad_version = frame(Kind::Request, br#"{"op":"hello","versions":[7]}"#, b"");
+    assert_eq!(first_error(&mut raw(&s, &bad_version).await).await, Some(ErrorCode::UnsupportedVersion));
+    // A body on a request that takes none.
+    let mut body = hello();
+    body.extend(frame(Kind::Request, br#"{"op":"ls","path":""}"#, b"surprise"));
+    assert_eq!(first_error(&mut raw(&s, &body).await).await, Some(ErrorCode::BadRequest));
+
+    // EOF in the middle of a frame, then the server still serves others.
+    let cut = &hello()[..9];
+    let mut t = raw(&s, cut).await;
+    t.shutdown().await.unwrap();
+    assert_eq!(first_error(&mut t).await, Some(ErrorCode::BadRequest));
+    s.client().await.ls("").await.unwrap();
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn slow_and_silent_peers_time_out() {
+    let s = TestServer::start(|c| {
+        c.deadlines.header = Duration::from_millis(600);
+        c.deadlines.idle = Duration::from_millis(800);
+        c.sniff_timeout = Duration::from_millis(300);
+    })
+    .await;
+    // Slowloris: a frame head dribbled out a byte at a time.
+    let h = hello();
+    let mut t = raw(&s, &h[..5]).await;
+    let started = std::time::Instant::now();
+    for b in &h[5..12] {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        if t.write_all(&[*b]).await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(first_error(&mut t).await, Some(ErrorCode::Timeout));
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // Idle after hello: closed.
+    let mut c = s.client().await;
+    c.ls("").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(c.ls("").await.is_err());
+
+    // Silence from the start: a one-line notice, then close.
+    let mut t = TcpStream::connect(s.addr).await.unwrap();
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(5), t.read_to_string(&mut line)).await.unwrap().unwrap();
+    assert!(line.starts_with("ferry: nothing received"), "{line:?}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn unrecognised_first_bytes_get_one_line_and_close() {
+    let s = TestServer::start(|_| {}).await;
+    for probe in [&b"hello there\r\n"[..], b"\x00\x00\x00\x00\x00\x00", b"SSH-2.0-OpenSSH\r\n"] {
+        let mut t = raw(&s, probe).await;
+        let mut out = String::new();
+        tokio::time::timeout(Duration::from_secs(5), t.read_to_string(&mut out)).await.unwrap().unwrap();
+        assert!(out.starts_with("ferry: unrecognised protocol"), "{out:?}");
+        assert_eq!(out.lines().count(), 1);
+    }
+    s.stop().await;
+}
+
+const TRAVERSALS: &[&str] = &[
+    "../escape.txt",
+    "../../escape.txt",
+    "a/../../escape.txt",
+    "/../escape.txt",
+    "..\\escape.txt",
+    "C:\\escape.txt",
+    "c:escape.txt",
+    "x/./../../escape.txt",
+    "escape\0.txt",
+    "escape\n.txt",
+    "//escape.txt",
+];
+
+#[tokio::test]
+async fn traversal_attempts_through_the_native_door_touch_nothing_outside() {
+    let parent = tempfile::tempdir().unwrap();
+    let root = tempfile::Builder::new().tempdir_in(parent.path()).unwrap();
+    let root_path = root.path().to_path_buf();
+    fs::write(parent.path().join("secret.txt"), b"outside").unwrap();
+    let s = TestServer::start_in(root, |_| {}).await;
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("src");
+    fs::write(&src, b"payload").unwrap();
+    let mut c = s.client().await;
+    for bad in TRAVERSALS.iter().copied().chain(["../secret.txt"]) {
+        let e = c.put_file(&src, bad, TransferOpts::default(), &ProgressBar::hidden()).await;
+        assert!(e.is_err(), "put {bad:?}");
+        for r in [
+            Request::Get { path: bad.into(), offset: 0, prefix_sha256: None },
+            Request::Stat { path: bad.into() },
+            Request::Ls { path: bad.into() },
+            Request::Rm { path: bad.into(), recursive: true },
+            Request::Mkdir { path: bad.into(), parents: true },
+            Request::Mv { from: "x".into(), to: bad.into(), force: true },
+            Request::Put { path: bad.into(), size: 1, mtime: None, force: true, resume: false },
+        ] {
+            let conn = c.connection();
+            conn.send(Kind::Request, &r, 0).await.unwrap();
+            let head = conn.next_head().await.unwrap();
+            assert_eq!(head.kind, Kind::Error, "{r:?} was not refused");
+            let e: ErrorReply = serde_json::from_slice(&head.header).unwrap();
+            assert_eq!(e.code, ErrorCode::InvalidName, "{r:?}");
+        }
+    }
+    let names: Vec<_> = fs::read_dir(parent.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "something was written beside the root: {names:?}");
+    assert_eq!(fs::read(parent.path().join("secret.txt")).unwrap(), b"outside");
+    assert_eq!(fs::read_dir(&root_path).unwrap().count(), 0);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn traversal_attempts_through_the_classic_door_touch_nothing_outside() {
+    let parent = tempfile::tempdir().unwrap();
+    let root = tempfile::Builder::new().tempdir_in(parent.path()).unwrap();
+    let root_path = root.path().to_path_buf();
+    fs::write(parent.path().join("secret.txt"), b"outside").unwrap();
+    let s = TestServer::start_in(root, |_| {}).await;
+    for bad in TRAVERSALS.iter().copied().chain(["../secret.txt", "/etc/passwd", ""]) {
+        for cmd in ["put", "get"] {
+            let header = serde_json::json!({"cmd": cmd, "filename": bad, "filesize": 7}).to_string();
+            let mut msg = (header.len() as i32).to_le_bytes().to_vec();
+            msg.extend_from_slice(header.as_bytes());
+            if cmd == "put" {
+                msg.extend_from_slice(b"payload");
+            }
+            let mut t = raw(&s, &msg).await;
+            let mut len = [0u8; 4];
+            t.read_exact(&mut len).await.unwrap();
+            let mut reply = vec![0u8; i32::from_le_bytes(len) as usize];
+            t.read_exact(&mut reply).await.unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+            assert!(v.get("error").is_some(), "{cmd} {bad:?} answered {v}");
+            assert!(v.get("filesize").is_none(), "{cmd} {bad:?} sent a file");
+        }
+    }
+    assert_eq!(fs::read_dir(parent.path()).unwrap().count(), 2);
+    assert_eq!(fs::read(parent.path().join("secret.txt")).unwrap(), b"outside");
+    assert_eq!(fs::read_dir(&root_path).unwrap().count(), 0);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn put_with_a_body_of_the_wrong_length_is_refused_and_nothing_appears() {
+    let s = TestServer::start(|_| {}).await;
+    let mut c = s.client().await;
+    let conn = c.connection();
+    let put = Request::Put { path: "f".into(), size: 10, mtime: None, force: false, resume: true };
+    conn.send(Kind::Request, &put, 0).await.unwrap();
+    assert_eq!(conn.next_head().await.unwrap().kind, Kind::Partial);
+    conn.send(Kind::Request, &Request::Data { offset: 0 }, 11).await.unwrap();
+    conn.send_body(&[0u8; 11]).await.unwrap();
+    let head = conn.next_head().await.unwrap();
+    assert_eq!(head.kind, Kind::Error);
+    // A lying checksum: the bytes never become visible.
+    let mut c = s.client().await;
+    let conn = c.connection();
+    conn.send(Kind::Request, &put, 0).await.unwrap();
+    assert_eq!(conn.next_head().await.unwrap().kind, Kind::Partial);
+    conn.send(Kind::Request, &Request::Data { offset: 0 }, 10).await.unwrap();
+    conn.send_body(b"0123456789").await.unwrap();
+    conn.send(Kind::Request, &Request::Commit { sha256: "00".repeat(32) }, 0).await.unwrap();
+    let head = conn.next_head().await.unwrap();
+    let e: ErrorReply = serde_json::from_slice(&head.header).unwrap();
+    assert_eq!(e.code, ErrorCode::ChecksumMismatch);
+    assert!(!s.path("f").exists());
+    assert!(partial_files(s.root.path()).is_empty());
+    s.stop().await;
+}
+
+/// A fake server that says hello properly, then lists hostile names.
+async fn fake_server(entries: serde_json::Value) -> std::net::SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut t, _) = l.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let _ = t.read(&mut buf).await;
+        let hello = serde_json::json!({"version":1,"server":"evil","software":"x","features":[],
+            "auth_required":false,"auth_available":false,
+            "permissions":{"read":true,"upload":false,"delete":false,"exec":false}});
+        t.write_all(&frame(Kind::Ok, hello.to_string().as_bytes(), b"")).await.unwrap();
+        let _ = t.read(&mut buf).await;
+        let n = entries.as_array().unwrap().len();
+        let batch = serde_json::json!({ "entries": entries });
+        t.write_all(&frame(Kind::Partial, batch.to_string().as_bytes(), b"")).await.unwrap();
+        t.write_all(&frame(Kind::Ok, format!("{{\"count\":{n}}}").as_bytes(), b"")).await.unwrap();
+        let _ = t.read(&mut buf).await;
+    });
+    addr
+}
+
+#[tokio::test]
+async fn the_client_refuses_hostile_names_from_a_server() {
+    for bad in ["../../.bashrc", "/etc/cron.d/x", "ok/../../x", "a\u{1b}[2Jb", "C:\\x"] {
+        let walk = serde_json::json!([
+            {"path":"fine.txt","kind":"file","size":1,"mtime":null},
+            {"path": bad, "kind":"file","size":1,"mtime":null}
+        ]);
+        let addr = fake_server(walk).await;
+        let mut c = Client::connect(&addr.to_string(), None).await.unwrap();
+        let e = c.walk("").await.unwrap_err();
+        assert!(matches!(e, ferry::client::ClientError::Name(_)), "{bad:?}: {e}");
+        assert!(!e.to_string().contains('\u{1b}'));
+
+        let ls = serde_json::json!([{"name": bad, "kind":"file","size":1,"mtime":null}]);
+        let addr = fake_server(ls).await;
+        let mut c = Client::connect(&addr.to_string(), None).await.unwrap();
+        assert!(c.ls("").await.is_err(), "{bad:?}");
+    }
+}
