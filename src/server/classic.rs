@@ -33,6 +33,7 @@ pub(crate) async fn serve(stream: TcpStream, initial: BytesMut, peer: SocketAddr
         Err(e) => info!(%peer, "classic connection ended: {e}"),
     }
     let _ = c.stream.shutdown().await;
+    crate::wire::connection::linger(&mut c.stream).await;
 }
 
 struct Classic {

@@ -243,6 +243,8 @@ async fn refuse(mut stream: TcpStream, timeout: Duration, message: &str) {
         _ => out.extend_from_slice(format!("ferry: {message}\n").as_bytes()),
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(&out)).await;
+    let _ = stream.shutdown().await;
+    crate::wire::connection::linger(&mut stream).await;
 }
 
 /// Sends one line of text and closes.
@@ -253,4 +255,5 @@ async fn text_line(mut stream: TcpStream, line: &str) {
         stream.shutdown().await
     })
     .await;
+    crate::wire::connection::linger(&mut stream).await;
 }

@@ -29,6 +29,22 @@ pub type BoxWrite = Box<dyn AsyncWrite + Send + Sync + Unpin>;
 /// stay cheap.
 const IDLE_READ_RESERVE: usize = 4 * 1024;
 
+/// Most bytes read and dropped while closing.
+pub const LINGER_BYTES: usize = 1 << 20;
+
+/// Reads and drops input for up to half a second or [`LINGER_BYTES`].
+pub async fn linger<R: AsyncRead + Unpin + ?Sized>(reader: &mut R) {
+    let mut sink = [0u8; 16 * 1024];
+    let mut left = LINGER_BYTES;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+    while left > 0 {
+        match tokio::time::timeout_at(deadline, reader.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
+            _ => return,
+        }
+    }
+}
+
 /// How long each phase of a frame may take.
 #[derive(Debug, Clone, Copy)]
 pub struct Deadlines {
@@ -251,9 +267,13 @@ impl Connection {
         Ok(())
     }
 
-    /// Flushes and shuts the write side down.
+    /// Flushes, shuts the write side down, then reads and drops what the
+    /// peer still sends for a moment (at most [`LINGER_BYTES`]), so that
+    /// closing with unread input does not become a reset that destroys the
+    /// last reply before the peer reads it.
     pub async fn shutdown(&mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.writer.shutdown()).await;
+        linger(&mut self.reader).await;
     }
 
     /// Takes the raw halves back, with any bytes already buffered.

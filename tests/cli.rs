@@ -1,0 +1,128 @@
+//! The real binary: `ferry serve` and every client command, their output,
+//! their exit codes, and shutdown on SIGTERM.
+
+mod common;
+
+use std::fs;
+use std::process::Command;
+
+use common::{partial_files, run_cli, sha256_file, spawn_bin_server};
+
+#[test]
+fn every_command_through_the_binary() {
+    let root = tempfile::tempdir().unwrap();
+    let local = tempfile::tempdir().unwrap();
+    fs::write(root.path().join("hello.txt"), b"hello\n").unwrap();
+    let mut server = spawn_bin_server(root.path(), &["--allow-all"], &[]);
+    let host = format!("127.0.0.1:{}", server.port);
+    let at = |p: &str| format!("{host}:{p}");
+
+    let (rc, out, _) = run_cli(&["ls", &host], &[]);
+    assert_eq!(rc, 0);
+    assert!(out.contains("hello.txt"), "{out}");
+    let (rc, out, _) = run_cli(&["ls", &host, "--json"], &[]);
+    assert_eq!(rc, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["name"], "hello.txt");
+    assert_eq!(v[0]["size"], 6);
+    let (rc, out, _) = run_cli(&["stat", &at("/hello.txt"), "--json"], &[]);
+    assert_eq!(rc, 0);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["kind"], "file");
+
+    // get into a folder, then refuse to overwrite, then --force.
+    let dir = local.path().to_str().unwrap();
+    assert_eq!(run_cli(&["get", &at("/hello.txt"), dir], &[]).0, 0);
+    assert_eq!(fs::read(local.path().join("hello.txt")).unwrap(), b"hello\n");
+    let (rc, _, err) = run_cli(&["get", &at("/hello.txt"), dir], &[]);
+    assert_eq!(rc, 1);
+    assert!(err.contains("exists"), "{err}");
+    assert_eq!(run_cli(&["get", "--force", &at("/hello.txt"), dir], &[]).0, 0);
+
+    // put several files into a folder; mkdir, mv, rm.
+    fs::write(local.path().join("a"), b"A").unwrap();
+    fs::write(local.path().join("b"), b"B").unwrap();
+    assert_eq!(run_cli(&["mkdir", "-p", &at("/in/box")], &[]).0, 0);
+    let (a, b) = (local.path().join("a"), local.path().join("b"));
+    let (rc, out, err) = run_cli(&["put", a.to_str().unwrap(), b.to_str().unwrap(), &at("/in/box"), "--json"], &[]);
+    assert_eq!(rc, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert_eq!(fs::read(root.path().join("in/box/b")).unwrap(), b"B");
+    assert_eq!(run_cli(&["mv", &at("/in/box/a"), "/in/a2"], &[]).0, 0);
+    assert!(root.path().join("in/a2").exists());
+    assert_eq!(run_cli(&["rm", &at("/in")], &[]).0, 1);
+    assert_eq!(run_cli(&["rm", "-r", &at("/in")], &[]).0, 0);
+    assert!(!root.path().join("in").exists());
+
+    // Folders both ways.
+    let tree = local.path().join("tree");
+    fs::create_dir_all(tree.join("x/y")).unwrap();
+    fs::write(tree.join("x/y/z.txt"), b"zzz").unwrap();
+    fs::write(tree.join("top.txt"), b"top").unwrap();
+    let (rc, _, err) = run_cli(&["put", tree.to_str().unwrap(), &host], &[]);
+    assert_eq!(rc, 1);
+    assert!(err.contains("-r"), "{err}");
+    assert_eq!(run_cli(&["put", "-r", tree.to_str().unwrap(), &host], &[]).0, 0);
+    assert_eq!(fs::read(root.path().join("tree/x/y/z.txt")).unwrap(), b"zzz");
+    let back = local.path().join("back");
+    assert_eq!(run_cli(&["get", "-r", &at("/tree"), back.to_str().unwrap()], &[]).0, 0);
+    assert_eq!(sha256_file(&back.join("x/y/z.txt")), sha256_file(&tree.join("x/y/z.txt")));
+    assert_eq!(fs::read(back.join("top.txt")).unwrap(), b"top");
+    let (rc, _, err) = run_cli(&["get", &at("/tree"), back.to_str().unwrap()], &[]);
+    assert_eq!(rc, 1);
+    assert!(err.contains("use -r"), "{err}");
+
+    // Exit codes: refused 1, unreachable 255, usage 2.
+    assert_eq!(run_cli(&["stat", &at("/nope")], &[]).0, 1);
+    let (rc, _, err) = run_cli(&["ls", "127.0.0.1:1"], &[]);
+    assert_eq!(rc, 255, "{err}");
+    assert_eq!(run_cli(&["ls"], &[]).0, 2);
+    assert_eq!(run_cli(&["serve", "--token", "x"], &[]).0, 2, "a token flag must not exist");
+
+    // SIGTERM: a clean, prompt exit with nothing left behind.
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let log = server.stderr.join().unwrap();
+    assert!(log.contains("stopped"), "{log}");
+    assert!(partial_files(root.path()).is_empty());
+}
+
+#[test]
+fn tokens_come_from_the_environment_and_never_reach_the_log() {
+    let root = tempfile::tempdir().unwrap();
+    fs::write(root.path().join("f"), b"f").unwrap();
+    let token = "env-token-abcdef-123";
+    let mut server = spawn_bin_server(root.path(), &["--private", "--allow-upload"], &[("FERRY_TOKEN", token), ("RUST_LOG", "debug")]);
+    let host = format!("127.0.0.1:{}", server.port);
+    let (rc, _, err) = run_cli(&["ls", &host], &[]);
+    assert_eq!(rc, 1);
+    assert!(err.contains("FERRY_TOKEN"), "{err}");
+    let (rc, _, err) = run_cli(&["ls", &host], &[("FERRY_TOKEN", "wrong-token-0000")]);
+    assert_eq!(rc, 1);
+    assert!(err.contains("auth_failed"), "{err}");
+    let (rc, out, _) = run_cli(&["ls", &host], &[("FERRY_TOKEN", token)]);
+    assert_eq!(rc, 0);
+    assert!(out.contains(" f"), "{out}");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let log = server.stderr.join().unwrap();
+    assert!(!log.contains(token), "the token reached the log");
+    assert!(!log.contains("wrong-token-0000"), "a guessed token reached the log");
+    assert!(log.contains("wrong token"), "{log}");
+}
+
+#[test]
+fn help_teaches_addresses_and_exit_codes() {
+    let (rc, out, _) = run_cli(&["--help"], &[]);
+    assert_eq!(rc, 0);
+    for needle in ["HOST:PORT:/PATH", "EXIT STATUS", "255", "FERRY_TOKEN"] {
+        assert!(out.contains(needle), "--help lacks {needle}");
+    }
+    let (rc, out, _) = run_cli(&["serve", "--help"], &[]);
+    assert_eq!(rc, 0);
+    for needle in ["--listen", "--allow-upload", "--allow-all", "FERRY_MAX_PER_IP"] {
+        assert!(out.contains(needle), "serve --help lacks {needle}");
+    }
+}

@@ -1,0 +1,192 @@
+//! Server life: auth, connection limits, many clients at once, graceful
+//! shutdown.
+
+mod common;
+
+use std::fs;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{TestServer, noise, partial_files, sha256_file};
+use ferry::client::{Client, ClientError, TransferOpts};
+use ferry::secret::Secret;
+use ferry::wire::messages::ErrorCode;
+use indicatif::ProgressBar;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const TOKEN: &str = "s3cret-token-for-tests";
+
+#[tokio::test]
+async fn a_token_unlocks_what_the_server_grants() {
+    let s = TestServer::start(|c| {
+        c.token = Some(Secret::new(TOKEN));
+        c.anonymous = ferry::wire::messages::Permissions { read: true, ..Default::default() };
+    })
+    .await;
+    fs::write(s.path("r.txt"), b"r").unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("f");
+    fs::write(&src, b"f").unwrap();
+
+    // Anonymous: read only, and uploads say a token would help.
+    let mut anon = s.client().await;
+    assert!(anon.hello().auth_available && !anon.hello().auth_required);
+    assert_eq!(anon.ls("").await.unwrap().len(), 1);
+    let e = anon.put_file(&src, "f", TransferOpts::default(), &ProgressBar::hidden()).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::AuthRequired));
+
+    // With the token: everything granted.
+    let mut authed = s.client_with(TOKEN).await.unwrap();
+    assert!(authed.hello().permissions.upload);
+    authed.put_file(&src, "f", TransferOpts::default(), &ProgressBar::hidden()).await.unwrap();
+
+    // Wrong token: refused, and the next attempt from the address is slowed.
+    let started = std::time::Instant::now();
+    let e = s.client_with("wrong-token-000").await.err().unwrap();
+    assert_eq!(e.code(), Some(ErrorCode::AuthFailed));
+    let e = s.client_with("wrong-token-001").await.err().unwrap();
+    assert_eq!(e.code(), Some(ErrorCode::AuthFailed));
+    assert!(started.elapsed() >= Duration::from_millis(250), "no throttling");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_private_server_requires_the_token_and_refuses_the_classic_door() {
+    let s = TestServer::start(|c| {
+        c.token = Some(Secret::new(TOKEN));
+        c.anonymous = Default::default();
+    })
+    .await;
+    fs::write(s.path("r.txt"), b"r").unwrap();
+    let e = Client::connect(&s.addr.to_string(), None).await.err().unwrap();
+    assert_eq!(e.code(), Some(ErrorCode::AuthRequired));
+    // A raw client that skips auth gets refused per request.
+    let mut c = s.client_with(TOKEN).await.unwrap();
+    assert_eq!(c.ls("").await.unwrap().len(), 1);
+
+    let header = br#"{"cmd":"get","filename":"r.txt"}"#;
+    let mut msg = (header.len() as i32).to_le_bytes().to_vec();
+    msg.extend_from_slice(header);
+    let mut t = TcpStream::connect(s.addr).await.unwrap();
+    t.write_all(&msg).await.unwrap();
+    let mut out = Vec::new();
+    t.read_to_end(&mut out).await.unwrap();
+    let reply: serde_json::Value = serde_json::from_slice(&out[4..]).unwrap();
+    assert!(reply["error"].as_str().unwrap().contains("authentication"), "{reply}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn connection_limits_answer_busy_in_the_peers_framing() {
+    let s = TestServer::start(|c| {
+        c.limits.max_per_ip = 2;
+        c.limits.limit_loopback = true;
+    })
+    .await;
+    let _a = s.client().await;
+    let _b = s.client().await;
+    let e = Client::connect(&s.addr.to_string(), None).await.err().unwrap();
+    assert_eq!(e.code(), Some(ErrorCode::Busy), "{e}");
+    // nc-style peers get a text line.
+    let mut t = TcpStream::connect(s.addr).await.unwrap();
+    t.write_all(b"hi\n").await.unwrap();
+    let mut line = String::new();
+    t.read_to_string(&mut line).await.unwrap();
+    assert!(line.contains("busy"), "{line:?}");
+    drop(_a);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.client().await.ls("").await.unwrap();
+    s.stop().await;
+
+    let s = TestServer::start(|c| c.limits.max_connections = 1).await;
+    let _a = s.client().await;
+    let e = Client::connect(&s.addr.to_string(), None).await.err().unwrap();
+    assert_eq!(e.code(), Some(ErrorCode::Busy));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_clients_put_and_get_at_once() {
+    let s = Arc::new(TestServer::start(|_| {}).await);
+    let local = Arc::new(tempfile::tempdir().unwrap());
+    let mut tasks = Vec::new();
+    for i in 0..100u64 {
+        let s = s.clone();
+        let local = local.clone();
+        tasks.push(tokio::spawn(async move {
+            let data = noise(64 * 1024 + i as usize * 997, i + 1);
+            let src = local.path().join(format!("src-{i}"));
+            fs::write(&src, &data).unwrap();
+            let mut c = Client::connect(&s.addr.to_string(), None).await?;
+            let name = format!("file-{i}");
+            let up = c.put_file(&src, &name, TransferOpts::default(), &ProgressBar::hidden()).await?;
+            let dst = local.path().join(format!("dst-{i}"));
+            let down = c.get_file(&name, &dst, TransferOpts::default(), &ProgressBar::hidden()).await?;
+            assert_eq!(up.sha256, down.sha256);
+            assert_eq!(fs::read(&dst).unwrap(), data);
+            Ok::<_, ClientError>(up.sha256)
+        }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        let sha = tokio::time::timeout(Duration::from_secs(120), t).await.unwrap().unwrap().unwrap();
+        assert_eq!(sha256_file(&s.path(&format!("file-{i}"))), sha);
+    }
+    assert!(partial_files(s.root.path()).is_empty());
+}
+
+#[tokio::test]
+async fn shutdown_aborts_a_stalled_upload_and_leaves_no_partial_file() {
+    let s = TestServer::start(|c| c.shutdown_grace = Duration::from_millis(500)).await;
+    let mut c = s.client().await;
+    let conn = c.connection();
+    let put = ferry::wire::messages::Request::Put {
+        path: "stalled".into(),
+        size: 1 << 20,
+        mtime: None,
+        force: false,
+        resume: true,
+    };
+    conn.send(ferry::wire::Kind::Request, &put, 0).await.unwrap();
+    conn.next_head().await.unwrap();
+    conn.send(ferry::wire::Kind::Request, &ferry::wire::messages::Request::Data { offset: 0 }, 1 << 20)
+        .await
+        .unwrap();
+    conn.send_body(&[1u8; 4096]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(partial_files(s.root.path()).len(), 1);
+    // An idle second client is simply closed.
+    let mut idle = s.client().await;
+    let started = std::time::Instant::now();
+    let root = s.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(partial_files(root.path()).is_empty(), "shutdown left a partial file");
+    assert!(!root.path().join("stalled").exists());
+    let head = c.connection().next_head().await.unwrap();
+    let e: ferry::wire::messages::ErrorReply = serde_json::from_slice(&head.header).unwrap();
+    assert_eq!(e.code, ErrorCode::ShuttingDown);
+    assert!(idle.ls("").await.is_err());
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_running_transfer_finish_within_the_grace_period() {
+    let s = TestServer::start(|c| c.shutdown_grace = Duration::from_secs(20)).await;
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("f");
+    fs::write(&src, noise(16 << 20, 5)).unwrap();
+    let via = common::proxy(
+        s.addr,
+        common::ProxyPlan { cut_up_after: None, cut_down_after: None, up_rate: Some(16 << 20) },
+    )
+    .await;
+    let src2 = src.clone();
+    let upload = tokio::spawn(async move {
+        let mut c = Client::connect(&via.to_string(), None).await.unwrap();
+        c.put_file(&src2, "f", TransferOpts::default(), &ProgressBar::hidden()).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let root = s.stop().await;
+    let done = upload.await.unwrap().unwrap();
+    assert_eq!(sha256_file(&root.path().join("f")), done.sha256);
+    assert!(partial_files(root.path()).is_empty());
+}
