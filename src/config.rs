@@ -23,7 +23,12 @@ pub const DEFAULT_PORT: u16 = 7070;
 pub struct ServeOptions {
     /// Address to listen on, TCP and UDP alike; repeat for more.
     /// [default: 0.0.0.0:7070 and [::]:7070]
-    #[arg(long, value_name = "ADDR:PORT", env = "FERRY_LISTEN", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        env = "FERRY_LISTEN",
+        value_delimiter = ','
+    )]
     pub listen: Vec<SocketAddr>,
     /// Name shown to clients. [default: the host name]
     #[arg(long, env = "FERRY_NAME")]
@@ -125,8 +130,13 @@ pub struct ServeConfig {
 impl ServeConfig {
     /// A configuration for `root` with every default, for tests and embedding.
     pub fn for_root(root: &Path) -> ServeConfig {
-        ServeConfig::merge(root.to_path_buf(), &ServeOptions::default(), FileConfig::default(), None)
-            .expect("defaults are valid")
+        ServeConfig::merge(
+            root.to_path_buf(),
+            &ServeOptions::default(),
+            FileConfig::default(),
+            None,
+        )
+        .expect("defaults are valid")
     }
 
     /// Merges flags (already including `FERRY_*` variables), the TOML file
@@ -141,7 +151,10 @@ impl ServeConfig {
             }
             None => FileConfig::default(),
         };
-        let env_token = match (std::env::var("FERRY_TOKEN"), std::env::var("FERRY_TOKEN_FILE")) {
+        let env_token = match (
+            std::env::var("FERRY_TOKEN"),
+            std::env::var("FERRY_TOKEN_FILE"),
+        ) {
             (Ok(t), _) => Some(Secret::new(t)),
             (_, Ok(path)) => Some(read_token_file(Path::new(&path))?),
             _ => None,
@@ -206,7 +219,10 @@ impl ServeConfig {
         };
         let io = secs(opts.io_timeout, file.io_timeout, 30);
         let limits = Limits {
-            max_connections: opts.max_connections.or(file.max_connections).unwrap_or(4096),
+            max_connections: opts
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(4096),
             max_per_ip: opts.max_per_ip.or(file.max_per_ip).unwrap_or(64),
             limit_loopback: opts.limit_loopback || file.limit_loopback.unwrap_or(false),
         };
@@ -217,11 +233,7 @@ impl ServeConfig {
             root,
             listen,
             default_listen,
-            name: opts
-                .name
-                .clone()
-                .or(file.name)
-                .unwrap_or_else(default_name),
+            name: opts.name.clone().or(file.name).unwrap_or_else(default_name),
             token,
             granted,
             anonymous,
@@ -283,8 +295,13 @@ mod tests {
     #[test]
     fn env_token_beats_file_token_and_bad_settings_fail() {
         let file: FileConfig = toml::from_str("token = \"file-token-1\"").unwrap();
-        let c = ServeConfig::merge(".".into(), &ServeOptions::default(), file, Some(Secret::new("env-token-1")))
-            .unwrap();
+        let c = ServeConfig::merge(
+            ".".into(),
+            &ServeOptions::default(),
+            file,
+            Some(Secret::new("env-token-1")),
+        )
+        .unwrap();
         assert!(c.token.unwrap().matches("env-token-1"));
         assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
         let short: FileConfig = toml::from_str("token = \"short\"").unwrap();

@@ -11,7 +11,11 @@ use common::{TestServer, noise, partial_files, sha256_file};
 
 fn classic(args: &[&str]) -> (bool, String) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/classic_client.py");
-    let out = Command::new("python3").arg(script).args(args).output().expect("python3 is installed");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 is installed");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
@@ -59,25 +63,30 @@ async fn classic_put_and_get_work_unmodified() {
     let dst = local.path().join("back.bin");
     let dst_s = dst.to_str().unwrap().to_string();
     let p = port.clone();
-    let (ok, out) = tokio::task::spawn_blocking(move || classic(&["127.0.0.1", &p, "get", "report.bin", &dst_s]))
-        .await
-        .unwrap();
+    let (ok, out) = tokio::task::spawn_blocking(move || {
+        classic(&["127.0.0.1", &p, "get", "report.bin", &dst_s])
+    })
+    .await
+    .unwrap();
     assert!(ok, "{out}");
     assert_eq!(sha256_file(&dst), sha256_file(&src));
 
     // Errors come back as a header with "error"; nothing is overwritten.
     let dst_s = dst.to_str().unwrap().to_string();
     let p = port.clone();
-    let (ok, out) = tokio::task::spawn_blocking(move || classic(&["127.0.0.1", &p, "get", "missing", &dst_s]))
-        .await
-        .unwrap();
+    let (ok, out) =
+        tokio::task::spawn_blocking(move || classic(&["127.0.0.1", &p, "get", "missing", &dst_s]))
+            .await
+            .unwrap();
     assert!(!ok && out.contains("does not exist"), "{out}");
     fs::write(local.path().join("other"), b"other bytes").unwrap();
     let other = local.path().join("other").to_str().unwrap().to_string();
     let p = port.clone();
-    let (ok, out) = tokio::task::spawn_blocking(move || classic(&["127.0.0.1", &p, "put", &other, "report.bin"]))
-        .await
-        .unwrap();
+    let (ok, out) = tokio::task::spawn_blocking(move || {
+        classic(&["127.0.0.1", &p, "put", &other, "report.bin"])
+    })
+    .await
+    .unwrap();
     assert!(ok && out.contains("exists"), "{out}");
     assert_eq!(sha256_file(&s.path("report.bin")), sha256_file(&src));
     assert!(partial_files(s.root.path()).is_empty());
@@ -108,8 +117,13 @@ async fn classic_put_cut_short_leaves_nothing() {
     let mut t = tokio::net::TcpStream::connect(ro.addr).await.unwrap();
     t.write_all(&msg).await.unwrap();
     let mut out = Vec::new();
-    tokio::io::AsyncReadExt::read_to_end(&mut t, &mut out).await.unwrap();
+    tokio::io::AsyncReadExt::read_to_end(&mut t, &mut out)
+        .await
+        .unwrap();
     let reply: serde_json::Value = serde_json::from_slice(&out[4..]).unwrap();
-    assert!(reply["error"].as_str().unwrap().contains("--allow-upload"), "{reply}");
+    assert!(
+        reply["error"].as_str().unwrap().contains("--allow-upload"),
+        "{reply}"
+    );
     assert!(!ro.path("short.bin").exists());
 }

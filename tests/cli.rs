@@ -27,23 +27,41 @@ fn every_command_through_the_binary() {
     assert_eq!(v[0]["size"], 6);
     let (rc, out, _) = run_cli(&["stat", &at("/hello.txt"), "--json"], &[]);
     assert_eq!(rc, 0);
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["kind"], "file");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["kind"],
+        "file"
+    );
 
     // get into a folder, then refuse to overwrite, then --force.
     let dir = local.path().to_str().unwrap();
     assert_eq!(run_cli(&["get", &at("/hello.txt"), dir], &[]).0, 0);
-    assert_eq!(fs::read(local.path().join("hello.txt")).unwrap(), b"hello\n");
+    assert_eq!(
+        fs::read(local.path().join("hello.txt")).unwrap(),
+        b"hello\n"
+    );
     let (rc, _, err) = run_cli(&["get", &at("/hello.txt"), dir], &[]);
     assert_eq!(rc, 1);
     assert!(err.contains("exists"), "{err}");
-    assert_eq!(run_cli(&["get", "--force", &at("/hello.txt"), dir], &[]).0, 0);
+    assert_eq!(
+        run_cli(&["get", "--force", &at("/hello.txt"), dir], &[]).0,
+        0
+    );
 
     // put several files into a folder; mkdir, mv, rm.
     fs::write(local.path().join("a"), b"A").unwrap();
     fs::write(local.path().join("b"), b"B").unwrap();
     assert_eq!(run_cli(&["mkdir", "-p", &at("/in/box")], &[]).0, 0);
     let (a, b) = (local.path().join("a"), local.path().join("b"));
-    let (rc, out, err) = run_cli(&["put", a.to_str().unwrap(), b.to_str().unwrap(), &at("/in/box"), "--json"], &[]);
+    let (rc, out, err) = run_cli(
+        &[
+            "put",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            &at("/in/box"),
+            "--json",
+        ],
+        &[],
+    );
     assert_eq!(rc, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 2);
@@ -62,11 +80,23 @@ fn every_command_through_the_binary() {
     let (rc, _, err) = run_cli(&["put", tree.to_str().unwrap(), &host], &[]);
     assert_eq!(rc, 1);
     assert!(err.contains("-r"), "{err}");
-    assert_eq!(run_cli(&["put", "-r", tree.to_str().unwrap(), &host], &[]).0, 0);
-    assert_eq!(fs::read(root.path().join("tree/x/y/z.txt")).unwrap(), b"zzz");
+    assert_eq!(
+        run_cli(&["put", "-r", tree.to_str().unwrap(), &host], &[]).0,
+        0
+    );
+    assert_eq!(
+        fs::read(root.path().join("tree/x/y/z.txt")).unwrap(),
+        b"zzz"
+    );
     let back = local.path().join("back");
-    assert_eq!(run_cli(&["get", "-r", &at("/tree"), back.to_str().unwrap()], &[]).0, 0);
-    assert_eq!(sha256_file(&back.join("x/y/z.txt")), sha256_file(&tree.join("x/y/z.txt")));
+    assert_eq!(
+        run_cli(&["get", "-r", &at("/tree"), back.to_str().unwrap()], &[]).0,
+        0
+    );
+    assert_eq!(
+        sha256_file(&back.join("x/y/z.txt")),
+        sha256_file(&tree.join("x/y/z.txt"))
+    );
     assert_eq!(fs::read(back.join("top.txt")).unwrap(), b"top");
     let (rc, _, err) = run_cli(&["get", &at("/tree"), back.to_str().unwrap()], &[]);
     assert_eq!(rc, 1);
@@ -77,11 +107,21 @@ fn every_command_through_the_binary() {
     let (rc, _, err) = run_cli(&["ls", "127.0.0.1:1"], &[]);
     assert_eq!(rc, 255, "{err}");
     assert_eq!(run_cli(&["ls"], &[]).0, 2);
-    assert_eq!(run_cli(&["serve", "--token", "x"], &[]).0, 2, "a token flag must not exist");
+    assert_eq!(
+        run_cli(&["serve", "--token", "x"], &[]).0,
+        2,
+        "a token flag must not exist"
+    );
 
     // SIGTERM: a clean, prompt exit with nothing left behind.
     let pid = server.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let status = server.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     let log = server.stderr.join().unwrap();
@@ -94,7 +134,11 @@ fn tokens_come_from_the_environment_and_never_reach_the_log() {
     let root = tempfile::tempdir().unwrap();
     fs::write(root.path().join("f"), b"f").unwrap();
     let token = "env-token-abcdef-123";
-    let mut server = spawn_bin_server(root.path(), &["--private", "--allow-upload"], &[("FERRY_TOKEN", token), ("RUST_LOG", "debug")]);
+    let mut server = spawn_bin_server(
+        root.path(),
+        &["--private", "--allow-upload"],
+        &[("FERRY_TOKEN", token), ("RUST_LOG", "debug")],
+    );
     let host = format!("127.0.0.1:{}", server.port);
     let (rc, _, err) = run_cli(&["ls", &host], &[]);
     assert_eq!(rc, 1);
@@ -109,7 +153,10 @@ fn tokens_come_from_the_environment_and_never_reach_the_log() {
     server.child.wait().unwrap();
     let log = server.stderr.join().unwrap();
     assert!(!log.contains(token), "the token reached the log");
-    assert!(!log.contains("wrong-token-0000"), "a guessed token reached the log");
+    assert!(
+        !log.contains("wrong-token-0000"),
+        "a guessed token reached the log"
+    );
     assert!(log.contains("wrong token"), "{log}");
 }
 
@@ -122,7 +169,12 @@ fn help_teaches_addresses_and_exit_codes() {
     }
     let (rc, out, _) = run_cli(&["serve", "--help"], &[]);
     assert_eq!(rc, 0);
-    for needle in ["--listen", "--allow-upload", "--allow-all", "FERRY_MAX_PER_IP"] {
+    for needle in [
+        "--listen",
+        "--allow-upload",
+        "--allow-all",
+        "FERRY_MAX_PER_IP",
+    ] {
         assert!(out.contains(needle), "serve --help lacks {needle}");
     }
 }

@@ -17,7 +17,8 @@ fn quiet() -> ProgressBar {
 }
 
 fn code(e: ClientError) -> ErrorCode {
-    e.code().unwrap_or_else(|| panic!("expected a remote error, got {e}"))
+    e.code()
+        .unwrap_or_else(|| panic!("expected a remote error, got {e}"))
 }
 
 #[tokio::test]
@@ -27,33 +28,69 @@ async fn ls_stat_mkdir_mv_rm() {
     fs::create_dir(s.path("docs")).unwrap();
     let mut c = s.client().await;
 
-    let names: Vec<_> = c.ls("/").await.unwrap().into_iter().map(|e| (e.name, e.kind)).collect();
-    assert_eq!(names, vec![("a.txt".into(), EntryKind::File), ("docs".into(), EntryKind::Dir)]);
+    let names: Vec<_> = c
+        .ls("/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.name, e.kind))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("a.txt".into(), EntryKind::File),
+            ("docs".into(), EntryKind::Dir)
+        ]
+    );
     let st = c.stat("a.txt").await.unwrap();
     assert_eq!((st.size, st.kind), (5, EntryKind::File));
-    assert_eq!(code(c.stat("missing").await.unwrap_err()), ErrorCode::NotFound);
-    assert_eq!(code(c.ls("a.txt").await.unwrap_err()), ErrorCode::NotADirectory);
+    assert_eq!(
+        code(c.stat("missing").await.unwrap_err()),
+        ErrorCode::NotFound
+    );
+    assert_eq!(
+        code(c.ls("a.txt").await.unwrap_err()),
+        ErrorCode::NotADirectory
+    );
 
     c.mkdir("docs/x/y", true).await.unwrap();
     assert!(s.path("docs/x/y").is_dir());
     c.mkdir("docs/x/y", true).await.unwrap();
-    assert_eq!(code(c.mkdir("docs/x/y", false).await.unwrap_err()), ErrorCode::Exists);
-    assert_eq!(code(c.mkdir("nope/deeper", false).await.unwrap_err()), ErrorCode::NotFound);
+    assert_eq!(
+        code(c.mkdir("docs/x/y", false).await.unwrap_err()),
+        ErrorCode::Exists
+    );
+    assert_eq!(
+        code(c.mkdir("nope/deeper", false).await.unwrap_err()),
+        ErrorCode::NotFound
+    );
 
     c.mv("a.txt", "docs/b.txt", false).await.unwrap();
     assert!(!s.path("a.txt").exists());
     assert_eq!(fs::read(s.path("docs/b.txt")).unwrap(), b"alpha");
     fs::write(s.path("c.txt"), b"c").unwrap();
-    assert_eq!(code(c.mv("c.txt", "docs/b.txt", false).await.unwrap_err()), ErrorCode::Exists);
+    assert_eq!(
+        code(c.mv("c.txt", "docs/b.txt", false).await.unwrap_err()),
+        ErrorCode::Exists
+    );
     c.mv("c.txt", "docs/b.txt", true).await.unwrap();
     assert_eq!(fs::read(s.path("docs/b.txt")).unwrap(), b"c");
-    assert_eq!(code(c.mv("docs", "docs/x/inside", false).await.unwrap_err()), ErrorCode::Forbidden);
+    assert_eq!(
+        code(c.mv("docs", "docs/x/inside", false).await.unwrap_err()),
+        ErrorCode::Forbidden
+    );
 
-    assert_eq!(code(c.rm("docs", false).await.unwrap_err()), ErrorCode::NotEmpty);
+    assert_eq!(
+        code(c.rm("docs", false).await.unwrap_err()),
+        ErrorCode::NotEmpty
+    );
     c.rm("docs/b.txt", false).await.unwrap();
     c.rm("docs", true).await.unwrap();
     assert!(!s.path("docs").exists());
-    assert_eq!(code(c.rm("/", true).await.unwrap_err()), ErrorCode::Forbidden);
+    assert_eq!(
+        code(c.rm("/", true).await.unwrap_err()),
+        ErrorCode::Forbidden
+    );
     assert!(s.root.path().exists());
     s.stop().await;
 }
@@ -65,36 +102,73 @@ async fn put_get_round_trip_with_mtime_and_force() {
     let src = local.path().join("data.bin");
     fs::write(&src, common::noise(3 * 1024 * 1024 + 7, 1)).unwrap();
     let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_234_567_890);
-    fs::File::options().write(true).open(&src).unwrap().set_modified(old).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&src)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
     let mut c = s.client().await;
 
-    let up = c.put_file(&src, "data.bin", TransferOpts::default(), &quiet()).await.unwrap();
+    let up = c
+        .put_file(&src, "data.bin", TransferOpts::default(), &quiet())
+        .await
+        .unwrap();
     assert_eq!(up.sha256, sha256_file(&src));
     assert_eq!(sha256_file(&s.path("data.bin")), up.sha256);
-    assert_eq!(fs::metadata(s.path("data.bin")).unwrap().modified().unwrap(), old);
+    assert_eq!(
+        fs::metadata(s.path("data.bin"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        old
+    );
 
-    let again = c.put_file(&src, "data.bin", TransferOpts::default(), &quiet()).await;
+    let again = c
+        .put_file(&src, "data.bin", TransferOpts::default(), &quiet())
+        .await;
     assert_eq!(code(again.unwrap_err()), ErrorCode::Exists);
     fs::write(&src, b"new contents").unwrap();
-    let forced = TransferOpts { force: true, resume: true };
-    c.put_file(&src, "data.bin", forced, &quiet()).await.unwrap();
+    let forced = TransferOpts {
+        force: true,
+        resume: true,
+    };
+    c.put_file(&src, "data.bin", forced, &quiet())
+        .await
+        .unwrap();
     assert_eq!(fs::read(s.path("data.bin")).unwrap(), b"new contents");
 
     let dst = local.path().join("back.bin");
-    let down = c.get_file("data.bin", &dst, TransferOpts::default(), &quiet()).await.unwrap();
+    let down = c
+        .get_file("data.bin", &dst, TransferOpts::default(), &quiet())
+        .await
+        .unwrap();
     assert_eq!(fs::read(&dst).unwrap(), b"new contents");
     assert_eq!(down.sha256, sha256_file(&dst));
-    let twice = c.get_file("data.bin", &dst, TransferOpts::default(), &quiet()).await;
+    let twice = c
+        .get_file("data.bin", &dst, TransferOpts::default(), &quiet())
+        .await;
     assert!(matches!(twice, Err(ClientError::Exists(_))));
-    c.get_file("data.bin", &dst, forced, &quiet()).await.unwrap();
+    c.get_file("data.bin", &dst, forced, &quiet())
+        .await
+        .unwrap();
 
     // Empty files and folders-as-files.
     let empty = local.path().join("empty");
     fs::write(&empty, b"").unwrap();
-    c.put_file(&empty, "empty", TransferOpts::default(), &quiet()).await.unwrap();
+    c.put_file(&empty, "empty", TransferOpts::default(), &quiet())
+        .await
+        .unwrap();
     assert_eq!(fs::metadata(s.path("empty")).unwrap().len(), 0);
     fs::create_dir(s.path("dir")).unwrap();
-    let e = c.get_file("dir", &local.path().join("d"), TransferOpts::default(), &quiet()).await;
+    let e = c
+        .get_file(
+            "dir",
+            &local.path().join("d"),
+            TransferOpts::default(),
+            &quiet(),
+        )
+        .await;
     assert_eq!(code(e.unwrap_err()), ErrorCode::IsADirectory);
     assert!(partial_files(local.path()).is_empty());
     assert!(partial_files(s.root.path()).is_empty());
@@ -115,11 +189,23 @@ async fn permissions_are_enforced() {
     fs::write(&src, b"x").unwrap();
     let mut c = s.client().await;
     assert!(c.hello().permissions.read && !c.hello().permissions.upload);
-    let e = c.put_file(&src, "x", TransferOpts::default(), &quiet()).await.unwrap_err();
+    let e = c
+        .put_file(&src, "x", TransferOpts::default(), &quiet())
+        .await
+        .unwrap_err();
     assert_eq!(code(e), ErrorCode::Forbidden);
-    assert_eq!(code(c.rm("keep.txt", false).await.unwrap_err()), ErrorCode::Forbidden);
-    assert_eq!(code(c.mkdir("new", false).await.unwrap_err()), ErrorCode::Forbidden);
-    assert_eq!(code(c.mv("keep.txt", "moved", false).await.unwrap_err()), ErrorCode::Forbidden);
+    assert_eq!(
+        code(c.rm("keep.txt", false).await.unwrap_err()),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code(c.mkdir("new", false).await.unwrap_err()),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code(c.mv("keep.txt", "moved", false).await.unwrap_err()),
+        ErrorCode::Forbidden
+    );
     assert!(s.path("keep.txt").exists() && !s.path("x").exists() && !s.path("new").exists());
     assert!(partial_files(s.root.path()).is_empty());
 
@@ -131,10 +217,18 @@ async fn permissions_are_enforced() {
     .await;
     fs::write(s2.path("x"), b"old").unwrap();
     let mut c2 = s2.client().await;
-    let forced = TransferOpts { force: true, resume: true };
-    assert_eq!(code(c2.put_file(&src, "x", forced, &quiet()).await.unwrap_err()), ErrorCode::Forbidden);
+    let forced = TransferOpts {
+        force: true,
+        resume: true,
+    };
+    assert_eq!(
+        code(c2.put_file(&src, "x", forced, &quiet()).await.unwrap_err()),
+        ErrorCode::Forbidden
+    );
     assert_eq!(fs::read(s2.path("x")).unwrap(), b"old");
-    c2.put_file(&src, "y", TransferOpts::default(), &quiet()).await.unwrap();
+    c2.put_file(&src, "y", TransferOpts::default(), &quiet())
+        .await
+        .unwrap();
     assert!(partial_files(s2.root.path()).is_empty());
 }
 
@@ -177,10 +271,15 @@ async fn folders_with_hostile_names_round_trip() {
         if e.kind == EntryKind::Dir {
             c.mkdir(&target, true).await.unwrap();
         } else {
-            c.put_file(p, &target, TransferOpts::default(), &quiet()).await.unwrap();
+            c.put_file(p, &target, TransferOpts::default(), &quiet())
+                .await
+                .unwrap();
         }
     }
-    assert_eq!(fs::read(s.path("up/emoji 😀.txt")).unwrap(), "emoji 😀.txt".as_bytes());
+    assert_eq!(
+        fs::read(s.path("up/emoji 😀.txt")).unwrap(),
+        "emoji 😀.txt".as_bytes()
+    );
     assert_eq!(fs::read(s.path("up/link-in")).unwrap(), b".dotfile");
     assert!(!s.path("up/link-out").exists());
 
@@ -194,13 +293,21 @@ async fn folders_with_hostile_names_round_trip() {
             fs::create_dir_all(&p).unwrap();
         } else {
             fs::create_dir_all(p.parent().unwrap()).unwrap();
-            c.get_file(&format!("up/{}", e.path), &p, TransferOpts::default(), &quiet())
-                .await
-                .unwrap();
+            c.get_file(
+                &format!("up/{}", e.path),
+                &p,
+                TransferOpts::default(),
+                &quiet(),
+            )
+            .await
+            .unwrap();
         }
     }
     for e in walked.iter().filter(|e| e.kind == EntryKind::File) {
-        assert_eq!(sha256_file(&down.join(&e.path)), sha256_file(&s.path(&format!("up/{}", e.path))));
+        assert_eq!(
+            sha256_file(&down.join(&e.path)),
+            sha256_file(&s.path(&format!("up/{}", e.path)))
+        );
     }
     s.stop().await;
 }
@@ -218,7 +325,9 @@ async fn a_batch_with_one_bad_name_writes_nothing() {
     assert!(err.contains("new\\nline.txt"), "{err}");
 
     // A client that skips its own checks is refused by the server the same way.
-    let mut tree = walk_local(&local.path().join("tree").join("sub dir")).unwrap().entries;
+    let mut tree = walk_local(&local.path().join("tree").join("sub dir"))
+        .unwrap()
+        .entries;
     tree.push(ferry::wire::messages::TreeEntry {
         path: "../escape".into(),
         kind: EntryKind::File,
@@ -226,16 +335,35 @@ async fn a_batch_with_one_bad_name_writes_nothing() {
         mtime: None,
     });
     let mut c = s.client().await;
-    assert_eq!(code(c.plan("up", &tree, false).await.unwrap_err()), ErrorCode::InvalidName);
+    assert_eq!(
+        code(c.plan("up", &tree, false).await.unwrap_err()),
+        ErrorCode::InvalidName
+    );
     let dup = vec![
-        ferry::wire::messages::TreeEntry { path: "A".into(), kind: EntryKind::File, size: 1, mtime: None },
-        ferry::wire::messages::TreeEntry { path: "a".into(), kind: EntryKind::File, size: 1, mtime: None },
+        ferry::wire::messages::TreeEntry {
+            path: "A".into(),
+            kind: EntryKind::File,
+            size: 1,
+            mtime: None,
+        },
+        ferry::wire::messages::TreeEntry {
+            path: "a".into(),
+            kind: EntryKind::File,
+            size: 1,
+            mtime: None,
+        },
     ];
-    assert_eq!(code(c.plan("up", &dup, false).await.unwrap_err()), ErrorCode::InvalidName);
+    assert_eq!(
+        code(c.plan("up", &dup, false).await.unwrap_err()),
+        ErrorCode::InvalidName
+    );
     fs::create_dir(s.path("up")).unwrap();
     fs::write(s.path("up/A"), b"there").unwrap();
     let one = &dup[..1];
-    assert_eq!(code(c.plan("up", one, false).await.unwrap_err()), ErrorCode::Exists);
+    assert_eq!(
+        code(c.plan("up", one, false).await.unwrap_err()),
+        ErrorCode::Exists
+    );
     c.plan("up", one, true).await.unwrap();
     assert_eq!(fs::read_dir(s.path("up")).unwrap().count(), 1);
     s.stop().await;
@@ -259,22 +387,52 @@ async fn symlinks_are_followed_only_inside_the_root() {
     assert_eq!(kind("outside-link"), Some(EntryKind::Symlink));
     assert_eq!(kind("bad\nname"), None);
     let local = tempfile::tempdir().unwrap();
-    let got = c.get_file("inside-link", &local.path().join("a"), TransferOpts::default(), &quiet()).await;
+    let got = c
+        .get_file(
+            "inside-link",
+            &local.path().join("a"),
+            TransferOpts::default(),
+            &quiet(),
+        )
+        .await;
     assert!(got.is_ok());
     for path in ["outside-link", "outside-dir/secret"] {
-        let e = c.get_file(path, &local.path().join("b"), TransferOpts::default(), &quiet()).await;
+        let e = c
+            .get_file(
+                path,
+                &local.path().join("b"),
+                TransferOpts::default(),
+                &quiet(),
+            )
+            .await;
         assert_eq!(code(e.unwrap_err()), ErrorCode::Forbidden, "{path}");
     }
-    assert_eq!(code(c.ls("outside-dir").await.unwrap_err()), ErrorCode::Forbidden);
+    assert_eq!(
+        code(c.ls("outside-dir").await.unwrap_err()),
+        ErrorCode::Forbidden
+    );
     // Writing through a link that leaves the root is refused too.
     let src = local.path().join("a");
-    let e = c.put_file(&src, "outside-dir/planted", TransferOpts::default(), &quiet()).await;
+    let e = c
+        .put_file(
+            &src,
+            "outside-dir/planted",
+            TransferOpts::default(),
+            &quiet(),
+        )
+        .await;
     assert_eq!(code(e.unwrap_err()), ErrorCode::Forbidden);
     assert!(!outside.path().join("planted").exists());
     // Removing a link removes the link, never its target.
     c.rm("outside-link", false).await.unwrap();
     assert!(outside.path().join("secret").exists());
-    let walked: Vec<_> = c.walk("").await.unwrap().into_iter().map(|e| e.path).collect();
+    let walked: Vec<_> = c
+        .walk("")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
     assert!(walked.contains(&"inside-link".to_string()));
     assert!(!walked.iter().any(|p| p.starts_with("outside")));
     s.stop().await;

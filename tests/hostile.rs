@@ -75,26 +75,51 @@ async fn malformed_frames_get_a_clear_error() {
     // A version from the future.
     let mut v = hello();
     v[4] = 9;
-    assert_eq!(first_error(&mut raw(&s, &v).await).await, Some(ErrorCode::UnsupportedVersion));
+    assert_eq!(
+        first_error(&mut raw(&s, &v).await).await,
+        Some(ErrorCode::UnsupportedVersion)
+    );
 
     // Not JSON, unknown op, a request before hello, a reply kind from a client.
     let mut junk = hello();
     junk.extend(frame(Kind::Request, b"{not json", b""));
-    assert_eq!(first_error(&mut raw(&s, &junk).await).await, Some(ErrorCode::BadRequest));
+    assert_eq!(
+        first_error(&mut raw(&s, &junk).await).await,
+        Some(ErrorCode::BadRequest)
+    );
     let mut unknown = hello();
     unknown.extend(frame(Kind::Request, br#"{"op":"format_disk"}"#, b""));
-    assert_eq!(first_error(&mut raw(&s, &unknown).await).await, Some(ErrorCode::BadRequest));
+    assert_eq!(
+        first_error(&mut raw(&s, &unknown).await).await,
+        Some(ErrorCode::BadRequest)
+    );
     let early = frame(Kind::Request, br#"{"op":"ls","path":""}"#, b"");
-    assert_eq!(first_error(&mut raw(&s, &early).await).await, Some(ErrorCode::HelloRequired));
+    assert_eq!(
+        first_error(&mut raw(&s, &early).await).await,
+        Some(ErrorCode::HelloRequired)
+    );
     let mut wrong_kind = hello();
     wrong_kind.extend(frame(Kind::Ok, b"{}", b""));
-    assert_eq!(first_error(&mut raw(&s, &wrong_kind).await).await, Some(ErrorCode::BadRequest));
+    assert_eq!(
+        first_error(&mut raw(&s, &wrong_kind).await).await,
+        Some(ErrorCode::BadRequest)
+    );
     let bad_version = frame(Kind::Request, br#"{"op":"hello","versions":[7]}"#, b"");
-    assert_eq!(first_error(&mut raw(&s, &bad_version).await).await, Some(ErrorCode::UnsupportedVersion));
+    assert_eq!(
+        first_error(&mut raw(&s, &bad_version).await).await,
+        Some(ErrorCode::UnsupportedVersion)
+    );
     // A body on a request that takes none.
     let mut body = hello();
-    body.extend(frame(Kind::Request, br#"{"op":"ls","path":""}"#, b"surprise"));
-    assert_eq!(first_error(&mut raw(&s, &body).await).await, Some(ErrorCode::BadRequest));
+    body.extend(frame(
+        Kind::Request,
+        br#"{"op":"ls","path":""}"#,
+        b"surprise",
+    ));
+    assert_eq!(
+        first_error(&mut raw(&s, &body).await).await,
+        Some(ErrorCode::BadRequest)
+    );
 
     // EOF in the middle of a frame, then the server still serves others.
     let cut = &hello()[..9];
@@ -135,7 +160,10 @@ async fn slow_and_silent_peers_time_out() {
     // Silence from the start: a one-line notice, then close.
     let mut t = TcpStream::connect(s.addr).await.unwrap();
     let mut line = String::new();
-    tokio::time::timeout(Duration::from_secs(5), t.read_to_string(&mut line)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), t.read_to_string(&mut line))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(line.starts_with("ferry: nothing received"), "{line:?}");
     s.stop().await;
 }
@@ -143,10 +171,17 @@ async fn slow_and_silent_peers_time_out() {
 #[tokio::test]
 async fn unrecognised_first_bytes_get_one_line_and_close() {
     let s = TestServer::start(|_| {}).await;
-    for probe in [&b"hello there\r\n"[..], b"\x00\x00\x00\x00\x00\x00", b"SSH-2.0-OpenSSH\r\n"] {
+    for probe in [
+        &b"hello there\r\n"[..],
+        b"\x00\x00\x00\x00\x00\x00",
+        b"SSH-2.0-OpenSSH\r\n",
+    ] {
         let mut t = raw(&s, probe).await;
         let mut out = String::new();
-        tokio::time::timeout(Duration::from_secs(5), t.read_to_string(&mut out)).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), t.read_to_string(&mut out))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(out.starts_with("ferry: unrecognised protocol"), "{out:?}");
         assert_eq!(out.lines().count(), 1);
     }
@@ -179,16 +214,38 @@ async fn traversal_attempts_through_the_native_door_touch_nothing_outside() {
     fs::write(&src, b"payload").unwrap();
     let mut c = s.client().await;
     for bad in TRAVERSALS.iter().copied().chain(["../secret.txt"]) {
-        let e = c.put_file(&src, bad, TransferOpts::default(), &ProgressBar::hidden()).await;
+        let e = c
+            .put_file(&src, bad, TransferOpts::default(), &ProgressBar::hidden())
+            .await;
         assert!(e.is_err(), "put {bad:?}");
         for r in [
-            Request::Get { path: bad.into(), offset: 0, prefix_sha256: None },
+            Request::Get {
+                path: bad.into(),
+                offset: 0,
+                prefix_sha256: None,
+            },
             Request::Stat { path: bad.into() },
             Request::Ls { path: bad.into() },
-            Request::Rm { path: bad.into(), recursive: true },
-            Request::Mkdir { path: bad.into(), parents: true },
-            Request::Mv { from: "x".into(), to: bad.into(), force: true },
-            Request::Put { path: bad.into(), size: 1, mtime: None, force: true, resume: false },
+            Request::Rm {
+                path: bad.into(),
+                recursive: true,
+            },
+            Request::Mkdir {
+                path: bad.into(),
+                parents: true,
+            },
+            Request::Mv {
+                from: "x".into(),
+                to: bad.into(),
+                force: true,
+            },
+            Request::Put {
+                path: bad.into(),
+                size: 1,
+                mtime: None,
+                force: true,
+                resume: false,
+            },
         ] {
             let conn = c.connection();
             conn.send(Kind::Request, &r, 0).await.unwrap();
@@ -198,9 +255,19 @@ async fn traversal_attempts_through_the_native_door_touch_nothing_outside() {
             assert_eq!(e.code, ErrorCode::InvalidName, "{r:?}");
         }
     }
-    let names: Vec<_> = fs::read_dir(parent.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names.len(), 2, "something was written beside the root: {names:?}");
-    assert_eq!(fs::read(parent.path().join("secret.txt")).unwrap(), b"outside");
+    let names: Vec<_> = fs::read_dir(parent.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names.len(),
+        2,
+        "something was written beside the root: {names:?}"
+    );
+    assert_eq!(
+        fs::read(parent.path().join("secret.txt")).unwrap(),
+        b"outside"
+    );
     assert_eq!(fs::read_dir(&root_path).unwrap().count(), 0);
     s.stop().await;
 }
@@ -212,9 +279,14 @@ async fn traversal_attempts_through_the_classic_door_touch_nothing_outside() {
     let root_path = root.path().to_path_buf();
     fs::write(parent.path().join("secret.txt"), b"outside").unwrap();
     let s = TestServer::start_in(root, |_| {}).await;
-    for bad in TRAVERSALS.iter().copied().chain(["../secret.txt", "/etc/passwd", ""]) {
+    for bad in TRAVERSALS
+        .iter()
+        .copied()
+        .chain(["../secret.txt", "/etc/passwd", ""])
+    {
         for cmd in ["put", "get"] {
-            let header = serde_json::json!({"cmd": cmd, "filename": bad, "filesize": 7}).to_string();
+            let header =
+                serde_json::json!({"cmd": cmd, "filename": bad, "filesize": 7}).to_string();
             let mut msg = (header.len() as i32).to_le_bytes().to_vec();
             msg.extend_from_slice(header.as_bytes());
             if cmd == "put" {
@@ -231,7 +303,10 @@ async fn traversal_attempts_through_the_classic_door_touch_nothing_outside() {
         }
     }
     assert_eq!(fs::read_dir(parent.path()).unwrap().count(), 2);
-    assert_eq!(fs::read(parent.path().join("secret.txt")).unwrap(), b"outside");
+    assert_eq!(
+        fs::read(parent.path().join("secret.txt")).unwrap(),
+        b"outside"
+    );
     assert_eq!(fs::read_dir(&root_path).unwrap().count(), 0);
     s.stop().await;
 }
@@ -241,10 +316,18 @@ async fn put_with_a_body_of_the_wrong_length_is_refused_and_nothing_appears() {
     let s = TestServer::start(|_| {}).await;
     let mut c = s.client().await;
     let conn = c.connection();
-    let put = Request::Put { path: "f".into(), size: 10, mtime: None, force: false, resume: true };
+    let put = Request::Put {
+        path: "f".into(),
+        size: 10,
+        mtime: None,
+        force: false,
+        resume: true,
+    };
     conn.send(Kind::Request, &put, 0).await.unwrap();
     assert_eq!(conn.next_head().await.unwrap().kind, Kind::Partial);
-    conn.send(Kind::Request, &Request::Data { offset: 0 }, 11).await.unwrap();
+    conn.send(Kind::Request, &Request::Data { offset: 0 }, 11)
+        .await
+        .unwrap();
     conn.send_body(&[0u8; 11]).await.unwrap();
     let head = conn.next_head().await.unwrap();
     assert_eq!(head.kind, Kind::Error);
@@ -253,9 +336,19 @@ async fn put_with_a_body_of_the_wrong_length_is_refused_and_nothing_appears() {
     let conn = c.connection();
     conn.send(Kind::Request, &put, 0).await.unwrap();
     assert_eq!(conn.next_head().await.unwrap().kind, Kind::Partial);
-    conn.send(Kind::Request, &Request::Data { offset: 0 }, 10).await.unwrap();
+    conn.send(Kind::Request, &Request::Data { offset: 0 }, 10)
+        .await
+        .unwrap();
     conn.send_body(b"0123456789").await.unwrap();
-    conn.send(Kind::Request, &Request::Commit { sha256: "00".repeat(32) }, 0).await.unwrap();
+    conn.send(
+        Kind::Request,
+        &Request::Commit {
+            sha256: "00".repeat(32),
+        },
+        0,
+    )
+    .await
+    .unwrap();
     let head = conn.next_head().await.unwrap();
     let e: ErrorReply = serde_json::from_slice(&head.header).unwrap();
     assert_eq!(e.code, ErrorCode::ChecksumMismatch);
@@ -275,12 +368,22 @@ async fn fake_server(entries: serde_json::Value) -> std::net::SocketAddr {
         let hello = serde_json::json!({"version":1,"server":"evil","software":"x","features":[],
             "auth_required":false,"auth_available":false,
             "permissions":{"read":true,"upload":false,"delete":false,"exec":false}});
-        t.write_all(&frame(Kind::Ok, hello.to_string().as_bytes(), b"")).await.unwrap();
+        t.write_all(&frame(Kind::Ok, hello.to_string().as_bytes(), b""))
+            .await
+            .unwrap();
         let _ = t.read(&mut buf).await;
         let n = entries.as_array().unwrap().len();
         let batch = serde_json::json!({ "entries": entries });
-        t.write_all(&frame(Kind::Partial, batch.to_string().as_bytes(), b"")).await.unwrap();
-        t.write_all(&frame(Kind::Ok, format!("{{\"count\":{n}}}").as_bytes(), b"")).await.unwrap();
+        t.write_all(&frame(Kind::Partial, batch.to_string().as_bytes(), b""))
+            .await
+            .unwrap();
+        t.write_all(&frame(
+            Kind::Ok,
+            format!("{{\"count\":{n}}}").as_bytes(),
+            b"",
+        ))
+        .await
+        .unwrap();
         let _ = t.read(&mut buf).await;
     });
     addr
@@ -288,7 +391,13 @@ async fn fake_server(entries: serde_json::Value) -> std::net::SocketAddr {
 
 #[tokio::test]
 async fn the_client_refuses_hostile_names_from_a_server() {
-    for bad in ["../../.bashrc", "/etc/cron.d/x", "ok/../../x", "a\u{1b}[2Jb", "C:\\x"] {
+    for bad in [
+        "../../.bashrc",
+        "/etc/cron.d/x",
+        "ok/../../x",
+        "a\u{1b}[2Jb",
+        "C:\\x",
+    ] {
         let walk = serde_json::json!([
             {"path":"fine.txt","kind":"file","size":1,"mtime":null},
             {"path": bad, "kind":"file","size":1,"mtime":null}
@@ -296,7 +405,10 @@ async fn the_client_refuses_hostile_names_from_a_server() {
         let addr = fake_server(walk).await;
         let mut c = Client::connect(&addr.to_string(), None).await.unwrap();
         let e = c.walk("").await.unwrap_err();
-        assert!(matches!(e, ferry::client::ClientError::Name(_)), "{bad:?}: {e}");
+        assert!(
+            matches!(e, ferry::client::ClientError::Name(_)),
+            "{bad:?}: {e}"
+        );
         assert!(!e.to_string().contains('\u{1b}'));
 
         let ls = serde_json::json!([{"name": bad, "kind":"file","size":1,"mtime":null}]);

@@ -26,7 +26,14 @@ async fn upload_cut_mid_transfer_resumes_and_verifies() {
     };
     let via = common::proxy(s.addr, cut).await;
     let mut c = Client::connect(&via.to_string(), None).await.unwrap();
-    let err = c.put_file(&src, "big.bin", TransferOpts::default(), &ProgressBar::hidden()).await;
+    let err = c
+        .put_file(
+            &src,
+            "big.bin",
+            TransferOpts::default(),
+            &ProgressBar::hidden(),
+        )
+        .await;
     assert!(err.unwrap_err().is_transport());
     // Nothing visible under the real name; the partial bytes are kept hidden.
     assert!(!s.path("big.bin").exists());
@@ -36,15 +43,34 @@ async fn upload_cut_mid_transfer_resumes_and_verifies() {
     assert_eq!(parts.len(), 1);
 
     let mut c = s.client().await;
-    let done = c.put_file(&src, "big.bin", TransferOpts::default(), &ProgressBar::hidden()).await.unwrap();
-    assert!(done.resumed_from > MIB as u64, "resumed from {}", done.resumed_from);
+    let done = c
+        .put_file(
+            &src,
+            "big.bin",
+            TransferOpts::default(),
+            &ProgressBar::hidden(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        done.resumed_from > MIB as u64,
+        "resumed from {}",
+        done.resumed_from
+    );
     assert_eq!(sha256_file(&s.path("big.bin")), sha256_file(&src));
     assert!(partial_files(s.root.path()).is_empty());
     s.stop().await;
 }
 
 async fn c_ls_names(s: &TestServer) -> Vec<String> {
-    s.client().await.ls("").await.unwrap().into_iter().map(|e| e.name).collect()
+    s.client()
+        .await
+        .ls("")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect()
 }
 
 async fn wait_for_partial(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -52,7 +78,10 @@ async fn wait_for_partial(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let parts = partial_files(dir);
-        let size: u64 = parts.iter().map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
+        let size: u64 = parts
+            .iter()
+            .map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+            .sum();
         if !parts.is_empty() && size == last {
             return parts;
         }
@@ -75,29 +104,70 @@ async fn download_cut_mid_transfer_resumes_and_verifies() {
     };
     let via = common::proxy(s.addr, cut).await;
     let mut c = Client::connect(&via.to_string(), None).await.unwrap();
-    let err = c.get_file("big.bin", &dst, TransferOpts::default(), &ProgressBar::hidden()).await;
+    let err = c
+        .get_file(
+            "big.bin",
+            &dst,
+            TransferOpts::default(),
+            &ProgressBar::hidden(),
+        )
+        .await;
     assert!(err.unwrap_err().is_transport());
     assert!(!dst.exists());
     assert_eq!(partial_files(local.path()).len(), 1);
 
     let mut c = s.client().await;
-    let done = c.get_file("big.bin", &dst, TransferOpts::default(), &ProgressBar::hidden()).await.unwrap();
-    assert!(done.resumed_from > 4 * MIB as u64, "resumed from {}", done.resumed_from);
+    let done = c
+        .get_file(
+            "big.bin",
+            &dst,
+            TransferOpts::default(),
+            &ProgressBar::hidden(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        done.resumed_from > 4 * MIB as u64,
+        "resumed from {}",
+        done.resumed_from
+    );
     assert_eq!(sha256_file(&dst), sha256_file(&s.path("big.bin")));
     assert!(partial_files(local.path()).is_empty());
 
     // A partial file that is not the start of the remote file is detected
     // and the download starts over.
     let dst2 = local.path().join("other.bin");
-    fs::write(ferry::files::part::part_path(&dst2), b"definitely not the same bytes").unwrap();
-    let done = c.get_file("big.bin", &dst2, TransferOpts::default(), &ProgressBar::hidden()).await.unwrap();
+    fs::write(
+        ferry::files::part::part_path(&dst2),
+        b"definitely not the same bytes",
+    )
+    .unwrap();
+    let done = c
+        .get_file(
+            "big.bin",
+            &dst2,
+            TransferOpts::default(),
+            &ProgressBar::hidden(),
+        )
+        .await
+        .unwrap();
     assert_eq!(done.resumed_from, 0);
     assert_eq!(sha256_file(&dst2), sha256_file(&s.path("big.bin")));
     // And --no-resume ignores what is there.
     let dst3 = local.path().join("fresh.bin");
-    fs::write(ferry::files::part::part_path(&dst3), &noise(8 * MIB, 9)[..MIB]).unwrap();
-    let fresh = TransferOpts { force: false, resume: false };
-    let done = c.get_file("big.bin", &dst3, fresh, &ProgressBar::hidden()).await.unwrap();
+    fs::write(
+        ferry::files::part::part_path(&dst3),
+        &noise(8 * MIB, 9)[..MIB],
+    )
+    .unwrap();
+    let fresh = TransferOpts {
+        force: false,
+        resume: false,
+    };
+    let done = c
+        .get_file("big.bin", &dst3, fresh, &ProgressBar::hidden())
+        .await
+        .unwrap();
     assert_eq!(done.resumed_from, 0);
     s.stop().await;
 }
@@ -121,13 +191,22 @@ async fn server_killed_mid_upload_loses_nothing_and_resume_completes() {
     let src2 = src.clone();
     let upload = tokio::spawn(async move {
         let mut c = Client::connect(&via.to_string(), None).await.unwrap();
-        c.put_file(&src2, "payload.bin", TransferOpts::default(), &ProgressBar::hidden()).await
+        c.put_file(
+            &src2,
+            "payload.bin",
+            TransferOpts::default(),
+            &ProgressBar::hidden(),
+        )
+        .await
     });
     let mut waited = 0;
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         waited += 1;
-        let held: u64 = partial_files(root.path()).iter().map(|p| fs::metadata(p).unwrap().len()).sum();
+        let held: u64 = partial_files(root.path())
+            .iter()
+            .map(|p| fs::metadata(p).unwrap().len())
+            .sum();
         if held > 2 * MIB as u64 {
             break;
         }
@@ -136,15 +215,35 @@ async fn server_killed_mid_upload_loses_nothing_and_resume_completes() {
     server.child.kill().unwrap(); // SIGKILL
     server.child.wait().unwrap();
     assert!(upload.await.unwrap().is_err());
-    assert!(!root.path().join("payload.bin").exists(), "a partial file became visible");
+    assert!(
+        !root.path().join("payload.bin").exists(),
+        "a partial file became visible"
+    );
     let held = fs::metadata(&partial_files(root.path())[0]).unwrap().len();
     assert!(held > 0 && held < 24 * MIB as u64);
 
     let server = spawn_bin_server(root.path(), &["--allow-upload"], &[]);
-    let mut c = Client::connect(&format!("127.0.0.1:{}", server.port), None).await.unwrap();
-    assert!(c.ls("").await.unwrap().is_empty(), "the partial upload must not be listed");
-    let done = c.put_file(&src, "payload.bin", TransferOpts::default(), &ProgressBar::hidden()).await.unwrap();
-    assert!(done.resumed_from >= 2 * MIB as u64, "resumed from {}", done.resumed_from);
+    let mut c = Client::connect(&format!("127.0.0.1:{}", server.port), None)
+        .await
+        .unwrap();
+    assert!(
+        c.ls("").await.unwrap().is_empty(),
+        "the partial upload must not be listed"
+    );
+    let done = c
+        .put_file(
+            &src,
+            "payload.bin",
+            TransferOpts::default(),
+            &ProgressBar::hidden(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        done.resumed_from >= 2 * MIB as u64,
+        "resumed from {}",
+        done.resumed_from
+    );
     assert_eq!(done.sha256, sha256_file(&src));
     assert_eq!(sha256_file(&root.path().join("payload.bin")), done.sha256);
     assert!(partial_files(root.path()).is_empty());
@@ -170,12 +269,23 @@ async fn files_larger_than_4_gib_resume_past_the_32_bit_boundary() {
     }
     let local = tempfile::tempdir().unwrap();
     let dst = local.path().join("huge.bin");
-    fs::File::create(ferry::files::part::part_path(&dst)).unwrap().set_len(four_gib).unwrap();
+    fs::File::create(ferry::files::part::part_path(&dst))
+        .unwrap()
+        .set_len(four_gib)
+        .unwrap();
 
     let mut c = s.client().await;
     let st = c.stat("huge.bin").await.unwrap();
     assert_eq!(st.size, four_gib + MIB as u64);
-    let got = c.get_file("huge.bin", &dst, TransferOpts::default(), &ProgressBar::hidden()).await.unwrap();
+    let got = c
+        .get_file(
+            "huge.bin",
+            &dst,
+            TransferOpts::default(),
+            &ProgressBar::hidden(),
+        )
+        .await
+        .unwrap();
     assert_eq!(got.resumed_from, four_gib);
     assert_eq!(got.size, four_gib + MIB as u64);
     assert_eq!(fs::metadata(&dst).unwrap().len(), four_gib + MIB as u64);
@@ -191,9 +301,20 @@ async fn files_larger_than_4_gib_resume_past_the_32_bit_boundary() {
         .unwrap()
         .set_len(four_gib)
         .unwrap();
-    let put = c.put_file(&dst, "up.bin", TransferOpts::default(), &ProgressBar::hidden()).await.unwrap();
+    let put = c
+        .put_file(
+            &dst,
+            "up.bin",
+            TransferOpts::default(),
+            &ProgressBar::hidden(),
+        )
+        .await
+        .unwrap();
     assert_eq!(put.resumed_from, four_gib);
     assert_eq!(put.sha256, got.sha256);
-    assert_eq!(fs::metadata(s.path("up.bin")).unwrap().len(), four_gib + MIB as u64);
+    assert_eq!(
+        fs::metadata(s.path("up.bin")).unwrap().len(),
+        four_gib + MIB as u64
+    );
     s.stop().await;
 }

@@ -21,7 +21,10 @@ const TOKEN: &str = "s3cret-token-for-tests";
 async fn a_token_unlocks_what_the_server_grants() {
     let s = TestServer::start(|c| {
         c.token = Some(Secret::new(TOKEN));
-        c.anonymous = ferry::wire::messages::Permissions { read: true, ..Default::default() };
+        c.anonymous = ferry::wire::messages::Permissions {
+            read: true,
+            ..Default::default()
+        };
     })
     .await;
     fs::write(s.path("r.txt"), b"r").unwrap();
@@ -33,13 +36,19 @@ async fn a_token_unlocks_what_the_server_grants() {
     let mut anon = s.client().await;
     assert!(anon.hello().auth_available && !anon.hello().auth_required);
     assert_eq!(anon.ls("").await.unwrap().len(), 1);
-    let e = anon.put_file(&src, "f", TransferOpts::default(), &ProgressBar::hidden()).await.unwrap_err();
+    let e = anon
+        .put_file(&src, "f", TransferOpts::default(), &ProgressBar::hidden())
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::AuthRequired));
 
     // With the token: everything granted.
     let mut authed = s.client_with(TOKEN).await.unwrap();
     assert!(authed.hello().permissions.upload);
-    authed.put_file(&src, "f", TransferOpts::default(), &ProgressBar::hidden()).await.unwrap();
+    authed
+        .put_file(&src, "f", TransferOpts::default(), &ProgressBar::hidden())
+        .await
+        .unwrap();
 
     // Wrong token: refused, and the next attempt from the address is slowed.
     let started = std::time::Instant::now();
@@ -47,7 +56,10 @@ async fn a_token_unlocks_what_the_server_grants() {
     assert_eq!(e.code(), Some(ErrorCode::AuthFailed));
     let e = s.client_with("wrong-token-001").await.err().unwrap();
     assert_eq!(e.code(), Some(ErrorCode::AuthFailed));
-    assert!(started.elapsed() >= Duration::from_millis(250), "no throttling");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "no throttling"
+    );
     s.stop().await;
 }
 
@@ -59,7 +71,10 @@ async fn a_private_server_requires_the_token_and_refuses_the_classic_door() {
     })
     .await;
     fs::write(s.path("r.txt"), b"r").unwrap();
-    let e = Client::connect(&s.addr.to_string(), None).await.err().unwrap();
+    let e = Client::connect(&s.addr.to_string(), None)
+        .await
+        .err()
+        .unwrap();
     assert_eq!(e.code(), Some(ErrorCode::AuthRequired));
     // A raw client that skips auth gets refused per request.
     let mut c = s.client_with(TOKEN).await.unwrap();
@@ -73,7 +88,10 @@ async fn a_private_server_requires_the_token_and_refuses_the_classic_door() {
     let mut out = Vec::new();
     t.read_to_end(&mut out).await.unwrap();
     let reply: serde_json::Value = serde_json::from_slice(&out[4..]).unwrap();
-    assert!(reply["error"].as_str().unwrap().contains("authentication"), "{reply}");
+    assert!(
+        reply["error"].as_str().unwrap().contains("authentication"),
+        "{reply}"
+    );
     s.stop().await;
 }
 
@@ -86,7 +104,10 @@ async fn connection_limits_answer_busy_in_the_peers_framing() {
     .await;
     let _a = s.client().await;
     let _b = s.client().await;
-    let e = Client::connect(&s.addr.to_string(), None).await.err().unwrap();
+    let e = Client::connect(&s.addr.to_string(), None)
+        .await
+        .err()
+        .unwrap();
     assert_eq!(e.code(), Some(ErrorCode::Busy), "{e}");
     // nc-style peers get a text line.
     let mut t = TcpStream::connect(s.addr).await.unwrap();
@@ -101,7 +122,10 @@ async fn connection_limits_answer_busy_in_the_peers_framing() {
 
     let s = TestServer::start(|c| c.limits.max_connections = 1).await;
     let _a = s.client().await;
-    let e = Client::connect(&s.addr.to_string(), None).await.err().unwrap();
+    let e = Client::connect(&s.addr.to_string(), None)
+        .await
+        .err()
+        .unwrap();
     assert_eq!(e.code(), Some(ErrorCode::Busy));
     s.stop().await;
 }
@@ -120,16 +144,24 @@ async fn a_hundred_clients_put_and_get_at_once() {
             fs::write(&src, &data).unwrap();
             let mut c = Client::connect(&s.addr.to_string(), None).await?;
             let name = format!("file-{i}");
-            let up = c.put_file(&src, &name, TransferOpts::default(), &ProgressBar::hidden()).await?;
+            let up = c
+                .put_file(&src, &name, TransferOpts::default(), &ProgressBar::hidden())
+                .await?;
             let dst = local.path().join(format!("dst-{i}"));
-            let down = c.get_file(&name, &dst, TransferOpts::default(), &ProgressBar::hidden()).await?;
+            let down = c
+                .get_file(&name, &dst, TransferOpts::default(), &ProgressBar::hidden())
+                .await?;
             assert_eq!(up.sha256, down.sha256);
             assert_eq!(fs::read(&dst).unwrap(), data);
             Ok::<_, ClientError>(up.sha256)
         }));
     }
     for (i, t) in tasks.into_iter().enumerate() {
-        let sha = tokio::time::timeout(Duration::from_secs(120), t).await.unwrap().unwrap().unwrap();
+        let sha = tokio::time::timeout(Duration::from_secs(120), t)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!(sha256_file(&s.path(&format!("file-{i}"))), sha);
     }
     assert!(partial_files(s.root.path()).is_empty());
@@ -147,11 +179,17 @@ async fn shutdown_aborts_a_stalled_upload_and_leaves_no_partial_file() {
         force: false,
         resume: true,
     };
-    conn.send(ferry::wire::Kind::Request, &put, 0).await.unwrap();
-    conn.next_head().await.unwrap();
-    conn.send(ferry::wire::Kind::Request, &ferry::wire::messages::Request::Data { offset: 0 }, 1 << 20)
+    conn.send(ferry::wire::Kind::Request, &put, 0)
         .await
         .unwrap();
+    conn.next_head().await.unwrap();
+    conn.send(
+        ferry::wire::Kind::Request,
+        &ferry::wire::messages::Request::Data { offset: 0 },
+        1 << 20,
+    )
+    .await
+    .unwrap();
     conn.send_body(&[1u8; 4096]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(partial_files(s.root.path()).len(), 1);
@@ -160,7 +198,10 @@ async fn shutdown_aborts_a_stalled_upload_and_leaves_no_partial_file() {
     let started = std::time::Instant::now();
     let root = s.stop().await;
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(partial_files(root.path()).is_empty(), "shutdown left a partial file");
+    assert!(
+        partial_files(root.path()).is_empty(),
+        "shutdown left a partial file"
+    );
     assert!(!root.path().join("stalled").exists());
     let head = c.connection().next_head().await.unwrap();
     let e: ferry::wire::messages::ErrorReply = serde_json::from_slice(&head.header).unwrap();
@@ -176,13 +217,18 @@ async fn shutdown_lets_a_running_transfer_finish_within_the_grace_period() {
     fs::write(&src, noise(16 << 20, 5)).unwrap();
     let via = common::proxy(
         s.addr,
-        common::ProxyPlan { cut_up_after: None, cut_down_after: None, up_rate: Some(16 << 20) },
+        common::ProxyPlan {
+            cut_up_after: None,
+            cut_down_after: None,
+            up_rate: Some(16 << 20),
+        },
     )
     .await;
     let src2 = src.clone();
     let upload = tokio::spawn(async move {
         let mut c = Client::connect(&via.to_string(), None).await.unwrap();
-        c.put_file(&src2, "f", TransferOpts::default(), &ProgressBar::hidden()).await
+        c.put_file(&src2, "f", TransferOpts::default(), &ProgressBar::hidden())
+            .await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let root = s.stop().await;

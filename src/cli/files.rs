@@ -72,7 +72,12 @@ fn kind_char(k: EntryKind) -> char {
 fn print_entry(e: &Entry) {
     let name = escape(&e.name);
     let suffix = if e.kind == EntryKind::Dir { "/" } else { "" };
-    println!("{} {:>10}  {}  {name}{suffix}", kind_char(e.kind), size(e.size), time(e.mtime));
+    println!(
+        "{} {:>10}  {}  {name}{suffix}",
+        kind_char(e.kind),
+        size(e.size),
+        time(e.mtime)
+    );
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Result<(), ClientError> {

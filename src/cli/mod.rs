@@ -98,7 +98,10 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 /// The token from the environment, if set.
 fn token_from_env() -> Option<Secret> {
-    std::env::var("FERRY_TOKEN").ok().filter(|t| !t.is_empty()).map(Secret::new)
+    std::env::var("FERRY_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(Secret::new)
 }
 
 /// Parses an address argument.

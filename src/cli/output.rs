@@ -32,7 +32,11 @@ pub(crate) fn size(n: u64) -> String {
         v /= 1024.0;
         i += 1;
     }
-    if i == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[i]) }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
 }
 
 /// `YYYY-MM-DD HH:MM` in UTC.
@@ -41,7 +45,11 @@ pub(crate) fn time(m: Option<Mtime>) -> String {
     let days = m.secs.div_euclid(86_400);
     let secs = m.secs.rem_euclid(86_400);
     let (y, mo, d) = civil_from_days(days);
-    format!("{y:04}-{mo:02}-{d:02} {:02}:{:02}", secs / 3600, secs % 3600 / 60)
+    format!(
+        "{y:04}-{mo:02}-{d:02} {:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60
+    )
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's
@@ -66,9 +74,27 @@ mod tests {
     #[test]
     fn dates_and_sizes() {
         assert_eq!(time(Some(Mtime { secs: 0, nanos: 0 })), "1970-01-01 00:00");
-        assert_eq!(time(Some(Mtime { secs: 951_782_400, nanos: 0 })), "2000-02-29 00:00");
-        assert_eq!(time(Some(Mtime { secs: -86_400, nanos: 0 })), "1969-12-31 00:00");
-        assert_eq!(time(Some(Mtime { secs: 2_085_978_496, nanos: 0 })), "2036-02-07 06:28");
+        assert_eq!(
+            time(Some(Mtime {
+                secs: 951_782_400,
+                nanos: 0
+            })),
+            "2000-02-29 00:00"
+        );
+        assert_eq!(
+            time(Some(Mtime {
+                secs: -86_400,
+                nanos: 0
+            })),
+            "1969-12-31 00:00"
+        );
+        assert_eq!(
+            time(Some(Mtime {
+                secs: 2_085_978_496,
+                nanos: 0
+            })),
+            "2036-02-07 06:28"
+        );
         assert_eq!(size(512), "512 B");
         assert_eq!(size(1536), "1.5 KiB");
         assert_eq!(size(5 << 30), "5.0 GiB");

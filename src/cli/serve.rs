@@ -49,10 +49,18 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
                 v.push(name);
             }
         }
-        if v.is_empty() { "nothing".to_string() } else { v.join(", ") }
+        if v.is_empty() {
+            "nothing".to_string()
+        } else {
+            v.join(", ")
+        }
     };
     if token {
-        println!("with the token: {}; without: {}", describe(perms), describe(anonymous));
+        println!(
+            "with the token: {}; without: {}",
+            describe(perms),
+            describe(anonymous)
+        );
     } else {
         println!("everyone may: {}", describe(perms));
     }
@@ -73,7 +81,10 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
 /// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.
 async fn watch_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         error!("cannot install signal handlers");
         return;
     };

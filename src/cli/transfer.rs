@@ -80,7 +80,8 @@ fn join_remote(dir: &str, name: &str) -> String {
 
 fn print_reports(json: bool, reports: &[Report]) -> Result<(), ClientError> {
     if json {
-        let s = serde_json::to_string_pretty(reports).map_err(|e| ClientError::Local(e.to_string()))?;
+        let s =
+            serde_json::to_string_pretty(reports).map_err(|e| ClientError::Local(e.to_string()))?;
         println!("{s}");
     }
     Ok(())
@@ -138,7 +139,9 @@ async fn get_tree(
         for e in entries.iter().filter(|e| e.kind == EntryKind::File) {
             let p = RelPath::parse(&e.path)?.to_path(top);
             if std::fs::symlink_metadata(&p).is_ok() {
-                return Err(ClientError::Exists(escape(&p.display().to_string()).into_owned()));
+                return Err(ClientError::Exists(
+                    escape(&p.display().to_string()).into_owned(),
+                ));
             }
         }
     }
@@ -146,7 +149,9 @@ async fn get_tree(
     for e in &entries {
         let dest = RelPath::parse(&e.path)?.to_path(top);
         match e.kind {
-            EntryKind::Dir => std::fs::create_dir_all(&dest).map_err(|err| ClientError::local(&dest, err))?,
+            EntryKind::Dir => {
+                std::fs::create_dir_all(&dest).map_err(|err| ClientError::local(&dest, err))?
+            }
             _ => {
                 let from = join_remote(remote_dir, &e.path);
                 let t = c.get_file(&from, &dest, opts, &bar(&e.path)).await?;
@@ -188,10 +193,17 @@ pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
                 RelPath::component_from_os(real.file_name().unwrap_or_default())?
             }
         };
-        let target = if dest_is_dir { join_remote(&r.path, &name) } else { r.path.clone() };
+        let target = if dest_is_dir {
+            join_remote(&r.path, &name)
+        } else {
+            r.path.clone()
+        };
         if meta.is_dir() {
             if !a.recursive {
-                return Err(ClientError::Local(format!("{} is a folder; use -r to upload it", escape(src))));
+                return Err(ClientError::Local(format!(
+                    "{} is a folder; use -r to upload it",
+                    escape(src)
+                )));
             }
             put_tree(&mut c, path, &target, opts, &mut reports).await?;
         } else {
@@ -214,7 +226,11 @@ async fn put_tree(
         eprintln!("ferry: skipping {s}");
     }
     // Checked whole, here and again on the server, before anything is sent.
-    crate::files::name::check_batch(tree.entries.iter().map(|e| (e.path.as_str(), e.kind == EntryKind::Dir)))?;
+    crate::files::name::check_batch(
+        tree.entries
+            .iter()
+            .map(|e| (e.path.as_str(), e.kind == EntryKind::Dir)),
+    )?;
     c.plan(remote_top, &tree.entries, opts.force).await?;
     c.mkdir(remote_top, true).await?;
     for (e, path) in tree.entries.iter().zip(&tree.paths) {

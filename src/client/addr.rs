@@ -52,7 +52,9 @@ pub fn parse_remote(input: &str) -> Result<Remote, AddrError> {
     };
     let s = input.strip_prefix("ferry://").unwrap_or(input);
     let (host, rest) = if let Some(after) = s.strip_prefix('[') {
-        let end = after.find(']').ok_or_else(|| fail("missing ']' after an IPv6 address"))?;
+        let end = after
+            .find(']')
+            .ok_or_else(|| fail("missing ']' after an IPv6 address"))?;
         (&after[..end], &after[end + 1..])
     } else {
         let end = s.find([':', '/']).unwrap_or(s.len());
@@ -65,7 +67,9 @@ pub fn parse_remote(input: &str) -> Result<Remote, AddrError> {
         let digits = after.bytes().take_while(u8::is_ascii_digit).count();
         let tail = &after[digits..];
         if digits > 0 && (tail.is_empty() || tail.starts_with('/') || tail.starts_with(':')) {
-            let port: u16 = after[..digits].parse().map_err(|_| fail("port out of range"))?;
+            let port: u16 = after[..digits]
+                .parse()
+                .map_err(|_| fail("port out of range"))?;
             if port == 0 {
                 return Err(fail("port 0"));
             }
@@ -96,14 +100,23 @@ mod tests {
     fn every_documented_form() {
         assert_eq!(p("box"), ("box".into(), 7070, "".into()));
         assert_eq!(p("box:9000"), ("box".into(), 9000, "".into()));
-        assert_eq!(p("box:/docs/a.txt"), ("box".into(), 7070, "/docs/a.txt".into()));
-        assert_eq!(p("box:docs/a.txt"), ("box".into(), 7070, "docs/a.txt".into()));
+        assert_eq!(
+            p("box:/docs/a.txt"),
+            ("box".into(), 7070, "/docs/a.txt".into())
+        );
+        assert_eq!(
+            p("box:docs/a.txt"),
+            ("box".into(), 7070, "docs/a.txt".into())
+        );
         assert_eq!(p("box:9000:/docs"), ("box".into(), 9000, "/docs".into()));
         assert_eq!(p("box:9000/docs"), ("box".into(), 9000, "/docs".into()));
         assert_eq!(p("box/docs"), ("box".into(), 7070, "/docs".into()));
         assert_eq!(p("[::1]:9000/x"), ("::1".into(), 9000, "/x".into()));
         assert_eq!(p("[::1]"), ("::1".into(), 7070, "".into()));
-        assert_eq!(p("ferry://10.0.0.2:7071/a"), ("10.0.0.2".into(), 7071, "/a".into()));
+        assert_eq!(
+            p("ferry://10.0.0.2:7071/a"),
+            ("10.0.0.2".into(), 7071, "/a".into())
+        );
         assert_eq!(p("box:/123"), ("box".into(), 7070, "/123".into()));
         assert_eq!(p("box:12ab"), ("box".into(), 7070, "12ab".into()));
         assert_eq!(parse_remote("box:9000").unwrap().authority(), "box:9000");

@@ -36,7 +36,11 @@ pub fn walk_local(top: &Path) -> Result<LocalTree, crate::client::ClientError> {
         items.sort_by_key(|e| e.file_name());
         for item in items {
             let name = RelPath::component_from_os(&item.file_name())?;
-            let rel = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
             let path = item.path();
             let lmeta = fs::symlink_metadata(&path).map_err(|e| ClientError::local(&path, e))?;
             let meta = if lmeta.file_type().is_symlink() {
@@ -44,12 +48,16 @@ pub fn walk_local(top: &Path) -> Result<LocalTree, crate::client::ClientError> {
                     Ok(real) if real.starts_with(&real_top) => match fs::metadata(&real) {
                         Ok(m) if m.is_file() => m,
                         _ => {
-                            tree.skipped.push(format!("{} (link to a folder)", crate::text::escape(&rel)));
+                            tree.skipped
+                                .push(format!("{} (link to a folder)", crate::text::escape(&rel)));
                             continue;
                         }
                     },
                     _ => {
-                        tree.skipped.push(format!("{} (link leads outside)", crate::text::escape(&rel)));
+                        tree.skipped.push(format!(
+                            "{} (link leads outside)",
+                            crate::text::escape(&rel)
+                        ));
                         continue;
                     }
                 }
@@ -62,20 +70,32 @@ pub fn walk_local(top: &Path) -> Result<LocalTree, crate::client::ClientError> {
             } else if meta.is_file() {
                 EntryKind::File
             } else {
-                tree.skipped.push(format!("{} (not a regular file)", crate::text::escape(&rel)));
+                tree.skipped.push(format!(
+                    "{} (not a regular file)",
+                    crate::text::escape(&rel)
+                ));
                 continue;
             };
             tree.entries.push(TreeEntry {
                 path: rel,
                 kind,
-                size: if kind == EntryKind::File { meta.len() } else { 0 },
+                size: if kind == EntryKind::File {
+                    meta.len()
+                } else {
+                    0
+                },
                 mtime: mtime_of(&meta),
             });
             tree.paths.push(path);
         }
     }
     let mut order: Vec<usize> = (0..tree.entries.len()).collect();
-    order.sort_by(|&a, &b| tree.entries[a].path.split('/').cmp(tree.entries[b].path.split('/')));
+    order.sort_by(|&a, &b| {
+        tree.entries[a]
+            .path
+            .split('/')
+            .cmp(tree.entries[b].path.split('/'))
+    });
     tree.entries = order.iter().map(|&i| tree.entries[i].clone()).collect();
     tree.paths = order.iter().map(|&i| tree.paths[i].clone()).collect();
     Ok(tree)

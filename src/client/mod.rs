@@ -66,7 +66,10 @@ pub enum ClientError {
 impl ClientError {
     /// A local I/O error on `path`.
     pub fn local(path: &Path, e: std::io::Error) -> ClientError {
-        ClientError::Local(format!("{}: {e}", crate::text::escape(&path.display().to_string())))
+        ClientError::Local(format!(
+            "{}: {e}",
+            crate::text::escape(&path.display().to_string())
+        ))
     }
 
     /// True when the transport (not the request) failed.
@@ -175,7 +178,8 @@ impl Client {
             let head = self.conn.next_head().await?;
             match head.kind {
                 Kind::Partial => {
-                    let b: EntryBatch<T> = serde_json::from_slice(&head.header).map_err(ConnError::from)?;
+                    let b: EntryBatch<T> =
+                        serde_json::from_slice(&head.header).map_err(ConnError::from)?;
                     out.extend(b.entries);
                 }
                 Kind::Ok => {
@@ -207,11 +211,12 @@ impl Client {
     /// Lists a whole tree, checked as one batch before it is returned.
     pub async fn walk(&mut self, path: &str) -> Result<Vec<TreeEntry>> {
         let entries: Vec<TreeEntry> = self.batches(&Request::Walk { path: path.into() }).await?;
-        crate::files::name::check_batch(
-            entries
-                .iter()
-                .map(|e| (e.path.as_str(), e.kind == crate::wire::messages::EntryKind::Dir)),
-        )?;
+        crate::files::name::check_batch(entries.iter().map(|e| {
+            (
+                e.path.as_str(),
+                e.kind == crate::wire::messages::EntryKind::Dir,
+            )
+        }))?;
         Ok(entries)
     }
 

@@ -61,7 +61,9 @@ pub(super) async fn get_file(
 ) -> Result<Transferred> {
     RelPath::parse(remote)?;
     if !opts.force && std::fs::symlink_metadata(local).is_ok() {
-        return Err(ClientError::Exists(crate::text::escape(&local.display().to_string()).into_owned()));
+        return Err(ClientError::Exists(
+            crate::text::escape(&local.display().to_string()).into_owned(),
+        ));
     }
     let target = local.to_path_buf();
     let resume = opts.resume;
@@ -90,7 +92,8 @@ pub(super) async fn get_file(
         let head = conn.next_head().await?;
         match head.kind {
             Kind::Partial => {
-                let start: GetStart = serde_json::from_slice(&head.header).map_err(ConnError::from)?;
+                let start: GetStart =
+                    serde_json::from_slice(&head.header).map_err(ConnError::from)?;
                 break (start, head.body_len);
             }
             kind => {
@@ -154,9 +157,10 @@ pub(super) async fn get_file(
     let digest: Digest = terminal(conn).await?;
     let mtime = start.entry.mtime;
     let force = opts.force;
-    let finished = tokio::task::spawn_blocking(move || part.finish(Some(&digest.sha256), mtime, force))
-        .await
-        .map_err(join_err)?;
+    let finished =
+        tokio::task::spawn_blocking(move || part.finish(Some(&digest.sha256), mtime, force))
+            .await
+            .map_err(join_err)?;
     match finished {
         Ok(sha256) => Ok(Transferred {
             size,
@@ -227,7 +231,8 @@ pub(super) async fn put_file(
         _ => (file, 0, Sha256::new()),
     };
     let len = size - offset;
-    conn.send(Kind::Request, &Request::Data { offset }, len).await?;
+    conn.send(Kind::Request, &Request::Data { offset }, len)
+        .await?;
     bar.set_length(size);
     bar.set_position(offset);
     let (mut rx, reader) = spawn_reader(file, offset, len, hasher);
@@ -245,8 +250,14 @@ pub(super) async fn put_file(
         .await
         .map_err(join_err)?
         .map_err(|e| ClientError::local(local, e))?;
-    conn.send(Kind::Request, &Request::Commit { sha256: sha256.clone() }, 0)
-        .await?;
+    conn.send(
+        Kind::Request,
+        &Request::Commit {
+            sha256: sha256.clone(),
+        },
+        0,
+    )
+    .await?;
     let digest: Digest = terminal(conn).await?;
     if !digest.sha256.eq_ignore_ascii_case(&sha256) || digest.size != size {
         return Err(ClientError::Checksum(format!(

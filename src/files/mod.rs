@@ -65,7 +65,9 @@ impl FilesError {
             K::NotADirectory => FilesError::NotFound(format!("{rel} does not exist")),
             K::PermissionDenied => FilesError::Forbidden(format!("{rel}: permission denied")),
             K::AlreadyExists => FilesError::Exists(format!("{rel} exists")),
-            K::DirectoryNotEmpty => FilesError::NotEmpty(format!("{rel} is not empty (use recursive removal)")),
+            K::DirectoryNotEmpty => {
+                FilesError::NotEmpty(format!("{rel} is not empty (use recursive removal)"))
+            }
             K::IsADirectory => FilesError::IsADirectory(format!("{rel} is a folder")),
             _ => FilesError::Io(format!("{rel}: {e}")),
         }

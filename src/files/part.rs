@@ -195,8 +195,12 @@ impl PartFile {
             // that needs no unsafe renameat2.
             match fs::hard_link(&self.part, &self.target) {
                 Ok(()) => fs::remove_file(&self.part)?,
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(FinishError::Exists),
-                Err(_) if fs::symlink_metadata(&self.target).is_ok() => return Err(FinishError::Exists),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(FinishError::Exists);
+                }
+                Err(_) if fs::symlink_metadata(&self.target).is_ok() => {
+                    return Err(FinishError::Exists);
+                }
                 Err(_) => fs::rename(&self.part, &self.target)?,
             }
         }
@@ -281,7 +285,16 @@ mod tests {
         p.write(b"lo").unwrap();
         assert!(p.write(b"!").is_err());
         let want = hex(&Sha256::digest(b"hello"));
-        let got = p.finish(Some(&want), Some(Mtime { secs: 1_000_000, nanos: 5 }), false).unwrap();
+        let got = p
+            .finish(
+                Some(&want),
+                Some(Mtime {
+                    secs: 1_000_000,
+                    nanos: 5,
+                }),
+                false,
+            )
+            .unwrap();
         assert_eq!(got, want);
         assert_eq!(fs::read(&target).unwrap(), b"hello");
         assert!(!part_path(&target).exists());
@@ -296,14 +309,20 @@ mod tests {
         let mut p = PartFile::open(&target, false).unwrap();
         p.start(0, 2).unwrap();
         p.write(b"ab").unwrap();
-        assert!(matches!(p.finish(Some("00"), None, false), Err(FinishError::Checksum { .. })));
+        assert!(matches!(
+            p.finish(Some("00"), None, false),
+            Err(FinishError::Checksum { .. })
+        ));
         assert!(!part_path(&target).exists() && !target.exists());
 
         fs::write(&target, b"old").unwrap();
         let mut p = PartFile::open(&target, false).unwrap();
         p.start(0, 3).unwrap();
         p.write(b"new").unwrap();
-        assert!(matches!(p.finish(None, None, false), Err(FinishError::Exists)));
+        assert!(matches!(
+            p.finish(None, None, false),
+            Err(FinishError::Exists)
+        ));
         assert_eq!(fs::read(&target).unwrap(), b"old");
     }
 
@@ -314,7 +333,10 @@ mod tests {
         fs::write(part_path(&target), b"hello ").unwrap();
         let mut p = PartFile::open(&target, true).unwrap();
         assert_eq!(p.existing(), 6);
-        assert_eq!(p.hash_existing().unwrap().unwrap(), hex(&Sha256::digest(b"hello ")));
+        assert_eq!(
+            p.hash_existing().unwrap().unwrap(),
+            hex(&Sha256::digest(b"hello "))
+        );
         p.start(6, 11).unwrap();
         p.write(b"world").unwrap();
         let want = hex(&Sha256::digest(b"hello world"));
@@ -332,11 +354,25 @@ mod tests {
 
     #[test]
     fn mtimes_round_trip_before_and_after_1970() {
-        for m in [Mtime { secs: -5, nanos: 250 }, Mtime { secs: 1_700_000_000, nanos: 999 }] {
+        for m in [
+            Mtime {
+                secs: -5,
+                nanos: 250,
+            },
+            Mtime {
+                secs: 1_700_000_000,
+                nanos: 999,
+            },
+        ] {
             let dir = tempfile::tempdir().unwrap();
             let f = dir.path().join("m");
             fs::write(&f, b"").unwrap();
-            File::options().write(true).open(&f).unwrap().set_modified(mtime_to_system(m)).unwrap();
+            File::options()
+                .write(true)
+                .open(&f)
+                .unwrap()
+                .set_modified(mtime_to_system(m))
+                .unwrap();
             assert_eq!(mtime_of(&fs::metadata(&f).unwrap()).unwrap(), m);
         }
     }

@@ -29,7 +29,10 @@ pub fn spawn_reader(
     offset: u64,
     len: u64,
     mut hasher: Sha256,
-) -> (mpsc::Receiver<io::Result<Bytes>>, JoinHandle<io::Result<String>>) {
+) -> (
+    mpsc::Receiver<io::Result<Bytes>>,
+    JoinHandle<io::Result<String>>,
+) {
     let (tx, rx) = mpsc::channel(DEPTH);
     let handle = tokio::task::spawn_blocking(move || {
         file.seek(SeekFrom::Start(offset))?;
@@ -39,7 +42,10 @@ pub fn spawn_reader(
             let mut buf = BytesMut::zeroed(want);
             let n = match file.read(&mut buf) {
                 Ok(0) => {
-                    let e = io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent");
+                    let e = io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while being sent",
+                    );
                     let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
                     return Err(e);
                 }
@@ -54,7 +60,10 @@ pub fn spawn_reader(
             hasher.update(&buf);
             left -= n as u64;
             if tx.blocking_send(Ok(buf.freeze())).is_err() {
-                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "receiver went away"));
+                return Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "receiver went away",
+                ));
             }
         }
         Ok(hex(&hasher.finalize()))
@@ -64,7 +73,9 @@ pub fn spawn_reader(
 
 /// Writes chunks into `part` on a blocking thread; the handle gives the part
 /// file back once the sender is dropped (or the first write error).
-pub fn spawn_writer(mut part: PartFile) -> (mpsc::Sender<Bytes>, JoinHandle<(PartFile, io::Result<()>)>) {
+pub fn spawn_writer(
+    mut part: PartFile,
+) -> (mpsc::Sender<Bytes>, JoinHandle<(PartFile, io::Result<()>)>) {
     let (tx, mut rx) = mpsc::channel::<Bytes>(DEPTH);
     let handle = tokio::task::spawn_blocking(move || {
         while let Some(chunk) = rx.blocking_recv() {

@@ -89,11 +89,15 @@ impl FileStore {
     /// the last component itself is not followed.
     fn resolve_parent(&self, rel: &RelPath) -> Result<(PathBuf, String), FilesError> {
         let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
-            return Err(FilesError::Forbidden("the served folder itself cannot be changed".into()));
+            return Err(FilesError::Forbidden(
+                "the served folder itself cannot be changed".into(),
+            ));
         };
         let dir = self.resolve(&parent)?;
         if !dir.is_dir() {
-            return Err(FilesError::NotADirectory(format!("{parent} is not a folder")));
+            return Err(FilesError::NotADirectory(format!(
+                "{parent} is not a folder"
+            )));
         }
         Ok((dir, name.to_string()))
     }
@@ -209,7 +213,9 @@ impl FileStore {
             return Err(FilesError::IsADirectory(format!("{rel} is a folder")));
         }
         if !meta.is_file() {
-            return Err(FilesError::Forbidden(format!("{rel} is not a regular file")));
+            return Err(FilesError::Forbidden(format!(
+                "{rel} is not a regular file"
+            )));
         }
         let name = rel.file_name().unwrap_or("").to_string();
         Ok((file, entry(name, &meta, EntryKind::File)))
@@ -217,7 +223,12 @@ impl FileStore {
 
     /// Starts receiving `rel`. Refuses an existing target unless `force`, a
     /// folder always, and a target another upload holds.
-    pub fn begin_upload(&self, rel: &RelPath, force: bool, resume: bool) -> Result<Upload, FilesError> {
+    pub fn begin_upload(
+        &self,
+        rel: &RelPath,
+        force: bool,
+        resume: bool,
+    ) -> Result<Upload, FilesError> {
         let (dir, name) = self.resolve_parent(rel)?;
         let target = dir.join(&name);
         let replaces = match fs::symlink_metadata(&target) {
@@ -235,7 +246,9 @@ impl FileStore {
         {
             let mut set = self.uploads.lock().map_err(|_| FilesError::Internal)?;
             if !set.insert(target.clone()) {
-                return Err(FilesError::Busy(format!("{rel} is being uploaded by another client")));
+                return Err(FilesError::Busy(format!(
+                    "{rel} is being uploaded by another client"
+                )));
             }
         }
         let guard = UploadGuard {
@@ -253,8 +266,17 @@ impl FileStore {
     /// Checks a folder upload whole: every name valid, nothing twice, the
     /// destination a folder (or creatable), and no existing file in the way
     /// unless `force`. Writes nothing.
-    pub fn check_plan(&self, base: &RelPath, entries: &[TreeEntry], force: bool) -> Result<(), FilesError> {
-        let rels = check_batch(entries.iter().map(|e| (e.path.as_str(), e.kind == EntryKind::Dir)))?;
+    pub fn check_plan(
+        &self,
+        base: &RelPath,
+        entries: &[TreeEntry],
+        force: bool,
+    ) -> Result<(), FilesError> {
+        let rels = check_batch(
+            entries
+                .iter()
+                .map(|e| (e.path.as_str(), e.kind == EntryKind::Dir)),
+        )?;
         match self.resolve(base) {
             Ok(p) if !p.is_dir() => {
                 return Err(FilesError::NotADirectory(format!("{base} is not a folder")));
@@ -271,7 +293,9 @@ impl FileStore {
             let path = full.to_path(&self.root);
             match fs::symlink_metadata(&path) {
                 Ok(m) if e.kind == EntryKind::Dir && !m.is_dir() => {
-                    return Err(FilesError::Exists(format!("{full} exists and is not a folder")));
+                    return Err(FilesError::Exists(format!(
+                        "{full} exists and is not a folder"
+                    )));
                 }
                 Ok(m) if e.kind == EntryKind::File && m.is_dir() => {
                     return Err(FilesError::IsADirectory(format!("{full} is a folder")));
@@ -314,7 +338,9 @@ impl FileStore {
                 cur = cur.child(part)?;
                 match self.resolve(&cur) {
                     Ok(p) if p.is_dir() => continue,
-                    Ok(_) => return Err(FilesError::NotADirectory(format!("{cur} is not a folder"))),
+                    Ok(_) => {
+                        return Err(FilesError::NotADirectory(format!("{cur} is not a folder")));
+                    }
                     Err(FilesError::NotFound(_)) => self.mkdir(&cur, false)?,
                     Err(e) => return Err(e),
                 }
@@ -334,12 +360,18 @@ impl FileStore {
         let (tdir, tname) = self.resolve_parent(to)?;
         let dst = tdir.join(&tname);
         if dst.starts_with(&src) && dst != src {
-            return Err(FilesError::Forbidden(format!("cannot move {from} into itself")));
+            return Err(FilesError::Forbidden(format!(
+                "cannot move {from} into itself"
+            )));
         }
         match fs::symlink_metadata(&dst) {
-            Ok(m) if m.is_dir() => return Err(FilesError::Exists(format!("{to} is an existing folder"))),
+            Ok(m) if m.is_dir() => {
+                return Err(FilesError::Exists(format!("{to} is an existing folder")));
+            }
             Ok(_) if !force => {
-                return Err(FilesError::Exists(format!("{to} exists (ask to overwrite with --force)")));
+                return Err(FilesError::Exists(format!(
+                    "{to} exists (ask to overwrite with --force)"
+                )));
             }
             _ => {}
         }
@@ -375,7 +407,11 @@ fn entry(name: String, meta: &fs::Metadata, kind: EntryKind) -> Entry {
     Entry {
         name,
         kind,
-        size: if kind == EntryKind::File { meta.len() } else { 0 },
+        size: if kind == EntryKind::File {
+            meta.len()
+        } else {
+            0
+        },
         mtime: mtime_of(meta),
     }
 }

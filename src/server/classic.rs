@@ -76,11 +76,17 @@ impl Classic {
                     return Ok(None);
                 }
             }
-            let limit = if self.buf.is_empty() { d.idle } else { d.header };
+            let limit = if self.buf.is_empty() {
+                d.idle
+            } else {
+                d.header
+            };
             self.buf.reserve(4096);
             let n = tokio::time::timeout(limit, self.stream.read_buf(&mut self.buf))
                 .await
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "peer too slow"))??;
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "peer too slow")
+                })??;
             if n == 0 {
                 if self.buf.is_empty() {
                     return Ok(None);
@@ -93,10 +99,16 @@ impl Classic {
     async fn handle(&mut self, req: ClassicRequest) -> std::io::Result<Next> {
         let name = escape(&req.filename).into_owned();
         // A put's bytes are already on their way: any refusal must close.
-        let refuse_then = if req.cmd == "put" { Next::Close } else { Next::Continue };
+        let refuse_then = if req.cmd == "put" {
+            Next::Close
+        } else {
+            Next::Continue
+        };
         if self.ctx.gate.enabled() {
-            self.reply_error("this server requires authentication; use the ferry client with FERRY_TOKEN")
-                .await?;
+            self.reply_error(
+                "this server requires authentication; use the ferry client with FERRY_TOKEN",
+            )
+            .await?;
             return Ok(Next::Close);
         }
         let perms = self.ctx.config.granted;
@@ -119,8 +131,10 @@ impl Classic {
                     return Ok(Next::Close);
                 };
                 if !perms.upload {
-                    self.reply_error("this server does not allow uploads (start it with --allow-upload)")
-                        .await?;
+                    self.reply_error(
+                        "this server does not allow uploads (start it with --allow-upload)",
+                    )
+                    .await?;
                     return Ok(Next::Close);
                 }
                 match self.put(rel, size).await? {
@@ -155,7 +169,11 @@ impl Classic {
             other => {
                 self.reply_error(&format!("unknown cmd {:?}; use put or get", escape(other)))
                     .await?;
-                Ok(if req.filesize.is_some() { Next::Close } else { Next::Continue })
+                Ok(if req.filesize.is_some() {
+                    Next::Close
+                } else {
+                    Next::Continue
+                })
             }
         }
     }
@@ -191,7 +209,8 @@ impl Classic {
                 };
                 match read {
                     Ok(Ok(0)) => {
-                        failure = Some(format!("connection closed with {left} bytes still to come"));
+                        failure =
+                            Some(format!("connection closed with {left} bytes still to come"));
                         break;
                     }
                     Ok(Ok(_)) => {}
@@ -251,7 +270,9 @@ impl Classic {
             let chunk = chunk?;
             tokio::time::timeout(body, self.stream.write_all(&chunk))
                 .await
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "peer too slow"))??;
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "peer too slow")
+                })??;
         }
         info!(file = %escape(filename), size = entry.size, "classic get sent");
         Ok(())

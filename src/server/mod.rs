@@ -94,12 +94,18 @@ impl Server {
 
     /// The TCP addresses actually bound (with real ports when 0 was asked).
     pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
-        self.tcp.iter().filter_map(|l| l.local_addr().ok()).collect()
+        self.tcp
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
     }
 
     /// The UDP addresses actually bound.
     pub fn udp_addrs(&self) -> Vec<SocketAddr> {
-        self.udp.iter().filter_map(|s| s.local_addr().ok()).collect()
+        self.udp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
     }
 
     /// The served folder, canonical.
@@ -113,7 +119,12 @@ impl Server {
         let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
         let mut loops = tokio::task::JoinSet::new();
         for listener in self.tcp {
-            loops.spawn(accept_loop(listener, self.ctx.clone(), tracker.clone(), refusing.clone()));
+            loops.spawn(accept_loop(
+                listener,
+                self.ctx.clone(),
+                tracker.clone(),
+                refusing.clone(),
+            ));
         }
         for socket in self.udp {
             loops.spawn(udp::serve(socket, self.ctx.clone()));
@@ -129,7 +140,10 @@ impl Server {
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             info!("grace period over: aborting transfers still running");
             self.ctx.abort.cancel();
-            if tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(10), tracker.wait())
+                .await
+                .is_err()
+            {
                 warn!("some connections did not end in time");
             }
         }
@@ -164,7 +178,12 @@ fn bind_pair(addr: SocketAddr) -> anyhow::Result<(TcpListener, UdpSocket)> {
     Ok((tcp, udp))
 }
 
-async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, tracker: TaskTracker, refusing: Arc<Semaphore>) {
+async fn accept_loop(
+    listener: TcpListener,
+    ctx: Arc<Ctx>,
+    tracker: TaskTracker,
+    refusing: Arc<Semaphore>,
+) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(pair) => pair,
@@ -207,22 +226,29 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, _permit:
     match door {
         Door::Native => native::serve(stream, initial, peer, ctx).await,
         Door::Classic => classic::serve(stream, initial, peer, ctx).await,
-        Door::Tls => text_line(stream, "ferry: TLS is not enabled on this server; connect without TLS").await,
-        Door::Http => text_line(stream, "ferry: the web door is not enabled on this server").await,
-        Door::Unknown => {
+        Door::Tls => {
             text_line(
                 stream,
-                "ferry: unrecognised protocol on this port; use the ferry client (see `ferry --help`)",
+                "ferry: TLS is not enabled on this server; connect without TLS",
             )
             .await
         }
+        Door::Http => text_line(stream, "ferry: the web door is not enabled on this server").await,
+        Door::Unknown => text_line(
+            stream,
+            "ferry: unrecognised protocol on this port; use the ferry client (see `ferry --help`)",
+        )
+        .await,
         Door::Silent => text_line(stream, "ferry: nothing received; closing").await,
     }
 }
 
 /// Answers a refused connection in its own framing where it can be told.
 async fn refuse(mut stream: TcpStream, timeout: Duration, message: &str) {
-    let door = sniff(&mut stream, timeout).await.map(|(d, _)| d).unwrap_or(Door::Unknown);
+    let door = sniff(&mut stream, timeout)
+        .await
+        .map(|(d, _)| d)
+        .unwrap_or(Door::Unknown);
     let mut out = BytesMut::new();
     match door {
         Door::Native => {

@@ -14,13 +14,13 @@ use tracing::{debug, info, warn};
 use super::Ctx;
 use crate::files::part::{hash_prefix, hex};
 use crate::files::pipe::{spawn_reader, spawn_writer};
-use crate::files::{FilesError, RelPath};
 use crate::files::store::FileStore;
+use crate::files::{FilesError, RelPath};
 use crate::secret::Secret;
 use crate::text::escape;
 use crate::wire::messages::{
-    AuthReply, Count, Digest, Done, EntryBatch, ErrorCode, GetStart, HelloReply, Mtime, Permissions,
-    PutReady, Request, SUPPORTED_VERSIONS, TreeEntry,
+    AuthReply, Count, Digest, Done, EntryBatch, ErrorCode, GetStart, HelloReply, Mtime,
+    Permissions, PutReady, Request, SUPPORTED_VERSIONS, TreeEntry,
 };
 use crate::wire::{ConnError, Connection, Kind};
 
@@ -100,7 +100,9 @@ impl Session {
                 Err(e) => {
                     let code = match &e {
                         ConnError::Timeout(_) => ErrorCode::Timeout,
-                        ConnError::Frame(crate::wire::frame::FrameError::HeaderLength(_)) => ErrorCode::TooLarge,
+                        ConnError::Frame(crate::wire::frame::FrameError::HeaderLength(_)) => {
+                            ErrorCode::TooLarge
+                        }
                         ConnError::Frame(crate::wire::frame::FrameError::UnsupportedVersion(_)) => {
                             ErrorCode::UnsupportedVersion
                         }
@@ -169,7 +171,10 @@ impl Session {
         if has(&self.perms()) {
             return Ok(());
         }
-        if self.ctx.gate.enabled() && has(&self.ctx.config.granted) && self.perms() != self.ctx.config.granted {
+        if self.ctx.gate.enabled()
+            && has(&self.ctx.config.granted)
+            && self.perms() != self.ctx.config.granted
+        {
             return Err(Fail::Reply(
                 ErrorCode::AuthRequired,
                 format!("{what} needs authentication: set FERRY_TOKEN on the client"),
@@ -200,7 +205,10 @@ impl Session {
 
     async fn handle(&mut self, req: Request, body_len: u64) -> Result<(), Fail> {
         if self.perms.is_none() && !matches!(req, Request::Hello { .. }) {
-            return Err(Fail::Fatal(ErrorCode::HelloRequired, "send hello first".into()));
+            return Err(Fail::Fatal(
+                ErrorCode::HelloRequired,
+                "send hello first".into(),
+            ));
         }
         match req {
             Request::Hello { versions, .. } => self.hello(&versions).await,
@@ -262,14 +270,22 @@ impl Session {
     }
 
     async fn hello(&mut self, versions: &[u8]) -> Result<(), Fail> {
-        let Some(version) = SUPPORTED_VERSIONS.iter().copied().find(|v| versions.contains(v)) else {
+        let Some(version) = SUPPORTED_VERSIONS
+            .iter()
+            .copied()
+            .find(|v| versions.contains(v))
+        else {
             return Err(Fail::Fatal(
                 ErrorCode::UnsupportedVersion,
                 format!("this server speaks protocol versions {SUPPORTED_VERSIONS:?}"),
             ));
         };
         let cfg = &self.ctx.config;
-        let perms = if self.ctx.gate.enabled() { cfg.anonymous } else { cfg.granted };
+        let perms = if self.ctx.gate.enabled() {
+            cfg.anonymous
+        } else {
+            cfg.granted
+        };
         self.perms = Some(perms);
         let reply = HelloReply {
             version,
@@ -326,7 +342,10 @@ impl Session {
         }
         let hasher = if offset > 0 {
             let Some(want) = prefix else {
-                return Err(Fail::Reply(ErrorCode::BadRequest, "offset needs prefix_sha256".into()));
+                return Err(Fail::Reply(
+                    ErrorCode::BadRequest,
+                    "offset needs prefix_sha256".into(),
+                ));
             };
             let (f, h) = tokio::task::spawn_blocking(move || {
                 let h = hash_prefix(&mut file, offset);
@@ -363,14 +382,20 @@ impl Session {
             match chunk {
                 Some(Ok(bytes)) => self.conn.send_body(&bytes).await?,
                 Some(Err(e)) => {
-                    return Err(Fail::Conn(ConnError::Protocol(format!("reading the file failed mid-transfer: {e}"))));
+                    return Err(Fail::Conn(ConnError::Protocol(format!(
+                        "reading the file failed mid-transfer: {e}"
+                    ))));
                 }
                 None => break,
             }
         }
         let sha256 = match handle.await {
             Ok(Ok(sha)) => sha,
-            _ => return Err(Fail::Conn(ConnError::Protocol("reading the file failed".into()))),
+            _ => {
+                return Err(Fail::Conn(ConnError::Protocol(
+                    "reading the file failed".into(),
+                )));
+            }
         };
         self.ok(&Digest { size, sha256 }).await
     }
@@ -391,7 +416,9 @@ impl Session {
                 self.require(|p| p.delete, "overwriting", "--allow-delete")?;
             }
         }
-        let upload = self.blocking(move |s| s.begin_upload(&rel, force, resume)).await?;
+        let upload = self
+            .blocking(move |s| s.begin_upload(&rel, force, resume))
+            .await?;
         let guard = upload.guard;
         let (mut part, prefix) = tokio::task::spawn_blocking(move || {
             let mut part = upload.part;
@@ -419,7 +446,8 @@ impl Session {
         let head = self.conn.next_head().await?;
         let offset = match serde_json::from_slice::<Request>(&head.header) {
             Ok(Request::Data { offset })
-                if (offset == 0 || offset == offered) && head.body_len == size - offset.min(size) =>
+                if (offset == 0 || offset == offered)
+                    && head.body_len == size - offset.min(size) =>
             {
                 offset
             }
@@ -429,7 +457,10 @@ impl Session {
                 }
                 return Err(Fail::Fatal(
                     ErrorCode::BadRequest,
-                    format!("expected data from byte 0 or {offered} with {} bytes of body", size - offered),
+                    format!(
+                        "expected data from byte 0 or {offered} with {} bytes of body",
+                        size - offered
+                    ),
                 ));
             }
         };
@@ -466,16 +497,25 @@ impl Session {
             .map_err(|_| Fail::Reply(ErrorCode::Internal, "internal error".into()))?;
         if aborted {
             part.discard();
-            return Err(Fail::Fatal(ErrorCode::ShuttingDown, "the server is shutting down; upload abandoned".into()));
+            return Err(Fail::Fatal(
+                ErrorCode::ShuttingDown,
+                "the server is shutting down; upload abandoned".into(),
+            ));
         }
         if let Some(e) = lost {
-            info!(kept = part.written(), "upload interrupted; partial file kept for resume");
+            info!(
+                kept = part.written(),
+                "upload interrupted; partial file kept for resume"
+            );
             return Err(Fail::Conn(e));
         }
         if let Err(e) = written {
             let at = part.written();
             part.discard();
-            return Err(Fail::Fatal(ErrorCode::Io, format!("writing failed at byte {at}: {e}")));
+            return Err(Fail::Fatal(
+                ErrorCode::Io,
+                format!("writing failed at byte {at}: {e}"),
+            ));
         }
 
         let head = self.conn.next_head().await?;
@@ -507,7 +547,8 @@ impl Session {
         let entries: Vec<TreeEntry> = serde_json::from_slice(&body)
             .map_err(|e| Fail::Reply(ErrorCode::BadRequest, format!("malformed manifest: {e}")))?;
         let n = entries.len();
-        self.blocking(move |s| s.check_plan(&base, &entries, force)).await?;
+        self.blocking(move |s| s.check_plan(&base, &entries, force))
+            .await?;
         debug!(entries = n, "folder upload planned");
         self.ok(&Done {}).await
     }

@@ -30,8 +30,19 @@ pub enum Door {
 const DECIDE_BY: usize = 8;
 
 const HTTP_METHODS: &[&[u8]] = &[
-    b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"TRACE ",
-    b"CONNECT ", b"MKCOL ", b"MOVE ", b"COPY ", b"PROPFIND ",
+    b"GET ",
+    b"HEAD ",
+    b"POST ",
+    b"PUT ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"TRACE ",
+    b"CONNECT ",
+    b"MKCOL ",
+    b"MOVE ",
+    b"COPY ",
+    b"PROPFIND ",
 ];
 
 /// Classifies a prefix; `None` means more bytes are needed.
@@ -136,7 +147,10 @@ mod tests {
         assert_eq!(classify(b"hello there\n"), Some(Door::Unknown));
         assert_eq!(classify(b"GETTING a cup"), Some(Door::Unknown));
         assert_eq!(classify(&[0xF0, b'X']), Some(Door::Unknown));
-        assert_eq!(classify(&[0xFF, 0xFF, 0xFF, 0xFF, b'{']), Some(Door::Unknown));
+        assert_eq!(
+            classify(&[0xFF, 0xFF, 0xFF, 0xFF, b'{']),
+            Some(Door::Unknown)
+        );
         assert_eq!(classify(&[5, 0, 0, 0, b'x']), Some(Door::Unknown));
     }
 }

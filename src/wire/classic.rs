@@ -122,12 +122,18 @@ mod tests {
         let mut part = BytesMut::from(&full[..10]);
         assert!(decode_request(&mut part).unwrap().is_none());
         let mut neg = BytesMut::from(&(-5i32).to_le_bytes()[..]);
-        assert!(matches!(decode_request(&mut neg), Err(ClassicError::Length(-5))));
+        assert!(matches!(
+            decode_request(&mut neg),
+            Err(ClassicError::Length(-5))
+        ));
         let mut huge = BytesMut::from(&(1i32 << 30).to_le_bytes()[..]);
         assert!(decode_request(&mut huge).is_err());
         assert!(!looks_classic(b"\x00\x00\x00\x40{"));
         assert!(!looks_classic(b"GET / HTTP/1.1"));
         let mut junk = classic("{not json");
-        assert!(matches!(decode_request(&mut junk), Err(ClassicError::Json(_))));
+        assert!(matches!(
+            decode_request(&mut junk),
+            Err(ClassicError::Json(_))
+        ));
     }
 }

@@ -61,7 +61,9 @@ impl Decoder for FrameCodec {
             if src.is_empty() {
                 return Ok(None);
             }
-            let n = (src.len() as u64).min(self.body_remaining).min(MAX_CHUNK as u64) as usize;
+            let n = (src.len() as u64)
+                .min(self.body_remaining)
+                .min(MAX_CHUNK as u64) as usize;
             self.body_remaining -= n as u64;
             return Ok(Some(Inbound::Chunk(src.split_to(n).freeze())));
         }
@@ -199,8 +201,13 @@ mod tests {
         let mut buf = BytesMut::from(&whole[..PREFIX_LEN + 3]);
         assert!(codec.decode(&mut buf).unwrap().is_none());
         let mut buf = BytesMut::from(&whole[..whole.len() - 2]);
-        assert!(matches!(codec.decode(&mut buf).unwrap(), Some(Inbound::Head(_))));
-        assert!(matches!(codec.decode(&mut buf).unwrap(), Some(Inbound::Chunk(c)) if &c[..] == b"a"));
+        assert!(matches!(
+            codec.decode(&mut buf).unwrap(),
+            Some(Inbound::Head(_))
+        ));
+        assert!(
+            matches!(codec.decode(&mut buf).unwrap(), Some(Inbound::Chunk(c)) if &c[..] == b"a")
+        );
         assert!(codec.decode(&mut buf).unwrap().is_none());
         assert_eq!(codec.body_remaining(), 2);
     }
@@ -217,8 +224,14 @@ mod tests {
 
         let mut codec = FrameCodec::default();
         let mut buf = BytesMut::from(&whole[..whole.len() - 3]);
-        assert!(matches!(codec.decode_eof(&mut buf).unwrap(), Some(Inbound::Head(_))));
-        assert!(matches!(codec.decode_eof(&mut buf).unwrap(), Some(Inbound::Chunk(_))));
+        assert!(matches!(
+            codec.decode_eof(&mut buf).unwrap(),
+            Some(Inbound::Head(_))
+        ));
+        assert!(matches!(
+            codec.decode_eof(&mut buf).unwrap(),
+            Some(Inbound::Chunk(_))
+        ));
         assert!(matches!(
             codec.decode_eof(&mut buf),
             Err(FrameError::UnexpectedEof)

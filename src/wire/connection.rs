@@ -251,7 +251,11 @@ impl Connection {
     }
 
     /// Sends a terminal error frame.
-    pub async fn send_error(&mut self, code: ErrorCode, message: impl Into<String>) -> Result<(), ConnError> {
+    pub async fn send_error(
+        &mut self,
+        code: ErrorCode,
+        message: impl Into<String>,
+    ) -> Result<(), ConnError> {
         let reply = ErrorReply {
             code,
             message: message.into(),

@@ -155,7 +155,10 @@ mod tests {
     #[test]
     fn bad_magic_is_seen_on_first_byte() {
         assert!(matches!(parse_prefix(b"G"), Err(FrameError::BadMagic)));
-        assert!(matches!(parse_prefix(&[0xF0, b'X']), Err(FrameError::BadMagic)));
+        assert!(matches!(
+            parse_prefix(&[0xF0, b'X']),
+            Err(FrameError::BadMagic)
+        ));
     }
 
     #[test]
@@ -168,7 +171,10 @@ mod tests {
         ));
         let mut b = head(Kind::Request, b"{}", 0);
         b[5] = 77;
-        assert!(matches!(parse_prefix(&b[..6]), Err(FrameError::UnknownKind(77))));
+        assert!(matches!(
+            parse_prefix(&b[..6]),
+            Err(FrameError::UnknownKind(77))
+        ));
         let mut b = head(Kind::Request, b"{}", 0);
         b[6..10].copy_from_slice(&(MAX_HEADER_LEN + 1).to_be_bytes());
         // Refused with only the prefix present: nothing else was buffered.

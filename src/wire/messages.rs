@@ -385,7 +385,15 @@ mod tests {
         );
         let r: Request =
             serde_json::from_str(r#"{"op":"put","path":"x","size":5000000000}"#).unwrap();
-        assert!(matches!(r, Request::Put { size: 5_000_000_000, resume: true, force: false, .. }));
+        assert!(matches!(
+            r,
+            Request::Put {
+                size: 5_000_000_000,
+                resume: true,
+                force: false,
+                ..
+            }
+        ));
         assert!(serde_json::from_str::<Request>(r#"{"op":"nope"}"#).is_err());
         assert!(serde_json::from_str::<Request>(r#"{"op":"ls","path":"x","evil":1}"#).is_err());
     }

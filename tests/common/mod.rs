@@ -31,7 +31,10 @@ impl TestServer {
         Self::start_in(root, tweak).await
     }
 
-    pub async fn start_in(root: tempfile::TempDir, tweak: impl FnOnce(&mut ServeConfig)) -> TestServer {
+    pub async fn start_in(
+        root: tempfile::TempDir,
+        tweak: impl FnOnce(&mut ServeConfig),
+    ) -> TestServer {
         let mut cfg = ServeConfig::for_root(root.path());
         cfg.listen = vec!["127.0.0.1:0".parse().unwrap()];
         cfg.default_listen = false;
@@ -232,13 +235,19 @@ pub fn spawn_bin_server(root: &Path, extra: &[&str], envs: &[(&str, &str)]) -> B
         let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
         s
     });
-    BinServer { child, port, stderr }
+    BinServer {
+        child,
+        port,
+        stderr,
+    }
 }
 
 /// Runs the client binary; returns (exit code, stdout, stderr).
 pub fn run_cli(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(ferry_bin());
-    cmd.args(args).env_remove("FERRY_TOKEN").stdin(Stdio::null());
+    cmd.args(args)
+        .env_remove("FERRY_TOKEN")
+        .stdin(Stdio::null());
     for (k, v) in envs {
         cmd.env(k, v);
     }
