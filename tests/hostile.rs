@@ -417,3 +417,29 @@ async fn the_client_refuses_hostile_names_from_a_server() {
         assert!(c.ls("").await.is_err(), "{bad:?}");
     }
 }
+
+#[tokio::test]
+async fn a_client_that_leaves_after_put_leaves_no_partial_file() {
+    let s = TestServer::start(|_| {}).await;
+    let mut c = s.client().await;
+    let conn = c.connection();
+    let put = Request::Put {
+        path: "ghost".into(),
+        size: 100,
+        mtime: None,
+        force: false,
+        resume: true,
+    };
+    conn.send(Kind::Request, &put, 0).await.unwrap();
+    assert_eq!(conn.next_head().await.unwrap().kind, Kind::Partial);
+    drop(c);
+    for _ in 0..40 {
+        if partial_files(s.root.path()).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(partial_files(s.root.path()).is_empty());
+    assert!(!s.path("ghost").exists());
+    s.stop().await;
+}

@@ -28,6 +28,16 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Every connection is a file descriptor; the usual soft limit of 1024
+    // would cap the server well below its connection limit.
+    let wanted = config.limits.max_connections as u64 + 256;
+    match rlimit::increase_nofile_limit(wanted) {
+        Ok(got) if got < wanted => tracing::warn!(
+            "open-file limit is {got}: fewer than {wanted} connections may be possible"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
+    }
     let perms = config.granted;
     let anonymous = config.anonymous;
     let token = config.token.is_some();

@@ -13,9 +13,9 @@ use indicatif::ProgressBar;
 use sha2::{Digest as _, Sha256};
 
 use super::{ClientError, Result, remote_error, terminal};
+use crate::files::RelPath;
 use crate::files::part::{FinishError, PartFile, hash_prefix, hex, mtime_of};
 use crate::files::pipe::{spawn_reader, spawn_writer};
-use crate::files::{RelPath, part::part_path};
 use crate::wire::messages::{Digest, ErrorCode, GetStart, PutReady, Request};
 use crate::wire::{ConnError, Connection, Kind};
 
@@ -74,7 +74,7 @@ pub(super) async fn get_file(
     })
     .await
     .map_err(join_err)?
-    .map_err(|e| ClientError::local(&part_path(local), e))?;
+    .map_err(|e| ClientError::local(local, e))?;
 
     let mut offset = if prefix.is_some() { part.existing() } else { 0 };
     let mut prefix = prefix;

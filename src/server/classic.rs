@@ -232,7 +232,9 @@ impl Classic {
         }
         drop(tx);
         let (part, written) = writer.await.map_err(std::io::Error::other)?;
-        drop(up.guard);
+        // The guard is held until the file is in place, so that no other
+        // upload of the same name can reuse the partial file meanwhile.
+        let guard = up.guard;
         if let Some(why) = failure {
             // The classic client cannot resume: nothing of it is kept.
             part.discard();
@@ -245,6 +247,7 @@ impl Classic {
         let done = tokio::task::spawn_blocking(move || part.finish(None, None, false))
             .await
             .map_err(std::io::Error::other)?;
+        drop(guard);
         Ok(done.map_err(|e| FilesError::from(e).to_string()))
     }
 

@@ -443,7 +443,16 @@ impl Session {
             )
             .await?;
 
-        let head = self.conn.next_head().await?;
+        let head = match self.conn.next_head().await {
+            Ok(h) => h,
+            Err(e) => {
+                // Gone before sending anything: leave no empty partial file.
+                if part.existing() == 0 {
+                    part.discard();
+                }
+                return Err(e.into());
+            }
+        };
         let offset = match serde_json::from_slice::<Request>(&head.header) {
             Ok(Request::Data { offset })
                 if (offset == 0 || offset == offered)
