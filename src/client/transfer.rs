@@ -15,7 +15,9 @@ use sha2::{Digest as _, Sha256};
 use super::{ClientError, Result, remote_error, terminal};
 use crate::files::RelPath;
 use crate::files::part::{FinishError, PartFile, hash_prefix, hex, mtime_of};
-use crate::files::pipe::{spawn_reader, spawn_writer};
+use crate::files::pipe::{
+    Received, SendError, receive_body, send_body, spawn_reader, spawn_writer,
+};
 use crate::wire::messages::{Digest, ErrorCode, GetStart, PutReady, Request};
 use crate::wire::{ConnError, Connection, Kind};
 
@@ -125,24 +127,18 @@ pub(super) async fn get_file(
 
     bar.set_length(size);
     bar.set_position(offset);
-    let (tx, writer) = spawn_writer(part);
-    let mut lost = None;
-    while conn.body_remaining() > 0 {
-        match conn.next_chunk().await {
-            Ok(chunk) => {
-                bar.inc(chunk.len() as u64);
-                if tx.send(chunk).await.is_err() {
-                    break;
-                }
-            }
-            Err(e) => {
-                lost = Some(e);
-                break;
-            }
-        }
-    }
-    drop(tx);
-    let (part, written) = writer.await.map_err(join_err)?;
+    let mut sink = spawn_writer(part);
+    // A client has nothing to cancel it but Ctrl-C, which ends the process.
+    let never = tokio_util::sync::CancellationToken::new();
+    let received = receive_body(conn, &mut sink, &never, |n| bar.inc(n)).await;
+    let (part, written) = sink
+        .finish()
+        .await
+        .map_err(|e| ClientError::local(local, e))?;
+    let lost = match received {
+        Received::Lost(e) => Some(e),
+        _ => None,
+    };
     if let Some(e) = lost {
         // The partial file stays: the next attempt resumes from it.
         return Err(e.into());
@@ -235,21 +231,17 @@ pub(super) async fn put_file(
         .await?;
     bar.set_length(size);
     bar.set_position(offset);
-    let (mut rx, reader) = spawn_reader(file, offset, len, hasher);
-    while let Some(chunk) = rx.recv().await {
-        match chunk {
-            Ok(bytes) => {
-                conn.send_body(&bytes).await?;
-                bar.inc(bytes.len() as u64);
-            }
-            // The body cannot be completed; the connection must be dropped.
-            Err(e) => return Err(ClientError::local(local, e)),
+    let source = spawn_reader(file, offset, len, hasher);
+    let never = tokio_util::sync::CancellationToken::new();
+    let sha256 = match send_body(conn, source, &never, |n| bar.inc(n)).await {
+        Ok(sha) => sha,
+        Err(SendError::Conn(e)) => return Err(e.into()),
+        // The body cannot be completed; the connection must be dropped.
+        Err(e) => {
+            let name = crate::text::escape(&local.display().to_string()).into_owned();
+            return Err(ClientError::Local(format!("{name}: {e}")));
         }
-    }
-    let sha256 = reader
-        .await
-        .map_err(join_err)?
-        .map_err(|e| ClientError::local(local, e))?;
+    };
     conn.send(
         Kind::Request,
         &Request::Commit {

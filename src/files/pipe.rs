@@ -3,63 +3,91 @@
 //! Disk reads, disk writes and SHA-256 run on a blocking thread while the
 //! socket side stays async, with a small bounded channel between them: the
 //! two halves overlap on different cores, and memory per transfer is capped
-//! at a few chunks however fast either side is.
+//! at a few chunks however fast either side is. The chunk buffers travel
+//! back to where they came from and are used again, so a transfer of any
+//! size allocates a handful of buffers, not one per chunk (fresh memory
+//! costs a page fault per 4 KiB, which dominated transfer time).
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 
-use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::part::{PartFile, hex};
 
-/// Chunk size for reading files.
-pub const READ_CHUNK: usize = 256 * 1024;
+/// Chunk size for file bytes.
+pub const CHUNK: usize = 256 * 1024;
 /// Chunks in flight between the disk thread and the socket.
-const DEPTH: usize = 4;
+const DEPTH: usize = 8;
+
+fn take_buffer(spare: &mut mpsc::Receiver<Vec<u8>>) -> Vec<u8> {
+    spare
+        .try_recv()
+        .unwrap_or_else(|_| Vec::with_capacity(CHUNK))
+}
+
+/// File bytes read on a disk thread, for sending.
+pub struct FileSource {
+    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    back: mpsc::Sender<Vec<u8>>,
+    handle: JoinHandle<io::Result<String>>,
+}
+
+impl FileSource {
+    /// The next chunk; `None` after the last.
+    pub async fn next(&mut self) -> Option<io::Result<Vec<u8>>> {
+        self.rx.recv().await
+    }
+
+    /// Hands a sent chunk's buffer back for reuse.
+    pub fn recycle(&self, buf: Vec<u8>) {
+        let _ = self.back.try_send(buf);
+    }
+
+    /// The hex SHA-256 of everything hashed (prefix included).
+    pub async fn finish(self) -> io::Result<String> {
+        drop(self.rx);
+        self.handle.await.map_err(io::Error::other)?
+    }
+}
 
 /// Streams `len` bytes of `file` from `offset` as chunks, continuing
-/// `hasher` (which already holds the bytes before `offset`). The handle
-/// yields the hex SHA-256 of everything hashed once the last chunk is sent.
-/// A file shorter than `len` ends the stream with an error.
-pub fn spawn_reader(
-    mut file: File,
-    offset: u64,
-    len: u64,
-    mut hasher: Sha256,
-) -> (
-    mpsc::Receiver<io::Result<Bytes>>,
-    JoinHandle<io::Result<String>>,
-) {
+/// `hasher` (which already holds the bytes before `offset`). A file shorter
+/// than `len` ends the stream with an error.
+pub fn spawn_reader(mut file: File, offset: u64, len: u64, mut hasher: Sha256) -> FileSource {
     let (tx, rx) = mpsc::channel(DEPTH);
+    let (back, mut spare) = mpsc::channel::<Vec<u8>>(DEPTH + 2);
     let handle = tokio::task::spawn_blocking(move || {
-        file.seek(SeekFrom::Start(offset))?;
+        let fail = |tx: &mpsc::Sender<io::Result<Vec<u8>>>, e: io::Error| {
+            let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
+            Err(e)
+        };
+        if let Err(e) = file.seek(SeekFrom::Start(offset)) {
+            return fail(&tx, e);
+        }
         let mut left = len;
         while left > 0 {
-            let want = left.min(READ_CHUNK as u64) as usize;
-            let mut buf = BytesMut::zeroed(want);
+            let want = left.min(CHUNK as u64) as usize;
+            let mut buf = take_buffer(&mut spare);
+            buf.resize(want, 0);
             let n = match file.read(&mut buf) {
                 Ok(0) => {
                     let e = io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "file shrank while being sent",
                     );
-                    let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
-                    return Err(e);
+                    return fail(&tx, e);
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
-                    return Err(e);
-                }
+                Err(e) => return fail(&tx, e),
             };
             buf.truncate(n);
             hasher.update(&buf);
             left -= n as u64;
-            if tx.blocking_send(Ok(buf.freeze())).is_err() {
+            if tx.blocking_send(Ok(buf)).is_err() {
                 return Err(io::Error::new(
                     io::ErrorKind::BrokenPipe,
                     "receiver went away",
@@ -68,22 +96,131 @@ pub fn spawn_reader(
         }
         Ok(hex(&hasher.finalize()))
     });
-    (rx, handle)
+    FileSource { rx, back, handle }
 }
 
-/// Writes chunks into `part` on a blocking thread; the handle gives the part
-/// file back once the sender is dropped (or the first write error).
-pub fn spawn_writer(
-    mut part: PartFile,
-) -> (mpsc::Sender<Bytes>, JoinHandle<(PartFile, io::Result<()>)>) {
-    let (tx, mut rx) = mpsc::channel::<Bytes>(DEPTH);
+/// A disk thread writing received chunks into a [`PartFile`] (which hashes
+/// them as they go).
+pub struct FileSink {
+    tx: mpsc::Sender<Vec<u8>>,
+    spare: mpsc::Receiver<Vec<u8>>,
+    handle: JoinHandle<(PartFile, io::Result<()>)>,
+}
+
+impl FileSink {
+    /// An empty buffer to receive into (a recycled one when available).
+    pub fn buffer(&mut self) -> Vec<u8> {
+        take_buffer(&mut self.spare)
+    }
+
+    /// Queues a filled buffer; false when the writer has stopped (it failed).
+    pub async fn send(&self, buf: Vec<u8>) -> bool {
+        self.tx.send(buf).await.is_ok()
+    }
+
+    /// Waits for every queued chunk to be written; gives the part file back
+    /// with the first write error, if any.
+    pub async fn finish(self) -> io::Result<(PartFile, io::Result<()>)> {
+        drop(self.tx);
+        self.handle.await.map_err(io::Error::other)
+    }
+}
+
+/// Starts the disk thread for `part`.
+pub fn spawn_writer(mut part: PartFile) -> FileSink {
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(DEPTH);
+    let (back, spare) = mpsc::channel::<Vec<u8>>(DEPTH + 2);
     let handle = tokio::task::spawn_blocking(move || {
-        while let Some(chunk) = rx.blocking_recv() {
+        while let Some(mut chunk) = rx.blocking_recv() {
             if let Err(e) = part.write(&chunk) {
                 return (part, Err(e));
             }
+            chunk.clear();
+            let _ = back.try_send(chunk);
         }
         (part, Ok(()))
     });
-    (tx, handle)
+    FileSink { tx, spare, handle }
+}
+
+/// How receiving a body ended.
+#[derive(Debug)]
+pub enum Received {
+    /// Every byte was queued for the disk thread.
+    Complete,
+    /// The connection failed mid-body.
+    Lost(crate::wire::ConnError),
+    /// The disk thread stopped (its error comes from [`FileSink::finish`]).
+    WriterStopped,
+    /// `cancel` fired.
+    Cancelled,
+}
+
+/// Moves the rest of the current frame body from `conn` into `sink`,
+/// calling `progress` with each chunk's size.
+pub async fn receive_body(
+    conn: &mut crate::wire::Connection,
+    sink: &mut FileSink,
+    cancel: &tokio_util::sync::CancellationToken,
+    mut progress: impl FnMut(u64),
+) -> Received {
+    while conn.body_remaining() > 0 {
+        let mut buf = sink.buffer();
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Received::Cancelled,
+            r = conn.read_body_into(&mut buf) => match r {
+                Ok(n) => {
+                    progress(n as u64);
+                    if !sink.send(buf).await {
+                        return Received::WriterStopped;
+                    }
+                }
+                Err(e) => return Received::Lost(e),
+            },
+        }
+    }
+    Received::Complete
+}
+
+/// Why sending a file body stopped early. Either way the body is incomplete
+/// and the connection must be closed.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Reading the file failed (or it shrank).
+    #[error("reading the file failed mid-transfer: {0}")]
+    Read(io::Error),
+    /// The connection failed.
+    #[error(transparent)]
+    Conn(#[from] crate::wire::ConnError),
+    /// `cancel` fired.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// Sends everything `source` yields as body bytes on `conn`; returns the
+/// hex SHA-256 the reader computed.
+pub async fn send_body(
+    conn: &mut crate::wire::Connection,
+    mut source: FileSource,
+    cancel: &tokio_util::sync::CancellationToken,
+    mut progress: impl FnMut(u64),
+) -> Result<String, SendError> {
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(SendError::Cancelled),
+            c = source.next() => c,
+        };
+        match chunk {
+            Some(Ok(buf)) => {
+                conn.send_body(&buf).await?;
+                progress(buf.len() as u64);
+                source.recycle(buf);
+            }
+            Some(Err(e)) => return Err(SendError::Read(e)),
+            None => break,
+        }
+    }
+    source.finish().await.map_err(SendError::Read)
 }

@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use tracing::{debug, info};
 
 use super::Ctx;
-use crate::files::pipe::{spawn_reader, spawn_writer};
+use crate::files::pipe::{CHUNK, spawn_reader, spawn_writer};
 use crate::files::{FilesError, RelPath};
 use crate::text::escape;
 use crate::wire::classic::{ClassicReply, ClassicRequest, decode_request, encode_reply};
@@ -195,16 +195,21 @@ impl Classic {
             Ok(up) => up,
             Err(e) => return Ok(Err(e.to_string())),
         };
-        let (tx, writer) = spawn_writer(up.part);
+        let mut sink = spawn_writer(up.part);
         let mut left = size;
         let body = self.ctx.config.deadlines.body;
+        let abort = self.ctx.abort.clone();
         let mut failure = None;
         while left > 0 {
-            if self.buf.is_empty() {
-                self.buf.reserve(256 * 1024);
-                let abort = self.ctx.abort.clone();
+            let mut chunk = sink.buffer();
+            let want = left.min(CHUNK as u64) as usize;
+            if !self.buf.is_empty() {
+                let n = want.min(self.buf.len());
+                chunk.extend_from_slice(&self.buf.split_to(n));
+            } else {
+                chunk.resize(want, 0);
                 let read = tokio::select! {
-                    r = tokio::time::timeout(body, self.stream.read_buf(&mut self.buf)) => r,
+                    r = tokio::time::timeout(body, self.stream.read(&mut chunk)) => r,
                     _ = abort.cancelled() => { failure = Some("server shutting down".to_string()); break; }
                 };
                 match read {
@@ -213,7 +218,7 @@ impl Classic {
                             Some(format!("connection closed with {left} bytes still to come"));
                         break;
                     }
-                    Ok(Ok(_)) => {}
+                    Ok(Ok(n)) => chunk.truncate(n),
                     Ok(Err(e)) => {
                         failure = Some(e.to_string());
                         break;
@@ -224,14 +229,12 @@ impl Classic {
                     }
                 }
             }
-            let n = (self.buf.len() as u64).min(left) as usize;
-            left -= n as u64;
-            if tx.send(self.buf.split_to(n).freeze()).await.is_err() {
+            left -= chunk.len() as u64;
+            if !sink.send(chunk).await {
                 break;
             }
         }
-        drop(tx);
-        let (part, written) = writer.await.map_err(std::io::Error::other)?;
+        let (part, written) = sink.finish().await?;
         // The guard is held until the file is in place, so that no other
         // upload of the same name can reuse the partial file meanwhile.
         let guard = up.guard;
@@ -267,16 +270,18 @@ impl Classic {
             ..Default::default()
         })
         .await?;
-        let (mut rx, _hash) = spawn_reader(file, 0, entry.size, Sha256::new());
+        let mut source = spawn_reader(file, 0, entry.size, Sha256::new());
         let body = self.ctx.config.deadlines.body;
-        while let Some(chunk) = rx.recv().await {
+        while let Some(chunk) = source.next().await {
             let chunk = chunk?;
             tokio::time::timeout(body, self.stream.write_all(&chunk))
                 .await
                 .map_err(|_| {
                     std::io::Error::new(std::io::ErrorKind::TimedOut, "peer too slow")
                 })??;
+            source.recycle(chunk);
         }
+        source.finish().await?;
         info!(file = %escape(filename), size = entry.size, "classic get sent");
         Ok(())
     }

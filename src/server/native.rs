@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 
 use super::Ctx;
 use crate::files::part::{hash_prefix, hex};
-use crate::files::pipe::{spawn_reader, spawn_writer};
+use crate::files::pipe::{Received, receive_body, send_body, spawn_reader, spawn_writer};
 use crate::files::store::FileStore;
 use crate::files::{FilesError, RelPath};
 use crate::secret::Secret;
@@ -369,34 +369,11 @@ impl Session {
         self.conn
             .send(Kind::Partial, &GetStart { entry, offset }, size - offset)
             .await?;
-        let (mut rx, handle) = spawn_reader(file, offset, size - offset, hasher);
-        loop {
-            let chunk = tokio::select! {
-                biased;
-                _ = self.ctx.abort.cancelled() => {
-                    // Mid-body: the only clean way out is to close.
-                    return Err(Fail::Conn(ConnError::Protocol("server shutting down".into())));
-                }
-                c = rx.recv() => c,
-            };
-            match chunk {
-                Some(Ok(bytes)) => self.conn.send_body(&bytes).await?,
-                Some(Err(e)) => {
-                    return Err(Fail::Conn(ConnError::Protocol(format!(
-                        "reading the file failed mid-transfer: {e}"
-                    ))));
-                }
-                None => break,
-            }
-        }
-        let sha256 = match handle.await {
-            Ok(Ok(sha)) => sha,
-            _ => {
-                return Err(Fail::Conn(ConnError::Protocol(
-                    "reading the file failed".into(),
-                )));
-            }
-        };
+        let source = spawn_reader(file, offset, size - offset, hasher);
+        // Mid-body, the only clean way out of any failure is to close.
+        let sha256 = send_body(&mut self.conn, source, &self.ctx.abort, |_| {})
+            .await
+            .map_err(|e| Fail::Conn(ConnError::Protocol(e.to_string())))?;
         self.ok(&Digest { size, sha256 }).await
     }
 
@@ -487,23 +464,17 @@ impl Session {
             debug!(offset, "resuming upload");
         }
 
-        let (tx, writer) = spawn_writer(part);
-        let mut lost = None;
-        let mut aborted = false;
-        while self.conn.body_remaining() > 0 {
-            tokio::select! {
-                biased;
-                _ = self.ctx.abort.cancelled() => { aborted = true; break; }
-                c = self.conn.next_chunk() => match c {
-                    Ok(chunk) => if tx.send(chunk).await.is_err() { break },
-                    Err(e) => { lost = Some(e); break; }
-                },
-            }
-        }
-        drop(tx);
-        let (part, written) = writer
+        let mut sink = spawn_writer(part);
+        let received = receive_body(&mut self.conn, &mut sink, &self.ctx.abort, |_| {}).await;
+        let (part, written) = sink
+            .finish()
             .await
             .map_err(|_| Fail::Reply(ErrorCode::Internal, "internal error".into()))?;
+        let (aborted, lost) = match received {
+            Received::Cancelled => (true, None),
+            Received::Lost(e) => (false, Some(e)),
+            Received::Complete | Received::WriterStopped => (false, None),
+        };
         if aborted {
             part.discard();
             return Err(Fail::Fatal(

@@ -50,6 +50,15 @@ impl FrameCodec {
     pub fn body_remaining(&self) -> u64 {
         self.body_remaining
     }
+
+    /// Records `n` body bytes taken from the stream outside [`decode`]
+    /// (read straight into a caller's buffer).
+    ///
+    /// [`decode`]: Decoder::decode
+    pub fn consume_body(&mut self, n: u64) {
+        debug_assert!(n <= self.body_remaining);
+        self.body_remaining -= n.min(self.body_remaining);
+    }
 }
 
 impl Decoder for FrameCodec {

@@ -205,6 +205,35 @@ impl Connection {
         }
     }
 
+    /// Reads the next piece of the current body into `buf` (cleared first),
+    /// at most [`MAX_CHUNK`] bytes; bytes already buffered come first, then
+    /// the socket is read straight into `buf`, with no copy in between.
+    /// Returns how many bytes `buf` now holds (0 when no body remains).
+    pub async fn read_body_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, ConnError> {
+        buf.clear();
+        let want = self.codec.body_remaining().min(MAX_CHUNK as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        if !self.rbuf.is_empty() {
+            let n = want.min(self.rbuf.len());
+            buf.extend_from_slice(&self.rbuf[..n]);
+            bytes::Buf::advance(&mut self.rbuf, n);
+            self.codec.consume_body(n as u64);
+            return Ok(n);
+        }
+        buf.resize(want, 0);
+        let n = tokio::time::timeout(self.deadlines.body, self.reader.read(&mut buf[..want]))
+            .await
+            .map_err(|_| ConnError::Timeout("the frame body"))??;
+        if n == 0 {
+            return Err(FrameError::UnexpectedEof.into());
+        }
+        buf.truncate(n);
+        self.codec.consume_body(n as u64);
+        Ok(n)
+    }
+
     /// Reads and parses the next head as `T`, checking its kind is `Request`
     /// (on the server) or any reply (on the client).
     pub async fn next_json<T: DeserializeOwned>(&mut self) -> Result<(Kind, T, u64), ConnError> {
