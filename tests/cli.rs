@@ -188,13 +188,20 @@ fn a_config_file_sets_options_and_the_token_and_logs_stay_escaped() {
     let conf = conf_dir.path().join("ferry.toml");
     fs::write(
         &conf,
-        format!("allow_upload = true\nprivate = true\ntoken_file = {:?}\n", token_file.to_str().unwrap()),
+        format!(
+            "allow_upload = true\nprivate = true\ntoken_file = {:?}\n",
+            token_file.to_str().unwrap()
+        ),
     )
     .unwrap();
     let mut server = spawn_bin_server(root.path(), &["--config", conf.to_str().unwrap()], &[]);
     let host = format!("127.0.0.1:{}", server.port);
     let env = [("FERRY_TOKEN", "file-token-xyz-789")];
-    assert_eq!(run_cli(&["ls", &host], &[]).0, 1, "private: no token, no listing");
+    assert_eq!(
+        run_cli(&["ls", &host], &[]).0,
+        1,
+        "private: no token, no listing"
+    );
     assert_eq!(run_cli(&["mkdir", &format!("{host}:/made")], &env).0, 0);
     assert!(root.path().join("made").is_dir());
     // Peer-controlled text reaches the log escaped, never raw.
@@ -204,12 +211,18 @@ fn a_config_file_sets_options_and_the_token_and_logs_stay_escaped() {
     server.child.wait().unwrap();
     let log = server.stderr.join().unwrap();
     assert!(log.contains("\\u{1b}[31mred"), "{log}");
-    assert!(!log.contains('\u{1b}') && !log.contains('\u{7}'), "raw control characters in the log");
+    assert!(
+        !log.contains('\u{1b}') && !log.contains('\u{7}'),
+        "raw control characters in the log"
+    );
     assert!(!log.contains("file-token-xyz-789"));
 
     let bad = conf_dir.path().join("bad.toml");
     fs::write(&bad, "no_such_key = 1\n").unwrap();
     let (rc, _, err) = run_cli(&["serve", "--config", bad.to_str().unwrap()], &[]);
     assert_eq!(rc, 2);
-    assert!(err.contains("no_such_key") || err.contains("unknown field"), "{err}");
+    assert!(
+        err.contains("no_such_key") || err.contains("unknown field"),
+        "{err}"
+    );
 }

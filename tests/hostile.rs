@@ -315,16 +315,8 @@ async fn traversal_attempts_through_the_classic_door_touch_nothing_outside() {
 async fn put_with_a_body_of_the_wrong_length_is_refused_and_nothing_appears() {
     let s = TestServer::start(|_| {}).await;
     let mut c = s.client().await;
+    start_put(&mut c, "f", 10).await;
     let conn = c.connection();
-    let put = Request::Put {
-        path: "f".into(),
-        size: 10,
-        mtime: None,
-        force: false,
-        resume: true,
-    };
-    conn.send(Kind::Request, &put, 0).await.unwrap();
-    assert_eq!(conn.next_head().await.unwrap().kind, Kind::Partial);
     conn.send(Kind::Request, &Request::Data { offset: 0 }, 11)
         .await
         .unwrap();
@@ -333,9 +325,8 @@ async fn put_with_a_body_of_the_wrong_length_is_refused_and_nothing_appears() {
     assert_eq!(head.kind, Kind::Error);
     // A lying checksum: the bytes never become visible.
     let mut c = s.client().await;
+    start_put(&mut c, "f", 10).await;
     let conn = c.connection();
-    conn.send(Kind::Request, &put, 0).await.unwrap();
-    assert_eq!(conn.next_head().await.unwrap().kind, Kind::Partial);
     conn.send(Kind::Request, &Request::Data { offset: 0 }, 10)
         .await
         .unwrap();
@@ -355,6 +346,20 @@ async fn put_with_a_body_of_the_wrong_length_is_refused_and_nothing_appears() {
     assert!(!s.path("f").exists());
     assert!(partial_files(s.root.path()).is_empty());
     s.stop().await;
+}
+
+/// Sends `put` by hand and checks the server is ready for the data.
+async fn start_put(c: &mut Client, path: &str, size: u64) {
+    let conn = c.connection();
+    let put = Request::Put {
+        path: path.into(),
+        size,
+        mtime: None,
+        force: false,
+        resume: true,
+    };
+    conn.send(Kind::Request, &put, 0).await.unwrap();
+    assert_eq!(conn.next_head().await.unwrap().kind, Kind::Partial);
 }
 
 /// A fake server that says hello properly, then lists hostile names.
@@ -422,16 +427,7 @@ async fn the_client_refuses_hostile_names_from_a_server() {
 async fn a_client_that_leaves_after_put_leaves_no_partial_file() {
     let s = TestServer::start(|_| {}).await;
     let mut c = s.client().await;
-    let conn = c.connection();
-    let put = Request::Put {
-        path: "ghost".into(),
-        size: 100,
-        mtime: None,
-        force: false,
-        resume: true,
-    };
-    conn.send(Kind::Request, &put, 0).await.unwrap();
-    assert_eq!(conn.next_head().await.unwrap().kind, Kind::Partial);
+    start_put(&mut c, "ghost", 100).await;
     drop(c);
     for _ in 0..40 {
         if partial_files(s.root.path()).is_empty() {

@@ -14,6 +14,30 @@ use crate::files::RelPath;
 use crate::text::escape;
 use crate::wire::messages::{EntryKind, ErrorCode};
 
+/// Flags both transfer directions share.
+#[derive(Debug, Args)]
+pub struct TransferFlags {
+    /// Overwrite files that exist at the destination (on a server, this
+    /// needs its delete permission).
+    #[arg(short, long)]
+    pub force: bool,
+    /// Start over instead of resuming an interrupted transfer.
+    #[arg(long)]
+    pub no_resume: bool,
+    /// Print what was transferred as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl TransferFlags {
+    fn opts(&self) -> TransferOpts {
+        TransferOpts {
+            force: self.force,
+            resume: !self.no_resume,
+        }
+    }
+}
+
 /// Arguments of `ferry get`.
 #[derive(Debug, Args)]
 pub struct GetArgs {
@@ -24,15 +48,9 @@ pub struct GetArgs {
     /// Download a folder and everything in it.
     #[arg(short, long)]
     pub recursive: bool,
-    /// Overwrite local files that exist.
-    #[arg(short, long)]
-    pub force: bool,
-    /// Start over instead of resuming an interrupted download.
-    #[arg(long)]
-    pub no_resume: bool,
-    /// Print what was transferred as JSON.
-    #[arg(long)]
-    pub json: bool,
+    /// Shared transfer flags.
+    #[command(flatten)]
+    pub flags: TransferFlags,
 }
 
 /// Arguments of `ferry put`.
@@ -45,15 +63,9 @@ pub struct PutArgs {
     /// Upload folders and everything in them.
     #[arg(short, long)]
     pub recursive: bool,
-    /// Overwrite remote files that exist (the server must allow deleting).
-    #[arg(short, long)]
-    pub force: bool,
-    /// Start over instead of resuming an interrupted upload.
-    #[arg(long)]
-    pub no_resume: bool,
-    /// Print what was transferred as JSON.
-    #[arg(long)]
-    pub json: bool,
+    /// Shared transfer flags.
+    #[command(flatten)]
+    pub flags: TransferFlags,
 }
 
 /// One line of the `--json` report.
@@ -90,10 +102,7 @@ fn print_reports(json: bool, reports: &[Report]) -> Result<(), ClientError> {
 pub(crate) async fn get(a: GetArgs) -> Result<(), ClientError> {
     let r = remote(&a.remote)?;
     let rel = RelPath::parse(&r.path)?;
-    let opts = TransferOpts {
-        force: a.force,
-        resume: !a.no_resume,
-    };
+    let opts = a.flags.opts();
     let mut c = connect(&r).await?;
     let entry = c.stat(&r.path).await?;
     let local = a.local.unwrap_or_else(|| PathBuf::from("."));
@@ -123,7 +132,7 @@ pub(crate) async fn get(a: GetArgs) -> Result<(), ClientError> {
             reports.push(report(&dest.display().to_string(), &t));
         }
     }
-    print_reports(a.json, &reports)
+    print_reports(a.flags.json, &reports)
 }
 
 async fn get_tree(
@@ -166,10 +175,7 @@ pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
     let (dest, sources) = a.args.split_last().expect("clap requires two arguments");
     let r = remote(dest)?;
     RelPath::parse(&r.path)?;
-    let opts = TransferOpts {
-        force: a.force,
-        resume: !a.no_resume,
-    };
+    let opts = a.flags.opts();
     let mut c = connect(&r).await?;
     let dest_is_dir = match c.stat(&r.path).await {
         Ok(e) => e.kind == EntryKind::Dir,
@@ -211,7 +217,7 @@ pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
             reports.push(report(&target, &t));
         }
     }
-    print_reports(a.json, &reports)
+    print_reports(a.flags.json, &reports)
 }
 
 async fn put_tree(

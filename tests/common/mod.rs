@@ -138,57 +138,46 @@ pub async fn proxy(target: SocketAddr, plan: ProxyPlan) -> SocketAddr {
     tokio::spawn(async move {
         let (client, _) = listener.accept().await.unwrap();
         let server = TcpStream::connect(target).await.unwrap();
-        let (mut cr, mut cw) = client.into_split();
-        let (mut sr, mut sw) = server.into_split();
-        let up = async move {
-            let mut sent = 0u64;
-            let mut buf = vec![0u8; 16 * 1024];
-            loop {
-                let mut want = buf.len();
-                if let Some(cut) = plan.cut_up_after {
-                    if sent >= cut {
-                        return;
-                    }
-                    want = want.min((cut - sent) as usize);
-                }
-                let n = match cr.read(&mut buf[..want]).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => n,
-                };
-                if sw.write_all(&buf[..n]).await.is_err() {
-                    return;
-                }
-                sent += n as u64;
-                if let Some(rate) = plan.up_rate {
-                    tokio::time::sleep(Duration::from_secs_f64(n as f64 / rate as f64)).await;
-                }
-            }
-        };
-        let down = async move {
-            let mut sent = 0u64;
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let mut want = buf.len();
-                if let Some(cut) = plan.cut_down_after {
-                    if sent >= cut {
-                        return;
-                    }
-                    want = want.min((cut - sent) as usize);
-                }
-                let n = match sr.read(&mut buf[..want]).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => n,
-                };
-                if cw.write_all(&buf[..n]).await.is_err() {
-                    return;
-                }
-                sent += n as u64;
-            }
-        };
+        let (cr, cw) = client.into_split();
+        let (sr, sw) = server.into_split();
+        let up = pump(cr, sw, plan.cut_up_after, plan.up_rate);
+        let down = pump(sr, cw, plan.cut_down_after, None);
         // Whichever side ends first ends the connection, like a cut cable.
         tokio::select! { _ = up => {}, _ = down => {} }
     });
     addr
+}
+
+/// Copies one direction until EOF, `cut` bytes, or an error, at most
+/// `rate` bytes per second.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    cut: Option<u64>,
+    rate: Option<u64>,
+) {
+    let mut sent = 0u64;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let mut want = buf.len();
+        if let Some(cut) = cut {
+            if sent >= cut {
+                return;
+            }
+            want = want.min((cut - sent) as usize);
+        }
+        let n = match from.read(&mut buf[..want]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+        sent += n as u64;
+        if let Some(rate) = rate {
+            tokio::time::sleep(Duration::from_secs_f64(n as f64 / rate as f64)).await;
+        }
+    }
 }
 
 /// The real binary, serving `root` on a free loopback port.
