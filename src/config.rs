@@ -63,6 +63,22 @@ pub struct ServeOptions {
     /// Seconds in-flight transfers get to finish on shutdown. [default: 10]
     #[arg(long, value_name = "SECS", env = "FERRY_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<u64>,
+    /// Also answer NTP on this UDP port (123 is the standard one).
+    #[arg(long, value_name = "PORT", env = "FERRY_NTP_PORT")]
+    pub ntp_port: Option<u16>,
+    /// Stratum the time service announces. [default: 10, a local clock]
+    #[arg(long, value_name = "N", env = "FERRY_NTP_STRATUM", value_parser = clap::value_parser!(u8).range(1..=15))]
+    pub ntp_stratum: Option<u8>,
+    /// Reference ID the time service announces (up to 4 ASCII characters). [default: LOCL]
+    #[arg(long, value_name = "ID", env = "FERRY_NTP_REFID")]
+    pub ntp_refid: Option<String>,
+    /// Datagrams per second answered per source address (loopback exempt
+    /// unless --limit-loopback). [default: 4]
+    #[arg(long, value_name = "N", env = "FERRY_UDP_RATE")]
+    pub udp_rate: Option<f64>,
+    /// Burst of datagrams answered per source before the rate applies. [default: 16]
+    #[arg(long, value_name = "N", env = "FERRY_UDP_BURST")]
+    pub udp_burst: Option<f64>,
     /// TOML file with any of these settings (and `token` or `token_file`).
     #[arg(long, value_name = "FILE", env = "FERRY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -85,6 +101,11 @@ struct FileConfig {
     idle_timeout: Option<u64>,
     io_timeout: Option<u64>,
     shutdown_grace: Option<u64>,
+    ntp_port: Option<u16>,
+    ntp_stratum: Option<u8>,
+    ntp_refid: Option<String>,
+    udp_rate: Option<f64>,
+    udp_burst: Option<f64>,
     token: Option<Secret>,
     token_file: Option<PathBuf>,
 }
@@ -125,6 +146,14 @@ pub struct ServeConfig {
     pub sniff_timeout: Duration,
     /// How long in-flight transfers get on shutdown.
     pub shutdown_grace: Duration,
+    /// An extra UDP port for NTP alone.
+    pub ntp_port: Option<u16>,
+    /// How the time service presents the clock.
+    pub time: crate::time::TimeConfig,
+    /// Datagrams answered per second per source.
+    pub udp_rate: f64,
+    /// Datagram burst per source.
+    pub udp_burst: f64,
 }
 
 impl ServeConfig {
@@ -229,6 +258,25 @@ impl ServeConfig {
         if limits.max_connections == 0 || limits.max_per_ip == 0 {
             bail!("connection limits must be at least 1");
         }
+        let stratum = opts.ntp_stratum.or(file.ntp_stratum).unwrap_or(10);
+        if !(1..=15).contains(&stratum) {
+            bail!("the NTP stratum must be between 1 and 15");
+        }
+        let refid = opts
+            .ntp_refid
+            .clone()
+            .or(file.ntp_refid)
+            .unwrap_or_else(|| "LOCL".into());
+        if refid.is_empty() || refid.len() > 4 || !refid.bytes().all(|b| b.is_ascii_graphic()) {
+            bail!("the NTP reference ID must be 1 to 4 printable ASCII characters");
+        }
+        let mut reference_id = [0u8; 4];
+        reference_id[..refid.len()].copy_from_slice(refid.as_bytes());
+        let udp_rate = opts.udp_rate.or(file.udp_rate).unwrap_or(4.0);
+        let udp_burst = opts.udp_burst.or(file.udp_burst).unwrap_or(16.0);
+        if !(udp_rate > 0.0 && udp_burst >= 1.0) {
+            bail!("--udp-rate must be above 0 and --udp-burst at least 1");
+        }
         Ok(ServeConfig {
             root,
             listen,
@@ -245,6 +293,13 @@ impl ServeConfig {
             },
             sniff_timeout: Duration::from_secs(5),
             shutdown_grace: secs(opts.shutdown_grace, file.shutdown_grace, 10),
+            ntp_port: opts.ntp_port.or(file.ntp_port),
+            time: crate::time::TimeConfig {
+                stratum,
+                reference_id,
+            },
+            udp_rate,
+            udp_burst,
         })
     }
 

@@ -20,6 +20,9 @@
 //!   [`files::part`] writes every received byte to a hidden partial file
 //!   that only becomes visible once its size and SHA-256 check out;
 //!   [`files::pipe`] moves bytes between a disk thread and a socket.
+//! - [`time`]: the NTPv4 server and client ([`time::ntp`] is the pure
+//!   packet codec and era-safe arithmetic), the classic `time` text query,
+//!   and per-source rate limiting for datagrams.
 //! - [`client`]: the client library the CLI uses, with resume and folder
 //!   transfers; [`client::addr`] parses `HOST[:PORT][:/PATH]`.
 //! - [`config`]: flags, `FERRY_*` variables, a TOML file and defaults merged
@@ -38,4 +41,5 @@ pub mod files;
 pub mod secret;
 pub mod server;
 pub mod text;
+pub mod time;
 pub mod wire;

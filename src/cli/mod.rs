@@ -4,6 +4,7 @@
 mod files;
 mod output;
 mod serve;
+mod time;
 mod transfer;
 
 use std::process::ExitCode;
@@ -33,7 +34,7 @@ EXIT STATUS:
   2    usage error
   255  no connection, or the connection broke (re-run to resume a transfer)";
 
-/// Files, and later commands, chat and time, between the machines of a LAN.
+/// Files and time (and later commands and chat) between the machines of a LAN.
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, about, after_help = AFTER_HELP)]
 pub struct Cli {
@@ -61,6 +62,8 @@ pub enum Command {
     Mkdir(files::MkdirArgs),
     /// Rename or move a file or folder on a server.
     Mv(files::MvArgs),
+    /// Measure a server's clock: offset and round-trip delay over NTP.
+    Time(time::TimeArgs),
 }
 
 /// Whether this process logs verbosely: RUST_LOG rules, else a default.
@@ -75,6 +78,7 @@ pub fn default_log_filter(cmd: &Command) -> &'static str {
 pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => return serve::run(args).await,
+        Command::Time(args) => return time::run(args).await,
         Command::Ls(a) => files::ls(a).await,
         Command::Stat(a) => files::stat(a).await,
         Command::Rm(a) => files::rm(a).await,

@@ -48,6 +48,7 @@ pub(crate) struct Ctx {
     pub(crate) store: FileStore,
     pub(crate) gate: Gate,
     pub(crate) limits: Arc<ConnLimits>,
+    pub(crate) time: crate::time::TimeService,
     /// Stop taking requests; idle connections close.
     pub(crate) stop: CancellationToken,
     /// Abandon in-flight transfers.
@@ -80,10 +81,21 @@ impl Server {
                 }
                 Err(e) => return Err(e.context(format!("cannot listen on {addr}"))),
             }
+            if let Some(port) = config.ntp_port {
+                let ntp_addr = SocketAddr::new(addr.ip(), port);
+                match bind_udp(ntp_addr) {
+                    Ok(u) => udp.push(u),
+                    Err(e) if config.default_listen && addr.is_ipv6() => {
+                        warn!("not answering NTP on {ntp_addr}: {e:#}");
+                    }
+                    Err(e) => return Err(e.context(format!("cannot listen on {ntp_addr}"))),
+                }
+            }
         }
         let ctx = Arc::new(Ctx {
             gate: Gate::new(config.token.clone()),
             limits: ConnLimits::new(config.limits.clone()),
+            time: crate::time::TimeService::new(config.time.clone()),
             store,
             config,
             stop: CancellationToken::new(),
@@ -167,15 +179,20 @@ fn bind_pair(addr: SocketAddr) -> anyhow::Result<(TcpListener, UdpSocket)> {
     t.listen(1024)?;
     let tcp = TcpListener::from_std(t.into())?;
     // Port 0 means "any": the UDP socket takes the port TCP got.
-    let udp_addr = SocketAddr::new(addr.ip(), tcp.local_addr()?.port());
-    let u = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    let udp = bind_udp(SocketAddr::new(addr.ip(), tcp.local_addr()?.port()))?;
+    Ok((tcp, udp))
+}
+
+/// Binds one UDP socket (v6-only for IPv6, as for TCP).
+fn bind_udp(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let u = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         u.set_only_v6(true)?;
     }
     u.set_nonblocking(true)?;
-    u.bind(&udp_addr.into())?;
-    let udp = UdpSocket::from_std(u.into())?;
-    Ok((tcp, udp))
+    u.bind(&addr.into())?;
+    Ok(UdpSocket::from_std(u.into())?)
 }
 
 async fn accept_loop(

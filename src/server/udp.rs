@@ -1,27 +1,66 @@
-//! The UDP side of the shared port. The port is bound with the TCP one so
-//! that the datagram services (time, discovery) always find it free; until
-//! they are built in, datagrams are read and dropped, and nothing is ever
-//! sent back (so the port cannot be used to reflect traffic).
+//! The datagram door: every UDP socket of the server (the shared port, and
+//! the extra NTP port if one is set). Datagrams are told apart by content:
+//! 48 bytes or more with an NTP version is NTP; `time` is the classic text
+//! query; anything else is dropped in silence. Every answer passes the
+//! per-source rate limiter first, and no answer is sent to a port below
+//! 1024 other than 123, so the door cannot be aimed at other services.
 
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use tokio::net::UdpSocket;
 use tracing::debug;
 
 use super::Ctx;
+use crate::time::limit::{RateLimiter, Verdict};
+use crate::time::server::{is_text_query, local_time_text};
 
 /// Largest datagram read; anything longer is truncated and dropped.
 const MAX_DATAGRAM: usize = 2048;
 
-/// Reads datagrams until the server stops.
+/// Reads and answers datagrams until the server stops.
 pub(crate) async fn serve(socket: UdpSocket, ctx: Arc<Ctx>) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    let cfg = &ctx.config;
+    let mut limiter = RateLimiter::new(cfg.udp_rate, cfg.udp_burst, cfg.limits.limit_loopback);
     loop {
-        tokio::select! {
+        let (n, peer) = tokio::select! {
             _ = ctx.stop.cancelled() => return,
             r = socket.recv_from(&mut buf) => match r {
-                Ok((n, peer)) => debug!(%peer, bytes = n, "datagram dropped: no UDP service handles it"),
-                Err(e) => debug!("udp receive failed: {e}"),
+                Ok(pair) => pair,
+                Err(e) => {
+                    debug!("udp receive failed: {e}");
+                    continue;
+                }
+            },
+        };
+        // Taken before anything else, as close to the socket as we can.
+        let received = SystemTime::now();
+        if n == MAX_DATAGRAM || (peer.port() < 1024 && peer.port() != 123) || peer.port() == 0 {
+            continue;
+        }
+        let datagram = &buf[..n];
+        let is_ntp = n >= crate::time::ntp::PACKET_LEN;
+        let is_text = !is_ntp && is_text_query(datagram);
+        if !is_ntp && !is_text {
+            debug!(%peer, bytes = n, "datagram dropped: not for any service");
+            continue;
+        }
+        let reply = match limiter.check(peer.ip(), Instant::now()) {
+            Verdict::Allow if is_ntp => ctx
+                .time
+                .answer_ntp(datagram, received, SystemTime::now)
+                .map(|r| r.to_vec()),
+            Verdict::Allow => Some(local_time_text().into_bytes()),
+            Verdict::Kiss if is_ntp => ctx.time.kiss_of_death(datagram).map(|r| r.to_vec()),
+            Verdict::Kiss | Verdict::Drop => {
+                debug!(%peer, "rate limited");
+                None
+            }
+        };
+        if let Some(reply) = reply {
+            if let Err(e) = socket.send_to(&reply, peer).await {
+                debug!(%peer, "udp send failed: {e}");
             }
         }
     }
