@@ -309,3 +309,113 @@ async fn ferry_time_measures_a_real_chronyd() {
     assert_eq!(m.stratum, 8);
     assert!(m.offset.abs() < 0.05 && m.delay < 0.5, "{m:?}");
 }
+
+/// A one-socket NTP server whose clock is `skew` seconds off ours.
+fn skewed_server(skew: f64) -> u16 {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, peer)) = sock.recv_from(&mut buf) {
+            let Ok(req) = ntp::parse(&buf[..n]) else {
+                continue;
+            };
+            let now = std::time::SystemTime::now();
+            let shifted = if skew >= 0.0 {
+                now + Duration::from_secs_f64(skew)
+            } else {
+                now - Duration::from_secs_f64(-skew)
+            };
+            let ts = Timestamp::from_system(shifted);
+            let reply = ntp::encode(&Packet {
+                version: req.version,
+                mode: MODE_SERVER,
+                stratum: 2,
+                reference_id: [192, 0, 2, 1],
+                reference: ts,
+                origin: req.transmit,
+                receive: ts,
+                transmit: ts,
+                ..Packet::default()
+            });
+            let _ = sock.send_to(&reply, peer);
+        }
+    });
+    port
+}
+
+#[test]
+fn sync_plans_slew_step_and_refusals_without_touching_the_clock() {
+    let cases: [(f64, &[&str], i32, &str); 5] = [
+        (0.2, &[], 0, "dry run: would slew the clock by +0."),
+        (5.0, &[], 0, "dry run: would step the clock by +"),
+        (-5.0, &[], 1, "step the clock back"),
+        (-5.0, &["--force"], 0, "dry run: would step the clock by -"),
+        (5000.0, &[], 1, "larger than 1000 s"),
+    ];
+    for (skew, extra, want_rc, want_text) in cases {
+        let port = skewed_server(skew);
+        let addr = format!("127.0.0.1:{port}");
+        let mut args = vec!["time", addr.as_str(), "--samples", "2", "--sync"];
+        args.extend_from_slice(extra);
+        let (rc, out, err) = run_cli(&args, &[]);
+        assert_eq!(rc, want_rc, "skew {skew}: {out}{err}");
+        assert!(
+            out.contains(want_text) || err.contains(want_text),
+            "skew {skew}: {out}{err}"
+        );
+    }
+    let (rc, _, _) = run_cli(&["time", "127.0.0.1:1", "--apply"], &[]);
+    assert_eq!(rc, 2, "--apply without --sync is a usage error");
+}
+
+#[test]
+fn applying_without_cap_sys_time_fails_clearly() {
+    // Drop CAP_SYS_TIME (bit 25) for the child, and make sure it is gone
+    // before asking anything to change the clock.
+    let probe = Command::new("setpriv")
+        .args([
+            "--bounding-set",
+            "-sys_time",
+            "--inh-caps",
+            "-sys_time",
+            "--",
+            "grep",
+            "CapEff",
+            "/proc/self/status",
+        ])
+        .output()
+        .expect("setpriv (util-linux)");
+    let text = String::from_utf8_lossy(&probe.stdout);
+    let caps =
+        u64::from_str_radix(text.split_whitespace().nth(1).expect("CapEff line"), 16).unwrap();
+    assert_eq!(
+        caps & (1 << 25),
+        0,
+        "could not drop CAP_SYS_TIME; refusing to run a real --apply"
+    );
+
+    let port = skewed_server(0.3);
+    let out = Command::new("setpriv")
+        .args([
+            "--bounding-set",
+            "-sys_time",
+            "--inh-caps",
+            "-sys_time",
+            "--",
+        ])
+        .arg(common::ferry_bin())
+        .args([
+            "time",
+            &format!("127.0.0.1:{port}"),
+            "--samples",
+            "2",
+            "--sync",
+            "--apply",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("CAP_SYS_TIME"), "{err}");
+}

@@ -23,6 +23,16 @@ pub struct TimeArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Work out how to correct this machine's clock from the measurement:
+    /// slew offsets up to 0.5 s, step larger ones. A dry run unless --apply.
+    #[arg(long)]
+    pub sync: bool,
+    /// With --sync: really change the clock (needs CAP_SYS_TIME).
+    #[arg(long, requires = "sync")]
+    pub apply: bool,
+    /// With --sync: allow steps backwards and steps over 1000 s.
+    #[arg(long, requires = "sync")]
+    pub force: bool,
 }
 
 pub(crate) async fn run(a: TimeArgs) -> ExitCode {
@@ -46,6 +56,11 @@ pub(crate) async fn run(a: TimeArgs) -> ExitCode {
     )
     .await
     {
+        Ok(m) if a.json && a.sync => {
+            eprintln!("ferry: --sync prints for people; use it without --json");
+            let _ = m;
+            ExitCode::from(2)
+        }
         Ok(m) if a.json => match serde_json::to_string_pretty(&m) {
             Ok(s) => {
                 println!("{s}");
@@ -73,6 +88,9 @@ pub(crate) async fn run(a: TimeArgs) -> ExitCode {
                 m.delay
             );
             println!("best of {} replies, {} lost", m.samples.len(), m.lost);
+            if a.sync {
+                return sync(&a, m.offset, m.delay);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -81,6 +99,40 @@ pub(crate) async fn run(a: TimeArgs) -> ExitCode {
                 TimeError::Kiss(_) | TimeError::Unsynchronised => ExitCode::from(1),
                 _ => ExitCode::from(255),
             }
+        }
+    }
+}
+
+fn sync(a: &TimeArgs, offset: f64, delay: f64) -> ExitCode {
+    use crate::time::sync::{Decision, apply, decide};
+    let decision = decide(offset, delay, a.force);
+    let plan = match &decision {
+        Decision::Nothing => {
+            println!("nothing to do: the offset is within the measurement's uncertainty");
+            return ExitCode::SUCCESS;
+        }
+        Decision::Slew(s) => format!(
+            "slew the clock by {s:+.6} s (it runs slightly {} until caught up)",
+            if *s > 0.0 { "fast" } else { "slow" }
+        ),
+        Decision::Step(s) => format!("step the clock by {s:+.6} s"),
+        Decision::Refuse(why) => {
+            eprintln!("ferry: refusing to sync: {why}");
+            return ExitCode::from(1);
+        }
+    };
+    if !a.apply {
+        println!("dry run: would {plan}; add --apply to do it");
+        return ExitCode::SUCCESS;
+    }
+    match apply(&decision, &mut crate::time::sysclock::SystemClock) {
+        Ok(()) => {
+            println!("done: {plan}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ferry: {e}");
+            ExitCode::from(1)
         }
     }
 }
