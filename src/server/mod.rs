@@ -21,8 +21,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::BytesMut;
+use std::net::UdpSocket;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -138,8 +140,14 @@ impl Server {
                 refusing.clone(),
             ));
         }
+        let mut datagram_threads = Vec::new();
         for socket in self.udp {
-            loops.spawn(udp::serve(socket, self.ctx.clone()));
+            let ctx = self.ctx.clone();
+            let thread = std::thread::Builder::new()
+                .name("ferry-udp".into())
+                .spawn(move || udp::serve(&socket, &ctx))
+                .context("cannot start the datagram thread")?;
+            datagram_threads.push(thread);
         }
         shutdown.cancelled().await;
 
@@ -147,6 +155,9 @@ impl Server {
         info!(connections = open, "shutting down: no new connections");
         loops.abort_all();
         self.ctx.stop.cancel();
+        for t in datagram_threads {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
         tracker.close();
         let grace = self.ctx.config.shutdown_grace;
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
@@ -190,9 +201,11 @@ fn bind_udp(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
     if addr.is_ipv6() {
         u.set_only_v6(true)?;
     }
-    u.set_nonblocking(true)?;
     u.bind(&addr.into())?;
-    Ok(UdpSocket::from_std(u.into())?)
+    // Served by a thread of its own with blocking reads (see udp.rs); the
+    // timeout is how often it looks at the stop signal.
+    u.set_read_timeout(Some(Duration::from_millis(200)))?;
+    Ok(u.into())
 }
 
 async fn accept_loop(
