@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     }
     SERVICE.with(|svc| {
         for reply in [
-            svc.answer_ntp(data, SystemTime::now(), SystemTime::now),
+            svc.answer_ntp(data, SystemTime::now(), 0, SystemTime::now),
             svc.kiss_of_death(data),
         ]
         .into_iter()

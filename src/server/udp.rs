@@ -19,6 +19,7 @@ use tracing::debug;
 use super::Ctx;
 use crate::time::limit::{RateLimiter, Verdict};
 use crate::time::server::{is_text_query, local_time_text};
+use crate::time::sysclock::kernel_leap;
 
 /// Largest datagram read; anything longer is truncated and dropped.
 const MAX_DATAGRAM: usize = 2048;
@@ -29,6 +30,9 @@ pub(crate) fn serve(socket: &UdpSocket, ctx: &Arc<Ctx>) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let cfg = &ctx.config;
     let mut limiter = RateLimiter::new(cfg.udp_rate, cfg.udp_burst, cfg.limits.limit_loopback);
+    // The kernel's leap-second state changes at most daily: read it once a second.
+    let mut leap = kernel_leap();
+    let mut leap_read = Instant::now();
     loop {
         if ctx.stop.is_cancelled() {
             return;
@@ -61,10 +65,15 @@ pub(crate) fn serve(socket: &UdpSocket, ctx: &Arc<Ctx>) {
             continue;
         }
         let reply = match limiter.check(peer.ip(), Instant::now()) {
-            Verdict::Allow if is_ntp => ctx
-                .time
-                .answer_ntp(datagram, received, SystemTime::now)
-                .map(|r| r.to_vec()),
+            Verdict::Allow if is_ntp => {
+                if leap_read.elapsed().as_secs() >= 1 {
+                    leap = kernel_leap();
+                    leap_read = Instant::now();
+                }
+                ctx.time
+                    .answer_ntp(datagram, received, leap, SystemTime::now)
+                    .map(|r| r.to_vec())
+            }
             Verdict::Allow => Some(local_time_text().into_bytes()),
             Verdict::Kiss if is_ntp => ctx.time.kiss_of_death(datagram).map(|r| r.to_vec()),
             Verdict::Kiss | Verdict::Drop => {

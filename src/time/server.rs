@@ -47,12 +47,14 @@ impl TimeService {
     /// The reply to an NTP datagram received at `received`, or `None` for
     /// anything that is not a well-formed client request (modes 6 and 7
     /// included). The reply is exactly 48 bytes, never more than the
-    /// request. `now` is read again just before returning, for the
-    /// transmit timestamp.
+    /// request. `leap` is the leap indicator to announce (see
+    /// [`kernel_leap`](super::sysclock::kernel_leap)). `now` is read again
+    /// just before returning, for the transmit timestamp.
     pub fn answer_ntp(
         &self,
         request: &[u8],
         received: SystemTime,
+        leap: u8,
         now: impl Fn() -> SystemTime,
     ) -> Option<[u8; PACKET_LEN]> {
         let req = ntp::parse(request).ok()?;
@@ -61,7 +63,7 @@ impl TimeService {
         }
         let receive = Timestamp::from_system(received);
         let mut reply = Packet {
-            leap: 0,
+            leap: leap.min(2),
             version: req.version,
             mode: MODE_SERVER,
             stratum: self.config.stratum,
@@ -157,7 +159,7 @@ mod tests {
         let t = SystemTime::now();
         for version in [3, 4] {
             let req = request(MODE_CLIENT, version);
-            let reply = svc.answer_ntp(&req, t, SystemTime::now).unwrap();
+            let reply = svc.answer_ntp(&req, t, 0, SystemTime::now).unwrap();
             assert!(reply.len() <= req.len());
             assert_eq!(&reply[24..32], &req[40..48]);
             let p = parse(&reply).unwrap();
@@ -167,6 +169,14 @@ mod tests {
             assert!(p.transmit.diff(p.receive) >= 0.0);
             assert!(p.precision < 0);
         }
+        // A pending leap second is announced; nonsense is not passed on.
+        let req = request(MODE_CLIENT, 4);
+        let leap = |l| {
+            parse(&svc.answer_ntp(&req, t, l, SystemTime::now).unwrap())
+                .unwrap()
+                .leap
+        };
+        assert_eq!((leap(1), leap(2), leap(3)), (1, 2, 2));
     }
 
     #[test]
@@ -175,24 +185,24 @@ mod tests {
         let t = SystemTime::now();
         for mode in [0, 1, 2, 4, 5, 6, 7] {
             assert!(
-                svc.answer_ntp(&request(mode, 4), t, SystemTime::now)
+                svc.answer_ntp(&request(mode, 4), t, 0, SystemTime::now)
                     .is_none(),
                 "mode {mode}"
             );
         }
         assert!(
-            svc.answer_ntp(&request(MODE_CLIENT, 4)[..47], t, SystemTime::now)
+            svc.answer_ntp(&request(MODE_CLIENT, 4)[..47], t, 0, SystemTime::now)
                 .is_none()
         );
         assert!(
-            svc.answer_ntp(&request(MODE_CLIENT, 0), t, SystemTime::now)
+            svc.answer_ntp(&request(MODE_CLIENT, 0), t, 0, SystemTime::now)
                 .is_none()
         );
         assert!(
-            svc.answer_ntp(&request(MODE_CLIENT, 5), t, SystemTime::now)
+            svc.answer_ntp(&request(MODE_CLIENT, 5), t, 0, SystemTime::now)
                 .is_none()
         );
-        assert!(svc.answer_ntp(b"time", t, SystemTime::now).is_none());
+        assert!(svc.answer_ntp(b"time", t, 0, SystemTime::now).is_none());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The real system clock, through `adjtime(3)` (slew) and
-//! `clock_gettime`/`clock_settime(2)` (step).
+//! The real system clock, through `adjtime(3)` (slew),
+//! `clock_gettime`/`clock_settime(2)` (step) and a read-only `adjtimex(2)`
+//! (the kernel's leap-second state).
 //!
 //! This is the one module of ferry that uses `unsafe`: these calls exist
 //! only as C functions taking raw pointers, and no well-kept crate wraps
@@ -59,6 +60,28 @@ impl Clock for SystemClock {
     }
 }
 
+/// The leap indicator the kernel's state calls for: 1 when a leap second
+/// will be inserted at the end of the day, 2 when one will be deleted, 0
+/// otherwise (also when the state cannot be read). The kernel learns of
+/// leap seconds from the host's own NTP daemon.
+pub fn kernel_leap() -> u8 {
+    // SAFETY: `timex` is plain data; all zero (modes 0) asks adjtimex to
+    // read only, which needs no privilege; the pointer is valid for the call.
+    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+    // SAFETY: see above.
+    let rc = unsafe { libc::adjtimex(&mut tx) };
+    if rc < 0 {
+        return 0;
+    }
+    if tx.status & libc::STA_INS != 0 {
+        1
+    } else if tx.status & libc::STA_DEL != 0 {
+        2
+    } else {
+        0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +92,10 @@ mod tests {
         assert_eq!((t.tv_sec, t.tv_usec), (-1, 750_000));
         let t = timeval(1.5);
         assert_eq!((t.tv_sec, t.tv_usec), (1, 500_000));
+    }
+
+    #[test]
+    fn the_kernel_leap_state_is_readable_without_privilege() {
+        assert!(kernel_leap() <= 2);
     }
 }
