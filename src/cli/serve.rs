@@ -74,8 +74,13 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     } else {
         println!("everyone may: {}", describe(perms));
     }
+    for addr in server.udp_addrs() {
+        if !server.tcp_addrs().contains(&addr) {
+            println!("answering NTP on {addr} (udp)");
+        }
+    }
     if let Some(a) = server.tcp_addrs().first() {
-        println!("try: ferry ls HOST:{}", a.port());
+        println!("try: ferry ls HOST:{0}  ·  ferry time HOST:{0}", a.port());
     }
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
