@@ -23,6 +23,7 @@
 //! - [`time`]: the NTPv4 server and client ([`time::ntp`] is the pure
 //!   packet codec and era-safe arithmetic), the classic `time` text query,
 //!   and per-source rate limiting for datagrams.
+//! - [`subnet`]: the subnet calculator (pure).
 //! - [`client`]: the client library the CLI uses, with resume and folder
 //!   transfers; [`client::addr`] parses `HOST[:PORT][:/PATH]`.
 //! - [`config`]: flags, `FERRY_*` variables, a TOML file and defaults merged
@@ -40,6 +41,7 @@ pub mod config;
 pub mod files;
 pub mod secret;
 pub mod server;
+pub mod subnet;
 pub mod text;
 pub mod time;
 pub mod wire;

@@ -4,6 +4,7 @@
 mod files;
 mod output;
 mod serve;
+mod subnet;
 mod time;
 mod transfer;
 
@@ -64,6 +65,8 @@ pub enum Command {
     Mv(files::MvArgs),
     /// Measure a server's clock: offset and round-trip delay over NTP.
     Time(time::TimeArgs),
+    /// Network, broadcast and host range of an address; same LAN or not.
+    Subnet(subnet::SubnetArgs),
 }
 
 /// Whether this process logs verbosely: RUST_LOG rules, else a default.
@@ -79,6 +82,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => return serve::run(args).await,
         Command::Time(args) => return time::run(args).await,
+        Command::Subnet(args) => return subnet::run(&args),
         Command::Ls(a) => files::ls(a).await,
         Command::Stat(a) => files::stat(a).await,
         Command::Rm(a) => files::rm(a).await,
