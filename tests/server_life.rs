@@ -236,3 +236,44 @@ async fn shutdown_lets_a_running_transfer_finish_within_the_grace_period() {
     assert_eq!(sha256_file(&root.path().join("f")), done.sha256);
     assert!(partial_files(root.path()).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_times_hellos_and_a_repeated_hello_keeps_authentication() {
+    let s = TestServer::start(|c| {
+        c.token = Some(Secret::new(TOKEN));
+        c.anonymous = Default::default();
+    })
+    .await;
+    let mut c = s.client_with(TOKEN).await.unwrap();
+    for _ in 0..3 {
+        let rtt = c.ping().await.unwrap();
+        assert!(rtt < Duration::from_secs(2));
+    }
+    assert_eq!(
+        c.ls("").await.unwrap().len(),
+        0,
+        "still authenticated after repeated hellos"
+    );
+    let (local, peer) = c.addresses();
+    assert_eq!(peer.unwrap(), s.addr);
+    assert!(local.unwrap().ip().is_loopback());
+
+    let addr = s.addr.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        common::run_cli(
+            &["ping", &addr, "-c", "3", "--json"],
+            &[("FERRY_TOKEN", TOKEN)],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.0, 0, "{}", out.2);
+    let v: serde_json::Value = serde_json::from_str(&out.1).unwrap();
+    assert_eq!(v["rtt_ms"].as_array().unwrap().len(), 3);
+    assert_eq!(v["features"], serde_json::json!(["files", "time"]));
+    let dead = tokio::task::spawn_blocking(|| common::run_cli(&["ping", "127.0.0.1:1"], &[]))
+        .await
+        .unwrap();
+    assert_eq!(dead.0, 255);
+    s.stop().await;
+}

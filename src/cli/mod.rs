@@ -3,6 +3,7 @@
 
 mod files;
 mod output;
+mod ping;
 mod serve;
 mod subnet;
 mod time;
@@ -67,6 +68,8 @@ pub enum Command {
     Time(time::TimeArgs),
     /// Network, broadcast and host range of an address; same LAN or not.
     Subnet(subnet::SubnetArgs),
+    /// Connect to a server: who it is, and round trips of a few hellos.
+    Ping(ping::PingArgs),
 }
 
 /// Whether this process logs verbosely: RUST_LOG rules, else a default.
@@ -88,6 +91,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Rm(a) => files::rm(a).await,
         Command::Mkdir(a) => files::mkdir(a).await,
         Command::Mv(a) => files::mv(a).await,
+        Command::Ping(a) => ping::run(a).await,
         Command::Get(a) => transfer::get(a).await,
         Command::Put(a) => transfer::put(a).await,
     };

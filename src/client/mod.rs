@@ -93,6 +93,8 @@ pub type Result<T> = std::result::Result<T, ClientError>;
 pub struct Client {
     conn: Connection,
     hello: HelloReply,
+    local: Option<std::net::SocketAddr>,
+    peer: Option<std::net::SocketAddr>,
 }
 
 impl Client {
@@ -131,6 +133,7 @@ impl Client {
             idle: Duration::from_secs(600),
             ..Deadlines::default()
         };
+        let (local, peer) = (stream.local_addr().ok(), stream.peer_addr().ok());
         let mut conn = Connection::from_tcp(stream, Default::default(), deadlines);
         conn.send(
             Kind::Request,
@@ -142,7 +145,12 @@ impl Client {
         )
         .await?;
         let hello: HelloReply = terminal(&mut conn).await?;
-        let mut client = Client { conn, hello };
+        let mut client = Client {
+            conn,
+            hello,
+            local,
+            peer,
+        };
         match token {
             Some(t) if client.hello.auth_available => {
                 let reply: AuthReply = client.request(&Request::Auth { token: t.clone() }).await?;
@@ -158,6 +166,23 @@ impl Client {
             _ => {}
         }
         Ok(client)
+    }
+
+    /// This end's and the server's socket addresses.
+    pub fn addresses(&self) -> (Option<std::net::SocketAddr>, Option<std::net::SocketAddr>) {
+        (self.local, self.peer)
+    }
+
+    /// One more hello on this connection; returns its round-trip time.
+    pub async fn ping(&mut self) -> Result<Duration> {
+        let started = std::time::Instant::now();
+        let _: HelloReply = self
+            .request(&Request::Hello {
+                versions: SUPPORTED_VERSIONS.to_vec(),
+                client: format!("ferry/{}", env!("CARGO_PKG_VERSION")),
+            })
+            .await?;
+        Ok(started.elapsed())
     }
 
     /// What the server said in its hello (permissions updated after auth).

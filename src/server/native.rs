@@ -281,17 +281,20 @@ impl Session {
             ));
         };
         let cfg = &self.ctx.config;
-        let perms = if self.ctx.gate.enabled() {
+        // A repeated hello (ferry ping measures round trips with them)
+        // keeps what the connection already has, authentication included.
+        let fresh = if self.ctx.gate.enabled() {
             cfg.anonymous
         } else {
             cfg.granted
         };
+        let perms = self.perms.unwrap_or(fresh);
         self.perms = Some(perms);
         let reply = HelloReply {
             version,
             server: cfg.name.clone(),
             software: format!("ferry/{}", env!("CARGO_PKG_VERSION")),
-            features: vec!["files".into()],
+            features: vec!["files".into(), "time".into()],
             auth_required: cfg.auth_required(),
             auth_available: self.ctx.gate.enabled(),
             permissions: perms,
