@@ -52,6 +52,13 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     for addr in server.tcp_addrs() {
         println!("listening on {addr} (tcp, udp)");
     }
+    let reachable = reachable_addresses(&server.tcp_addrs());
+    if !reachable.is_empty() {
+        println!("reachable at:");
+        for (iface, addr) in &reachable {
+            println!("  {iface:<10} {addr}");
+        }
+    }
     let describe = |p: crate::wire::messages::Permissions| {
         let mut v = Vec::new();
         for (on, name) in [(p.read, "read"), (p.upload, "upload"), (p.delete, "delete")] {
@@ -79,8 +86,23 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             println!("answering NTP on {addr} (udp)");
         }
     }
-    if let Some(a) = server.tcp_addrs().first() {
-        println!("try: ferry ls HOST:{0}  ·  ferry time HOST:{0}", a.port());
+    // The example uses an address another machine can reach when there is one.
+    let example = reachable
+        .iter()
+        .map(|(_, a)| *a)
+        .find(|a| !a.ip().is_loopback())
+        .or_else(|| server.tcp_addrs().first().copied());
+    if let Some(a) = example {
+        let host = crate::client::Remote {
+            host: a.ip().to_string(),
+            port: a.port(),
+            path: String::new(),
+        }
+        .authority();
+        println!("from another machine, try:");
+        println!(
+            "  ferry ls {host}    ferry get {host}:/FILE .    ferry time {host}    ferry ping {host}"
+        );
     }
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
@@ -108,4 +130,52 @@ async fn watch_signals(shutdown: CancellationToken) {
     shutdown.cancel();
     tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
     std::process::exit(130);
+}
+
+/// Every (interface, address) a client could connect to: the listen
+/// addresses themselves, or, for a wildcard, each up interface's address of
+/// that family.
+fn reachable_addresses(listening: &[std::net::SocketAddr]) -> Vec<(String, std::net::SocketAddr)> {
+    let interfaces = if_addrs::get_if_addrs().unwrap_or_default();
+    let mut out = Vec::new();
+    for l in listening {
+        if !l.ip().is_unspecified() {
+            out.push(("".to_string(), *l));
+            continue;
+        }
+        for i in &interfaces {
+            let ip = i.ip();
+            if ip.is_ipv4() != l.is_ipv4() {
+                continue;
+            }
+            if let std::net::IpAddr::V6(v6) = ip {
+                // Link-local addresses need a scope; leave them out of the list.
+                if v6.segments()[0] & 0xffc0 == 0xfe80 {
+                    continue;
+                }
+            }
+            out.push((i.name.clone(), std::net::SocketAddr::new(ip, l.port())));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_expand_to_interfaces_and_specific_addresses_stay() {
+        let any: std::net::SocketAddr = "0.0.0.0:7070".parse().unwrap();
+        let listed = reachable_addresses(&[any]);
+        assert!(
+            listed
+                .iter()
+                .any(|(_, a)| a.to_string() == "127.0.0.1:7070"),
+            "{listed:?}"
+        );
+        assert!(listed.iter().all(|(_, a)| a.is_ipv4() && a.port() == 7070));
+        let one: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(reachable_addresses(&[one]), vec![(String::new(), one)]);
+    }
 }
