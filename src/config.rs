@@ -79,6 +79,9 @@ pub struct ServeOptions {
     /// Burst of datagrams answered per source before the rate applies. [default: 16]
     #[arg(long, value_name = "N", env = "FERRY_UDP_BURST")]
     pub udp_burst: Option<f64>,
+    /// Do not answer discovery probes (`ferry discover` will not list this server).
+    #[arg(long, env = "FERRY_NO_DISCOVERY")]
+    pub no_discovery: bool,
     /// TOML file with any of these settings (and `token` or `token_file`).
     #[arg(long, value_name = "FILE", env = "FERRY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -106,6 +109,7 @@ struct FileConfig {
     ntp_refid: Option<String>,
     udp_rate: Option<f64>,
     udp_burst: Option<f64>,
+    discovery: Option<bool>,
     token: Option<Secret>,
     token_file: Option<PathBuf>,
 }
@@ -154,6 +158,8 @@ pub struct ServeConfig {
     pub udp_rate: f64,
     /// Datagram burst per source.
     pub udp_burst: f64,
+    /// Whether discovery probes are answered.
+    pub discovery: bool,
 }
 
 impl ServeConfig {
@@ -300,6 +306,7 @@ impl ServeConfig {
             },
             udp_rate,
             udp_burst,
+            discovery: !opts.no_discovery && file.discovery.unwrap_or(true),
         })
     }
 

@@ -24,6 +24,8 @@
 //!   packet codec and era-safe arithmetic), the classic `time` text query,
 //!   and per-source rate limiting for datagrams.
 //! - [`subnet`]: the subnet calculator (pure).
+//! - [`discovery`]: probes and signed answers on the shared UDP port
+//!   ([`discovery::wire`] is pure), and `ferry discover`.
 //! - [`client`]: the client library the CLI uses, with resume and folder
 //!   transfers; [`client::addr`] parses `HOST[:PORT][:/PATH]`.
 //! - [`config`]: flags, `FERRY_*` variables, a TOML file and defaults merged
@@ -38,6 +40,7 @@
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod discovery;
 pub mod files;
 pub mod secret;
 pub mod server;

@@ -1,6 +1,7 @@
 //! The command line: one module per subcommand, all on top of the
 //! [`client`](crate::client) library or the [`server`](crate::server).
 
+mod discover;
 mod files;
 mod output;
 mod ping;
@@ -70,6 +71,8 @@ pub enum Command {
     Subnet(subnet::SubnetArgs),
     /// Connect to a server: who it is, and round trips of a few hellos.
     Ping(ping::PingArgs),
+    /// List the ferry servers on the local networks.
+    Discover(discover::DiscoverArgs),
 }
 
 /// Whether this process logs verbosely: RUST_LOG rules, else a default.
@@ -86,6 +89,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => return serve::run(args).await,
         Command::Time(args) => return time::run(args).await,
         Command::Subnet(args) => return subnet::run(&args),
+        Command::Discover(args) => return discover::run(args).await,
         Command::Ls(a) => files::ls(a).await,
         Command::Stat(a) => files::stat(a).await,
         Command::Rm(a) => files::rm(a).await,

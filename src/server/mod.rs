@@ -51,6 +51,9 @@ pub(crate) struct Ctx {
     pub(crate) gate: Gate,
     pub(crate) limits: Arc<ConnLimits>,
     pub(crate) time: crate::time::TimeService,
+    /// Random per start: lets `ferry discover` list a server once however
+    /// many of its addresses answer.
+    pub(crate) instance: String,
     /// Stop taking requests; idle connections close.
     pub(crate) stop: CancellationToken,
     /// Abandon in-flight transfers.
@@ -98,6 +101,7 @@ impl Server {
             gate: Gate::new(config.token.clone()),
             limits: ConnLimits::new(config.limits.clone()),
             time: crate::time::TimeService::new(config.time.clone()),
+            instance: crate::discovery::wire::random_hex().context("cannot read /dev/urandom")?,
             store,
             config,
             stop: CancellationToken::new(),
@@ -129,6 +133,11 @@ impl Server {
 
     /// Serves until `shutdown` is cancelled, then shuts down gracefully.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let tcp_port_first = self
+            .tcp
+            .first()
+            .and_then(|l| l.local_addr().ok())
+            .map_or(0, |a| a.port());
         let tracker = TaskTracker::new();
         let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
         let mut loops = tokio::task::JoinSet::new();
@@ -141,11 +150,12 @@ impl Server {
             ));
         }
         let mut datagram_threads = Vec::new();
+        let tcp_port = tcp_port_first;
         for socket in self.udp {
             let ctx = self.ctx.clone();
             let thread = std::thread::Builder::new()
                 .name("ferry-udp".into())
-                .spawn(move || udp::serve(&socket, &ctx))
+                .spawn(move || udp::serve(&socket, &ctx, tcp_port))
                 .context("cannot start the datagram thread")?;
             datagram_threads.push(thread);
         }
@@ -202,6 +212,16 @@ fn bind_udp(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
         u.set_only_v6(true)?;
     }
     u.bind(&addr.into())?;
+    if addr.ip().is_unspecified() && addr.is_ipv4() {
+        // Discovery probes also come to a multicast group; join it on every
+        // IPv4 interface (best effort: an interface without multicast is
+        // still reached by broadcast).
+        for i in if_addrs::get_if_addrs().unwrap_or_default() {
+            if let if_addrs::IfAddr::V4(v4) = &i.addr {
+                let _ = u.join_multicast_v4(&crate::discovery::client::GROUP_V4, &v4.ip);
+            }
+        }
+    }
     // Served by a thread of its own with blocking reads (see udp.rs); the
     // timeout is how often it looks at the stop signal.
     u.set_read_timeout(Some(Duration::from_millis(200)))?;

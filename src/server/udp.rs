@@ -1,7 +1,8 @@
 //! The datagram door: every UDP socket of the server (the shared port, and
 //! the extra NTP port if one is set). Datagrams are told apart by content:
-//! 48 bytes or more with an NTP version is NTP; `time` is the classic text
-//! query; anything else is dropped in silence. Every answer passes the
+//! a discovery probe starts with `FERRY-DISCOVER/1`; 48 bytes or more with
+//! an NTP version is NTP; `time` is the classic text query; anything else
+//! is dropped in silence. Every answer passes the
 //! per-source rate limiter first, and no answer is sent to a port below
 //! 1024 other than 123, so the door cannot be aimed at other services.
 //!
@@ -17,6 +18,7 @@ use std::net::UdpSocket;
 use tracing::debug;
 
 use super::Ctx;
+use crate::discovery::wire::{Announcement, PROBE_MAGIC, answer, parse_probe};
 use crate::time::limit::{RateLimiter, Verdict};
 use crate::time::server::{is_text_query, local_time_text};
 use crate::time::sysclock::kernel_leap;
@@ -26,7 +28,8 @@ const MAX_DATAGRAM: usize = 2048;
 
 /// Reads and answers datagrams until the server stops (the socket's read
 /// timeout bounds how long that takes to notice).
-pub(crate) fn serve(socket: &UdpSocket, ctx: &Arc<Ctx>) {
+pub(crate) fn serve(socket: &UdpSocket, ctx: &Arc<Ctx>, tcp_port: u16) {
+    let udp_port = socket.local_addr().map_or(0, |a| a.port());
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let cfg = &ctx.config;
     let mut limiter = RateLimiter::new(cfg.udp_rate, cfg.udp_burst, cfg.limits.limit_loopback);
@@ -58,6 +61,34 @@ pub(crate) fn serve(socket: &UdpSocket, ctx: &Arc<Ctx>) {
             continue;
         }
         let datagram = &buf[..n];
+        if datagram.starts_with(PROBE_MAGIC) {
+            if !cfg.discovery {
+                continue;
+            }
+            let Some(nonce) = parse_probe(datagram) else {
+                continue;
+            };
+            if limiter.check(peer.ip(), Instant::now()) != Verdict::Allow {
+                continue;
+            }
+            let me = Announcement {
+                name: cfg.name.clone(),
+                instance: ctx.instance.clone(),
+                software: format!("ferry/{}", env!("CARGO_PKG_VERSION")),
+                tcp_port,
+                udp_port,
+                features: vec!["files".into(), "time".into()],
+                auth_required: cfg.auth_required(),
+                nonce,
+            };
+            let token = cfg.token.as_ref().map(|t| t.expose().as_bytes());
+            let reply = answer(me, token);
+            // Never more than the probe: discovery cannot amplify.
+            if reply.len() <= n {
+                let _ = socket.send_to(&reply, peer);
+            }
+            continue;
+        }
         let is_ntp = n >= crate::time::ntp::PACKET_LEN;
         let is_text = !is_ntp && is_text_query(datagram);
         if !is_ntp && !is_text {

@@ -1,0 +1,238 @@
+//! The discovery datagrams, as pure functions.
+//!
+//! A probe is `FERRY-DISCOVER/1\n`, a JSON object with a random nonce, and
+//! space padding to exactly [`PROBE_LEN`] bytes. An answer is
+//! `FERRY-HERE/1\n`, a JSON object describing the server, and, when the
+//! server has a token, `\nhmac=` and the hex HMAC-SHA256 (keyed with the
+//! token) of the nonce followed by the JSON bytes. Answers are at most
+//! [`MAX_ANSWER`] bytes, never more than the probe: the exchange cannot be
+//! used to amplify traffic, and it fits one unfragmented datagram.
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::files::part::hex;
+
+/// First line of a probe.
+pub const PROBE_MAGIC: &[u8] = b"FERRY-DISCOVER/1\n";
+/// First line of an answer.
+pub const ANSWER_MAGIC: &[u8] = b"FERRY-HERE/1\n";
+/// Every probe is padded to exactly this size.
+pub const PROBE_LEN: usize = 512;
+/// No answer is larger.
+pub const MAX_ANSWER: usize = PROBE_LEN;
+/// Longest server name carried (longer ones are cut).
+const MAX_NAME: usize = 64;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ProbeBody {
+    nonce: String,
+}
+
+/// What a server says about itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Announcement {
+    /// Display name.
+    pub name: String,
+    /// Random per server start; tells servers apart across interfaces.
+    pub instance: String,
+    /// Software and version.
+    pub software: String,
+    /// TCP port of the shared door.
+    pub tcp_port: u16,
+    /// UDP port (time and discovery).
+    pub udp_port: u16,
+    /// Services offered.
+    pub features: Vec<String>,
+    /// Whether a token is needed for anything.
+    pub auth_required: bool,
+    /// The probe's nonce, echoed.
+    pub nonce: String,
+}
+
+/// Builds a probe carrying `nonce` (32 hex characters).
+pub fn probe(nonce: &str) -> Vec<u8> {
+    let mut out = PROBE_MAGIC.to_vec();
+    out.extend(
+        serde_json::to_vec(&ProbeBody {
+            nonce: nonce.to_string(),
+        })
+        .expect("serialises"),
+    );
+    out.resize(PROBE_LEN, b' ');
+    out
+}
+
+/// The nonce of a well-formed probe of exactly [`PROBE_LEN`] bytes.
+pub fn parse_probe(datagram: &[u8]) -> Option<String> {
+    if datagram.len() != PROBE_LEN {
+        return None;
+    }
+    let body = datagram.strip_prefix(PROBE_MAGIC)?.trim_ascii_end();
+    let p: ProbeBody = serde_json::from_slice(body).ok()?;
+    (p.nonce.len() == 32 && p.nonce.bytes().all(|b| b.is_ascii_hexdigit())).then_some(p.nonce)
+}
+
+fn mac(token: &[u8], nonce: &str, json: &[u8]) -> String {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(token).expect("HMAC takes any key length");
+    m.update(nonce.as_bytes());
+    m.update(json);
+    hex(&m.finalize().into_bytes())
+}
+
+/// Builds the answer, signed when `token` is given. The name is cut to
+/// keep the answer within [`MAX_ANSWER`].
+pub fn answer(mut a: Announcement, token: Option<&[u8]>) -> Vec<u8> {
+    if a.name.len() > MAX_NAME {
+        let mut cut = MAX_NAME;
+        while !a.name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        a.name.truncate(cut);
+    }
+    a.features.truncate(8);
+    let json = serde_json::to_vec(&a).expect("serialises");
+    let mut out = ANSWER_MAGIC.to_vec();
+    out.extend_from_slice(&json);
+    if let Some(t) = token {
+        out.extend_from_slice(b"\nhmac=");
+        out.extend_from_slice(mac(t, &a.nonce, &json).as_bytes());
+    }
+    debug_assert!(out.len() <= MAX_ANSWER);
+    out.truncate(MAX_ANSWER);
+    out
+}
+
+/// Why an answer was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    /// Not a ferry answer at all.
+    #[error("not a ferry answer")]
+    Malformed,
+    /// It does not answer our probe.
+    #[error("answers another probe")]
+    WrongNonce,
+    /// A token is set and the answer is not signed with it.
+    #[error("not signed with our token (forged, or another network's server)")]
+    BadSignature,
+}
+
+/// Checks an answer to the probe with `nonce`; with `token`, only a
+/// correctly signed one is accepted.
+pub fn parse_answer(
+    datagram: &[u8],
+    nonce: &str,
+    token: Option<&[u8]>,
+) -> Result<Announcement, AnswerError> {
+    if datagram.len() > MAX_ANSWER {
+        return Err(AnswerError::Malformed);
+    }
+    let rest = datagram
+        .strip_prefix(ANSWER_MAGIC)
+        .ok_or(AnswerError::Malformed)?;
+    let (json, sig) = match rest.windows(6).position(|w| w == b"\nhmac=") {
+        Some(i) => (&rest[..i], Some(&rest[i + 6..])),
+        None => (rest, None),
+    };
+    let a: Announcement = serde_json::from_slice(json).map_err(|_| AnswerError::Malformed)?;
+    if a.nonce != nonce {
+        return Err(AnswerError::WrongNonce);
+    }
+    if let Some(t) = token {
+        let expected = mac(t, nonce, json);
+        let ok = sig.is_some_and(|s| {
+            use subtle::ConstantTimeEq;
+            s.ct_eq(expected.as_bytes()).into()
+        });
+        if !ok {
+            return Err(AnswerError::BadSignature);
+        }
+    }
+    Ok(a)
+}
+
+/// 16 random bytes as hex, from the kernel.
+pub fn random_hex() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(hex(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn announcement(nonce: &str) -> Announcement {
+        Announcement {
+            name: "nas".into(),
+            instance: "0".repeat(32),
+            software: "ferry/0.1.0".into(),
+            tcp_port: 7070,
+            udp_port: 7070,
+            features: vec!["files".into(), "time".into()],
+            auth_required: false,
+            nonce: nonce.into(),
+        }
+    }
+
+    #[test]
+    fn probes_round_trip_and_bad_ones_are_ignored() {
+        let n = random_hex().unwrap();
+        let p = probe(&n);
+        assert_eq!(p.len(), PROBE_LEN);
+        assert_eq!(parse_probe(&p), Some(n.clone()));
+        assert_eq!(
+            parse_probe(&p[..PROBE_LEN - 1]),
+            None,
+            "short probes could amplify"
+        );
+        let mut long = p.clone();
+        long.push(b' ');
+        assert_eq!(parse_probe(&long), None);
+        assert_eq!(parse_probe(&probe("not-hex")), None);
+        assert_eq!(parse_probe(&[b' '; PROBE_LEN]), None);
+    }
+
+    #[test]
+    fn answers_are_bounded_signed_and_checked() {
+        let n = random_hex().unwrap();
+        let mut big = announcement(&n);
+        big.name = "é".repeat(500);
+        big.features = vec!["x".repeat(30); 40];
+        let a = answer(big, Some(b"token-12345"));
+        assert!(a.len() <= MAX_ANSWER && a.len() <= PROBE_LEN);
+        let got = parse_answer(&a, &n, Some(b"token-12345")).unwrap();
+        assert!(got.name.len() <= 64);
+
+        let signed = answer(announcement(&n), Some(b"token-12345"));
+        assert!(parse_answer(&signed, &n, Some(b"token-12345")).is_ok());
+        assert_eq!(
+            parse_answer(&signed, &n, Some(b"other-token")),
+            Err(AnswerError::BadSignature)
+        );
+        let unsigned = answer(announcement(&n), None);
+        assert!(parse_answer(&unsigned, &n, None).is_ok());
+        assert_eq!(
+            parse_answer(&unsigned, &n, Some(b"token-12345")),
+            Err(AnswerError::BadSignature)
+        );
+        // A forger who changes a field breaks the signature.
+        let forged = String::from_utf8(signed.clone())
+            .unwrap()
+            .replace("\"nas\"", "\"evil\"");
+        assert_eq!(
+            parse_answer(forged.as_bytes(), &n, Some(b"token-12345")),
+            Err(AnswerError::BadSignature)
+        );
+        assert_eq!(
+            parse_answer(&signed, &random_hex().unwrap(), None),
+            Err(AnswerError::WrongNonce)
+        );
+        assert_eq!(
+            parse_answer(b"hello", &n, None),
+            Err(AnswerError::Malformed)
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! Discovery across real networks: network namespaces made by the test,
+//! joined by veth pairs to a bridge, one `ferry serve` in each of three and
+//! `ferry discover` (plain LAN mode: broadcast and multicast) in a fourth.
+//! Needs root (CI runs as root); where namespaces cannot be made, the test
+//! says so in its output and checks nothing else.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The namespaces and servers of one test, removed on drop.
+struct Lab {
+    prefix: String,
+    namespaces: Vec<String>,
+    servers: Vec<Child>,
+}
+
+impl Lab {
+    fn ns(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for s in &mut self.servers {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        for ns in &self.namespaces {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn in_ns(ns: &str, args: &[&str]) -> bool {
+    let mut all = vec!["netns", "exec", ns];
+    all.extend_from_slice(args);
+    ip(&all)
+}
+
+/// Builds hub (a bridge) plus one namespace per node, each with `eth0` at
+/// 10.231.0.N/24. Returns None when namespaces cannot be made here.
+fn build(nodes: &[(&str, u8)]) -> Option<Lab> {
+    let prefix = format!("fy{}", std::process::id() % 100_000);
+    let mut lab = Lab {
+        prefix,
+        namespaces: Vec::new(),
+        servers: Vec::new(),
+    };
+    let hub = lab.ns("hub");
+    if !ip(&["netns", "add", &hub]) {
+        return None;
+    }
+    lab.namespaces.push(hub.clone());
+    assert!(in_ns(&hub, &["ip", "link", "add", "br0", "type", "bridge"]));
+    assert!(in_ns(&hub, &["ip", "link", "set", "br0", "up"]));
+    for (i, (name, host)) in nodes.iter().enumerate() {
+        let ns = lab.ns(name);
+        assert!(ip(&["netns", "add", &ns]), "netns add {ns}");
+        lab.namespaces.push(ns.clone());
+        let (a, b) = (format!("{}a{i}", lab.prefix), format!("{}b{i}", lab.prefix));
+        assert!(ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]));
+        assert!(ip(&["link", "set", &a, "netns", &ns]));
+        assert!(ip(&["link", "set", &b, "netns", &hub]));
+        assert!(in_ns(&hub, &["ip", "link", "set", &b, "master", "br0"]));
+        assert!(in_ns(&hub, &["ip", "link", "set", &b, "up"]));
+        assert!(in_ns(&ns, &["ip", "link", "set", &a, "name", "eth0"]));
+        let addr = format!("10.231.0.{host}/24");
+        assert!(in_ns(
+            &ns,
+            &["ip", "addr", "add", &addr, "brd", "+", "dev", "eth0"]
+        ));
+        assert!(in_ns(&ns, &["ip", "link", "set", "eth0", "up"]));
+        assert!(in_ns(&ns, &["ip", "link", "set", "lo", "up"]));
+    }
+    Some(lab)
+}
+
+fn serve_in(lab: &mut Lab, node: &str, extra: &[&str]) {
+    let root = std::env::temp_dir();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &lab.ns(node), common::ferry_bin(), "serve"])
+        .arg(&root)
+        .args(["--listen", "0.0.0.0:7070", "--name", node])
+        .args(extra)
+        .env_remove("FERRY_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(out).lines();
+    assert!(
+        lines.any(|l| l.map(|l| l.starts_with("listening on")).unwrap_or(false)),
+        "{node} did not start"
+    );
+    std::thread::spawn(move || for _ in lines {});
+    lab.servers.push(child);
+}
+
+#[test]
+fn discover_finds_every_server_on_the_lan_once_and_not_the_silent_one() {
+    let Some(mut lab) = build(&[("s1", 1), ("s2", 2), ("s3", 3), ("cl", 10)]) else {
+        println!(
+            "SKIPPED: cannot create network namespaces here (needs root); only the loopback discovery tests ran"
+        );
+        return;
+    };
+    serve_in(&mut lab, "s1", &[]);
+    serve_in(&mut lab, "s2", &[]);
+    serve_in(&mut lab, "s3", &["--no-discovery"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("cl"),
+            common::ferry_bin(),
+            "discover",
+            "--json",
+            "--timeout",
+            "1.5",
+        ])
+        .env_remove("FERRY_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let servers = v["servers"].as_array().unwrap();
+    let mut seen: Vec<(String, Vec<String>)> = servers
+        .iter()
+        .map(|s| {
+            let addrs = s["addresses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect();
+            (s["name"].as_str().unwrap().to_string(), addrs)
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("s1".to_string(), vec!["10.231.0.1".to_string()]),
+            ("s2".to_string(), vec!["10.231.0.2".to_string()]),
+        ],
+        "every server once, the silent one not at all: {v}"
+    );
+}
