@@ -81,27 +81,44 @@ fn mac(token: &[u8], nonce: &str, json: &[u8]) -> String {
     hex(&m.finalize().into_bytes())
 }
 
-/// Builds the answer, signed when `token` is given. The name is cut to
-/// keep the answer within [`MAX_ANSWER`].
+/// Builds the answer, signed when `token` is given. It always fits in
+/// [`MAX_ANSWER`]: the name is cut to 64 bytes, and if the answer is still
+/// too large (a name full of characters JSON must escape, many features),
+/// features are dropped and then the name shortened until it fits; bytes
+/// are never cut off the encoded answer.
 pub fn answer(mut a: Announcement, token: Option<&[u8]>) -> Vec<u8> {
-    if a.name.len() > MAX_NAME {
-        let mut cut = MAX_NAME;
-        while !a.name.is_char_boundary(cut) {
+    cut_name(&mut a.name, MAX_NAME);
+    loop {
+        let json = serde_json::to_vec(&a).expect("serialises");
+        let mut out = ANSWER_MAGIC.to_vec();
+        out.extend_from_slice(&json);
+        if let Some(t) = token {
+            out.extend_from_slice(b"\nhmac=");
+            out.extend_from_slice(mac(t, &a.nonce, &json).as_bytes());
+        }
+        if out.len() <= MAX_ANSWER {
+            return out;
+        }
+        if a.features.pop().is_some() {
+            continue;
+        }
+        if !a.name.is_empty() {
+            let half = a.name.len() / 2;
+            cut_name(&mut a.name, half);
+            continue;
+        }
+        a.software.clear();
+    }
+}
+
+fn cut_name(name: &mut String, max: usize) {
+    if name.len() > max {
+        let mut cut = max;
+        while !name.is_char_boundary(cut) {
             cut -= 1;
         }
-        a.name.truncate(cut);
+        name.truncate(cut);
     }
-    a.features.truncate(8);
-    let json = serde_json::to_vec(&a).expect("serialises");
-    let mut out = ANSWER_MAGIC.to_vec();
-    out.extend_from_slice(&json);
-    if let Some(t) = token {
-        out.extend_from_slice(b"\nhmac=");
-        out.extend_from_slice(mac(t, &a.nonce, &json).as_bytes());
-    }
-    debug_assert!(out.len() <= MAX_ANSWER);
-    out.truncate(MAX_ANSWER);
-    out
 }
 
 /// Why an answer was not accepted.
@@ -182,13 +199,13 @@ mod tests {
         let n = random_hex().unwrap();
         let p = probe(&n);
         assert_eq!(p.len(), PROBE_LEN);
-        assert_eq!(parse_probe(&p), Some(n.clone()));
+        assert_eq!(parse_probe(&p), Some(n));
         assert_eq!(
             parse_probe(&p[..PROBE_LEN - 1]),
             None,
             "short probes could amplify"
         );
-        let mut long = p.clone();
+        let mut long = p;
         long.push(b' ');
         assert_eq!(parse_probe(&long), None);
         assert_eq!(parse_probe(&probe("not-hex")), None);
@@ -201,6 +218,14 @@ mod tests {
         let mut big = announcement(&n);
         big.name = "é".repeat(500);
         big.features = vec!["x".repeat(30); 40];
+        let mut quoted = announcement(&n);
+        quoted.name = "\"\u{1}".repeat(200);
+        let q = answer(quoted, Some(b"token-12345"));
+        assert!(q.len() <= MAX_ANSWER);
+        assert!(
+            parse_answer(&q, &n, Some(b"token-12345")).is_ok(),
+            "still a valid, signed answer"
+        );
         let a = answer(big, Some(b"token-12345"));
         assert!(a.len() <= MAX_ANSWER && a.len() <= PROBE_LEN);
         let got = parse_answer(&a, &n, Some(b"token-12345")).unwrap();
