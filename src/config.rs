@@ -79,6 +79,10 @@ pub struct ServeOptions {
     /// Burst of datagrams answered per source before the rate applies. [default: 16]
     #[arg(long, value_name = "N", env = "FERRY_UDP_BURST")]
     pub udp_burst: Option<f64>,
+    /// Announce this server on the local networks every SECS seconds, for
+    /// `ferry discover --watch` (off by default).
+    #[arg(long, value_name = "SECS", env = "FERRY_ANNOUNCE", value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub announce: Option<u32>,
     /// Do not answer discovery probes (`ferry discover` will not list this server).
     #[arg(long, env = "FERRY_NO_DISCOVERY")]
     pub no_discovery: bool,
@@ -110,6 +114,7 @@ struct FileConfig {
     udp_rate: Option<f64>,
     udp_burst: Option<f64>,
     discovery: Option<bool>,
+    announce: Option<u32>,
     token: Option<Secret>,
     token_file: Option<PathBuf>,
 }
@@ -160,6 +165,8 @@ pub struct ServeConfig {
     pub udp_burst: f64,
     /// Whether discovery probes are answered.
     pub discovery: bool,
+    /// Seconds between unsolicited announcements, if any.
+    pub announce: Option<u32>,
 }
 
 impl ServeConfig {
@@ -307,6 +314,10 @@ impl ServeConfig {
             udp_rate,
             udp_burst,
             discovery: !opts.no_discovery && file.discovery.unwrap_or(true),
+            announce: opts
+                .announce
+                .or(file.announce)
+                .filter(|s| (1..=3600).contains(s)),
         })
     }
 

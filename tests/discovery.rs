@@ -72,6 +72,7 @@ async fn with_a_token_only_signed_answers_count() {
                 features: vec![],
                 auth_required: false,
                 nonce,
+                announce_every: None,
             };
             let key: &[u8] = if i % 2 == 0 { b"guessed-token" } else { b"" };
             let mut bytes = wire::answer(fake, (i % 2 == 0).then_some(key));
@@ -143,4 +144,59 @@ async fn answers_are_bounded_and_bad_probes_get_nothing() {
     })
     .await
     .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_sees_servers_come_and_go_by_probe_and_by_announcement() {
+    // beta answers probes; alpha only announces, on the same port number.
+    let beta = TestServer::start(|c| {
+        c.name = "beta".into();
+        c.listen = vec!["127.0.0.2:0".parse().unwrap()];
+    })
+    .await;
+    let port = beta.addr.port();
+    let alpha = TestServer::start(|c| {
+        c.name = "alpha".into();
+        c.listen = vec![SocketAddr::from(([127, 0, 0, 1], port))];
+        c.discovery = false;
+        c.announce = Some(1);
+    })
+    .await;
+    let stopper = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        beta.stop().await;
+    });
+    let mut events = Vec::new();
+    ferry::discovery::client::watch(
+        &Targets::Only(vec![SocketAddr::from(([127, 0, 0, 2], port))]),
+        port,
+        Duration::from_millis(400),
+        Some(Duration::from_secs(5)),
+        None,
+        |c| {
+            events.push(match c {
+                ferry::discovery::client::Change::Up(f) => format!("+{}", f.server.name),
+                ferry::discovery::client::Change::Down { name, .. } => format!("-{name}"),
+            })
+        },
+    )
+    .await
+    .unwrap();
+    stopper.await.unwrap();
+    assert!(events.contains(&"+beta".to_string()), "{events:?}");
+    assert!(
+        events.contains(&"+alpha".to_string()),
+        "heard by announcement: {events:?}"
+    );
+    assert!(events.contains(&"-beta".to_string()), "{events:?}");
+    assert!(
+        !events.contains(&"-alpha".to_string()),
+        "alpha kept announcing: {events:?}"
+    );
+    assert_eq!(
+        events.iter().filter(|e| *e == "+alpha").count(),
+        1,
+        "{events:?}"
+    );
+    alpha.stop().await;
 }

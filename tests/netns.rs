@@ -51,8 +51,8 @@ fn in_ns(ns: &str, args: &[&str]) -> bool {
 
 /// Builds hub (a bridge) plus one namespace per node, each with `eth0` at
 /// 10.231.0.N/24. Returns None when namespaces cannot be made here.
-fn build(nodes: &[(&str, u8)]) -> Option<Lab> {
-    let prefix = format!("fy{}", std::process::id() % 100_000);
+fn build(tag: char, nodes: &[(&str, u8)]) -> Option<Lab> {
+    let prefix = format!("f{tag}{}", std::process::id() % 100_000);
     let mut lab = Lab {
         prefix,
         namespaces: Vec::new(),
@@ -112,7 +112,7 @@ fn serve_in(lab: &mut Lab, node: &str, extra: &[&str]) {
 
 #[test]
 fn discover_finds_every_server_on_the_lan_once_and_not_the_silent_one() {
-    let Some(mut lab) = build(&[("s1", 1), ("s2", 2), ("s3", 3), ("cl", 10)]) else {
+    let Some(mut lab) = build('p', &[("s1", 1), ("s2", 2), ("s3", 3), ("cl", 10)]) else {
         println!(
             "SKIPPED: cannot create network namespaces here (needs root); only the loopback discovery tests ran"
         );
@@ -163,5 +163,53 @@ fn discover_finds_every_server_on_the_lan_once_and_not_the_silent_one() {
             ("s2".to_string(), vec!["10.231.0.2".to_string()]),
         ],
         "every server once, the silent one not at all: {v}"
+    );
+}
+
+#[test]
+fn watch_hears_announcements_on_the_lan() {
+    let Some(mut lab) = build('w', &[("s1", 1), ("s4", 4), ("s5", 5), ("cl", 10)]) else {
+        println!(
+            "SKIPPED: cannot create network namespaces here (needs root); only the loopback watch test ran"
+        );
+        return;
+    };
+    serve_in(&mut lab, "s1", &[]);
+    // s4 answers no probe: it can only be heard announcing.
+    serve_in(&mut lab, "s4", &["--no-discovery", "--announce", "1"]);
+    serve_in(&mut lab, "s5", &["--no-discovery"]);
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("cl"),
+            common::ferry_bin(),
+            "discover",
+            "--watch",
+            "--for",
+            "3",
+            "--timeout",
+            "1",
+            "--json",
+        ])
+        .env_remove("FERRY_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut ups: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["event"] == "up")
+        .map(|v| v["name"].as_str().unwrap().to_string())
+        .collect();
+    ups.sort();
+    assert_eq!(
+        ups,
+        vec!["s1", "s4"],
+        "s1 by probe, s4 by announcement, s5 silent, each once"
     );
 }

@@ -23,7 +23,14 @@ pub struct DiscoverArgs {
     /// instead of every local network; repeatable.
     #[arg(long, value_name = "ADDR[:PORT]")]
     pub to: Vec<String>,
-    /// Print JSON.
+    /// Keep watching: list servers as they come and go (probing every
+    /// --timeout seconds, and hearing servers started with --announce).
+    #[arg(long)]
+    pub watch: bool,
+    /// With --watch: stop after this many seconds.
+    #[arg(long = "for", value_name = "SECS", requires = "watch")]
+    pub for_secs: Option<f64>,
+    /// Print JSON (with --watch, one JSON object per line and change).
     #[arg(long)]
     pub json: bool,
 }
@@ -55,6 +62,28 @@ pub(crate) async fn run(a: DiscoverArgs) -> ExitCode {
     // With FERRY_TOKEN set, only servers that prove they hold it are listed.
     let token = std::env::var("FERRY_TOKEN").ok().filter(|t| !t.is_empty());
     let wait = Duration::from_secs_f64(a.timeout.clamp(0.1, 60.0));
+    if a.watch {
+        let limit = a
+            .for_secs
+            .map(|s| Duration::from_secs_f64(s.clamp(0.1, 86_400.0)));
+        let json = a.json;
+        let r = crate::discovery::client::watch(
+            &targets,
+            a.port,
+            wait,
+            limit,
+            token.as_ref().map(|t| t.as_bytes()),
+            |c| print_change(&c, json),
+        )
+        .await;
+        return match r {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ferry: discovery failed: {e}");
+                ExitCode::from(255)
+            }
+        };
+    }
     let found = match discover(&targets, a.port, wait, token.as_ref().map(|t| t.as_bytes())).await {
         Ok(f) => f,
         Err(e) => {
@@ -101,4 +130,27 @@ pub(crate) async fn run(a: DiscoverArgs) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+fn print_change(c: &crate::discovery::client::Change, json: bool) {
+    use crate::discovery::client::Change;
+    if json {
+        if let Ok(s) = serde_json::to_string(c) {
+            println!("{s}");
+        }
+        return;
+    }
+    match c {
+        Change::Up(f) => {
+            let addrs: Vec<String> = f.addresses.iter().map(ToString::to_string).collect();
+            println!(
+                "+ {:<20} {}  tcp {}  {}",
+                escape(&f.server.name),
+                addrs.join(", "),
+                f.server.tcp_port,
+                escape(&f.server.software)
+            );
+        }
+        Change::Down { name, .. } => println!("- {}", escape(name)),
+    }
 }

@@ -140,3 +140,131 @@ pub async fn discover(
     });
     Ok(Discovery { servers, rejected })
 }
+
+/// A change `ferry discover --watch` reports.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Change {
+    /// A server was seen for the first time (or again after going away).
+    Up(Found),
+    /// A server has not been heard from for three of its intervals.
+    Down {
+        /// Its name.
+        name: String,
+        /// Its instance.
+        instance: String,
+    },
+}
+
+/// Binds the announcement port (shared with other watchers) and, on the
+/// LAN, joins the group; `None` when it cannot be had.
+fn announcement_listener(port: u16, join_group: bool) -> Option<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).ok()?;
+    s.set_reuse_address(true).ok()?;
+    s.set_nonblocking(true).ok()?;
+    s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())
+        .ok()?;
+    let interfaces = if join_group {
+        if_addrs::get_if_addrs().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    for i in interfaces {
+        if let if_addrs::IfAddr::V4(v4) = &i.addr {
+            let _ = s.join_multicast_v4(&GROUP_V4, &v4.ip);
+        }
+    }
+    UdpSocket::from_std(s.into()).ok()
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Watches: a probe round every `round`, announcements in between, and a
+/// [`Change`] to `report` whenever a server comes or goes. Stops after
+/// `limit` if given. With a `token`, only signed answers and
+/// announcements count.
+pub async fn watch(
+    targets: &Targets,
+    port: u16,
+    round: Duration,
+    limit: Option<Duration>,
+    token: Option<&[u8]>,
+    mut report: impl FnMut(Change),
+) -> std::io::Result<()> {
+    let listener = announcement_listener(
+        port.wrapping_add(super::wire::ANNOUNCE_PORT_OFFSET),
+        matches!(targets, Targets::Lan),
+    );
+    let end = limit.map(|l| tokio::time::Instant::now() + l);
+    // instance -> (what it said, when last heard, how long until it counts as gone)
+    let mut alive: HashMap<String, (Found, tokio::time::Instant, Duration)> = HashMap::new();
+    let mut buf = [0u8; 2048];
+    loop {
+        let round_end = tokio::time::Instant::now() + round;
+        let probing = discover(targets, port, round, token);
+        tokio::pin!(probing);
+        let mut heard: Vec<(Announcement, IpAddr)> = Vec::new();
+        let round_result = loop {
+            tokio::select! {
+                r = &mut probing => break r?,
+                got = async {
+                    match &listener {
+                        Some(l) => l.recv_from(&mut buf).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if let Ok((n, from)) = got {
+                        if let Ok(a) = super::wire::parse_announcement(&buf[..n], unix_now(), token) {
+                            heard.push((a, from.ip()));
+                        }
+                    }
+                }
+            }
+        };
+        let now = tokio::time::Instant::now();
+        let mut seen: Vec<Found> = round_result.servers;
+        for (a, ip) in heard {
+            match seen.iter_mut().find(|f| f.server.instance == a.instance) {
+                Some(f) if !f.addresses.contains(&ip) => f.addresses.push(ip),
+                Some(_) => {}
+                None => seen.push(Found {
+                    server: a,
+                    addresses: vec![ip],
+                }),
+            }
+        }
+        for f in seen {
+            let every = f
+                .server
+                .announce_every
+                .map_or(round, |s| Duration::from_secs(u64::from(s)).max(round));
+            let key = f.server.instance.clone();
+            if !alive.contains_key(&key) {
+                report(Change::Up(f.clone()));
+            }
+            alive.insert(key, (f, now, every * 3));
+        }
+        let gone: Vec<String> = alive
+            .iter()
+            .filter(|(_, (_, last, grace))| now.duration_since(*last) > *grace)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in gone {
+            if let Some((f, _, _)) = alive.remove(&k) {
+                report(Change::Down {
+                    name: f.server.name,
+                    instance: k,
+                });
+            }
+        }
+        if end.is_some_and(|e| tokio::time::Instant::now() >= e) {
+            return Ok(());
+        }
+        tokio::time::sleep_until(round_end).await;
+    }
+}

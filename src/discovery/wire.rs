@@ -47,8 +47,11 @@ pub struct Announcement {
     pub features: Vec<String>,
     /// Whether a token is needed for anything.
     pub auth_required: bool,
-    /// The probe's nonce, echoed.
+    /// The probe's nonce, echoed (or `announce-TIME` when unsolicited).
     pub nonce: String,
+    /// Seconds between unsolicited announcements, when the server makes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announce_every: Option<u32>,
 }
 
 /// Builds a probe carrying `nonce` (32 hex characters).
@@ -169,6 +172,43 @@ pub fn parse_answer(
     Ok(a)
 }
 
+/// Announcements travel to the discovery port plus this.
+pub const ANNOUNCE_PORT_OFFSET: u16 = 1;
+/// Announcements older or newer than this are refused (replays).
+pub const ANNOUNCE_WINDOW_SECS: i64 = 60;
+
+/// The nonce an unsolicited announcement carries: the time it was sent.
+pub fn announce_nonce(unix_secs: i64) -> String {
+    format!("announce-{unix_secs}")
+}
+
+/// Checks an unsolicited announcement received at `now` (Unix seconds):
+/// fresh within [`ANNOUNCE_WINDOW_SECS`], and signed when `token` is given.
+pub fn parse_announcement(
+    datagram: &[u8],
+    now: i64,
+    token: Option<&[u8]>,
+) -> Result<Announcement, AnswerError> {
+    let rest = datagram
+        .strip_prefix(ANSWER_MAGIC)
+        .ok_or(AnswerError::Malformed)?;
+    let json_end = rest
+        .windows(6)
+        .position(|w| w == b"\nhmac=")
+        .unwrap_or(rest.len());
+    let a: Announcement =
+        serde_json::from_slice(&rest[..json_end]).map_err(|_| AnswerError::Malformed)?;
+    let sent: i64 = a
+        .nonce
+        .strip_prefix("announce-")
+        .and_then(|t| t.parse().ok())
+        .ok_or(AnswerError::WrongNonce)?;
+    if (now - sent).abs() > ANNOUNCE_WINDOW_SECS {
+        return Err(AnswerError::WrongNonce);
+    }
+    parse_answer(datagram, &a.nonce, token)
+}
+
 /// 16 random bytes as hex, from the kernel.
 pub fn random_hex() -> std::io::Result<String> {
     use std::io::Read;
@@ -191,6 +231,7 @@ mod tests {
             features: vec!["files".into(), "time".into()],
             auth_required: false,
             nonce: nonce.into(),
+            announce_every: None,
         }
     }
 
@@ -258,6 +299,27 @@ mod tests {
         assert_eq!(
             parse_answer(b"hello", &n, None),
             Err(AnswerError::Malformed)
+        );
+    }
+
+    #[test]
+    fn announcements_must_be_fresh_and_signed() {
+        let t = 1_800_000_000;
+        let a = answer(announcement(&announce_nonce(t)), Some(b"token-12345"));
+        assert!(parse_announcement(&a, t + 5, Some(b"token-12345")).is_ok());
+        assert_eq!(
+            parse_announcement(&a, t + 600, Some(b"token-12345")),
+            Err(AnswerError::WrongNonce),
+            "a replay"
+        );
+        assert_eq!(
+            parse_announcement(&a, t, Some(b"other-token")),
+            Err(AnswerError::BadSignature)
+        );
+        let probe_answer = answer(announcement(&random_hex().unwrap()), None);
+        assert_eq!(
+            parse_announcement(&probe_answer, t, None),
+            Err(AnswerError::WrongNonce)
         );
     }
 }

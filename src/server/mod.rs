@@ -64,7 +64,9 @@ pub(crate) struct Ctx {
 pub struct Server {
     ctx: Arc<Ctx>,
     tcp: Vec<TcpListener>,
-    udp: Vec<UdpSocket>,
+    /// Each UDP socket, and whether it is a shared-port one (announcements
+    /// go out from those; the extra NTP port only answers NTP).
+    udp: Vec<(UdpSocket, bool)>,
 }
 
 impl Server {
@@ -79,7 +81,7 @@ impl Server {
             match bind_pair(*addr) {
                 Ok((t, u)) => {
                     tcp.push(t);
-                    udp.push(u);
+                    udp.push((u, true));
                 }
                 Err(e) if config.default_listen && addr.is_ipv6() => {
                     warn!("not listening on {addr}: {e:#}");
@@ -89,7 +91,7 @@ impl Server {
             if let Some(port) = config.ntp_port {
                 let ntp_addr = SocketAddr::new(addr.ip(), port);
                 match bind_udp(ntp_addr) {
-                    Ok(u) => udp.push(u),
+                    Ok(u) => udp.push((u, false)),
                     Err(e) if config.default_listen && addr.is_ipv6() => {
                         warn!("not answering NTP on {ntp_addr}: {e:#}");
                     }
@@ -122,7 +124,7 @@ impl Server {
     pub fn udp_addrs(&self) -> Vec<SocketAddr> {
         self.udp
             .iter()
-            .filter_map(|s| s.local_addr().ok())
+            .filter_map(|(s, _)| s.local_addr().ok())
             .collect()
     }
 
@@ -151,11 +153,11 @@ impl Server {
         }
         let mut datagram_threads = Vec::new();
         let tcp_port = tcp_port_first;
-        for socket in self.udp {
+        for (socket, shared) in self.udp {
             let ctx = self.ctx.clone();
             let thread = std::thread::Builder::new()
                 .name("ferry-udp".into())
-                .spawn(move || udp::serve(&socket, &ctx, tcp_port))
+                .spawn(move || udp::serve(&socket, &ctx, tcp_port, shared))
                 .context("cannot start the datagram thread")?;
             datagram_threads.push(thread);
         }
@@ -212,6 +214,8 @@ fn bind_udp(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
         u.set_only_v6(true)?;
     }
     u.bind(&addr.into())?;
+    // Announcements go to broadcast addresses.
+    let _ = u.set_broadcast(true);
     if addr.ip().is_unspecified() && addr.is_ipv4() {
         // Discovery probes also come to a multicast group; join it on every
         // IPv4 interface (best effort: an interface without multicast is

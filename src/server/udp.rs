@@ -18,7 +18,13 @@ use std::net::UdpSocket;
 use tracing::debug;
 
 use super::Ctx;
-use crate::discovery::wire::{Announcement, PROBE_MAGIC, answer, parse_probe};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use crate::discovery::client::GROUP_V4;
+use crate::discovery::wire::{
+    ANNOUNCE_PORT_OFFSET, Announcement, PROBE_MAGIC, announce_nonce, answer, parse_probe,
+};
 use crate::time::limit::{RateLimiter, Verdict};
 use crate::time::server::{is_text_query, local_time_text};
 use crate::time::sysclock::kernel_leap;
@@ -28,8 +34,10 @@ const MAX_DATAGRAM: usize = 2048;
 
 /// Reads and answers datagrams until the server stops (the socket's read
 /// timeout bounds how long that takes to notice).
-pub(crate) fn serve(socket: &UdpSocket, ctx: &Arc<Ctx>, tcp_port: u16) {
+pub(crate) fn serve(socket: &UdpSocket, ctx: &Arc<Ctx>, tcp_port: u16, shared: bool) {
     let udp_port = socket.local_addr().map_or(0, |a| a.port());
+    let announce_every = cfg_announce(ctx, shared);
+    let mut next_announce = Instant::now();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let cfg = &ctx.config;
     let mut limiter = RateLimiter::new(cfg.udp_rate, cfg.udp_burst, cfg.limits.limit_loopback);
@@ -39,6 +47,12 @@ pub(crate) fn serve(socket: &UdpSocket, ctx: &Arc<Ctx>, tcp_port: u16) {
     loop {
         if ctx.stop.is_cancelled() {
             return;
+        }
+        if let Some(every) = announce_every {
+            if Instant::now() >= next_announce {
+                announce(socket, ctx, tcp_port, udp_port, every);
+                next_announce = Instant::now() + Duration::from_secs(u64::from(every));
+            }
         }
         let (n, peer) = match socket.recv_from(&mut buf) {
             Ok(pair) => pair,
@@ -71,18 +85,7 @@ pub(crate) fn serve(socket: &UdpSocket, ctx: &Arc<Ctx>, tcp_port: u16) {
             if limiter.check(peer.ip(), Instant::now()) != Verdict::Allow {
                 continue;
             }
-            let me = Announcement {
-                name: cfg.name.clone(),
-                instance: ctx.instance.clone(),
-                software: format!("ferry/{}", env!("CARGO_PKG_VERSION")),
-                tcp_port,
-                udp_port,
-                features: vec!["files".into(), "time".into()],
-                auth_required: cfg.auth_required(),
-                nonce,
-            };
-            let token = cfg.token.as_ref().map(|t| t.expose().as_bytes());
-            let reply = answer(me, token);
+            let reply = signed_announcement(ctx, tcp_port, udp_port, nonce, announce_every);
             // Never more than the probe: discovery cannot amplify.
             if reply.len() <= n {
                 let _ = socket.send_to(&reply, peer);
@@ -116,6 +119,76 @@ pub(crate) fn serve(socket: &UdpSocket, ctx: &Arc<Ctx>, tcp_port: u16) {
             if let Err(e) = socket.send_to(&reply, peer) {
                 debug!(%peer, "udp send failed: {e}");
             }
+        }
+    }
+}
+
+fn cfg_announce(ctx: &Ctx, shared: bool) -> Option<u32> {
+    ctx.config.announce.filter(|_| shared)
+}
+
+/// This server's announcement for `nonce`, signed with the token if any.
+fn signed_announcement(
+    ctx: &Ctx,
+    tcp_port: u16,
+    udp_port: u16,
+    nonce: String,
+    every: Option<u32>,
+) -> Vec<u8> {
+    let cfg = &ctx.config;
+    let me = Announcement {
+        name: cfg.name.clone(),
+        instance: ctx.instance.clone(),
+        software: format!("ferry/{}", env!("CARGO_PKG_VERSION")),
+        tcp_port,
+        udp_port,
+        features: vec!["files".into(), "time".into()],
+        auth_required: cfg.auth_required(),
+        nonce,
+        announce_every: every,
+    };
+    answer(me, cfg.token.as_ref().map(|t| t.expose().as_bytes()))
+}
+
+/// Sends one unsolicited announcement to the announce port of every local
+/// network this socket serves: the multicast group and each interface's
+/// broadcast address (or just the bound interface's).
+fn announce(socket: &UdpSocket, ctx: &Ctx, tcp_port: u16, udp_port: u16, every: u32) {
+    let Ok(local) = socket.local_addr() else {
+        return;
+    };
+    let now = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let datagram = signed_announcement(ctx, tcp_port, udp_port, announce_nonce(now), Some(every));
+    let port = udp_port.wrapping_add(ANNOUNCE_PORT_OFFSET);
+    let mut targets: Vec<SocketAddr> = Vec::new();
+    match local.ip() {
+        IpAddr::V4(ip) => {
+            if ip.is_unspecified() {
+                targets.push(SocketAddr::from((GROUP_V4, port)));
+            }
+            for i in if_addrs::get_if_addrs().unwrap_or_default() {
+                if let if_addrs::IfAddr::V4(v4) = &i.addr {
+                    if ip.is_unspecified() || v4.ip == ip {
+                        match v4.broadcast {
+                            Some(b) => targets.push(SocketAddr::from((b, port))),
+                            // Loopback has no broadcast: announce to itself.
+                            None if i.is_loopback() && v4.ip == ip => {
+                                targets.push(SocketAddr::from((ip, port)))
+                            }
+                            None => {}
+                        }
+                    }
+                }
+            }
+        }
+        IpAddr::V6(ip) if ip.is_loopback() => targets.push(SocketAddr::from((ip, port))),
+        IpAddr::V6(_) => {}
+    }
+    for t in targets {
+        if let Err(e) = socket.send_to(&datagram, t) {
+            debug!(target = %t, "announcement not sent: {e}");
         }
     }
 }
