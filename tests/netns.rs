@@ -76,6 +76,16 @@ fn build(tag: char, nodes: &[(&str, u8)]) -> Option<Lab> {
         assert!(in_ns(&hub, &["ip", "link", "set", &b, "master", "br0"]));
         assert!(in_ns(&hub, &["ip", "link", "set", &b, "up"]));
         assert!(in_ns(&ns, &["ip", "link", "set", &a, "name", "eth0"]));
+        // Link-local IPv6 usable at once: no duplicate address detection.
+        for knob in [
+            "net.ipv6.conf.all.accept_dad=0",
+            "net.ipv6.conf.default.accept_dad=0",
+            "net.ipv6.conf.eth0.accept_dad=0",
+        ] {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", &ns, "sysctl", "-qw", knob])
+                .status();
+        }
         let addr = format!("10.231.0.{host}/24");
         assert!(in_ns(
             &ns,
@@ -92,7 +102,14 @@ fn serve_in(lab: &mut Lab, node: &str, extra: &[&str]) {
     let mut child = Command::new("ip")
         .args(["netns", "exec", &lab.ns(node), common::ferry_bin(), "serve"])
         .arg(&root)
-        .args(["--listen", "0.0.0.0:7070", "--name", node])
+        .args([
+            "--listen",
+            "0.0.0.0:7070",
+            "--listen",
+            "[::]:7070",
+            "--name",
+            node,
+        ])
         .args(extra)
         .env_remove("FERRY_TOKEN")
         .stdin(Stdio::null())
@@ -156,14 +173,20 @@ fn discover_finds_every_server_on_the_lan_once_and_not_the_silent_one() {
         })
         .collect();
     seen.sort();
+    // Each server once, reached over IPv4 (broadcast and multicast) and
+    // IPv6 (all-nodes multicast): one address of each family.
+    let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
-        seen,
-        vec![
-            ("s1".to_string(), vec!["10.231.0.1".to_string()]),
-            ("s2".to_string(), vec!["10.231.0.2".to_string()]),
-        ],
+        names,
+        vec!["s1", "s2"],
         "every server once, the silent one not at all: {v}"
     );
+    for (i, (name, addrs)) in seen.iter().enumerate() {
+        let v4: Vec<_> = addrs.iter().filter(|a| !a.contains(':')).collect();
+        let v6: Vec<_> = addrs.iter().filter(|a| a.contains(':')).collect();
+        assert_eq!(v4, vec![&format!("10.231.0.{}", i + 1)], "{name}: {v}");
+        assert_eq!(v6.len(), 1, "{name} answered over IPv6 too: {v}");
+    }
 }
 
 #[test]
