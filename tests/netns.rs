@@ -98,6 +98,10 @@ fn build(tag: char, nodes: &[(&str, u8)]) -> Option<Lab> {
 }
 
 fn serve_in(lab: &mut Lab, node: &str, extra: &[&str]) {
+    serve_in_with(lab, node, extra, None);
+}
+
+fn serve_in_with(lab: &mut Lab, node: &str, extra: &[&str], token: Option<&str>) {
     let root = std::env::temp_dir();
     let mut child = Command::new("ip")
         .args(["netns", "exec", &lab.ns(node), common::ferry_bin(), "serve"])
@@ -112,6 +116,7 @@ fn serve_in(lab: &mut Lab, node: &str, extra: &[&str]) {
         ])
         .args(extra)
         .env_remove("FERRY_TOKEN")
+        .envs(token.map(|t| ("FERRY_TOKEN", t)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -234,5 +239,50 @@ fn watch_hears_announcements_on_the_lan() {
         ups,
         vec!["s1", "s4"],
         "s1 by probe, s4 by announcement, s5 silent, each once"
+    );
+}
+
+#[test]
+fn with_a_token_an_answer_signed_with_another_is_refused_on_the_lan() {
+    let Some(mut lab) = build('t', &[("s1", 1), ("s6", 6), ("cl", 10)]) else {
+        println!(
+            "SKIPPED: cannot create network namespaces here (needs root); only the loopback forgery test ran"
+        );
+        return;
+    };
+    serve_in_with(&mut lab, "s1", &[], Some("the-real-token-1"));
+    // s6 claims to be a server of this network but does not hold the token.
+    serve_in_with(&mut lab, "s6", &[], Some("a-guessed-token-2"));
+    std::thread::sleep(Duration::from_millis(300));
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("cl"),
+            common::ferry_bin(),
+            "discover",
+            "--json",
+            "--timeout",
+            "1.5",
+        ])
+        .env("FERRY_TOKEN", "the-real-token-1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = v["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["s1"], "{v}");
+    assert!(
+        v["rejected"].as_u64().unwrap() >= 1,
+        "the forged answers were counted: {v}"
     );
 }

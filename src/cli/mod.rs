@@ -37,7 +37,7 @@ EXIT STATUS:
   2    usage error
   255  no connection, or the connection broke (re-run to resume a transfer)";
 
-/// Files and time (and later commands and chat) between the machines of a LAN.
+/// Files, time and discovery (and later commands and chat) between the machines of a LAN.
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, about, after_help = AFTER_HELP)]
 pub struct Cli {
