@@ -132,6 +132,29 @@ fn serve_in_with(lab: &mut Lab, node: &str, extra: &[&str], token: Option<&str>)
     lab.servers.push(child);
 }
 
+/// Runs `ferry discover ARGS` in the lab's client namespace; its output.
+fn discover_in(lab: &Lab, args: &[&str], token: Option<&str>) -> String {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("cl"),
+            common::ferry_bin(),
+            "discover",
+        ])
+        .args(args)
+        .env_remove("FERRY_TOKEN")
+        .envs(token.map(|t| ("FERRY_TOKEN", t)))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn discover_finds_every_server_on_the_lan_once_and_not_the_silent_one() {
     let Some(mut lab) = build('p', &[("s1", 1), ("s2", 2), ("s3", 3), ("cl", 10)]) else {
@@ -144,26 +167,8 @@ fn discover_finds_every_server_on_the_lan_once_and_not_the_silent_one() {
     serve_in(&mut lab, "s2", &[]);
     serve_in(&mut lab, "s3", &["--no-discovery"]);
     std::thread::sleep(Duration::from_millis(300));
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("cl"),
-            common::ferry_bin(),
-            "discover",
-            "--json",
-            "--timeout",
-            "1.5",
-        ])
-        .env_remove("FERRY_TOKEN")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stdout = discover_in(&lab, &["--json", "--timeout", "1.5"], None);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let servers = v["servers"].as_array().unwrap();
     let mut seen: Vec<(String, Vec<String>)> = servers
         .iter()
@@ -206,29 +211,12 @@ fn watch_hears_announcements_on_the_lan() {
     // s4 answers no probe: it can only be heard announcing.
     serve_in(&mut lab, "s4", &["--no-discovery", "--announce", "1"]);
     serve_in(&mut lab, "s5", &["--no-discovery"]);
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("cl"),
-            common::ferry_bin(),
-            "discover",
-            "--watch",
-            "--for",
-            "3",
-            "--timeout",
-            "1",
-            "--json",
-        ])
-        .env_remove("FERRY_TOKEN")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = discover_in(
+        &lab,
+        &["--watch", "--for", "3", "--timeout", "1", "--json"],
+        None,
     );
-    let mut ups: Vec<String> = String::from_utf8_lossy(&out.stdout)
+    let mut ups: Vec<String> = stdout
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|v| v["event"] == "up")
@@ -254,26 +242,12 @@ fn with_a_token_an_answer_signed_with_another_is_refused_on_the_lan() {
     // s6 claims to be a server of this network but does not hold the token.
     serve_in_with(&mut lab, "s6", &[], Some("a-guessed-token-2"));
     std::thread::sleep(Duration::from_millis(300));
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("cl"),
-            common::ferry_bin(),
-            "discover",
-            "--json",
-            "--timeout",
-            "1.5",
-        ])
-        .env("FERRY_TOKEN", "the-real-token-1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = discover_in(
+        &lab,
+        &["--json", "--timeout", "1.5"],
+        Some("the-real-token-1"),
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let names: Vec<&str> = v["servers"]
         .as_array()
         .unwrap()

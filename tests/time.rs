@@ -371,19 +371,18 @@ fn sync_plans_slew_step_and_refusals_without_touching_the_clock() {
 
 #[test]
 fn applying_without_cap_sys_time_fails_clearly() {
+    const DROP_SYS_TIME: [&str; 5] = [
+        "--bounding-set",
+        "-sys_time",
+        "--inh-caps",
+        "-sys_time",
+        "--",
+    ];
     // Drop CAP_SYS_TIME (bit 25) for the child, and make sure it is gone
     // before asking anything to change the clock.
     let probe = Command::new("setpriv")
-        .args([
-            "--bounding-set",
-            "-sys_time",
-            "--inh-caps",
-            "-sys_time",
-            "--",
-            "grep",
-            "CapEff",
-            "/proc/self/status",
-        ])
+        .args(DROP_SYS_TIME)
+        .args(["grep", "CapEff", "/proc/self/status"])
         .output()
         .expect("setpriv (util-linux)");
     let text = String::from_utf8_lossy(&probe.stdout);
@@ -397,13 +396,7 @@ fn applying_without_cap_sys_time_fails_clearly() {
 
     let port = skewed_server(0.3);
     let out = Command::new("setpriv")
-        .args([
-            "--bounding-set",
-            "-sys_time",
-            "--inh-caps",
-            "-sys_time",
-            "--",
-        ])
+        .args(DROP_SYS_TIME)
         .arg(common::ferry_bin())
         .args([
             "time",

@@ -92,14 +92,7 @@ pub(crate) async fn run(a: DiscoverArgs) -> ExitCode {
         }
     };
     if a.json {
-        match serde_json::to_string_pretty(&found) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("ferry: {e}");
-                return ExitCode::from(1);
-            }
-        }
-        return ExitCode::SUCCESS;
+        return super::output::print_json_exit(&found);
     }
     for f in &found.servers {
         let addrs: Vec<String> = f.addresses.iter().map(ToString::to_string).collect();

@@ -80,11 +80,7 @@ fn print_entry(e: &Entry) {
     );
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Result<(), ClientError> {
-    let s = serde_json::to_string_pretty(value).map_err(|e| ClientError::Local(e.to_string()))?;
-    println!("{s}");
-    Ok(())
-}
+use super::output::print_json as json;
 
 pub(crate) async fn ls(a: LsArgs) -> Result<(), ClientError> {
     let r = remote(&a.remote)?;

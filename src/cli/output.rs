@@ -23,6 +23,26 @@ pub(crate) fn bar(label: &str) -> ProgressBar {
     bar
 }
 
+/// Prints `value` as pretty JSON on stdout: the one way every `--json`
+/// option prints.
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), crate::client::ClientError> {
+    let s = serde_json::to_string_pretty(value)
+        .map_err(|e| crate::client::ClientError::Local(e.to_string()))?;
+    println!("{s}");
+    Ok(())
+}
+
+/// [`print_json`] for commands that end in an exit code.
+pub(crate) fn print_json_exit<T: serde::Serialize>(value: &T) -> std::process::ExitCode {
+    match print_json(value) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferry: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
 /// `1.5 MiB`-style size.
 pub(crate) fn size(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

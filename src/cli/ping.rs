@@ -68,10 +68,7 @@ pub(crate) async fn run(a: PingArgs) -> Result<(), ClientError> {
         rtt_ms: rtt,
     };
     if a.json {
-        let s =
-            serde_json::to_string_pretty(&report).map_err(|e| ClientError::Local(e.to_string()))?;
-        println!("{s}");
-        return Ok(());
+        return super::output::print_json(&report);
     }
     println!(
         "{} ({}, protocol {}) at {} from {}",

@@ -61,12 +61,8 @@ pub(crate) fn run(a: &SubnetArgs) -> ExitCode {
         }
     };
     if a.json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("ferry: {e}");
-                return ExitCode::from(1);
-            }
+        if super::output::print_json(&report).is_err() {
+            return ExitCode::from(1);
         }
     } else {
         println!("address    {}", report.address);

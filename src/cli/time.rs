@@ -61,16 +61,7 @@ pub(crate) async fn run(a: TimeArgs) -> ExitCode {
             let _ = m;
             ExitCode::from(2)
         }
-        Ok(m) if a.json => match serde_json::to_string_pretty(&m) {
-            Ok(s) => {
-                println!("{s}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("ferry: {e}");
-                ExitCode::from(1)
-            }
-        },
+        Ok(m) if a.json => super::output::print_json_exit(&m),
         Ok(m) => {
             let behind = if m.offset >= 0.0 {
                 "behind"

@@ -92,9 +92,7 @@ fn join_remote(dir: &str, name: &str) -> String {
 
 fn print_reports(json: bool, reports: &[Report]) -> Result<(), ClientError> {
     if json {
-        let s =
-            serde_json::to_string_pretty(reports).map_err(|e| ClientError::Local(e.to_string()))?;
-        println!("{s}");
+        super::output::print_json(&reports)?;
     }
     Ok(())
 }
