@@ -83,6 +83,10 @@ pub struct ServeOptions {
     /// `ferry discover --watch` (off by default).
     #[arg(long, value_name = "SECS", env = "FERRY_ANNOUNCE", value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub announce: Option<u32>,
+    /// Days after which the hidden partial file of an upload that never
+    /// resumed is removed. [default: 7]
+    #[arg(long, value_name = "DAYS", env = "FERRY_PARTIAL_MAX_AGE")]
+    pub partial_max_age: Option<u64>,
     /// Do not answer discovery probes (`ferry discover` will not list this server).
     #[arg(long, env = "FERRY_NO_DISCOVERY")]
     pub no_discovery: bool,
@@ -115,6 +119,7 @@ struct FileConfig {
     udp_burst: Option<f64>,
     discovery: Option<bool>,
     announce: Option<u32>,
+    partial_max_age: Option<u64>,
     token: Option<Secret>,
     token_file: Option<PathBuf>,
 }
@@ -167,6 +172,8 @@ pub struct ServeConfig {
     pub discovery: bool,
     /// Seconds between unsolicited announcements, if any.
     pub announce: Option<u32>,
+    /// Age after which abandoned partial uploads are removed.
+    pub partial_max_age: Duration,
 }
 
 impl ServeConfig {
@@ -318,6 +325,13 @@ impl ServeConfig {
                 .announce
                 .or(file.announce)
                 .filter(|s| (1..=3600).contains(s)),
+            partial_max_age: Duration::from_secs(
+                opts.partial_max_age
+                    .or(file.partial_max_age)
+                    .unwrap_or(7)
+                    .clamp(1, 36_500)
+                    * 86_400,
+            ),
         })
     }
 

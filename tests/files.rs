@@ -437,3 +437,44 @@ async fn symlinks_are_followed_only_inside_the_root() {
     assert!(!walked.iter().any(|p| p.starts_with("outside")));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn abandoned_partial_uploads_are_swept_after_their_age() {
+    use ferry::files::part::part_path;
+    let s = TestServer::start(|c| c.partial_max_age = std::time::Duration::from_secs(86_400)).await;
+    fs::create_dir(s.path("deep")).unwrap();
+    let old = part_path(&s.path("deep/old.bin"));
+    let fresh = part_path(&s.path("fresh.bin"));
+    fs::write(&old, b"abandoned").unwrap();
+    fs::write(&fresh, b"recent").unwrap();
+    let week_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(8 * 86_400);
+    fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(week_ago)
+        .unwrap();
+    // The server sweeps at start; give it a moment.
+    for _ in 0..40 {
+        if !old.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!old.exists(), "an abandoned partial file was left");
+    assert!(
+        fresh.exists(),
+        "a recent partial file (still resumable) was removed"
+    );
+    // And the recent one still resumes.
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("fresh.bin");
+    fs::write(&src, b"recent bytes, and more").unwrap();
+    let mut c = s.client().await;
+    let t = c
+        .put_file(&src, "fresh.bin", TransferOpts::default(), &quiet())
+        .await
+        .unwrap();
+    assert_eq!(t.resumed_from, 6);
+    s.stop().await;
+}

@@ -50,7 +50,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve a folder (default: the current one) on TCP and UDP port 7070.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// List a folder on a server.
     Ls(files::LsArgs),
     /// Show one file or folder on a server.
@@ -86,7 +86,7 @@ pub fn default_log_filter(cmd: &Command) -> &'static str {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        Command::Serve(args) => return serve::run(args).await,
+        Command::Serve(args) => return serve::run(*args).await,
         Command::Time(args) => return time::run(args).await,
         Command::Subnet(args) => return subnet::run(&args),
         Command::Discover(args) => return discover::run(args).await,

@@ -378,6 +378,45 @@ impl FileStore {
         fs::rename(&src, &dst).map_err(|e| FilesError::from_io(to, e))
     }
 
+    /// Removes partial files (of uploads that never came back) untouched
+    /// for longer than `max_age`, anywhere below the root; never one whose
+    /// upload is running. Returns how many were removed.
+    pub fn sweep_partials(&self, max_age: std::time::Duration) -> usize {
+        let mut removed = 0;
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(items) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for item in items.flatten() {
+                let Ok(kind) = item.file_type() else { continue };
+                let path = item.path();
+                if kind.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                if !kind.is_file() || !item.file_name().to_string_lossy().ends_with(PART_SUFFIX) {
+                    continue;
+                }
+                let old = item
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > max_age);
+                let busy = self
+                    .uploads
+                    .lock()
+                    .map(|set| set.iter().any(|t| super::part::part_path(t) == path))
+                    .unwrap_or(true);
+                if old && !busy && fs::remove_file(&path).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
     /// Whether `rel` exists (without following a final symlink).
     pub fn exists(&self, rel: &RelPath) -> bool {
         self.resolve_parent(rel)

@@ -151,6 +151,23 @@ impl Server {
                 refusing.clone(),
             ));
         }
+        // Abandoned partial uploads: swept at start, then hourly.
+        let sweeper = self.ctx.clone();
+        loops.spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                every.tick().await;
+                let ctx = sweeper.clone();
+                let max_age = ctx.config.partial_max_age;
+                if let Ok(n) =
+                    tokio::task::spawn_blocking(move || ctx.store.sweep_partials(max_age)).await
+                {
+                    if n > 0 {
+                        info!(removed = n, "removed abandoned partial uploads");
+                    }
+                }
+            }
+        });
         let mut datagram_threads = Vec::new();
         let tcp_port = tcp_port_first;
         for (socket, shared) in self.udp {
