@@ -12,7 +12,7 @@ use tokio_util::codec::Decoder;
 use super::frame::{FrameError, Kind, PREFIX_LEN, parse_prefix};
 
 /// Largest body chunk the decoder yields at once.
-pub const MAX_CHUNK: usize = 256 * 1024;
+pub const MAX_CHUNK: usize = 1024 * 1024;
 
 /// A frame's head: its kind, its JSON header and how much body follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
