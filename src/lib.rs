@@ -37,6 +37,9 @@
 //! `docs/ARCHITECTURE.md` tells the same story at more length, and
 //! `docs/PROTOCOL.md` specifies the wire format.
 
+/// Software name and version, as hellos, announcements and logs give it.
+pub const SOFTWARE: &str = concat!("ferry/", env!("CARGO_PKG_VERSION"));
+
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -72,43 +72,52 @@ async fn malformed_frames_get_a_clear_error() {
     let mut t = raw(&s, &over).await;
     assert_eq!(first_error(&mut t).await, Some(ErrorCode::TooLarge));
 
-    // A version from the future.
-    let mut v = hello();
-    v[4] = 9;
-    assert_eq!(
-        first_error(&mut raw(&s, &v).await).await,
-        Some(ErrorCode::UnsupportedVersion)
-    );
-
-    // Not JSON, unknown op, a request before hello, a reply kind from a client.
-    let mut junk = hello();
-    junk.extend(frame(Kind::Request, b"{not json", b""));
-    assert_eq!(
-        first_error(&mut raw(&s, &junk).await).await,
-        Some(ErrorCode::BadRequest)
-    );
-    let mut unknown = hello();
-    unknown.extend(frame(Kind::Request, br#"{"op":"format_disk"}"#, b""));
-    assert_eq!(
-        first_error(&mut raw(&s, &unknown).await).await,
-        Some(ErrorCode::BadRequest)
-    );
-    let early = frame(Kind::Request, br#"{"op":"ls","path":""}"#, b"");
-    assert_eq!(
-        first_error(&mut raw(&s, &early).await).await,
-        Some(ErrorCode::HelloRequired)
-    );
-    let mut wrong_kind = hello();
-    wrong_kind.extend(frame(Kind::Ok, b"{}", b""));
-    assert_eq!(
-        first_error(&mut raw(&s, &wrong_kind).await).await,
-        Some(ErrorCode::BadRequest)
-    );
-    let bad_version = frame(Kind::Request, br#"{"op":"hello","versions":[7]}"#, b"");
-    assert_eq!(
-        first_error(&mut raw(&s, &bad_version).await).await,
-        Some(ErrorCode::UnsupportedVersion)
-    );
+    let with_hello = |extra: Vec<u8>| {
+        let mut v = hello();
+        v.extend(extra);
+        v
+    };
+    let mut future_version = hello();
+    future_version[4] = 9;
+    let cases: Vec<(&str, Vec<u8>, ErrorCode)> = vec![
+        (
+            "a version from the future",
+            future_version,
+            ErrorCode::UnsupportedVersion,
+        ),
+        (
+            "not JSON",
+            with_hello(frame(Kind::Request, b"{not json", b"")),
+            ErrorCode::BadRequest,
+        ),
+        (
+            "unknown op",
+            with_hello(frame(Kind::Request, br#"{"op":"format_disk"}"#, b"")),
+            ErrorCode::BadRequest,
+        ),
+        (
+            "a request before hello",
+            frame(Kind::Request, br#"{"op":"ls","path":""}"#, b""),
+            ErrorCode::HelloRequired,
+        ),
+        (
+            "a reply kind from a client",
+            with_hello(frame(Kind::Ok, b"{}", b"")),
+            ErrorCode::BadRequest,
+        ),
+        (
+            "no common version",
+            frame(Kind::Request, br#"{"op":"hello","versions":[7]}"#, b""),
+            ErrorCode::UnsupportedVersion,
+        ),
+    ];
+    for (what, bytes, code) in cases {
+        assert_eq!(
+            first_error(&mut raw(&s, &bytes).await).await,
+            Some(code),
+            "{what}"
+        );
+    }
     // A body on a request that takes none.
     let mut body = hello();
     body.extend(frame(

@@ -23,7 +23,7 @@ use crate::files::{NameError, RelPath};
 use crate::secret::Secret;
 use crate::wire::messages::{
     AuthReply, Count, Done, Entry, EntryBatch, ErrorCode, ErrorReply, HelloReply, Request,
-    SUPPORTED_VERSIONS, TreeEntry,
+    TreeEntry,
 };
 use crate::wire::{ConnError, Connection, Deadlines, Kind};
 
@@ -135,15 +135,7 @@ impl Client {
         };
         let (local, peer) = (stream.local_addr().ok(), stream.peer_addr().ok());
         let mut conn = Connection::from_tcp(stream, Default::default(), deadlines);
-        conn.send(
-            Kind::Request,
-            &Request::Hello {
-                versions: SUPPORTED_VERSIONS.to_vec(),
-                client: format!("ferry/{}", env!("CARGO_PKG_VERSION")),
-            },
-            0,
-        )
-        .await?;
+        conn.send(Kind::Request, &Request::hello(), 0).await?;
         let hello: HelloReply = terminal(&mut conn).await?;
         let mut client = Client {
             conn,
@@ -176,12 +168,7 @@ impl Client {
     /// One more hello on this connection; returns its round-trip time.
     pub async fn ping(&mut self) -> Result<Duration> {
         let started = std::time::Instant::now();
-        let _: HelloReply = self
-            .request(&Request::Hello {
-                versions: SUPPORTED_VERSIONS.to_vec(),
-                client: format!("ferry/{}", env!("CARGO_PKG_VERSION")),
-            })
-            .await?;
+        let _: HelloReply = self.request(&Request::hello()).await?;
         Ok(started.elapsed())
     }
 

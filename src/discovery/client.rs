@@ -12,6 +12,16 @@ use super::wire::{Announcement, AnswerError, parse_answer, probe, random_hex};
 /// The IPv4 multicast group servers join (administratively scoped).
 pub const GROUP_V4: Ipv4Addr = Ipv4Addr::new(239, 255, 70, 70);
 
+/// Joins the discovery group on every IPv4 interface (best effort: an
+/// interface without multicast is still reached by broadcast).
+pub fn join_group_everywhere(socket: &socket2::Socket) {
+    for i in if_addrs::get_if_addrs().unwrap_or_default() {
+        if let if_addrs::IfAddr::V4(v4) = &i.addr {
+            let _ = socket.join_multicast_v4(&GROUP_V4, &v4.ip);
+        }
+    }
+}
+
 /// A server that answered, once, with every address it answered from.
 #[derive(Debug, Clone, Serialize)]
 pub struct Found {
@@ -165,15 +175,8 @@ fn announcement_listener(port: u16, join_group: bool) -> Option<UdpSocket> {
     s.set_nonblocking(true).ok()?;
     s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())
         .ok()?;
-    let interfaces = if join_group {
-        if_addrs::get_if_addrs().unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    for i in interfaces {
-        if let if_addrs::IfAddr::V4(v4) = &i.addr {
-            let _ = s.join_multicast_v4(&GROUP_V4, &v4.ip);
-        }
+    if join_group {
+        join_group_everywhere(&s);
     }
     UdpSocket::from_std(s.into()).ok()
 }

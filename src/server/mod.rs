@@ -234,14 +234,8 @@ fn bind_udp(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
     // Announcements go to broadcast addresses.
     let _ = u.set_broadcast(true);
     if addr.ip().is_unspecified() && addr.is_ipv4() {
-        // Discovery probes also come to a multicast group; join it on every
-        // IPv4 interface (best effort: an interface without multicast is
-        // still reached by broadcast).
-        for i in if_addrs::get_if_addrs().unwrap_or_default() {
-            if let if_addrs::IfAddr::V4(v4) = &i.addr {
-                let _ = u.join_multicast_v4(&crate::discovery::client::GROUP_V4, &v4.ip);
-            }
-        }
+        // Discovery probes also come to a multicast group.
+        crate::discovery::client::join_group_everywhere(&u);
     }
     // Served by a thread of its own with blocking reads (see udp.rs); the
     // timeout is how often it looks at the stop signal.

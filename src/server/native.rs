@@ -293,8 +293,8 @@ impl Session {
         let reply = HelloReply {
             version,
             server: cfg.name.clone(),
-            software: format!("ferry/{}", env!("CARGO_PKG_VERSION")),
-            features: vec!["files".into(), "time".into()],
+            software: crate::SOFTWARE.to_string(),
+            features: crate::wire::messages::features(),
             auth_required: cfg.auth_required(),
             auth_available: self.ctx.gate.enabled(),
             permissions: perms,

@@ -139,10 +139,10 @@ fn signed_announcement(
     let me = Announcement {
         name: cfg.name.clone(),
         instance: ctx.instance.clone(),
-        software: format!("ferry/{}", env!("CARGO_PKG_VERSION")),
+        software: crate::SOFTWARE.to_string(),
         tcp_port,
         udp_port,
-        features: vec!["files".into(), "time".into()],
+        features: crate::wire::messages::features(),
         auth_required: cfg.auth_required(),
         nonce,
         announce_every: every,

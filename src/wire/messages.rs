@@ -10,6 +10,11 @@ use crate::secret::Secret;
 /// Protocol versions this build can speak, best first.
 pub const SUPPORTED_VERSIONS: &[u8] = &[1];
 
+/// Services a server of this build offers, as hello and discovery list them.
+pub fn features() -> Vec<String> {
+    vec!["files".into(), "time".into()]
+}
+
 /// A request header (a `Kind::Request` frame). The `op` field names it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
@@ -122,6 +127,14 @@ fn yes() -> bool {
 }
 
 impl Request {
+    /// The hello this build sends.
+    pub fn hello() -> Request {
+        Request::Hello {
+            versions: SUPPORTED_VERSIONS.to_vec(),
+            client: crate::SOFTWARE.to_string(),
+        }
+    }
+
     /// The `op` name, for logs and errors.
     pub fn op(&self) -> &'static str {
         match self {
