@@ -45,6 +45,26 @@ pub struct ServeOptions {
     /// With a token set: clients without it get nothing, not even reading.
     #[arg(long, env = "FERRY_PRIVATE")]
     pub private: bool,
+    /// Let clients that present the token run commands (`ferry exec`,
+    /// `ferry shell`). Needs a token; never granted without one.
+    #[arg(long, env = "FERRY_ALLOW_EXEC")]
+    pub allow_exec: bool,
+    /// Longest a command may run, and the default limit. [default: 3600]
+    #[arg(long, value_name = "SECS", env = "FERRY_EXEC_TIMEOUT")]
+    pub exec_timeout: Option<u64>,
+    /// Seconds between SIGTERM and SIGKILL when a command is stopped. [default: 5]
+    #[arg(long, value_name = "SECS", env = "FERRY_EXEC_GRACE")]
+    pub exec_grace: Option<u64>,
+    /// Most commands running at once. [default: 32]
+    #[arg(long, value_name = "N", env = "FERRY_EXEC_JOBS")]
+    pub exec_jobs: Option<usize>,
+    /// Most commands running at once for one client address. [default: 4]
+    #[arg(long, value_name = "N", env = "FERRY_EXEC_JOBS_PER_CLIENT")]
+    pub exec_jobs_per_client: Option<usize>,
+    /// Most output bytes one command may send; the rest is dropped and the
+    /// exit report says so. [default: 8 GiB]
+    #[arg(long, value_name = "BYTES", env = "FERRY_EXEC_OUTPUT_MAX")]
+    pub exec_output_max: Option<u64>,
     /// Most connections at once. [default: 4096]
     #[arg(long, value_name = "N", env = "FERRY_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
@@ -106,6 +126,12 @@ struct FileConfig {
     allow_delete: Option<bool>,
     allow_all: Option<bool>,
     private: Option<bool>,
+    allow_exec: Option<bool>,
+    exec_timeout: Option<u64>,
+    exec_grace: Option<u64>,
+    exec_jobs: Option<usize>,
+    exec_jobs_per_client: Option<usize>,
+    exec_output_max: Option<u64>,
     max_connections: Option<usize>,
     max_per_ip: Option<usize>,
     limit_loopback: Option<bool>,
@@ -174,6 +200,23 @@ pub struct ServeConfig {
     pub announce: Option<u32>,
     /// Age after which abandoned partial uploads are removed.
     pub partial_max_age: Duration,
+    /// Limits of remote commands.
+    pub exec: ExecLimits,
+}
+
+/// Limits of remote commands.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecLimits {
+    /// Longest run (and the default).
+    pub timeout: Duration,
+    /// Between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    /// Commands at once, in all.
+    pub jobs: usize,
+    /// Commands at once per client address.
+    pub jobs_per_client: usize,
+    /// Output bytes per command.
+    pub max_output: u64,
 }
 
 impl ServeConfig {
@@ -236,8 +279,13 @@ impl ServeConfig {
             read: true,
             upload: all || opts.allow_upload || file.allow_upload.unwrap_or(false),
             delete: all || opts.allow_delete || file.allow_delete.unwrap_or(false),
-            exec: false,
+            exec: opts.allow_exec || file.allow_exec.unwrap_or(false),
         };
+        if granted.exec && token.is_none() {
+            bail!(
+                "--allow-exec needs a token: set FERRY_TOKEN or FERRY_TOKEN_FILE (commands are only ever run for clients that present it)"
+            );
+        }
         let private = opts.private || file.private.unwrap_or(false);
         if private && token.is_none() {
             bail!("--private needs a token (set FERRY_TOKEN or `token` in the config file)");
@@ -292,6 +340,22 @@ impl ServeConfig {
         }
         let mut reference_id = [0u8; 4];
         reference_id[..refid.len()].copy_from_slice(refid.as_bytes());
+        let exec = ExecLimits {
+            timeout: secs(opts.exec_timeout, file.exec_timeout, 3600),
+            grace: secs(opts.exec_grace, file.exec_grace, 5),
+            jobs: opts.exec_jobs.or(file.exec_jobs).unwrap_or(32),
+            jobs_per_client: opts
+                .exec_jobs_per_client
+                .or(file.exec_jobs_per_client)
+                .unwrap_or(4),
+            max_output: opts
+                .exec_output_max
+                .or(file.exec_output_max)
+                .unwrap_or(8 << 30),
+        };
+        if exec.jobs == 0 || exec.jobs_per_client == 0 {
+            bail!("--exec-jobs and --exec-jobs-per-client must be at least 1");
+        }
         let udp_rate = opts.udp_rate.or(file.udp_rate).unwrap_or(4.0);
         let udp_burst = opts.udp_burst.or(file.udp_burst).unwrap_or(16.0);
         if !(udp_rate > 0.0 && udp_burst >= 1.0) {
@@ -332,6 +396,7 @@ impl ServeConfig {
                     .clamp(1, 36_500)
                     * 86_400,
             ),
+            exec,
         })
     }
 

@@ -23,6 +23,8 @@
 //! - [`time`]: the NTPv4 server and client ([`time::ntp`] is the pure
 //!   packet codec and era-safe arithmetic), the classic `time` text query,
 //!   and per-source rate limiting for datagrams.
+//! - [`exec`]: remote commands, each in its own process group that is
+//!   stopped whole on exit, timeout, cancel or shutdown.
 //! - [`subnet`]: the subnet calculator (pure).
 //! - [`discovery`]: probes and signed answers on the shared UDP port
 //!   ([`discovery::wire`] is pure), and `ferry discover`.
@@ -44,6 +46,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod discovery;
+pub mod exec;
 pub mod files;
 pub mod secret;
 pub mod server;

@@ -25,5 +25,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(ferry::cli::run(cli))
+    let code = runtime.block_on(ferry::cli::run(cli));
+    // A read of stdin may still be pending on a blocking thread; do not
+    // wait for a line that will never be used.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
 }

@@ -2,6 +2,7 @@
 //! [`client`](crate::client) library or the [`server`](crate::server).
 
 mod discover;
+mod exec;
 mod files;
 mod output;
 mod ping;
@@ -35,9 +36,11 @@ EXIT STATUS:
   1    the operation failed (refused by the server, a local file error, a
        checksum mismatch)
   2    usage error
-  255  no connection, or the connection broke (re-run to resume a transfer)";
+  255  no connection, or the connection broke (re-run to resume a transfer)
+  ferry exec and ferry shell exit with the remote command's status instead;
+  see ferry exec --help.";
 
-/// Files, time and discovery (and later commands and chat) between the machines of a LAN.
+/// Files, remote commands, time and discovery between the machines of a LAN.
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, about, after_help = AFTER_HELP)]
 pub struct Cli {
@@ -65,6 +68,10 @@ pub enum Command {
     Mkdir(files::MkdirArgs),
     /// Rename or move a file or folder on a server.
     Mv(files::MvArgs),
+    /// Run a command on a server, streaming its output; exits with its status.
+    Exec(exec::ExecArgs),
+    /// An interactive prompt that runs each line on a server.
+    Shell(exec::ShellArgs),
     /// Measure a server's clock: offset and round-trip delay over NTP.
     Time(time::TimeArgs),
     /// Network, broadcast and host range of an address; same LAN or not.
@@ -90,6 +97,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Time(args) => return time::run(args).await,
         Command::Subnet(args) => return subnet::run(&args),
         Command::Discover(args) => return discover::run(args).await,
+        Command::Exec(args) => return exec::exec(args).await,
+        Command::Shell(args) => return exec::shell(args).await,
         Command::Ls(a) => files::ls(a).await,
         Command::Stat(a) => files::stat(a).await,
         Command::Rm(a) => files::rm(a).await,

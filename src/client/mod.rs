@@ -6,6 +6,7 @@
 //! validator the server uses, before anything is written.
 
 pub mod addr;
+mod exec;
 pub mod local;
 mod transfer;
 
@@ -304,6 +305,28 @@ impl Client {
         bar: &ProgressBar,
     ) -> Result<Transferred> {
         transfer::put_file(&mut self.conn, local, remote, opts, bar).await
+    }
+
+    /// Runs a command on the server (`spec.stdin` is set from `stdin`) and streams its output to `stdout` and
+    /// `stderr` as it comes. With `stdin`, its bytes are forwarded and its
+    /// end closes the command's stdin; without, the command reads
+    /// `/dev/null`. Cancelling `cancel` asks the server to stop the command
+    /// (its whole process group). Returns the exit report; a command that
+    /// could not start is a report too (code 127 or 126).
+    pub async fn exec<I, O, E>(
+        &mut self,
+        spec: &crate::wire::messages::ExecRequest,
+        stdin: Option<I>,
+        stdout: &mut O,
+        stderr: &mut E,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Result<crate::wire::messages::ExitReport>
+    where
+        I: tokio::io::AsyncRead + Unpin,
+        O: tokio::io::AsyncWrite + Unpin + ?Sized,
+        E: tokio::io::AsyncWrite + Unpin + ?Sized,
+    {
+        exec::exec(&mut self.conn, spec, stdin, stdout, stderr, cancel).await
     }
 
     /// The raw connection, for tests that speak the protocol by hand.

@@ -110,12 +110,18 @@ impl FileStore {
         Ok(entry(name, &meta, kind_of(&meta)))
     }
 
-    /// Lists a folder, sorted by name.
-    pub fn list(&self, rel: &RelPath) -> Result<Vec<Entry>, FilesError> {
+    /// The real path of the folder `rel`, which must exist inside the root.
+    pub fn folder(&self, rel: &RelPath) -> Result<PathBuf, FilesError> {
         let dir = self.resolve(rel)?;
         if !dir.is_dir() {
             return Err(FilesError::NotADirectory(format!("{rel} is not a folder")));
         }
+        Ok(dir)
+    }
+
+    /// Lists a folder, sorted by name.
+    pub fn list(&self, rel: &RelPath) -> Result<Vec<Entry>, FilesError> {
+        let dir = self.folder(rel)?;
         let mut out = Vec::new();
         for item in fs::read_dir(&dir).map_err(|e| FilesError::from_io(rel, e))? {
             let item = item.map_err(|e| FilesError::from_io(rel, e))?;

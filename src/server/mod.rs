@@ -1,6 +1,6 @@
 //! The server: listeners on the shared port, the door sniffer, connection
 //! limits, auth and shutdown. Each door translates its framing into calls on
-//! the services (today the [`FileStore`]); services never learn which door a
+//! the services (the [`FileStore`], the exec runner); services never learn which door a
 //! request came through.
 //!
 //! Shutdown has two stages. `stop` ends the accept loops and closes idle
@@ -10,6 +10,7 @@
 
 mod auth;
 mod classic;
+mod exec;
 mod limits;
 mod native;
 pub mod sniff;
@@ -50,6 +51,8 @@ pub(crate) struct Ctx {
     pub(crate) store: FileStore,
     pub(crate) gate: Gate,
     pub(crate) limits: Arc<ConnLimits>,
+    /// Running commands, in all and per client address.
+    pub(crate) exec_slots: Arc<ConnLimits>,
     pub(crate) time: crate::time::TimeService,
     /// Random per start: lets `ferry discover` list a server once however
     /// many of its addresses answer.
@@ -102,6 +105,11 @@ impl Server {
         let ctx = Arc::new(Ctx {
             gate: Gate::new(config.token.clone()),
             limits: ConnLimits::new(config.limits.clone()),
+            exec_slots: ConnLimits::new(crate::config::Limits {
+                max_connections: config.exec.jobs,
+                max_per_ip: config.exec.jobs_per_client,
+                limit_loopback: true,
+            }),
             time: crate::time::TimeService::new(config.time.clone()),
             instance: crate::discovery::wire::random_hex().context("cannot read /dev/urandom")?,
             store,

@@ -51,7 +51,7 @@ pub(crate) async fn serve(stream: TcpStream, initial: BytesMut, peer: SocketAddr
 
 /// Why a request could not go on: an answer for the peer, or the end of
 /// the connection.
-enum Fail {
+pub(super) enum Fail {
     /// Send this error frame and go on with the next request.
     Reply(ErrorCode, String),
     /// Send this error frame, then close (the stream is out of step).
@@ -262,9 +262,17 @@ impl Session {
                 self.blocking(move |s| s.rename(&from, &to, force)).await?;
                 self.ok(&Done {}).await
             }
+            Request::Exec(params) => {
+                self.require(|p| p.exec, "running commands", "--allow-exec")?;
+                super::exec::exec(&mut self.conn, &self.ctx, self.peer, params).await
+            }
             Request::Data { .. } | Request::Commit { .. } => Err(Fail::Fatal(
                 ErrorCode::BadRequest,
                 "data and commit belong to a put".into(),
+            )),
+            Request::Stdin | Request::Cancel | Request::End => Err(Fail::Fatal(
+                ErrorCode::BadRequest,
+                "stdin, cancel and end belong to an exec".into(),
             )),
         }
     }

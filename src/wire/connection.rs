@@ -92,28 +92,47 @@ impl From<io::Error> for ConnError {
     }
 }
 
-/// One framed, deadline-guarded native connection.
-pub struct Connection {
+/// The reading half of a native connection: buffer, decoder, deadlines.
+pub struct FrameReader {
     reader: BoxRead,
-    writer: BoxWrite,
     rbuf: BytesMut,
-    wbuf: BytesMut,
     codec: FrameCodec,
     deadlines: Deadlines,
     head_started: Option<Instant>,
+}
+
+/// The writing half of a native connection.
+pub struct FrameWriter {
+    writer: BoxWrite,
+    wbuf: BytesMut,
+    deadlines: Deadlines,
+}
+
+/// One framed, deadline-guarded native connection: a [`FrameReader`] and a
+/// [`FrameWriter`], usable together or, for full-duplex exchanges such as a
+/// remote command's streams, each from its own future (see
+/// [`Connection::halves`]).
+pub struct Connection {
+    rd: FrameReader,
+    wr: FrameWriter,
 }
 
 impl Connection {
     /// Wraps two halves; `initial` holds bytes already read (by the sniffer).
     pub fn new(reader: BoxRead, writer: BoxWrite, initial: BytesMut, deadlines: Deadlines) -> Self {
         Connection {
-            reader,
-            writer,
-            rbuf: initial,
-            wbuf: BytesMut::new(),
-            codec: FrameCodec::default(),
-            deadlines,
-            head_started: None,
+            rd: FrameReader {
+                reader,
+                rbuf: initial,
+                codec: FrameCodec::default(),
+                deadlines,
+                head_started: None,
+            },
+            wr: FrameWriter {
+                writer,
+                wbuf: BytesMut::new(),
+                deadlines,
+            },
         }
     }
 
@@ -123,22 +142,108 @@ impl Connection {
         Connection::new(Box::new(r), Box::new(w), initial, deadlines)
     }
 
+    /// Both halves at once, to read and write from separate futures.
+    pub fn halves(&mut self) -> (&mut FrameReader, &mut FrameWriter) {
+        (&mut self.rd, &mut self.wr)
+    }
+
     /// The deadlines in force.
     pub fn deadlines(&self) -> Deadlines {
-        self.deadlines
+        self.rd.deadlines
     }
 
     /// Changes how long the connection may sit idle between frames.
     pub fn set_idle(&mut self, idle: Duration) {
-        self.deadlines.idle = idle;
+        self.rd.deadlines.idle = idle;
     }
 
+    /// Body bytes of the current frame not yet read.
+    pub fn body_remaining(&self) -> u64 {
+        self.rd.body_remaining()
+    }
+
+    /// The next head or body chunk; `None` on a clean close between frames.
+    pub async fn next(&mut self) -> Result<Option<Inbound>, ConnError> {
+        self.rd.next().await
+    }
+
+    /// See [`FrameReader::next_head`].
+    pub async fn next_head(&mut self) -> Result<Head, ConnError> {
+        self.rd.next_head().await
+    }
+
+    /// See [`FrameReader::next_chunk`].
+    pub async fn next_chunk(&mut self) -> Result<Bytes, ConnError> {
+        self.rd.next_chunk().await
+    }
+
+    /// See [`FrameReader::read_body_into`].
+    pub async fn read_body_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, ConnError> {
+        self.rd.read_body_into(buf).await
+    }
+
+    /// See [`FrameReader::next_json`].
+    pub async fn next_json<T: DeserializeOwned>(&mut self) -> Result<(Kind, T, u64), ConnError> {
+        self.rd.next_json().await
+    }
+
+    /// Reads and discards the rest of the current body.
+    pub async fn discard_body(&mut self) -> Result<(), ConnError> {
+        self.rd.discard_body().await
+    }
+
+    /// See [`FrameWriter::send`].
+    pub async fn send<T: Serialize>(
+        &mut self,
+        kind: Kind,
+        header: &T,
+        body_len: u64,
+    ) -> Result<(), ConnError> {
+        self.wr.send(kind, header, body_len).await
+    }
+
+    /// Sends body bytes of the frame whose head was just sent.
+    pub async fn send_body(&mut self, data: &[u8]) -> Result<(), ConnError> {
+        self.wr.send_body(data).await
+    }
+
+    /// Sends a terminal error frame.
+    pub async fn send_error(
+        &mut self,
+        code: ErrorCode,
+        message: impl Into<String>,
+    ) -> Result<(), ConnError> {
+        self.wr.send_error(code, message).await
+    }
+
+    /// Writes raw bytes (used by doors that answer outside the framing).
+    pub async fn write_all(&mut self, data: &[u8]) -> Result<(), ConnError> {
+        self.wr.write_all(data).await
+    }
+
+    /// Flushes, shuts the write side down, then reads and drops what the
+    /// peer still sends for a moment (at most [`LINGER_BYTES`]), so that
+    /// closing with unread input does not become a reset that destroys the
+    /// last reply before the peer reads it.
+    pub async fn shutdown(&mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.wr.writer.shutdown()).await;
+        linger(&mut self.rd.reader).await;
+    }
+
+    /// Takes the raw halves back, with any bytes already buffered.
+    pub fn into_parts(self) -> (BoxRead, BoxWrite, BytesMut) {
+        (self.rd.reader, self.wr.writer, self.rd.rbuf)
+    }
+}
+
+impl FrameReader {
     /// Body bytes of the current frame not yet read.
     pub fn body_remaining(&self) -> u64 {
         self.codec.body_remaining()
     }
 
     /// The next head or body chunk; `None` on a clean close between frames.
+    /// Cancel-safe: dropping the future loses no bytes.
     pub async fn next(&mut self) -> Result<Option<Inbound>, ConnError> {
         loop {
             if let Some(item) = self.codec.decode(&mut self.rbuf)? {
@@ -234,12 +339,27 @@ impl Connection {
         Ok(n)
     }
 
-    /// Reads and parses the next head as `T`, checking its kind is `Request`
-    /// (on the server) or any reply (on the client).
+    /// Reads and parses the next head as `T`.
     pub async fn next_json<T: DeserializeOwned>(&mut self) -> Result<(Kind, T, u64), ConnError> {
         let head = self.next_head().await?;
         let value = serde_json::from_slice(&head.header)?;
         Ok((head.kind, value, head.body_len))
+    }
+
+    /// Reads the whole body of the current frame, refusing more than `max`
+    /// bytes (the frame is then left unread).
+    pub async fn read_body(&mut self, max: u64) -> Result<BytesMut, ConnError> {
+        let len = self.body_remaining();
+        if len > max {
+            return Err(ConnError::Protocol(format!(
+                "a body of {len} bytes is over the {max}-byte cap"
+            )));
+        }
+        let mut out = BytesMut::with_capacity(len as usize);
+        while self.codec.in_body() {
+            out.extend_from_slice(&self.next_chunk().await?);
+        }
+        Ok(out)
     }
 
     /// Reads and discards the rest of the current body.
@@ -249,11 +369,10 @@ impl Connection {
         }
         Ok(())
     }
+}
 
-    /// Sends a frame head; `body_len` bytes must follow via [`send_body`].
-    ///
-    /// [`send_body`]: Connection::send_body
-    pub async fn send<T: Serialize>(
+impl FrameWriter {
+    fn encode<T: Serialize>(
         &mut self,
         kind: Kind,
         header: &T,
@@ -268,10 +387,39 @@ impl Connection {
         }
         self.wbuf.clear();
         encode_head(kind, &json, body_len, &mut self.wbuf);
+        Ok(())
+    }
+
+    /// Sends a frame head; `body_len` bytes must follow via [`send_body`].
+    ///
+    /// [`send_body`]: FrameWriter::send_body
+    pub async fn send<T: Serialize>(
+        &mut self,
+        kind: Kind,
+        header: &T,
+        body_len: u64,
+    ) -> Result<(), ConnError> {
+        self.encode(kind, header, body_len)?;
         let buf = std::mem::take(&mut self.wbuf);
         let res = self.write_all(&buf).await;
         self.wbuf = buf;
         res
+    }
+
+    /// Sends a whole frame, head and body, in one vectored write where the
+    /// transport allows: one segment on the wire for a small frame.
+    pub async fn send_frame<T: Serialize>(
+        &mut self,
+        kind: Kind,
+        header: &T,
+        body: &[u8],
+    ) -> Result<(), ConnError> {
+        self.encode(kind, header, body.len() as u64)?;
+        let mut data = bytes::Buf::chain(&self.wbuf[..], body);
+        tokio::time::timeout(self.deadlines.body, self.writer.write_all_buf(&mut data))
+            .await
+            .map_err(|_| ConnError::Timeout("the peer to read"))??;
+        Ok(())
     }
 
     /// Sends body bytes of the frame whose head was just sent.
@@ -298,19 +446,5 @@ impl Connection {
             .await
             .map_err(|_| ConnError::Timeout("the peer to read"))??;
         Ok(())
-    }
-
-    /// Flushes, shuts the write side down, then reads and drops what the
-    /// peer still sends for a moment (at most [`LINGER_BYTES`]), so that
-    /// closing with unread input does not become a reset that destroys the
-    /// last reply before the peer reads it.
-    pub async fn shutdown(&mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.writer.shutdown()).await;
-        linger(&mut self.reader).await;
-    }
-
-    /// Takes the raw halves back, with any bytes already buffered.
-    pub fn into_parts(self) -> (BoxRead, BoxWrite, BytesMut) {
-        (self.reader, self.writer, self.rbuf)
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! These are the only types that cross the wire; services never see bytes.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
@@ -12,7 +14,7 @@ pub const SUPPORTED_VERSIONS: &[u8] = &[1];
 
 /// Services a server of this build offers, as hello and discovery list them.
 pub fn features() -> Vec<String> {
-    vec!["files".into(), "time".into()]
+    vec!["files".into(), "time".into(), "exec".into()]
 }
 
 /// A request header (a `Kind::Request` frame). The `op` field names it.
@@ -120,6 +122,19 @@ pub enum Request {
         #[serde(default)]
         force: bool,
     },
+    /// Runs a command (needs the exec permission, which needs auth). The
+    /// server answers `Partial(ExecEvent)` frames (started, then output as
+    /// it comes), then `Ok(ExitReport)`; once started, the client may send
+    /// `stdin` and `cancel`, and it ends its side with `end` after the
+    /// report.
+    Exec(ExecRequest),
+    /// Bytes for the running command's stdin, as the body; an empty body
+    /// closes its stdin.
+    Stdin,
+    /// Stops the running command: `SIGTERM` to its group, then `SIGKILL`.
+    Cancel,
+    /// The client's last frame for a command, sent after the exit report.
+    End,
 }
 
 fn yes() -> bool {
@@ -151,6 +166,10 @@ impl Request {
             Request::Rm { .. } => "rm",
             Request::Mkdir { .. } => "mkdir",
             Request::Mv { .. } => "mv",
+            Request::Exec { .. } => "exec",
+            Request::Stdin => "stdin",
+            Request::Cancel => "cancel",
+            Request::End => "end",
         }
     }
 }
@@ -297,6 +316,111 @@ pub struct ErrorReply {
     pub code: ErrorCode,
     /// Human-readable explanation.
     pub message: String,
+}
+
+/// Which output stream a chunk belongs to.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// The fields of an `exec` request.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    /// Program and arguments; no shell is involved unless argv names one.
+    pub argv: Vec<String>,
+    /// Working folder relative to the served root ("" for the root).
+    #[serde(default)]
+    pub cwd: String,
+    /// Variables added to the clean base environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Seconds before the command is stopped (capped by the server).
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// Whether the client will feed stdin (else the command reads
+    /// `/dev/null`).
+    #[serde(default)]
+    pub stdin: bool,
+    /// Most output bytes wanted (capped by the server).
+    #[serde(default)]
+    pub max_output: Option<u64>,
+}
+
+/// What a `Partial` frame of a running command carries.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ExecEvent {
+    /// The command runs: from now on the client may send `stdin` and
+    /// `cancel`, and it must end with `end`.
+    Started,
+    /// Output for standard output; the body holds the bytes.
+    Stdout,
+    /// Output for standard error; the body holds the bytes.
+    Stderr,
+    /// The command's stdin took this many more bytes: the client may have
+    /// at most [`STDIN_WINDOW`] bytes sent and not yet taken.
+    StdinConsumed {
+        /// Bytes taken since the last such event.
+        bytes: u64,
+    },
+}
+
+/// Most stdin bytes a client may have in flight during `exec` (sent, not
+/// yet reported taken by [`ExecEvent::StdinConsumed`]). Keeps the server's
+/// buffer bounded while it always reads on, so `cancel` is never stuck
+/// behind input the command does not read.
+pub const STDIN_WINDOW: u64 = 1024 * 1024;
+
+/// How a command ended (`Ok` reply to `exec`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExitReport {
+    /// Exit code, when it exited (127 and 126 when it could not start).
+    pub code: Option<i32>,
+    /// Signal number, when a signal ended it.
+    pub signal: Option<i32>,
+    /// Stopped because its timeout passed.
+    #[serde(default)]
+    pub timed_out: bool,
+    /// Stopped because the client cancelled it.
+    #[serde(default)]
+    pub cancelled: bool,
+    /// Output beyond the cap was dropped.
+    #[serde(default)]
+    pub truncated: bool,
+    /// Why it could not start, when it could not.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Bytes written to stdout (including any dropped).
+    #[serde(default)]
+    pub stdout_bytes: u64,
+    /// Bytes written to stderr (including any dropped).
+    #[serde(default)]
+    pub stderr_bytes: u64,
+    /// Milliseconds from start to end.
+    #[serde(default)]
+    pub duration_ms: u64,
+}
+
+impl ExitReport {
+    /// The status a client exits with: 124 on timeout, 130 when cancelled,
+    /// 128+N for signal N, else the exit code.
+    pub fn status(&self) -> u8 {
+        if self.timed_out {
+            124
+        } else if self.cancelled {
+            130
+        } else if let Some(sig) = self.signal {
+            (128 + sig.clamp(1, 127)) as u8
+        } else {
+            self.code.map(|c| (c & 0xff) as u8).unwrap_or(255)
+        }
+    }
 }
 
 /// Stable error codes. New codes may be added; clients treat unknown ones

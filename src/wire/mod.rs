@@ -15,5 +15,5 @@ pub mod frame;
 pub mod messages;
 
 pub use codec::{Head, Inbound};
-pub use connection::{ConnError, Connection, Deadlines};
+pub use connection::{ConnError, Connection, Deadlines, FrameReader, FrameWriter};
 pub use frame::Kind;

@@ -1,0 +1,192 @@
+//! Running a command on a server: the client half of `exec`.
+//!
+//! Output frames are read and written out in one future while stdin is
+//! forwarded (within the server's [`STDIN_WINDOW`]) in another, over the
+//! two halves of the connection, so neither direction waits for the other.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{Result, remote_error};
+use crate::wire::messages::{ExecEvent, ExecRequest, ExitReport, Request, STDIN_WINDOW};
+use crate::wire::{ConnError, Connection, FrameReader, FrameWriter, Kind};
+
+/// Stdin bytes read locally at a time.
+const STDIN_CHUNK: usize = 64 * 1024;
+
+/// Runs `spec`; see [`Client::exec`](super::Client::exec).
+pub(super) async fn exec<I, O, E>(
+    conn: &mut Connection,
+    spec: &ExecRequest,
+    mut stdin: Option<I>,
+    stdout: &mut O,
+    stderr: &mut E,
+    cancel: &CancellationToken,
+) -> Result<ExitReport>
+where
+    I: AsyncRead + Unpin,
+    O: AsyncWrite + Unpin + ?Sized,
+    E: AsyncWrite + Unpin + ?Sized,
+{
+    let req = Request::Exec(ExecRequest {
+        stdin: stdin.is_some(),
+        ..spec.clone()
+    });
+    conn.send(Kind::Request, &req, 0).await?;
+    let head = conn.next_head().await?;
+    match head.kind {
+        // It could not start: the report says why (127, 126).
+        Kind::Ok => return Ok(serde_json::from_slice(&head.header).map_err(ConnError::from)?),
+        Kind::Partial => match serde_json::from_slice(&head.header) {
+            Ok(ExecEvent::Started) => {}
+            _ => return Err(ConnError::Protocol("expected the command to start".into()).into()),
+        },
+        kind => return Err(remote_error(&head.header, kind)),
+    }
+    let done = CancellationToken::new();
+    let in_flight = AtomicU64::new(0);
+    let taken = Notify::new();
+    let (rd, wr) = conn.halves();
+    let receiving = async {
+        let r = receive(rd, stdout, stderr, &in_flight, &taken).await;
+        done.cancel();
+        r
+    };
+    let sending = async {
+        let r = send_input(wr, stdin.as_mut(), cancel, &done, &in_flight, &taken).await;
+        if r.is_err() {
+            done.cancel();
+        }
+        r
+    };
+    let (received, sent) = tokio::join!(receiving, sending);
+    let report = received?;
+    sent?;
+    Ok(report)
+}
+
+/// Writes output as it comes; returns the exit report.
+async fn receive<O, E>(
+    rd: &mut FrameReader,
+    stdout: &mut O,
+    stderr: &mut E,
+    in_flight: &AtomicU64,
+    taken: &Notify,
+) -> Result<ExitReport>
+where
+    O: AsyncWrite + Unpin + ?Sized,
+    E: AsyncWrite + Unpin + ?Sized,
+{
+    // A local write failure (a closed pipe) stops passing output on, but
+    // the frames are still read to keep the connection in step.
+    let mut out_ok = true;
+    let mut err_ok = true;
+    loop {
+        let head = rd.next_head().await?;
+        match head.kind {
+            Kind::Partial => {
+                let event: ExecEvent =
+                    serde_json::from_slice(&head.header).map_err(ConnError::from)?;
+                match event {
+                    ExecEvent::Stdout => copy_body(rd, stdout, &mut out_ok).await?,
+                    ExecEvent::Stderr => copy_body(rd, stderr, &mut err_ok).await?,
+                    ExecEvent::StdinConsumed { bytes } => {
+                        let _ = in_flight.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                            Some(v.saturating_sub(bytes))
+                        });
+                        taken.notify_one();
+                    }
+                    ExecEvent::Started => {
+                        return Err(ConnError::Protocol("started twice".into()).into());
+                    }
+                }
+            }
+            Kind::Ok => {
+                return Ok(serde_json::from_slice(&head.header).map_err(ConnError::from)?);
+            }
+            kind => return Err(remote_error(&head.header, kind)),
+        }
+    }
+}
+
+/// Forwards stdin and a cancel until the report is in, then says `end`.
+async fn send_input<I: AsyncRead + Unpin>(
+    wr: &mut FrameWriter,
+    mut stdin: Option<&mut I>,
+    cancel: &CancellationToken,
+    done: &CancellationToken,
+    in_flight: &AtomicU64,
+    taken: &Notify,
+) -> Result<()> {
+    let mut buf = vec![0u8; STDIN_CHUNK];
+    let mut cancel_sent = false;
+    loop {
+        tokio::select! {
+            biased;
+            _ = done.cancelled() => break,
+            _ = cancel.cancelled(), if !cancel_sent => {
+                wr.send(Kind::Request, &Request::Cancel, 0).await?;
+                cancel_sent = true;
+                stdin = None;
+            }
+            n = read_within_window(stdin.as_deref_mut(), &mut buf, in_flight, taken), if stdin.is_some() => {
+                match n {
+                    Ok(n) if n > 0 => {
+                        in_flight.fetch_add(n as u64, Ordering::Relaxed);
+                        wr.send_frame(Kind::Request, &Request::Stdin, &buf[..n]).await?;
+                    }
+                    r => {
+                        if let Err(e) = r {
+                            eprintln!("ferry: reading stdin: {e}; closing the command's stdin");
+                        }
+                        wr.send(Kind::Request, &Request::Stdin, 0).await?;
+                        stdin = None;
+                    }
+                }
+            }
+        }
+    }
+    wr.send(Kind::Request, &Request::End, 0).await?;
+    Ok(())
+}
+
+/// Waits for room in the window, then reads what fits.
+async fn read_within_window<I: AsyncRead + Unpin>(
+    stdin: Option<&mut I>,
+    buf: &mut [u8],
+    in_flight: &AtomicU64,
+    taken: &Notify,
+) -> std::io::Result<usize> {
+    let Some(stdin) = stdin else {
+        return Ok(0);
+    };
+    loop {
+        let used = in_flight.load(Ordering::Relaxed);
+        if used < STDIN_WINDOW {
+            let room = (STDIN_WINDOW - used).min(buf.len() as u64) as usize;
+            return stdin.read(&mut buf[..room]).await;
+        }
+        taken.notified().await;
+    }
+}
+
+/// Passes the current frame's body to `sink` while it takes writes.
+async fn copy_body<W: AsyncWrite + Unpin + ?Sized>(
+    rd: &mut FrameReader,
+    sink: &mut W,
+    ok: &mut bool,
+) -> Result<()> {
+    while rd.body_remaining() > 0 {
+        let chunk = rd.next_chunk().await?;
+        if *ok && sink.write_all(&chunk).await.is_err() {
+            *ok = false;
+        }
+    }
+    if *ok {
+        let _ = sink.flush().await;
+    }
+    Ok(())
+}
