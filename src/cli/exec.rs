@@ -103,8 +103,8 @@ pub(super) async fn exec(args: ExecArgs) -> ExitCode {
         .exec(
             &spec,
             stdin,
-            &mut tokio::io::stdout(),
-            &mut tokio::io::stderr(),
+            &mut DirectOut(std::io::stdout()),
+            &mut DirectOut(std::io::stderr()),
             &cancel,
         )
         .await;
@@ -243,6 +243,36 @@ pub(super) async fn shell(args: ShellArgs) -> ExitCode {
     ExitCode::from(sh.last)
 }
 
+/// This process's stdout or stderr, written in place. tokio's own handles
+/// copy every chunk over to a blocking thread first, which halves the rate
+/// of a big output; a blocking write here only holds up this one command's
+/// task, which has nothing else to do until the write is through.
+struct DirectOut<W>(W);
+
+impl<W: std::io::Write + Unpin> tokio::io::AsyncWrite for DirectOut<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(tokio::task::block_in_place(|| self.0.write(buf)))
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(tokio::task::block_in_place(|| self.0.flush()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
 /// `$XDG_STATE_HOME/ferry/shell_history`, or under `~/.local/state`.
 fn history_file() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_STATE_HOME")
@@ -338,8 +368,8 @@ impl Shell {
                 c.exec(
                     &spec,
                     None::<tokio::io::Stdin>,
-                    &mut tokio::io::stdout(),
-                    &mut tokio::io::stderr(),
+                    &mut DirectOut(std::io::stdout()),
+                    &mut DirectOut(std::io::stderr()),
                     &cancel,
                 )
                 .await

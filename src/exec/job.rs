@@ -31,7 +31,7 @@ use crate::wire::messages::Stream;
 pub const DRAIN: Duration = Duration::from_millis(200);
 
 /// Bytes read from a pipe at a time (and so the largest output frame).
-const READ_CHUNK: usize = 256 * 1024;
+const READ_CHUNK: usize = 1024 * 1024;
 
 /// Pipe capacity asked for, so that a fast command fills big chunks.
 const PIPE_SIZE: i32 = 1024 * 1024;
@@ -244,8 +244,12 @@ async fn pump<R: AsyncRead + Unpin>(
 ) -> u64 {
     let mut total = 0u64;
     let mut tx = Some(tx);
+    // One allocation, reused: once the chunks split off it have been sent
+    // and dropped, `reserve` reclaims the space instead of allocating (and
+    // page-faulting) a fresh buffer per read.
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
-        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        buf.reserve(READ_CHUNK);
         let n = tokio::select! {
             biased;
             r = pipe.read_buf(&mut buf) => r.unwrap_or(0),
@@ -260,11 +264,13 @@ async fn pump<R: AsyncRead + Unpin>(
             shared.truncated.store(true, Ordering::Relaxed);
         }
         if allowed == 0 {
+            buf.clear();
             continue;
         }
-        buf.truncate(allowed);
+        let chunk = buf.split_to(allowed);
+        buf.clear();
         if let Some(t) = &tx {
-            if t.send((stream, buf.freeze())).await.is_err() {
+            if t.send((stream, chunk.freeze())).await.is_err() {
                 // Nobody listens any more: keep reading so that the command
                 // never blocks on a full pipe, and drop everything.
                 tx = None;

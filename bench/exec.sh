@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Remote commands, side by side on one machine over loopback:
+#  1. round trip: `ferry exec HOST -- true` (a fresh client process, connect,
+#     hello, auth, spawn, report) against `sh -c true` run locally; prints the
+#     time per command of each and what ferry adds (target: under 5 ms);
+#  2. throughput: `ferry exec HOST -- cat FILE` of a 1 GiB file against
+#     `cat FILE` locally, both into /dev/null (target: within 1.5x), with
+#     `cat FILE | cat` locally as a third line for scale.
+# Usage: bench/exec.sh [RUNS] [SIZE_MIB]   (defaults 200 and 1024)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-200}
+size_mib=${2:-1024}
+cargo build --release -q
+ferry=$PWD/target/release/ferry
+work=$(mktemp -d /var/tmp/ferry-bench.XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+mkdir -p "$work/srv"
+
+now() { date +%s.%N; }
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+export FERRY_TOKEN=bench-token-$$
+p=$(port)
+"$ferry" serve "$work/srv" --listen 127.0.0.1:$p --allow-exec --no-discovery >/dev/null 2>&1 &
+sleep 0.5
+host=127.0.0.1:$p
+
+# Best of 3 passes of $runs commands each (the machine is shared).
+per_command() {
+  local best="" a t
+  for _ in 1 2 3; do
+    a=$(now)
+    for ((i = 0; i < runs; i++)); do "$@" >/dev/null; done
+    t=$(echo "($(now) - $a) * 1000 / $runs" | bc -l)
+    if [ -z "$best" ] || [ "$(echo "$t < $best" | bc)" = 1 ]; then best=$t; fi
+  done
+  echo "$best"
+}
+local_ms=$(per_command sh -c true)
+ferry_ms=$(per_command "$ferry" exec -n "$host" -- true)
+printf 'round trip, per command (best of 3 x %d)\n' "$runs"
+printf '  %-28s %8.3f ms\n' "sh -c true (local)" "$local_ms"
+printf '  %-28s %8.3f ms\n' "ferry exec HOST -- true" "$ferry_ms"
+printf '  %-28s %8.3f ms   (target < 5 ms)\n' "added by ferry" "$(echo "$ferry_ms - $local_ms" | bc -l)"
+printf '  %-28s %8.2fx\n' "ratio" "$(echo "$ferry_ms / $local_ms" | bc -l)"
+
+echo "making a ${size_mib} MiB file of random bytes..."
+head -c $((size_mib * 1024 * 1024)) /dev/urandom > "$work/srv/big.bin"
+cat "$work/srv/big.bin" > /dev/null   # warm the page cache for everyone alike
+
+best_of_3() {
+  local best="" a t
+  for _ in 1 2 3; do
+    a=$(now)
+    eval "$1"
+    t=$(echo "$(now) - $a" | bc -l)
+    if [ -z "$best" ] || [ "$(echo "$t < $best" | bc)" = 1 ]; then best=$t; fi
+  done
+  echo "$best"
+}
+cat_s=$(best_of_3 'cat "$work/srv/big.bin" > /dev/null')
+pipe_s=$(best_of_3 'cat "$work/srv/big.bin" | cat > /dev/null')
+exec_s=$(best_of_3 '"$ferry" exec -n "$host" -- cat big.bin > /dev/null')
+got=$("$ferry" exec -n "$host" -- cat big.bin | wc -c)
+[ "$got" = $((size_mib * 1024 * 1024)) ] || { echo "ferry exec delivered $got bytes"; exit 1; }
+mib_s() { echo "$size_mib / $1" | bc -l; }
+printf 'throughput, %d MiB (best of 3)\n' "$size_mib"
+printf '  %-28s %8.3f s  %8.0f MiB/s\n' "cat FILE (local)" "$cat_s" "$(mib_s "$cat_s")"
+printf '  %-28s %8.3f s  %8.0f MiB/s\n' "cat FILE | cat (local)" "$pipe_s" "$(mib_s "$pipe_s")"
+printf '  %-28s %8.3f s  %8.0f MiB/s\n' "ferry exec HOST -- cat FILE" "$exec_s" "$(mib_s "$exec_s")"
+printf '  %-28s %8.2fx   (target <= 1.5x)\n' "ferry / cat" "$(echo "$exec_s / $cat_s" | bc -l)"
+printf '  %-28s %8.2fx\n' "ferry / cat | cat" "$(echo "$exec_s / $pipe_s" | bc -l)"
