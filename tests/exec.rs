@@ -699,3 +699,32 @@ fn nix_kill(pid: i32) {
         .success();
     assert!(ok);
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_throttles_the_command() {
+    let s = exec_server(|_| {}).await;
+    let mut conn = raw(&s).await;
+    // Counts the 64 KiB blocks it has managed to write.
+    let pgid = start_raw(
+        &mut conn,
+        "echo $$; i=0; while :; do head -c 65536 /dev/zero; i=$((i+1)); echo $i > count; done",
+        false,
+    )
+    .await;
+    let count = || -> u64 {
+        std::fs::read_to_string(s.path("count"))
+            .ok()
+            .and_then(|c| c.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    // We read nothing more: pipes, the server's queue and the socket
+    // buffers fill, then the command blocks.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let early = count();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let late = count();
+    assert_eq!(early, late, "the command kept writing: {early} then {late}");
+    assert!(late < 1024, "{late} blocks (64 MiB) buffered somewhere");
+    drop(conn);
+    assert_group_gone(pgid, 10).await;
+}
