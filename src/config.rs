@@ -110,6 +110,33 @@ pub struct ServeOptions {
     /// Do not answer discovery probes (`ferry discover` will not list this server).
     #[arg(long, env = "FERRY_NO_DISCOVERY")]
     pub no_discovery: bool,
+    /// Do not run the chat hub (the plain-text door then closes at once).
+    #[arg(long, env = "FERRY_NO_CHAT")]
+    pub no_chat: bool,
+    /// Chat only for clients that present the token (the plain-text door,
+    /// which cannot, is then refused).
+    #[arg(long, env = "FERRY_CHAT_AUTH")]
+    pub chat_auth: bool,
+    /// Messages of history kept per room. [default: 1000]
+    #[arg(long, value_name = "N", env = "FERRY_CHAT_HISTORY")]
+    pub chat_history: Option<usize>,
+    /// Days of history kept. [default: 30]
+    #[arg(long, value_name = "DAYS", env = "FERRY_CHAT_MAX_AGE")]
+    pub chat_max_age: Option<u64>,
+    /// Messages replayed to a client joining a room. [default: 50]
+    #[arg(long, value_name = "N", env = "FERRY_CHAT_REPLAY")]
+    pub chat_replay: Option<usize>,
+    /// Longest chat message in bytes; longer ones are refused. [default: 2000]
+    #[arg(long, value_name = "BYTES", env = "FERRY_CHAT_MAX_MESSAGE")]
+    pub chat_max_message: Option<usize>,
+    /// Chat lines per second a client may send on average; faster senders
+    /// are slowed down, then disconnected. [default: 20]
+    #[arg(long, value_name = "N", env = "FERRY_CHAT_RATE")]
+    pub chat_rate: Option<f64>,
+    /// Folder for the server's own state (chat history).
+    /// [default: $XDG_STATE_HOME/ferry or ~/.local/state/ferry]
+    #[arg(long, value_name = "DIR", env = "FERRY_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     /// TOML file with any of these settings (and `token` or `token_file`).
     #[arg(long, value_name = "FILE", env = "FERRY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -132,6 +159,14 @@ struct FileConfig {
     exec_jobs: Option<usize>,
     exec_jobs_per_client: Option<usize>,
     exec_output_max: Option<u64>,
+    chat: Option<bool>,
+    chat_auth: Option<bool>,
+    chat_history: Option<usize>,
+    chat_max_age: Option<u64>,
+    chat_replay: Option<usize>,
+    chat_max_message: Option<usize>,
+    chat_rate: Option<f64>,
+    state_dir: Option<PathBuf>,
     max_connections: Option<usize>,
     max_per_ip: Option<usize>,
     limit_loopback: Option<bool>,
@@ -202,6 +237,26 @@ pub struct ServeConfig {
     pub partial_max_age: Duration,
     /// Limits of remote commands.
     pub exec: ExecLimits,
+    /// Chat settings.
+    pub chat: ChatConfig,
+    /// The server's own state (chat history).
+    pub state_dir: PathBuf,
+}
+
+/// Chat settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatConfig {
+    /// Whether the hub runs.
+    pub enabled: bool,
+    /// Hub limits.
+    pub limits: crate::chat::ChatLimits,
+    /// History retention.
+    pub retention: crate::chat::store::Retention,
+    /// Lines per second per client, on average (bursts of twice that).
+    pub rate: f64,
+    /// How long a client may be held back by the rate without a break
+    /// before it is disconnected as a flood.
+    pub flood: Duration,
 }
 
 /// Limits of remote commands.
@@ -280,6 +335,7 @@ impl ServeConfig {
             upload: all || opts.allow_upload || file.allow_upload.unwrap_or(false),
             delete: all || opts.allow_delete || file.allow_delete.unwrap_or(false),
             exec: opts.allow_exec || file.allow_exec.unwrap_or(false),
+            chat: false,
         };
         if granted.exec && token.is_none() {
             bail!(
@@ -290,10 +346,20 @@ impl ServeConfig {
         if private && token.is_none() {
             bail!("--private needs a token (set FERRY_TOKEN or `token` in the config file)");
         }
+        let chat_on = !opts.no_chat && file.chat.unwrap_or(true);
+        let chat_auth = opts.chat_auth || file.chat_auth.unwrap_or(false);
+        if chat_auth && token.is_none() {
+            bail!("--chat-auth needs a token (set FERRY_TOKEN or `token` in the config file)");
+        }
+        let granted = Permissions {
+            chat: chat_on,
+            ..granted
+        };
         let anonymous = match (&token, private) {
             (None, _) => granted,
             (Some(_), false) => Permissions {
                 read: true,
+                chat: chat_on && !chat_auth,
                 ..Permissions::default()
             },
             (Some(_), true) => Permissions::default(),
@@ -356,6 +422,38 @@ impl ServeConfig {
         if exec.jobs == 0 || exec.jobs_per_client == 0 {
             bail!("--exec-jobs and --exec-jobs-per-client must be at least 1");
         }
+        let chat = ChatConfig {
+            enabled: chat_on,
+            limits: crate::chat::ChatLimits {
+                max_message: opts
+                    .chat_max_message
+                    .or(file.chat_max_message)
+                    .unwrap_or(2000)
+                    .clamp(16, 60_000),
+                replay: opts.chat_replay.or(file.chat_replay).unwrap_or(50),
+                ..crate::chat::ChatLimits::default()
+            },
+            retention: crate::chat::store::Retention {
+                per_room: opts.chat_history.or(file.chat_history).unwrap_or(1000),
+                max_age: Duration::from_secs(
+                    opts.chat_max_age
+                        .or(file.chat_max_age)
+                        .unwrap_or(30)
+                        .clamp(1, 36_500)
+                        * 86_400,
+                ),
+            },
+            rate: opts.chat_rate.or(file.chat_rate).unwrap_or(20.0),
+            flood: Duration::from_secs(10),
+        };
+        if chat.rate.is_nan() || chat.rate <= 0.0 {
+            bail!("--chat-rate must be above 0");
+        }
+        let state_dir = opts
+            .state_dir
+            .clone()
+            .or(file.state_dir)
+            .unwrap_or_else(default_state_dir);
         let udp_rate = opts.udp_rate.or(file.udp_rate).unwrap_or(4.0);
         let udp_burst = opts.udp_burst.or(file.udp_burst).unwrap_or(16.0);
         if !(udp_rate > 0.0 && udp_burst >= 1.0) {
@@ -375,7 +473,7 @@ impl ServeConfig {
                 header: io,
                 body: io,
             },
-            sniff_timeout: Duration::from_secs(5),
+            sniff_timeout: Duration::from_secs(1),
             shutdown_grace: secs(opts.shutdown_grace, file.shutdown_grace, 10),
             ntp_port: opts.ntp_port.or(file.ntp_port),
             time: crate::time::TimeConfig {
@@ -397,6 +495,8 @@ impl ServeConfig {
                     * 86_400,
             ),
             exec,
+            chat,
+            state_dir,
         })
     }
 
@@ -404,6 +504,17 @@ impl ServeConfig {
     pub fn auth_required(&self) -> bool {
         self.token.is_some() && !self.anonymous.read
     }
+}
+
+/// `$XDG_STATE_HOME/ferry`, else `~/.local/state/ferry`, else
+/// `.ferry-state` in the working folder.
+fn default_state_dir() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .map(|p| p.join("ferry"))
+        .unwrap_or_else(|| PathBuf::from(".ferry-state"))
 }
 
 fn read_token_file(path: &Path) -> anyhow::Result<Secret> {

@@ -42,6 +42,7 @@
 /// Software name and version, as hellos, announcements and logs give it.
 pub const SOFTWARE: &str = concat!("ferry/", env!("CARGO_PKG_VERSION"));
 
+pub mod chat;
 pub mod cli;
 pub mod client;
 pub mod config;

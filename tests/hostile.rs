@@ -166,20 +166,29 @@ async fn slow_and_silent_peers_time_out() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(c.ls("").await.is_err());
 
-    // Silence from the start: a one-line notice, then close.
-    let mut t = TcpStream::connect(s.addr).await.unwrap();
+    // Silence from the start: a person at nc, who gets the chat.
+    let t = TcpStream::connect(s.addr).await.unwrap();
+    let mut lines = tokio::io::BufReader::new(t);
     let mut line = String::new();
-    tokio::time::timeout(Duration::from_secs(5), t.read_to_string(&mut line))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(line.starts_with("ferry: nothing received"), "{line:?}");
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(line.starts_with("* welcome to ferry chat"), "{line:?}");
     s.stop().await;
 }
 
 #[tokio::test]
-async fn unrecognised_first_bytes_get_one_line_and_close() {
-    let s = TestServer::start(|_| {}).await;
+async fn unrecognised_first_bytes_get_one_line_and_close_without_chat() {
+    let s = TestServer::start(|c| {
+        c.chat.enabled = false;
+        c.granted.chat = false;
+        c.anonymous.chat = false;
+    })
+    .await;
     for probe in [
         &b"hello there\r\n"[..],
         b"\x00\x00\x00\x00\x00\x00",

@@ -270,7 +270,10 @@ async fn ping_times_hellos_and_a_repeated_hello_keeps_authentication() {
     assert_eq!(out.0, 0, "{}", out.2);
     let v: serde_json::Value = serde_json::from_str(&out.1).unwrap();
     assert_eq!(v["rtt_ms"].as_array().unwrap().len(), 3);
-    assert_eq!(v["features"], serde_json::json!(["files", "time", "exec"]));
+    assert_eq!(
+        v["features"],
+        serde_json::json!(["files", "time", "exec", "chat"])
+    );
     let dead = tokio::task::spawn_blocking(|| common::run_cli(&["ping", "127.0.0.1:1"], &[]))
         .await
         .unwrap();

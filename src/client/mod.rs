@@ -6,6 +6,7 @@
 //! validator the server uses, before anything is written.
 
 pub mod addr;
+mod chat;
 mod exec;
 pub mod local;
 mod transfer;
@@ -18,6 +19,7 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
 
 pub use addr::{Remote, parse_remote};
+pub use chat::{ChatEvents, ChatLines, ChatSession};
 pub use transfer::{TransferOpts, Transferred};
 
 use crate::files::{NameError, RelPath};
@@ -327,6 +329,17 @@ impl Client {
         E: tokio::io::AsyncWrite + Unpin + ?Sized,
     {
         exec::exec(&mut self.conn, spec, stdin, stdout, stderr, cancel).await
+    }
+
+    /// Joins the chat as `nick` (a free `guestN` when `None`) in `rooms`
+    /// (the lobby when empty). Returns the session, which takes this
+    /// connection over, and the server's first event (the welcome).
+    pub async fn chat(
+        &mut self,
+        nick: Option<&str>,
+        rooms: &[String],
+    ) -> Result<(ChatSession<'_>, crate::chat::Event)> {
+        chat::join(&mut self.conn, nick, rooms).await
     }
 
     /// The raw connection, for tests that speak the protocol by hand.

@@ -9,6 +9,7 @@
 //! removed, an error frame sent). Then every connection task has ended.
 
 mod auth;
+mod chat;
 mod classic;
 mod exec;
 mod limits;
@@ -53,6 +54,8 @@ pub(crate) struct Ctx {
     pub(crate) limits: Arc<ConnLimits>,
     /// Running commands, in all and per client address.
     pub(crate) exec_slots: Arc<ConnLimits>,
+    /// The chat hub, unless chat is off.
+    pub(crate) chat: Option<Arc<crate::chat::Hub>>,
     pub(crate) time: crate::time::TimeService,
     /// Random per start: lets `ferry discover` list a server once however
     /// many of its addresses answer.
@@ -102,7 +105,13 @@ impl Server {
                 }
             }
         }
+        let chat = if config.chat.enabled {
+            Some(open_chat(&config)?)
+        } else {
+            None
+        };
         let ctx = Arc::new(Ctx {
+            chat,
             gate: Gate::new(config.token.clone()),
             limits: ConnLimits::new(config.limits.clone()),
             exec_slots: ConnLimits::new(crate::config::Limits {
@@ -307,13 +316,34 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, _permit:
             .await
         }
         Door::Http => text_line(stream, "ferry: the web door is not enabled on this server").await,
-        Door::Unknown => text_line(
-            stream,
-            "ferry: unrecognised protocol on this port; use the ferry client (see `ferry --help`)",
-        )
-        .await,
-        Door::Silent => text_line(stream, "ferry: nothing received; closing").await,
+        // Anything else, or nothing at all for a moment: a person with nc
+        // or telnet, who gets the chat in plain text lines.
+        Door::Unknown | Door::Silent => chat::serve_text(stream, initial, peer, ctx).await,
     }
+}
+
+/// The chat hub, with its history in the state folder (created private).
+fn open_chat(config: &ServeConfig) -> anyhow::Result<Arc<crate::chat::Hub>> {
+    let dir = &config.state_dir;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the state folder {}", dir.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    let path = dir.join("chat.sqlite3");
+    let history =
+        crate::chat::store::History::open(&path, config.chat.retention).with_context(|| {
+            format!(
+                "cannot open the chat history {} (use --state-dir, or --no-chat)",
+                path.display()
+            )
+        })?;
+    Ok(crate::chat::Hub::new(
+        &config.name,
+        config.chat.limits,
+        Some(history),
+    ))
 }
 
 /// Answers a refused connection in its own framing where it can be told.

@@ -270,10 +270,16 @@ impl Session {
                 ErrorCode::BadRequest,
                 "data and commit belong to a put".into(),
             )),
-            Request::Stdin | Request::Cancel | Request::End => Err(Fail::Fatal(
-                ErrorCode::BadRequest,
-                "stdin, cancel and end belong to an exec".into(),
-            )),
+            Request::Chat { nick, rooms } => {
+                self.require(|p| p.chat, "chat", "(chat is on unless --no-chat)")?;
+                super::chat::native(&mut self.conn, &self.ctx, nick, rooms).await
+            }
+            Request::Stdin | Request::Cancel | Request::End | Request::Say { .. } => {
+                Err(Fail::Fatal(
+                    ErrorCode::BadRequest,
+                    "stdin, cancel and end belong to an exec, say to a chat".into(),
+                ))
+            }
         }
     }
 

@@ -14,7 +14,7 @@ pub const SUPPORTED_VERSIONS: &[u8] = &[1];
 
 /// Services a server of this build offers, as hello and discovery list them.
 pub fn features() -> Vec<String> {
-    vec!["files".into(), "time".into(), "exec".into()]
+    vec!["files".into(), "time".into(), "exec".into(), "chat".into()]
 }
 
 /// A request header (a `Kind::Request` frame). The `op` field names it.
@@ -133,8 +133,25 @@ pub enum Request {
     Stdin,
     /// Stops the running command: `SIGTERM` to its group, then `SIGKILL`.
     Cancel,
-    /// The client's last frame for a command, sent after the exit report.
+    /// The client's last frame for a command, sent after the exit report;
+    /// in a chat, leaving it.
     End,
+    /// Joins the chat: the connection then carries it. The server answers
+    /// `Partial` frames, each a chat event, until the chat ends; the client
+    /// sends `say` frames and finally `end`.
+    Chat {
+        /// Nickname wanted (a free `guestN` when absent).
+        #[serde(default)]
+        nick: Option<String>,
+        /// Rooms to join (the lobby when empty); the first is where lines go.
+        #[serde(default)]
+        rooms: Vec<String>,
+    },
+    /// One chat line: text for the current room, or a `/` command.
+    Say {
+        /// The line, without its line ending.
+        line: String,
+    },
 }
 
 fn yes() -> bool {
@@ -170,6 +187,8 @@ impl Request {
             Request::Stdin => "stdin",
             Request::Cancel => "cancel",
             Request::End => "end",
+            Request::Chat { .. } => "chat",
+            Request::Say { .. } => "say",
         }
     }
 }
@@ -261,6 +280,9 @@ pub struct Permissions {
     pub delete: bool,
     /// Remote commands (always needs auth).
     pub exec: bool,
+    /// The chat hub.
+    #[serde(default)]
+    pub chat: bool,
 }
 
 /// A batch of a listing or walk (`Partial`); the terminal `Ok` carries a

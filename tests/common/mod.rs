@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 pub struct TestServer {
     pub addr: SocketAddr,
     pub root: tempfile::TempDir,
+    /// The server's state folder (chat history).
+    pub state: tempfile::TempDir,
     shutdown: CancellationToken,
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -35,7 +37,9 @@ impl TestServer {
         root: tempfile::TempDir,
         tweak: impl FnOnce(&mut ServeConfig),
     ) -> TestServer {
+        let state = tempfile::tempdir().unwrap();
         let mut cfg = ServeConfig::for_root(root.path());
+        cfg.state_dir = state.path().to_path_buf();
         cfg.listen = vec!["127.0.0.1:0".parse().unwrap()];
         cfg.default_listen = false;
         cfg.granted.upload = true;
@@ -49,6 +53,7 @@ impl TestServer {
         TestServer {
             addr,
             root,
+            state,
             shutdown,
             handle,
         }
@@ -183,6 +188,9 @@ async fn pump(
 /// The real binary, serving `root` on a free loopback port.
 pub struct BinServer {
     pub child: Child,
+    /// The server's state folder.
+    pub state: PathBuf,
+    _own_state: Option<tempfile::TempDir>,
     pub port: u16,
     pub stderr: std::thread::JoinHandle<String>,
 }
@@ -192,10 +200,24 @@ pub fn ferry_bin() -> &'static str {
 }
 
 pub fn spawn_bin_server(root: &Path, extra: &[&str], envs: &[(&str, &str)]) -> BinServer {
+    let own = tempfile::tempdir().unwrap();
+    let mut srv = start_bin_server(root, own.path(), extra, envs);
+    srv._own_state = Some(own);
+    srv
+}
+
+/// The real binary, keeping its state (chat history) in `state`.
+pub fn spawn_bin_server_with_state(root: &Path, state: &Path, extra: &[&str]) -> BinServer {
+    start_bin_server(root, state, extra, &[])
+}
+
+fn start_bin_server(root: &Path, state: &Path, extra: &[&str], envs: &[(&str, &str)]) -> BinServer {
     let mut cmd = Command::new(ferry_bin());
     cmd.arg("serve")
         .arg(root)
         .args(["--listen", "127.0.0.1:0"])
+        .arg("--state-dir")
+        .arg(state)
         .args(extra)
         .env_remove("FERRY_TOKEN")
         .stdin(Stdio::null())
@@ -226,6 +248,8 @@ pub fn spawn_bin_server(root: &Path, extra: &[&str], envs: &[(&str, &str)]) -> B
     });
     BinServer {
         child,
+        state: state.to_path_buf(),
+        _own_state: None,
         port,
         stderr,
     }

@@ -1,0 +1,797 @@
+//! The hub: rooms, nicknames, fan-out. Every door (plain text, native,
+//! later the browser) holds a [`Member`] and feeds it lines; events come
+//! back on the member's bounded queue.
+//!
+//! Fan-out never waits: an event is offered to each recipient's queue, and
+//! a recipient whose queue is full (it stopped reading) is dropped with a
+//! reason, so one stuck client never delays anyone else. A message is
+//! stored in the history before anyone sees it, and under the same lock as
+//! the fan-out, so every client sees one order.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::command::{Command, HELP};
+use super::event::Event;
+use super::store::{History, Stored};
+
+/// The room everyone starts in.
+pub const LOBBY: &str = "lobby";
+
+/// Hub settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatLimits {
+    /// Longest message, in bytes.
+    pub max_message: usize,
+    /// Events queued per client before it is dropped as not reading.
+    pub queue: usize,
+    /// Messages replayed from history on join.
+    pub replay: usize,
+}
+
+impl Default for ChatLimits {
+    fn default() -> Self {
+        ChatLimits {
+            max_message: 2000,
+            queue: 1024,
+            replay: 50,
+        }
+    }
+}
+
+/// The chat hub of one server.
+#[derive(Debug)]
+pub struct Hub {
+    server: String,
+    limits: ChatLimits,
+    history: Option<History>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    next_id: u64,
+    clients: HashMap<u64, Client>,
+    /// Lower-cased nickname → client.
+    nicks: HashMap<String, u64>,
+    /// Lower-cased room name → room.
+    rooms: BTreeMap<String, Room>,
+}
+
+#[derive(Debug)]
+struct Client {
+    nick: String,
+    tx: mpsc::Sender<Arc<Event>>,
+    /// Room keys.
+    rooms: BTreeSet<String>,
+    current: Option<String>,
+    dropped: CancellationToken,
+    reason: Arc<Mutex<Option<String>>>,
+}
+
+#[derive(Debug)]
+struct Room {
+    name: String,
+    topic: String,
+    members: BTreeSet<u64>,
+}
+
+/// One client's place in the hub; leaving is dropping it.
+#[derive(Debug)]
+pub struct Member {
+    id: u64,
+    hub: Arc<Hub>,
+    /// Cancelled when the hub drops this client (it stopped reading).
+    pub dropped: CancellationToken,
+    reason: Arc<Mutex<Option<String>>>,
+    quit_reason: Option<String>,
+}
+
+/// A client's events, in order.
+pub type Events = mpsc::Receiver<Arc<Event>>;
+
+/// What a line led to, for the door.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Go on reading.
+    Continue,
+    /// The client said /quit.
+    Quit,
+}
+
+impl Hub {
+    /// A hub for the server `server`, with history when given.
+    pub fn new(server: &str, limits: ChatLimits, history: Option<History>) -> Arc<Hub> {
+        Arc::new(Hub {
+            server: server.to_string(),
+            limits,
+            history,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> ChatLimits {
+        self.limits
+    }
+
+    /// Joins a new client under `nick` (or a free `guest-N` when `None`),
+    /// into `rooms` (the lobby when empty). A taken or invalid nickname is
+    /// refused.
+    pub fn connect(
+        self: &Arc<Self>,
+        nick: Option<&str>,
+        rooms: &[String],
+    ) -> Result<(Member, Events), String> {
+        let (tx, events) = mpsc::channel(self.limits.queue.max(16));
+        let dropped = CancellationToken::new();
+        let reason = Arc::new(Mutex::new(None));
+        let id = {
+            let mut st = self.state();
+            let nick = match nick {
+                Some(n) => {
+                    check_nick(n)?;
+                    if st.nicks.contains_key(&n.to_lowercase()) {
+                        return Err(format!("the nickname {n} is taken"));
+                    }
+                    n.to_string()
+                }
+                None => free_guest(&st),
+            };
+            st.next_id += 1;
+            let id = st.next_id;
+            st.nicks.insert(nick.to_lowercase(), id);
+            st.clients.insert(
+                id,
+                Client {
+                    nick,
+                    tx,
+                    rooms: BTreeSet::new(),
+                    current: None,
+                    dropped: dropped.clone(),
+                    reason: reason.clone(),
+                },
+            );
+            id
+        };
+        let member = Member {
+            id,
+            hub: self.clone(),
+            dropped,
+            reason,
+            quit_reason: None,
+        };
+        let wanted: Vec<String> = if rooms.is_empty() {
+            vec![LOBBY.to_string()]
+        } else {
+            rooms.to_vec()
+        };
+        {
+            let mut st = self.state();
+            let nick = st.clients[&id].nick.clone();
+            let first = room_key(&wanted[0]).unwrap_or_else(|_| LOBBY.into());
+            send(
+                &mut st,
+                id,
+                Event::Welcome {
+                    nick,
+                    server: self.server.clone(),
+                    room: first,
+                },
+            );
+        }
+        for r in &wanted {
+            self.join(id, r)?;
+        }
+        if wanted.len() > 1 {
+            let first = room_key(&wanted[0])?;
+            let mut st = self.state();
+            if let Some(c) = st.clients.get_mut(&id) {
+                c.current = Some(first.clone());
+            }
+            let name = st
+                .rooms
+                .get(&first)
+                .map(|r| r.name.clone())
+                .unwrap_or(first);
+            send(&mut st, id, Event::Current { room: name });
+        }
+        Ok((member, events))
+    }
+
+    /// Acts on one line from client `id`.
+    pub fn line(&self, id: u64, line: &str) -> Outcome {
+        match Command::parse(line) {
+            Ok(cmd) => self.command(id, cmd),
+            Err(e) => {
+                self.error(id, e.to_string());
+                Outcome::Continue
+            }
+        }
+    }
+
+    fn error(&self, id: u64, text: String) {
+        let mut st = self.state();
+        send(&mut st, id, Event::Error { text });
+    }
+
+    /// Acts on one parsed command from client `id`.
+    pub fn command(&self, id: u64, cmd: Command) -> Outcome {
+        let result = match cmd {
+            Command::Say(text) => self.say(id, text, false),
+            Command::Me(text) => self.say(id, text, true),
+            Command::Nick(n) => self.nick(id, &n),
+            Command::Join(r) => self.join(id, &r),
+            Command::Part(r) => self.part(id, r.as_deref(), None),
+            Command::Msg(to, text) => self.private(id, &to, text),
+            Command::Who(r) => self.who(id, r.as_deref()),
+            Command::Rooms => self.rooms(id),
+            Command::Topic(r, t) => self.topic(id, r.as_deref(), t),
+            Command::Help => {
+                let mut st = self.state();
+                let lines = HELP.iter().map(|s| s.to_string()).collect();
+                send(&mut st, id, Event::Info { lines });
+                Ok(())
+            }
+            Command::Quit(_) => return Outcome::Quit,
+        };
+        if let Err(text) = result {
+            self.error(id, text);
+        }
+        Outcome::Continue
+    }
+
+    fn check_len(&self, text: &str) -> Result<(), String> {
+        if text.len() > self.limits.max_message {
+            return Err(format!(
+                "message of {} bytes not sent: the limit is {} bytes",
+                text.len(),
+                self.limits.max_message
+            ));
+        }
+        if text.trim().is_empty() {
+            return Err("empty message not sent".into());
+        }
+        Ok(())
+    }
+
+    fn say(&self, id: u64, text: String, action: bool) -> Result<(), String> {
+        self.check_len(&text)?;
+        let mut st = self.state();
+        let client = st.clients.get(&id).ok_or("not connected")?;
+        let Some(room) = client.current.clone() else {
+            return Err("you are in no room: /join ROOM".into());
+        };
+        let nick = client.nick.clone();
+        let ts_ms = chrono::Utc::now().timestamp_millis();
+        if let Some(h) = &self.history {
+            let stored = Stored {
+                room: room.clone(),
+                nick: nick.clone(),
+                text: text.clone(),
+                action,
+                ts_ms,
+            };
+            if let Err(e) = h.append(&stored) {
+                warn!("chat history: {e}");
+                return Err("the server could not store your message; not sent".into());
+            }
+        }
+        let name = st.rooms[&room].name.clone();
+        let ev = Arc::new(Event::Message {
+            room: name,
+            nick,
+            text,
+            ts_ms,
+            action,
+            history: false,
+        });
+        broadcast(&mut st, &room, ev);
+        Ok(())
+    }
+
+    fn nick(&self, id: u64, new: &str) -> Result<(), String> {
+        check_nick(new)?;
+        let mut st = self.state();
+        let key = new.to_lowercase();
+        let old = st.clients.get(&id).ok_or("not connected")?.nick.clone();
+        if old == new {
+            return Ok(());
+        }
+        if st.nicks.get(&key).is_some_and(|other| *other != id) {
+            return Err(format!("the nickname {new} is taken"));
+        }
+        st.nicks.remove(&old.to_lowercase());
+        st.nicks.insert(key, id);
+        let rooms = {
+            let c = st.clients.get_mut(&id).ok_or("not connected")?;
+            c.nick = new.to_string();
+            c.rooms.clone()
+        };
+        // Everyone who shares a room with the client, and the client.
+        let mut told: BTreeSet<u64> = BTreeSet::from([id]);
+        for r in &rooms {
+            if let Some(room) = st.rooms.get(r) {
+                told.extend(room.members.iter().copied());
+            }
+        }
+        let ev = Arc::new(Event::Nick {
+            old,
+            new: new.to_string(),
+        });
+        for m in told {
+            deliver(&mut st, m, ev.clone());
+        }
+        Ok(())
+    }
+
+    fn join(&self, id: u64, room: &str) -> Result<(), String> {
+        let key = room_key(room)?;
+        let replay = match &self.history {
+            Some(h) => h.recent(&key, self.limits.replay).unwrap_or_else(|e| {
+                warn!("chat history: {e}");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
+        let mut st = self.state();
+        let client = st.clients.get(&id).ok_or("not connected")?;
+        let nick = client.nick.clone();
+        if client.rooms.contains(&key) {
+            let name = st.rooms[&key].name.clone();
+            st.clients.get_mut(&id).ok_or("not connected")?.current = Some(key);
+            send(&mut st, id, Event::Current { room: name });
+            return Ok(());
+        }
+        let display = room.trim_start_matches('#').to_string();
+        let room_entry = st.rooms.entry(key.clone()).or_insert_with(|| Room {
+            name: display,
+            topic: String::new(),
+            members: BTreeSet::new(),
+        });
+        room_entry.members.insert(id);
+        let (name, topic) = (room_entry.name.clone(), room_entry.topic.clone());
+        if let Some(c) = st.clients.get_mut(&id) {
+            c.rooms.insert(key.clone());
+            c.current = Some(key.clone());
+        }
+        for m in replay {
+            send(
+                &mut st,
+                id,
+                Event::Message {
+                    room: name.clone(),
+                    nick: m.nick,
+                    text: m.text,
+                    ts_ms: m.ts_ms,
+                    action: m.action,
+                    history: true,
+                },
+            );
+        }
+        if !topic.is_empty() {
+            send(
+                &mut st,
+                id,
+                Event::Topic {
+                    room: name.clone(),
+                    nick: None,
+                    topic,
+                },
+            );
+        }
+        broadcast(&mut st, &key, Arc::new(Event::Joined { room: name, nick }));
+        Ok(())
+    }
+
+    fn part(&self, id: u64, room: Option<&str>, reason: Option<String>) -> Result<(), String> {
+        let mut st = self.state();
+        let key = named_or_current(&st, id, room)?;
+        leave_room(&mut st, id, &key, reason)?;
+        let c = st.clients.get_mut(&id).ok_or("not connected")?;
+        if c.current.as_deref() == Some(key.as_str()) {
+            c.current = c.rooms.iter().next().cloned();
+            let next = c.current.clone();
+            match next {
+                Some(k) => {
+                    let name = st.rooms.get(&k).map(|r| r.name.clone()).unwrap_or(k);
+                    send(&mut st, id, Event::Current { room: name });
+                }
+                None => send(
+                    &mut st,
+                    id,
+                    Event::Info {
+                        lines: vec!["you are in no room now: /join ROOM".into()],
+                    },
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    fn private(&self, id: u64, to: &str, text: String) -> Result<(), String> {
+        self.check_len(&text)?;
+        let mut st = self.state();
+        let from = st.clients.get(&id).ok_or("not connected")?.nick.clone();
+        let Some(&target) = st.nicks.get(&to.to_lowercase()) else {
+            return Err(format!("no one is called {to}"));
+        };
+        let to = st.clients[&target].nick.clone();
+        let ev = Arc::new(Event::Private {
+            from,
+            to,
+            text,
+            ts_ms: chrono::Utc::now().timestamp_millis(),
+        });
+        deliver(&mut st, target, ev.clone());
+        if target != id {
+            deliver(&mut st, id, ev);
+        }
+        Ok(())
+    }
+
+    fn who(&self, id: u64, room: Option<&str>) -> Result<(), String> {
+        let mut st = self.state();
+        let key = named_or_current(&st, id, room)?;
+        let room = st.rooms.get(&key).ok_or(format!("no room {key}"))?;
+        let mut nicks: Vec<String> = room
+            .members
+            .iter()
+            .filter_map(|m| st.clients.get(m).map(|c| c.nick.clone()))
+            .collect();
+        nicks.sort_by_key(|n| n.to_lowercase());
+        let line = format!("in [{}] ({}): {}", room.name, nicks.len(), nicks.join(" "));
+        send(&mut st, id, Event::Info { lines: vec![line] });
+        Ok(())
+    }
+
+    fn rooms(&self, id: u64) -> Result<(), String> {
+        let mut st = self.state();
+        let lines: Vec<String> = st
+            .rooms
+            .values()
+            .map(|r| {
+                if r.topic.is_empty() {
+                    format!("[{}] {} here", r.name, r.members.len())
+                } else {
+                    format!("[{}] {} here: {}", r.name, r.members.len(), r.topic)
+                }
+            })
+            .collect();
+        send(&mut st, id, Event::Info { lines });
+        Ok(())
+    }
+
+    fn topic(&self, id: u64, room: Option<&str>, text: Option<String>) -> Result<(), String> {
+        if let Some(t) = &text {
+            self.check_len(t)?;
+        }
+        let mut st = self.state();
+        let client = st.clients.get(&id).ok_or("not connected")?;
+        let nick = client.nick.clone();
+        let key = match room {
+            Some(r) => room_key(r)?,
+            None => client.current.clone().ok_or("you are in no room")?,
+        };
+        let in_room = client.rooms.contains(&key);
+        let room = st.rooms.get_mut(&key).ok_or(format!("no room {key}"))?;
+        match text {
+            None => {
+                let ev = Event::Topic {
+                    room: room.name.clone(),
+                    nick: None,
+                    topic: room.topic.clone(),
+                };
+                send(&mut st, id, ev);
+            }
+            Some(t) => {
+                if !in_room {
+                    return Err("join the room to set its topic".into());
+                }
+                room.topic = t.clone();
+                let ev = Arc::new(Event::Topic {
+                    room: room.name.clone(),
+                    nick: Some(nick),
+                    topic: t,
+                });
+                broadcast(&mut st, &key, ev);
+            }
+        }
+        Ok(())
+    }
+
+    fn leave(&self, id: u64, reason: Option<String>) {
+        let mut st = self.state();
+        let Some(client) = st.clients.get(&id) else {
+            return;
+        };
+        let rooms: Vec<String> = client.rooms.iter().cloned().collect();
+        for r in rooms {
+            let _ = leave_room(&mut st, id, &r, reason.clone());
+        }
+        if let Some(c) = st.clients.remove(&id) {
+            st.nicks.remove(&c.nick.to_lowercase());
+        }
+    }
+
+    /// Clients connected now.
+    pub fn clients(&self) -> usize {
+        self.state().clients.len()
+    }
+}
+
+impl Member {
+    /// This client's id in the hub.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// This client's nickname now.
+    pub fn nick(&self) -> String {
+        let st = self.hub.state();
+        st.clients
+            .get(&self.id)
+            .map(|c| c.nick.clone())
+            .unwrap_or_default()
+    }
+
+    /// Tells this client (alone) that something it sent was refused.
+    pub fn tell(&self, text: String) {
+        self.hub.error(self.id, text);
+    }
+
+    /// Acts on one line from this client.
+    pub fn line(&mut self, line: &str) -> Outcome {
+        let out = self.hub.line(self.id, line);
+        if out == Outcome::Quit {
+            if let Ok(Command::Quit(r)) = Command::parse(line) {
+                self.quit_reason = r;
+            }
+        }
+        out
+    }
+
+    /// Why the hub dropped this client, once [`Member::dropped`] fired.
+    pub fn drop_reason(&self) -> String {
+        self.reason
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .unwrap_or_else(|| "dropped".into())
+    }
+
+    /// Sets the reason others see when this client leaves.
+    pub fn set_quit_reason(&mut self, reason: &str) {
+        self.quit_reason = Some(reason.to_string());
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let reason = if self.dropped.is_cancelled() {
+            Some(self.drop_reason())
+        } else {
+            self.quit_reason.take()
+        };
+        self.hub.leave(self.id, reason);
+    }
+}
+
+fn leave_room(st: &mut State, id: u64, key: &str, reason: Option<String>) -> Result<(), String> {
+    let nick = st.clients.get(&id).ok_or("not connected")?.nick.clone();
+    let room = st.rooms.get_mut(key).ok_or(format!("no room {key}"))?;
+    if !room.members.contains(&id) {
+        return Err(format!("you are not in [{}]", room.name));
+    }
+    let name = room.name.clone();
+    let ev = Arc::new(Event::Left {
+        room: name,
+        nick,
+        reason,
+    });
+    broadcast(st, key, ev);
+    if let Some(room) = st.rooms.get_mut(key) {
+        room.members.remove(&id);
+        if room.members.is_empty() && key != LOBBY {
+            st.rooms.remove(key);
+        }
+    }
+    if let Some(c) = st.clients.get_mut(&id) {
+        c.rooms.remove(key);
+    }
+    Ok(())
+}
+
+/// The key of `room`, or of the client's current room.
+fn named_or_current(st: &State, id: u64, room: Option<&str>) -> Result<String, String> {
+    match room {
+        Some(r) => room_key(r),
+        None => st
+            .clients
+            .get(&id)
+            .and_then(|c| c.current.clone())
+            .ok_or_else(|| "you are in no room".to_string()),
+    }
+}
+
+fn send(st: &mut State, id: u64, ev: Event) {
+    deliver(st, id, Arc::new(ev));
+}
+
+fn broadcast(st: &mut State, room: &str, ev: Arc<Event>) {
+    let members: Vec<u64> = match st.rooms.get(room) {
+        Some(r) => r.members.iter().copied().collect(),
+        None => return,
+    };
+    for m in members {
+        deliver(st, m, ev.clone());
+    }
+}
+
+/// Offers `ev` to one client without waiting; a full queue drops the
+/// client (its door sees `dropped` and closes).
+fn deliver(st: &mut State, id: u64, ev: Arc<Event>) {
+    let Some(c) = st.clients.get(&id) else {
+        return;
+    };
+    if c.dropped.is_cancelled() {
+        return;
+    }
+    if let Err(mpsc::error::TrySendError::Full(_)) = c.tx.try_send(ev) {
+        let reason = format!(
+            "{} stopped reading ({} messages waiting); disconnected",
+            c.nick,
+            c.tx.max_capacity()
+        );
+        info!(nick = %crate::text::escape(&c.nick), "chat client dropped: not reading");
+        if let Ok(mut r) = c.reason.lock() {
+            *r = Some(reason);
+        }
+        c.dropped.cancel();
+    }
+}
+
+/// Nicknames: 1 to 32 letters, digits and `_-.[]{}|^`, not starting with a
+/// digit or `-`.
+pub fn check_nick(n: &str) -> Result<(), String> {
+    let ok = !n.is_empty()
+        && n.chars().count() <= 32
+        && !n.starts_with(|c: char| c.is_ascii_digit() || c == '-')
+        && n.chars()
+            .all(|c| c.is_alphanumeric() || "_-.[]{}|^".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?} is not a nickname: 1 to 32 letters, digits and _-.[]{{}}|^, not starting with a digit or -",
+            crate::text::escape(n)
+        ))
+    }
+}
+
+/// A room's key: the name without a leading `#`, lower-cased; 1 to 32
+/// letters, digits and `_-.`.
+pub fn room_key(r: &str) -> Result<String, String> {
+    let name = r.strip_prefix('#').unwrap_or(r);
+    let ok = !name.is_empty()
+        && name.chars().count() <= 32
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || "_-.".contains(c));
+    if ok {
+        Ok(name.to_lowercase())
+    } else {
+        Err(format!(
+            "{:?} is not a room name: 1 to 32 letters, digits and _-.",
+            crate::text::escape(r)
+        ))
+    }
+}
+
+fn free_guest(st: &State) -> String {
+    let mut n = st.next_id + 1;
+    loop {
+        let nick = format!("guest{n}");
+        if !st.nicks.contains_key(&nick) {
+            return nick;
+        }
+        n += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(m: &mut Events) -> Vec<Event> {
+        let mut out = Vec::new();
+        while let Ok(e) = m.try_recv() {
+            out.push((*e).clone());
+        }
+        out
+    }
+
+    fn texts(evs: &[Event]) -> Vec<String> {
+        evs.iter()
+            .filter_map(|e| match e {
+                Event::Message { text, .. } => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rooms_nicks_and_fan_out() {
+        let hub = Hub::new("srv", ChatLimits::default(), None);
+        let (mut a, mut ae) = hub.connect(Some("alice"), &[]).unwrap();
+        let (mut b, mut be) = hub.connect(Some("bob"), &["ops".into()]).unwrap();
+        assert!(hub.connect(Some("ALICE"), &[]).is_err(), "case-insensitive");
+        drain(&mut ae);
+        drain(&mut be);
+        a.line("hello lobby");
+        b.line("hello ops");
+        assert_eq!(texts(&drain(&mut ae)), ["hello lobby"]);
+        assert_eq!(texts(&drain(&mut be)), ["hello ops"]);
+        b.line("/join lobby");
+        a.line("both");
+        assert_eq!(texts(&drain(&mut be)), ["both"]);
+        assert!(matches!(
+            drain(&mut ae).as_slice(),
+            [Event::Joined { .. }, Event::Message { .. }]
+        ));
+        b.line("/nick alice");
+        assert!(matches!(drain(&mut be).as_slice(), [Event::Error { .. }]));
+        b.line("/nick bobby");
+        assert!(matches!(drain(&mut ae).as_slice(), [Event::Nick { .. }]));
+        assert!(matches!(drain(&mut be).as_slice(), [Event::Nick { .. }]));
+        a.line("/msg BOBBY psst");
+        assert!(matches!(drain(&mut be).as_slice(), [Event::Private { .. }]));
+        // The sender sees its own private message echoed.
+        assert!(matches!(drain(&mut ae).as_slice(), [Event::Private { .. }]));
+        drop(b);
+        assert!(matches!(drain(&mut ae).as_slice(), [Event::Left { .. }]));
+        assert_eq!(hub.clients(), 1);
+    }
+
+    #[test]
+    fn a_full_queue_drops_only_that_client() {
+        let limits = ChatLimits {
+            queue: 16,
+            ..ChatLimits::default()
+        };
+        let hub = Hub::new("srv", limits, None);
+        let (mut talker, mut te) = hub.connect(Some("talker"), &[]).unwrap();
+        let (stuck, _se) = hub.connect(Some("stuck"), &[]).unwrap();
+        for i in 0..100 {
+            talker.line(&format!("m{i}"));
+            drain(&mut te);
+        }
+        assert!(stuck.dropped.is_cancelled());
+        assert!(stuck.drop_reason().contains("stopped reading"));
+        assert!(!talker.dropped.is_cancelled());
+    }
+
+    #[test]
+    fn oversized_and_bad_names_are_refused() {
+        let hub = Hub::new("srv", ChatLimits::default(), None);
+        let (mut a, mut ae) = hub.connect(None, &[]).unwrap();
+        drain(&mut ae);
+        a.line(&"x".repeat(2001));
+        assert!(matches!(drain(&mut ae).as_slice(), [Event::Error { .. }]));
+        for bad in ["/nick 9lives", "/nick a\u{1b}b", "/join a/b", "/nick -x"] {
+            a.line(bad);
+            assert!(
+                matches!(drain(&mut ae).as_slice(), [Event::Error { .. }]),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The chat service: a hub with rooms, nicknames, private messages and
+//! topics ([`hub`]), the line syntax every door shares ([`command`]), the
+//! events clients get ([`event`]), and the history kept in the server's
+//! state folder ([`store`]).
+
+pub mod command;
+pub mod event;
+pub mod hub;
+pub mod store;
+
+pub use command::Command;
+pub use event::Event;
+pub use hub::{ChatLimits, Events, Hub, Member, Outcome};

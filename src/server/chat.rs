@@ -1,0 +1,430 @@
+//! The chat doors: plain text lines (nc, telnet, socat) and the native
+//! `chat` request. Both hold a hub [`Member`], read lines under a rate
+//! limit, and write the member's events as they come, reading and writing
+//! at once so that a client that does not read never stalls its own input
+//! handling or anyone else.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::{debug, info};
+
+use super::Ctx;
+use super::native::Fail;
+use crate::chat::{Event, Member, Outcome};
+use crate::text::escape;
+use crate::wire::messages::{Done, ErrorCode, Request};
+use crate::wire::{ConnError, Connection, FrameReader, FrameWriter, Kind};
+
+/// Socket send buffer of a plain-text chat connection.
+const TEXT_SNDBUF: usize = 64 * 1024;
+
+/// How long a write to a chat client may take before it counts as not
+/// reading.
+const WRITE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Token bucket for one client's lines: `rate` per second, bursts of
+/// `2 * rate`. Over it, the door waits (the client is slowed down through
+/// TCP); held back for longer than `flood` without a break, it is
+/// disconnected.
+pub(crate) struct Pace {
+    rate: f64,
+    flood: Duration,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+    held_since: Option<Instant>,
+}
+
+impl Pace {
+    pub(crate) fn new(cfg: &crate::config::ChatConfig) -> Pace {
+        let rate = cfg.rate;
+        let burst = (rate * 2.0).max(1.0);
+        Pace {
+            rate,
+            flood: cfg.flood,
+            burst,
+            tokens: burst,
+            last: Instant::now(),
+            held_since: None,
+        }
+    }
+
+    /// How long to wait before the next line may go through, or `Err` when
+    /// the client has been held back for too long.
+    fn next_wait(&mut self, now: Instant) -> Result<Duration, ()> {
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            // Caught up with its allowance: the flood clock stops.
+            if self.tokens >= 1.0 {
+                self.held_since = None;
+            }
+            return Ok(Duration::ZERO);
+        }
+        let since = *self.held_since.get_or_insert(now);
+        if now.duration_since(since) > self.flood {
+            return Err(());
+        }
+        let wait = Duration::from_secs_f64((1.0 - self.tokens) / self.rate);
+        self.tokens -= 1.0;
+        Ok(wait)
+    }
+
+    /// Waits for the allowance of one line.
+    pub(crate) async fn admit(&mut self) -> Result<(), String> {
+        match self.next_wait(Instant::now()) {
+            Ok(w) if w.is_zero() => Ok(()),
+            Ok(w) => {
+                tokio::time::sleep(w).await;
+                Ok(())
+            }
+            Err(()) => Err("flooding: too many lines for too long; disconnected".into()),
+        }
+    }
+}
+
+/// Splits a byte stream into lines of at most `max` bytes. A longer line is
+/// skipped up to its end and reported once, so one oversized paste costs
+/// one error rather than a stream of fragments. Hand-written because
+/// tokio-util's line codecs stop the stream at the first error, and here
+/// errors (too long, not UTF-8) are answered and the session goes on.
+struct Lines {
+    buf: BytesMut,
+    max: usize,
+    skipping: bool,
+}
+
+/// One item from [`Lines`].
+enum LineItem {
+    Line(String),
+    TooLong,
+    NotUtf8,
+}
+
+impl Lines {
+    fn new(initial: BytesMut, max: usize) -> Lines {
+        Lines {
+            buf: initial,
+            max,
+            skipping: false,
+        }
+    }
+
+    /// A line already buffered, if any.
+    fn take(&mut self) -> Option<LineItem> {
+        loop {
+            match self.buf.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    let mut raw = self.buf.split_to(i + 1);
+                    raw.truncate(i);
+                    if raw.last() == Some(&b'\r') {
+                        raw.truncate(i - 1);
+                    }
+                    if std::mem::take(&mut self.skipping) {
+                        continue;
+                    }
+                    if raw.len() > self.max {
+                        return Some(LineItem::TooLong);
+                    }
+                    return Some(match String::from_utf8(raw.to_vec()) {
+                        Ok(s) => LineItem::Line(s),
+                        Err(_) => LineItem::NotUtf8,
+                    });
+                }
+                None if self.buf.len() > self.max => {
+                    self.buf.clear();
+                    if !self.skipping {
+                        self.skipping = true;
+                        return Some(LineItem::TooLong);
+                    }
+                    return None;
+                }
+                None => return None,
+            }
+        }
+    }
+
+    /// The next line; `None` at the end of the stream.
+    async fn next<R: AsyncRead + Unpin>(&mut self, r: &mut R) -> std::io::Result<Option<LineItem>> {
+        loop {
+            if let Some(item) = self.take() {
+                return Ok(Some(item));
+            }
+            self.buf.reserve(4096);
+            if r.read_buf(&mut self.buf).await? == 0 {
+                // A last line without its newline still counts.
+                if !self.buf.is_empty() && !self.skipping {
+                    self.buf.extend_from_slice(b"\n");
+                    continue;
+                }
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// How a plain-text session ended.
+enum Ending {
+    /// The client hung up.
+    Gone,
+    /// The client said /quit.
+    Quit,
+    /// The server ends it, for this reason.
+    Kicked(String),
+}
+
+/// Serves a plain-text chat connection (nc, telnet, socat).
+pub(super) async fn serve_text(
+    stream: TcpStream,
+    initial: BytesMut,
+    peer: SocketAddr,
+    ctx: Arc<Ctx>,
+) {
+    let Some(hub) = ctx.chat.clone() else {
+        return super::text_line(
+            stream,
+            "ferry: unrecognised protocol on this port; use the ferry client (see `ferry --help`)",
+        )
+        .await;
+    };
+    if !ctx.config.anonymous.chat {
+        return super::text_line(
+            stream,
+            "ferry: chat on this server needs the token: use `ferry chat` with FERRY_TOKEN set",
+        )
+        .await;
+    }
+    let sock = socket2::SockRef::from(&stream);
+    let _ = sock.set_keepalive(true);
+    // Keep what the kernel holds for a client small: the hub's queue is the
+    // buffer, and a client that stops reading must fill it to be noticed.
+    let _ = sock.set_send_buffer_size(TEXT_SNDBUF);
+    let (mut member, mut events) = match hub.connect(None, &[]) {
+        Ok(m) => m,
+        Err(e) => return super::text_line(stream, &format!("ferry: {e}")).await,
+    };
+    info!(nick = %escape(&member.nick()), "chat (text) joined");
+    let (mut rd, mut wr) = stream.into_split();
+    let mut lines = Lines::new(initial, hub.limits().max_message + 256);
+    let mut pace = Pace::new(&ctx.config.chat);
+    let done = tokio_util::sync::CancellationToken::new();
+    let kicked = member.dropped.clone();
+    let reading = async {
+        let why = loop {
+            let item = tokio::select! {
+                i = lines.next(&mut rd) => i,
+                _ = member.dropped.cancelled() => break Ending::Kicked(member.drop_reason()),
+                _ = ctx.stop.cancelled() => {
+                    break Ending::Kicked("the server is shutting down".to_string())
+                }
+            };
+            match item {
+                Ok(Some(LineItem::Line(l))) => {
+                    if let Err(e) = pace.admit().await {
+                        break Ending::Kicked(e);
+                    }
+                    if l.trim().is_empty() {
+                        continue;
+                    }
+                    if member.line(&l) == Outcome::Quit {
+                        break Ending::Quit;
+                    }
+                }
+                Ok(Some(LineItem::TooLong)) => member.tell(format!(
+                    "line too long: at most {} bytes; not sent",
+                    hub.limits().max_message
+                )),
+                Ok(Some(LineItem::NotUtf8)) => {
+                    member.tell("line is not valid UTF-8; not sent".to_string())
+                }
+                Ok(None) | Err(_) => break Ending::Gone,
+            }
+        };
+        done.cancel();
+        why
+    };
+    let writing = async {
+        let mut out = Vec::with_capacity(4096);
+        loop {
+            let first = tokio::select! {
+                e = events.recv() => e,
+                _ = done.cancelled() => None,
+            };
+            let Some(first) = first else { break };
+            out.clear();
+            push_line(&mut out, &first);
+            // Whatever else is queued goes out in the same write.
+            while out.len() < 64 * 1024 {
+                match events.try_recv() {
+                    Ok(e) => push_line(&mut out, &e),
+                    Err(_) => break,
+                }
+            }
+            // A client that stopped reading is dropped by the hub: stop
+            // waiting on its socket then, not only after the deadline.
+            tokio::select! {
+                r = tokio::time::timeout(WRITE_DEADLINE, wr.write_all(&out)) => match r {
+                    Ok(Ok(())) => {}
+                    _ => return false,
+                },
+                _ = kicked.cancelled() => return false,
+            }
+        }
+        true
+    };
+    let (why, _) = tokio::join!(reading, writing);
+    let bye = match why {
+        Ending::Gone => None,
+        Ending::Quit => Some("bye".to_string()),
+        Ending::Kicked(reason) => {
+            member.set_quit_reason(&reason);
+            Some(reason)
+        }
+    };
+    // Out of the hub first: the others hear of it now, not after the
+    // farewell below has waited on a client that may not read.
+    drop(member);
+    if let Some(reason) = bye {
+        let mut out = Vec::new();
+        push_line(&mut out, &Event::Bye { reason });
+        let _ = tokio::time::timeout(Duration::from_secs(1), wr.write_all(&out)).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
+    debug!(peer = %peer, "chat (text) left");
+}
+
+fn push_line(out: &mut Vec<u8>, ev: &Event) {
+    out.extend_from_slice(ev.to_line().as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Runs the native `chat` request: the connection carries the chat until
+/// the client says `end` (or /quit), disconnects, or is dropped.
+pub(super) async fn native(
+    conn: &mut Connection,
+    ctx: &Arc<Ctx>,
+    nick: Option<String>,
+    rooms: Vec<String>,
+) -> Result<(), Fail> {
+    let Some(hub) = ctx.chat.clone() else {
+        return Err(Fail::Reply(
+            ErrorCode::Forbidden,
+            "this server does not run the chat".into(),
+        ));
+    };
+    let (mut member, mut events) = hub.connect(nick.as_deref(), &rooms).map_err(|e| {
+        let code = if e.contains("taken") {
+            ErrorCode::Exists
+        } else {
+            ErrorCode::InvalidName
+        };
+        Fail::Reply(code, e)
+    })?;
+    info!(nick = %escape(&member.nick()), "chat joined");
+    let mut pace = Pace::new(&ctx.config.chat);
+    let done = tokio_util::sync::CancellationToken::new();
+    let max = hub.limits().max_message as u64 + 256;
+    let (rd, wr) = conn.halves();
+    let stop = ctx.stop.clone();
+    let dropped = member.dropped.clone();
+    let reading = async {
+        let r = read_lines(rd, &mut member, &mut pace, max, &stop).await;
+        done.cancel();
+        r
+    };
+    let writing = write_events(wr, &mut events, &done, &dropped);
+    let (why, written) = tokio::join!(reading, writing);
+    // Says why, when it is not the client's own doing.
+    let result = match why {
+        Ok(NativeEnding::Left) => conn.send(Kind::Ok, &Done {}, 0).await.map_err(Fail::from),
+        Ok(NativeEnding::Dropped) => Err(Fail::Fatal(ErrorCode::Busy, member.drop_reason())),
+        Ok(NativeEnding::Shutdown) => Err(Fail::Fatal(
+            ErrorCode::ShuttingDown,
+            "the server is shutting down".into(),
+        )),
+        Ok(NativeEnding::Flood(e)) => Err(Fail::Fatal(ErrorCode::Busy, e)),
+        Err(e) => Err(e),
+    };
+    if let Err(Fail::Fatal(_, reason) | Fail::Reply(_, reason)) = &result {
+        member.set_quit_reason(reason);
+    }
+    written?;
+    // The chat took the connection over: it ends with it.
+    result?;
+    Err(Fail::Conn(ConnError::Closed))
+}
+
+enum NativeEnding {
+    Left,
+    Dropped,
+    Shutdown,
+    Flood(String),
+}
+
+async fn read_lines(
+    rd: &mut FrameReader,
+    member: &mut Member,
+    pace: &mut Pace,
+    max: u64,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<NativeEnding, Fail> {
+    let dropped = member.dropped.clone();
+    loop {
+        let head = tokio::select! {
+            h = rd.next_head() => h?,
+            _ = dropped.cancelled() => return Ok(NativeEnding::Dropped),
+            _ = stop.cancelled() => return Ok(NativeEnding::Shutdown),
+        };
+        match serde_json::from_slice::<Request>(&head.header) {
+            Ok(Request::Say { line }) if head.body_len == 0 => {
+                if line.len() as u64 > max || line.contains('\n') {
+                    member.tell(format!(
+                        "line too long or not one line: at most {max} bytes; not sent"
+                    ));
+                    continue;
+                }
+                if let Err(e) = pace.admit().await {
+                    return Ok(NativeEnding::Flood(e));
+                }
+                if member.line(&line) == Outcome::Quit {
+                    return Ok(NativeEnding::Left);
+                }
+            }
+            Ok(Request::End) if head.body_len == 0 => return Ok(NativeEnding::Left),
+            _ => {
+                return Err(Fail::Fatal(
+                    ErrorCode::BadRequest,
+                    "in a chat, only say and end may be sent".into(),
+                ));
+            }
+        }
+    }
+}
+
+async fn write_events(
+    wr: &mut FrameWriter,
+    events: &mut tokio::sync::mpsc::Receiver<Arc<Event>>,
+    done: &tokio_util::sync::CancellationToken,
+    dropped: &tokio_util::sync::CancellationToken,
+) -> Result<(), Fail> {
+    loop {
+        let ev = tokio::select! {
+            e = events.recv() => e,
+            _ = done.cancelled() => None,
+            _ = dropped.cancelled() => None,
+        };
+        let Some(ev) = ev else { return Ok(()) };
+        tokio::select! {
+            r = wr.send(Kind::Partial, &*ev, 0) => r?,
+            // Mid-frame: the connection cannot carry anything more.
+            _ = dropped.cancelled() => return Err(Fail::Conn(ConnError::Closed)),
+        }
+    }
+}

@@ -1,0 +1,488 @@
+//! The chat hub through its doors: plain text lines and the native client.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::{TestServer, spawn_bin_server};
+use ferry::chat::Event;
+use ferry::client::Client;
+use ferry::secret::Secret;
+use ferry::wire::messages::{ErrorCode, Permissions};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// A person with nc: raw lines both ways.
+struct Text {
+    rd: BufReader<OwnedReadHalf>,
+    wr: OwnedWriteHalf,
+}
+
+impl Text {
+    async fn connect(addr: std::net::SocketAddr) -> Text {
+        let s = TcpStream::connect(addr).await.unwrap();
+        let (r, w) = s.into_split();
+        let mut t = Text {
+            rd: BufReader::new(r),
+            wr: w,
+        };
+        t.until(|l| l.starts_with("* welcome")).await;
+        t
+    }
+
+    async fn send(&mut self, line: &[u8]) {
+        self.wr.write_all(line).await.unwrap();
+        self.wr.write_all(b"\n").await.unwrap();
+    }
+
+    /// The next line (raw bytes, line ending stripped); `None` at EOF.
+    async fn line(&mut self) -> Option<Vec<u8>> {
+        let mut buf = Vec::new();
+        let n = tokio::time::timeout(Duration::from_secs(10), self.rd.read_until(b'\n', &mut buf))
+            .await
+            .expect("a line within 10 s")
+            .unwrap();
+        if n == 0 {
+            return None;
+        }
+        while matches!(buf.last(), Some(b'\n' | b'\r')) {
+            buf.pop();
+        }
+        Some(buf)
+    }
+
+    /// Reads lines until one matches; returns all of them.
+    async fn until(&mut self, want: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            let l = self
+                .line()
+                .await
+                .unwrap_or_else(|| panic!("EOF; saw {seen:?}"));
+            let l = String::from_utf8(l).unwrap();
+            let done = want(&l);
+            seen.push(l);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+async fn fast_server() -> TestServer {
+    TestServer::start(|c| {
+        c.chat.rate = 100_000.0;
+        c.sniff_timeout = Duration::from_millis(200);
+    })
+    .await
+}
+
+/// A live message as (room, nick, text).
+type Seen = (String, String, String);
+
+fn message(e: &Event) -> Option<Seen> {
+    match e {
+        Event::Message {
+            room,
+            nick,
+            text,
+            history: false,
+            ..
+        } => Some((room.clone(), nick.clone(), text.clone())),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn clients_across_rooms_see_exactly_their_rooms_messages_in_one_order() {
+    let s = fast_server().await;
+    const PER: usize = 30;
+    let rooms = ["lobby", "ops", "lobby", "ops", "lobby", "dev"];
+    let mut tasks = Vec::new();
+    // Everyone joins before anyone talks.
+    let ready = std::sync::Arc::new(tokio::sync::Barrier::new(rooms.len()));
+    for (i, room) in rooms.iter().enumerate() {
+        let addr = s.addr;
+        let ready = ready.clone();
+        let room = room.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut c = Client::connect(&addr.to_string(), None).await.unwrap();
+            let nick = format!("user{i}");
+            let (mut chat, welcome) = c
+                .chat(Some(&nick), std::slice::from_ref(&room))
+                .await
+                .unwrap();
+            assert!(matches!(welcome, Event::Welcome { .. }));
+            ready.wait().await;
+            let expected = PER * rooms_count(&room);
+            let mut got = Vec::new();
+            let mut sent = 0;
+            let (mut events, mut lines) = chat.halves();
+            let send = async {
+                while sent < PER {
+                    lines.say(&format!("{nick} says {sent}")).await.unwrap();
+                    sent += 1;
+                }
+            };
+            let recv = async {
+                while got.len() < expected {
+                    let e = events.next().await.unwrap().unwrap();
+                    if let Some(m) = message(&e) {
+                        got.push(m);
+                    }
+                }
+            };
+            tokio::join!(send, recv);
+            // Nothing more than expected arrives.
+            let extra = tokio::time::timeout(Duration::from_millis(300), async {
+                loop {
+                    if let Some(m) = message(&events.next().await.unwrap().unwrap()) {
+                        return m;
+                    }
+                }
+            })
+            .await;
+            assert!(extra.is_err(), "unexpected {extra:?}");
+            (room, got)
+        }));
+    }
+    fn rooms_count(room: &str) -> usize {
+        ["lobby", "ops", "lobby", "ops", "lobby", "dev"]
+            .iter()
+            .filter(|r| **r == room)
+            .count()
+    }
+    let mut by_room: HashMap<String, Vec<Vec<Seen>>> = HashMap::new();
+    for t in tasks {
+        let (room, got) = t.await.unwrap();
+        by_room.entry(room).or_default().push(got);
+    }
+    for (room, views) in &by_room {
+        for v in views {
+            assert!(
+                v.iter().all(|(r, _, _)| r == room),
+                "{room}: a message from elsewhere"
+            );
+            // Each sender's lines in the order sent.
+            let mut last: HashMap<&str, usize> = HashMap::new();
+            for (_, nick, text) in v {
+                let n: usize = text.rsplit(' ').next().unwrap().parse().unwrap();
+                if let Some(prev) = last.insert(nick, n) {
+                    assert_eq!(n, prev + 1, "{nick} out of order in {room}");
+                }
+            }
+        }
+        // Everyone in a room saw the same order.
+        assert!(
+            views.windows(2).all(|w| w[0] == w[1]),
+            "{room}: orders differ"
+        );
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn nick_collisions_are_refused_case_insensitively() {
+    let s = fast_server().await;
+    let mut a = s.client().await;
+    let (_chat_a, _) = a.chat(Some("Alice"), &[]).await.unwrap();
+    let mut b = s.client().await;
+    let e = b.chat(Some("alice"), &[]).await.err().unwrap();
+    assert_eq!(e.code(), Some(ErrorCode::Exists));
+    let mut c = s.client().await;
+    let e = c.chat(Some("bad nick"), &[]).await.err().unwrap();
+    assert_eq!(e.code(), Some(ErrorCode::InvalidName));
+    let mut d = s.client().await;
+    let (mut chat_d, _) = d.chat(Some("dora"), &[]).await.unwrap();
+    chat_d.say("/nick ALICE").await.unwrap();
+    loop {
+        match chat_d.next_event().await.unwrap().unwrap() {
+            Event::Error { text } => {
+                assert!(text.contains("taken"), "{text}");
+                break;
+            }
+            _ => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_text_client_and_a_native_client_talk_and_no_ip_is_shown() {
+    let s = fast_server().await;
+    let mut nc = Text::connect(s.addr).await;
+    let mut c = s.client().await;
+    let (mut chat, _) = c.chat(Some("native"), &[]).await.unwrap();
+    nc.until(|l| l.contains("native joined")).await;
+    chat.say("hello nc").await.unwrap();
+    let lines = nc.until(|l| l.ends_with("<native> hello nc")).await;
+    assert!(lines.iter().all(|l| !l.contains("127.0.0.1")), "{lines:?}");
+    nc.send(b"hello native").await;
+    loop {
+        if let Some((room, nick, text)) = message(&chat.next_event().await.unwrap().unwrap()) {
+            if nick == "native" {
+                continue; // our own line, echoed
+            }
+            assert_eq!(room, "lobby");
+            assert!(nick.starts_with("guest"));
+            assert_eq!(text, "hello native");
+            break;
+        }
+    }
+    nc.send(b"/who").await;
+    let who = nc.until(|l| l.starts_with("* in [lobby]")).await;
+    assert!(who.last().unwrap().contains("native"));
+    nc.send(b"/msg native psst").await;
+    loop {
+        if let Event::Private { to, text, .. } = chat.next_event().await.unwrap().unwrap() {
+            assert_eq!((to.as_str(), text.as_str()), ("native", "psst"));
+            break;
+        }
+    }
+    nc.send(b"/quit see you").await;
+    loop {
+        if let Event::Left { reason, .. } = chat.next_event().await.unwrap().unwrap() {
+            assert_eq!(reason.as_deref(), Some("see you"));
+            break;
+        }
+    }
+    chat.end().await.unwrap();
+}
+
+#[tokio::test]
+async fn escapes_are_neutralised_and_bad_lines_refused() {
+    let s = fast_server().await;
+    let mut eve = Text::connect(s.addr).await;
+    let mut bob = Text::connect(s.addr).await;
+    eve.until(|l| l.contains("joined") && !l.contains("guest1 joined"))
+        .await;
+    eve.send(b"\x1b[2J\x1b]0;pwned\x07 clear \xe2\x80\xae txt")
+        .await;
+    let raw = loop {
+        let l = bob.line().await.unwrap();
+        if l.windows(5).any(|w| w == b"clear") {
+            break l;
+        }
+    };
+    assert!(!raw.iter().any(|b| *b < 0x20 || *b == 0x7f), "{raw:?}");
+    let shown = String::from_utf8(raw).unwrap();
+    assert!(shown.contains("\\u{1b}[2J"), "{shown}");
+    assert!(shown.contains("\\u{202e}"), "bidi override kept: {shown}");
+
+    // Oversized: refused with an error, never truncated; invalid UTF-8 too.
+    eve.send(&vec![b'x'; 5000]).await;
+    eve.until(|l| l.starts_with("! line too long")).await;
+    eve.send(b"bad \xff\xfe bytes").await;
+    eve.until(|l| l.starts_with("! line is not valid UTF-8"))
+        .await;
+    eve.send(b"after").await;
+    let seen = bob.until(|l| l.ends_with("> after")).await;
+    assert!(
+        seen.iter()
+            .all(|l| !l.contains("xxxx") && !l.contains("bytes")),
+        "{seen:?}"
+    );
+
+    // The same limits through the native door.
+    let mut c = s.client().await;
+    let (mut chat, _) = c.chat(Some("nat"), &[]).await.unwrap();
+    chat.say(&"y".repeat(2001)).await.unwrap();
+    loop {
+        if let Event::Error { text } = chat.next_event().await.unwrap().unwrap() {
+            assert!(text.contains("2000"), "{text}");
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_dropped_and_the_others_get_everything() {
+    // 3 MB: more than the stuck client's socket buffers and queue hold.
+    const SENT: usize = 3000;
+    let s = fast_server().await;
+    // Connects, gets in, then never reads again.
+    let stuck = Text::connect(s.addr).await;
+    let mut readers = Vec::new();
+    for i in 0..5 {
+        let mut c = Client::connect(&s.addr.to_string(), None).await.unwrap();
+        let nick = format!("reader{i}");
+        readers.push(tokio::spawn(async move {
+            let (mut chat, _) = c.chat(Some(&nick), &[]).await.unwrap();
+            let mut n = 0;
+            let mut saw_drop = false;
+            while n < SENT {
+                match chat.next_event().await.unwrap().unwrap() {
+                    Event::Message { .. } => n += 1,
+                    Event::Left { reason, .. } => {
+                        saw_drop |= reason.unwrap_or_default().contains("stopped reading")
+                    }
+                    _ => {}
+                }
+            }
+            (n, saw_drop)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut sender = s.client().await;
+    let (mut chat, _) = sender.chat(Some("sender"), &[]).await.unwrap();
+    let started = Instant::now();
+    let line = "z".repeat(1000);
+    // The sender reads its own echoes too, or it would be the one dropped.
+    let (mut events, mut lines) = chat.halves();
+    let send = async {
+        for i in 0..SENT {
+            lines.say(&format!("{i} {line}")).await.unwrap();
+            // Let the readers (this runtime has one thread) keep up.
+            tokio::task::yield_now().await;
+        }
+    };
+    let echo = async {
+        let mut n = 0;
+        while n < SENT {
+            if message(&events.next().await.unwrap().unwrap()).is_some() {
+                n += 1;
+            }
+        }
+    };
+    tokio::join!(send, echo);
+    for r in readers {
+        let (n, saw_drop) = tokio::time::timeout(Duration::from_secs(30), r)
+            .await
+            .expect("readers got everything in time")
+            .unwrap();
+        assert_eq!(n, SENT);
+        assert!(saw_drop, "the stuck client was not dropped");
+    }
+    assert!(started.elapsed() < Duration::from_secs(30));
+    drop(stuck);
+}
+
+#[tokio::test]
+async fn fast_senders_are_slowed_then_flooders_disconnected() {
+    let s = TestServer::start(|c| {
+        c.chat.rate = 10.0;
+        c.chat.flood = Duration::from_secs(1);
+        c.sniff_timeout = Duration::from_millis(200);
+    })
+    .await;
+    let mut nc = Text::connect(s.addr).await;
+    // 20 in a burst go through at once; the next 10 take about a second.
+    let started = Instant::now();
+    for i in 0..30 {
+        nc.send(format!("line {i}").as_bytes()).await;
+    }
+    nc.until(|l| l.ends_with("> line 29")).await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(800), "not slowed: {took:?}");
+    // Keep flooding: past a second of being held back, disconnected.
+    let flood = async {
+        for i in 0..500 {
+            if nc
+                .wr
+                .write_all(format!("flood {i}\n").as_bytes())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), flood)
+        .await
+        .ok();
+    let lines = nc.until(|l| l.starts_with("* disconnected")).await;
+    assert!(lines.last().unwrap().contains("flooding"), "{lines:?}");
+}
+
+#[tokio::test]
+async fn chat_can_require_the_token() {
+    const TOKEN: &str = "chat-token-for-tests";
+    let s = TestServer::start(|c| {
+        c.token = Some(Secret::new(TOKEN));
+        c.anonymous = Permissions {
+            read: true,
+            ..Permissions::default()
+        };
+        c.granted.chat = true;
+        c.sniff_timeout = Duration::from_millis(200);
+    })
+    .await;
+    let mut t = TcpStream::connect(s.addr).await.unwrap();
+    let mut out = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut t, &mut out)
+        .await
+        .unwrap();
+    assert!(out.contains("needs the token"), "{out}");
+    let mut anon = s.client().await;
+    let e = anon.chat(None, &[]).await.err().unwrap();
+    assert_eq!(e.code(), Some(ErrorCode::AuthRequired));
+    let mut c = s.client_with(TOKEN).await.unwrap();
+    c.chat(Some("member"), &[]).await.unwrap();
+}
+
+#[test]
+fn history_survives_a_restart_and_kill_9() {
+    let root = tempfile::tempdir().unwrap();
+    let mut srv = spawn_bin_server(root.path(), &["--no-discovery"], &[]);
+    let state = srv.state.clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let port = srv.port;
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    rt.block_on(async {
+        let mut c = Client::connect(&addr.to_string(), None).await.unwrap();
+        let (mut chat, _) = c.chat(Some("writer"), &["ops".into()]).await.unwrap();
+        for i in 0..3 {
+            chat.say(&format!("note {i}")).await.unwrap();
+        }
+        // Acknowledged = seen coming back.
+        let mut n = 0;
+        while n < 3 {
+            if message(&chat.next_event().await.unwrap().unwrap()).is_some() {
+                n += 1;
+            }
+        }
+    });
+    srv.child.kill().unwrap(); // SIGKILL
+    srv.child.wait().unwrap();
+    for round in 0..2 {
+        let mut again =
+            common::spawn_bin_server_with_state(root.path(), &state, &["--no-discovery"]);
+        let addr = format!("127.0.0.1:{}", again.port);
+        let history = rt.block_on(async {
+            let mut c = Client::connect(&addr, None).await.unwrap();
+            let (mut chat, _) = c.chat(Some("reader"), &["ops".into()]).await.unwrap();
+            let mut got = Vec::new();
+            loop {
+                match chat.next_event().await.unwrap().unwrap() {
+                    Event::Message {
+                        text,
+                        history: true,
+                        ts_ms,
+                        ..
+                    } => {
+                        assert!(ts_ms > 0);
+                        got.push(text)
+                    }
+                    Event::Joined { nick, .. } if nick == "reader" => break,
+                    _ => {}
+                }
+            }
+            got
+        });
+        assert_eq!(history, ["note 0", "note 1", "note 2"], "round {round}");
+        // Second round: after a graceful stop this time.
+        nix_term(again.child.id());
+        again.child.wait().unwrap();
+    }
+}
+
+fn nix_term(pid: u32) {
+    assert!(
+        std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+}
