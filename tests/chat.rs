@@ -486,3 +486,127 @@ fn nix_term(pid: u32) {
             .success()
     );
 }
+
+// ---- the terminal client ----
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn chat_send_reports_delivery_in_its_exit_code() {
+    let root = tempfile::tempdir().unwrap();
+    let mut srv = spawn_bin_server(root.path(), &["--no-discovery"], &[]);
+    let host = format!("127.0.0.1:{}", srv.port);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let addr: std::net::SocketAddr = host.parse().unwrap();
+    let mut watcher = rt.block_on(async {
+        let t = Text::connect(addr).await;
+        let mut t = t;
+        t.send(b"/join ops").await;
+        t.until(|l| l.contains("joined")).await;
+        t
+    });
+    let (code, _, err) = common::run_cli(
+        &[
+            "chat",
+            &host,
+            "--room",
+            "ops",
+            "--nick",
+            "ci",
+            "--send",
+            "deploy done",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    rt.block_on(watcher.until(|l| l == "[ops] <ci> deploy done"));
+    let long = "x".repeat(3000);
+    let (code, _, err) = common::run_cli(&["chat", &host, "--send", &long], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("2000"), "{err}");
+    let (code, _, _) = common::run_cli(&["chat", "127.0.0.1:1", "--send", "x"], &[]);
+    assert_eq!(code, 255);
+    let _ = srv.child.kill();
+    let _ = srv.child.wait();
+}
+
+#[test]
+fn the_terminal_client_reconnects_and_rejoins_its_rooms() {
+    use std::io::{BufRead, Write};
+    let root = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let extra = ["--no-discovery", "--listen", listen.as_str()];
+    let mut srv = common::spawn_bin_server_with_state(root.path(), state.path(), &extra);
+    let mut client = std::process::Command::new(common::ferry_bin())
+        .args(["chat", &listen, "--nick", "roamer", "--room", "ops"])
+        .env_remove("FERRY_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = client.stdin.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = client.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(l);
+        }
+    });
+    let wait_for = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+                let hit = l.contains(want);
+                seen.push(l);
+                if hit {
+                    return;
+                }
+            }
+        }
+        panic!("never saw {want:?}; saw {seen:?}");
+    };
+    wait_for("[ops] -> roamer joined");
+    writeln!(stdin, "before the crash").unwrap();
+    wait_for("<roamer> before the crash");
+    srv.child.kill().unwrap();
+    srv.child.wait().unwrap();
+    wait_for("connection lost");
+    let mut srv = common::spawn_bin_server_with_state(root.path(), state.path(), &extra);
+    wait_for("(history");
+    wait_for("[ops] -> roamer joined");
+    // Lines after the reconnection reach the rejoined room.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let seen = rt.block_on(async {
+        let mut c = Client::connect(&listen, None).await.unwrap();
+        let (mut chat, _) = c.chat(Some("watcher"), &["ops".into()]).await.unwrap();
+        writeln!(stdin, "after the restart").unwrap();
+        loop {
+            if let Some((room, nick, text)) = message(&chat.next_event().await.unwrap().unwrap()) {
+                return (room, nick, text);
+            }
+        }
+    });
+    assert_eq!(
+        seen,
+        ("ops".into(), "roamer".into(), "after the restart".into())
+    );
+    writeln!(stdin, "/quit").unwrap();
+    drop(stdin);
+    let status = client.wait().unwrap();
+    assert!(status.success());
+    let _ = srv.child.kill();
+    let _ = srv.child.wait();
+}

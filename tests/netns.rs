@@ -15,6 +15,8 @@ struct Lab {
     prefix: String,
     namespaces: Vec<String>,
     servers: Vec<Child>,
+    /// Each server's own state folder (they share one file system).
+    state: tempfile::TempDir,
 }
 
 impl Lab {
@@ -57,6 +59,7 @@ fn build(tag: char, nodes: &[(&str, u8)]) -> Option<Lab> {
         prefix,
         namespaces: Vec::new(),
         servers: Vec::new(),
+        state: tempfile::tempdir().unwrap(),
     };
     let hub = lab.ns("hub");
     if !ip(&["netns", "add", &hub]) {
@@ -114,6 +117,8 @@ fn serve_in_with(lab: &mut Lab, node: &str, extra: &[&str], token: Option<&str>)
             "--name",
             node,
         ])
+        .arg("--state-dir")
+        .arg(lab.state.path().join(node))
         .args(extra)
         .env_remove("FERRY_TOKEN")
         .envs(token.map(|t| ("FERRY_TOKEN", t)))

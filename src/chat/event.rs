@@ -2,6 +2,8 @@
 //! line of text for the plain-text door. Every piece of peer text is
 //! escaped on the way to a terminal.
 
+use std::sync::{Arc, OnceLock};
+
 use serde::{Deserialize, Serialize};
 
 use crate::text::escape;
@@ -102,6 +104,50 @@ pub enum Event {
     },
 }
 
+/// An event as the hub hands it out: one allocation shared by every
+/// recipient, rendered (as a text line, as JSON) once however many receive
+/// it.
+#[derive(Debug)]
+pub struct Delivery {
+    event: Event,
+    weight: usize,
+    line: OnceLock<String>,
+    json: OnceLock<Vec<u8>>,
+}
+
+impl Delivery {
+    /// Wraps an event for delivery.
+    pub fn new(event: Event) -> Arc<Delivery> {
+        Arc::new(Delivery {
+            weight: event.weight(),
+            event,
+            line: OnceLock::new(),
+            json: OnceLock::new(),
+        })
+    }
+
+    /// The event.
+    pub fn event(&self) -> &Event {
+        &self.event
+    }
+
+    /// Roughly the memory it holds (see [`Event::weight`]).
+    pub fn weight(&self) -> usize {
+        self.weight
+    }
+
+    /// [`Event::to_line`], computed once.
+    pub fn line(&self) -> &str {
+        self.line.get_or_init(|| self.event.to_line())
+    }
+
+    /// The event as JSON, encoded once.
+    pub fn json(&self) -> &[u8] {
+        self.json
+            .get_or_init(|| serde_json::to_vec(&self.event).unwrap_or_default())
+    }
+}
+
 /// A timestamp as `YYYY-MM-DD HH:MM:SS` UTC.
 pub fn stamp(ts_ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ts_ms)
@@ -110,6 +156,30 @@ pub fn stamp(ts_ms: i64) -> String {
 }
 
 impl Event {
+    /// Roughly the memory an event holds, for per-client queue budgets.
+    pub fn weight(&self) -> usize {
+        let text = match self {
+            Event::Welcome { nick, server, room } => nick.len() + server.len() + room.len(),
+            Event::Message {
+                room, nick, text, ..
+            } => room.len() + nick.len() + text.len(),
+            Event::Private { from, to, text, .. } => from.len() + to.len() + text.len(),
+            Event::Joined { room, nick } => room.len() + nick.len(),
+            Event::Left { room, nick, reason } => {
+                room.len() + nick.len() + reason.as_ref().map_or(0, String::len)
+            }
+            Event::Nick { old, new } => old.len() + new.len(),
+            Event::Topic { room, nick, topic } => {
+                room.len() + nick.as_ref().map_or(0, String::len) + topic.len()
+            }
+            Event::Current { room } => room.len(),
+            Event::Info { lines } => lines.iter().map(String::len).sum(),
+            Event::Error { text } => text.len(),
+            Event::Bye { reason } => reason.len(),
+        };
+        text + 64
+    }
+
     /// The line the plain-text door sends (without its line ending).
     pub fn to_line(&self) -> String {
         let e = |s: &str| escape(s).into_owned();

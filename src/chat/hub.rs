@@ -9,6 +9,7 @@
 //! the fan-out, so every client sees one order.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
@@ -16,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::command::{Command, HELP};
-use super::event::Event;
+use super::event::{Delivery, Event};
 use super::store::{History, Stored};
 
 /// The room everyone starts in.
@@ -29,6 +30,9 @@ pub struct ChatLimits {
     pub max_message: usize,
     /// Events queued per client before it is dropped as not reading.
     pub queue: usize,
+    /// Bytes of events queued per client before it is dropped as not
+    /// reading (IRC's "sendq"): what a stuck client can cost in memory.
+    pub queue_bytes: usize,
     /// Messages replayed from history on join.
     pub replay: usize,
 }
@@ -37,7 +41,8 @@ impl Default for ChatLimits {
     fn default() -> Self {
         ChatLimits {
             max_message: 2000,
-            queue: 1024,
+            queue: 16 * 1024,
+            queue_bytes: 2 * 1024 * 1024,
             replay: 50,
         }
     }
@@ -65,7 +70,13 @@ struct State {
 #[derive(Debug)]
 struct Client {
     nick: String,
-    tx: mpsc::Sender<Arc<Event>>,
+    tx: mpsc::Sender<Arc<Delivery>>,
+    /// Bytes queued for the client, shared with its [`Events`].
+    queued: Arc<AtomicUsize>,
+    /// Most bytes it may have queued.
+    queue_bytes: usize,
+    /// Set with `dropped`, cheaper to test on every delivery.
+    kicked: AtomicBool,
     /// Room keys.
     rooms: BTreeSet<String>,
     current: Option<String>,
@@ -91,8 +102,28 @@ pub struct Member {
     quit_reason: Option<String>,
 }
 
-/// A client's events, in order.
-pub type Events = mpsc::Receiver<Arc<Event>>;
+/// A client's events, in order, with the count of bytes still queued.
+#[derive(Debug)]
+pub struct Events {
+    rx: mpsc::Receiver<Arc<Delivery>>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Events {
+    /// The next event; `None` once the client has left the hub.
+    pub async fn recv(&mut self) -> Option<Arc<Delivery>> {
+        let ev = self.rx.recv().await?;
+        self.queued.fetch_sub(ev.weight(), Ordering::Relaxed);
+        Some(ev)
+    }
+
+    /// The next event if one is queued.
+    pub fn try_recv(&mut self) -> Option<Arc<Delivery>> {
+        let ev = self.rx.try_recv().ok()?;
+        self.queued.fetch_sub(ev.weight(), Ordering::Relaxed);
+        Some(ev)
+    }
+}
 
 /// What a line led to, for the door.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,7 +162,12 @@ impl Hub {
         nick: Option<&str>,
         rooms: &[String],
     ) -> Result<(Member, Events), String> {
-        let (tx, events) = mpsc::channel(self.limits.queue.max(16));
+        let (tx, rx) = mpsc::channel(self.limits.queue.max(16));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let events = Events {
+            rx,
+            queued: queued.clone(),
+        };
         let dropped = CancellationToken::new();
         let reason = Arc::new(Mutex::new(None));
         let id = {
@@ -154,6 +190,9 @@ impl Hub {
                 Client {
                     nick,
                     tx,
+                    queued,
+                    queue_bytes: self.limits.queue_bytes,
+                    kicked: AtomicBool::new(false),
                     rooms: BTreeSet::new(),
                     current: None,
                     dropped: dropped.clone(),
@@ -207,17 +246,6 @@ impl Hub {
         Ok((member, events))
     }
 
-    /// Acts on one line from client `id`.
-    pub fn line(&self, id: u64, line: &str) -> Outcome {
-        match Command::parse(line) {
-            Ok(cmd) => self.command(id, cmd),
-            Err(e) => {
-                self.error(id, e.to_string());
-                Outcome::Continue
-            }
-        }
-    }
-
     fn error(&self, id: u64, text: String) {
         let mut st = self.state();
         send(&mut st, id, Event::Error { text });
@@ -226,8 +254,8 @@ impl Hub {
     /// Acts on one parsed command from client `id`.
     pub fn command(&self, id: u64, cmd: Command) -> Outcome {
         let result = match cmd {
-            Command::Say(text) => self.say(id, text, false),
-            Command::Me(text) => self.say(id, text, true),
+            Command::Say(text) => self.say(id, vec![(text, false)]),
+            Command::Me(text) => self.say(id, vec![(text, true)]),
             Command::Nick(n) => self.nick(id, &n),
             Command::Join(r) => self.join(id, &r),
             Command::Part(r) => self.part(id, r.as_deref(), None),
@@ -263,8 +291,20 @@ impl Hub {
         Ok(())
     }
 
-    fn say(&self, id: u64, text: String, action: bool) -> Result<(), String> {
-        self.check_len(&text)?;
+    /// Messages for the client's current room (`true` for `/me`), as
+    /// many as came in at once: checked, stored in one transaction, then
+    /// fanned out in order. A refused one is answered and left out.
+    fn say(&self, id: u64, items: Vec<(String, bool)>) -> Result<(), String> {
+        let mut ok = Vec::with_capacity(items.len());
+        for (text, action) in items {
+            match self.check_len(&text) {
+                Ok(()) => ok.push((text, action)),
+                Err(e) => self.error(id, e),
+            }
+        }
+        if ok.is_empty() {
+            return Ok(());
+        }
         let mut st = self.state();
         let client = st.clients.get(&id).ok_or("not connected")?;
         let Some(room) = client.current.clone() else {
@@ -273,28 +313,33 @@ impl Hub {
         let nick = client.nick.clone();
         let ts_ms = chrono::Utc::now().timestamp_millis();
         if let Some(h) = &self.history {
-            let stored = Stored {
-                room: room.clone(),
-                nick: nick.clone(),
-                text: text.clone(),
-                action,
-                ts_ms,
-            };
+            let stored: Vec<Stored> = ok
+                .iter()
+                .map(|(text, action)| Stored {
+                    room: room.clone(),
+                    nick: nick.clone(),
+                    text: text.clone(),
+                    action: *action,
+                    ts_ms,
+                })
+                .collect();
             if let Err(e) = h.append(&stored) {
                 warn!("chat history: {e}");
                 return Err("the server could not store your message; not sent".into());
             }
         }
         let name = st.rooms[&room].name.clone();
-        let ev = Arc::new(Event::Message {
-            room: name,
-            nick,
-            text,
-            ts_ms,
-            action,
-            history: false,
-        });
-        broadcast(&mut st, &room, ev);
+        for (text, action) in ok {
+            let ev = Delivery::new(Event::Message {
+                room: name.clone(),
+                nick: nick.clone(),
+                text,
+                ts_ms,
+                action,
+                history: false,
+            });
+            broadcast(&mut st, &room, ev);
+        }
         Ok(())
     }
 
@@ -323,7 +368,7 @@ impl Hub {
                 told.extend(room.members.iter().copied());
             }
         }
-        let ev = Arc::new(Event::Nick {
+        let ev = Delivery::new(Event::Nick {
             old,
             new: new.to_string(),
         });
@@ -388,7 +433,11 @@ impl Hub {
                 },
             );
         }
-        broadcast(&mut st, &key, Arc::new(Event::Joined { room: name, nick }));
+        broadcast(
+            &mut st,
+            &key,
+            Delivery::new(Event::Joined { room: name, nick }),
+        );
         Ok(())
     }
 
@@ -425,7 +474,7 @@ impl Hub {
             return Err(format!("no one is called {to}"));
         };
         let to = st.clients[&target].nick.clone();
-        let ev = Arc::new(Event::Private {
+        let ev = Delivery::new(Event::Private {
             from,
             to,
             text,
@@ -497,7 +546,7 @@ impl Hub {
                     return Err("join the room to set its topic".into());
                 }
                 room.topic = t.clone();
-                let ev = Arc::new(Event::Topic {
+                let ev = Delivery::new(Event::Topic {
                     room: room.name.clone(),
                     nick: Some(nick),
                     topic: t,
@@ -550,13 +599,41 @@ impl Member {
 
     /// Acts on one line from this client.
     pub fn line(&mut self, line: &str) -> Outcome {
-        let out = self.hub.line(self.id, line);
-        if out == Outcome::Quit {
-            if let Ok(Command::Quit(r)) = Command::parse(line) {
-                self.quit_reason = r;
+        self.lines(std::iter::once(line))
+    }
+
+    /// Acts on lines that arrived together: runs of plain messages are
+    /// stored and fanned out as one batch.
+    pub fn lines<'a>(&mut self, lines: impl IntoIterator<Item = &'a str>) -> Outcome {
+        let mut batch = Vec::new();
+        let flush = |batch: &mut Vec<(String, bool)>| {
+            if !batch.is_empty() {
+                if let Err(e) = self.hub.say(self.id, std::mem::take(batch)) {
+                    self.hub.error(self.id, e);
+                }
+            }
+        };
+        for line in lines {
+            match Command::parse(line) {
+                Ok(Command::Say(t)) => batch.push((t, false)),
+                Ok(Command::Me(t)) => batch.push((t, true)),
+                Ok(Command::Quit(reason)) => {
+                    flush(&mut batch);
+                    self.quit_reason = reason;
+                    return Outcome::Quit;
+                }
+                Ok(cmd) => {
+                    flush(&mut batch);
+                    self.hub.command(self.id, cmd);
+                }
+                Err(e) => {
+                    flush(&mut batch);
+                    self.hub.error(self.id, e.to_string());
+                }
             }
         }
-        out
+        flush(&mut batch);
+        Outcome::Continue
     }
 
     /// Why the hub dropped this client, once [`Member::dropped`] fired.
@@ -592,7 +669,7 @@ fn leave_room(st: &mut State, id: u64, key: &str, reason: Option<String>) -> Res
         return Err(format!("you are not in [{}]", room.name));
     }
     let name = room.name.clone();
-    let ev = Arc::new(Event::Left {
+    let ev = Delivery::new(Event::Left {
         room: name,
         nick,
         reason,
@@ -623,10 +700,10 @@ fn named_or_current(st: &State, id: u64, room: Option<&str>) -> Result<String, S
 }
 
 fn send(st: &mut State, id: u64, ev: Event) {
-    deliver(st, id, Arc::new(ev));
+    deliver(st, id, Delivery::new(ev));
 }
 
-fn broadcast(st: &mut State, room: &str, ev: Arc<Event>) {
+fn broadcast(st: &mut State, room: &str, ev: Arc<Delivery>) {
     let members: Vec<u64> = match st.rooms.get(room) {
         Some(r) => r.members.iter().copied().collect(),
         None => return,
@@ -638,23 +715,38 @@ fn broadcast(st: &mut State, room: &str, ev: Arc<Event>) {
 
 /// Offers `ev` to one client without waiting; a full queue drops the
 /// client (its door sees `dropped` and closes).
-fn deliver(st: &mut State, id: u64, ev: Arc<Event>) {
+fn deliver(st: &mut State, id: u64, ev: Arc<Delivery>) {
     let Some(c) = st.clients.get(&id) else {
         return;
     };
-    if c.dropped.is_cancelled() {
+    if c.kicked.load(Ordering::Relaxed) {
         return;
     }
-    if let Err(mpsc::error::TrySendError::Full(_)) = c.tx.try_send(ev) {
+    let weight = ev.weight();
+    let backlog = c.queued.load(Ordering::Relaxed);
+    let full = if backlog + weight > c.queue_bytes {
+        true
+    } else {
+        match c.tx.try_send(ev) {
+            Ok(()) => {
+                c.queued.fetch_add(weight, Ordering::Relaxed);
+                false
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    };
+    if full {
         let reason = format!(
-            "{} stopped reading ({} messages waiting); disconnected",
+            "{} stopped reading ({} KiB waiting); disconnected",
             c.nick,
-            c.tx.max_capacity()
+            backlog / 1024
         );
         info!(nick = %crate::text::escape(&c.nick), "chat client dropped: not reading");
         if let Ok(mut r) = c.reason.lock() {
             *r = Some(reason);
         }
+        c.kicked.store(true, Ordering::Relaxed);
         c.dropped.cancel();
     }
 }
@@ -713,8 +805,8 @@ mod tests {
 
     fn drain(m: &mut Events) -> Vec<Event> {
         let mut out = Vec::new();
-        while let Ok(e) = m.try_recv() {
-            out.push((*e).clone());
+        while let Some(e) = m.try_recv() {
+            out.push(e.event().clone());
         }
         out
     }
@@ -764,7 +856,7 @@ mod tests {
     #[test]
     fn a_full_queue_drops_only_that_client() {
         let limits = ChatLimits {
-            queue: 16,
+            queue_bytes: 4096,
             ..ChatLimits::default()
         };
         let hub = Hub::new("srv", limits, None);

@@ -9,5 +9,5 @@ pub mod hub;
 pub mod store;
 
 pub use command::Command;
-pub use event::Event;
+pub use event::{Delivery, Event};
 pub use hub::{ChatLimits, Events, Hub, Member, Outcome};

@@ -42,16 +42,44 @@ pub struct History {
     retention: Retention,
 }
 
+/// Why the history cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Another server holds it.
+    #[error("another ferry server is using it")]
+    InUse,
+    /// SQLite refused.
+    #[error(transparent)]
+    Db(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for OpenError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                OpenError::InUse
+            }
+            _ => OpenError::Db(e),
+        }
+    }
+}
+
 /// Prune once per this many appends.
 const PRUNE_EVERY: i64 = 256;
 
 impl History {
     /// Opens (creating) `path`.
-    pub fn open(path: &Path, retention: Retention) -> rusqlite::Result<History> {
+    pub fn open(path: &Path, retention: Retention) -> Result<History, OpenError> {
         let db = Connection::open(path)?;
-        db.busy_timeout(Duration::from_secs(5))?;
+        // One server owns its history: hold the lock for good rather than
+        // taking it per message, and refuse a second server on the same file
+        // at once instead of after a wait.
+        db.busy_timeout(Duration::ZERO)?;
+        db.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "NORMAL")?;
+        db.execute_batch("BEGIN EXCLUSIVE; COMMIT;")?;
+        db.busy_timeout(Duration::from_secs(5))?;
         db.execute_batch(
             "CREATE TABLE IF NOT EXISTS messages (
                 id INTEGER PRIMARY KEY,
@@ -74,17 +102,26 @@ impl History {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Stores one message; returns once it is in the database.
-    pub fn append(&self, m: &Stored) -> rusqlite::Result<()> {
-        let id = {
-            let db = self.db();
-            db.prepare_cached(
-                "INSERT INTO messages (room, nick, text, action, ts_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![m.room, m.nick, m.text, m.action, m.ts_ms])?;
-            db.last_insert_rowid()
+    /// Stores messages, in one transaction; returns once they are in the
+    /// database.
+    pub fn append(&self, msgs: &[Stored]) -> rusqlite::Result<()> {
+        let last = {
+            let mut db = self.db();
+            let tx = db.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO messages (room, nick, text, action, ts_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for m in msgs {
+                    stmt.execute(params![m.room, m.nick, m.text, m.action, m.ts_ms])?;
+                }
+            }
+            let last = tx.last_insert_rowid();
+            tx.commit()?;
+            last
         };
-        if id % PRUNE_EVERY == 0 {
+        // Prune when the ids cross a multiple of PRUNE_EVERY.
+        if last / PRUNE_EVERY != (last - msgs.len() as i64) / PRUNE_EVERY {
             self.prune()?;
         }
         Ok(())
@@ -155,11 +192,11 @@ mod tests {
         };
         {
             let h = History::open(&path, ret).unwrap();
-            h.append(&msg("old", 0, now - 7_200_000)).unwrap();
+            h.append(&[msg("old", 0, now - 7_200_000)]).unwrap();
             for i in 0..8 {
-                h.append(&msg("a", i, now)).unwrap();
+                h.append(&[msg("a", i, now)]).unwrap();
             }
-            h.append(&msg("b", 100, now)).unwrap();
+            h.append(&[msg("b", 100, now)]).unwrap();
             let r = h.recent("a", 3).unwrap();
             assert_eq!(
                 r.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
@@ -173,5 +210,22 @@ mod tests {
         assert_eq!(a[0].text, "m3");
         assert!(h.recent("old", 10).unwrap().is_empty());
         assert_eq!(h.recent("b", 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_second_server_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.sqlite3");
+        let ret = Retention {
+            per_room: 5,
+            max_age: Duration::from_secs(3600),
+        };
+        let first = History::open(&path, ret).unwrap();
+        let started = std::time::Instant::now();
+        let second = History::open(&path, ret);
+        assert!(matches!(second, Err(OpenError::InUse)), "{second:?}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        drop(first);
+        History::open(&path, ret).unwrap();
     }
 }

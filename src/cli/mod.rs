@@ -1,6 +1,7 @@
 //! The command line: one module per subcommand, all on top of the
 //! [`client`](crate::client) library or the [`server`](crate::server).
 
+mod chat;
 mod discover;
 mod exec;
 mod files;
@@ -40,7 +41,7 @@ EXIT STATUS:
   ferry exec and ferry shell exit with the remote command's status instead;
   see ferry exec --help.";
 
-/// Files, remote commands, time and discovery between the machines of a LAN.
+/// Files, remote commands, chat, time and discovery between the machines of a LAN.
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, about, after_help = AFTER_HELP)]
 pub struct Cli {
@@ -68,6 +69,9 @@ pub enum Command {
     Mkdir(files::MkdirArgs),
     /// Rename or move a file or folder on a server.
     Mv(files::MvArgs),
+    /// Chat with the people on a server (rooms, private messages); or
+    /// `--send` one line from a script.
+    Chat(chat::ChatArgs),
     /// Run a command on a server, streaming its output; exits with its status.
     Exec(exec::ExecArgs),
     /// An interactive prompt that runs each line on a server.
@@ -98,6 +102,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Subnet(args) => return subnet::run(&args),
         Command::Discover(args) => return discover::run(args).await,
         Command::Exec(args) => return exec::exec(args).await,
+        Command::Chat(args) => return chat::run(args).await,
         Command::Shell(args) => return exec::shell(args).await,
         Command::Ls(a) => files::ls(a).await,
         Command::Stat(a) => files::stat(a).await,

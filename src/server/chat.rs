@@ -15,10 +15,13 @@ use tracing::{debug, info};
 
 use super::Ctx;
 use super::native::Fail;
-use crate::chat::{Event, Member, Outcome};
+use crate::chat::{Delivery, Event, Member, Outcome};
 use crate::text::escape;
 use crate::wire::messages::{Done, ErrorCode, Request};
 use crate::wire::{ConnError, Connection, FrameReader, FrameWriter, Kind};
+
+/// Most lines handled as one batch.
+const MAX_BATCH: usize = 256;
 
 /// Socket send buffer of a plain-text chat connection.
 const TEXT_SNDBUF: usize = 64 * 1024;
@@ -54,12 +57,16 @@ impl Pace {
         }
     }
 
-    /// How long to wait before the next line may go through, or `Err` when
-    /// the client has been held back for too long.
-    fn next_wait(&mut self, now: Instant) -> Result<Duration, ()> {
+    fn refill(&mut self, now: Instant) {
         self.tokens =
             (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
         self.last = now;
+    }
+
+    /// How long to wait before the next line may go through, or `Err` when
+    /// the client has been held back for too long.
+    fn next_wait(&mut self, now: Instant) -> Result<Duration, ()> {
+        self.refill(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             // Caught up with its allowance: the flood clock stops.
@@ -75,6 +82,17 @@ impl Pace {
         let wait = Duration::from_secs_f64((1.0 - self.tokens) / self.rate);
         self.tokens -= 1.0;
         Ok(wait)
+    }
+
+    /// Takes the allowance of one line if it is there now.
+    fn try_admit(&mut self) -> bool {
+        self.refill(Instant::now());
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 
     /// Waits for the allowance of one line.
@@ -217,34 +235,63 @@ pub(super) async fn serve_text(
     let done = tokio_util::sync::CancellationToken::new();
     let kicked = member.dropped.clone();
     let reading = async {
+        let too_long = format!(
+            "line too long: at most {} bytes; not sent",
+            hub.limits().max_message
+        );
+        let not_utf8 = "line is not valid UTF-8; not sent";
+        let mut pending: Option<String> = None;
         let why = loop {
-            let item = tokio::select! {
-                i = lines.next(&mut rd) => i,
-                _ = member.dropped.cancelled() => break Ending::Kicked(member.drop_reason()),
-                _ = ctx.stop.cancelled() => {
-                    break Ending::Kicked("the server is shutting down".to_string())
+            let first = match pending.take() {
+                Some(l) => l,
+                None => {
+                    let item = tokio::select! {
+                        i = lines.next(&mut rd) => i,
+                        _ = member.dropped.cancelled() => {
+                            break Ending::Kicked(member.drop_reason())
+                        }
+                        _ = ctx.stop.cancelled() => {
+                            break Ending::Kicked("the server is shutting down".to_string())
+                        }
+                    };
+                    match item {
+                        Ok(Some(LineItem::Line(l))) => l,
+                        Ok(Some(LineItem::TooLong)) => {
+                            member.tell(too_long.clone());
+                            continue;
+                        }
+                        Ok(Some(LineItem::NotUtf8)) => {
+                            member.tell(not_utf8.to_string());
+                            continue;
+                        }
+                        Ok(None) | Err(_) => break Ending::Gone,
+                    }
                 }
             };
-            match item {
-                Ok(Some(LineItem::Line(l))) => {
-                    if let Err(e) = pace.admit().await {
-                        break Ending::Kicked(e);
+            if let Err(e) = pace.admit().await {
+                break Ending::Kicked(e);
+            }
+            // Lines that came in the same read go in one batch (one store
+            // transaction, one fan-out pass) while the rate allows them.
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match lines.take() {
+                    Some(LineItem::Line(l)) if pace.try_admit() => batch.push(l),
+                    Some(LineItem::Line(l)) => {
+                        pending = Some(l);
+                        break;
                     }
-                    if l.trim().is_empty() {
-                        continue;
-                    }
-                    if member.line(&l) == Outcome::Quit {
-                        break Ending::Quit;
-                    }
+                    Some(LineItem::TooLong) => member.tell(too_long.clone()),
+                    Some(LineItem::NotUtf8) => member.tell(not_utf8.to_string()),
+                    None => break,
                 }
-                Ok(Some(LineItem::TooLong)) => member.tell(format!(
-                    "line too long: at most {} bytes; not sent",
-                    hub.limits().max_message
-                )),
-                Ok(Some(LineItem::NotUtf8)) => {
-                    member.tell("line is not valid UTF-8; not sent".to_string())
-                }
-                Ok(None) | Err(_) => break Ending::Gone,
+            }
+            let batch = batch
+                .iter()
+                .map(String::as_str)
+                .filter(|l| !l.trim().is_empty());
+            if member.lines(batch) == Outcome::Quit {
+                break Ending::Quit;
             }
         };
         done.cancel();
@@ -263,8 +310,8 @@ pub(super) async fn serve_text(
             // Whatever else is queued goes out in the same write.
             while out.len() < 64 * 1024 {
                 match events.try_recv() {
-                    Ok(e) => push_line(&mut out, &e),
-                    Err(_) => break,
+                    Some(e) => push_line(&mut out, &e),
+                    None => break,
                 }
             }
             // A client that stopped reading is dropped by the hub: stop
@@ -293,15 +340,15 @@ pub(super) async fn serve_text(
     drop(member);
     if let Some(reason) = bye {
         let mut out = Vec::new();
-        push_line(&mut out, &Event::Bye { reason });
+        push_line(&mut out, &Delivery::new(Event::Bye { reason }));
         let _ = tokio::time::timeout(Duration::from_secs(1), wr.write_all(&out)).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
     debug!(peer = %peer, "chat (text) left");
 }
 
-fn push_line(out: &mut Vec<u8>, ev: &Event) {
-    out.extend_from_slice(ev.to_line().as_bytes());
+fn push_line(out: &mut Vec<u8>, ev: &Delivery) {
+    out.extend_from_slice(ev.line().as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 
@@ -330,12 +377,11 @@ pub(super) async fn native(
     info!(nick = %escape(&member.nick()), "chat joined");
     let mut pace = Pace::new(&ctx.config.chat);
     let done = tokio_util::sync::CancellationToken::new();
-    let max = hub.limits().max_message as u64 + 256;
     let (rd, wr) = conn.halves();
     let stop = ctx.stop.clone();
     let dropped = member.dropped.clone();
     let reading = async {
-        let r = read_lines(rd, &mut member, &mut pace, max, &stop).await;
+        let r = read_lines(rd, &mut member, &mut pace, &stop).await;
         done.cancel();
         r
     };
@@ -372,7 +418,6 @@ async fn read_lines(
     rd: &mut FrameReader,
     member: &mut Member,
     pace: &mut Pace,
-    max: u64,
     stop: &tokio_util::sync::CancellationToken,
 ) -> Result<NativeEnding, Fail> {
     let dropped = member.dropped.clone();
@@ -384,10 +429,9 @@ async fn read_lines(
         };
         match serde_json::from_slice::<Request>(&head.header) {
             Ok(Request::Say { line }) if head.body_len == 0 => {
-                if line.len() as u64 > max || line.contains('\n') {
-                    member.tell(format!(
-                        "line too long or not one line: at most {max} bytes; not sent"
-                    ));
+                // Length is the hub's to judge (the header cap bounds it).
+                if line.contains(['\n', '\r']) {
+                    member.tell("a line may not contain line breaks; not sent".into());
                     continue;
                 }
                 if let Err(e) = pace.admit().await {
@@ -410,7 +454,7 @@ async fn read_lines(
 
 async fn write_events(
     wr: &mut FrameWriter,
-    events: &mut tokio::sync::mpsc::Receiver<Arc<Event>>,
+    events: &mut crate::chat::Events,
     done: &tokio_util::sync::CancellationToken,
     dropped: &tokio_util::sync::CancellationToken,
 ) -> Result<(), Fail> {
@@ -422,7 +466,7 @@ async fn write_events(
         };
         let Some(ev) = ev else { return Ok(()) };
         tokio::select! {
-            r = wr.send(Kind::Partial, &*ev, 0) => r?,
+            r = wr.send_encoded(Kind::Partial, ev.json(), 0) => r?,
             // Mid-frame: the connection cannot carry anything more.
             _ = dropped.cancelled() => return Err(Fail::Conn(ConnError::Closed)),
         }

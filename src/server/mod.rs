@@ -331,11 +331,17 @@ fn open_chat(config: &ServeConfig) -> anyhow::Result<Arc<crate::chat::Hub>> {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     }
-    let path = dir.join("chat.sqlite3");
+    // One file per port, so that two servers of one user (on two ports)
+    // each keep their own history.
+    let port = config
+        .listen
+        .first()
+        .map_or(crate::config::DEFAULT_PORT, |a| a.port());
+    let path = dir.join(format!("chat-{port}.sqlite3"));
     let history =
         crate::chat::store::History::open(&path, config.chat.retention).with_context(|| {
             format!(
-                "cannot open the chat history {} (use --state-dir, or --no-chat)",
+                "cannot open the chat history {} (give this server its own --state-dir, or --no-chat)",
                 path.display()
             )
         })?;

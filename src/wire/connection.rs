@@ -372,13 +372,7 @@ impl FrameReader {
 }
 
 impl FrameWriter {
-    fn encode<T: Serialize>(
-        &mut self,
-        kind: Kind,
-        header: &T,
-        body_len: u64,
-    ) -> Result<(), ConnError> {
-        let json = serde_json::to_vec(header)?;
+    fn encode_raw(&mut self, kind: Kind, json: &[u8], body_len: u64) -> Result<(), ConnError> {
         if json.len() > MAX_HEADER_LEN as usize {
             return Err(ConnError::Protocol(format!(
                 "header of {} bytes is over the {MAX_HEADER_LEN}-byte cap",
@@ -386,7 +380,7 @@ impl FrameWriter {
             )));
         }
         self.wbuf.clear();
-        encode_head(kind, &json, body_len, &mut self.wbuf);
+        encode_head(kind, json, body_len, &mut self.wbuf);
         Ok(())
     }
 
@@ -399,7 +393,19 @@ impl FrameWriter {
         header: &T,
         body_len: u64,
     ) -> Result<(), ConnError> {
-        self.encode(kind, header, body_len)?;
+        let json = serde_json::to_vec(header)?;
+        self.send_encoded(kind, &json, body_len).await
+    }
+
+    /// Sends a frame head whose JSON header is already encoded (an event
+    /// sent to many connections is encoded once).
+    pub async fn send_encoded(
+        &mut self,
+        kind: Kind,
+        json: &[u8],
+        body_len: u64,
+    ) -> Result<(), ConnError> {
+        self.encode_raw(kind, json, body_len)?;
         let buf = std::mem::take(&mut self.wbuf);
         let res = self.write_all(&buf).await;
         self.wbuf = buf;
@@ -414,7 +420,8 @@ impl FrameWriter {
         header: &T,
         body: &[u8],
     ) -> Result<(), ConnError> {
-        self.encode(kind, header, body.len() as u64)?;
+        let json = serde_json::to_vec(header)?;
+        self.encode_raw(kind, &json, body.len() as u64)?;
         let mut data = bytes::Buf::chain(&self.wbuf[..], body);
         tokio::time::timeout(self.deadlines.body, self.writer.write_all_buf(&mut data))
             .await

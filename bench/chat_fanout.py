@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Fan-out through a line chat hub: N receivers and one sender on one port.
+
+The sender writes COUNT lines, one per write, each carrying its sequence
+number and the send time; receivers (one process, one selector) note when
+each line reaches them. Prints deliveries per second (first send to last
+delivery) and the latency from send to the last receiver (p50, p99), as one
+JSON object. With --stall, one more receiver connects and never reads; the
+figures then cover the others, and "complete" says whether they all got
+every line within the time limit.
+
+Used by bench/chat.sh for ferry's plain-text door and for `ncat --chat`,
+with the same code for both.
+"""
+import argparse
+import json
+import multiprocessing
+import re
+import selectors
+import socket
+import time
+
+MARK = re.compile(rb"BENCH:(\d+):(\d+)")
+
+
+def receivers(port, n, count, ready, start, out, limit):
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
+    time.sleep(1.5)  # past the hub's greeting (ferry waits 1 s for silence)
+    sel = selectors.DefaultSelector()
+    bufs = {}
+    for s in socks:
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+        bufs[s] = b""
+    # Drop whatever greeting came first.
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        for key, _ in sel.select(0.1):
+            try:
+                key.fileobj.recv(1 << 16)
+            except BlockingIOError:
+                pass
+    ready.set()
+    start.wait()
+    got = [dict() for _ in range(n)]
+    index = {s: i for i, s in enumerate(socks)}
+    left = n * count
+    end = time.monotonic() + limit
+    while left > 0 and time.monotonic() < end:
+        for key, _ in sel.select(0.2):
+            s = key.fileobj
+            try:
+                data = s.recv(1 << 16)
+            except BlockingIOError:
+                continue
+            if not data:
+                sel.unregister(s)
+                continue
+            now = time.monotonic_ns()
+            buf = bufs[s] + data
+            cut = buf.rfind(b"\n") + 1
+            bufs[s] = buf[cut:]
+            seen = got[index[s]]
+            for m in MARK.finditer(buf, 0, cut):
+                seq = int(m.group(1))
+                if seq not in seen:
+                    seen[seq] = (int(m.group(2)), now)
+                    left -= 1
+    out.put(got)
+
+
+def sender(port, count, pad, ready, start, sent_q):
+    s = socket.create_connection(("127.0.0.1", port))
+    time.sleep(1.5)
+    s.setblocking(True)
+    ready.wait()
+    # Drain whatever comes back to the sender, so it is never the slow one.
+    import threading
+
+    def drain():
+        try:
+            while s.recv(1 << 16):
+                pass
+        except OSError:
+            pass
+
+    threading.Thread(target=drain, daemon=True).start()
+    start.set()
+    first = time.monotonic_ns()
+    filler = b" " + b"." * pad if pad else b""
+    for seq in range(count):
+        s.sendall(b"BENCH:%d:%d%s\n" % (seq, time.monotonic_ns(), filler))
+    sent_q.put(first)
+    time.sleep(0.2)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("port", type=int)
+    ap.add_argument("--receivers", type=int, default=50)
+    ap.add_argument("--count", type=int, default=2000)
+    ap.add_argument("--stall", action="store_true")
+    ap.add_argument("--pad", type=int, default=0, help="bytes of filler per line")
+    ap.add_argument("--limit", type=float, default=60.0)
+    a = ap.parse_args()
+    stalled = None
+    if a.stall:
+        stalled = socket.create_connection(("127.0.0.1", a.port))
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    ready, start = multiprocessing.Event(), multiprocessing.Event()
+    out, sent_q = multiprocessing.Queue(), multiprocessing.Queue()
+    r = multiprocessing.Process(
+        target=receivers, args=(a.port, a.receivers, a.count, ready, start, out, a.limit)
+    )
+    s = multiprocessing.Process(
+        target=sender, args=(a.port, a.count, a.pad, ready, start, sent_q)
+    )
+    r.start()
+    s.start()
+    got = out.get()
+    first = sent_q.get()
+    r.join()
+    s.join()
+    delivered = sum(len(g) for g in got)
+    last = max((max(t for _, t in g.values()) for g in got if g), default=first)
+    # Latency of a line: from its send to its arrival at the last receiver,
+    # for the lines every receiver got.
+    lat = []
+    for seq in range(a.count):
+        times = [g[seq] for g in got if seq in g]
+        if len(times) == a.receivers:
+            lat.append(max(t for _, t in times) - times[0][0])
+    lat.sort()
+    pct = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] / 1e6 if lat else None
+    seconds = (last - first) / 1e9
+    print(
+        json.dumps(
+            {
+                "receivers": a.receivers,
+                "count": a.count,
+                "delivered": delivered,
+                "complete": delivered == a.receivers * a.count,
+                "seconds": round(seconds, 4),
+                "deliveries_per_s": round(delivered / max(seconds, 1e-9)),
+                "p50_ms": pct(0.50),
+                "p99_ms": pct(0.99),
+            }
+        )
+    )
+    if stalled:
+        stalled.close()
+
+
+if __name__ == "__main__":
+    main()
