@@ -2,7 +2,8 @@
 """Fan-out through a line chat hub: N receivers and one sender on one port.
 
 The sender writes COUNT lines, one per write, each carrying its sequence
-number and the send time; receivers (one process, one selector) note when
+number and the send time, as fast as it can or one every --interval
+seconds; receivers (one process, one selector) note when
 each line reaches them. Prints deliveries per second (first send to last
 delivery) and the latency from send to the last receiver (p50, p99), as one
 JSON object. With --stall, one more receiver connects and never reads; the
@@ -41,7 +42,7 @@ def receivers(port, n, count, ready, start, out, limit):
             except BlockingIOError:
                 pass
     ready.set()
-    start.wait()
+    start.wait(limit)
     got = [dict() for _ in range(n)]
     index = {s: i for i, s in enumerate(socks)}
     left = n * count
@@ -69,11 +70,13 @@ def receivers(port, n, count, ready, start, out, limit):
     out.put(got)
 
 
-def sender(port, count, pad, ready, start, sent_q):
+def sender(port, count, pad, interval, limit, ready, start, sent_q):
     s = socket.create_connection(("127.0.0.1", port))
     time.sleep(1.5)
-    s.setblocking(True)
-    ready.wait()
+    # A hub that stops reading (ncat with a stuck receiver) must not hang
+    # the run: give up on a write after the time limit.
+    s.settimeout(limit)
+    ready.wait(limit)
     # Drain whatever comes back to the sender, so it is never the slow one.
     import threading
 
@@ -88,9 +91,19 @@ def sender(port, count, pad, ready, start, sent_q):
     start.set()
     first = time.monotonic_ns()
     filler = b" " + b"." * pad if pad else b""
-    for seq in range(count):
-        s.sendall(b"BENCH:%d:%d%s\n" % (seq, time.monotonic_ns(), filler))
     sent_q.put(first)
+    for seq in range(count):
+        if interval:
+            # Paced: each line leaves on its own schedule, so latency is the
+            # hub's, not the queue of a burst.
+            due = first + int(seq * interval * 1e9)
+            pause = (due - time.monotonic_ns()) / 1e9
+            if pause > 0:
+                time.sleep(pause)
+        try:
+            s.sendall(b"BENCH:%d:%d%s\n" % (seq, time.monotonic_ns(), filler))
+        except OSError:  # timed out: the hub stopped reading
+            break
     time.sleep(0.2)
 
 
@@ -102,6 +115,9 @@ def main():
     ap.add_argument("--stall", action="store_true")
     ap.add_argument("--pad", type=int, default=0, help="bytes of filler per line")
     ap.add_argument("--limit", type=float, default=60.0)
+    ap.add_argument(
+        "--interval", type=float, default=0.0, help="seconds between lines (0: as fast as possible)"
+    )
     a = ap.parse_args()
     stalled = None
     if a.stall:
@@ -113,14 +129,16 @@ def main():
         target=receivers, args=(a.port, a.receivers, a.count, ready, start, out, a.limit)
     )
     s = multiprocessing.Process(
-        target=sender, args=(a.port, a.count, a.pad, ready, start, sent_q)
+        target=sender, args=(a.port, a.count, a.pad, a.interval, a.limit, ready, start, sent_q)
     )
     r.start()
     s.start()
-    got = out.get()
-    first = sent_q.get()
+    got = out.get(timeout=a.limit + 30)
+    first = sent_q.get(timeout=5)
     r.join()
-    s.join()
+    s.join(timeout=a.limit + 5)
+    if s.is_alive():
+        s.kill()
     delivered = sum(len(g) for g in got)
     last = max((max(t for _, t in g.values()) for g in got if g), default=first)
     # Latency of a line: from its send to its arrival at the last receiver,

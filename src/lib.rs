@@ -6,8 +6,8 @@
 //! A connection arrives at [`server`], which binds one TCP and one UDP port
 //! (7070 by default), enforces connection limits, and sniffs each TCP
 //! connection's first bytes ([`server::sniff`]) to pick a door: the native
-//! protocol, or the classic `struct.pack('i', len)` + JSON client of the old
-//! exercise. Each door turns its framing into calls on a service and knows
+//! protocol, the classic `struct.pack('i', len)` + JSON client of the old
+//! exercise, or (anything else) the chat in plain text lines. Each door turns its framing into calls on a service and knows
 //! nothing of the others.
 //!
 //! - [`wire`]: the native protocol. [`wire::frame`] is pure (bytes in,
@@ -25,6 +25,10 @@
 //!   and per-source rate limiting for datagrams.
 //! - [`exec`]: remote commands, each in its own process group that is
 //!   stopped whole on exit, timeout, cancel or shutdown.
+//! - [`chat`]: the chat hub (rooms, nicknames, private messages, topics),
+//!   the IRC-like line syntax every door shares, the events clients get,
+//!   and the history in SQLite; a client that stops reading is dropped,
+//!   never waited for.
 //! - [`subnet`]: the subnet calculator (pure).
 //! - [`discovery`]: probes and signed answers on the shared UDP port
 //!   ([`discovery::wire`] is pure), and `ferry discover`.

@@ -738,7 +738,7 @@ fn deliver(st: &mut State, id: u64, ev: Arc<Delivery>) {
     };
     if full {
         let reason = format!(
-            "{} stopped reading ({} KiB waiting); disconnected",
+            "{} stopped reading ({} KiB waiting)",
             c.nick,
             backlog / 1024
         );
