@@ -137,6 +137,13 @@ pub struct ServeOptions {
     /// [default: $XDG_STATE_HOME/ferry or ~/.local/state/ferry]
     #[arg(long, value_name = "DIR", env = "FERRY_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Do not serve HTTP (the web page, files and chat for browsers).
+    #[arg(long, env = "FERRY_NO_WEB")]
+    pub no_web: bool,
+    /// Largest file an upload may create, in bytes (every door). [default:
+    /// no limit]
+    #[arg(long, value_name = "BYTES", env = "FERRY_MAX_UPLOAD")]
+    pub max_upload: Option<u64>,
     /// TOML file with any of these settings (and `token` or `token_file`).
     #[arg(long, value_name = "FILE", env = "FERRY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -167,6 +174,8 @@ struct FileConfig {
     chat_max_message: Option<usize>,
     chat_rate: Option<f64>,
     state_dir: Option<PathBuf>,
+    web: Option<bool>,
+    max_upload: Option<u64>,
     max_connections: Option<usize>,
     max_per_ip: Option<usize>,
     limit_loopback: Option<bool>,
@@ -241,6 +250,10 @@ pub struct ServeConfig {
     pub chat: ChatConfig,
     /// The server's own state (chat history).
     pub state_dir: PathBuf,
+    /// Whether HTTP is served.
+    pub web: bool,
+    /// Largest upload, in bytes.
+    pub max_upload: Option<u64>,
 }
 
 /// Chat settings.
@@ -497,7 +510,19 @@ impl ServeConfig {
             exec,
             chat,
             state_dir,
+            web: !opts.no_web && file.web.unwrap_or(true),
+            max_upload: opts.max_upload.or(file.max_upload),
         })
+    }
+
+    /// Refuses an upload of `size` bytes past `--max-upload`.
+    pub fn check_upload(&self, size: u64) -> Result<(), crate::files::FilesError> {
+        match self.max_upload {
+            Some(max) if size > max => Err(crate::files::FilesError::TooLarge(format!(
+                "uploads are limited to {max} bytes; this one has {size}"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Whether clients must present the token before anything else.

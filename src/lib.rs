@@ -53,6 +53,11 @@ pub mod config;
 pub mod discovery;
 pub mod exec;
 pub mod files;
+#[allow(
+    clippy::result_large_err,
+    reason = "handlers return Result<_, Response> as axum intends; the error is the reply"
+)]
+pub mod http;
 pub mod secret;
 pub mod server;
 pub mod subnet;

@@ -154,6 +154,12 @@ impl PartFile {
         Ok(())
     }
 
+    /// Makes the bytes written so far the whole file (for a body whose
+    /// length was not announced).
+    pub fn end_here(&mut self) {
+        self.size = self.written;
+    }
+
     /// Bytes held so far.
     pub fn written(&self) -> u64 {
         self.written

@@ -43,6 +43,18 @@ impl FileSource {
         self.rx.recv().await
     }
 
+    /// The next chunk as `Bytes` for an HTTP body: when the HTTP stack is
+    /// done with it, its buffer comes back here for reuse all the same.
+    pub async fn next_bytes(&mut self) -> Option<io::Result<bytes::Bytes>> {
+        let chunk = self.rx.recv().await?;
+        Some(chunk.map(|buf| {
+            bytes::Bytes::from_owner(Recycled {
+                buf,
+                back: self.back.clone(),
+            })
+        }))
+    }
+
     /// Hands a sent chunk's buffer back for reuse.
     pub fn recycle(&self, buf: Vec<u8>) {
         let _ = self.back.try_send(buf);
@@ -55,10 +67,38 @@ impl FileSource {
     }
 }
 
+/// A chunk lent out as `Bytes`; dropping it returns the buffer.
+struct Recycled {
+    buf: Vec<u8>,
+    back: mpsc::Sender<Vec<u8>>,
+}
+
+impl AsRef<[u8]> for Recycled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Recycled {
+    fn drop(&mut self) {
+        let _ = self.back.try_send(std::mem::take(&mut self.buf));
+    }
+}
+
 /// Streams `len` bytes of `file` from `offset` as chunks, continuing
 /// `hasher` (which already holds the bytes before `offset`). A file shorter
 /// than `len` ends the stream with an error.
-pub fn spawn_reader(mut file: File, offset: u64, len: u64, mut hasher: Sha256) -> FileSource {
+pub fn spawn_reader(file: File, offset: u64, len: u64, hasher: Sha256) -> FileSource {
+    spawn_reading(file, offset, len, Some(hasher))
+}
+
+/// Like [`spawn_reader`] without hashing (HTTP downloads have no digest to
+/// send); [`FileSource::finish`] then gives an empty string.
+pub fn spawn_plain_reader(file: File, offset: u64, len: u64) -> FileSource {
+    spawn_reading(file, offset, len, None)
+}
+
+fn spawn_reading(mut file: File, offset: u64, len: u64, mut hasher: Option<Sha256>) -> FileSource {
     let (tx, rx) = mpsc::channel(DEPTH);
     let (back, mut spare) = mpsc::channel::<Vec<u8>>(DEPTH + 2);
     let handle = tokio::task::spawn_blocking(move || {
@@ -87,7 +127,9 @@ pub fn spawn_reader(mut file: File, offset: u64, len: u64, mut hasher: Sha256) -
                 Err(e) => return fail(&tx, e),
             };
             buf.truncate(n);
-            hasher.update(&buf);
+            if let Some(h) = hasher.as_mut() {
+                h.update(&buf);
+            }
             left -= n as u64;
             if tx.blocking_send(Ok(buf)).is_err() {
                 return Err(io::Error::new(
@@ -96,7 +138,7 @@ pub fn spawn_reader(mut file: File, offset: u64, len: u64, mut hasher: Sha256) -
                 ));
             }
         }
-        Ok(hex(&hasher.finalize()))
+        Ok(hasher.map(|h| hex(&h.finalize())).unwrap_or_default())
     });
     FileSource { rx, back, handle }
 }

@@ -429,6 +429,48 @@ impl FileStore {
             .map(|(d, n)| fs::symlink_metadata(d.join(n)).is_ok())
             .unwrap_or(false)
     }
+
+    /// Whether an unfinished upload of `rel` has left a partial file.
+    pub fn partial_exists(&self, rel: &RelPath) -> bool {
+        self.resolve_parent(rel)
+            .map(|(d, n)| super::part::part_path(&d.join(n)).is_file())
+            .unwrap_or(false)
+    }
+
+    /// How far an upload of `rel` (`length` bytes in all) has come: the
+    /// partial file's size, or `length` once a file of that size is in
+    /// place; `None` when there is neither.
+    pub fn upload_progress(&self, rel: &RelPath, length: u64) -> Result<Option<u64>, FilesError> {
+        let (dir, name) = self.resolve_parent(rel)?;
+        let target = dir.join(name);
+        if let Ok(m) = fs::metadata(super::part::part_path(&target)) {
+            return Ok(Some(m.len()));
+        }
+        Ok(fs::symlink_metadata(&target)
+            .ok()
+            .filter(|m| m.is_file() && m.len() == length)
+            .map(|_| length))
+    }
+
+    /// Removes the partial file of an unfinished upload of `rel` (unless an
+    /// upload of it is running); whether there was one.
+    pub fn remove_partial(&self, rel: &RelPath) -> Result<bool, FilesError> {
+        let (dir, name) = self.resolve_parent(rel)?;
+        let target = dir.join(name);
+        if self
+            .uploads
+            .lock()
+            .map_err(|_| FilesError::Internal)?
+            .contains(&target)
+        {
+            return Err(FilesError::Busy(format!("{rel} is being uploaded")));
+        }
+        match fs::remove_file(super::part::part_path(&target)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(FilesError::from_io(rel, e)),
+        }
+    }
 }
 
 fn listable_name(os: &std::ffi::OsStr) -> Option<String> {

@@ -183,6 +183,7 @@ impl Classic {
     async fn put(&mut self, rel: RelPath, size: u64) -> std::io::Result<Result<String, String>> {
         let ctx = self.ctx.clone();
         let begun = tokio::task::spawn_blocking(move || {
+            ctx.config.check_upload(size)?;
             let mut up = ctx.store.begin_upload(&rel, false, false)?;
             up.part
                 .start(0, size)

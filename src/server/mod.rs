@@ -9,7 +9,7 @@
 //! removed, an error frame sent). Then every connection task has ended.
 
 mod auth;
-mod chat;
+pub(crate) mod chat;
 mod classic;
 mod exec;
 mod limits;
@@ -64,6 +64,8 @@ pub(crate) struct Ctx {
     pub(crate) stop: CancellationToken,
     /// Abandon in-flight transfers.
     pub(crate) abort: CancellationToken,
+    /// Browsers logged in through the page.
+    pub(crate) sessions: crate::http::auth::Sessions,
 }
 
 /// A bound, not yet running server.
@@ -125,6 +127,7 @@ impl Server {
             config,
             stop: CancellationToken::new(),
             abort: CancellationToken::new(),
+            sessions: Default::default(),
         });
         Ok(Server { ctx, tcp, udp })
     }
@@ -315,7 +318,15 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, _permit:
             )
             .await
         }
-        Door::Http => text_line(stream, "ferry: the web door is not enabled on this server").await,
+        Door::Http if ctx.config.web => crate::http::serve(stream, initial, peer, ctx).await,
+        Door::Http => {
+            refuse_http(
+                stream,
+                "501 Not Implemented",
+                "this server does not serve HTTP (--no-web)",
+            )
+            .await
+        }
         // Anything else, or nothing at all for a moment: a person with nc
         // or telnet, who gets the chat in plain text lines.
         Door::Unknown | Door::Silent => chat::serve_text(stream, initial, peer, ctx).await,
@@ -375,9 +386,32 @@ async fn refuse(mut stream: TcpStream, timeout: Duration, message: &str) {
             },
             &mut out,
         ),
+        Door::Http => out.extend_from_slice(&http_status("503 Service Unavailable", message)),
         _ => out.extend_from_slice(format!("ferry: {message}\n").as_bytes()),
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(&out)).await;
+    let _ = stream.shutdown().await;
+    crate::wire::connection::linger(&mut stream).await;
+}
+
+/// A whole HTTP/1.1 response with a text body, for connections that do not
+/// reach the web door.
+fn http_status(status: &str, message: &str) -> Vec<u8> {
+    let body = format!("{message}\n");
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Answers an HTTP request that will not be served, and closes.
+async fn refuse_http(mut stream: TcpStream, status: &str, message: &str) {
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        stream.write_all(&http_status(status, message)),
+    )
+    .await;
     let _ = stream.shutdown().await;
     crate::wire::connection::linger(&mut stream).await;
 }

@@ -404,6 +404,7 @@ impl Session {
     ) -> Result<(), Fail> {
         self.require(|p| p.upload, "uploading", "--allow-upload")?;
         let rel = RelPath::parse(path)?;
+        self.ctx.config.check_upload(size)?;
         if force && !self.perms().delete {
             let r = rel.clone();
             if self.blocking(move |s| Ok(s.exists(&r))).await? {

@@ -1,0 +1,294 @@
+//! Who an HTTP request is, and the checks that keep other sites from
+//! acting through a visitor's browser.
+//!
+//! A request presents the token as `Authorization: Bearer TOKEN`, as the
+//! password of HTTP Basic (any user name), or by a session cookie that the
+//! page's login form obtains (HttpOnly, SameSite=Strict). Without any,
+//! it has the anonymous rights. Wrong tokens go through the same
+//! `Gate` as the native door: constant-time,
+//! with a doubling delay per address.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+
+use super::{Web, error};
+use crate::secret::Secret;
+use crate::wire::messages::Permissions;
+
+/// Session cookie name.
+pub const COOKIE: &str = "ferry_session";
+/// The header the page sends with every request: its presence proves the
+/// request came from script on this origin (browsers never let another
+/// site set it without a CORS preflight, which ferry never grants).
+pub const PAGE_HEADER: &str = "x-ferry";
+/// How long a login lasts.
+const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// Most sessions kept (oldest dropped first).
+const MAX_SESSIONS: usize = 10_000;
+
+/// Logged-in browser sessions (in memory: a restart logs everyone out).
+#[derive(Debug, Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<String, Instant>>,
+}
+
+impl Sessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new session id.
+    pub fn create(&self) -> std::io::Result<String> {
+        let id = format!(
+            "{}{}",
+            crate::discovery::wire::random_hex()?,
+            crate::discovery::wire::random_hex()?
+        );
+        let mut map = self.lock();
+        if map.len() >= MAX_SESSIONS {
+            map.retain(|_, at| at.elapsed() < SESSION_TTL);
+            if map.len() >= MAX_SESSIONS {
+                if let Some(oldest) = map
+                    .iter()
+                    .min_by_key(|(_, at)| **at)
+                    .map(|(k, _)| k.clone())
+                {
+                    map.remove(&oldest);
+                }
+            }
+        }
+        map.insert(id.clone(), Instant::now());
+        Ok(id)
+    }
+
+    /// Whether `id` is a live session.
+    pub fn valid(&self, id: &str) -> bool {
+        let map = self.lock();
+        map.iter().any(|(k, at)| {
+            bool::from(subtle::ConstantTimeEq::ct_eq(k.as_bytes(), id.as_bytes()))
+                && at.elapsed() < SESSION_TTL
+        })
+    }
+
+    /// Ends `id`.
+    pub fn remove(&self, id: &str) {
+        self.lock().remove(id);
+    }
+}
+
+/// What a request may do.
+#[derive(Debug, Clone, Copy)]
+pub struct Who {
+    /// Its rights.
+    pub perms: Permissions,
+    /// Whether it proved the token (or none is needed).
+    pub authed: bool,
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The token an `Authorization` header carries, if any.
+fn presented(headers: &HeaderMap) -> Option<Secret> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.trim().split_once(' ')?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(Secret::new(rest));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()?;
+        let pair = String::from_utf8(raw).ok()?;
+        let (_, pass) = pair.split_once(':')?;
+        return Some(Secret::new(pass));
+    }
+    None
+}
+
+/// Works out who `headers` belong to; a wrong token is answered 401.
+pub async fn who(web: &Web, headers: &HeaderMap) -> Result<Who, Response> {
+    let cfg = &web.ctx.config;
+    if !web.ctx.gate.enabled() {
+        return Ok(Who {
+            perms: cfg.granted,
+            authed: true,
+        });
+    }
+    if let Some(token) = presented(headers) {
+        if web.ctx.gate.check(web.peer.ip(), &token).await {
+            return Ok(Who {
+                perms: cfg.granted,
+                authed: true,
+            });
+        }
+        return Err(unauthorized(headers, "wrong token"));
+    }
+    if cookie(headers, COOKIE).is_some_and(|id| web.ctx.sessions.valid(id)) {
+        return Ok(Who {
+            perms: cfg.granted,
+            authed: true,
+        });
+    }
+    Ok(Who {
+        perms: cfg.anonymous,
+        authed: false,
+    })
+}
+
+fn unauthorized(headers: &HeaderMap, why: &str) -> Response {
+    let mut res = error(StatusCode::UNAUTHORIZED, why);
+    // The page has its own login form: no browser dialog for it.
+    if !headers.contains_key(PAGE_HEADER) {
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"ferry\", charset=\"UTF-8\""),
+        );
+    }
+    res
+}
+
+/// The answer to a request that lacks a right: 401 when the token would
+/// give it, 403 when nothing would.
+pub fn deny(web: &Web, who: &Who, headers: &HeaderMap, what: &str) -> Response {
+    let with_token = web.ctx.config.granted;
+    let token_helps = !who.authed
+        && web.ctx.gate.enabled()
+        && match what {
+            "read" => with_token.read,
+            "upload" => with_token.upload,
+            "delete" => with_token.delete,
+            "chat" => with_token.chat,
+            _ => false,
+        };
+    if token_helps {
+        unauthorized(headers, &format!("{what} needs the token"))
+    } else {
+        error(
+            StatusCode::FORBIDDEN,
+            format!("this server does not allow {what}"),
+        )
+    }
+}
+
+/// Refuses a state-changing request that another site's page could have
+/// made: a cross-site `Sec-Fetch-Site`, or an `Origin` that is not this
+/// server's.
+pub fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if site == "cross-site" || site == "same-site" {
+            return Err(error(StatusCode::FORBIDDEN, "cross-site request refused"));
+        }
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let origin_host = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, h)| h.trim_end_matches('/'));
+        match (origin_host, host) {
+            (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => {}
+            _ => {
+                return Err(error(StatusCode::FORBIDDEN, "cross-origin request refused"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A POST is a "simple" request a foreign form can send: ferry's POSTs
+/// also need the page's header (or tus's), which such a form cannot set.
+pub fn scripted(headers: &HeaderMap) -> Result<(), Response> {
+    same_origin(headers)?;
+    if headers.contains_key(PAGE_HEADER) || headers.contains_key("tus-resumable") {
+        Ok(())
+    } else {
+        Err(error(
+            StatusCode::FORBIDDEN,
+            "this request needs the X-Ferry header",
+        ))
+    }
+}
+
+/// `POST /.ferry/login` with the token as the body (a form field `token=`,
+/// or the bare token): sets the session cookie.
+pub async fn login(State(web): State<Web>, req: Request) -> Response {
+    let headers = req.headers().clone();
+    if let Err(r) = scripted(&headers) {
+        return r;
+    }
+    if !web.ctx.gate.enabled() {
+        return error(StatusCode::BAD_REQUEST, "this server has no token");
+    }
+    let Ok(body) = axum::body::to_bytes(req.into_body(), 4096).await else {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "the token is at most 4 KiB");
+    };
+    let text = String::from_utf8_lossy(&body);
+    let token = match text.strip_prefix("token=") {
+        Some(t) => percent_encoding::percent_decode_str(&t.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned(),
+        None => text.trim().to_string(),
+    };
+    if !web.ctx.gate.check(web.peer.ip(), &Secret::new(token)).await {
+        return unauthorized(&headers, "wrong token");
+    }
+    let Ok(id) = web.ctx.sessions.create() else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "no randomness");
+    };
+    let cookie = format!(
+        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        SESSION_TTL.as_secs()
+    );
+    (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response()
+}
+
+/// `POST /.ferry/logout`: ends the session.
+pub async fn logout(State(web): State<Web>, headers: HeaderMap) -> Response {
+    if let Err(r) = scripted(&headers) {
+        return r;
+    }
+    if let Some(id) = cookie(&headers, COOKIE) {
+        web.ctx.sessions.remove(id);
+    }
+    (
+        StatusCode::NO_CONTENT,
+        [(
+            header::SET_COOKIE,
+            format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+        )],
+    )
+        .into_response()
+}
+
+/// `GET /.ferry/whoami`: this client's rights, for the page.
+pub async fn whoami(State(web): State<Web>, headers: HeaderMap) -> Response {
+    let who = match who(&web, &headers).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    axum::Json(serde_json::json!({
+        "server": web.ctx.config.name,
+        "software": crate::SOFTWARE,
+        "permissions": who.perms,
+        "authenticated": who.authed,
+        "auth_available": web.ctx.gate.enabled(),
+    }))
+    .into_response()
+}

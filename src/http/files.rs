@@ -1,0 +1,712 @@
+//! Files over HTTP: every method on a path below the served folder, on the
+//! same [`FileStore`](crate::files::store::FileStore) (jail, name rules,
+//! hidden partial files, no-clobber moves) and permissions as the native
+//! door.
+
+use std::io;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+
+use super::auth::{self, Who};
+use super::cond::{self, Conditions, Span, Validators, Verdict};
+use super::{Web, error};
+use crate::files::FilesError;
+use crate::files::name::RelPath;
+use crate::files::pipe::{spawn_plain_reader, spawn_writer};
+use crate::text::escape;
+use crate::wire::messages::{Entry, EntryKind};
+
+/// Methods every path answers.
+pub const ALLOW: &str = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, MOVE";
+
+/// Characters escaped in a path segment of a URL ferry writes.
+pub const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'|')
+    .add(b'[')
+    .add(b']')
+    .add(b'\'');
+
+/// The HTTP status for a files error.
+pub fn status_of(e: &FilesError) -> StatusCode {
+    match e {
+        FilesError::Name(_) => StatusCode::BAD_REQUEST,
+        FilesError::NotFound(_) => StatusCode::NOT_FOUND,
+        FilesError::Forbidden(_) => StatusCode::FORBIDDEN,
+        FilesError::Exists(_)
+        | FilesError::NotADirectory(_)
+        | FilesError::IsADirectory(_)
+        | FilesError::NotEmpty(_)
+        | FilesError::Busy(_) => StatusCode::CONFLICT,
+        FilesError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        FilesError::Checksum(_) | FilesError::Incomplete(_) => StatusCode::BAD_REQUEST,
+        FilesError::Io(_) | FilesError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A files error as a response.
+pub fn failure(e: FilesError) -> Response {
+    error(status_of(&e), e.to_string())
+}
+
+/// Runs a store call on a blocking thread.
+pub async fn blocking<T: Send + 'static>(
+    web: &Web,
+    f: impl FnOnce(&crate::files::store::FileStore) -> Result<T, FilesError> + Send + 'static,
+) -> Result<T, FilesError> {
+    let ctx = web.ctx.clone();
+    tokio::task::spawn_blocking(move || f(&ctx.store))
+        .await
+        .unwrap_or(Err(FilesError::Internal))
+}
+
+/// Describes `rel`, or the error response.
+async fn stat(web: &Web, rel: &RelPath) -> Result<Entry, Response> {
+    let r = rel.clone();
+    blocking(web, move |s| s.stat(&r)).await.map_err(failure)
+}
+
+/// The served path a request URL names, and whether it ends in `/`.
+/// Percent-decoding happens once; what it yields goes through the one name
+/// validator, so `%2e%2e`, `..%2f`, backslashes and empty segments are
+/// refused, and a doubly encoded `%252e` is just a name with a `%` in it.
+pub fn target(path: &str) -> Result<(RelPath, bool), Response> {
+    let decoded = percent_decode_str(path)
+        .decode_utf8()
+        .map_err(|_| error(StatusCode::BAD_REQUEST, "the path is not valid UTF-8"))?;
+    let trailing = decoded.len() > 1 && decoded.ends_with('/');
+    let rel =
+        RelPath::parse(&decoded).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
+    Ok((rel, trailing))
+}
+
+/// The URL path of `rel` (a folder's ends in `/`). Always starts with one
+/// `/` and never two, so it cannot be read as another host.
+pub fn url_of(rel: &RelPath, folder: bool) -> String {
+    let mut out = String::from("/");
+    for (i, p) in rel.parts().iter().enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        out.extend(utf8_percent_encode(p, SEGMENT));
+    }
+    if folder && !rel.is_root() {
+        out.push('/');
+    }
+    out
+}
+
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn conditions(h: &HeaderMap) -> Conditions<'_> {
+    Conditions {
+        if_match: header_str(h, header::IF_MATCH),
+        if_none_match: header_str(h, header::IF_NONE_MATCH),
+        if_modified_since: header_str(h, header::IF_MODIFIED_SINCE),
+        if_unmodified_since: header_str(h, header::IF_UNMODIFIED_SINCE),
+        if_range: header_str(h, header::IF_RANGE),
+        range: header_str(h, header::RANGE),
+    }
+}
+
+fn validators(e: &Entry) -> Validators {
+    Validators::new(e.size, e.mtime.map(|m| (m.secs, m.nanos)))
+}
+
+fn has_query(uri: &Uri, key: &str) -> bool {
+    uri.query()
+        .is_some_and(|q| q.split('&').any(|kv| kv.split('=').next() == Some(key)))
+}
+
+/// Every request on a path outside `/.ferry/`.
+pub async fn handle(State(web): State<Web>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let who = match auth::who(&web, &parts.headers).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let (rel, trailing) = match target(parts.uri.path()) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let m = &parts.method;
+    if *m == Method::GET || *m == Method::HEAD {
+        return get(
+            &web,
+            &who,
+            &parts.uri,
+            &parts.headers,
+            rel,
+            trailing,
+            *m == Method::HEAD,
+        )
+        .await;
+    }
+    if *m == Method::OPTIONS {
+        return (
+            StatusCode::NO_CONTENT,
+            [(header::ALLOW, ALLOW), (header::ACCEPT_RANGES, "bytes")],
+        )
+            .into_response();
+    }
+    let known = ["PUT", "DELETE", "MKCOL", "MOVE"];
+    if !known.contains(&m.as_str()) {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, ALLOW)],
+            format!("{m} is not served here\n"),
+        )
+            .into_response();
+    }
+    // Everything below changes something: never on another site's behalf.
+    if let Err(r) = auth::same_origin(&parts.headers) {
+        return r;
+    }
+    match m.as_str() {
+        "PUT" => put(&web, &who, &parts.headers, rel, body).await,
+        "DELETE" => delete(&web, &who, &parts.headers, rel).await,
+        "MKCOL" => mkcol(&web, &who, &parts.headers, rel, body).await,
+        _ => mv(&web, &who, &parts.headers, rel).await,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn get(
+    web: &Web,
+    who: &Who,
+    uri: &Uri,
+    headers: &HeaderMap,
+    rel: RelPath,
+    trailing: bool,
+    head: bool,
+) -> Response {
+    if !who.perms.read {
+        return auth::deny(web, who, headers, "read");
+    }
+    let entry = match stat(web, &rel).await {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    if entry.kind == EntryKind::Dir {
+        return folder(web, who, uri, headers, rel, trailing).await;
+    }
+    let r = rel.clone();
+    let (file, entry) = match blocking(web, move |s| s.open_read(&r)).await {
+        Ok(x) => x,
+        Err(e) => return failure(e),
+    };
+    let v = validators(&entry);
+    let c = conditions(headers);
+    let mut res = Response::builder()
+        .header(header::ETAG, &v.etag)
+        .header(header::ACCEPT_RANGES, "bytes");
+    if let Some(lm) = v.last_modified() {
+        res = res.header(header::LAST_MODIFIED, lm);
+    }
+    match cond::evaluate(&c, Some(&v), true) {
+        Verdict::Proceed => {}
+        Verdict::NotModified => {
+            return res
+                .status(StatusCode::NOT_MODIFIED)
+                .body(Body::empty())
+                .unwrap_or_default();
+        }
+        Verdict::Failed => return error(StatusCode::PRECONDITION_FAILED, "precondition failed"),
+    }
+    let name = rel.file_name().unwrap_or("file");
+    let mime = mime_guess::from_path(name).first_or_octet_stream();
+    let mut ctype = mime.essence_str().to_string();
+    if mime.type_() == mime_guess::mime::TEXT {
+        ctype.push_str("; charset=utf-8");
+    }
+    // Files that a browser would run as a page of this origin are shown in
+    // a sandbox: an uploaded HTML file cannot act as the visitor.
+    if matches!(
+        mime.essence_str(),
+        "text/html" | "image/svg+xml" | "application/xhtml+xml" | "text/xml" | "application/xml"
+    ) {
+        res = res.header(header::CONTENT_SECURITY_POLICY, "sandbox");
+    }
+    res = res.header(header::CONTENT_TYPE, ctype);
+    if has_query(uri, "download") {
+        res = res.header(header::CONTENT_DISPOSITION, disposition(name));
+    }
+    let size = entry.size;
+    let (status, start, len) = match cond::span(&c, &v, size) {
+        Span::Whole => (StatusCode::OK, 0, size),
+        Span::Part { start, end } => {
+            res = res.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"));
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
+        Span::Unsatisfiable => {
+            return Response::builder()
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+                .body(Body::from(format!("no such range in {size} bytes\n")))
+                .unwrap_or_default();
+        }
+    };
+    res = res
+        .status(status)
+        .header(header::CONTENT_LENGTH, len.to_string());
+    if head || len == 0 {
+        return res.body(Body::empty()).unwrap_or_default();
+    }
+    let source = spawn_plain_reader(file, start, len);
+    let stream = futures_util::stream::unfold(source, |mut s| async move {
+        let item = s.next_bytes().await?;
+        Some((item, s))
+    })
+    .fuse();
+    res.body(Body::from_stream(stream)).unwrap_or_default()
+}
+
+/// `Content-Disposition: attachment` with the name in both forms.
+pub fn disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
+        utf8_percent_encode(name, SEGMENT)
+    )
+}
+
+/// Whether a request prefers JSON to HTML.
+fn wants_json(uri: &Uri, headers: &HeaderMap) -> bool {
+    if has_query(uri, "json") {
+        return true;
+    }
+    let accept = header_str(headers, header::ACCEPT).unwrap_or("");
+    let json = accept.find("application/json");
+    let html = accept.find("text/html");
+    match (json, html) {
+        (Some(j), Some(h)) => j < h,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
+async fn folder(
+    web: &Web,
+    who: &Who,
+    uri: &Uri,
+    headers: &HeaderMap,
+    rel: RelPath,
+    trailing: bool,
+) -> Response {
+    if has_query(uri, "tar") {
+        return super::page::archive(web, rel).await;
+    }
+    let json = wants_json(uri, headers);
+    if !json && !trailing && !rel.is_root() {
+        // Relative links on the page need the slash.
+        let mut to = url_of(&rel, true);
+        if let Some(q) = uri.query() {
+            to.push('?');
+            to.push_str(q);
+        }
+        return (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, to)], "").into_response();
+    }
+    let r = rel.clone();
+    let mut entries = match blocking(web, move |s| s.list(&r)).await {
+        Ok(e) => e,
+        Err(e) => return failure(e),
+    };
+    entries.sort_by(|a, b| {
+        (b.kind == EntryKind::Dir)
+            .cmp(&(a.kind == EntryKind::Dir))
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    if json {
+        let mut res = axum::Json(serde_json::json!({
+            "path": url_of(&rel, true),
+            "entries": entries,
+            "permissions": who.perms,
+            "authenticated": who.authed,
+        }))
+        .into_response();
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        return res;
+    }
+    super::page::folder_page(web, who, &rel, &entries)
+}
+
+/// Streams a request body into `part` (already started), with a deadline
+/// on stalls, the upload limit checked as bytes come, and a stop on
+/// shutdown. Gives the part file back with how the body ended: what was
+/// written is written either way (tus keeps it for a resume; PUT throws it
+/// away).
+pub async fn stream_body(
+    web: &Web,
+    part: crate::files::part::PartFile,
+    body: Body,
+) -> Result<(crate::files::part::PartFile, Result<(), Response>), Response> {
+    let already = part.written();
+    let mut sink = spawn_writer(part);
+    let mut stream = body.into_data_stream();
+    let stall = super::body_stall(web);
+    let mut failed: Option<Response> = None;
+    let mut total = already;
+    loop {
+        let next = tokio::select! {
+            n = tokio::time::timeout(stall, stream.next()) => n,
+            _ = web.ctx.abort.cancelled() => {
+                failed = Some(error(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down"));
+                break;
+            }
+        };
+        match next {
+            Err(_) => {
+                failed = Some(error(StatusCode::REQUEST_TIMEOUT, "the body stalled"));
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                failed = Some(error(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body broke off: {e}"),
+                ));
+                break;
+            }
+            Ok(Some(Ok(chunk))) => {
+                total += chunk.len() as u64;
+                if let Err(r) = check_size(web, total) {
+                    failed = Some(r);
+                    break;
+                }
+                let mut buf = sink.buffer();
+                buf.extend_from_slice(&chunk);
+                if !sink.send(buf).await {
+                    break; // the writer failed: its error comes from finish
+                }
+            }
+        }
+    }
+    let (part, written) = sink
+        .finish()
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if let Err(e) = written {
+        let status = if e.kind() == io::ErrorKind::InvalidData {
+            StatusCode::PAYLOAD_TOO_LARGE
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+        return Ok((part, Err(error(status, e.to_string()))));
+    }
+    Ok((part, failed.map_or(Ok(()), Err)))
+}
+
+/// Moves a complete partial file into place (on a blocking thread).
+pub async fn commit(
+    part: crate::files::part::PartFile,
+    guard: crate::files::store::UploadGuard,
+    overwrite: bool,
+) -> Result<(), Response> {
+    let result = tokio::task::spawn_blocking(move || {
+        let r = part.finish(None, None, overwrite);
+        drop(guard);
+        r
+    })
+    .await;
+    match result {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(crate::files::part::FinishError::Exists)) => Err(error(
+            StatusCode::CONFLICT,
+            "the file appeared while it was uploaded",
+        )),
+        Ok(Err(e)) => Err(error(StatusCode::BAD_REQUEST, e.to_string())),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+/// A whole-body upload (PUT): anything short of the whole body leaves
+/// nothing behind.
+async fn receive(
+    web: &Web,
+    upload: crate::files::store::Upload,
+    body: Body,
+    declared: Option<u64>,
+    overwrite: bool,
+) -> Result<(), Response> {
+    let crate::files::store::Upload {
+        mut part, guard, ..
+    } = upload;
+    if let Err(e) = part.start(0, declared.unwrap_or(u64::MAX)) {
+        return Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
+    }
+    let (mut part, ended) = stream_body(web, part, body).await?;
+    if let Err(r) = ended {
+        part.discard();
+        return Err(r);
+    }
+    if declared.is_none() {
+        part.end_here();
+    }
+    commit(part, guard, overwrite).await
+}
+
+/// The size a request declares, refused past the server's upload limit.
+pub fn declared_size(web: &Web, headers: &HeaderMap) -> Result<Option<u64>, Response> {
+    let declared = match header_str(headers, header::CONTENT_LENGTH) {
+        None => None,
+        Some(v) => Some(
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| error(StatusCode::BAD_REQUEST, "bad Content-Length"))?,
+        ),
+    };
+    check_size(web, declared.unwrap_or(0))?;
+    Ok(declared)
+}
+
+/// Refuses `size` when it passes `--max-upload`.
+pub fn check_size(web: &Web, size: u64) -> Result<(), Response> {
+    web.ctx.config.check_upload(size).map_err(failure)
+}
+
+async fn put(web: &Web, who: &Who, headers: &HeaderMap, rel: RelPath, body: Body) -> Response {
+    if !who.perms.upload {
+        return auth::deny(web, who, headers, "upload");
+    }
+    let declared = match declared_size(web, headers) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let r = rel.clone();
+    let current = match blocking(web, move |s| s.stat(&r)).await {
+        Ok(e) if e.kind == EntryKind::Dir => {
+            return error(StatusCode::CONFLICT, format!("{rel} is a folder"));
+        }
+        Ok(e) => Some(e),
+        Err(FilesError::NotFound(_)) => None,
+        Err(e) => return failure(e),
+    };
+    let v = current.as_ref().map(validators);
+    if cond::evaluate(&conditions(headers), v.as_ref(), false) == Verdict::Failed {
+        return error(StatusCode::PRECONDITION_FAILED, "precondition failed");
+    }
+    let replaces = current.is_some();
+    if replaces && !who.perms.delete {
+        return auth::deny(web, who, headers, "delete");
+    }
+    let r = rel.clone();
+    let upload = match blocking(web, move |s| s.begin_upload(&r, replaces, false)).await {
+        Ok(u) => u,
+        Err(FilesError::NotFound(m) | FilesError::NotADirectory(m)) => {
+            return error(StatusCode::CONFLICT, format!("no such folder: {m}"));
+        }
+        Err(e) => return failure(e),
+    };
+    if let Err(r) = receive(web, upload, body, declared, replaces).await {
+        return r;
+    }
+    tracing::info!(path = %escape(&rel.to_string()), "uploaded over http");
+    let r = rel.clone();
+    let etag = blocking(web, move |s| s.stat(&r))
+        .await
+        .map(|e| validators(&e).etag)
+        .unwrap_or_default();
+    let status = if replaces {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::CREATED
+    };
+    let mut res = Response::builder().status(status);
+    if !etag.is_empty() {
+        res = res.header(header::ETAG, etag);
+    }
+    if !replaces {
+        res = res.header(header::LOCATION, url_of(&rel, false));
+    }
+    res.body(Body::empty()).unwrap_or_default()
+}
+
+async fn delete(web: &Web, who: &Who, headers: &HeaderMap, rel: RelPath) -> Response {
+    if !who.perms.delete {
+        return auth::deny(web, who, headers, "delete");
+    }
+    let current = match stat(web, &rel).await {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    if current.kind != EntryKind::Dir
+        && cond::evaluate(&conditions(headers), Some(&validators(&current)), false)
+            == Verdict::Failed
+    {
+        return error(StatusCode::PRECONDITION_FAILED, "precondition failed");
+    }
+    let r = rel.clone();
+    match blocking(web, move |s| s.remove(&r, true)).await {
+        Ok(()) => {
+            tracing::info!(path = %escape(&rel.to_string()), "deleted over http");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => failure(e),
+    }
+}
+
+async fn mkcol(web: &Web, who: &Who, headers: &HeaderMap, rel: RelPath, body: Body) -> Response {
+    if !who.perms.upload {
+        return auth::deny(web, who, headers, "upload");
+    }
+    match axum::body::to_bytes(body, 1).await {
+        Ok(b) if b.is_empty() => {}
+        _ => {
+            return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "MKCOL takes no body");
+        }
+    }
+    let r = rel.clone();
+    match blocking(web, move |s| s.mkdir(&r, false)).await {
+        Ok(()) => (
+            StatusCode::CREATED,
+            [(header::LOCATION, url_of(&rel, true))],
+        )
+            .into_response(),
+        Err(FilesError::Exists(m)) => error(StatusCode::METHOD_NOT_ALLOWED, m),
+        Err(FilesError::NotFound(m) | FilesError::NotADirectory(m)) => {
+            error(StatusCode::CONFLICT, format!("no such folder: {m}"))
+        }
+        Err(e) => failure(e),
+    }
+}
+
+/// The served path a `Destination` header names (a URL of this server, or
+/// an absolute path).
+fn destination(headers: &HeaderMap) -> Result<RelPath, Response> {
+    let raw = header_str(headers, header::HeaderName::from_static("destination"))
+        .ok_or_else(|| error(StatusCode::BAD_REQUEST, "MOVE needs a Destination header"))?;
+    let path = if raw.starts_with('/') && !raw.starts_with("//") {
+        raw.to_string()
+    } else {
+        let uri: Uri = raw
+            .parse()
+            .map_err(|_| error(StatusCode::BAD_REQUEST, "bad Destination"))?;
+        let host = header_str(headers, header::HOST);
+        match (uri.authority(), host) {
+            (Some(a), Some(h)) if a.as_str().eq_ignore_ascii_case(h) => {}
+            _ => {
+                return Err(error(
+                    StatusCode::BAD_GATEWAY,
+                    "Destination is on another server",
+                ));
+            }
+        }
+        uri.path().to_string()
+    };
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    target(path).map(|(r, _)| r)
+}
+
+async fn mv(web: &Web, who: &Who, headers: &HeaderMap, rel: RelPath) -> Response {
+    if !who.perms.upload {
+        return auth::deny(web, who, headers, "upload");
+    }
+    if !who.perms.delete {
+        return auth::deny(web, who, headers, "delete");
+    }
+    let to = match destination(headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    // RFC 4918: Overwrite defaults to T.
+    let overwrite = !header_str(headers, header::HeaderName::from_static("overwrite"))
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("f"));
+    let t = to.clone();
+    let existed = blocking(web, move |s| Ok(s.exists(&t)))
+        .await
+        .unwrap_or(false);
+    if existed && !overwrite {
+        return error(
+            StatusCode::PRECONDITION_FAILED,
+            format!("{to} exists (send Overwrite: T to replace it)"),
+        );
+    }
+    let (from, dest) = (rel.clone(), to.clone());
+    match blocking(web, move |s| s.rename(&from, &dest, overwrite)).await {
+        Ok(()) => {
+            tracing::info!(from = %escape(&rel.to_string()), to = %escape(&to.to_string()), "moved over http");
+            if existed {
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                (
+                    StatusCode::CREATED,
+                    [(header::LOCATION, url_of(&to, false))],
+                )
+                    .into_response()
+            }
+        }
+        Err(FilesError::NotFound(m)) => error(StatusCode::NOT_FOUND, m),
+        Err(e) => failure(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_paths_are_refused_and_urls_stay_on_this_host() {
+        for bad in [
+            "/../etc/passwd",
+            "/%2e%2e/etc/passwd",
+            "/a/%2E%2E/%2e%2e/x",
+            "/..%2fetc",
+            "/a%5c..%5cb",
+            "/a\\b",
+            "//evil.example/x",
+            "/a//b",
+            "/%00",
+            "/%ff",
+            "/.x.ferry-part",
+        ] {
+            assert!(target(bad).is_err(), "{bad} accepted");
+        }
+        let (r, trailing) = target("/%252e%252e/").unwrap();
+        assert_eq!(r.parts(), ["%2e%2e"]);
+        assert!(trailing);
+        let (r, _) = target("/caf%C3%A9/a%20b.txt").unwrap();
+        assert_eq!(r.parts(), ["café", "a b.txt"]);
+        assert_eq!(url_of(&r, false), "/caf%C3%A9/a%20b.txt");
+        let odd = RelPath::parse("#?%/\"<x>").unwrap();
+        assert_eq!(url_of(&odd, true), "/%23%3F%25/%22%3Cx%3E/");
+        assert_eq!(url_of(&RelPath::root(), true), "/");
+    }
+
+    #[test]
+    fn download_names_in_both_forms() {
+        assert_eq!(
+            disposition("naïve \"q\".txt"),
+            "attachment; filename=\"na_ve _q_.txt\"; filename*=UTF-8''na%C3%AFve%20%22q%22.txt"
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! The web door: HTTP/1.1 on the shared port, served by hyper with an axum
+//! router. Files (with ranges, conditional requests and compression),
+//! resumable uploads (tus 1.0), the page, and the chat over WebSocket, all
+//! on the same services and rules as the native door.
+//!
+//! - [`cond`]: validators, preconditions and ranges (pure).
+//! - [`files`]: GET, HEAD, PUT, DELETE, MKCOL, MOVE, OPTIONS on paths.
+//! - [`tus`]: resumable uploads.
+//! - [`auth`]: who a request is (token, Basic, session cookie) and the
+//!   cross-site checks.
+//! - [`page`]: the embedded page and its assets.
+//! - [`ws`]: the chat over WebSocket.
+
+pub mod auth;
+pub mod cond;
+pub mod files;
+pub mod io;
+pub mod page;
+pub mod tus;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use bytes::BytesMut;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tracing::{debug, info};
+
+use crate::server::Ctx;
+use crate::text::escape;
+
+/// Longest request head (request line and headers) accepted.
+pub const MAX_HEAD: usize = 16 * 1024;
+/// Reserved path prefix for the page's assets and APIs.
+pub const PREFIX: &str = "/.ferry/";
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct Web {
+    /// The server.
+    pub(crate) ctx: Arc<Ctx>,
+    /// The peer.
+    pub peer: SocketAddr,
+}
+
+/// Serves one HTTP connection (keep-alive: many requests) whose first bytes
+/// the sniffer already read.
+pub(crate) async fn serve(stream: TcpStream, initial: BytesMut, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let io = io::Guarded::new(initial.freeze(), stream, ctx.config.deadlines.body);
+    let app = router(Web {
+        ctx: ctx.clone(),
+        peer,
+    });
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        // Covers the wait for the next request on a kept-alive connection
+        // too: no slowloris, no idle connection held past it.
+        .header_read_timeout(ctx.config.deadlines.header)
+        .max_header_size(MAX_HEAD)
+        .max_buf_size(MAX_HEAD.max(8192) * 4)
+        .keep_alive(true);
+    let conn = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = ctx.stop.cancelled() => {
+            // Finish the request in flight, then close.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        debug!("http connection ended: {e}");
+    }
+}
+
+fn router(web: Web) -> Router {
+    // Compress text-like responses above 1 KiB when the client asks;
+    // never ranges, and never what is compressed already.
+    let compress = SizeAbove::new(1024)
+        .and(NotForContentType::IMAGES)
+        .and(NotForContentType::const_new("application/zip"))
+        .and(NotForContentType::const_new("application/gzip"))
+        .and(NotForContentType::const_new("application/x-tar"))
+        .and(NotForContentType::const_new("video/"))
+        .and(NotForContentType::const_new("audio/"))
+        .and(NotForContentType::const_new("application/octet-stream"))
+        .and(NotForContentType::const_new(
+            "application/offset+octet-stream",
+        ))
+        .and(
+            |status: StatusCode,
+             _: axum::http::Version,
+             _: &axum::http::HeaderMap,
+             _: &axum::http::Extensions| { status == StatusCode::OK },
+        );
+    Router::new()
+        .route("/.ferry/assets/{name}", get(page::asset))
+        .route("/.ferry/login", post(auth::login))
+        .route("/.ferry/logout", post(auth::logout))
+        .route("/.ferry/whoami", get(auth::whoami))
+        .route("/.ferry/chat", get(ws::upgrade))
+        .route("/.ferry/tus", any(tus::collection))
+        .route("/.ferry/tus/", any(tus::collection))
+        .route("/.ferry/tus/{id}", any(tus::upload))
+        .fallback(files::handle)
+        .layer(
+            CompressionLayer::new()
+                .gzip(true)
+                .br(true)
+                .compress_when(compress),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            web.clone(),
+            log_and_secure,
+        ))
+        .with_state(web)
+}
+
+/// One log line per request (the common log format, peer text escaped),
+/// and the headers every response carries.
+async fn log_and_secure(State(web): State<Web>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let target = escape(&req.uri().to_string()).into_owned();
+    let version = req.version();
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    h.entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("no-referrer"));
+    h.entry(header::X_FRAME_OPTIONS)
+        .or_insert(HeaderValue::from_static("DENY"));
+    let size = res
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    info!(
+        target: "ferry::http",
+        "{} - - [{}] \"{} {} {:?}\" {} {} {:.1}ms",
+        web.peer.ip(),
+        chrono::Utc::now().format("%d/%b/%Y:%H:%M:%S %z"),
+        method,
+        target,
+        version,
+        res.status().as_u16(),
+        size,
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    res
+}
+
+/// A plain-text error response.
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    let mut text = message.into();
+    text.push('\n');
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+/// How long a body may stall before the request fails.
+pub(crate) fn body_stall(web: &Web) -> Duration {
+    web.ctx.config.deadlines.body
+}

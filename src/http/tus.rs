@@ -1,0 +1,450 @@
+//! Resumable uploads with the tus 1.0 protocol (core, creation,
+//! creation-with-upload, termination), so existing tus clients (tus-js-client,
+//! tuspy, …) work, and the page's uploads survive a dropped connection or a
+//! server restart.
+//!
+//! An upload's URL carries what it is for (target path, length, whether it
+//! may replace a file), and its bytes live in the same hidden partial file
+//! as a native upload of that target: the server keeps no other state, and
+//! abandoned uploads are swept like any partial file.
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use super::auth::{self, Who};
+use super::files::{blocking, check_size, commit, failure, stream_body};
+use super::{Web, error};
+use crate::files::FilesError;
+use crate::files::name::RelPath;
+use crate::text::escape;
+
+/// The protocol version spoken.
+pub const VERSION: &str = "1.0.0";
+/// Extensions supported.
+pub const EXTENSIONS: &str = "creation,creation-with-upload,termination";
+const BASE: &str = "/.ferry/tus/";
+
+/// What an upload URL stands for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct Ticket {
+    /// Target path.
+    p: String,
+    /// Total length.
+    n: u64,
+    /// May replace an existing file.
+    #[serde(default)]
+    o: bool,
+}
+
+impl Ticket {
+    fn id(&self) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    fn parse(id: &str) -> Option<(Ticket, RelPath)> {
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(id)
+            .ok()?;
+        let t: Ticket = serde_json::from_slice(&raw).ok()?;
+        let rel = RelPath::parse(&t.p).ok()?;
+        (!rel.is_root()).then_some((t, rel))
+    }
+}
+
+fn tus_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert("tus-resumable", HeaderValue::from_static(VERSION));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn fail(status: StatusCode, msg: impl Into<String>) -> Response {
+    tus_headers(error(status, msg))
+}
+
+fn num(h: &HeaderMap, name: &str) -> Result<Option<u64>, Response> {
+    match h.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .map(Some)
+            .ok_or_else(|| fail(StatusCode::BAD_REQUEST, format!("bad {name}"))),
+    }
+}
+
+/// Upload-Metadata: `key base64, key base64, key`.
+fn metadata(h: &HeaderMap) -> Result<Vec<(String, String)>, Response> {
+    let Some(raw) = h.get("upload-metadata") else {
+        return Ok(vec![]);
+    };
+    let raw = raw
+        .to_str()
+        .map_err(|_| fail(StatusCode::BAD_REQUEST, "bad Upload-Metadata"))?;
+    let mut out = vec![];
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once(' ').unwrap_or((pair, ""));
+        let v = base64::engine::general_purpose::STANDARD
+            .decode(v.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| {
+                fail(
+                    StatusCode::BAD_REQUEST,
+                    format!("bad Upload-Metadata value for {k}"),
+                )
+            })?;
+        out.push((k.to_string(), v));
+    }
+    Ok(out)
+}
+
+/// The target of a new upload: metadata `path`, or `folder` joined with
+/// `relativePath`, `filename` or `name`.
+fn target_of(meta: &[(String, String)]) -> Result<RelPath, Response> {
+    let get = |k: &str| {
+        meta.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let joined;
+    let path = match get("path") {
+        Some(p) => p,
+        None => {
+            let name = get("relativePath")
+                .filter(|s| !s.is_empty())
+                .or_else(|| get("filename"))
+                .or_else(|| get("name"))
+                .ok_or_else(|| {
+                    fail(
+                        StatusCode::BAD_REQUEST,
+                        "Upload-Metadata needs path or filename",
+                    )
+                })?;
+            joined = format!("{}/{}", get("folder").unwrap_or(""), name);
+            &joined
+        }
+    };
+    let rel = RelPath::parse(path).map_err(|e| fail(StatusCode::BAD_REQUEST, e.to_string()))?;
+    if rel.is_root() {
+        return Err(fail(StatusCode::BAD_REQUEST, "an upload needs a file name"));
+    }
+    Ok(rel)
+}
+
+fn version_ok(h: &HeaderMap, method: &Method) -> Result<(), Response> {
+    if method == Method::OPTIONS {
+        return Ok(());
+    }
+    match h.get("tus-resumable").and_then(|v| v.to_str().ok()) {
+        Some(VERSION) => Ok(()),
+        _ => {
+            let mut r = fail(
+                StatusCode::PRECONDITION_FAILED,
+                format!("this server speaks tus {VERSION}"),
+            );
+            r.headers_mut()
+                .insert("tus-version", HeaderValue::from_static(VERSION));
+            Err(r)
+        }
+    }
+}
+
+fn options(web: &Web) -> Response {
+    let mut res = tus_headers(StatusCode::NO_CONTENT.into_response());
+    let h = res.headers_mut();
+    h.insert("tus-version", HeaderValue::from_static(VERSION));
+    h.insert("tus-extension", HeaderValue::from_static(EXTENSIONS));
+    if let Some(max) = web.ctx.config.max_upload {
+        if let Ok(v) = HeaderValue::from_str(&max.to_string()) {
+            h.insert("tus-max-size", v);
+        }
+    }
+    res
+}
+
+async fn who_may_upload(web: &Web, h: &HeaderMap) -> Result<Who, Response> {
+    let who = auth::who(web, h).await.map_err(tus_headers)?;
+    if !who.perms.upload {
+        return Err(tus_headers(auth::deny(web, &who, h, "upload")));
+    }
+    Ok(who)
+}
+
+/// `/.ferry/tus/`: OPTIONS, and POST to create an upload.
+pub async fn collection(State(web): State<Web>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    if let Err(r) = version_ok(&parts.headers, &parts.method) {
+        return r;
+    }
+    match parts.method {
+        Method::OPTIONS => options(&web),
+        Method::POST => create(&web, &parts.headers, body).await,
+        _ => fail(StatusCode::METHOD_NOT_ALLOWED, "OPTIONS or POST here"),
+    }
+}
+
+async fn create(web: &Web, h: &HeaderMap, body: Body) -> Response {
+    if let Err(r) = auth::scripted(h) {
+        return tus_headers(r);
+    }
+    let who = match who_may_upload(web, h).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    if h.contains_key("upload-defer-length") {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "Upload-Length is needed (no deferred lengths)",
+        );
+    }
+    let length = match num(h, "upload-length") {
+        Ok(Some(n)) => n,
+        Ok(None) => return fail(StatusCode::BAD_REQUEST, "Upload-Length is needed"),
+        Err(r) => return r,
+    };
+    if let Err(r) = check_size(web, length) {
+        return tus_headers(r);
+    }
+    let meta = match metadata(h) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let rel = match target_of(&meta) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let overwrite = meta
+        .iter()
+        .any(|(k, v)| k == "overwrite" && (v == "1" || v == "true"));
+    let r = rel.clone();
+    let exists = blocking(web, move |s| Ok(s.exists(&r)))
+        .await
+        .unwrap_or(false);
+    if exists && !overwrite {
+        return fail(
+            StatusCode::CONFLICT,
+            format!("{rel} exists (set overwrite in Upload-Metadata to replace it)"),
+        );
+    }
+    if exists && !who.perms.delete {
+        return tus_headers(auth::deny(web, &who, h, "delete"));
+    }
+    // Folders in the path are made as needed (a folder upload's files).
+    let r = rel.clone();
+    let made = blocking(web, move |s| {
+        if let Some(parent) = r.parent().filter(|p| !p.is_root()) {
+            s.mkdir(&parent, true)?;
+        }
+        let up = s.begin_upload(&r, exists, false)?;
+        Ok(up)
+    })
+    .await;
+    let upload = match made {
+        Ok(u) => u,
+        Err(e) => return tus_headers(failure(e)),
+    };
+    let ticket = Ticket {
+        p: rel.to_string(),
+        n: length,
+        o: exists,
+    };
+    let location = format!("{BASE}{}", ticket.id());
+    tracing::info!(path = %escape(&rel.to_string()), length, "tus upload created");
+    // creation-with-upload: the first bytes may come with the POST.
+    let with_body = h
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v == "application/offset+octet-stream");
+    let offset = if with_body || length == 0 {
+        match append(web, upload, &ticket, 0, body).await {
+            Ok(o) => o,
+            Err(r) => return r,
+        }
+    } else {
+        0
+    };
+    let mut res = tus_headers(StatusCode::CREATED.into_response());
+    let hs = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        hs.insert(header::LOCATION, v);
+    }
+    hs.insert("upload-offset", HeaderValue::from(offset));
+    res
+}
+
+/// Writes a body at `offset` and moves the file into place once whole.
+/// Gives the new offset.
+async fn append(
+    web: &Web,
+    upload: crate::files::store::Upload,
+    ticket: &Ticket,
+    offset: u64,
+    body: Body,
+) -> Result<u64, Response> {
+    let crate::files::store::Upload {
+        mut part, guard, ..
+    } = upload;
+    if part.existing() != offset {
+        return Err(fail(
+            StatusCode::CONFLICT,
+            format!("the upload is at byte {}, not {offset}", part.existing()),
+        ));
+    }
+    if let Err(e) = part.start(offset, ticket.n) {
+        return Err(fail(StatusCode::CONFLICT, e.to_string()));
+    }
+    let (part, ended) = stream_body(web, part, body).await.map_err(tus_headers)?;
+    let now = part.written();
+    if let Err(r) = ended {
+        // What arrived is kept: the client resumes from `now`.
+        tracing::debug!(offset = now, "tus body ended early");
+        return Err(tus_headers(r));
+    }
+    if now == ticket.n {
+        commit(part, guard, ticket.o).await.map_err(tus_headers)?;
+        tracing::info!(path = %escape(&ticket.p), "tus upload complete");
+    }
+    Ok(now)
+}
+
+/// `/.ferry/tus/ID`: HEAD (where is it), PATCH (more bytes), DELETE
+/// (give up), OPTIONS.
+pub async fn upload(State(web): State<Web>, Path(id): Path<String>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let h = &parts.headers;
+    if let Err(r) = version_ok(h, &parts.method) {
+        return r;
+    }
+    if parts.method == Method::OPTIONS {
+        return options(&web);
+    }
+    let Some((ticket, rel)) = Ticket::parse(&id) else {
+        return fail(StatusCode::NOT_FOUND, "no such upload");
+    };
+    if parts.method != Method::HEAD {
+        if let Err(r) = auth::same_origin(h) {
+            return tus_headers(r);
+        }
+    }
+    let who = match who_may_upload(&web, h).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    if ticket.o && !who.perms.delete {
+        return tus_headers(auth::deny(&web, &who, h, "delete"));
+    }
+    match parts.method {
+        Method::HEAD => {
+            let r = rel.clone();
+            let n = ticket.n;
+            let at = blocking(&web, move |s| s.upload_progress(&r, n)).await;
+            match at {
+                Ok(Some(offset)) => {
+                    let mut res = tus_headers(StatusCode::OK.into_response());
+                    let hs = res.headers_mut();
+                    hs.insert("upload-offset", HeaderValue::from(offset));
+                    hs.insert("upload-length", HeaderValue::from(ticket.n));
+                    res
+                }
+                Ok(None) => fail(StatusCode::NOT_FOUND, "no such upload"),
+                Err(e) => tus_headers(failure(e)),
+            }
+        }
+        Method::PATCH => {
+            if h.get(header::CONTENT_TYPE)
+                .is_none_or(|v| v != "application/offset+octet-stream")
+            {
+                return fail(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "PATCH needs Content-Type: application/offset+octet-stream",
+                );
+            }
+            let offset = match num(h, "upload-offset") {
+                Ok(Some(o)) => o,
+                Ok(None) => return fail(StatusCode::BAD_REQUEST, "Upload-Offset is needed"),
+                Err(r) => return r,
+            };
+            let r = rel.clone();
+            let upload = match blocking(&web, move |s| {
+                if !s.partial_exists(&r) {
+                    return Err(FilesError::NotFound(format!("no upload for {r}")));
+                }
+                s.begin_upload(&r, true, true)
+            })
+            .await
+            {
+                Ok(u) => u,
+                Err(FilesError::Busy(m)) => return fail(StatusCode::CONFLICT, m),
+                Err(e) => return tus_headers(failure(e)),
+            };
+            match append(&web, upload, &ticket, offset, body).await {
+                Ok(now) => {
+                    let mut res = tus_headers(StatusCode::NO_CONTENT.into_response());
+                    res.headers_mut()
+                        .insert("upload-offset", HeaderValue::from(now));
+                    res
+                }
+                Err(r) => r,
+            }
+        }
+        Method::DELETE => {
+            let r = rel.clone();
+            match blocking(&web, move |s| s.remove_partial(&r)).await {
+                Ok(true) => tus_headers(StatusCode::NO_CONTENT.into_response()),
+                Ok(false) => fail(StatusCode::NOT_FOUND, "no such upload"),
+                Err(e) => tus_headers(failure(e)),
+            }
+        }
+        _ => fail(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "HEAD, PATCH, DELETE or OPTIONS here",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tickets_round_trip_and_refuse_bad_paths() {
+        let t = Ticket {
+            p: "a/b c.txt".into(),
+            n: 5,
+            o: false,
+        };
+        let (back, rel) = Ticket::parse(&t.id()).unwrap();
+        assert_eq!(back, t);
+        assert_eq!(rel.parts(), ["a", "b c.txt"]);
+        let evil = Ticket {
+            p: "../x".into(),
+            n: 1,
+            o: false,
+        };
+        assert!(Ticket::parse(&evil.id()).is_none());
+        assert!(Ticket::parse("!!!").is_none());
+    }
+
+    #[test]
+    fn metadata_names_the_target() {
+        let mut h = HeaderMap::new();
+        // filename "x.bin", folder "in"
+        h.insert(
+            "upload-metadata",
+            HeaderValue::from_static("filename eC5iaW4=,folder aW4=,empty"),
+        );
+        let m = metadata(&h).unwrap();
+        assert_eq!(target_of(&m).unwrap().parts(), ["in", "x.bin"]);
+        h.insert("upload-metadata", HeaderValue::from_static("filename Li4="));
+        let m = metadata(&h).unwrap();
+        assert!(target_of(&m).is_err());
+        h.insert("upload-metadata", HeaderValue::from_static("filename !!"));
+        assert!(metadata(&h).is_err());
+    }
+}

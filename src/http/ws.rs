@@ -1,0 +1,173 @@
+//! The chat over WebSocket, for the page: the same hub, rooms and history
+//! as the terminal and nc clients. Each text message from the browser is
+//! one line (text or a `/` command); each event goes back as one text
+//! message holding its JSON (as in the native door).
+
+use std::collections::HashMap;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use tracing::info;
+
+use super::auth;
+use super::{Web, error};
+use crate::chat::{Delivery, Event, Outcome};
+use crate::server::chat::Pace;
+use crate::text::escape;
+
+/// `GET /.ferry/chat?nick=NAME&rooms=a,b` with an upgrade to WebSocket.
+pub async fn upgrade(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // A page on another site may open a WebSocket here with the visitor's
+    // cookies: only this server's own page is let in.
+    if headers.get(axum::http::header::ORIGIN).is_none() {
+        return error(StatusCode::FORBIDDEN, "a WebSocket needs an Origin");
+    }
+    if let Err(r) = auth::same_origin(&headers) {
+        return r;
+    }
+    let who = match auth::who(&web, &headers).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    if !who.perms.chat {
+        return auth::deny(&web, &who, &headers, "chat");
+    }
+    let Some(hub) = web.ctx.chat.clone() else {
+        return error(StatusCode::NOT_FOUND, "this server does not run the chat");
+    };
+    let nick = q.get("nick").filter(|n| !n.is_empty()).cloned();
+    let rooms: Vec<String> = q
+        .get("rooms")
+        .map(|r| {
+            r.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let max = hub.limits().max_message;
+    ws.max_message_size(max + 1024)
+        .max_frame_size(max + 1024)
+        .on_upgrade(move |socket| run(socket, web, hub, nick, rooms))
+}
+
+fn text(ev: &Delivery) -> Message {
+    Message::Text(Utf8Bytes::from(
+        String::from_utf8_lossy(ev.json()).into_owned(),
+    ))
+}
+
+async fn run(
+    socket: WebSocket,
+    web: Web,
+    hub: std::sync::Arc<crate::chat::Hub>,
+    nick: Option<String>,
+    rooms: Vec<String>,
+) {
+    let (mut tx, mut rx) = socket.split();
+    let (mut member, mut events) = match hub.connect(nick.as_deref(), &rooms) {
+        Ok(m) => m,
+        Err(e) => {
+            let bye = Delivery::new(Event::Bye { reason: e });
+            let _ = tx.send(text(&bye)).await;
+            let _ = tx
+                .send(Message::Close(Some(CloseFrame {
+                    code: 4009,
+                    reason: Utf8Bytes::from_static("refused"),
+                })))
+                .await;
+            return;
+        }
+    };
+    info!(nick = %escape(&member.nick()), "chat (web) joined");
+    let mut pace = Pace::new(&web.ctx.config.chat);
+    let done = tokio_util::sync::CancellationToken::new();
+    let dropped = member.dropped.clone();
+    let stop = web.ctx.stop.clone();
+    let reading = async {
+        let why: Option<String> = loop {
+            let msg = tokio::select! {
+                m = rx.next() => m,
+                _ = dropped.cancelled() => break Some(member.drop_reason()),
+                _ = stop.cancelled() => break Some("the server is shutting down".into()),
+            };
+            let line = match msg {
+                Some(Ok(Message::Text(t))) => t.to_string(),
+                Some(Ok(Message::Binary(_))) => {
+                    member.tell("send text, not binary".into());
+                    continue;
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                // Oversized frames end here too: the library refuses them.
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break None,
+            };
+            if line.len() > hub.limits().max_message {
+                member.tell(format!(
+                    "line too long: at most {} bytes; not sent",
+                    hub.limits().max_message
+                ));
+                continue;
+            }
+            if line.contains(['\n', '\r']) {
+                member.tell("a line may not contain line breaks; not sent".into());
+                continue;
+            }
+            if line.trim().is_empty() {
+                continue;
+            }
+            if let Err(e) = pace.admit().await {
+                break Some(e);
+            }
+            if member.line(&line) == Outcome::Quit {
+                break None;
+            }
+        };
+        done.cancel();
+        why
+    };
+    let writing = async {
+        loop {
+            let ev = tokio::select! {
+                e = events.recv() => e,
+                _ = done.cancelled() => None,
+            };
+            let Some(ev) = ev else { break };
+            let sent = tokio::select! {
+                r = tx.send(text(&ev)) => r.is_ok(),
+                // Dropped for not reading: do not wait on it any longer.
+                _ = dropped.cancelled() => false,
+            };
+            if !sent {
+                break;
+            }
+        }
+        tx
+    };
+    let (why, mut tx) = tokio::join!(reading, writing);
+    if let Some(reason) = &why {
+        member.set_quit_reason(reason);
+    }
+    let stuck = member.dropped.is_cancelled();
+    drop(member);
+    let farewell = async {
+        if !stuck {
+            while let Some(ev) = events.try_recv() {
+                tx.send(text(&ev)).await?;
+            }
+        }
+        if let Some(reason) = why {
+            let bye = Delivery::new(Event::Bye { reason });
+            tx.send(text(&bye)).await?;
+        }
+        tx.send(Message::Close(None)).await
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), farewell).await;
+}
