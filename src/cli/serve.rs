@@ -41,6 +41,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     let perms = config.granted;
     let anonymous = config.anonymous;
     let token = config.token.is_some();
+    let (web, chat) = (config.web, config.chat.enabled);
     let server = match Server::bind(config).await {
         Ok(s) => s,
         Err(e) => {
@@ -103,6 +104,16 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         println!(
             "  ferry ls {host}    ferry get {host}:/FILE .    ferry time {host}    ferry ping {host}"
         );
+        if web {
+            println!("  in a browser: http://{a}/");
+        }
+        if chat {
+            println!(
+                "  chat: ferry chat {host}    or    nc {} {}",
+                a.ip(),
+                a.port()
+            );
+        }
     }
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
