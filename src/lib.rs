@@ -7,7 +7,7 @@
 //! (7070 by default), enforces connection limits, and sniffs each TCP
 //! connection's first bytes ([`server::sniff`]) to pick a door: the native
 //! protocol, the classic `struct.pack('i', len)` + JSON client of the old
-//! exercise, or (anything else) the chat in plain text lines. Each door turns its framing into calls on a service and knows
+//! exercise, HTTP, or (anything else) the chat in plain text lines. Each door turns its framing into calls on a service and knows
 //! nothing of the others.
 //!
 //! - [`wire`]: the native protocol. [`wire::frame`] is pure (bytes in,
@@ -29,6 +29,9 @@
 //!   the IRC-like line syntax every door shares, the events clients get,
 //!   and the history in SQLite; a client that stops reading is dropped,
 //!   never waited for.
+//! - [`http`]: the web door: hyper and axum on the shared port; files with
+//!   ranges and validators ([`http::cond`] is pure), tus uploads, auth and
+//!   cross-site checks, the embedded page, the chat over WebSocket.
 //! - [`subnet`]: the subnet calculator (pure).
 //! - [`discovery`]: probes and signed answers on the shared UDP port
 //!   ([`discovery::wire`] is pure), and `ferry discover`.

@@ -610,3 +610,104 @@ fn the_terminal_client_reconnects_and_rejoins_its_rooms() {
     let _ = srv.child.kill();
     let _ = srv.child.wait();
 }
+
+/// A WebSocket to the chat, as the page opens it.
+async fn websocket(
+    addr: std::net::SocketAddr,
+    query: &str,
+    origin: &str,
+) -> Result<tokio_tungstenite::WebSocketStream<TcpStream>, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{addr}/.ferry/chat?{query}")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert("Origin", origin.parse().unwrap());
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    tokio_tungstenite::client_async(req, tcp)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+async fn next_event(
+    ws: &mut tokio_tungstenite::WebSocketStream<TcpStream>,
+) -> Option<serde_json::Value> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("an event within 10 s")?;
+        match m {
+            Ok(Message::Text(t)) => return Some(serde_json::from_str(&t).unwrap()),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_page_chats_over_a_websocket_with_the_same_hub() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let s = fast_server().await;
+    let origin = format!("http://{}", s.addr);
+    // Another site's page may not open it.
+    assert!(
+        websocket(s.addr, "nick=x", "http://evil.example")
+            .await
+            .is_err()
+    );
+    let mut text = Text::connect(s.addr).await;
+    text.send(b"/join ops").await;
+    text.send(b"before the page came").await;
+    text.until(|l| l.contains("before the page came")).await;
+    let mut ws = websocket(s.addr, "nick=webby&rooms=ops", &origin)
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while let Some(ev) = next_event(&mut ws).await {
+        let done = ev["kind"] == "message" && ev["text"] == "before the page came";
+        seen.push(ev);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(seen[0]["kind"], "welcome");
+    assert_eq!(seen[0]["nick"], "webby");
+    assert_eq!(seen.last().unwrap()["history"], true);
+    // Both ways, escapes neutralised on the text side.
+    ws.send(Message::Text("from the page \u{1b}[2J".into()))
+        .await
+        .unwrap();
+    text.until(|l| l == "[ops] <webby> from the page \\u{1b}[2J")
+        .await;
+    text.send(b"from nc").await;
+    loop {
+        let ev = next_event(&mut ws).await.expect("an event");
+        if ev["kind"] == "message" && ev["text"] == "from nc" {
+            break;
+        }
+    }
+    // A nickname already taken: told why, then closed.
+    let mut twin = websocket(s.addr, "nick=WEBBY", &origin).await.unwrap();
+    let ev = next_event(&mut twin).await.unwrap();
+    assert_eq!(ev["kind"], "bye");
+    assert!(ev["reason"].as_str().unwrap().contains("taken"), "{ev}");
+    // An oversized message is refused, the chat goes on.
+    ws.send(Message::Text("y".repeat(2500).into()))
+        .await
+        .unwrap();
+    loop {
+        let ev = next_event(&mut ws).await.expect("an event");
+        if ev["kind"] == "error" {
+            assert!(ev["text"].as_str().unwrap().contains("too long"), "{ev}");
+            break;
+        }
+    }
+    // Far beyond the frame limit: the socket is closed, others unharmed.
+    let _ = ws.send(Message::Text("z".repeat(64 * 1024).into())).await;
+    while next_event(&mut ws).await.is_some() {}
+    text.send(b"still here").await;
+    text.until(|l| l.contains("still here")).await;
+    s.stop().await;
+}
