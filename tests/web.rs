@@ -194,6 +194,27 @@ async fn every_method_with_its_status_codes() {
     // A name the rules refuse.
     let r = c.get(url(&s, "/.a.txt.ferry-part")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Storage that fails (a symlink to itself): 500 with the reason, and
+    // the server goes on.
+    std::os::unix::fs::symlink("loop", s.path("loop")).unwrap();
+    let r = c.get(url(&s, "/loop")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(r.text().await.unwrap().contains("loop"));
+    assert_eq!(
+        c.get(url(&s, "/a.txt")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    // A FIFO is not a file to serve, and cannot hold a thread open.
+    nix::unistd::mkfifo(
+        &s.path("pipe"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(5), c.get(url(&s, "/pipe")).send())
+        .await
+        .expect("answered at once")
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     s.stop().await;
 }
 
@@ -1073,4 +1094,17 @@ async fn requests_are_logged_with_peer_text_escaped() {
         "{line}"
     );
     assert!(!line.contains('\u{1b}'));
+}
+
+#[tokio::test]
+async fn without_the_web_door_http_gets_a_clear_refusal() {
+    let s = TestServer::start(|cfg| cfg.web = false).await;
+    std::fs::write(s.path("a.txt"), "a").unwrap();
+    let ans = raw(&s, b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(status_of(&ans), 501, "{ans}");
+    assert!(ans.contains("--no-web"), "{ans}");
+    // The native door is unaffected.
+    let mut c = s.client().await;
+    assert_eq!(c.ls("").await.unwrap().len(), 1);
+    s.stop().await;
 }
