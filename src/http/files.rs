@@ -217,10 +217,13 @@ async fn get(
         Err(e) => Err(e),
         Ok((mut file, entry)) => {
             let small = if entry.size <= SMALL_FILE {
-                let mut buf = Vec::with_capacity(entry.size as usize);
-                std::io::Read::read_to_end(&mut file, &mut buf)
-                    .map_err(|e| FilesError::from_io(&r, e))?;
-                Some(bytes::Bytes::from(buf))
+                // Exactly the size just described: one read(2), where
+                // read_to_end would add a stat, a seek and a read at EOF.
+                // A file that shrank meanwhile takes the streaming path.
+                let mut buf = vec![0u8; entry.size as usize];
+                std::io::Read::read_exact(&mut file, &mut buf)
+                    .ok()
+                    .map(|()| bytes::Bytes::from(buf))
             } else {
                 None
             };
