@@ -34,20 +34,20 @@ pub struct ServeOptions {
     #[arg(long, env = "FERRY_NAME")]
     pub name: Option<String>,
     /// Let clients upload files and create folders.
-    #[arg(long, env = "FERRY_ALLOW_UPLOAD")]
+    #[arg(long, env = "FERRY_ALLOW_UPLOAD", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_upload: bool,
     /// Let clients delete (and, with upload, overwrite and move).
-    #[arg(long, env = "FERRY_ALLOW_DELETE")]
+    #[arg(long, env = "FERRY_ALLOW_DELETE", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_delete: bool,
     /// Everything but remote commands: upload and delete.
-    #[arg(long, env = "FERRY_ALLOW_ALL")]
+    #[arg(long, env = "FERRY_ALLOW_ALL", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_all: bool,
     /// With a token set: clients without it get nothing, not even reading.
-    #[arg(long, env = "FERRY_PRIVATE")]
+    #[arg(long, env = "FERRY_PRIVATE", value_parser = clap::builder::BoolishValueParser::new())]
     pub private: bool,
     /// Let clients that present the token run commands (`ferry exec`,
     /// `ferry shell`). Needs a token; never granted without one.
-    #[arg(long, env = "FERRY_ALLOW_EXEC")]
+    #[arg(long, env = "FERRY_ALLOW_EXEC", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_exec: bool,
     /// Longest a command may run, and the default limit. [default: 3600]
     #[arg(long, value_name = "SECS", env = "FERRY_EXEC_TIMEOUT")]
@@ -72,7 +72,7 @@ pub struct ServeOptions {
     #[arg(long, value_name = "N", env = "FERRY_MAX_PER_IP")]
     pub max_per_ip: Option<usize>,
     /// Apply the per-address limit to loopback too (exempt by default).
-    #[arg(long, env = "FERRY_LIMIT_LOOPBACK")]
+    #[arg(long, env = "FERRY_LIMIT_LOOPBACK", value_parser = clap::builder::BoolishValueParser::new())]
     pub limit_loopback: bool,
     /// Seconds a connection may sit idle between requests. [default: 300]
     #[arg(long, value_name = "SECS", env = "FERRY_IDLE_TIMEOUT")]
@@ -108,14 +108,14 @@ pub struct ServeOptions {
     #[arg(long, value_name = "DAYS", env = "FERRY_PARTIAL_MAX_AGE")]
     pub partial_max_age: Option<u64>,
     /// Do not answer discovery probes (`ferry discover` will not list this server).
-    #[arg(long, env = "FERRY_NO_DISCOVERY")]
+    #[arg(long, env = "FERRY_NO_DISCOVERY", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_discovery: bool,
     /// Do not run the chat hub (the plain-text door then closes at once).
-    #[arg(long, env = "FERRY_NO_CHAT")]
+    #[arg(long, env = "FERRY_NO_CHAT", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_chat: bool,
     /// Chat only for clients that present the token (the plain-text door,
     /// which cannot, is then refused).
-    #[arg(long, env = "FERRY_CHAT_AUTH")]
+    #[arg(long, env = "FERRY_CHAT_AUTH", value_parser = clap::builder::BoolishValueParser::new())]
     pub chat_auth: bool,
     /// Messages of history kept per room. [default: 1000]
     #[arg(long, value_name = "N", env = "FERRY_CHAT_HISTORY")]
@@ -138,12 +138,38 @@ pub struct ServeOptions {
     #[arg(long, value_name = "DIR", env = "FERRY_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
     /// Do not serve HTTP (the web page, files and chat for browsers).
-    #[arg(long, env = "FERRY_NO_WEB")]
+    #[arg(long, env = "FERRY_NO_WEB", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_web: bool,
     /// Largest file an upload may create, in bytes (every door). [default:
     /// no limit]
     #[arg(long, value_name = "BYTES", env = "FERRY_MAX_UPLOAD")]
     pub max_upload: Option<u64>,
+    /// Encrypt with TLS: every door on the shared port also answers TLS. A
+    /// key and self-signed certificate are made on first start (kept in
+    /// the state folder) unless --tls-cert and --tls-key name others.
+    #[arg(long, env = "FERRY_TLS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub tls: bool,
+    /// Certificate chain (PEM) to present instead of the generated one;
+    /// implies --tls.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "FERRY_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "FERRY_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Refuse plain connections except from loopback (HTTP is redirected to
+    /// https); implies --tls.
+    #[arg(long, env = "FERRY_TLS_REQUIRED", value_parser = clap::builder::BoolishValueParser::new())]
+    pub tls_required: bool,
     /// TOML file with any of these settings (and `token` or `token_file`).
     #[arg(long, value_name = "FILE", env = "FERRY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -176,6 +202,10 @@ struct FileConfig {
     state_dir: Option<PathBuf>,
     web: Option<bool>,
     max_upload: Option<u64>,
+    tls: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_required: Option<bool>,
     max_connections: Option<usize>,
     max_per_ip: Option<usize>,
     limit_loopback: Option<bool>,
@@ -254,6 +284,20 @@ pub struct ServeConfig {
     pub web: bool,
     /// Largest upload, in bytes.
     pub max_upload: Option<u64>,
+    /// TLS, when on.
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS settings.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// A given certificate chain and key; `None`: the generated pair in the
+    /// state folder.
+    pub files: Option<(PathBuf, PathBuf)>,
+    /// Plain connections are refused, except from loopback.
+    pub required: bool,
+    /// Longest a handshake may take.
+    pub handshake_timeout: Duration,
 }
 
 /// Chat settings.
@@ -331,6 +375,11 @@ impl ServeConfig {
         file: FileConfig,
         env_token: Option<Secret>,
     ) -> anyhow::Result<ServeConfig> {
+        let secs = |flag: Option<u64>, file: Option<u64>, default: u64| {
+            Duration::from_secs(flag.or(file).unwrap_or(default).max(1))
+        };
+        // Before the fields the rest takes are moved out of `file`.
+        let tls = tls_config(opts, &file, secs(opts.io_timeout, file.io_timeout, 30))?;
         let token = match (env_token, file.token, &file.token_file) {
             (Some(t), _, _) => Some(t),
             (None, Some(t), _) => Some(t),
@@ -389,9 +438,6 @@ impl ServeConfig {
                 ],
                 true,
             )
-        };
-        let secs = |flag: Option<u64>, file: Option<u64>, default: u64| {
-            Duration::from_secs(flag.or(file).unwrap_or(default).max(1))
         };
         let io = secs(opts.io_timeout, file.io_timeout, 30);
         let limits = Limits {
@@ -476,7 +522,7 @@ impl ServeConfig {
             root,
             listen,
             default_listen,
-            name: opts.name.clone().or(file.name).unwrap_or_else(default_name),
+            name: opts.name.clone().or(file.name).unwrap_or_else(host_name),
             token,
             granted,
             anonymous,
@@ -512,6 +558,7 @@ impl ServeConfig {
             state_dir,
             web: !opts.no_web && file.web.unwrap_or(true),
             max_upload: opts.max_upload.or(file.max_upload),
+            tls,
         })
     }
 
@@ -531,6 +578,31 @@ impl ServeConfig {
     }
 }
 
+/// TLS from the flags and the file: on when asked for, or when a
+/// certificate is given or TLS is required.
+fn tls_config(
+    opts: &ServeOptions,
+    file: &FileConfig,
+    io: Duration,
+) -> anyhow::Result<Option<TlsConfig>> {
+    let cert = opts.tls_cert.clone().or_else(|| file.tls_cert.clone());
+    let key = opts.tls_key.clone().or_else(|| file.tls_key.clone());
+    let files = match (cert, key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => bail!("tls_cert and tls_key go together: give both or neither"),
+    };
+    let required = opts.tls_required || file.tls_required.unwrap_or(false);
+    let on = opts.tls || file.tls.unwrap_or(false) || files.is_some() || required;
+    Ok(on.then(|| TlsConfig {
+        files,
+        required,
+        // A handshake is a few round trips; a peer slower than this is
+        // holding a connection slot, not negotiating.
+        handshake_timeout: io.min(Duration::from_secs(10)),
+    }))
+}
+
 /// `$XDG_STATE_HOME/ferry`, else `~/.local/state/ferry`, else
 /// `.ferry-state` in the working folder.
 fn default_state_dir() -> PathBuf {
@@ -548,7 +620,8 @@ fn read_token_file(path: &Path) -> anyhow::Result<Secret> {
     Ok(Secret::new(text.trim_end_matches(['\n', '\r'])))
 }
 
-fn default_name() -> String {
+/// This machine's host name, else `ferry`.
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|s| s.trim().to_string())

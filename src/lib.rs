@@ -66,4 +66,5 @@ pub mod server;
 pub mod subnet;
 pub mod text;
 pub mod time;
+pub mod tls;
 pub mod wire;

@@ -28,6 +28,9 @@ pub struct ChatArgs {
     /// Send this one line and exit (0 once the server has it).
     #[arg(long, value_name = "TEXT")]
     pub send: Option<String>,
+    /// TLS.
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
 }
 
 /// `ferry chat`.

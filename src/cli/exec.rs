@@ -49,6 +49,9 @@ pub struct ExecArgs {
     /// The command and its arguments, after `--`; run as given, no shell.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+    /// TLS.
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
 }
 
 /// Arguments of `ferry shell`.
@@ -63,6 +66,9 @@ pub struct ShellArgs {
     /// Stop each command after SECS seconds.
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// TLS.
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {

@@ -16,6 +16,9 @@ pub struct LsArgs {
     /// Print JSON (one array of entries) instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// TLS.
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
 }
 
 /// Arguments of `ferry stat`.
@@ -26,6 +29,9 @@ pub struct StatArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// TLS.
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
 }
 
 /// Arguments of `ferry rm`.
@@ -36,6 +42,9 @@ pub struct RmArgs {
     /// Remove a folder and everything in it.
     #[arg(short, long)]
     pub recursive: bool,
+    /// TLS.
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
 }
 
 /// Arguments of `ferry mkdir`.
@@ -46,6 +55,9 @@ pub struct MkdirArgs {
     /// Create missing parents; no error if it exists.
     #[arg(short, long)]
     pub parents: bool,
+    /// TLS.
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
 }
 
 /// Arguments of `ferry mv`.
@@ -58,6 +70,9 @@ pub struct MvArgs {
     /// Replace an existing file at the destination.
     #[arg(short, long)]
     pub force: bool,
+    /// TLS.
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
 }
 
 fn kind_char(k: EntryKind) -> char {

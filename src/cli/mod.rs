@@ -14,10 +14,14 @@ mod transfer;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use std::sync::OnceLock;
 
-use crate::client::{Client, ClientError, Remote, parse_remote};
+use clap::{Args, Parser, Subcommand};
+
+use crate::client::{Client, ClientError, Remote, TlsPolicy, parse_remote};
 use crate::secret::Secret;
+use crate::tls::Fingerprint;
+use crate::tls::client::{KnownHosts, TlsOptions, Trust};
 
 const AFTER_HELP: &str = "\
 ADDRESSES:
@@ -31,6 +35,13 @@ ADDRESSES:
 AUTHENTICATION:
   Set FERRY_TOKEN in the environment (never on the command line) on the
   server to require it, and on the client to present it.
+
+TLS:
+  `ferry serve --tls` encrypts every door. Clients pin the server's
+  certificate on first use (its SHA-256 fingerprint, as `ferry serve`
+  prints it) in ~/.config/ferry/known_hosts, and always use TLS with a
+  pinned server; a changed certificate is refused. --tls, --accept-new and
+  --fingerprint choose how the first connection goes.
 
 EXIT STATUS:
   0    success
@@ -86,6 +97,80 @@ pub enum Command {
     Discover(discover::DiscoverArgs),
 }
 
+/// How a client subcommand uses TLS; flattened into each of them.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "TLS")]
+pub struct TlsArgs {
+    /// Use TLS even when no certificate is pinned for the server yet (a
+    /// pinned server always gets TLS; one that requires it gets it too).
+    #[arg(long, env = "FERRY_TLS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub tls: bool,
+    /// Trust and pin the server's certificate without asking when none is
+    /// pinned for it yet (trust on first use, for scripts). Implies --tls.
+    #[arg(long, conflicts_with = "fingerprint")]
+    pub accept_new: bool,
+    /// Trust only the certificate with this SHA-256 fingerprint (as `ferry
+    /// serve` prints it), and pin it. Implies --tls.
+    #[arg(long, value_name = "SHA256", env = "FERRY_FINGERPRINT", value_parser = parse_fingerprint)]
+    pub fingerprint: Option<Fingerprint>,
+    /// Do not check the server's certificate at all, and pin nothing.
+    /// FOR TESTS ONLY: anyone on the path can read and change everything.
+    #[arg(long, conflicts_with_all = ["accept_new", "fingerprint"])]
+    pub insecure: bool,
+}
+
+fn parse_fingerprint(text: &str) -> Result<Fingerprint, String> {
+    crate::tls::parse(text)
+        .ok_or_else(|| "expected 64 hex digits, with or without colons (SHA-256)".to_string())
+}
+
+impl TlsArgs {
+    /// The client's policy: the flags, and the known-hosts file.
+    fn policy(&self) -> Result<TlsPolicy, ClientError> {
+        let trust = match (&self.fingerprint, self.accept_new, self.insecure) {
+            (_, _, true) => Trust::Insecure,
+            (Some(fp), _, _) => Trust::Expect(*fp),
+            (None, true, _) => Trust::AcceptNew,
+            (None, false, false) => Trust::Ask,
+        };
+        let known_hosts = KnownHosts::default_path().ok_or_else(|| {
+            ClientError::Local(
+                "no place for the known-hosts file: set HOME, XDG_CONFIG_HOME or FERRY_KNOWN_HOSTS"
+                    .into(),
+            )
+        })?;
+        Ok(TlsPolicy {
+            force: self.tls || self.accept_new || self.fingerprint.is_some() || self.insecure,
+            options: TlsOptions { trust, known_hosts },
+        })
+    }
+}
+
+/// This process's TLS flags (one subcommand per process).
+static TLS: OnceLock<TlsArgs> = OnceLock::new();
+
+impl Command {
+    /// The TLS flags of a subcommand that connects to a server.
+    fn tls(&self) -> Option<&TlsArgs> {
+        Some(match self {
+            Command::Ls(a) => &a.tls,
+            Command::Stat(a) => &a.tls,
+            Command::Get(a) => &a.tls,
+            Command::Put(a) => &a.tls,
+            Command::Rm(a) => &a.tls,
+            Command::Mkdir(a) => &a.tls,
+            Command::Mv(a) => &a.tls,
+            Command::Chat(a) => &a.tls,
+            Command::Exec(a) => &a.tls,
+            Command::Shell(a) => &a.tls,
+            Command::Ping(a) => &a.tls,
+            Command::Serve(_) | Command::Time(_) | Command::Subnet(_) | Command::Discover(_) => {
+                return None;
+            }
+        })
+    }
+}
+
 /// Whether this process logs verbosely: RUST_LOG rules, else a default.
 pub fn default_log_filter(cmd: &Command) -> &'static str {
     match cmd {
@@ -96,6 +181,9 @@ pub fn default_log_filter(cmd: &Command) -> &'static str {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> ExitCode {
+    if let Some(t) = cli.command.tls() {
+        let _ = TLS.set(t.clone());
+    }
     let result = match cli.command {
         Command::Serve(args) => return serve::run(*args).await,
         Command::Time(args) => return time::run(args).await,
@@ -139,7 +227,9 @@ fn remote(arg: &str) -> Result<Remote, ClientError> {
     parse_remote(arg).map_err(|e| ClientError::Local(e.to_string()))
 }
 
-/// Connects to the server an address names.
+/// Connects to the server an address names, with TLS as the flags and the
+/// pins say.
 async fn connect(r: &Remote) -> Result<Client, ClientError> {
-    Client::connect(&r.authority(), token_from_env().as_ref()).await
+    let policy = TLS.get().cloned().unwrap_or_default().policy()?;
+    Client::connect_with(&r.authority(), token_from_env().as_ref(), &policy).await
 }

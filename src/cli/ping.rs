@@ -20,6 +20,9 @@ pub struct PingArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// TLS.
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
 }
 
 #[derive(Debug, Serialize)]
@@ -31,6 +34,8 @@ struct PingReport {
     version: u8,
     features: Vec<String>,
     auth_required: bool,
+    /// The certificate's SHA-256 when the connection is TLS.
+    tls: Option<String>,
     connect_ms: f64,
     rtt_ms: Vec<f64>,
     min_ms: f64,
@@ -61,6 +66,7 @@ pub(crate) async fn run(a: PingArgs) -> Result<(), ClientError> {
         version: h.version,
         features: h.features.iter().map(|f| escape(f).into_owned()).collect(),
         auth_required: h.auth_required,
+        tls: c.tls().map(crate::tls::show),
         connect_ms,
         min_ms: rtt.iter().copied().fold(f64::INFINITY, f64::min),
         max_ms: rtt.iter().copied().fold(0.0, f64::max),
@@ -79,6 +85,10 @@ pub(crate) async fn run(a: PingArgs) -> Result<(), ClientError> {
         report.local.as_deref().unwrap_or("?")
     );
     println!("features: {}", report.features.join(", "));
+    match &report.tls {
+        Some(fp) => println!("TLS, certificate SHA-256 {fp}"),
+        None => println!("in clear (no TLS)"),
+    }
     println!(
         "connect + hello {:.3} ms; {} hellos: min {:.3} / avg {:.3} / max {:.3} ms",
         report.connect_ms,

@@ -82,6 +82,25 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     } else {
         println!("everyone may: {}", describe(perms));
     }
+    let tls = server.tls().map(|t| {
+        println!(
+            "TLS on every door{}: certificate {} ({})",
+            if t.required() {
+                ", required except from loopback"
+            } else {
+                ""
+            },
+            t.cert_path().display(),
+            match t.origin() {
+                crate::tls::server::Origin::Made => "self-signed, made now",
+                crate::tls::server::Origin::Kept => "self-signed, kept in the state folder",
+                crate::tls::server::Origin::Given => "given",
+            }
+        );
+        println!("  SHA-256 {}", crate::tls::show(t.fingerprint()));
+        println!("  clients check it on first use: ferry ping --tls HOST shows the same");
+        crate::tls::show(t.fingerprint())
+    });
     for addr in server.udp_addrs() {
         if !server.tcp_addrs().contains(&addr) {
             println!("answering NTP on {addr} (udp)");
@@ -100,19 +119,33 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             path: String::new(),
         }
         .authority();
+        let flag = match &tls {
+            Some(fp) => format!(" --fingerprint {fp}"),
+            None => String::new(),
+        };
         println!("from another machine, try:");
-        println!(
-            "  ferry ls {host}    ferry get {host}:/FILE .    ferry time {host}    ferry ping {host}"
-        );
+        if tls.is_some() {
+            println!("  ferry ping{flag} {host}");
+            println!("  (then, once pinned)  ferry ls {host}    ferry get {host}:/FILE .");
+        } else {
+            println!(
+                "  ferry ls {host}    ferry get {host}:/FILE .    ferry time {host}    ferry ping {host}"
+            );
+        }
         if web {
-            println!("  in a browser: http://{a}/");
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            println!("  in a browser: {scheme}://{a}/");
         }
         if chat {
-            println!(
-                "  chat: ferry chat {host}    or    nc {} {}",
-                a.ip(),
-                a.port()
-            );
+            if tls.is_some() {
+                println!("  chat: ferry chat {host}    or    openssl s_client -quiet -connect {a}",);
+            } else {
+                println!(
+                    "  chat: ferry chat {host}    or    nc {} {}",
+                    a.ip(),
+                    a.port()
+                );
+            }
         }
     }
     let shutdown = CancellationToken::new();

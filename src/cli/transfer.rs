@@ -51,6 +51,9 @@ pub struct GetArgs {
     /// Shared transfer flags.
     #[command(flatten)]
     pub flags: TransferFlags,
+    /// TLS.
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
 }
 
 /// Arguments of `ferry put`.
@@ -66,6 +69,9 @@ pub struct PutArgs {
     /// Shared transfer flags.
     #[command(flatten)]
     pub flags: TransferFlags,
+    /// TLS.
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
 }
 
 /// One line of the `--json` report.

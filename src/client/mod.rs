@@ -12,6 +12,7 @@ pub mod local;
 mod transfer;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::ProgressBar;
@@ -24,11 +25,13 @@ pub use transfer::{TransferOpts, Transferred};
 
 use crate::files::{NameError, RelPath};
 use crate::secret::Secret;
+use crate::tls::Fingerprint;
+use crate::tls::client::{KnownHosts, TlsError, TlsOptions};
 use crate::wire::messages::{
     AuthReply, Count, Done, Entry, EntryBatch, ErrorCode, ErrorReply, HelloReply, Request,
     TreeEntry,
 };
-use crate::wire::{ConnError, Connection, Deadlines, Kind};
+use crate::wire::{ConnError, Connection, Deadlines, Kind, Stream};
 
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +61,10 @@ pub enum ClientError {
     /// A local file operation failed.
     #[error("{0}")]
     Local(String),
+    /// The server's TLS certificate is not trusted (unknown and not
+    /// accepted, or changed since it was pinned).
+    #[error("{0}")]
+    Untrusted(String),
     /// A local file is in the way.
     #[error("{0} exists (use --force to overwrite)")]
     Exists(String),
@@ -77,7 +84,10 @@ impl ClientError {
 
     /// True when the transport (not the request) failed.
     pub fn is_transport(&self) -> bool {
-        matches!(self, ClientError::Connect { .. } | ClientError::Conn(_))
+        matches!(
+            self,
+            ClientError::Connect { .. } | ClientError::Conn(_) | ClientError::Untrusted(_)
+        )
     }
 
     /// The server's code, for remote refusals.
@@ -92,52 +102,91 @@ impl ClientError {
 /// Result type of the client.
 pub type Result<T> = std::result::Result<T, ClientError>;
 
+/// Whether and how a client uses TLS.
+#[derive(Debug, Clone)]
+pub struct TlsPolicy {
+    /// Use TLS even with no pin for the server (`--tls`).
+    pub force: bool,
+    /// Trust and the known-hosts file.
+    pub options: TlsOptions,
+}
+
 /// One connection to a ferry server, past hello (and auth).
 pub struct Client {
     conn: Connection,
     hello: HelloReply,
     local: Option<std::net::SocketAddr>,
     peer: Option<std::net::SocketAddr>,
+    tls: Option<Fingerprint>,
 }
 
+/// Whether the warning about a token sent in clear was given.
+static CLEAR_TOKEN_SAID: AtomicBool = AtomicBool::new(false);
+
 impl Client {
-    /// Connects to `authority` (`host:port`), says hello and, when the
-    /// server offers auth and a token is given, authenticates.
+    /// Connects in clear to `authority` (`host:port`), says hello and, when
+    /// the server offers auth and a token is given, authenticates.
     pub async fn connect(authority: &str, token: Option<&Secret>) -> Result<Client> {
-        let fail = |reason: String| ClientError::Connect {
-            addr: authority.to_string(),
-            reason,
-        };
-        let addrs: Vec<_> = tokio::net::lookup_host(authority)
-            .await
-            .map_err(|e| fail(e.to_string()))?
-            .collect();
-        let mut last = String::from("no address found");
-        let mut stream = None;
-        for a in addrs {
-            match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(a)).await {
-                Ok(Ok(s)) => {
-                    stream = Some(s);
-                    break;
-                }
-                Ok(Err(e)) => last = e.to_string(),
-                Err(_) => last = "timed out".into(),
-            }
+        let tcp = dial(authority).await?;
+        Client::over(Stream::Plain(tcp), token).await
+    }
+
+    /// Connects as `policy` says: with TLS when asked to, or when the
+    /// server's certificate is pinned (a pinned server is never spoken to
+    /// in clear), else in clear; and with TLS after all when the server
+    /// answers that it requires it (before any token was sent).
+    pub async fn connect_with(
+        authority: &str,
+        token: Option<&Secret>,
+        policy: &TlsPolicy,
+    ) -> Result<Client> {
+        let known = KnownHosts::new(policy.options.known_hosts.clone());
+        let pinned = matches!(known.lookup(authority), Ok(Some(_)));
+        if policy.force || pinned {
+            return Client::connect_tls(authority, token, &policy.options).await;
         }
-        let stream = stream.ok_or_else(|| fail(last))?;
-        let _ = stream.set_nodelay(true);
-        Client::over(stream, token).await
+        match Client::connect(authority, token).await {
+            Err(e) if e.code() == Some(ErrorCode::TlsRequired) => {
+                eprintln!("ferry: {authority} requires TLS; connecting again with TLS");
+                Client::connect_tls(authority, token, &policy.options).await
+            }
+            r => r,
+        }
+    }
+
+    /// Connects with TLS, decides whether to trust the certificate (see
+    /// [`crate::tls::client`]), then speaks the protocol inside.
+    pub async fn connect_tls(
+        authority: &str,
+        token: Option<&Secret>,
+        options: &TlsOptions,
+    ) -> Result<Client> {
+        let tcp = dial(authority).await?;
+        let (tls, fp) = crate::tls::client::connect(tcp, authority, options)
+            .await
+            .map_err(|e| match e {
+                TlsError::Handshake(_) => ClientError::Connect {
+                    addr: authority.to_string(),
+                    reason: e.to_string(),
+                },
+                TlsError::Untrusted(m) => ClientError::Untrusted(m),
+            })?;
+        let mut c = Client::over(Stream::Client(Box::new(tls)), token).await?;
+        c.tls = Some(fp);
+        Ok(c)
     }
 
     /// Speaks the protocol over an already-connected stream.
-    pub async fn over(stream: TcpStream, token: Option<&Secret>) -> Result<Client> {
+    pub async fn over(stream: Stream, token: Option<&Secret>) -> Result<Client> {
         let deadlines = Deadlines {
             // Replies can take a while (hashing a large prefix, a big rm -r).
             idle: Duration::from_secs(600),
             ..Deadlines::default()
         };
-        let (local, peer) = (stream.local_addr().ok(), stream.peer_addr().ok());
-        let mut conn = Connection::from_tcp(stream, Default::default(), deadlines);
+        let tcp = stream.tcp();
+        let (local, peer) = (tcp.local_addr().ok(), tcp.peer_addr().ok());
+        let in_clear = !stream.is_tls();
+        let mut conn = Connection::from_stream(stream, Default::default(), deadlines);
         conn.send(Kind::Request, &Request::hello(), 0).await?;
         let hello: HelloReply = terminal(&mut conn).await?;
         let mut client = Client {
@@ -145,9 +194,17 @@ impl Client {
             hello,
             local,
             peer,
+            tls: None,
         };
         match token {
             Some(t) if client.hello.auth_available => {
+                let remote = peer.is_some_and(|p| !p.ip().is_loopback());
+                if in_clear && remote && !CLEAR_TOKEN_SAID.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "ferry: warning: sending the token to {} without TLS: anyone on the network can read it (use --tls)",
+                        peer.map(|p| p.to_string()).unwrap_or_default()
+                    );
+                }
                 let reply: AuthReply = client.request(&Request::Auth { token: t.clone() }).await?;
                 client.hello.permissions = reply.permissions;
                 client.hello.auth_required = false;
@@ -161,6 +218,11 @@ impl Client {
             _ => {}
         }
         Ok(client)
+    }
+
+    /// The server certificate's fingerprint, when the connection is TLS.
+    pub fn tls(&self) -> Option<&Fingerprint> {
+        self.tls.as_ref()
     }
 
     /// This end's and the server's socket addresses.
@@ -349,6 +411,34 @@ impl Client {
 }
 
 /// Reads one terminal reply; `Partial` here is a protocol error.
+/// Resolves `authority` and connects to the first address that answers
+/// (10 s each), with Nagle off: requests are small and latency matters.
+async fn dial(authority: &str) -> Result<TcpStream> {
+    let fail = |reason: String| ClientError::Connect {
+        addr: authority.to_string(),
+        reason,
+    };
+    let addrs: Vec<_> = tokio::net::lookup_host(authority)
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .collect();
+    let mut last = String::from("no address found");
+    let mut stream = None;
+    for a in addrs {
+        match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(a)).await {
+            Ok(Ok(s)) => {
+                stream = Some(s);
+                break;
+            }
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => last = "timed out".into(),
+        }
+    }
+    let stream = stream.ok_or_else(|| fail(last))?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
 async fn terminal<T: DeserializeOwned>(conn: &mut Connection) -> Result<T> {
     let head = conn.next_head().await?;
     match head.kind {

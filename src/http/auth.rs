@@ -252,8 +252,10 @@ pub async fn login(State(web): State<Web>, req: Request) -> Response {
     let Ok(id) = web.ctx.sessions.create() else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "no randomness");
     };
+    // Over TLS the browser is told never to send it in clear.
+    let secure = if web.tls { "; Secure" } else { "" };
     let cookie = format!(
-        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
         SESSION_TTL.as_secs()
     );
     (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response()

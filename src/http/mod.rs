@@ -14,7 +14,6 @@
 pub mod auth;
 pub mod cond;
 pub mod files;
-pub mod io;
 pub mod page;
 pub mod tus;
 pub mod ws;
@@ -26,13 +25,13 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use std::convert::Infallible;
 
+use crate::wire::Stream;
 use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use bytes::BytesMut;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpStream;
 use tower::ServiceExt;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
@@ -53,15 +52,19 @@ pub struct Web {
     pub(crate) ctx: Arc<Ctx>,
     /// The peer.
     pub peer: SocketAddr,
+    /// Whether the connection is encrypted (cookies are then `Secure`).
+    pub tls: bool,
 }
 
 /// Serves one HTTP connection (keep-alive: many requests) whose first bytes
 /// the sniffer already read.
-pub(crate) async fn serve(stream: TcpStream, initial: BytesMut, peer: SocketAddr, ctx: Arc<Ctx>) {
-    let io = io::Guarded::new(initial.freeze(), stream, ctx.config.deadlines.body);
+pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let tls = stream.is_tls();
+    let io = crate::wire::Guarded::new(initial.freeze(), stream, ctx.config.deadlines.body);
     let web = Web {
         ctx: ctx.clone(),
         peer,
+        tls,
     };
     let plain = routes(web.clone());
     // Compression only for clients that ask: the layer costs about a tenth
@@ -96,16 +99,7 @@ pub(crate) async fn serve(stream: TcpStream, initial: BytesMut, peer: SocketAddr
             Ok::<_, Infallible>(res)
         }
     });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        // Covers the wait for the next request on a kept-alive connection
-        // too: no slowloris, no idle connection held past it.
-        .header_read_timeout(ctx.config.deadlines.header)
-        .max_header_size(MAX_HEAD)
-        .max_buf_size(MAX_HEAD.max(8192) * 4)
-        .keep_alive(true);
-    let conn = builder
+    let conn = builder(&ctx)
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(conn);
@@ -120,6 +114,66 @@ pub(crate) async fn serve(stream: TcpStream, initial: BytesMut, peer: SocketAddr
     if let Err(e) = result {
         debug!("http connection ended: {e}");
     }
+}
+
+/// The HTTP/1.1 settings of every connection.
+fn builder(ctx: &Ctx) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        // Covers the wait for the next request on a kept-alive connection
+        // too: no slowloris, no idle connection held past it.
+        .header_read_timeout(ctx.config.deadlines.header)
+        .max_header_size(MAX_HEAD)
+        .max_buf_size(MAX_HEAD.max(8192) * 4)
+        .keep_alive(true);
+    builder
+}
+
+/// Answers a plain HTTP request to a server that requires TLS with a
+/// permanent redirect to the same URL over https (same host and port: TLS
+/// shares it), then closes. A request without a usable Host gets a 400 that
+/// says to use https.
+pub(crate) async fn redirect_to_tls(stream: Stream, initial: BytesMut, ctx: Arc<Ctx>) {
+    let io = crate::wire::Guarded::new(initial.freeze(), stream, ctx.config.deadlines.body);
+    let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| valid_authority(h));
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let location = host.and_then(|h| HeaderValue::try_from(format!("https://{h}{path}")).ok());
+        let mut res = match location {
+            Some(loc) => {
+                let mut r = (
+                    StatusCode::PERMANENT_REDIRECT,
+                    "this server requires https\n",
+                )
+                    .into_response();
+                r.headers_mut().insert(header::LOCATION, loc);
+                r
+            }
+            None => (StatusCode::BAD_REQUEST, "this server requires https\n").into_response(),
+        };
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        Ok::<_, Infallible>(res)
+    });
+    let mut b = builder(&ctx);
+    b.keep_alive(false);
+    if let Err(e) = b.serve_connection(TokioIo::new(io), service).await {
+        debug!("http connection ended: {e}");
+    }
+}
+
+/// Whether a Host header is a plain `host[:port]` (no path, user info or
+/// spaces that would turn the redirect into something else).
+fn valid_authority(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
 }
 
 /// Compress text-like responses above 1 KiB when the client asks; never

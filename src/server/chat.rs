@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tracing::{debug, info};
 
 use super::Ctx;
@@ -18,7 +17,7 @@ use super::native::Fail;
 use crate::chat::{Delivery, Event, Member, Outcome};
 use crate::text::escape;
 use crate::wire::messages::{Done, ErrorCode, Request};
-use crate::wire::{ConnError, Connection, FrameReader, FrameWriter, Kind};
+use crate::wire::{ConnError, Connection, FrameReader, FrameWriter, Kind, Stream};
 
 /// Most lines handled as one batch.
 const MAX_BATCH: usize = 256;
@@ -199,12 +198,7 @@ enum Ending {
 }
 
 /// Serves a plain-text chat connection (nc, telnet, socat).
-pub(super) async fn serve_text(
-    stream: TcpStream,
-    initial: BytesMut,
-    peer: SocketAddr,
-    ctx: Arc<Ctx>,
-) {
+pub(super) async fn serve_text(stream: Stream, initial: BytesMut, peer: SocketAddr, ctx: Arc<Ctx>) {
     let Some(hub) = ctx.chat.clone() else {
         return super::text_line(
             stream,
@@ -219,7 +213,7 @@ pub(super) async fn serve_text(
         )
         .await;
     }
-    let sock = socket2::SockRef::from(&stream);
+    let sock = socket2::SockRef::from(stream.tcp());
     let _ = sock.set_keepalive(true);
     // Keep what the kernel holds for a client small: the hub's queue is the
     // buffer, and a client that stops reading must fill it to be noticed.

@@ -12,17 +12,17 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tracing::{debug, info};
 
 use super::Ctx;
 use crate::files::pipe::{CHUNK, spawn_reader, spawn_writer};
 use crate::files::{FilesError, RelPath};
 use crate::text::escape;
+use crate::wire::Stream;
 use crate::wire::classic::{ClassicReply, ClassicRequest, decode_request, encode_reply};
 
 /// Serves one classic connection: any number of requests until EOF.
-pub(crate) async fn serve(stream: TcpStream, initial: BytesMut, peer: SocketAddr, ctx: Arc<Ctx>) {
+pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, ctx: Arc<Ctx>) {
     let mut c = Classic {
         stream,
         buf: initial,
@@ -37,7 +37,7 @@ pub(crate) async fn serve(stream: TcpStream, initial: BytesMut, peer: SocketAddr
 }
 
 struct Classic {
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
     ctx: Arc<Ctx>,
 }

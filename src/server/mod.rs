@@ -27,6 +27,8 @@ use std::net::UdpSocket;
 use tokio::io::AsyncWriteExt;
 
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::wire::Stream;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -66,6 +68,8 @@ pub(crate) struct Ctx {
     pub(crate) abort: CancellationToken,
     /// Browsers logged in through the page.
     pub(crate) sessions: crate::http::auth::Sessions,
+    /// TLS, when on.
+    pub(crate) tls: Option<crate::tls::server::ServerTls>,
 }
 
 /// A bound, not yet running server.
@@ -107,6 +111,14 @@ impl Server {
                 }
             }
         }
+        let tls = match &config.tls {
+            Some(t) => Some(crate::tls::server::ServerTls::load(
+                t,
+                &config.state_dir,
+                &crate::tls::server::host_names(&crate::config::host_name()),
+            )?),
+            None => None,
+        };
         let chat = if config.chat.enabled {
             Some(open_chat(&config)?)
         } else {
@@ -128,6 +140,7 @@ impl Server {
             stop: CancellationToken::new(),
             abort: CancellationToken::new(),
             sessions: Default::default(),
+            tls,
         });
         Ok(Server { ctx, tcp, udp })
     }
@@ -146,6 +159,11 @@ impl Server {
             .iter()
             .filter_map(|(s, _)| s.local_addr().ok())
             .collect()
+    }
+
+    /// TLS, when on: the certificate's fingerprint and file.
+    pub fn tls(&self) -> Option<&crate::tls::server::ServerTls> {
+        self.ctx.tls.as_ref()
     }
 
     /// The served folder, canonical.
@@ -308,16 +326,55 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, _permit:
         }
     };
     debug!(?door, "door chosen");
+    let stream = match (door, &ctx.tls) {
+        (Door::Tls, Some(tls)) => {
+            let write_limit = ctx.config.deadlines.body;
+            let mut s = match tls.accept(stream, initial, write_limit).await {
+                Ok(s) => s,
+                Err(e) => {
+                    info!("TLS handshake failed: {e}");
+                    return;
+                }
+            };
+            // Inside, the doors are told apart as on a plain connection.
+            let (door, initial) = match sniff(&mut s, ctx.config.sniff_timeout).await {
+                Ok(pair) => pair,
+                Err(e) => {
+                    debug!("closed before a door was chosen: {e}");
+                    return;
+                }
+            };
+            debug!(?door, "door chosen inside TLS");
+            return serve_door(Stream::Server(Box::new(s)), door, initial, peer, ctx).await;
+        }
+        (Door::Tls, None) => {
+            return text_line(
+                Stream::Plain(stream),
+                "ferry: TLS is not enabled on this server; connect without TLS",
+            )
+            .await;
+        }
+        (_, Some(tls)) if tls.required() && !peer.ip().is_loopback() => {
+            return refuse_plain(stream, door, initial, ctx).await;
+        }
+        _ => Stream::Plain(stream),
+    };
+    serve_door(stream, door, initial, peer, ctx).await
+}
+
+/// Hands a connection, plain or decrypted, to its door.
+async fn serve_door(
+    stream: Stream,
+    door: Door,
+    initial: BytesMut,
+    peer: SocketAddr,
+    ctx: Arc<Ctx>,
+) {
     match door {
         Door::Native => native::serve(stream, initial, peer, ctx).await,
         Door::Classic => classic::serve(stream, initial, peer, ctx).await,
-        Door::Tls => {
-            text_line(
-                stream,
-                "ferry: TLS is not enabled on this server; connect without TLS",
-            )
-            .await
-        }
+        // TLS inside TLS: nobody does that on purpose.
+        Door::Tls => text_line(stream, "ferry: unexpected TLS inside TLS").await,
         Door::Http if ctx.config.web => crate::http::serve(stream, initial, peer, ctx).await,
         Door::Http => {
             refuse_http(
@@ -369,11 +426,41 @@ async fn refuse(mut stream: TcpStream, timeout: Duration, message: &str) {
         .await
         .map(|(d, _)| d)
         .unwrap_or(Door::Unknown);
+    let out = refusal(door, ErrorCode::Busy, message);
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(&out)).await;
+    let _ = stream.shutdown().await;
+    crate::wire::connection::linger(&mut stream).await;
+}
+
+/// A plain connection to a server that requires TLS, from elsewhere than
+/// loopback: told so in its own framing (HTTP is redirected to https), and
+/// closed. Nothing it sent is acted on.
+async fn refuse_plain(stream: TcpStream, door: Door, initial: BytesMut, ctx: Arc<Ctx>) {
+    info!(?door, "refused: plain connection, TLS required");
+    if door == Door::Http {
+        return crate::http::redirect_to_tls(Stream::Plain(stream), initial, ctx).await;
+    }
+    let mut stream = stream;
+    let message = match door {
+        Door::Native | Door::Classic => "this server requires TLS: connect with --tls",
+        _ => {
+            "this server requires TLS: use `ferry chat --tls HOST`, or `openssl s_client -quiet -connect HOST:PORT`"
+        }
+    };
+    let out = refusal(door, ErrorCode::TlsRequired, message);
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(&out)).await;
+    let _ = stream.shutdown().await;
+    crate::wire::connection::linger(&mut stream).await;
+}
+
+/// A refusal in the framing of `door`: an error frame, a classic error
+/// reply, an HTTP 503, or a text line.
+fn refusal(door: Door, code: ErrorCode, message: &str) -> BytesMut {
     let mut out = BytesMut::new();
     match door {
         Door::Native => {
             let reply = ErrorReply {
-                code: ErrorCode::Busy,
+                code,
                 message: message.to_string(),
             };
             let json = serde_json::to_vec(&reply).unwrap_or_default();
@@ -389,9 +476,7 @@ async fn refuse(mut stream: TcpStream, timeout: Duration, message: &str) {
         Door::Http => out.extend_from_slice(&http_status("503 Service Unavailable", message)),
         _ => out.extend_from_slice(format!("ferry: {message}\n").as_bytes()),
     }
-    let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(&out)).await;
-    let _ = stream.shutdown().await;
-    crate::wire::connection::linger(&mut stream).await;
+    out
 }
 
 /// A whole HTTP/1.1 response with a text body, for connections that do not
@@ -406,7 +491,7 @@ fn http_status(status: &str, message: &str) -> Vec<u8> {
 }
 
 /// Answers an HTTP request that will not be served, and closes.
-async fn refuse_http(mut stream: TcpStream, status: &str, message: &str) {
+async fn refuse_http(mut stream: Stream, status: &str, message: &str) {
     let _ = tokio::time::timeout(
         Duration::from_secs(2),
         stream.write_all(&http_status(status, message)),
@@ -417,7 +502,7 @@ async fn refuse_http(mut stream: TcpStream, status: &str, message: &str) {
 }
 
 /// Sends one line of text and closes.
-async fn text_line(mut stream: TcpStream, line: &str) {
+async fn text_line(mut stream: Stream, line: &str) {
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         stream.write_all(line.as_bytes()).await?;
         stream.write_all(b"\n").await?;

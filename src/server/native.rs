@@ -8,7 +8,6 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use serde::Serialize;
 use sha2::Sha256;
-use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use super::Ctx;
@@ -22,7 +21,7 @@ use crate::wire::messages::{
     AuthReply, Count, Digest, Done, EntryBatch, ErrorCode, GetStart, HelloReply, Mtime,
     Permissions, PutReady, Request, SUPPORTED_VERSIONS, TreeEntry,
 };
-use crate::wire::{ConnError, Connection, Kind};
+use crate::wire::{ConnError, Connection, Kind, Stream};
 
 /// Entries per `Partial` frame of a listing: well under the header cap even
 /// with 255-byte names.
@@ -33,8 +32,8 @@ const MAX_PLAN_BODY: u64 = 32 * 1024 * 1024;
 const MAX_AUTH_FAILURES: u32 = 3;
 
 /// Serves one native connection to its end.
-pub(crate) async fn serve(stream: TcpStream, initial: BytesMut, peer: SocketAddr, ctx: Arc<Ctx>) {
-    let conn = Connection::from_tcp(stream, initial, ctx.config.deadlines);
+pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let conn = Connection::from_stream(stream, initial, ctx.config.deadlines);
     let mut session = Session {
         conn,
         ctx,

@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::wire::classic::looks_classic;
 use crate::wire::frame::MAGIC;
@@ -106,7 +105,10 @@ fn looks_classic_prefix(buf: &[u8]) -> bool {
 
 /// Reads until the door is known, or `timeout` passes with nothing (or too
 /// little) to go on. Returns the bytes read, for the door to continue with.
-pub async fn sniff(stream: &mut TcpStream, timeout: Duration) -> std::io::Result<(Door, BytesMut)> {
+pub async fn sniff<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    timeout: Duration,
+) -> std::io::Result<(Door, BytesMut)> {
     let mut buf = BytesMut::with_capacity(64);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {

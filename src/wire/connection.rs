@@ -13,7 +13,6 @@ use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 
 use super::codec::{FrameCodec, Head, Inbound, MAX_CHUNK};
@@ -136,10 +135,10 @@ impl Connection {
         }
     }
 
-    /// Wraps a TCP stream.
-    pub fn from_tcp(stream: TcpStream, initial: BytesMut, deadlines: Deadlines) -> Self {
+    /// Wraps a stream, plain or TLS.
+    pub fn from_stream(stream: super::Stream, initial: BytesMut, deadlines: Deadlines) -> Self {
         let (r, w) = stream.into_split();
-        Connection::new(Box::new(r), Box::new(w), initial, deadlines)
+        Connection::new(r, w, initial, deadlines)
     }
 
     /// Both halves at once, to read and write from separate futures.

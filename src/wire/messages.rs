@@ -486,6 +486,9 @@ pub enum ErrorCode {
     Timeout,
     /// The server is shutting down.
     ShuttingDown,
+    /// This server takes only TLS connections (from elsewhere than
+    /// loopback); connect again with TLS.
+    TlsRequired,
     /// Reading or writing storage failed.
     Io,
     /// Anything else.
@@ -515,6 +518,7 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::Timeout => "timeout",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::TlsRequired => "tls_required",
             ErrorCode::Io => "io",
             ErrorCode::Internal => "internal",
         }

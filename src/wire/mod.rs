@@ -7,13 +7,19 @@
 //!   server and the client.
 //! - [`classic`]: the `struct.pack('i', len)` + JSON framing of the old
 //!   exercise.
+//! - [`stream`]: the transport under every door, plain TCP or TLS; and
+//!   [`guarded`], the replay of sniffed bytes and the stalled-write deadline.
 
 pub mod classic;
 pub mod codec;
 pub mod connection;
 pub mod frame;
+pub mod guarded;
 pub mod messages;
+pub mod stream;
 
 pub use codec::{Head, Inbound};
 pub use connection::{ConnError, Connection, Deadlines, FrameReader, FrameWriter};
 pub use frame::Kind;
+pub use guarded::Guarded;
+pub use stream::Stream;

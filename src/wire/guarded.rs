@@ -1,6 +1,7 @@
-//! The connection under the HTTP stack: the bytes the sniffer already read
-//! come first, and a write that stalls for too long fails instead of
-//! holding the connection (and its task) forever.
+//! A connection whose first bytes were already read by the sniffer: they
+//! are replayed first, and a write that stalls for too long fails instead of
+//! holding the connection (and its task) forever. Under the HTTP stack and
+//! the TLS handshake.
 //!
 //! Hand-written: a few lines of `AsyncRead`/`AsyncWrite` plumbing that no
 //! crate offers in this combination (tokio's `chain` reads only).
@@ -32,6 +33,11 @@ impl<S> Guarded<S> {
             write_limit,
             stalled: None,
         }
+    }
+
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
     }
 
     /// Passes a write's outcome on; a write still pending past the limit
