@@ -226,3 +226,31 @@ fn a_config_file_sets_options_and_the_token_and_logs_stay_escaped() {
         "{err}"
     );
 }
+
+#[test]
+fn switches_from_the_environment_take_the_usual_spellings() {
+    let root = tempfile::tempdir().unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("f.txt");
+    fs::write(&file, b"x").unwrap();
+    // "1" and "yes" switch on, "0" and "off" switch off.
+    for (value, allowed) in [("1", true), ("yes", true), ("0", false), ("off", false)] {
+        let mut server = spawn_bin_server(root.path(), &[], &[("FERRY_ALLOW_UPLOAD", value)]);
+        let dest = format!("127.0.0.1:{}:/{value}.txt", server.port);
+        let (rc, _, err) = run_cli(&["put", file.to_str().unwrap(), &dest], &[]);
+        assert_eq!(rc == 0, allowed, "FERRY_ALLOW_UPLOAD={value}: {err}");
+        let _ = server.child.kill();
+        let _ = server.child.wait();
+    }
+    // Anything else is a usage error, not silently off.
+    let out = Command::new(common::ferry_bin())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg(root.path())
+        .env("FERRY_TLS", "maybe")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("maybe"));
+    let (rc, _, err) = run_cli(&["ping", "127.0.0.1:9"], &[("FERRY_TLS", "maybe")]);
+    assert_eq!(rc, 2, "{err}");
+}

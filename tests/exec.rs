@@ -267,7 +267,11 @@ async fn the_server_caps_the_timeout() {
 /// Opens an authenticated raw connection for protocol-level tests.
 async fn raw(s: &TestServer) -> Connection {
     let stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-    let mut conn = Connection::from_tcp(stream, Default::default(), Default::default());
+    let mut conn = Connection::from_stream(
+        ferry::wire::Stream::Plain(stream),
+        Default::default(),
+        Default::default(),
+    );
     conn.send(Kind::Request, &Request::hello(), 0)
         .await
         .unwrap();

@@ -265,3 +265,122 @@ fn with_a_token_an_answer_signed_with_another_is_refused_on_the_lan() {
         "the forged answers were counted: {v}"
     );
 }
+
+/// Runs the ferry CLI in one of the lab's namespaces; (code, stdout, stderr).
+fn cli_in(lab: &Lab, node: &str, args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.ns(node), common::ferry_bin()])
+        .args(args)
+        .env_remove("FERRY_TOKEN")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs a command in a namespace; its stdout.
+fn output_in(lab: &Lab, node: &str, args: &[&str]) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.ns(node)])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn tls_required_refuses_plain_connections_from_the_lan_but_not_from_loopback() {
+    let Some(mut lab) = build('r', &[("s1", 1), ("s2", 2), ("cl", 10)]) else {
+        println!("SKIPPED: cannot create network namespaces here (needs root)");
+        return;
+    };
+    const TOKEN: &str = "lan-token-for-tls-tests";
+    serve_in_with(
+        &mut lab,
+        "s1",
+        &["--tls-required", "--no-discovery"],
+        Some(TOKEN),
+    );
+    serve_in_with(&mut lab, "s2", &["--no-discovery"], Some(TOKEN));
+    std::thread::sleep(Duration::from_millis(300));
+    let home = tempfile::tempdir().unwrap();
+    let known = home.path().join("known_hosts");
+    let known = known.to_str().unwrap();
+    let env = [("FERRY_KNOWN_HOSTS", known), ("FERRY_TOKEN", TOKEN)];
+
+    // In clear, the server answers the hello with "TLS required" (before
+    // any token is sent); the client goes again with TLS, and with no pin
+    // and no terminal stops at the unknown certificate.
+    let (code, _, err) = cli_in(&lab, "cl", &["ls", "10.231.0.1"], &env);
+    assert_eq!(code, 255, "{err}");
+    assert!(
+        err.contains("requires TLS; connecting again with TLS"),
+        "{err}"
+    );
+    assert!(err.contains("not known yet"), "{err}");
+    assert!(
+        !err.contains("without TLS"),
+        "no token was offered in clear: {err}"
+    );
+    // Accepting it pins it; from then on plain `ferry ls` uses TLS.
+    let (code, _, err) = cli_in(&lab, "cl", &["ls", "--accept-new", "10.231.0.1"], &env);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli_in(&lab, "cl", &["ping", "-c", "1", "10.231.0.1"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("TLS, certificate"), "{out}");
+    assert!(!err.contains("requires TLS"), "{err}");
+
+    // A text client in clear is told what to do, and closed.
+    let said = output_in(
+        &lab,
+        "cl",
+        &[
+            "timeout",
+            "15",
+            "bash",
+            "-c",
+            "exec 3<>/dev/tcp/10.231.0.1/7070; cat <&3",
+        ],
+    );
+    assert!(said.contains("requires TLS"), "{said:?}");
+    assert!(said.contains("openssl s_client"), "{said:?}");
+    // HTTP in clear is sent to https, path and query kept.
+    let curl = output_in(
+        &lab,
+        "cl",
+        &[
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+            "http://10.231.0.1:7070/some/dir/?x=1",
+        ],
+    );
+    assert_eq!(curl, "308 https://10.231.0.1:7070/some/dir/?x=1");
+
+    // Loopback is exempt: on the server's own machine, plain works.
+    let (code, out, err) = cli_in(&lab, "s1", &["ping", "-c", "1", "127.0.0.1:7070"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("in clear"), "{out}");
+
+    // Without TLS across the network, a token is sent after one warning.
+    let (code, _, err) = cli_in(&lab, "cl", &["ls", "10.231.0.2"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err.matches("without TLS").count(), 1, "{err}");
+    let (code, _, err) = cli_in(
+        &lab,
+        "cl",
+        &["ls", "10.231.0.2"],
+        &[("FERRY_KNOWN_HOSTS", known)],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("without TLS"), "no token, no warning: {err}");
+}
