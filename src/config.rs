@@ -675,6 +675,37 @@ mod tests {
     }
 
     #[test]
+    fn tls_from_the_file_and_what_implies_it() {
+        let merge = |text: &str, opts: &ServeOptions| {
+            let file: FileConfig = toml::from_str(text).unwrap();
+            ServeConfig::merge(".".into(), opts, file, None)
+        };
+        let none = ServeOptions::default();
+        assert!(merge("", &none).unwrap().tls.is_none());
+        let t = merge("tls = true", &none).unwrap().tls.unwrap();
+        assert!(t.files.is_none() && !t.required);
+        assert_eq!(t.handshake_timeout, Duration::from_secs(10));
+        let t = merge("tls_required = true\nio_timeout = 3", &none)
+            .unwrap()
+            .tls
+            .unwrap();
+        assert!(t.required);
+        assert_eq!(t.handshake_timeout, Duration::from_secs(3));
+        let t = merge("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"", &none)
+            .unwrap()
+            .tls
+            .unwrap();
+        assert_eq!(t.files, Some(("c.pem".into(), "k.pem".into())));
+        let err = merge("tls_cert = \"c.pem\"", &none).unwrap_err();
+        assert!(err.to_string().contains("go together"), "{err}");
+        let flag = ServeOptions {
+            tls_required: true,
+            ..Default::default()
+        };
+        assert!(merge("tls = false", &flag).unwrap().tls.unwrap().required);
+    }
+
+    #[test]
     fn default_listen_is_both_families() {
         let c = ServeConfig::for_root(Path::new("."));
         assert!(c.default_listen);

@@ -637,3 +637,62 @@ fn a_given_certificate_is_served_and_a_bad_pair_is_refused_at_start() {
     assert!(!child.wait().unwrap().success());
     assert!(err.contains("missing.pem"), "{err}");
 }
+
+/// Runs `ferry ARGS` on a terminal (a pty made by `script`), typing
+/// `answer` at it; (exit code, everything the terminal showed).
+fn on_terminal(args: &[&str], known: &Path, answer: &str) -> (i32, String) {
+    let mut line = common::ferry_bin().to_string();
+    for a in args {
+        line.push(' ');
+        line.push_str(a);
+    }
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .env("FERRY_KNOWN_HOSTS", known)
+        .env_remove("FERRY_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script (bsdutils) is installed");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(answer.as_bytes()).unwrap();
+    let mut shown = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut shown)
+        .unwrap();
+    drop(stdin);
+    let code = child.wait().unwrap().code().unwrap_or(-1);
+    (code, shown)
+}
+
+#[test]
+fn on_a_terminal_the_fingerprint_is_shown_and_must_be_confirmed() {
+    let root = tempfile::tempdir().unwrap();
+    let srv = spawn_bin_server(root.path(), &["--tls", "--no-discovery"], &[]);
+    let host = format!("127.0.0.1:{}", srv.port);
+    let fp = openssl_fingerprint(&cert_of(&srv));
+    let home = tempfile::tempdir().unwrap();
+    let known = home.path().join("known_hosts");
+
+    let (code, shown) = on_terminal(&["ls", "--tls", &host], &known, "n\n");
+    assert_eq!(code, 255, "{shown}");
+    assert!(shown.contains(&fp) && shown.contains("[y/N]"), "{shown}");
+    assert!(shown.contains("not accepted"), "{shown}");
+    assert!(!known.exists(), "a refusal pins nothing");
+
+    let (code, shown) = on_terminal(&["ls", "--tls", &host], &known, "y\n");
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("[y/N]"), "{shown}");
+    let pins = std::fs::read_to_string(&known).unwrap();
+    assert!(pins.contains(&format!("{host} {fp}")), "{pins}");
+
+    // Pinned: no question any more.
+    let (code, shown) = on_terminal(&["ls", &host], &known, "");
+    assert_eq!(code, 0, "{shown}");
+    assert!(!shown.contains("[y/N]"), "{shown}");
+    stop(srv);
+}
