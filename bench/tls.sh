@@ -29,7 +29,7 @@ sleep 0.3
 cert=$work/state/tls/cert.pem
 fp=$(openssl x509 -noout -fingerprint -sha256 -in "$cert" | cut -d= -f2)
 export FERRY_KNOWN_HOSTS=$work/known_hosts   # empty: plain stays plain
-grep -q AES /proc/cpuinfo && echo "CPU has AES instructions" || echo "CPU has no AES instructions"
+grep -qw aes /proc/cpuinfo && echo "CPU has AES instructions" || echo "CPU has no AES instructions"
 
 # Each contender runs 3 times; the best time counts (the machine is shared).
 run3() {
