@@ -696,3 +696,45 @@ fn on_a_terminal_the_fingerprint_is_shown_and_must_be_confirmed() {
     assert!(!shown.contains("[y/N]"), "{shown}");
     stop(srv);
 }
+
+#[test]
+fn the_classic_python_client_works_inside_tls() {
+    let root = tempfile::tempdir().unwrap();
+    let srv = spawn_bin_server(
+        root.path(),
+        &["--tls", "--allow-upload", "--no-discovery"],
+        &[],
+    );
+    // The old exercise's framing, with the socket wrapped by Python's ssl
+    // module trusting only the generated certificate.
+    let script = r#"
+import json, socket, ssl, struct, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[2]))), server_hostname="localhost")
+data = b"classic inside tls\n"
+h = json.dumps({"cmd": "put", "filename": "classic.txt", "filesize": len(data)}).encode()
+s.send(struct.pack('i', len(h))); s.send(h); s.sendall(data)
+n = struct.unpack('i', s.recv(4))[0]
+buf = b""
+while len(buf) < n:
+    buf += s.recv(n - len(buf))
+print(json.loads(buf)["ok"], s.version())
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(cert_of(&srv))
+        .arg(srv.port.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "True TLSv1.3");
+    assert_eq!(
+        std::fs::read(root.path().join("classic.txt")).unwrap(),
+        b"classic inside tls\n"
+    );
+    stop(srv);
+}
