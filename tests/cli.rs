@@ -207,7 +207,15 @@ fn a_config_file_sets_options_and_the_token_and_logs_stay_escaped() {
     // Peer-controlled text reaches the log escaped, never raw.
     let evil = format!("{host}:/\u{1b}[31mred\u{7}");
     assert_eq!(run_cli(&["stat", &evil], &env).0, 1);
-    server.child.kill().unwrap();
+    // SIGTERM, not KILL: the log is written by its own thread, and a
+    // clean exit is what flushes it.
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &server.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     server.child.wait().unwrap();
     let log = server.stderr.join().unwrap();
     assert!(log.contains("\\u{1b}[31mred"), "{log}");
