@@ -141,7 +141,14 @@ impl Client {
         policy: &TlsPolicy,
     ) -> Result<Client> {
         let known = KnownHosts::new(policy.options.known_hosts.clone());
-        let pinned = matches!(known.lookup(authority), Ok(Some(_)));
+        // A pins file that cannot be read must not turn a pinned server
+        // into one spoken to in clear.
+        let pinned = known
+            .lookup(authority)
+            .map_err(|e| {
+                ClientError::Local(format!("cannot read {}: {e}", known.path().display()))
+            })?
+            .is_some();
         if policy.force || pinned {
             return Client::connect_tls(authority, token, &policy.options).await;
         }
@@ -410,7 +417,6 @@ impl Client {
     }
 }
 
-/// Reads one terminal reply; `Partial` here is a protocol error.
 /// Resolves `authority` and connects to the first address that answers
 /// (10 s each), with Nagle off: requests are small and latency matters.
 async fn dial(authority: &str) -> Result<TcpStream> {
@@ -439,6 +445,7 @@ async fn dial(authority: &str) -> Result<TcpStream> {
     Ok(stream)
 }
 
+/// Reads one terminal reply; `Partial` here is a protocol error.
 async fn terminal<T: DeserializeOwned>(conn: &mut Connection) -> Result<T> {
     let head = conn.next_head().await?;
     match head.kind {
