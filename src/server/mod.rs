@@ -317,15 +317,28 @@ async fn accept_loop(
     }
 }
 
-async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, _permit: ConnPermit) {
-    let (door, initial) = match sniff(&mut stream, ctx.config.sniff_timeout).await {
-        Ok(pair) => pair,
+/// Which door a connection (plain or decrypted) is for, from its first
+/// bytes; `None` when it closed first.
+async fn choose_door<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    ctx: &Ctx,
+) -> Option<(Door, BytesMut)> {
+    match sniff(stream, ctx.config.sniff_timeout).await {
+        Ok((door, initial)) => {
+            debug!(?door, "door chosen");
+            Some((door, initial))
+        }
         Err(e) => {
             debug!("closed before a door was chosen: {e}");
-            return;
+            None
         }
+    }
+}
+
+async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, _permit: ConnPermit) {
+    let Some((door, initial)) = choose_door(&mut stream, &ctx).await else {
+        return;
     };
-    debug!(?door, "door chosen");
     let stream = match (door, &ctx.tls) {
         (Door::Tls, Some(tls)) => {
             let write_limit = ctx.config.deadlines.body;
@@ -337,14 +350,9 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, _permit:
                 }
             };
             // Inside, the doors are told apart as on a plain connection.
-            let (door, initial) = match sniff(&mut s, ctx.config.sniff_timeout).await {
-                Ok(pair) => pair,
-                Err(e) => {
-                    debug!("closed before a door was chosen: {e}");
-                    return;
-                }
+            let Some((door, initial)) = choose_door(&mut s, &ctx).await else {
+                return;
             };
-            debug!(?door, "door chosen inside TLS");
             return serve_door(Stream::Server(Box::new(s)), door, initial, peer, ctx).await;
         }
         (Door::Tls, None) => {
@@ -426,8 +434,12 @@ async fn refuse(mut stream: TcpStream, timeout: Duration, message: &str) {
         .await
         .map(|(d, _)| d)
         .unwrap_or(Door::Unknown);
-    let out = refusal(door, ErrorCode::Busy, message);
-    let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(&out)).await;
+    send_and_close(stream, &refusal(door, ErrorCode::Busy, message)).await;
+}
+
+/// Writes a last word (two seconds at most), then closes without losing it.
+async fn send_and_close(mut stream: TcpStream, out: &[u8]) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(out)).await;
     let _ = stream.shutdown().await;
     crate::wire::connection::linger(&mut stream).await;
 }
@@ -440,17 +452,16 @@ async fn refuse_plain(stream: TcpStream, door: Door, initial: BytesMut, ctx: Arc
     if door == Door::Http {
         return crate::http::redirect_to_tls(Stream::Plain(stream), initial, ctx).await;
     }
-    let mut stream = stream;
     let message = match door {
-        Door::Native | Door::Classic => "this server requires TLS: connect with --tls",
+        Door::Native => "this server requires TLS: connect with --tls",
+        Door::Classic => {
+            "this server requires TLS: wrap the socket in TLS (in Python, ssl.SSLContext.wrap_socket)"
+        }
         _ => {
             "this server requires TLS: use `ferry chat --tls HOST`, or `openssl s_client -quiet -connect HOST:PORT`"
         }
     };
-    let out = refusal(door, ErrorCode::TlsRequired, message);
-    let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(&out)).await;
-    let _ = stream.shutdown().await;
-    crate::wire::connection::linger(&mut stream).await;
+    send_and_close(stream, &refusal(door, ErrorCode::TlsRequired, message)).await;
 }
 
 /// A refusal in the framing of `door`: an error frame, a classic error
