@@ -351,20 +351,46 @@ fn tls_required_refuses_plain_connections_from_the_lan_but_not_from_loopback() {
     assert!(said.contains("requires TLS"), "{said:?}");
     assert!(said.contains("openssl s_client"), "{said:?}");
     // HTTP in clear is sent to https, path and query kept.
-    let curl = output_in(
+    let status = |args: &[&str]| {
+        let mut all = vec!["curl", "-sS", "-o", "/dev/null", "-w"];
+        all.extend_from_slice(args);
+        output_in(&lab, "cl", &all)
+    };
+    assert_eq!(
+        status(&[
+            "%{http_code} %{redirect_url}",
+            "http://10.231.0.1:7070/some/dir/?x=1"
+        ]),
+        "308 https://10.231.0.1:7070/some/dir/?x=1"
+    );
+    // A Host that would turn the redirect into another URL gets a 400.
+    let curl = status(&[
+        "%{http_code}",
+        "-H",
+        "Host: evil.example/x?",
+        "http://10.231.0.1:7070/",
+    ]);
+    assert_eq!(curl, "400");
+    // The classic client in clear gets its own framing's error.
+    let classic = output_in(
         &lab,
         "cl",
         &[
-            "curl",
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code} %{redirect_url}",
-            "http://10.231.0.1:7070/some/dir/?x=1",
+            "python3",
+            "-c",
+            "import json, socket, struct\n\
+             s = socket.create_connection(('10.231.0.1', 7070), timeout=10)\n\
+             h = json.dumps({'cmd': 'get', 'filename': 'x'}).encode()\n\
+             s.sendall(struct.pack('i', len(h)) + h)\n\
+             n = struct.unpack('i', s.recv(4))[0]\n\
+             print(s.recv(n).decode())",
         ],
     );
-    assert_eq!(curl, "308 https://10.231.0.1:7070/some/dir/?x=1");
+    let reply: serde_json::Value = serde_json::from_str(classic.trim()).unwrap();
+    assert!(
+        reply["error"].as_str().unwrap().contains("requires TLS"),
+        "{reply}"
+    );
 
     // Loopback is exempt: on the server's own machine, plain works.
     let (code, out, err) = cli_in(&lab, "s1", &["ping", "-c", "1", "127.0.0.1:7070"], &env);

@@ -354,8 +354,41 @@ fn an_unknown_or_changed_certificate_is_refused_and_nothing_is_sent() {
     assert!(err.contains("for tests only"), "{err}");
     assert!(!other.exists());
 
+    // A pins file that cannot be read stops the client: it must not fall
+    // back to speaking in clear to a server that may be pinned.
+    let unreadable = home.path().join("a-folder");
+    std::fs::create_dir(&unreadable).unwrap();
+    let (code, _, err) = cli(&["ls", &host_a], &unreadable);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("cannot read") && err.contains("a-folder"),
+        "{err}"
+    );
+
+    // A fingerprint that is not one is a usage error.
+    let (code, _, err) = cli(&["ls", "--fingerprint", "12:34:zz", &host_a], &known);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("64 hex digits"), "{err}");
+
     stop(a);
     stop(b);
+}
+
+#[test]
+fn tls_asked_of_a_server_without_it_fails_clearly() {
+    let root = tempfile::tempdir().unwrap();
+    let srv = spawn_bin_server(root.path(), &["--no-discovery"], &[]);
+    let home = tempfile::tempdir().unwrap();
+    let known = home.path().join("known_hosts");
+    let (code, _, err) = cli(
+        &["ls", "--accept-new", &format!("127.0.0.1:{}", srv.port)],
+        &known,
+    );
+    assert_eq!(code, 255, "{err}");
+    assert!(err.contains("TLS handshake failed"), "{err}");
+    assert!(err.contains("--tls?"), "says what to check: {err}");
+    assert!(!known.exists());
+    stop(srv);
 }
 
 /// Copies both ways between a client and `target`, recording what the
@@ -477,6 +510,12 @@ async fn slow_and_garbage_handshakes_are_closed_without_holding_the_server() {
             .await
             .unwrap();
         stalled.push(t);
+    }
+    // Gone mid-handshake, or before a byte.
+    for first in [&[0x16, 0x03, 0x01][..], &[][..]] {
+        let mut t = TcpStream::connect(s.addr).await.unwrap();
+        t.write_all(first).await.unwrap();
+        drop(t);
     }
     // A record header, then nonsense.
     let mut garbage = TcpStream::connect(s.addr).await.unwrap();
