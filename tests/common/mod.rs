@@ -2,6 +2,8 @@
 //! binary, and a proxy that throttles or cuts a connection.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod tls;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
