@@ -5,9 +5,10 @@
 //! `kill -9`) loses nothing it acknowledged; only a power cut may lose the
 //! last moments, as for uploads (no fsync per message).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
 
@@ -38,8 +39,17 @@ pub struct Retention {
 /// The history database.
 #[derive(Debug)]
 pub struct History {
-    db: Mutex<Connection>,
+    db: Mutex<Db>,
     retention: Retention,
+}
+
+#[derive(Debug)]
+struct Db {
+    conn: Connection,
+    /// Messages stored per room since that room was last trimmed.
+    since_trim: HashMap<String, usize>,
+    /// When messages past the age limit were last removed.
+    aged: Instant,
 }
 
 /// Why the history cannot be opened.
@@ -64,8 +74,14 @@ impl From<rusqlite::Error> for OpenError {
     }
 }
 
-/// Prune once per this many appends.
-const PRUNE_EVERY: i64 = 256;
+/// A room is trimmed to its count limit once per this many messages, so
+/// it holds at most this many more than the limit.
+const TRIM_EVERY: usize = 256;
+
+/// How often messages past the age limit are looked for while the server
+/// runs (and once at start). The limit is in days; a scan of the whole
+/// table per message would be waste.
+const AGE_EVERY: Duration = Duration::from_secs(60);
 
 impl History {
     /// Opens (creating) `path`.
@@ -91,38 +107,50 @@ impl History {
              CREATE INDEX IF NOT EXISTS messages_room ON messages (room, id);",
         )?;
         let h = History {
-            db: Mutex::new(db),
+            db: Mutex::new(Db {
+                conn: db,
+                since_trim: HashMap::new(),
+                aged: Instant::now(),
+            }),
             retention,
         };
         h.prune()?;
         Ok(h)
     }
 
-    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+    fn db(&self) -> std::sync::MutexGuard<'_, Db> {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Stores messages, in one transaction; returns once they are in the
     /// database.
     pub fn append(&self, msgs: &[Stored]) -> rusqlite::Result<()> {
-        let last = {
-            let mut db = self.db();
-            let tx = db.transaction()?;
-            {
-                let mut stmt = tx.prepare_cached(
-                    "INSERT INTO messages (room, nick, text, action, ts_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?;
-                for m in msgs {
-                    stmt.execute(params![m.room, m.nick, m.text, m.action, m.ts_ms])?;
-                }
+        let mut db = self.db();
+        let tx = db.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO messages (room, nick, text, action, ts_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for m in msgs {
+                stmt.execute(params![m.room, m.nick, m.text, m.action, m.ts_ms])?;
             }
-            let last = tx.last_insert_rowid();
-            tx.commit()?;
-            last
-        };
-        // Prune when the ids cross a multiple of PRUNE_EVERY.
-        if last / PRUNE_EVERY != (last - msgs.len() as i64) / PRUNE_EVERY {
-            self.prune()?;
+        }
+        tx.commit()?;
+        let mut full = Vec::new();
+        for m in msgs {
+            let n = db.since_trim.entry(m.room.clone()).or_default();
+            *n += 1;
+            if *n == TRIM_EVERY {
+                full.push(m.room.clone());
+            }
+        }
+        for room in full {
+            db.since_trim.remove(&room);
+            trim(&db.conn, &room, self.retention.per_room)?;
+        }
+        if db.aged.elapsed() >= AGE_EVERY {
+            db.aged = Instant::now();
+            remove_aged(&db.conn, self.retention.max_age)?;
         }
         Ok(())
     }
@@ -130,7 +158,7 @@ impl History {
     /// The last `n` messages of `room`, oldest first.
     pub fn recent(&self, room: &str, n: usize) -> rusqlite::Result<Vec<Stored>> {
         let db = self.db();
-        let mut stmt = db.prepare_cached(
+        let mut stmt = db.conn.prepare_cached(
             "SELECT room, nick, text, action, ts_ms FROM messages WHERE room = ?1
              ORDER BY id DESC LIMIT ?2",
         )?;
@@ -149,22 +177,42 @@ impl History {
         Ok(rows)
     }
 
-    /// Applies the retention limits.
+    /// Applies the retention limits to every room.
     pub fn prune(&self) -> rusqlite::Result<()> {
-        let cutoff = chrono::Utc::now().timestamp_millis()
-            - self.retention.max_age.as_millis().min(i64::MAX as u128) as i64;
-        let db = self.db();
-        db.execute("DELETE FROM messages WHERE ts_ms < ?1", params![cutoff])?;
-        db.execute(
-            "DELETE FROM messages WHERE id IN (
-                SELECT id FROM (
-                    SELECT id, ROW_NUMBER() OVER (PARTITION BY room ORDER BY id DESC) AS n
-                    FROM messages)
-                WHERE n > ?1)",
-            params![self.retention.per_room as i64],
-        )?;
+        let mut db = self.db();
+        db.aged = Instant::now();
+        db.since_trim.clear();
+        remove_aged(&db.conn, self.retention.max_age)?;
+        let rooms: Vec<String> = db
+            .conn
+            .prepare("SELECT DISTINCT room FROM messages")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for room in rooms {
+            trim(&db.conn, &room, self.retention.per_room)?;
+        }
         Ok(())
     }
+}
+
+/// Keeps the newest `keep` messages of `room`; the index on (room, id)
+/// finds the cut without reading the rest of the table.
+fn trim(db: &Connection, room: &str, keep: usize) -> rusqlite::Result<()> {
+    db.prepare_cached(
+        "DELETE FROM messages WHERE room = ?1 AND id <= (
+            SELECT id FROM messages WHERE room = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+    )?
+    .execute(params![room, keep as i64])?;
+    Ok(())
+}
+
+/// Removes the messages older than `max_age`.
+fn remove_aged(db: &Connection, max_age: Duration) -> rusqlite::Result<()> {
+    let cutoff =
+        chrono::Utc::now().timestamp_millis() - max_age.as_millis().min(i64::MAX as u128) as i64;
+    db.prepare_cached("DELETE FROM messages WHERE ts_ms < ?1")?
+        .execute(params![cutoff])?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -210,6 +258,37 @@ mod tests {
         assert_eq!(a[0].text, "m3");
         assert!(h.recent("old", 10).unwrap().is_empty());
         assert_eq!(h.recent("b", 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_busy_room_is_trimmed_while_the_server_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        let ret = Retention {
+            per_room: 5,
+            max_age: Duration::from_secs(3600),
+        };
+        let h = History::open(&dir.path().join("chat.sqlite3"), ret).unwrap();
+        for i in 0..3 {
+            h.append(&[msg("quiet", i as i64, now)]).unwrap();
+        }
+        // One short of a trim, then the one that triggers it, in a batch.
+        for i in 0..TRIM_EVERY - 2 {
+            h.append(&[msg("busy", i as i64, now)]).unwrap();
+        }
+        assert_eq!(h.recent("busy", 10_000).unwrap().len(), TRIM_EVERY - 2);
+        let last = TRIM_EVERY as i64;
+        h.append(&[msg("busy", last - 2, now), msg("busy", last - 1, now)])
+            .unwrap();
+        let busy = h.recent("busy", 10_000).unwrap();
+        let texts: Vec<String> = busy.into_iter().map(|m| m.text).collect();
+        let want: Vec<String> = (last - 5..last).map(|i| format!("m{i}")).collect();
+        assert_eq!(texts, want);
+        assert_eq!(
+            h.recent("quiet", 10).unwrap().len(),
+            3,
+            "other rooms untouched"
+        );
     }
 
     #[test]
