@@ -82,6 +82,32 @@ async fn fast_server() -> TestServer {
 /// A live message as (room, nick, text).
 type Seen = (String, String, String);
 
+/// Says `count` lines from a native client, reading its own echoes as it
+/// goes, or it would be the one dropped for not reading.
+async fn say_all(
+    chat: &mut ferry::client::ChatSession<'_>,
+    count: usize,
+    line: impl Fn(usize) -> String,
+) {
+    let (mut events, mut lines) = chat.halves();
+    let send = async {
+        for i in 0..count {
+            lines.say(&line(i)).await.unwrap();
+            // Let the readers keep up on a one-thread runtime.
+            tokio::task::yield_now().await;
+        }
+    };
+    let echo = async {
+        let mut n = 0;
+        while n < count {
+            if message(&events.next().await.unwrap().unwrap()).is_some() {
+                n += 1;
+            }
+        }
+    };
+    tokio::join!(send, echo);
+}
+
 fn message(e: &Event) -> Option<Seen> {
     match e {
         Event::Message {
@@ -328,24 +354,7 @@ async fn a_client_that_never_reads_is_dropped_and_the_others_get_everything() {
     let (mut chat, _) = sender.chat(Some("sender"), &[]).await.unwrap();
     let started = Instant::now();
     let line = "z".repeat(1000);
-    // The sender reads its own echoes too, or it would be the one dropped.
-    let (mut events, mut lines) = chat.halves();
-    let send = async {
-        for i in 0..SENT {
-            lines.say(&format!("{i} {line}")).await.unwrap();
-            // Let the readers (this runtime has one thread) keep up.
-            tokio::task::yield_now().await;
-        }
-    };
-    let echo = async {
-        let mut n = 0;
-        while n < SENT {
-            if message(&events.next().await.unwrap().unwrap()).is_some() {
-                n += 1;
-            }
-        }
-    };
-    tokio::join!(send, echo);
+    say_all(&mut chat, SENT, |i| format!("{i} {line}")).await;
     for r in readers {
         let (n, saw_drop) = tokio::time::timeout(Duration::from_secs(30), r)
             .await
@@ -356,6 +365,58 @@ async fn a_client_that_never_reads_is_dropped_and_the_others_get_everything() {
     }
     assert!(started.elapsed() < Duration::from_secs(30));
     drop(stuck);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_readers_that_fall_behind_and_catch_up_get_every_line_whole_and_in_order() {
+    // The hub writes a text client's socket itself while nothing is queued
+    // for it; a reader that pauses fills its socket, the rest is queued and
+    // its door writes, then the hub takes over again. Across many such
+    // hand-overs, including writes the socket took only part of, each
+    // reader must see every line once, whole, in order.
+    const SENT: usize = 2000;
+    let s = TestServer::start(|c| {
+        c.chat.rate = 100_000.0;
+        c.sniff_timeout = Duration::from_millis(200);
+        c.chat.limits.queue_bytes = 64 * 1024 * 1024;
+    })
+    .await;
+    let mut readers = Vec::new();
+    for pause_every in [50usize, 170, 400] {
+        let mut t = Text::connect(s.addr).await;
+        readers.push(tokio::spawn(async move {
+            let mut next = 0;
+            let mut n = 0;
+            while next < SENT {
+                let l = String::from_utf8(t.line().await.expect("a line")).unwrap();
+                let Some(body) = l.strip_prefix("[lobby] <sender> ") else {
+                    continue;
+                };
+                let (seq, pad) = body.split_once(' ').unwrap();
+                assert_eq!(seq.parse::<usize>().unwrap(), next, "out of order");
+                assert_eq!(pad, "y".repeat(700 + next % 300), "torn line {next}");
+                next += 1;
+                n += 1;
+                if n % pause_every == 0 {
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                }
+            }
+            next
+        }));
+    }
+    let mut sender = s.client().await;
+    let (mut chat, _) = sender.chat(Some("sender"), &[]).await.unwrap();
+    say_all(&mut chat, SENT, |i| {
+        format!("{i} {}", "y".repeat(700 + i % 300))
+    })
+    .await;
+    for r in readers {
+        let got = tokio::time::timeout(Duration::from_secs(60), r)
+            .await
+            .expect("readers got everything in time")
+            .unwrap();
+        assert_eq!(got, SENT);
+    }
 }
 
 #[tokio::test]

@@ -150,8 +150,21 @@ impl Delivery {
 
 /// A timestamp as `YYYY-MM-DD HH:MM:SS` UTC.
 pub fn stamp(ts_ms: i64) -> String {
+    use chrono::{Datelike, Timelike};
+    // Fields rather than a strftime pattern: every join replays a room's
+    // history, and a pattern is parsed anew on each use.
     chrono::DateTime::from_timestamp_millis(ts_ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        })
         .unwrap_or_default()
 }
 
@@ -182,7 +195,7 @@ impl Event {
 
     /// The line the plain-text door sends (without its line ending).
     pub fn to_line(&self) -> String {
-        let e = |s: &str| escape(s).into_owned();
+        let e = escape;
         match self {
             Event::Welcome { nick, server, room } => format!(
                 "* welcome to ferry chat on {}: you are {} in [{}]; /help lists commands",

@@ -7,11 +7,23 @@
 //! reason, so one stuck client never delays anyone else. A message is
 //! stored in the history before anyone sees it, and under the same lock as
 //! the fan-out, so every client sees one order.
+//!
+//! Lines that arrive together travel as one [`Batch`]: one allocation
+//! shared by every recipient and one push onto each recipient's queue,
+//! whatever the number of lines, so the hub's cost per line does not grow
+//! with the number of listeners.
+//!
+//! A plain-text client's socket is written by the hub itself while nothing
+//! is queued for it ([`Inline`]): one `send` per client per batch, from the
+//! sender's thread, with no task to wake, as a single-threaded broker
+//! would. Whatever its socket does not take at once goes to its queue, and
+//! its door writes from then on, until the queue is empty again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -48,6 +60,97 @@ impl Default for ChatLimits {
     }
 }
 
+/// Events handed out together, shared by every recipient.
+type Batch = Arc<Bundle>;
+
+#[derive(Debug)]
+struct Bundle {
+    events: Vec<Arc<Delivery>>,
+    /// The sum of the events' weights.
+    weight: usize,
+    /// The events as the plain-text door's lines, rendered once.
+    text: OnceLock<Vec<u8>>,
+}
+
+impl Bundle {
+    fn new(events: Vec<Arc<Delivery>>) -> Batch {
+        let weight = events.iter().map(|e| e.weight()).sum();
+        Arc::new(Bundle {
+            events,
+            weight,
+            text: OnceLock::new(),
+        })
+    }
+
+    /// The events as lines of text, each ended by CR LF.
+    fn text(&self) -> &[u8] {
+        self.text.get_or_init(|| {
+            let mut out = Vec::new();
+            for ev in &self.events {
+                out.extend_from_slice(ev.line().as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            out
+        })
+    }
+}
+
+/// Queued for a client: a batch, less the bytes of its text that the hub
+/// already wrote to the client's socket.
+type Queued = (Batch, usize);
+
+/// Part of a plain-text client's output, as [`Events::recv_text`] hands it
+/// out.
+#[derive(Debug)]
+pub struct Chunk(Queued);
+
+impl Chunk {
+    /// The bytes to write.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0.0.text()[self.0.1..]
+    }
+}
+
+/// A plain-text client's socket, shared by its door and the hub; see the
+/// module's notes.
+#[derive(Debug)]
+pub struct Inline {
+    sock: OwnedWriteHalf,
+    /// True while nothing is queued for the client nor in its door's
+    /// hands: only then may the hub write to the socket, and only under
+    /// this lock.
+    idle: Mutex<bool>,
+}
+
+impl Inline {
+    /// Shares `sock` with the hub (see [`Member::share_socket`]). The door
+    /// holds the order first: the hub writes only once [`Events::settle`]
+    /// found nothing queued.
+    pub fn new(sock: OwnedWriteHalf) -> Arc<Inline> {
+        Arc::new(Inline {
+            sock,
+            idle: Mutex::new(false),
+        })
+    }
+
+    /// The socket, for the door's own writes.
+    pub fn socket(&self) -> &OwnedWriteHalf {
+        &self.sock
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, bool> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What a client has queued and not yet taken: the hub adds, [`Events`]
+/// takes away.
+#[derive(Debug, Default)]
+struct Backlog {
+    events: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
 /// The chat hub of one server.
 #[derive(Debug)]
 pub struct Hub {
@@ -59,6 +162,8 @@ pub struct Hub {
 
 #[derive(Debug, Default)]
 struct State {
+    /// The hub's limits, for the queue bounds.
+    limits: ChatLimits,
     next_id: u64,
     clients: HashMap<u64, Client>,
     /// Lower-cased nickname → client.
@@ -70,11 +175,12 @@ struct State {
 #[derive(Debug)]
 struct Client {
     nick: String,
-    tx: mpsc::Sender<Arc<Delivery>>,
-    /// Bytes queued for the client, shared with its [`Events`].
-    queued: Arc<AtomicUsize>,
-    /// Most bytes it may have queued.
-    queue_bytes: usize,
+    /// Unbounded, because [`Backlog`] bounds it in events and in bytes.
+    tx: mpsc::UnboundedSender<Queued>,
+    /// The socket, for a plain-text client.
+    inline: Option<Arc<Inline>>,
+    /// What is queued for the client, shared with its [`Events`].
+    queued: Arc<Backlog>,
     /// Set with `dropped`, cheaper to test on every delivery.
     kicked: AtomicBool,
     /// Room keys.
@@ -102,25 +208,92 @@ pub struct Member {
     quit_reason: Option<String>,
 }
 
-/// A client's events, in order, with the count of bytes still queued.
+/// A client's events, in order, with what is still queued.
 #[derive(Debug)]
 pub struct Events {
-    rx: mpsc::Receiver<Arc<Delivery>>,
-    queued: Arc<AtomicUsize>,
+    rx: mpsc::UnboundedReceiver<Queued>,
+    /// The batch being taken apart, and how far.
+    current: Option<(Batch, usize)>,
+    queued: Arc<Backlog>,
 }
 
 impl Events {
-    /// The next event; `None` once the client has left the hub.
+    /// The next event; `None` once the client has left the hub. Safe to
+    /// cancel (in `select!`): nothing is taken until it returns.
     pub async fn recv(&mut self) -> Option<Arc<Delivery>> {
-        let ev = self.rx.recv().await?;
-        self.queued.fetch_sub(ev.weight(), Ordering::Relaxed);
-        Some(ev)
+        loop {
+            if let Some(ev) = self.next_queued() {
+                return Some(ev);
+            }
+            let queued = self.rx.recv().await?;
+            self.take(queued);
+        }
     }
 
     /// The next event if one is queued.
     pub fn try_recv(&mut self) -> Option<Arc<Delivery>> {
-        let ev = self.rx.try_recv().ok()?;
-        self.queued.fetch_sub(ev.weight(), Ordering::Relaxed);
+        loop {
+            if let Some(ev) = self.next_queued() {
+                return Some(ev);
+            }
+            let queued = self.rx.try_recv().ok()?;
+            self.take(queued);
+        }
+    }
+
+    /// The next queued output as text, for the plain-text door (which
+    /// uses this and [`Events::settle`] instead of [`Events::recv`]).
+    pub async fn recv_text(&mut self) -> Option<Chunk> {
+        let queued = self.rx.recv().await?;
+        Some(self.take_text(queued))
+    }
+
+    /// The next queued output as text, if there is some.
+    pub fn try_recv_text(&mut self) -> Option<Chunk> {
+        let queued = self.rx.try_recv().ok()?;
+        Some(self.take_text(queued))
+    }
+
+    /// For a door that has written all it was handed: the next queued
+    /// output if there is some; otherwise the client is idle again and the
+    /// hub writes to `inline` itself from now on.
+    pub fn settle(&mut self, inline: &Inline) -> Option<Chunk> {
+        let mut idle = inline.idle();
+        let next = self.try_recv_text();
+        if next.is_none() {
+            *idle = true;
+        }
+        next
+    }
+
+    fn take_text(&mut self, queued: Queued) -> Chunk {
+        self.uncount(&queued.0);
+        Chunk(queued)
+    }
+
+    fn uncount(&self, batch: &Bundle) {
+        self.queued
+            .events
+            .fetch_sub(batch.events.len(), Ordering::Relaxed);
+        self.queued.bytes.fetch_sub(batch.weight, Ordering::Relaxed);
+    }
+
+    /// Takes a batch off the queue: from now on it counts against this
+    /// client's door, not against its backlog (at most one batch is held
+    /// this way, of at most one read's lines).
+    fn take(&mut self, (batch, _): Queued) {
+        self.uncount(&batch);
+        self.current = Some((batch, 0));
+    }
+
+    /// The next event of the current batch.
+    fn next_queued(&mut self) -> Option<Arc<Delivery>> {
+        let (batch, at) = self.current.as_mut()?;
+        let Some(ev) = batch.events.get(*at).cloned() else {
+            self.current = None;
+            return None;
+        };
+        *at += 1;
         Some(ev)
     }
 }
@@ -141,7 +314,10 @@ impl Hub {
             server: server.to_string(),
             limits,
             history,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                limits,
+                ..State::default()
+            }),
         })
     }
 
@@ -162,10 +338,11 @@ impl Hub {
         nick: Option<&str>,
         rooms: &[String],
     ) -> Result<(Member, Events), String> {
-        let (tx, rx) = mpsc::channel(self.limits.queue.max(16));
-        let queued = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(Backlog::default());
         let events = Events {
             rx,
+            current: None,
             queued: queued.clone(),
         };
         let dropped = CancellationToken::new();
@@ -190,8 +367,8 @@ impl Hub {
                 Client {
                     nick,
                     tx,
+                    inline: None,
                     queued,
-                    queue_bytes: self.limits.queue_bytes,
                     kicked: AtomicBool::new(false),
                     rooms: BTreeSet::new(),
                     current: None,
@@ -329,17 +506,21 @@ impl Hub {
             }
         }
         let name = st.rooms[&room].name.clone();
-        for (text, action) in ok {
-            let ev = Delivery::new(Event::Message {
-                room: name.clone(),
-                nick: nick.clone(),
-                text,
-                ts_ms,
-                action,
-                history: false,
-            });
-            broadcast(&mut st, &room, ev);
-        }
+        let batch = Bundle::new(
+            ok.into_iter()
+                .map(|(text, action)| {
+                    Delivery::new(Event::Message {
+                        room: name.clone(),
+                        nick: nick.clone(),
+                        text,
+                        ts_ms,
+                        action,
+                        history: false,
+                    })
+                })
+                .collect(),
+        );
+        broadcast_batch(&mut st, &room, &batch);
         Ok(())
     }
 
@@ -373,7 +554,7 @@ impl Hub {
             new: new.to_string(),
         });
         for m in told {
-            deliver(&mut st, m, ev.clone());
+            deliver(&st, m, ev.clone());
         }
         Ok(())
     }
@@ -408,19 +589,23 @@ impl Hub {
             c.rooms.insert(key.clone());
             c.current = Some(key.clone());
         }
-        for m in replay {
-            send(
-                &mut st,
-                id,
-                Event::Message {
-                    room: name.clone(),
-                    nick: m.nick,
-                    text: m.text,
-                    ts_ms: m.ts_ms,
-                    action: m.action,
-                    history: true,
-                },
+        if !replay.is_empty() {
+            let batch = Bundle::new(
+                replay
+                    .into_iter()
+                    .map(|m| {
+                        Delivery::new(Event::Message {
+                            room: name.clone(),
+                            nick: m.nick,
+                            text: m.text,
+                            ts_ms: m.ts_ms,
+                            action: m.action,
+                            history: true,
+                        })
+                    })
+                    .collect(),
             );
+            deliver_batch(&st, id, &batch);
         }
         if !topic.is_empty() {
             send(
@@ -468,7 +653,7 @@ impl Hub {
 
     fn private(&self, id: u64, to: &str, text: String) -> Result<(), String> {
         self.check_len(&text)?;
-        let mut st = self.state();
+        let st = self.state();
         let from = st.clients.get(&id).ok_or("not connected")?.nick.clone();
         let Some(&target) = st.nicks.get(&to.to_lowercase()) else {
             return Err(format!("no one is called {to}"));
@@ -480,9 +665,9 @@ impl Hub {
             text,
             ts_ms: chrono::Utc::now().timestamp_millis(),
         });
-        deliver(&mut st, target, ev.clone());
+        deliver(&st, target, ev.clone());
         if target != id {
-            deliver(&mut st, id, ev);
+            deliver(&st, id, ev);
         }
         Ok(())
     }
@@ -590,6 +775,14 @@ impl Member {
             .get(&self.id)
             .map(|c| c.nick.clone())
             .unwrap_or_default()
+    }
+
+    /// Lets the hub write this plain-text client's output to its socket
+    /// itself whenever nothing is queued for it.
+    pub fn share_socket(&self, inline: Arc<Inline>) {
+        if let Some(c) = self.hub.state().clients.get_mut(&self.id) {
+            c.inline = Some(inline);
+        }
     }
 
     /// Tells this client (alone) that something it sent was refused.
@@ -704,51 +897,72 @@ fn send(st: &mut State, id: u64, ev: Event) {
 }
 
 fn broadcast(st: &mut State, room: &str, ev: Arc<Delivery>) {
-    let members: Vec<u64> = match st.rooms.get(room) {
-        Some(r) => r.members.iter().copied().collect(),
-        None => return,
+    broadcast_batch(st, room, &Bundle::new(vec![ev]));
+}
+
+fn broadcast_batch(st: &mut State, room: &str, batch: &Batch) {
+    let Some(r) = st.rooms.get(room) else {
+        return;
     };
-    for m in members {
-        deliver(st, m, ev.clone());
+    for m in &r.members {
+        deliver_batch(st, *m, batch);
     }
 }
 
-/// Offers `ev` to one client without waiting; a full queue drops the
+fn deliver(st: &State, id: u64, ev: Arc<Delivery>) {
+    deliver_batch(st, id, &Bundle::new(vec![ev]));
+}
+
+/// Offers `batch` to one client without waiting; a full queue drops the
 /// client (its door sees `dropped` and closes).
-fn deliver(st: &mut State, id: u64, ev: Arc<Delivery>) {
+fn deliver_batch(st: &State, id: u64, batch: &Batch) {
     let Some(c) = st.clients.get(&id) else {
         return;
     };
     if c.kicked.load(Ordering::Relaxed) {
         return;
     }
-    let weight = ev.weight();
-    let backlog = c.queued.load(Ordering::Relaxed);
-    let full = if backlog + weight > c.queue_bytes {
-        true
-    } else {
-        match c.tx.try_send(ev) {
-            Ok(()) => {
-                c.queued.fetch_add(weight, Ordering::Relaxed);
-                false
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => true,
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+    // Held until the batch is written or queued, so that the door cannot
+    // go idle in between.
+    let mut inline = c.inline.as_ref().map(|i| i.idle());
+    let mut skip = 0;
+    if let (Some(idle), Some(i)) = (inline.as_deref_mut(), &c.inline)
+        && *idle
+    {
+        let text = batch.text();
+        match i.sock.try_write(text) {
+            Ok(n) if n == text.len() => return,
+            Ok(n) => skip = n,
+            // Full (queued below) or failed (the door meets the error on
+            // its next write).
+            Err(_) => {}
         }
-    };
-    if full {
-        let reason = format!(
-            "{} stopped reading ({} KiB waiting)",
-            c.nick,
-            backlog / 1024
-        );
-        info!(nick = %crate::text::escape(&c.nick), "chat client dropped: not reading");
-        if let Ok(mut r) = c.reason.lock() {
-            *r = Some(reason);
-        }
-        c.kicked.store(true, Ordering::Relaxed);
-        c.dropped.cancel();
+        *idle = false;
     }
+    let (weight, n) = (batch.weight, batch.events.len());
+    let backlog = c.queued.bytes.load(Ordering::Relaxed);
+    let events = c.queued.events.load(Ordering::Relaxed);
+    if backlog + weight <= st.limits.queue_bytes && events + n <= st.limits.queue {
+        // Counted before it is sent, so that the receiving side never takes
+        // away more than was added.
+        c.queued.events.fetch_add(n, Ordering::Relaxed);
+        c.queued.bytes.fetch_add(weight, Ordering::Relaxed);
+        if c.tx.send((batch.clone(), skip)).is_err() {
+            // The client is leaving; its door no longer reads.
+        }
+        return;
+    }
+    let reason = format!(
+        "{} stopped reading ({} KiB waiting)",
+        c.nick,
+        backlog / 1024
+    );
+    info!(nick = %crate::text::escape(&c.nick), "chat client dropped: not reading");
+    if let Ok(mut r) = c.reason.lock() {
+        *r = Some(reason);
+    }
+    c.kicked.store(true, Ordering::Relaxed);
+    c.dropped.cancel();
 }
 
 /// Nicknames: 1 to 32 letters, digits and `_-.[]{}|^`, not starting with a

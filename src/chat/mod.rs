@@ -10,4 +10,4 @@ pub mod store;
 
 pub use command::Command;
 pub use event::{Delivery, Event};
-pub use hub::{ChatLimits, Events, Hub, Member, Outcome};
+pub use hub::{ChatLimits, Chunk, Events, Hub, Inline, Member, Outcome};

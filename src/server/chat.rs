@@ -14,7 +14,7 @@ use tracing::{debug, info};
 
 use super::Ctx;
 use super::native::Fail;
-use crate::chat::{Delivery, Event, Member, Outcome};
+use crate::chat::{Delivery, Event, Inline, Member, Outcome};
 use crate::text::escape;
 use crate::wire::messages::{Done, ErrorCode, Request};
 use crate::wire::{ConnError, Connection, FrameReader, FrameWriter, Kind, Stream};
@@ -223,7 +223,19 @@ pub(super) async fn serve_text(stream: Stream, initial: BytesMut, peer: SocketAd
         Err(e) => return super::text_line(stream, &format!("ferry: {e}")).await,
     };
     info!(nick = %escape(&member.nick()), "chat (text) joined");
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = match stream {
+        Stream::Plain(tcp) => {
+            let (r, w) = tcp.into_split();
+            let inline = Inline::new(w);
+            member.share_socket(inline.clone());
+            let rd: crate::wire::connection::BoxRead = Box::new(r);
+            (rd, TextOut::Shared(inline))
+        }
+        tls => {
+            let (r, w) = tls.into_split();
+            (r, TextOut::Own(w))
+        }
+    };
     let mut lines = Lines::new(initial, hub.limits().max_message + 256);
     let mut pace = Pace::new(&ctx.config.chat);
     let done = tokio_util::sync::CancellationToken::new();
@@ -295,27 +307,39 @@ pub(super) async fn serve_text(stream: Stream, initial: BytesMut, peer: SocketAd
         let mut out = Vec::with_capacity(4096);
         loop {
             let first = tokio::select! {
-                e = events.recv() => e,
+                c = events.recv_text() => c,
                 _ = done.cancelled() => None,
             };
             let Some(first) = first else { break };
             out.clear();
-            push_line(&mut out, &first);
-            // Whatever else is queued goes out in the same write.
-            while out.len() < 64 * 1024 {
-                match events.try_recv() {
-                    Some(e) => push_line(&mut out, &e),
+            out.extend_from_slice(first.bytes());
+            loop {
+                // Whatever else is queued goes out in the same write.
+                while out.len() < 64 * 1024 {
+                    match events.try_recv_text() {
+                        Some(c) => out.extend_from_slice(c.bytes()),
+                        None => break,
+                    }
+                }
+                // A client that stopped reading is dropped by the hub: stop
+                // waiting on its socket then, not only after the deadline.
+                tokio::select! {
+                    r = tokio::time::timeout(WRITE_DEADLINE, wr.write_all(&out)) => match r {
+                        Ok(Ok(())) => {}
+                        _ => return false,
+                    },
+                    _ = kicked.cancelled() => return false,
+                }
+                out.clear();
+                // Written up: the hub writes again, unless more came.
+                let next = match &wr {
+                    TextOut::Shared(inline) => events.settle(inline),
+                    TextOut::Own(_) => events.try_recv_text(),
+                };
+                match next {
+                    Some(c) => out.extend_from_slice(c.bytes()),
                     None => break,
                 }
-            }
-            // A client that stopped reading is dropped by the hub: stop
-            // waiting on its socket then, not only after the deadline.
-            tokio::select! {
-                r = tokio::time::timeout(WRITE_DEADLINE, wr.write_all(&out)) => match r {
-                    Ok(Ok(())) => {}
-                    _ => return false,
-                },
-                _ = kicked.cancelled() => return false,
             }
         }
         true
@@ -339,6 +363,44 @@ pub(super) async fn serve_text(stream: Stream, initial: BytesMut, peer: SocketAd
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
     debug!(peer = %peer, "chat (text) left");
+}
+
+/// The writing side of a plain-text chat connection.
+enum TextOut {
+    /// A plain socket, shared with the hub.
+    Shared(Arc<Inline>),
+    /// Anything else (TLS), written by the door alone.
+    Own(crate::wire::connection::BoxWrite),
+}
+
+impl TextOut {
+    async fn write_all(&mut self, mut buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            TextOut::Shared(inline) => {
+                let sock = inline.socket();
+                while !buf.is_empty() {
+                    sock.writable().await?;
+                    match sock.try_write(buf) {
+                        Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                        Ok(n) => buf = &buf[n..],
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
+            TextOut::Own(w) => w.write_all(buf).await,
+        }
+    }
+
+    async fn shutdown(&mut self) -> std::io::Result<()> {
+        match self {
+            TextOut::Shared(inline) => {
+                socket2::SockRef::from(inline.socket().as_ref()).shutdown(std::net::Shutdown::Write)
+            }
+            TextOut::Own(w) => w.shutdown().await,
+        }
+    }
 }
 
 fn push_line(out: &mut Vec<u8>, ev: &Delivery) {
