@@ -14,7 +14,7 @@
 # ferry runs with --chat-rate raised out of the way: this measures fan-out,
 # not the per-client rate limit (20 lines/s by default); and with
 # --chat-max-message raised for the 4 KiB lines (2000 bytes by default).
-# Usage: bench/chat.sh [RECEIVERS] [COUNT]   (defaults 50 and 2000)
+# Usage: [ROUNDS=5] bench/chat.sh [RECEIVERS] [COUNT]   (defaults 50 and 2000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 receivers=${1:-50}
@@ -28,27 +28,47 @@ work=$(mktemp -d /var/tmp/ferry-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/srv" "$work/state"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-field() { python3 -c "import json,sys; v=json.loads(sys.argv[1])[sys.argv[2]]; print('nan' if v is None else v)" "$1" "$2"; }
 
 # CPU time (ms) a process has used so far.
 cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$1/stat"; }
 
-run() { # name port pid [--stall] [--pad N]
-  local name=$1 p=$2 pid=$3; shift 3
-  local best="" out dps a b cpu best_cpu=""
-  for _ in 1 2 3; do
-    a=$(cpu_ms "$pid")
-    out=$(python3 bench/chat_fanout.py "$p" --receivers "$receivers" --count "$count" --limit 30 "$@")
-    b=$(cpu_ms "$pid")
-    cpu=$(echo "$b - $a" | bc)
-    if [ -z "$best_cpu" ] || [ "$(echo "$cpu < $best_cpu" | bc)" = 1 ]; then best_cpu=$cpu; fi
-    dps=$(field "$out" deliveries_per_s)
-    if [ -z "$best" ] || [ "$dps" -gt "$(field "$best" deliveries_per_s)" ]; then best=$out; fi
+# One round: ferry then ncat, the same script for both; ROUNDS rounds
+# alternate the two so that the machine's drift falls on both alike.
+# Prints, for each, the median and the best deliveries/s over the rounds,
+# the median latencies and hub CPU, and whether every run was complete;
+# the ratio is of the medians.
+rounds=${ROUNDS:-5}
+compare() { # title, then the fan-out script's options
+  local title=$1; shift
+  local log="$work/runs.jsonl" a b out name p pid
+  : >"$log"
+  echo "$title ($rounds rounds, alternating)"
+  for _ in $(seq "$rounds"); do
+    for name in ferry ncat; do
+      if [ $name = ferry ]; then p=$fp pid=$fpid; else p=$np pid=$npid; fi
+      a=$(cpu_ms "$pid")
+      out=$(python3 bench/chat_fanout.py "$p" --receivers "$receivers" --limit 30 "$@")
+      b=$(cpu_ms "$pid")
+      python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["name"]=sys.argv[2]; d["cpu_ms"]=float(sys.argv[3])-float(sys.argv[4]); print(json.dumps(d))' \
+        "$out" $name "$b" "$a" >>"$log"
+    done
   done
-  printf '  %-8s %9s deliveries/s  p50 %7.2f ms  p99 %7.2f ms  hub CPU %5s ms  complete=%s (%s of %s)\n' \
-    "$name" "$(field "$best" deliveries_per_s)" "$(field "$best" p50_ms)" "$(field "$best" p99_ms)" \
-    "$best_cpu" "$(field "$best" complete)" "$(field "$best" delivered)" "$((receivers * count))"
-  eval "dps_$name=$(field "$best" deliveries_per_s)"
+  python3 - "$log" <<'PY'
+import json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1])]
+med = {}
+for name in ("ferry", "ncat"):
+    rs = [r for r in runs if r["name"] == name]
+    dps = [r["deliveries_per_s"] for r in rs]
+    m = lambda k: statistics.median([r[k] for r in rs if r[k] is not None] or [float("nan")])
+    med[name] = statistics.median(dps)
+    done = sum(r["complete"] for r in rs)
+    lost = max(r["receivers"] * r["count"] - r["delivered"] for r in rs)
+    print(f"  {name:8s} median {med[name]:9.0f} deliveries/s (best {max(dps):7.0f})  "
+          f"p50 {m('p50_ms'):7.2f} ms  p99 {m('p99_ms'):7.2f} ms  hub CPU {m('cpu_ms'):4.0f} ms  "
+          f"complete {done}/{len(rs)} (most lost in a run: {lost})")
+print(f"  ferry/ncat {med['ferry'] / med['ncat']:5.2f}x (medians)")
+PY
 }
 
 fp=$(port)
@@ -60,17 +80,8 @@ ncat -l --chat --max-conns 1000 127.0.0.1 $np >/dev/null 2>&1 &
 npid=$!
 sleep 1
 
-echo "fan-out: $receivers receivers, 1 sender, $count lines (best of 3)"
-run ferry $fp $fpid
-run ncat $np $npid
-printf '  %-8s %9.2fx (target >= 1)\n' "ferry/ncat" "$(echo "$dps_ferry / $dps_ncat" | bc -l)"
-
-echo "latency, paced: 500 lines, one every 2 ms"
-count=500
-run ferry $fp $fpid --interval 0.002
-run ncat $np $npid --interval 0.002
-
-count=${2:-2000}
-echo "the same with 4 KiB lines and one more receiver that never reads (30 s limit)"
-run ferry $fp $fpid --stall --pad 4096
-run ncat $np $npid --stall --pad 4096
+compare "fan-out: $receivers receivers, 1 sender, $count lines" --count "$count"
+echo "  (target: ferry/ncat >= 1)"
+compare "latency, paced: 500 lines, one every 2 ms" --count 500 --interval 0.002
+compare "4 KiB lines and one more receiver that never reads (30 s limit)" \
+  --count "$count" --stall --pad 4096

@@ -87,7 +87,8 @@ def sender(port, count, pad, interval, limit, ready, start, sent_q):
         except OSError:
             pass
 
-    threading.Thread(target=drain, daemon=True).start()
+    drainer = threading.Thread(target=drain, daemon=True)
+    drainer.start()
     start.set()
     first = time.monotonic_ns()
     filler = b" " + b"." * pad if pad else b""
@@ -103,8 +104,12 @@ def sender(port, count, pad, interval, limit, ready, start, sent_q):
         try:
             s.sendall(b"BENCH:%d:%d%s\n" % (seq, time.monotonic_ns(), filler))
         except OSError:  # timed out: the hub stopped reading
-            break
-    time.sleep(0.2)
+            return
+    # Half-close and read on until the hub closes, as `nc -N` does: closing
+    # outright with echoes unread would reset the connection and throw away
+    # lines still in this socket's send buffer.
+    s.shutdown(socket.SHUT_WR)
+    drainer.join(limit)
 
 
 def main():

@@ -20,8 +20,9 @@
 //! its door writes from then on, until the queue is empty again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
@@ -95,6 +96,10 @@ impl Bundle {
     }
 }
 
+/// The largest batch (by [`Event::weight`]) the hub writes to a socket
+/// itself.
+const INLINE_MAX: usize = 4096;
+
 /// Queued for a client: a batch, less the bytes of its text that the hub
 /// already wrote to the client's socket.
 type Queued = (Batch, usize);
@@ -145,16 +150,34 @@ impl Inline {
 
 /// What a client has queued and not yet taken: the hub adds, [`Events`]
 /// takes away.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Backlog {
     events: AtomicUsize,
     bytes: AtomicUsize,
+    /// When the door last took something, in ms since the hub started.
+    taken_ms: AtomicU64,
 }
+
+/// A reader this far behind (bytes queued) slows its rooms' senders down
+/// while it keeps reading, rather than being dropped when a burst outruns
+/// it: 512 KiB with the default 2 MiB budget.
+fn behind_mark(limits: &ChatLimits) -> usize {
+    limits.queue_bytes / 4
+}
+
+/// A reader that has taken nothing for this long has stopped: it no longer
+/// slows anyone down, and is dropped when its budget is spent.
+const STOPPED_MS: u64 = 300;
+
+/// How often a held-back sender looks again.
+const PACE_STEP: Duration = Duration::from_millis(2);
 
 /// The chat hub of one server.
 #[derive(Debug)]
 pub struct Hub {
     server: String,
+    /// The hub's clock for [`Backlog::taken_ms`].
+    epoch: Instant,
     limits: ChatLimits,
     history: Option<History>,
     state: Mutex<State>,
@@ -206,6 +229,9 @@ pub struct Member {
     pub dropped: CancellationToken,
     reason: Arc<Mutex<Option<String>>>,
     quit_reason: Option<String>,
+    /// The room whose readers were far behind after this client's last
+    /// message.
+    behind: Option<String>,
 }
 
 /// A client's events, in order, with what is still queued.
@@ -215,6 +241,7 @@ pub struct Events {
     /// The batch being taken apart, and how far.
     current: Option<(Batch, usize)>,
     queued: Arc<Backlog>,
+    epoch: Instant,
 }
 
 impl Events {
@@ -273,6 +300,9 @@ impl Events {
 
     fn uncount(&self, batch: &Bundle) {
         self.queued
+            .taken_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.queued
             .events
             .fetch_sub(batch.events.len(), Ordering::Relaxed);
         self.queued.bytes.fetch_sub(batch.weight, Ordering::Relaxed);
@@ -312,6 +342,7 @@ impl Hub {
     pub fn new(server: &str, limits: ChatLimits, history: Option<History>) -> Arc<Hub> {
         Arc::new(Hub {
             server: server.to_string(),
+            epoch: Instant::now(),
             limits,
             history,
             state: Mutex::new(State {
@@ -339,11 +370,16 @@ impl Hub {
         rooms: &[String],
     ) -> Result<(Member, Events), String> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let queued = Arc::new(Backlog::default());
+        let queued = Arc::new(Backlog {
+            events: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            taken_ms: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
+        });
         let events = Events {
             rx,
             current: None,
             queued: queued.clone(),
+            epoch: self.epoch,
         };
         let dropped = CancellationToken::new();
         let reason = Arc::new(Mutex::new(None));
@@ -384,6 +420,7 @@ impl Hub {
             dropped,
             reason,
             quit_reason: None,
+            behind: None,
         };
         let wanted: Vec<String> = if rooms.is_empty() {
             vec![LOBBY.to_string()]
@@ -431,8 +468,8 @@ impl Hub {
     /// Acts on one parsed command from client `id`.
     pub fn command(&self, id: u64, cmd: Command) -> Outcome {
         let result = match cmd {
-            Command::Say(text) => self.say(id, vec![(text, false)]),
-            Command::Me(text) => self.say(id, vec![(text, true)]),
+            Command::Say(text) => self.say(id, vec![(text, false)]).map(drop),
+            Command::Me(text) => self.say(id, vec![(text, true)]).map(drop),
             Command::Nick(n) => self.nick(id, &n),
             Command::Join(r) => self.join(id, &r),
             Command::Part(r) => self.part(id, r.as_deref(), None),
@@ -471,7 +508,9 @@ impl Hub {
     /// Messages for the client's current room (`true` for `/me`), as
     /// many as came in at once: checked, stored in one transaction, then
     /// fanned out in order. A refused one is answered and left out.
-    fn say(&self, id: u64, items: Vec<(String, bool)>) -> Result<(), String> {
+    /// Returns whether a reader in the room is far behind (see
+    /// [`Member::keep_pace`]).
+    fn say(&self, id: u64, items: Vec<(String, bool)>) -> Result<bool, String> {
         let mut ok = Vec::with_capacity(items.len());
         for (text, action) in items {
             match self.check_len(&text) {
@@ -480,7 +519,7 @@ impl Hub {
             }
         }
         if ok.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let mut st = self.state();
         let client = st.clients.get(&id).ok_or("not connected")?;
@@ -521,7 +560,24 @@ impl Hub {
                 .collect(),
         );
         broadcast_batch(&mut st, &room, &batch);
-        Ok(())
+        Ok(self.behind(&st, &room))
+    }
+
+    /// Whether a member of `room` that is still reading is far behind.
+    fn behind(&self, st: &State, room: &str) -> bool {
+        let Some(r) = st.rooms.get(room) else {
+            return false;
+        };
+        let mark = behind_mark(&self.limits);
+        let now = self.epoch.elapsed().as_millis() as u64;
+        r.members.iter().any(|m| {
+            st.clients.get(m).is_some_and(|c| {
+                let q = &c.queued;
+                q.bytes.load(Ordering::Relaxed) > mark
+                    && now.saturating_sub(q.taken_ms.load(Ordering::Relaxed)) < STOPPED_MS
+                    && !c.kicked.load(Ordering::Relaxed)
+            })
+        })
     }
 
     fn nick(&self, id: u64, new: &str) -> Result<(), String> {
@@ -799,10 +855,12 @@ impl Member {
     /// stored and fanned out as one batch.
     pub fn lines<'a>(&mut self, lines: impl IntoIterator<Item = &'a str>) -> Outcome {
         let mut batch = Vec::new();
-        let flush = |batch: &mut Vec<(String, bool)>| {
+        let mut behind = false;
+        let mut flush = |batch: &mut Vec<(String, bool)>| {
             if !batch.is_empty() {
-                if let Err(e) = self.hub.say(self.id, std::mem::take(batch)) {
-                    self.hub.error(self.id, e);
+                match self.hub.say(self.id, std::mem::take(batch)) {
+                    Ok(b) => behind |= b,
+                    Err(e) => self.hub.error(self.id, e),
                 }
             }
         };
@@ -826,7 +884,33 @@ impl Member {
             }
         }
         flush(&mut batch);
+        if behind {
+            self.behind = self
+                .hub
+                .state()
+                .clients
+                .get(&self.id)
+                .and_then(|c| c.current.clone());
+        }
         Outcome::Continue
+    }
+
+    /// Waits while a reader in the room this client last spoke in is far
+    /// behind and still reading, so that a burst slows its sender down (as
+    /// TCP would) instead of getting a slow reader dropped. A reader that
+    /// has stopped holds no one back for more than [`STOPPED_MS`]. The
+    /// doors call this before reading more.
+    pub async fn keep_pace(&mut self) {
+        let Some(room) = self.behind.take() else {
+            return;
+        };
+        loop {
+            tokio::time::sleep(PACE_STEP).await;
+            let st = self.hub.state();
+            if !self.hub.behind(&st, &room) {
+                return;
+            }
+        }
     }
 
     /// Why the hub dropped this client, once [`Member::dropped`] fired.
@@ -929,13 +1013,17 @@ fn deliver_batch(st: &State, id: u64, batch: &Batch) {
     if let (Some(idle), Some(i)) = (inline.as_deref_mut(), &c.inline)
         && *idle
     {
-        let text = batch.text();
-        match i.sock.try_write(text) {
-            Ok(n) if n == text.len() => return,
-            Ok(n) => skip = n,
-            // Full (queued below) or failed (the door meets the error on
-            // its next write).
-            Err(_) => {}
+        // Big batches go to the doors, whose writes spread over the cores;
+        // small ones cost less to write here than to wake a task for.
+        if batch.weight <= INLINE_MAX {
+            let text = batch.text();
+            match i.sock.try_write(text) {
+                Ok(n) if n == text.len() => return,
+                Ok(n) => skip = n,
+                // Full (queued below) or failed (the door meets the error
+                // on its next write).
+                Err(_) => {}
+            }
         }
         *idle = false;
     }

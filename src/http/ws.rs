@@ -129,6 +129,7 @@ async fn run(
             if member.line(&line) == Outcome::Quit {
                 break None;
             }
+            member.keep_pace().await;
         };
         done.cancel();
         why

@@ -299,6 +299,7 @@ pub(super) async fn serve_text(stream: Stream, initial: BytesMut, peer: SocketAd
             if member.lines(batch) == Outcome::Quit {
                 break Ending::Quit;
             }
+            member.keep_pace().await;
         };
         done.cancel();
         why
@@ -496,6 +497,7 @@ async fn read_lines(
                 if member.line(&line) == Outcome::Quit {
                     return Ok(NativeEnding::Left);
                 }
+                member.keep_pace().await;
             }
             Ok(Request::End) if head.body_len == 0 => return Ok(NativeEnding::Left),
             _ => {
