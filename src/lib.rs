@@ -41,7 +41,8 @@
 //!   into one validated [`config::ServeConfig`].
 //! - [`cli`]: one module per subcommand; `main.rs` only parses and runs.
 //! - [`secret`] and [`text`]: tokens that never print, and peer text made
-//!   safe for terminals and logs.
+//!   safe for terminals and logs; [`log`]: the log subscriber and the
+//!   request log's fast path.
 //!
 //! `docs/ARCHITECTURE.md` tells the same story at more length, and
 //! `docs/PROTOCOL.md` specifies the wire format.
@@ -61,6 +62,7 @@ pub mod files;
     reason = "handlers return Result<_, Response> as axum intends; the error is the reply"
 )]
 pub mod http;
+pub mod log;
 pub mod secret;
 pub mod server;
 pub mod subnet;

@@ -219,45 +219,66 @@ async fn get(
     };
     let v = validators(&entry);
     let c = conditions(headers);
-    let mut res = Response::builder()
-        .header(header::ETAG, &v.etag)
-        .header(header::ACCEPT_RANGES, "bytes");
-    if let Some(lm) = v.last_modified() {
-        res = res.header(header::LAST_MODIFIED, lm);
+    // Headers go straight into a map sized for them: a builder converts
+    // and re-checks each one, and a map grown one header at a time
+    // rehashes as it goes.
+    let mut h = HeaderMap::with_capacity(16);
+    if let Ok(etag) = HeaderValue::from_str(&v.etag) {
+        h.insert(header::ETAG, etag);
     }
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some(lm) = v
+        .last_modified()
+        .and_then(|d| HeaderValue::try_from(d).ok())
+    {
+        h.insert(header::LAST_MODIFIED, lm);
+    }
+    let respond = |status: StatusCode, h: HeaderMap, body: Body| {
+        let mut res = Response::new(body);
+        *res.status_mut() = status;
+        *res.headers_mut() = h;
+        res
+    };
     match cond::evaluate(&c, Some(&v), true) {
         Verdict::Proceed => {}
-        Verdict::NotModified => {
-            return res
-                .status(StatusCode::NOT_MODIFIED)
-                .body(Body::empty())
-                .unwrap_or_default();
-        }
+        Verdict::NotModified => return respond(StatusCode::NOT_MODIFIED, h, Body::empty()),
         Verdict::Failed => return error(StatusCode::PRECONDITION_FAILED, "precondition failed"),
     }
     let name = rel.file_name().unwrap_or("file");
-    let mime = mime_guess::from_path(name).first_or_octet_stream();
-    let mut ctype = mime.essence_str().to_string();
-    if mime.type_() == mime_guess::mime::TEXT {
-        ctype.push_str("; charset=utf-8");
-    }
+    let essence = mime_guess::from_path(name)
+        .first_raw()
+        .unwrap_or("application/octet-stream");
     // Files that a browser would run as a page of this origin are shown in
     // a sandbox: an uploaded HTML file cannot act as the visitor.
     if matches!(
-        mime.essence_str(),
+        essence,
         "text/html" | "image/svg+xml" | "application/xhtml+xml" | "text/xml" | "application/xml"
     ) {
-        res = res.header(header::CONTENT_SECURITY_POLICY, "sandbox");
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("sandbox"),
+        );
     }
-    res = res.header(header::CONTENT_TYPE, ctype);
+    let ctype = if essence.starts_with("text/") {
+        HeaderValue::try_from(format!("{essence}; charset=utf-8"))
+    } else {
+        Ok(HeaderValue::from_static(essence))
+    };
+    if let Ok(ctype) = ctype {
+        h.insert(header::CONTENT_TYPE, ctype);
+    }
     if has_query(uri, "download") {
-        res = res.header(header::CONTENT_DISPOSITION, disposition(name));
+        if let Ok(d) = HeaderValue::try_from(disposition(name)) {
+            h.insert(header::CONTENT_DISPOSITION, d);
+        }
     }
     let size = entry.size;
     let (status, start, len) = match cond::span(&c, &v, size) {
         Span::Whole => (StatusCode::OK, 0, size),
         Span::Part { start, end } => {
-            res = res.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"));
+            if let Ok(r) = HeaderValue::try_from(format!("bytes {start}-{end}/{size}")) {
+                h.insert(header::CONTENT_RANGE, r);
+            }
             (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
         }
         Span::Unsatisfiable => {
@@ -269,17 +290,15 @@ async fn get(
                 .unwrap_or_default();
         }
     };
-    res = res
-        .status(status)
-        .header(header::CONTENT_LENGTH, len.to_string());
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if head || len == 0 {
-        return res.body(Body::empty()).unwrap_or_default();
+        return respond(status, h, Body::empty());
     }
     if let Some(all) = small {
         // The file may have changed size since it was described.
         if all.len() as u64 == entry.size {
             let part = all.slice(start as usize..(start + len) as usize);
-            return res.body(Body::from(part)).unwrap_or_default();
+            return respond(status, h, Body::from(part));
         }
     }
     let source = spawn_plain_reader(file, start, len);
@@ -288,7 +307,7 @@ async fn get(
         Some((item, s))
     })
     .fuse();
-    res.body(Body::from_stream(stream)).unwrap_or_default()
+    respond(status, h, Body::from_stream(stream))
 }
 
 /// `Content-Disposition: attachment` with the name in both forms.
@@ -319,13 +338,18 @@ fn open_small(store: &crate::files::store::FileStore, rel: &RelPath) -> Result<O
         Err(e) => Err(e),
         Ok((mut file, entry)) => {
             let small = if entry.size <= SMALL_FILE {
-                // Exactly the size just described: one read(2), where
-                // read_to_end would add a stat, a seek and a read at EOF.
-                // A file that shrank meanwhile takes the streaming path.
-                let mut buf = vec![0u8; entry.size as usize];
-                std::io::Read::read_exact(&mut file, &mut buf)
-                    .ok()
-                    .map(|()| bytes::Bytes::from(buf))
+                // Exactly the size just described, into a buffer that is
+                // not zeroed first: one read(2) (the limit ends the read
+                // without a call at EOF). A file that changed size
+                // meanwhile takes the streaming path.
+                let mut buf = Vec::with_capacity(entry.size as usize);
+                std::io::Read::read_to_end(
+                    &mut std::io::Read::take(&mut file, entry.size),
+                    &mut buf,
+                )
+                .ok()
+                .filter(|&n| n as u64 == entry.size)
+                .map(|_| bytes::Bytes::from(buf))
             } else {
                 None
             };

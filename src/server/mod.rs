@@ -300,6 +300,7 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         match ctx.limits.try_acquire(peer.ip()) {
             Ok(permit) => {
+                // crate::log::conn_span writes this span the same way.
                 let span = info_span!("conn", peer = %peer);
                 tracker.spawn(handle(stream, peer, ctx.clone(), permit).instrument(span));
             }
