@@ -4,13 +4,26 @@
 //! log before the hub fans it out, so a crash of the server (even
 //! `kill -9`) loses nothing it acknowledged; only a power cut may lose the
 //! last moments, as for uploads (no fsync per message).
+//!
+//! Checkpoints (copying the log into the database file, with its fsyncs)
+//! run on a thread of their own with a connection of their own: a
+//! checkpoint inside [`History::append`] would hold up the hub, and every
+//! message behind it, for the length of two fsyncs.
 
 use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use rusqlite::{Connection, params};
+use tracing::warn;
 
 /// One stored message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +54,19 @@ pub struct Retention {
 pub struct History {
     db: Mutex<Db>,
     retention: Retention,
+    checkpoints: Option<Checkpoints>,
+    /// Held while the server runs: one server per history.
+    _owner: Flock<File>,
+}
+
+/// The checkpoint thread and how to reach it.
+#[derive(Debug)]
+struct Checkpoints {
+    /// Something was committed since the last checkpoint.
+    dirty: Arc<AtomicBool>,
+    /// Asks for a checkpoint now; dropped to stop the thread.
+    poke: SyncSender<()>,
+    thread: JoinHandle<()>,
 }
 
 #[derive(Debug)]
@@ -48,6 +74,8 @@ struct Db {
     conn: Connection,
     /// Messages stored per room since that room was last trimmed.
     since_trim: HashMap<String, usize>,
+    /// Commits since the checkpoint thread was last asked for one.
+    since_poke: usize,
     /// When messages past the age limit were last removed.
     aged: Instant,
 }
@@ -61,6 +89,10 @@ pub enum OpenError {
     /// SQLite refused.
     #[error(transparent)]
     Db(rusqlite::Error),
+    /// The lock file beside it could not be made or locked, or the
+    /// checkpoint thread not started.
+    #[error(transparent)]
+    Lock(std::io::Error),
 }
 
 impl From<rusqlite::Error> for OpenError {
@@ -78,6 +110,12 @@ impl From<rusqlite::Error> for OpenError {
 /// it holds at most this many more than the limit.
 const TRIM_EVERY: usize = 256;
 
+/// The log is checkpointed after this many commits (SQLite's own default
+/// is 1000 pages, about 450 of these commits), or a second after the last
+/// one, whichever comes first.
+const CHECKPOINT_EVERY: usize = 256;
+const CHECKPOINT_AFTER: Duration = Duration::from_secs(1);
+
 /// How often messages past the age limit are looked for while the server
 /// runs (and once at start). The limit is in days; a scan of the whole
 /// table per message would be waste.
@@ -86,16 +124,27 @@ const AGE_EVERY: Duration = Duration::from_secs(60);
 impl History {
     /// Opens (creating) `path`.
     pub fn open(path: &Path, retention: Retention) -> Result<History, OpenError> {
+        // One server owns its history: a second one on the same file is
+        // refused at once, by a lock on a file beside it (SQLite's own
+        // exclusive mode would also shut out the checkpoint connection).
+        let mut lock_name = path.as_os_str().to_owned();
+        lock_name.push(".lock");
+        let owner = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_name)
+            .map_err(OpenError::Lock)?;
+        let owner = match Flock::lock(owner, FlockArg::LockExclusiveNonblock) {
+            Ok(held) => held,
+            Err((_, Errno::EWOULDBLOCK)) => return Err(OpenError::InUse),
+            Err((_, e)) => return Err(OpenError::Lock(e.into())),
+        };
         let db = Connection::open(path)?;
-        // One server owns its history: hold the lock for good rather than
-        // taking it per message, and refuse a second server on the same file
-        // at once instead of after a wait.
-        db.busy_timeout(Duration::ZERO)?;
-        db.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
-        db.pragma_update(None, "journal_mode", "WAL")?;
-        db.pragma_update(None, "synchronous", "NORMAL")?;
-        db.execute_batch("BEGIN EXCLUSIVE; COMMIT;")?;
         db.busy_timeout(Duration::from_secs(5))?;
+        db.pragma_update(None, "synchronous", "NORMAL")?;
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "wal_autocheckpoint", 0)?;
         db.execute_batch(
             "CREATE TABLE IF NOT EXISTS messages (
                 id INTEGER PRIMARY KEY,
@@ -106,13 +155,31 @@ impl History {
                 ts_ms INTEGER NOT NULL);
              CREATE INDEX IF NOT EXISTS messages_room ON messages (room, id);",
         )?;
+        let checkpointer = Connection::open(path)?;
+        checkpointer.pragma_update(None, "synchronous", "NORMAL")?;
+        let dirty = Arc::new(AtomicBool::new(true));
+        let (poke, pokes) = sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("ferry-chat-log".into())
+            .spawn({
+                let dirty = dirty.clone();
+                move || checkpoint_loop(&checkpointer, &dirty, &pokes)
+            })
+            .map_err(OpenError::Lock)?;
         let h = History {
             db: Mutex::new(Db {
                 conn: db,
                 since_trim: HashMap::new(),
+                since_poke: 0,
                 aged: Instant::now(),
             }),
             retention,
+            checkpoints: Some(Checkpoints {
+                dirty,
+                poke,
+                thread,
+            }),
+            _owner: owner,
         };
         h.prune()?;
         Ok(h)
@@ -136,6 +203,15 @@ impl History {
             }
         }
         tx.commit()?;
+        if let Some(c) = &self.checkpoints {
+            c.dirty.store(true, Ordering::Relaxed);
+            db.since_poke += 1;
+            if db.since_poke >= CHECKPOINT_EVERY {
+                db.since_poke = 0;
+                // Full means one is already asked for.
+                let _ = c.poke.try_send(());
+            }
+        }
         let mut full = Vec::new();
         for m in msgs {
             let n = db.since_trim.entry(m.room.clone()).or_default();
@@ -192,6 +268,37 @@ impl History {
             trim(&db.conn, &room, self.retention.per_room)?;
         }
         Ok(())
+    }
+}
+
+impl Drop for History {
+    fn drop(&mut self) {
+        if let Some(c) = self.checkpoints.take() {
+            drop(c.poke);
+            let _ = c.thread.join();
+        }
+    }
+}
+
+/// The checkpoint thread: a PASSIVE checkpoint when asked, or when a
+/// second has passed with something new in the log. A PASSIVE checkpoint
+/// never waits for the writer, and the writer never waits for it.
+fn checkpoint_loop(conn: &Connection, dirty: &AtomicBool, pokes: &Receiver<()>) {
+    loop {
+        let last = match pokes.recv_timeout(CHECKPOINT_AFTER) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        };
+        if dirty.swap(false, Ordering::Relaxed) {
+            let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            if let Err(e) = done {
+                dirty.store(true, Ordering::Relaxed);
+                warn!("chat history checkpoint: {e}");
+            }
+        }
+        if last {
+            return;
+        }
     }
 }
 
@@ -289,6 +396,36 @@ mod tests {
             3,
             "other rooms untouched"
         );
+    }
+
+    #[test]
+    fn the_log_is_checkpointed_into_the_database_file_off_the_append_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.sqlite3");
+        let ret = Retention {
+            per_room: 10_000,
+            max_age: Duration::from_secs(3600),
+        };
+        let h = History::open(&path, ret).unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        // Let the checkpoint of the empty schema pass, then note the size.
+        std::thread::sleep(CHECKPOINT_AFTER * 2);
+        let empty = std::fs::metadata(&path).unwrap().len();
+        for i in 0..CHECKPOINT_EVERY as i64 * 2 {
+            h.append(&[msg("a", i, now)]).unwrap();
+        }
+        // SQLite checkpoints nothing itself (wal_autocheckpoint=0): the
+        // messages reach the database file only through the thread.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&path).unwrap().len() <= empty {
+            assert!(Instant::now() < deadline, "never checkpointed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(h);
+        // Closed cleanly: the log is folded in and removed.
+        assert!(!dir.path().join("chat.sqlite3-wal").exists());
+        let h = History::open(&path, ret).unwrap();
+        assert_eq!(h.recent("a", 100_000).unwrap().len(), CHECKPOINT_EVERY * 2);
     }
 
     #[test]
