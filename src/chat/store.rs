@@ -326,6 +326,14 @@ fn remove_aged(db: &Connection, max_age: Duration) -> rusqlite::Result<()> {
 mod tests {
     use super::*;
 
+    /// Retention by count, with an hour's age limit.
+    fn keep(per_room: usize) -> Retention {
+        Retention {
+            per_room,
+            max_age: Duration::from_secs(3600),
+        }
+    }
+
     fn msg(room: &str, i: i64, ts_ms: i64) -> Stored {
         Stored {
             room: room.into(),
@@ -341,10 +349,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chat.sqlite3");
         let now = chrono::Utc::now().timestamp_millis();
-        let ret = Retention {
-            per_room: 5,
-            max_age: Duration::from_secs(3600),
-        };
+        let ret = keep(5);
         {
             let h = History::open(&path, ret).unwrap();
             h.append(&[msg("old", 0, now - 7_200_000)]).unwrap();
@@ -371,10 +376,7 @@ mod tests {
     fn a_busy_room_is_trimmed_while_the_server_runs() {
         let dir = tempfile::tempdir().unwrap();
         let now = chrono::Utc::now().timestamp_millis();
-        let ret = Retention {
-            per_room: 5,
-            max_age: Duration::from_secs(3600),
-        };
+        let ret = keep(5);
         let h = History::open(&dir.path().join("chat.sqlite3"), ret).unwrap();
         for i in 0..3 {
             h.append(&[msg("quiet", i as i64, now)]).unwrap();
@@ -402,10 +404,7 @@ mod tests {
     fn the_log_is_checkpointed_into_the_database_file_off_the_append_path() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chat.sqlite3");
-        let ret = Retention {
-            per_room: 10_000,
-            max_age: Duration::from_secs(3600),
-        };
+        let ret = keep(10_000);
         let h = History::open(&path, ret).unwrap();
         let now = chrono::Utc::now().timestamp_millis();
         // Let the checkpoint of the empty schema pass, then note the size.
@@ -432,10 +431,7 @@ mod tests {
     fn a_second_server_is_refused_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chat.sqlite3");
-        let ret = Retention {
-            per_room: 5,
-            max_age: Duration::from_secs(3600),
-        };
+        let ret = keep(5);
         let first = History::open(&path, ret).unwrap();
         let started = std::time::Instant::now();
         let second = History::open(&path, ret);
