@@ -8,7 +8,9 @@ each line reaches them. Prints deliveries per second (first send to last
 delivery) and the latency from send to the last receiver (p50, p99), as one
 JSON object. With --stall, one more receiver connects and never reads; the
 figures then cover the others, and "complete" says whether they all got
-every line within the time limit.
+every line within the time limit. "named" counts the delivered lines that
+say who sent them (`<nick> ` before the text): a hub that prefixes each
+read rather than each line sends most lines without it.
 
 Used by bench/chat.sh for ferry's plain-text door and for `ncat --chat`,
 with the same code for both.
@@ -21,10 +23,10 @@ import selectors
 import socket
 import time
 
-MARK = re.compile(rb"BENCH:(\d+):(\d+)")
+MARK = re.compile(rb"(> )?BENCH:(\d+):(\d+)")
 
 
-def receivers(port, n, count, ready, start, out, limit):
+def receivers(port, n, count, ready, start, sent, out, limit):
     socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
     time.sleep(1.5)  # past the hub's greeting (ferry waits 1 s for silence)
     sel = selectors.DefaultSelector()
@@ -43,11 +45,19 @@ def receivers(port, n, count, ready, start, out, limit):
                 pass
     ready.set()
     start.wait(limit)
-    got = [dict() for _ in range(n)]
+    # While lines arrive, only note what came when and count the marks (C
+    # speed); they are parsed after the run. Parsing as they came made the
+    # receivers, not the hub, the limit of the run.
+    chunks = [[] for _ in range(n)]
     index = {s: i for i, s in enumerate(socks)}
     left = n * count
     end = time.monotonic() + limit
+    last = time.monotonic()
     while left > 0 and time.monotonic() < end:
+        # A hub that garbles or loses lines never brings `left` to 0: stop
+        # once the sender is done and nothing came for a second.
+        if sent.is_set() and time.monotonic() - last > 1.0:
+            break
         for key, _ in sel.select(0.2):
             s = key.fileobj
             try:
@@ -58,19 +68,27 @@ def receivers(port, n, count, ready, start, out, limit):
                 sel.unregister(s)
                 continue
             now = time.monotonic_ns()
+            last = now / 1e9
             buf = bufs[s] + data
             cut = buf.rfind(b"\n") + 1
             bufs[s] = buf[cut:]
-            seen = got[index[s]]
-            for m in MARK.finditer(buf, 0, cut):
-                seq = int(m.group(1))
+            if cut:
+                chunks[index[s]].append((now, buf[:cut]))
+                left -= buf.count(b"BENCH:", 0, cut)
+    got = [dict() for _ in range(n)]
+    named = 0
+    for seen, arrived in zip(got, chunks):
+        for now, lines in arrived:
+            for m in MARK.finditer(lines):
+                seq = int(m.group(2))
                 if seq not in seen:
-                    seen[seq] = (int(m.group(2)), now)
-                    left -= 1
-    out.put(got)
+                    seen[seq] = (int(m.group(3)), now)
+                    # Whether the line says who sent it ("<nick> " before it).
+                    named += m.group(1) is not None
+    out.put((got, named))
 
 
-def sender(port, count, pad, interval, limit, ready, start, sent_q):
+def sender(port, count, pad, interval, limit, ready, start, sent, sent_q):
     s = socket.create_connection(("127.0.0.1", port))
     time.sleep(1.5)
     # A hub that stops reading (ncat with a stuck receiver) must not hang
@@ -104,7 +122,9 @@ def sender(port, count, pad, interval, limit, ready, start, sent_q):
         try:
             s.sendall(b"BENCH:%d:%d%s\n" % (seq, time.monotonic_ns(), filler))
         except OSError:  # timed out: the hub stopped reading
+            sent.set()
             return
+    sent.set()
     # Half-close and read on until the hub closes, as `nc -N` does: closing
     # outright with echoes unread would reset the connection and throw away
     # lines still in this socket's send buffer.
@@ -128,17 +148,17 @@ def main():
     if a.stall:
         stalled = socket.create_connection(("127.0.0.1", a.port))
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    ready, start = multiprocessing.Event(), multiprocessing.Event()
+    ready, start, sent = multiprocessing.Event(), multiprocessing.Event(), multiprocessing.Event()
     out, sent_q = multiprocessing.Queue(), multiprocessing.Queue()
     r = multiprocessing.Process(
-        target=receivers, args=(a.port, a.receivers, a.count, ready, start, out, a.limit)
+        target=receivers, args=(a.port, a.receivers, a.count, ready, start, sent, out, a.limit)
     )
     s = multiprocessing.Process(
-        target=sender, args=(a.port, a.count, a.pad, a.interval, a.limit, ready, start, sent_q)
+        target=sender, args=(a.port, a.count, a.pad, a.interval, a.limit, ready, start, sent, sent_q)
     )
     r.start()
     s.start()
-    got = out.get(timeout=a.limit + 30)
+    got, named = out.get(timeout=a.limit + 30)
     first = sent_q.get(timeout=5)
     r.join()
     s.join(timeout=a.limit + 5)
@@ -163,6 +183,7 @@ def main():
                 "count": a.count,
                 "delivered": delivered,
                 "complete": delivered == a.receivers * a.count,
+                "named": named,
                 "seconds": round(seconds, 4),
                 "deliveries_per_s": round(delivered / max(seconds, 1e-9)),
                 "p50_ms": pct(0.50),
