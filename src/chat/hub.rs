@@ -31,7 +31,7 @@ use tracing::{info, warn};
 
 use super::command::{Command, HELP};
 use super::event::{Delivery, Event};
-use super::store::{History, Stored};
+use super::store::History;
 
 /// The room everyone starts in.
 pub const LOBBY: &str = "lobby";
@@ -529,17 +529,7 @@ impl Hub {
         let nick = client.nick.clone();
         let ts_ms = chrono::Utc::now().timestamp_millis();
         if let Some(h) = &self.history {
-            let stored: Vec<Stored> = ok
-                .iter()
-                .map(|(text, action)| Stored {
-                    room: room.clone(),
-                    nick: nick.clone(),
-                    text: text.clone(),
-                    action: *action,
-                    ts_ms,
-                })
-                .collect();
-            if let Err(e) = h.append(&stored) {
+            if let Err(e) = h.append(&room, &nick, ts_ms, &ok) {
                 warn!("chat history: {e}");
                 return Err("the server could not store your message; not sent".into());
             }

@@ -145,16 +145,7 @@ impl History {
         db.pragma_update(None, "synchronous", "NORMAL")?;
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "wal_autocheckpoint", 0)?;
-        db.execute_batch(
-            "CREATE TABLE IF NOT EXISTS messages (
-                id INTEGER PRIMARY KEY,
-                room TEXT NOT NULL,
-                nick TEXT NOT NULL,
-                text TEXT NOT NULL,
-                action INTEGER NOT NULL,
-                ts_ms INTEGER NOT NULL);
-             CREATE INDEX IF NOT EXISTS messages_room ON messages (room, id);",
-        )?;
+        create_or_upgrade(&db)?;
         let checkpointer = Connection::open(path)?;
         checkpointer.pragma_update(None, "synchronous", "NORMAL")?;
         let dirty = Arc::new(AtomicBool::new(true));
@@ -189,20 +180,27 @@ impl History {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Stores messages, in one transaction; returns once they are in the
-    /// database.
-    pub fn append(&self, msgs: &[Stored]) -> rusqlite::Result<()> {
-        let mut db = self.db();
-        let tx = db.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO messages (room, nick, text, action, ts_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for m in msgs {
-                stmt.execute(params![m.room, m.nick, m.text, m.action, m.ts_ms])?;
-            }
+    /// Stores messages that `nick` said together in `room` (text, and
+    /// whether it is a `/me` action), as one row; returns once they are in
+    /// the database.
+    pub fn append(
+        &self,
+        room: &str,
+        nick: &str,
+        ts_ms: i64,
+        said: &[(String, bool)],
+    ) -> rusqlite::Result<()> {
+        if said.is_empty() {
+            return Ok(());
         }
-        tx.commit()?;
+        let body = serde_json::to_string(said)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+        let mut db = self.db();
+        db.conn
+            .prepare_cached(
+                "INSERT INTO batches (room, nick, ts_ms, count, messages) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![room, nick, ts_ms, said.len() as i64, body])?;
         if let Some(c) = &self.checkpoints {
             c.dirty.store(true, Ordering::Relaxed);
             db.since_poke += 1;
@@ -212,17 +210,14 @@ impl History {
                 let _ = c.poke.try_send(());
             }
         }
-        let mut full = Vec::new();
-        for m in msgs {
-            let n = db.since_trim.entry(m.room.clone()).or_default();
-            *n += 1;
-            if *n == TRIM_EVERY {
-                full.push(m.room.clone());
-            }
-        }
-        for room in full {
-            db.since_trim.remove(&room);
-            trim(&db.conn, &room, self.retention.per_room)?;
+        let n = match db.since_trim.get_mut(room) {
+            Some(n) => n,
+            None => db.since_trim.entry(room.to_string()).or_default(),
+        };
+        *n += said.len();
+        if *n >= TRIM_EVERY {
+            db.since_trim.remove(room);
+            trim(&db.conn, room, self.retention.per_room)?;
         }
         if db.aged.elapsed() >= AGE_EVERY {
             db.aged = Instant::now();
@@ -235,22 +230,32 @@ impl History {
     pub fn recent(&self, room: &str, n: usize) -> rusqlite::Result<Vec<Stored>> {
         let db = self.db();
         let mut stmt = db.conn.prepare_cached(
-            "SELECT room, nick, text, action, ts_ms FROM messages WHERE room = ?1
-             ORDER BY id DESC LIMIT ?2",
+            "SELECT nick, ts_ms, messages FROM batches WHERE room = ?1 ORDER BY id DESC",
         )?;
-        let mut rows: Vec<Stored> = stmt
-            .query_map(params![room, n as i64], |r| {
-                Ok(Stored {
-                    room: r.get(0)?,
-                    nick: r.get(1)?,
-                    text: r.get(2)?,
-                    action: r.get(3)?,
-                    ts_ms: r.get(4)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        rows.reverse();
-        Ok(rows)
+        let mut rows = stmt.query(params![room])?;
+        // Newest batch first, each batch's messages newest first.
+        let mut newest_first = Vec::new();
+        while newest_first.len() < n {
+            let Some(row) = rows.next()? else { break };
+            let nick: String = row.get(0)?;
+            let ts_ms: i64 = row.get(1)?;
+            let body: String = row.get(2)?;
+            let said: Vec<(String, bool)> = serde_json::from_str(&body).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
+            })?;
+            for (text, action) in said.into_iter().rev() {
+                newest_first.push(Stored {
+                    room: room.to_string(),
+                    nick: nick.clone(),
+                    text,
+                    action,
+                    ts_ms,
+                });
+            }
+        }
+        newest_first.truncate(n);
+        newest_first.reverse();
+        Ok(newest_first)
     }
 
     /// Applies the retention limits to every room.
@@ -261,7 +266,7 @@ impl History {
         remove_aged(&db.conn, self.retention.max_age)?;
         let rooms: Vec<String> = db
             .conn
-            .prepare("SELECT DISTINCT room FROM messages")?
+            .prepare("SELECT DISTINCT room FROM batches")?
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         for room in rooms {
@@ -302,12 +307,55 @@ fn checkpoint_loop(conn: &Connection, dirty: &AtomicBool, pokes: &Receiver<()>) 
     }
 }
 
-/// Keeps the newest `keep` messages of `room`; the index on (room, id)
-/// finds the cut without reading the rest of the table.
+/// Creates the table, or moves a history kept one row per message (as
+/// ferry kept it before) into it.
+fn create_or_upgrade(db: &Connection) -> rusqlite::Result<()> {
+    db.execute_batch(
+        "BEGIN IMMEDIATE;
+         CREATE TABLE IF NOT EXISTS batches (
+             id INTEGER PRIMARY KEY,
+             room TEXT NOT NULL,
+             nick TEXT NOT NULL,
+             ts_ms INTEGER NOT NULL,
+             count INTEGER NOT NULL,
+             messages TEXT NOT NULL);
+         CREATE INDEX IF NOT EXISTS batches_room ON batches (room, id);
+         COMMIT;",
+    )?;
+    let old: bool = db.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'messages')",
+        [],
+        |r| r.get(0),
+    )?;
+    if old {
+        db.execute_batch(
+            "BEGIN IMMEDIATE;
+             INSERT INTO batches (room, nick, ts_ms, count, messages)
+                 SELECT room, nick, ts_ms, 1,
+                        json_array(json_array(text, json(CASE WHEN action THEN 'true' ELSE 'false' END)))
+                 FROM messages ORDER BY id;
+             DROP TABLE messages;
+             COMMIT;",
+        )?;
+    }
+    Ok(())
+}
+
+/// Keeps the newest `keep` messages of `room`, in whole batches (so up to
+/// a batch's length more); the index on (room, id) finds the cut without
+/// reading other rooms.
 fn trim(db: &Connection, room: &str, keep: usize) -> rusqlite::Result<()> {
+    if keep == 0 {
+        db.prepare_cached("DELETE FROM batches WHERE room = ?1")?
+            .execute(params![room])?;
+        return Ok(());
+    }
     db.prepare_cached(
-        "DELETE FROM messages WHERE room = ?1 AND id <= (
-            SELECT id FROM messages WHERE room = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+        "DELETE FROM batches WHERE room = ?1 AND id < (
+            SELECT id FROM (
+                SELECT id, SUM(count) OVER (ORDER BY id DESC) AS newer
+                FROM batches WHERE room = ?1)
+            WHERE newer >= ?2 ORDER BY id DESC LIMIT 1)",
     )?
     .execute(params![room, keep as i64])?;
     Ok(())
@@ -317,7 +365,7 @@ fn trim(db: &Connection, room: &str, keep: usize) -> rusqlite::Result<()> {
 fn remove_aged(db: &Connection, max_age: Duration) -> rusqlite::Result<()> {
     let cutoff =
         chrono::Utc::now().timestamp_millis() - max_age.as_millis().min(i64::MAX as u128) as i64;
-    db.prepare_cached("DELETE FROM messages WHERE ts_ms < ?1")?
+    db.prepare_cached("DELETE FROM batches WHERE ts_ms < ?1")?
         .execute(params![cutoff])?;
     Ok(())
 }
@@ -334,14 +382,13 @@ mod tests {
         }
     }
 
-    fn msg(room: &str, i: i64, ts_ms: i64) -> Stored {
-        Stored {
-            room: room.into(),
-            nick: "n".into(),
-            text: format!("m{i}"),
-            action: false,
-            ts_ms,
-        }
+    /// Messages `m{i}` for `i` in `range`, said together.
+    fn said(range: std::ops::Range<i64>) -> Vec<(String, bool)> {
+        range.map(|i| (format!("m{i}"), false)).collect()
+    }
+
+    fn texts(stored: &[Stored]) -> Vec<&str> {
+        stored.iter().map(|m| m.text.as_str()).collect()
     }
 
     #[test]
@@ -352,16 +399,13 @@ mod tests {
         let ret = keep(5);
         {
             let h = History::open(&path, ret).unwrap();
-            h.append(&[msg("old", 0, now - 7_200_000)]).unwrap();
+            h.append("old", "n", now - 7_200_000, &said(0..1)).unwrap();
             for i in 0..8 {
-                h.append(&[msg("a", i, now)]).unwrap();
+                h.append("a", "n", now, &said(i..i + 1)).unwrap();
             }
-            h.append(&[msg("b", 100, now)]).unwrap();
+            h.append("b", "n", now, &said(100..101)).unwrap();
             let r = h.recent("a", 3).unwrap();
-            assert_eq!(
-                r.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
-                ["m5", "m6", "m7"]
-            );
+            assert_eq!(texts(&r), ["m5", "m6", "m7"]);
         }
         // Reopened: retention applied, order kept.
         let h = History::open(&path, ret).unwrap();
@@ -379,20 +423,18 @@ mod tests {
         let ret = keep(5);
         let h = History::open(&dir.path().join("chat.sqlite3"), ret).unwrap();
         for i in 0..3 {
-            h.append(&[msg("quiet", i as i64, now)]).unwrap();
+            h.append("quiet", "n", now, &said(i..i + 1)).unwrap();
         }
-        // One short of a trim, then the one that triggers it, in a batch.
-        for i in 0..TRIM_EVERY - 2 {
-            h.append(&[msg("busy", i as i64, now)]).unwrap();
+        // One short of a trim, then the batch that triggers it.
+        let last = TRIM_EVERY as i64;
+        for i in 0..last - 2 {
+            h.append("busy", "n", now, &said(i..i + 1)).unwrap();
         }
         assert_eq!(h.recent("busy", 10_000).unwrap().len(), TRIM_EVERY - 2);
-        let last = TRIM_EVERY as i64;
-        h.append(&[msg("busy", last - 2, now), msg("busy", last - 1, now)])
-            .unwrap();
+        h.append("busy", "n", now, &said(last - 2..last)).unwrap();
         let busy = h.recent("busy", 10_000).unwrap();
-        let texts: Vec<String> = busy.into_iter().map(|m| m.text).collect();
         let want: Vec<String> = (last - 5..last).map(|i| format!("m{i}")).collect();
-        assert_eq!(texts, want);
+        assert_eq!(texts(&busy), want);
         assert_eq!(
             h.recent("quiet", 10).unwrap().len(),
             3,
@@ -411,7 +453,7 @@ mod tests {
         std::thread::sleep(CHECKPOINT_AFTER * 2);
         let empty = std::fs::metadata(&path).unwrap().len();
         for i in 0..CHECKPOINT_EVERY as i64 * 2 {
-            h.append(&[msg("a", i, now)]).unwrap();
+            h.append("a", "n", now, &said(i..i + 1)).unwrap();
         }
         // SQLite checkpoints nothing itself (wal_autocheckpoint=0): the
         // messages reach the database file only through the thread.
@@ -425,6 +467,106 @@ mod tests {
         assert!(!dir.path().join("chat.sqlite3-wal").exists());
         let h = History::open(&path, ret).unwrap();
         assert_eq!(h.recent("a", 100_000).unwrap().len(), CHECKPOINT_EVERY * 2);
+    }
+
+    #[test]
+    fn lines_said_together_are_one_row_and_come_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(&dir.path().join("chat.sqlite3"), keep(1000)).unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        h.append("a", "ann", now, &said(0..3)).unwrap();
+        h.append("a", "bob", now + 1, &[("waves".into(), true)])
+            .unwrap();
+        h.append("a", "ann", now + 2, &said(3..6)).unwrap();
+        h.append("a", "ann", now + 3, &[]).unwrap();
+        let rows: i64 = h
+            .db()
+            .conn
+            .query_row("SELECT COUNT(*) FROM batches", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 3, "one row per batch, none for an empty one");
+        let all = h.recent("a", 100).unwrap();
+        assert_eq!(texts(&all), ["m0", "m1", "m2", "waves", "m3", "m4", "m5"]);
+        let bob = &all[3];
+        assert!(bob.action && bob.nick == "bob" && bob.ts_ms == now + 1);
+        assert!(all.iter().filter(|m| m.nick == "ann").all(|m| !m.action));
+        // A replay shorter than a batch starts inside it.
+        assert_eq!(texts(&h.recent("a", 2).unwrap()), ["m4", "m5"]);
+        assert_eq!(
+            texts(&h.recent("a", 5).unwrap()),
+            ["m2", "waves", "m3", "m4", "m5"]
+        );
+        assert!(h.recent("b", 5).unwrap().is_empty());
+    }
+
+    #[test]
+    fn trimming_keeps_whole_batches_and_zero_keeps_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(&dir.path().join("chat.sqlite3"), keep(5)).unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        h.append("a", "n", now, &said(0..4)).unwrap();
+        h.append("a", "n", now, &said(4..8)).unwrap();
+        h.append("a", "n", now, &said(8..10)).unwrap();
+        trim(&h.db().conn, "a", 5).unwrap();
+        // The newest 5 reach into the middle batch, which stays whole.
+        let left = h.recent("a", 100).unwrap();
+        assert_eq!(texts(&left), ["m4", "m5", "m6", "m7", "m8", "m9"]);
+        trim(&h.db().conn, "a", 2).unwrap();
+        assert_eq!(texts(&h.recent("a", 100).unwrap()), ["m8", "m9"]);
+        trim(&h.db().conn, "a", 0).unwrap();
+        assert!(h.recent("a", 100).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_history_kept_one_row_per_message_is_carried_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.sqlite3");
+        let now = chrono::Utc::now().timestamp_millis();
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE messages (id INTEGER PRIMARY KEY, room TEXT NOT NULL,
+                     nick TEXT NOT NULL, text TEXT NOT NULL, action INTEGER NOT NULL,
+                     ts_ms INTEGER NOT NULL);
+                 CREATE INDEX messages_room ON messages (room, id);",
+            )
+            .unwrap();
+            for (i, (room, text, action)) in [
+                ("a", "hello \"there\"", 0),
+                ("b", "elsewhere", 0),
+                ("a", "waves", 1),
+                ("a", "bye", 0),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                old.execute(
+                    "INSERT INTO messages (room, nick, text, action, ts_ms) VALUES (?1, 'n', ?2, ?3, ?4)",
+                    params![room, text, action, now + i as i64],
+                )
+                .unwrap();
+            }
+        }
+        let h = History::open(&path, keep(100)).unwrap();
+        let a = h.recent("a", 10).unwrap();
+        assert_eq!(texts(&a), ["hello \"there\"", "waves", "bye"]);
+        assert_eq!(
+            a.iter()
+                .map(|m| (m.action, m.ts_ms - now))
+                .collect::<Vec<_>>(),
+            [(false, 0), (true, 2), (false, 3)]
+        );
+        assert_eq!(texts(&h.recent("b", 10).unwrap()), ["elsewhere"]);
+        let old_left: bool = h
+            .db()
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'messages')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(!old_left);
     }
 
     #[test]
