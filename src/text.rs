@@ -8,7 +8,8 @@ use std::fmt::Write;
 /// recolour the terminal, forge a log line or hide what it says. Printable
 /// text, emoji included, passes unchanged.
 pub fn escape(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(needs_escape) {
+    // Printable ASCII, the common case, needs no decoding to pass.
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\') || !s.chars().any(needs_escape) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);

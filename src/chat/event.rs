@@ -141,6 +141,15 @@ impl Delivery {
         self.line.get_or_init(|| self.event.to_line())
     }
 
+    /// Appends the line to `out`: the one computed already, else rendered
+    /// in place.
+    pub fn write_line(&self, out: &mut String) {
+        match self.line.get() {
+            Some(line) => out.push_str(line),
+            None => self.event.write_line(out),
+        }
+    }
+
     /// The event as JSON, encoded once.
     pub fn json(&self) -> &[u8] {
         self.json
@@ -195,6 +204,47 @@ impl Event {
 
     /// The line the plain-text door sends (without its line ending).
     pub fn to_line(&self) -> String {
+        let mut line = String::new();
+        self.write_line(&mut line);
+        line
+    }
+
+    /// [`Event::to_line`], appended to `out`: a burst of messages renders
+    /// into one buffer without a string of its own per line.
+    pub fn write_line(&self, out: &mut String) {
+        if let Event::Message {
+            room,
+            nick,
+            text,
+            ts_ms,
+            action,
+            history,
+        } = self
+        {
+            out.push('[');
+            out.push_str(&escape(room));
+            out.push_str("] ");
+            if *history {
+                out.push_str("(history ");
+                out.push_str(&stamp(*ts_ms));
+                out.push_str(") ");
+            }
+            if *action {
+                out.push_str("* ");
+                out.push_str(&escape(nick));
+                out.push(' ');
+            } else {
+                out.push('<');
+                out.push_str(&escape(nick));
+                out.push_str("> ");
+            }
+            out.push_str(&escape(text));
+            return;
+        }
+        out.push_str(&self.other_line());
+    }
+
+    fn other_line(&self) -> String {
         let e = escape;
         match self {
             Event::Welcome { nick, server, room } => format!(
@@ -203,24 +253,10 @@ impl Event {
                 e(nick),
                 e(room)
             ),
-            Event::Message {
-                room,
-                nick,
-                text,
-                ts_ms,
-                action,
-                history,
-            } => {
-                let when = if *history {
-                    format!("(history {}) ", stamp(*ts_ms))
-                } else {
-                    String::new()
-                };
-                if *action {
-                    format!("[{}] {when}* {} {}", e(room), e(nick), e(text))
-                } else {
-                    format!("[{}] {when}<{}> {}", e(room), e(nick), e(text))
-                }
+            Event::Message { .. } => {
+                let mut line = String::new();
+                self.write_line(&mut line);
+                line
             }
             Event::Private { from, to, text, .. } => {
                 format!("[private {} -> {}] {}", e(from), e(to), e(text))

@@ -86,19 +86,21 @@ impl Bundle {
     /// The events as lines of text, each ended by CR LF.
     fn text(&self) -> &[u8] {
         self.text.get_or_init(|| {
-            let mut out = Vec::new();
+            // The weight is the bytes of the events' fields; decorations
+            // and escapes add a little.
+            let mut out = String::with_capacity(self.weight + self.events.len() * 24);
             for ev in &self.events {
-                out.extend_from_slice(ev.line().as_bytes());
-                out.extend_from_slice(b"\r\n");
+                ev.write_line(&mut out);
+                out.push_str("\r\n");
             }
-            out
+            out.into_bytes()
         })
     }
 }
 
 /// The largest batch (by [`Event::weight`]) the hub writes to a socket
-/// itself.
-const INLINE_MAX: usize = 4096;
+/// itself: about what a plain-text client's socket buffer takes at once.
+const INLINE_MAX: usize = 64 * 1024;
 
 /// Queued for a client: a batch, less the bytes of its text that the hub
 /// already wrote to the client's socket.
@@ -1003,8 +1005,8 @@ fn deliver_batch(st: &State, id: u64, batch: &Batch) {
     if let (Some(idle), Some(i)) = (inline.as_deref_mut(), &c.inline)
         && *idle
     {
-        // Big batches go to the doors, whose writes spread over the cores;
-        // small ones cost less to write here than to wake a task for.
+        // A send costs less than waking the client's door to make it;
+        // batches bigger than a socket takes at once go to the doors.
         if batch.weight <= INLINE_MAX {
             let text = batch.text();
             match i.sock.try_write(text) {

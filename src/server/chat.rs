@@ -4,6 +4,7 @@
 //! at once so that a client that does not read never stalls its own input
 //! handling or anyone else.
 
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use tracing::{debug, info};
 
 use super::Ctx;
 use super::native::Fail;
-use crate::chat::{Delivery, Event, Inline, Member, Outcome};
+use crate::chat::{Chunk, Delivery, Event, Inline, Member, Outcome};
 use crate::text::escape;
 use crate::wire::messages::{Done, ErrorCode, Request};
 use crate::wire::{ConnError, Connection, FrameReader, FrameWriter, Kind, Stream};
@@ -24,6 +25,9 @@ const MAX_BATCH: usize = 256;
 
 /// Socket send buffer of a plain-text chat connection.
 const TEXT_SNDBUF: usize = 64 * 1024;
+
+/// Chunks handed to one vectored write at most.
+const MAX_IOV: usize = 64;
 
 /// How long a write to a chat client may take before it counts as not
 /// reading.
@@ -305,40 +309,46 @@ pub(super) async fn serve_text(stream: Stream, initial: BytesMut, peer: SocketAd
         why
     };
     let writing = async {
-        let mut out = Vec::with_capacity(4096);
+        // Queued chunks are written straight from the batches the hub
+        // shares between recipients (one vectored write), not copied into
+        // a buffer of this client's own first.
+        let mut chunks: Vec<Chunk> = Vec::new();
         loop {
             let first = tokio::select! {
                 c = events.recv_text() => c,
                 _ = done.cancelled() => None,
             };
             let Some(first) = first else { break };
-            out.clear();
-            out.extend_from_slice(first.bytes());
+            chunks.push(first);
             loop {
                 // Whatever else is queued goes out in the same write.
-                while out.len() < 64 * 1024 {
+                let mut size: usize = chunks.iter().map(|c| c.bytes().len()).sum();
+                while size < 64 * 1024 && chunks.len() < MAX_IOV {
                     match events.try_recv_text() {
-                        Some(c) => out.extend_from_slice(c.bytes()),
+                        Some(c) => {
+                            size += c.bytes().len();
+                            chunks.push(c);
+                        }
                         None => break,
                     }
                 }
                 // A client that stopped reading is dropped by the hub: stop
                 // waiting on its socket then, not only after the deadline.
                 tokio::select! {
-                    r = tokio::time::timeout(WRITE_DEADLINE, wr.write_all(&out)) => match r {
+                    r = tokio::time::timeout(WRITE_DEADLINE, wr.write_chunks(&chunks)) => match r {
                         Ok(Ok(())) => {}
                         _ => return false,
                     },
                     _ = kicked.cancelled() => return false,
                 }
-                out.clear();
+                chunks.clear();
                 // Written up: the hub writes again, unless more came.
                 let next = match &wr {
                     TextOut::Shared(inline) => events.settle(inline),
                     TextOut::Own(_) => events.try_recv_text(),
                 };
                 match next {
-                    Some(c) => out.extend_from_slice(c.bytes()),
+                    Some(c) => chunks.push(c),
                     None => break,
                 }
             }
@@ -375,6 +385,45 @@ enum TextOut {
 }
 
 impl TextOut {
+    /// Writes every chunk, in order, with vectored writes.
+    async fn write_chunks(&mut self, chunks: &[Chunk]) -> std::io::Result<()> {
+        let (mut i, mut off) = (0, 0);
+        while i < chunks.len() {
+            let slices: Vec<IoSlice<'_>> = chunks[i..]
+                .iter()
+                .enumerate()
+                .map(|(k, c)| IoSlice::new(if k == 0 { &c.bytes()[off..] } else { c.bytes() }))
+                .collect();
+            let mut n = match self {
+                TextOut::Shared(inline) => {
+                    let sock = inline.socket();
+                    sock.writable().await?;
+                    match sock.try_write_vectored(&slices) {
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                TextOut::Own(w) => w.write_vectored(&slices).await?,
+            };
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            while i < chunks.len() && n > 0 {
+                let left = chunks[i].bytes().len() - off;
+                if n >= left {
+                    n -= left;
+                    i += 1;
+                    off = 0;
+                } else {
+                    off += n;
+                    n = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn write_all(&mut self, mut buf: &[u8]) -> std::io::Result<()> {
         match self {
             TextOut::Shared(inline) => {
