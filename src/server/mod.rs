@@ -401,6 +401,14 @@ async fn serve_door(
 
 /// The chat hub, with its history in the state folder (created private).
 fn open_chat(config: &ServeConfig) -> anyhow::Result<Arc<crate::chat::Hub>> {
+    if config.chat.retention.per_room == 0 {
+        // No history kept: nothing to write, and no file to open.
+        return Ok(crate::chat::Hub::new(
+            &config.name,
+            config.chat.limits,
+            None,
+        ));
+    }
     let dir = &config.state_dir;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the state folder {}", dir.display()))?;
