@@ -387,14 +387,20 @@ mod tests {
         range.map(|i| (format!("m{i}"), false)).collect()
     }
 
+    /// A database path in a folder of its own, removed with the guard.
+    fn db_path() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.sqlite3");
+        (dir, path)
+    }
+
     fn texts(stored: &[Stored]) -> Vec<&str> {
         stored.iter().map(|m| m.text.as_str()).collect()
     }
 
     #[test]
     fn keeps_order_and_retention() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("chat.sqlite3");
+        let (_dir, path) = db_path();
         let now = chrono::Utc::now().timestamp_millis();
         let ret = keep(5);
         {
@@ -418,10 +424,10 @@ mod tests {
 
     #[test]
     fn a_busy_room_is_trimmed_while_the_server_runs() {
-        let dir = tempfile::tempdir().unwrap();
+        let (_dir, path) = db_path();
         let now = chrono::Utc::now().timestamp_millis();
         let ret = keep(5);
-        let h = History::open(&dir.path().join("chat.sqlite3"), ret).unwrap();
+        let h = History::open(&path, ret).unwrap();
         for i in 0..3 {
             h.append("quiet", "n", now, &said(i..i + 1)).unwrap();
         }
@@ -444,8 +450,7 @@ mod tests {
 
     #[test]
     fn the_log_is_checkpointed_into_the_database_file_off_the_append_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("chat.sqlite3");
+        let (_dir, path) = db_path();
         let ret = keep(10_000);
         let h = History::open(&path, ret).unwrap();
         let now = chrono::Utc::now().timestamp_millis();
@@ -464,15 +469,15 @@ mod tests {
         }
         drop(h);
         // Closed cleanly: the log is folded in and removed.
-        assert!(!dir.path().join("chat.sqlite3-wal").exists());
+        assert!(!path.with_extension("sqlite3-wal").exists());
         let h = History::open(&path, ret).unwrap();
         assert_eq!(h.recent("a", 100_000).unwrap().len(), CHECKPOINT_EVERY * 2);
     }
 
     #[test]
     fn lines_said_together_are_one_row_and_come_back_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let h = History::open(&dir.path().join("chat.sqlite3"), keep(1000)).unwrap();
+        let (_dir, path) = db_path();
+        let h = History::open(&path, keep(1000)).unwrap();
         let now = chrono::Utc::now().timestamp_millis();
         h.append("a", "ann", now, &said(0..3)).unwrap();
         h.append("a", "bob", now + 1, &[("waves".into(), true)])
@@ -501,8 +506,8 @@ mod tests {
 
     #[test]
     fn trimming_keeps_whole_batches_and_zero_keeps_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let h = History::open(&dir.path().join("chat.sqlite3"), keep(5)).unwrap();
+        let (_dir, path) = db_path();
+        let h = History::open(&path, keep(5)).unwrap();
         let now = chrono::Utc::now().timestamp_millis();
         h.append("a", "n", now, &said(0..4)).unwrap();
         h.append("a", "n", now, &said(4..8)).unwrap();
@@ -519,8 +524,7 @@ mod tests {
 
     #[test]
     fn a_history_kept_one_row_per_message_is_carried_over() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("chat.sqlite3");
+        let (_dir, path) = db_path();
         let now = chrono::Utc::now().timestamp_millis();
         {
             let old = Connection::open(&path).unwrap();
@@ -571,8 +575,7 @@ mod tests {
 
     #[test]
     fn a_second_server_is_refused_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("chat.sqlite3");
+        let (_dir, path) = db_path();
         let ret = keep(5);
         let first = History::open(&path, ret).unwrap();
         let started = std::time::Instant::now();
