@@ -6,8 +6,10 @@
 # (p50, p99), the CPU time the hub process used, and the ratio. Sent in a
 # burst, a line's latency is mostly its place in the queue; a paced run
 # (one line every 2 ms) shows the hub's own latency. The receivers only
-# note when each read came and count the lines, parsing them after the
-# run, so that the hub, not Python, sets the pace; the client still
+# read into memory made ready beforehand and note when each read came,
+# counting and parsing the lines after the run (counting as they came
+# made their time grow with the bytes a hub sends), so that the hub, not
+# Python, sets the pace; the client still
 # shares the machine's two cores with the hub, and the hub's CPU time is
 # the hub's own cost. Then again with 4 KiB lines and one receiver
 # that never reads: ferry drops it and the others get everything; ncat's hub
