@@ -98,7 +98,7 @@ impl Bundle {
     }
 }
 
-/// The largest batch (by [`Event::weight`]) the hub writes to a socket
+/// The largest batch (in bytes of text) the hub writes to a socket
 /// itself: about what a plain-text client's socket buffer takes at once.
 const INLINE_MAX: usize = 64 * 1024;
 
@@ -1007,8 +1007,8 @@ fn deliver_batch(st: &State, id: u64, batch: &Batch) {
     {
         // A send costs less than waking the client's door to make it;
         // batches bigger than a socket takes at once go to the doors.
-        if batch.weight <= INLINE_MAX {
-            let text = batch.text();
+        let text = batch.text();
+        if text.len() <= INLINE_MAX {
             match i.sock.try_write(text) {
                 Ok(n) if n == text.len() => return,
                 Ok(n) => skip = n,

@@ -20,8 +20,17 @@ use crate::text::escape;
 use crate::wire::messages::{Done, ErrorCode, Request};
 use crate::wire::{ConnError, Connection, FrameReader, FrameWriter, Kind, Stream};
 
-/// Most lines handled as one batch.
-const MAX_BATCH: usize = 256;
+/// Most lines handled as one batch, and most bytes of text: lines that
+/// came in one read are stored and fanned out together (one transaction,
+/// one write per reader), so a batch costs about what one line costs.
+const MAX_BATCH: usize = 1024;
+const MAX_BATCH_BYTES: usize = 64 * 1024;
+
+/// Reads of a plain-text client start at this size, double while they
+/// fill all that was offered (a sender in full flow), up to the largest,
+/// and halve again once they come back small (see [`Lines::next`]).
+const READ_MIN: usize = 4 * 1024;
+const READ_MAX: usize = 64 * 1024;
 
 /// Socket send buffer of a plain-text chat connection.
 const TEXT_SNDBUF: usize = 64 * 1024;
@@ -120,6 +129,8 @@ struct Lines {
     buf: BytesMut,
     max: usize,
     skipping: bool,
+    /// What the next read offers to take.
+    read_size: usize,
 }
 
 /// One item from [`Lines`].
@@ -135,6 +146,7 @@ impl Lines {
             buf: initial,
             max,
             skipping: false,
+            read_size: READ_MIN,
         }
     }
 
@@ -178,14 +190,30 @@ impl Lines {
             if let Some(item) = self.take() {
                 return Ok(Some(item));
             }
-            self.buf.reserve(4096);
-            if r.read_buf(&mut self.buf).await? == 0 {
+            // Adaptive, as hyper sizes its reads: a read that takes all
+            // it was offered means more is waiting, and every read ends a
+            // batch (each batch is a store transaction and a write to each
+            // reader), so a sender in full flow is read in big pieces,
+            // while an idle client holds a small buffer.
+            if self.buf.is_empty() && self.buf.capacity() > 2 * self.read_size {
+                // Back to a trickle: give the big buffer back.
+                self.buf = BytesMut::new();
+            }
+            self.buf.reserve(self.read_size);
+            let offered = self.buf.capacity() - self.buf.len();
+            let n = r.read_buf(&mut self.buf).await?;
+            if n == 0 {
                 // A last line without its newline still counts.
                 if !self.buf.is_empty() && !self.skipping {
                     self.buf.extend_from_slice(b"\n");
                     continue;
                 }
                 return Ok(None);
+            }
+            if n >= offered {
+                self.read_size = (self.read_size * 2).min(READ_MAX);
+            } else if n < self.read_size / 2 {
+                self.read_size = (self.read_size / 2).max(READ_MIN);
             }
         }
     }
@@ -283,10 +311,14 @@ pub(super) async fn serve_text(stream: Stream, initial: BytesMut, peer: SocketAd
             }
             // Lines that came in the same read go in one batch (one store
             // transaction, one fan-out pass) while the rate allows them.
+            let mut bytes = first.len();
             let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
+            while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                 match lines.take() {
-                    Some(LineItem::Line(l)) if pace.try_admit() => batch.push(l),
+                    Some(LineItem::Line(l)) if pace.try_admit() => {
+                        bytes += l.len();
+                        batch.push(l);
+                    }
                     Some(LineItem::Line(l)) => {
                         pending = Some(l);
                         break;
@@ -577,5 +609,90 @@ async fn write_events(
             // Mid-frame: the connection cannot carry anything more.
             _ = dropped.cancelled() => return Err(Fail::Conn(ConnError::Closed)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use tokio::io::ReadBuf;
+
+    /// A peer with `data` waiting, handing over at most `chunk` bytes per
+    /// read; notes how much room each read offered.
+    struct Peer {
+        data: Vec<u8>,
+        pos: usize,
+        chunk: usize,
+        offered: Vec<usize>,
+    }
+
+    impl Peer {
+        fn new(data: Vec<u8>, chunk: usize) -> Peer {
+            Peer {
+                data,
+                pos: 0,
+                chunk,
+                offered: Vec::new(),
+            }
+        }
+    }
+
+    impl AsyncRead for Peer {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let room = buf.remaining();
+            self.offered.push(room);
+            let n = room.min(self.chunk).min(self.data.len() - self.pos);
+            let from = self.pos;
+            buf.put_slice(&self.data[from..from + n]);
+            self.pos += n;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    async fn read_all(lines: &mut Lines, peer: &mut Peer) -> Vec<String> {
+        let mut got = Vec::new();
+        while let Some(item) = lines.next(peer).await.unwrap() {
+            match item {
+                LineItem::Line(l) => got.push(l),
+                _ => panic!("only good lines were sent"),
+            }
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn reads_grow_for_a_flood_and_shrink_for_a_trickle() {
+        let sent: Vec<String> = (0..20_000).map(|i| format!("line {i}")).collect();
+        let mut flood = Peer::new(
+            sent.iter()
+                .flat_map(|l| format!("{l}\r\n").into_bytes())
+                .collect(),
+            usize::MAX,
+        );
+        let mut lines = Lines::new(BytesMut::new(), 2000);
+        assert_eq!(read_all(&mut lines, &mut flood).await, sent);
+        // Started small, grew to the largest while every read came full.
+        assert!(flood.offered[0] < READ_MAX, "{:?}", &flood.offered[..3]);
+        let most = *flood.offered.iter().max().unwrap();
+        assert!(most >= READ_MAX, "largest read offered {most}");
+        assert!(flood.offered.len() < 20, "{} reads", flood.offered.len());
+        // One short line per read from then on: back to small reads, and
+        // the big buffer given back.
+        let mut trickle = Peer::new(b"a\nb\nc\nd\ne\nf\ng\nh\n".to_vec(), 2);
+        let got = read_all(&mut lines, &mut trickle).await;
+        assert_eq!(got, ["a", "b", "c", "d", "e", "f", "g", "h"]);
+        let last = *trickle.offered.last().unwrap();
+        assert!(last < 2 * READ_MIN, "still offering {last}");
+        assert!(
+            lines.buf.capacity() < 2 * READ_MIN,
+            "{}",
+            lines.buf.capacity()
+        );
     }
 }
