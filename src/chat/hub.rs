@@ -204,6 +204,8 @@ struct Client {
     tx: mpsc::UnboundedSender<Queued>,
     /// The socket, for a plain-text client.
     inline: Option<Arc<Inline>>,
+    /// Whether the client's own room messages come back to it.
+    echo: bool,
     /// What is queued for the client, shared with its [`Events`].
     queued: Arc<Backlog>,
     /// Set with `dropped`, cheaper to test on every delivery.
@@ -406,6 +408,7 @@ impl Hub {
                     nick,
                     tx,
                     inline: None,
+                    echo: true,
                     queued,
                     kicked: AtomicBool::new(false),
                     rooms: BTreeSet::new(),
@@ -529,6 +532,7 @@ impl Hub {
             return Err("you are in no room: /join ROOM".into());
         };
         let nick = client.nick.clone();
+        let except = (!client.echo).then_some(id);
         let ts_ms = chrono::Utc::now().timestamp_millis();
         if let Some(h) = &self.history {
             if let Err(e) = h.append(&room, &nick, ts_ms, &ok) {
@@ -551,7 +555,7 @@ impl Hub {
                 })
                 .collect(),
         );
-        broadcast_batch(&mut st, &room, &batch);
+        broadcast_batch(&mut st, &room, &batch, except);
         Ok(self.behind(&st, &room))
     }
 
@@ -833,6 +837,18 @@ impl Member {
         }
     }
 
+    /// Stops sending this client its own room messages back. A plain-text
+    /// client's terminal already shows the line its user typed, so an echo
+    /// would show it twice (ncat --chat and IRC servers do not echo either);
+    /// the native client and the web page show a line once the hub sends
+    /// it back, in the order everyone sees. Private messages still come
+    /// back, as the sign of who got them.
+    pub fn no_echo(&self) {
+        if let Some(c) = self.hub.state().clients.get_mut(&self.id) {
+            c.echo = false;
+        }
+    }
+
     /// Tells this client (alone) that something it sent was refused.
     pub fn tell(&self, text: String) {
         self.hub.error(self.id, text);
@@ -973,15 +989,18 @@ fn send(st: &mut State, id: u64, ev: Event) {
 }
 
 fn broadcast(st: &mut State, room: &str, ev: Arc<Delivery>) {
-    broadcast_batch(st, room, &Bundle::new(vec![ev]));
+    broadcast_batch(st, room, &Bundle::new(vec![ev]), None);
 }
 
-fn broadcast_batch(st: &mut State, room: &str, batch: &Batch) {
+/// Offers `batch` to every member of `room` but `except`.
+fn broadcast_batch(st: &mut State, room: &str, batch: &Batch, except: Option<u64>) {
     let Some(r) = st.rooms.get(room) else {
         return;
     };
-    for m in &r.members {
-        deliver_batch(st, *m, batch);
+    for &m in &r.members {
+        if Some(m) != except {
+            deliver_batch(st, m, batch);
+        }
     }
 }
 

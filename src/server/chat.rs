@@ -254,6 +254,7 @@ pub(super) async fn serve_text(stream: Stream, initial: BytesMut, peer: SocketAd
         Ok(m) => m,
         Err(e) => return super::text_line(stream, &format!("ferry: {e}")).await,
     };
+    member.no_echo();
     info!(nick = %escape(&member.nick()), "chat (text) joined");
     let (mut rd, mut wr) = match stream {
         Stream::Plain(tcp) => {
