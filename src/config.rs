@@ -117,8 +117,9 @@ pub struct ServeOptions {
     /// which cannot, is then refused).
     #[arg(long, env = "FERRY_CHAT_AUTH", value_parser = clap::builder::BoolishValueParser::new())]
     pub chat_auth: bool,
-    /// Messages of history kept per room; 0 keeps none and writes nothing
-    /// to disk. [default: 1000]
+    /// Messages of history kept per room (a room is trimmed back to N each
+    /// time it has had N new ones, at least 256); 0 keeps none and writes
+    /// nothing to disk. [default: 1000]
     #[arg(long, value_name = "N", env = "FERRY_CHAT_HISTORY")]
     pub chat_history: Option<usize>,
     /// Days of history kept. [default: 30]

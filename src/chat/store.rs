@@ -459,6 +459,25 @@ mod tests {
     }
 
     #[test]
+    fn a_room_with_a_large_limit_is_trimmed_once_per_its_limit() {
+        let (_dir, path) = db_path();
+        let now = chrono::Utc::now().timestamp_millis();
+        let limit = TRIM_EVERY + 44;
+        let h = History::open(&path, keep(limit)).unwrap();
+        let stored = |h: &History| h.recent("a", 10_000).unwrap().len();
+        // Up to twice the limit before a trim, not the limit plus 256.
+        for i in 0..2 * limit as i64 - 1 {
+            h.append("a", "n", now, &said(i..i + 1)).unwrap();
+        }
+        assert_eq!(stored(&h), 2 * limit - 1);
+        let end = 2 * limit as i64;
+        h.append("a", "n", now, &said(end - 1..end)).unwrap();
+        let kept = h.recent("a", 10_000).unwrap();
+        let want: Vec<String> = (end - limit as i64..end).map(|i| format!("m{i}")).collect();
+        assert_eq!(texts(&kept), want);
+    }
+
+    #[test]
     fn the_log_is_checkpointed_into_the_database_file_off_the_append_path() {
         let (_dir, path) = db_path();
         let ret = keep(10_000);

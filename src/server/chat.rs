@@ -668,6 +668,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_oversized_line_in_a_flood_is_refused_once_and_the_rest_kept() {
+        let mut data = Vec::new();
+        for i in 0..3000 {
+            data.extend_from_slice(format!("before {i}\n").as_bytes());
+        }
+        // Longer than the limit and than the largest read: cut across reads.
+        data.extend_from_slice(&vec![b'x'; 3 * READ_MAX]);
+        data.extend_from_slice(b"\n");
+        for i in 0..3000 {
+            data.extend_from_slice(format!("after {i}\n").as_bytes());
+        }
+        let mut flood = Peer::new(data, usize::MAX);
+        let mut lines = Lines::new(BytesMut::new(), 2000);
+        let (mut got, mut refused) = (Vec::new(), 0);
+        while let Some(item) = lines.next(&mut flood).await.unwrap() {
+            match item {
+                LineItem::Line(l) => got.push(l),
+                LineItem::TooLong => refused += 1,
+                LineItem::NotUtf8 => panic!("all of it was UTF-8"),
+            }
+        }
+        assert_eq!(refused, 1);
+        let want: Vec<String> = (0..3000)
+            .map(|i| format!("before {i}"))
+            .chain((0..3000).map(|i| format!("after {i}")))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[tokio::test]
     async fn reads_grow_for_a_flood_and_shrink_for_a_trickle() {
         let sent: Vec<String> = (0..20_000).map(|i| format!("line {i}")).collect();
         let mut flood = Peer::new(
