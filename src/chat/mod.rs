@@ -6,6 +6,7 @@
 pub mod command;
 pub mod event;
 pub mod hub;
+mod outbox;
 pub mod store;
 
 pub use command::Command;
