@@ -3,7 +3,9 @@
 # one sender, 2000 lines sent one per write, through ferry's plain-text door
 # and through `ncat --chat`, driven by the same script (bench/chat_fanout.py).
 # Prints deliveries per second, latency from send to the last receiver
-# (p50, p99), the CPU time the hub process used, and the ratio. Sent in a
+# (p50, p99), the CPU time the hub process used, the bytes a receiver read
+# per line, and the ratio; then the fan-out again with ncat's lines padded
+# to the length of ferry's, which name room and sender on every line. Sent in a
 # burst, a line's latency is mostly its place in the queue; a paced run
 # (one line every 2 ms) shows the hub's own latency. The receivers only
 # read into memory made ready beforehand and note when each read came,
@@ -50,7 +52,9 @@ compare() { # title, then the fan-out script's options
     for name in ferry ncat; do
       if [ $name = ferry ]; then p=$fp pid=$fpid; else p=$np pid=$npid; fi
       a=$(cpu_ms "$pid")
-      out=$(python3 bench/chat_fanout.py "$p" --receivers "$receivers" --limit 30 "$@")
+      # shellcheck disable=SC2086 # NCAT_EXTRA is a list of options
+      out=$(python3 bench/chat_fanout.py "$p" --receivers "$receivers" --limit 30 "$@" \
+        $([ $name = ncat ] && echo "${NCAT_EXTRA:-}"))
       b=$(cpu_ms "$pid")
       python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["name"]=sys.argv[2]; d["cpu_ms"]=float(sys.argv[3])-float(sys.argv[4]); print(json.dumps(d))' \
         "$out" $name "$b" "$a" >>"$log"
@@ -70,6 +74,7 @@ for name in ("ferry", "ncat"):
     named = 100 * sum(r["named"] for r in rs) / max(1, sum(r["delivered"] for r in rs))
     print(f"  {name:8s} median {med[name]:9.0f} deliveries/s (best {max(dps):7.0f})  "
           f"p50 {m('p50_ms'):7.2f} ms  p99 {m('p99_ms'):7.2f} ms  hub CPU {m('cpu_ms'):4.0f} ms  "
+          f"{m('bytes_per_line'):5.1f} bytes/line  "
           f"complete {done}/{len(rs)} (most lost in a run: {lost})  "
           f"lines naming their sender {named:.1f}%")
 print(f"  ferry/ncat {med['ferry'] / med['ncat']:5.2f}x (medians)")
@@ -87,6 +92,20 @@ sleep 1
 
 compare "fan-out: $receivers receivers, 1 sender, $count lines" --count "$count"
 echo "  (target: ferry/ncat >= 1)"
+# ferry names the sender and the room on every line ("[room] <nick> text",
+# CR LF); ncat --chat puts "<userN> " before each read it passes on, so most
+# of its lines are the bare text. The cost of a delivery is mostly its bytes
+# crossing the kernel, so the same comparison again with ncat's lines padded
+# (by the sender) to the length of ferry's: the hubs' own cost per byte.
+pad=$(python3 - "$work/runs.jsonl" <<'PY'
+import json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1])]
+bpl = {n: statistics.median(r["bytes_per_line"] for r in runs if r["name"] == n) for n in ("ferry", "ncat")}
+print(max(0, round(bpl["ferry"] - bpl["ncat"]) - 1))  # --pad N adds N + 1 bytes
+PY
+)
+NCAT_EXTRA="--pad $pad" compare "fan-out, ncat's lines padded by $((pad + 1)) bytes to ferry's length" \
+  --count "$count"
 compare "latency, paced: 500 lines, one every 2 ms" --count 500 --interval 0.002
 rounds=${STALL_ROUNDS:-3}
 compare "4 KiB lines and one more receiver that never reads (30 s limit)" \

@@ -10,7 +10,10 @@ JSON object. With --stall, one more receiver connects and never reads; the
 figures then cover the others, and "complete" says whether they all got
 every line within the time limit. "named" counts the delivered lines that
 say who sent them (`<nick> ` before the text): a hub that prefixes each
-read rather than each line sends most lines without it.
+read rather than each line sends most lines without it. "bytes_per_line" is
+what a receiver read per line delivered: the hub's decorations (room, nick,
+line ending) included, since every one of those bytes crosses the kernel
+twice per receiver.
 
 Used by bench/chat.sh for ferry's plain-text door and for `ncat --chat`,
 with the same code for both.
@@ -77,6 +80,7 @@ def receivers(port, n, count, ready, start, sent, out, limit):
     got = [dict() for _ in range(n)]
     bufs = [b""] * n
     named = 0
+    total = sum(hi - lo for _, _, _, lo, hi in log)
     for i, now, a, lo, hi in log:
         buf = bufs[i] + bytes(arenas[a][lo:hi])
         cut = buf.rfind(b"\n") + 1
@@ -87,7 +91,7 @@ def receivers(port, n, count, ready, start, sent, out, limit):
                 got[i][seq] = (int(m.group(3)), now)
                 # Whether the line says who sent it ("<nick> " before it).
                 named += m.group(1) is not None
-    out.put((got, named))
+    out.put((got, named, total))
 
 
 def drain(s):
@@ -161,7 +165,7 @@ def main():
     )
     r.start()
     s.start()
-    got, named = out.get(timeout=a.limit + 30)
+    got, named, total = out.get(timeout=a.limit + 30)
     first = sent_q.get(timeout=5)
     r.join()
     s.join(timeout=a.limit + 5)
@@ -187,6 +191,7 @@ def main():
                 "delivered": delivered,
                 "complete": delivered == a.receivers * a.count,
                 "named": named,
+                "bytes_per_line": round(total / max(delivered, 1), 1),
                 "seconds": round(seconds, 4),
                 "deliveries_per_s": round(delivered / max(seconds, 1e-9)),
                 "p50_ms": pct(0.50),
