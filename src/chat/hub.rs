@@ -24,13 +24,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::command::{Command, HELP};
 use super::event::{Delivery, Event};
-use super::outbox::{Backlog, Batch, Bundle, INLINE_MAX, Queued, outbox};
+use super::outbox::{Batch, Bundle, INLINE_MAX, Outbox, outbox};
 pub use super::outbox::{Chunk, Events, Inline};
 use super::store::History;
 
@@ -102,14 +101,12 @@ struct State {
 #[derive(Debug)]
 struct Client {
     nick: String,
-    /// Unbounded, because [`Backlog`] bounds it in events and in bytes.
-    tx: mpsc::UnboundedSender<Queued>,
+    /// The client's queue.
+    out: Outbox,
     /// The socket, for a plain-text client.
     inline: Option<Arc<Inline>>,
     /// Whether the client's own room messages come back to it.
     echo: bool,
-    /// What is queued for the client, shared with its [`Events`].
-    queued: Arc<Backlog>,
     /// Set with `dropped`, cheaper to test on every delivery.
     kicked: AtomicBool,
     /// Room keys.
@@ -181,7 +178,7 @@ impl Hub {
         nick: Option<&str>,
         rooms: &[String],
     ) -> Result<(Member, Events), String> {
-        let (tx, queued, events) = outbox(self.epoch);
+        let (out, events) = outbox(self.epoch);
         let dropped = CancellationToken::new();
         let reason = Arc::new(Mutex::new(None));
         let id = {
@@ -203,10 +200,9 @@ impl Hub {
                 id,
                 Client {
                     nick,
-                    tx,
+                    out,
                     inline: None,
                     echo: true,
-                    queued,
                     kicked: AtomicBool::new(false),
                     rooms: BTreeSet::new(),
                     current: None,
@@ -365,7 +361,7 @@ impl Hub {
         let now = self.epoch.elapsed().as_millis() as u64;
         r.members.iter().any(|m| {
             st.clients.get(m).is_some_and(|c| {
-                let q = &c.queued;
+                let q = c.out.backlog();
                 q.bytes.load(Ordering::Relaxed) > mark
                     && now.saturating_sub(q.taken_ms.load(Ordering::Relaxed)) < STOPPED_MS
                     && !c.kicked.load(Ordering::Relaxed)
@@ -835,19 +831,12 @@ fn deliver_batch(st: &State, id: u64, batch: &Batch) {
         }
         *idle = false;
     }
-    let (weight, n) = (batch.weight, batch.events.len());
-    let backlog = c.queued.bytes.load(Ordering::Relaxed);
-    let events = c.queued.events.load(Ordering::Relaxed);
-    if backlog + weight <= st.limits.queue_bytes && events + n <= st.limits.queue {
-        // Counted before it is sent, so that the receiving side never takes
-        // away more than was added.
-        c.queued.events.fetch_add(n, Ordering::Relaxed);
-        c.queued.bytes.fetch_add(weight, Ordering::Relaxed);
-        if c.tx.send((batch.clone(), skip)).is_err() {
-            // The client is leaving; its door no longer reads.
-        }
+    let Err(backlog) = c
+        .out
+        .push(batch, skip, st.limits.queue, st.limits.queue_bytes)
+    else {
         return;
-    }
+    };
     let reason = format!(
         "{} stopped reading ({} KiB waiting)",
         c.nick,

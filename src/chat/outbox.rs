@@ -1,6 +1,7 @@
 //! What the hub hands each client: batches of events shared by every
-//! recipient ([`Bundle`]), a client's queue of them with its byte and event
-//! counts ([`Backlog`], [`Events`]), and a plain-text client's socket that
+//! recipient ([`Bundle`]), a client's queue of them, bounded in events and
+//! bytes ([`Outbox`] the hub's end, [`Events`] the client's, [`Backlog`] the
+//! counts they share), and a plain-text client's socket that
 //! the hub may write itself while nothing is queued ([`Inline`]); see the
 //! notes of [`super::hub`].
 
@@ -56,7 +57,7 @@ pub(super) const INLINE_MAX: usize = 64 * 1024;
 
 /// Queued for a client: a batch, less the bytes of its text that the hub
 /// already wrote to the client's socket.
-pub(super) type Queued = (Batch, usize);
+type Queued = (Batch, usize);
 
 /// Part of a plain-text client's output, as [`Events::recv_text`] hands it
 /// out.
@@ -206,9 +207,50 @@ impl Events {
     }
 }
 
-/// A new client's queue: the hub's end, the counts both ends share, and the
-/// client's end.
-pub(super) fn outbox(epoch: Instant) -> (mpsc::UnboundedSender<Queued>, Arc<Backlog>, Events) {
+/// The hub's end of a client's queue: unbounded as a channel, because it
+/// is bounded here, in events and in bytes.
+#[derive(Debug)]
+pub(super) struct Outbox {
+    tx: mpsc::UnboundedSender<Queued>,
+    queued: Arc<Backlog>,
+}
+
+impl Outbox {
+    /// What is queued, shared with the client's [`Events`].
+    pub(super) fn backlog(&self) -> &Backlog {
+        &self.queued
+    }
+
+    /// Queues `batch`, less the `skip` bytes of its text already written,
+    /// if it fits within `max_events` and `max_bytes` on top of what is
+    /// queued; otherwise leaves the queue alone and returns the bytes
+    /// queued.
+    pub(super) fn push(
+        &self,
+        batch: &Batch,
+        skip: usize,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Result<(), usize> {
+        let q = &self.queued;
+        let bytes = q.bytes.load(Ordering::Relaxed);
+        let events = q.events.load(Ordering::Relaxed);
+        if bytes + batch.weight > max_bytes || events + batch.events.len() > max_events {
+            return Err(bytes);
+        }
+        // Counted before it is sent, so that the receiving side never takes
+        // away more than was added.
+        q.events.fetch_add(batch.events.len(), Ordering::Relaxed);
+        q.bytes.fetch_add(batch.weight, Ordering::Relaxed);
+        if self.tx.send((batch.clone(), skip)).is_err() {
+            // The client is leaving; its door no longer reads.
+        }
+        Ok(())
+    }
+}
+
+/// A new client's queue: the hub's end and the client's.
+pub(super) fn outbox(epoch: Instant) -> (Outbox, Events) {
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(Backlog {
         events: AtomicUsize::new(0),
@@ -221,5 +263,5 @@ pub(super) fn outbox(epoch: Instant) -> (mpsc::UnboundedSender<Queued>, Arc<Back
         queued: queued.clone(),
         epoch,
     };
-    (tx, queued, events)
+    (Outbox { tx, queued }, events)
 }
