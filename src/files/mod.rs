@@ -60,6 +60,15 @@ impl FilesError {
     /// Maps an I/O error on `rel` to the closest stable code.
     pub fn from_io(rel: &RelPath, e: std::io::Error) -> FilesError {
         use std::io::ErrorKind as K;
+        // An error ferry made itself says what happened in its own words.
+        if e.get_ref().is_some() {
+            let text = format!("{rel}: {e}");
+            return match e.kind() {
+                K::IsADirectory => FilesError::IsADirectory(text),
+                K::PermissionDenied => FilesError::Forbidden(text),
+                _ => FilesError::Io(text),
+            };
+        }
         match e.kind() {
             K::NotFound => FilesError::NotFound(format!("{rel} does not exist")),
             K::NotADirectory => FilesError::NotFound(format!("{rel} does not exist")),

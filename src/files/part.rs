@@ -6,12 +6,24 @@
 //! a partial file. An interrupted transfer leaves the partial file behind;
 //! the next attempt hashes it and, if the sender's bytes agree, continues
 //! from its end.
+//!
+//! Whatever already sits at a partial file's name is treated as hostile:
+//! the folder is held open and every operation is relative to it, the name
+//! is opened without following a link, and only a regular file with one
+//! link (a file ferry itself could have made) is ever read, resumed,
+//! reported on or written. A symlink, a hard link, a FIFO or a device there
+//! is unlinked (its target, or its other names, are never touched) and a
+//! fresh file made; a folder there is refused.
 
-use std::fs::{self, File, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{Mode, SFlag};
 use sha2::{Digest, Sha256};
 
 use super::name::PART_SUFFIX;
@@ -47,8 +59,13 @@ pub enum FinishError {
 /// A file being received.
 #[derive(Debug)]
 pub struct PartFile {
+    /// The folder that holds the target and the partial file, open: the
+    /// partial file is opened, renamed and removed relative to it, so a
+    /// folder swapped on the way afterwards changes nothing.
+    dir: File,
+    name: OsString,
+    part_name: OsString,
     target: PathBuf,
-    part: PathBuf,
     file: File,
     existing: u64,
     size: u64,
@@ -56,39 +73,161 @@ pub struct PartFile {
     hasher: Sha256,
 }
 
-/// The hidden partial file that stands for `target` while it is received.
-pub fn part_path(target: &Path) -> PathBuf {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let part_name = if name.len() + 1 + PART_SUFFIX.len() <= 255 {
-        format!(".{name}{PART_SUFFIX}")
+/// The hidden partial file's name for a target named `name`.
+pub fn part_name(name: &OsStr) -> OsString {
+    let name = name.to_string_lossy();
+    if name.len() + 1 + PART_SUFFIX.len() <= 255 {
+        format!(".{name}{PART_SUFFIX}").into()
     } else {
         // Too long to decorate: a stable digest of the name instead.
         let digest = hex(&Sha256::digest(name.as_bytes()));
-        format!(".{}{PART_SUFFIX}", &digest[..32])
-    };
-    target.with_file_name(part_name)
+        format!(".{}{PART_SUFFIX}", &digest[..32]).into()
+    }
+}
+
+/// The hidden partial file that stands for `target` while it is received.
+pub fn part_path(target: &Path) -> PathBuf {
+    target.with_file_name(part_name(target.file_name().unwrap_or_default()))
+}
+
+/// What is at a name in a folder, without following a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// Nothing.
+    Nothing,
+    /// A regular file with one link, of this many bytes: a file ferry could
+    /// have made.
+    Plain(u64),
+    /// A folder.
+    Folder,
+    /// Anything else: a symlink, a hard-linked file, a FIFO, a socket, a
+    /// device.
+    Foreign,
+}
+
+/// Looks at `name` in `dir` without following it.
+pub fn look_at(dir: &File, name: &OsStr) -> io::Result<Found> {
+    match nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(classify_stat(&st)),
+        Err(Errno::ENOENT) => Ok(Found::Nothing),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn classify_stat(st: &nix::sys::stat::FileStat) -> Found {
+    let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    if kind == SFlag::S_IFDIR {
+        Found::Folder
+    } else if kind == SFlag::S_IFREG && st.st_nlink == 1 {
+        Found::Plain(st.st_size as u64)
+    } else {
+        Found::Foreign
+    }
+}
+
+/// Opens the folder `path` for use as a `PartFile`'s folder.
+pub fn open_dir(path: &Path) -> io::Result<File> {
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// Opens (creating it if need be) a plain file at `name` in `dir` for
+/// reading and writing, never through a link and never anything but a
+/// regular file with one link. Something else there is unlinked first; a
+/// folder there is refused. The file is not truncated: that is for the
+/// caller, once it knows the file is its own.
+fn open_plain(dir: &File, name: &OsStr) -> io::Result<File> {
+    for _ in 0..3 {
+        match look_at(dir, name)? {
+            Found::Folder => {
+                return Err(io::Error::new(
+                    io::ErrorKind::IsADirectory,
+                    format!(
+                        "a folder is in the way at {}, where the partial file goes; remove it",
+                        crate::text::escape(&name.to_string_lossy())
+                    ),
+                ));
+            }
+            Found::Foreign => {
+                tracing::warn!(
+                    name = %crate::text::escape(&name.to_string_lossy()),
+                    "a link or special file sat at a partial file's name; unlinked it, its target untouched"
+                );
+                match nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
+                    Ok(()) | Err(Errno::ENOENT) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                continue;
+            }
+            Found::Nothing | Found::Plain(_) => {}
+        }
+        // No link followed, no terminal taken, no wait on a FIFO swapped in
+        // since the look; what was opened is checked again below.
+        let flags = OFlag::O_RDWR
+            | OFlag::O_CREAT
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NOCTTY
+            | OFlag::O_NONBLOCK
+            | OFlag::O_CLOEXEC;
+        let fd = match nix::fcntl::openat(dir, name, flags, Mode::from_bits_truncate(0o644)) {
+            Ok(fd) => fd,
+            // A symlink appeared between the look and the open.
+            Err(Errno::ELOOP) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let st = nix::sys::stat::fstat(&fd)?;
+        if matches!(classify_stat(&st), Found::Plain(_)) {
+            // Back to blocking reads and writes (a regular file ignores the
+            // flag, but say what is meant).
+            nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))?;
+            return Ok(File::from(fd));
+        }
+        drop(fd);
+    }
+    Err(io::Error::other(format!(
+        "{} keeps changing; refusing to write there",
+        crate::text::escape(&name.to_string_lossy())
+    )))
 }
 
 impl PartFile {
-    /// Opens the partial file for `target`. With `resume`, bytes left by an
-    /// earlier attempt are kept (see [`existing`]); otherwise it starts empty.
+    /// Opens the partial file for `target`, by path (the client's side).
+    /// With `resume`, bytes left by an earlier attempt are kept (see
+    /// [`existing`]); otherwise it starts empty.
     ///
     /// [`existing`]: PartFile::existing
     pub fn open(target: &Path, resume: bool) -> io::Result<PartFile> {
-        let part = part_path(target);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(!resume)
-            .open(&part)?;
-        let existing = file.metadata()?.len();
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let name = target
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+        PartFile::open_in(open_dir(parent)?, name, target.to_path_buf(), resume)
+    }
+
+    /// Opens the partial file for the entry `name` of the open folder `dir`
+    /// (`target` is that entry's path, for messages). See the module docs
+    /// for what is done with something ferry did not make at that name.
+    pub fn open_in(dir: File, name: &OsStr, target: PathBuf, resume: bool) -> io::Result<PartFile> {
+        let part_name = part_name(name);
+        let file = open_plain(&dir, &part_name)?;
+        let existing = if resume {
+            file.metadata()?.len()
+        } else {
+            file.set_len(0)?;
+            0
+        };
         Ok(PartFile {
-            target: target.to_path_buf(),
-            part,
+            dir,
+            name: name.to_os_string(),
+            part_name,
+            target,
             file,
             existing,
             size: 0,
@@ -195,19 +334,17 @@ impl PartFile {
             self.file.set_modified(mtime_to_system(m))?;
         }
         if overwrite {
-            fs::rename(&self.part, &self.target)?;
+            // Replaces a file, or a link, at the name: never writes
+            // through it.
+            nix::fcntl::renameat(&self.dir, &*self.part_name, &self.dir, &*self.name)
+                .map_err(io::Error::from)?;
         } else {
-            // A hard link fails if the target exists: a no-clobber rename
-            // that needs no unsafe renameat2.
-            match fs::hard_link(&self.part, &self.target) {
-                Ok(()) => fs::remove_file(&self.part)?,
+            match rename_noreplace(&self.dir, &self.part_name, &self.name) {
+                Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     return Err(FinishError::Exists);
                 }
-                Err(_) if fs::symlink_metadata(&self.target).is_ok() => {
-                    return Err(FinishError::Exists);
-                }
-                Err(_) => fs::rename(&self.part, &self.target)?,
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(actual)
@@ -215,7 +352,39 @@ impl PartFile {
 
     /// Removes the partial file.
     pub fn discard(self) {
-        let _ = fs::remove_file(&self.part);
+        let _ = nix::unistd::unlinkat(
+            &self.dir,
+            &*self.part_name,
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        );
+    }
+}
+
+/// Renames `from` to `to` in `dir`, failing with `AlreadyExists` when
+/// anything is at `to`.
+fn rename_noreplace(dir: &File, from: &OsStr, to: &OsStr) -> io::Result<()> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    match nix::fcntl::renameat2(
+        dir,
+        from,
+        dir,
+        to,
+        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+    ) {
+        Ok(()) => return Ok(()),
+        Err(Errno::EEXIST) => return Err(io::ErrorKind::AlreadyExists.into()),
+        // Filesystems without the flag: a hard link fails when the target
+        // exists, which makes the same promise.
+        Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {}
+        Err(e) => return Err(e.into()),
+    }
+    match nix::unistd::linkat(dir, from, dir, to, AtFlags::empty()) {
+        Ok(()) => {
+            nix::unistd::unlinkat(dir, from, nix::unistd::UnlinkatFlags::NoRemoveDir)?;
+            Ok(())
+        }
+        Err(Errno::EEXIST) => Err(io::ErrorKind::AlreadyExists.into()),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use super::FilesError;
 use super::name::{PART_SUFFIX, RelPath, check_batch};
-use super::part::{PartFile, mtime_of};
+use super::part::{Found, PartFile, look_at, mtime_of, open_dir, part_name};
 use crate::wire::messages::{Entry, EntryKind, TreeEntry};
 
 /// Most entries one walk may return, to bound memory.
@@ -110,6 +110,15 @@ impl FileStore {
         let real = self.resolve(rel)?;
         let meta = fs::metadata(&real).map_err(|e| FilesError::from_io(rel, e))?;
         let name = rel.file_name().unwrap_or("").to_string();
+        Ok(entry(name, &meta, kind_of(&meta)))
+    }
+
+    /// Describes the entry `rel` names without following it when it is a
+    /// symlink (the link is described, wherever it leads).
+    pub fn stat_name(&self, rel: &RelPath) -> Result<Entry, FilesError> {
+        let (dir, name) = self.resolve_parent(rel)?;
+        let meta =
+            fs::symlink_metadata(dir.join(&name)).map_err(|e| FilesError::from_io(rel, e))?;
         Ok(entry(name, &meta, kind_of(&meta)))
     }
 
@@ -213,6 +222,35 @@ impl FileStore {
         Ok(out)
     }
 
+    /// Opens `dir`, a canonical folder inside the root, beneath the root
+    /// without following any link on the way (`openat2` with
+    /// `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`), so that a folder swapped
+    /// for a link since it was resolved is refused. Kernels without
+    /// `openat2` get the folder opened by its canonical path.
+    fn open_folder(&self, dir: &Path) -> io::Result<File> {
+        use nix::errno::Errno;
+        use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+        let rel = dir
+            .strip_prefix(&self.root)
+            .map_err(|_| io::Error::new(io::ErrorKind::PermissionDenied, "outside the root"))?;
+        if let Some(root) = &self.root_dir {
+            let path = if rel.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                rel
+            };
+            let how = OpenHow::new()
+                .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+                .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+            match openat2(root, path, how) {
+                Ok(fd) => return Ok(File::from(fd)),
+                Err(Errno::ENOSYS | Errno::EPERM) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        open_dir(dir)
+    }
+
     /// Opens `rel` for reading in one system call when the kernel can
     /// promise it stays inside the root (`openat2` with `RESOLVE_BENEATH`:
     /// symlinks followed only while they stay below). `None` when that
@@ -302,7 +340,11 @@ impl FileStore {
             target: target.clone(),
             uploads: self.uploads.clone(),
         };
-        let part = PartFile::open(&target, resume).map_err(|e| FilesError::from_io(rel, e))?;
+        let folder = self
+            .open_folder(&dir)
+            .map_err(|e| FilesError::from_io(rel, e))?;
+        let part = PartFile::open_in(folder, name.as_ref(), target, resume)
+            .map_err(|e| FilesError::from_io(rel, e))?;
         Ok(Upload {
             part,
             replaces,
@@ -471,23 +513,32 @@ impl FileStore {
             .unwrap_or(false)
     }
 
+    /// What is at the partial file's name of an upload of `rel`: only a
+    /// plain file (see [`Found`]) is ever reported as progress.
+    fn partial(&self, rel: &RelPath) -> Result<(PathBuf, String, Found), FilesError> {
+        let (dir, name) = self.resolve_parent(rel)?;
+        let folder = self
+            .open_folder(&dir)
+            .map_err(|e| FilesError::from_io(rel, e))?;
+        let found =
+            look_at(&folder, &part_name(name.as_ref())).map_err(|e| FilesError::from_io(rel, e))?;
+        Ok((dir, name, found))
+    }
+
     /// Whether an unfinished upload of `rel` has left a partial file.
     pub fn partial_exists(&self, rel: &RelPath) -> bool {
-        self.resolve_parent(rel)
-            .map(|(d, n)| super::part::part_path(&d.join(n)).is_file())
-            .unwrap_or(false)
+        matches!(self.partial(rel), Ok((_, _, Found::Plain(_))))
     }
 
     /// How far an upload of `rel` (`length` bytes in all) has come: the
     /// partial file's size, or `length` once a file of that size is in
     /// place; `None` when there is neither.
     pub fn upload_progress(&self, rel: &RelPath, length: u64) -> Result<Option<u64>, FilesError> {
-        let (dir, name) = self.resolve_parent(rel)?;
-        let target = dir.join(name);
-        if let Ok(m) = fs::metadata(super::part::part_path(&target)) {
-            return Ok(Some(m.len()));
+        let (dir, name, found) = self.partial(rel)?;
+        if let Found::Plain(n) = found {
+            return Ok(Some(n));
         }
-        Ok(fs::symlink_metadata(&target)
+        Ok(fs::symlink_metadata(dir.join(name))
             .ok()
             .filter(|m| m.is_file() && m.len() == length)
             .map(|_| length))
@@ -506,10 +557,20 @@ impl FileStore {
         {
             return Err(FilesError::Busy(format!("{rel} is being uploaded")));
         }
-        match fs::remove_file(super::part::part_path(&target)) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(FilesError::from_io(rel, e)),
+        // Unlinks whatever is at the name (a link's target is never
+        // touched), but only a plain file counts as a partial upload.
+        let (dir, name, found) = self.partial(rel)?;
+        let folder = self
+            .open_folder(&dir)
+            .map_err(|e| FilesError::from_io(rel, e))?;
+        match nix::unistd::unlinkat(
+            &folder,
+            &*part_name(name.as_ref()),
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        ) {
+            Ok(()) => Ok(matches!(found, Found::Plain(_))),
+            Err(nix::errno::Errno::ENOENT) => Ok(false),
+            Err(e) => Err(FilesError::from_io(rel, e.into())),
         }
     }
 }
