@@ -189,10 +189,13 @@ async fn unrecognised_first_bytes_get_one_line_and_close_without_chat() {
         c.anonymous.chat = false;
     })
     .await;
-    for probe in [
-        &b"hello there\r\n"[..],
-        b"\x00\x00\x00\x00\x00\x00",
-        b"SSH-2.0-OpenSSH\r\n",
+    for (probe, answer) in [
+        (&b"hello there\r\n"[..], "ferry: unrecognised protocol"),
+        (b"\x00\x00\x00\x00\x00\x00", "ferry: unrecognised protocol"),
+        (
+            b"SSH-2.0-OpenSSH\r\n",
+            "ferry: this port speaks ferry, HTTP and plain-text chat, not this protocol",
+        ),
     ] {
         let mut t = raw(&s, probe).await;
         let mut out = String::new();
@@ -200,7 +203,7 @@ async fn unrecognised_first_bytes_get_one_line_and_close_without_chat() {
             .await
             .unwrap()
             .unwrap();
-        assert!(out.starts_with("ferry: unrecognised protocol"), "{out:?}");
+        assert!(out.starts_with(answer), "{out:?}");
         assert_eq!(out.lines().count(), 1);
     }
     s.stop().await;

@@ -17,17 +17,25 @@ pub enum Door {
     Classic,
     /// A TLS ClientHello.
     Tls,
-    /// An HTTP/1.x request line.
+    /// An HTTP request line, whatever its method (and the HTTP/2 preface,
+    /// which has the same shape): the web door answers it, with 405 or 501
+    /// when it does not serve that method.
     Http,
-    /// Bytes that match nothing above.
+    /// Another protocol ferry does not speak (an SSH banner): closed.
+    Foreign,
+    /// Bytes that match nothing above: plain-text chat.
     Unknown,
     /// Nothing arrived within the sniffing time.
     Silent,
 }
 
-/// Longest prefix ever needed to decide.
-const DECIDE_BY: usize = 8;
+/// Longest first line waited for before deciding. A request line this long
+/// that still looks like one goes to the web door (which refuses it); never
+/// to the chat.
+pub const MAX_FIRST_LINE: usize = 8 * 1024;
 
+/// Methods sent to the web door as soon as they and a space arrive, without
+/// waiting for the whole request line.
 const HTTP_METHODS: &[&[u8]] = &[
     b"GET ",
     b"HEAD ",
@@ -42,7 +50,63 @@ const HTTP_METHODS: &[&[u8]] = &[
     b"MOVE ",
     b"COPY ",
     b"PROPFIND ",
+    b"PROPPATCH ",
+    b"LOCK ",
+    b"UNLOCK ",
 ];
+
+/// How far a first line matches `METHOD SP TARGET SP HTTP/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestLine {
+    /// It cannot be one.
+    No,
+    /// It could still become one; `far` says it has reached the second
+    /// space (a method, a target, and the start of a version).
+    Maybe { far: bool },
+    /// `METHOD SP TARGET SP HTTP/` is there.
+    Yes,
+}
+
+/// A token character of RFC 9110 (what a method is made of).
+fn tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn request_line(buf: &[u8]) -> RequestLine {
+    const VERSION: &[u8] = b"HTTP/";
+    let mut i = 0;
+    while i < buf.len() && tchar(buf[i]) {
+        i += 1;
+    }
+    if i == buf.len() {
+        return RequestLine::Maybe { far: false };
+    }
+    if i == 0 || buf[i] != b' ' {
+        return RequestLine::No;
+    }
+    i += 1;
+    let target = i;
+    while i < buf.len() && buf[i] > b' ' && buf[i] != 0x7f {
+        i += 1;
+    }
+    if i == buf.len() {
+        return RequestLine::Maybe { far: false };
+    }
+    if i == target || buf[i] != b' ' {
+        return RequestLine::No;
+    }
+    i += 1;
+    let rest = &buf[i..];
+    let n = rest.len().min(VERSION.len());
+    if !rest[..n].eq_ignore_ascii_case(&VERSION[..n]) {
+        return RequestLine::No;
+    }
+    if n == VERSION.len() {
+        RequestLine::Yes
+    } else {
+        RequestLine::Maybe { far: true }
+    }
+}
 
 /// Classifies a prefix; `None` means more bytes are needed.
 pub fn classify(buf: &[u8]) -> Option<Door> {
@@ -64,32 +128,49 @@ pub fn classify(buf: &[u8]) -> Option<Door> {
             Some(_) => Some(Door::Unknown),
         };
     }
-    if buf[0].is_ascii_uppercase() {
-        let mut possible = false;
-        for m in HTTP_METHODS {
-            let n = buf.len().min(m.len());
-            if buf[..n] == m[..n] {
-                if n == m.len() {
-                    return Some(Door::Http);
-                }
-                possible = true;
-            }
+    // A classic header's length has zero bytes where a request line has
+    // text, so the two never overlap.
+    if buf.len() >= 5 {
+        if looks_classic(buf) {
+            return Some(Door::Classic);
         }
-        if possible && buf.len() < DECIDE_BY + 2 {
-            return None;
-        }
+    } else if looks_classic_prefix(buf) && !buf.contains(&b' ') {
+        return None;
     }
-    if buf.len() < 5 {
-        return if looks_classic_prefix(buf) {
-            None
-        } else {
-            Some(Door::Unknown)
+    if HTTP_METHODS.iter().any(|m| buf.starts_with(m)) {
+        return Some(Door::Http);
+    }
+    if buf.starts_with(b"SSH-") {
+        return Some(Door::Foreign);
+    }
+    if tchar(buf[0]) {
+        return match request_line(buf) {
+            RequestLine::Yes => Some(Door::Http),
+            RequestLine::No => Some(Door::Unknown),
+            // A line is in, and it is not a request line.
+            RequestLine::Maybe { .. } if buf.contains(&b'\n') => Some(Door::Unknown),
+            RequestLine::Maybe { .. } if buf.len() >= MAX_FIRST_LINE => Some(Door::Http),
+            RequestLine::Maybe { .. } => None,
         };
     }
-    if looks_classic(buf) {
-        return Some(Door::Classic);
-    }
     Some(Door::Unknown)
+}
+
+/// The door for what arrived before the peer paused or stopped sending:
+/// bytes that still need more are a request line only once they have
+/// reached its version (`METHOD TARGET H…`); a line typed without its end
+/// is chat.
+pub fn classify_final(buf: &[u8]) -> Door {
+    if buf.is_empty() {
+        return Door::Silent;
+    }
+    if let Some(door) = classify(buf) {
+        return door;
+    }
+    match request_line(buf) {
+        RequestLine::Yes | RequestLine::Maybe { far: true } => Door::Http,
+        _ => Door::Unknown,
+    }
 }
 
 /// Whether a prefix shorter than 5 bytes could still become a classic frame
@@ -109,23 +190,41 @@ pub async fn sniff<S: AsyncRead + Unpin>(
     stream: &mut S,
     timeout: Duration,
 ) -> std::io::Result<(Door, BytesMut)> {
-    let mut buf = BytesMut::with_capacity(64);
+    let mut buf = BytesMut::with_capacity(256);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Some(door) = classify(&buf) {
             return Ok((door, buf));
         }
-        if buf.len() >= DECIDE_BY + 2 {
-            return Ok((Door::Unknown, buf));
-        }
         match tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await {
-            Err(_) if buf.is_empty() => return Ok((Door::Silent, buf)),
-            Err(_) => return Ok((Door::Unknown, buf)),
-            Ok(Ok(0)) => return Ok((Door::Unknown, buf)),
+            Err(_) | Ok(Ok(0)) => return Ok((classify_final(&buf), buf)),
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(e),
         }
     }
+}
+
+/// The door [`sniff`] would choose for `input` arriving in pieces of
+/// `step` bytes and then nothing more: the pure core of the sniffer, for
+/// tests and the fuzz target.
+pub fn decide(input: &[u8], step: usize) -> Door {
+    let step = step.max(1);
+    let mut end = 0;
+    while end < input.len() {
+        end = (end + step).min(input.len());
+        if let Some(door) = classify(&input[..end]) {
+            return door;
+        }
+    }
+    classify_final(input)
+}
+
+/// Whether an input starts like another protocol's request: a request
+/// line up to its version (`TOKEN SP TARGET SP HTTP/`), the HTTP/2 preface
+/// or an SSH banner. Such an input must never become chat; the fuzz target
+/// and the tests hold [`classify`] and [`classify_final`] to it.
+pub fn starts_like_a_request(buf: &[u8]) -> bool {
+    buf.starts_with(b"SSH-") || request_line(buf) == RequestLine::Yes
 }
 
 #[cfg(test)]
@@ -147,6 +246,7 @@ mod tests {
         assert_eq!(classify(b"GE"), None);
         assert_eq!(classify(&[0x16, 0x03, 0x01]), Some(Door::Tls));
         assert_eq!(classify(b"hello there\n"), Some(Door::Unknown));
+        assert_eq!(classify(b"GETTING a"), None);
         assert_eq!(classify(b"GETTING a cup"), Some(Door::Unknown));
         assert_eq!(classify(&[0xF0, b'X']), Some(Door::Unknown));
         assert_eq!(
@@ -154,5 +254,103 @@ mod tests {
             Some(Door::Unknown)
         );
         assert_eq!(classify(&[5, 0, 0, 0, b'x']), Some(Door::Unknown));
+    }
+
+    #[test]
+    fn any_request_line_goes_to_the_web_door_never_to_the_chat() {
+        for line in [
+            &b"LOCK /x HTTP/1.1\r\nAuthorization: Basic eDp5\r\n\r\n"[..],
+            b"BREW /pot HTTP/1.1\r\n",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            b"CONNECT example.com:443 HTTP/1.1\r\n",
+            b"x-custom /a http/1.0\n",
+        ] {
+            assert!(starts_like_a_request(line));
+            assert_eq!(classify(line), Some(Door::Http), "{line:?}");
+            // Cut anywhere after the version began, and then silence.
+            let at = line
+                .windows(2)
+                .position(|w| w == b" H" || w == b" h")
+                .unwrap()
+                + 2;
+            assert_eq!(classify_final(&line[..at]), Door::Http);
+        }
+        assert_eq!(classify(b"SSH-2.0-OpenSSH_9.6\r\n"), Some(Door::Foreign));
+    }
+
+    #[test]
+    fn no_generated_request_ever_becomes_chat() {
+        // A small deterministic generator of request-like and chat-like
+        // inputs (the fuzz target door_classifier does the same with
+        // arbitrary bytes).
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let pieces: &[&[u8]] = &[
+            b"LOCK",
+            b"lock",
+            b"X",
+            b"PRI",
+            b"BREW",
+            b"G",
+            b"GET",
+            b"M-SEARCH",
+            b" ",
+            b"  ",
+            b"/",
+            b"*",
+            b"/a b",
+            b"HTTP/1.1",
+            b"HTTP/2.0",
+            b"http/1.0",
+            b"HTT",
+            b"\r\n",
+            b"\n",
+            b"hello",
+            b"Authorization: Basic eDp5",
+            b"\x00",
+            b"{",
+            b"SSH-2.0-x",
+        ];
+        let mut requests = 0;
+        for _ in 0..200_000 {
+            let mut input = Vec::new();
+            for _ in 0..(next() % 8 + 1) {
+                input.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
+            }
+            let step = (next() % 12 + 1) as usize;
+            let door = decide(&input, step);
+            if starts_like_a_request(&input) {
+                requests += 1;
+                assert!(
+                    matches!(door, Door::Http | Door::Foreign),
+                    "{:?} in steps of {step} went to {door:?}",
+                    String::from_utf8_lossy(&input)
+                );
+            }
+        }
+        assert!(
+            requests > 1000,
+            "the generator made only {requests} requests"
+        );
+    }
+
+    #[test]
+    fn plain_lines_are_still_chat() {
+        assert_eq!(classify(b"hello there\n"), Some(Door::Unknown));
+        assert_eq!(classify(b"Hi all, see /tmp now\n"), Some(Door::Unknown));
+        assert_eq!(classify(b"/join dev\n"), Some(Door::Unknown));
+        assert_eq!(classify(b"hello"), None);
+        assert_eq!(classify_final(b"hello there"), Door::Unknown);
+        assert_eq!(classify_final(b""), Door::Silent);
+        // Past the longest first line, a line that still looks like a
+        // request goes to the web door.
+        let mut long = b"LOOK ".to_vec();
+        long.resize(MAX_FIRST_LINE, b'a');
+        assert_eq!(classify(&long), Some(Door::Http));
     }
 }
