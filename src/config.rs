@@ -172,6 +172,18 @@ pub struct ServeOptions {
     /// https); implies --tls.
     #[arg(long, env = "FERRY_TLS_REQUIRED", value_parser = clap::builder::BoolishValueParser::new())]
     pub tls_required: bool,
+    /// Also answer HTTP requests that name this host (repeat for more): a
+    /// DNS alias or a proxy's name. Requests naming anything but the
+    /// server's own names (its addresses, localhost, its host name and
+    /// NAME.local, its certificate's names) get 421, so a page on another
+    /// site cannot reach it through DNS rebinding.
+    #[arg(
+        long = "allow-host",
+        value_name = "NAME",
+        env = "FERRY_ALLOW_HOST",
+        value_delimiter = ','
+    )]
+    pub allow_host: Vec<String>,
     /// TOML file with any of these settings (and `token` or `token_file`).
     #[arg(long, value_name = "FILE", env = "FERRY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -208,6 +220,7 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_required: Option<bool>,
+    allow_host: Option<Vec<String>>,
     max_connections: Option<usize>,
     max_per_ip: Option<usize>,
     limit_loopback: Option<bool>,
@@ -288,6 +301,8 @@ pub struct ServeConfig {
     pub max_upload: Option<u64>,
     /// TLS, when on.
     pub tls: Option<TlsConfig>,
+    /// Names HTTP requests may carry besides the server's own.
+    pub allow_host: Vec<String>,
 }
 
 /// TLS settings.
@@ -503,6 +518,7 @@ impl ServeConfig {
                         .clamp(1, 36_500)
                         * 86_400,
                 ),
+                max_bytes: crate::chat::store::MAX_HISTORY_BYTES,
             },
             rate: opts.chat_rate.or(file.chat_rate).unwrap_or(20.0),
             flood: Duration::from_secs(10),
@@ -561,6 +577,11 @@ impl ServeConfig {
             web: !opts.no_web && file.web.unwrap_or(true),
             max_upload: opts.max_upload.or(file.max_upload),
             tls,
+            allow_host: if opts.allow_host.is_empty() {
+                file.allow_host.unwrap_or_default()
+            } else {
+                opts.allow_host.clone()
+            },
         })
     }
 

@@ -415,7 +415,7 @@ async fn traversal_attempts_reach_nothing_outside_the_root() {
     for a in attempts {
         for m in ["GET", "PUT", "DELETE", "MKCOL"] {
             let req = format!(
-                "{m} {a} HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\nEVIL"
+                "{m} {a} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nConnection: close\r\n\r\nEVIL"
             );
             let ans = raw(&s, req.as_bytes()).await;
             assert!(!ans.contains("TOP-SECRET"), "{m} {a}: {ans}");
@@ -430,7 +430,7 @@ async fn traversal_attempts_reach_nothing_outside_the_root() {
     std::fs::create_dir(s.path("d")).unwrap();
     let ans = raw(
         &s,
-        b"GET /d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /d HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     )
     .await;
     assert_eq!(status_of(&ans), 301);
@@ -767,7 +767,7 @@ async fn auth_rights_and_cross_site_requests() {
     // A WebSocket from another site's page is refused.
     let ans = raw(
         &s,
-        b"GET /.ferry/chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+        b"GET /.ferry/chat HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
           Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
           Origin: http://evil.example\r\n\r\n",
     )
@@ -840,7 +840,7 @@ async fn upload_limits_and_cut_uploads_leave_nothing() {
     assert_eq!(std::fs::read(s.path("ok")).unwrap(), vec![3u8; 800]);
     // A body cut off halfway: nothing appears, no partial file stays.
     let mut sock = TcpStream::connect(s.addr).await.unwrap();
-    sock.write_all(b"PUT /cut HTTP/1.1\r\nHost: x\r\nContent-Length: 900\r\n\r\n")
+    sock.write_all(b"PUT /cut HTTP/1.1\r\nHost: localhost\r\nContent-Length: 900\r\n\r\n")
         .await
         .unwrap();
     sock.write_all(&[4u8; 300]).await.unwrap();
@@ -863,7 +863,7 @@ async fn slow_and_oversized_requests_are_cut_off() {
     std::fs::write(s.path("a.txt"), "a").unwrap();
     // Slowloris: a head that never ends is closed.
     let mut c = TcpStream::connect(s.addr).await.unwrap();
-    c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n")
+    c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: localhost\r\n")
         .await
         .unwrap();
     let started = std::time::Instant::now();
@@ -882,7 +882,7 @@ async fn slow_and_oversized_requests_are_cut_off() {
     );
     // Kept alive but idle: closed after the same time.
     let mut c = TcpStream::connect(s.addr).await.unwrap();
-    c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     let started = std::time::Instant::now();
@@ -893,7 +893,7 @@ async fn slow_and_oversized_requests_are_cut_off() {
     assert!(started.elapsed() < Duration::from_secs(4));
     // A body that stalls: the upload fails, nothing is left.
     let mut c = TcpStream::connect(s.addr).await.unwrap();
-    c.write_all(b"PUT /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+    c.write_all(b"PUT /slow HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nabc")
         .await
         .unwrap();
     let mut buf = Vec::new();
@@ -907,12 +907,12 @@ async fn slow_and_oversized_requests_are_cut_off() {
     assert!(common::partial_files(s.root.path()).is_empty());
     // Headers past the bound: 431; too many of them: refused too.
     let big = format!(
-        "GET /a.txt HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "GET /a.txt HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
         "y".repeat(20_000)
     );
     assert_eq!(status_of(&raw(&s, big.as_bytes()).await), 431);
     let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
-    let many = format!("GET /a.txt HTTP/1.1\r\nHost: x\r\n{many}Connection: close\r\n\r\n");
+    let many = format!("GET /a.txt HTTP/1.1\r\nHost: localhost\r\n{many}Connection: close\r\n\r\n");
     let st = status_of(&raw(&s, many.as_bytes()).await);
     assert!(st == 431 || st == 400, "{st}");
     // Garbage after a valid start: 400, and the server goes on.
@@ -935,7 +935,7 @@ async fn busy_servers_answer_503() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let ans = raw(
         &s,
-        b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /a.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     )
     .await;
     assert_eq!(status_of(&ans), 503, "{ans}");
@@ -996,7 +996,7 @@ async fn tus_uploads_resume_where_they_stopped() {
     // A PATCH cut off midway keeps what arrived.
     let mut sock = TcpStream::connect(s.addr).await.unwrap();
     let head = format!(
-        "PATCH {loc} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 100000\r\n\
+        "PATCH {loc} HTTP/1.1\r\nHost: localhost\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 100000\r\n\
          Content-Type: application/offset+octet-stream\r\nContent-Length: 200000\r\n\r\n"
     );
     sock.write_all(head.as_bytes()).await.unwrap();
@@ -1070,7 +1070,7 @@ async fn requests_are_logged_with_peer_text_escaped() {
     let mut c = std::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
     std::io::Write::write_all(
         &mut c,
-        b"GET /evil%1b[31mred%0aforged HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /evil%1b[31mred%0aforged HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     )
     .unwrap();
     let mut out = String::new();
@@ -1100,7 +1100,7 @@ async fn requests_are_logged_with_peer_text_escaped() {
 async fn without_the_web_door_http_gets_a_clear_refusal() {
     let s = TestServer::start(|cfg| cfg.web = false).await;
     std::fs::write(s.path("a.txt"), "a").unwrap();
-    let ans = raw(&s, b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let ans = raw(&s, b"GET /a.txt HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
     assert_eq!(status_of(&ans), 501, "{ans}");
     assert!(ans.contains("--no-web"), "{ans}");
     // The native door is unaffected.

@@ -74,6 +74,7 @@ pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, c
     // of a small request even when it has nothing to do.
     let zipped = plain.clone().layer(compression());
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let misdirected = misdirected(&web.ctx, &req);
         let compress = req.headers().contains_key(header::ACCEPT_ENCODING);
         // Reading a file, the commonest request, goes straight to its
         // handler; everything else through the router.
@@ -92,7 +93,9 @@ pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, c
         let uri = req.uri().clone();
         let version = req.version();
         async move {
-            let mut res = if direct {
+            let mut res = if let Some(res) = misdirected {
+                res
+            } else if direct {
                 files::handle(axum::extract::State(web), req.map(axum::body::Body::new)).await
             } else {
                 let Ok(res) = app.oneshot(req).await;
@@ -118,6 +121,30 @@ pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, c
     if let Err(e) = result {
         debug!("http connection ended: {e}");
     }
+}
+
+/// A 421 for a request whose `Host` (or absolute URI) names something
+/// other than this server: what a page on another site gets when it has
+/// pointed its own name at this server (DNS rebinding). A request with no
+/// name at all comes from no browser, and is served.
+fn misdirected<B>(ctx: &Ctx, req: &Request<B>) -> Option<Response> {
+    let host = match req.uri().authority() {
+        Some(a) => a.as_str(),
+        None => match req.headers().get(header::HOST) {
+            Some(h) => h.to_str().unwrap_or(""),
+            None => return None,
+        },
+    };
+    if ctx.answers_to(host) {
+        return None;
+    }
+    let shown = escape(host);
+    Some(error(
+        StatusCode::MISDIRECTED_REQUEST,
+        format!(
+            "this server does not answer to the name {shown}; if that is one of its names, start it with --allow-host {shown}"
+        ),
+    ))
 }
 
 /// The HTTP/1.1 settings of every connection.

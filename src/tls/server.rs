@@ -35,6 +35,7 @@ const ALPN: &[&[u8]] = &[b"http/1.1"];
 /// The server's TLS: its certificate and the settings of the handshake.
 pub struct ServerTls {
     acceptor: TlsAcceptor,
+    leaf: CertificateDer<'static>,
     fingerprint: Fingerprint,
     cert_path: PathBuf,
     origin: Origin,
@@ -89,6 +90,7 @@ impl ServerTls {
             bail!("no certificate in {}", cert_path.display());
         };
         let fp = fingerprint(leaf);
+        let leaf = leaf.clone().into_owned();
         check_private(&key_path);
         let key = PrivateKeyDer::from_pem_file(&key_path)
             .map_err(|e| anyhow::anyhow!("cannot read the key {}: {e}", key_path.display()))?;
@@ -107,12 +109,22 @@ impl ServerTls {
         config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
         Ok(ServerTls {
             acceptor: TlsAcceptor::from(Arc::new(config)),
+            leaf,
             fingerprint: fp,
             cert_path,
             origin,
             required: cfg.required,
             handshake_timeout: cfg.handshake_timeout,
         })
+    }
+
+    /// Whether the certificate is valid for the DNS name `name`.
+    pub fn valid_for(&self, name: &str) -> bool {
+        let Ok(server) = rustls::pki_types::ServerName::try_from(name) else {
+            return false;
+        };
+        webpki::EndEntityCert::try_from(&self.leaf)
+            .is_ok_and(|c| c.verify_is_valid_for_subject_name(&server).is_ok())
     }
 
     /// The certificate's SHA-256 fingerprint.
