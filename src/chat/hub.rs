@@ -48,6 +48,11 @@ pub struct ChatLimits {
     pub queue_bytes: usize,
     /// Messages replayed from history on join.
     pub replay: usize,
+    /// Rooms that may exist at once on the server (a room exists while
+    /// someone is in it; the lobby always does).
+    pub rooms: usize,
+    /// Rooms one client may be in at once.
+    pub rooms_per_client: usize,
 }
 
 impl Default for ChatLimits {
@@ -57,6 +62,8 @@ impl Default for ChatLimits {
             queue: 16 * 1024,
             queue_bytes: 2 * 1024 * 1024,
             replay: 50,
+            rooms: 1000,
+            rooms_per_client: 32,
         }
     }
 }
@@ -421,6 +428,18 @@ impl Hub {
             st.clients.get_mut(&id).ok_or("not connected")?.current = Some(key);
             send(&mut st, id, Event::Current { room: name });
             return Ok(());
+        }
+        if client.rooms.len() >= self.limits.rooms_per_client {
+            return Err(format!(
+                "you are in {} rooms, the most one client may be in: /part one first",
+                client.rooms.len()
+            ));
+        }
+        if !st.rooms.contains_key(&key) && st.rooms.len() >= self.limits.rooms {
+            return Err(format!(
+                "this server has {} rooms, the most it keeps: join one of them (/rooms)",
+                st.rooms.len()
+            ));
         }
         let display = room.trim_start_matches('#').to_string();
         let room_entry = st.rooms.entry(key.clone()).or_insert_with(|| Room {

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -47,6 +48,24 @@ pub struct Retention {
     pub per_room: usize,
     /// Messages older than this are removed.
     pub max_age: Duration,
+    /// Bytes the history may hold in all rooms together; past it the
+    /// oldest batches go, whatever their room, down to three quarters of
+    /// it. Without it, clients that each say a line in many rooms fill the
+    /// disk one room's limit at a time.
+    pub max_bytes: u64,
+}
+
+/// The default of [`Retention::max_bytes`].
+pub const MAX_HISTORY_BYTES: u64 = 64 << 20;
+
+/// Longest the write-ahead log is left after a checkpoint has emptied it.
+const WAL_LIMIT: i64 = 16 << 20;
+
+/// What a stored batch costs, counted the same way when stored and when
+/// counted again from the table: its texts, names and a row's overhead.
+const ROW_COST_SQL: &str = "length(messages) + length(nick) + length(room) + 32";
+fn row_cost(room: &str, nick: &str, body: &str) -> u64 {
+    (body.len() + nick.len() + room.len() + 32) as u64
 }
 
 /// The history database.
@@ -78,6 +97,9 @@ struct Db {
     since_poke: usize,
     /// When messages past the age limit were last removed.
     aged: Instant,
+    /// Bytes held (see [`Retention::max_bytes`]); an upper bound, counted
+    /// again from the table when it passes the limit.
+    bytes: u64,
 }
 
 /// Why the history cannot be opened.
@@ -139,6 +161,7 @@ impl History {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&lock_name)
             .map_err(OpenError::Lock)?;
         let owner = match Flock::lock(owner, FlockArg::LockExclusiveNonblock) {
@@ -146,14 +169,17 @@ impl History {
             Err((_, Errno::EWOULDBLOCK)) => return Err(OpenError::InUse),
             Err((_, e)) => return Err(OpenError::Lock(e.into())),
         };
+        make_private(path).map_err(OpenError::Lock)?;
         let db = Connection::open(path)?;
         db.busy_timeout(Duration::from_secs(5))?;
         db.pragma_update(None, "synchronous", "NORMAL")?;
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "wal_autocheckpoint", 0)?;
+        db.pragma_update(None, "journal_size_limit", WAL_LIMIT)?;
         create_or_upgrade(&db)?;
         let checkpointer = Connection::open(path)?;
         checkpointer.pragma_update(None, "synchronous", "NORMAL")?;
+        checkpointer.pragma_update(None, "journal_size_limit", WAL_LIMIT)?;
         let dirty = Arc::new(AtomicBool::new(false));
         let (poke, pokes) = sync_channel(1);
         let thread = std::thread::Builder::new()
@@ -169,6 +195,7 @@ impl History {
                 since_trim: HashMap::new(),
                 since_poke: 0,
                 aged: Instant::now(),
+                bytes: 0,
             }),
             retention,
             checkpoints: Some(Checkpoints {
@@ -211,6 +238,10 @@ impl History {
                 "INSERT INTO batches (room, nick, ts_ms, count, messages) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![room, nick, ts_ms, said.len() as i64, body])?;
+        db.bytes += row_cost(room, nick, &body);
+        if db.bytes > self.retention.max_bytes {
+            db.bytes = shrink(&db.conn, self.retention.max_bytes)?;
+        }
         if let Some(c) = &self.checkpoints {
             c.dirty.store(true, Ordering::Relaxed);
             db.since_poke += 1;
@@ -282,6 +313,7 @@ impl History {
         for room in rooms {
             trim(&db.conn, &room, self.retention.per_room)?;
         }
+        db.bytes = shrink(&db.conn, self.retention.max_bytes)?;
         Ok(())
     }
 }
@@ -293,6 +325,28 @@ impl Drop for History {
             let _ = c.thread.join();
         }
     }
+}
+
+/// Creates the history file readable by its owner alone (SQLite gives its
+/// `-wal` and `-shm` files the same mode), and takes read access away from
+/// an existing one and its companions: other people's messages, and once
+/// whatever a client sent, are in it.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The checkpoint thread: a PASSIVE checkpoint when asked, or when a
@@ -371,6 +425,52 @@ fn trim(db: &Connection, room: &str, keep: usize) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Counts the bytes held and, past `max`, removes the oldest batches of
+/// any room down to three quarters of it; returns the bytes then held.
+fn shrink(db: &Connection, max: u64) -> rusqlite::Result<u64> {
+    let count = |db: &Connection| -> rusqlite::Result<u64> {
+        let total: f64 = db.query_row(
+            &format!("SELECT total({ROW_COST_SQL}) FROM batches"),
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(total as u64)
+    };
+    let mut held = count(db)?;
+    if held <= max {
+        return Ok(held);
+    }
+    let goal = max / 4 * 3;
+    // Oldest first, in steps, each step's cost read from the rows it takes.
+    let mut step = db.prepare_cached(&format!(
+        "SELECT id, {ROW_COST_SQL} FROM batches ORDER BY id LIMIT 512"
+    ))?;
+    while held > goal {
+        let rows: Vec<(i64, i64)> = step
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        if rows.is_empty() {
+            break;
+        }
+        let mut last = rows[0].0;
+        for (id, cost) in rows {
+            if held <= goal {
+                break;
+            }
+            held = held.saturating_sub(cost as u64);
+            last = id;
+        }
+        db.prepare_cached("DELETE FROM batches WHERE id <= ?1")?
+            .execute(params![last])?;
+    }
+    warn!(
+        kept = held,
+        limit = max,
+        "chat history: over its size limit; removed the oldest messages"
+    );
+    count(db)
+}
+
 /// Removes the messages older than `max_age`.
 fn remove_aged(db: &Connection, max_age: Duration) -> rusqlite::Result<()> {
     let cutoff =
@@ -389,7 +489,38 @@ mod tests {
         Retention {
             per_room,
             max_age: Duration::from_secs(3600),
+            max_bytes: MAX_HISTORY_BYTES,
         }
+    }
+
+    #[test]
+    fn many_rooms_together_stay_within_the_byte_limit() {
+        let (_dir, path) = db_path();
+        let now = chrono::Utc::now().timestamp_millis();
+        let ret = Retention {
+            max_bytes: 64 * 1024,
+            ..keep(1000)
+        };
+        let line = "x".repeat(200);
+        {
+            let h = History::open(&path, ret).unwrap();
+            // 2,000 rooms of one line each: about 0.5 MB if nothing bounded
+            // the whole.
+            for i in 0..2000 {
+                h.append(&format!("r{i}"), "n", now, &[(line.clone(), false)])
+                    .unwrap();
+            }
+            let held = shrink(&h.db().conn, u64::MAX).unwrap();
+            assert!(held <= 64 * 1024, "{held} bytes held");
+            assert!(held >= 64 * 1024 / 2, "too much removed: {held}");
+            // The newest are kept, the oldest gone.
+            assert_eq!(h.recent("r1999", 5).unwrap().len(), 1);
+            assert!(h.recent("r0", 5).unwrap().is_empty());
+        }
+        // And the files on disk are the owner's alone.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "history file mode {mode:o}");
     }
 
     /// Messages `m{i}` for `i` in `range`, said together.
