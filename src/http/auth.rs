@@ -19,6 +19,7 @@ use base64::Engine;
 
 use super::{Web, error};
 use crate::secret::Secret;
+use crate::server::Verdict;
 use crate::wire::messages::Permissions;
 
 /// Session cookie name.
@@ -131,13 +132,14 @@ pub async fn who(web: &Web, headers: &HeaderMap) -> Result<Who, Response> {
         });
     }
     if let Some(token) = presented(headers) {
-        if web.ctx.gate.check(web.peer.ip(), &token).await {
-            return Ok(Who {
+        return match web.ctx.gate.check(web.peer.ip(), &token).await {
+            Verdict::Right => Ok(Who {
                 perms: cfg.granted,
                 authed: true,
-            });
-        }
-        return Err(unauthorized(headers, "wrong token"));
+            }),
+            Verdict::Wrong => Err(unauthorized(headers, "wrong token")),
+            Verdict::Throttled(wait) => Err(throttled(wait)),
+        };
     }
     if cookie(headers, COOKIE).is_some_and(|id| web.ctx.sessions.valid(id)) {
         return Ok(Who {
@@ -149,6 +151,18 @@ pub async fn who(web: &Web, headers: &HeaderMap) -> Result<Who, Response> {
         perms: cfg.anonymous,
         authed: false,
     })
+}
+
+/// 429 with `Retry-After`: too many wrong tokens lately.
+fn throttled(wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs().max(1);
+    let mut res = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many wrong tokens from your address lately; try again in {secs} s"),
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    res
 }
 
 fn unauthorized(headers: &HeaderMap, why: &str) -> Response {
@@ -246,8 +260,10 @@ pub async fn login(State(web): State<Web>, req: Request) -> Response {
             .into_owned(),
         None => text.trim().to_string(),
     };
-    if !web.ctx.gate.check(web.peer.ip(), &Secret::new(token)).await {
-        return unauthorized(&headers, "wrong token");
+    match web.ctx.gate.check(web.peer.ip(), &Secret::new(token)).await {
+        Verdict::Right => {}
+        Verdict::Wrong => return unauthorized(&headers, "wrong token"),
+        Verdict::Throttled(wait) => return throttled(wait),
     }
     let Ok(id) = web.ctx.sessions.create() else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "no randomness");

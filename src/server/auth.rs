@@ -1,25 +1,73 @@
-//! [`Gate`]: checks the shared token, in constant time, and slows down an
-//! address that keeps guessing.
+//! [`Gate`]: checks the shared token, in constant time, and throttles
+//! guessing per source address and in all.
+//!
+//! Every attempt takes a turn before it is checked, as if it were going to
+//! fail; a success gives the turn back and forgets the address. So many
+//! connections from one address guess no faster than one: an address's
+//! turns are spaced 250 ms after its first failure, doubling up to 5 s.
+//! Across all addresses, turns are spaced so that no more than
+//! [`GLOBAL_RATE`] attempts a second (after a burst of [`GLOBAL_BURST`]) are
+//! checked however many addresses guess. An attempt whose turn is further
+//! away than [`MAX_WAIT`] fails at once, unchecked.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::secret::Secret;
 
 /// Failures are forgotten after this long without another.
 const FORGET_AFTER: Duration = Duration::from_secs(600);
-/// Longest delay imposed on one attempt.
+/// Longest spacing between one address's turns.
 const MAX_DELAY: Duration = Duration::from_secs(5);
-/// Addresses remembered at most (oldest forgotten first past this).
+/// Addresses remembered at most (the forgotten ones first past this).
 const MAX_TRACKED: usize = 10_000;
+/// Attempts checked per second across all addresses, once the burst is
+/// spent.
+const GLOBAL_RATE: u32 = 20;
+/// Attempts checked at once before the global rate applies.
+const GLOBAL_BURST: u32 = 40;
+/// An attempt whose turn is further away than this fails at once.
+const MAX_WAIT: Duration = Duration::from_secs(20);
 
-/// The token check with per-address throttling.
+/// One address's record.
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    /// Failed (or still running) attempts since the last success.
+    failures: u32,
+    /// Its next free turn.
+    next: Instant,
+}
+
+#[derive(Debug)]
+struct Turns {
+    per_address: HashMap<IpAddr, Record>,
+    /// The global schedule (a generic cell rate: the time the next
+    /// attempt would be due were there no burst).
+    global_due: Instant,
+}
+
+/// The token check with throttling.
 #[derive(Debug)]
 pub struct Gate {
     token: Option<Secret>,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    turns: Mutex<Turns>,
+}
+
+/// Spacing after `failures` failures: 250 ms doubling, up to 5 s.
+fn spacing(failures: u32) -> Duration {
+    if failures == 0 {
+        return Duration::ZERO;
+    }
+    let ms = 250u64.saturating_mul(1 << (failures - 1).min(10));
+    Duration::from_millis(ms).min(MAX_DELAY)
+}
+
+fn global_interval() -> Duration {
+    Duration::from_secs(1) / GLOBAL_RATE
 }
 
 impl Gate {
@@ -27,7 +75,10 @@ impl Gate {
     pub fn new(token: Option<Secret>) -> Gate {
         Gate {
             token,
-            failures: Mutex::default(),
+            turns: Mutex::new(Turns {
+                per_address: HashMap::new(),
+                global_due: Instant::now(),
+            }),
         }
     }
 
@@ -36,47 +87,106 @@ impl Gate {
         self.token.is_some()
     }
 
-    /// Delay before the next attempt from `ip`: 0 at first, then doubling
-    /// from 250 ms with each recent failure, up to 5 s.
+    /// How long an attempt from `ip` made now would wait for its turn.
     pub fn delay_for(&self, ip: IpAddr) -> Duration {
-        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(&ip) {
-            Some((n, at)) if at.elapsed() < FORGET_AFTER && *n > 0 => {
-                let ms = 250u64.saturating_mul(1 << (n - 1).min(10));
-                Duration::from_millis(ms).min(MAX_DELAY)
-            }
-            _ => Duration::ZERO,
+        let t = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let own = t
+            .per_address
+            .get(&ip)
+            .map_or(now, |r| r.next.max(now))
+            .saturating_duration_since(now);
+        let burst = global_interval() * GLOBAL_BURST;
+        let global = t
+            .global_due
+            .checked_sub(burst)
+            .unwrap_or(now)
+            .saturating_duration_since(now);
+        own.max(global)
+    }
+
+    /// Takes a turn for `ip`: when it may be checked, or `None` when that is
+    /// too far away.
+    fn take_turn(&self, ip: IpAddr) -> Option<Instant> {
+        let mut t = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if t.per_address.len() >= MAX_TRACKED {
+            t.per_address
+                .retain(|_, r| now.saturating_duration_since(r.next) < FORGET_AFTER);
+        }
+        let rec = match t.per_address.get(&ip).copied() {
+            Some(r) if now.saturating_duration_since(r.next) < FORGET_AFTER => r,
+            _ => Record {
+                failures: 0,
+                next: now,
+            },
+        };
+        let own = rec.next.max(now);
+        let due = t.global_due.max(now);
+        let burst = global_interval() * GLOBAL_BURST;
+        let global = due.checked_sub(burst).unwrap_or(now).max(now);
+        let at = own.max(global);
+        if at.saturating_duration_since(now) > MAX_WAIT {
+            return None;
+        }
+        t.global_due = due + global_interval();
+        if t.per_address.len() < MAX_TRACKED || t.per_address.contains_key(&ip) {
+            t.per_address.insert(
+                ip,
+                Record {
+                    failures: rec.failures + 1,
+                    next: at + spacing(rec.failures + 1),
+                },
+            );
+        }
+        Some(at)
+    }
+
+    /// A success: the address is forgotten and its global turn given back.
+    fn succeeded(&self, ip: IpAddr) {
+        let mut t = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        t.per_address.remove(&ip);
+        let back = t.global_due.checked_sub(global_interval());
+        if let Some(b) = back {
+            t.global_due = b;
         }
     }
 
-    /// Checks `candidate` after any delay the address has earned.
-    pub async fn check(&self, ip: IpAddr, candidate: &Secret) -> bool {
+    /// Checks `candidate` once its turn has come (see the module docs).
+    pub async fn check(&self, ip: IpAddr, candidate: &Secret) -> Verdict {
         let Some(token) = &self.token else {
-            return true;
+            return Verdict::Right;
         };
-        let delay = self.delay_for(ip);
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        let ok = token.matches(candidate.expose());
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if ok {
-            map.remove(&ip);
+        let Some(at) = self.take_turn(ip) else {
+            tracing::info!("token attempt refused unchecked: too many recent failures");
+            return Verdict::Throttled(self.delay_for(ip).max(Duration::from_secs(1)));
+        };
+        tokio::time::sleep_until(at).await;
+        if token.matches(candidate.expose()) {
+            self.succeeded(ip);
+            Verdict::Right
         } else {
-            if map.len() >= MAX_TRACKED {
-                map.retain(|_, (_, at)| at.elapsed() < FORGET_AFTER);
-                if map.len() >= MAX_TRACKED {
-                    map.clear();
-                }
-            }
-            let e = map.entry(ip).or_insert((0, Instant::now()));
-            if e.1.elapsed() >= FORGET_AFTER {
-                e.0 = 0;
-            }
-            e.0 = e.0.saturating_add(1);
-            e.1 = Instant::now();
+            Verdict::Wrong
         }
-        ok
+    }
+}
+
+/// What [`Gate::check`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The token is right (or none is set).
+    Right,
+    /// The token was checked and is wrong.
+    Wrong,
+    /// Not checked: the address (or everyone) has failed too often lately;
+    /// try again after this long.
+    Throttled(Duration),
+}
+
+impl Verdict {
+    /// Whether the token was right.
+    pub fn is_right(self) -> bool {
+        self == Verdict::Right
     }
 }
 
@@ -89,14 +199,79 @@ mod tests {
         let g = Gate::new(Some(Secret::new("right-token")));
         let ip: IpAddr = "192.0.2.9".parse().unwrap();
         let other: IpAddr = "192.0.2.10".parse().unwrap();
-        assert!(!g.check(ip, &Secret::new("wrong")).await);
+        assert_eq!(g.check(ip, &Secret::new("wrong")).await, Verdict::Wrong);
         assert_eq!(g.delay_for(ip), Duration::from_millis(250));
-        assert!(!g.check(ip, &Secret::new("wrong")).await);
+        assert_eq!(g.check(ip, &Secret::new("wrong")).await, Verdict::Wrong);
         assert_eq!(g.delay_for(ip), Duration::from_millis(500));
         assert_eq!(g.delay_for(other), Duration::ZERO);
-        let start = tokio::time::Instant::now();
-        assert!(g.check(ip, &Secret::new("right-token")).await);
+        let start = Instant::now();
+        assert!(g.check(ip, &Secret::new("right-token")).await.is_right());
         assert!(start.elapsed() >= Duration::from_millis(500));
         assert_eq!(g.delay_for(ip), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn parallel_guesses_from_one_address_take_turns() {
+        let g = std::sync::Arc::new(Gate::new(Some(Secret::new("right-token"))));
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..64 {
+            let g = g.clone();
+            tasks.spawn(async move {
+                let v = g.check(ip, &Secret::new("wrong")).await;
+                (v, Instant::now())
+            });
+        }
+        let mut checked_in_10s = 0;
+        let mut throttled = 0;
+        while let Some(r) = tasks.join_next().await {
+            let (v, at) = r.unwrap();
+            match v {
+                Verdict::Wrong if at.duration_since(start) <= Duration::from_secs(10) => {
+                    checked_in_10s += 1
+                }
+                Verdict::Wrong => {}
+                Verdict::Throttled(_) => throttled += 1,
+                Verdict::Right => panic!("a wrong token passed"),
+            }
+        }
+        // Turns further than 20 s away are refused unchecked, at once.
+        assert!(throttled >= 50, "{throttled} throttled");
+        // 0, .25, .75, 1.75, 3.75, 7.75 s: six in the first ten seconds,
+        // where 64 connections used to make 64.
+        assert!(checked_in_10s <= 6, "{checked_in_10s} guesses in 10 s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn many_addresses_together_are_held_to_the_global_rate() {
+        let g = std::sync::Arc::new(Gate::new(Some(Secret::new("right-token"))));
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..200u32 {
+            let g = g.clone();
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            tasks.spawn(async move {
+                g.check(ip, &Secret::new("wrong")).await;
+                Instant::now()
+            });
+        }
+        let mut in_first_second = 0;
+        while let Some(r) = tasks.join_next().await {
+            if r.unwrap().duration_since(start) < Duration::from_secs(1) {
+                in_first_second += 1;
+            }
+        }
+        let most = GLOBAL_BURST + GLOBAL_RATE;
+        assert!(
+            in_first_second <= most as usize,
+            "{in_first_second} checked in the first second"
+        );
+        // A right token still gets through once its turn comes.
+        assert!(
+            g.check("192.0.2.1".parse().unwrap(), &Secret::new("right-token"))
+                .await
+                .is_right()
+        );
     }
 }
