@@ -12,6 +12,7 @@ mod auth;
 pub(crate) mod chat;
 mod classic;
 mod exec;
+pub mod hosts;
 mod limits;
 mod native;
 pub mod sniff;
@@ -34,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-pub use auth::Gate;
+pub use auth::{Gate, Verdict};
 pub use limits::{ConnLimits, ConnPermit, Refusal};
 use sniff::{Door, sniff};
 
@@ -70,6 +71,19 @@ pub(crate) struct Ctx {
     pub(crate) sessions: crate::http::auth::Sessions,
     /// TLS, when on.
     pub(crate) tls: Option<crate::tls::server::ServerTls>,
+    /// The names HTTP requests may carry in `Host`.
+    pub(crate) names: hosts::KnownNames,
+    /// KiB of folder-upload manifests being checked at once, in all.
+    pub(crate) plan_budget: Arc<Semaphore>,
+}
+
+impl Ctx {
+    /// Whether an HTTP request's `Host` names this server (see
+    /// [`hosts::KnownNames`]).
+    pub(crate) fn answers_to(&self, host: &str) -> bool {
+        self.names
+            .allows(host, |n| self.tls.as_ref().is_some_and(|t| t.valid_for(n)))
+    }
 }
 
 /// A bound, not yet running server.
@@ -124,7 +138,9 @@ impl Server {
         } else {
             None
         };
+        let names = hosts::KnownNames::new(&crate::config::host_name(), &config.allow_host);
         let ctx = Arc::new(Ctx {
+            names,
             chat,
             gate: Gate::new(config.token.clone()),
             limits: ConnLimits::new(config.limits.clone()),
@@ -141,6 +157,7 @@ impl Server {
             abort: CancellationToken::new(),
             sessions: Default::default(),
             tls,
+            plan_budget: Arc::new(Semaphore::new((native::MAX_PLAN_BODY / 1024) as usize)),
         });
         Ok(Server { ctx, tcp, udp })
     }
@@ -390,6 +407,14 @@ async fn serve_door(
                 stream,
                 "501 Not Implemented",
                 "this server does not serve HTTP (--no-web)",
+            )
+            .await
+        }
+        Door::Foreign => {
+            info!("closed: another protocol's greeting");
+            text_line(
+                stream,
+                "ferry: this port speaks ferry, HTTP and plain-text chat, not this protocol",
             )
             .await
         }

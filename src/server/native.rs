@@ -23,11 +23,14 @@ use crate::wire::messages::{
 };
 use crate::wire::{ConnError, Connection, Kind, Stream};
 
+use super::auth::Verdict;
+
 /// Entries per `Partial` frame of a listing: well under the header cap even
 /// with 255-byte names.
 const BATCH: usize = 64;
-/// Largest `plan` body (a folder upload's manifest).
-const MAX_PLAN_BODY: u64 = 32 * 1024 * 1024;
+/// Largest `plan` body (a folder upload's manifest), and the budget that
+/// all manifests being checked at once share (see `Ctx::plan_budget`).
+pub(crate) const MAX_PLAN_BODY: u64 = 32 * 1024 * 1024;
 /// Wrong tokens tolerated on one connection before it is closed.
 const MAX_AUTH_FAILURES: u32 = 3;
 
@@ -57,6 +60,17 @@ pub(super) enum Fail {
     Fatal(ErrorCode, String),
     /// The connection is gone or broken.
     Conn(ConnError),
+}
+
+impl Fail {
+    /// The same refusal, but closing: for a request whose body is left
+    /// unread.
+    fn fatal(self) -> Fail {
+        match self {
+            Fail::Reply(code, msg) => Fail::Fatal(code, msg),
+            other => other,
+        }
+    }
 }
 
 impl From<ConnError> for Fail {
@@ -307,7 +321,15 @@ impl Session {
             version,
             server: cfg.name.clone(),
             software: crate::SOFTWARE.to_string(),
-            features: crate::wire::messages::features(),
+            features: {
+                let mut f = crate::wire::messages::features();
+                if self.ctx.tls.is_some() {
+                    // A client without a pin for this server then moves to
+                    // TLS before it sends anything that matters.
+                    f.push("tls".into());
+                }
+                f
+            },
             auth_required: cfg.auth_required(),
             auth_available: self.ctx.gate.enabled(),
             permissions: perms,
@@ -316,7 +338,17 @@ impl Session {
     }
 
     async fn auth(&mut self, token: &Secret) -> Result<(), Fail> {
-        if self.ctx.gate.check(self.peer.ip(), token).await {
+        let verdict = self.ctx.gate.check(self.peer.ip(), token).await;
+        if let Verdict::Throttled(wait) = verdict {
+            return Err(Fail::Fatal(
+                ErrorCode::Busy,
+                format!(
+                    "too many wrong tokens from your address lately; try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+            ));
+        }
+        if verdict.is_right() {
             self.perms = Some(self.ctx.config.granted);
             info!("authenticated");
             return self
@@ -507,11 +539,19 @@ impl Session {
             return Err(Fail::Conn(e));
         }
         if let Err(e) = written {
+            // Nothing is kept of an upload the disk refused (see
+            // docs/PROTOCOL.md, "What is kept").
             let at = part.written();
             part.discard();
+            let why = match e.kind() {
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                    "no space left on the server's disk".to_string()
+                }
+                _ => e.to_string(),
+            };
             return Err(Fail::Fatal(
                 ErrorCode::Io,
-                format!("writing failed at byte {at}: {e}"),
+                format!("storing failed at byte {at}: {why}; nothing of this upload was kept"),
             ));
         }
 
@@ -535,11 +575,31 @@ impl Session {
                 format!("a folder manifest may be at most {MAX_PLAN_BODY} bytes"),
             ));
         }
+        // Refused before its body is read: the connection closes, since
+        // the body is left unread.
+        self.require(|p| p.upload, "uploading", "--allow-upload")
+            .map_err(Fail::fatal)?;
+        // Checking a manifest costs several times its size in memory:
+        // manifests being checked share one budget, so that many at once
+        // cost what the largest one does.
+        let kib = u32::try_from(body_len.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+        let _budget = tokio::time::timeout(
+            self.ctx.config.deadlines.body,
+            self.ctx.plan_budget.clone().acquire_many_owned(kib),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| {
+            Fail::Fatal(
+                ErrorCode::Busy,
+                "the server is busy checking other folder uploads; try again".into(),
+            )
+        })?;
         let mut body = Vec::with_capacity(body_len as usize);
         while self.conn.body_remaining() > 0 {
             body.extend_from_slice(&self.conn.next_chunk().await?);
         }
-        self.require(|p| p.upload, "uploading", "--allow-upload")?;
         let base = RelPath::parse(path)?;
         let entries: Vec<TreeEntry> = serde_json::from_slice(&body)
             .map_err(|e| Fail::Reply(ErrorCode::BadRequest, format!("malformed manifest: {e}")))?;
