@@ -235,7 +235,18 @@ pub(super) async fn put_file(
     let never = tokio_util::sync::CancellationToken::new();
     let sha256 = match send_body(conn, source, &never, |n| bar.inc(n)).await {
         Ok(sha) => sha,
-        Err(SendError::Conn(e)) => return Err(e.into()),
+        Err(SendError::Conn(e)) => {
+            // The server may have stopped the upload with a reason (a full
+            // disk) and closed: that reason, not the broken pipe, is what
+            // to show.
+            let said = tokio::time::timeout(std::time::Duration::from_secs(2), conn.next_head());
+            if let Ok(Ok(head)) = said.await {
+                if head.kind == Kind::Error {
+                    return Err(remote_error(&head.header, head.kind));
+                }
+            }
+            return Err(e.into());
+        }
         // The body cannot be completed; the connection must be dropped.
         Err(e) => {
             let name = crate::text::escape(&local.display().to_string()).into_owned();

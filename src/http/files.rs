@@ -80,12 +80,6 @@ pub async fn blocking<T: Send + 'static>(
         .unwrap_or(Err(FilesError::Internal))
 }
 
-/// Describes `rel`, or the error response.
-async fn stat(web: &Web, rel: &RelPath) -> Result<Entry, Response> {
-    let r = rel.clone();
-    blocking(web, move |s| s.stat(&r)).await.map_err(failure)
-}
-
 /// The served path a request URL names, and whether it ends in `/`.
 /// Percent-decoding happens once; what it yields goes through the one name
 /// validator, so `%2e%2e`, `..%2f`, backslashes and empty segments are
@@ -213,6 +207,14 @@ async fn get(
     // still stream from a disk thread.
     let found = open_small(&web.ctx.store, &rel);
     let (file, entry, small) = match found {
+        // A file named as a folder (`/file.txt/`) is not there, as on
+        // any web server.
+        Ok(Some(_)) if trailing && !rel.is_root() => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("{rel} is a file, not a folder"),
+            );
+        }
         Ok(Some(x)) => x,
         Ok(None) => return folder(web, who, uri, headers, rel, trailing).await,
         Err(e) => return failure(e),
@@ -423,7 +425,8 @@ async fn folder(
 /// on stalls, the upload limit checked as bytes come, and a stop on
 /// shutdown. Gives the part file back with how the body ended: what was
 /// written is written either way (tus keeps it for a resume; PUT throws it
-/// away).
+/// away). When storing fails, the partial file is removed and the error is
+/// the answer.
 pub async fn stream_body(
     web: &Web,
     part: crate::files::part::PartFile,
@@ -475,14 +478,27 @@ pub async fn stream_body(
         .await
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     if let Err(e) = written {
-        let status = if e.kind() == io::ErrorKind::InvalidData {
-            StatusCode::PAYLOAD_TOO_LARGE
-        } else {
-            StatusCode::INTERNAL_SERVER_ERROR
-        };
-        return Ok((part, Err(error(status, e.to_string()))));
+        // Nothing is kept of an upload the disk refused: a full disk must
+        // not stay full with it (an interrupted body, below, is kept).
+        part.discard();
+        return Err(storage_failed(&e));
     }
     Ok((part, failed.map_or(Ok(()), Err)))
+}
+
+/// The answer for an upload whose bytes could not be stored.
+pub fn storage_failed(e: &io::Error) -> Response {
+    match e.kind() {
+        io::ErrorKind::InvalidData => error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => error(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "no space left on the server's disk; nothing of this upload was kept",
+        ),
+        _ => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("storing the upload failed ({e}); nothing of it was kept"),
+        ),
+    }
 }
 
 /// Moves a complete partial file into place (on a blocking thread).
@@ -614,9 +630,12 @@ async fn delete(web: &Web, who: &Who, headers: &HeaderMap, rel: RelPath) -> Resp
     if !who.perms.delete {
         return auth::deny(web, who, headers, "delete");
     }
-    let current = match stat(web, &rel).await {
+    // The name itself is what goes: a symlink is removed, never followed,
+    // as on every door (FileStore::remove).
+    let r = rel.clone();
+    let current = match blocking(web, move |s| s.stat_name(&r)).await {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(e) => return failure(e),
     };
     if current.kind != EntryKind::Dir
         && cond::evaluate(&conditions(headers), Some(&validators(&current)), false)

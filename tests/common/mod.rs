@@ -213,8 +213,64 @@ pub fn spawn_bin_server_with_state(root: &Path, state: &Path, extra: &[&str]) ->
     start_bin_server(root, state, extra, &[])
 }
 
+/// The real binary serving `root` after a tmpfs of `size` (as `mount -o
+/// size=` takes it) is mounted there, in a mount namespace of the server's
+/// own: the small disk goes away with the server. `None` where that
+/// cannot be done (not root, no `unshare`): the caller says so.
+pub fn spawn_bin_server_on_small_disk(
+    root: &Path,
+    size: &str,
+    extra: &[&str],
+) -> Option<BinServer> {
+    let can = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !can {
+        return None;
+    }
+    let own = tempfile::tempdir().unwrap();
+    let script = r#"mount -t tmpfs -o size="$1" tmpfs "$2" || exit 97; shift 2; exec "$@""#;
+    let root_s = root.to_str().unwrap();
+    let prefix = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        size,
+        root_s,
+    ];
+    let mut srv = start_bin_server_via(&prefix, root, own.path(), extra, &[]);
+    srv._own_state = Some(own);
+    Some(srv)
+}
+
 fn start_bin_server(root: &Path, state: &Path, extra: &[&str], envs: &[(&str, &str)]) -> BinServer {
-    let mut cmd = Command::new(ferry_bin());
+    start_bin_server_via(&[], root, state, extra, envs)
+}
+
+/// Starts the binary, behind the command `prefix` (which ends by running
+/// what follows it) when there is one.
+fn start_bin_server_via(
+    prefix: &[&str],
+    root: &Path,
+    state: &Path,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> BinServer {
+    let mut cmd = match prefix.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(ferry_bin());
+            c
+        }
+        None => Command::new(ferry_bin()),
+    };
     cmd.arg("serve")
         .arg(root)
         .args(["--listen", "127.0.0.1:0"])
