@@ -296,11 +296,12 @@ fn output_in(lab: &Lab, node: &str, args: &[&str]) -> String {
 
 #[test]
 fn tls_required_refuses_plain_connections_from_the_lan_but_not_from_loopback() {
-    let Some(mut lab) = build('r', &[("s1", 1), ("s2", 2), ("cl", 10)]) else {
+    let Some(mut lab) = build('r', &[("s1", 1), ("s2", 2), ("s3", 3), ("cl", 10)]) else {
         println!("SKIPPED: cannot create network namespaces here (needs root)");
         return;
     };
     const TOKEN: &str = "lan-token-for-tls-tests";
+    serve_in_with(&mut lab, "s3", &["--tls", "--no-discovery"], Some(TOKEN));
     serve_in_with(
         &mut lab,
         "s1",
@@ -409,4 +410,24 @@ fn tls_required_refuses_plain_connections_from_the_lan_but_not_from_loopback() {
     );
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("without TLS"), "no token, no warning: {err}");
+
+    // A server with TLS that does not require it says so in its hello: a
+    // client with no pin leaves before sending its token and comes back
+    // with TLS.
+    let (code, _, err) = cli_in(&lab, "cl", &["ls", "10.231.0.3"], &env);
+    assert_eq!(code, 255, "{err}");
+    assert!(
+        err.contains("offers TLS; connecting again with TLS"),
+        "{err}"
+    );
+    assert!(err.contains("not known yet"), "{err}");
+    assert!(
+        !err.contains("without TLS"),
+        "the token went in clear: {err}"
+    );
+    let (code, _, err) = cli_in(&lab, "cl", &["ls", "--accept-new", "10.231.0.3"], &env);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli_in(&lab, "cl", &["ping", "-c", "1", "10.231.0.3"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("TLS, certificate"), "{out}");
 }

@@ -71,6 +71,10 @@ pub enum ClientError {
     /// The bytes received do not match the server's digest.
     #[error("SHA-256 mismatch: {0}")]
     Checksum(String),
+    /// Reached in clear, the server said it has TLS: connect again with
+    /// it (see [`Client::connect_with`]).
+    #[error("the server offers TLS")]
+    OfferedTls,
 }
 
 impl ClientError {
@@ -152,9 +156,14 @@ impl Client {
         if policy.force || pinned {
             return Client::connect_tls(authority, token, &policy.options).await;
         }
-        match Client::connect(authority, token).await {
+        let tcp = dial(authority).await?;
+        match Client::over_offered(Stream::Plain(tcp), token, true).await {
             Err(e) if e.code() == Some(ErrorCode::TlsRequired) => {
                 eprintln!("ferry: {authority} requires TLS; connecting again with TLS");
+                Client::connect_tls(authority, token, &policy.options).await
+            }
+            Err(ClientError::OfferedTls) => {
+                eprintln!("ferry: {authority} offers TLS; connecting again with TLS");
                 Client::connect_tls(authority, token, &policy.options).await
             }
             r => r,
@@ -185,6 +194,14 @@ impl Client {
 
     /// Speaks the protocol over an already-connected stream.
     pub async fn over(stream: Stream, token: Option<&Secret>) -> Result<Client> {
+        Client::over_offered(stream, token, false).await
+    }
+
+    /// [`Client::over`]; with `upgrade`, a server whose hello says it has
+    /// TLS, reached in clear over the network (not loopback), is left before
+    /// the token is sent, with
+    /// [`ClientError::OfferedTls`], for the caller to connect again with TLS.
+    async fn over_offered(stream: Stream, token: Option<&Secret>, upgrade: bool) -> Result<Client> {
         let deadlines = Deadlines {
             // Replies can take a while (hashing a large prefix, a big rm -r).
             idle: Duration::from_secs(600),
@@ -196,6 +213,12 @@ impl Client {
         let mut conn = Connection::from_stream(stream, Default::default(), deadlines);
         conn.send(Kind::Request, &Request::hello(), 0).await?;
         let hello: HelloReply = terminal(&mut conn).await?;
+        // Loopback never leaves the machine: it stays in clear, as the
+        // server's --tls-required allows.
+        let remote = peer.is_some_and(|p| !p.ip().is_loopback());
+        if upgrade && in_clear && remote && hello.features.iter().any(|f| f == "tls") {
+            return Err(ClientError::OfferedTls);
+        }
         let mut client = Client {
             conn,
             hello,
