@@ -189,12 +189,30 @@ async fn pump(
 
 /// The real binary, serving `root` on a free loopback port.
 pub struct BinServer {
+    /// Declared first: kills the server when the test ends, even by a
+    /// panic, so a failed test leaves no server holding a port.
+    _reaper: Reaper,
     pub child: Child,
     /// The server's state folder.
     pub state: PathBuf,
     _own_state: Option<tempfile::TempDir>,
     pub port: u16,
     pub stderr: std::thread::JoinHandle<String>,
+}
+
+/// Kills the server process `0` on drop, if it is still a ferry server
+/// (the test may have stopped it already, and its number been reused).
+struct Reaper(u32);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.0)).unwrap_or_default();
+        if cmdline.starts_with(ferry_bin().as_bytes()) {
+            let _ = Command::new("kill")
+                .args(["-9", &self.0.to_string()])
+                .status();
+        }
+    }
 }
 
 pub fn ferry_bin() -> &'static str {
@@ -305,6 +323,7 @@ fn start_bin_server_via(
         s
     });
     BinServer {
+        _reaper: Reaper(child.id()),
         child,
         state: state.to_path_buf(),
         _own_state: None,
