@@ -204,6 +204,7 @@ def plans(binary):
 def guesses(binary):
     s = Server(binary, [], {"FERRY_TOKEN": "the-right-token-123"})
     answered = [0]
+    refused = [0]
     lock = threading.Lock()
     stop_at = time.time() + 10
 
@@ -218,8 +219,14 @@ def guesses(binary):
                     got = read_frames(c, 1, stop_at)
                     if not got:
                         break
+                    code = json.loads(got[0][1]).get("code")
                     with lock:
-                        answered[0] += 1
+                        if code == "auth_failed":
+                            answered[0] += 1
+                        else:
+                            refused[0] += 1
+                    if code != "auth_failed":
+                        break
                 c.close()
             except OSError:
                 time.sleep(0.05)
@@ -230,8 +237,8 @@ def guesses(binary):
     for t in threads:
         t.join(20)
     s.stop()
-    print(f"guesses: 64 connections from 127.0.0.1 for 10 s: {answered[0]} answered, "
-          f"{answered[0] / 10:.1f}/s")
+    print(f"guesses: 64 connections from 127.0.0.1 for 10 s: {answered[0]} checked "
+          f"({answered[0] / 10:.1f}/s), {refused[0]} refused unchecked")
 
 
 def idle(binary):
@@ -250,11 +257,13 @@ def idle(binary):
     held = rss_kib(s.proc.pid)
     for c in socks:
         c.close()
-    time.sleep(5)
-    after = rss_kib(s.proc.pid)
+    after = []
+    for wait in (5, 10, 15):
+        time.sleep(5)
+        after.append(f"{rss_kib(s.proc.pid) / 1024:.0f} MB at {wait} s")
     s.stop()
     print(f"idle: {len(socks)} idle connections: RSS {before / 1024:.0f} MB before, "
-          f"{held / 1024:.0f} MB held, {after / 1024:.0f} MB 5 s after they closed")
+          f"{held / 1024:.0f} MB held; after they closed: {', '.join(after)}")
 
 
 if __name__ == "__main__":

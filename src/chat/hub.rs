@@ -482,9 +482,10 @@ impl Hub {
                 },
             );
         }
-        broadcast(
+        presence(
             &mut st,
             &key,
+            id,
             Delivery::new(Event::Joined { room: name, nick }),
         );
         Ok(())
@@ -771,7 +772,7 @@ fn leave_room(st: &mut State, id: u64, key: &str, reason: Option<String>) -> Res
         nick,
         reason,
     });
-    broadcast(st, key, ev);
+    presence(st, key, id, ev);
     if let Some(room) = st.rooms.get_mut(key) {
         room.members.remove(&id);
         if room.members.is_empty() && key != LOBBY {
@@ -798,6 +799,27 @@ fn named_or_current(st: &State, id: u64, room: Option<&str>) -> Result<String, S
 
 fn send(st: &mut State, id: u64, ev: Event) {
     deliver(st, id, Delivery::new(ev));
+}
+
+/// Rooms larger than this do not announce each join and leave to everyone
+/// (as large IRC channels do): only the one who joined or left is told.
+/// Announcing them costs one event per member per arrival, so a burst of
+/// N clients into one room cost N² events (16 million for 4,000), whose
+/// queues outlived the burst in the allocator.
+pub const PRESENCE_MAX: usize = 100;
+
+/// A join or leave of `who`: told to the room while it is small, to `who`
+/// alone once it is large.
+fn presence(st: &mut State, room: &str, who: u64, ev: Arc<Delivery>) {
+    let large = st
+        .rooms
+        .get(room)
+        .is_some_and(|r| r.members.len() > PRESENCE_MAX);
+    if large {
+        deliver(st, who, ev);
+    } else {
+        broadcast(st, room, ev);
+    }
 }
 
 fn broadcast(st: &mut State, room: &str, ev: Arc<Delivery>) {
@@ -969,6 +991,29 @@ mod tests {
         drop(b);
         assert!(matches!(drain(&mut ae).as_slice(), [Event::Left { .. }]));
         assert_eq!(hub.clients(), 1);
+    }
+
+    #[test]
+    fn a_large_room_does_not_announce_every_join_and_leave() {
+        let hub = Hub::new("srv", ChatLimits::default(), None);
+        let (_w, mut we) = hub.connect(Some("watcher"), &[]).unwrap();
+        let mut crowd = Vec::new();
+        for i in 0..PRESENCE_MAX {
+            crowd.push(hub.connect(Some(&format!("n{i}")), &[]).unwrap());
+        }
+        let joins = drain(&mut we)
+            .iter()
+            .filter(|e| matches!(e, Event::Joined { .. }))
+            .count();
+        // Each arrival was announced while the room was small.
+        assert_eq!(joins, PRESENCE_MAX);
+        let (_late, mut le) = hub.connect(Some("late"), &[]).unwrap();
+        assert!(drain(&mut we).is_empty(), "a join in a large room was announced");
+        // The one who joined is still told.
+        assert!(drain(&mut le).iter().any(|e| matches!(e, Event::Joined { .. })));
+        drop(crowd.pop());
+        assert!(drain(&mut we).is_empty(), "a leave in a large room was announced");
+        assert_eq!(hub.clients(), PRESENCE_MAX + 1);
     }
 
     #[test]

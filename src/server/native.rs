@@ -603,6 +603,7 @@ impl Session {
         let base = RelPath::parse(path)?;
         let entries: Vec<TreeEntry> = serde_json::from_slice(&body)
             .map_err(|e| Fail::Reply(ErrorCode::BadRequest, format!("malformed manifest: {e}")))?;
+        drop(body);
         let n = entries.len();
         self.blocking(move |s| s.check_plan(&base, &entries, force))
             .await?;

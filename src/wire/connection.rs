@@ -33,7 +33,9 @@ pub const LINGER_BYTES: usize = 1 << 20;
 
 /// Reads and drops input for up to half a second or [`LINGER_BYTES`].
 pub async fn linger<R: AsyncRead + Unpin + ?Sized>(reader: &mut R) {
-    let mut sink = [0u8; 16 * 1024];
+    // On the heap, and only while lingering: a buffer on the stack of an
+    // async fn is part of every connection's task, for its whole life.
+    let mut sink = vec![0u8; 16 * 1024];
     let mut left = LINGER_BYTES;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
     while left > 0 {
