@@ -442,3 +442,72 @@ async fn a_folder_on_the_way_that_leads_outside_is_refused() {
     scene.check_outside(&s, Plant::Fifo);
     s.stop().await;
 }
+
+/// A local user swaps a folder and a symlink out of the root back and
+/// forth (RENAME_EXCHANGE) while mkdir, rm and mv name paths through that
+/// folder: nothing outside is created, moved, replaced or removed.
+#[test]
+fn a_folder_swapped_for_a_symlink_mid_operation_changes_nothing_outside() {
+    use ferry::files::{FileStore, RelPath};
+    let base = tempfile::tempdir().unwrap();
+    let root = base.path().join("root");
+    let outside = base.path().join("outside");
+    std::fs::create_dir_all(root.join("racedir")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret.txt"), SECRET).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("racelink")).unwrap();
+    let store = FileStore::open(&root).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        let root = root.clone();
+        std::thread::spawn(move || {
+            let dir = std::fs::File::open(&root).unwrap();
+            let mut swaps = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = nix::fcntl::renameat2(
+                    &dir,
+                    "racedir",
+                    &dir,
+                    "racelink",
+                    nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+                );
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let rel = |s: &str| RelPath::parse(s).unwrap();
+    let started = std::time::Instant::now();
+    let mut tries = 0;
+    while tries < 3000 && started.elapsed() < Duration::from_secs(10) {
+        let _ = store.mkdir(&rel(&format!("racedir/made{tries}")), false);
+        let _ = store.remove(&rel("racedir/secret.txt"), false);
+        let _ = store.rename(
+            &rel("racedir/secret.txt"),
+            &rel(&format!("stolen{tries}")),
+            false,
+        );
+        std::fs::write(root.join(format!("decoy{tries}")), b"OVERWRITTEN").unwrap();
+        let _ = store.rename(
+            &rel(&format!("decoy{tries}")),
+            &rel("racedir/secret.txt"),
+            true,
+        );
+        let _ = store.remove(&rel(&format!("racedir/made{tries}")), true);
+        tries += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    assert!(swaps > 100, "the folder was swapped only {swaps} times");
+    let names: Vec<String> = std::fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["secret.txt"],
+        "after {tries} tries and {swaps} swaps"
+    );
+    assert_eq!(std::fs::read(outside.join("secret.txt")).unwrap(), SECRET);
+}

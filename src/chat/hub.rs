@@ -1008,11 +1008,21 @@ mod tests {
         // Each arrival was announced while the room was small.
         assert_eq!(joins, PRESENCE_MAX);
         let (_late, mut le) = hub.connect(Some("late"), &[]).unwrap();
-        assert!(drain(&mut we).is_empty(), "a join in a large room was announced");
+        assert!(
+            drain(&mut we).is_empty(),
+            "a join in a large room was announced"
+        );
         // The one who joined is still told.
-        assert!(drain(&mut le).iter().any(|e| matches!(e, Event::Joined { .. })));
+        assert!(
+            drain(&mut le)
+                .iter()
+                .any(|e| matches!(e, Event::Joined { .. }))
+        );
         drop(crowd.pop());
-        assert!(drain(&mut we).is_empty(), "a leave in a large room was announced");
+        assert!(
+            drain(&mut we).is_empty(),
+            "a leave in a large room was announced"
+        );
         assert_eq!(hub.clients(), PRESENCE_MAX + 1);
     }
 

@@ -362,12 +362,22 @@ impl PartFile {
 
 /// Renames `from` to `to` in `dir`, failing with `AlreadyExists` when
 /// anything is at `to`.
-fn rename_noreplace(dir: &File, from: &OsStr, to: &OsStr) -> io::Result<()> {
+pub(crate) fn rename_noreplace(dir: &File, from: &OsStr, to: &OsStr) -> io::Result<()> {
+    rename_noreplace_between(dir, from, dir, to)
+}
+
+/// [`rename_noreplace`] from one open folder to another.
+pub(crate) fn rename_noreplace_between(
+    from_dir: &File,
+    from: &OsStr,
+    to_dir: &File,
+    to: &OsStr,
+) -> io::Result<()> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     match nix::fcntl::renameat2(
-        dir,
+        from_dir,
         from,
-        dir,
+        to_dir,
         to,
         nix::fcntl::RenameFlags::RENAME_NOREPLACE,
     ) {
@@ -378,12 +388,17 @@ fn rename_noreplace(dir: &File, from: &OsStr, to: &OsStr) -> io::Result<()> {
         Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {}
         Err(e) => return Err(e.into()),
     }
-    match nix::unistd::linkat(dir, from, dir, to, AtFlags::empty()) {
+    match nix::unistd::linkat(from_dir, from, to_dir, to, AtFlags::empty()) {
         Ok(()) => {
-            nix::unistd::unlinkat(dir, from, nix::unistd::UnlinkatFlags::NoRemoveDir)?;
+            nix::unistd::unlinkat(from_dir, from, nix::unistd::UnlinkatFlags::NoRemoveDir)?;
             Ok(())
         }
         Err(Errno::EEXIST) => Err(io::ErrorKind::AlreadyExists.into()),
+        // A folder cannot be hard-linked: checked, then moved.
+        Err(Errno::EPERM) if look_at(to_dir, to)? == Found::Nothing => {
+            nix::fcntl::renameat(from_dir, from, to_dir, to)?;
+            Ok(())
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -400,22 +400,39 @@ impl FileStore {
         Ok(())
     }
 
+    /// The folder that holds `rel`'s last component, opened beneath the
+    /// root with no link followed (see [`FileStore::open_folder`]), its
+    /// canonical path, and that name. Every change (mkdir, rm, mv, an
+    /// upload's partial file) is made relative to such a folder, so a
+    /// folder swapped for a symlink after the path was resolved is refused
+    /// instead of followed.
+    fn parent_folder(&self, rel: &RelPath) -> Result<(File, PathBuf, String), FilesError> {
+        let (dir, name) = self.resolve_parent(rel)?;
+        let folder = self
+            .open_folder(&dir)
+            .map_err(|e| FilesError::from_io(rel, e))?;
+        Ok((folder, dir, name))
+    }
+
     /// Removes a file, a symlink (not its target) or a folder (non-empty
     /// only with `recursive`).
     pub fn remove(&self, rel: &RelPath, recursive: bool) -> Result<(), FilesError> {
-        let (dir, name) = self.resolve_parent(rel)?;
-        let path = dir.join(&name);
-        let meta = fs::symlink_metadata(&path).map_err(|e| FilesError::from_io(rel, e))?;
-        let res = if meta.is_dir() {
-            if recursive {
-                fs::remove_dir_all(&path)
-            } else {
-                fs::remove_dir(&path)
+        use nix::unistd::{UnlinkatFlags, unlinkat};
+        let (folder, _, name) = self.parent_folder(rel)?;
+        let io = |e: nix::errno::Errno| FilesError::from_io(rel, e.into());
+        match look_at(&folder, name.as_ref()).map_err(|e| FilesError::from_io(rel, e))? {
+            Found::Nothing => Err(FilesError::NotFound(format!("{rel} does not exist"))),
+            Found::Folder if recursive => {
+                // std's remove_dir_all walks with openat and O_NOFOLLOW; it
+                // is given the folder through its open descriptor, so no
+                // component above it is looked up by name again.
+                use std::os::fd::AsRawFd;
+                let through = format!("/proc/self/fd/{}/{name}", folder.as_raw_fd());
+                fs::remove_dir_all(through).map_err(|e| FilesError::from_io(rel, e))
             }
-        } else {
-            fs::remove_file(&path)
-        };
-        res.map_err(|e| FilesError::from_io(rel, e))
+            Found::Folder => unlinkat(&folder, name.as_str(), UnlinkatFlags::RemoveDir).map_err(io),
+            _ => unlinkat(&folder, name.as_str(), UnlinkatFlags::NoRemoveDir).map_err(io),
+        }
     }
 
     /// Creates a folder; with `parents`, missing parents too and no error if
@@ -436,35 +453,57 @@ impl FileStore {
             }
             return Ok(());
         }
-        let (dir, name) = self.resolve_parent(rel)?;
-        fs::create_dir(dir.join(name)).map_err(|e| FilesError::from_io(rel, e))
+        let (folder, _, name) = self.parent_folder(rel)?;
+        nix::sys::stat::mkdirat(
+            &folder,
+            name.as_str(),
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        )
+        .map_err(|e| FilesError::from_io(rel, e.into()))
     }
 
     /// Renames within the root; replaces an existing file only with `force`
     /// and never replaces a folder.
     pub fn rename(&self, from: &RelPath, to: &RelPath, force: bool) -> Result<(), FilesError> {
-        let (fdir, fname) = self.resolve_parent(from)?;
-        let src = fdir.join(&fname);
-        fs::symlink_metadata(&src).map_err(|e| FilesError::from_io(from, e))?;
-        let (tdir, tname) = self.resolve_parent(to)?;
-        let dst = tdir.join(&tname);
+        let (ffolder, fdir, fname) = self.parent_folder(from)?;
+        if look_at(&ffolder, fname.as_ref()).map_err(|e| FilesError::from_io(from, e))?
+            == Found::Nothing
+        {
+            return Err(FilesError::NotFound(format!("{from} does not exist")));
+        }
+        let (tfolder, tdir, tname) = self.parent_folder(to)?;
+        let (src, dst) = (fdir.join(&fname), tdir.join(&tname));
         if dst.starts_with(&src) && dst != src {
             return Err(FilesError::Forbidden(format!(
                 "cannot move {from} into itself"
             )));
         }
-        match fs::symlink_metadata(&dst) {
-            Ok(m) if m.is_dir() => {
+        match look_at(&tfolder, tname.as_ref()).map_err(|e| FilesError::from_io(to, e))? {
+            Found::Folder => {
                 return Err(FilesError::Exists(format!("{to} is an existing folder")));
             }
-            Ok(_) if !force => {
+            Found::Nothing => {}
+            _ if !force => {
                 return Err(FilesError::Exists(format!(
                     "{to} exists (ask to overwrite with --force)"
                 )));
             }
             _ => {}
         }
-        fs::rename(&src, &dst).map_err(|e| FilesError::from_io(to, e))
+        if force {
+            nix::fcntl::renameat(&ffolder, fname.as_str(), &tfolder, tname.as_str())
+                .map_err(|e| FilesError::from_io(to, e.into()))
+        } else {
+            // No-clobber to the end: a file that appears at the target
+            // meanwhile is not replaced.
+            super::part::rename_noreplace_between(
+                &ffolder,
+                fname.as_ref(),
+                &tfolder,
+                tname.as_ref(),
+            )
+            .map_err(|e| FilesError::from_io(to, e))
+        }
     }
 
     /// Removes partial files (of uploads that never came back) untouched
