@@ -61,6 +61,25 @@ pub const MAX_HISTORY_BYTES: u64 = 64 << 20;
 /// Longest the write-ahead log is left after a checkpoint has emptied it.
 const WAL_LIMIT: i64 = 16 << 20;
 
+/// How often (in commits) the writer looks at the log's size.
+const WAL_LOOK_EVERY: usize = 64;
+
+/// When the log has grown past twice [`WAL_LIMIT`], the writer folds it into
+/// the database and empties it itself (a TRUNCATE checkpoint). The
+/// checkpoint thread's PASSIVE checkpoints never finish while commits keep
+/// coming, and a log is only started over after one that finished: under a
+/// steady flood it grew without end (300 MB in a minute). This costs the
+/// hub a stall, once per 32 MiB of log.
+fn fold_large_log(conn: &Connection, wal: &Path) {
+    let large = std::fs::metadata(wal).is_ok_and(|m| m.len() > 2 * WAL_LIMIT as u64);
+    if !large {
+        return;
+    }
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        warn!("chat history: cannot empty its log: {e}");
+    }
+}
+
 /// What a stored batch costs, counted the same way when stored and when
 /// counted again from the table: its texts, names and a row's overhead.
 const ROW_COST_SQL: &str = "length(messages) + length(nick) + length(room) + 32";
@@ -72,6 +91,8 @@ fn row_cost(room: &str, nick: &str, body: &str) -> u64 {
 #[derive(Debug)]
 pub struct History {
     db: Mutex<Db>,
+    /// The write-ahead log's file, whose size is watched.
+    wal: std::path::PathBuf,
     retention: Retention,
     checkpoints: Option<Checkpoints>,
     /// Held while the server runs: one server per history.
@@ -189,7 +210,10 @@ impl History {
                 move || checkpoint_loop(&checkpointer, &dirty, &pokes)
             })
             .map_err(OpenError::Lock)?;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
         let h = History {
+            wal: wal.into(),
             db: Mutex::new(Db {
                 conn: db,
                 since_trim: HashMap::new(),
@@ -245,6 +269,9 @@ impl History {
         if let Some(c) = &self.checkpoints {
             c.dirty.store(true, Ordering::Relaxed);
             db.since_poke += 1;
+            if db.since_poke % WAL_LOOK_EVERY == 0 {
+                fold_large_log(&db.conn, &self.wal);
+            }
             if db.since_poke >= CHECKPOINT_EVERY {
                 db.since_poke = 0;
                 // Full means one is already asked for.
@@ -491,6 +518,25 @@ mod tests {
             max_age: Duration::from_secs(3600),
             max_bytes: MAX_HISTORY_BYTES,
         }
+    }
+
+    #[test]
+    fn a_steady_flood_does_not_grow_the_log_without_end() {
+        let (_dir, path) = db_path();
+        let now = chrono::Utc::now().timestamp_millis();
+        let h = History::open(&path, keep(100)).unwrap();
+        let line = "y".repeat(30_000);
+        let mut wal = std::path::PathBuf::from(&path);
+        wal.as_mut_os_string().push("-wal");
+        let mut largest = 0;
+        // About 60 MB of messages, one commit after another.
+        for i in 0..2000 {
+            h.append("lobby", "n", now, &[(format!("{i}{line}"), false)])
+                .unwrap();
+            largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        }
+        let bound = 2 * WAL_LIMIT as u64 + 4 * 1024 * 1024;
+        assert!(largest <= bound, "the log reached {largest} bytes");
     }
 
     #[test]
