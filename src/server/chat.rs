@@ -230,6 +230,28 @@ enum Ending {
 }
 
 /// Serves a plain-text chat connection (nc, telnet, socat).
+/// Whether a text client's line is another protocol's credentials rather
+/// than chat: an HTTP credential header on any line, or on the first line a
+/// login command of FTP, POP3, SMTP, IMAP or Redis, in the upper case their
+/// clients send.
+fn foreign_line(line: &str, first: bool) -> bool {
+    let lower = line.trim_start().to_ascii_lowercase();
+    if ["authorization:", "proxy-authorization:", "cookie:"]
+        .iter()
+        .any(|h| lower.starts_with(h))
+    {
+        return true;
+    }
+    if !first {
+        return false;
+    }
+    let mut words = line.split_ascii_whitespace();
+    let one = words.next().unwrap_or("");
+    let two = words.next().unwrap_or("");
+    ["USER", "PASS", "AUTH", "EHLO", "HELO", "APOP", "STARTTLS"].contains(&one)
+        || ["LOGIN", "AUTHENTICATE"].contains(&two)
+}
+
 pub(super) async fn serve_text(stream: Stream, initial: BytesMut, peer: SocketAddr, ctx: Arc<Ctx>) {
     let Some(hub) = ctx.chat.clone() else {
         return super::text_line(
@@ -280,6 +302,7 @@ pub(super) async fn serve_text(stream: Stream, initial: BytesMut, peer: SocketAd
         );
         let not_utf8 = "line is not valid UTF-8; not sent";
         let mut pending: Option<String> = None;
+        let mut first_line = true;
         let why = loop {
             let first = match pending.take() {
                 Some(l) => l,
@@ -329,6 +352,19 @@ pub(super) async fn serve_text(stream: Stream, initial: BytesMut, peer: SocketAd
                     None => break,
                 }
             }
+            // A client of another protocol that reached the chat after
+            // all: its login is never posted.
+            if batch
+                .iter()
+                .enumerate()
+                .any(|(i, l)| foreign_line(l, first_line && i == 0))
+            {
+                info!("chat (text): another protocol's login; closed, nothing posted");
+                break Ending::Kicked(
+                    "that looks like another protocol's login, not chat; nothing was sent".into(),
+                );
+            }
+            first_line = false;
             let batch = batch
                 .iter()
                 .map(String::as_str)
@@ -725,5 +761,28 @@ mod tests {
             "{}",
             lines.buf.capacity()
         );
+    }
+}
+#[test]
+fn another_protocols_login_is_not_chat() {
+    for (line, first) in [
+        ("USER alice", true),
+        ("PASS s3cret", true),
+        ("AUTH s3cret", true),
+        ("EHLO mail.example", true),
+        ("a1 LOGIN alice s3cret", true),
+        ("Authorization: Basic eDp5", false),
+        ("  cookie: session=1", false),
+    ] {
+        assert!(foreign_line(line, first), "{line}");
+    }
+    for (line, first) in [
+        ("user error, again", true),
+        ("pass the salt", true),
+        ("USER alice", false),
+        ("the authorization: came through", false),
+        ("hello", true),
+    ] {
+        assert!(!foreign_line(line, first), "{line}");
     }
 }

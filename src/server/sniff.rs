@@ -55,7 +55,7 @@ const HTTP_METHODS: &[&[u8]] = &[
     b"UNLOCK ",
 ];
 
-/// How far a first line matches `METHOD SP TARGET SP HTTP/`.
+/// How far a first line matches `METHOD SP TARGET SP PROTO/DIGIT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RequestLine {
     /// It cannot be one.
@@ -63,49 +63,132 @@ enum RequestLine {
     /// It could still become one; `far` says it has reached the second
     /// space (a method, a target, and the start of a version).
     Maybe { far: bool },
-    /// `METHOD SP TARGET SP HTTP/` is there.
+    /// `METHOD SP TARGET SP PROTO/DIGIT` is there.
     Yes,
 }
 
-/// A token character of RFC 9110 (what a method is made of).
-fn tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+/// Bytes a request may be preceded by: empty lines (which RFC 9112 asks a
+/// server to skip), stray blanks and NULs, a UTF-8 byte order mark.
+fn skip_leading(buf: &[u8]) -> &[u8] {
+    let mut b = buf;
+    loop {
+        if let Some(rest) = b.strip_prefix(b"\xEF\xBB\xBF") {
+            b = rest;
+        } else if let Some((&c, rest)) = b.split_first() {
+            if matches!(c, b'\r' | b'\n' | b' ' | b'\t' | 0) {
+                b = rest;
+            } else {
+                return b;
+            }
+        } else {
+            return b;
+        }
+    }
 }
 
+fn blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// A byte of a method or a target, read leniently: anything visible,
+/// UTF-8 included.
+fn word(b: u8) -> bool {
+    b > b' ' && b != 0x7f
+}
+
+/// Matches the first line leniently, as a lenient server would read it:
+/// any visible method (HTTP's, WebDAV's, RTSP's, SIP's, or made up), blanks
+/// or tabs between the parts, and any `PROTO/DIGIT` version.
 fn request_line(buf: &[u8]) -> RequestLine {
-    const VERSION: &[u8] = b"HTTP/";
+    let buf = skip_leading(buf);
     let mut i = 0;
-    while i < buf.len() && tchar(buf[i]) {
+    // The method, then the target, each followed by blanks.
+    for _ in 0..2 {
+        let start = i;
+        while i < buf.len() && word(buf[i]) {
+            i += 1;
+        }
+        if i == buf.len() {
+            return RequestLine::Maybe { far: false };
+        }
+        if i == start || !blank(buf[i]) {
+            return RequestLine::No;
+        }
+        while i < buf.len() && blank(buf[i]) {
+            i += 1;
+        }
+        if i == buf.len() {
+            return RequestLine::Maybe { far: false };
+        }
+    }
+    // The version: letters, a slash, a digit.
+    let start = i;
+    while i < buf.len() && buf[i].is_ascii_alphabetic() {
         i += 1;
     }
-    if i == buf.len() {
-        return RequestLine::Maybe { far: false };
-    }
-    if i == 0 || buf[i] != b' ' {
+    let Some(&after) = buf.get(i) else {
+        return RequestLine::Maybe { far: true };
+    };
+    if i == start || after != b'/' {
         return RequestLine::No;
     }
-    i += 1;
-    let target = i;
-    while i < buf.len() && buf[i] > b' ' && buf[i] != 0x7f {
-        i += 1;
+    match buf.get(i + 1) {
+        None => RequestLine::Maybe { far: true },
+        Some(d) if d.is_ascii_digit() => RequestLine::Yes,
+        Some(_) => RequestLine::No,
     }
-    if i == buf.len() {
-        return RequestLine::Maybe { far: false };
+}
+
+/// Another protocol's greeting that carries, or is followed by,
+/// credentials a client meant for something else: the PROXY protocol
+/// (v1 and v2), a Redis command array, SOCKS 4 and 5. `None`: not enough
+/// bytes to tell.
+fn foreign(buf: &[u8]) -> Option<bool> {
+    const PROXY_V2: &[u8] = b"\r\n\r\n\0\r\nQUIT\n";
+    const PREFIXES: &[&[u8]] = &[b"SSH-", b"PROXY ", PROXY_V2];
+    let mut undecided = false;
+    for p in PREFIXES {
+        let n = buf.len().min(p.len());
+        if buf[..n] == p[..n] {
+            if n == p.len() {
+                return Some(true);
+            }
+            undecided = true;
+        }
     }
-    if i == target || buf[i] != b' ' {
-        return RequestLine::No;
+    match buf {
+        // Redis: `*N\r\n$`.
+        [b'*', rest @ ..] if rest.first().is_some_and(u8::is_ascii_digit) => {
+            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            match &rest[digits..] {
+                [] | [b'\r'] | [b'\r', b'\n'] => return None,
+                [b'\r', b'\n', b'$', ..] => return Some(true),
+                _ => {}
+            }
+        }
+        // SOCKS 4: version 4, connect or bind, then port and address.
+        [4, 1 | 2, ..] if buf.len() >= 9 => return Some(true),
+        [4, 1 | 2, ..] => return None,
+        // SOCKS 5: version 5, N methods, the N methods.
+        [5, n, rest @ ..] if *n > 0 && rest.len() == usize::from(*n) => return Some(true),
+        _ => {}
     }
-    i += 1;
-    let rest = &buf[i..];
-    let n = rest.len().min(VERSION.len());
-    if !rest[..n].eq_ignore_ascii_case(&VERSION[..n]) {
-        return RequestLine::No;
-    }
-    if n == VERSION.len() {
-        RequestLine::Yes
-    } else {
-        RequestLine::Maybe { far: true }
-    }
+    if undecided { None } else { Some(false) }
+}
+
+/// Whether `buf` starts with one of the HTTP methods sent to the web door
+/// at once, or (`partial`) with at least two letters of one.
+fn known_method(buf: &[u8], partial: bool) -> bool {
+    HTTP_METHODS.iter().any(|m| {
+        let name = &m[..m.len() - 1];
+        let n = buf.len().min(name.len());
+        if partial {
+            n >= 2 && buf[..n] == name[..n] && buf.len() <= name.len()
+        } else {
+            // The method alone on its line: `GET\r\n`.
+            buf.starts_with(name) && matches!(buf.get(name.len()), Some(b'\r' | b'\n'))
+        }
+    })
 }
 
 /// Classifies a prefix; `None` means more bytes are needed.
@@ -130,42 +213,46 @@ pub fn classify(buf: &[u8]) -> Option<Door> {
     }
     // A classic header's length has zero bytes where a request line has
     // text, so the two never overlap.
-    if buf.len() >= 5 {
-        if looks_classic(buf) {
-            return Some(Door::Classic);
-        }
-    } else if looks_classic_prefix(buf) && !buf.contains(&b' ') {
+    if buf.len() >= 5 && looks_classic(buf) {
+        return Some(Door::Classic);
+    }
+    match foreign(buf) {
+        Some(true) => return Some(Door::Foreign),
+        None => return None,
+        Some(false) => {}
+    }
+    if buf.len() < 5 && looks_classic_prefix(buf) && !buf.contains(&b' ') {
         return None;
     }
-    if HTTP_METHODS.iter().any(|m| buf.starts_with(m)) {
+    let line = skip_leading(buf);
+    if HTTP_METHODS.iter().any(|m| line.starts_with(m)) || known_method(line, false) {
         return Some(Door::Http);
     }
-    if buf.starts_with(b"SSH-") {
-        return Some(Door::Foreign);
+    match request_line(buf) {
+        RequestLine::Yes => Some(Door::Http),
+        RequestLine::No => Some(Door::Unknown),
+        RequestLine::Maybe { .. } if buf.len() >= MAX_FIRST_LINE => Some(Door::Http),
+        RequestLine::Maybe { .. } => None,
     }
-    if tchar(buf[0]) {
-        return match request_line(buf) {
-            RequestLine::Yes => Some(Door::Http),
-            RequestLine::No => Some(Door::Unknown),
-            // A line is in, and it is not a request line.
-            RequestLine::Maybe { .. } if buf.contains(&b'\n') => Some(Door::Unknown),
-            RequestLine::Maybe { .. } if buf.len() >= MAX_FIRST_LINE => Some(Door::Http),
-            RequestLine::Maybe { .. } => None,
-        };
-    }
-    Some(Door::Unknown)
 }
 
 /// The door for what arrived before the peer paused or stopped sending:
-/// bytes that still need more are a request line only once they have
-/// reached its version (`METHOD TARGET H…`); a line typed without its end
-/// is chat.
+/// bytes that still need more are a request once they hold at least two
+/// letters of a known method (`GE`, `PROPF`) or have reached a version
+/// (`METHOD TARGET H…`), and another protocol once they begin its greeting
+/// (three bytes or more); a line typed without its end is chat.
 pub fn classify_final(buf: &[u8]) -> Door {
     if buf.is_empty() {
         return Door::Silent;
     }
     if let Some(door) = classify(buf) {
         return door;
+    }
+    if foreign(buf).is_none() && buf.len() >= 3 {
+        return Door::Foreign;
+    }
+    if known_method(skip_leading(buf), true) {
+        return Door::Http;
     }
     match request_line(buf) {
         RequestLine::Yes | RequestLine::Maybe { far: true } => Door::Http,
@@ -220,11 +307,16 @@ pub fn decide(input: &[u8], step: usize) -> Door {
 }
 
 /// Whether an input starts like another protocol's request: a request
-/// line up to its version (`TOKEN SP TARGET SP HTTP/`), the HTTP/2 preface
-/// or an SSH banner. Such an input must never become chat; the fuzz target
-/// and the tests hold [`classify`] and [`classify_final`] to it.
+/// line up to its version (`METHOD SP TARGET SP PROTO/DIGIT`, whatever the
+/// method and protocol, after any empty lines), the HTTP/2 preface, a
+/// known method alone on its line, or another protocol's greeting (SSH,
+/// PROXY, Redis, SOCKS). Such an input must never become chat; the fuzz
+/// target and the tests hold [`classify`] and [`classify_final`] to it.
 pub fn starts_like_a_request(buf: &[u8]) -> bool {
-    buf.starts_with(b"SSH-") || request_line(buf) == RequestLine::Yes
+    !looks_classic(buf)
+        && (foreign(buf) == Some(true)
+            || request_line(buf) == RequestLine::Yes
+            || known_method(skip_leading(buf), false))
 }
 
 #[cfg(test)]
@@ -247,11 +339,14 @@ mod tests {
         assert_eq!(classify(&[0x16, 0x03, 0x01]), Some(Door::Tls));
         assert_eq!(classify(b"hello there\n"), Some(Door::Unknown));
         assert_eq!(classify(b"GETTING a"), None);
-        assert_eq!(classify(b"GETTING a cup"), Some(Door::Unknown));
+        assert_eq!(classify(b"GETTING a cup"), None);
+        assert_eq!(classify(b"GETTING a cup\n"), Some(Door::Unknown));
         assert_eq!(classify(&[0xF0, b'X']), Some(Door::Unknown));
+        // Not a classic length: text, for the chat once its line ends.
+        assert_eq!(classify(&[0xFF, 0xFF, 0xFF, 0xFF, b'{']), None);
         assert_eq!(
-            classify(&[0xFF, 0xFF, 0xFF, 0xFF, b'{']),
-            Some(Door::Unknown)
+            classify_final(&[0xFF, 0xFF, 0xFF, 0xFF, b'{']),
+            Door::Unknown
         );
         assert_eq!(classify(&[5, 0, 0, 0, b'x']), Some(Door::Unknown));
     }
@@ -336,6 +431,50 @@ mod tests {
         assert!(
             requests > 1000,
             "the generator made only {requests} requests"
+        );
+    }
+
+    #[test]
+    fn other_protocols_and_lenient_request_lines_never_become_chat() {
+        for input in [
+            &b"\r\nGET / HTTP/1.1\r\nAuthorization: x\r\n"[..],
+            b"\nPOST / HTTP/1.1\r\n",
+            b" GET / HTTP/1.1\r\n",
+            b"GET\t/\tHTTP/1.1\r\n",
+            b"\x00GET / HTTP/1.1\r\n",
+            b"\xEF\xBB\xBFGET / HTTP/1.1\r\n",
+            "GÉT / HTTP/1.1\r\n".as_bytes(),
+            b"GET\r\nAuthorization: x\r\n",
+            b"DESCRIBE rtsp://x/a RTSP/1.0\r\nAuthorization: x\r\n",
+            b"REGISTER sip:x SIP/2.0\r\n",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nGET / HTTP/1.1\r\n",
+            b"\r\n\r\n\x00\r\nQUIT\n\x21\x11",
+            b"*2\r\n$4\r\nAUTH\r\n$6\r\nsecret\r\n",
+            b"\x04\x01\x00\x50\x7f\x00\x00\x01alice\x00",
+            b"\x05\x02\x00\x02",
+        ] {
+            assert!(starts_like_a_request(input), "{input:?}");
+            for step in 1..=input.len() {
+                let door = decide(input, step);
+                assert!(
+                    matches!(door, Door::Http | Door::Foreign),
+                    "{:?} in steps of {step} went to {door:?}",
+                    String::from_utf8_lossy(input)
+                );
+            }
+        }
+        // A method cut off by a pause is not chat either.
+        assert_eq!(classify_final(b"GE"), Door::Http);
+        assert_eq!(classify_final(b"PROPF"), Door::Http);
+        // Links and plain words in a first line still are.
+        assert_eq!(
+            classify(b"look at http://example.com\n"),
+            Some(Door::Unknown)
+        );
+        assert_eq!(classify(b"*waves*\n"), Some(Door::Unknown));
+        assert_eq!(
+            classify(b"\xE4\xBD\xA0\xE5\xA5\xBD \xE4\xB8\x96\n"),
+            Some(Door::Unknown)
         );
     }
 
