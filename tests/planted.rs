@@ -302,14 +302,14 @@ async fn tus_head_only(s: &TestServer) -> String {
         .await
         .unwrap();
     let location = r.headers()["location"].to_str().unwrap().to_string();
-    // Point it at `victim` instead: the id is the target and length.
+    // Point it at `victim` instead: the id carries the target and length,
+    // signed; the signature no longer fits.
     let id = location.rsplit('/').next().unwrap();
-    let raw =
-        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, id).unwrap();
-    let text = String::from_utf8(raw)
-        .unwrap()
-        .replace("\"other\"", "\"victim\"");
-    let forged = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, text);
+    let (body, tag) = id.split_once('.').expect("a signed upload id");
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let raw = base64::Engine::decode(&b64, body).unwrap();
+    let text = String::from_utf8(raw).unwrap().replace("other", "victim");
+    let forged = format!("{}.{tag}", base64::Engine::encode(&b64, text));
     let head = c
         .head(format!("http://{}/.ferry/tus/{forged}", s.addr))
         .header("Tus-Resumable", "1.0.0")
@@ -410,6 +410,7 @@ async fn tus_head_reports_nothing_of_a_planted_part_file() {
             offset != SECRET.len().to_string(),
             "{plant:?}: tus HEAD answered the outside file's size"
         );
+        assert_eq!(offset, "404 Not Found", "a forged upload id was answered");
         scene.check_outside(&s, plant);
         s.stop().await;
     }

@@ -40,17 +40,40 @@ struct Ticket {
     o: bool,
 }
 
+type Mac = hmac::Hmac<sha2::Sha256>;
+
+/// Bytes of the MAC an upload URL carries.
+const MAC_LEN: usize = 16;
+
 impl Ticket {
-    fn id(&self) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(serde_json::to_vec(self).unwrap_or_default())
+    /// The upload's id: the ticket, and a MAC of it under the server's
+    /// upload key, so that only the server makes them. A forged id (a
+    /// chosen target or length, to read another upload's progress or to
+    /// finish it short) is not found.
+    fn id(&self, key: &[u8]) -> String {
+        use hmac::Mac as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let body = b64.encode(serde_json::to_vec(self).unwrap_or_default());
+        let Ok(mut mac) = Mac::new_from_slice(key) else {
+            return body;
+        };
+        mac.update(body.as_bytes());
+        let tag = mac.finalize().into_bytes();
+        format!("{body}.{}", b64.encode(&tag[..MAC_LEN]))
     }
 
-    fn parse(id: &str) -> Option<(Ticket, RelPath)> {
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(id)
-            .ok()?;
-        let t: Ticket = serde_json::from_slice(&raw).ok()?;
+    fn parse(id: &str, key: &[u8]) -> Option<(Ticket, RelPath)> {
+        use hmac::Mac as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let (body, tag) = id.split_once('.')?;
+        let tag = b64.decode(tag).ok()?;
+        let mut mac = Mac::new_from_slice(key).ok()?;
+        mac.update(body.as_bytes());
+        mac.verify_truncated_left(&tag).ok()?;
+        if tag.len() != MAC_LEN {
+            return None;
+        }
+        let t: Ticket = serde_json::from_slice(&b64.decode(body).ok()?).ok()?;
         let rel = RelPath::parse(&t.p).ok()?;
         (!rel.is_root()).then_some((t, rel))
     }
@@ -255,7 +278,7 @@ async fn create(web: &Web, h: &HeaderMap, body: Body) -> Response {
         n: length,
         o: exists,
     };
-    let location = format!("{BASE}{}", ticket.id());
+    let location = format!("{BASE}{}", ticket.id(&web.ctx.upload_key));
     tracing::info!(path = %escape(&rel.to_string()), length, "tus upload created");
     // creation-with-upload: the first bytes may come with the POST.
     let with_body = h
@@ -324,7 +347,7 @@ pub async fn upload(State(web): State<Web>, Path(id): Path<String>, req: Request
     if parts.method == Method::OPTIONS {
         return options(&web);
     }
-    let Some((ticket, rel)) = Ticket::parse(&id) else {
+    let Some((ticket, rel)) = Ticket::parse(&id, &web.ctx.upload_key) else {
         return fail(StatusCode::NOT_FOUND, "no such upload");
     };
     if parts.method != Method::HEAD {
@@ -419,7 +442,8 @@ mod tests {
             n: 5,
             o: false,
         };
-        let (back, rel) = Ticket::parse(&t.id()).unwrap();
+        let key = b"the server's upload key";
+        let (back, rel) = Ticket::parse(&t.id(key), key).unwrap();
         assert_eq!(back, t);
         assert_eq!(rel.parts(), ["a", "b c.txt"]);
         let evil = Ticket {
@@ -427,8 +451,24 @@ mod tests {
             n: 1,
             o: false,
         };
-        assert!(Ticket::parse(&evil.id()).is_none());
-        assert!(Ticket::parse("!!!").is_none());
+        assert!(Ticket::parse(&evil.id(key), key).is_none());
+        assert!(Ticket::parse("!!!", key).is_none());
+        // Made under another key, or changed: not found.
+        assert!(Ticket::parse(&t.id(b"another key"), key).is_none());
+        let shorter = Ticket { n: 2, ..t.clone() };
+        let (_, tag) = t
+            .id(key)
+            .split_once('.')
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .unwrap();
+        let (body, _) = shorter
+            .id(key)
+            .split_once('.')
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .unwrap();
+        assert!(Ticket::parse(&format!("{body}.{tag}"), key).is_none());
+        let unsigned = t.id(key).split_once('.').unwrap().0.to_string();
+        assert!(Ticket::parse(&unsigned, key).is_none());
     }
 
     #[test]

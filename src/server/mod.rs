@@ -75,6 +75,8 @@ pub(crate) struct Ctx {
     pub(crate) names: hosts::KnownNames,
     /// KiB of folder-upload manifests being checked at once, in all.
     pub(crate) plan_budget: Arc<Semaphore>,
+    /// The key resumable-upload URLs are signed with.
+    pub(crate) upload_key: Vec<u8>,
 }
 
 impl Ctx {
@@ -139,7 +141,9 @@ impl Server {
             None
         };
         let names = hosts::KnownNames::new(&crate::config::host_name(), &config.allow_host);
+        let upload_key = upload_key(&config.state_dir);
         let ctx = Arc::new(Ctx {
+            upload_key,
             names,
             chat,
             gate: Gate::new(config.token.clone()),
@@ -439,6 +443,42 @@ async fn serve_door(
             Box::pin(chat::serve_text(stream, initial, peer, ctx)).await
         }
     }
+}
+
+/// The key resumable-upload URLs are signed with: `upload.key` in the
+/// state folder (made once, 0600), so uploads resume across restarts; a
+/// key of this run alone when the folder cannot be written.
+fn upload_key(state_dir: &std::path::Path) -> Vec<u8> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = state_dir.join("upload.key");
+    if let Ok(key) = std::fs::read(&path) {
+        if key.len() >= 32 {
+            return key;
+        }
+    }
+    let mut key = vec![0u8; 32];
+    if let Err(e) = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut key)) {
+        warn!("no randomness for the upload key: {e}");
+    }
+    let written = std::fs::create_dir_all(state_dir).and_then(|()| {
+        let tmp = state_dir.join(".upload.key.tmp");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&key)?;
+        std::fs::rename(&tmp, &path)
+    });
+    if let Err(e) = written {
+        warn!(
+            "cannot keep the upload key in {}: {e}; resumable uploads will not resume after a restart",
+            state_dir.display()
+        );
+    }
+    key
 }
 
 /// The chat hub, with its history in the state folder (created private).
