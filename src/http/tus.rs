@@ -278,7 +278,7 @@ async fn create(web: &Web, h: &HeaderMap, body: Body) -> Response {
         n: length,
         o: exists,
     };
-    let location = format!("{BASE}{}", ticket.id(&web.ctx.upload_key));
+    let location = format!("{BASE}{}", ticket.id(web.ctx.upload_key()));
     tracing::info!(path = %escape(&rel.to_string()), length, "tus upload created");
     // creation-with-upload: the first bytes may come with the POST.
     let with_body = h
@@ -347,7 +347,7 @@ pub async fn upload(State(web): State<Web>, Path(id): Path<String>, req: Request
     if parts.method == Method::OPTIONS {
         return options(&web);
     }
-    let Some((ticket, rel)) = Ticket::parse(&id, &web.ctx.upload_key) else {
+    let Some((ticket, rel)) = Ticket::parse(&id, web.ctx.upload_key()) else {
         return fail(StatusCode::NOT_FOUND, "no such upload");
     };
     if parts.method != Method::HEAD {

@@ -75,11 +75,20 @@ pub(crate) struct Ctx {
     pub(crate) names: hosts::KnownNames,
     /// KiB of folder-upload manifests being checked at once, in all.
     pub(crate) plan_budget: Arc<Semaphore>,
-    /// The key resumable-upload URLs are signed with.
-    pub(crate) upload_key: Vec<u8>,
+    /// The key resumable-upload URLs are signed with, loaded or made on
+    /// first use (see [`Ctx::upload_key`]).
+    upload_key: std::sync::OnceLock<Vec<u8>>,
 }
 
 impl Ctx {
+    /// The key resumable-upload URLs are signed with: read from the state
+    /// folder, or made there, the first time an upload needs it (a server
+    /// that never sees one writes no file for it).
+    pub(crate) fn upload_key(&self) -> &[u8] {
+        self.upload_key
+            .get_or_init(|| upload_key(&self.config.state_dir))
+    }
+
     /// Whether an HTTP request's `Host` names this server (see
     /// [`hosts::KnownNames`]).
     pub(crate) fn answers_to(&self, host: &str) -> bool {
@@ -103,6 +112,13 @@ impl Server {
     pub async fn bind(config: ServeConfig) -> anyhow::Result<Server> {
         let store = FileStore::open(&config.root)
             .with_context(|| format!("cannot serve {}", config.root.display()))?;
+        if config.token.as_ref().is_some_and(|t| t.expose().len() < 20) && config.discovery {
+            // A signed discovery answer is an HMAC anyone on the LAN can
+            // ask for, and test guesses against offline, unthrottled.
+            warn!(
+                "the token is short: discovery answers are signed with it, so anyone on the network can test guesses offline; use 20 or more random characters (openssl rand -base64 24), or --no-discovery"
+            );
+        }
         let mut tcp = Vec::new();
         let mut udp = Vec::new();
         for addr in &config.listen {
@@ -141,9 +157,8 @@ impl Server {
             None
         };
         let names = hosts::KnownNames::new(&crate::config::host_name(), &config.allow_host);
-        let upload_key = upload_key(&config.state_dir);
         let ctx = Arc::new(Ctx {
-            upload_key,
+            upload_key: std::sync::OnceLock::new(),
             names,
             chat,
             gate: Gate::new(config.token.clone()),
