@@ -154,14 +154,15 @@ def rooms(binary):
 
 def plans(binary):
     s = Server(binary, ["--allow-upload"])
-    entries = []
+    parts = []
+    size = 2
     i = 0
-    body = b"["
-    while len(body) < (32 << 20) - 200:
+    while size < (32 << 20) - 200:
         e = json.dumps({"path": f"d{i % 100}/file-{i:08}.bin", "kind": "file", "size": 1})
-        body += (b"," if i else b"") + e.encode()
+        parts.append(e)
+        size += len(e) + 1
         i += 1
-    body += b"]"
+    body = ("[" + ",".join(parts) + "]").encode()
     idle = rss_kib(s.proc.pid)
     peak = [idle]
     done = threading.Event()
