@@ -7,8 +7,12 @@
 //! (7070 by default), enforces connection limits, and sniffs each TCP
 //! connection's first bytes ([`server::sniff`]) to pick a door: the native
 //! protocol, the classic `struct.pack('i', len)` + JSON client of the old
-//! exercise, HTTP, or (anything else) the chat in plain text lines. Each door turns its framing into calls on a service and knows
-//! nothing of the others.
+//! exercise, HTTP (any request line; another protocol's greeting is
+//! closed), or (anything else) the chat in plain text lines. Each door
+//! turns its framing into calls on a service and knows nothing of the
+//! others. What each door trusts, and the totals that are bounded, are in
+//! `docs/THREAT_MODEL.md`; HTTP answers only the names
+//! [`server::hosts`] knows.
 //!
 //! - [`wire`]: the native protocol. [`wire::frame`] is pure (bytes in,
 //!   prefix out, caps checked first); [`wire::codec`] yields frame heads and
@@ -18,7 +22,9 @@
 //! - [`files`]: the files service. [`files::name`] is the one validator for
 //!   every name from a peer; [`files::store`] is the jailed folder;
 //!   [`files::part`] writes every received byte to a hidden partial file
-//!   that only becomes visible once its size and SHA-256 check out;
+//!   that only becomes visible once its size and SHA-256 check out, and
+//!   never trusts what it finds at that name; every change is made in a
+//!   folder opened beneath the root with no link followed;
 //!   [`files::pipe`] moves bytes between a disk thread and a socket.
 //! - [`time`]: the NTPv4 server and client ([`time::ntp`] is the pure
 //!   packet codec and era-safe arithmetic), the classic `time` text query,
