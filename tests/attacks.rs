@@ -526,3 +526,38 @@ async fn a_file_is_not_a_folder() {
     assert_eq!(r.status(), StatusCode::OK);
     s.stop().await;
 }
+
+/// A classic header trickled a byte at a time is cut at the header
+/// deadline from its first byte, not kept alive by each byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_classic_header_is_cut_at_its_deadline() {
+    let s = TestServer::start(|c| c.deadlines.header = Duration::from_secs(2)).await;
+    let head = br#"{"cmd":"get","filename":"nothing-here.txt","pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#;
+    let mut bytes = (head.len() as i32).to_le_bytes().to_vec();
+    bytes.extend_from_slice(head);
+    let mut t = TcpStream::connect(s.addr).await.unwrap();
+    // The length and the brace at once, so the classic door is chosen.
+    t.write_all(&bytes[..5]).await.unwrap();
+    let started = Instant::now();
+    let mut closed = false;
+    for b in &bytes[5..] {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if t.write_all(&[*b]).await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut probe = [0u8; 64];
+        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(1), t.read(&mut probe)).await
+        {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "still open after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    s.stop().await;
+}

@@ -67,6 +67,9 @@ impl Classic {
     /// The next header, or `None` at a clean end of stream.
     async fn read_request(&mut self) -> std::io::Result<Option<ClassicRequest>> {
         let d = self.ctx.config.deadlines;
+        // A header must arrive whole within the header deadline from its
+        // first byte, however it trickles in (not per read).
+        let mut header_due = (!self.buf.is_empty()).then(|| tokio::time::Instant::now() + d.header);
         loop {
             match decode_request(&mut self.buf) {
                 Ok(Some(r)) => return Ok(Some(r)),
@@ -76,13 +79,13 @@ impl Classic {
                     return Ok(None);
                 }
             }
-            let limit = if self.buf.is_empty() {
-                d.idle
+            let due = if self.buf.is_empty() {
+                tokio::time::Instant::now() + d.idle
             } else {
-                d.header
+                *header_due.get_or_insert_with(|| tokio::time::Instant::now() + d.header)
             };
             self.buf.reserve(4096);
-            let n = tokio::time::timeout(limit, self.stream.read_buf(&mut self.buf))
+            let n = tokio::time::timeout_at(due, self.stream.read_buf(&mut self.buf))
                 .await
                 .map_err(|_| {
                     std::io::Error::new(std::io::ErrorKind::TimedOut, "peer too slow")
