@@ -464,8 +464,7 @@ async fn serve_door(
 /// state folder (made once, 0600), so uploads resume across restarts; a
 /// key of this run alone when the folder cannot be written.
 fn upload_key(state_dir: &std::path::Path) -> Vec<u8> {
-    use std::io::{Read, Write};
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::io::Read;
     let path = state_dir.join("upload.key");
     if let Ok(key) = std::fs::read(&path) {
         if key.len() >= 32 {
@@ -476,17 +475,8 @@ fn upload_key(state_dir: &std::path::Path) -> Vec<u8> {
     if let Err(e) = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut key)) {
         warn!("no randomness for the upload key: {e}");
     }
-    let written = std::fs::create_dir_all(state_dir).and_then(|()| {
-        let tmp = state_dir.join(".upload.key.tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(&key)?;
-        std::fs::rename(&tmp, &path)
-    });
+    let written =
+        std::fs::create_dir_all(state_dir).and_then(|()| crate::secret::write_private(&path, &key));
     if let Err(e) = written {
         warn!(
             "cannot keep the upload key in {}: {e}; resumable uploads will not resume after a restart",
