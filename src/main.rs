@@ -12,11 +12,85 @@ use clap::Parser;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[allow(unsafe_code)]
+unsafe extern "C" {
+    // From the mimalloc library linked above (`mimalloc.h`). The Rust
+    // wrappers expose it only behind a feature that adds nothing else we use.
+    fn mi_collect(force: bool);
+}
+
+/// Giving memory back after a burst.
+///
+/// mimalloc frees a thread's empty pages, and the blocks other threads
+/// freed into them, only when that thread allocates or collects again. A
+/// worker that served a burst of connections and then went idle would keep
+/// their memory for as long as it stays idle. So a worker collects as it
+/// parks, at most once a second (a full collection costs too much to run on
+/// every park of a busy server). A worker that parks sooner owes one; a
+/// janitor thread wakes the workers once a second while any owes, so the
+/// last park after a burst is never the one that was skipped.
+mod collect {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    const EVERY: Duration = Duration::from_secs(1);
+
+    static OWING: AtomicUsize = AtomicUsize::new(0);
+
+    thread_local! {
+        static LAST: Cell<Option<Instant>> = const { Cell::new(None) };
+        static OWES: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// The runtime's park hook.
+    #[allow(unsafe_code)]
+    pub(super) fn on_park() {
+        let now = Instant::now();
+        if LAST.get().is_some_and(|at| now.duration_since(at) < EVERY) {
+            if !OWES.replace(true) {
+                OWING.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        LAST.set(Some(now));
+        if OWES.replace(false) {
+            OWING.fetch_sub(1, Ordering::Relaxed);
+        }
+        // SAFETY: mi_collect takes no arguments to get wrong and may be
+        // called on any thread at any time; it walks the calling thread's
+        // heap and the pages abandoned by threads that ended.
+        unsafe { super::mi_collect(true) };
+    }
+
+    /// Starts the thread that wakes the workers while one owes a collection.
+    pub(super) fn janitor(runtime: tokio::runtime::Handle, workers: usize) {
+        let spawned = std::thread::Builder::new()
+            .name("ferry-collect".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(EVERY);
+                    if OWING.load(Ordering::Relaxed) > 0 {
+                        // A task pushed from outside the runtime wakes a
+                        // parked worker; it runs nothing and parks again.
+                        for _ in 0..workers {
+                            drop(runtime.spawn(async {}));
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::debug!("no memory janitor: {e}");
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = ferry::cli::Cli::parse();
     let _flush_at_exit = ferry::log::init(ferry::cli::default_log_filter(&cli.command));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(collect::on_park)
         .build()
     {
         Ok(rt) => rt,
@@ -25,6 +99,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    collect::janitor(runtime.handle().clone(), runtime.metrics().num_workers());
     let code = runtime.block_on(ferry::cli::run(cli));
     // A read of stdin may still be pending on a blocking thread; do not
     // wait for a line that will never be used.
