@@ -11,9 +11,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use crate::access::{Policy, Rights};
 use crate::secret::Secret;
 use crate::wire::Deadlines;
-use crate::wire::messages::Permissions;
 
 /// The default port, TCP and UDP.
 pub const DEFAULT_PORT: u16 = 7070;
@@ -264,9 +264,9 @@ pub struct ServeConfig {
     /// The shared token, if any.
     pub token: Option<Secret>,
     /// What clients may do once authenticated (or all clients, without a token).
-    pub granted: Permissions,
+    pub granted: Rights,
     /// What clients without the token may do when a token is set.
-    pub anonymous: Permissions,
+    pub anonymous: Rights,
     /// Connection limits.
     pub limits: Limits,
     /// Per-connection deadlines.
@@ -409,7 +409,7 @@ impl ServeConfig {
             }
         }
         let all = opts.allow_all || file.allow_all.unwrap_or(false);
-        let granted = Permissions {
+        let granted = Rights {
             read: true,
             upload: all || opts.allow_upload || file.allow_upload.unwrap_or(false),
             delete: all || opts.allow_delete || file.allow_delete.unwrap_or(false),
@@ -430,18 +430,18 @@ impl ServeConfig {
         if chat_auth && token.is_none() {
             bail!("--chat-auth needs a token (set FERRY_TOKEN or `token` in the config file)");
         }
-        let granted = Permissions {
+        let granted = Rights {
             chat: chat_on,
             ..granted
         };
         let anonymous = match (&token, private) {
             (None, _) => granted,
-            (Some(_), false) => Permissions {
+            (Some(_), false) => Rights {
                 read: true,
                 chat: chat_on && !chat_auth,
-                ..Permissions::default()
+                ..Rights::default()
             },
-            (Some(_), true) => Permissions::default(),
+            (Some(_), true) => Rights::default(),
         };
         let (listen, default_listen) = if !opts.listen.is_empty() {
             (opts.listen.clone(), false)
@@ -585,13 +585,12 @@ impl ServeConfig {
         })
     }
 
-    /// Refuses an upload of `size` bytes past `--max-upload`.
-    pub fn check_upload(&self, size: u64) -> Result<(), crate::files::FilesError> {
-        match self.max_upload {
-            Some(max) if size > max => Err(crate::files::FilesError::TooLarge(format!(
-                "uploads are limited to {max} bytes; this one has {size}"
-            ))),
-            _ => Ok(()),
+    /// Who may do what: the one access decision every door asks.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            anonymous: self.anonymous,
+            holder: self.granted,
+            token: self.token.is_some(),
         }
     }
 

@@ -19,6 +19,8 @@
 //!   body chunks; [`wire::connection`] owns buffers and deadlines;
 //!   [`wire::messages`] are the typed JSON headers and stable error codes;
 //!   [`wire::classic`] is the classic framing.
+//! - [`access`]: the one access decision, (who, action, path) → allowed or
+//!   why not; every door asks it.
 //! - [`files`]: the files service. [`files::name`] is the one validator for
 //!   every name from a peer; [`files::store`] is the jailed folder;
 //!   [`files::part`] writes every received byte to a hidden partial file
@@ -56,6 +58,7 @@
 /// Software name and version, as hellos, announcements and logs give it.
 pub const SOFTWARE: &str = concat!("ferry/", env!("CARGO_PKG_VERSION"));
 
+pub mod access;
 pub mod chat;
 pub mod cli;
 pub mod client;

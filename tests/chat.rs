@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::{TestServer, spawn_bin_server};
+use ferry::access::Rights;
 use ferry::chat::Event;
 use ferry::client::Client;
 use ferry::secret::Secret;
-use ferry::wire::messages::{ErrorCode, Permissions};
+use ferry::wire::messages::ErrorCode;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -462,9 +463,9 @@ async fn chat_can_require_the_token() {
     const TOKEN: &str = "chat-token-for-tests";
     let s = TestServer::start(|c| {
         c.token = Some(Secret::new(TOKEN));
-        c.anonymous = Permissions {
+        c.anonymous = Rights {
             read: true,
-            ..Permissions::default()
+            ..Rights::default()
         };
         c.granted.chat = true;
         c.sniff_timeout = Duration::from_millis(200);

@@ -127,3 +127,60 @@ async fn classic_put_cut_short_leaves_nothing() {
     );
     assert!(!ro.path("short.bin").exists());
 }
+
+/// Sends one classic request; gives the reply header and the bytes after it.
+async fn classic_request(
+    addr: std::net::SocketAddr,
+    header: &[u8],
+    body: &[u8],
+) -> (serde_json::Value, Vec<u8>) {
+    let mut msg = (header.len() as i32).to_le_bytes().to_vec();
+    msg.extend_from_slice(header);
+    msg.extend_from_slice(body);
+    let mut t = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut t, &msg)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    // A refusal that needs the token closes; a get is read to its end.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut t, &mut out),
+    )
+    .await;
+    let len = i32::from_le_bytes(out[..4].try_into().unwrap()) as usize;
+    let reply = serde_json::from_slice(&out[4..4 + len]).unwrap();
+    (reply, out[4 + len..].to_vec())
+}
+
+#[tokio::test]
+async fn the_classic_client_has_the_anonymous_rights_on_a_server_with_a_token() {
+    let s = TestServer::start(|c| {
+        c.token = Some(ferry::secret::Secret::new("classic-door-token-123456"));
+        c.anonymous = ferry::access::Rights {
+            read: true,
+            ..Default::default()
+        };
+    })
+    .await;
+    std::fs::write(s.path("open.txt"), b"anyone may read").unwrap();
+    // Reading is anonymous here: the classic get works.
+    let (reply, body) =
+        classic_request(s.addr, br#"{"cmd":"get","filename":"open.txt"}"#, b"").await;
+    assert_eq!(reply["filesize"], 15, "{reply}");
+    assert_eq!(body, b"anyone may read");
+    // Uploading needs the token, which the classic client cannot present.
+    let (reply, _) = classic_request(
+        s.addr,
+        br#"{"cmd":"put","filename":"new.txt","filesize":3}"#,
+        b"abc",
+    )
+    .await;
+    let e = reply["error"].as_str().unwrap();
+    assert!(
+        e.contains("needs authentication") && e.contains("FERRY_TOKEN"),
+        "{reply}"
+    );
+    assert!(!s.path("new.txt").exists());
+    assert!(partial_files(s.root.path()).is_empty());
+}

@@ -6,9 +6,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{TestServer, ferry_bin, noise, run_cli, spawn_bin_server};
+use ferry::access::Rights;
 use ferry::client::{Client, ClientError};
 use ferry::secret::Secret;
-use ferry::wire::messages::{ErrorCode, ExecEvent, ExecRequest, ExitReport, Permissions, Request};
+use ferry::wire::messages::{ErrorCode, ExecEvent, ExecRequest, ExitReport, Request};
 use ferry::wire::{Connection, Kind};
 use tokio_util::sync::CancellationToken;
 
@@ -19,9 +20,9 @@ async fn exec_server(tweak: impl FnOnce(&mut ferry::config::ServeConfig)) -> Tes
     TestServer::start(|c| {
         c.token = Some(Secret::new(TOKEN));
         c.granted.exec = true;
-        c.anonymous = Permissions {
+        c.anonymous = Rights {
             read: true,
-            ..Permissions::default()
+            ..Rights::default()
         };
         c.exec.grace = Duration::from_secs(1);
         tweak(c);
@@ -473,9 +474,9 @@ async fn exec_needs_the_token_and_the_flag() {
 
     let s = TestServer::start(|c| {
         c.token = Some(Secret::new(TOKEN));
-        c.anonymous = Permissions {
+        c.anonymous = Rights {
             read: true,
-            ..Permissions::default()
+            ..Rights::default()
         };
     })
     .await;

@@ -21,7 +21,7 @@ const TOKEN: &str = "s3cret-token-for-tests";
 async fn a_token_unlocks_what_the_server_grants() {
     let s = TestServer::start(|c| {
         c.token = Some(Secret::new(TOKEN));
-        c.anonymous = ferry::wire::messages::Permissions {
+        c.anonymous = ferry::access::Rights {
             read: true,
             ..Default::default()
         };

@@ -283,7 +283,7 @@ async fn tls_server(tweak: impl FnOnce(&mut ferry::config::ServeConfig)) -> Test
             handshake_timeout: Duration::from_secs(1),
         });
         c.token = Some(ferry::secret::Secret::new(TOKEN));
-        c.anonymous = ferry::wire::messages::Permissions {
+        c.anonymous = ferry::access::Rights {
             read: true,
             ..Default::default()
         };

@@ -611,7 +611,7 @@ async fn listings_archives_and_compression() {
 async fn auth_rights_and_cross_site_requests() {
     let s = TestServer::start(|cfg| {
         cfg.token = Some(ferry::secret::Secret::new("s3cret-token"));
-        cfg.anonymous = ferry::wire::messages::Permissions {
+        cfg.anonymous = ferry::access::Rights {
             read: true,
             chat: true,
             ..Default::default()

@@ -60,7 +60,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             println!("  {iface:<10} {addr}");
         }
     }
-    let describe = |p: crate::wire::messages::Permissions| {
+    let describe = |p: crate::access::Rights| {
         let mut v = Vec::new();
         for (on, name) in [(p.read, "read"), (p.upload, "upload"), (p.delete, "delete")] {
             if on {

@@ -5,10 +5,12 @@ pub mod name;
 pub mod part;
 pub mod pipe;
 pub mod store;
+pub mod upload;
 
 pub use name::{NameError, RelPath};
 pub use part::{FinishError, PartFile};
 pub use store::FileStore;
+pub use upload::{BodySource, Broke, Files, OnBreak, Upload, UploadOptions};
 
 use crate::wire::messages::ErrorCode;
 
@@ -18,6 +20,9 @@ pub enum FilesError {
     /// A name broke the rules.
     #[error(transparent)]
     Name(#[from] NameError),
+    /// The access decision said no.
+    #[error(transparent)]
+    Denied(#[from] crate::access::Denied),
     /// Nothing there.
     #[error("{0}")]
     NotFound(String),
@@ -86,6 +91,8 @@ impl FilesError {
     pub fn code(&self) -> ErrorCode {
         match self {
             FilesError::Name(_) => ErrorCode::InvalidName,
+            FilesError::Denied(crate::access::Denied::NeedsToken(_)) => ErrorCode::AuthRequired,
+            FilesError::Denied(crate::access::Denied::Forbidden(_)) => ErrorCode::Forbidden,
             FilesError::NotFound(_) => ErrorCode::NotFound,
             FilesError::Forbidden(_) => ErrorCode::Forbidden,
             FilesError::Exists(_) => ErrorCode::Exists,

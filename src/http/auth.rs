@@ -18,9 +18,10 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 
 use super::{Web, error};
+use crate::access::{self, Action, Denied, Rights};
+use crate::files::RelPath;
 use crate::secret::Secret;
 use crate::server::Verdict;
-use crate::wire::messages::Permissions;
 
 /// Session cookie name.
 pub const COOKIE: &str = "ferry_session";
@@ -83,11 +84,13 @@ impl Sessions {
     }
 }
 
-/// What a request may do.
+/// Who a request is, and what it may do.
 #[derive(Debug, Clone, Copy)]
 pub struct Who {
-    /// Its rights.
-    pub perms: Permissions,
+    /// Who, for the access decision.
+    pub id: access::Who,
+    /// Its rights anywhere, for the page to show.
+    pub perms: Rights,
     /// Whether it proved the token (or none is needed).
     pub authed: bool,
 }
@@ -124,32 +127,24 @@ fn presented(headers: &HeaderMap) -> Option<Secret> {
 
 /// Works out who `headers` belong to; a wrong token is answered 401.
 pub async fn who(web: &Web, headers: &HeaderMap) -> Result<Who, Response> {
-    let cfg = &web.ctx.config;
-    if !web.ctx.gate.enabled() {
-        return Ok(Who {
-            perms: cfg.granted,
-            authed: true,
-        });
-    }
-    if let Some(token) = presented(headers) {
-        return match web.ctx.gate.check(web.peer.ip(), &token).await {
-            Verdict::Right => Ok(Who {
-                perms: cfg.granted,
-                authed: true,
-            }),
-            Verdict::Wrong => Err(unauthorized(headers, "wrong token")),
-            Verdict::Throttled(wait) => Err(throttled(wait)),
-        };
-    }
-    if cookie(headers, COOKIE).is_some_and(|id| web.ctx.sessions.valid(id)) {
-        return Ok(Who {
-            perms: cfg.granted,
-            authed: true,
-        });
-    }
+    let policy = web.ctx.files.policy();
+    let id = if !web.ctx.gate.enabled() {
+        policy.newcomer()
+    } else if let Some(token) = presented(headers) {
+        match web.ctx.gate.check(web.peer.ip(), &token).await {
+            Verdict::Right => access::Who::TokenHolder,
+            Verdict::Wrong => return Err(unauthorized(headers, "wrong token")),
+            Verdict::Throttled(wait) => return Err(throttled(wait)),
+        }
+    } else if cookie(headers, COOKIE).is_some_and(|id| web.ctx.sessions.valid(id)) {
+        access::Who::TokenHolder
+    } else {
+        access::Who::Anonymous
+    };
     Ok(Who {
-        perms: cfg.anonymous,
-        authed: false,
+        id,
+        perms: policy.rights(id),
+        authed: id == access::Who::TokenHolder,
     })
 }
 
@@ -177,26 +172,27 @@ fn unauthorized(headers: &HeaderMap, why: &str) -> Response {
     res
 }
 
-/// The answer to a request that lacks a right: 401 when the token would
-/// give it, 403 when nothing would.
-pub fn deny(web: &Web, who: &Who, headers: &HeaderMap, what: &str) -> Response {
-    let with_token = web.ctx.config.granted;
-    let token_helps = !who.authed
-        && web.ctx.gate.enabled()
-        && match what {
-            "read" => with_token.read,
-            "upload" => with_token.upload,
-            "delete" => with_token.delete,
-            "chat" => with_token.chat,
-            _ => false,
-        };
-    if token_helps {
-        unauthorized(headers, &format!("{what} needs the token"))
-    } else {
-        error(
-            StatusCode::FORBIDDEN,
-            format!("this server does not allow {what}"),
-        )
+/// Asks the access decision whether `who` may do `action` to `rel`; the
+/// refusal is 401 when the token would allow it, 403 when nothing would.
+pub fn allow(
+    who: &Who,
+    web: &Web,
+    headers: &HeaderMap,
+    action: Action,
+    rel: &RelPath,
+) -> Result<(), Response> {
+    web.ctx
+        .files
+        .policy()
+        .check(who.id, action, rel)
+        .map_err(|d| denied(headers, d))
+}
+
+/// A refusal of the access decision, as an answer.
+pub fn denied(headers: &HeaderMap, d: Denied) -> Response {
+    match d {
+        Denied::NeedsToken(_) => unauthorized(headers, &d.to_string()),
+        Denied::Forbidden(_) => error(StatusCode::FORBIDDEN, d.to_string()),
     }
 }
 

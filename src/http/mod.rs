@@ -20,7 +20,7 @@ pub mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
 use std::convert::Infallible;
@@ -315,9 +315,4 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
         text,
     )
         .into_response()
-}
-
-/// How long a body may stall before the request fails.
-pub(crate) fn body_stall(web: &Web) -> Duration {
-    web.ctx.config.deadlines.body
 }

@@ -270,7 +270,7 @@ pub async fn archive(web: &Web, rel: RelPath) -> Response {
                         let Ok(sub) = RelPath::parse(&e.path) else {
                             continue;
                         };
-                        let (file, entry) = match ctx.store.open_read(&rel.join(&sub)) {
+                        let (file, entry) = match ctx.files.store().open_read(&rel.join(&sub)) {
                             Ok(x) => x,
                             // Gone since the walk: leave it out.
                             Err(_) => continue,

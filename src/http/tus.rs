@@ -15,11 +15,12 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use super::auth::{self, Who};
-use super::files::{blocking, check_size, commit, failure, stream_body};
+use super::auth;
+use super::files::{HttpBody, blocking, broke, failure, upload_failed};
 use super::{Web, error};
-use crate::files::FilesError;
+use crate::access::Action;
 use crate::files::name::RelPath;
+use crate::files::{FilesError, OnBreak, Upload, UploadOptions};
 use crate::text::escape;
 
 /// The protocol version spoken.
@@ -192,14 +193,6 @@ fn options(web: &Web) -> Response {
     res
 }
 
-async fn who_may_upload(web: &Web, h: &HeaderMap) -> Result<Who, Response> {
-    let who = auth::who(web, h).await.map_err(tus_headers)?;
-    if !who.perms.upload {
-        return Err(tus_headers(auth::deny(web, &who, h, "upload")));
-    }
-    Ok(who)
-}
-
 /// `/.ferry/tus/`: OPTIONS, and POST to create an upload.
 pub async fn collection(State(web): State<Web>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
@@ -217,9 +210,9 @@ async fn create(web: &Web, h: &HeaderMap, body: Body) -> Response {
     if let Err(r) = auth::scripted(h) {
         return tus_headers(r);
     }
-    let who = match who_may_upload(web, h).await {
+    let who = match auth::who(web, h).await {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(r) => return tus_headers(r),
     };
     if h.contains_key("upload-defer-length") {
         return fail(
@@ -232,9 +225,6 @@ async fn create(web: &Web, h: &HeaderMap, body: Body) -> Response {
         Ok(None) => return fail(StatusCode::BAD_REQUEST, "Upload-Length is needed"),
         Err(r) => return r,
     };
-    if let Err(r) = check_size(web, length) {
-        return tus_headers(r);
-    }
     let meta = match metadata(h) {
         Ok(m) => m,
         Err(r) => return r,
@@ -246,37 +236,27 @@ async fn create(web: &Web, h: &HeaderMap, body: Body) -> Response {
     let overwrite = meta
         .iter()
         .any(|(k, v)| k == "overwrite" && (v == "1" || v == "true"));
-    let r = rel.clone();
-    let exists = blocking(web, move |s| Ok(s.exists(&r)))
-        .await
-        .unwrap_or(false);
-    if exists && !overwrite {
-        return fail(
-            StatusCode::CONFLICT,
-            format!("{rel} exists (set overwrite in Upload-Metadata to replace it)"),
-        );
-    }
-    if exists && !who.perms.delete {
-        return tus_headers(auth::deny(web, &who, h, "delete"));
-    }
     // Folders in the path are made as needed (a folder upload's files).
-    let r = rel.clone();
-    let made = blocking(web, move |s| {
-        if let Some(parent) = r.parent().filter(|p| !p.is_root()) {
-            s.mkdir(&parent, true)?;
-        }
-        let up = s.begin_upload(&r, exists, false)?;
-        Ok(up)
-    })
-    .await;
-    let upload = match made {
+    let opts = UploadOptions {
+        overwrite,
+        on_break: OnBreak::Keep,
+        make_parents: true,
+        ..UploadOptions::new(Some(length))
+    };
+    let upload = match web.ctx.files.begin_upload(who.id, &rel, opts).await {
         Ok(u) => u,
-        Err(e) => return tus_headers(failure(e)),
+        Err(FilesError::Exists(_)) => {
+            return fail(
+                StatusCode::CONFLICT,
+                format!("{rel} exists (set overwrite in Upload-Metadata to replace it)"),
+            );
+        }
+        Err(e) => return tus_headers(upload_failed(h, e)),
     };
     let ticket = Ticket {
         p: rel.to_string(),
         n: length,
-        o: exists,
+        o: upload.replaces(),
     };
     let location = format!("{BASE}{}", ticket.id(web.ctx.upload_key()));
     tracing::info!(path = %escape(&rel.to_string()), length, "tus upload created");
@@ -285,11 +265,12 @@ async fn create(web: &Web, h: &HeaderMap, body: Body) -> Response {
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v == "application/offset+octet-stream");
     let offset = if with_body || length == 0 {
-        match append(web, upload, &ticket, 0, body).await {
+        match append(h, upload, &ticket, 0, body).await {
             Ok(o) => o,
             Err(r) => return r,
         }
     } else {
+        upload.keep();
         0
     };
     let mut res = tus_headers(StatusCode::CREATED.into_response());
@@ -304,34 +285,35 @@ async fn create(web: &Web, h: &HeaderMap, body: Body) -> Response {
 /// Writes a body at `offset` and moves the file into place once whole.
 /// Gives the new offset.
 async fn append(
-    web: &Web,
-    upload: crate::files::store::Upload,
+    h: &HeaderMap,
+    mut upload: Upload,
     ticket: &Ticket,
     offset: u64,
     body: Body,
 ) -> Result<u64, Response> {
-    let crate::files::store::Upload {
-        mut part, guard, ..
-    } = upload;
-    if part.existing() != offset {
+    if upload.held() != offset {
         return Err(fail(
             StatusCode::CONFLICT,
-            format!("the upload is at byte {}, not {offset}", part.existing()),
+            format!("the upload is at byte {}, not {offset}", upload.held()),
         ));
     }
-    if let Err(e) = part.start(offset, ticket.n) {
+    if let Err(e) = upload.start(offset).await {
         return Err(fail(StatusCode::CONFLICT, e.to_string()));
     }
-    let (part, ended) = stream_body(web, part, body).await.map_err(tus_headers)?;
-    let now = part.written();
-    if let Err(r) = ended {
-        // What arrived is kept: the client resumes from `now`.
-        tracing::debug!(offset = now, "tus body ended early");
-        return Err(tus_headers(r));
-    }
+    // A body that breaks off is kept: the client resumes from what HEAD
+    // then says.
+    let now = upload
+        .receive(&mut HttpBody(body.into_data_stream()))
+        .await
+        .map_err(|b| tus_headers(broke(b)))?;
     if now == ticket.n {
-        commit(part, guard, ticket.o).await.map_err(tus_headers)?;
+        upload
+            .finish(None, None)
+            .await
+            .map_err(|e| tus_headers(upload_failed(h, e)))?;
         tracing::info!(path = %escape(&ticket.p), "tus upload complete");
+    } else {
+        upload.keep();
     }
     Ok(now)
 }
@@ -355,12 +337,12 @@ pub async fn upload(State(web): State<Web>, Path(id): Path<String>, req: Request
             return tus_headers(r);
         }
     }
-    let who = match who_may_upload(&web, h).await {
+    let who = match auth::who(&web, h).await {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(r) => return tus_headers(r),
     };
-    if ticket.o && !who.perms.delete {
-        return tus_headers(auth::deny(&web, &who, h, "delete"));
+    if let Err(r) = auth::allow(&who, &web, h, Action::Create, &rel) {
+        return tus_headers(r);
     }
     match parts.method {
         Method::HEAD => {
@@ -393,20 +375,22 @@ pub async fn upload(State(web): State<Web>, Path(id): Path<String>, req: Request
                 Ok(None) => return fail(StatusCode::BAD_REQUEST, "Upload-Offset is needed"),
                 Err(r) => return r,
             };
-            let r = rel.clone();
-            let upload = match blocking(&web, move |s| {
-                if !s.partial_exists(&r) {
-                    return Err(FilesError::NotFound(format!("no upload for {r}")));
-                }
-                s.begin_upload(&r, true, true)
-            })
-            .await
-            {
+            let opts = UploadOptions {
+                overwrite: ticket.o,
+                resume: true,
+                on_break: OnBreak::Keep,
+                continuing: true,
+                ..UploadOptions::new(Some(ticket.n))
+            };
+            let upload = match web.ctx.files.begin_upload(who.id, &rel, opts).await {
                 Ok(u) => u,
                 Err(FilesError::Busy(m)) => return fail(StatusCode::CONFLICT, m),
-                Err(e) => return tus_headers(failure(e)),
+                Err(FilesError::NotFound(_)) => {
+                    return fail(StatusCode::NOT_FOUND, "no such upload");
+                }
+                Err(e) => return tus_headers(upload_failed(h, e)),
             };
-            match append(&web, upload, &ticket, offset, body).await {
+            match append(h, upload, &ticket, offset, body).await {
                 Ok(now) => {
                     let mut res = tus_headers(StatusCode::NO_CONTENT.into_response());
                     res.headers_mut()

@@ -37,8 +37,9 @@ pub async fn upgrade(
         Ok(w) => w,
         Err(r) => return r,
     };
-    if !who.perms.chat {
-        return auth::deny(&web, &who, &headers, "chat");
+    let root = crate::files::RelPath::root();
+    if let Err(r) = auth::allow(&who, &web, &headers, crate::access::Action::Chat, &root) {
+        return r;
     }
     let Some(hub) = web.ctx.chat.clone() else {
         return error(StatusCode::NOT_FOUND, "this server does not run the chat");

@@ -2,9 +2,9 @@
 //!
 //! It frames with `struct.pack('i', len)` + JSON and sends a `put`'s bytes
 //! right behind the header without waiting, so a refused `put` can only be
-//! answered and closed. The same store, name rules and permissions as the
-//! native door apply; since the classic client has no way to authenticate,
-//! a server with a token refuses this door outright.
+//! answered and closed. The same store, name rules, upload and access
+//! decision as the native door apply; the classic client has no way to
+//! present a token, so it has the anonymous rights.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,8 +15,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info};
 
 use super::Ctx;
-use crate::files::pipe::{CHUNK, spawn_reader, spawn_writer};
-use crate::files::{FilesError, RelPath};
+use crate::access::{Action, Denied, Who};
+use crate::files::pipe::{CHUNK, spawn_reader};
+use crate::files::{BodySource, FilesError, RelPath, UploadOptions};
 use crate::text::escape;
 use crate::wire::Stream;
 use crate::wire::classic::{ClassicReply, ClassicRequest, decode_request, encode_reply};
@@ -107,14 +108,6 @@ impl Classic {
         } else {
             Next::Continue
         };
-        if self.ctx.gate.enabled() {
-            self.reply_error(
-                "this server requires authentication; use the ferry client with FERRY_TOKEN",
-            )
-            .await?;
-            return Ok(Next::Close);
-        }
-        let perms = self.ctx.config.granted;
         let rel = match RelPath::parse(&req.filename) {
             Ok(r) if !r.is_root() => r,
             Ok(_) => {
@@ -133,13 +126,6 @@ impl Classic {
                     self.reply_error("put needs filesize").await?;
                     return Ok(Next::Close);
                 };
-                if !perms.upload {
-                    self.reply_error(
-                        "this server does not allow uploads (start it with --allow-upload)",
-                    )
-                    .await?;
-                    return Ok(Next::Close);
-                }
                 match self.put(rel, size).await? {
                     Ok(sha256) => {
                         info!(file = %name, size, "classic put stored");
@@ -162,9 +148,19 @@ impl Classic {
                 }
             }
             "get" => {
-                if !perms.read {
-                    self.reply_error("reading is not allowed").await?;
-                    return Ok(Next::Continue);
+                if let Err(d) = self
+                    .ctx
+                    .files
+                    .policy()
+                    .check(self.who(), Action::Read, &rel)
+                {
+                    self.reply_error(&refusal(d)).await?;
+                    // Nothing more can be had without the token, which
+                    // this client cannot present.
+                    return Ok(match d {
+                        Denied::NeedsToken(_) => Next::Close,
+                        Denied::Forbidden(_) => Next::Continue,
+                    });
                 }
                 self.get(rel, &req.filename).await?;
                 Ok(Next::Continue)
@@ -181,88 +177,45 @@ impl Classic {
         }
     }
 
+    /// Who a classic client is: it cannot present a token.
+    fn who(&self) -> Who {
+        self.ctx.files.policy().newcomer()
+    }
+
     /// Receives `size` bytes into the store. The outer error is the
     /// connection's; the inner one is a refusal to report.
     async fn put(&mut self, rel: RelPath, size: u64) -> std::io::Result<Result<String, String>> {
-        let ctx = self.ctx.clone();
-        let begun = tokio::task::spawn_blocking(move || {
-            ctx.config.check_upload(size)?;
-            let mut up = ctx.store.begin_upload(&rel, false, false)?;
-            up.part
-                .start(0, size)
-                .map_err(|e| FilesError::Io(e.to_string()))?;
-            Ok::<_, FilesError>(up)
-        })
-        .await
-        .map_err(std::io::Error::other)?;
-        let up = match begun {
-            Ok(up) => up,
+        // The classic client cannot resume: nothing of a broken upload is
+        // kept.
+        let opts = UploadOptions::new(Some(size));
+        let mut upload = match self.ctx.files.begin_upload(self.who(), &rel, opts).await {
+            Ok(u) => u,
+            Err(FilesError::Denied(d)) => return Ok(Err(refusal(d))),
             Err(e) => return Ok(Err(e.to_string())),
         };
-        let mut sink = spawn_writer(up.part);
-        let mut left = size;
-        let body = self.ctx.config.deadlines.body;
-        let abort = self.ctx.abort.clone();
-        let mut failure = None;
-        while left > 0 {
-            let mut chunk = sink.buffer();
-            let want = left.min(CHUNK as u64) as usize;
-            if !self.buf.is_empty() {
-                let n = want.min(self.buf.len());
-                chunk.extend_from_slice(&self.buf.split_to(n));
-            } else {
-                chunk.resize(want, 0);
-                let read = tokio::select! {
-                    r = tokio::time::timeout(body, self.stream.read(&mut chunk)) => r,
-                    _ = abort.cancelled() => { failure = Some("server shutting down".to_string()); break; }
-                };
-                match read {
-                    Ok(Ok(0)) => {
-                        failure =
-                            Some(format!("connection closed with {left} bytes still to come"));
-                        break;
-                    }
-                    Ok(Ok(n)) => chunk.truncate(n),
-                    Ok(Err(e)) => {
-                        failure = Some(e.to_string());
-                        break;
-                    }
-                    Err(_) => {
-                        failure = Some("peer too slow".to_string());
-                        break;
-                    }
-                }
-            }
-            left -= chunk.len() as u64;
-            if !sink.send(chunk).await {
-                break;
-            }
+        if let Err(e) = upload.start(0).await {
+            return Ok(Err(e.to_string()));
         }
-        let (part, written) = sink.finish().await?;
-        // The guard is held until the file is in place, so that no other
-        // upload of the same name can reuse the partial file meanwhile.
-        let guard = up.guard;
-        if let Some(why) = failure {
-            // The classic client cannot resume: nothing of it is kept.
-            part.discard();
-            return Err(std::io::Error::other(why));
+        let mut body = ClassicBody {
+            buf: &mut self.buf,
+            stream: &mut self.stream,
+            left: size,
+        };
+        if let Err(b) = upload.receive(&mut body).await {
+            return match b {
+                crate::files::Broke::Lost(e) => Err(e),
+                crate::files::Broke::Stalled => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "peer too slow",
+                )),
+                other => Ok(Err(other.to_string())),
+            };
         }
-        if let Err(e) = written {
-            part.discard();
-            return Ok(Err(format!("storing failed: {e}")));
-        }
-        let done = tokio::task::spawn_blocking(move || part.finish(None, None, false))
-            .await
-            .map_err(std::io::Error::other)?;
-        drop(guard);
-        Ok(done.map_err(|e| FilesError::from(e).to_string()))
+        Ok(upload.finish(None, None).await.map_err(|e| e.to_string()))
     }
 
     async fn get(&mut self, rel: RelPath, filename: &str) -> std::io::Result<()> {
-        let ctx = self.ctx.clone();
-        let opened = tokio::task::spawn_blocking(move || ctx.store.open_read(&rel))
-            .await
-            .map_err(std::io::Error::other)?;
+        let opened = self.ctx.files.blocking(move |s| s.open_read(&rel)).await;
         let (file, entry) = match opened {
             Ok(pair) => pair,
             Err(e) => return self.reply_error(&e.to_string()).await,
@@ -304,5 +257,54 @@ impl Classic {
             ..Default::default()
         })
         .await
+    }
+}
+
+/// A refusal of the access decision, for a client that cannot present
+/// the token.
+fn refusal(d: Denied) -> String {
+    match d {
+        Denied::NeedsToken(a) => format!(
+            "{} needs authentication with the token, which the classic client cannot present; use the ferry client with FERRY_TOKEN",
+            a.words()
+        ),
+        Denied::Forbidden(_) => d.to_string(),
+    }
+}
+
+/// A put's body: what is already buffered, then the stream, up to the
+/// announced size.
+struct ClassicBody<'a> {
+    buf: &'a mut BytesMut,
+    stream: &'a mut Stream,
+    left: u64,
+}
+
+impl BodySource for ClassicBody<'_> {
+    type Error = std::io::Error;
+
+    async fn read_into(&mut self, chunk: &mut Vec<u8>) -> std::io::Result<usize> {
+        let want = self.left.min(CHUNK as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = if !self.buf.is_empty() {
+            let n = want.min(self.buf.len());
+            chunk.extend_from_slice(&self.buf.split_to(n));
+            n
+        } else {
+            chunk.resize(want, 0);
+            let n = self.stream.read(&mut chunk[..want]).await?;
+            chunk.truncate(n);
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("connection closed with {} bytes still to come", self.left),
+                ));
+            }
+            n
+        };
+        self.left -= n as u64;
+        Ok(n)
     }
 }

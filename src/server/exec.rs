@@ -70,10 +70,7 @@ pub(super) async fn exec(
         Fail::Reply(ErrorCode::Busy, msg)
     })?;
     let rel = RelPath::parse(&p.cwd)?;
-    let store_ctx = ctx.clone();
-    let cwd = tokio::task::spawn_blocking(move || store_ctx.store.folder(&rel))
-        .await
-        .map_err(|_| Fail::Reply(ErrorCode::Internal, "internal error".into()))??;
+    let cwd = ctx.files.blocking(move |s| s.folder(&rel)).await?;
     let env = crate::exec::environment(&cwd, peer, &ctx.config.name, &p.env)
         .map_err(|m| Fail::Reply(ErrorCode::BadRequest, m))?;
     let timeout = p

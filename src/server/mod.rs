@@ -52,7 +52,8 @@ const MAX_REFUSING: usize = 64;
 #[derive(Debug)]
 pub(crate) struct Ctx {
     pub(crate) config: ServeConfig,
-    pub(crate) store: FileStore,
+    /// The files service: store, access decision, upload limits.
+    pub(crate) files: crate::files::Files,
     pub(crate) gate: Gate,
     pub(crate) limits: Arc<ConnLimits>,
     /// Running commands, in all and per client address.
@@ -156,6 +157,7 @@ impl Server {
         } else {
             None
         };
+        let abort = CancellationToken::new();
         let names = hosts::KnownNames::new(&crate::config::host_name(), &config.allow_host);
         let ctx = Arc::new(Ctx {
             upload_key: std::sync::OnceLock::new(),
@@ -170,10 +172,16 @@ impl Server {
             }),
             time: crate::time::TimeService::new(config.time.clone()),
             instance: crate::discovery::wire::random_hex().context("cannot read /dev/urandom")?,
-            store,
+            files: crate::files::Files::new(
+                store,
+                config.policy(),
+                config.max_upload,
+                config.deadlines.body,
+                abort.clone(),
+            ),
             config,
             stop: CancellationToken::new(),
-            abort: CancellationToken::new(),
+            abort,
             sessions: Default::default(),
             tls,
             plan_budget: Arc::new(Semaphore::new((native::MAX_PLAN_BODY / 1024) as usize)),
@@ -204,7 +212,7 @@ impl Server {
 
     /// The served folder, canonical.
     pub fn root(&self) -> &std::path::Path {
-        self.ctx.store.root()
+        self.ctx.files.store().root()
     }
 
     /// Serves until `shutdown` is cancelled, then shuts down gracefully.
@@ -234,7 +242,8 @@ impl Server {
                 let ctx = sweeper.clone();
                 let max_age = ctx.config.partial_max_age;
                 if let Ok(n) =
-                    tokio::task::spawn_blocking(move || ctx.store.sweep_partials(max_age)).await
+                    tokio::task::spawn_blocking(move || ctx.files.store().sweep_partials(max_age))
+                        .await
                 {
                     if n > 0 {
                         info!(removed = n, "removed abandoned partial uploads");

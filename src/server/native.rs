@@ -11,15 +11,16 @@ use sha2::Sha256;
 use tracing::{debug, info, warn};
 
 use super::Ctx;
+use crate::access::{Action, Denied, Who};
 use crate::files::part::{hash_prefix, hex};
-use crate::files::pipe::{Received, receive_body, send_body, spawn_reader, spawn_writer};
+use crate::files::pipe::{send_body, spawn_reader};
 use crate::files::store::FileStore;
-use crate::files::{FilesError, RelPath};
+use crate::files::{BodySource, Broke, FilesError, OnBreak, RelPath, UploadOptions};
 use crate::secret::Secret;
 use crate::text::escape;
 use crate::wire::messages::{
-    AuthReply, Count, Digest, Done, EntryBatch, ErrorCode, GetStart, HelloReply, Mtime,
-    Permissions, PutReady, Request, SUPPORTED_VERSIONS, TreeEntry,
+    AuthReply, Count, Digest, Done, EntryBatch, ErrorCode, GetStart, HelloReply, Mtime, PutReady,
+    Request, SUPPORTED_VERSIONS, TreeEntry,
 };
 use crate::wire::{ConnError, Connection, Kind, Stream};
 
@@ -41,7 +42,7 @@ pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, c
         conn,
         ctx,
         peer,
-        perms: None,
+        who: None,
         auth_failures: 0,
     };
     match session.run().await {
@@ -81,7 +82,25 @@ impl From<ConnError> for Fail {
 
 impl From<FilesError> for Fail {
     fn from(e: FilesError) -> Self {
-        Fail::Reply(e.code(), e.to_string())
+        match e {
+            FilesError::Denied(d) => d.into(),
+            e => Fail::Reply(e.code(), e.to_string()),
+        }
+    }
+}
+
+impl From<Denied> for Fail {
+    fn from(d: Denied) -> Self {
+        match d {
+            Denied::NeedsToken(a) => Fail::Reply(
+                ErrorCode::AuthRequired,
+                format!(
+                    "{} needs authentication: set FERRY_TOKEN on the client",
+                    a.words()
+                ),
+            ),
+            Denied::Forbidden(_) => Fail::Reply(ErrorCode::Forbidden, d.to_string()),
+        }
     }
 }
 
@@ -96,7 +115,7 @@ struct Session {
     ctx: Arc<Ctx>,
     peer: SocketAddr,
     /// `None` until `hello`.
-    perms: Option<Permissions>,
+    who: Option<Who>,
     auth_failures: u32,
 }
 
@@ -174,29 +193,14 @@ impl Session {
         }
     }
 
-    fn perms(&self) -> Permissions {
-        self.perms.unwrap_or_default()
+    fn who(&self) -> Who {
+        self.who.unwrap_or(Who::Anonymous)
     }
 
-    /// Refuses unless this connection has `has(perms)`; the message says
-    /// whether a token or a server flag would help.
-    fn require(&self, has: fn(&Permissions) -> bool, what: &str, flag: &str) -> Result<(), Fail> {
-        if has(&self.perms()) {
-            return Ok(());
-        }
-        if self.ctx.gate.enabled()
-            && has(&self.ctx.config.granted)
-            && self.perms() != self.ctx.config.granted
-        {
-            return Err(Fail::Reply(
-                ErrorCode::AuthRequired,
-                format!("{what} needs authentication: set FERRY_TOKEN on the client"),
-            ));
-        }
-        Err(Fail::Reply(
-            ErrorCode::Forbidden,
-            format!("this server does not allow {what} (the server can grant it with {flag})"),
-        ))
+    /// Asks the access decision; a refusal says whether a token or a
+    /// server flag would help.
+    fn require(&self, action: Action, path: &RelPath) -> Result<(), Fail> {
+        Ok(self.ctx.files.policy().check(self.who(), action, path)?)
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, Fail>
@@ -205,11 +209,7 @@ impl Session {
         F: FnOnce(&FileStore) -> Result<T, FilesError> + Send + 'static,
     {
         let ctx = self.ctx.clone();
-        let r = tokio::task::spawn_blocking(move || f(&ctx.store)).await;
-        match r {
-            Ok(inner) => inner.map_err(Fail::from),
-            Err(_) => Err(Fail::Reply(ErrorCode::Internal, "internal error".into())),
-        }
+        Ok(ctx.files.blocking(f).await?)
     }
 
     async fn ok<T: Serialize>(&mut self, reply: &T) -> Result<(), Fail> {
@@ -217,7 +217,7 @@ impl Session {
     }
 
     async fn handle(&mut self, req: Request, body_len: u64) -> Result<(), Fail> {
-        if self.perms.is_none() && !matches!(req, Request::Hello { .. }) {
+        if self.who.is_none() && !matches!(req, Request::Hello { .. }) {
             return Err(Fail::Fatal(
                 ErrorCode::HelloRequired,
                 "send hello first".into(),
@@ -227,20 +227,20 @@ impl Session {
             Request::Hello { versions, .. } => self.hello(&versions).await,
             Request::Auth { token } => self.auth(&token).await,
             Request::Ls { path } => {
-                self.require(|p| p.read, "reading", "(read is on by default)")?;
                 let rel = RelPath::parse(&path)?;
+                self.require(Action::Read, &rel)?;
                 let entries = self.blocking(move |s| s.list(&rel)).await?;
                 self.send_batches(entries).await
             }
             Request::Walk { path } => {
-                self.require(|p| p.read, "reading", "(read is on by default)")?;
                 let rel = RelPath::parse(&path)?;
+                self.require(Action::Read, &rel)?;
                 let entries = self.blocking(move |s| s.walk(&rel)).await?;
                 self.send_batches(entries).await
             }
             Request::Stat { path } => {
-                self.require(|p| p.read, "reading", "(read is on by default)")?;
                 let rel = RelPath::parse(&path)?;
+                self.require(Action::Read, &rel)?;
                 let entry = self.blocking(move |s| s.stat(&rel)).await?;
                 self.ok(&entry).await
             }
@@ -258,25 +258,26 @@ impl Session {
             } => self.put(&path, size, mtime, force, resume).await,
             Request::Plan { path, force } => self.plan(&path, force, body_len).await,
             Request::Rm { path, recursive } => {
-                self.require(|p| p.delete, "deleting", "--allow-delete")?;
                 let rel = RelPath::parse(&path)?;
+                self.require(Action::Delete, &rel)?;
                 self.blocking(move |s| s.remove(&rel, recursive)).await?;
                 self.ok(&Done {}).await
             }
             Request::Mkdir { path, parents } => {
-                self.require(|p| p.upload, "creating folders", "--allow-upload")?;
                 let rel = RelPath::parse(&path)?;
+                self.require(Action::Create, &rel)?;
                 self.blocking(move |s| s.mkdir(&rel, parents)).await?;
                 self.ok(&Done {}).await
             }
             Request::Mv { from, to, force } => {
-                self.require(|p| p.upload && p.delete, "moving", "--allow-all")?;
                 let (from, to) = (RelPath::parse(&from)?, RelPath::parse(&to)?);
+                self.require(Action::Move, &from)?;
+                self.require(Action::Move, &to)?;
                 self.blocking(move |s| s.rename(&from, &to, force)).await?;
                 self.ok(&Done {}).await
             }
             Request::Exec(params) => {
-                self.require(|p| p.exec, "running commands", "--allow-exec")?;
+                self.require(Action::Exec, &RelPath::root())?;
                 super::exec::exec(&mut self.conn, &self.ctx, self.peer, params).await
             }
             Request::Data { .. } | Request::Commit { .. } => Err(Fail::Fatal(
@@ -284,7 +285,7 @@ impl Session {
                 "data and commit belong to a put".into(),
             )),
             Request::Chat { nick, rooms } => {
-                self.require(|p| p.chat, "chat", "(chat is on unless --no-chat)")?;
+                self.require(Action::Chat, &RelPath::root())?;
                 super::chat::native(&mut self.conn, &self.ctx, nick, rooms).await
             }
             Request::Stdin | Request::Cancel | Request::End | Request::Say { .. } => {
@@ -308,15 +309,12 @@ impl Session {
             ));
         };
         let cfg = &self.ctx.config;
+        let policy = self.ctx.files.policy();
         // A repeated hello (ferry ping measures round trips with them)
         // keeps what the connection already has, authentication included.
-        let fresh = if self.ctx.gate.enabled() {
-            cfg.anonymous
-        } else {
-            cfg.granted
-        };
-        let perms = self.perms.unwrap_or(fresh);
-        self.perms = Some(perms);
+        let who = self.who.unwrap_or(policy.newcomer());
+        self.who = Some(who);
+        let perms = policy.rights(who).into();
         let reply = HelloReply {
             version,
             server: cfg.name.clone(),
@@ -349,13 +347,10 @@ impl Session {
             ));
         }
         if verdict.is_right() {
-            self.perms = Some(self.ctx.config.granted);
+            self.who = Some(Who::TokenHolder);
             info!("authenticated");
-            return self
-                .ok(&AuthReply {
-                    permissions: self.ctx.config.granted,
-                })
-                .await;
+            let permissions = self.ctx.files.policy().rights(Who::TokenHolder).into();
+            return self.ok(&AuthReply { permissions }).await;
         }
         self.auth_failures += 1;
         warn!(failures = self.auth_failures, "wrong token");
@@ -379,8 +374,8 @@ impl Session {
     }
 
     async fn get(&mut self, path: &str, offset: u64, prefix: Option<String>) -> Result<(), Fail> {
-        self.require(|p| p.read, "reading", "(read is on by default)")?;
         let rel = RelPath::parse(path)?;
+        self.require(Action::Read, &rel)?;
         let (mut file, entry) = self.blocking(move |s| s.open_read(&rel)).await?;
         if offset > entry.size {
             return Err(Fail::Reply(
@@ -433,29 +428,17 @@ impl Session {
         force: bool,
         resume: bool,
     ) -> Result<(), Fail> {
-        self.require(|p| p.upload, "uploading", "--allow-upload")?;
         let rel = RelPath::parse(path)?;
-        self.ctx.config.check_upload(size)?;
-        if force && !self.perms().delete {
-            let r = rel.clone();
-            if self.blocking(move |s| Ok(s.exists(&r))).await? {
-                self.require(|p| p.delete, "overwriting", "--allow-delete")?;
-            }
-        }
-        let upload = self
-            .blocking(move |s| s.begin_upload(&rel, force, resume))
-            .await?;
-        let guard = upload.guard;
-        let (mut part, prefix) = tokio::task::spawn_blocking(move || {
-            let mut part = upload.part;
-            let prefix = part.hash_existing();
-            (part, prefix)
-        })
-        .await
-        .map_err(|_| Fail::Reply(ErrorCode::Internal, "internal error".into()))?;
-        let prefix = prefix.map_err(|e| Fail::Reply(ErrorCode::Io, e.to_string()))?;
+        let opts = UploadOptions {
+            overwrite: force,
+            resume,
+            on_break: OnBreak::Keep,
+            ..UploadOptions::new(Some(size))
+        };
+        let mut upload = self.ctx.files.begin_upload(self.who(), &rel, opts).await?;
+        let prefix = upload.held_digest().await?;
         let (offered, prefix) = match prefix {
-            Some(p) if part.existing() <= size => (part.existing(), Some(p)),
+            Some(p) if upload.held() <= size => (upload.held(), Some(p)),
             _ => (0, None),
         };
         self.conn
@@ -468,17 +451,7 @@ impl Session {
                 0,
             )
             .await?;
-
-        let head = match self.conn.next_head().await {
-            Ok(h) => h,
-            Err(e) => {
-                // Gone before sending anything: leave no empty partial file.
-                if part.existing() == 0 {
-                    part.discard();
-                }
-                return Err(e.into());
-            }
-        };
+        let head = self.conn.next_head().await?;
         let offset = match serde_json::from_slice::<Request>(&head.header) {
             Ok(Request::Data { offset })
                 if (offset == 0 || offset == offered)
@@ -487,9 +460,6 @@ impl Session {
                 offset
             }
             _ => {
-                if part.existing() == 0 {
-                    part.discard();
-                }
                 return Err(Fail::Fatal(
                     ErrorCode::BadRequest,
                     format!(
@@ -499,72 +469,36 @@ impl Session {
                 ));
             }
         };
-        let started = tokio::task::spawn_blocking(move || {
-            let r = part.start(offset, size);
-            (part, r)
-        })
-        .await
-        .map_err(|_| Fail::Reply(ErrorCode::Internal, "internal error".into()))?;
-        let (part, r) = started;
-        if let Err(e) = r {
-            return Err(Fail::Fatal(ErrorCode::Io, e.to_string()));
-        }
+        upload
+            .start(offset)
+            .await
+            .map_err(|e| Fail::from(e).fatal())?;
         if offset > 0 {
             debug!(offset, "resuming upload");
         }
-
-        let mut sink = spawn_writer(part);
-        let received = receive_body(&mut self.conn, &mut sink, &self.ctx.abort, |_| {}).await;
-        let (part, written) = sink
-            .finish()
-            .await
-            .map_err(|_| Fail::Reply(ErrorCode::Internal, "internal error".into()))?;
-        let (aborted, lost) = match received {
-            Received::Cancelled => (true, None),
-            Received::Lost(e) => (false, Some(e)),
-            Received::Complete | Received::WriterStopped => (false, None),
-        };
-        if aborted {
-            part.discard();
-            return Err(Fail::Fatal(
-                ErrorCode::ShuttingDown,
-                "the server is shutting down; upload abandoned".into(),
-            ));
+        match upload.receive(&mut FrameBody(&mut self.conn)).await {
+            Ok(_) => {}
+            Err(Broke::Lost(e)) => return Err(Fail::Conn(e)),
+            Err(Broke::Stalled) => return Err(Fail::Conn(ConnError::Timeout("the frame body"))),
+            Err(Broke::ShuttingDown) => {
+                return Err(Fail::Fatal(
+                    ErrorCode::ShuttingDown,
+                    Broke::<ConnError>::ShuttingDown.to_string(),
+                ));
+            }
+            Err(e @ Broke::TooLarge(_)) => {
+                return Err(Fail::Fatal(ErrorCode::TooLarge, e.to_string()));
+            }
+            Err(e @ Broke::Storage { .. }) => {
+                return Err(Fail::Fatal(ErrorCode::Io, e.to_string()));
+            }
         }
-        if let Some(e) = lost {
-            info!(
-                kept = part.written(),
-                "upload interrupted; partial file kept for resume"
-            );
-            return Err(Fail::Conn(e));
-        }
-        if let Err(e) = written {
-            // Nothing is kept of an upload the disk refused (see
-            // docs/PROTOCOL.md, "What is kept").
-            let at = part.written();
-            part.discard();
-            let why = match e.kind() {
-                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
-                    "no space left on the server's disk".to_string()
-                }
-                _ => e.to_string(),
-            };
-            return Err(Fail::Fatal(
-                ErrorCode::Io,
-                format!("storing failed at byte {at}: {why}; nothing of this upload was kept"),
-            ));
-        }
-
         let head = self.conn.next_head().await?;
         let sha = match serde_json::from_slice::<Request>(&head.header) {
             Ok(Request::Commit { sha256 }) if head.body_len == 0 => sha256,
             _ => return Err(Fail::Fatal(ErrorCode::BadRequest, "expected commit".into())),
         };
-        let finished = tokio::task::spawn_blocking(move || part.finish(Some(&sha), mtime, force))
-            .await
-            .map_err(|_| Fail::Reply(ErrorCode::Internal, "internal error".into()))?;
-        drop(guard);
-        let sha256 = finished.map_err(FilesError::from)?;
+        let sha256 = upload.finish(Some(sha), mtime).await?;
         self.ok(&Digest { size, sha256 }).await
     }
 
@@ -577,8 +511,8 @@ impl Session {
         }
         // Refused before its body is read: the connection closes, since
         // the body is left unread.
-        self.require(|p| p.upload, "uploading", "--allow-upload")
-            .map_err(Fail::fatal)?;
+        let base = RelPath::parse(path).map_err(|e| Fail::from(e).fatal())?;
+        self.require(Action::Create, &base).map_err(Fail::fatal)?;
         // Checking a manifest costs several times its size in memory:
         // manifests being checked share one budget, so that many at once
         // cost what the largest one does.
@@ -600,7 +534,6 @@ impl Session {
         while self.conn.body_remaining() > 0 {
             body.extend_from_slice(&self.conn.next_chunk().await?);
         }
-        let base = RelPath::parse(path)?;
         let entries: Vec<TreeEntry> = serde_json::from_slice(&body)
             .map_err(|e| Fail::Reply(ErrorCode::BadRequest, format!("malformed manifest: {e}")))?;
         drop(body);
@@ -609,6 +542,20 @@ impl Session {
             .await?;
         debug!(entries = n, "folder upload planned");
         self.ok(&Done {}).await
+    }
+}
+
+/// The body of the current frame, as an upload reads it.
+struct FrameBody<'a>(&'a mut Connection);
+
+impl BodySource for FrameBody<'_> {
+    type Error = ConnError;
+
+    fn read_into(
+        &mut self,
+        buf: &mut Vec<u8>,
+    ) -> impl std::future::Future<Output = Result<usize, ConnError>> + Send {
+        self.0.read_body_into(buf)
     }
 }
 

@@ -285,6 +285,18 @@ pub struct Permissions {
     pub chat: bool,
 }
 
+impl From<crate::access::Rights> for Permissions {
+    fn from(r: crate::access::Rights) -> Self {
+        Permissions {
+            read: r.read,
+            upload: r.upload,
+            delete: r.delete,
+            exec: r.exec,
+            chat: r.chat,
+        }
+    }
+}
+
 /// A batch of a listing or walk (`Partial`); the terminal `Ok` carries a
 /// [`Count`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

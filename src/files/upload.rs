@@ -1,0 +1,660 @@
+//! One upload, for every door.
+//!
+//! [`Files::begin_upload`] asks the access decision, checks the size limit
+//! and the overwrite rule, and opens the hidden partial file (see
+//! [`super::part`]). [`Upload::receive`] moves a body into it from any
+//! [`BodySource`], with the stall deadline, the size limit and shutdown
+//! checked as bytes come; [`Upload::finish`] verifies and moves it into
+//! place. A door only turns its framing into a `BodySource` and the
+//! outcome into its own answers.
+//!
+//! What is kept when an upload does not finish is decided here, once (see
+//! docs/PROTOCOL.md, "What is kept"): bytes the storage refused, an upload
+//! cut by shutdown or one past the size limit leave nothing; a body that
+//! broke off is kept for a resume only when the door can resume
+//! ([`OnBreak::Keep`]).
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::pipe::{FileSink, spawn_writer};
+use super::store::{FileStore, UploadGuard};
+use super::{FilesError, PartFile, RelPath};
+use crate::access::{Action, Policy, Who};
+use crate::wire::messages::Mtime;
+
+/// The files service: the store, the access decision, and the limits an
+/// upload is held to.
+#[derive(Debug)]
+pub struct Files {
+    store: Arc<FileStore>,
+    policy: Policy,
+    max_upload: Option<u64>,
+    stall: Duration,
+    abort: CancellationToken,
+}
+
+/// What to do with the bytes of a body that broke off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnBreak {
+    /// Keep them for a resume (native, tus).
+    Keep,
+    /// Remove them (a door whose clients cannot resume).
+    Discard,
+}
+
+/// How an upload is to be made.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadOptions {
+    /// The file's size, when announced; otherwise the body's end ends it.
+    pub size: Option<u64>,
+    /// Replace a file already at the name (which needs the right to
+    /// replace); without it, an existing file refuses the upload.
+    pub overwrite: bool,
+    /// Keep what an earlier attempt left, to go on from there.
+    pub resume: bool,
+    /// What a body that breaks off leaves.
+    pub on_break: OnBreak,
+    /// Make the folders on the way.
+    pub make_parents: bool,
+    /// Go on with an upload begun earlier: refused when nothing of it is
+    /// held. The file is then not looked for now; `overwrite` decides at
+    /// the end.
+    pub continuing: bool,
+}
+
+impl UploadOptions {
+    /// A new upload of `size` bytes that replaces nothing and is discarded
+    /// when it breaks off.
+    pub fn new(size: Option<u64>) -> UploadOptions {
+        UploadOptions {
+            size,
+            overwrite: false,
+            resume: false,
+            on_break: OnBreak::Discard,
+            make_parents: false,
+            continuing: false,
+        }
+    }
+}
+
+/// Where a door's body bytes come from.
+pub trait BodySource {
+    /// How the source fails.
+    type Error;
+
+    /// Fills `buf` (empty, with room reserved) with the next bytes of the
+    /// body; `Ok(0)` at its end.
+    fn read_into(
+        &mut self,
+        buf: &mut Vec<u8>,
+    ) -> impl Future<Output = Result<usize, Self::Error>> + Send;
+}
+
+/// Why receiving a body stopped short.
+#[derive(Debug, thiserror::Error)]
+pub enum Broke<E> {
+    /// The source failed (the peer went away, or its framing broke).
+    #[error("the body broke off: {0}")]
+    Lost(E),
+    /// No bytes came within the stall deadline.
+    #[error("the body stalled")]
+    Stalled,
+    /// The server is shutting down. Nothing was kept.
+    #[error("the server is shutting down; upload abandoned")]
+    ShuttingDown,
+    /// Past the size announced or the server's limit. Nothing was kept.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Storing failed (a full disk, an I/O error). Nothing was kept.
+    #[error("{message}")]
+    Storage {
+        /// What failed, in words.
+        message: String,
+        /// Whether the disk (or a quota) was full.
+        full: bool,
+    },
+}
+
+impl Files {
+    /// The service over `store`.
+    pub fn new(
+        store: FileStore,
+        policy: Policy,
+        max_upload: Option<u64>,
+        stall: Duration,
+        abort: CancellationToken,
+    ) -> Files {
+        Files {
+            store: Arc::new(store),
+            policy,
+            max_upload,
+            stall,
+            abort,
+        }
+    }
+
+    /// The store under the service.
+    pub fn store(&self) -> &FileStore {
+        &self.store
+    }
+
+    /// The access decision.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Refuses `size` when it passes the upload limit.
+    pub fn check_size(&self, size: u64) -> Result<(), FilesError> {
+        match self.max_upload {
+            Some(max) if size > max => Err(FilesError::TooLarge(format!(
+                "uploads are limited to {max} bytes; this one has {size}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs `f` on the store, on a blocking thread.
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T, FilesError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&FileStore) -> Result<T, FilesError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|_| FilesError::Internal)?
+    }
+
+    /// Begins receiving `rel` for `who`: the access decision (creating; and
+    /// replacing, when a file is there to replace), the size limit, the
+    /// overwrite rule, then the partial file.
+    pub async fn begin_upload(
+        &self,
+        who: Who,
+        rel: &RelPath,
+        opts: UploadOptions,
+    ) -> Result<Upload, FilesError> {
+        if rel.is_root() {
+            return Err(FilesError::IsADirectory("/ is a folder".into()));
+        }
+        self.policy.check(who, Action::Create, rel)?;
+        if let Some(size) = opts.size {
+            self.check_size(size)?;
+        }
+        let policy = self.policy;
+        let r = rel.clone();
+        let (part, guard, replaces) = self
+            .blocking(move |s| {
+                if opts.continuing && !s.partial_exists(&r) {
+                    return Err(FilesError::NotFound(format!("no upload for {r}")));
+                }
+                let exists = s.exists(&r);
+                if opts.overwrite && (exists || opts.continuing) {
+                    policy.check(who, Action::Replace, &r)?;
+                }
+                if opts.make_parents {
+                    if let Some(parent) = r.parent().filter(|p| !p.is_root()) {
+                        s.mkdir(&parent, true)?;
+                    }
+                }
+                let up = s.begin_upload(&r, opts.overwrite || opts.continuing, opts.resume)?;
+                Ok((up.part, up.guard, up.replaces))
+            })
+            .await?;
+        Ok(Upload {
+            part: Some(part),
+            guard: Some(guard),
+            size: opts.size,
+            // Replaces only what the access decision saw: a file that
+            // appears meanwhile is not overwritten.
+            overwrite: opts.overwrite && (replaces || opts.continuing),
+            on_break: opts.on_break,
+            replaces,
+            max_upload: self.max_upload,
+            stall: self.stall,
+            abort: self.abort.clone(),
+        })
+    }
+}
+
+/// An upload under way. Dropped before [`Upload::finish`], it leaves what
+/// [`OnBreak`] says (and never an empty partial file).
+#[derive(Debug)]
+pub struct Upload {
+    part: Option<PartFile>,
+    guard: Option<UploadGuard>,
+    size: Option<u64>,
+    overwrite: bool,
+    on_break: OnBreak,
+    replaces: bool,
+    max_upload: Option<u64>,
+    stall: Duration,
+    abort: CancellationToken,
+}
+
+impl Upload {
+    /// Whether a file of that name existed when the upload began.
+    pub fn replaces(&self) -> bool {
+        self.replaces
+    }
+
+    /// Bytes an earlier attempt left.
+    pub fn held(&self) -> u64 {
+        self.part.as_ref().map_or(0, PartFile::existing)
+    }
+
+    /// Bytes written so far (from the start of the file).
+    pub fn written(&self) -> u64 {
+        self.part.as_ref().map_or(0, PartFile::written)
+    }
+
+    fn part(&mut self) -> Result<PartFile, FilesError> {
+        self.part.take().ok_or(FilesError::Internal)
+    }
+
+    /// Runs `f` on the partial file on a blocking thread, and keeps it.
+    async fn with_part<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut PartFile) -> io::Result<T> + Send + 'static,
+    ) -> Result<T, FilesError> {
+        let mut part = self.part()?;
+        let (part, r) = tokio::task::spawn_blocking(move || {
+            let r = f(&mut part);
+            (part, r)
+        })
+        .await
+        .map_err(|_| FilesError::Internal)?;
+        self.part = Some(part);
+        r.map_err(|e| FilesError::Io(e.to_string()))
+    }
+
+    /// The SHA-256 of the bytes held (see [`Upload::held`]), `None` when
+    /// there are none. Those bytes are not read again when going on.
+    pub async fn held_digest(&mut self) -> Result<Option<String>, FilesError> {
+        self.with_part(PartFile::hash_existing).await
+    }
+
+    /// Fixes where the body starts: 0, or [`Upload::held`] to go on.
+    pub async fn start(&mut self, offset: u64) -> Result<(), FilesError> {
+        let size = self.size.unwrap_or(u64::MAX);
+        if offset > size {
+            return Err(FilesError::Incomplete(format!(
+                "cannot start at byte {offset} of {size}"
+            )));
+        }
+        self.with_part(move |p| p.start(offset, size)).await
+    }
+
+    /// Moves the body from `source` into the partial file. Gives the bytes
+    /// written in all. When it stops short, what is kept follows the
+    /// module's rules, and the upload can only be dropped.
+    pub async fn receive<S: BodySource>(&mut self, source: &mut S) -> Result<u64, Broke<S::Error>> {
+        let Some(part) = self.part.take() else {
+            return Err(Broke::Storage {
+                message: "the upload has ended".into(),
+                full: false,
+            });
+        };
+        let mut total = part.written();
+        let mut sink = spawn_writer(part);
+        let ended = self.pump(source, &mut sink, &mut total).await;
+        let (mut part, written) = match sink.finish().await {
+            Ok(pair) => pair,
+            Err(e) => {
+                return Err(Broke::Storage {
+                    message: format!("storing the upload failed ({e}); nothing of it was kept"),
+                    full: false,
+                });
+            }
+        };
+        if let Err(e) = written {
+            // Nothing is kept of an upload the disk refused: a full disk
+            // must not stay full with it.
+            let at = part.written();
+            part.discard();
+            return Err(match e.kind() {
+                io::ErrorKind::InvalidData => Broke::TooLarge(e.to_string()),
+                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => Broke::Storage {
+                    message: "no space left on the server's disk; nothing of this upload was kept"
+                        .into(),
+                    full: true,
+                },
+                _ => Broke::Storage {
+                    message: format!(
+                        "storing failed at byte {at}: {e}; nothing of this upload was kept"
+                    ),
+                    full: false,
+                },
+            });
+        }
+        match ended {
+            Ok(()) => {
+                if self.size.is_none() {
+                    part.end_here();
+                }
+                self.part = Some(part);
+                Ok(total)
+            }
+            Err(broke @ (Broke::ShuttingDown | Broke::TooLarge(_) | Broke::Storage { .. })) => {
+                part.discard();
+                Err(broke)
+            }
+            Err(broke) => {
+                self.part = Some(part);
+                self.abandon();
+                Err(broke)
+            }
+        }
+    }
+
+    /// The read loop: `source` into `sink` until the body ends or breaks.
+    async fn pump<S: BodySource>(
+        &self,
+        source: &mut S,
+        sink: &mut FileSink,
+        total: &mut u64,
+    ) -> Result<(), Broke<S::Error>> {
+        loop {
+            let mut buf = sink.buffer();
+            let read = tokio::select! {
+                biased;
+                _ = self.abort.cancelled() => return Err(Broke::ShuttingDown),
+                r = tokio::time::timeout(self.stall, source.read_into(&mut buf)) => r,
+            };
+            let n = match read {
+                Err(_) => return Err(Broke::Stalled),
+                Ok(Err(e)) => return Err(Broke::Lost(e)),
+                Ok(Ok(0)) => return Ok(()),
+                Ok(Ok(n)) => n,
+            };
+            *total += n as u64;
+            if let Some(max) = self.max_upload.filter(|max| *total > *max) {
+                return Err(Broke::TooLarge(format!(
+                    "uploads are limited to {max} bytes"
+                )));
+            }
+            if !sink.send(buf).await {
+                return Ok(()); // the writer failed: its error comes from finish
+            }
+        }
+    }
+
+    /// Checks the size and, when given, the SHA-256, sets the mtime and
+    /// moves the file into place. Gives its SHA-256.
+    pub async fn finish(
+        mut self,
+        sha256: Option<String>,
+        mtime: Option<Mtime>,
+    ) -> Result<String, FilesError> {
+        let part = self.part()?;
+        let guard = self.guard.take();
+        let overwrite = self.overwrite;
+        tokio::task::spawn_blocking(move || {
+            let r = part.finish(sha256.as_deref(), mtime, overwrite);
+            // Held until the file is in place, so that no other upload of
+            // the name reuses the partial file meanwhile.
+            drop(guard);
+            r
+        })
+        .await
+        .map_err(|_| FilesError::Internal)?
+        .map_err(FilesError::from)
+    }
+
+    /// Ends the upload here and keeps what it holds, even nothing, for the
+    /// client to go on with later (a tus upload created without bytes).
+    pub fn keep(mut self) {
+        self.part = None;
+    }
+
+    /// Ends the upload here, leaving what [`OnBreak`] says.
+    fn abandon(&mut self) {
+        let Some(part) = self.part.take() else {
+            return;
+        };
+        let held = part.written().max(part.existing());
+        if self.on_break == OnBreak::Keep && held > 0 {
+            tracing::info!(
+                kept = held,
+                "upload interrupted; partial file kept for resume"
+            );
+        } else {
+            part.discard();
+        }
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        self.abandon();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::{Denied, Rights};
+
+    /// A body of `chunks`, then the end, or `fail` as an error.
+    struct Chunks {
+        chunks: Vec<Vec<u8>>,
+        fail: bool,
+    }
+
+    impl BodySource for Chunks {
+        type Error = io::Error;
+
+        async fn read_into(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+            if self.chunks.is_empty() {
+                return if self.fail {
+                    Err(io::ErrorKind::ConnectionReset.into())
+                } else {
+                    Ok(0)
+                };
+            }
+            let c = self.chunks.remove(0);
+            buf.extend_from_slice(&c);
+            Ok(c.len())
+        }
+    }
+
+    fn body(parts: &[&[u8]], fail: bool) -> Chunks {
+        Chunks {
+            chunks: parts.iter().map(|p| p.to_vec()).collect(),
+            fail,
+        }
+    }
+
+    fn service(dir: &std::path::Path, delete: bool, max: Option<u64>) -> Files {
+        let holder = Rights {
+            read: true,
+            upload: true,
+            delete,
+            ..Rights::default()
+        };
+        let policy = Policy {
+            anonymous: Rights {
+                read: true,
+                ..Rights::default()
+            },
+            holder,
+            token: true,
+        };
+        let store = FileStore::open(dir).unwrap();
+        Files::new(
+            store,
+            policy,
+            max,
+            Duration::from_secs(5),
+            CancellationToken::new(),
+        )
+    }
+
+    /// Begins an upload that must begin.
+    async fn begin(files: &Files, rel: &RelPath, opts: UploadOptions) -> Upload {
+        files
+            .begin_upload(Who::TokenHolder, rel, opts)
+            .await
+            .unwrap()
+    }
+
+    fn parts_in(dir: &std::path::Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(super::super::name::PART_SUFFIX))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_upload_is_checked_received_and_moved_into_place() {
+        let d = tempfile::tempdir().unwrap();
+        let files = service(d.path(), false, None);
+        let rel = RelPath::parse("a.txt").unwrap();
+        let opts = UploadOptions::new(Some(5));
+        let e = files
+            .begin_upload(Who::Anonymous, &rel, opts)
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            FilesError::Denied(Denied::NeedsToken(Action::Create))
+        ));
+        let mut up = begin(&files, &rel, opts).await;
+        up.start(0).await.unwrap();
+        assert_eq!(
+            up.receive(&mut body(&[b"he", b"llo"], false))
+                .await
+                .unwrap(),
+            5
+        );
+        let sha = up.finish(None, None).await.unwrap();
+        assert_eq!(sha.len(), 64);
+        assert_eq!(std::fs::read(d.path().join("a.txt")).unwrap(), b"hello");
+        // Replacing needs delete, which this holder lacks; without
+        // overwrite, an existing file refuses.
+        let over = UploadOptions {
+            overwrite: true,
+            ..opts
+        };
+        let e = files
+            .begin_upload(Who::TokenHolder, &rel, over)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, FilesError::Denied(Denied::Forbidden(Action::Replace))),
+            "{e}"
+        );
+        let e = files
+            .begin_upload(Who::TokenHolder, &rel, opts)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, FilesError::Exists(_)), "{e}");
+        assert!(parts_in(d.path()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_broken_body_is_kept_only_where_the_door_can_resume() {
+        let d = tempfile::tempdir().unwrap();
+        let files = service(d.path(), true, None);
+        let rel = RelPath::parse("b.bin").unwrap();
+        for (on_break, kept) in [(OnBreak::Discard, false), (OnBreak::Keep, true)] {
+            let opts = UploadOptions {
+                on_break,
+                ..UploadOptions::new(Some(10))
+            };
+            let mut up = begin(&files, &rel, opts).await;
+            up.start(0).await.unwrap();
+            let r = up.receive(&mut body(&[b"abcd"], true)).await;
+            assert!(matches!(r, Err(Broke::Lost(_))));
+            drop(up);
+            assert_eq!(!parts_in(d.path()).is_empty(), kept, "{on_break:?}");
+        }
+        // Going on from what was kept: the digest of the held bytes, then
+        // the rest.
+        let opts = UploadOptions {
+            resume: true,
+            on_break: OnBreak::Keep,
+            ..UploadOptions::new(Some(10))
+        };
+        let mut up = begin(&files, &rel, opts).await;
+        assert_eq!(up.held(), 4);
+        assert!(up.held_digest().await.unwrap().is_some());
+        up.start(4).await.unwrap();
+        up.receive(&mut body(&[b"efghij"], false)).await.unwrap();
+        up.finish(None, None).await.unwrap();
+        assert_eq!(
+            std::fs::read(d.path().join("b.bin")).unwrap(),
+            b"abcdefghij"
+        );
+        assert!(parts_in(d.path()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn too_much_shutdown_and_an_empty_start_leave_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let files = service(d.path(), true, Some(6));
+        let rel = RelPath::parse("c.bin").unwrap();
+        let keep = UploadOptions {
+            on_break: OnBreak::Keep,
+            ..UploadOptions::new(None)
+        };
+        // Past the server's limit, with no size announced.
+        let mut up = begin(&files, &rel, keep).await;
+        up.start(0).await.unwrap();
+        let r = up.receive(&mut body(&[b"1234", b"5678"], false)).await;
+        assert!(matches!(r, Err(Broke::TooLarge(_))), "{r:?}");
+        drop(up);
+        assert!(parts_in(d.path()).is_empty());
+        // More than announced.
+        let mut up = files
+            .begin_upload(
+                Who::TokenHolder,
+                &rel,
+                UploadOptions {
+                    size: Some(2),
+                    ..keep
+                },
+            )
+            .await
+            .unwrap();
+        up.start(0).await.unwrap();
+        let r = up.receive(&mut body(&[b"123"], false)).await;
+        assert!(matches!(r, Err(Broke::TooLarge(_))), "{r:?}");
+        drop(up);
+        assert!(parts_in(d.path()).is_empty());
+        // Shutting down.
+        files.abort.cancel();
+        let mut up = begin(&files, &rel, keep).await;
+        up.start(0).await.unwrap();
+        let r = up.receive(&mut body(&[b"12"], false)).await;
+        assert!(matches!(r, Err(Broke::ShuttingDown)), "{r:?}");
+        drop(up);
+        assert!(parts_in(d.path()).is_empty());
+        // Dropped before any byte: no empty partial file either, unless
+        // kept on purpose.
+        let up = begin(&files, &rel, keep).await;
+        drop(up);
+        assert!(parts_in(d.path()).is_empty());
+        let up = begin(&files, &rel, keep).await;
+        up.keep();
+        assert_eq!(parts_in(d.path()).len(), 1);
+        // Going on needs something held; a new name has nothing.
+        let other = RelPath::parse("d.bin").unwrap();
+        let cont = UploadOptions {
+            continuing: true,
+            resume: true,
+            ..keep
+        };
+        let e = files
+            .begin_upload(Who::TokenHolder, &other, cont)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, FilesError::NotFound(_)), "{e}");
+    }
+}
