@@ -6,7 +6,7 @@
 //! anonymous or holds the server's token; the path is passed on every
 //! check so that per-path rights can be added here without a door changing.
 
-use crate::files::RelPath;
+use crate::files::name::RelPath;
 
 /// What a client may do.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

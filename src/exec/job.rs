@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::wire::messages::Stream;
+use super::Stream;
 
 /// How long output may keep arriving after the command itself exited (a
 /// background grandchild holding the pipes) before the group is stopped.

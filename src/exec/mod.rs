@@ -14,6 +14,16 @@ use std::path::Path;
 
 pub use job::{Ending, Finish, Job, JobSpec, SpawnError};
 
+/// Which output stream a chunk belongs to.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
 /// The `PATH` every command starts with.
 pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 

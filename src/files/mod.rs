@@ -1,18 +1,19 @@
 //! The files service: a jailed store, atomic verified writes, and the one
 //! name validator every door and the client share.
 
+pub mod entry;
 pub mod name;
 pub mod part;
 pub mod pipe;
+pub mod service;
 pub mod store;
 pub mod upload;
 
 pub use name::{NameError, RelPath};
 pub use part::{FinishError, PartFile};
+pub use service::Files;
 pub use store::FileStore;
-pub use upload::{BodySource, Broke, Files, OnBreak, Upload, UploadOptions};
-
-use crate::wire::messages::ErrorCode;
+pub use upload::{BodySource, Broke, OnBreak, Upload, UploadOptions};
 
 /// A files operation that failed, with a message fit for the peer.
 #[derive(Debug, thiserror::Error)]
@@ -86,29 +87,7 @@ impl FilesError {
             _ => FilesError::Io(format!("{rel}: {e}")),
         }
     }
-
-    /// The stable wire code.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            FilesError::Name(_) => ErrorCode::InvalidName,
-            FilesError::Denied(crate::access::Denied::NeedsToken(_)) => ErrorCode::AuthRequired,
-            FilesError::Denied(crate::access::Denied::Forbidden(_)) => ErrorCode::Forbidden,
-            FilesError::NotFound(_) => ErrorCode::NotFound,
-            FilesError::Forbidden(_) => ErrorCode::Forbidden,
-            FilesError::Exists(_) => ErrorCode::Exists,
-            FilesError::NotADirectory(_) => ErrorCode::NotADirectory,
-            FilesError::IsADirectory(_) => ErrorCode::IsADirectory,
-            FilesError::NotEmpty(_) => ErrorCode::NotEmpty,
-            FilesError::Busy(_) => ErrorCode::Busy,
-            FilesError::TooLarge(_) => ErrorCode::TooLarge,
-            FilesError::Io(_) => ErrorCode::Io,
-            FilesError::Checksum(_) => ErrorCode::ChecksumMismatch,
-            FilesError::Incomplete(_) => ErrorCode::BadRequest,
-            FilesError::Internal => ErrorCode::Internal,
-        }
-    }
 }
-
 impl From<FinishError> for FilesError {
     fn from(e: FinishError) -> Self {
         match e {

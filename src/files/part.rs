@@ -26,8 +26,8 @@ use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{Mode, SFlag};
 use sha2::{Digest, Sha256};
 
+use super::entry::Mtime;
 use super::name::PART_SUFFIX;
-use crate::wire::messages::Mtime;
 
 /// Why a received file could not be put in place.
 #[derive(Debug, thiserror::Error)]

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::FilesError;
+use super::entry::{Entry, EntryKind, TreeEntry};
 use super::name::{PART_SUFFIX, RelPath, check_batch};
 use super::part::{Found, PartFile, look_at, mtime_of, open_dir, part_name};
-use crate::wire::messages::{Entry, EntryKind, TreeEntry};
 
 /// Most entries one walk may return, to bound memory.
 pub const MAX_WALK: usize = 1_000_000;

@@ -16,27 +16,14 @@
 
 use std::future::Future;
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::entry::Mtime;
 use super::pipe::{FileSink, spawn_writer};
-use super::store::{FileStore, UploadGuard};
-use super::{FilesError, PartFile, RelPath};
-use crate::access::{Action, Policy, Who};
-use crate::wire::messages::Mtime;
-
-/// The files service: the store, the access decision, and the limits an
-/// upload is held to.
-#[derive(Debug)]
-pub struct Files {
-    store: Arc<FileStore>,
-    policy: Policy,
-    max_upload: Option<u64>,
-    stall: Duration,
-    abort: CancellationToken,
-}
+use super::store::UploadGuard;
+use super::{FilesError, PartFile};
 
 /// What to do with the bytes of a body that broke off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,106 +107,12 @@ pub enum Broke<E> {
     },
 }
 
-impl Files {
-    /// The service over `store`.
-    pub fn new(
-        store: FileStore,
-        policy: Policy,
-        max_upload: Option<u64>,
-        stall: Duration,
-        abort: CancellationToken,
-    ) -> Files {
-        Files {
-            store: Arc::new(store),
-            policy,
-            max_upload,
-            stall,
-            abort,
-        }
-    }
-
-    /// The store under the service.
-    pub fn store(&self) -> &FileStore {
-        &self.store
-    }
-
-    /// The access decision.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
-    /// Refuses `size` when it passes the upload limit.
-    pub fn check_size(&self, size: u64) -> Result<(), FilesError> {
-        match self.max_upload {
-            Some(max) if size > max => Err(FilesError::TooLarge(format!(
-                "uploads are limited to {max} bytes; this one has {size}"
-            ))),
-            _ => Ok(()),
-        }
-    }
-
-    /// Runs `f` on the store, on a blocking thread.
-    pub async fn blocking<T, F>(&self, f: F) -> Result<T, FilesError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&FileStore) -> Result<T, FilesError> + Send + 'static,
-    {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|_| FilesError::Internal)?
-    }
-
-    /// Begins receiving `rel` for `who`: the access decision (creating; and
-    /// replacing, when a file is there to replace), the size limit, the
-    /// overwrite rule, then the partial file.
-    pub async fn begin_upload(
-        &self,
-        who: Who,
-        rel: &RelPath,
-        opts: UploadOptions,
-    ) -> Result<Upload, FilesError> {
-        if rel.is_root() {
-            return Err(FilesError::IsADirectory("/ is a folder".into()));
-        }
-        self.policy.check(who, Action::Create, rel)?;
-        if let Some(size) = opts.size {
-            self.check_size(size)?;
-        }
-        let policy = self.policy;
-        let r = rel.clone();
-        let (part, guard, replaces) = self
-            .blocking(move |s| {
-                if opts.continuing && !s.partial_exists(&r) {
-                    return Err(FilesError::NotFound(format!("no upload for {r}")));
-                }
-                let exists = s.exists(&r);
-                if opts.overwrite && (exists || opts.continuing) {
-                    policy.check(who, Action::Replace, &r)?;
-                }
-                if opts.make_parents {
-                    if let Some(parent) = r.parent().filter(|p| !p.is_root()) {
-                        s.mkdir(&parent, true)?;
-                    }
-                }
-                let up = s.begin_upload(&r, opts.overwrite || opts.continuing, opts.resume)?;
-                Ok((up.part, up.guard, up.replaces))
-            })
-            .await?;
-        Ok(Upload {
-            part: Some(part),
-            guard: Some(guard),
-            size: opts.size,
-            // Replaces only what the access decision saw: a file that
-            // appears meanwhile is not overwritten.
-            overwrite: opts.overwrite && (replaces || opts.continuing),
-            on_break: opts.on_break,
-            replaces,
-            max_upload: self.max_upload,
-            stall: self.stall,
-            abort: self.abort.clone(),
-        })
-    }
+/// What an upload is held to while its body comes.
+#[derive(Debug)]
+pub(super) struct Limits {
+    pub(super) max_upload: Option<u64>,
+    pub(super) stall: Duration,
+    pub(super) abort: CancellationToken,
 }
 
 /// An upload under way. Dropped before [`Upload::finish`], it leaves what
@@ -238,6 +131,27 @@ pub struct Upload {
 }
 
 impl Upload {
+    /// The upload the store began, as `opts` asked for it.
+    pub(super) fn begun(
+        begun: super::store::Upload,
+        opts: &UploadOptions,
+        limits: Limits,
+    ) -> Upload {
+        Upload {
+            part: Some(begun.part),
+            guard: Some(begun.guard),
+            size: opts.size,
+            // Replaces only what the access decision saw: a file that
+            // appears meanwhile is not overwritten.
+            overwrite: opts.overwrite && (begun.replaces || opts.continuing),
+            on_break: opts.on_break,
+            replaces: begun.replaces,
+            max_upload: limits.max_upload,
+            stall: limits.stall,
+            abort: limits.abort,
+        }
+    }
+
     /// Whether a file of that name existed when the upload began.
     pub fn replaces(&self) -> bool {
         self.replaces
@@ -438,7 +352,8 @@ impl Drop for Upload {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::{Denied, Rights};
+    use crate::access::{Action, Denied, Policy, Rights, Who};
+    use crate::files::{FileStore, Files, RelPath};
 
     /// A body of `chunks`, then the end, or `fail` as an error.
     struct Chunks {
@@ -470,7 +385,12 @@ mod tests {
         }
     }
 
-    fn service(dir: &std::path::Path, delete: bool, max: Option<u64>) -> Files {
+    fn service(
+        dir: &std::path::Path,
+        delete: bool,
+        max: Option<u64>,
+        abort: CancellationToken,
+    ) -> Files {
         let holder = Rights {
             read: true,
             upload: true,
@@ -486,13 +406,7 @@ mod tests {
             token: true,
         };
         let store = FileStore::open(dir).unwrap();
-        Files::new(
-            store,
-            policy,
-            max,
-            Duration::from_secs(5),
-            CancellationToken::new(),
-        )
+        Files::new(store, policy, max, Duration::from_secs(5), abort)
     }
 
     /// Begins an upload that must begin.
@@ -514,7 +428,7 @@ mod tests {
     #[tokio::test]
     async fn an_upload_is_checked_received_and_moved_into_place() {
         let d = tempfile::tempdir().unwrap();
-        let files = service(d.path(), false, None);
+        let files = service(d.path(), false, None, CancellationToken::new());
         let rel = RelPath::parse("a.txt").unwrap();
         let opts = UploadOptions::new(Some(5));
         let e = files
@@ -561,7 +475,7 @@ mod tests {
     #[tokio::test]
     async fn a_broken_body_is_kept_only_where_the_door_can_resume() {
         let d = tempfile::tempdir().unwrap();
-        let files = service(d.path(), true, None);
+        let files = service(d.path(), true, None, CancellationToken::new());
         let rel = RelPath::parse("b.bin").unwrap();
         for (on_break, kept) in [(OnBreak::Discard, false), (OnBreak::Keep, true)] {
             let opts = UploadOptions {
@@ -598,7 +512,8 @@ mod tests {
     #[tokio::test]
     async fn too_much_shutdown_and_an_empty_start_leave_nothing() {
         let d = tempfile::tempdir().unwrap();
-        let files = service(d.path(), true, Some(6));
+        let abort = CancellationToken::new();
+        let files = service(d.path(), true, Some(6), abort.clone());
         let rel = RelPath::parse("c.bin").unwrap();
         let keep = UploadOptions {
             on_break: OnBreak::Keep,
@@ -629,7 +544,7 @@ mod tests {
         drop(up);
         assert!(parts_in(d.path()).is_empty());
         // Shutting down.
-        files.abort.cancel();
+        abort.cancel();
         let mut up = begin(&files, &rel, keep).await;
         up.start(0).await.unwrap();
         let r = up.receive(&mut body(&[b"12"], false)).await;

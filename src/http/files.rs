@@ -8,10 +8,11 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
 use super::auth::{self, Who};
 use super::cond::{self, Conditions, Span, Validators, Verdict};
+use super::paths::{blocking, disposition, failure, target, url_of};
+use super::upload::{HttpBody, broke, upload_failed};
 use super::{Web, error};
 use crate::access::Action;
 use crate::files::name::RelPath;
@@ -25,88 +26,6 @@ const SMALL_FILE: u64 = 64 * 1024;
 
 /// Methods every path answers.
 pub const ALLOW: &str = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, MOVE";
-
-/// Characters escaped in a path segment of a URL ferry writes.
-pub const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'/')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}')
-    .add(b'\\')
-    .add(b'^')
-    .add(b'|')
-    .add(b'[')
-    .add(b']')
-    .add(b'\'');
-
-/// The HTTP status for a files error.
-pub fn status_of(e: &FilesError) -> StatusCode {
-    match e {
-        FilesError::Name(_) => StatusCode::BAD_REQUEST,
-        FilesError::Denied(crate::access::Denied::NeedsToken(_)) => StatusCode::UNAUTHORIZED,
-        FilesError::Denied(crate::access::Denied::Forbidden(_)) => StatusCode::FORBIDDEN,
-        FilesError::NotFound(_) => StatusCode::NOT_FOUND,
-        FilesError::Forbidden(_) => StatusCode::FORBIDDEN,
-        FilesError::Exists(_)
-        | FilesError::NotADirectory(_)
-        | FilesError::IsADirectory(_)
-        | FilesError::NotEmpty(_)
-        | FilesError::Busy(_) => StatusCode::CONFLICT,
-        FilesError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        FilesError::Checksum(_) | FilesError::Incomplete(_) => StatusCode::BAD_REQUEST,
-        FilesError::Io(_) | FilesError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
-/// A files error as a response.
-pub fn failure(e: FilesError) -> Response {
-    error(status_of(&e), e.to_string())
-}
-
-/// Runs a store call on a blocking thread.
-pub async fn blocking<T: Send + 'static>(
-    web: &Web,
-    f: impl FnOnce(&crate::files::store::FileStore) -> Result<T, FilesError> + Send + 'static,
-) -> Result<T, FilesError> {
-    web.ctx.files.blocking(f).await
-}
-
-/// The served path a request URL names, and whether it ends in `/`.
-/// Percent-decoding happens once; what it yields goes through the one name
-/// validator, so `%2e%2e`, `..%2f`, backslashes and empty segments are
-/// refused, and a doubly encoded `%252e` is just a name with a `%` in it.
-pub fn target(path: &str) -> Result<(RelPath, bool), Response> {
-    let decoded = percent_decode_str(path)
-        .decode_utf8()
-        .map_err(|_| error(StatusCode::BAD_REQUEST, "the path is not valid UTF-8"))?;
-    let trailing = decoded.len() > 1 && decoded.ends_with('/');
-    let rel =
-        RelPath::parse(&decoded).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
-    Ok((rel, trailing))
-}
-
-/// The URL path of `rel` (a folder's ends in `/`). Always starts with one
-/// `/` and never two, so it cannot be read as another host.
-pub fn url_of(rel: &RelPath, folder: bool) -> String {
-    let mut out = String::from("/");
-    for (i, p) in rel.parts().iter().enumerate() {
-        if i > 0 {
-            out.push('/');
-        }
-        out.extend(utf8_percent_encode(p, SEGMENT));
-    }
-    if folder && !rel.is_root() {
-        out.push('/');
-    }
-    out
-}
 
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
@@ -310,24 +229,6 @@ async fn get(
     respond(status, h, Body::from_stream(stream))
 }
 
-/// `Content-Disposition: attachment` with the name in both forms.
-pub fn disposition(name: &str) -> String {
-    let ascii: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!(
-        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
-        utf8_percent_encode(name, SEGMENT)
-    )
-}
-
 /// A file opened for a GET, described, and read whole when small; `None`
 /// for a folder.
 type Opened = Option<(std::fs::File, Entry, Option<bytes::Bytes>)>;
@@ -417,56 +318,6 @@ async fn folder(
         return res;
     }
     super::page::folder_page(web, who, &rel, &entries)
-}
-
-/// A request body, as an upload reads it.
-pub struct HttpBody(pub axum::body::BodyDataStream);
-
-impl crate::files::BodySource for HttpBody {
-    type Error = axum::Error;
-
-    async fn read_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, axum::Error> {
-        loop {
-            match self.0.next().await {
-                None => return Ok(0),
-                Some(Err(e)) => return Err(e),
-                Some(Ok(chunk)) if chunk.is_empty() => continue,
-                Some(Ok(chunk)) => {
-                    buf.extend_from_slice(&chunk);
-                    return Ok(chunk.len());
-                }
-            }
-        }
-    }
-}
-
-/// The answer for an upload whose body stopped short.
-pub fn broke(b: crate::files::Broke<axum::Error>) -> Response {
-    use crate::files::Broke;
-    let status = match &b {
-        Broke::Lost(_) => StatusCode::BAD_REQUEST,
-        Broke::Stalled => StatusCode::REQUEST_TIMEOUT,
-        Broke::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-        Broke::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        Broke::Storage { full: true, .. } => StatusCode::INSUFFICIENT_STORAGE,
-        Broke::Storage { full: false, .. } => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    error(status, b.to_string())
-}
-
-/// The answer for an upload that could not begin or finish.
-pub fn upload_failed(headers: &HeaderMap, e: FilesError) -> Response {
-    match e {
-        FilesError::Denied(d) => auth::denied(headers, d),
-        FilesError::Exists(_) => error(
-            StatusCode::CONFLICT,
-            "the file appeared while it was uploaded",
-        ),
-        FilesError::NotFound(m) | FilesError::NotADirectory(m) => {
-            error(StatusCode::CONFLICT, format!("no such folder: {m}"))
-        }
-        e => failure(e),
-    }
 }
 
 /// The size a request declares.

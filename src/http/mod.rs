@@ -15,7 +15,9 @@ pub mod auth;
 pub mod cond;
 pub mod files;
 pub mod page;
+pub mod paths;
 pub mod tus;
+pub mod upload;
 pub mod ws;
 
 use std::net::SocketAddr;

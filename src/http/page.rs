@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::auth::Who;
-use super::files::{blocking, disposition, failure, url_of};
+use super::paths::{blocking, disposition, failure, url_of};
 use super::{Web, error};
 use crate::files::name::RelPath;
 use crate::wire::messages::{Entry, EntryKind};

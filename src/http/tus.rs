@@ -16,7 +16,8 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::auth;
-use super::files::{HttpBody, blocking, broke, failure, upload_failed};
+use super::paths::{blocking, failure};
+use super::upload::{HttpBody, broke, upload_failed};
 use super::{Web, error};
 use crate::access::Action;
 use crate::files::name::RelPath;

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info};
 
 use super::Ctx;
-use super::native::Fail;
+use super::fail::Fail;
 use crate::chat::{Chunk, Delivery, Event, Inline, Member, Outcome};
 use crate::text::escape;
 use crate::wire::messages::{Done, ErrorCode, Request};
@@ -260,12 +260,19 @@ pub(super) async fn serve_text(stream: Stream, initial: BytesMut, peer: SocketAd
         )
         .await;
     };
-    if !ctx.config.anonymous.chat {
-        return super::text_line(
-            stream,
-            "ferry: chat on this server needs the token: use `ferry chat` with FERRY_TOKEN set",
-        )
-        .await;
+    // A plain-text client cannot present a token: it has the newcomer's
+    // rights.
+    let policy = ctx.files.policy();
+    let root = crate::files::RelPath::root();
+    if let Err(d) = policy.check(policy.newcomer(), crate::access::Action::Chat, &root) {
+        let line = match d {
+            crate::access::Denied::NeedsToken(_) => {
+                "ferry: chat on this server needs the token: use `ferry chat` with FERRY_TOKEN set"
+                    .to_string()
+            }
+            crate::access::Denied::Forbidden(_) => format!("ferry: {d}"),
+        };
+        return super::text_line(stream, &line).await;
     }
     let sock = socket2::SockRef::from(stream.tcp());
     let _ = sock.set_keepalive(true);

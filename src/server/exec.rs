@@ -20,8 +20,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::Ctx;
+use super::fail::Fail;
 use super::limits::Refusal;
-use super::native::Fail;
 use crate::exec::{Ending, Finish, Job, JobSpec};
 use crate::files::RelPath;
 use crate::text::escape;

@@ -12,6 +12,7 @@ mod auth;
 pub(crate) mod chat;
 mod classic;
 mod exec;
+mod fail;
 pub mod hosts;
 mod limits;
 mod native;

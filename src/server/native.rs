@@ -11,13 +11,15 @@ use sha2::Sha256;
 use tracing::{debug, info, warn};
 
 use super::Ctx;
-use crate::access::{Action, Denied, Who};
+use super::fail::Fail;
+use crate::access::{Action, Who};
 use crate::files::part::{hash_prefix, hex};
-use crate::files::pipe::{send_body, spawn_reader};
+use crate::files::pipe::spawn_reader;
 use crate::files::store::FileStore;
 use crate::files::{BodySource, Broke, FilesError, OnBreak, RelPath, UploadOptions};
 use crate::secret::Secret;
 use crate::text::escape;
+use crate::wire::body::send_body;
 use crate::wire::messages::{
     AuthReply, Count, Digest, Done, EntryBatch, ErrorCode, GetStart, HelloReply, Mtime, PutReady,
     Request, SUPPORTED_VERSIONS, TreeEntry,
@@ -50,64 +52,6 @@ pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, c
         Err(e) => info!("connection ended: {e}"),
     }
     session.conn.shutdown().await;
-}
-
-/// Why a request could not go on: an answer for the peer, or the end of
-/// the connection.
-pub(super) enum Fail {
-    /// Send this error frame and go on with the next request.
-    Reply(ErrorCode, String),
-    /// Send this error frame, then close (the stream is out of step).
-    Fatal(ErrorCode, String),
-    /// The connection is gone or broken.
-    Conn(ConnError),
-}
-
-impl Fail {
-    /// The same refusal, but closing: for a request whose body is left
-    /// unread.
-    fn fatal(self) -> Fail {
-        match self {
-            Fail::Reply(code, msg) => Fail::Fatal(code, msg),
-            other => other,
-        }
-    }
-}
-
-impl From<ConnError> for Fail {
-    fn from(e: ConnError) -> Self {
-        Fail::Conn(e)
-    }
-}
-
-impl From<FilesError> for Fail {
-    fn from(e: FilesError) -> Self {
-        match e {
-            FilesError::Denied(d) => d.into(),
-            e => Fail::Reply(e.code(), e.to_string()),
-        }
-    }
-}
-
-impl From<Denied> for Fail {
-    fn from(d: Denied) -> Self {
-        match d {
-            Denied::NeedsToken(a) => Fail::Reply(
-                ErrorCode::AuthRequired,
-                format!(
-                    "{} needs authentication: set FERRY_TOKEN on the client",
-                    a.words()
-                ),
-            ),
-            Denied::Forbidden(_) => Fail::Reply(ErrorCode::Forbidden, d.to_string()),
-        }
-    }
-}
-
-impl From<crate::files::NameError> for Fail {
-    fn from(e: crate::files::NameError) -> Self {
-        Fail::Reply(ErrorCode::InvalidName, e.to_string())
-    }
 }
 
 struct Session {

@@ -193,55 +193,9 @@ impl Request {
     }
 }
 
-/// A modification time: seconds since the Unix epoch and nanoseconds.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Mtime {
-    /// Whole seconds since 1970-01-01T00:00:00Z (negative before).
-    pub secs: i64,
-    /// Nanoseconds, 0..1_000_000_000.
-    pub nanos: u32,
-}
-
-/// What kind of thing an entry is.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum EntryKind {
-    /// A regular file (or a symlink to one inside the root).
-    File,
-    /// A folder.
-    Dir,
-    /// A symlink that cannot be followed (it leaves the root or is broken).
-    Symlink,
-    /// Anything else (socket, device, fifo).
-    Other,
-}
-
-/// One entry of a listing or a stat.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Entry {
-    /// The entry's name (one component).
-    pub name: String,
-    /// File, folder, …
-    pub kind: EntryKind,
-    /// Size in bytes (0 for folders).
-    pub size: u64,
-    /// Last modification, when known.
-    pub mtime: Option<Mtime>,
-}
-
-/// One entry of a tree (walk or plan): a `/`-separated path relative to the
-/// tree's top.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct TreeEntry {
-    /// Relative path, `/`-separated, never empty.
-    pub path: String,
-    /// `File` or `Dir`.
-    pub kind: EntryKind,
-    /// Size in bytes (0 for folders).
-    pub size: u64,
-    /// Last modification, when known.
-    pub mtime: Option<Mtime>,
-}
+// What a listing, a stat and a walk describe are the files service's own
+// types; the wire carries them as they serialise.
+pub use crate::files::entry::{Entry, EntryKind, Mtime, TreeEntry};
 
 /// Reply to `hello`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -352,15 +306,8 @@ pub struct ErrorReply {
     pub message: String,
 }
 
-/// Which output stream a chunk belongs to.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Stream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
+// Which output stream a chunk belongs to: the exec service's own type.
+pub use crate::exec::Stream;
 
 /// The fields of an `exec` request.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -540,6 +487,30 @@ impl ErrorCode {
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl From<&crate::files::FilesError> for ErrorCode {
+    /// The stable code for a files error.
+    fn from(e: &crate::files::FilesError) -> Self {
+        use crate::files::FilesError;
+        match e {
+            FilesError::Name(_) => ErrorCode::InvalidName,
+            FilesError::Denied(crate::access::Denied::NeedsToken(_)) => ErrorCode::AuthRequired,
+            FilesError::Denied(crate::access::Denied::Forbidden(_)) => ErrorCode::Forbidden,
+            FilesError::NotFound(_) => ErrorCode::NotFound,
+            FilesError::Forbidden(_) => ErrorCode::Forbidden,
+            FilesError::Exists(_) => ErrorCode::Exists,
+            FilesError::NotADirectory(_) => ErrorCode::NotADirectory,
+            FilesError::IsADirectory(_) => ErrorCode::IsADirectory,
+            FilesError::NotEmpty(_) => ErrorCode::NotEmpty,
+            FilesError::Busy(_) => ErrorCode::Busy,
+            FilesError::TooLarge(_) => ErrorCode::TooLarge,
+            FilesError::Io(_) => ErrorCode::Io,
+            FilesError::Checksum(_) => ErrorCode::ChecksumMismatch,
+            FilesError::Incomplete(_) => ErrorCode::BadRequest,
+            FilesError::Internal => ErrorCode::Internal,
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`stream`]: the transport under every door, plain TCP or TLS; and
 //!   [`guarded`], the replay of sniffed bytes and the stalled-write deadline.
 
+pub mod body;
 pub mod classic;
 pub mod codec;
 pub mod connection;
