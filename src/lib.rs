@@ -37,8 +37,9 @@
 //!   the IRC-like line syntax every door shares, the events clients get,
 //!   and the history in SQLite; a client that stops reading is dropped,
 //!   never waited for.
-//! - [`http`]: the web door: hyper and axum on the shared port; files with
-//!   ranges and validators ([`http::cond`] is pure), tus uploads, auth and
+//! - [`server::http`]: the web door, in the doors' wing: hyper and axum on
+//!   the shared port; files with ranges and validators
+//!   ([`server::http::cond`] is pure), tus uploads, auth and
 //!   cross-site checks, the embedded page, the chat over WebSocket.
 //! - [`subnet`]: the subnet calculator (pure).
 //! - [`discovery`]: probes and signed answers on the shared UDP port
@@ -66,11 +67,6 @@ pub mod config;
 pub mod discovery;
 pub mod exec;
 pub mod files;
-#[allow(
-    clippy::result_large_err,
-    reason = "handlers return Result<_, Response> as axum intends; the error is the reply"
-)]
-pub mod http;
 pub mod log;
 pub mod secret;
 pub mod server;

@@ -14,6 +14,11 @@ mod classic;
 mod exec;
 mod fail;
 pub mod hosts;
+#[allow(
+    clippy::result_large_err,
+    reason = "handlers return Result<_, Response> as axum intends; the error is the reply"
+)]
+pub mod http;
 mod limits;
 mod native;
 pub mod sniff;
@@ -70,7 +75,7 @@ pub(crate) struct Ctx {
     /// Abandon in-flight transfers.
     pub(crate) abort: CancellationToken,
     /// Browsers logged in through the page.
-    pub(crate) sessions: crate::http::auth::Sessions,
+    pub(crate) sessions: http::auth::Sessions,
     /// TLS, when on.
     pub(crate) tls: Option<crate::tls::server::ServerTls>,
     /// The names HTTP requests may carry in `Host`.
@@ -443,9 +448,7 @@ async fn serve_door(
         Door::Classic => Box::pin(classic::serve(stream, initial, peer, ctx)).await,
         // TLS inside TLS: nobody does that on purpose.
         Door::Tls => text_line(stream, "ferry: unexpected TLS inside TLS").await,
-        Door::Http if ctx.config.web => {
-            Box::pin(crate::http::serve(stream, initial, peer, ctx)).await
-        }
+        Door::Http if ctx.config.web => Box::pin(http::serve(stream, initial, peer, ctx)).await,
         Door::Http => {
             refuse_http(
                 stream,
@@ -556,7 +559,7 @@ async fn send_and_close(mut stream: TcpStream, out: &[u8]) {
 async fn refuse_plain(stream: TcpStream, door: Door, initial: BytesMut, ctx: Arc<Ctx>) {
     info!(?door, "refused: plain connection, TLS required");
     if door == Door::Http {
-        return crate::http::redirect_to_tls(Stream::Plain(stream), initial, ctx).await;
+        return http::redirect_to_tls(Stream::Plain(stream), initial, ctx).await;
     }
     let message = match door {
         Door::Native => "this server requires TLS: connect with --tls",
@@ -651,7 +654,7 @@ mod tests {
             ("native", task4(native::serve as fn(_, _, _, _) -> _)),
             ("classic", task4(classic::serve as fn(_, _, _, _) -> _)),
             ("chat", task4(chat::serve_text as fn(_, _, _, _) -> _)),
-            ("http", task4(crate::http::serve as fn(_, _, _, _) -> _)),
+            ("http", task4(http::serve as fn(_, _, _, _) -> _)),
         ] {
             assert!(size <= 4096, "the {door} door's state is {size} bytes");
         }
