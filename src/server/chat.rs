@@ -254,7 +254,7 @@ fn foreign_line(line: &str, first: bool) -> bool {
 
 pub(super) async fn serve_text(stream: Stream, initial: BytesMut, peer: SocketAddr, ctx: Arc<Ctx>) {
     let Some(hub) = ctx.chat.clone() else {
-        return super::text_line(
+        return super::refuse::text_line(
             stream,
             "ferry: unrecognised protocol on this port; use the ferry client (see `ferry --help`)",
         )
@@ -272,7 +272,7 @@ pub(super) async fn serve_text(stream: Stream, initial: BytesMut, peer: SocketAd
             }
             crate::access::Denied::Forbidden(_) => format!("ferry: {d}"),
         };
-        return super::text_line(stream, &line).await;
+        return super::refuse::text_line(stream, &line).await;
     }
     let sock = socket2::SockRef::from(stream.tcp());
     let _ = sock.set_keepalive(true);
@@ -281,7 +281,7 @@ pub(super) async fn serve_text(stream: Stream, initial: BytesMut, peer: SocketAd
     let _ = sock.set_send_buffer_size(TEXT_SNDBUF);
     let (mut member, mut events) = match hub.connect(None, &[]) {
         Ok(m) => m,
-        Err(e) => return super::text_line(stream, &format!("ferry: {e}")).await,
+        Err(e) => return super::refuse::text_line(stream, &format!("ferry: {e}")).await,
     };
     member.no_echo();
     info!(nick = %escape(&member.nick()), "chat (text) joined");

@@ -1,0 +1,126 @@
+//! What every door shares ([`Ctx`]), and the state it opens at start: the
+//! chat history and the upload key.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use super::{ConnLimits, Gate, hosts, http};
+use crate::config::ServeConfig;
+
+/// What every door shares.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub(crate) config: ServeConfig,
+    /// The files service: store, access decision, upload limits.
+    pub(crate) files: crate::files::Files,
+    pub(crate) gate: Gate,
+    pub(crate) limits: Arc<ConnLimits>,
+    /// Running commands, in all and per client address.
+    pub(crate) exec_slots: Arc<ConnLimits>,
+    /// The chat hub, unless chat is off.
+    pub(crate) chat: Option<Arc<crate::chat::Hub>>,
+    pub(crate) time: crate::time::TimeService,
+    /// Random per start: lets `ferry discover` list a server once however
+    /// many of its addresses answer.
+    pub(crate) instance: String,
+    /// Stop taking requests; idle connections close.
+    pub(crate) stop: CancellationToken,
+    /// Abandon in-flight transfers.
+    pub(crate) abort: CancellationToken,
+    /// Browsers logged in through the page.
+    pub(crate) sessions: http::auth::Sessions,
+    /// TLS, when on.
+    pub(crate) tls: Option<crate::tls::server::ServerTls>,
+    /// The names HTTP requests may carry in `Host`.
+    pub(crate) names: hosts::KnownNames,
+    /// KiB of folder-upload manifests being checked at once, in all.
+    pub(crate) plan_budget: Arc<Semaphore>,
+    /// The key resumable-upload URLs are signed with, loaded or made on
+    /// first use (see [`Ctx::upload_key`]).
+    pub(super) upload_key: std::sync::OnceLock<Vec<u8>>,
+}
+
+impl Ctx {
+    /// The key resumable-upload URLs are signed with: read from the state
+    /// folder, or made there, the first time an upload needs it (a server
+    /// that never sees one writes no file for it).
+    pub(crate) fn upload_key(&self) -> &[u8] {
+        self.upload_key
+            .get_or_init(|| upload_key(&self.config.state_dir))
+    }
+
+    /// Whether an HTTP request's `Host` names this server (see
+    /// [`hosts::KnownNames`]).
+    pub(crate) fn answers_to(&self, host: &str) -> bool {
+        self.names
+            .allows(host, |n| self.tls.as_ref().is_some_and(|t| t.valid_for(n)))
+    }
+}
+
+/// The key resumable-upload URLs are signed with: `upload.key` in the
+/// state folder (made once, 0600), so uploads resume across restarts; a
+/// key of this run alone when the folder cannot be written.
+fn upload_key(state_dir: &std::path::Path) -> Vec<u8> {
+    use std::io::Read;
+    let path = state_dir.join("upload.key");
+    if let Ok(key) = std::fs::read(&path) {
+        if key.len() >= 32 {
+            return key;
+        }
+    }
+    let mut key = vec![0u8; 32];
+    if let Err(e) = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut key)) {
+        warn!("no randomness for the upload key: {e}");
+    }
+    let written =
+        std::fs::create_dir_all(state_dir).and_then(|()| crate::secret::write_private(&path, &key));
+    if let Err(e) = written {
+        warn!(
+            "cannot keep the upload key in {}: {e}; resumable uploads will not resume after a restart",
+            state_dir.display()
+        );
+    }
+    key
+}
+
+/// The chat hub, with its history in the state folder (created private).
+pub(super) fn open_chat(config: &ServeConfig) -> anyhow::Result<Arc<crate::chat::Hub>> {
+    if config.chat.retention.per_room == 0 {
+        // No history kept: nothing to write, and no file to open.
+        return Ok(crate::chat::Hub::new(
+            &config.name,
+            config.chat.limits,
+            None,
+        ));
+    }
+    let dir = &config.state_dir;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the state folder {}", dir.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    // One file per port, so that two servers of one user (on two ports)
+    // each keep their own history.
+    let port = config
+        .listen
+        .first()
+        .map_or(crate::config::DEFAULT_PORT, |a| a.port());
+    let path = dir.join(format!("chat-{port}.sqlite3"));
+    let history =
+        crate::chat::store::History::open(&path, config.chat.retention).with_context(|| {
+            format!(
+                "cannot open the chat history {} (give this server its own --state-dir, or --no-chat)",
+                path.display()
+            )
+        })?;
+    Ok(crate::chat::Hub::new(
+        &config.name,
+        config.chat.limits,
+        Some(history),
+    ))
+}
