@@ -15,6 +15,10 @@ use crate::access::{Policy, Rights};
 use crate::secret::Secret;
 use crate::wire::Deadlines;
 
+mod groups;
+use groups::tls_config;
+pub use groups::{ChatConfig, ExecLimits, Limits, TlsConfig};
+
 /// The default port, TCP and UDP.
 pub const DEFAULT_PORT: u16 = 7070;
 
@@ -239,17 +243,6 @@ struct FileConfig {
     token_file: Option<PathBuf>,
 }
 
-/// Connection limits.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Most connections at once.
-    pub max_connections: usize,
-    /// Most connections per peer address.
-    pub max_per_ip: usize,
-    /// Whether loopback peers count against `max_per_ip`.
-    pub limit_loopback: bool,
-}
-
 /// The validated server configuration.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -303,49 +296,6 @@ pub struct ServeConfig {
     pub tls: Option<TlsConfig>,
     /// Names HTTP requests may carry besides the server's own.
     pub allow_host: Vec<String>,
-}
-
-/// TLS settings.
-#[derive(Debug, Clone)]
-pub struct TlsConfig {
-    /// A given certificate chain and key; `None`: the generated pair in the
-    /// state folder.
-    pub files: Option<(PathBuf, PathBuf)>,
-    /// Plain connections are refused, except from loopback.
-    pub required: bool,
-    /// Longest a handshake may take.
-    pub handshake_timeout: Duration,
-}
-
-/// Chat settings.
-#[derive(Debug, Clone, Copy)]
-pub struct ChatConfig {
-    /// Whether the hub runs.
-    pub enabled: bool,
-    /// Hub limits.
-    pub limits: crate::chat::ChatLimits,
-    /// History retention.
-    pub retention: crate::chat::store::Retention,
-    /// Lines per second per client, on average (bursts of twice that).
-    pub rate: f64,
-    /// How long a client may be held back by the rate without a break
-    /// before it is disconnected as a flood.
-    pub flood: Duration,
-}
-
-/// Limits of remote commands.
-#[derive(Debug, Clone, Copy)]
-pub struct ExecLimits {
-    /// Longest run (and the default).
-    pub timeout: Duration,
-    /// Between SIGTERM and SIGKILL.
-    pub grace: Duration,
-    /// Commands at once, in all.
-    pub jobs: usize,
-    /// Commands at once per client address.
-    pub jobs_per_client: usize,
-    /// Output bytes per command.
-    pub max_output: u64,
 }
 
 impl ServeConfig {
@@ -600,31 +550,6 @@ impl ServeConfig {
     }
 }
 
-/// TLS from the flags and the file: on when asked for, or when a
-/// certificate is given or TLS is required.
-fn tls_config(
-    opts: &ServeOptions,
-    file: &FileConfig,
-    io: Duration,
-) -> anyhow::Result<Option<TlsConfig>> {
-    let cert = opts.tls_cert.clone().or_else(|| file.tls_cert.clone());
-    let key = opts.tls_key.clone().or_else(|| file.tls_key.clone());
-    let files = match (cert, key) {
-        (Some(c), Some(k)) => Some((c, k)),
-        (None, None) => None,
-        _ => bail!("tls_cert and tls_key go together: give both or neither"),
-    };
-    let required = opts.tls_required || file.tls_required.unwrap_or(false);
-    let on = opts.tls || file.tls.unwrap_or(false) || files.is_some() || required;
-    Ok(on.then(|| TlsConfig {
-        files,
-        required,
-        // A handshake is a few round trips; a peer slower than this is
-        // holding a connection slot, not negotiating.
-        handshake_timeout: io.min(Duration::from_secs(10)),
-    }))
-}
-
 /// `$XDG_STATE_HOME/ferry`, else `~/.local/state/ferry`, else
 /// `.ferry-state` in the working folder.
 fn default_state_dir() -> PathBuf {
@@ -653,85 +578,4 @@ pub fn host_name() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flags_beat_file_and_file_beats_defaults() {
-        let file: FileConfig = toml::from_str(
-            "name = \"from-file\"\nmax_per_ip = 3\nallow_upload = true\ntoken = \"abcdefgh1\"",
-        )
-        .unwrap();
-        let opts = ServeOptions {
-            name: Some("from-flag".into()),
-            ..Default::default()
-        };
-        let c = ServeConfig::merge(".".into(), &opts, file, None).unwrap();
-        assert_eq!(c.name, "from-flag");
-        assert_eq!(c.limits.max_per_ip, 3);
-        assert_eq!(c.limits.max_connections, 4096);
-        assert!(c.granted.upload && !c.granted.delete);
-        assert!(c.anonymous.read && !c.anonymous.upload);
-        assert!(c.token.as_ref().unwrap().matches("abcdefgh1"));
-    }
-
-    #[test]
-    fn env_token_beats_file_token_and_bad_settings_fail() {
-        let file: FileConfig = toml::from_str("token = \"file-token-1\"").unwrap();
-        let c = ServeConfig::merge(
-            ".".into(),
-            &ServeOptions::default(),
-            file,
-            Some(Secret::new("env-token-1")),
-        )
-        .unwrap();
-        assert!(c.token.unwrap().matches("env-token-1"));
-        assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
-        let short: FileConfig = toml::from_str("token = \"short\"").unwrap();
-        assert!(ServeConfig::merge(".".into(), &ServeOptions::default(), short, None).is_err());
-        let opts = ServeOptions {
-            private: true,
-            ..Default::default()
-        };
-        assert!(ServeConfig::merge(".".into(), &opts, FileConfig::default(), None).is_err());
-    }
-
-    #[test]
-    fn tls_from_the_file_and_what_implies_it() {
-        let merge = |text: &str, opts: &ServeOptions| {
-            let file: FileConfig = toml::from_str(text).unwrap();
-            ServeConfig::merge(".".into(), opts, file, None)
-        };
-        let none = ServeOptions::default();
-        assert!(merge("", &none).unwrap().tls.is_none());
-        let t = merge("tls = true", &none).unwrap().tls.unwrap();
-        assert!(t.files.is_none() && !t.required);
-        assert_eq!(t.handshake_timeout, Duration::from_secs(10));
-        let t = merge("tls_required = true\nio_timeout = 3", &none)
-            .unwrap()
-            .tls
-            .unwrap();
-        assert!(t.required);
-        assert_eq!(t.handshake_timeout, Duration::from_secs(3));
-        let t = merge("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"", &none)
-            .unwrap()
-            .tls
-            .unwrap();
-        assert_eq!(t.files, Some(("c.pem".into(), "k.pem".into())));
-        let err = merge("tls_cert = \"c.pem\"", &none).unwrap_err();
-        assert!(err.to_string().contains("go together"), "{err}");
-        let flag = ServeOptions {
-            tls_required: true,
-            ..Default::default()
-        };
-        assert!(merge("tls = false", &flag).unwrap().tls.unwrap().required);
-    }
-
-    #[test]
-    fn default_listen_is_both_families() {
-        let c = ServeConfig::for_root(Path::new("."));
-        assert!(c.default_listen);
-        assert_eq!(c.listen.len(), 2);
-        assert!(c.listen.iter().all(|a| a.port() == DEFAULT_PORT));
-    }
-}
+mod tests;

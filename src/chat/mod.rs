@@ -1,14 +1,16 @@
 //! The chat service: a hub with rooms, nicknames, private messages and
 //! topics ([`hub`]), the line syntax every door shares ([`command`]), the
-//! events clients get ([`event`]), and the history kept in the server's
-//! state folder ([`store`]).
+//! events clients get ([`event`]), each client's pace ([`pace`]), and the
+//! history kept in the server's state folder ([`store`]).
 
 pub mod command;
 pub mod event;
 pub mod hub;
 mod outbox;
+pub mod pace;
 pub mod store;
 
 pub use command::Command;
 pub use event::{Delivery, Event};
 pub use hub::{ChatLimits, Chunk, Events, Hub, Inline, Member, Outcome};
+pub use pace::Pace;

@@ -16,7 +16,10 @@ use std::sync::{Arc, Mutex};
 use super::FilesError;
 use super::entry::{Entry, EntryKind, TreeEntry};
 use super::name::{PART_SUFFIX, RelPath, check_batch};
-use super::part::{Found, PartFile, look_at, mtime_of, open_dir, part_name};
+use super::part::{Found, PartFile, look_at, open_dir, part_name};
+use listing::{entry, kind_of};
+
+mod listing;
 
 /// Most entries one walk may return, to bound memory.
 pub const MAX_WALK: usize = 1_000_000;
@@ -129,97 +132,6 @@ impl FileStore {
             return Err(FilesError::NotADirectory(format!("{rel} is not a folder")));
         }
         Ok(dir)
-    }
-
-    /// Lists a folder, sorted by name.
-    pub fn list(&self, rel: &RelPath) -> Result<Vec<Entry>, FilesError> {
-        let dir = self.folder(rel)?;
-        let mut out = Vec::new();
-        for item in fs::read_dir(&dir).map_err(|e| FilesError::from_io(rel, e))? {
-            let item = item.map_err(|e| FilesError::from_io(rel, e))?;
-            let Some(name) = listable_name(&item.file_name()) else {
-                continue;
-            };
-            if let Some(e) = self.describe(&item.path(), name) {
-                out.push(e);
-            }
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
-    }
-
-    /// Describes a directory entry, following a symlink only inside the root.
-    fn describe(&self, path: &Path, name: String) -> Option<Entry> {
-        let lmeta = fs::symlink_metadata(path).ok()?;
-        if !lmeta.file_type().is_symlink() {
-            return Some(entry(name, &lmeta, kind_of(&lmeta)));
-        }
-        match fs::canonicalize(path) {
-            Ok(real) if real.starts_with(&self.root) => {
-                let meta = fs::metadata(&real).ok()?;
-                Some(entry(name, &meta, kind_of(&meta)))
-            }
-            _ => Some(Entry {
-                name,
-                kind: EntryKind::Symlink,
-                size: 0,
-                mtime: mtime_of(&lmeta),
-            }),
-        }
-    }
-
-    /// Every folder and file below `rel`, parents before children, paths
-    /// relative to `rel`. Symlinks to files inside the root count as files;
-    /// symlinked folders are not descended (no loops), nor are links out.
-    pub fn walk(&self, rel: &RelPath) -> Result<Vec<TreeEntry>, FilesError> {
-        let top = self.resolve(rel)?;
-        if !top.is_dir() {
-            return Err(FilesError::NotADirectory(format!("{rel} is not a folder")));
-        }
-        let mut out = Vec::new();
-        let mut stack = vec![(top, String::new())];
-        while let Some((dir, prefix)) = stack.pop() {
-            let mut names: Vec<_> = fs::read_dir(&dir)
-                .map_err(|e| FilesError::from_io(rel, e))?
-                .filter_map(Result::ok)
-                .collect();
-            names.sort_by_key(|e| e.file_name());
-            for item in names {
-                let Some(name) = listable_name(&item.file_name()) else {
-                    continue;
-                };
-                let path = if prefix.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{prefix}/{name}")
-                };
-                let is_link = item.file_type().map(|t| t.is_symlink()).unwrap_or(true);
-                let Some(e) = self.describe(&item.path(), name) else {
-                    continue;
-                };
-                match e.kind {
-                    EntryKind::Dir if !is_link => {
-                        stack.push((item.path(), path.clone()));
-                    }
-                    EntryKind::File => {}
-                    _ => continue,
-                }
-                out.push(TreeEntry {
-                    path,
-                    kind: e.kind,
-                    size: e.size,
-                    mtime: e.mtime,
-                });
-                if out.len() > MAX_WALK {
-                    return Err(FilesError::TooLarge(format!(
-                        "{rel} holds more than {MAX_WALK} entries"
-                    )));
-                }
-            }
-        }
-        // Parents before children, whatever order the stack produced.
-        out.sort_by(|a, b| a.path.split('/').cmp(b.path.split('/')));
-        Ok(out)
     }
 
     /// Opens `dir`, a canonical folder inside the root, beneath the root
@@ -611,35 +523,5 @@ impl FileStore {
             Err(nix::errno::Errno::ENOENT) => Ok(false),
             Err(e) => Err(FilesError::from_io(rel, e.into())),
         }
-    }
-}
-
-fn listable_name(os: &std::ffi::OsStr) -> Option<String> {
-    let name = RelPath::component_from_os(os).ok()?;
-    (!name.ends_with(PART_SUFFIX)).then_some(name)
-}
-
-fn kind_of(meta: &fs::Metadata) -> EntryKind {
-    if meta.is_dir() {
-        EntryKind::Dir
-    } else if meta.is_file() {
-        EntryKind::File
-    } else if meta.file_type().is_symlink() {
-        EntryKind::Symlink
-    } else {
-        EntryKind::Other
-    }
-}
-
-fn entry(name: String, meta: &fs::Metadata, kind: EntryKind) -> Entry {
-    Entry {
-        name,
-        kind,
-        size: if kind == EntryKind::File {
-            meta.len()
-        } else {
-            0
-        },
-        mtime: mtime_of(meta),
     }
 }

@@ -7,7 +7,7 @@
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -15,6 +15,7 @@ use tracing::{debug, info};
 
 use super::Ctx;
 use super::fail::Fail;
+use crate::chat::Pace;
 use crate::chat::{Chunk, Delivery, Event, Inline, Member, Outcome};
 use crate::text::escape;
 use crate::wire::messages::{Done, ErrorCode, Request};
@@ -41,84 +42,6 @@ const MAX_IOV: usize = 64;
 /// How long a write to a chat client may take before it counts as not
 /// reading.
 const WRITE_DEADLINE: Duration = Duration::from_secs(30);
-
-/// Token bucket for one client's lines: `rate` per second, bursts of
-/// `2 * rate`. Over it, the door waits (the client is slowed down through
-/// TCP); held back for longer than `flood` without a break, it is
-/// disconnected.
-pub(crate) struct Pace {
-    rate: f64,
-    flood: Duration,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
-    held_since: Option<Instant>,
-}
-
-impl Pace {
-    pub(crate) fn new(cfg: &crate::config::ChatConfig) -> Pace {
-        let rate = cfg.rate;
-        let burst = (rate * 2.0).max(1.0);
-        Pace {
-            rate,
-            flood: cfg.flood,
-            burst,
-            tokens: burst,
-            last: Instant::now(),
-            held_since: None,
-        }
-    }
-
-    fn refill(&mut self, now: Instant) {
-        self.tokens =
-            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
-        self.last = now;
-    }
-
-    /// How long to wait before the next line may go through, or `Err` when
-    /// the client has been held back for too long.
-    fn next_wait(&mut self, now: Instant) -> Result<Duration, ()> {
-        self.refill(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            // Caught up with its allowance: the flood clock stops.
-            if self.tokens >= 1.0 {
-                self.held_since = None;
-            }
-            return Ok(Duration::ZERO);
-        }
-        let since = *self.held_since.get_or_insert(now);
-        if now.duration_since(since) > self.flood {
-            return Err(());
-        }
-        let wait = Duration::from_secs_f64((1.0 - self.tokens) / self.rate);
-        self.tokens -= 1.0;
-        Ok(wait)
-    }
-
-    /// Takes the allowance of one line if it is there now.
-    fn try_admit(&mut self) -> bool {
-        self.refill(Instant::now());
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Waits for the allowance of one line.
-    pub(crate) async fn admit(&mut self) -> Result<(), String> {
-        match self.next_wait(Instant::now()) {
-            Ok(w) if w.is_zero() => Ok(()),
-            Ok(w) => {
-                tokio::time::sleep(w).await;
-                Ok(())
-            }
-            Err(()) => Err("flooding: too many lines for too long; disconnected".into()),
-        }
-    }
-}
 
 /// Splits a byte stream into lines of at most `max` bytes. A longer line is
 /// skipped up to its end and reported once, so one oversized paste costs
@@ -299,7 +222,7 @@ pub(super) async fn serve_text(stream: Stream, initial: BytesMut, peer: SocketAd
         }
     };
     let mut lines = Lines::new(initial, hub.limits().max_message + 256);
-    let mut pace = Pace::new(&ctx.config.chat);
+    let mut pace = Pace::new(ctx.config.chat.rate, ctx.config.chat.flood);
     let done = tokio_util::sync::CancellationToken::new();
     let kicked = member.dropped.clone();
     let reading = async {
@@ -557,7 +480,7 @@ pub(super) async fn native(
         Fail::Reply(code, e)
     })?;
     info!(nick = %escape(&member.nick()), "chat joined");
-    let mut pace = Pace::new(&ctx.config.chat);
+    let mut pace = Pace::new(ctx.config.chat.rate, ctx.config.chat.flood);
     let done = tokio_util::sync::CancellationToken::new();
     let (rd, wr) = conn.halves();
     let stop = ctx.stop.clone();
@@ -657,139 +580,4 @@ async fn write_events(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-    use tokio::io::ReadBuf;
-
-    /// A peer with `data` waiting, handing over at most `chunk` bytes per
-    /// read; notes how much room each read offered.
-    struct Peer {
-        data: Vec<u8>,
-        pos: usize,
-        chunk: usize,
-        offered: Vec<usize>,
-    }
-
-    impl Peer {
-        fn new(data: Vec<u8>, chunk: usize) -> Peer {
-            Peer {
-                data,
-                pos: 0,
-                chunk,
-                offered: Vec::new(),
-            }
-        }
-    }
-
-    impl AsyncRead for Peer {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<std::io::Result<()>> {
-            let room = buf.remaining();
-            self.offered.push(room);
-            let n = room.min(self.chunk).min(self.data.len() - self.pos);
-            let from = self.pos;
-            buf.put_slice(&self.data[from..from + n]);
-            self.pos += n;
-            Poll::Ready(Ok(()))
-        }
-    }
-
-    async fn read_all(lines: &mut Lines, peer: &mut Peer) -> Vec<String> {
-        let mut got = Vec::new();
-        while let Some(item) = lines.next(peer).await.unwrap() {
-            match item {
-                LineItem::Line(l) => got.push(l),
-                _ => panic!("only good lines were sent"),
-            }
-        }
-        got
-    }
-
-    #[tokio::test]
-    async fn an_oversized_line_in_a_flood_is_refused_once_and_the_rest_kept() {
-        let mut data = Vec::new();
-        for i in 0..3000 {
-            data.extend_from_slice(format!("before {i}\n").as_bytes());
-        }
-        // Longer than the limit and than the largest read: cut across reads.
-        data.extend_from_slice(&vec![b'x'; 3 * READ_MAX]);
-        data.extend_from_slice(b"\n");
-        for i in 0..3000 {
-            data.extend_from_slice(format!("after {i}\n").as_bytes());
-        }
-        let mut flood = Peer::new(data, usize::MAX);
-        let mut lines = Lines::new(BytesMut::new(), 2000);
-        let (mut got, mut refused) = (Vec::new(), 0);
-        while let Some(item) = lines.next(&mut flood).await.unwrap() {
-            match item {
-                LineItem::Line(l) => got.push(l),
-                LineItem::TooLong => refused += 1,
-                LineItem::NotUtf8 => panic!("all of it was UTF-8"),
-            }
-        }
-        assert_eq!(refused, 1);
-        let want: Vec<String> = (0..3000)
-            .map(|i| format!("before {i}"))
-            .chain((0..3000).map(|i| format!("after {i}")))
-            .collect();
-        assert_eq!(got, want);
-    }
-
-    #[tokio::test]
-    async fn reads_grow_for_a_flood_and_shrink_for_a_trickle() {
-        let sent: Vec<String> = (0..20_000).map(|i| format!("line {i}")).collect();
-        let mut flood = Peer::new(
-            sent.iter()
-                .flat_map(|l| format!("{l}\r\n").into_bytes())
-                .collect(),
-            usize::MAX,
-        );
-        let mut lines = Lines::new(BytesMut::new(), 2000);
-        assert_eq!(read_all(&mut lines, &mut flood).await, sent);
-        // Started small, grew to the largest while every read came full.
-        assert!(flood.offered[0] < READ_MAX, "{:?}", &flood.offered[..3]);
-        let most = *flood.offered.iter().max().unwrap();
-        assert!(most >= READ_MAX, "largest read offered {most}");
-        assert!(flood.offered.len() < 20, "{} reads", flood.offered.len());
-        // One short line per read from then on: back to small reads, and
-        // the big buffer given back.
-        let mut trickle = Peer::new(b"a\nb\nc\nd\ne\nf\ng\nh\n".to_vec(), 2);
-        let got = read_all(&mut lines, &mut trickle).await;
-        assert_eq!(got, ["a", "b", "c", "d", "e", "f", "g", "h"]);
-        let last = *trickle.offered.last().unwrap();
-        assert!(last < 2 * READ_MIN, "still offering {last}");
-        assert!(
-            lines.buf.capacity() < 2 * READ_MIN,
-            "{}",
-            lines.buf.capacity()
-        );
-    }
-}
-#[test]
-fn another_protocols_login_is_not_chat() {
-    for (line, first) in [
-        ("USER alice", true),
-        ("PASS s3cret", true),
-        ("AUTH s3cret", true),
-        ("EHLO mail.example", true),
-        ("a1 LOGIN alice s3cret", true),
-        ("Authorization: Basic eDp5", false),
-        ("  cookie: session=1", false),
-    ] {
-        assert!(foreign_line(line, first), "{line}");
-    }
-    for (line, first) in [
-        ("user error, again", true),
-        ("pass the salt", true),
-        ("USER alice", false),
-        ("the authorization: came through", false),
-        ("hello", true),
-    ] {
-        assert!(!foreign_line(line, first), "{line}");
-    }
-}
+mod tests;

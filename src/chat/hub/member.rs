@@ -2,6 +2,29 @@
 
 use super::*;
 
+/// One client's place in the hub; leaving is dropping it.
+#[derive(Debug)]
+pub struct Member {
+    pub(super) id: u64,
+    pub(super) hub: Arc<Hub>,
+    /// Cancelled when the hub drops this client (it stopped reading).
+    pub dropped: CancellationToken,
+    pub(super) reason: Arc<Mutex<Option<String>>>,
+    pub(super) quit_reason: Option<String>,
+    /// The room whose readers were far behind after this client's last
+    /// message.
+    pub(super) behind: Option<String>,
+}
+
+/// What a line led to, for the door.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Go on reading.
+    Continue,
+    /// The client said /quit.
+    Quit,
+}
+
 impl Member {
     /// This client's id in the hub.
     pub fn id(&self) -> u64 {

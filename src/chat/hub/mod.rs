@@ -34,47 +34,18 @@ pub use super::outbox::{Chunk, Events, Inline};
 use super::store::History;
 
 mod deliver;
+mod limits;
 mod member;
 #[cfg(test)]
 mod tests;
 
 use deliver::*;
 pub use deliver::{PRESENCE_MAX, check_nick, room_key};
+pub use limits::ChatLimits;
+pub use member::{Member, Outcome};
 
 /// The room everyone starts in.
 pub const LOBBY: &str = "lobby";
-
-/// Hub settings.
-#[derive(Debug, Clone, Copy)]
-pub struct ChatLimits {
-    /// Longest message, in bytes.
-    pub max_message: usize,
-    /// Events queued per client before it is dropped as not reading.
-    pub queue: usize,
-    /// Bytes of events queued per client before it is dropped as not
-    /// reading (IRC's "sendq"): what a stuck client can cost in memory.
-    pub queue_bytes: usize,
-    /// Messages replayed from history on join.
-    pub replay: usize,
-    /// Rooms that may exist at once on the server (a room exists while
-    /// someone is in it; the lobby always does).
-    pub rooms: usize,
-    /// Rooms one client may be in at once.
-    pub rooms_per_client: usize,
-}
-
-impl Default for ChatLimits {
-    fn default() -> Self {
-        ChatLimits {
-            max_message: 2000,
-            queue: 16 * 1024,
-            queue_bytes: 2 * 1024 * 1024,
-            replay: 50,
-            rooms: 1000,
-            rooms_per_client: 32,
-        }
-    }
-}
 
 /// A reader this far behind (bytes queued) slows its rooms' senders down
 /// while it keeps reading, rather than being dropped when a burst outruns
@@ -136,29 +107,6 @@ struct Room {
     name: String,
     topic: String,
     members: BTreeSet<u64>,
-}
-
-/// One client's place in the hub; leaving is dropping it.
-#[derive(Debug)]
-pub struct Member {
-    id: u64,
-    hub: Arc<Hub>,
-    /// Cancelled when the hub drops this client (it stopped reading).
-    pub dropped: CancellationToken,
-    reason: Arc<Mutex<Option<String>>>,
-    quit_reason: Option<String>,
-    /// The room whose readers were far behind after this client's last
-    /// message.
-    behind: Option<String>,
-}
-
-/// What a line led to, for the door.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Go on reading.
-    Continue,
-    /// The client said /quit.
-    Quit,
 }
 
 impl Hub {

@@ -14,8 +14,8 @@ use tracing::info;
 
 use super::auth;
 use super::{Web, error};
+use crate::chat::Pace;
 use crate::chat::{Delivery, Event, Outcome};
-use crate::server::chat::Pace;
 use crate::text::escape;
 
 /// `GET /.ferry/chat?nick=NAME&rooms=a,b` with an upgrade to WebSocket.
@@ -89,7 +89,7 @@ async fn run(
         }
     };
     info!(nick = %escape(&member.nick()), "chat (web) joined");
-    let mut pace = Pace::new(&web.ctx.config.chat);
+    let mut pace = Pace::new(web.ctx.config.chat.rate, web.ctx.config.chat.flood);
     let done = tokio_util::sync::CancellationToken::new();
     let dropped = member.dropped.clone();
     let stop = web.ctx.stop.clone();

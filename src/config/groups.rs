@@ -1,0 +1,87 @@
+//! The groups of settings a validated configuration is made of.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::bail;
+
+use super::{FileConfig, ServeOptions};
+
+/// Connection limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Most connections at once.
+    pub max_connections: usize,
+    /// Most connections per peer address.
+    pub max_per_ip: usize,
+    /// Whether loopback peers count against `max_per_ip`.
+    pub limit_loopback: bool,
+}
+
+/// TLS settings.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// A given certificate chain and key; `None`: the generated pair in the
+    /// state folder.
+    pub files: Option<(PathBuf, PathBuf)>,
+    /// Plain connections are refused, except from loopback.
+    pub required: bool,
+    /// Longest a handshake may take.
+    pub handshake_timeout: Duration,
+}
+
+/// Chat settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatConfig {
+    /// Whether the hub runs.
+    pub enabled: bool,
+    /// Hub limits.
+    pub limits: crate::chat::ChatLimits,
+    /// History retention.
+    pub retention: crate::chat::store::Retention,
+    /// Lines per second per client, on average (bursts of twice that).
+    pub rate: f64,
+    /// How long a client may be held back by the rate without a break
+    /// before it is disconnected as a flood.
+    pub flood: Duration,
+}
+
+/// Limits of remote commands.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecLimits {
+    /// Longest run (and the default).
+    pub timeout: Duration,
+    /// Between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    /// Commands at once, in all.
+    pub jobs: usize,
+    /// Commands at once per client address.
+    pub jobs_per_client: usize,
+    /// Output bytes per command.
+    pub max_output: u64,
+}
+
+/// TLS from the flags and the file: on when asked for, or when a
+/// certificate is given or TLS is required.
+pub(super) fn tls_config(
+    opts: &ServeOptions,
+    file: &FileConfig,
+    io: Duration,
+) -> anyhow::Result<Option<TlsConfig>> {
+    let cert = opts.tls_cert.clone().or_else(|| file.tls_cert.clone());
+    let key = opts.tls_key.clone().or_else(|| file.tls_key.clone());
+    let files = match (cert, key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => bail!("tls_cert and tls_key go together: give both or neither"),
+    };
+    let required = opts.tls_required || file.tls_required.unwrap_or(false);
+    let on = opts.tls || file.tls.unwrap_or(false) || files.is_some() || required;
+    Ok(on.then(|| TlsConfig {
+        files,
+        required,
+        // A handshake is a few round trips; a peer slower than this is
+        // holding a connection slot, not negotiating.
+        handshake_timeout: io.min(Duration::from_secs(10)),
+    }))
+}
