@@ -235,16 +235,23 @@ fn compression() -> CompressionLayer<impl Predicate> {
         .compress_when(when)
 }
 
+/// Every route: the server's own, all below [`PREFIX`] (this is the one
+/// place to add one), and everything else a path of the served folder.
+/// Since nothing else lives outside `PREFIX`, the service sends a plain
+/// GET or HEAD there straight to [`files::handle`] without asking the
+/// router, and reaches the same handler.
 fn routes(web: Web) -> Router {
+    let own = Router::new()
+        .route("/assets/{name}", get(page::asset))
+        .route("/login", post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/whoami", get(auth::whoami))
+        .route("/chat", get(ws::upgrade))
+        .route("/tus", any(tus::collection))
+        .route("/tus/", any(tus::collection))
+        .route("/tus/{id}", any(tus::upload));
     Router::new()
-        .route("/.ferry/assets/{name}", get(page::asset))
-        .route("/.ferry/login", post(auth::login))
-        .route("/.ferry/logout", post(auth::logout))
-        .route("/.ferry/whoami", get(auth::whoami))
-        .route("/.ferry/chat", get(ws::upgrade))
-        .route("/.ferry/tus", any(tus::collection))
-        .route("/.ferry/tus/", any(tus::collection))
-        .route("/.ferry/tus/{id}", any(tus::upload))
+        .nest(PREFIX.trim_end_matches('/'), own)
         .fallback(files::handle)
         .with_state(web)
 }
