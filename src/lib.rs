@@ -49,6 +49,7 @@
 //! - [`config`]: flags, `FERRY_*` variables, a TOML file and defaults merged
 //!   into one validated [`config::ServeConfig`].
 //! - [`cli`]: one module per subcommand; `main.rs` only parses and runs.
+//! - [`ids`]: bytes as hex, and random ids and keys from the kernel.
 //! - [`secret`] and [`text`]: tokens that never print, and peer text made
 //!   safe for terminals and logs; [`log`]: the log subscriber and the
 //!   request log's fast path.
@@ -67,6 +68,7 @@ pub mod config;
 pub mod discovery;
 pub mod exec;
 pub mod files;
+pub mod ids;
 pub mod log;
 pub mod secret;
 pub mod server;

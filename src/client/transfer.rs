@@ -14,8 +14,9 @@ use sha2::{Digest as _, Sha256};
 
 use super::{ClientError, Result, remote_error, terminal};
 use crate::files::RelPath;
-use crate::files::part::{FinishError, PartFile, hash_prefix, hex, mtime_of};
+use crate::files::part::{FinishError, PartFile, hash_prefix, mtime_of};
 use crate::files::pipe::{spawn_reader, spawn_writer};
+use crate::ids::hex;
 use crate::wire::body::{Received, SendError, receive_body, send_body};
 use crate::wire::messages::{Digest, ErrorCode, GetStart, PutReady, Request};
 use crate::wire::{ConnError, Connection, Kind};

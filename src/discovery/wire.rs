@@ -12,7 +12,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::files::part::hex;
+pub use crate::ids::{hex, random_hex};
 
 /// First line of a probe.
 pub const PROBE_MAGIC: &[u8] = b"FERRY-DISCOVER/1\n";
@@ -207,14 +207,6 @@ pub fn parse_announcement(
         return Err(AnswerError::WrongNonce);
     }
     parse_answer(datagram, &a.nonce, token)
-}
-
-/// 16 random bytes as hex, from the kernel.
-pub fn random_hex() -> std::io::Result<String> {
-    use std::io::Read;
-    let mut b = [0u8; 16];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
-    Ok(hex(&b))
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 
 use super::entry::Mtime;
 use super::name::PART_SUFFIX;
+use crate::ids::hex;
 
 /// Why a received file could not be put in place.
 #[derive(Debug, thiserror::Error)]
@@ -418,16 +419,6 @@ pub fn hash_prefix(file: &mut File, len: u64) -> io::Result<Sha256> {
         left -= n as u64;
     }
     Ok(hasher)
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }
 
 /// A file's mtime in wire form.

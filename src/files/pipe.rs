@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::part::{PartFile, hex};
+use super::part::PartFile;
+use crate::ids::hex;
 
 /// Chunk size for file bytes. 1 MiB halves the wake-ups of 256 KiB chunks;
 /// measured on a 1 GiB loopback get: ~1.55 s against ~2.1 s.

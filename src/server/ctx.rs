@@ -65,17 +65,19 @@ impl Ctx {
 /// state folder (made once, 0600), so uploads resume across restarts; a
 /// key of this run alone when the folder cannot be written.
 fn upload_key(state_dir: &std::path::Path) -> Vec<u8> {
-    use std::io::Read;
     let path = state_dir.join("upload.key");
     if let Ok(key) = std::fs::read(&path) {
         if key.len() >= 32 {
             return key;
         }
     }
-    let mut key = vec![0u8; 32];
-    if let Err(e) = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut key)) {
-        warn!("no randomness for the upload key: {e}");
-    }
+    let key = match crate::ids::random_bytes::<32>() {
+        Ok(k) => k.to_vec(),
+        Err(e) => {
+            warn!("no randomness for the upload key: {e}");
+            vec![0u8; 32]
+        }
+    };
     let written =
         std::fs::create_dir_all(state_dir).and_then(|()| crate::secret::write_private(&path, &key));
     if let Err(e) = written {

@@ -126,7 +126,7 @@ impl Server {
                 limit_loopback: true,
             }),
             time: crate::time::TimeService::new(config.time.clone()),
-            instance: crate::discovery::wire::random_hex().context("cannot read /dev/urandom")?,
+            instance: crate::ids::random_hex().context("cannot read /dev/urandom")?,
             files: crate::files::Files::new(
                 store,
                 config.policy(),

@@ -47,11 +47,7 @@ impl Sessions {
 
     /// A new session id.
     pub fn create(&self) -> std::io::Result<String> {
-        let id = format!(
-            "{}{}",
-            crate::discovery::wire::random_hex()?,
-            crate::discovery::wire::random_hex()?
-        );
+        let id = format!("{}{}", crate::ids::random_hex()?, crate::ids::random_hex()?);
         let mut map = self.lock();
         if map.len() >= MAX_SESSIONS {
             map.retain(|_, at| at.elapsed() < SESSION_TTL);
