@@ -230,6 +230,23 @@ async fn permissions_are_enforced() {
         .await
         .unwrap();
     assert!(partial_files(s2.root.path()).is_empty());
+    // Nor a folder upload asked to overwrite: the plan is refused with the
+    // reason, while one that replaces nothing still passes.
+    let entry = |path: &str| ferry::wire::messages::TreeEntry {
+        path: path.into(),
+        kind: ferry::wire::messages::EntryKind::File,
+        size: 3,
+        mtime: None,
+    };
+    assert_eq!(
+        code(
+            c2.plan("", &[entry("x"), entry("z")], true)
+                .await
+                .unwrap_err()
+        ),
+        ErrorCode::Forbidden
+    );
+    c2.plan("", &[entry("z")], true).await.unwrap();
 }
 
 /// Builds a folder full of names that break naive tools.

@@ -105,6 +105,26 @@ async fn every_method_with_its_status_codes() {
     let r = c.put(url(&s, "/dir")).body("x").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(common::partial_files(s.root.path()).is_empty());
+    // A partial PUT, a folder's name and the asterisk are refused; the
+    // file stays whole.
+    let r = c
+        .put(url(&s, "/new.bin"))
+        .header("content-range", "bytes 0-3/9")
+        .body("EVIL")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = c.put(url(&s, "/new.bin/")).body("x").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(std::fs::read_to_string(s.path("new.bin")).unwrap(), "short");
+    let star = raw(
+        &s,
+        b"PUT * HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx",
+    )
+    .await;
+    assert_eq!(status_of(&star), 400, "{star}");
+    assert!(!s.path("*").exists());
 
     // MKCOL.
     let r = c

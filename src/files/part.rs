@@ -351,6 +351,26 @@ impl PartFile {
         Ok(actual)
     }
 
+    /// [`PartFile::finish`], and the partial file removed when it fails:
+    /// what the server does with an upload it refuses at the end (the
+    /// target appeared meanwhile, the size or digest is wrong), which no
+    /// later attempt could finish either.
+    pub fn finish_or_discard(
+        self,
+        expected_sha256: Option<&str>,
+        mtime: Option<Mtime>,
+        overwrite: bool,
+    ) -> Result<String, FinishError> {
+        let dir = self.dir.try_clone()?;
+        let part_name = self.part_name.clone();
+        let r = self.finish(expected_sha256, mtime, overwrite);
+        if r.is_err() {
+            let _ =
+                nix::unistd::unlinkat(&dir, &*part_name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+        }
+        r
+    }
+
     /// Removes the partial file.
     pub fn discard(self) {
         let _ = nix::unistd::unlinkat(

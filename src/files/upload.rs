@@ -10,8 +10,9 @@
 //!
 //! What is kept when an upload does not finish is decided here, once (see
 //! docs/PROTOCOL.md, "What is kept"): bytes the storage refused, an upload
-//! cut by shutdown or one past the size limit leave nothing; a body that
-//! broke off is kept for a resume only when the door can resume
+//! cut by shutdown, one past the server's size limit, and one refused at
+//! the end leave nothing; a body that broke off (or went past the size it
+//! announced) is kept for a resume only when the door can resume
 //! ([`OnBreak::Keep`]).
 
 use std::future::Future;
@@ -227,12 +228,19 @@ impl Upload {
             }
         };
         if let Err(e) = written {
+            if e.kind() == io::ErrorKind::InvalidData {
+                // More bytes than the file was announced to have: the
+                // chunk that went past was not written, and what came
+                // before it is kept as for any body that broke off.
+                self.part = Some(part);
+                self.abandon();
+                return Err(Broke::TooLarge(e.to_string()));
+            }
             // Nothing is kept of an upload the disk refused: a full disk
             // must not stay full with it.
             let at = part.written();
             part.discard();
             return Err(match e.kind() {
-                io::ErrorKind::InvalidData => Broke::TooLarge(e.to_string()),
                 io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => Broke::Storage {
                     message: "no space left on the server's disk; nothing of this upload was kept"
                         .into(),
@@ -299,7 +307,8 @@ impl Upload {
     }
 
     /// Checks the size and, when given, the SHA-256, sets the mtime and
-    /// moves the file into place. Gives its SHA-256.
+    /// moves the file into place. Gives its SHA-256. Refused here (the
+    /// name was taken meanwhile, a wrong size or digest), it keeps nothing.
     pub async fn finish(
         mut self,
         sha256: Option<String>,
@@ -309,7 +318,7 @@ impl Upload {
         let guard = self.guard.take();
         let overwrite = self.overwrite;
         tokio::task::spawn_blocking(move || {
-            let r = part.finish(sha256.as_deref(), mtime, overwrite);
+            let r = part.finish_or_discard(sha256.as_deref(), mtime, overwrite);
             // Held until the file is in place, so that no other upload of
             // the name reuses the partial file meanwhile.
             drop(guard);
@@ -350,226 +359,4 @@ impl Drop for Upload {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::access::{Action, Denied, Policy, Rights, Who};
-    use crate::files::{FileStore, Files, RelPath};
-
-    /// A body of `chunks`, then the end, or `fail` as an error.
-    struct Chunks {
-        chunks: Vec<Vec<u8>>,
-        fail: bool,
-    }
-
-    impl BodySource for Chunks {
-        type Error = io::Error;
-
-        async fn read_into(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
-            if self.chunks.is_empty() {
-                return if self.fail {
-                    Err(io::ErrorKind::ConnectionReset.into())
-                } else {
-                    Ok(0)
-                };
-            }
-            let c = self.chunks.remove(0);
-            buf.extend_from_slice(&c);
-            Ok(c.len())
-        }
-    }
-
-    fn body(parts: &[&[u8]], fail: bool) -> Chunks {
-        Chunks {
-            chunks: parts.iter().map(|p| p.to_vec()).collect(),
-            fail,
-        }
-    }
-
-    fn service(
-        dir: &std::path::Path,
-        delete: bool,
-        max: Option<u64>,
-        abort: CancellationToken,
-    ) -> Files {
-        let holder = Rights {
-            read: true,
-            upload: true,
-            delete,
-            ..Rights::default()
-        };
-        let policy = Policy {
-            anonymous: Rights {
-                read: true,
-                ..Rights::default()
-            },
-            holder,
-            token: true,
-        };
-        let store = FileStore::open(dir).unwrap();
-        Files::new(store, policy, max, Duration::from_secs(5), abort)
-    }
-
-    /// Begins an upload that must begin.
-    async fn begin(files: &Files, rel: &RelPath, opts: UploadOptions) -> Upload {
-        files
-            .begin_upload(Who::TokenHolder, rel, opts)
-            .await
-            .unwrap()
-    }
-
-    fn parts_in(dir: &std::path::Path) -> Vec<String> {
-        std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(super::super::name::PART_SUFFIX))
-            .collect()
-    }
-
-    #[tokio::test]
-    async fn an_upload_is_checked_received_and_moved_into_place() {
-        let d = tempfile::tempdir().unwrap();
-        let files = service(d.path(), false, None, CancellationToken::new());
-        let rel = RelPath::parse("a.txt").unwrap();
-        let opts = UploadOptions::new(Some(5));
-        let e = files
-            .begin_upload(Who::Anonymous, &rel, opts)
-            .await
-            .unwrap_err();
-        assert!(matches!(
-            e,
-            FilesError::Denied(Denied::NeedsToken(Action::Create))
-        ));
-        let mut up = begin(&files, &rel, opts).await;
-        up.start(0).await.unwrap();
-        assert_eq!(
-            up.receive(&mut body(&[b"he", b"llo"], false))
-                .await
-                .unwrap(),
-            5
-        );
-        let sha = up.finish(None, None).await.unwrap();
-        assert_eq!(sha.len(), 64);
-        assert_eq!(std::fs::read(d.path().join("a.txt")).unwrap(), b"hello");
-        // Replacing needs delete, which this holder lacks; without
-        // overwrite, an existing file refuses.
-        let over = UploadOptions {
-            overwrite: true,
-            ..opts
-        };
-        let e = files
-            .begin_upload(Who::TokenHolder, &rel, over)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(e, FilesError::Denied(Denied::Forbidden(Action::Replace))),
-            "{e}"
-        );
-        let e = files
-            .begin_upload(Who::TokenHolder, &rel, opts)
-            .await
-            .unwrap_err();
-        assert!(matches!(e, FilesError::Exists(_)), "{e}");
-        assert!(parts_in(d.path()).is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_broken_body_is_kept_only_where_the_door_can_resume() {
-        let d = tempfile::tempdir().unwrap();
-        let files = service(d.path(), true, None, CancellationToken::new());
-        let rel = RelPath::parse("b.bin").unwrap();
-        for (on_break, kept) in [(OnBreak::Discard, false), (OnBreak::Keep, true)] {
-            let opts = UploadOptions {
-                on_break,
-                ..UploadOptions::new(Some(10))
-            };
-            let mut up = begin(&files, &rel, opts).await;
-            up.start(0).await.unwrap();
-            let r = up.receive(&mut body(&[b"abcd"], true)).await;
-            assert!(matches!(r, Err(Broke::Lost(_))));
-            drop(up);
-            assert_eq!(!parts_in(d.path()).is_empty(), kept, "{on_break:?}");
-        }
-        // Going on from what was kept: the digest of the held bytes, then
-        // the rest.
-        let opts = UploadOptions {
-            resume: true,
-            on_break: OnBreak::Keep,
-            ..UploadOptions::new(Some(10))
-        };
-        let mut up = begin(&files, &rel, opts).await;
-        assert_eq!(up.held(), 4);
-        assert!(up.held_digest().await.unwrap().is_some());
-        up.start(4).await.unwrap();
-        up.receive(&mut body(&[b"efghij"], false)).await.unwrap();
-        up.finish(None, None).await.unwrap();
-        assert_eq!(
-            std::fs::read(d.path().join("b.bin")).unwrap(),
-            b"abcdefghij"
-        );
-        assert!(parts_in(d.path()).is_empty());
-    }
-
-    #[tokio::test]
-    async fn too_much_shutdown_and_an_empty_start_leave_nothing() {
-        let d = tempfile::tempdir().unwrap();
-        let abort = CancellationToken::new();
-        let files = service(d.path(), true, Some(6), abort.clone());
-        let rel = RelPath::parse("c.bin").unwrap();
-        let keep = UploadOptions {
-            on_break: OnBreak::Keep,
-            ..UploadOptions::new(None)
-        };
-        // Past the server's limit, with no size announced.
-        let mut up = begin(&files, &rel, keep).await;
-        up.start(0).await.unwrap();
-        let r = up.receive(&mut body(&[b"1234", b"5678"], false)).await;
-        assert!(matches!(r, Err(Broke::TooLarge(_))), "{r:?}");
-        drop(up);
-        assert!(parts_in(d.path()).is_empty());
-        // More than announced.
-        let mut up = files
-            .begin_upload(
-                Who::TokenHolder,
-                &rel,
-                UploadOptions {
-                    size: Some(2),
-                    ..keep
-                },
-            )
-            .await
-            .unwrap();
-        up.start(0).await.unwrap();
-        let r = up.receive(&mut body(&[b"123"], false)).await;
-        assert!(matches!(r, Err(Broke::TooLarge(_))), "{r:?}");
-        drop(up);
-        assert!(parts_in(d.path()).is_empty());
-        // Shutting down.
-        abort.cancel();
-        let mut up = begin(&files, &rel, keep).await;
-        up.start(0).await.unwrap();
-        let r = up.receive(&mut body(&[b"12"], false)).await;
-        assert!(matches!(r, Err(Broke::ShuttingDown)), "{r:?}");
-        drop(up);
-        assert!(parts_in(d.path()).is_empty());
-        // Dropped before any byte: no empty partial file either, unless
-        // kept on purpose.
-        let up = begin(&files, &rel, keep).await;
-        drop(up);
-        assert!(parts_in(d.path()).is_empty());
-        let up = begin(&files, &rel, keep).await;
-        up.keep();
-        assert_eq!(parts_in(d.path()).len(), 1);
-        // Going on needs something held; a new name has nothing.
-        let other = RelPath::parse("d.bin").unwrap();
-        let cont = UploadOptions {
-            continuing: true,
-            resume: true,
-            ..keep
-        };
-        let e = files
-            .begin_upload(Who::TokenHolder, &other, cont)
-            .await
-            .unwrap_err();
-        assert!(matches!(e, FilesError::NotFound(_)), "{e}");
-    }
-}
+mod tests;

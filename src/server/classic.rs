@@ -191,6 +191,11 @@ impl Classic {
         let mut upload = match self.ctx.files.begin_upload(self.who(), &rel, opts).await {
             Ok(u) => u,
             Err(FilesError::Denied(d)) => return Ok(Err(refusal(d))),
+            Err(FilesError::Exists(_)) => {
+                return Ok(Err(format!(
+                    "{rel} exists; the classic door never overwrites"
+                )));
+            }
             Err(e) => return Ok(Err(e.to_string())),
         };
         if let Err(e) = upload.start(0).await {

@@ -96,6 +96,17 @@ pub async fn handle(State(web): State<Web>, req: Request) -> Response {
         return r;
     }
     match m.as_str() {
+        // A name that ends in `/` is a folder's, which PUT cannot make;
+        // a partial PUT (RFC 9110 §14.5) is not served, and would
+        // otherwise replace the whole file with its part.
+        "PUT" if trailing || parts.uri.path() == "*" => error(
+            StatusCode::BAD_REQUEST,
+            "PUT needs a file's path (use MKCOL for a folder)",
+        ),
+        "PUT" if parts.headers.contains_key(header::CONTENT_RANGE) => error(
+            StatusCode::BAD_REQUEST,
+            "partial PUT (Content-Range) is not supported; send the whole file",
+        ),
         "PUT" => put(&web, &who, &parts.headers, rel, body).await,
         "DELETE" => delete(&web, &who, &parts.headers, rel).await,
         "MKCOL" => mkcol(&web, &who, &parts.headers, rel, body).await,

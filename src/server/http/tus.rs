@@ -293,9 +293,12 @@ async fn append(
     body: Body,
 ) -> Result<u64, Response> {
     if upload.held() != offset {
+        let held = upload.held();
+        // Nothing of it changes: the client asks HEAD and goes on.
+        upload.keep();
         return Err(fail(
             StatusCode::CONFLICT,
-            format!("the upload is at byte {}, not {offset}", upload.held()),
+            format!("the upload is at byte {held}, not {offset}"),
         ));
     }
     if let Err(e) = upload.start(offset).await {
