@@ -130,24 +130,15 @@ async fn classic_put_cut_short_leaves_nothing() {
 
 /// Sends one classic request; gives the reply header and the bytes after it.
 async fn classic_request(
-    addr: std::net::SocketAddr,
+    s: &TestServer,
     header: &[u8],
     body: &[u8],
 ) -> (serde_json::Value, Vec<u8>) {
     let mut msg = (header.len() as i32).to_le_bytes().to_vec();
     msg.extend_from_slice(header);
     msg.extend_from_slice(body);
-    let mut t = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut t, &msg)
-        .await
-        .unwrap();
-    let mut out = Vec::new();
     // A refusal that needs the token closes; a get is read to its end.
-    let _ = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::io::AsyncReadExt::read_to_end(&mut t, &mut out),
-    )
-    .await;
+    let out = s.exchange(&msg, Duration::from_secs(5)).await;
     let len = i32::from_le_bytes(out[..4].try_into().unwrap()) as usize;
     let reply = serde_json::from_slice(&out[4..4 + len]).unwrap();
     (reply, out[4 + len..].to_vec())
@@ -165,13 +156,12 @@ async fn the_classic_client_has_the_anonymous_rights_on_a_server_with_a_token() 
     .await;
     std::fs::write(s.path("open.txt"), b"anyone may read").unwrap();
     // Reading is anonymous here: the classic get works.
-    let (reply, body) =
-        classic_request(s.addr, br#"{"cmd":"get","filename":"open.txt"}"#, b"").await;
+    let (reply, body) = classic_request(&s, br#"{"cmd":"get","filename":"open.txt"}"#, b"").await;
     assert_eq!(reply["filesize"], 15, "{reply}");
     assert_eq!(body, b"anyone may read");
     // Uploading needs the token, which the classic client cannot present.
     let (reply, _) = classic_request(
-        s.addr,
+        &s,
         br#"{"cmd":"put","filename":"new.txt","filesize":3}"#,
         b"abc",
     )

@@ -54,9 +54,7 @@ async fn first_error(s: &mut TcpStream) -> Option<ErrorCode> {
 }
 
 async fn raw(s: &TestServer, bytes: &[u8]) -> TcpStream {
-    let mut t = TcpStream::connect(s.addr).await.unwrap();
-    t.write_all(bytes).await.unwrap();
-    t
+    s.raw(bytes).await
 }
 
 #[tokio::test]

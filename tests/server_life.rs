@@ -12,8 +12,6 @@ use ferry::client::{Client, ClientError, TransferOpts};
 use ferry::secret::Secret;
 use ferry::wire::messages::ErrorCode;
 use indicatif::ProgressBar;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const TOKEN: &str = "s3cret-token-for-tests";
 
@@ -83,10 +81,7 @@ async fn a_private_server_requires_the_token_and_refuses_the_classic_door() {
     let header = br#"{"cmd":"get","filename":"r.txt"}"#;
     let mut msg = (header.len() as i32).to_le_bytes().to_vec();
     msg.extend_from_slice(header);
-    let mut t = TcpStream::connect(s.addr).await.unwrap();
-    t.write_all(&msg).await.unwrap();
-    let mut out = Vec::new();
-    t.read_to_end(&mut out).await.unwrap();
+    let out = s.exchange(&msg, Duration::from_secs(10)).await;
     let reply: serde_json::Value = serde_json::from_slice(&out[4..]).unwrap();
     assert!(
         reply["error"].as_str().unwrap().contains("authentication"),
@@ -110,10 +105,7 @@ async fn connection_limits_answer_busy_in_the_peers_framing() {
         .unwrap();
     assert_eq!(e.code(), Some(ErrorCode::Busy), "{e}");
     // nc-style peers get a text line.
-    let mut t = TcpStream::connect(s.addr).await.unwrap();
-    t.write_all(b"hi\n").await.unwrap();
-    let mut line = String::new();
-    t.read_to_string(&mut line).await.unwrap();
+    let line = String::from_utf8(s.exchange(b"hi\n", Duration::from_secs(10)).await).unwrap();
     assert!(line.contains("busy"), "{line:?}");
     drop(_a);
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -30,10 +30,7 @@ fn method(m: &str) -> Method {
 /// Sends `request` as is and reads the whole answer (the request should
 /// say `Connection: close`).
 async fn raw(s: &TestServer, request: &[u8]) -> String {
-    let mut c = TcpStream::connect(s.addr).await.unwrap();
-    c.write_all(request).await.unwrap();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut out)).await;
+    let out = s.exchange(request, Duration::from_secs(10)).await;
     String::from_utf8_lossy(&out).into_owned()
 }
 

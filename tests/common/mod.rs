@@ -65,6 +65,23 @@ impl TestServer {
         self.root.path().join(rel)
     }
 
+    /// A plain TCP connection that has sent `bytes`: for tests below the
+    /// client library, in any door's framing.
+    pub async fn raw(&self, bytes: &[u8]) -> TcpStream {
+        let mut t = TcpStream::connect(self.addr).await.unwrap();
+        t.write_all(bytes).await.unwrap();
+        t
+    }
+
+    /// Sends `bytes` on a fresh connection and gives all the server
+    /// answered until it closed, or until `wait` passed.
+    pub async fn exchange(&self, bytes: &[u8], wait: Duration) -> Vec<u8> {
+        let mut t = self.raw(bytes).await;
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(wait, t.read_to_end(&mut out)).await;
+        out
+    }
+
     pub async fn client(&self) -> Client {
         Client::connect(&self.addr.to_string(), None).await.unwrap()
     }
