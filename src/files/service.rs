@@ -72,6 +72,33 @@ impl Files {
             .map_err(|_| FilesError::Internal)?
     }
 
+    /// Checks a folder upload whole for `who` (see
+    /// [`FileStore::check_plan`]). Replacing needs its own right, as for
+    /// one upload: without it, `force` does not count, and a file in the
+    /// way is refused as such.
+    pub async fn check_plan(
+        &self,
+        who: Who,
+        base: RelPath,
+        entries: Vec<super::entry::TreeEntry>,
+        force: bool,
+    ) -> Result<(), FilesError> {
+        self.policy.check(who, Action::Create, &base)?;
+        let replace = if force {
+            self.policy.check(who, Action::Replace, &base)
+        } else {
+            Ok(())
+        };
+        let may = force && replace.is_ok();
+        let checked = self
+            .blocking(move |s| s.check_plan(&base, &entries, may))
+            .await;
+        match (checked, replace) {
+            (Err(FilesError::Exists(_)), Err(denied)) => Err(denied.into()),
+            (checked, _) => checked,
+        }
+    }
+
     /// Begins receiving `rel` for `who`: the access decision (creating; and
     /// replacing, when a file is there to replace), the size limit, the
     /// overwrite rule, then the partial file.

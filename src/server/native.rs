@@ -483,21 +483,10 @@ impl Session {
             .map_err(|e| Fail::Reply(ErrorCode::BadRequest, format!("malformed manifest: {e}")))?;
         drop(body);
         let n = entries.len();
-        // Replacing needs its own right, as for a single put: without it,
-        // force does not count, and a file in the way is refused as such.
-        let replace = if force {
-            self.require(Action::Replace, &base)
-        } else {
-            Ok(())
-        };
-        let may = force && replace.is_ok();
-        match self
-            .blocking(move |s| s.check_plan(&base, &entries, may))
-            .await
-        {
-            Err(Fail::Reply(ErrorCode::Exists, _)) if replace.is_err() => return replace,
-            r => r?,
-        }
+        self.ctx
+            .files
+            .check_plan(self.who(), base, entries, force)
+            .await?;
         debug!(entries = n, "folder upload planned");
         self.ok(&Done {}).await
     }
