@@ -22,7 +22,8 @@
 //! - [`access`]: the one access decision, (who, action, path) → allowed or
 //!   why not; every door asks it.
 //! - [`files`]: the files service. [`files::name`] is the one validator for
-//!   every name from a peer; [`files::store`] is the jailed folder;
+//!   every name from a peer; [`files::storage`] is the one seam to where
+//!   files are kept, and [`files::local`] the jailed folder on disk;
 //!   [`files::part`] writes every received byte to a hidden partial file
 //!   that only becomes visible once its size and SHA-256 check out, and
 //!   never trusts what it finds at that name; every change is made in a

@@ -449,7 +449,7 @@ async fn a_folder_on_the_way_that_leads_outside_is_refused() {
 /// folder: nothing outside is created, moved, replaced or removed.
 #[test]
 fn a_folder_swapped_for_a_symlink_mid_operation_changes_nothing_outside() {
-    use ferry::files::{FileStore, RelPath};
+    use ferry::files::{LocalDisk, RelPath, Storage};
     let base = tempfile::tempdir().unwrap();
     let root = base.path().join("root");
     let outside = base.path().join("outside");
@@ -457,7 +457,7 @@ fn a_folder_swapped_for_a_symlink_mid_operation_changes_nothing_outside() {
     std::fs::create_dir_all(&outside).unwrap();
     std::fs::write(outside.join("secret.txt"), SECRET).unwrap();
     std::os::unix::fs::symlink(&outside, root.join("racelink")).unwrap();
-    let store = FileStore::open(&root).unwrap();
+    let store = LocalDisk::open(&root).unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let swapper = {
         let stop = stop.clone();
@@ -482,7 +482,7 @@ fn a_folder_swapped_for_a_symlink_mid_operation_changes_nothing_outside() {
     let started = std::time::Instant::now();
     let mut tries = 0;
     while tries < 3000 && started.elapsed() < Duration::from_secs(10) {
-        let _ = store.mkdir(&rel(&format!("racedir/made{tries}")), false);
+        let _ = store.mkdir(&rel(&format!("racedir/made{tries}")));
         let _ = store.remove(&rel("racedir/secret.txt"), false);
         let _ = store.rename(
             &rel("racedir/secret.txt"),

@@ -49,7 +49,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    println!("ferry serving {}", server.root().display());
+    println!("ferry serving {}", server.serving());
     for addr in server.tcp_addrs() {
         println!("listening on {addr} (tcp, udp)");
     }

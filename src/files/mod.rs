@@ -1,18 +1,21 @@
-//! The files service: a jailed store, atomic verified writes, and the one
-//! name validator every door and the client share.
+//! The files service: the access decision and the upload over a
+//! [`Storage`] (the local folder first), atomic verified writes, and the
+//! one name validator every door and the client share.
 
 pub mod entry;
+pub mod local;
 pub mod name;
 pub mod part;
 pub mod pipe;
 pub mod service;
-pub mod store;
+pub mod storage;
 pub mod upload;
 
+pub use local::LocalDisk;
 pub use name::{NameError, RelPath};
 pub use part::{FinishError, PartFile};
 pub use service::Files;
-pub use store::FileStore;
+pub use storage::Storage;
 pub use upload::{BodySource, Broke, OnBreak, Upload, UploadOptions};
 
 /// A files operation that failed, with a message fit for the peer.

@@ -425,7 +425,7 @@ pub(crate) fn rename_noreplace_between(
 }
 
 /// Reads exactly `len` bytes from the current position into a new hasher.
-pub fn hash_prefix(file: &mut File, len: u64) -> io::Result<Sha256> {
+pub fn hash_prefix(file: &mut impl Read, len: u64) -> io::Result<Sha256> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut left = len;

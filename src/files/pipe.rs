@@ -8,7 +8,6 @@
 //! size allocates a handful of buffers, not one per chunk (fresh memory
 //! costs a page fault per 4 KiB, which dominated transfer time).
 
-use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 
 use sha2::{Digest, Sha256};
@@ -16,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::part::PartFile;
+use super::storage::Part;
 use crate::ids::hex;
 
 /// Chunk size for file bytes. 1 MiB halves the wake-ups of 256 KiB chunks;
@@ -89,17 +89,31 @@ impl Drop for Recycled {
 /// Streams `len` bytes of `file` from `offset` as chunks, continuing
 /// `hasher` (which already holds the bytes before `offset`). A file shorter
 /// than `len` ends the stream with an error.
-pub fn spawn_reader(file: File, offset: u64, len: u64, hasher: Sha256) -> FileSource {
+pub fn spawn_reader<R: Read + Seek + Send + 'static>(
+    file: R,
+    offset: u64,
+    len: u64,
+    hasher: Sha256,
+) -> FileSource {
     spawn_reading(file, offset, len, Some(hasher))
 }
 
 /// Like [`spawn_reader`] without hashing (HTTP downloads have no digest to
 /// send); [`FileSource::finish`] then gives an empty string.
-pub fn spawn_plain_reader(file: File, offset: u64, len: u64) -> FileSource {
+pub fn spawn_plain_reader<R: Read + Seek + Send + 'static>(
+    file: R,
+    offset: u64,
+    len: u64,
+) -> FileSource {
     spawn_reading(file, offset, len, None)
 }
 
-fn spawn_reading(mut file: File, offset: u64, len: u64, mut hasher: Option<Sha256>) -> FileSource {
+fn spawn_reading<R: Read + Seek + Send + 'static>(
+    mut file: R,
+    offset: u64,
+    len: u64,
+    mut hasher: Option<Sha256>,
+) -> FileSource {
     let (tx, rx) = mpsc::channel(DEPTH);
     let (back, mut spare) = mpsc::channel::<Vec<u8>>(DEPTH + 2);
     let handle = tokio::task::spawn_blocking(move || {
@@ -144,15 +158,33 @@ fn spawn_reading(mut file: File, offset: u64, len: u64, mut hasher: Option<Sha25
     FileSource { rx, back, handle }
 }
 
-/// A disk thread writing received chunks into a [`PartFile`] (which hashes
-/// them as they go).
-pub struct FileSink {
-    tx: mpsc::Sender<Vec<u8>>,
-    spare: mpsc::Receiver<Vec<u8>>,
-    handle: JoinHandle<(PartFile, io::Result<()>)>,
+/// Where a [`FileSink`] writes: a partial file (which hashes what it is
+/// given as it goes).
+pub trait WriteChunk: Send + 'static {
+    /// Appends one chunk.
+    fn write_chunk(&mut self, buf: &[u8]) -> io::Result<()>;
 }
 
-impl FileSink {
+impl WriteChunk for PartFile {
+    fn write_chunk(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.write(buf)
+    }
+}
+
+impl WriteChunk for Box<dyn Part> {
+    fn write_chunk(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.write(buf)
+    }
+}
+
+/// A disk thread writing received chunks into a partial file.
+pub struct FileSink<P> {
+    tx: mpsc::Sender<Vec<u8>>,
+    spare: mpsc::Receiver<Vec<u8>>,
+    handle: JoinHandle<(P, io::Result<()>)>,
+}
+
+impl<P> FileSink<P> {
     /// An empty buffer to receive into (a recycled one when available).
     pub fn buffer(&mut self) -> Vec<u8> {
         take_buffer(&mut self.spare)
@@ -165,19 +197,19 @@ impl FileSink {
 
     /// Waits for every queued chunk to be written; gives the part file back
     /// with the first write error, if any.
-    pub async fn finish(self) -> io::Result<(PartFile, io::Result<()>)> {
+    pub async fn finish(self) -> io::Result<(P, io::Result<()>)> {
         drop(self.tx);
         self.handle.await.map_err(io::Error::other)
     }
 }
 
 /// Starts the disk thread for `part`.
-pub fn spawn_writer(mut part: PartFile) -> FileSink {
+pub fn spawn_writer<P: WriteChunk>(mut part: P) -> FileSink<P> {
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(DEPTH);
     let (back, spare) = mpsc::channel::<Vec<u8>>(DEPTH + 2);
     let handle = tokio::task::spawn_blocking(move || {
         while let Some(mut chunk) = rx.blocking_recv() {
-            if let Err(e) = part.write(&chunk) {
+            if let Err(e) = part.write_chunk(&chunk) {
                 return (part, Err(e));
             }
             chunk.clear();

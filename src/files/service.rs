@@ -1,21 +1,24 @@
-//! The files service: the store, the access decision, and the limits an
-//! upload is held to. Every door reaches the files through it.
+//! The files service: the storage, the access decision, and the limits an
+//! upload is held to. Every door reaches the files through it, and it
+//! reaches them only through [`Storage`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::store::FileStore;
+use super::entry::{EntryKind, TreeEntry};
+use super::name::check_batch;
+use super::storage::Storage;
 use super::upload::{Limits, Upload, UploadOptions};
 use super::{FilesError, RelPath};
 use crate::access::{Action, Policy, Who};
 
-/// The files service: the store, the access decision, and the limits an
+/// The files service: the storage, the access decision, and the limits an
 /// upload is held to.
 #[derive(Debug)]
 pub struct Files {
-    store: Arc<FileStore>,
+    store: Arc<dyn Storage>,
     policy: Policy,
     max_upload: Option<u64>,
     stall: Duration,
@@ -25,7 +28,7 @@ pub struct Files {
 impl Files {
     /// The service over `store`.
     pub fn new(
-        store: FileStore,
+        store: impl Storage,
         policy: Policy,
         max_upload: Option<u64>,
         stall: Duration,
@@ -40,9 +43,9 @@ impl Files {
         }
     }
 
-    /// The store under the service.
-    pub fn store(&self) -> &FileStore {
-        &self.store
+    /// The storage under the service.
+    pub fn store(&self) -> &dyn Storage {
+        &*self.store
     }
 
     /// The access decision.
@@ -60,27 +63,42 @@ impl Files {
         }
     }
 
-    /// Runs `f` on the store, on a blocking thread.
+    /// Runs `f` on the storage, on a blocking thread.
     pub async fn blocking<T, F>(&self, f: F) -> Result<T, FilesError>
     where
         T: Send + 'static,
-        F: FnOnce(&FileStore) -> Result<T, FilesError> + Send + 'static,
+        F: FnOnce(&dyn Storage) -> Result<T, FilesError> + Send + 'static,
     {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
+        tokio::task::spawn_blocking(move || f(&*store))
             .await
             .map_err(|_| FilesError::Internal)?
     }
 
-    /// Checks a folder upload whole for `who` (see
-    /// [`FileStore::check_plan`]). Replacing needs its own right, as for
-    /// one upload: without it, `force` does not count, and a file in the
-    /// way is refused as such.
+    /// Runs `f` on the storage right here when its calls are quick (see
+    /// [`Storage::quick`]): a hand-off to a blocking thread and back costs
+    /// more than a small read from the page cache. Otherwise as
+    /// [`Files::blocking`].
+    pub async fn quick<T, F>(&self, f: F) -> Result<T, FilesError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Storage) -> Result<T, FilesError> + Send + 'static,
+    {
+        if self.store.quick() {
+            f(&*self.store)
+        } else {
+            self.blocking(f).await
+        }
+    }
+
+    /// Checks a folder upload whole for `who` (see [`plan_fits`]).
+    /// Replacing needs its own right, as for one upload: without it,
+    /// `force` does not count, and a file in the way is refused as such.
     pub async fn check_plan(
         &self,
         who: Who,
         base: RelPath,
-        entries: Vec<super::entry::TreeEntry>,
+        entries: Vec<TreeEntry>,
         force: bool,
     ) -> Result<(), FilesError> {
         self.policy.check(who, Action::Create, &base)?;
@@ -91,7 +109,7 @@ impl Files {
         };
         let may = force && replace.is_ok();
         let checked = self
-            .blocking(move |s| s.check_plan(&base, &entries, may))
+            .blocking(move |s| plan_fits(s, &base, &entries, may))
             .await;
         match (checked, replace) {
             (Err(FilesError::Exists(_)), Err(denied)) => Err(denied.into()),
@@ -128,10 +146,10 @@ impl Files {
                 }
                 if opts.make_parents {
                     if let Some(parent) = r.parent().filter(|p| !p.is_root()) {
-                        s.mkdir(&parent, true)?;
+                        s.mkdir_all(&parent)?;
                     }
                 }
-                s.begin_upload(&r, opts.overwrite || opts.continuing, opts.resume)
+                s.begin_write(&r, opts.overwrite || opts.continuing, opts.resume)
             })
             .await?;
         Ok(Upload::begun(
@@ -144,4 +162,62 @@ impl Files {
             },
         ))
     }
+}
+
+/// Checks a folder upload whole: every name valid, nothing twice, the
+/// destination a folder (or creatable), and no existing file in the way
+/// unless `force`. Writes nothing.
+fn plan_fits(
+    s: &dyn Storage,
+    base: &RelPath,
+    entries: &[TreeEntry],
+    force: bool,
+) -> Result<(), FilesError> {
+    let rels = check_batch(
+        entries
+            .iter()
+            .map(|e| (e.path.as_str(), e.kind == EntryKind::Dir)),
+    )?;
+    match s.stat(base) {
+        Ok(e) if e.kind != EntryKind::Dir => {
+            return Err(FilesError::NotADirectory(format!("{base} is not a folder")));
+        }
+        Ok(_) => {}
+        Err(FilesError::NotFound(_)) => {
+            // Made on the way, under a folder that must be one.
+            let parent = base.parent().unwrap_or_else(RelPath::root);
+            return match s.stat(&parent) {
+                Ok(e) if e.kind == EntryKind::Dir => Ok(()),
+                Ok(_) => Err(FilesError::NotADirectory(format!(
+                    "{parent} is not a folder"
+                ))),
+                Err(e) => Err(e),
+            };
+        }
+        Err(e) => return Err(e),
+    }
+    for (rel, e) in rels.iter().zip(entries) {
+        let full = base.join(rel);
+        let Ok(there) = s.stat_name(&full) else {
+            continue;
+        };
+        match (e.kind, there.kind) {
+            (EntryKind::Dir, EntryKind::Dir) => {}
+            (EntryKind::Dir, _) => {
+                return Err(FilesError::Exists(format!(
+                    "{full} exists and is not a folder"
+                )));
+            }
+            (EntryKind::File, EntryKind::Dir) => {
+                return Err(FilesError::IsADirectory(format!("{full} is a folder")));
+            }
+            (EntryKind::File, _) if !force => {
+                return Err(FilesError::Exists(format!(
+                    "{full} exists (ask to overwrite with --force)"
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }

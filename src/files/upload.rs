@@ -21,10 +21,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::FilesError;
 use super::entry::Mtime;
 use super::pipe::{FileSink, spawn_writer};
-use super::store::UploadGuard;
-use super::{FilesError, PartFile};
+use super::storage::{Begun, Part};
 
 /// What to do with the bytes of a body that broke off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,8 +120,7 @@ pub(super) struct Limits {
 /// [`OnBreak`] says (and never an empty partial file).
 #[derive(Debug)]
 pub struct Upload {
-    part: Option<PartFile>,
-    guard: Option<UploadGuard>,
+    part: Option<Box<dyn Part>>,
     size: Option<u64>,
     overwrite: bool,
     on_break: OnBreak,
@@ -133,14 +132,9 @@ pub struct Upload {
 
 impl Upload {
     /// The upload the store began, as `opts` asked for it.
-    pub(super) fn begun(
-        begun: super::store::Upload,
-        opts: &UploadOptions,
-        limits: Limits,
-    ) -> Upload {
+    pub(super) fn begun(begun: Begun, opts: &UploadOptions, limits: Limits) -> Upload {
         Upload {
             part: Some(begun.part),
-            guard: Some(begun.guard),
             size: opts.size,
             // Replaces only what the access decision saw: a file that
             // appears meanwhile is not overwritten.
@@ -160,26 +154,26 @@ impl Upload {
 
     /// Bytes an earlier attempt left.
     pub fn held(&self) -> u64 {
-        self.part.as_ref().map_or(0, PartFile::existing)
+        self.part.as_ref().map_or(0, |p| p.existing())
     }
 
     /// Bytes written so far (from the start of the file).
     pub fn written(&self) -> u64 {
-        self.part.as_ref().map_or(0, PartFile::written)
+        self.part.as_ref().map_or(0, |p| p.written())
     }
 
-    fn part(&mut self) -> Result<PartFile, FilesError> {
+    fn part(&mut self) -> Result<Box<dyn Part>, FilesError> {
         self.part.take().ok_or(FilesError::Internal)
     }
 
     /// Runs `f` on the partial file on a blocking thread, and keeps it.
     async fn with_part<T: Send + 'static>(
         &mut self,
-        f: impl FnOnce(&mut PartFile) -> io::Result<T> + Send + 'static,
+        f: impl FnOnce(&mut dyn Part) -> io::Result<T> + Send + 'static,
     ) -> Result<T, FilesError> {
         let mut part = self.part()?;
         let (part, r) = tokio::task::spawn_blocking(move || {
-            let r = f(&mut part);
+            let r = f(&mut *part);
             (part, r)
         })
         .await
@@ -191,7 +185,7 @@ impl Upload {
     /// The SHA-256 of the bytes held (see [`Upload::held`]), `None` when
     /// there are none. Those bytes are not read again when going on.
     pub async fn held_digest(&mut self) -> Result<Option<String>, FilesError> {
-        self.with_part(PartFile::hash_existing).await
+        self.with_part(|p| p.hash_existing()).await
     }
 
     /// Fixes where the body starts: 0, or [`Upload::held`] to go on.
@@ -278,7 +272,7 @@ impl Upload {
     async fn pump<S: BodySource>(
         &self,
         source: &mut S,
-        sink: &mut FileSink,
+        sink: &mut FileSink<Box<dyn Part>>,
         total: &mut u64,
     ) -> Result<(), Broke<S::Error>> {
         loop {
@@ -315,18 +309,11 @@ impl Upload {
         mtime: Option<Mtime>,
     ) -> Result<String, FilesError> {
         let part = self.part()?;
-        let guard = self.guard.take();
         let overwrite = self.overwrite;
-        tokio::task::spawn_blocking(move || {
-            let r = part.finish_or_discard(sha256.as_deref(), mtime, overwrite);
-            // Held until the file is in place, so that no other upload of
-            // the name reuses the partial file meanwhile.
-            drop(guard);
-            r
-        })
-        .await
-        .map_err(|_| FilesError::Internal)?
-        .map_err(FilesError::from)
+        tokio::task::spawn_blocking(move || part.finish(sha256.as_deref(), mtime, overwrite))
+            .await
+            .map_err(|_| FilesError::Internal)?
+            .map_err(FilesError::from)
     }
 
     /// Ends the upload here and keeps what it holds, even nothing, for the

@@ -70,7 +70,7 @@ pub(super) async fn exec(
         Fail::Reply(ErrorCode::Busy, msg)
     })?;
     let rel = RelPath::parse(&p.cwd)?;
-    let cwd = ctx.files.blocking(move |s| s.folder(&rel)).await?;
+    let cwd = ctx.files.blocking(move |s| s.local_folder(&rel)).await?;
     let env = crate::exec::environment(&cwd, peer, &ctx.config.name, &p.env)
         .map_err(|m| Fail::Reply(ErrorCode::BadRequest, m))?;
     let timeout = p

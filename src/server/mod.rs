@@ -48,7 +48,7 @@ pub use limits::{ConnLimits, ConnPermit, Refusal};
 use listen::{accept_loop, bind_pair, bind_udp};
 
 use crate::config::ServeConfig;
-use crate::files::FileStore;
+use crate::files::LocalDisk;
 
 /// Connections that may be told "busy" at once; past this they are dropped.
 const MAX_REFUSING: usize = 64;
@@ -66,7 +66,7 @@ impl Server {
     /// Opens the served folder and binds every listen address, TCP and UDP.
     /// With the default pair, a failure to bind IPv6 only warns.
     pub async fn bind(config: ServeConfig) -> anyhow::Result<Server> {
-        let store = FileStore::open(&config.root)
+        let store = LocalDisk::open(&config.root)
             .with_context(|| format!("cannot serve {}", config.root.display()))?;
         if config.token.as_ref().is_some_and(|t| t.expose().len() < 20) && config.discovery {
             // A signed discovery answer is an HMAC anyone on the LAN can
@@ -165,9 +165,9 @@ impl Server {
         self.ctx.tls.as_ref()
     }
 
-    /// The served folder, canonical.
-    pub fn root(&self) -> &std::path::Path {
-        self.ctx.files.store().root()
+    /// Where the served files are (the canonical folder).
+    pub fn serving(&self) -> String {
+        self.ctx.files.store().describe()
     }
 
     /// Serves until `shutdown` is cancelled, then shuts down gracefully.

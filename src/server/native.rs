@@ -13,9 +13,9 @@ use tracing::{debug, info, warn};
 use super::Ctx;
 use super::fail::Fail;
 use crate::access::{Action, Who};
+use crate::files::Storage;
 use crate::files::part::hash_prefix;
 use crate::files::pipe::spawn_reader;
-use crate::files::store::FileStore;
 use crate::files::{BodySource, Broke, FilesError, OnBreak, RelPath, UploadOptions};
 use crate::ids::hex;
 use crate::secret::Secret;
@@ -151,7 +151,7 @@ impl Session {
     async fn blocking<T, F>(&self, f: F) -> Result<T, Fail>
     where
         T: Send + 'static,
-        F: FnOnce(&FileStore) -> Result<T, FilesError> + Send + 'static,
+        F: FnOnce(&dyn Storage) -> Result<T, FilesError> + Send + 'static,
     {
         let ctx = self.ctx.clone();
         Ok(ctx.files.blocking(f).await?)
@@ -211,7 +211,14 @@ impl Session {
             Request::Mkdir { path, parents } => {
                 let rel = RelPath::parse(&path)?;
                 self.require(Action::Create, &rel)?;
-                self.blocking(move |s| s.mkdir(&rel, parents)).await?;
+                self.blocking(move |s| {
+                    if parents {
+                        s.mkdir_all(&rel)
+                    } else {
+                        s.mkdir(&rel)
+                    }
+                })
+                .await?;
                 self.ok(&Done {}).await
             }
             Request::Mv { from, to, force } => {

@@ -21,9 +21,9 @@ pub enum Received {
 
 /// Moves the rest of the current frame body from `conn` into `sink`,
 /// calling `progress` with each chunk's size.
-pub async fn receive_body(
+pub async fn receive_body<P>(
     conn: &mut Connection,
-    sink: &mut FileSink,
+    sink: &mut FileSink<P>,
     cancel: &tokio_util::sync::CancellationToken,
     mut progress: impl FnMut(u64),
 ) -> Received {

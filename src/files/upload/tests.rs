@@ -1,6 +1,6 @@
 use super::*;
 use crate::access::{Action, Denied, Policy, Rights, Who};
-use crate::files::{FileStore, Files, RelPath};
+use crate::files::{Files, LocalDisk, RelPath};
 
 /// A body of `chunks`, then the end, or `fail` as an error.
 struct Chunks {
@@ -52,7 +52,7 @@ fn service(
         holder,
         token: true,
     };
-    let store = FileStore::open(dir).unwrap();
+    let store = LocalDisk::open(dir).unwrap();
     Files::new(store, policy, max, Duration::from_secs(5), abort)
 }
 

@@ -56,7 +56,7 @@ pub fn failure(e: FilesError) -> Response {
 /// Runs a store call on a blocking thread.
 pub async fn blocking<T: Send + 'static>(
     web: &Web,
-    f: impl FnOnce(&crate::files::store::FileStore) -> Result<T, FilesError> + Send + 'static,
+    f: impl FnOnce(&dyn crate::files::Storage) -> Result<T, FilesError> + Send + 'static,
 ) -> Result<T, FilesError> {
     web.ctx.files.blocking(f).await
 }

@@ -1,5 +1,5 @@
-//! [`FileStore`]: the served folder, and every operation on it, with the
-//! root jail applied in one place.
+//! [`LocalDisk`]: the served folder on this machine's disk, the first
+//! [`Storage`], with the root jail applied in one place.
 //!
 //! Paths arrive as validated [`RelPath`]s. Existing paths are canonicalised
 //! and must stay below the canonical root, so a symlink is followed only
@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::FilesError;
-use super::entry::{Entry, EntryKind, TreeEntry};
-use super::name::{PART_SUFFIX, RelPath, check_batch};
-use super::part::{Found, PartFile, look_at, open_dir, part_name};
+use super::entry::{Entry, EntryKind, Mtime, TreeEntry};
+use super::name::{PART_SUFFIX, RelPath};
+use super::part::{FinishError, Found, PartFile, look_at, open_dir, part_name};
+use super::storage::{Begun, Part, Reader, Storage};
 use listing::{entry, kind_of};
 
 mod listing;
@@ -24,9 +25,9 @@ mod listing;
 /// Most entries one walk may return, to bound memory.
 pub const MAX_WALK: usize = 1_000_000;
 
-/// The served folder.
+/// The served folder on this machine's disk.
 #[derive(Debug)]
-pub struct FileStore {
+pub struct LocalDisk {
     root: PathBuf,
     /// The root, open, for `openat2` beneath it.
     root_dir: Option<File>,
@@ -35,7 +36,7 @@ pub struct FileStore {
 
 /// Marks a target as being uploaded; dropping it frees the target.
 #[derive(Debug)]
-pub struct UploadGuard {
+struct UploadGuard {
     target: PathBuf,
     uploads: Arc<Mutex<HashSet<PathBuf>>>,
 }
@@ -48,25 +49,14 @@ impl Drop for UploadGuard {
     }
 }
 
-/// An upload accepted by the store.
-#[derive(Debug)]
-pub struct Upload {
-    /// Where the bytes go.
-    pub part: PartFile,
-    /// Whether a file of that name existed when the upload began.
-    pub replaces: bool,
-    /// Holds the target for this upload alone.
-    pub guard: UploadGuard,
-}
-
-impl FileStore {
+impl LocalDisk {
     /// Opens `root`, which must be an existing folder.
-    pub fn open(root: &Path) -> io::Result<FileStore> {
+    pub fn open(root: &Path) -> io::Result<LocalDisk> {
         let root = fs::canonicalize(root)?;
         if !root.is_dir() {
             return Err(io::Error::new(io::ErrorKind::NotADirectory, "not a folder"));
         }
-        Ok(FileStore {
+        Ok(LocalDisk {
             root_dir: File::open(&root).ok(),
             root,
             uploads: Arc::default(),
@@ -106,32 +96,6 @@ impl FileStore {
             )));
         }
         Ok((dir, name.to_string()))
-    }
-
-    /// Describes one entry.
-    pub fn stat(&self, rel: &RelPath) -> Result<Entry, FilesError> {
-        let real = self.resolve(rel)?;
-        let meta = fs::metadata(&real).map_err(|e| FilesError::from_io(rel, e))?;
-        let name = rel.file_name().unwrap_or("").to_string();
-        Ok(entry(name, &meta, kind_of(&meta)))
-    }
-
-    /// Describes the entry `rel` names without following it when it is a
-    /// symlink (the link is described, wherever it leads).
-    pub fn stat_name(&self, rel: &RelPath) -> Result<Entry, FilesError> {
-        let (dir, name) = self.resolve_parent(rel)?;
-        let meta =
-            fs::symlink_metadata(dir.join(&name)).map_err(|e| FilesError::from_io(rel, e))?;
-        Ok(entry(name, &meta, kind_of(&meta)))
-    }
-
-    /// The real path of the folder `rel`, which must exist inside the root.
-    pub fn folder(&self, rel: &RelPath) -> Result<PathBuf, FilesError> {
-        let dir = self.resolve(rel)?;
-        if !dir.is_dir() {
-            return Err(FilesError::NotADirectory(format!("{rel} is not a folder")));
-        }
-        Ok(dir)
     }
 
     /// Opens `dir`, a canonical folder inside the root, beneath the root
@@ -191,8 +155,77 @@ impl FileStore {
         }
     }
 
-    /// Opens a file for reading.
-    pub fn open_read(&self, rel: &RelPath) -> Result<(File, Entry), FilesError> {
+    /// The folder that holds `rel`'s last component, opened beneath the
+    /// root with no link followed (see [`LocalDisk::open_folder`]), its
+    /// canonical path, and that name. Every change (mkdir, rm, mv, an
+    /// upload's partial file) is made relative to such a folder, so a
+    /// folder swapped for a symlink after the path was resolved is refused
+    /// instead of followed.
+    fn parent_folder(&self, rel: &RelPath) -> Result<(File, PathBuf, String), FilesError> {
+        let (dir, name) = self.resolve_parent(rel)?;
+        let folder = self
+            .open_folder(&dir)
+            .map_err(|e| FilesError::from_io(rel, e))?;
+        Ok((folder, dir, name))
+    }
+
+    /// What is at the partial file's name of an upload of `rel`: only a
+    /// plain file (see [`Found`]) is ever reported as progress.
+    fn partial(&self, rel: &RelPath) -> Result<(PathBuf, String, Found), FilesError> {
+        let (dir, name) = self.resolve_parent(rel)?;
+        let folder = self
+            .open_folder(&dir)
+            .map_err(|e| FilesError::from_io(rel, e))?;
+        let found =
+            look_at(&folder, &part_name(name.as_ref())).map_err(|e| FilesError::from_io(rel, e))?;
+        Ok((dir, name, found))
+    }
+}
+
+impl Storage for LocalDisk {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    /// Local reads come from the page cache.
+    fn quick(&self) -> bool {
+        true
+    }
+
+    fn list(&self, rel: &RelPath) -> Result<Vec<Entry>, FilesError> {
+        self.list_folder(rel)
+    }
+
+    fn walk(&self, rel: &RelPath) -> Result<Vec<TreeEntry>, FilesError> {
+        self.walk_tree(rel)
+    }
+
+    /// Describes one entry.
+    fn stat(&self, rel: &RelPath) -> Result<Entry, FilesError> {
+        let real = self.resolve(rel)?;
+        let meta = fs::metadata(&real).map_err(|e| FilesError::from_io(rel, e))?;
+        let name = rel.file_name().unwrap_or("").to_string();
+        Ok(entry(name, &meta, kind_of(&meta)))
+    }
+
+    /// Describes the entry `rel` names without following it when it is a
+    /// symlink (the link is described, wherever it leads).
+    fn stat_name(&self, rel: &RelPath) -> Result<Entry, FilesError> {
+        let (dir, name) = self.resolve_parent(rel)?;
+        let meta =
+            fs::symlink_metadata(dir.join(&name)).map_err(|e| FilesError::from_io(rel, e))?;
+        Ok(entry(name, &meta, kind_of(&meta)))
+    }
+
+    /// Whether `rel` exists (without following a final symlink).
+    fn exists(&self, rel: &RelPath) -> bool {
+        self.resolve_parent(rel)
+            .map(|(d, n)| fs::symlink_metadata(d.join(n)).is_ok())
+            .unwrap_or(false)
+    }
+
+    /// Opens a file for reading, beneath the root.
+    fn open_read(&self, rel: &RelPath) -> Result<(Reader, Entry), FilesError> {
         let file = match self.open_beneath(rel) {
             Some(f) => f?,
             None => {
@@ -215,24 +248,19 @@ impl FileStore {
             )));
         }
         let name = rel.file_name().unwrap_or("").to_string();
-        Ok((file, entry(name, &meta, EntryKind::File)))
+        Ok((Box::new(file), entry(name, &meta, EntryKind::File)))
     }
 
-    /// Starts receiving `rel`. Refuses an existing target unless `force`, a
-    /// folder always, and a target another upload holds.
-    pub fn begin_upload(
-        &self,
-        rel: &RelPath,
-        force: bool,
-        resume: bool,
-    ) -> Result<Upload, FilesError> {
+    /// Starts receiving `rel` into its hidden partial file (see
+    /// [`super::part`]).
+    fn begin_write(&self, rel: &RelPath, replace: bool, resume: bool) -> Result<Begun, FilesError> {
         let (dir, name) = self.resolve_parent(rel)?;
         let target = dir.join(&name);
         let replaces = match fs::symlink_metadata(&target) {
             Ok(m) if m.is_dir() => {
                 return Err(FilesError::IsADirectory(format!("{rel} is a folder")));
             }
-            Ok(_) if !force => {
+            Ok(_) if !replace => {
                 return Err(FilesError::Exists(format!(
                     "{rel} exists (ask to overwrite with --force)"
                 )));
@@ -257,78 +285,15 @@ impl FileStore {
             .map_err(|e| FilesError::from_io(rel, e))?;
         let part = PartFile::open_in(folder, name.as_ref(), target, resume)
             .map_err(|e| FilesError::from_io(rel, e))?;
-        Ok(Upload {
-            part,
+        Ok(Begun {
+            part: Box::new(LocalPart { part, guard }),
             replaces,
-            guard,
         })
-    }
-
-    /// Checks a folder upload whole: every name valid, nothing twice, the
-    /// destination a folder (or creatable), and no existing file in the way
-    /// unless `force`. Writes nothing.
-    pub fn check_plan(
-        &self,
-        base: &RelPath,
-        entries: &[TreeEntry],
-        force: bool,
-    ) -> Result<(), FilesError> {
-        let rels = check_batch(
-            entries
-                .iter()
-                .map(|e| (e.path.as_str(), e.kind == EntryKind::Dir)),
-        )?;
-        match self.resolve(base) {
-            Ok(p) if !p.is_dir() => {
-                return Err(FilesError::NotADirectory(format!("{base} is not a folder")));
-            }
-            Ok(_) => {}
-            Err(FilesError::NotFound(_)) => {
-                self.resolve_parent(base)?;
-                return Ok(());
-            }
-            Err(e) => return Err(e),
-        }
-        for (rel, e) in rels.iter().zip(entries) {
-            let full = base.join(rel);
-            let path = full.to_path(&self.root);
-            match fs::symlink_metadata(&path) {
-                Ok(m) if e.kind == EntryKind::Dir && !m.is_dir() => {
-                    return Err(FilesError::Exists(format!(
-                        "{full} exists and is not a folder"
-                    )));
-                }
-                Ok(m) if e.kind == EntryKind::File && m.is_dir() => {
-                    return Err(FilesError::IsADirectory(format!("{full} is a folder")));
-                }
-                Ok(_) if e.kind == EntryKind::File && !force => {
-                    return Err(FilesError::Exists(format!(
-                        "{full} exists (ask to overwrite with --force)"
-                    )));
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// The folder that holds `rel`'s last component, opened beneath the
-    /// root with no link followed (see [`FileStore::open_folder`]), its
-    /// canonical path, and that name. Every change (mkdir, rm, mv, an
-    /// upload's partial file) is made relative to such a folder, so a
-    /// folder swapped for a symlink after the path was resolved is refused
-    /// instead of followed.
-    fn parent_folder(&self, rel: &RelPath) -> Result<(File, PathBuf, String), FilesError> {
-        let (dir, name) = self.resolve_parent(rel)?;
-        let folder = self
-            .open_folder(&dir)
-            .map_err(|e| FilesError::from_io(rel, e))?;
-        Ok((folder, dir, name))
     }
 
     /// Removes a file, a symlink (not its target) or a folder (non-empty
     /// only with `recursive`).
-    pub fn remove(&self, rel: &RelPath, recursive: bool) -> Result<(), FilesError> {
+    fn remove(&self, rel: &RelPath, recursive: bool) -> Result<(), FilesError> {
         use nix::unistd::{UnlinkatFlags, unlinkat};
         let (folder, _, name) = self.parent_folder(rel)?;
         let io = |e: nix::errno::Errno| FilesError::from_io(rel, e.into());
@@ -347,24 +312,8 @@ impl FileStore {
         }
     }
 
-    /// Creates a folder; with `parents`, missing parents too and no error if
-    /// it exists.
-    pub fn mkdir(&self, rel: &RelPath, parents: bool) -> Result<(), FilesError> {
-        if parents {
-            let mut cur = RelPath::root();
-            for part in rel.parts() {
-                cur = cur.child(part)?;
-                match self.resolve(&cur) {
-                    Ok(p) if p.is_dir() => continue,
-                    Ok(_) => {
-                        return Err(FilesError::NotADirectory(format!("{cur} is not a folder")));
-                    }
-                    Err(FilesError::NotFound(_)) => self.mkdir(&cur, false)?,
-                    Err(e) => return Err(e),
-                }
-            }
-            return Ok(());
-        }
+    /// Creates one folder, relative to its open parent.
+    fn mkdir(&self, rel: &RelPath) -> Result<(), FilesError> {
         let (folder, _, name) = self.parent_folder(rel)?;
         nix::sys::stat::mkdirat(
             &folder,
@@ -376,7 +325,7 @@ impl FileStore {
 
     /// Renames within the root; replaces an existing file only with `force`
     /// and never replaces a folder.
-    pub fn rename(&self, from: &RelPath, to: &RelPath, force: bool) -> Result<(), FilesError> {
+    fn rename(&self, from: &RelPath, to: &RelPath, force: bool) -> Result<(), FilesError> {
         let (ffolder, fdir, fname) = self.parent_folder(from)?;
         if look_at(&ffolder, fname.as_ref()).map_err(|e| FilesError::from_io(from, e))?
             == Found::Nothing
@@ -418,10 +367,59 @@ impl FileStore {
         }
     }
 
+    /// Whether an unfinished upload of `rel` has left a partial file.
+    fn partial_exists(&self, rel: &RelPath) -> bool {
+        matches!(self.partial(rel), Ok((_, _, Found::Plain(_))))
+    }
+
+    /// How far an upload of `rel` (`length` bytes in all) has come: the
+    /// partial file's size, or `length` once a file of that size is in
+    /// place; `None` when there is neither.
+    fn upload_progress(&self, rel: &RelPath, length: u64) -> Result<Option<u64>, FilesError> {
+        let (dir, name, found) = self.partial(rel)?;
+        if let Found::Plain(n) = found {
+            return Ok(Some(n));
+        }
+        Ok(fs::symlink_metadata(dir.join(name))
+            .ok()
+            .filter(|m| m.is_file() && m.len() == length)
+            .map(|_| length))
+    }
+
+    /// Removes the partial file of an unfinished upload of `rel` (unless an
+    /// upload of it is running); whether there was one.
+    fn remove_partial(&self, rel: &RelPath) -> Result<bool, FilesError> {
+        let (dir, name) = self.resolve_parent(rel)?;
+        let target = dir.join(name);
+        if self
+            .uploads
+            .lock()
+            .map_err(|_| FilesError::Internal)?
+            .contains(&target)
+        {
+            return Err(FilesError::Busy(format!("{rel} is being uploaded")));
+        }
+        // Unlinks whatever is at the name (a link's target is never
+        // touched), but only a plain file counts as a partial upload.
+        let (dir, name, found) = self.partial(rel)?;
+        let folder = self
+            .open_folder(&dir)
+            .map_err(|e| FilesError::from_io(rel, e))?;
+        match nix::unistd::unlinkat(
+            &folder,
+            &*part_name(name.as_ref()),
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        ) {
+            Ok(()) => Ok(matches!(found, Found::Plain(_))),
+            Err(nix::errno::Errno::ENOENT) => Ok(false),
+            Err(e) => Err(FilesError::from_io(rel, e.into())),
+        }
+    }
+
     /// Removes partial files (of uploads that never came back) untouched
     /// for longer than `max_age`, anywhere below the root; never one whose
     /// upload is running. Returns how many were removed.
-    pub fn sweep_partials(&self, max_age: std::time::Duration) -> usize {
+    fn sweep_partials(&self, max_age: std::time::Duration) -> usize {
         let mut removed = 0;
         let mut stack = vec![self.root.clone()];
         while let Some(dir) = stack.pop() {
@@ -457,71 +455,64 @@ impl FileStore {
         removed
     }
 
-    /// Whether `rel` exists (without following a final symlink).
-    pub fn exists(&self, rel: &RelPath) -> bool {
-        self.resolve_parent(rel)
-            .map(|(d, n)| fs::symlink_metadata(d.join(n)).is_ok())
-            .unwrap_or(false)
-    }
-
-    /// What is at the partial file's name of an upload of `rel`: only a
-    /// plain file (see [`Found`]) is ever reported as progress.
-    fn partial(&self, rel: &RelPath) -> Result<(PathBuf, String, Found), FilesError> {
-        let (dir, name) = self.resolve_parent(rel)?;
-        let folder = self
-            .open_folder(&dir)
-            .map_err(|e| FilesError::from_io(rel, e))?;
-        let found =
-            look_at(&folder, &part_name(name.as_ref())).map_err(|e| FilesError::from_io(rel, e))?;
-        Ok((dir, name, found))
-    }
-
-    /// Whether an unfinished upload of `rel` has left a partial file.
-    pub fn partial_exists(&self, rel: &RelPath) -> bool {
-        matches!(self.partial(rel), Ok((_, _, Found::Plain(_))))
-    }
-
-    /// How far an upload of `rel` (`length` bytes in all) has come: the
-    /// partial file's size, or `length` once a file of that size is in
-    /// place; `None` when there is neither.
-    pub fn upload_progress(&self, rel: &RelPath, length: u64) -> Result<Option<u64>, FilesError> {
-        let (dir, name, found) = self.partial(rel)?;
-        if let Found::Plain(n) = found {
-            return Ok(Some(n));
+    /// The real path of the folder `rel`, which must exist inside the root.
+    fn local_folder(&self, rel: &RelPath) -> Result<PathBuf, FilesError> {
+        let dir = self.resolve(rel)?;
+        if !dir.is_dir() {
+            return Err(FilesError::NotADirectory(format!("{rel} is not a folder")));
         }
-        Ok(fs::symlink_metadata(dir.join(name))
-            .ok()
-            .filter(|m| m.is_file() && m.len() == length)
-            .map(|_| length))
+        Ok(dir)
+    }
+}
+
+/// A partial file, and the hold on its target that keeps other uploads of
+/// the name away until it is finished or dropped.
+#[derive(Debug)]
+struct LocalPart {
+    part: PartFile,
+    guard: UploadGuard,
+}
+
+impl Part for LocalPart {
+    fn existing(&self) -> u64 {
+        self.part.existing()
     }
 
-    /// Removes the partial file of an unfinished upload of `rel` (unless an
-    /// upload of it is running); whether there was one.
-    pub fn remove_partial(&self, rel: &RelPath) -> Result<bool, FilesError> {
-        let (dir, name) = self.resolve_parent(rel)?;
-        let target = dir.join(name);
-        if self
-            .uploads
-            .lock()
-            .map_err(|_| FilesError::Internal)?
-            .contains(&target)
-        {
-            return Err(FilesError::Busy(format!("{rel} is being uploaded")));
-        }
-        // Unlinks whatever is at the name (a link's target is never
-        // touched), but only a plain file counts as a partial upload.
-        let (dir, name, found) = self.partial(rel)?;
-        let folder = self
-            .open_folder(&dir)
-            .map_err(|e| FilesError::from_io(rel, e))?;
-        match nix::unistd::unlinkat(
-            &folder,
-            &*part_name(name.as_ref()),
-            nix::unistd::UnlinkatFlags::NoRemoveDir,
-        ) {
-            Ok(()) => Ok(matches!(found, Found::Plain(_))),
-            Err(nix::errno::Errno::ENOENT) => Ok(false),
-            Err(e) => Err(FilesError::from_io(rel, e.into())),
-        }
+    fn written(&self) -> u64 {
+        self.part.written()
+    }
+
+    fn hash_existing(&mut self) -> io::Result<Option<String>> {
+        self.part.hash_existing()
+    }
+
+    fn start(&mut self, offset: u64, size: u64) -> io::Result<()> {
+        self.part.start(offset, size)
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.part.write(buf)
+    }
+
+    fn end_here(&mut self) {
+        self.part.end_here()
+    }
+
+    fn finish(
+        self: Box<Self>,
+        sha256: Option<&str>,
+        mtime: Option<Mtime>,
+        overwrite: bool,
+    ) -> Result<String, FinishError> {
+        let LocalPart { part, guard } = *self;
+        let r = part.finish_or_discard(sha256, mtime, overwrite);
+        // Held until the file is in place, so that no other upload of the
+        // name reuses the partial file meanwhile.
+        drop(guard);
+        r
+    }
+
+    fn discard(self: Box<Self>) {
+        self.part.discard()
     }
 }

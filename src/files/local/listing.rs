@@ -8,12 +8,13 @@ use super::super::FilesError;
 use super::super::entry::{Entry, EntryKind, TreeEntry};
 use super::super::name::{PART_SUFFIX, RelPath};
 use super::super::part::mtime_of;
-use super::{FileStore, MAX_WALK};
+use super::{LocalDisk, MAX_WALK};
+use crate::files::storage::Storage;
 
-impl FileStore {
+impl LocalDisk {
     /// Lists a folder, sorted by name.
-    pub fn list(&self, rel: &RelPath) -> Result<Vec<Entry>, FilesError> {
-        let dir = self.folder(rel)?;
+    pub(super) fn list_folder(&self, rel: &RelPath) -> Result<Vec<Entry>, FilesError> {
+        let dir = self.local_folder(rel)?;
         let mut out = Vec::new();
         for item in fs::read_dir(&dir).map_err(|e| FilesError::from_io(rel, e))? {
             let item = item.map_err(|e| FilesError::from_io(rel, e))?;
@@ -51,7 +52,7 @@ impl FileStore {
     /// Every folder and file below `rel`, parents before children, paths
     /// relative to `rel`. Symlinks to files inside the root count as files;
     /// symlinked folders are not descended (no loops), nor are links out.
-    pub fn walk(&self, rel: &RelPath) -> Result<Vec<TreeEntry>, FilesError> {
+    pub(super) fn walk_tree(&self, rel: &RelPath) -> Result<Vec<TreeEntry>, FilesError> {
         let top = self.resolve(rel)?;
         if !top.is_dir() {
             return Err(FilesError::NotADirectory(format!("{rel} is not a folder")));

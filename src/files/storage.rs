@@ -1,0 +1,182 @@
+//! [`Storage`]: where the files service keeps files. The service, and
+//! through it every door, reaches the files only through this trait, so a
+//! second place to keep them (object storage) is one more implementation
+//! and no door changes. The local folder ([`super::LocalDisk`]: the jail,
+//! partial files beside their target, atomic rename) is the first.
+//!
+//! Calls are blocking: the service runs them on a blocking thread (see
+//! [`super::Files::blocking`]), or inline when the storage says its calls
+//! are quick ([`Storage::quick`]).
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Seek};
+use std::path::PathBuf;
+
+use super::entry::{Entry, EntryKind, Mtime, TreeEntry};
+use super::{FilesError, FinishError, RelPath};
+
+/// A place to keep files, with every rule about what is stored there.
+///
+/// Every path is a validated [`RelPath`]; an implementation keeps every
+/// operation below its root whatever is already stored there.
+pub trait Storage: Send + Sync + fmt::Debug + 'static {
+    /// Where the files are, for the log (a folder, a bucket).
+    fn describe(&self) -> String;
+
+    /// Whether a call costs no more than a read from the page cache, so
+    /// that a small read may be made on the runtime's own thread.
+    fn quick(&self) -> bool {
+        false
+    }
+
+    /// Describes one entry, following a link that stays inside.
+    fn stat(&self, rel: &RelPath) -> Result<Entry, FilesError>;
+
+    /// Describes the entry `rel` names without following it when it is a
+    /// link (the link is described, wherever it leads).
+    fn stat_name(&self, rel: &RelPath) -> Result<Entry, FilesError>;
+
+    /// Whether `rel` exists (a final link counts, wherever it leads).
+    fn exists(&self, rel: &RelPath) -> bool {
+        self.stat_name(rel).is_ok()
+    }
+
+    /// Lists a folder, sorted by name, leaving out what no name check
+    /// would let a client ask for (and partial files).
+    fn list(&self, rel: &RelPath) -> Result<Vec<Entry>, FilesError>;
+
+    /// Every folder and file below `rel`, parents before children, paths
+    /// relative to `rel`.
+    fn walk(&self, rel: &RelPath) -> Result<Vec<TreeEntry>, FilesError>;
+
+    /// Opens a regular file for reading; a folder is `IsADirectory`, and
+    /// anything else but a file is refused.
+    fn open_read(&self, rel: &RelPath) -> Result<(Reader, Entry), FilesError>;
+
+    /// Starts writing `rel`: a partial copy that only [`Part::finish`]
+    /// makes visible. Refuses a folder at the name always, a file unless
+    /// `replace`, and a name another upload holds (`Busy`) until that
+    /// part is finished or dropped. With `resume`, what an earlier attempt
+    /// left is kept ([`Part::existing`]).
+    fn begin_write(&self, rel: &RelPath, replace: bool, resume: bool) -> Result<Begun, FilesError>;
+
+    /// Removes a file, a link (never its target) or a folder (one with
+    /// something in it only with `recursive`).
+    fn remove(&self, rel: &RelPath, recursive: bool) -> Result<(), FilesError>;
+
+    /// Creates one folder; its parent must exist.
+    fn mkdir(&self, rel: &RelPath) -> Result<(), FilesError>;
+
+    /// Creates `rel` and every missing folder on the way to it; no error
+    /// when it is a folder already.
+    fn mkdir_all(&self, rel: &RelPath) -> Result<(), FilesError> {
+        let mut cur = RelPath::root();
+        for part in rel.parts() {
+            cur = cur.child(part)?;
+            match self.stat(&cur) {
+                Ok(e) if e.kind == EntryKind::Dir => {}
+                Ok(_) => return Err(FilesError::NotADirectory(format!("{cur} is not a folder"))),
+                Err(FilesError::NotFound(_)) => self.mkdir(&cur)?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Renames within the storage; replaces a file only with `force` and
+    /// never a folder, and never moves a folder into itself.
+    fn rename(&self, from: &RelPath, to: &RelPath, force: bool) -> Result<(), FilesError>;
+
+    /// Whether an unfinished upload of `rel` left bytes to go on from.
+    fn partial_exists(&self, rel: &RelPath) -> bool;
+
+    /// How far an upload of `rel` (`length` bytes in all) has come: the
+    /// bytes left by an unfinished one, or `length` once a file of that
+    /// size is in place; `None` when there is neither.
+    fn upload_progress(&self, rel: &RelPath, length: u64) -> Result<Option<u64>, FilesError>;
+
+    /// Removes what an unfinished upload of `rel` left (`Busy` while one
+    /// is running); whether there was anything.
+    fn remove_partial(&self, rel: &RelPath) -> Result<bool, FilesError>;
+
+    /// Removes what uploads that never came back left, untouched for
+    /// longer than `max_age`; never a running one's. Gives how many.
+    fn sweep_partials(&self, max_age: std::time::Duration) -> usize;
+
+    /// The folder `rel` on this machine's disk, for a command to run in;
+    /// storage that is not a local folder has none.
+    fn local_folder(&self, rel: &RelPath) -> Result<PathBuf, FilesError> {
+        Err(FilesError::Forbidden(format!(
+            "{rel}: the files are not kept on this machine's disk ({})",
+            self.describe()
+        )))
+    }
+}
+
+/// A stored file open for reading.
+pub trait StoredFile: Read + Seek + Send + Sync + fmt::Debug {
+    /// The file on local disk, when it is one (for the calls that need a
+    /// descriptor).
+    fn as_file(&self) -> Option<&File> {
+        None
+    }
+}
+
+impl StoredFile for File {
+    fn as_file(&self) -> Option<&File> {
+        Some(self)
+    }
+}
+
+/// What [`Storage::open_read`] gives.
+pub type Reader = Box<dyn StoredFile>;
+
+/// A file being written, invisible until [`Part::finish`]. Dropped
+/// unfinished, it leaves what it holds for a later attempt to go on from;
+/// [`Part::discard`] removes that.
+pub trait Part: Send + Sync + fmt::Debug {
+    /// Bytes an earlier attempt left.
+    fn existing(&self) -> u64;
+
+    /// Bytes held so far, from the start of the file.
+    fn written(&self) -> u64;
+
+    /// The SHA-256 of the bytes an earlier attempt left; `None` when
+    /// there are none. Going on from there does not read them again.
+    fn hash_existing(&mut self) -> io::Result<Option<String>>;
+
+    /// Fixes where the incoming bytes start (0, or [`Part::existing`]) and
+    /// how large the file will be.
+    fn start(&mut self, offset: u64, size: u64) -> io::Result<()>;
+
+    /// Appends bytes; past the size fixed by [`Part::start`] it is an
+    /// `InvalidData` error and nothing of them is written.
+    fn write(&mut self, buf: &[u8]) -> io::Result<()>;
+
+    /// Makes the bytes written so far the whole file (a body whose length
+    /// was not announced).
+    fn end_here(&mut self);
+
+    /// Checks the size and, when given, the SHA-256, sets the mtime and
+    /// makes the file visible whole, replacing a file at the name only
+    /// with `overwrite`. Gives its SHA-256. Refused, it keeps nothing.
+    fn finish(
+        self: Box<Self>,
+        sha256: Option<&str>,
+        mtime: Option<Mtime>,
+        overwrite: bool,
+    ) -> Result<String, FinishError>;
+
+    /// Removes what is held.
+    fn discard(self: Box<Self>);
+}
+
+/// A write [`Storage::begin_write`] began.
+#[derive(Debug)]
+pub struct Begun {
+    /// Where the bytes go.
+    pub part: Box<dyn Part>,
+    /// Whether a file of that name existed when it began.
+    pub replaces: bool,
+}
