@@ -1,6 +1,11 @@
 //! The server's configuration: flags, then `FERRY_*` environment variables,
 //! then a TOML file, then defaults, merged into one validated [`ServeConfig`].
 //!
+//! Every option is one field of [`ServeOptions`]: its doc comment is the
+//! help, its `#[arg]` names the flag and the variable, and its name is the
+//! file key. The file is read into the same struct, and the two are
+//! layered field by field ([`Layer`]), so nothing lists the options again.
+//!
 //! Secrets (the token) come only from the environment or the file, never
 //! from argv, where any local user could read them in `ps`.
 
@@ -22,8 +27,61 @@ pub use groups::{ChatConfig, ExecLimits, Limits, TlsConfig};
 /// The default port, TCP and UDP.
 pub const DEFAULT_PORT: u16 = 7070;
 
-/// Server options as flags (each also read from its `FERRY_*` variable).
-#[derive(Debug, Clone, Default, clap::Args)]
+/// One value as a flag (or variable) and as a file key: the flag wins when
+/// it was given.
+trait Layer {
+    fn over(self, lower: Self) -> Self;
+}
+
+impl<T> Layer for Option<T> {
+    fn over(self, lower: Self) -> Self {
+        self.or(lower)
+    }
+}
+
+/// A switch is on when either turns it on.
+impl Layer for bool {
+    fn over(self, lower: Self) -> Self {
+        self || lower
+    }
+}
+
+/// A list given as flags replaces the file's.
+impl<T> Layer for Vec<T> {
+    fn over(self, lower: Self) -> Self {
+        if self.is_empty() { lower } else { self }
+    }
+}
+
+/// Declares [`ServeOptions`] and layers its fields, every one of them,
+/// one over another (hand-written: no crate layers clap's flags over a
+/// serde file without listing every field again).
+macro_rules! options {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty, )*
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $( $(#[$fmeta])* pub $field: $ty, )*
+        }
+
+        impl $name {
+            /// These options over `lower`'s, field by field.
+            fn over(self, lower: $name) -> $name {
+                $name { $( $field: Layer::over(self.$field, lower.$field), )* }
+            }
+        }
+    };
+}
+
+options! {
+/// Server options: flags (each also read from its `FERRY_*` variable) and
+/// the config file's keys (the flag's name in snake case).
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServeOptions {
     /// Address to listen on, TCP and UDP alike; repeat for more.
     /// [default: 0.0.0.0:7070 and [::]:7070]
@@ -188,59 +246,21 @@ pub struct ServeOptions {
         value_delimiter = ','
     )]
     pub allow_host: Vec<String>,
-    /// TOML file with any of these settings (and `token` or `token_file`).
+    /// TOML file with any of these settings (and `root`, and `token` or
+    /// `token_file`).
     #[arg(long, value_name = "FILE", env = "FERRY_CONFIG")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
+    /// The served folder, in the file (as a flag it is the argument).
+    #[arg(skip)]
+    pub root: Option<PathBuf>,
+    /// The token, in the file only (never argv).
+    #[arg(skip)]
+    pub token: Option<Secret>,
+    /// A file holding the token, in the file only.
+    #[arg(skip)]
+    pub token_file: Option<PathBuf>,
 }
-
-/// The TOML file: the same keys as the flags, in snake case, plus the token.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    root: Option<PathBuf>,
-    listen: Option<Vec<SocketAddr>>,
-    name: Option<String>,
-    allow_upload: Option<bool>,
-    allow_delete: Option<bool>,
-    allow_all: Option<bool>,
-    private: Option<bool>,
-    allow_exec: Option<bool>,
-    exec_timeout: Option<u64>,
-    exec_grace: Option<u64>,
-    exec_jobs: Option<usize>,
-    exec_jobs_per_client: Option<usize>,
-    exec_output_max: Option<u64>,
-    chat: Option<bool>,
-    chat_auth: Option<bool>,
-    chat_history: Option<usize>,
-    chat_max_age: Option<u64>,
-    chat_replay: Option<usize>,
-    chat_max_message: Option<usize>,
-    chat_rate: Option<f64>,
-    state_dir: Option<PathBuf>,
-    web: Option<bool>,
-    max_upload: Option<u64>,
-    tls: Option<bool>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    tls_required: Option<bool>,
-    allow_host: Option<Vec<String>>,
-    max_connections: Option<usize>,
-    max_per_ip: Option<usize>,
-    limit_loopback: Option<bool>,
-    idle_timeout: Option<u64>,
-    io_timeout: Option<u64>,
-    shutdown_grace: Option<u64>,
-    ntp_port: Option<u16>,
-    ntp_stratum: Option<u8>,
-    ntp_refid: Option<String>,
-    udp_rate: Option<f64>,
-    udp_burst: Option<f64>,
-    discovery: Option<bool>,
-    announce: Option<u32>,
-    partial_max_age: Option<u64>,
-    token: Option<Secret>,
-    token_file: Option<PathBuf>,
 }
 
 /// The validated server configuration.
@@ -296,18 +316,16 @@ pub struct ServeConfig {
     pub tls: Option<TlsConfig>,
     /// Names HTTP requests may carry besides the server's own.
     pub allow_host: Vec<String>,
+    /// Every option as given (flags over the file), for code that needs
+    /// one as it is; the token is not kept here.
+    pub options: ServeOptions,
 }
 
 impl ServeConfig {
     /// A configuration for `root` with every default, for tests and embedding.
     pub fn for_root(root: &Path) -> ServeConfig {
-        ServeConfig::merge(
-            root.to_path_buf(),
-            &ServeOptions::default(),
-            FileConfig::default(),
-            None,
-        )
-        .expect("defaults are valid")
+        ServeConfig::merge(root.to_path_buf(), ServeOptions::default(), None)
+            .expect("defaults are valid")
     }
 
     /// Merges flags (already including `FERRY_*` variables), the TOML file
@@ -317,10 +335,10 @@ impl ServeConfig {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading config file {}", path.display()))?;
-                toml::from_str::<FileConfig>(&text)
+                ServeOptions::parse_file(&text)
                     .with_context(|| format!("parsing config file {}", path.display()))?
             }
-            None => FileConfig::default(),
+            None => ServeOptions::default(),
         };
         let env_token = match (
             std::env::var("FERRY_TOKEN"),
@@ -330,27 +348,27 @@ impl ServeConfig {
             (_, Ok(path)) => Some(read_token_file(Path::new(&path))?),
             _ => None,
         };
+        let mut options = opts.clone().over(file);
         let root = root
-            .or_else(|| file.root.clone())
+            .or_else(|| options.root.take())
             .unwrap_or_else(|| PathBuf::from("."));
-        ServeConfig::merge(root, opts, file, env_token)
+        ServeConfig::merge(root, options, env_token)
     }
 
+    /// Validates the layered options `o` and works out what follows.
     fn merge(
         root: PathBuf,
-        opts: &ServeOptions,
-        file: FileConfig,
+        mut o: ServeOptions,
         env_token: Option<Secret>,
     ) -> anyhow::Result<ServeConfig> {
-        let secs = |flag: Option<u64>, file: Option<u64>, default: u64| {
-            Duration::from_secs(flag.or(file).unwrap_or(default).max(1))
-        };
-        // Before the fields the rest takes are moved out of `file`.
-        let tls = tls_config(opts, &file, secs(opts.io_timeout, file.io_timeout, 30))?;
-        let token = match (env_token, file.token, &file.token_file) {
+        let secs =
+            |value: Option<u64>, default: u64| Duration::from_secs(value.unwrap_or(default).max(1));
+        let io = secs(o.io_timeout, 30);
+        let tls = tls_config(&o, io)?;
+        let token = match (env_token, o.token.take(), o.token_file.take()) {
             (Some(t), _, _) => Some(t),
             (None, Some(t), _) => Some(t),
-            (None, None, Some(path)) => Some(read_token_file(path)?),
+            (None, None, Some(path)) => Some(read_token_file(&path)?),
             _ => None,
         };
         if let Some(t) = &token {
@@ -358,131 +376,93 @@ impl ServeConfig {
                 bail!("the token must be at least 8 characters");
             }
         }
-        let all = opts.allow_all || file.allow_all.unwrap_or(false);
         let granted = Rights {
             read: true,
-            upload: all || opts.allow_upload || file.allow_upload.unwrap_or(false),
-            delete: all || opts.allow_delete || file.allow_delete.unwrap_or(false),
-            exec: opts.allow_exec || file.allow_exec.unwrap_or(false),
-            chat: false,
+            upload: o.allow_all || o.allow_upload,
+            delete: o.allow_all || o.allow_delete,
+            exec: o.allow_exec,
+            chat: !o.no_chat,
         };
         if granted.exec && token.is_none() {
             bail!(
                 "--allow-exec needs a token: set FERRY_TOKEN or FERRY_TOKEN_FILE (commands are only ever run for clients that present it)"
             );
         }
-        let private = opts.private || file.private.unwrap_or(false);
-        if private && token.is_none() {
+        if o.private && token.is_none() {
             bail!("--private needs a token (set FERRY_TOKEN or `token` in the config file)");
         }
-        let chat_on = !opts.no_chat && file.chat.unwrap_or(true);
-        let chat_auth = opts.chat_auth || file.chat_auth.unwrap_or(false);
-        if chat_auth && token.is_none() {
+        if o.chat_auth && token.is_none() {
             bail!("--chat-auth needs a token (set FERRY_TOKEN or `token` in the config file)");
         }
-        let granted = Rights {
-            chat: chat_on,
-            ..granted
-        };
-        let anonymous = match (&token, private) {
+        let anonymous = match (&token, o.private) {
             (None, _) => granted,
             (Some(_), false) => Rights {
                 read: true,
-                chat: chat_on && !chat_auth,
+                chat: granted.chat && !o.chat_auth,
                 ..Rights::default()
             },
             (Some(_), true) => Rights::default(),
         };
-        let (listen, default_listen) = if !opts.listen.is_empty() {
-            (opts.listen.clone(), false)
-        } else if let Some(l) = file.listen.filter(|l| !l.is_empty()) {
-            (l, false)
+        let default_listen = o.listen.is_empty();
+        let listen = if default_listen {
+            vec![
+                SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+                SocketAddr::from(([0u16; 8], DEFAULT_PORT)),
+            ]
         } else {
-            (
-                vec![
-                    SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
-                    SocketAddr::from(([0u16; 8], DEFAULT_PORT)),
-                ],
-                true,
-            )
+            o.listen.clone()
         };
-        let io = secs(opts.io_timeout, file.io_timeout, 30);
         let limits = Limits {
-            max_connections: opts
-                .max_connections
-                .or(file.max_connections)
-                .unwrap_or(4096),
-            max_per_ip: opts.max_per_ip.or(file.max_per_ip).unwrap_or(64),
-            limit_loopback: opts.limit_loopback || file.limit_loopback.unwrap_or(false),
+            max_connections: o.max_connections.unwrap_or(4096),
+            max_per_ip: o.max_per_ip.unwrap_or(64),
+            limit_loopback: o.limit_loopback,
         };
         if limits.max_connections == 0 || limits.max_per_ip == 0 {
             bail!("connection limits must be at least 1");
         }
-        let stratum = opts.ntp_stratum.or(file.ntp_stratum).unwrap_or(10);
+        let stratum = o.ntp_stratum.unwrap_or(10);
         if !(1..=15).contains(&stratum) {
             bail!("the NTP stratum must be between 1 and 15");
         }
-        let refid = opts
-            .ntp_refid
-            .clone()
-            .or(file.ntp_refid)
-            .unwrap_or_else(|| "LOCL".into());
+        let refid = o.ntp_refid.clone().unwrap_or_else(|| "LOCL".into());
         if refid.is_empty() || refid.len() > 4 || !refid.bytes().all(|b| b.is_ascii_graphic()) {
             bail!("the NTP reference ID must be 1 to 4 printable ASCII characters");
         }
         let mut reference_id = [0u8; 4];
         reference_id[..refid.len()].copy_from_slice(refid.as_bytes());
         let exec = ExecLimits {
-            timeout: secs(opts.exec_timeout, file.exec_timeout, 3600),
-            grace: secs(opts.exec_grace, file.exec_grace, 5),
-            jobs: opts.exec_jobs.or(file.exec_jobs).unwrap_or(32),
-            jobs_per_client: opts
-                .exec_jobs_per_client
-                .or(file.exec_jobs_per_client)
-                .unwrap_or(4),
-            max_output: opts
-                .exec_output_max
-                .or(file.exec_output_max)
-                .unwrap_or(8 << 30),
+            timeout: secs(o.exec_timeout, 3600),
+            grace: secs(o.exec_grace, 5),
+            jobs: o.exec_jobs.unwrap_or(32),
+            jobs_per_client: o.exec_jobs_per_client.unwrap_or(4),
+            max_output: o.exec_output_max.unwrap_or(8 << 30),
         };
         if exec.jobs == 0 || exec.jobs_per_client == 0 {
             bail!("--exec-jobs and --exec-jobs-per-client must be at least 1");
         }
+        let days = |value: Option<u64>, default: u64| {
+            Duration::from_secs(value.unwrap_or(default).clamp(1, 36_500) * 86_400)
+        };
         let chat = ChatConfig {
-            enabled: chat_on,
+            enabled: !o.no_chat,
             limits: crate::chat::ChatLimits {
-                max_message: opts
-                    .chat_max_message
-                    .or(file.chat_max_message)
-                    .unwrap_or(2000)
-                    .clamp(16, 60_000),
-                replay: opts.chat_replay.or(file.chat_replay).unwrap_or(50),
+                max_message: o.chat_max_message.unwrap_or(2000).clamp(16, 60_000),
+                replay: o.chat_replay.unwrap_or(50),
                 ..crate::chat::ChatLimits::default()
             },
             retention: crate::chat::store::Retention {
-                per_room: opts.chat_history.or(file.chat_history).unwrap_or(1000),
-                max_age: Duration::from_secs(
-                    opts.chat_max_age
-                        .or(file.chat_max_age)
-                        .unwrap_or(30)
-                        .clamp(1, 36_500)
-                        * 86_400,
-                ),
+                per_room: o.chat_history.unwrap_or(1000),
+                max_age: days(o.chat_max_age, 30),
                 max_bytes: crate::chat::store::MAX_HISTORY_BYTES,
             },
-            rate: opts.chat_rate.or(file.chat_rate).unwrap_or(20.0),
+            rate: o.chat_rate.unwrap_or(20.0),
             flood: Duration::from_secs(10),
         };
         if chat.rate.is_nan() || chat.rate <= 0.0 {
             bail!("--chat-rate must be above 0");
         }
-        let state_dir = opts
-            .state_dir
-            .clone()
-            .or(file.state_dir)
-            .unwrap_or_else(default_state_dir);
-        let udp_rate = opts.udp_rate.or(file.udp_rate).unwrap_or(4.0);
-        let udp_burst = opts.udp_burst.or(file.udp_burst).unwrap_or(16.0);
+        let udp_rate = o.udp_rate.unwrap_or(4.0);
+        let udp_burst = o.udp_burst.unwrap_or(16.0);
         if !(udp_rate > 0.0 && udp_burst >= 1.0) {
             bail!("--udp-rate must be above 0 and --udp-burst at least 1");
         }
@@ -490,48 +470,36 @@ impl ServeConfig {
             root,
             listen,
             default_listen,
-            name: opts.name.clone().or(file.name).unwrap_or_else(host_name),
+            name: o.name.clone().unwrap_or_else(host_name),
             token,
             granted,
             anonymous,
             limits,
             deadlines: Deadlines {
-                idle: secs(opts.idle_timeout, file.idle_timeout, 300),
+                idle: secs(o.idle_timeout, 300),
                 header: io,
                 body: io,
             },
             sniff_timeout: Duration::from_secs(1),
-            shutdown_grace: secs(opts.shutdown_grace, file.shutdown_grace, 10),
-            ntp_port: opts.ntp_port.or(file.ntp_port),
+            shutdown_grace: secs(o.shutdown_grace, 10),
+            ntp_port: o.ntp_port,
             time: crate::time::TimeConfig {
                 stratum,
                 reference_id,
             },
             udp_rate,
             udp_burst,
-            discovery: !opts.no_discovery && file.discovery.unwrap_or(true),
-            announce: opts
-                .announce
-                .or(file.announce)
-                .filter(|s| (1..=3600).contains(s)),
-            partial_max_age: Duration::from_secs(
-                opts.partial_max_age
-                    .or(file.partial_max_age)
-                    .unwrap_or(7)
-                    .clamp(1, 36_500)
-                    * 86_400,
-            ),
+            discovery: !o.no_discovery,
+            announce: o.announce.filter(|s| (1..=3600).contains(s)),
+            partial_max_age: days(o.partial_max_age, 7),
             exec,
             chat,
-            state_dir,
-            web: !opts.no_web && file.web.unwrap_or(true),
-            max_upload: opts.max_upload.or(file.max_upload),
+            state_dir: o.state_dir.clone().unwrap_or_else(default_state_dir),
+            web: !o.no_web,
+            max_upload: o.max_upload,
             tls,
-            allow_host: if opts.allow_host.is_empty() {
-                file.allow_host.unwrap_or_default()
-            } else {
-                opts.allow_host.clone()
-            },
+            allow_host: o.allow_host.clone(),
+            options: o,
         })
     }
 
@@ -559,6 +527,14 @@ fn default_state_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
         .map(|p| p.join("ferry"))
         .unwrap_or_else(|| PathBuf::from(".ferry-state"))
+}
+
+impl ServeOptions {
+    /// The options a config file sets. Keys are the flags' names in snake
+    /// case; an unknown key is an error, not a silent no-op.
+    fn parse_file(text: &str) -> anyhow::Result<ServeOptions> {
+        Ok(toml::from_str(text)?)
+    }
 }
 
 fn read_token_file(path: &Path) -> anyhow::Result<Secret> {

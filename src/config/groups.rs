@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 
-use super::{FileConfig, ServeOptions};
+use super::ServeOptions;
 
 /// Connection limits.
 #[derive(Debug, Clone)]
@@ -63,20 +63,14 @@ pub struct ExecLimits {
 
 /// TLS from the flags and the file: on when asked for, or when a
 /// certificate is given or TLS is required.
-pub(super) fn tls_config(
-    opts: &ServeOptions,
-    file: &FileConfig,
-    io: Duration,
-) -> anyhow::Result<Option<TlsConfig>> {
-    let cert = opts.tls_cert.clone().or_else(|| file.tls_cert.clone());
-    let key = opts.tls_key.clone().or_else(|| file.tls_key.clone());
-    let files = match (cert, key) {
+pub(super) fn tls_config(o: &ServeOptions, io: Duration) -> anyhow::Result<Option<TlsConfig>> {
+    let files = match (o.tls_cert.clone(), o.tls_key.clone()) {
         (Some(c), Some(k)) => Some((c, k)),
         (None, None) => None,
         _ => bail!("tls_cert and tls_key go together: give both or neither"),
     };
-    let required = opts.tls_required || file.tls_required.unwrap_or(false);
-    let on = opts.tls || file.tls.unwrap_or(false) || files.is_some() || required;
+    let required = o.tls_required;
+    let on = o.tls || files.is_some() || required;
     Ok(on.then(|| TlsConfig {
         files,
         required,

@@ -2,7 +2,7 @@ use super::*;
 
 #[test]
 fn flags_beat_file_and_file_beats_defaults() {
-    let file: FileConfig = toml::from_str(
+    let file = ServeOptions::parse_file(
         "name = \"from-file\"\nmax_per_ip = 3\nallow_upload = true\ntoken = \"abcdefgh1\"",
     )
     .unwrap();
@@ -10,7 +10,7 @@ fn flags_beat_file_and_file_beats_defaults() {
         name: Some("from-flag".into()),
         ..Default::default()
     };
-    let c = ServeConfig::merge(".".into(), &opts, file, None).unwrap();
+    let c = ServeConfig::merge(".".into(), opts.over(file), None).unwrap();
     assert_eq!(c.name, "from-flag");
     assert_eq!(c.limits.max_per_ip, 3);
     assert_eq!(c.limits.max_connections, 4096);
@@ -21,30 +21,25 @@ fn flags_beat_file_and_file_beats_defaults() {
 
 #[test]
 fn env_token_beats_file_token_and_bad_settings_fail() {
-    let file: FileConfig = toml::from_str("token = \"file-token-1\"").unwrap();
-    let c = ServeConfig::merge(
-        ".".into(),
-        &ServeOptions::default(),
-        file,
-        Some(Secret::new("env-token-1")),
-    )
-    .unwrap();
+    let file = ServeOptions::parse_file("token = \"file-token-1\"").unwrap();
+    let c = ServeConfig::merge(".".into(), file, Some(Secret::new("env-token-1"))).unwrap();
     assert!(c.token.unwrap().matches("env-token-1"));
-    assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
-    let short: FileConfig = toml::from_str("token = \"short\"").unwrap();
-    assert!(ServeConfig::merge(".".into(), &ServeOptions::default(), short, None).is_err());
+    assert!(ServeOptions::parse_file("bogus = 1").is_err());
+    assert!(ServeOptions::parse_file("config = \"other.toml\"").is_err());
+    let short = ServeOptions::parse_file("token = \"short\"").unwrap();
+    assert!(ServeConfig::merge(".".into(), short, None).is_err());
     let opts = ServeOptions {
         private: true,
         ..Default::default()
     };
-    assert!(ServeConfig::merge(".".into(), &opts, FileConfig::default(), None).is_err());
+    assert!(ServeConfig::merge(".".into(), opts, None).is_err());
 }
 
 #[test]
 fn tls_from_the_file_and_what_implies_it() {
     let merge = |text: &str, opts: &ServeOptions| {
-        let file: FileConfig = toml::from_str(text).unwrap();
-        ServeConfig::merge(".".into(), opts, file, None)
+        let file = ServeOptions::parse_file(text).unwrap();
+        ServeConfig::merge(".".into(), opts.clone().over(file), None)
     };
     let none = ServeOptions::default();
     assert!(merge("", &none).unwrap().tls.is_none());
@@ -77,4 +72,44 @@ fn default_listen_is_both_families() {
     assert!(c.default_listen);
     assert_eq!(c.listen.len(), 2);
     assert!(c.listen.iter().all(|a| a.port() == DEFAULT_PORT));
+}
+
+/// Every flag has its `FERRY_*` variable and its file key, because both
+/// come from the one field: a new option cannot miss either.
+#[test]
+fn every_flag_has_its_variable_and_its_file_key() {
+    use clap::Args;
+    let cmd = ServeOptions::augment_args(clap::Command::new("serve"));
+    // serde names every key it knows when it meets one it does not.
+    let err = ServeOptions::parse_file("not_an_option = 1")
+        .unwrap_err()
+        .to_string();
+    let mut flags = 0;
+    for arg in cmd.get_arguments() {
+        let id = arg.get_id().as_str();
+        if id == "config" || arg.get_long().is_none() {
+            continue;
+        }
+        flags += 1;
+        assert_eq!(arg.get_long(), Some(id.replace('_', "-").as_str()));
+        let env = format!("FERRY_{}", id.to_uppercase());
+        assert_eq!(
+            arg.get_env().and_then(|e| e.to_str()),
+            Some(env.as_str()),
+            "{id}"
+        );
+        assert!(
+            err.contains(&format!("`{id}`")),
+            "{id} is no file key: {err}"
+        );
+    }
+    assert!(flags > 40, "{flags}");
+    for key in ["root", "token", "token_file"] {
+        assert!(err.contains(&format!("`{key}`")), "{key}: {err}");
+    }
+    let file = ServeOptions::parse_file("no_chat = true\nlisten = [\"127.0.0.1:9\"]").unwrap();
+    let c = ServeConfig::merge(".".into(), file, None).unwrap();
+    assert!(!c.chat.enabled && !c.granted.chat);
+    assert_eq!(c.listen.len(), 1);
+    assert!(!c.default_listen);
 }
