@@ -18,6 +18,13 @@ pub use service::Files;
 pub use storage::Storage;
 pub use upload::{BodySource, Broke, OnBreak, Upload, UploadOptions};
 
+/// The storage `ferry serve` keeps its files in: the folder `root` on this
+/// machine's disk. Where another kind of storage is chosen, it is chosen
+/// here, and no door knows which it got.
+pub fn open_storage(root: &std::path::Path) -> std::io::Result<std::sync::Arc<dyn Storage>> {
+    Ok(std::sync::Arc::new(LocalDisk::open(root)?))
+}
+
 /// A files operation that failed, with a message fit for the peer.
 #[derive(Debug, thiserror::Error)]
 pub enum FilesError {

@@ -28,14 +28,14 @@ pub struct Files {
 impl Files {
     /// The service over `store`.
     pub fn new(
-        store: impl Storage,
+        store: Arc<dyn Storage>,
         policy: Policy,
         max_upload: Option<u64>,
         stall: Duration,
         abort: CancellationToken,
     ) -> Files {
         Files {
-            store: Arc::new(store),
+            store,
             policy,
             max_upload,
             stall,

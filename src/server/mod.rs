@@ -48,7 +48,6 @@ pub use limits::{ConnLimits, ConnPermit, Refusal};
 use listen::{accept_loop, bind_pair, bind_udp};
 
 use crate::config::ServeConfig;
-use crate::files::LocalDisk;
 
 /// Connections that may be told "busy" at once; past this they are dropped.
 const MAX_REFUSING: usize = 64;
@@ -66,7 +65,7 @@ impl Server {
     /// Opens the served folder and binds every listen address, TCP and UDP.
     /// With the default pair, a failure to bind IPv6 only warns.
     pub async fn bind(config: ServeConfig) -> anyhow::Result<Server> {
-        let store = LocalDisk::open(&config.root)
+        let store = crate::files::open_storage(&config.root)
             .with_context(|| format!("cannot serve {}", config.root.display()))?;
         if config.token.as_ref().is_some_and(|t| t.expose().len() < 20) && config.discovery {
             // A signed discovery answer is an HMAC anyone on the LAN can

@@ -52,7 +52,7 @@ fn service(
         holder,
         token: true,
     };
-    let store = LocalDisk::open(dir).unwrap();
+    let store = std::sync::Arc::new(LocalDisk::open(dir).unwrap());
     Files::new(store, policy, max, Duration::from_secs(5), abort)
 }
 

@@ -4,8 +4,7 @@
 //! door.
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
@@ -51,71 +50,18 @@ fn has_query(uri: &Uri, key: &str) -> bool {
         .is_some_and(|q| q.split('&').any(|kv| kv.split('=').next() == Some(key)))
 }
 
-/// Every request on a path outside `/.ferry/`.
-pub async fn handle(State(web): State<Web>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let who = match auth::who(&web, &parts.headers).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    let (rel, trailing) = match target(parts.uri.path()) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let m = &parts.method;
-    if *m == Method::GET || *m == Method::HEAD {
-        return get(
-            &web,
-            &who,
-            &parts.uri,
-            &parts.headers,
-            rel,
-            trailing,
-            *m == Method::HEAD,
-        )
-        .await;
-    }
-    if *m == Method::OPTIONS {
-        return (
-            StatusCode::NO_CONTENT,
-            [(header::ALLOW, ALLOW), (header::ACCEPT_RANGES, "bytes")],
-        )
-            .into_response();
-    }
-    let known = ["PUT", "DELETE", "MKCOL", "MOVE"];
-    if !known.contains(&m.as_str()) {
-        return (
-            StatusCode::METHOD_NOT_ALLOWED,
-            [(header::ALLOW, ALLOW)],
-            format!("{m} is not served here\n"),
-        )
-            .into_response();
-    }
-    // Everything below changes something: never on another site's behalf.
-    if let Err(r) = auth::same_origin(&parts.headers) {
-        return r;
-    }
-    match m.as_str() {
-        // A name that ends in `/` is a folder's, which PUT cannot make;
-        // a partial PUT (RFC 9110 §14.5) is not served, and would
-        // otherwise replace the whole file with its part.
-        "PUT" if trailing || parts.uri.path() == "*" => error(
-            StatusCode::BAD_REQUEST,
-            "PUT needs a file's path (use MKCOL for a folder)",
-        ),
-        "PUT" if parts.headers.contains_key(header::CONTENT_RANGE) => error(
-            StatusCode::BAD_REQUEST,
-            "partial PUT (Content-Range) is not supported; send the whole file",
-        ),
-        "PUT" => put(&web, &who, &parts.headers, rel, body).await,
-        "DELETE" => delete(&web, &who, &parts.headers, rel).await,
-        "MKCOL" => mkcol(&web, &who, &parts.headers, rel, body).await,
-        _ => mv(&web, &who, &parts.headers, rel).await,
-    }
+/// OPTIONS: what every path answers.
+pub(super) fn options() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [(header::ALLOW, ALLOW), (header::ACCEPT_RANGES, "bytes")],
+    )
+        .into_response()
 }
 
+/// GET and HEAD: a file (ranges, conditions), or a folder's listing.
 #[allow(clippy::too_many_arguments)]
-async fn get(
+pub(super) async fn get(
     web: &Web,
     who: &Who,
     uri: &Uri,
@@ -345,7 +291,31 @@ fn declared_size(headers: &HeaderMap) -> Result<Option<u64>, Response> {
     Ok(declared)
 }
 
-async fn put(web: &Web, who: &Who, headers: &HeaderMap, rel: RelPath, body: Body) -> Response {
+/// PUT: a whole file.
+pub(super) async fn put(
+    web: &Web,
+    who: &Who,
+    headers: &HeaderMap,
+    rel: RelPath,
+    trailing: bool,
+    body: Body,
+) -> Response {
+    // A name that ends in `/` is a folder's, which PUT cannot make; a
+    // partial PUT (RFC 9110 §14.5)
+    // is not served, and would otherwise replace the whole file with its
+    // part.
+    if trailing {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "PUT needs a file's path (use MKCOL for a folder)",
+        );
+    }
+    if headers.contains_key(header::CONTENT_RANGE) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "partial PUT (Content-Range) is not supported; send the whole file",
+        );
+    }
     if let Err(r) = auth::allow(who, web, headers, Action::Create, &rel) {
         return r;
     }
@@ -407,7 +377,8 @@ async fn put(web: &Web, who: &Who, headers: &HeaderMap, rel: RelPath, body: Body
     res.body(Body::empty()).unwrap_or_default()
 }
 
-async fn delete(web: &Web, who: &Who, headers: &HeaderMap, rel: RelPath) -> Response {
+/// DELETE: a file or a folder and all it holds.
+pub(super) async fn delete(web: &Web, who: &Who, headers: &HeaderMap, rel: RelPath) -> Response {
     if let Err(r) = auth::allow(who, web, headers, Action::Delete, &rel) {
         return r;
     }
@@ -434,7 +405,14 @@ async fn delete(web: &Web, who: &Who, headers: &HeaderMap, rel: RelPath) -> Resp
     }
 }
 
-async fn mkcol(web: &Web, who: &Who, headers: &HeaderMap, rel: RelPath, body: Body) -> Response {
+/// MKCOL: a folder.
+pub(super) async fn mkcol(
+    web: &Web,
+    who: &Who,
+    headers: &HeaderMap,
+    rel: RelPath,
+    body: Body,
+) -> Response {
     if let Err(r) = auth::allow(who, web, headers, Action::Create, &rel) {
         return r;
     }
@@ -486,7 +464,8 @@ fn destination(headers: &HeaderMap) -> Result<RelPath, Response> {
     target(path).map(|(r, _)| r)
 }
 
-async fn mv(web: &Web, who: &Who, headers: &HeaderMap, rel: RelPath) -> Response {
+/// MOVE: a rename within the served folder.
+pub(super) async fn mv(web: &Web, who: &Who, headers: &HeaderMap, rel: RelPath) -> Response {
     if let Err(r) = auth::allow(who, web, headers, Action::Move, &rel) {
         return r;
     }

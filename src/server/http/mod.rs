@@ -10,12 +10,14 @@
 //!   cross-site checks.
 //! - [`page`]: the embedded page and its assets.
 //! - [`ws`]: the chat over WebSocket.
+//! - [`routes`]: where each request goes.
 
 pub mod auth;
 pub mod cond;
 pub mod files;
 pub mod page;
 pub mod paths;
+pub mod routes;
 pub mod tus;
 pub mod upload;
 pub mod ws;
@@ -24,13 +26,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Router;
 use std::convert::Infallible;
 
 use crate::wire::Stream;
-use axum::http::{HeaderValue, Method, Request, StatusCode, header};
+use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
 use bytes::BytesMut;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -71,18 +71,14 @@ pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, c
     // Formatted once per connection for the request log: its span and the
     // peer's address.
     let tag = Arc::new((crate::log::conn_span(peer), peer.ip().to_string()));
-    let plain = routes(web.clone());
+    let plain = routes::router(web.clone());
     // Compression only for clients that ask: the layer costs about a tenth
     // of a small request even when it has nothing to do.
     let zipped = plain.clone().layer(compression());
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let misdirected = misdirected(&web.ctx, &req);
         let compress = req.headers().contains_key(header::ACCEPT_ENCODING);
-        // Reading a file, the commonest request, goes straight to its
-        // handler; everything else through the router.
-        let direct = !compress
-            && (req.method() == Method::GET || req.method() == Method::HEAD)
-            && !req.uri().path().starts_with(PREFIX);
+        let direct = !compress && routes::direct(&req);
         let app = if compress {
             zipped.clone()
         } else {
@@ -98,7 +94,7 @@ pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, c
             let mut res = if let Some(res) = misdirected {
                 res
             } else if direct {
-                files::handle(axum::extract::State(web), req.map(axum::body::Body::new)).await
+                routes::paths(axum::extract::State(web), req.map(axum::body::Body::new)).await
             } else {
                 let Ok(res) = app.oneshot(req).await;
                 res
@@ -233,27 +229,6 @@ fn compression() -> CompressionLayer<impl Predicate> {
         .gzip(true)
         .br(true)
         .compress_when(when)
-}
-
-/// Every route: the server's own, all below [`PREFIX`] (this is the one
-/// place to add one), and everything else a path of the served folder.
-/// Since nothing else lives outside `PREFIX`, the service sends a plain
-/// GET or HEAD there straight to [`files::handle`] without asking the
-/// router, and reaches the same handler.
-fn routes(web: Web) -> Router {
-    let own = Router::new()
-        .route("/assets/{name}", get(page::asset))
-        .route("/login", post(auth::login))
-        .route("/logout", post(auth::logout))
-        .route("/whoami", get(auth::whoami))
-        .route("/chat", get(ws::upgrade))
-        .route("/tus", any(tus::collection))
-        .route("/tus/", any(tus::collection))
-        .route("/tus/{id}", any(tus::upload));
-    Router::new()
-        .nest(PREFIX.trim_end_matches('/'), own)
-        .fallback(files::handle)
-        .with_state(web)
 }
 
 /// The headers every response carries.

@@ -66,6 +66,13 @@ pub async fn blocking<T: Send + 'static>(
 /// validator, so `%2e%2e`, `..%2f`, backslashes and empty segments are
 /// refused, and a doubly encoded `%252e` is just a name with a `%` in it.
 pub fn target(path: &str) -> Result<(RelPath, bool), Response> {
+    if path == "*" {
+        // The asterisk form names the server, not a path (RFC 9110 §7.1).
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "`*` names no path; only OPTIONS may ask about the server itself",
+        ));
+    }
     let decoded = percent_decode_str(path)
         .decode_utf8()
         .map_err(|_| error(StatusCode::BAD_REQUEST, "the path is not valid UTF-8"))?;
