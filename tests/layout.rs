@@ -1,6 +1,6 @@
 //! The crate's map holds (`scripts/layers.py`): the services import
 //! nothing from the doors or the wire, no modules import each other in a
-//! loop, and no source file passes 600 lines.
+//! loop, and no Rust file (src/ or tests/) passes 600 lines.
 
 use std::process::Command;
 

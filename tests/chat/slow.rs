@@ -1,0 +1,135 @@
+//! Slow readers and fast senders.
+
+use super::*;
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_dropped_and_the_others_get_everything() {
+    // 3 MB: more than the stuck client's socket buffers and queue hold.
+    const SENT: usize = 3000;
+    let s = fast_server().await;
+    // Connects, gets in, then never reads again.
+    let stuck = Text::connect(s.addr).await;
+    let mut readers = Vec::new();
+    for i in 0..5 {
+        let mut c = Client::connect(&s.addr.to_string(), None).await.unwrap();
+        let nick = format!("reader{i}");
+        readers.push(tokio::spawn(async move {
+            let (mut chat, _) = c.chat(Some(&nick), &[]).await.unwrap();
+            let mut n = 0;
+            let mut saw_drop = false;
+            while n < SENT {
+                match chat.next_event().await.unwrap().unwrap() {
+                    Event::Message { .. } => n += 1,
+                    Event::Left { reason, .. } => {
+                        saw_drop |= reason.unwrap_or_default().contains("stopped reading")
+                    }
+                    _ => {}
+                }
+            }
+            (n, saw_drop)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut sender = s.client().await;
+    let (mut chat, _) = sender.chat(Some("sender"), &[]).await.unwrap();
+    let started = Instant::now();
+    let line = "z".repeat(1000);
+    say_all(&mut chat, SENT, |i| format!("{i} {line}")).await;
+    for r in readers {
+        let (n, saw_drop) = tokio::time::timeout(Duration::from_secs(30), r)
+            .await
+            .expect("readers got everything in time")
+            .unwrap();
+        assert_eq!(n, SENT);
+        assert!(saw_drop, "the stuck client was not dropped");
+    }
+    assert!(started.elapsed() < Duration::from_secs(30));
+    drop(stuck);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_readers_that_fall_behind_and_catch_up_get_every_line_whole_and_in_order() {
+    // The hub writes a text client's socket itself while nothing is queued
+    // for it; a reader that pauses fills its socket, the rest is queued and
+    // its door writes, then the hub takes over again. Across many such
+    // hand-overs, including writes the socket took only part of, each
+    // reader must see every line once, whole, in order. The lines (3.4 MB)
+    // are more than a reader's 2 MiB budget: readers that pause but keep
+    // reading slow the sender down instead of being dropped.
+    const SENT: usize = 4000;
+    let s = fast_server().await;
+    let mut readers = Vec::new();
+    for pause_every in [50usize, 170, 400] {
+        let mut t = Text::connect(s.addr).await;
+        readers.push(tokio::spawn(async move {
+            let mut next = 0;
+            let mut n = 0;
+            while next < SENT {
+                let l = String::from_utf8(t.line().await.expect("a line")).unwrap();
+                let Some(body) = l.strip_prefix("[lobby] <sender> ") else {
+                    continue;
+                };
+                let (seq, pad) = body.split_once(' ').unwrap();
+                assert_eq!(seq.parse::<usize>().unwrap(), next, "out of order");
+                assert_eq!(pad, "y".repeat(700 + next % 300), "torn line {next}");
+                next += 1;
+                n += 1;
+                if n % pause_every == 0 {
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                }
+            }
+            next
+        }));
+    }
+    let mut sender = s.client().await;
+    let (mut chat, _) = sender.chat(Some("sender"), &[]).await.unwrap();
+    say_all(&mut chat, SENT, |i| {
+        format!("{i} {}", "y".repeat(700 + i % 300))
+    })
+    .await;
+    for r in readers {
+        let got = tokio::time::timeout(Duration::from_secs(60), r)
+            .await
+            .expect("readers got everything in time")
+            .unwrap();
+        assert_eq!(got, SENT);
+    }
+}
+
+#[tokio::test]
+async fn fast_senders_are_slowed_then_flooders_disconnected() {
+    let s = TestServer::start(|c| {
+        c.chat.rate = 10.0;
+        c.chat.flood = Duration::from_secs(1);
+        c.sniff_timeout = Duration::from_millis(200);
+    })
+    .await;
+    let mut watcher = Text::connect(s.addr).await;
+    let mut nc = Text::connect(s.addr).await;
+    // 20 in a burst go through at once; the next 10 take about a second.
+    let started = Instant::now();
+    for i in 0..30 {
+        nc.send(format!("line {i}").as_bytes()).await;
+    }
+    watcher.until(|l| l.ends_with("> line 29")).await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(800), "not slowed: {took:?}");
+    // Keep flooding: past a second of being held back, disconnected.
+    let flood = async {
+        for i in 0..500 {
+            if nc
+                .wr
+                .write_all(format!("flood {i}\n").as_bytes())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), flood)
+        .await
+        .ok();
+    let lines = nc.until(|l| l.starts_with("* disconnected")).await;
+    assert!(lines.last().unwrap().contains("flooding"), "{lines:?}");
+}

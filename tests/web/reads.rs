@@ -1,0 +1,329 @@
+//! Reading: ranges, conditional requests, listings, archives, compression.
+
+use super::*;
+
+#[tokio::test]
+async fn ranges_and_their_edges() {
+    let s = TestServer::start(|_| {}).await;
+    let data: Vec<u8> = (0..100u8).collect();
+    std::fs::write(s.path("r.bin"), &data).unwrap();
+    let c = http();
+    let get = |range: &'static str| {
+        let c = c.clone();
+        let u = url(&s, "/r.bin");
+        async move {
+            let r = c.get(u).header(header::RANGE, range).send().await.unwrap();
+            let st = r.status();
+            let cr = r
+                .headers()
+                .get(header::CONTENT_RANGE)
+                .map(|v| v.to_str().unwrap().to_string());
+            (st, cr, r.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (st, cr, b) = get("bytes=0-0").await;
+    assert_eq!(
+        (st, cr.as_deref(), b.as_slice()),
+        (
+            StatusCode::PARTIAL_CONTENT,
+            Some("bytes 0-0/100"),
+            &data[..1]
+        )
+    );
+    let (st, cr, b) = get("bytes=-5").await;
+    assert_eq!(
+        (st, cr.as_deref(), b.as_slice()),
+        (
+            StatusCode::PARTIAL_CONTENT,
+            Some("bytes 95-99/100"),
+            &data[95..]
+        )
+    );
+    let (st, cr, b) = get("bytes=90-").await;
+    assert_eq!(
+        (st, cr.as_deref(), b.as_slice()),
+        (
+            StatusCode::PARTIAL_CONTENT,
+            Some("bytes 90-99/100"),
+            &data[90..]
+        )
+    );
+    let (st, cr, b) = get("bytes=98-1000").await;
+    assert_eq!(
+        (st, cr.as_deref(), b.as_slice()),
+        (
+            StatusCode::PARTIAL_CONTENT,
+            Some("bytes 98-99/100"),
+            &data[98..]
+        )
+    );
+    let (st, _, b) = get("bytes=-500").await;
+    assert_eq!((st, b.as_slice()), (StatusCode::PARTIAL_CONTENT, &data[..]));
+    for unsatisfiable in ["bytes=-0", "bytes=10-1", "bytes=100-", "bytes=500-600"] {
+        let (st, cr, _) = get(unsatisfiable).await;
+        assert_eq!(st, StatusCode::RANGE_NOT_SATISFIABLE, "{unsatisfiable}");
+        assert_eq!(cr.as_deref(), Some("bytes */100"), "{unsatisfiable}");
+    }
+    // Several ranges, or ones that do not parse: the whole file.
+    for whole in ["bytes=0-1,5-6", "bytes=x-y", "lines=1-2"] {
+        let (st, cr, b) = get(whole).await;
+        assert_eq!((st, cr, b.len()), (StatusCode::OK, None, 100), "{whole}");
+    }
+    // If-Range: honoured with the current ETag, whole file otherwise.
+    let etag = c.head(url(&s, "/r.bin")).send().await.unwrap().headers()[header::ETAG]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let r = c
+        .get(url(&s, "/r.bin"))
+        .header(header::RANGE, "bytes=10-19")
+        .header(header::IF_RANGE, &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    let r = c
+        .get(url(&s, "/r.bin"))
+        .header(header::RANGE, "bytes=10-19")
+        .header(header::IF_RANGE, "\"stale\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.bytes().await.unwrap().len(), 100);
+    // A range is never compressed.
+    std::fs::write(s.path("t.txt"), "text ".repeat(2000)).unwrap();
+    let r = c
+        .get(url(&s, "/t.txt"))
+        .header(header::RANGE, "bytes=0-2047")
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert!(!r.headers().contains_key(header::CONTENT_ENCODING));
+    assert_eq!(r.bytes().await.unwrap().len(), 2048);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn conditional_requests() {
+    let s = TestServer::start(|_| {}).await;
+    std::fs::write(s.path("c.txt"), "version one").unwrap();
+    let c = http();
+    let r = c.get(url(&s, "/c.txt")).send().await.unwrap();
+    let etag = r.headers()[header::ETAG].to_str().unwrap().to_string();
+    let lm = r.headers()[header::LAST_MODIFIED]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let r = c
+        .get(url(&s, "/c.txt"))
+        .header(header::IF_NONE_MATCH, &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(r.headers()[header::ETAG].to_str().unwrap(), etag);
+    let r = c
+        .get(url(&s, "/c.txt"))
+        .header(header::IF_MODIFIED_SINCE, &lm)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    let r = c
+        .get(url(&s, "/c.txt"))
+        .header(header::IF_NONE_MATCH, "\"something-else\"")
+        .header(header::IF_MODIFIED_SINCE, &lm)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "If-None-Match decides");
+    // Writes guarded by the version the client saw.
+    let r = c
+        .put(url(&s, "/c.txt"))
+        .header(header::IF_MATCH, "\"stale\"")
+        .body("lost update")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+    let r = c
+        .put(url(&s, "/c.txt"))
+        .header(header::IF_MATCH, &etag)
+        .body("version two")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let new_etag = r.headers()[header::ETAG].to_str().unwrap().to_string();
+    assert_ne!(new_etag, etag);
+    let r = c
+        .delete(url(&s, "/c.txt"))
+        .header(header::IF_UNMODIFIED_SINCE, "Mon, 01 Jan 2001 00:00:00 GMT")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+    assert_eq!(
+        std::fs::read_to_string(s.path("c.txt")).unwrap(),
+        "version two"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_file_past_4_gib_by_range() {
+    let s = TestServer::start(|_| {}).await;
+    let size = (1u64 << 32) + 4096;
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::File::create(s.path("big.img")).unwrap();
+        f.set_len(size).unwrap();
+        f.seek(SeekFrom::Start((1 << 32) + 10)).unwrap();
+        f.write_all(b"past-four-gib").unwrap();
+    }
+    let c = http();
+    let start = (1u64 << 32) + 10;
+    let r = c
+        .get(url(&s, "/big.img"))
+        .header(header::RANGE, format!("bytes={start}-{}", start + 12))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        r.headers()[header::CONTENT_RANGE].to_str().unwrap(),
+        format!("bytes {start}-{}/{size}", start + 12)
+    );
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"past-four-gib");
+    let r = c.head(url(&s, "/big.img")).send().await.unwrap();
+    assert_eq!(
+        r.headers()[header::CONTENT_LENGTH].to_str().unwrap(),
+        size.to_string()
+    );
+    let r = c
+        .get(url(&s, "/big.img"))
+        .header(header::RANGE, "bytes=-3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), [0, 0, 0]);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn listings_archives_and_compression() {
+    let s = TestServer::start(|_| {}).await;
+    std::fs::create_dir_all(s.path("f/sub")).unwrap();
+    std::fs::write(s.path("f/<img src=x onerror=alert(1)>.txt"), "x").unwrap();
+    std::fs::write(s.path("f/sub/deep.txt"), "deep bytes").unwrap();
+    std::fs::write(s.path("f/page.html"), "<script>alert(1)</script>").unwrap();
+    std::fs::write(s.path("f/style.css"), "a { color: red }\n".repeat(500)).unwrap();
+    let c = http();
+    // JSON by query or by Accept.
+    let j: serde_json::Value = c
+        .get(url(&s, "/f/?json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = j["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "sub",
+            "<img src=x onerror=alert(1)>.txt",
+            "page.html",
+            "style.css"
+        ]
+    );
+    let r = c
+        .get(url(&s, "/f"))
+        .header(header::ACCEPT, "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    // The page: escaped names, a CSP without inline script.
+    let r = c.get(url(&s, "/f/")).send().await.unwrap();
+    let csp = r.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let page = r.text().await.unwrap();
+    assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;.txt"));
+    assert!(!page.contains("<img src=x"));
+    // An uploaded HTML file is sandboxed.
+    let r = c.get(url(&s, "/f/page.html")).send().await.unwrap();
+    assert_eq!(r.headers()[header::CONTENT_SECURITY_POLICY], "sandbox");
+    // Text compresses when asked; a download names itself.
+    let r = c
+        .get(url(&s, "/f/style.css?download"))
+        .header(header::ACCEPT_ENCODING, "br, gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()[header::CONTENT_ENCODING], "br");
+    assert!(
+        r.headers()[header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"style.css\"")
+    );
+    let r = c
+        .get(url(&s, "/f/style.css"))
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()[header::CONTENT_ENCODING], "gzip");
+    let r = c.get(url(&s, "/f/style.css")).send().await.unwrap();
+    assert!(!r.headers().contains_key(header::CONTENT_ENCODING));
+    // The folder as a tar stream, whole.
+    let r = c.get(url(&s, "/f/?tar")).send().await.unwrap();
+    assert_eq!(r.headers()[header::CONTENT_TYPE], "application/x-tar");
+    let bytes = r.bytes().await.unwrap();
+    let mut ar = tar::Archive::new(bytes.as_ref());
+    let mut seen = Vec::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        let mut body = String::new();
+        std::io::Read::read_to_string(&mut e, &mut body).unwrap();
+        seen.push((path, body));
+    }
+    let paths: Vec<&str> = seen.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "f/",
+            "f/<img src=x onerror=alert(1)>.txt",
+            "f/page.html",
+            "f/style.css",
+            "f/sub/",
+            "f/sub/deep.txt"
+        ]
+    );
+    assert_eq!(seen[5].1, "deep bytes");
+    assert_eq!(seen[3].1.len(), 17 * 500);
+    s.stop().await;
+}

@@ -1,0 +1,124 @@
+//! Resumable uploads (tus 1.0).
+
+use super::*;
+
+#[tokio::test]
+async fn tus_uploads_resume_where_they_stopped() {
+    let s = TestServer::start(|_| {}).await;
+    let c = http();
+    let data = common::noise(300_000, 9);
+    let r = c
+        .request(Method::OPTIONS, url(&s, "/.ferry/tus/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(r.headers()["tus-version"], "1.0.0");
+    assert!(
+        r.headers()["tus-extension"]
+            .to_str()
+            .unwrap()
+            .contains("creation")
+    );
+    // Without Tus-Resumable: 412.
+    let r = c
+        .post(url(&s, "/.ferry/tus/"))
+        .header("Upload-Length", "3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+    let create = |meta: &str| {
+        c.post(url(&s, "/.ferry/tus/"))
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Length", data.len().to_string())
+            .header("Upload-Metadata", meta.to_string())
+            .send()
+    };
+    // "in/t.bin": folders are made as needed.
+    let r = create("path aW4vdC5iaW4=").await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let loc = r.headers()[header::LOCATION].to_str().unwrap().to_string();
+    let patch = |offset: usize, body: Vec<u8>| {
+        c.patch(url(&s, &loc))
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Offset", offset.to_string())
+            .header(header::CONTENT_TYPE, "application/offset+octet-stream")
+            .body(body)
+            .send()
+    };
+    let r = patch(0, data[..100_000].to_vec()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(r.headers()["upload-offset"], "100000");
+    // The wrong offset: 409, nothing changes.
+    let r = patch(5, data[5..10].to_vec()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    // A PATCH cut off midway keeps what arrived.
+    let mut sock = TcpStream::connect(s.addr).await.unwrap();
+    let head = format!(
+        "PATCH {loc} HTTP/1.1\r\nHost: localhost\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 100000\r\n\
+         Content-Type: application/offset+octet-stream\r\nContent-Length: 200000\r\n\r\n"
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    sock.write_all(&data[100_000..150_000]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(sock);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = c
+        .head(url(&s, &loc))
+        .header("Tus-Resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let at: usize = r.headers()["upload-offset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(at, 150_000);
+    assert!(!s.path("in/t.bin").exists());
+    let r = patch(at, data[at..].to_vec()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(std::fs::read(s.path("in/t.bin")).unwrap(), data);
+    assert!(common::partial_files(s.root.path()).is_empty());
+    // Finished: HEAD still says where it is; an existing name is refused.
+    let r = c
+        .head(url(&s, &loc))
+        .header("Tus-Resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["upload-offset"].to_str().unwrap(),
+        data.len().to_string()
+    );
+    assert_eq!(
+        create("path aW4vdC5iaW4=").await.unwrap().status(),
+        StatusCode::CONFLICT
+    );
+    // Termination.
+    let r = create("filename Z29uZS5iaW4=").await.unwrap();
+    let loc2 = r.headers()[header::LOCATION].to_str().unwrap().to_string();
+    let r = c
+        .delete(url(&s, &loc2))
+        .header("Tus-Resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(common::partial_files(s.root.path()).is_empty());
+    // Hostile targets and forged ids.
+    assert_eq!(
+        create("path Li4vZXNjYXBl").await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    let r = c
+        .head(url(&s, "/.ferry/tus/eyJwIjoiLi4vZSIsIm4iOjF9"))
+        .header("Tus-Resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    s.stop().await;
+}
