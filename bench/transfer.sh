@@ -11,8 +11,13 @@ for tool in ncat socat; do
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ncat socat </dev/null
   fi
 done
-cargo build --release -q
-ferry=$PWD/target/release/ferry
+# FERRY_BIN runs a given build instead (bench/before_after.sh uses it).
+if [ -n "${FERRY_BIN:-}" ]; then
+  ferry=$FERRY_BIN
+else
+  cargo build --release -q
+  ferry=$PWD/target/release/ferry
+fi
 work=$(mktemp -d /var/tmp/ferry-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/srv" "$work/out"

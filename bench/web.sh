@@ -22,8 +22,13 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" </dev/null
 fi
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
-cargo build --release -q
-ferry=$PWD/target/release/ferry
+# FERRY_BIN runs a given build instead (bench/before_after.sh uses it).
+if [ -n "${FERRY_BIN:-}" ]; then
+  ferry=$FERRY_BIN
+else
+  cargo build --release -q
+  ferry=$PWD/target/release/ferry
+fi
 work=$(mktemp -d /var/tmp/ferry-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
 mkdir -p "$work/srv" "$work/state" "$work/nginx"
