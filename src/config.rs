@@ -21,8 +21,10 @@ use crate::secret::Secret;
 use crate::wire::Deadlines;
 
 mod groups;
+mod values;
 use groups::tls_config;
 pub use groups::{ChatConfig, ExecLimits, Limits, TlsConfig};
+pub use values::{Listen, Size};
 
 /// The default port, TCP and UDP.
 pub const DEFAULT_PORT: u16 = 7070;
@@ -83,7 +85,8 @@ options! {
 #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServeOptions {
-    /// Address to listen on, TCP and UDP alike; repeat for more.
+    /// Where to listen, TCP and UDP alike: ADDR:PORT, or a port alone
+    /// (PORT or :PORT) for every address of both families; repeat for more.
     /// [default: 0.0.0.0:7070 and [::]:7070]
     #[arg(
         long,
@@ -91,7 +94,18 @@ pub struct ServeOptions {
         env = "FERRY_LISTEN",
         value_delimiter = ','
     )]
-    pub listen: Vec<SocketAddr>,
+    pub listen: Vec<Listen>,
+    /// Listen on this port, every address of both families (the same as
+    /// --listen PORT). [default: 7070]
+    #[arg(
+        short = 'p',
+        long,
+        value_name = "PORT",
+        env = "FERRY_PORT",
+        conflicts_with = "listen",
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
+    pub port: Option<u16>,
     /// Name shown to clients. [default: the host name]
     #[arg(long, env = "FERRY_NAME")]
     pub name: Option<String>,
@@ -124,9 +138,9 @@ pub struct ServeOptions {
     #[arg(long, value_name = "N", env = "FERRY_EXEC_JOBS_PER_CLIENT")]
     pub exec_jobs_per_client: Option<usize>,
     /// Most output bytes one command may send; the rest is dropped and the
-    /// exit report says so. [default: 8 GiB]
+    /// exit report says so (a size: 500M, 8GiB). [default: 8 GiB]
     #[arg(long, value_name = "BYTES", env = "FERRY_EXEC_OUTPUT_MAX")]
-    pub exec_output_max: Option<u64>,
+    pub exec_output_max: Option<Size>,
     /// Most connections at once. [default: 4096]
     #[arg(long, value_name = "N", env = "FERRY_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
@@ -192,7 +206,7 @@ pub struct ServeOptions {
     pub chat_replay: Option<usize>,
     /// Longest chat message in bytes; longer ones are refused. [default: 2000]
     #[arg(long, value_name = "BYTES", env = "FERRY_CHAT_MAX_MESSAGE")]
-    pub chat_max_message: Option<usize>,
+    pub chat_max_message: Option<Size>,
     /// Chat lines per second a client may send on average; faster senders
     /// are slowed down, then disconnected. [default: 20]
     #[arg(long, value_name = "N", env = "FERRY_CHAT_RATE")]
@@ -204,10 +218,10 @@ pub struct ServeOptions {
     /// Do not serve HTTP (the web page, files and chat for browsers).
     #[arg(long, env = "FERRY_NO_WEB", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_web: bool,
-    /// Largest file an upload may create, in bytes (every door). [default:
-    /// no limit]
+    /// Largest file an upload may create (every door), in bytes or as a
+    /// size: 500M, 1G, 8GiB. [default: no limit]
     #[arg(long, value_name = "BYTES", env = "FERRY_MAX_UPLOAD")]
-    pub max_upload: Option<u64>,
+    pub max_upload: Option<Size>,
     /// Encrypt with TLS: every door on the shared port also answers TLS. A
     /// key and self-signed certificate are made on first start (kept in
     /// the state folder) unless --tls-cert and --tls-key name others.
@@ -403,15 +417,16 @@ impl ServeConfig {
             },
             (Some(_), true) => Rights::default(),
         };
-        let default_listen = o.listen.is_empty();
-        let listen = if default_listen {
-            vec![
-                SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
-                SocketAddr::from(([0u16; 8], DEFAULT_PORT)),
-            ]
-        } else {
-            o.listen.clone()
+        let wanted = match (o.port, o.listen.is_empty()) {
+            (Some(_), false) => bail!("give --port or --listen, not both"),
+            (Some(p), true) => vec![Listen::Port(p)],
+            (None, true) => vec![Listen::Port(DEFAULT_PORT)],
+            (None, false) => o.listen.clone(),
         };
+        // A port alone stands for both families, as the default does: an
+        // IPv6 that cannot be had then only warns.
+        let default_listen = wanted.iter().all(|l| matches!(l, Listen::Port(_)));
+        let listen: Vec<SocketAddr> = wanted.iter().flat_map(|l| l.addrs()).collect();
         let limits = Limits {
             max_connections: o.max_connections.unwrap_or(4096),
             max_per_ip: o.max_per_ip.unwrap_or(64),
@@ -435,7 +450,7 @@ impl ServeConfig {
             grace: secs(o.exec_grace, 5),
             jobs: o.exec_jobs.unwrap_or(32),
             jobs_per_client: o.exec_jobs_per_client.unwrap_or(4),
-            max_output: o.exec_output_max.unwrap_or(8 << 30),
+            max_output: o.exec_output_max.map_or(8 << 30, |s| s.0),
         };
         if exec.jobs == 0 || exec.jobs_per_client == 0 {
             bail!("--exec-jobs and --exec-jobs-per-client must be at least 1");
@@ -446,7 +461,7 @@ impl ServeConfig {
         let chat = ChatConfig {
             enabled: !o.no_chat,
             limits: crate::chat::ChatLimits {
-                max_message: o.chat_max_message.unwrap_or(2000).clamp(16, 60_000),
+                max_message: o.chat_max_message.map_or(2000, |s| s.0).clamp(16, 60_000) as usize,
                 replay: o.chat_replay.unwrap_or(50),
                 ..crate::chat::ChatLimits::default()
             },
@@ -496,7 +511,7 @@ impl ServeConfig {
             chat,
             state_dir: o.state_dir.clone().unwrap_or_else(default_state_dir),
             web: !o.no_web,
-            max_upload: o.max_upload,
+            max_upload: o.max_upload.map(|s| s.0),
             tls,
             allow_host: o.allow_host.clone(),
             options: o,

@@ -123,7 +123,10 @@ pub(super) async fn exec(args: ExecArgs) -> ExitCode {
 
 fn own_failure(e: &ClientError) -> ExitCode {
     eprintln!("ferry: {e}");
-    ExitCode::from(OWN_FAILURE)
+    match e {
+        ClientError::Usage(_) => ExitCode::from(2),
+        _ => ExitCode::from(OWN_FAILURE),
+    }
 }
 
 async fn open(arg: &str) -> Result<(Remote, Client), ClientError> {

@@ -205,12 +205,18 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ferry: {e}");
-            if e.is_transport() {
-                ExitCode::from(255)
-            } else {
-                ExitCode::from(1)
-            }
+            exit_code(&e)
         }
+    }
+}
+
+/// The exit status for a failure: 2 for a usage error, 255 when the
+/// connection failed, 1 for the rest.
+fn exit_code(e: &ClientError) -> ExitCode {
+    match e {
+        ClientError::Usage(_) => ExitCode::from(2),
+        e if e.is_transport() => ExitCode::from(255),
+        _ => ExitCode::from(1),
     }
 }
 
@@ -224,7 +230,7 @@ fn token_from_env() -> Option<Secret> {
 
 /// Parses an address argument.
 fn remote(arg: &str) -> Result<Remote, ClientError> {
-    parse_remote(arg).map_err(|e| ClientError::Local(e.to_string()))
+    parse_remote(arg).map_err(|e| ClientError::Usage(e.to_string()))
 }
 
 /// Connects to the server an address names, with TLS as the flags and the

@@ -43,7 +43,8 @@ impl TransferFlags {
 pub struct GetArgs {
     /// HOST[:PORT]:/PATH of a file, or of a folder with -r.
     pub remote: String,
-    /// Where to put it: a folder to put it in, or a new name. [default: .]
+    /// Where to put it: a folder to put it in, a new name, or `-` for
+    /// standard output. [default: .]
     pub local: Option<PathBuf>,
     /// Download a folder and everything in it.
     #[arg(short, long)]
@@ -59,10 +60,13 @@ pub struct GetArgs {
 /// Arguments of `ferry put`.
 #[derive(Debug, Args)]
 pub struct PutArgs {
-    /// Local files (or folders with -r), then HOST[:PORT]:/PATH: a folder to
-    /// put them in, or, for a single source, the new name.
-    #[arg(required = true, num_args = 2.., value_name = "LOCAL... REMOTE")]
-    pub args: Vec<String>,
+    /// Local files, or folders with -r (`-`: standard input).
+    #[arg(required = true, value_name = "LOCAL")]
+    pub sources: Vec<String>,
+    /// HOST[:PORT]:/PATH: a folder to put them in, or, for a single
+    /// source, the new name.
+    #[arg(value_name = "REMOTE")]
+    pub dest: String,
     /// Upload folders and everything in them.
     #[arg(short, long)]
     pub recursive: bool,
@@ -109,6 +113,9 @@ pub(crate) async fn get(a: GetArgs) -> Result<(), ClientError> {
     let opts = a.flags.opts();
     let mut c = connect(&r).await?;
     let entry = c.stat(&r.path).await?;
+    if a.local.as_deref() == Some(Path::new("-")) {
+        return get_to_stdout(&mut c, &a, &r.path, entry.kind).await;
+    }
     let local = a.local.unwrap_or_else(|| PathBuf::from("."));
     // Into an existing folder under the remote name, or to the name given.
     let target = |name: Option<&str>| match name {
@@ -137,6 +144,28 @@ pub(crate) async fn get(a: GetArgs) -> Result<(), ClientError> {
         }
     }
     print_reports(a.flags.json, &reports)
+}
+
+/// `ferry get HOST:/FILE -`: the file on standard output, as it comes.
+async fn get_to_stdout(
+    c: &mut Client,
+    a: &GetArgs,
+    path: &str,
+    kind: EntryKind,
+) -> Result<(), ClientError> {
+    if a.recursive || kind == EntryKind::Dir {
+        return Err(ClientError::Usage(
+            "a folder cannot go to standard output (use ?tar over HTTP, or get -r into a folder)"
+                .into(),
+        ));
+    }
+    if a.flags.json {
+        return Err(ClientError::Usage(
+            "--json and `-` would both write to standard output".into(),
+        ));
+    }
+    c.get_to(path, &mut tokio::io::stdout()).await?;
+    Ok(())
 }
 
 async fn get_tree(
@@ -176,8 +205,8 @@ async fn get_tree(
 }
 
 pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
-    let (dest, sources) = a.args.split_last().expect("clap requires two arguments");
-    let r = remote(dest)?;
+    let sources = &a.sources;
+    let r = remote(&a.dest)?;
     RelPath::parse(&r.path)?;
     let opts = a.flags.opts();
     let mut c = connect(&r).await?;
@@ -186,6 +215,15 @@ pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
         Err(e) if e.code() == Some(ErrorCode::NotFound) => false,
         Err(e) => return Err(e),
     };
+    if sources.iter().any(|s| s == "-") {
+        if sources.len() > 1 || dest_is_dir || a.recursive {
+            return Err(ClientError::Usage(
+                "`-` (standard input) is the only source, and the destination names the file: ferry put - HOST:/PATH/NAME".into(),
+            ));
+        }
+        let t = put_stdin(&mut c, &r.path, opts).await?;
+        return print_reports(a.flags.json, &[report(&r.path, &t)]);
+    }
     if !dest_is_dir && sources.len() > 1 {
         return Err(ClientError::Local(format!(
             "{} is not a folder on the server; several sources need one",
@@ -222,6 +260,67 @@ pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
         }
     }
     print_reports(a.flags.json, &reports)
+}
+
+/// `ferry put - HOST:/FILE`: standard input, uploaded whole and verified.
+/// A file redirected in (`< file`) is sent as it is, and resumes like any
+/// file; a pipe is first kept in a hidden file in the temporary folder,
+/// since an upload announces its size and digest (as `rclone rcat` and
+/// `aws s3 cp -` do above their memory limits).
+async fn put_stdin(
+    c: &mut Client,
+    target: &str,
+    opts: TransferOpts,
+) -> Result<Transferred, ClientError> {
+    let stdin = Path::new("/dev/stdin");
+    if std::fs::metadata(stdin).is_ok_and(|m| m.is_file()) {
+        return c.put_file(stdin, target, opts, &bar(target)).await;
+    }
+    let spool = Spool::new()?;
+    let mut file = tokio::fs::File::from_std(spool.file.try_clone().map_err(|e| spool.err(e))?);
+    tokio::io::copy(&mut tokio::io::stdin(), &mut file)
+        .await
+        .map_err(|e| spool.err(e))?;
+    tokio::io::AsyncWriteExt::flush(&mut file)
+        .await
+        .map_err(|e| spool.err(e))?;
+    let mut opts = opts;
+    opts.resume = false;
+    c.put_file(&spool.path, target, opts, &bar(target)).await
+}
+
+/// Standard input kept on disk while it is uploaded; removed on drop.
+struct Spool {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl Spool {
+    fn new() -> Result<Spool, ClientError> {
+        let id = crate::ids::random_hex().map_err(|e| ClientError::Local(e.to_string()))?;
+        let name = format!(".ferry-stdin-{id}");
+        let path = std::env::temp_dir().join(name);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| ClientError::local(&path, e))?;
+        Ok(Spool { path, file })
+    }
+
+    fn err(&self, e: std::io::Error) -> ClientError {
+        ClientError::Local(format!(
+            "keeping standard input in {}: {e}",
+            self.path.display()
+        ))
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 async fn put_tree(

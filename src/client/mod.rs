@@ -61,6 +61,10 @@ pub enum ClientError {
     /// A local file operation failed.
     #[error("{0}")]
     Local(String),
+    /// The command line asked for something impossible (an address that
+    /// is none, a port out of range): exit status 2, as for clap's errors.
+    #[error("{0}")]
+    Usage(String),
     /// The server's TLS certificate is not trusted (unknown and not
     /// accepted, or changed since it was pinned).
     #[error("{0}")]
@@ -388,6 +392,15 @@ impl Client {
         bar: &ProgressBar,
     ) -> Result<Transferred> {
         transfer::get_file(&mut self.conn, remote, local, opts, bar).await
+    }
+
+    /// Downloads one file into `out` as it comes, from its start (see
+    /// [`transfer`]); the digest is checked at the end.
+    pub async fn get_to<W>(&mut self, remote: &str, out: &mut W) -> Result<Transferred>
+    where
+        W: tokio::io::AsyncWrite + Unpin,
+    {
+        transfer::get_stream(&mut self.conn, remote, out).await
     }
 
     /// Uploads one file from `local` (see [`transfer`]).

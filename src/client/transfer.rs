@@ -173,6 +173,59 @@ pub(super) async fn get_file(
     }
 }
 
+/// Downloads `remote` into `out` as it comes (standard output, a pipe):
+/// there is nothing to resume into, so it starts at byte 0. The SHA-256
+/// is checked at the end, once the bytes are out; a mismatch is an error
+/// the caller reports, as a pipe cannot take them back.
+pub(super) async fn get_stream<W>(
+    conn: &mut Connection,
+    remote: &str,
+    out: &mut W,
+) -> Result<Transferred>
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    RelPath::parse(remote)?;
+    let get = Request::Get {
+        path: remote.into(),
+        offset: 0,
+        prefix_sha256: None,
+    };
+    conn.send(Kind::Request, &get, 0).await?;
+    let head = conn.next_head().await?;
+    if head.kind != Kind::Partial {
+        return Err(remote_error(&head.header, head.kind));
+    }
+    let start: GetStart = serde_json::from_slice(&head.header).map_err(ConnError::from)?;
+    let size = start.entry.size;
+    if start.offset != 0 || head.body_len != size {
+        return Err(ConnError::Protocol("get reply does not match the request".into()).into());
+    }
+    let mut hasher = Sha256::new();
+    let mut buf = Vec::with_capacity(crate::files::pipe::CHUNK);
+    let written = |e: std::io::Error| ClientError::Local(format!("writing the output: {e}"));
+    while conn.body_remaining() > 0 {
+        conn.read_body_into(&mut buf).await?;
+        hasher.update(&buf);
+        out.write_all(&buf).await.map_err(written)?;
+    }
+    out.flush().await.map_err(written)?;
+    let digest: Digest = terminal(conn).await?;
+    let sha256 = hex(&hasher.finalize());
+    if !digest.sha256.eq_ignore_ascii_case(&sha256) {
+        return Err(ClientError::Checksum(format!(
+            "server says {}, the bytes written hash to {sha256}",
+            digest.sha256
+        )));
+    }
+    Ok(Transferred {
+        size,
+        sha256,
+        resumed_from: 0,
+    })
+}
+
 pub(super) async fn put_file(
     conn: &mut Connection,
     local: &Path,

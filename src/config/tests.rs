@@ -113,3 +113,26 @@ fn every_flag_has_its_variable_and_its_file_key() {
     assert_eq!(c.listen.len(), 1);
     assert!(!c.default_listen);
 }
+
+/// Sizes and ports in the file read as their flags do, as text or bare
+/// numbers.
+#[test]
+fn the_file_takes_sizes_and_ports_as_flags_do() {
+    let c =
+        |text: &str| ServeConfig::merge(".".into(), ServeOptions::parse_file(text).unwrap(), None);
+    let s = c("max_upload = \"1G\"\nexec_output_max = 4096\nlisten = [7171]").unwrap();
+    assert_eq!(s.max_upload, Some(1 << 30));
+    assert_eq!(s.exec.max_output, 4096);
+    assert_eq!(s.listen.len(), 2);
+    assert!(s.default_listen && s.listen.iter().all(|a| a.port() == 7171));
+    let s = c("port = 7172").unwrap();
+    assert!(s.listen.iter().all(|a| a.port() == 7172));
+    assert!(c("port = 7172\nlisten = [\"127.0.0.1:1\"]").is_err());
+    for bad in [
+        "max_upload = \"12X\"",
+        "max_upload = -1",
+        "listen = [70000]",
+    ] {
+        assert!(ServeOptions::parse_file(bad).is_err(), "{bad}");
+    }
+}

@@ -1,0 +1,177 @@
+//! The habits people bring from the tools ferry replaces, through the real
+//! binary: ports and sizes typed the usual ways, usage errors exiting 2.
+
+mod common;
+
+use std::process::Command;
+
+use common::{run_cli, spawn_bin_server};
+
+/// Whatever the command line gets wrong is a usage error: exit status 2,
+/// and a message that names what was wrong.
+#[test]
+fn out_of_range_ports_and_bad_sizes_are_usage_errors() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["serve", r, "--listen", "70000"], "70000"),
+        (&["serve", r, "--listen", "127.0.0.1:70000"], "70000"),
+        (&["serve", r, "--listen", ":0"], "0"),
+        (&["serve", r, "-p", "70000"], "70000"),
+        (&["serve", r, "-p", "0"], "0"),
+        (
+            &["serve", r, "-p", "7000", "--listen", "127.0.0.1:7000"],
+            "--listen",
+        ),
+        (&["serve", r, "--max-upload", "12X"], "12X"),
+        (&["ls", "127.0.0.1:70000:/"], "port"),
+        (&["get", "127.0.0.1:99999:/f", r], "port"),
+        (&["exec", "127.0.0.1:65536", "--", "true"], "port"),
+    ];
+    for (args, named) in cases {
+        let (code, _, err) = run_cli(args, &[]);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(named), "{args:?} should name {named}: {err}");
+    }
+}
+
+/// `--max-upload 1K` is 1024 bytes, as the help's sizes are powers of 1024.
+#[test]
+fn sizes_take_units() {
+    let root = tempfile::tempdir().unwrap();
+    let srv = spawn_bin_server(root.path(), &["--allow-upload", "--max-upload", "1K"], &[]);
+    let local = tempfile::tempdir().unwrap();
+    let fits = local.path().join("fits.bin");
+    let over = local.path().join("over.bin");
+    std::fs::write(&fits, vec![7u8; 1024]).unwrap();
+    std::fs::write(&over, vec![7u8; 1025]).unwrap();
+    let to = |name: &str| format!("127.0.0.1:{}:/{name}", srv.port);
+    let (code, _, err) = run_cli(&["put", fits.to_str().unwrap(), &to("fits.bin")], &[]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run_cli(&["put", over.to_str().unwrap(), &to("over.bin")], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("1024"), "{err}");
+    assert!(root.path().join("fits.bin").exists() && !root.path().join("over.bin").exists());
+}
+
+/// `-p PORT`, `--listen PORT` and `--listen :PORT` listen on both
+/// families, as the default does. Checked in a network namespace of the
+/// test's own (only its loopback), since they bind every address.
+#[test]
+fn a_port_alone_listens_on_both_families() {
+    let can = Command::new("unshare")
+        .args(["--net", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !can {
+        eprintln!("network namespaces cannot be made here (not root?): nothing checked");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("here.txt"), "here").unwrap();
+    let state = tempfile::tempdir().unwrap();
+    // In the namespace: loopback up, the server started with the flags
+    // given, then a listing over IPv4 and one over IPv6.
+    let script = r#"
+        ip link set lo up || exit 97
+        bin=$1; root=$2; state=$3; port=$4; shift 4
+        "$bin" serve "$root" --state-dir "$state" --no-discovery "$@" 2>"$state/log" &
+        srv=$!
+        trap 'kill $srv 2>/dev/null' EXIT
+        for _ in $(seq 50); do
+            "$bin" ls "127.0.0.1:$port:/" >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+        "$bin" ls "127.0.0.1:$port:/" && "$bin" ls "[::1]:$port:/"
+    "#;
+    for flags in [
+        &["-p", "7171"][..],
+        &["--listen", "7172"],
+        &["--listen", ":7173"],
+    ] {
+        let port = flags[1].trim_start_matches(':');
+        let out = Command::new("unshare")
+            .args(["--net", "sh", "-c", script, "sh", common::ferry_bin()])
+            .args([root.path(), state.path()].map(|p| p.to_str().unwrap()))
+            .arg(port)
+            .args(flags)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let log = std::fs::read_to_string(state.path().join("log")).unwrap_or_default();
+        assert!(out.status.success(), "{flags:?}: {stdout} {log}");
+        assert_eq!(stdout.matches("here.txt").count(), 2, "{flags:?}: {stdout}");
+    }
+}
+
+fn succeeded(out: &std::process::Output) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+}
+
+/// `ferry get HOST:/f -` writes the file to standard output, and `ferry
+/// put - HOST:/f` reads standard input, piped or redirected; neither makes
+/// a file named `-`.
+#[test]
+fn a_dash_is_standard_output_and_standard_input() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let root = tempfile::tempdir().unwrap();
+    let body = common::noise(3 << 20, 24);
+    std::fs::write(root.path().join("f.bin"), &body).unwrap();
+    std::fs::create_dir(root.path().join("dir")).unwrap();
+    let srv = spawn_bin_server(root.path(), &["--allow-upload"], &[]);
+    let at = |p: &str| format!("127.0.0.1:{}:{p}", srv.port);
+    let cwd = tempfile::tempdir().unwrap();
+    let ferry = |args: &[&str]| {
+        let mut c = Command::new(common::ferry_bin());
+        c.args(args)
+            .current_dir(cwd.path())
+            .env_remove("FERRY_TOKEN");
+        c
+    };
+
+    let out = ferry(&["get", &at("/f.bin"), "-"]).output().unwrap();
+    succeeded(&out);
+    assert!(out.stdout == body, "stdout is not the file");
+
+    let mut piped = ferry(&["put", "-", &at("/from-pipe.bin")])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    piped.stdin.take().unwrap().write_all(&body).unwrap();
+    let out = piped.wait_with_output().unwrap();
+    succeeded(&out);
+    assert!(std::fs::read(root.path().join("from-pipe.bin")).unwrap() == body);
+
+    let redirected = std::fs::File::open(root.path().join("f.bin")).unwrap();
+    let out = ferry(&["put", "-", &at("/from-file.bin")])
+        .stdin(redirected)
+        .output()
+        .unwrap();
+    succeeded(&out);
+    assert!(std::fs::read(root.path().join("from-file.bin")).unwrap() == body);
+
+    // A folder to stdout, stdin among other sources, and stdin into a
+    // folder are usage errors.
+    for args in [
+        vec!["get".to_string(), at("/dir"), "-".into()],
+        vec!["get".into(), "-r".into(), at("/dir"), "-".into()],
+        vec!["put".into(), "-".into(), "-".into(), at("/x.bin")],
+        vec!["put".into(), "-".into(), at("/dir")],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = ferry(&args).stdin(Stdio::null()).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    assert!(!cwd.path().join("-").exists());
+    assert!(!root.path().join("-").exists() && !root.path().join("x.bin").exists());
+    // Nothing kept in the temporary folder.
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".ferry-stdin-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
