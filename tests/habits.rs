@@ -175,3 +175,39 @@ fn a_dash_is_standard_output_and_standard_input() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// The README's UDP `time` one-liner, as printed, answers with Debian's
+/// ncat and with OpenBSD netcat alike.
+#[test]
+fn the_readme_time_one_liner_works_with_either_netcat() {
+    let readme = include_str!("../README.md");
+    let line = readme
+        .lines()
+        .find(|l| l.contains("# the classic text query"))
+        .expect("the README shows the one-liner");
+    let command = line.split('#').next().unwrap().trim();
+    let root = tempfile::tempdir().unwrap();
+    let srv = spawn_bin_server(root.path(), &[], &[]);
+    let port = srv.port.to_string();
+    for nc in ["ncat", "nc.openbsd"] {
+        let run = command
+            .replace(" nc ", &format!(" {nc} "))
+            .replace("nas", "127.0.0.1")
+            .replace("7070", &port);
+        let out = Command::new("timeout")
+            .args(["10", "sh", "-c", &run])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        let date = said.trim();
+        let shaped = date.len() == 19
+            && date.as_bytes()[4] == b'-'
+            && date.as_bytes()[10] == b' '
+            && date.as_bytes()[13] == b':';
+        assert!(
+            shaped,
+            "{run}: {said:?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

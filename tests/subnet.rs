@@ -74,6 +74,9 @@ fn same_lan_exit_codes_and_bad_input() {
     for bad in [
         &["subnet", "192.168.1.10/33"][..],
         &["subnet", "192.168.1.10/255.0.255.0"],
+        // As the README shows it: a mask as its own argument.
+        &["subnet", "192.168.1.10", "255.0.255.0"],
+        &["subnet", "192.168.1.10", "255.255.0.255", "192.168.1.77"],
         &["subnet", "banana"],
         &["subnet", "10.0.0.1/8", "not-an-address"],
         &["subnet", "10.0.0.1/8", "::1"],
@@ -82,6 +85,9 @@ fn same_lan_exit_codes_and_bad_input() {
         assert_eq!(rc, 2, "{bad:?}");
         assert!(err.starts_with("ferry: "), "{err}");
     }
-    let (_, _, err) = run_cli(&["subnet", "10.0.0.1/255.0.255.0"], &[]);
-    assert!(err.contains("contiguous"), "{err}");
+    for bad in ["10.0.0.1/255.0.255.0", "10.0.0.1 255.0.255.0"] {
+        let args: Vec<&str> = std::iter::once("subnet").chain(bad.split(' ')).collect();
+        let (_, _, err) = run_cli(&args, &[]);
+        assert!(err.contains("contiguous"), "{err}");
+    }
 }

@@ -32,9 +32,19 @@ pub struct SubnetArgs {
 fn parse(a: &SubnetArgs) -> Result<(Subnet, Vec<IpAddr>), SubnetError> {
     let mut rest = a.rest.as_slice();
     // A second argument is the mask when the first has no prefix and it
-    // reads as a contiguous mask of the same family.
+    // reads as a contiguous mask of the same family, or is plainly meant as
+    // one (it starts with 255, as no host address does): then it must be
+    // a valid one.
+    let meant_as_mask = |m: &str| {
+        m.trim()
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|m| m.octets()[0] == 255)
+    };
     let subnet = match rest.first() {
-        Some(m) if !a.network.contains('/') && Subnet::parse(&a.network, Some(m)).is_ok() => {
+        Some(m)
+            if !a.network.contains('/')
+                && (meant_as_mask(m) || Subnet::parse(&a.network, Some(m)).is_ok()) =>
+        {
             rest = &rest[1..];
             Subnet::parse(&a.network, Some(m))?
         }
