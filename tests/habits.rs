@@ -153,6 +153,17 @@ fn a_dash_is_standard_output_and_standard_input() {
     succeeded(&out);
     assert!(std::fs::read(root.path().join("from-file.bin")).unwrap() == body);
 
+    // A file read part way (`{ read line; ferry put - …; } < file`): what
+    // is left of it, as a pipe would give.
+    let mut part_way = std::fs::File::open(root.path().join("f.bin")).unwrap();
+    std::io::Seek::seek(&mut part_way, std::io::SeekFrom::Start(1000)).unwrap();
+    let out = ferry(&["put", "-", &at("/rest.bin")])
+        .stdin(part_way)
+        .output()
+        .unwrap();
+    succeeded(&out);
+    assert!(std::fs::read(root.path().join("rest.bin")).unwrap() == body[1000..]);
+
     // A folder to stdout, stdin among other sources, and stdin into a
     // folder are usage errors.
     for args in [
@@ -210,4 +221,30 @@ fn the_readme_time_one_liner_works_with_either_netcat() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// The start-up summary says whether commands may be run, and for whom.
+#[test]
+fn the_summary_says_whether_exec_is_on() {
+    let root = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let summary = |extra: &[&str]| {
+        let out = Command::new("timeout")
+            .args(["2", common::ferry_bin(), "serve"])
+            .arg(root.path())
+            .args(["--listen", "127.0.0.1:0", "--no-discovery", "--state-dir"])
+            .arg(state.path())
+            .args(extra)
+            .env("FERRY_TOKEN", "a-token-for-the-summary")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let on = summary(&["--allow-exec"]);
+    assert!(
+        on.contains("with the token: read, run commands; without: read"),
+        "{on}"
+    );
+    let off = summary(&[]);
+    assert!(off.contains("with the token: read; without: read"), "{off}");
 }

@@ -62,7 +62,13 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     }
     let describe = |p: crate::access::Rights| {
         let mut v = Vec::new();
-        for (on, name) in [(p.read, "read"), (p.upload, "upload"), (p.delete, "delete")] {
+        let rights = [
+            (p.read, "read"),
+            (p.upload, "upload"),
+            (p.delete, "delete"),
+            (p.exec, "run commands"),
+        ];
+        for (on, name) in rights {
             if on {
                 v.push(name);
             }

@@ -263,64 +263,58 @@ pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
 }
 
 /// `ferry put - HOST:/FILE`: standard input, uploaded whole and verified.
-/// A file redirected in (`< file`) is sent as it is, and resumes like any
-/// file; a pipe is first kept in a hidden file in the temporary folder,
-/// since an upload announces its size and digest (as `rclone rcat` and
-/// `aws s3 cp -` do above their memory limits).
+/// A file redirected in (`< file`) from its start is sent as it is, and
+/// resumes like any file; anything else (a pipe, a file read part way) is
+/// first kept in the temporary folder, since an upload announces its size
+/// and digest (as `rclone rcat` and `aws s3 cp -` do above their memory
+/// limits).
 async fn put_stdin(
     c: &mut Client,
     target: &str,
     opts: TransferOpts,
 ) -> Result<Transferred, ClientError> {
-    let stdin = Path::new("/dev/stdin");
-    if std::fs::metadata(stdin).is_ok_and(|m| m.is_file()) {
-        return c.put_file(stdin, target, opts, &bar(target)).await;
+    use std::os::fd::AsRawFd;
+    let stdin = std::io::stdin();
+    let whole_file = std::fs::metadata("/dev/stdin").is_ok_and(|m| m.is_file())
+        && nix::unistd::lseek(&stdin, 0, nix::unistd::Whence::SeekCur) == Ok(0);
+    if whole_file {
+        return c
+            .put_file(Path::new("/dev/stdin"), target, opts, &bar(target))
+            .await;
     }
-    let spool = Spool::new()?;
-    let mut file = tokio::fs::File::from_std(spool.file.try_clone().map_err(|e| spool.err(e))?);
+    let spool = spool()?;
+    let path = PathBuf::from(format!("/proc/self/fd/{}", spool.as_raw_fd()));
+    let kept = |e: std::io::Error| ClientError::Local(format!("keeping standard input: {e}"));
+    let mut file = tokio::fs::File::from_std(spool.try_clone().map_err(kept)?);
     tokio::io::copy(&mut tokio::io::stdin(), &mut file)
         .await
-        .map_err(|e| spool.err(e))?;
+        .map_err(kept)?;
     tokio::io::AsyncWriteExt::flush(&mut file)
         .await
-        .map_err(|e| spool.err(e))?;
-    let mut opts = opts;
-    opts.resume = false;
-    c.put_file(&spool.path, target, opts, &bar(target)).await
+        .map_err(kept)?;
+    let opts = TransferOpts {
+        resume: false,
+        ..opts
+    };
+    c.put_file(&path, target, opts, &bar(target)).await
 }
 
-/// Standard input kept on disk while it is uploaded; removed on drop.
-struct Spool {
-    path: PathBuf,
-    file: std::fs::File,
-}
-
-impl Spool {
-    fn new() -> Result<Spool, ClientError> {
-        let id = crate::ids::random_hex().map_err(|e| ClientError::Local(e.to_string()))?;
-        let name = format!(".ferry-stdin-{id}");
-        let path = std::env::temp_dir().join(name);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| ClientError::local(&path, e))?;
-        Ok(Spool { path, file })
-    }
-
-    fn err(&self, e: std::io::Error) -> ClientError {
-        ClientError::Local(format!(
-            "keeping standard input in {}: {e}",
-            self.path.display()
-        ))
-    }
-}
-
-impl Drop for Spool {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
+/// A file in the temporary folder that only this process can reach: made
+/// new, readable by its owner alone, and unlinked at once, so that
+/// nothing of standard input is left behind however the process ends.
+fn spool() -> Result<std::fs::File, ClientError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let id = crate::ids::random_hex().map_err(|e| ClientError::Local(e.to_string()))?;
+    let path = std::env::temp_dir().join(format!(".ferry-stdin-{id}"));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| ClientError::local(&path, e))?;
+    std::fs::remove_file(&path).map_err(|e| ClientError::local(&path, e))?;
+    Ok(file)
 }
 
 async fn put_tree(

@@ -69,8 +69,8 @@ pub(super) fn tls_config(o: &ServeOptions, io: Duration) -> anyhow::Result<Optio
         (None, None) => None,
         _ => bail!("tls_cert and tls_key go together: give both or neither"),
     };
-    let required = o.tls_required;
-    let on = o.tls || files.is_some() || required;
+    let required = o.tls_required.unwrap_or(false);
+    let on = o.tls.unwrap_or(false) || files.is_some() || required;
     Ok(on.then(|| TlsConfig {
         files,
         required,

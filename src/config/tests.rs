@@ -29,7 +29,7 @@ fn env_token_beats_file_token_and_bad_settings_fail() {
     let short = ServeOptions::parse_file("token = \"short\"").unwrap();
     assert!(ServeConfig::merge(".".into(), short, None).is_err());
     let opts = ServeOptions {
-        private: true,
+        private: Some(true),
         ..Default::default()
     };
     assert!(ServeConfig::merge(".".into(), opts, None).is_err());
@@ -60,7 +60,7 @@ fn tls_from_the_file_and_what_implies_it() {
     let err = merge("tls_cert = \"c.pem\"", &none).unwrap_err();
     assert!(err.to_string().contains("go together"), "{err}");
     let flag = ServeOptions {
-        tls_required: true,
+        tls_required: Some(true),
         ..Default::default()
     };
     assert!(merge("tls = false", &flag).unwrap().tls.unwrap().required);
@@ -135,4 +135,31 @@ fn the_file_takes_sizes_and_ports_as_flags_do() {
     ] {
         assert!(ServeOptions::parse_file(bad).is_err(), "{bad}");
     }
+}
+
+/// A switch given off (`--allow-upload=false`, `FERRY_ALLOW_UPLOAD=0`)
+/// wins over a file that turns it on, as every other flag does; left out,
+/// the file decides.
+#[test]
+fn a_switch_given_off_wins_over_the_file() {
+    use clap::{Args, FromArgMatches};
+    let file =
+        || ServeOptions::parse_file("allow_upload = true\nno_chat = true\nport = 9").unwrap();
+    let flags = |argv: &[&str]| {
+        let cmd = ServeOptions::augment_args(clap::Command::new("serve").no_binary_name(true));
+        ServeOptions::from_arg_matches(&cmd.try_get_matches_from(argv).unwrap()).unwrap()
+    };
+    let c = ServeConfig::merge(
+        ".".into(),
+        flags(&["--allow-upload=false", "--no-chat=0"]).over(file()),
+        None,
+    )
+    .unwrap();
+    assert!(!c.granted.upload && c.chat.enabled);
+    let c = ServeConfig::merge(".".into(), flags(&[]).over(file()), None).unwrap();
+    assert!(c.granted.upload && !c.chat.enabled);
+    let c = ServeConfig::merge(".".into(), flags(&["--allow-delete"]), None).unwrap();
+    assert!(c.granted.delete && !c.granted.upload);
+    let zero = ServeOptions::parse_file("port = 0").unwrap();
+    assert!(ServeConfig::merge(".".into(), zero, None).is_err());
 }
