@@ -248,3 +248,63 @@ fn the_summary_says_whether_exec_is_on() {
     let off = summary(&[]);
     assert!(off.contains("with the token: read; without: read"), "{off}");
 }
+
+/// A client pointed at something that is not ferry says what it reached,
+/// and does not hang: an HTTP server, or a port that accepts and says
+/// nothing (within the hello's 10 s deadline). Exit status 255.
+#[test]
+fn the_wrong_service_is_named_not_waited_on() {
+    use std::net::TcpListener;
+    use std::time::{Duration, Instant};
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut http = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let target = format!("127.0.0.1:{port}");
+    let mut said = (0, String::new(), String::new());
+    for _ in 0..50 {
+        said = run_cli(&["ls", &target], &[]);
+        if !said.2.contains("cannot connect") || said.2.contains("answered") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = http.kill();
+    let _ = http.wait();
+    assert_eq!(said.0, 255, "{}", said.2);
+    assert!(said.2.contains("an HTTP server answered"), "{}", said.2);
+
+    // Accepts, reads, never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("127.0.0.1:{}", silent.local_addr().unwrap().port());
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let (conn, _) = silent.accept().unwrap();
+        let _ = wait.recv_timeout(Duration::from_secs(30));
+        drop(conn);
+    });
+    let started = Instant::now();
+    let (code, _, err) = run_cli(&["ls", &target], &[]);
+    let took = started.elapsed();
+    assert_eq!(code, 255, "{err}");
+    assert!(
+        err.contains("did not answer ferry's hello within 10 s"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(14), "{took:?}");
+    drop(done);
+    holder.join().unwrap();
+}

@@ -6,6 +6,7 @@
 //! validator the server uses, before anything is written.
 
 pub mod addr;
+mod answer;
 mod chat;
 mod exec;
 pub mod local;
@@ -27,11 +28,16 @@ use crate::files::{NameError, RelPath};
 use crate::secret::Secret;
 use crate::tls::Fingerprint;
 use crate::tls::client::{KnownHosts, TlsError, TlsOptions};
+use crate::wire::frame::FrameError;
 use crate::wire::messages::{
     AuthReply, Count, Done, Entry, EntryBatch, ErrorCode, ErrorReply, HelloReply, Request,
     TreeEntry,
 };
 use crate::wire::{ConnError, Connection, Deadlines, Kind, Stream};
+
+/// Longest wait for a server's answer to the hello: a ferry server
+/// answers at once, so a longer silence is something else on the port.
+const HELLO_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -215,8 +221,36 @@ impl Client {
         let (local, peer) = (tcp.local_addr().ok(), tcp.peer_addr().ok());
         let in_clear = !stream.is_tls();
         let mut conn = Connection::from_stream(stream, Default::default(), deadlines);
-        conn.send(Kind::Request, &Request::hello(), 0).await?;
-        let hello: HelloReply = terminal(&mut conn).await?;
+        let hello = tokio::time::timeout(HELLO_DEADLINE, async {
+            // The header ends with an empty line (JSON whitespace): a
+            // server of a line-based protocol (HTTP, SMTP, a chat) then
+            // answers at once, and what it says tells what was reached.
+            let mut json = serde_json::to_vec(&Request::hello()).map_err(ConnError::from)?;
+            json.extend_from_slice(b"\r\n\r\n");
+            conn.send_encoded(Kind::Request, &json, 0).await?;
+            terminal::<HelloReply>(&mut conn).await
+        })
+        .await;
+        let at = peer.map_or_else(|| "the server".to_string(), |p| p.to_string());
+        let hello = match hello {
+            Ok(Ok(hello)) => hello,
+            Ok(Err(ClientError::Conn(ConnError::Frame(FrameError::BadMagic)))) => {
+                return Err(ClientError::Connect {
+                    addr: at,
+                    reason: answer::what_answered(conn.unread()),
+                });
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(ClientError::Connect {
+                    addr: at,
+                    reason: format!(
+                        "it accepted the connection but did not answer ferry's hello within {} s: not a ferry server (check the port), or one too busy",
+                        HELLO_DEADLINE.as_secs()
+                    ),
+                });
+            }
+        };
         // Loopback never leaves the machine: it stays in clear, as the
         // server's --tls-required allows.
         let remote = peer.is_some_and(|p| !p.ip().is_loopback());

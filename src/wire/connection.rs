@@ -208,6 +208,22 @@ impl Connection {
         self.wr.send_body(data).await
     }
 
+    /// See [`Connection::send_encoded`].
+    pub async fn send_encoded(
+        &mut self,
+        kind: Kind,
+        json: &[u8],
+        body_len: u64,
+    ) -> Result<(), ConnError> {
+        self.wr.send_encoded(kind, json, body_len).await
+    }
+
+    /// Bytes read but not yet decoded: after a framing error, what the
+    /// peer sent that was not a frame.
+    pub fn unread(&self) -> &[u8] {
+        &self.rd.rbuf
+    }
+
     /// Sends a terminal error frame.
     pub async fn send_error(
         &mut self,
