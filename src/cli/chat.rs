@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::{connect, remote};
 use crate::chat::Event;
+use crate::chat::command::HELP;
 use crate::client::{ClientError, Remote};
 use crate::text::escape;
 
@@ -59,7 +60,10 @@ pub(super) async fn run(args: ChatArgs) -> ExitCode {
     interactive(r, nick, args.rooms).await
 }
 
-/// Joins, says one line, waits for it to come back (or be refused), leaves.
+/// Joins, says one line (a message or a command), waits until the server
+/// has acted on it, leaves. The hub handles a client's lines in order, so
+/// `/help` sent after the line is the barrier: its answer comes once the
+/// line has been delivered, or refused with an error before it.
 async fn send_one(
     r: &Remote,
     nick: Option<&str>,
@@ -68,18 +72,23 @@ async fn send_one(
 ) -> Result<(), ClientError> {
     let mut client = connect(r).await?;
     let (mut chat, welcome) = client.chat(nick, rooms).await?;
-    let Event::Welcome { nick: me, .. } = welcome else {
+    let Event::Welcome { .. } = welcome else {
         return Err(ClientError::Local("the server did not welcome us".into()));
     };
     chat.say(text).await?;
+    let quits = matches!(
+        crate::chat::command::Command::parse(text),
+        Ok(crate::chat::command::Command::Quit(_))
+    );
+    if quits {
+        // Nothing follows a /quit: the server ends the chat.
+        while chat.next_event().await?.is_some() {}
+        return Ok(());
+    }
+    chat.say("/help").await?;
     loop {
         match chat.next_event().await? {
-            Some(Event::Message {
-                nick,
-                text: t,
-                history: false,
-                ..
-            }) if nick == me && t == text => break,
+            Some(Event::Info { lines }) if lines.iter().eq(HELP.iter()) => break,
             Some(Event::Error { text }) => {
                 return Err(ClientError::Local(format!("refused: {}", escape(&text))));
             }

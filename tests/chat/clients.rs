@@ -31,6 +31,36 @@ fn chat_send_reports_delivery_in_its_exit_code() {
     );
     assert_eq!(code, 0, "{err}");
     rt.block_on(watcher.until(|l| l == "[ops] <ci> deploy done"));
+    // Commands exit 0 as soon as the server has acted on them (not at the
+    // idle timeout), and a refused one exits 1.
+    rt.block_on(async {
+        watcher.send(b"/nick watcher").await;
+        watcher.until(|l| l.contains("watcher")).await;
+    });
+    let send = |line: &str| {
+        let started = std::time::Instant::now();
+        let args = [
+            "chat", &host, "--room", "ops", "--nick", "ci", "--send", line,
+        ];
+        let (code, _, err) = common::run_cli(&args, &[]);
+        assert!(started.elapsed() < Duration::from_secs(20), "{line}");
+        (code, err)
+    };
+    for line in [
+        "/msg watcher psst",
+        "/me waves",
+        "//etc is a path",
+        "/join other",
+        "/quit bye",
+    ] {
+        let (code, err) = send(line);
+        assert_eq!(code, 0, "{line}: {err}");
+    }
+    rt.block_on(watcher.until(|l| l.contains("psst")));
+    rt.block_on(watcher.until(|l| l.contains("ci waves")));
+    rt.block_on(watcher.until(|l| l == "[ops] <ci> /etc is a path"));
+    let (code, err) = send("/msg nobody-here hi");
+    assert_eq!(code, 1, "{err}");
     let long = "x".repeat(3000);
     let (code, _, err) = common::run_cli(&["chat", &host, "--send", &long], &[]);
     assert_eq!(code, 1, "{err}");
