@@ -327,3 +327,30 @@ async fn listings_archives_and_compression() {
     assert_eq!(seen[3].1.len(), 17 * 500);
     s.stop().await;
 }
+
+/// Markdown, source code and other text a browser would download under
+/// its registered type are shown as plain UTF-8 text; pages stay pages
+/// (sandboxed) and binaries stay binaries.
+#[tokio::test]
+async fn text_files_are_shown_as_text() {
+    let s = TestServer::start(|_| {}).await;
+    let c = http();
+    for (name, want) in [
+        ("notes.md", "text/plain; charset=utf-8"),
+        ("main.rs", "text/plain; charset=utf-8"),
+        ("deploy.sh", "text/plain; charset=utf-8"),
+        ("Cargo.toml", "text/plain; charset=utf-8"),
+        ("Makefile", "text/plain; charset=utf-8"),
+        ("page.html", "text/html; charset=utf-8"),
+        ("data.bin", "application/octet-stream"),
+        ("photo.png", "image/png"),
+    ] {
+        std::fs::write(s.path(name), "x").unwrap();
+        let res = c.get(url(&s, &format!("/{name}"))).send().await.unwrap();
+        let ctype = res.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(ctype, want, "{name}");
+    }
+}

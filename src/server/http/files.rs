@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 
 use super::auth::{self, Who};
 use super::cond::{self, Conditions, Span, Validators, Verdict};
+use super::media::content_type;
 use super::paths::{blocking, disposition, failure, target, url_of};
 use super::upload::{HttpBody, broke, upload_failed};
 use super::{Web, error};
@@ -122,9 +123,7 @@ pub(super) async fn get(
         Verdict::Failed => return error(StatusCode::PRECONDITION_FAILED, "precondition failed"),
     }
     let name = rel.file_name().unwrap_or("file");
-    let essence = mime_guess::from_path(name)
-        .first_raw()
-        .unwrap_or("application/octet-stream");
+    let essence = content_type(name);
     // Files that a browser would run as a page of this origin are shown in
     // a sandbox: an uploaded HTML file cannot act as the visitor.
     if matches!(

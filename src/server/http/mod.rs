@@ -11,10 +11,12 @@
 //! - [`page`]: the embedded page and its assets.
 //! - [`ws`]: the chat over WebSocket.
 //! - [`routes`]: where each request goes.
+//! - [`media`]: the media type a file is served with.
 
 pub mod auth;
 pub mod cond;
 pub mod files;
+pub mod media;
 pub mod page;
 pub mod paths;
 pub mod routes;
