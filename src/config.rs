@@ -83,6 +83,10 @@ pub struct ServeConfig {
     pub tls: Option<TlsConfig>,
     /// Names HTTP requests may carry besides the server's own.
     pub allow_host: Vec<String>,
+    /// What of the served folder is served: dot-names (`--hidden`), and
+    /// the server's own files (config, token, TLS; the state folder is
+    /// added where the storage is opened), never.
+    pub showing: crate::files::Showing,
     /// Every option as given (flags over the file), for code that needs
     /// one as it is; the token is not kept here.
     pub options: ServeOptions,
@@ -133,6 +137,14 @@ impl ServeConfig {
         let on = |switch: Option<bool>| switch.unwrap_or(false);
         let io = secs(o.io_timeout, 30);
         let tls = tls_config(&o, io)?;
+        let state_dir = o.state_dir.clone().unwrap_or_else(default_state_dir);
+        let mut own_files = Vec::new();
+        own_files.extend(o.config.clone());
+        own_files.extend(o.token_file.clone());
+        own_files.extend(std::env::var_os("FERRY_TOKEN_FILE").map(PathBuf::from));
+        if let Some((cert, key)) = tls.as_ref().and_then(|t| t.files.clone()) {
+            own_files.extend([cert, key]);
+        }
         let token = match (env_token, o.token.take(), o.token_file.take()) {
             (Some(t), _, _) => Some(t),
             (None, Some(t), _) => Some(t),
@@ -266,7 +278,11 @@ impl ServeConfig {
             partial_max_age: days(o.partial_max_age, 7),
             exec,
             chat,
-            state_dir: o.state_dir.clone().unwrap_or_else(default_state_dir),
+            state_dir,
+            showing: crate::files::Showing {
+                hidden: on(o.hidden),
+                private: own_files,
+            },
             web: !on(o.no_web),
             max_upload: o.max_upload.map(|s| s.0),
             tls,

@@ -269,7 +269,7 @@ fn hostile_tree(top: &std::path::Path) {
 
 #[tokio::test]
 async fn folders_with_hostile_names_round_trip() {
-    let s = TestServer::start(|_| {}).await;
+    let s = TestServer::start(|c| c.showing.hidden = true).await;
     let local = tempfile::tempdir().unwrap();
     let top = local.path().join("tree");
     fs::create_dir(&top).unwrap();

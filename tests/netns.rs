@@ -276,11 +276,7 @@ fn cli_in(lab: &Lab, node: &str, args: &[&str], envs: &[(&str, &str)]) -> (i32, 
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::outcome(out)
 }
 
 /// Runs a command in a namespace; its stdout.

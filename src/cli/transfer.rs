@@ -1,6 +1,7 @@
 //! `ferry get` and `ferry put`: files and whole folders, with automatic,
 //! verified resume and progress bars on a terminal.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -8,11 +9,11 @@ use serde::Serialize;
 
 use super::output::bar;
 use super::{connect, remote};
-use crate::client::local::walk_local;
+use crate::client::local::{LocalTree, walk_local};
 use crate::client::{Client, ClientError, TransferOpts, Transferred};
 use crate::files::RelPath;
 use crate::text::escape;
-use crate::wire::messages::{EntryKind, ErrorCode};
+use crate::wire::messages::{EntryKind, ErrorCode, TreeEntry};
 
 /// Flags both transfer directions share.
 #[derive(Debug, Args)]
@@ -85,6 +86,8 @@ struct Report {
     size: u64,
     sha256: String,
     resumed_from: u64,
+    /// Already there, the same bytes: nothing was sent.
+    unchanged: bool,
 }
 
 fn report(path: &str, t: &Transferred) -> Report {
@@ -93,6 +96,17 @@ fn report(path: &str, t: &Transferred) -> Report {
         size: t.size,
         sha256: t.sha256.clone(),
         resumed_from: t.resumed_from,
+        unchanged: false,
+    }
+}
+
+fn unchanged(path: &str, size: u64, sha256: String) -> Report {
+    Report {
+        path: path.to_string(),
+        size,
+        sha256,
+        resumed_from: size,
+        unchanged: true,
     }
 }
 
@@ -100,11 +114,37 @@ fn join_remote(dir: &str, name: &str) -> String {
     format!("{}/{name}", dir.trim_end_matches('/'))
 }
 
+/// Whether a destination names a folder to copy into, rather than the
+/// copy itself: it ends with `/`, or is `.`, `..` or the server's root.
+/// One rule for get and put (rclone's, with scp's trailing slash): a
+/// folder copy goes to the destination as named, so the same command run
+/// again lands in the same place.
+fn names_a_folder(dest: &str) -> bool {
+    dest.is_empty() || dest.ends_with('/') || matches!(dest.rsplit('/').next(), Some("." | ".."))
+}
+
 fn print_reports(json: bool, reports: &[Report]) -> Result<(), ClientError> {
+    let same = reports.iter().filter(|r| r.unchanged).count();
+    if same > 0 && !json {
+        let sent = reports.len() - same;
+        eprintln!("ferry: {same} unchanged (skipped), {sent} transferred");
+    }
     if json {
         super::output::print_json(&reports)?;
     }
     Ok(())
+}
+
+/// Refuses when files in the way differ and `--force` was not given.
+fn refuse_differing(differ: &[String]) -> Result<(), ClientError> {
+    match differ {
+        [] => Ok(()),
+        [one] => Err(ClientError::Exists(format!("{one} exists and differs"))),
+        [first, rest @ ..] => Err(ClientError::Exists(format!(
+            "{first} and {} more exist and differ",
+            rest.len()
+        ))),
+    }
 }
 
 pub(crate) async fn get(a: GetArgs) -> Result<(), ClientError> {
@@ -116,12 +156,11 @@ pub(crate) async fn get(a: GetArgs) -> Result<(), ClientError> {
     if a.local.as_deref() == Some(Path::new("-")) {
         return get_to_stdout(&mut c, &a, &r.path, entry.kind).await;
     }
+    let into = a
+        .local
+        .as_ref()
+        .is_none_or(|l| names_a_folder(&l.to_string_lossy()));
     let local = a.local.unwrap_or_else(|| PathBuf::from("."));
-    // Into an existing folder under the remote name, or to the name given.
-    let target = |name: Option<&str>| match name {
-        Some(n) if local.is_dir() => local.join(n),
-        _ => local.clone(),
-    };
     let mut reports = Vec::new();
     match entry.kind {
         EntryKind::Dir if !a.recursive => {
@@ -131,14 +170,22 @@ pub(crate) async fn get(a: GetArgs) -> Result<(), ClientError> {
             });
         }
         EntryKind::Dir => {
-            let top = target(rel.file_name());
+            let top = match rel.file_name() {
+                Some(n) if into => local.join(n),
+                _ => local,
+            };
             get_tree(&mut c, &r.path, &top, opts, &mut reports).await?;
         }
         _ => {
             let Some(name) = rel.file_name() else {
                 return Err(ClientError::Local("nothing to download".into()));
             };
-            let dest = target(Some(name));
+            // A file goes inside a folder that is there, as with cp.
+            let dest = if into || local.is_dir() {
+                local.join(name)
+            } else {
+                local
+            };
             let t = c.get_file(&r.path, &dest, opts, &bar(name)).await?;
             reports.push(report(&dest.display().to_string(), &t));
         }
@@ -175,21 +222,39 @@ async fn get_tree(
     opts: TransferOpts,
     reports: &mut Vec<Report>,
 ) -> Result<(), ClientError> {
-    // The whole tree is named and checked before anything is written.
+    // The whole tree is named and compared before anything is written:
+    // a file that is there with the same bytes is skipped, a partial one
+    // resumes, and one that differs stops it all unless --force.
     let entries = c.walk(remote_dir).await?;
-    if !opts.force {
-        for e in entries.iter().filter(|e| e.kind == EntryKind::File) {
-            let p = RelPath::parse(&e.path)?.to_path(top);
-            if std::fs::symlink_metadata(&p).is_ok() {
-                return Err(ClientError::Exists(
-                    escape(&p.display().to_string()).into_owned(),
-                ));
+    let mut todo = Vec::new();
+    let mut differ = Vec::new();
+    for e in entries {
+        let dest = RelPath::parse(&e.path)?.to_path(top);
+        if e.kind != EntryKind::File {
+            todo.push((e, dest));
+            continue;
+        }
+        let from = join_remote(remote_dir, &e.path);
+        let shown = escape(&dest.display().to_string()).into_owned();
+        match std::fs::symlink_metadata(&dest) {
+            Err(_) => todo.push((e, dest)),
+            Ok(m) if m.is_file() && m.len() == e.size => {
+                match c.same_file(&from, &dest, e.size).await? {
+                    Some(sha) => reports.push(unchanged(&shown, e.size, sha)),
+                    None if opts.force => todo.push((e, dest)),
+                    None => differ.push(shown),
+                }
             }
+            Ok(m) if m.is_dir() => {
+                return Err(ClientError::Local(format!("{shown} is a folder")));
+            }
+            Ok(_) if opts.force => todo.push((e, dest)),
+            Ok(_) => differ.push(shown),
         }
     }
+    refuse_differing(&differ)?;
     std::fs::create_dir_all(top).map_err(|e| ClientError::local(top, e))?;
-    for e in &entries {
-        let dest = RelPath::parse(&e.path)?.to_path(top);
+    for (e, dest) in todo {
         match e.kind {
             EntryKind::Dir => {
                 std::fs::create_dir_all(&dest).map_err(|err| ClientError::local(&dest, err))?
@@ -210,11 +275,12 @@ pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
     RelPath::parse(&r.path)?;
     let opts = a.flags.opts();
     let mut c = connect(&r).await?;
-    let dest_is_dir = match c.stat(&r.path).await {
-        Ok(e) => e.kind == EntryKind::Dir,
-        Err(e) if e.code() == Some(ErrorCode::NotFound) => false,
+    let there = match c.stat(&r.path).await {
+        Ok(e) => Some(e.kind),
+        Err(e) if e.code() == Some(ErrorCode::NotFound) => None,
         Err(e) => return Err(e),
     };
+    let dest_is_dir = there == Some(EntryKind::Dir);
     if sources.iter().any(|s| s == "-") {
         if sources.len() > 1 || dest_is_dir || a.recursive {
             return Err(ClientError::Usage(
@@ -224,11 +290,15 @@ pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
         let t = put_stdin(&mut c, &r.path, opts).await?;
         return print_reports(a.flags.json, &[report(&r.path, &t)]);
     }
-    if !dest_is_dir && sources.len() > 1 {
-        return Err(ClientError::Local(format!(
-            "{} is not a folder on the server; several sources need one",
-            escape(&r.path)
-        )));
+    let into = sources.len() > 1 || names_a_folder(&r.path);
+    if into && !dest_is_dir {
+        if there.is_some() {
+            return Err(ClientError::Local(format!(
+                "{} is not a folder on the server",
+                escape(&r.path)
+            )));
+        }
+        c.mkdir(&r.path, true).await?;
     }
     let mut reports = Vec::new();
     for src in sources {
@@ -241,11 +311,6 @@ pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
                 RelPath::component_from_os(real.file_name().unwrap_or_default())?
             }
         };
-        let target = if dest_is_dir {
-            join_remote(&r.path, &name)
-        } else {
-            r.path.clone()
-        };
         if meta.is_dir() {
             if !a.recursive {
                 return Err(ClientError::Local(format!(
@@ -253,8 +318,19 @@ pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
                     escape(src)
                 )));
             }
+            let target = if into {
+                join_remote(&r.path, &name)
+            } else {
+                r.path.clone()
+            };
             put_tree(&mut c, path, &target, opts, &mut reports).await?;
         } else {
+            // A file goes inside a folder that is there, as with cp.
+            let target = if into || dest_is_dir {
+                join_remote(&r.path, &name)
+            } else {
+                r.path.clone()
+            };
             let t = c.put_file(path, &target, opts, &bar(&name)).await?;
             reports.push(report(&target, &t));
         }
@@ -324,9 +400,12 @@ async fn put_tree(
     opts: TransferOpts,
     reports: &mut Vec<Report>,
 ) -> Result<(), ClientError> {
-    let tree = walk_local(local)?;
+    let mut tree = walk_local(local)?;
     for s in &tree.skipped {
         eprintln!("ferry: skipping {s}");
+    }
+    if !c.hello().features.iter().any(|f| f == "hidden") {
+        leave_out_hidden(&mut tree);
     }
     // Checked whole, here and again on the server, before anything is sent.
     crate::files::name::check_batch(
@@ -334,17 +413,78 @@ async fn put_tree(
             .iter()
             .map(|e| (e.path.as_str(), e.kind == EntryKind::Dir)),
     )?;
-    c.plan(remote_top, &tree.entries, opts.force).await?;
-    c.mkdir(remote_top, true).await?;
-    for (e, path) in tree.entries.iter().zip(&tree.paths) {
+    // What is there already: a file with the same bytes is skipped, a
+    // partial one resumes (the server offers it), and one that differs is
+    // refused by the plan unless --force.
+    let there: HashMap<String, u64> = match c.walk(remote_top).await {
+        Ok(v) => v
+            .into_iter()
+            .filter(|e| e.kind == EntryKind::File)
+            .map(|e| (e.path, e.size))
+            .collect(),
+        Err(e) if e.code() == Some(ErrorCode::NotFound) => HashMap::new(),
+        Err(e) if e.code() == Some(ErrorCode::NotADirectory) => HashMap::new(),
+        Err(e) => return Err(e),
+    };
+    let mut todo = Vec::new();
+    for (e, path) in tree.entries.into_iter().zip(tree.paths) {
         let target = join_remote(remote_top, &e.path);
+        if e.kind == EntryKind::File && there.get(&e.path) == Some(&e.size) {
+            if let Some(sha) = c.same_file(&target, &path, e.size).await? {
+                reports.push(unchanged(&target, e.size, sha));
+                continue;
+            }
+        }
+        todo.push((e, path, target));
+    }
+    let planned: Vec<TreeEntry> = todo.iter().map(|(e, _, _)| e.clone()).collect();
+    c.plan(remote_top, &planned, opts.force).await?;
+    c.mkdir(remote_top, true).await?;
+    for (e, path, target) in todo {
         match e.kind {
             EntryKind::Dir => c.mkdir(&target, true).await?,
             _ => {
-                let t = c.put_file(path, &target, opts, &bar(&e.path)).await?;
+                let t = c.put_file(&path, &target, opts, &bar(&e.path)).await?;
                 reports.push(report(&target, &t));
             }
         }
     }
     Ok(())
+}
+
+/// Leaves out entries with a name starting with a dot (and what is below
+/// them), for a server that does not take such names, and says so once.
+fn leave_out_hidden(tree: &mut LocalTree) {
+    let hidden = |p: &str| p.split('/').any(crate::files::shown::is_hidden_name);
+    let mut kept = LocalTree::default();
+    let mut left: Vec<String> = Vec::new();
+    for (e, path) in tree.entries.drain(..).zip(tree.paths.drain(..)) {
+        if hidden(&e.path) {
+            if !left.iter().any(|l| e.path.starts_with(&format!("{l}/"))) {
+                left.push(e.path);
+            }
+            continue;
+        }
+        kept.entries.push(e);
+        kept.paths.push(path);
+    }
+    if !left.is_empty() {
+        let names: Vec<_> = left
+            .iter()
+            .take(3)
+            .map(|l| escape(l).into_owned())
+            .collect();
+        let more = left.len().saturating_sub(3);
+        eprintln!(
+            "ferry: leaving out {}{}: the server does not take names starting with a dot (it would with --hidden)",
+            names.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
+    }
+    tree.entries = kept.entries;
+    tree.paths = kept.paths;
 }

@@ -75,8 +75,8 @@ pub enum ClientError {
     /// accepted, or changed since it was pinned).
     #[error("{0}")]
     Untrusted(String),
-    /// A local file is in the way.
-    #[error("{0} exists (use --force to overwrite)")]
+    /// A local file is in the way (the message says which and why).
+    #[error("{0} (use --force to overwrite)")]
     Exists(String),
     /// The bytes received do not match the server's digest.
     #[error("SHA-256 mismatch: {0}")]
@@ -426,6 +426,18 @@ impl Client {
         bar: &ProgressBar,
     ) -> Result<Transferred> {
         transfer::get_file(&mut self.conn, remote, local, opts, bar).await
+    }
+
+    /// Whether `remote` holds the same bytes as `local` (`size` bytes),
+    /// asked without sending either (see [`transfer`]): their SHA-256
+    /// when they are.
+    pub async fn same_file(
+        &mut self,
+        remote: &str,
+        local: &Path,
+        size: u64,
+    ) -> Result<Option<String>> {
+        transfer::same_file(&mut self.conn, remote, local, size).await
     }
 
     /// Downloads one file into `out` as it comes, from its start (see

@@ -63,9 +63,10 @@ pub(super) async fn get_file(
 ) -> Result<Transferred> {
     RelPath::parse(remote)?;
     if !opts.force && std::fs::symlink_metadata(local).is_ok() {
-        return Err(ClientError::Exists(
-            crate::text::escape(&local.display().to_string()).into_owned(),
-        ));
+        return Err(ClientError::Exists(format!(
+            "{} exists",
+            crate::text::escape(&local.display().to_string())
+        )));
     }
     let target = local.to_path_buf();
     let resume = opts.resume;
@@ -166,9 +167,10 @@ pub(super) async fn get_file(
         Err(FinishError::Checksum { expected, actual }) => Err(ClientError::Checksum(format!(
             "server says {expected}, received bytes hash to {actual}"
         ))),
-        Err(FinishError::Exists) => Err(ClientError::Exists(
-            crate::text::escape(&local.display().to_string()).into_owned(),
-        )),
+        Err(FinishError::Exists) => Err(ClientError::Exists(format!(
+            "{} appeared meanwhile",
+            crate::text::escape(&local.display().to_string())
+        ))),
         Err(e) => Err(ClientError::Local(e.to_string())),
     }
 }
@@ -224,6 +226,51 @@ where
         sha256,
         resumed_from: 0,
     })
+}
+
+/// Whether `remote` holds exactly the bytes of the local file `local`,
+/// `size` bytes long (then their SHA-256), found without sending a byte of either: a download
+/// asked to resume at the very end, with the local file's SHA-256 as the
+/// prefix the server must match (see `get`). The server hashes its copy
+/// and answers "nothing left to send", or that the bytes differ.
+pub(super) async fn same_file(
+    conn: &mut Connection,
+    remote: &str,
+    local: &Path,
+    size: u64,
+) -> Result<Option<String>> {
+    RelPath::parse(remote)?;
+    let path = local.to_path_buf();
+    let hashed = tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(&path)?;
+        let h = hash_prefix(&mut file, size)?;
+        Ok::<_, std::io::Error>(hex(&h.finalize()))
+    })
+    .await
+    .map_err(join_err)?
+    .map_err(|e| ClientError::local(local, e))?;
+    let get = Request::Get {
+        path: remote.into(),
+        offset: size,
+        prefix_sha256: (size > 0).then(|| hashed.clone()),
+    };
+    conn.send(Kind::Request, &get, 0).await?;
+    let head = conn.next_head().await?;
+    if head.kind != Kind::Partial {
+        let err = remote_error(&head.header, head.kind);
+        return match err.code() {
+            Some(ErrorCode::ResumeMismatch) => Ok(None),
+            _ => Err(err),
+        };
+    }
+    let start: GetStart = serde_json::from_slice(&head.header).map_err(ConnError::from)?;
+    // Longer there (it grew since it was listed): ours is only its start.
+    let more = head.body_len > 0;
+    if more {
+        conn.discard_body().await?;
+    }
+    let _: Digest = terminal(conn).await?;
+    Ok((!more && start.entry.size == size).then_some(hashed))
 }
 
 pub(super) async fn put_file(

@@ -123,6 +123,19 @@ pub struct ServeOptions {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub private: Option<bool>,
+    /// Serve names that start with a dot (.git, .env, .ssh). Without it they
+    /// are left out of listings, reported as absent, and refused as
+    /// upload targets, on every door. The server's own state, config,
+    /// token and TLS files are never served either way.
+    #[arg(
+        long,
+        env = "FERRY_HIDDEN",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub hidden: Option<bool>,
     /// Let clients that present the token run commands (`ferry exec`,
     /// `ferry shell`). Needs a token; never granted without one.
     #[arg(

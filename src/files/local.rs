@@ -32,6 +32,9 @@ pub struct LocalDisk {
     /// The root, open, for `openat2` beneath it.
     root_dir: Option<File>,
     uploads: Arc<Mutex<HashSet<PathBuf>>>,
+    /// The server's own files inside the root (its state folder, config,
+    /// token, TLS key), canonical: never served, by any name.
+    fenced: Vec<PathBuf>,
 }
 
 /// Marks a target as being uploaded; dropping it frees the target.
@@ -60,7 +63,25 @@ impl LocalDisk {
             root_dir: File::open(&root).ok(),
             root,
             uploads: Arc::default(),
+            fenced: Vec::new(),
         })
+    }
+
+    /// Keeps `private` (the server's own files and folders) out of
+    /// everything served, wherever they are and by whatever name or link
+    /// they are reached. Those outside the root are out of reach already.
+    pub fn fence(&mut self, private: &[PathBuf]) {
+        for p in private {
+            let real = canonical_or_planned(p);
+            if real.starts_with(&self.root) && real != self.root {
+                self.fenced.push(real);
+            }
+        }
+    }
+
+    /// Whether `real`, a canonical path, is or is inside a fenced one.
+    fn is_fenced(&self, real: &Path) -> bool {
+        self.fenced.iter().any(|f| real.starts_with(f))
     }
 
     /// The canonical root.
@@ -78,6 +99,9 @@ impl LocalDisk {
                 "{rel} leads outside the served folder"
             )));
         }
+        if self.is_fenced(&real) {
+            return Err(FilesError::NotFound(format!("{rel} does not exist")));
+        }
         Ok(real)
     }
 
@@ -94,6 +118,9 @@ impl LocalDisk {
             return Err(FilesError::NotADirectory(format!(
                 "{parent} is not a folder"
             )));
+        }
+        if self.is_fenced(&dir.join(name)) {
+            return Err(FilesError::NotFound(format!("{rel} does not exist")));
         }
         Ok((dir, name.to_string()))
     }
@@ -135,6 +162,10 @@ impl LocalDisk {
     fn open_beneath(&self, rel: &RelPath) -> Option<Result<File, FilesError>> {
         use nix::errno::Errno;
         use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+        if !self.fenced.is_empty() {
+            // A link inside may lead into a fenced folder: resolve it.
+            return None;
+        }
         let dir = self.root_dir.as_ref()?;
         let path = if rel.is_root() {
             ".".to_string()
@@ -462,6 +493,21 @@ impl Storage for LocalDisk {
             return Err(FilesError::NotADirectory(format!("{rel} is not a folder")));
         }
         Ok(dir)
+    }
+}
+
+/// `p` made canonical; when it does not exist yet, its parent made
+/// canonical with its name joined.
+fn canonical_or_planned(p: &Path) -> PathBuf {
+    if let Ok(real) = fs::canonicalize(p) {
+        return real;
+    }
+    let absolute = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    match (absolute.parent(), absolute.file_name()) {
+        (Some(dir), Some(name)) => fs::canonicalize(dir)
+            .map(|d| d.join(name))
+            .unwrap_or(absolute.clone()),
+        _ => absolute,
     }
 }
 

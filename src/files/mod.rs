@@ -8,6 +8,7 @@ pub mod name;
 pub mod part;
 pub mod pipe;
 pub mod service;
+pub mod shown;
 pub mod storage;
 pub mod upload;
 
@@ -18,11 +19,31 @@ pub use service::Files;
 pub use storage::Storage;
 pub use upload::{BodySource, Broke, OnBreak, Upload, UploadOptions};
 
+/// What of the stored files is served.
+#[derive(Debug, Clone, Default)]
+pub struct Showing {
+    /// Whether names starting with a dot are served (see [`shown`]).
+    pub hidden: bool,
+    /// The server's own files and folders, never served wherever they are.
+    pub private: Vec<std::path::PathBuf>,
+}
+
 /// The storage `ferry serve` keeps its files in: the folder `root` on this
-/// machine's disk. Where another kind of storage is chosen, it is chosen
-/// here, and no door knows which it got.
-pub fn open_storage(root: &std::path::Path) -> std::io::Result<std::sync::Arc<dyn Storage>> {
-    Ok(std::sync::Arc::new(LocalDisk::open(root)?))
+/// machine's disk, with what `showing` keeps out taken out. Where another
+/// kind of storage is chosen, it is chosen here, and no door knows which
+/// it got.
+pub fn open_storage(
+    root: &std::path::Path,
+    showing: &Showing,
+) -> std::io::Result<std::sync::Arc<dyn Storage>> {
+    let mut disk = LocalDisk::open(root)?;
+    disk.fence(&showing.private);
+    let store: std::sync::Arc<dyn Storage> = std::sync::Arc::new(disk);
+    Ok(if showing.hidden {
+        store
+    } else {
+        std::sync::Arc::new(shown::Shown::new(store))
+    })
 }
 
 /// A files operation that failed, with a message fit for the peer.

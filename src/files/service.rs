@@ -14,6 +14,10 @@ use super::upload::{Limits, Upload, UploadOptions};
 use super::{FilesError, RelPath};
 use crate::access::{Action, Policy, Who};
 
+/// How long an upload waits for another upload of the same name to let
+/// go before it is refused as busy.
+pub(crate) const BUSY_WAIT: Duration = Duration::from_secs(8);
+
 /// The files service: the storage, the access decision, and the limits an
 /// upload is held to.
 #[derive(Debug)]
@@ -134,9 +138,8 @@ impl Files {
             self.check_size(size)?;
         }
         let policy = self.policy;
-        let r = rel.clone();
-        let begun = self
-            .blocking(move |s| {
+        let begin = |r: RelPath| {
+            move |s: &dyn Storage| {
                 if opts.continuing && !s.partial_exists(&r) {
                     return Err(FilesError::NotFound(format!("no upload for {r}")));
                 }
@@ -150,8 +153,24 @@ impl Files {
                     }
                 }
                 s.begin_write(&r, opts.overwrite || opts.continuing, opts.resume)
-            })
-            .await?;
+            }
+        };
+        // An upload run again right after its client was killed finds the
+        // old one still holding the name while it takes in what was on
+        // its way; that ends on its own within moments, so wait a little
+        // before saying busy.
+        let waited = tokio::time::Instant::now();
+        let begun = loop {
+            match self.blocking(begin(rel.clone())).await {
+                Err(FilesError::Busy(_)) if waited.elapsed() < BUSY_WAIT => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                        _ = self.abort.cancelled() => return Err(FilesError::Busy(format!("{rel} is being uploaded by another client"))),
+                    }
+                }
+                other => break other?,
+            }
+        };
         Ok(Upload::begun(
             begun,
             &opts,
@@ -165,7 +184,7 @@ impl Files {
 }
 
 /// Checks a folder upload whole: every name valid, nothing twice, the
-/// destination a folder (or creatable), and no existing file in the way
+/// destination a folder (or creatable, with its missing parents), and no existing file in the way
 /// unless `force`. Writes nothing.
 fn plan_fits(
     s: &dyn Storage,
@@ -184,15 +203,21 @@ fn plan_fits(
         }
         Ok(_) => {}
         Err(FilesError::NotFound(_)) => {
-            // Made on the way, under a folder that must be one.
-            let parent = base.parent().unwrap_or_else(RelPath::root);
-            return match s.stat(&parent) {
-                Ok(e) if e.kind == EntryKind::Dir => Ok(()),
-                Ok(_) => Err(FilesError::NotADirectory(format!(
-                    "{parent} is not a folder"
-                ))),
-                Err(e) => Err(e),
-            };
+            // Made on the way (with the folders above it that are missing,
+            // as `mkdir -p` does), under the nearest one that is there,
+            // which must be a folder.
+            let mut up = base.parent();
+            while let Some(dir) = up {
+                match s.stat(&dir) {
+                    Ok(e) if e.kind == EntryKind::Dir => return Ok(()),
+                    Ok(_) => {
+                        return Err(FilesError::NotADirectory(format!("{dir} is not a folder")));
+                    }
+                    Err(FilesError::NotFound(_)) => up = dir.parent(),
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(());
         }
         Err(e) => return Err(e),
     }

@@ -45,6 +45,26 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// What this server offers, as hello, `ferry ping` and discovery list
+    /// it: `files` and `time` always; `exec`, `chat`, `web` and `tls` when
+    /// they are on; `hidden` when names starting with a dot are served.
+    pub(crate) fn features(&self) -> Vec<String> {
+        let cfg = &self.config;
+        let on = [
+            ("files", true),
+            ("time", true),
+            ("exec", cfg.granted.exec),
+            ("chat", self.chat.is_some()),
+            ("web", cfg.web),
+            ("tls", self.tls.is_some()),
+            ("hidden", cfg.showing.hidden),
+        ];
+        on.iter()
+            .filter(|(_, on)| *on)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
     /// The key resumable-upload URLs are signed with: read from the state
     /// folder, or made there, the first time an upload needs it (a server
     /// that never sees one writes no file for it).

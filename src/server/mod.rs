@@ -65,7 +65,9 @@ impl Server {
     /// Opens the served folder and binds every listen address, TCP and UDP.
     /// With the default pair, a failure to bind IPv6 only warns.
     pub async fn bind(config: ServeConfig) -> anyhow::Result<Server> {
-        let store = crate::files::open_storage(&config.root)
+        let mut showing = config.showing.clone();
+        showing.private.push(config.state_dir.clone());
+        let store = crate::files::open_storage(&config.root, &showing)
             .with_context(|| format!("cannot serve {}", config.root.display()))?;
         if config.token.as_ref().is_some_and(|t| t.expose().len() < 20) && config.discovery {
             // A signed discovery answer is an HMAC anyone on the LAN can

@@ -271,15 +271,9 @@ impl Session {
             version,
             server: cfg.name.clone(),
             software: crate::SOFTWARE.to_string(),
-            features: {
-                let mut f = crate::wire::messages::features();
-                if self.ctx.tls.is_some() {
-                    // A client without a pin for this server then moves to
-                    // TLS before it sends anything that matters.
-                    f.push("tls".into());
-                }
-                f
-            },
+            // With `tls` there, a client without a pin for this server
+            // moves to TLS before it sends anything that matters.
+            features: self.ctx.features(),
             auth_required: cfg.auth_required(),
             auth_available: self.ctx.gate.enabled(),
             permissions: perms,

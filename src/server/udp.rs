@@ -142,7 +142,7 @@ fn signed_announcement(
         software: crate::SOFTWARE.to_string(),
         tcp_port,
         udp_port,
-        features: crate::wire::messages::features(),
+        features: ctx.features(),
         auth_required: cfg.auth_required(),
         nonce,
         announce_every: every,

@@ -12,11 +12,6 @@ use crate::secret::Secret;
 /// Protocol versions this build can speak, best first.
 pub const SUPPORTED_VERSIONS: &[u8] = &[1];
 
-/// Services a server of this build offers, as hello and discovery list them.
-pub fn features() -> Vec<String> {
-    vec!["files".into(), "time".into(), "exec".into(), "chat".into()]
-}
-
 /// A request header (a `Kind::Request` frame). The `op` field names it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]

@@ -31,11 +31,15 @@ impl LocalDisk {
 
     /// Describes a directory entry, following a symlink only inside the root.
     fn describe(&self, path: &Path, name: String) -> Option<Entry> {
+        if self.is_fenced(path) {
+            return None;
+        }
         let lmeta = fs::symlink_metadata(path).ok()?;
         if !lmeta.file_type().is_symlink() {
             return Some(entry(name, &lmeta, kind_of(&lmeta)));
         }
         match fs::canonicalize(path) {
+            Ok(real) if self.is_fenced(&real) => None,
             Ok(real) if real.starts_with(&self.root) => {
                 let meta = fs::metadata(&real).ok()?;
                 Some(entry(name, &meta, kind_of(&meta)))

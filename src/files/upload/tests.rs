@@ -273,3 +273,30 @@ async fn too_much_shutdown_and_an_empty_start_leave_nothing() {
         .unwrap_err();
     assert!(matches!(e, FilesError::NotFound(_)), "{e}");
 }
+
+/// A second upload of a name waits for the first to let go (a client
+/// killed and run again), and is refused as busy only when the first
+/// goes on holding it.
+#[tokio::test]
+async fn a_second_upload_of_a_name_waits_then_is_busy() {
+    let d = tempfile::tempdir().unwrap();
+    let files = std::sync::Arc::new(service(d.path(), true, None, CancellationToken::new()));
+    let rel = RelPath::parse("held.bin").unwrap();
+    let opts = UploadOptions::new(Some(3));
+    let first = begin(&files, &rel, opts).await;
+    let (f, r) = (files.clone(), rel.clone());
+    let second = tokio::spawn(async move { f.begin_upload(Who::TokenHolder, &r, opts).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "the second did not wait");
+    drop(first);
+    let mut up = second.await.unwrap().expect("taken over once let go");
+    up.start(0).await.unwrap();
+
+    let started = std::time::Instant::now();
+    let e = files
+        .begin_upload(Who::TokenHolder, &rel, opts)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, FilesError::Busy(_)), "{e}");
+    assert!(started.elapsed() >= super::super::service::BUSY_WAIT);
+}

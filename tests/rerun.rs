@@ -1,0 +1,230 @@
+//! Folder transfers run again, as rsync and croc users expect: the copy
+//! lands in the same place, files with the same bytes are skipped,
+//! interrupted ones resume, and nothing that differs is replaced without
+//! `--force`. Through the real binary, both directions.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{ferry_bin, run_cli, spawn_bin_server};
+
+/// Runs the client in `cwd`; (exit code, stdout, stderr).
+fn run_in(cwd: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(ferry_bin())
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("FERRY_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    common::outcome(out)
+}
+
+/// The `--json` report's lines as (path, resumed_from, unchanged).
+fn reports(json: &str) -> Vec<(String, u64, bool)> {
+    let v: serde_json::Value = serde_json::from_str(json).expect(json);
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap().to_string(),
+                r["resumed_from"].as_u64().unwrap(),
+                r["unchanged"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn tree(top: &Path) {
+    fs::create_dir_all(top.join("sub")).unwrap();
+    fs::write(top.join("a.txt"), b"first\n").unwrap();
+    fs::write(top.join("sub/b.bin"), pattern(300_000, 1)).unwrap();
+}
+
+#[test]
+fn get_r_run_again_lands_in_the_same_place_and_skips_what_is_there() {
+    let root = tempfile::tempdir().unwrap();
+    tree(&root.path().join("bigdir"));
+    let srv = spawn_bin_server(root.path(), &[], &[]);
+    let here = tempfile::tempdir().unwrap();
+    let from = format!("127.0.0.1:{}:/bigdir", srv.port);
+
+    // The destination names the copy, whether or not it is there yet.
+    for round in 0..2 {
+        let (code, out, err) = run_in(here.path(), &["get", "-r", &from, "bigcopy", "--json"]);
+        assert_eq!(code, 0, "round {round}: {err}");
+        let r = reports(&out);
+        assert_eq!(r.len(), 2, "{out}");
+        assert!(r.iter().all(|(_, _, same)| *same == (round == 1)), "{out}");
+    }
+    let copy = here.path().join("bigcopy");
+    assert_eq!(fs::read(copy.join("a.txt")).unwrap(), b"first\n");
+    assert!(!copy.join("bigdir").exists(), "a re-run nested the copy");
+
+    // `.` means into the current folder, under the remote name.
+    for _ in 0..2 {
+        let (code, _, err) = run_in(here.path(), &["get", "-r", &from, "."]);
+        assert_eq!(code, 0, "{err}");
+    }
+    assert_eq!(
+        fs::read(here.path().join("bigdir/sub/b.bin")).unwrap(),
+        pattern(300_000, 1)
+    );
+    // As does a trailing slash.
+    let (code, _, err) = run_in(here.path(), &["get", "-r", &from, "inside/"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(here.path().join("inside/bigdir/a.txt").is_file());
+
+    // A download cut off leaves its partial file; the re-run resumes it.
+    fs::remove_file(copy.join("sub/b.bin")).unwrap();
+    fs::write(
+        copy.join("sub/.b.bin.ferry-part"),
+        &pattern(300_000, 1)[..100_000],
+    )
+    .unwrap();
+    let (code, out, err) = run_in(here.path(), &["get", "-r", &from, "bigcopy", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let r = reports(&out);
+    let b = r.iter().find(|(p, _, _)| p.ends_with("b.bin")).unwrap();
+    assert_eq!((b.1, b.2), (100_000, false), "{out}");
+    assert_eq!(
+        fs::read(copy.join("sub/b.bin")).unwrap(),
+        pattern(300_000, 1)
+    );
+    assert!(!copy.join("sub/.b.bin.ferry-part").exists());
+
+    // A file that differs is not replaced without --force, and nothing
+    // else is written either.
+    fs::write(root.path().join("bigdir/a.txt"), b"second\n").unwrap();
+    fs::write(root.path().join("bigdir/new.txt"), b"new\n").unwrap();
+    let (code, _, err) = run_in(here.path(), &["get", "-r", &from, "bigcopy"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("a.txt") && err.contains("--force"), "{err}");
+    assert_eq!(fs::read(copy.join("a.txt")).unwrap(), b"first\n");
+    assert!(!copy.join("new.txt").exists());
+    let (code, _, err) = run_in(here.path(), &["get", "-r", &from, "bigcopy", "--force"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(fs::read(copy.join("a.txt")).unwrap(), b"second\n");
+    assert_eq!(fs::read(copy.join("new.txt")).unwrap(), b"new\n");
+}
+
+#[test]
+fn put_r_run_again_lands_in_the_same_place_and_skips_what_is_there() {
+    let root = tempfile::tempdir().unwrap();
+    let srv = spawn_bin_server(root.path(), &["--allow-all"], &[]);
+    let here = tempfile::tempdir().unwrap();
+    tree(&here.path().join("project"));
+    let to = |p: &str| format!("127.0.0.1:{}:{p}", srv.port);
+
+    // The README's line, as written, twice; /backup is made on the way.
+    for round in 0..2 {
+        let (code, out, err) = run_in(
+            here.path(),
+            &["put", "-r", "./project", &to("/backup/project"), "--json"],
+        );
+        assert_eq!(code, 0, "round {round}: {err}");
+        let r = reports(&out);
+        assert_eq!(r.len(), 2, "{out}");
+        assert!(r.iter().all(|(_, _, same)| *same == (round == 1)), "{out}");
+    }
+    let copy = root.path().join("backup/project");
+    assert_eq!(fs::read(copy.join("a.txt")).unwrap(), b"first\n");
+    assert!(!copy.join("project").exists(), "a re-run nested the copy");
+
+    // A trailing slash puts it inside, under its own name.
+    let (code, _, err) = run_in(here.path(), &["put", "-r", "project", &to("/drop/")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(root.path().join("drop/project/sub/b.bin").is_file());
+
+    // A changed file is refused without --force, and replaced with it.
+    fs::write(here.path().join("project/a.txt"), b"changed\n").unwrap();
+    let (code, _, err) = run_in(
+        here.path(),
+        &["put", "-r", "project", &to("/backup/project")],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("a.txt"), "{err}");
+    assert_eq!(fs::read(copy.join("a.txt")).unwrap(), b"first\n");
+    let (code, _, err) = run_in(
+        here.path(),
+        &["put", "-r", "project", &to("/backup/project"), "--force"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(fs::read(copy.join("a.txt")).unwrap(), b"changed\n");
+}
+
+/// Polls until `f` holds, for at most `secs`.
+fn until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
+}
+
+/// Ctrl-C in the middle of a folder upload (the client killed outright),
+/// then the same command at once: not refused as busy, and the file cut
+/// off resumes from what the server kept.
+#[test]
+fn put_r_killed_then_run_again_resumes_at_once() {
+    let root = tempfile::tempdir().unwrap();
+    let srv = spawn_bin_server(root.path(), &["--allow-all"], &[]);
+    let here = tempfile::tempdir().unwrap();
+    let big = pattern(96 << 20, 7);
+    fs::create_dir(here.path().join("proj")).unwrap();
+    fs::write(here.path().join("proj/big.bin"), &big).unwrap();
+    let dest = format!("127.0.0.1:{}:/proj", srv.port);
+    let part = root.path().join("proj/.big.bin.ferry-part");
+
+    let mut child = Command::new(ferry_bin())
+        .args(["put", "-r", "proj", &dest])
+        .current_dir(here.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let cut = until(60, || {
+        fs::metadata(&part).is_ok_and(|m| m.len() > (1 << 20))
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(cut, "the upload never got going");
+    assert!(
+        !root.path().join("proj/big.bin").exists(),
+        "the upload finished before it could be cut off"
+    );
+
+    let (code, out, err) = run_in(here.path(), &["put", "-r", "proj", &dest, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let r = reports(&out);
+    assert!(r[0].1 > 0, "did not resume: {out}");
+    assert!(fs::read(root.path().join("proj/big.bin")).unwrap() == big);
+    assert!(!part.exists());
+    // One more time: nothing to send.
+    let (code, _, err) = run_cli(
+        &[
+            "put",
+            "-r",
+            here.path().join("proj").to_str().unwrap(),
+            &dest,
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("1 unchanged"), "{err}");
+}
