@@ -96,13 +96,15 @@ fn print_entry(e: &Entry) {
 }
 
 use super::output::print_json as json;
+use crate::files::entry::Shown;
 
 pub(crate) async fn ls(a: LsArgs) -> Result<(), ClientError> {
     let r = remote(&a.remote)?;
     let mut c = connect(&r).await?;
     let entries = c.ls(&r.path).await?;
     if a.json {
-        return json(&entries);
+        let shown: Vec<Shown> = entries.iter().map(Shown::from).collect();
+        return json(&shown);
     }
     for e in &entries {
         print_entry(e);
@@ -115,7 +117,7 @@ pub(crate) async fn stat(a: StatArgs) -> Result<(), ClientError> {
     let mut c = connect(&r).await?;
     let e = c.stat(&r.path).await?;
     if a.json {
-        return json(&e);
+        return json(&Shown::from(&e));
     }
     print_entry(&e);
     Ok(())

@@ -53,3 +53,65 @@ pub struct TreeEntry {
     /// Last modification, when known.
     pub mtime: Option<Mtime>,
 }
+
+impl Mtime {
+    /// The time as RFC 3339 text in UTC, to the nanosecond it has
+    /// (`2026-12-02T03:52:13.345745726Z`).
+    pub fn rfc3339(self) -> Option<String> {
+        chrono::DateTime::from_timestamp(self.secs, self.nanos)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+    }
+}
+
+/// An entry as the JSON people's tools read shows it (`ferry ls --json`,
+/// `ferry stat --json`, a folder's `?json`): the time as RFC 3339 text,
+/// and as whole seconds since the epoch for arithmetic. The native wire
+/// keeps [`Entry`] as it is.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Shown<'a> {
+    /// The entry's name.
+    pub name: &'a str,
+    /// File, folder, …
+    pub kind: EntryKind,
+    /// Size in bytes (0 for folders).
+    pub size: u64,
+    /// Last modification, RFC 3339, UTC.
+    pub mtime: Option<String>,
+    /// Last modification, whole seconds since 1970-01-01T00:00:00Z.
+    pub mtime_unix: Option<i64>,
+}
+
+impl<'a> From<&'a Entry> for Shown<'a> {
+    fn from(e: &'a Entry) -> Shown<'a> {
+        Shown {
+            name: &e.name,
+            kind: e.kind,
+            size: e.size,
+            mtime: e.mtime.and_then(Mtime::rfc3339),
+            mtime_unix: e.mtime.map(|m| m.secs),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_show_as_rfc3339_and_epoch_seconds() {
+        let e = Entry {
+            name: "a".into(),
+            kind: EntryKind::File,
+            size: 3,
+            mtime: Some(Mtime {
+                secs: 1_796_183_533,
+                nanos: 345_000_000,
+            }),
+        };
+        let v = serde_json::to_value(Shown::from(&e)).unwrap();
+        assert_eq!(v["mtime"], "2026-12-02T03:52:13.345Z");
+        assert_eq!(v["mtime_unix"], 1_796_183_533);
+        let whole = Mtime { secs: 0, nanos: 0 };
+        assert_eq!(whole.rfc3339().unwrap(), "1970-01-01T00:00:00Z");
+    }
+}

@@ -1,7 +1,10 @@
 //! What every door shares ([`Ctx`]), and the state it opens at start: the
 //! chat history and the upload key.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::sync::Semaphore;
@@ -39,12 +42,59 @@ pub(crate) struct Ctx {
     pub(crate) names: hosts::KnownNames,
     /// KiB of folder-upload manifests being checked at once, in all.
     pub(crate) plan_budget: Arc<Semaphore>,
+    /// Addresses a browser spoke from lately (see [`Ctx::silence_wait`]).
+    pub(crate) http_peers: std::sync::Mutex<HashMap<IpAddr, Instant>>,
     /// The key resumable-upload URLs are signed with, loaded or made on
     /// first use (see [`Ctx::upload_key`]).
     pub(super) upload_key: std::sync::OnceLock<Vec<u8>>,
 }
 
+/// How long an address counts as a browser's after its last request.
+const BROWSER_MEMORY: Duration = Duration::from_secs(60);
+/// How long a silent connection from such an address is given before it is
+/// taken for a text-chat client: longer than browsers keep a connection
+/// they opened ahead of need (10 s in Chromium).
+const BROWSER_SILENCE: Duration = Duration::from_secs(15);
+/// Most addresses remembered.
+const BROWSER_PEERS: usize = 4096;
+
 impl Ctx {
+    /// Notes that a browser made a request from `ip`.
+    pub(crate) fn saw_browser(&self, ip: IpAddr) {
+        let Ok(mut peers) = self.http_peers.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if peers.len() >= BROWSER_PEERS {
+            peers.retain(|_, at| now.duration_since(*at) < BROWSER_MEMORY);
+            if peers.len() >= BROWSER_PEERS {
+                peers.clear();
+            }
+        }
+        peers.insert(ip, now);
+    }
+
+    /// How long a connection from `ip` may stay silent before it is taken
+    /// for a text-chat client (`nc HOST 7070` typing nothing). A browser
+    /// opens connections ahead of need and leaves them silent for seconds;
+    /// from an address a browser spoke from in the last minute, silence is
+    /// given longer, so that such a connection is not greeted as chat
+    /// (an `nc` there is greeted after 15 s, or at once when it types).
+    pub(crate) fn silence_wait(&self, ip: IpAddr) -> Duration {
+        let short = self.config.sniff_timeout;
+        let browser = self
+            .http_peers
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&ip).copied())
+            .is_some_and(|at| at.elapsed() < BROWSER_MEMORY);
+        if browser {
+            short.max(BROWSER_SILENCE)
+        } else {
+            short
+        }
+    }
+
     /// What this server offers, as hello, `ferry ping` and discovery list
     /// it: `files` and `time` always; `exec`, `chat`, `web` and `tls` when
     /// they are on; `hidden` when names starting with a dot are served.

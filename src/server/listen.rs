@@ -99,9 +99,10 @@ pub(super) async fn accept_loop(
 /// bytes; `None` when it closed first.
 async fn choose_door<S: tokio::io::AsyncRead + Unpin>(
     stream: &mut S,
+    peer: SocketAddr,
     ctx: &Ctx,
 ) -> Option<(Door, BytesMut)> {
-    match sniff(stream, ctx.config.sniff_timeout).await {
+    match sniff(stream, ctx.silence_wait(peer.ip())).await {
         Ok((door, initial)) => {
             debug!(?door, "door chosen");
             Some((door, initial))
@@ -119,7 +120,7 @@ pub(super) async fn handle(
     ctx: Arc<Ctx>,
     _permit: ConnPermit,
 ) {
-    let Some((door, initial)) = choose_door(&mut stream, &ctx).await else {
+    let Some((door, initial)) = choose_door(&mut stream, peer, &ctx).await else {
         return;
     };
     let stream = match (door, &ctx.tls) {
@@ -159,7 +160,7 @@ async fn serve_tls(
             return;
         }
     };
-    let Some((door, initial)) = choose_door(&mut s, &ctx).await else {
+    let Some((door, initial)) = choose_door(&mut s, peer, &ctx).await else {
         return;
     };
     entrance(door)

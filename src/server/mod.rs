@@ -141,6 +141,7 @@ impl Server {
             sessions: Default::default(),
             tls,
             plan_budget: Arc::new(Semaphore::new((native::MAX_PLAN_BODY / 1024) as usize)),
+            http_peers: std::sync::Mutex::default(),
         });
         Ok(Server { ctx, tcp, udp })
     }

@@ -186,3 +186,93 @@ async fn without_the_web_door_http_gets_a_clear_refusal() {
     assert_eq!(c.ls("").await.unwrap().len(), 1);
     s.stop().await;
 }
+
+/// HEAD gets GET's headers and no body; the log records the bytes that
+/// really went: the whole file, none for HEAD, and only part of a
+/// download the client cut off.
+#[tokio::test]
+async fn head_matches_get_and_the_log_counts_bytes_sent() {
+    use std::io::{Read, Write};
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("small.txt"), "0123456789").unwrap();
+    std::fs::write(root.path().join("big.bin"), vec![1u8; 64 << 20]).unwrap();
+    let mut srv = common::spawn_bin_server(root.path(), &["--no-discovery"], &[]);
+    let ask = |req: &str| {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+        c.write_all(req.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let headers = |ans: &str| -> Vec<String> {
+        let head = ans.split("\r\n\r\n").next().unwrap();
+        head.lines()
+            .filter(|l| !l.to_ascii_lowercase().starts_with("date:"))
+            .map(str::to_string)
+            .collect()
+    };
+    let get = ask("GET /small.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let head = ask("HEAD /small.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    assert_eq!(headers(&get), headers(&head));
+    assert!(
+        get.ends_with("0123456789") && head.ends_with("\r\n\r\n"),
+        "{head}"
+    );
+    // A download read a little of, then dropped.
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+    c.write_all(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut some = vec![0u8; 65536];
+    c.read_exact(&mut some).unwrap();
+    drop(c);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(srv.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = srv.child.wait();
+    let log = srv.stderr.join().unwrap();
+    let line = |what: &str| {
+        log.lines()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no line for {what}: {log}"))
+            .to_string()
+    };
+    assert!(line("\"GET /small.txt").contains("\" 200 10 "), "{log}");
+    assert!(line("\"HEAD /small.txt").contains("\" 200 0 "), "{log}");
+    let big = line("\"GET /big.bin");
+    let sent: u64 = big
+        .split("\" 200 ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect(&big);
+    assert!((65536..64 << 20).contains(&sent), "{big}");
+}
+
+/// A browser opens a connection ahead of need and leaves it silent for
+/// seconds; from an address that has just spoken HTTP, such a connection
+/// is not taken for a text-chat client, and serves HTTP when the request
+/// comes.
+#[tokio::test]
+async fn a_browsers_silent_spare_connection_stays_http() {
+    let s = TestServer::start(|_| {}).await;
+    std::fs::write(s.path("a.txt"), "a").unwrap();
+    let ans = raw(
+        &s,
+        b"GET /a.txt HTTP/1.1\r\nHost: localhost\r\nUser-Agent: Mozilla/5.0 (X11)\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status_of(&ans), 200, "{ans}");
+    let mut spare = TcpStream::connect(s.addr).await.unwrap();
+    let mut first = [0u8; 64];
+    let greeted = tokio::time::timeout(Duration::from_secs(4), spare.read(&mut first)).await;
+    assert!(greeted.is_err(), "greeted as chat: {greeted:?}");
+    spare
+        .write_all(b"GET /a.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    spare.read_to_string(&mut out).await.unwrap();
+    assert_eq!(status_of(&out), 200, "{out}");
+}

@@ -354,3 +354,70 @@ async fn text_files_are_shown_as_text() {
         assert_eq!(ctype, want, "{name}");
     }
 }
+
+/// A folder's listing mirrors cleanly: `wget -r` and `lftp mirror` take
+/// the files and folders, and nothing of the page's own (its script and
+/// style, an archive of each folder).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_mirror_cleanly_with_wget_and_lftp() {
+    let s = TestServer::start(|_| {}).await;
+    std::fs::create_dir_all(s.path("sub/deeper")).unwrap();
+    std::fs::write(s.path("a.txt"), "a").unwrap();
+    std::fs::write(s.path("sub/deeper/b name.txt"), "b").unwrap();
+    let files = |dir: &std::path::Path| -> Vec<String> {
+        let mut out: Vec<String> = walk(dir)
+            .into_iter()
+            .map(|p| p.strip_prefix(dir).unwrap().to_string_lossy().into_owned())
+            .collect();
+        out.sort();
+        out
+    };
+    let base = url(&s, "/");
+
+    let wget = tempfile::tempdir().unwrap();
+    let (b, d) = (base.clone(), wget.path().to_path_buf());
+    let ok = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("wget")
+            .args(["-q", "-r", "-np", "-nH", "-R", "index.html*", &b])
+            .current_dir(&d)
+            .status()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(ok.success());
+    assert_eq!(files(wget.path()), ["a.txt", "sub/deeper/b name.txt"]);
+
+    let lftp = tempfile::tempdir().unwrap();
+    let d = lftp.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("lftp")
+            .arg("-c")
+            .arg(format!("open {base}; mirror . ."))
+            .current_dir(&d)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(files(lftp.path()), ["a.txt", "sub/deeper/b name.txt"]);
+}
+
+/// Every file below `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

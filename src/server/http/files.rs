@@ -265,7 +265,7 @@ async fn folder(
     if json {
         let mut res = axum::Json(serde_json::json!({
             "path": url_of(&rel, true),
-            "entries": entries,
+            "entries": entries.iter().map(crate::files::entry::Shown::from).collect::<Vec<_>>(),
             "permissions": who.perms,
             "authenticated": who.authed,
         }))

@@ -13,6 +13,7 @@
 //! - [`routes`]: where each request goes.
 //! - [`media`]: the media type a file is served with.
 
+mod access;
 pub mod auth;
 pub mod cond;
 pub mod files;
@@ -77,7 +78,12 @@ pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, c
     // Compression only for clients that ask: the layer costs about a tenth
     // of a small request even when it has nothing to do.
     let zipped = plain.clone().layer(compression());
+    let browser_seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        if !browser_seen.load(std::sync::atomic::Ordering::Relaxed) && from_a_browser(&req) {
+            browser_seen.store(true, std::sync::atomic::Ordering::Relaxed);
+            web.ctx.saw_browser(peer.ip());
+        }
         let misdirected = misdirected(&web.ctx, &req);
         let compress = req.headers().contains_key(header::ACCEPT_ENCODING);
         let direct = !compress && routes::direct(&req);
@@ -102,8 +108,17 @@ pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, c
                 res
             };
             secure(&mut res);
-            log_request(&tag, &method, &uri, version, &res, started);
-            Ok::<_, Infallible>(res)
+            // Logged once the body is sent (or given up on), with the
+            // bytes that really went: none for HEAD, part of one cut off.
+            let line = access::Line {
+                tag,
+                method,
+                uri,
+                version,
+                status: res.status(),
+                started,
+            };
+            Ok::<_, Infallible>(res.map(|body| access::counted(body, line)))
         }
     });
     let conn = builder(&ctx)
@@ -121,6 +136,14 @@ pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, c
     if let Err(e) = result {
         debug!("http connection ended: {e}");
     }
+}
+
+/// Whether a request comes from a browser, which opens connections ahead
+/// of need (see [`Ctx::silence_wait`]).
+fn from_a_browser<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(header::USER_AGENT)
+        .is_some_and(|ua| ua.as_bytes().starts_with(b"Mozilla/"))
 }
 
 /// A 421 for a request whose `Host` (or absolute URI) names something
@@ -242,53 +265,6 @@ fn secure<B>(res: &mut axum::http::Response<B>) {
         .or_insert(HeaderValue::from_static("no-referrer"));
     h.entry(header::X_FRAME_OPTIONS)
         .or_insert(HeaderValue::from_static("DENY"));
-}
-
-/// One log line per request, in the common log format (with the time the
-/// request took), peer text escaped.
-fn log_request<B>(
-    (span, ip): &(String, String),
-    method: &axum::http::Method,
-    uri: &axum::http::Uri,
-    version: axum::http::Version,
-    res: &axum::http::Response<B>,
-    started: Instant,
-) {
-    crate::log::request(span, |m| {
-        let mut n = itoa::Buffer::new();
-        m.push_str(ip);
-        m.push_str(" - - [");
-        crate::log::stamp(|now, _| m.push_str(&now.clf));
-        m.push_str("] \"");
-        m.push_str(&escape(method.as_str()));
-        m.push(' ');
-        match uri.path_and_query() {
-            Some(pq) if uri.scheme().is_none() => m.push_str(&escape(pq.as_str())),
-            _ => m.push_str(&escape(&uri.to_string())),
-        }
-        m.push_str(match version {
-            axum::http::Version::HTTP_09 => " HTTP/0.9\" ",
-            axum::http::Version::HTTP_10 => " HTTP/1.0\" ",
-            axum::http::Version::HTTP_11 => " HTTP/1.1\" ",
-            axum::http::Version::HTTP_2 => " HTTP/2.0\" ",
-            _ => " HTTP/?\" ",
-        });
-        m.push_str(n.format(res.status().as_u16()));
-        m.push(' ');
-        m.push_str(
-            res.headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-"),
-        );
-        // Milliseconds to one decimal.
-        let tenths = (started.elapsed().as_micros() + 50) / 100;
-        m.push(' ');
-        m.push_str(n.format(tenths / 10));
-        m.push('.');
-        m.push_str(n.format(tenths % 10));
-        m.push_str("ms");
-    });
 }
 
 /// A plain-text error response.

@@ -22,10 +22,32 @@ use crate::wire::messages::{Entry, EntryKind};
 const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
-/// No inline script or style anywhere, nothing from elsewhere.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; \
-     frame-ancestors 'none'";
+/// The one inline script of the page: it loads the page's script once the
+/// listing is parsed. Only these two pieces are inline (their hashes are in
+/// the policy), and the listing links to nothing but its entries, so a
+/// mirror (`wget -r`, `lftp mirror`) takes the files and nothing of the
+/// page's own.
+const LOADER: &str = "document.addEventListener(\"DOMContentLoaded\",function(){var s=document.createElement(\"script\");s.src=\"/.ferry/assets/app.js\";document.head.appendChild(s);});";
+
+/// Nothing from elsewhere, and no inline script or style but the two the
+/// page itself carries, by their hashes.
+fn csp() -> &'static HeaderValue {
+    static CSP: std::sync::OnceLock<HeaderValue> = std::sync::OnceLock::new();
+    CSP.get_or_init(|| {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let hash =
+            |s: &str| base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(s));
+        let policy = format!(
+            "default-src 'none'; script-src 'self' 'sha256-{}'; style-src 'self' 'sha256-{}'; \
+             img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; \
+             frame-ancestors 'none'",
+            hash(LOADER),
+            hash(APP_CSS)
+        );
+        HeaderValue::try_from(policy).expect("the policy is plain ASCII")
+    })
+}
 
 /// `GET /.ferry/assets/NAME`.
 pub async fn asset(Path(name): Path<String>) -> Response {
@@ -115,8 +137,8 @@ pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Re
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} — ferry</title>
-<link rel="stylesheet" href="/.ferry/assets/app.css">
-<script src="/.ferry/assets/app.js" defer></script>
+<style>{css}</style>
+<script>{loader}</script>
 </head>
 <body data-path="{here}" data-server="{server}" data-perms="{perms}" data-authed="{authed}" data-auth="{auth}">
 <header>
@@ -135,13 +157,14 @@ pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Re
   </section>
   <section id="chat" aria-label="Chat" hidden></section>
 </main>
-<footer>ferry on {server} · <a href="{here_attr}?tar">download this folder</a></footer>
+<footer>ferry on {server}</footer>
 </body>
 </html>
 "#,
         title = html(&here),
         here = html(&here),
-        here_attr = html(&here),
+        css = APP_CSS,
+        loader = LOADER,
         server = html(&web.ctx.config.name),
         perms = html(&perms),
         authed = who.authed,
@@ -155,10 +178,7 @@ pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Re
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/html; charset=utf-8"),
             ),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(CSP),
-            ),
+            (header::CONTENT_SECURITY_POLICY, csp().clone()),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
         body,

@@ -65,9 +65,9 @@
     return u === 0 ? n + " B" : n.toFixed(1) + " " + units[u];
   }
 
-  function when(m) {
-    if (!m) return "";
-    const d = new Date(m.secs * 1000);
+  function when(secs) {
+    if (secs === undefined || secs === null) return "";
+    const d = new Date(secs * 1000);
     const p = (x) => String(x).padStart(2, "0");
     return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " + p(d.getHours()) + ":" + p(d.getMinutes());
   }
@@ -133,7 +133,7 @@
       if (da !== db) return da - db;
       let x, y;
       if (sortKey === "size") { x = a.size; y = b.size; }
-      else if (sortKey === "mtime") { x = a.mtime ? a.mtime.secs : 0; y = b.mtime ? b.mtime.secs : 0; }
+      else if (sortKey === "mtime") { x = a.mtime_unix || 0; y = b.mtime_unix || 0; }
       else { x = a.name.toLowerCase(); y = b.name.toLowerCase(); }
       return (x < y ? -1 : x > y ? 1 : 0) * sortDir;
     });
@@ -171,7 +171,7 @@
       name.appendChild(a);
       tr.appendChild(name);
       tr.appendChild(el("td", { class: "size" }, dir ? "" : human(e.size)));
-      tr.appendChild(el("td", { class: "mtime" }, when(e.mtime)));
+      tr.appendChild(el("td", { class: "mtime" }, when(e.mtime_unix)));
       const act = el("td", { class: "actions" });
       if (dir) {
         act.appendChild(el("a", { href: childUrl(e.name, true) + "?tar", class: "download", "aria-label": "Download " + e.name + " as tar" }, "Download"));
@@ -484,7 +484,15 @@
     }
   }
 
+  // Made here rather than in the listing, so that a mirror (wget -r)
+  // does not take an archive of every folder.
+  function footer() {
+    const f = document.querySelector("footer");
+    if (f && perms.read) f.append(" · ", el("a", { href: here + "?tar", class: "download-folder" }, "download this folder"));
+  }
+
   account();
   tools();
+  footer();
   if (perms.read) refresh();
 })();

@@ -1,0 +1,109 @@
+//! The access log: one line per HTTP request in the common log format,
+//! written once its response body is done, with the bytes that really
+//! went out (none for HEAD; what was sent of a download cut off) and the
+//! time the whole exchange took.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::http::{Method, StatusCode, Uri, Version};
+
+use crate::text::escape;
+
+/// What the line says of the request, kept until its body is done.
+pub(super) struct Line {
+    /// The connection's log span and the peer's address, formatted once.
+    pub tag: Arc<(String, String)>,
+    pub method: Method,
+    pub uri: Uri,
+    pub version: Version,
+    pub status: StatusCode,
+    pub started: Instant,
+}
+
+/// `body`, counting what is taken of it, and logging `line` when dropped.
+pub(super) fn counted(body: Body, line: Line) -> Body {
+    Body::new(Counted {
+        inner: body,
+        sent: 0,
+        line: Some(line),
+    })
+}
+
+struct Counted {
+    inner: Body,
+    sent: u64,
+    line: Option<Line>,
+}
+
+impl HttpBody for Counted {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                self.sent += data.len() as u64;
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if let Some(line) = self.line.take() {
+            write(&line, self.sent);
+        }
+    }
+}
+
+/// One log line, peer text escaped.
+fn write(l: &Line, sent: u64) {
+    let (span, ip) = &*l.tag;
+    crate::log::request(span, |m| {
+        let mut n = itoa::Buffer::new();
+        m.push_str(ip);
+        m.push_str(" - - [");
+        crate::log::stamp(|now, _| m.push_str(&now.clf));
+        m.push_str("] \"");
+        m.push_str(&escape(l.method.as_str()));
+        m.push(' ');
+        match l.uri.path_and_query() {
+            Some(pq) if l.uri.scheme().is_none() => m.push_str(&escape(pq.as_str())),
+            _ => m.push_str(&escape(&l.uri.to_string())),
+        }
+        m.push_str(match l.version {
+            Version::HTTP_09 => " HTTP/0.9\" ",
+            Version::HTTP_10 => " HTTP/1.0\" ",
+            Version::HTTP_11 => " HTTP/1.1\" ",
+            Version::HTTP_2 => " HTTP/2.0\" ",
+            _ => " HTTP/?\" ",
+        });
+        m.push_str(n.format(l.status.as_u16()));
+        m.push(' ');
+        m.push_str(n.format(sent));
+        // Milliseconds to one decimal.
+        let tenths = (l.started.elapsed().as_micros() + 50) / 100;
+        m.push(' ');
+        m.push_str(n.format(tenths / 10));
+        m.push('.');
+        m.push_str(n.format(tenths % 10));
+        m.push_str("ms");
+    });
+}
