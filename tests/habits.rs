@@ -308,3 +308,75 @@ fn the_wrong_service_is_named_not_waited_on() {
     drop(done);
     holder.join().unwrap();
 }
+
+/// `ferry completions bash` completes commands and flags in a real bash;
+/// the other shells get a script naming every command; `ferry man` is a
+/// manual page naming every command, and `--dir` writes one page each.
+#[test]
+fn completions_and_manual_pages_come_from_the_cli() {
+    let bin = common::ferry_bin();
+    let complete = |words: &str, cword: usize| {
+        let script = format!(
+            "source <({bin} completions bash); COMP_WORDS=({words}); COMP_CWORD={cword}; \
+             _ferry ferry \"${{COMP_WORDS[$COMP_CWORD]}}\" \"${{COMP_WORDS[$COMP_CWORD-1]}}\"; \
+             echo \"${{COMPREPLY[@]}}\""
+        );
+        let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(complete("ferry se", 1), "serve");
+    assert_eq!(complete("ferry serve --hid", 2), "--hidden");
+    assert!(complete("ferry get -", 2).contains("--recursive"));
+    let commands = [
+        "serve", "ls", "stat", "get", "put", "rm", "mkdir", "mv", "chat", "exec", "shell", "time",
+        "subnet", "ping", "discover",
+    ];
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let (code, out, err) = run_cli(&["completions", shell], &[]);
+        assert_eq!(code, 0, "{err}");
+        for c in commands {
+            assert!(out.contains(c), "{shell} lacks {c}");
+        }
+    }
+    let (code, _, err) = run_cli(&["completions", "tcsh"], &[]);
+    assert_eq!(code, 2, "{err}");
+
+    let (code, page, err) = run_cli(&["man"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        page.contains(".TH ferry 1") && page.contains(".SH SYNOPSIS"),
+        "{page}"
+    );
+    for c in commands {
+        assert!(
+            page.contains(&format!("ferry\\-{c}(1)")),
+            "the page lacks {c}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let man1 = dir.path().join("man1");
+    let (code, _, err) = run_cli(&["man", "--dir", man1.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{err}");
+    for c in commands {
+        let page = std::fs::read_to_string(man1.join(format!("ferry-{c}.1"))).unwrap();
+        assert!(page.contains(".SH OPTIONS"), "ferry-{c}.1");
+    }
+    // The page renders as man would show it.
+    let out = Command::new("man")
+        .arg("-l")
+        .arg(man1.join("ferry-get.1"))
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "80")
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && shown.contains("--recursive"),
+        "{shown}"
+    );
+}

@@ -3,6 +3,7 @@
 
 mod chat;
 mod discover;
+mod docs;
 mod exec;
 mod files;
 mod output;
@@ -95,6 +96,11 @@ pub enum Command {
     Ping(ping::PingArgs),
     /// List the ferry servers on the local networks.
     Discover(discover::DiscoverArgs),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish,
+    /// powershell).
+    Completions(docs::CompletionsArgs),
+    /// Print the manual page (ferry.1), or write every page with --dir.
+    Man(docs::ManArgs),
 }
 
 /// How a client subcommand uses TLS; flattened into each of them.
@@ -164,7 +170,12 @@ impl Command {
             Command::Exec(a) => &a.tls,
             Command::Shell(a) => &a.tls,
             Command::Ping(a) => &a.tls,
-            Command::Serve(_) | Command::Time(_) | Command::Subnet(_) | Command::Discover(_) => {
+            Command::Serve(_)
+            | Command::Time(_)
+            | Command::Subnet(_)
+            | Command::Discover(_)
+            | Command::Completions(_)
+            | Command::Man(_) => {
                 return None;
             }
         })
@@ -189,6 +200,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Time(args) => return time::run(args).await,
         Command::Subnet(args) => return subnet::run(&args),
         Command::Discover(args) => return discover::run(args).await,
+        Command::Completions(args) => return docs::completions(&args),
+        Command::Man(args) => return docs::man(&args),
         Command::Exec(args) => return exec::exec(args).await,
         Command::Chat(args) => return chat::run(args).await,
         Command::Shell(args) => return exec::shell(args).await,
