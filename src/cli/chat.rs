@@ -106,6 +106,9 @@ struct Standing {
     current: Option<String>,
     /// Set once a connection got as far as the welcome.
     welcomed: bool,
+    /// When the last message we were shown was said: a rejoin asks for
+    /// history after it, so that only what was missed is shown.
+    last_ms: Option<i64>,
 }
 
 impl Standing {
@@ -130,6 +133,9 @@ impl Standing {
                 self.rooms.retain(|r| !r.eq_ignore_ascii_case(room));
             }
             Event::Current { room } => self.current = Some(room.clone()),
+            Event::Message { ts_ms, .. } | Event::Private { ts_ms, .. } => {
+                self.last_ms = self.last_ms.max(Some(*ts_ms));
+            }
             _ => {}
         }
     }
@@ -198,6 +204,7 @@ async fn interactive(r: Remote, nick: Option<String>, rooms: Vec<String>) -> Exi
         rooms,
         current: None,
         welcomed: false,
+        last_ms: None,
     };
     let mut backoff = Duration::from_millis(500);
     loop {
@@ -245,14 +252,18 @@ async fn session(
         Err(e) => return End::Refused(e),
     };
     let rooms = standing.rejoin();
-    let joined = match client.chat(standing.nick.as_deref(), &rooms).await {
+    let since = standing.last_ms;
+    let joined = match client
+        .rejoin_chat(standing.nick.as_deref(), &rooms, since)
+        .await
+    {
         // Our old self may still hold the nickname for a moment.
         Err(ClientError::Remote {
             code: crate::wire::messages::ErrorCode::Exists,
             ..
         }) => {
             let other = standing.nick.as_ref().map(|n| format!("{n}_"));
-            client.chat(other.as_deref(), &rooms).await
+            client.rejoin_chat(other.as_deref(), &rooms, since).await
         }
         other => other,
     };
@@ -379,6 +390,7 @@ mod tests {
             rooms: vec![],
             current: None,
             welcomed: false,
+            last_ms: None,
         };
         s.track(&Event::Welcome {
             nick: "me".into(),

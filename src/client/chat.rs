@@ -17,16 +17,23 @@ pub struct ChatEvents<'a>(&'a mut FrameReader);
 pub struct ChatLines<'a>(&'a mut FrameWriter);
 
 /// Sends `chat` and waits for the server to accept it (its first event).
+/// With `since_ms`, history is replayed only after that time (a server
+/// that does not list `chat-since` must not be asked).
 pub(super) async fn join<'a>(
     conn: &'a mut Connection,
     nick: Option<&str>,
     rooms: &[String],
+    since_ms: Option<i64>,
 ) -> Result<(ChatSession<'a>, Event)> {
     let req = Request::Chat {
         nick: nick.map(str::to_string),
         rooms: rooms.to_vec(),
+        since_ms,
     };
     conn.send(Kind::Request, &req, 0).await?;
+    // A chat may sit idle for hours: no idle deadline, while TCP
+    // keepalives find a server that is gone.
+    conn.set_idle(std::time::Duration::MAX);
     let mut session = ChatSession { conn };
     match session.next_event().await? {
         Some(first) => Ok((session, first)),

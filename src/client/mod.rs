@@ -490,7 +490,20 @@ impl Client {
         nick: Option<&str>,
         rooms: &[String],
     ) -> Result<(ChatSession<'_>, crate::chat::Event)> {
-        chat::join(&mut self.conn, nick, rooms).await
+        chat::join(&mut self.conn, nick, rooms, None).await
+    }
+
+    /// Joins the chat again after a lost connection: history is replayed
+    /// only after `since_ms` when the server can do that (its hello lists
+    /// `chat-since`), all of it otherwise.
+    pub async fn rejoin_chat(
+        &mut self,
+        nick: Option<&str>,
+        rooms: &[String],
+        since_ms: Option<i64>,
+    ) -> Result<(ChatSession<'_>, crate::chat::Event)> {
+        let can = self.hello.features.iter().any(|f| f == "chat-since");
+        chat::join(&mut self.conn, nick, rooms, since_ms.filter(|_| can)).await
     }
 
     /// The raw connection, for tests that speak the protocol by hand.
@@ -523,7 +536,7 @@ async fn dial(authority: &str) -> Result<TcpStream> {
         }
     }
     let stream = stream.ok_or_else(|| fail(last))?;
-    let _ = stream.set_nodelay(true);
+    crate::wire::stream::tune(&stream);
     Ok(stream)
 }
 

@@ -464,6 +464,7 @@ pub(super) async fn native(
     ctx: &Arc<Ctx>,
     nick: Option<String>,
     rooms: Vec<String>,
+    since_ms: Option<i64>,
 ) -> Result<(), Fail> {
     let Some(hub) = ctx.chat.clone() else {
         return Err(Fail::Reply(
@@ -471,15 +472,20 @@ pub(super) async fn native(
             "this server does not run the chat".into(),
         ));
     };
-    let (mut member, mut events) = hub.connect(nick.as_deref(), &rooms).map_err(|e| {
-        let code = if e.contains("taken") {
-            ErrorCode::Exists
-        } else {
-            ErrorCode::InvalidName
-        };
-        Fail::Reply(code, e)
-    })?;
+    let (mut member, mut events) = hub
+        .connect_since(nick.as_deref(), &rooms, since_ms)
+        .map_err(|e| {
+            let code = if e.contains("taken") {
+                ErrorCode::Exists
+            } else {
+                ErrorCode::InvalidName
+            };
+            Fail::Reply(code, e)
+        })?;
     info!(nick = %escape(&member.nick()), "chat joined");
+    // A chat may sit idle for hours: no idle deadline, while TCP
+    // keepalives (see `wire::stream::tune`) find a peer that is gone.
+    conn.set_idle(Duration::MAX);
     let mut pace = Pace::new(ctx.config.chat.rate, ctx.config.chat.flood);
     let done = tokio_util::sync::CancellationToken::new();
     let (rd, wr) = conn.halves();

@@ -74,7 +74,7 @@ pub(super) async fn accept_loop(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
+        crate::wire::stream::tune(&stream);
         match ctx.limits.try_acquire(peer.ip()) {
             Ok(permit) => {
                 // crate::log::conn_span writes this span the same way.

@@ -236,9 +236,13 @@ impl Session {
                 ErrorCode::BadRequest,
                 "data and commit belong to a put".into(),
             )),
-            Request::Chat { nick, rooms } => {
+            Request::Chat {
+                nick,
+                rooms,
+                since_ms,
+            } => {
                 self.require(Action::Chat, &RelPath::root())?;
-                super::chat::native(&mut self.conn, &self.ctx, nick, rooms).await
+                super::chat::native(&mut self.conn, &self.ctx, nick, rooms, since_ms).await
             }
             Request::Stdin | Request::Cancel | Request::End | Request::Say { .. } => {
                 Err(Fail::Fatal(

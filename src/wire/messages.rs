@@ -141,6 +141,11 @@ pub enum Request {
         /// Rooms to join (the lobby when empty); the first is where lines go.
         #[serde(default)]
         rooms: Vec<String>,
+        /// Coming back: replay history only after this time (milliseconds
+        /// since the epoch, the `ts_ms` of the last message seen). Only
+        /// for servers whose hello lists `chat-since`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since_ms: Option<i64>,
     },
     /// One chat line: text for the current room, or a `/` command.
     Say {

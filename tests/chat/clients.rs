@@ -120,7 +120,8 @@ fn the_terminal_client_reconnects_and_rejoins_its_rooms() {
     srv.child.wait().unwrap();
     wait_for("connection lost");
     let mut srv = common::spawn_bin_server_with_state(root.path(), state.path(), &extra);
-    wait_for("(history");
+    // Back in: the history it saw already is not shown again (see
+    // staying.rs).
     wait_for("[ops] -> roamer joined");
     // Lines after the reconnection reach the rejoined room.
     let rt = tokio::runtime::Runtime::new().unwrap();

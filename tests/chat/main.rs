@@ -178,3 +178,4 @@ mod clients;
 mod history;
 mod rooms;
 mod slow;
+mod staying;

@@ -141,6 +141,18 @@ impl Hub {
         nick: Option<&str>,
         rooms: &[String],
     ) -> Result<(Member, Events), String> {
+        self.connect_since(nick, rooms, None)
+    }
+
+    /// As [`Hub::connect`], for a client coming back: each room's history
+    /// is replayed only from after `since_ms` (the time of the last message
+    /// it saw), so that it is shown what it missed and nothing twice.
+    pub fn connect_since(
+        self: &Arc<Self>,
+        nick: Option<&str>,
+        rooms: &[String],
+        since_ms: Option<i64>,
+    ) -> Result<(Member, Events), String> {
         let (out, events) = outbox(self.epoch);
         let dropped = CancellationToken::new();
         let reason = Arc::new(Mutex::new(None));
@@ -203,7 +215,7 @@ impl Hub {
             );
         }
         for r in &wanted {
-            self.join(id, r)?;
+            self.join_since(id, r, since_ms)?;
         }
         if wanted.len() > 1 {
             let first = room_key(&wanted[0])?;
@@ -232,7 +244,7 @@ impl Hub {
             Command::Say(text) => self.say(id, vec![(text, false)]).map(drop),
             Command::Me(text) => self.say(id, vec![(text, true)]).map(drop),
             Command::Nick(n) => self.nick(id, &n),
-            Command::Join(r) => self.join(id, &r),
+            Command::Join(r) => self.join_since(id, &r, None),
             Command::Part(r) => self.part(id, r.as_deref(), None),
             Command::Msg(to, text) => self.private(id, &to, text),
             Command::Who(r) => self.who(id, r.as_deref()),
@@ -367,15 +379,18 @@ impl Hub {
         Ok(())
     }
 
-    fn join(&self, id: u64, room: &str) -> Result<(), String> {
+    fn join_since(&self, id: u64, room: &str, since_ms: Option<i64>) -> Result<(), String> {
         let key = room_key(room)?;
-        let replay = match &self.history {
+        let mut replay = match &self.history {
             Some(h) => h.recent(&key, self.limits.replay).unwrap_or_else(|e| {
                 warn!("chat history: {e}");
                 Vec::new()
             }),
             None => Vec::new(),
         };
+        if let Some(since) = since_ms {
+            replay.retain(|m| m.ts_ms > since);
+        }
         let mut st = self.state();
         let client = st.clients.get(&id).ok_or("not connected")?;
         let nick = client.nick.clone();
