@@ -10,6 +10,7 @@ mod output;
 mod ping;
 mod serve;
 mod subnet;
+mod terminal;
 mod time;
 mod transfer;
 

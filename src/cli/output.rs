@@ -87,6 +87,36 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// This process's stdout or stderr, written in place. tokio's own handles
+/// copy every chunk over to a blocking thread first, which halves the rate
+/// of a big output; a blocking write here only holds up this one command's
+/// task, which has nothing else to do until the write is through.
+pub(crate) struct DirectOut<W>(pub(crate) W);
+
+impl<W: std::io::Write + Unpin> tokio::io::AsyncWrite for DirectOut<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(tokio::task::block_in_place(|| self.0.write(buf)))
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(tokio::task::block_in_place(|| self.0.flush()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,11 @@ use crate::wire::{ConnError, Connection, FrameReader, FrameWriter, Kind};
 /// Stdin bytes read locally at a time.
 const STDIN_CHUNK: usize = 64 * 1024;
 
-/// Runs `spec`; see [`Client::exec`](super::Client::exec).
+/// Terminal sizes to pass on while a command runs on a pseudo-terminal.
+pub type Resizes = tokio::sync::mpsc::UnboundedReceiver<(u16, u16)>;
+
+/// Runs `spec`; see [`Client::exec`](super::Client::exec). With
+/// `resizes`, each size that arrives is sent on (a terminal session).
 pub(super) async fn exec<I, O, E>(
     conn: &mut Connection,
     spec: &ExecRequest,
@@ -25,6 +29,7 @@ pub(super) async fn exec<I, O, E>(
     stdout: &mut O,
     stderr: &mut E,
     cancel: &CancellationToken,
+    resizes: Option<&mut Resizes>,
 ) -> Result<ExitReport>
 where
     I: AsyncRead + Unpin,
@@ -56,7 +61,15 @@ where
         r
     };
     let sending = async {
-        let r = send_input(wr, stdin.as_mut(), cancel, &done, &in_flight, &taken).await;
+        let r = send_input(
+            wr,
+            stdin.as_mut(),
+            cancel,
+            &done,
+            (&in_flight, &taken),
+            resizes,
+        )
+        .await;
         if r.is_err() {
             done.cancel();
         }
@@ -118,8 +131,8 @@ async fn send_input<I: AsyncRead + Unpin>(
     mut stdin: Option<&mut I>,
     cancel: &CancellationToken,
     done: &CancellationToken,
-    in_flight: &AtomicU64,
-    taken: &Notify,
+    (in_flight, taken): (&AtomicU64, &Notify),
+    mut resizes: Option<&mut Resizes>,
 ) -> Result<()> {
     let mut buf = vec![0u8; STDIN_CHUNK];
     let mut cancel_sent = false;
@@ -132,6 +145,10 @@ async fn send_input<I: AsyncRead + Unpin>(
                 cancel_sent = true;
                 stdin = None;
             }
+            size = next_size(resizes.as_deref_mut()), if resizes.is_some() => match size {
+                Some((rows, cols)) => wr.send(Kind::Request, &Request::Resize { rows, cols }, 0).await?,
+                None => resizes = None,
+            },
             n = read_within_window(stdin.as_deref_mut(), &mut buf, in_flight, taken), if stdin.is_some() => {
                 match n {
                     Ok(n) if n > 0 => {
@@ -151,6 +168,10 @@ async fn send_input<I: AsyncRead + Unpin>(
     }
     wr.send(Kind::Request, &Request::End, 0).await?;
     Ok(())
+}
+
+async fn next_size(resizes: Option<&mut Resizes>) -> Option<(u16, u16)> {
+    resizes?.recv().await
 }
 
 /// Waits for room in the window, then reads what fits.

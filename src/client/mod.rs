@@ -9,6 +9,7 @@ pub mod addr;
 mod answer;
 mod chat;
 mod exec;
+pub use exec::Resizes;
 pub mod local;
 mod transfer;
 
@@ -479,7 +480,42 @@ impl Client {
         O: tokio::io::AsyncWrite + Unpin + ?Sized,
         E: tokio::io::AsyncWrite + Unpin + ?Sized,
     {
-        exec::exec(&mut self.conn, spec, stdin, stdout, stderr, cancel).await
+        exec::exec(&mut self.conn, spec, stdin, stdout, stderr, cancel, None).await
+    }
+
+    /// Runs a command on a pseudo-terminal of the server (`spec.pty`; the
+    /// server's interactive shell when `spec.argv` is empty), as `ssh -t`
+    /// does: `stdin` is what is typed, `out` gets the terminal's output,
+    /// and each size from `resizes` is passed on. Refused locally when the
+    /// server cannot do it (its hello does not list `pty`).
+    pub async fn exec_terminal<I, O>(
+        &mut self,
+        spec: &crate::wire::messages::ExecRequest,
+        stdin: I,
+        out: &mut O,
+        cancel: &tokio_util::sync::CancellationToken,
+        resizes: &mut exec::Resizes,
+    ) -> Result<crate::wire::messages::ExitReport>
+    where
+        I: tokio::io::AsyncRead + Unpin,
+        O: tokio::io::AsyncWrite + Unpin + ?Sized,
+    {
+        if !self.hello.features.iter().any(|f| f == "pty") {
+            return Err(ClientError::Local(
+                "this server cannot run commands on a terminal (it does not allow exec, or is an older ferry)".into(),
+            ));
+        }
+        let mut sink = tokio::io::sink();
+        exec::exec(
+            &mut self.conn,
+            spec,
+            Some(stdin),
+            out,
+            &mut sink,
+            cancel,
+            Some(resizes),
+        )
+        .await
     }
 
     /// Joins the chat as `nick` (a free `guestN` when `None`) in `rooms`

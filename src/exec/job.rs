@@ -57,6 +57,38 @@ pub struct JobSpec {
     pub grace: Duration,
     /// Most output bytes (stdout and stderr together) passed on.
     pub max_output: u64,
+    /// Run on a pseudo-terminal of (rows, columns) instead of pipes: its
+    /// output comes as stdout, its input is the terminal's.
+    pub pty: Option<(u16, u16)>,
+}
+
+/// Where a job's input goes: its stdin pipe, or its terminal.
+#[derive(Debug)]
+pub enum Input {
+    /// A pipe: dropping it closes the command's stdin.
+    Pipe(ChildStdin),
+    /// The terminal's writing side: typed bytes (Ctrl-C is one: the
+    /// terminal turns it into SIGINT for the foreground process), and
+    /// size changes.
+    Pty(pty_process::OwnedWritePty),
+}
+
+impl Input {
+    /// Writes all of `buf`.
+    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        match self {
+            Input::Pipe(p) => p.write_all(buf).await,
+            Input::Pty(p) => p.write_all(buf).await,
+        }
+    }
+
+    /// Follows the client's terminal size (nothing to do for a pipe).
+    pub fn resize(&self, rows: u16, cols: u16) {
+        if let Input::Pty(p) = self {
+            let _ = p.resize(pty_process::Size::new(rows, cols));
+        }
+    }
 }
 
 /// Why a command could not be started.
@@ -115,8 +147,8 @@ pub struct Finish {
 /// A started job: feed `stdin`, drain `output`, then await `supervisor`.
 #[derive(Debug)]
 pub struct Job {
-    /// The command's stdin, when the spec asked for one.
-    pub stdin: Option<ChildStdin>,
+    /// The command's stdin (or terminal), when the spec asked for one.
+    pub stdin: Option<Input>,
     /// Output chunks in order per stream; closed once both pipes are done.
     pub output: mpsc::Receiver<(Stream, Bytes)>,
     /// The process group (the leader's pid).
@@ -152,27 +184,36 @@ impl Job {
     /// Starts `spec`. Cancelling `cancel` stops the whole group.
     pub fn spawn(spec: &JobSpec, cancel: CancellationToken) -> Result<Job, SpawnError> {
         let program = spec.argv.first().cloned().unwrap_or_default();
-        let mut cmd = Command::new(&program);
-        cmd.args(&spec.argv[1..])
-            .env_clear()
-            .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&spec.cwd)
-            .process_group(0)
-            .stdin(if spec.stdin {
-                std::process::Stdio::piped()
-            } else {
-                std::process::Stdio::null()
-            })
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| match e.kind() {
+        let refused = |e: io::Error| match e.kind() {
             io::ErrorKind::NotFound => SpawnError::NotFound(program.clone()),
             io::ErrorKind::PermissionDenied => SpawnError::NotExecutable(program.clone(), e),
             _ => SpawnError::Other(program.clone(), e),
-        })?;
+        };
+        let (mut child, terminal) = match spec.pty {
+            Some(size) => {
+                let (child, term) = spawn_on_pty(spec, size).map_err(refused)?;
+                (child, Some(term))
+            }
+            None => {
+                let mut cmd = Command::new(&program);
+                cmd.args(&spec.argv[1..])
+                    .env_clear()
+                    .envs(spec.env.iter().map(|(k, v)| (k, v)))
+                    .current_dir(&spec.cwd)
+                    .process_group(0)
+                    .stdin(if spec.stdin {
+                        std::process::Stdio::piped()
+                    } else {
+                        std::process::Stdio::null()
+                    })
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                (cmd.spawn().map_err(refused)?, None)
+            }
+        };
         let started = Instant::now();
         let pgid = child.id().map(|p| p as i32).unwrap_or(0);
-        let stdin = child.stdin.take();
+        let mut stdin = child.stdin.take().map(Input::Pipe);
         let (tx, output) = mpsc::channel(QUEUE);
         let shared = Arc::new(Shared {
             budget: AtomicU64::new(spec.max_output),
@@ -191,7 +232,18 @@ impl Job {
         }
         if let Some(err) = child.stderr.take() {
             grow_pipe(&err);
-            readers.push(tokio::spawn(pump(err, Stream::Stderr, tx, shared.clone())));
+            readers.push(tokio::spawn(pump(
+                err,
+                Stream::Stderr,
+                tx.clone(),
+                shared.clone(),
+            )));
+        }
+        if let Some((read, write)) = terminal {
+            // Reading the terminal fails (EIO) once nothing holds it open:
+            // that is its end.
+            readers.push(tokio::spawn(pump(read, Stream::Stdout, tx, shared.clone())));
+            stdin = Some(Input::Pty(write));
         }
         let supervisor = tokio::spawn(supervise(
             child,
@@ -212,6 +264,33 @@ impl Job {
             supervisor: Supervisor(supervisor),
         })
     }
+}
+
+/// Starts `spec` on a new pseudo-terminal of `(rows, cols)`: the command
+/// leads a session of its own (so its process group is its pid, as with
+/// pipes) with the terminal as its controlling one.
+fn spawn_on_pty(
+    spec: &JobSpec,
+    (rows, cols): (u16, u16),
+) -> io::Result<(
+    Child,
+    (pty_process::OwnedReadPty, pty_process::OwnedWritePty),
+)> {
+    let failed = |e: pty_process::Error| match e {
+        pty_process::Error::Io(e) => e,
+        e => io::Error::other(e.to_string()),
+    };
+    let (pty, pts) = pty_process::open().map_err(failed)?;
+    pty.resize(pty_process::Size::new(rows.max(1), cols.max(1)))
+        .map_err(failed)?;
+    let child = pty_process::Command::new(&spec.argv[0])
+        .args(&spec.argv[1..])
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&spec.cwd)
+        .spawn(pts)
+        .map_err(failed)?;
+    Ok((child, pty.into_split()))
 }
 
 #[derive(Debug)]

@@ -96,7 +96,8 @@ impl Ctx {
     }
 
     /// What this server offers, as hello, `ferry ping` and discovery list
-    /// it: `files` and `time` always; `exec`, `chat`, `web` and `tls` when
+    /// it: `files` and `time` always; `exec` (and `pty`: terminal
+    /// sessions), `chat`, `web` and `tls` when
     /// they are on (`chat-since`: a chat rejoin may ask for history after a
     /// time); `hidden` when names starting with a dot are served.
     pub(crate) fn features(&self) -> Vec<String> {
@@ -105,6 +106,7 @@ impl Ctx {
             ("files", true),
             ("time", true),
             ("exec", cfg.granted.exec),
+            ("pty", cfg.granted.exec),
             ("chat", self.chat.is_some()),
             ("chat-since", self.chat.is_some()),
             ("web", cfg.web),

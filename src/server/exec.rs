@@ -13,8 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
-use tokio::process::ChildStdin;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -22,6 +20,7 @@ use tracing::info;
 use super::Ctx;
 use super::fail::Fail;
 use super::limits::Refusal;
+use crate::exec::job::Input;
 use crate::exec::{Ending, Finish, Job, JobSpec};
 use crate::files::RelPath;
 use crate::text::escape;
@@ -40,6 +39,11 @@ pub(super) async fn exec(
     peer: SocketAddr,
     p: ExecRequest,
 ) -> Result<(), Fail> {
+    let mut p = p;
+    if p.argv.is_empty() && p.pty.is_some() {
+        // A terminal and nothing named: the server's interactive shell.
+        p.argv = interactive_shell();
+    }
     if p.argv.first().is_none_or(|a| a.is_empty()) {
         return Err(Fail::Reply(ErrorCode::BadRequest, "argv is empty".into()));
     }
@@ -71,8 +75,12 @@ pub(super) async fn exec(
     })?;
     let rel = RelPath::parse(&p.cwd)?;
     let cwd = ctx.files.blocking(move |s| s.local_folder(&rel)).await?;
-    let env = crate::exec::environment(&cwd, peer, &ctx.config.name, &p.env)
+    let mut env = crate::exec::environment(&cwd, peer, &ctx.config.name, &p.env)
         .map_err(|m| Fail::Reply(ErrorCode::BadRequest, m))?;
+    if let Some(pty) = &p.pty {
+        env.retain(|(k, _)| k != "TERM");
+        env.push(("TERM".into(), terminal_kind(pty.term.as_deref())));
+    }
     let timeout = p
         .timeout_secs
         .map(|s| Duration::from_secs(s.max(1)))
@@ -89,6 +97,7 @@ pub(super) async fn exec(
             .max_output
             .unwrap_or(limits.max_output)
             .min(limits.max_output),
+        pty: p.pty.as_ref().map(|t| (t.rows, t.cols)),
     };
     let shown = shown_argv(&spec.argv);
     // Cancelled by a client's cancel, its disconnect, or server shutdown.
@@ -196,15 +205,58 @@ impl StdinFlow {
     }
 }
 
+/// What the feeder passes to the command's input.
+enum Feed {
+    /// Typed or piped bytes.
+    Bytes(Bytes),
+    /// The client's terminal changed size.
+    Resize(u16, u16),
+}
+
+/// The server's interactive shell, for a terminal session with nothing
+/// named (`ferry shell`): bash when there is one, else sh.
+fn interactive_shell() -> Vec<String> {
+    let shell = ["/bin/bash", "/usr/bin/bash"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+        .unwrap_or("/bin/sh");
+    vec![shell.to_string(), "-i".to_string()]
+}
+
+/// The `TERM` of a terminal session: the client's, when it is a plain
+/// terminal name, else `xterm-256color`.
+fn terminal_kind(term: Option<&str>) -> String {
+    match term {
+        Some(t)
+            if !t.is_empty()
+                && t.len() <= 64
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b)) =>
+        {
+            t.to_string()
+        }
+        _ => "xterm-256color".to_string(),
+    }
+}
+
 /// Writes queued client input to the command's stdin. Input the command
 /// will not take (it closed stdin, or exited) is dropped, and reported
 /// taken all the same so the client is never left waiting.
 async fn feed_stdin(
-    mut stdin: Option<ChildStdin>,
-    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    mut stdin: Option<Input>,
+    mut rx: mpsc::UnboundedReceiver<Feed>,
     flow: StdinFlow,
 ) {
-    while let Some(chunk) = rx.recv().await {
+    while let Some(feed) = rx.recv().await {
+        let chunk = match feed {
+            Feed::Bytes(chunk) => chunk,
+            Feed::Resize(rows, cols) => {
+                if let Some(w) = &stdin {
+                    w.resize(rows, cols);
+                }
+                continue;
+            }
+        };
         if let Some(w) = &mut stdin {
             if w.write_all(&chunk).await.is_err() {
                 stdin = None;
@@ -220,7 +272,7 @@ async fn feed_stdin(
 /// client disconnects or breaks the protocol.
 async fn read_input(
     rd: &mut FrameReader,
-    stdin_tx: mpsc::UnboundedSender<Bytes>,
+    stdin_tx: mpsc::UnboundedSender<Feed>,
     flow: &StdinFlow,
     cancel: &CancellationToken,
     gone: &CancellationToken,
@@ -249,17 +301,23 @@ async fn read_input(
                         let chunk = rd.next_chunk().await?;
                         let n = chunk.len() as u64;
                         match &stdin_tx {
-                            Some(tx) if tx.send(chunk).is_ok() => {}
+                            Some(tx) if tx.send(Feed::Bytes(chunk)).is_ok() => {}
                             _ => flow.taken(n),
                         }
                     }
                 }
                 Ok(Request::Cancel) if head.body_len == 0 => cancel.cancel(),
+                Ok(Request::Resize { rows, cols }) if head.body_len == 0 => {
+                    if let Some(tx) = &stdin_tx {
+                        let _ = tx.send(Feed::Resize(rows.max(1), cols.max(1)));
+                    }
+                }
                 Ok(Request::End) if head.body_len == 0 => return Ok(()),
                 _ => {
                     return Err(Fail::Fatal(
                         ErrorCode::BadRequest,
-                        "while a command runs, only stdin, cancel and end may be sent".into(),
+                        "while a command runs, only stdin, resize, cancel and end may be sent"
+                            .into(),
                     ));
                 }
             }

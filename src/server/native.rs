@@ -244,12 +244,14 @@ impl Session {
                 self.require(Action::Chat, &RelPath::root())?;
                 super::chat::native(&mut self.conn, &self.ctx, nick, rooms, since_ms).await
             }
-            Request::Stdin | Request::Cancel | Request::End | Request::Say { .. } => {
-                Err(Fail::Fatal(
-                    ErrorCode::BadRequest,
-                    "stdin, cancel and end belong to an exec, say to a chat".into(),
-                ))
-            }
+            Request::Stdin
+            | Request::Cancel
+            | Request::End
+            | Request::Resize { .. }
+            | Request::Say { .. } => Err(Fail::Fatal(
+                ErrorCode::BadRequest,
+                "stdin, cancel, resize and end belong to an exec, say to a chat".into(),
+            )),
         }
     }
 

@@ -128,6 +128,14 @@ pub enum Request {
     Stdin,
     /// Stops the running command: `SIGTERM` to its group, then `SIGKILL`.
     Cancel,
+    /// The client's terminal changed size: the running command's
+    /// pseudo-terminal follows (only for an exec with `pty`).
+    Resize {
+        /// Rows.
+        rows: u16,
+        /// Columns.
+        cols: u16,
+    },
     /// The client's last frame for a command, sent after the exit report;
     /// in a chat, leaving it.
     End,
@@ -184,6 +192,7 @@ impl Request {
             Request::Mkdir { .. } => "mkdir",
             Request::Mv { .. } => "mv",
             Request::Exec { .. } => "exec",
+            Request::Resize { .. } => "resize",
             Request::Stdin => "stdin",
             Request::Cancel => "cancel",
             Request::End => "end",
@@ -331,6 +340,25 @@ pub struct ExecRequest {
     /// Most output bytes wanted (capped by the server).
     #[serde(default)]
     pub max_output: Option<u64>,
+    /// Run on a pseudo-terminal of this size (ssh's `-t`): stdin, stdout
+    /// and stderr are the terminal, whose output comes as `stdout`. Only
+    /// for servers whose hello lists `pty`. With an empty `argv`, the
+    /// server's interactive shell runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pty: Option<PtySize>,
+}
+
+/// A terminal's size and kind, for [`ExecRequest::pty`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PtySize {
+    /// Rows.
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
+    /// The client's `TERM` (`xterm-256color` when absent or odd).
+    #[serde(default)]
+    pub term: Option<String>,
 }
 
 /// What a `Partial` frame of a running command carries.

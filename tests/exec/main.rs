@@ -185,15 +185,6 @@ fn bin_server(root: &std::path::Path) -> common::BinServer {
     )
 }
 
-fn nix_kill(pid: i32) {
-    let ok = Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-}
-
 mod binary;
 mod processes;
 mod protocol;
