@@ -135,6 +135,20 @@ fn print_reports(json: bool, reports: &[Report]) -> Result<(), ClientError> {
     Ok(())
 }
 
+/// The SHA-256 of a local file that is already there with the same bytes
+/// as the remote one (`size` bytes): then there is nothing to download.
+async fn same_here(
+    c: &mut Client,
+    remote: &str,
+    local: &Path,
+    size: u64,
+) -> Result<Option<String>, ClientError> {
+    match std::fs::symlink_metadata(local) {
+        Ok(m) if m.is_file() && m.len() == size => c.same_file(remote, local, size).await,
+        _ => Ok(None),
+    }
+}
+
 /// Refuses when files in the way differ and `--force` was not given.
 fn refuse_differing(differ: &[String]) -> Result<(), ClientError> {
     match differ {
@@ -186,8 +200,14 @@ pub(crate) async fn get(a: GetArgs) -> Result<(), ClientError> {
             } else {
                 local
             };
-            let t = c.get_file(&r.path, &dest, opts, &bar(name)).await?;
-            reports.push(report(&dest.display().to_string(), &t));
+            let shown = dest.display().to_string();
+            match same_here(&mut c, &r.path, &dest, entry.size).await? {
+                Some(sha) => reports.push(unchanged(&shown, entry.size, sha)),
+                None => {
+                    let t = c.get_file(&r.path, &dest, opts, &bar(name)).await?;
+                    reports.push(report(&shown, &t));
+                }
+            }
         }
     }
     print_reports(a.flags.json, &reports)
@@ -331,8 +351,23 @@ pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
             } else {
                 r.path.clone()
             };
-            let t = c.put_file(path, &target, opts, &bar(&name)).await?;
-            reports.push(report(&target, &t));
+            let there = match c.stat(&target).await {
+                Ok(e) if e.kind == EntryKind::File && e.size == meta.len() => true,
+                Ok(_) => false,
+                Err(e) if e.code() == Some(ErrorCode::NotFound) => false,
+                Err(e) => return Err(e),
+            };
+            let same = match there {
+                true => c.same_file(&target, path, meta.len()).await?,
+                false => None,
+            };
+            match same {
+                Some(sha) => reports.push(unchanged(&target, meta.len(), sha)),
+                None => {
+                    let t = c.put_file(path, &target, opts, &bar(&name)).await?;
+                    reports.push(report(&target, &t));
+                }
+            }
         }
     }
     print_reports(a.flags.json, &reports)
