@@ -39,6 +39,12 @@ fn every_command_through_the_binary() {
         fs::read(local.path().join("hello.txt")).unwrap(),
         b"hello\n"
     );
+    // Again: the same bytes are there already, so nothing is fetched.
+    let (rc, _, err) = run_cli(&["get", &at("/hello.txt"), dir], &[]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(err.contains("1 unchanged"), "{err}");
+    // A different file there is not replaced without --force.
+    fs::write(local.path().join("hello.txt"), b"mine\n").unwrap();
     let (rc, _, err) = run_cli(&["get", &at("/hello.txt"), dir], &[]);
     assert_eq!(rc, 1);
     assert!(err.contains("exists"), "{err}");

@@ -85,7 +85,7 @@ fn dot_names_are_hidden_on_every_door_by_default() {
     assert!(!root.path().join(".bashrc").exists());
     let (code, _, _) = run_cli(&["mkdir", &at("/.ssh")], &[]);
     assert_ne!(code, 0);
-    let (code, _, _) = run_cli(&["mv", &at("/README.md"), &at("/.README.md")], &[]);
+    let (code, _, _) = run_cli(&["mv", &at("/README.md"), "/.README.md"], &[]);
     assert_ne!(code, 0);
     let (code, _, _) = run_cli(&["rm", "-r", &at("/.git")], &[]);
     assert_ne!(code, 0);
@@ -227,4 +227,49 @@ fn the_servers_own_files_are_never_served() {
     let (code, names) = curl(&srv, "GET", "/?tar", None);
     assert_eq!(code, 200);
     assert!(names.contains("public.txt") && !names.contains("history"));
+}
+
+/// A folder above the state folder cannot be moved or removed (that would
+/// take the state along, or put other files in its place), and a state
+/// folder named through a link and `..`, made on this start, is fenced.
+#[test]
+fn the_state_folder_cannot_be_moved_away_or_reached_by_another_path() {
+    let base = tempfile::tempdir().unwrap();
+    let real = base.path().join("real");
+    fs::create_dir_all(real.join("data")).unwrap();
+    fs::write(real.join("data/public.txt"), "hello").unwrap();
+    symlink(&real, base.path().join("link")).unwrap();
+    // Not there yet, reached through the link, with a `..` on the way.
+    let state = base.path().join("link/data/x/../st/ferry");
+    let srv = spawn_bin_server_with_state(
+        &base.path().join("link"),
+        &state,
+        &["--allow-all", "--tls", "--no-discovery"],
+    );
+    let at = |p: &str| format!("127.0.0.1:{}:{p}", srv.port);
+    assert!(real.join("data/st/ferry/tls/key.pem").exists());
+    for path in ["/data/st/ferry/tls/key.pem", "/data/st/ferry"] {
+        let (code, _, _) = run_cli(&["stat", &at(path), "--insecure"], &[]);
+        assert_ne!(code, 0, "{path} reachable");
+    }
+    let (code, _, err) = run_cli(&["mv", &at("/data"), "/d2", "--insecure"], &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("server's own files"), "{err}");
+    let (code, _, _) = run_cli(&["rm", "-r", &at("/data"), "--insecure"], &[]);
+    assert_ne!(code, 0);
+    assert!(real.join("data/st/ferry/tls/key.pem").exists());
+    assert!(real.join("data/public.txt").exists());
+    // Nor may something else be moved into the state folder's place.
+    let (code, _, _) = run_cli(&["mkdir", &at("/other"), "--insecure"], &[]);
+    assert_eq!(code, 0);
+    let (code, _, _) = run_cli(&["mv", &at("/other"), "/data/st/ferry", "--insecure"], &[]);
+    assert_ne!(code, 0);
+    // HTTP is held to the same.
+    let out = Command::new("curl")
+        .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE"])
+        .arg(format!("https://127.0.0.1:{}/data", srv.port))
+        .output()
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&out.stdout), "204");
+    assert!(real.join("data/st/ferry/tls/key.pem").exists());
 }

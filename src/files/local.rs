@@ -84,6 +84,18 @@ impl LocalDisk {
         self.fenced.iter().any(|f| real.starts_with(f))
     }
 
+    /// Refuses to move or remove `path` (a folder's canonical path joined
+    /// with a name) when it is, or holds, any of the server's own files: a
+    /// folder above the state folder moved or deleted would take it along.
+    fn untouchable(&self, rel: &RelPath, path: &Path) -> Result<(), FilesError> {
+        if self.fenced.iter().any(|f| f.starts_with(path)) {
+            return Err(FilesError::Forbidden(format!(
+                "{rel} holds the server's own files; it cannot be moved or removed"
+            )));
+        }
+        Ok(())
+    }
+
     /// The canonical root.
     pub fn root(&self) -> &Path {
         &self.root
@@ -326,7 +338,8 @@ impl Storage for LocalDisk {
     /// only with `recursive`).
     fn remove(&self, rel: &RelPath, recursive: bool) -> Result<(), FilesError> {
         use nix::unistd::{UnlinkatFlags, unlinkat};
-        let (folder, _, name) = self.parent_folder(rel)?;
+        let (folder, dir, name) = self.parent_folder(rel)?;
+        self.untouchable(rel, &dir.join(&name))?;
         let io = |e: nix::errno::Errno| FilesError::from_io(rel, e.into());
         match look_at(&folder, name.as_ref()).map_err(|e| FilesError::from_io(rel, e))? {
             Found::Nothing => Err(FilesError::NotFound(format!("{rel} does not exist"))),
@@ -365,6 +378,8 @@ impl Storage for LocalDisk {
         }
         let (tfolder, tdir, tname) = self.parent_folder(to)?;
         let (src, dst) = (fdir.join(&fname), tdir.join(&tname));
+        self.untouchable(from, &src)?;
+        self.untouchable(to, &dst)?;
         if dst.starts_with(&src) && dst != src {
             return Err(FilesError::Forbidden(format!(
                 "cannot move {from} into itself"
@@ -496,19 +511,37 @@ impl Storage for LocalDisk {
     }
 }
 
-/// `p` made canonical; when it does not exist yet, its parent made
-/// canonical with its name joined.
+/// `p` made canonical; when it does not exist (yet), its nearest existing
+/// ancestor made canonical with the rest joined, `.` and `..` resolved as
+/// written, so that the path it will have once made is fenced already.
 fn canonical_or_planned(p: &Path) -> PathBuf {
-    if let Ok(real) = fs::canonicalize(p) {
-        return real;
-    }
+    use std::path::Component;
     let absolute = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    match (absolute.parent(), absolute.file_name()) {
-        (Some(dir), Some(name)) => fs::canonicalize(dir)
-            .map(|d| d.join(name))
-            .unwrap_or(absolute.clone()),
-        _ => absolute,
+    let mut rest = Vec::new();
+    let mut base = absolute.as_path();
+    let real = loop {
+        if let Ok(real) = fs::canonicalize(base) {
+            break real;
+        }
+        match (base.parent(), base.file_name()) {
+            (Some(up), Some(name)) => {
+                rest.push(name.to_os_string());
+                base = up;
+            }
+            _ => break base.to_path_buf(),
+        }
+    };
+    let mut out = real;
+    for name in rest.iter().rev() {
+        match Path::new(name).components().next() {
+            Some(Component::ParentDir) => {
+                out.pop();
+            }
+            Some(Component::CurDir) | None => {}
+            _ => out.push(name),
+        }
     }
+    out
 }
 
 /// A partial file, and the hold on its target that keeps other uploads of

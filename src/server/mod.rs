@@ -65,6 +65,15 @@ impl Server {
     /// Opens the served folder and binds every listen address, TCP and UDP.
     /// With the default pair, a failure to bind IPv6 only warns.
     pub async fn bind(config: ServeConfig) -> anyhow::Result<Server> {
+        // Made before the storage opens, so that the fence takes its real
+        // path (through any link on the way) from the start.
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            let _ = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&config.state_dir);
+        }
         let mut showing = config.showing.clone();
         showing.private.push(config.state_dir.clone());
         let store = crate::files::open_storage(&config.root, &showing)
