@@ -266,7 +266,15 @@ fn the_state_folder_cannot_be_moved_away_or_reached_by_another_path() {
     assert_ne!(code, 0);
     // HTTP is held to the same.
     let out = Command::new("curl")
-        .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE"])
+        .args([
+            "-sk",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "DELETE",
+        ])
         .arg(format!("https://127.0.0.1:{}/data", srv.port))
         .output()
         .unwrap();

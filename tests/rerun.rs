@@ -228,3 +228,23 @@ fn put_r_killed_then_run_again_resumes_at_once() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("1 unchanged"), "{err}");
 }
+
+/// A local file where the server has a folder stops `get -r` before
+/// anything is written.
+#[test]
+fn get_r_checks_for_files_in_the_way_of_folders_first() {
+    let root = tempfile::tempdir().unwrap();
+    tree(&root.path().join("t"));
+    let srv = spawn_bin_server(root.path(), &[], &[]);
+    let here = tempfile::tempdir().unwrap();
+    fs::create_dir(here.path().join("copy")).unwrap();
+    fs::write(here.path().join("copy/sub"), "a file, not a folder").unwrap();
+    let from = format!("127.0.0.1:{}:/t", srv.port);
+    let (code, _, err) = run_in(here.path(), &["get", "-r", &from, "copy"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("in the way"), "{err}");
+    assert!(
+        !here.path().join("copy/a.txt").exists(),
+        "written before failing"
+    );
+}

@@ -176,3 +176,35 @@ fn shell_without_the_right_says_so_once() {
         "{screen}"
     );
 }
+
+/// An interactive shell gives each background job a process group of its
+/// own; when the session ends, they end with it.
+#[test]
+fn background_jobs_of_a_shell_session_end_with_it() {
+    let root = tempfile::tempdir().unwrap();
+    let srv = exec_server(root.path());
+    let t = Tmux::start(&format!("{} shell 127.0.0.1:{}", ferry_bin(), srv.port));
+    t.keys(&[
+        "sleep 4242 & sleep 4243 | cat & echo started-$((2+3))",
+        "Enter",
+    ]);
+    t.wait_for("started-5");
+    let running = |what: &str| {
+        Command::new("pgrep")
+            .args(["-f", what])
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(running("sleep 4242") && running("sleep 4243"));
+    t.keys(&["exit", "Enter"]);
+    t.wait_for("EXIT=");
+    let end = Instant::now() + Duration::from_secs(15);
+    while (running("sleep 4242") || running("sleep 4243")) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !running("sleep 4242") && !running("sleep 4243"),
+        "a job outlived its session"
+    );
+}

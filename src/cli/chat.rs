@@ -109,6 +109,10 @@ struct Standing {
     /// When the last message we were shown was said: a rejoin asks for
     /// history after it, so that only what was missed is shown.
     last_ms: Option<i64>,
+    /// The room messages seen with that very time: a rejoin's history
+    /// starts at it (messages said in one millisecond share it), and these
+    /// are not shown twice.
+    at_last: Vec<(String, String, String)>,
 }
 
 impl Standing {
@@ -133,10 +137,56 @@ impl Standing {
                 self.rooms.retain(|r| !r.eq_ignore_ascii_case(room));
             }
             Event::Current { room } => self.current = Some(room.clone()),
-            Event::Message { ts_ms, .. } | Event::Private { ts_ms, .. } => {
+            Event::Message {
+                ts_ms,
+                room,
+                nick,
+                text,
+                ..
+            } => {
+                if Some(*ts_ms) > self.last_ms {
+                    self.at_last.clear();
+                }
+                self.last_ms = self.last_ms.max(Some(*ts_ms));
+                if Some(*ts_ms) == self.last_ms {
+                    self.at_last
+                        .push((room.clone(), nick.clone(), text.clone()));
+                }
+            }
+            Event::Private { ts_ms, .. } => {
+                if Some(*ts_ms) > self.last_ms {
+                    self.at_last.clear();
+                }
                 self.last_ms = self.last_ms.max(Some(*ts_ms));
             }
             _ => {}
+        }
+    }
+
+    /// Whether `ev` is a replayed message this client was shown already
+    /// (one of those said in the millisecond its rejoin asked from).
+    fn shown_before(&mut self, ev: &Event) -> bool {
+        let Event::Message {
+            ts_ms,
+            room,
+            nick,
+            text,
+            history: true,
+            ..
+        } = ev
+        else {
+            return false;
+        };
+        if Some(*ts_ms) != self.last_ms {
+            return false;
+        }
+        let key = (room.clone(), nick.clone(), text.clone());
+        match self.at_last.iter().position(|k| *k == key) {
+            Some(i) => {
+                self.at_last.remove(i);
+                true
+            }
+            None => false,
         }
     }
 
@@ -205,6 +255,7 @@ async fn interactive(r: Remote, nick: Option<String>, rooms: Vec<String>) -> Exi
         current: None,
         welcomed: false,
         last_ms: None,
+        at_last: Vec::new(),
     };
     let mut backoff = Duration::from_millis(500);
     loop {
@@ -279,6 +330,9 @@ async fn session(
         tokio::select! {
             ev = events.next() => match ev {
                 Ok(Some(ev)) => {
+                    if standing.shown_before(&ev) {
+                        continue;
+                    }
                     standing.track(&ev);
                     show(render(&ev, colour));
                 }
@@ -391,6 +445,7 @@ mod tests {
             current: None,
             welcomed: false,
             last_ms: None,
+            at_last: Vec::new(),
         };
         s.track(&Event::Welcome {
             nick: "me".into(),

@@ -85,6 +85,26 @@ pub(super) async fn session(
             }
         })
     });
+    // Told to end (SIGTERM, or the terminal hung up): stop the remote
+    // command, so that the session ends here and this terminal is put
+    // back as it was.
+    let ended = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut hup)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = hup.recv() => {}
+            }
+            cancel.cancel();
+        })
+    };
     let result = client
         .exec_terminal(
             &spec,
@@ -96,6 +116,7 @@ pub(super) async fn session(
         .await;
     drop(raw);
     following.abort();
+    ended.abort();
     if let Some(i) = interrupts {
         i.abort();
     }

@@ -251,6 +251,12 @@ async fn get_tree(
     for e in entries {
         let dest = RelPath::parse(&e.path)?.to_path(top);
         if e.kind != EntryKind::File {
+            if std::fs::symlink_metadata(&dest).is_ok_and(|m| !m.is_dir()) {
+                return Err(ClientError::Local(format!(
+                    "{} is in the way of a folder",
+                    escape(&dest.display().to_string())
+                )));
+            }
             todo.push((e, dest));
             continue;
         }

@@ -245,9 +245,13 @@ impl Job {
             readers.push(tokio::spawn(pump(read, Stream::Stdout, tx, shared.clone())));
             stdin = Some(Input::Pty(write));
         }
+        let scope = Scope {
+            pgid,
+            session: spec.pty.is_some(),
+        };
         let supervisor = tokio::spawn(supervise(
             child,
-            pgid,
+            scope,
             readers,
             shared,
             Timing {
@@ -371,53 +375,83 @@ fn take_budget(budget: &AtomicU64, want: u64) -> u64 {
     }
 }
 
-/// Whether any process of the group is still running. Zombies do not
-/// count: they are dead, waiting for whoever inherited them to reap them.
-fn group_alive(pgid: i32) -> bool {
-    if pgid <= 0 || killpg(Pid::from_raw(pgid), None).is_err() {
-        return false;
-    }
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        // No /proc to look in: trust kill(2), zombies and all.
-        return true;
-    };
-    dir.flatten().any(|e| {
-        e.file_name()
-            .to_str()
-            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
-            && std::fs::read_to_string(e.path().join("stat"))
-                .ok()
-                .and_then(|stat| running_in(&stat))
-                == Some(pgid)
-    })
+/// The processes a job owns: its process group; and, for a job on a
+/// terminal, its whole session (an interactive shell puts each of its jobs
+/// in a process group of its own, in the session it leads).
+#[derive(Debug, Clone, Copy)]
+struct Scope {
+    pgid: i32,
+    session: bool,
 }
 
-/// The process group of a live (not zombie) process, from its
-/// `/proc/PID/stat` line: `pid (comm) state ppid pgrp ...`, where comm may
-/// hold anything, parentheses included.
-fn running_in(stat: &str) -> Option<i32> {
+impl Scope {
+    /// The live (not zombie) processes of the job, from `/proc`.
+    fn members(self) -> Option<Vec<i32>> {
+        let dir = std::fs::read_dir("/proc").ok()?;
+        Some(
+            dir.flatten()
+                .filter_map(|e| {
+                    let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+                    let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+                    let (pgrp, sid) = running_in(&stat)?;
+                    (pgrp == self.pgid || (self.session && sid == self.pgid)).then_some(pid)
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether any process of the job is still running. Zombies do not
+    /// count: they are dead, waiting for whoever inherited them to reap
+    /// them.
+    fn alive(self) -> bool {
+        if self.pgid <= 0 {
+            return false;
+        }
+        if !self.session && killpg(Pid::from_raw(self.pgid), None).is_err() {
+            return false;
+        }
+        match self.members() {
+            Some(m) => !m.is_empty(),
+            // No /proc to look in: trust kill(2), zombies and all.
+            None => killpg(Pid::from_raw(self.pgid), None).is_ok(),
+        }
+    }
+
+    fn signal(self, sig: Signal) {
+        if self.pgid <= 0 {
+            return;
+        }
+        let _ = killpg(Pid::from_raw(self.pgid), sig);
+        if self.session {
+            for pid in self.members().unwrap_or_default() {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
+            }
+        }
+    }
+}
+
+/// The process group and session of a live (not zombie) process, from its
+/// `/proc/PID/stat` line: `pid (comm) state ppid pgrp session ...`, where
+/// comm may hold anything, parentheses included.
+fn running_in(stat: &str) -> Option<(i32, i32)> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();
     let state = fields.next()?;
     let _ppid = fields.next()?;
     let pgrp = fields.next()?.parse().ok()?;
-    (state != "Z" && state != "X").then_some(pgrp)
+    let session = fields.next()?.parse().ok()?;
+    (state != "Z" && state != "X").then_some((pgrp, session))
 }
 
-fn signal_group(pgid: i32, sig: Signal) {
-    if pgid > 0 {
-        let _ = killpg(Pid::from_raw(pgid), sig);
-    }
-}
-
-/// TERM to the group, up to `grace` for it to go, then KILL. With the
-/// leader still ours, its exit is awaited (and reaped) in between.
+/// TERM to the job's processes, up to `grace` for them to go, then KILL.
+/// With the leader still ours, its exit is awaited (and reaped) in
+/// between.
 async fn stop_group(
-    pgid: i32,
+    scope: Scope,
     grace: Duration,
     leader: Option<&mut Child>,
 ) -> Option<std::process::ExitStatus> {
-    signal_group(pgid, Signal::SIGTERM);
+    scope.signal(Signal::SIGTERM);
     let deadline = tokio::time::Instant::now() + grace;
     let mut status = None;
     if let Some(child) = leader {
@@ -426,23 +460,23 @@ async fn stop_group(
             .ok()
             .and_then(Result::ok);
         if status.is_none() {
-            signal_group(pgid, Signal::SIGKILL);
+            scope.signal(Signal::SIGKILL);
             status = child.wait().await.ok();
         }
     }
-    // The rest of the group is not ours to wait for: poll it.
-    while group_alive(pgid) && tokio::time::Instant::now() < deadline {
+    // The rest is not ours to wait for: poll it.
+    while scope.alive() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    if group_alive(pgid) {
-        signal_group(pgid, Signal::SIGKILL);
+    if scope.alive() {
+        scope.signal(Signal::SIGKILL);
     }
     status
 }
 
 async fn supervise(
     mut child: Child,
-    pgid: i32,
+    scope: Scope,
     readers: Vec<JoinHandle<u64>>,
     shared: Arc<Shared>,
     timing: Timing,
@@ -451,10 +485,10 @@ async fn supervise(
     let (ending, status) = tokio::select! {
         s = child.wait() => (Ending::Exited, s.ok()),
         _ = tokio::time::sleep(timing.timeout) => {
-            (Ending::TimedOut, stop_group(pgid, timing.grace, Some(&mut child)).await)
+            (Ending::TimedOut, stop_group(scope, timing.grace, Some(&mut child)).await)
         }
         _ = cancel.cancelled() => {
-            (Ending::Cancelled, stop_group(pgid, timing.grace, Some(&mut child)).await)
+            (Ending::Cancelled, stop_group(scope, timing.grace, Some(&mut child)).await)
         }
     };
     let mut readers = Box::pin(join_readers(readers));
@@ -465,15 +499,15 @@ async fn supervise(
     let produced = match drained {
         Ok(p) => p,
         Err(_) => {
-            if group_alive(pgid) {
-                stop_group(pgid, timing.grace, None).await;
+            if scope.alive() {
+                stop_group(scope, timing.grace, None).await;
             }
             shared.drain_over.cancel();
             readers.await
         }
     };
-    if group_alive(pgid) {
-        stop_group(pgid, timing.grace, None).await;
+    if scope.alive() {
+        stop_group(scope, timing.grace, None).await;
     }
     let (code, signal) = match status {
         Some(s) => {
@@ -507,8 +541,8 @@ mod tests {
 
     #[test]
     fn proc_stat_lines_parse_with_hostile_names() {
-        assert_eq!(running_in("42 (sleep) S 1 40 40 0 -1"), Some(40));
-        assert_eq!(running_in("42 (a) b) (c) R 1 77 77 0"), Some(77));
+        assert_eq!(running_in("42 (sleep) S 1 40 39 0 -1"), Some((40, 39)));
+        assert_eq!(running_in("42 (a) b) (c) R 1 77 76 0"), Some((77, 76)));
         assert_eq!(running_in("42 (zombie) Z 1 40 40 0"), None);
         assert_eq!(running_in("garbage"), None);
     }

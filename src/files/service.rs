@@ -27,7 +27,13 @@ pub struct Files {
     max_upload: Option<u64>,
     stall: Duration,
     abort: CancellationToken,
+    /// Uploads waiting for another upload of their name to let go.
+    waiting: Arc<tokio::sync::Semaphore>,
 }
+
+/// Most uploads waiting at once for a name to be let go; more are busy at
+/// once, so that waiting costs little whoever asks.
+const MAX_WAITING: usize = 16;
 
 impl Files {
     /// The service over `store`.
@@ -44,6 +50,7 @@ impl Files {
             max_upload,
             stall,
             abort,
+            waiting: Arc::new(tokio::sync::Semaphore::new(MAX_WAITING)),
         }
     }
 
@@ -158,14 +165,22 @@ impl Files {
         // An upload run again right after its client was killed finds the
         // old one still holding the name while it takes in what was on
         // its way; that ends on its own within moments, so wait a little
-        // before saying busy.
+        // before saying busy (checking ten times a second, and only so
+        // many uploads at once: the rest are busy straight away).
         let waited = tokio::time::Instant::now();
+        let mut slot = None;
         let begun = loop {
             match self.blocking(begin(rel.clone())).await {
-                Err(FilesError::Busy(_)) if waited.elapsed() < BUSY_WAIT => {
+                Err(e @ FilesError::Busy(_)) => {
+                    if slot.is_none() {
+                        slot = self.waiting.clone().try_acquire_owned().ok();
+                    }
+                    if slot.is_none() || waited.elapsed() >= BUSY_WAIT {
+                        return Err(e);
+                    }
                     tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-                        _ = self.abort.cancelled() => return Err(FilesError::Busy(format!("{rel} is being uploaded by another client"))),
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        _ = self.abort.cancelled() => return Err(e),
                     }
                 }
                 other => break other?,

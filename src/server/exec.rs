@@ -131,8 +131,9 @@ pub(super) async fn exec(
     let flow = StdinFlow::default();
     let (rd, wr) = conn.halves();
     let (stdin_tx, stdin_rx) = mpsc::unbounded_channel();
-    let feeder = tokio::spawn(feed_stdin(stdin, stdin_rx, flow.clone()));
-    let reading = read_input(rd, stdin_tx, &flow, &cancel, &gone);
+    let (sizes_tx, sizes_rx) = tokio::sync::watch::channel((0, 0));
+    let feeder = tokio::spawn(feed_stdin(stdin, stdin_rx, flow.clone(), sizes_rx));
+    let reading = read_input(rd, stdin_tx, sizes_tx, &flow, &cancel, &gone);
     let stop = &ctx.stop;
     let writing = async {
         let streamed = write_output(wr, output, &flow, &gone).await;
@@ -205,14 +206,6 @@ impl StdinFlow {
     }
 }
 
-/// What the feeder passes to the command's input.
-enum Feed {
-    /// Typed or piped bytes.
-    Bytes(Bytes),
-    /// The client's terminal changed size.
-    Resize(u16, u16),
-}
-
 /// The server's interactive shell, for a terminal session with nothing
 /// named (`ferry shell`): bash when there is one, else sh.
 fn interactive_shell() -> Vec<String> {
@@ -242,15 +235,22 @@ fn terminal_kind(term: Option<&str>) -> String {
 /// Writes queued client input to the command's stdin. Input the command
 /// will not take (it closed stdin, or exited) is dropped, and reported
 /// taken all the same so the client is never left waiting.
+/// Size changes of the client's terminal come through `sizes`, which keeps
+/// only the latest: however many are sent, they cost one slot.
 async fn feed_stdin(
     mut stdin: Option<Input>,
-    mut rx: mpsc::UnboundedReceiver<Feed>,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
     flow: StdinFlow,
+    mut sizes: tokio::sync::watch::Receiver<(u16, u16)>,
 ) {
-    while let Some(feed) = rx.recv().await {
-        let chunk = match feed {
-            Feed::Bytes(chunk) => chunk,
-            Feed::Resize(rows, cols) => {
+    loop {
+        let chunk = tokio::select! {
+            c = rx.recv() => match c {
+                Some(c) => c,
+                None => break,
+            },
+            Ok(()) = sizes.changed() => {
+                let (rows, cols) = *sizes.borrow_and_update();
                 if let Some(w) = &stdin {
                     w.resize(rows, cols);
                 }
@@ -272,7 +272,8 @@ async fn feed_stdin(
 /// client disconnects or breaks the protocol.
 async fn read_input(
     rd: &mut FrameReader,
-    stdin_tx: mpsc::UnboundedSender<Feed>,
+    stdin_tx: mpsc::UnboundedSender<Bytes>,
+    sizes: tokio::sync::watch::Sender<(u16, u16)>,
     flow: &StdinFlow,
     cancel: &CancellationToken,
     gone: &CancellationToken,
@@ -301,16 +302,14 @@ async fn read_input(
                         let chunk = rd.next_chunk().await?;
                         let n = chunk.len() as u64;
                         match &stdin_tx {
-                            Some(tx) if tx.send(Feed::Bytes(chunk)).is_ok() => {}
+                            Some(tx) if tx.send(chunk).is_ok() => {}
                             _ => flow.taken(n),
                         }
                     }
                 }
                 Ok(Request::Cancel) if head.body_len == 0 => cancel.cancel(),
                 Ok(Request::Resize { rows, cols }) if head.body_len == 0 => {
-                    if let Some(tx) = &stdin_tx {
-                        let _ = tx.send(Feed::Resize(rows.max(1), cols.max(1)));
-                    }
+                    sizes.send_replace((rows.max(1), cols.max(1)));
                 }
                 Ok(Request::End) if head.body_len == 0 => return Ok(()),
                 _ => {

@@ -388,9 +388,9 @@ impl Hub {
             }),
             None => Vec::new(),
         };
-        if let Some(since) = since_ms {
-            replay.retain(|m| m.ts_ms > since);
-        }
+        // From that very millisecond on: messages said in one share it,
+        // and the client leaves out those it saw.
+        replay.retain(|m| since_ms.is_none_or(|since| m.ts_ms >= since));
         let mut st = self.state();
         let client = st.clients.get(&id).ok_or("not connected")?;
         let nick = client.nick.clone();

@@ -84,10 +84,12 @@ fn write(l: &Line, sent: u64) {
         m.push_str("] \"");
         m.push_str(&escape(l.method.as_str()));
         m.push(' ');
-        match l.uri.path_and_query() {
-            Some(pq) if l.uri.scheme().is_none() => m.push_str(&escape(pq.as_str())),
-            _ => m.push_str(&escape(&l.uri.to_string())),
-        }
+        // A quote would end the request field early for a log parser.
+        let target = match l.uri.path_and_query() {
+            Some(pq) if l.uri.scheme().is_none() => escape(pq.as_str()).into_owned(),
+            _ => escape(&l.uri.to_string()).into_owned(),
+        };
+        m.push_str(&target.replace('"', "%22"));
         m.push_str(match l.version {
             Version::HTTP_09 => " HTTP/0.9\" ",
             Version::HTTP_10 => " HTTP/1.0\" ",

@@ -80,11 +80,16 @@ pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, c
     let zipped = plain.clone().layer(compression());
     let browser_seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        if !browser_seen.load(std::sync::atomic::Ordering::Relaxed) && from_a_browser(&req) {
+        let misdirected = misdirected(&web.ctx, &req);
+        // Only a request this server answers counts (not one for another
+        // name, which any page can make).
+        if misdirected.is_none()
+            && !browser_seen.load(std::sync::atomic::Ordering::Relaxed)
+            && from_a_browser(&req)
+        {
             browser_seen.store(true, std::sync::atomic::Ordering::Relaxed);
             web.ctx.saw_browser(peer.ip());
         }
-        let misdirected = misdirected(&web.ctx, &req);
         let compress = req.headers().contains_key(header::ACCEPT_ENCODING);
         let direct = !compress && routes::direct(&req);
         let app = if compress {
