@@ -313,7 +313,10 @@ pub(super) async fn serve_text(stream: Stream, initial: BytesMut, peer: SocketAd
         // a buffer of this client's own first.
         let mut chunks: Vec<Chunk> = Vec::new();
         loop {
+            // What is queued goes out before a quit ends the session: a
+            // client that typed /quit at once still gets its welcome.
             let first = tokio::select! {
+                biased;
                 c = events.recv_text() => c,
                 _ = done.cancelled() => None,
             };
@@ -572,6 +575,7 @@ async fn write_events(
 ) -> Result<(), Fail> {
     loop {
         let ev = tokio::select! {
+            biased;
             e = events.recv() => e,
             _ = done.cancelled() => None,
             _ = dropped.cancelled() => None,

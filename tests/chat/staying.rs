@@ -173,3 +173,22 @@ async fn a_rejoin_shows_only_what_was_missed() {
     assert_eq!(alice.count("while away 1"), 1, "{:?}", alice.seen);
     assert_eq!(alice.count("while away 2"), 1, "{:?}", alice.seen);
 }
+
+/// A client that sends /quit with its very first bytes still gets its
+/// welcome before the goodbye: what was queued goes out first.
+#[tokio::test]
+async fn a_quit_at_once_still_gets_the_welcome() {
+    use tokio::io::AsyncReadExt;
+    let s = fast_server().await;
+    for _ in 0..5 {
+        let mut c = TcpStream::connect(s.addr).await.unwrap();
+        c.write_all(b"/quit\n").await.unwrap();
+        let mut all = String::new();
+        tokio::time::timeout(Duration::from_secs(10), c.read_to_string(&mut all))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(all.starts_with("* welcome"), "{all}");
+        assert!(all.contains("bye"), "{all}");
+    }
+}
