@@ -248,3 +248,26 @@ fn get_r_checks_for_files_in_the_way_of_folders_first() {
         "written before failing"
     );
 }
+
+/// A FIFO given as the file to send, where the server holds an empty file
+/// of that name: refused as not a regular file, without waiting on it.
+#[test]
+fn put_of_a_fifo_is_refused_at_once() {
+    let root = tempfile::tempdir().unwrap();
+    fs::write(root.path().join("f"), "").unwrap();
+    let srv = spawn_bin_server(root.path(), &["--allow-all"], &[]);
+    let here = tempfile::tempdir().unwrap();
+    nix::unistd::mkfifo(
+        &here.path().join("f"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let (code, _, err) = run_in(
+        here.path(),
+        &["put", "--force", "f", &format!("127.0.0.1:{}:/f", srv.port)],
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+}

@@ -149,6 +149,24 @@ async fn same_here(
     }
 }
 
+/// The SHA-256 of a local file whose bytes the server holds already at
+/// `remote` (`size` bytes): then there is nothing to upload.
+async fn same_there(
+    c: &mut Client,
+    remote: &str,
+    local: &Path,
+    size: u64,
+) -> Result<Option<String>, ClientError> {
+    match c.stat(remote).await {
+        Ok(e) if e.kind == EntryKind::File && e.size == size => {
+            c.same_file(remote, local, size).await
+        }
+        Ok(_) => Ok(None),
+        Err(e) if e.code() == Some(ErrorCode::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Refuses when files in the way differ and `--force` was not given.
 fn refuse_differing(differ: &[String]) -> Result<(), ClientError> {
     match differ {
@@ -357,14 +375,10 @@ pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
             } else {
                 r.path.clone()
             };
-            let there = match c.stat(&target).await {
-                Ok(e) if e.kind == EntryKind::File && e.size == meta.len() => true,
-                Ok(_) => false,
-                Err(e) if e.code() == Some(ErrorCode::NotFound) => false,
-                Err(e) => return Err(e),
-            };
-            let same = match there {
-                true => c.same_file(&target, path, meta.len()).await?,
+            // Only a regular file is compared: opening a FIFO to hash it
+            // would wait for a writer (put_file refuses it clearly).
+            let same = match meta.is_file() {
+                true => same_there(&mut c, &target, path, meta.len()).await?,
                 false => None,
             };
             match same {

@@ -281,7 +281,16 @@ pub(super) async fn put_file(
     bar: &ProgressBar,
 ) -> Result<Transferred> {
     RelPath::parse(remote)?;
-    let file = std::fs::File::open(local).map_err(|e| ClientError::local(local, e))?;
+    // Non-blocking, so that a FIFO given as the source is refused below
+    // instead of waiting for a writer; a regular file reads the same.
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(local)
+            .map_err(|e| ClientError::local(local, e))?
+    };
     let meta = file.metadata().map_err(|e| ClientError::local(local, e))?;
     if !meta.is_file() {
         return Err(ClientError::Local(format!(
