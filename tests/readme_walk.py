@@ -15,6 +15,7 @@ an interactive one typed into (tmux), or, for the few that cannot run
 here, a stated reason. A README example no step handles fails the walk,
 so the README cannot drift from the binary.
 """
+import itertools
 import os
 import re
 import shutil
@@ -120,11 +121,16 @@ class Server:
             fail(self.example, "did not stop on SIGTERM")
 
 
+TMUX_RUNS = itertools.count()
+
+
 def tmux(example, cmd, keys, want, **extra):
     """Runs an interactive example in tmux, types `keys` (after waiting
     for each `want` before them), and expects `EXIT=0` at the end."""
     walked.add(example)
-    sock = f"walk{os.getpid()}"
+    # A socket of its own each time: a server just told to stop may still
+    # hold the last one, and a new client reaching it sees it exit.
+    sock = f"walk{os.getpid()}-{next(TMUX_RUNS)}"
     base = ["tmux", "-L", sock, "-f", "/dev/null"]
     e = env(**extra)
     subprocess.run(base + ["new-session", "-d", "-x", "100", "-y", "30",
