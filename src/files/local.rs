@@ -21,6 +21,8 @@ use super::storage::{Begun, Part, Reader, Storage};
 use listing::{entry, kind_of};
 
 mod listing;
+mod planned;
+use planned::canonical_or_planned;
 
 /// Most entries one walk may return, to bound memory.
 pub const MAX_WALK: usize = 1_000_000;
@@ -509,39 +511,17 @@ impl Storage for LocalDisk {
         }
         Ok(dir)
     }
-}
 
-/// `p` made canonical; when it does not exist (yet), its nearest existing
-/// ancestor made canonical with the rest joined, `.` and `..` resolved as
-/// written, so that the path it will have once made is fenced already.
-fn canonical_or_planned(p: &Path) -> PathBuf {
-    use std::path::Component;
-    let absolute = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let mut rest = Vec::new();
-    let mut base = absolute.as_path();
-    let real = loop {
-        if let Ok(real) = fs::canonicalize(base) {
-            break real;
-        }
-        match (base.parent(), base.file_name()) {
-            (Some(up), Some(name)) => {
-                rest.push(name.to_os_string());
-                base = up;
-            }
-            _ => break base.to_path_buf(),
-        }
-    };
-    let mut out = real;
-    for name in rest.iter().rev() {
-        match Path::new(name).components().next() {
-            Some(Component::ParentDir) => {
-                out.pop();
-            }
-            Some(Component::CurDir) | None => {}
-            _ => out.push(name),
-        }
+    fn space(&self) -> Option<super::storage::Space> {
+        let v = nix::sys::statvfs::statvfs(&self.root).ok()?;
+        let unit = v.fragment_size() as u64;
+        let total = (v.blocks() as u64).saturating_mul(unit);
+        let free = (v.blocks_free() as u64).saturating_mul(unit);
+        Some(super::storage::Space {
+            used: total.saturating_sub(free),
+            available: (v.blocks_available() as u64).saturating_mul(unit),
+        })
     }
-    out
 }
 
 /// A partial file, and the hold on its target that keeps other uploads of

@@ -198,6 +198,67 @@ impl Files {
     }
 }
 
+impl Files {
+    /// Copies the file `from` to `to` for `who`: a read of one, and an
+    /// upload of the other through [`Files::begin_upload`], so the copy
+    /// meets every rule an upload does (rights, size limit, partial file,
+    /// atomic rename) and keeps the source's mtime. Replaces a file at
+    /// `to` only with `overwrite`.
+    pub async fn copy(
+        &self,
+        who: Who,
+        from: &RelPath,
+        to: &RelPath,
+        overwrite: bool,
+    ) -> Result<(), FilesError> {
+        self.policy.check(who, Action::Read, from)?;
+        let r = from.clone();
+        let (reader, entry) = self.blocking(move |s| s.open_read(&r)).await?;
+        let opts = UploadOptions {
+            overwrite,
+            ..UploadOptions::new(Some(entry.size))
+        };
+        let mut upload = self.begin_upload(who, to, opts).await?;
+        upload.start(0).await?;
+        let mut source = ReadFrom(Some(reader));
+        upload.receive(&mut source).await.map_err(|b| match b {
+            super::Broke::Lost(e) => FilesError::from_io(from, e),
+            b => FilesError::Io(b.to_string()),
+        })?;
+        upload.finish(None, entry.mtime).await?;
+        Ok(())
+    }
+}
+
+/// A stored file as the body of an upload (a copy), read on a blocking
+/// thread a buffer at a time.
+struct ReadFrom(Option<super::storage::Reader>);
+
+impl super::BodySource for ReadFrom {
+    type Error = std::io::Error;
+
+    async fn read_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, std::io::Error> {
+        let Some(mut reader) = self.0.take() else {
+            return Ok(0);
+        };
+        let want = buf.capacity().max(64 * 1024);
+        let mut chunk = std::mem::take(buf);
+        let (reader, chunk, n) = tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            chunk.resize(want, 0);
+            let n = reader.read(&mut chunk);
+            (reader, chunk, n)
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        *buf = chunk;
+        let n = n?;
+        buf.truncate(n);
+        self.0 = Some(reader);
+        Ok(n)
+    }
+}
+
 /// Checks a folder upload whole: every name valid, nothing twice, the
 /// destination a folder (or creatable, with its missing parents), and no existing file in the way
 /// unless `force`. Writes nothing.

@@ -141,6 +141,10 @@ impl Storage for Shown {
         self.inner.sweep_partials(max_age)
     }
 
+    fn space(&self) -> Option<super::storage::Space> {
+        self.inner.space()
+    }
+
     fn local_folder(&self, rel: &RelPath) -> Result<PathBuf, FilesError> {
         self.seen(rel)?;
         self.inner.local_folder(rel)

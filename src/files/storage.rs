@@ -104,6 +104,12 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     /// longer than `max_age`; never a running one's. Gives how many.
     fn sweep_partials(&self, max_age: std::time::Duration) -> usize;
 
+    /// The space where the files are kept: bytes used and bytes still
+    /// free for new files; `None` when the storage cannot tell.
+    fn space(&self) -> Option<Space> {
+        None
+    }
+
     /// The folder `rel` on this machine's disk, for a command to run in;
     /// storage that is not a local folder has none.
     fn local_folder(&self, rel: &RelPath) -> Result<PathBuf, FilesError> {
@@ -112,6 +118,15 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
             self.describe()
         )))
     }
+}
+
+/// The space of a storage (RFC 4331's quota properties).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    /// Bytes in use.
+    pub used: u64,
+    /// Bytes free for new files (what an unprivileged writer gets).
+    pub available: u64,
 }
 
 /// A stored file open for reading.

@@ -20,6 +20,8 @@ pub(crate) struct Ctx {
     pub(crate) config: ServeConfig,
     /// The files service: store, access decision, upload limits.
     pub(crate) files: crate::files::Files,
+    /// The WebDAV door's locks and dead properties.
+    pub(crate) dav: http::dav::Dav,
     pub(crate) gate: Gate,
     pub(crate) limits: Arc<ConnLimits>,
     /// Running commands, in all and per client address.

@@ -257,12 +257,7 @@ pub fn spawn_bin_server_on_small_disk(
     size: &str,
     extra: &[&str],
 ) -> Option<BinServer> {
-    let can = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "true"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !can {
+    if !can_unshare_mount() {
         return None;
     }
     let own = tempfile::tempdir().unwrap();
@@ -283,6 +278,16 @@ pub fn spawn_bin_server_on_small_disk(
     let mut srv = start_bin_server_via(&prefix, root, own.path(), extra, &[]);
     srv._own_state = Some(own);
     Some(srv)
+}
+
+/// Whether this test may make mount namespaces of its own (root, and
+/// `unshare` there).
+pub fn can_unshare_mount() -> bool {
+    Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn start_bin_server(root: &Path, state: &Path, extra: &[&str], envs: &[(&str, &str)]) -> BinServer {

@@ -34,6 +34,14 @@ async fn raw(s: &TestServer, request: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Whether an answer asks for credentials a desktop client can give.
+fn challenged(r: &reqwest::Response) -> bool {
+    r.status() == StatusCode::UNAUTHORIZED
+        && r.headers()
+            .get(header::WWW_AUTHENTICATE)
+            .is_some_and(|v| v.to_str().unwrap_or("").starts_with("Basic"))
+}
+
 fn status_of(answer: &str) -> u16 {
     answer
         .split(' ')
@@ -43,6 +51,7 @@ fn status_of(answer: &str) -> u16 {
 }
 
 mod access;
+mod dav;
 mod limits;
 mod methods;
 mod reads;

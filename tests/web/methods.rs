@@ -156,10 +156,12 @@ async fn every_method_with_its_status_codes() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let allow = r.headers()[header::ALLOW].to_str().unwrap().to_string();
-    for m in ["GET", "HEAD", "PUT", "DELETE", "MKCOL", "MOVE", "OPTIONS"] {
+    for m in [
+        "GET", "HEAD", "PUT", "DELETE", "MKCOL", "MOVE", "OPTIONS", "PROPFIND", "LOCK",
+    ] {
         assert!(allow.contains(m), "{allow}");
     }
-    for m in ["POST", "PROPFIND", "PATCH"] {
+    for m in ["POST", "PATCH", "SEARCH"] {
         let r = c
             .request(method(m), url(&s, "/a.txt"))
             .send()

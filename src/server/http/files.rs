@@ -12,20 +12,19 @@ use super::auth::{self, Who};
 use super::cond::{self, Conditions, Span, Validators, Verdict};
 use super::media::content_type;
 use super::paths::{blocking, disposition, failure, target, url_of};
-use super::upload::{HttpBody, broke, upload_failed};
 use super::{Web, error};
 use crate::access::Action;
+use crate::files::FilesError;
 use crate::files::name::RelPath;
 use crate::files::pipe::spawn_plain_reader;
-use crate::files::{FilesError, UploadOptions};
-use crate::text::escape;
 use crate::wire::messages::{Entry, EntryKind};
 
 /// Files up to this size are read whole with their description.
 const SMALL_FILE: u64 = 64 * 1024;
 
 /// Methods every path answers.
-pub const ALLOW: &str = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, MOVE";
+pub const ALLOW: &str =
+    "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK";
 
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
@@ -55,7 +54,12 @@ fn has_query(uri: &Uri, key: &str) -> bool {
 pub(super) fn options() -> Response {
     (
         StatusCode::NO_CONTENT,
-        [(header::ALLOW, ALLOW), (header::ACCEPT_RANGES, "bytes")],
+        [
+            (header::ALLOW, ALLOW),
+            (header::ACCEPT_RANGES, "bytes"),
+            (header::HeaderName::from_static("dav"), "1, 2"),
+            (header::HeaderName::from_static("ms-author-via"), "DAV"),
+        ],
     )
         .into_response()
 }
@@ -277,170 +281,16 @@ async fn folder(
     super::page::folder_page(web, who, &rel, &entries)
 }
 
-/// The size a request declares.
-fn declared_size(headers: &HeaderMap) -> Result<Option<u64>, Response> {
-    let declared = match header_str(headers, header::CONTENT_LENGTH) {
-        None => None,
-        Some(v) => Some(
-            v.trim()
-                .parse::<u64>()
-                .map_err(|_| error(StatusCode::BAD_REQUEST, "bad Content-Length"))?,
-        ),
-    };
-    Ok(declared)
-}
-
-/// PUT: a whole file.
-pub(super) async fn put(
-    web: &Web,
-    who: &Who,
-    headers: &HeaderMap,
-    rel: RelPath,
-    trailing: bool,
-    body: Body,
-) -> Response {
-    // A name that ends in `/` is a folder's, which PUT cannot make; a
-    // partial PUT (RFC 9110 §14.5)
-    // is not served, and would otherwise replace the whole file with its
-    // part.
-    if trailing {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "PUT needs a file's path (use MKCOL for a folder)",
-        );
-    }
-    if headers.contains_key(header::CONTENT_RANGE) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "partial PUT (Content-Range) is not supported; send the whole file",
-        );
-    }
-    if let Err(r) = auth::allow(who, web, headers, Action::Create, &rel) {
-        return r;
-    }
-    let declared = match declared_size(headers) {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
-    let r = rel.clone();
-    let current = match blocking(web, move |s| s.stat(&r)).await {
-        Ok(e) if e.kind == EntryKind::Dir => {
-            return error(StatusCode::CONFLICT, format!("{rel} is a folder"));
-        }
-        Ok(e) => Some(e),
-        Err(FilesError::NotFound(_)) => None,
-        Err(e) => return failure(e),
-    };
-    let v = current.as_ref().map(validators);
-    if cond::evaluate(&conditions(headers), v.as_ref(), false) == Verdict::Failed {
-        return error(StatusCode::PRECONDITION_FAILED, "precondition failed");
-    }
-    // PUT replaces what is there; anything short of the whole body
-    // leaves nothing behind.
-    let opts = UploadOptions {
-        overwrite: current.is_some(),
-        ..UploadOptions::new(declared)
-    };
-    let mut upload = match web.ctx.files.begin_upload(who.id, &rel, opts).await {
-        Ok(u) => u,
-        Err(e) => return upload_failed(headers, e),
-    };
-    let replaces = upload.replaces();
-    if let Err(e) = upload.start(0).await {
-        return failure(e);
-    }
-    if let Err(b) = upload.receive(&mut HttpBody(body.into_data_stream())).await {
-        return broke(b);
-    }
-    if let Err(e) = upload.finish(None, None).await {
-        return upload_failed(headers, e);
-    }
-    tracing::info!(path = %escape(&rel.to_string()), "uploaded over http");
-    let r = rel.clone();
-    let etag = blocking(web, move |s| s.stat(&r))
-        .await
-        .map(|e| validators(&e).etag)
-        .unwrap_or_default();
-    let status = if replaces {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::CREATED
-    };
-    let mut res = Response::builder().status(status);
-    if !etag.is_empty() {
-        res = res.header(header::ETAG, etag);
-    }
-    if !replaces {
-        res = res.header(header::LOCATION, url_of(&rel, false));
-    }
-    res.body(Body::empty()).unwrap_or_default()
-}
-
-/// DELETE: a file or a folder and all it holds.
-pub(super) async fn delete(web: &Web, who: &Who, headers: &HeaderMap, rel: RelPath) -> Response {
-    if let Err(r) = auth::allow(who, web, headers, Action::Delete, &rel) {
-        return r;
-    }
-    // The name itself is what goes: a symlink is removed, never followed,
-    // as on every door (Storage::remove).
-    let r = rel.clone();
-    let current = match blocking(web, move |s| s.stat_name(&r)).await {
-        Ok(e) => e,
-        Err(e) => return failure(e),
-    };
-    if current.kind != EntryKind::Dir
-        && cond::evaluate(&conditions(headers), Some(&validators(&current)), false)
-            == Verdict::Failed
-    {
-        return error(StatusCode::PRECONDITION_FAILED, "precondition failed");
-    }
-    let r = rel.clone();
-    match blocking(web, move |s| s.remove(&r, true)).await {
-        Ok(()) => {
-            tracing::info!(path = %escape(&rel.to_string()), "deleted over http");
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(e) => failure(e),
-    }
-}
-
-/// MKCOL: a folder.
-pub(super) async fn mkcol(
-    web: &Web,
-    who: &Who,
-    headers: &HeaderMap,
-    rel: RelPath,
-    body: Body,
-) -> Response {
-    if let Err(r) = auth::allow(who, web, headers, Action::Create, &rel) {
-        return r;
-    }
-    match axum::body::to_bytes(body, 1).await {
-        Ok(b) if b.is_empty() => {}
-        _ => {
-            return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "MKCOL takes no body");
-        }
-    }
-    let r = rel.clone();
-    match blocking(web, move |s| s.mkdir(&r)).await {
-        Ok(()) => (
-            StatusCode::CREATED,
-            [(header::LOCATION, url_of(&rel, true))],
-        )
-            .into_response(),
-        Err(FilesError::Exists(m)) => error(StatusCode::METHOD_NOT_ALLOWED, m),
-        Err(FilesError::NotFound(m) | FilesError::NotADirectory(m)) => {
-            error(StatusCode::CONFLICT, format!("no such folder: {m}"))
-        }
-        Err(e) => failure(e),
-    }
-}
-
 /// The served path a `Destination` header names (a URL of this server, or
 /// an absolute path).
-fn destination(headers: &HeaderMap) -> Result<RelPath, Response> {
-    let raw = header_str(headers, header::HeaderName::from_static("destination"))
-        .ok_or_else(|| error(StatusCode::BAD_REQUEST, "MOVE needs a Destination header"))?;
+pub(super) fn destination(headers: &HeaderMap) -> Result<RelPath, Response> {
+    let raw =
+        header_str(headers, header::HeaderName::from_static("destination")).ok_or_else(|| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "COPY and MOVE need a Destination header",
+            )
+        })?;
     let path = if raw.starts_with('/') && !raw.starts_with("//") {
         raw.to_string()
     } else {
@@ -461,50 +311,6 @@ fn destination(headers: &HeaderMap) -> Result<RelPath, Response> {
     };
     let path = path.split(['?', '#']).next().unwrap_or("");
     target(path).map(|(r, _)| r)
-}
-
-/// MOVE: a rename within the served folder.
-pub(super) async fn mv(web: &Web, who: &Who, headers: &HeaderMap, rel: RelPath) -> Response {
-    if let Err(r) = auth::allow(who, web, headers, Action::Move, &rel) {
-        return r;
-    }
-    let to = match destination(headers) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    if let Err(r) = auth::allow(who, web, headers, Action::Move, &to) {
-        return r;
-    }
-    // RFC 4918: Overwrite defaults to T.
-    let overwrite = !header_str(headers, header::HeaderName::from_static("overwrite"))
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("f"));
-    let t = to.clone();
-    let existed = blocking(web, move |s| Ok(s.exists(&t)))
-        .await
-        .unwrap_or(false);
-    if existed && !overwrite {
-        return error(
-            StatusCode::PRECONDITION_FAILED,
-            format!("{to} exists (send Overwrite: T to replace it)"),
-        );
-    }
-    let (from, dest) = (rel.clone(), to.clone());
-    match blocking(web, move |s| s.rename(&from, &dest, overwrite)).await {
-        Ok(()) => {
-            tracing::info!(from = %escape(&rel.to_string()), to = %escape(&to.to_string()), "moved over http");
-            if existed {
-                StatusCode::NO_CONTENT.into_response()
-            } else {
-                (
-                    StatusCode::CREATED,
-                    [(header::LOCATION, url_of(&to, false))],
-                )
-                    .into_response()
-            }
-        }
-        Err(FilesError::NotFound(m)) => error(StatusCode::NOT_FOUND, m),
-        Err(e) => failure(e),
-    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 //! on the same services and rules as the native door.
 //!
 //! - [`cond`]: validators, preconditions and ranges (pure).
-//! - [`files`]: GET, HEAD, PUT, DELETE, MKCOL, MOVE, OPTIONS on paths.
+//! - [`files`]: GET and HEAD on paths (files, listings, archives).
+//! - [`dav`]: WebDAV, and with it every change to a path (PUT, DELETE,
+//!   MKCOL, COPY, MOVE, PROPPATCH, LOCK, UNLOCK) and PROPFIND.
 //! - [`tus`]: resumable uploads.
 //! - [`auth`]: who a request is (token, Basic, session cookie) and the
 //!   cross-site checks.
@@ -16,6 +18,7 @@
 mod access;
 pub mod auth;
 pub mod cond;
+pub(crate) mod dav;
 pub mod files;
 pub mod media;
 pub mod page;

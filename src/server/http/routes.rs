@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 
 use super::paths::target;
-use super::{PREFIX, Web, auth, files, page, tus, ws};
+use super::{PREFIX, Web, auth, dav, files, page, tus, ws};
 
 /// Every route: the server's own below [`PREFIX`] (this is the one place
 /// to add one), and everything else a path of the served folder.
@@ -56,17 +56,16 @@ pub(super) async fn paths(State(web): State<Web>, req: Request) -> Response {
             _ => files::options(),
         };
     }
-    let (rel, trailing) = match target(parts.uri.path()) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let h = &parts.headers;
     if *m == Method::GET || *m == Method::HEAD {
+        let (rel, trailing) = match target(parts.uri.path()) {
+            Ok(t) => t,
+            Err(r) => return r,
+        };
         let head = *m == Method::HEAD;
+        let h = &parts.headers;
         return files::get(&web, &who, &parts.uri, h, rel, trailing, head).await;
     }
-    let changes = ["PUT", "DELETE", "MKCOL", "MOVE"];
-    if !changes.contains(&m.as_str()) {
+    if !files::ALLOW.split(", ").any(|a| a == m.as_str()) {
         return (
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, files::ALLOW)],
@@ -74,14 +73,7 @@ pub(super) async fn paths(State(web): State<Web>, req: Request) -> Response {
         )
             .into_response();
     }
-    // Everything below changes something: never on another site's behalf.
-    if let Err(r) = auth::same_origin(h) {
-        return r;
-    }
-    match m.as_str() {
-        "PUT" => files::put(&web, &who, h, rel, trailing, body).await,
-        "DELETE" => files::delete(&web, &who, h, rel).await,
-        "MKCOL" => files::mkcol(&web, &who, h, rel, body).await,
-        _ => files::mv(&web, &who, h, rel).await,
-    }
+    // Everything else is WebDAV's (PUT, DELETE and MOVE included): one
+    // door, whose locks every change honours.
+    dav::serve(&web, &who, Request::from_parts(parts, body)).await
 }

@@ -33,16 +33,20 @@ impl crate::files::BodySource for HttpBody {
 
 /// The answer for an upload whose body stopped short.
 pub fn broke(b: crate::files::Broke<axum::Error>) -> Response {
+    error(broke_status(&b), b.to_string())
+}
+
+/// The status for an upload whose body stopped short.
+pub fn broke_status<E>(b: &crate::files::Broke<E>) -> StatusCode {
     use crate::files::Broke;
-    let status = match &b {
+    match b {
         Broke::Lost(_) => StatusCode::BAD_REQUEST,
         Broke::Stalled => StatusCode::REQUEST_TIMEOUT,
         Broke::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         Broke::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Broke::Storage { full: true, .. } => StatusCode::INSUFFICIENT_STORAGE,
         Broke::Storage { full: false, .. } => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    error(status, b.to_string())
+    }
 }
 
 /// The answer for an upload that could not begin or finish.

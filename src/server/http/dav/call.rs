@@ -1,0 +1,148 @@
+//! What every call of one WebDAV request carries ([`Call`]), and an
+//! entry as dav-server sees it ([`Meta`]).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dav_server::davpath::DavPath;
+use dav_server::fs::{DavMetaData, FsError, FsResult};
+
+use crate::access::{Action, Who};
+use crate::files::entry::{Entry, EntryKind, Mtime};
+use crate::files::{FilesError, RelPath};
+use crate::server::Ctx;
+
+/// What each call of one request carries: the server, who asks, and the
+/// last refusal, so that the answer can say in ferry's words what
+/// dav-server only has a status for.
+#[derive(Clone, Debug)]
+pub(crate) struct Call {
+    pub(super) ctx: Arc<Ctx>,
+    pub(super) who: Who,
+    /// The mtime a PUT asked for (`X-OC-Mtime`).
+    pub(super) mtime: Option<Mtime>,
+    pub(super) failed: Arc<Mutex<Option<Failure>>>,
+}
+
+/// Why a call failed, as the answer is to say it.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The files service refused (the status is dav-server's, or the
+    /// access decision's own).
+    Files(FilesError),
+    /// An upload's body stopped short: its own status and words.
+    Answer(axum::http::StatusCode, String),
+}
+
+impl Call {
+    /// Keeps the refusal (the last one: what the answer is about), and
+    /// gives dav-server its kind.
+    pub(super) fn fail(&self, e: FilesError) -> FsError {
+        let kind = fs_error(&e);
+        self.note(Failure::Files(e));
+        kind
+    }
+
+    /// Keeps why the call failed, for the answer.
+    pub(super) fn note(&self, why: Failure) {
+        if let Ok(mut f) = self.failed.lock() {
+            *f = Some(why);
+        }
+    }
+
+    pub(super) fn rel(&self, path: &DavPath) -> FsResult<RelPath> {
+        let text = std::str::from_utf8(path.as_bytes())
+            .map_err(|_| self.fail(FilesError::Forbidden("the path is not valid UTF-8".into())))?;
+        RelPath::parse(text).map_err(|e| self.fail(e.into()))
+    }
+
+    /// The path, once the access decision lets `action` be done to it.
+    pub(super) fn allowed(&self, action: Action, path: &DavPath) -> FsResult<RelPath> {
+        let rel = self.rel(path)?;
+        self.check(action, &rel)?;
+        Ok(rel)
+    }
+
+    pub(super) fn check(&self, action: Action, rel: &RelPath) -> FsResult<()> {
+        self.ctx
+            .files
+            .policy()
+            .check(self.who, action, rel)
+            .map_err(|d| self.fail(d.into()))
+    }
+
+    pub(super) async fn store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn crate::files::Storage) -> Result<T, FilesError> + Send + 'static,
+    ) -> FsResult<T> {
+        self.ctx.files.blocking(f).await.map_err(|e| self.fail(e))
+    }
+
+    pub(super) fn props(&self) -> &super::props::DeadProps {
+        &self.ctx.dav.props
+    }
+}
+
+/// The kind of error dav-server answers for a files error.
+fn fs_error(e: &FilesError) -> FsError {
+    match e {
+        FilesError::NotFound(_) => FsError::NotFound,
+        FilesError::Exists(_) | FilesError::NotEmpty(_) => FsError::Exists,
+        FilesError::TooLarge(_) => FsError::TooLarge,
+        FilesError::Io(m) if m.contains("no space left") => FsError::InsufficientStorage,
+        FilesError::Io(_) | FilesError::Internal | FilesError::Busy(_) => FsError::GeneralFailure,
+        _ => FsError::Forbidden,
+    }
+}
+
+/// An entry as dav-server sees it.
+#[derive(Debug, Clone)]
+pub(super) struct Meta {
+    pub(super) kind: EntryKind,
+    pub(super) size: u64,
+    pub(super) mtime: Option<Mtime>,
+}
+
+impl From<&Entry> for Meta {
+    fn from(e: &Entry) -> Meta {
+        Meta {
+            kind: e.kind,
+            size: e.size,
+            mtime: e.mtime,
+        }
+    }
+}
+
+impl DavMetaData for Meta {
+    fn len(&self) -> u64 {
+        self.size
+    }
+
+    fn modified(&self) -> FsResult<SystemTime> {
+        let m = self.mtime.ok_or(FsError::NotImplemented)?;
+        let t = if m.secs >= 0 {
+            UNIX_EPOCH + Duration::new(m.secs as u64, m.nanos)
+        } else {
+            UNIX_EPOCH - Duration::from_secs(m.secs.unsigned_abs())
+                + Duration::from_nanos(m.nanos.into())
+        };
+        Ok(t)
+    }
+
+    fn is_dir(&self) -> bool {
+        self.kind == EntryKind::Dir
+    }
+
+    fn is_symlink(&self) -> bool {
+        self.kind == EntryKind::Symlink
+    }
+
+    /// The entity tag GET gives, so a tag from either fits the other.
+    fn etag(&self) -> Option<String> {
+        let v = crate::server::http::cond::Validators::new(
+            self.size,
+            self.mtime.map(|m| (m.secs, m.nanos)),
+        );
+        Some(v.etag.trim_matches('"').to_string())
+    }
+}

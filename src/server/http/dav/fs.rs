@@ -1,0 +1,282 @@
+//! The files service as dav-server's file system: each call asks the one
+//! access decision ([`crate::access::Policy::check`]) and goes to the
+//! service and its storage (the jail, hidden names, partial files, atomic
+//! rename). Nothing here decides a rule of its own.
+
+use axum::http::StatusCode;
+use dav_server::davpath::DavPath;
+use dav_server::fs::{
+    DavDirEntry, DavFile, DavMetaData, DavProp, FsError, FsFuture, FsResult, FsStream,
+    GuardedFileSystem, OpenOptions, ReadDirMeta,
+};
+use futures_util::FutureExt;
+
+use super::call::{Call, Meta};
+use super::file::{Reading, Writing};
+use crate::access::Action;
+use crate::files::entry::EntryKind;
+use crate::files::{FilesError, RelPath, UploadOptions};
+
+/// One entry of a listing.
+struct Dirent {
+    name: String,
+    meta: Meta,
+}
+
+impl DavDirEntry for Dirent {
+    fn name(&self) -> Vec<u8> {
+        self.name.as_bytes().to_vec()
+    }
+
+    fn metadata(&'_ self) -> FsFuture<'_, Box<dyn DavMetaData>> {
+        let m: Box<dyn DavMetaData> = Box::new(self.meta.clone());
+        std::future::ready(Ok(m)).boxed()
+    }
+}
+
+/// The files service, for dav-server.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FerryFs;
+
+impl FerryFs {
+    async fn stat(
+        &self,
+        path: &DavPath,
+        call: &Call,
+        follow: bool,
+    ) -> FsResult<Box<dyn DavMetaData>> {
+        let rel = call.allowed(Action::Read, path)?;
+        // Not finding it is an answer, often the one hoped for (before a
+        // PUT or MKCOL), not a refusal to report.
+        let found = call
+            .ctx
+            .files
+            .blocking(move |s| {
+                if follow {
+                    s.stat(&rel)
+                } else {
+                    s.stat_name(&rel)
+                }
+            })
+            .await;
+        let e = match found {
+            Ok(e) => e,
+            Err(FilesError::NotFound(_)) => return Err(FsError::NotFound),
+            Err(e) => return Err(call.fail(e)),
+        };
+        if follow && !matches!(e.kind, EntryKind::File | EntryKind::Dir) {
+            return Err(FsError::NotFound);
+        }
+        Ok(Box::new(Meta::from(&e)))
+    }
+}
+
+impl GuardedFileSystem<Call> for FerryFs {
+    fn open<'a>(
+        &'a self,
+        path: &'a DavPath,
+        options: OpenOptions,
+        call: &'a Call,
+    ) -> FsFuture<'a, Box<dyn DavFile>> {
+        async move {
+            let rel = call.rel(path)?;
+            if !options.write {
+                call.check(Action::Read, &rel)?;
+                let r = rel.clone();
+                let (reader, entry) = call.store(move |s| s.open_read(&r)).await?;
+                return Ok(Box::new(Reading::new(reader, Meta::from(&entry))) as Box<dyn DavFile>);
+            }
+            if !options.create {
+                // `If-Match: *`: only over a file that is there.
+                let r = rel.clone();
+                call.store(move |s| s.stat(&r)).await?;
+            }
+            let opts = UploadOptions {
+                overwrite: !options.create_new,
+                ..UploadOptions::new(options.size)
+            };
+            let mut upload = call
+                .ctx
+                .files
+                .begin_upload(call.who, &rel, opts)
+                .await
+                .map_err(|e| call.fail(e))?;
+            upload.start(0).await.map_err(|e| call.fail(e))?;
+            Ok(Box::new(Writing::start(upload, rel, call.clone())) as Box<dyn DavFile>)
+        }
+        .boxed()
+    }
+
+    fn read_dir<'a>(
+        &'a self,
+        path: &'a DavPath,
+        _meta: ReadDirMeta,
+        call: &'a Call,
+    ) -> FsFuture<'a, FsStream<Box<dyn DavDirEntry>>> {
+        async move {
+            let rel = call.allowed(Action::Read, path)?;
+            let entries = call.store(move |s| s.list(&rel)).await?;
+            // What cannot be read as a file or a folder (a link that leads
+            // out, a socket) is not offered.
+            let items: Vec<FsResult<Box<dyn DavDirEntry>>> = entries
+                .into_iter()
+                .filter(|e| matches!(e.kind, EntryKind::File | EntryKind::Dir))
+                .map(|e| {
+                    Ok(Box::new(Dirent {
+                        meta: Meta::from(&e),
+                        name: e.name,
+                    }) as Box<dyn DavDirEntry>)
+                })
+                .collect();
+            Ok(Box::pin(futures_util::stream::iter(items)) as FsStream<Box<dyn DavDirEntry>>)
+        }
+        .boxed()
+    }
+
+    fn metadata<'a>(
+        &'a self,
+        path: &'a DavPath,
+        call: &'a Call,
+    ) -> FsFuture<'a, Box<dyn DavMetaData>> {
+        self.stat(path, call, true).boxed()
+    }
+
+    fn symlink_metadata<'a>(
+        &'a self,
+        path: &'a DavPath,
+        call: &'a Call,
+    ) -> FsFuture<'a, Box<dyn DavMetaData>> {
+        self.stat(path, call, false).boxed()
+    }
+
+    fn create_dir<'a>(&'a self, path: &'a DavPath, call: &'a Call) -> FsFuture<'a, ()> {
+        async move {
+            let rel = call.allowed(Action::Create, path)?;
+            call.store(move |s| s.mkdir(&rel)).await
+        }
+        .boxed()
+    }
+
+    fn remove_dir<'a>(&'a self, path: &'a DavPath, call: &'a Call) -> FsFuture<'a, ()> {
+        self.remove(path, call).boxed()
+    }
+
+    fn remove_file<'a>(&'a self, path: &'a DavPath, call: &'a Call) -> FsFuture<'a, ()> {
+        self.remove(path, call).boxed()
+    }
+
+    fn rename<'a>(
+        &'a self,
+        from: &'a DavPath,
+        to: &'a DavPath,
+        call: &'a Call,
+    ) -> FsFuture<'a, ()> {
+        async move {
+            let (f, t) = (call.rel(from)?, call.rel(to)?);
+            call.check(Action::Move, &f)?;
+            call.check(Action::Move, &t)?;
+            let (ff, tt) = (f.clone(), t.clone());
+            call.store(move |s| s.rename(&ff, &tt, false)).await?;
+            call.props().rename(&f, &t);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn copy<'a>(&'a self, from: &'a DavPath, to: &'a DavPath, call: &'a Call) -> FsFuture<'a, ()> {
+        async move {
+            let (f, t) = (call.rel(from)?, call.rel(to)?);
+            call.ctx
+                .files
+                .copy(call.who, &f, &t, true)
+                .await
+                .map_err(|e| call.fail(e))?;
+            call.props().copy(&f, &t);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn have_props<'a>(
+        &'a self,
+        _path: &'a DavPath,
+        _call: &'a Call,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
+        std::future::ready(true).boxed()
+    }
+
+    fn patch_props<'a>(
+        &'a self,
+        path: &'a DavPath,
+        patch: Vec<(bool, DavProp)>,
+        call: &'a Call,
+    ) -> FsFuture<'a, Vec<(StatusCode, DavProp)>> {
+        with_props(
+            call,
+            path,
+            Action::Replace,
+            |p, rel| Ok(p.patch(rel, patch)),
+        )
+    }
+
+    fn get_props<'a>(
+        &'a self,
+        path: &'a DavPath,
+        do_content: bool,
+        call: &'a Call,
+    ) -> FsFuture<'a, Vec<DavProp>> {
+        with_props(call, path, Action::Read, move |p, rel| {
+            Ok(p.all(rel, do_content))
+        })
+    }
+
+    fn get_prop<'a>(
+        &'a self,
+        path: &'a DavPath,
+        prop: DavProp,
+        call: &'a Call,
+    ) -> FsFuture<'a, Vec<u8>> {
+        with_props(call, path, Action::Read, move |p, rel| {
+            p.one(rel, &prop).ok_or(FsError::NotFound)
+        })
+    }
+
+    fn get_quota<'a>(&'a self, call: &'a Call) -> FsFuture<'a, (u64, Option<u64>)> {
+        async move {
+            call.check(Action::Read, &RelPath::root())?;
+            let space = call
+                .store(|s| Ok(s.space()))
+                .await?
+                .ok_or(FsError::NotImplemented)?;
+            Ok((space.used, Some(space.used.saturating_add(space.available))))
+        }
+        .boxed()
+    }
+}
+
+impl FerryFs {
+    async fn remove(&self, path: &DavPath, call: &Call) -> FsResult<()> {
+        let rel = call.allowed(Action::Delete, path)?;
+        let r = rel.clone();
+        // A folder goes with what it holds that no listing shows (hidden
+        // names), as a DELETE over HTTP does; dav-server has removed what
+        // it saw one by one, checking locks, before it asks for the folder.
+        call.store(move |s| s.remove(&r, true)).await?;
+        call.props().remove(&rel);
+        Ok(())
+    }
+}
+
+/// Runs `f` on the dead properties of `path`, once `action` is allowed.
+fn with_props<'a, T: Send + 'a>(
+    call: &'a Call,
+    path: &'a DavPath,
+    action: Action,
+    f: impl FnOnce(&super::props::DeadProps, &RelPath) -> FsResult<T> + Send + 'a,
+) -> FsFuture<'a, T> {
+    async move {
+        let rel = call.allowed(action, path)?;
+        f(call.props(), &rel)
+    }
+    .boxed()
+}
