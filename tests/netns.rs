@@ -427,3 +427,102 @@ fn tls_required_refuses_plain_connections_from_the_lan_but_not_from_loopback() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("TLS, certificate"), "{out}");
 }
+
+/// Browses DNS-SD for `types` in the lab's client namespace with
+/// python-zeroconf (a browser nobody here wrote); what it resolved, as
+/// JSON lines.
+fn zeroconf_browse(lab: &Lab, types: &[&str]) -> Vec<serde_json::Value> {
+    let script = r#"
+import json, sys, time
+from zeroconf import ServiceBrowser, Zeroconf
+zc = Zeroconf()
+found = {}
+class L:
+    def add_service(self, zc, ty, name):
+        info = zc.get_service_info(ty, name, timeout=3000)
+        if info:
+            found[name] = dict(type=ty, name=name, port=info.port,
+                addresses=info.parsed_addresses(),
+                props={k.decode(): (v or b"").decode() for k, v in info.properties.items()})
+    def update_service(self, *a): pass
+    def remove_service(self, *a): pass
+browsers = [ServiceBrowser(zc, t, L()) for t in sys.argv[1:]]
+time.sleep(4)
+zc.close()
+for f in found.values():
+    print(json.dumps(f))
+"#;
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("cl"), "python3", "-c", script])
+        .args(types)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python-zeroconf (installed by scripts/test): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn desktops_find_the_server_by_dns_sd_and_the_silent_one_not_at_all() {
+    let Some(mut lab) = build('m', &[("s1", 1), ("s2", 2), ("cl", 10)]) else {
+        println!("SKIPPED: cannot create network namespaces here (needs root)");
+        return;
+    };
+    serve_in(&mut lab, "s1", &[]);
+    serve_in(&mut lab, "s2", &["--no-discovery"]);
+    let seen = zeroconf_browse(
+        &lab,
+        &[
+            "_ferry._tcp.local.",
+            "_webdav._tcp.local.",
+            "_http._tcp.local.",
+        ],
+    );
+    let of = |ty: &str| seen.iter().filter(|s| s["type"] == ty).collect::<Vec<_>>();
+    for ty in [
+        "_ferry._tcp.local.",
+        "_webdav._tcp.local.",
+        "_http._tcp.local.",
+    ] {
+        let found = of(ty);
+        assert_eq!(found.len(), 1, "{ty}: only s1 announces: {seen:?}");
+        let s = found[0];
+        assert!(s["name"].as_str().unwrap().starts_with("s1."), "{s}");
+        assert_eq!(s["port"], 7070, "{s}");
+        let addrs = s["addresses"].as_array().unwrap();
+        assert!(addrs.iter().any(|a| a == "10.231.0.1"), "{s}");
+        assert!(
+            !addrs
+                .iter()
+                .any(|a| a.as_str().unwrap().starts_with("127.")),
+            "{s}"
+        );
+        if ty != "_ferry._tcp.local." {
+            assert_eq!(s["props"]["path"], "/", "{s}");
+        }
+    }
+    assert_eq!(of("_ferry._tcp.local.")[0]["props"]["auth"], "0");
+    // `ferry discover` reads the announcement too.
+    let stdout = discover_in(&lab, &["--json", "--timeout", "3"], None);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let s1 = v["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "s1")
+        .unwrap_or_else(|| panic!("{v}"));
+    let via: Vec<&str> = s1["via"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert!(via.contains(&"probe") && via.contains(&"mdns"), "{v}");
+    assert!(!v.to_string().contains("\"s2\""), "{v}");
+}

@@ -30,6 +30,8 @@ pub struct Found {
     pub server: Announcement,
     /// The source addresses of its answers.
     pub addresses: Vec<IpAddr>,
+    /// How it was found: `probe` (signed when a token was given), `mdns`.
+    pub via: Vec<&'static str>,
 }
 
 /// Everything one discovery round saw.
@@ -92,6 +94,10 @@ pub async fn discover(
 ) -> std::io::Result<Discovery> {
     let nonce = random_hex()?;
     let datagram = probe(&nonce);
+    let targets_kind = match targets {
+        Targets::Lan => TargetsKind::Lan,
+        Targets::Only(_) => TargetsKind::Only,
+    };
     let targets = match targets {
         Targets::Lan => lan_targets(port),
         Targets::Only(t) => t.clone(),
@@ -107,6 +113,9 @@ pub async fn discover(
             (SocketAddr::V6(_), None) => continue,
         };
     }
+    // Desktops' way too, on the LAN: mDNS, for as long as the probe waits.
+    let heard = matches!(targets_kind, TargetsKind::Lan)
+        .then(|| tokio::task::spawn_blocking(move || super::mdns::browse(wait)));
     let mut found: HashMap<String, Found> = HashMap::new();
     let mut rejected = 0;
     let deadline = tokio::time::Instant::now() + wait;
@@ -132,6 +141,7 @@ pub async fn discover(
                 let entry = found.entry(a.instance.clone()).or_insert_with(|| Found {
                     server: a,
                     addresses: Vec::new(),
+                    via: vec!["probe"],
                 });
                 if !entry.addresses.contains(&from.ip()) {
                     entry.addresses.push(from.ip());
@@ -141,6 +151,12 @@ pub async fn discover(
             Err(_) => {}
         }
     }
+    if let Some(Ok(Ok(heard))) = match heard {
+        Some(h) => Some(h.await),
+        None => None,
+    } {
+        merge_heard(&mut found, heard, token.is_some());
+    }
     let mut servers: Vec<Found> = found.into_values().collect();
     servers.sort_by(|a, b| {
         a.server
@@ -149,6 +165,46 @@ pub async fn discover(
             .then(a.addresses.cmp(&b.addresses))
     });
     Ok(Discovery { servers, rejected })
+}
+
+enum TargetsKind {
+    Lan,
+    Only,
+}
+
+/// Adds what an mDNS browse heard: addresses of servers the probe found,
+/// and, unless only signed answers count (`signed_only`: DNS-SD carries
+/// no signature), servers it did not.
+fn merge_heard(
+    found: &mut HashMap<String, Found>,
+    heard: Vec<super::mdns::Heard>,
+    signed_only: bool,
+) {
+    for h in heard {
+        match found.get_mut(&h.instance) {
+            Some(f) => {
+                for a in h.addresses {
+                    if !f.addresses.contains(&a) {
+                        f.addresses.push(a);
+                    }
+                }
+                if !f.via.contains(&"mdns") {
+                    f.via.push("mdns");
+                }
+            }
+            None if !signed_only => {
+                found.insert(
+                    h.instance.clone(),
+                    Found {
+                        server: h.me,
+                        addresses: h.addresses,
+                        via: vec!["mdns"],
+                    },
+                );
+            }
+            None => {}
+        }
+    }
 }
 
 /// A change `ferry discover --watch` reports.
@@ -238,6 +294,7 @@ pub async fn watch(
                 None => seen.push(Found {
                     server: a,
                     addresses: vec![ip],
+                    via: vec!["announcement"],
                 }),
             }
         }

@@ -2,4 +2,5 @@
 //! discover` sends them to every local network and gathers the answers.
 
 pub mod client;
+pub mod mdns;
 pub mod wire;

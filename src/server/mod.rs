@@ -228,7 +228,9 @@ impl Server {
                 .context("cannot start the datagram thread")?;
             datagram_threads.push(thread);
         }
+        let announcer = announce(&self.ctx, tcp_port);
         shutdown.cancelled().await;
+        drop(announcer);
 
         let open = self.ctx.limits.open();
         info!(connections = open, "shutting down: no new connections");
@@ -251,6 +253,37 @@ impl Server {
         }
         info!("stopped");
         Ok(())
+    }
+}
+
+/// Starts announcing the server by mDNS/DNS-SD, unless discovery is
+/// off or it listens on loopback only.
+fn announce(ctx: &Ctx, tcp_port: u16) -> Option<crate::discovery::mdns::Announcer> {
+    let cfg = &ctx.config;
+    if !cfg.discovery || cfg.listen.iter().all(|a| a.ip().is_loopback()) {
+        return None;
+    }
+    let addrs = if cfg.listen.iter().any(|a| a.ip().is_unspecified()) {
+        Vec::new()
+    } else {
+        cfg.listen
+            .iter()
+            .map(|a| a.ip())
+            .filter(|ip| !ip.is_loopback())
+            .collect()
+    };
+    let udp_port = cfg.listen.first().map_or(tcp_port, |a| a.port());
+    let offer = crate::discovery::mdns::Offer {
+        me: udp::announcement(ctx, tcp_port, udp_port, String::new(), None),
+        tls: cfg.tls.is_some(),
+        addrs,
+    };
+    match crate::discovery::mdns::Announcer::start(&offer) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            warn!("not announced by mDNS: {e}");
+            None
+        }
     }
 }
 

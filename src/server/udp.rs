@@ -135,8 +135,20 @@ fn signed_announcement(
     nonce: String,
     every: Option<u32>,
 ) -> Vec<u8> {
+    let me = announcement(ctx, tcp_port, udp_port, nonce, every);
+    answer(me, ctx.config.token.as_ref().map(|t| t.expose().as_bytes()))
+}
+
+/// What this server says of itself, answering `nonce`.
+pub(crate) fn announcement(
+    ctx: &Ctx,
+    tcp_port: u16,
+    udp_port: u16,
+    nonce: String,
+    every: Option<u32>,
+) -> Announcement {
     let cfg = &ctx.config;
-    let me = Announcement {
+    Announcement {
         name: cfg.name.clone(),
         instance: ctx.instance.clone(),
         software: crate::SOFTWARE.to_string(),
@@ -146,8 +158,7 @@ fn signed_announcement(
         auth_required: cfg.auth_required(),
         nonce,
         announce_every: every,
-    };
-    answer(me, cfg.token.as_ref().map(|t| t.expose().as_bytes()))
+    }
 }
 
 /// Sends one unsolicited announcement to the announce port of every local
