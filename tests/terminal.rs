@@ -208,3 +208,42 @@ fn background_jobs_of_a_shell_session_end_with_it() {
         "a job outlived its session"
     );
 }
+
+#[test]
+fn serve_shows_a_qr_code_of_its_url_on_a_terminal_only() {
+    let root = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let t = Tmux::start(&format!(
+        "{} serve {} --listen 127.0.0.1:{port} --no-discovery --state-dir {}",
+        ferry_bin(),
+        root.path().display(),
+        state.path().display()
+    ));
+    let screen = t.wait_for("in a browser");
+    let screen = if screen.contains('▀') || screen.contains('▄') {
+        screen
+    } else {
+        t.wait_for("▀")
+    };
+    // A square of half blocks: as many lines as a 25-module code takes.
+    let rows = screen
+        .lines()
+        .filter(|l| l.contains('█') || l.contains('▀') || l.contains('▄'))
+        .count();
+    assert!(rows >= 12, "{screen}");
+    t.keys(&["C-c"]);
+    t.wait_for("EXIT=");
+    // Without a terminal, nothing of it.
+    let mut s = spawn_bin_server(root.path(), &[], &[]);
+    let _ = Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status();
+    let _ = s.child.wait();
+    let err = s.stderr.join().unwrap();
+    assert!(!err.contains('▀') && !err.contains('▄'), "{err}");
+}

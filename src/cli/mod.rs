@@ -8,6 +8,7 @@ mod exec;
 mod files;
 mod output;
 mod ping;
+mod qr;
 mod serve;
 mod subnet;
 mod terminal;

@@ -140,7 +140,15 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         }
         if web {
             let scheme = if tls.is_some() { "https" } else { "http" };
-            println!("  in a browser: {scheme}://{a}/");
+            let url = format!("{scheme}://{a}/");
+            println!("  in a browser: {url}");
+            // For a phone's camera; only for a person at a terminal.
+            use std::io::IsTerminal;
+            if std::io::stderr().is_terminal() {
+                if let Some(code) = super::qr::render(&url) {
+                    eprintln!("{code}");
+                }
+            }
         }
         if chat {
             if tls.is_some() {
