@@ -28,7 +28,7 @@ mod tests {
         // 25 modules and 4 of quiet zone each side; two rows a line.
         let width = lines[0].chars().count();
         assert_eq!(width, 25 + 8);
-        assert_eq!(lines.len(), (25 + 8 + 1) / 2);
+        assert_eq!(lines.len(), (25usize + 8).div_ceil(2));
         assert!(q.chars().all(|c| " ▀▄█\n".contains(c)), "{q}");
         assert!(render(&"x".repeat(5000)).is_none());
     }
