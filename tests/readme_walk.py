@@ -258,6 +258,17 @@ def main():
     run("curl -X DELETE http://nas:7070/inbox/b.pdf")
     exists("inbox/b.pdf") and fail("curl -X DELETE http://nas:7070/inbox/b.pdf", "still there")
 
+    # WebDAV: rclone copies a folder up, keeping its mtimes.
+    os.makedirs(f"{CLIENT}/photos", exist_ok=True)
+    write(f"{CLIENT}/photos/dav.jpg", b"d" * 1234)
+    os.utime(f"{CLIENT}/photos/dav.jpg", (1_600_000_000, 1_600_000_000))
+    rc = """rclone copy ./photos ':webdav,url="http://nas:7070/",vendor=owncloud:photos'"""
+    run(rc)
+    if not exists("photos/dav.jpg") or not same(f"{CLIENT}/photos/dav.jpg", f"{SHARED}/photos/dav.jpg"):
+        fail(rc, "not copied")
+    elif int(os.stat(f"{SHARED}/photos/dav.jpg").st_mtime) != 1_600_000_000:
+        fail(rc, "mtime not kept")
+
     # Chat, on the same server.
     run("ferry chat nas", stdin="hello from the walk\n/quit\n", check=lambda o: "welcome" in o)
     run("ferry chat nas --nick ana --room ops --room dev", stdin="/quit\n", check=lambda o: "ana" in o)

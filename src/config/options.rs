@@ -212,7 +212,8 @@ pub struct ServeOptions {
     /// resumed is removed. [default: 7]
     #[arg(long, value_name = "DAYS", env = "FERRY_PARTIAL_MAX_AGE")]
     pub partial_max_age: Option<u64>,
-    /// Do not answer discovery probes (`ferry discover` will not list this server).
+    /// Do not answer discovery probes nor announce by mDNS/DNS-SD (`ferry discover`
+    /// and desktops will not list this server).
     #[arg(
         long,
         env = "FERRY_NO_DISCOVERY",
