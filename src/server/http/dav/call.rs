@@ -22,6 +22,10 @@ pub(crate) struct Call {
     /// The mtime a PUT asked for (`X-OC-Mtime`).
     pub(super) mtime: Option<Mtime>,
     pub(super) failed: Arc<Mutex<Option<Failure>>>,
+    /// Uploads that ended without their body whole: the answer waits for
+    /// them to let go of what they held, so that nothing of them is left
+    /// once it is sent.
+    pub(super) abandoned: Arc<Mutex<Vec<tokio::task::JoinHandle<Result<Entry, Failure>>>>>,
 }
 
 /// Why a call failed, as the answer is to say it.

@@ -214,6 +214,19 @@ impl DavFile for Writing {
     }
 }
 
+impl Drop for Writing {
+    fn drop(&mut self) {
+        // Ended before its body came whole: the upload lets go of its
+        // partial file once it sees the chunks stop; the answer waits.
+        self.tx = None;
+        if let Some(task) = self.task.take() {
+            if let Ok(mut a) = self.call.abandoned.lock() {
+                a.push(task);
+            }
+        }
+    }
+}
+
 /// The chunks of a PUT's body, as an upload's source.
 struct Fed {
     rx: mpsc::Receiver<Bytes>,

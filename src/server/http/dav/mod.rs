@@ -122,6 +122,7 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
         who: who.id,
         mtime,
         failed: Arc::new(Mutex::new(None)),
+        abandoned: Arc::default(),
     };
     // dav-server lets a litmus run ask for any depth; not here.
     parts.headers.remove("x-litmus");
@@ -162,6 +163,14 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
         .handle_guarded(req, "ferry".into(), call.clone())
         .await;
     let mut res = res.map(Body::new);
+    let abandoned: Vec<_> = call
+        .abandoned
+        .lock()
+        .map(|mut a| a.drain(..).collect())
+        .unwrap_or_default();
+    for task in abandoned {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
+    }
     let failed = call.failed.lock().ok().and_then(|mut f| f.take());
     let status = res.status();
     if let Some(why) = failed.filter(|_| status.as_u16() >= 400) {
