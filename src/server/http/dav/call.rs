@@ -25,8 +25,11 @@ pub(crate) struct Call {
     /// Uploads that ended without their body whole: the answer waits for
     /// them to let go of what they held, so that nothing of them is left
     /// once it is sent.
-    pub(super) abandoned: Arc<Mutex<Vec<tokio::task::JoinHandle<Result<Entry, Failure>>>>>,
+    pub(super) abandoned: Arc<Mutex<Vec<UploadTask>>>,
 }
+
+/// An upload taking in a PUT's body: the entry it made, or why not.
+pub(super) type UploadTask = tokio::task::JoinHandle<Result<Entry, Failure>>;
 
 /// Why a call failed, as the answer is to say it.
 #[derive(Debug)]

@@ -12,10 +12,8 @@ use bytes::{Buf, Bytes};
 use dav_server::fs::{DavFile, DavMetaData, FsError, FsFuture};
 use futures_util::FutureExt;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
-use super::call::{Call, Failure, Meta};
-use crate::files::entry::Entry;
+use super::call::{Call, Failure, Meta, UploadTask};
 use crate::files::storage::Reader;
 use crate::files::{BodySource, RelPath, Upload};
 
@@ -106,7 +104,7 @@ pub(super) struct Writing {
     /// Set once the body has come whole: only then does the end of the
     /// chunks end the file.
     whole: Arc<AtomicBool>,
-    task: Option<JoinHandle<Result<Entry, Failure>>>,
+    task: Option<UploadTask>,
     meta: Option<Meta>,
     call: Call,
 }
