@@ -367,3 +367,26 @@ async fn anonymous_reads_and_is_asked_for_the_token_on_a_write() {
     assert_eq!(r.status(), StatusCode::CREATED);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_put_over_the_upload_limit_keeps_nothing() {
+    let s = TestServer::start(|cfg| cfg.max_upload = Some(1000)).await;
+    let c = http();
+    let r = c
+        .put(url(&s, "/big.bin"))
+        .body(vec![1u8; 5000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(r.text().await.unwrap().contains("1000"));
+    // Chunked, so the size is only known as it comes.
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(
+        (0..10).map(|_| Ok::<_, std::io::Error>(vec![2u8; 500])),
+    ));
+    let r = c.put(url(&s, "/big.bin")).body(body).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(!s.path("big.bin").exists());
+    assert!(common::partial_files(s.root.path()).is_empty());
+    s.stop().await;
+}
