@@ -75,15 +75,6 @@ for r in $(seq "$rounds"); do
     pf[$who]+="$(propfind "${url[$who]}" -o /dev/null -w '%{time_total}') "
   done
 done
-for r in $(seq "$rounds"); do
-  for who in ferry rclone dufs; do
-    put[$who]+="$(curl -s -o /dev/null -T "$work/big.bin" -w '%{time_total}' "${url[$who]}/up.bin") "
-    get[$who]+="$(curl -s -o /dev/null -w '%{time_total}' "${url[$who]}/up.bin") "
-  done
-done
-for who in ferry rclone dufs; do
-  cmp -s "$work/big.bin" "$work/$who/up.bin" || { echo "$who stored other bytes" >&2; exit 1; }
-done
 # ferry's own web door, for the same file: a tus upload and a plain GET.
 tus_put() {
   local loc
@@ -92,15 +83,26 @@ tus_put() {
     -H "Upload-Metadata: filename $(printf tus.bin | base64)" "${url[ferry]}/.ferry/tus/" |
     awk 'tolower($1)=="location:" {print $2}' | tr -d '\r')
   curl -s -o /dev/null -X PATCH -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
-    -H 'Content-Type: application/offset+octet-stream' --data-binary @"$work/big.bin" \
+    -H 'Content-Type: application/offset+octet-stream' -T "$work/big.bin" \
     -w '%{time_total}' "${url[ferry]}$loc"
 }
+# Each upload starts with the disk's earlier writes flushed (not timed),
+# and ferry's tus upload takes its turn in the same rounds.
 tus=""; plain=""; dav=""
 for r in $(seq "$rounds"); do
+  for who in ferry rclone dufs; do
+    sync
+    put[$who]+="$(curl -s -o /dev/null -T "$work/big.bin" -w '%{time_total}' "${url[$who]}/up.bin") "
+    get[$who]+="$(curl -s -o /dev/null -w '%{time_total}' "${url[$who]}/up.bin") "
+  done
   rm -f "$work/ferry/tus.bin"
+  sync
   tus+="$(tus_put) "
   plain+="$(curl -s -o /dev/null -w '%{time_total}' "${url[ferry]}/up.bin") "
   dav+="$(curl -s -o /dev/null -H 'Translate: f' -w '%{time_total}' "${url[ferry]}/up.bin") "
+done
+for who in ferry rclone dufs; do
+  cmp -s "$work/big.bin" "$work/$who/up.bin" || { echo "$who stored other bytes" >&2; exit 1; }
 done
 cmp -s "$work/big.bin" "$work/ferry/tus.bin" || { echo "tus stored other bytes" >&2; exit 1; }
 

@@ -390,3 +390,153 @@ async fn a_put_over_the_upload_limit_keeps_nothing() {
     assert!(common::partial_files(s.root.path()).is_empty());
     s.stop().await;
 }
+
+#[tokio::test]
+async fn links_loops_ancestors_and_malformed_headers_cost_nothing() {
+    let s = TestServer::start(|_| {}).await;
+    let c = http();
+    // A folder DELETE removes a link inside it, never what it leads to.
+    std::fs::create_dir_all(s.path("keep/deep")).unwrap();
+    std::fs::write(s.path("keep/p.txt"), "precious").unwrap();
+    std::fs::create_dir(s.path("dd")).unwrap();
+    std::os::unix::fs::symlink("../keep", s.path("dd/tokeep")).unwrap();
+    let r = c.delete(url(&s, "/dd/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(!s.path("dd").exists());
+    assert_eq!(
+        std::fs::read_to_string(s.path("keep/p.txt")).unwrap(),
+        "precious"
+    );
+    // A COPY never walks round a loop of links.
+    std::fs::create_dir_all(s.path("il/real")).unwrap();
+    std::fs::write(s.path("il/real/f"), "f").unwrap();
+    std::os::unix::fs::symlink(".", s.path("il/loop")).unwrap();
+    std::os::unix::fs::symlink("../il", s.path("il/up")).unwrap();
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        c.request(method("COPY"), url(&s, "/il/"))
+            .header("Destination", "/ilcopy/")
+            .send(),
+    )
+    .await
+    .expect("a COPY through a loop must end")
+    .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(
+        std::fs::read_to_string(s.path("ilcopy/real/f")).unwrap(),
+        "f"
+    );
+    assert!(!s.path("ilcopy/loop").exists());
+    // Onto a folder that holds the source, or into the source itself:
+    // refused, and nothing is lost.
+    std::fs::create_dir_all(s.path("a/b")).unwrap();
+    std::fs::write(s.path("a/b/f"), "k").unwrap();
+    for (m, from, to) in [
+        ("COPY", "/a/b/", "/a/"),
+        ("MOVE", "/a/b/", "/a/"),
+        ("COPY", "/a/b/f", "/a/"),
+        ("COPY", "/a/", "/a/b/c/"),
+        ("MOVE", "/a/", "/a/b/c/"),
+    ] {
+        let r = c
+            .request(method(m), url(&s, from))
+            .header("Destination", to)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{m} {from} {to}");
+        assert!(r.text().await.unwrap().contains("itself"));
+        assert_eq!(std::fs::read_to_string(s.path("a/b/f")).unwrap(), "k");
+    }
+    // A date before 1970 is refused, and a file dated so is still listed.
+    let r = c
+        .put(url(&s, "/old.txt"))
+        .header("X-OC-Mtime", "-1")
+        .body("b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    std::fs::write(s.path("old.txt"), "old").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(s.path("old.txt"))
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH - Duration::from_secs(86_400))
+        .unwrap();
+    let r = propfind(&c, &s, "/", "1").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::MULTI_STATUS);
+    assert!(r.text().await.unwrap().contains("/old.txt"));
+    // Headers that do not parse are 400, with the reason.
+    for (name, value) in [
+        ("If", "<"),
+        ("If", "([\"x"),
+        ("If", "(Not Not <urn:x>)"),
+        ("Depth", "2"),
+    ] {
+        let r = c
+            .request(method("PROPPATCH"), url(&s, "/old.txt"))
+            .header(name, value)
+            .body("<x/>")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{name}: {value}");
+        assert!(!r.text().await.unwrap().is_empty());
+    }
+    // A property asked for twice is refused: it would be answered twice
+    // for every entry.
+    let twice = r#"<D:propfind xmlns:D="DAV:"><D:prop><D:lockdiscovery/><D:lockdiscovery/></D:prop></D:propfind>"#;
+    let r = propfind(&c, &s, "/", "1").body(twice).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Without Depth, a PROPFIND answers for the folder and what it holds.
+    let r = c
+        .request(method("PROPFIND"), url(&s, "/a/"))
+        .send()
+        .await
+        .unwrap();
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("<D:href>/a/</D:href>") && body.contains("/a/b/"),
+        "{body}"
+    );
+    // Destinations: relative is malformed; another of the server's names
+    // on the same port is this server.
+    let r = c
+        .request(method("COPY"), url(&s, "/old.txt"))
+        .header("Destination", "pwn.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = c
+        .request(method("COPY"), url(&s, "/old.txt"))
+        .header(
+            "Destination",
+            format!("http://localhost:{}/new.txt", s.addr.port()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // Shared locks stack on one resource, but not without end.
+    let lock = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:shared/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#;
+    let mut refused = 0;
+    for _ in 0..12 {
+        let r = c
+            .request(method("LOCK"), url(&s, "/new.txt"))
+            .body(lock)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::LOCKED {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 4);
+    assert_eq!(
+        c.get(url(&s, "/new.txt")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    s.stop().await;
+}

@@ -281,31 +281,46 @@ async fn folder(
     super::page::folder_page(web, who, &rel, &entries)
 }
 
-/// The served path a `Destination` header names (a URL of this server, or
-/// an absolute path).
-pub(super) fn destination(headers: &HeaderMap) -> Result<RelPath, Response> {
+/// The served path a `Destination` header names: an absolute path, or a
+/// URL of this server (one of its names, on the port the request came to).
+pub(super) fn destination(
+    ctx: &crate::server::Ctx,
+    headers: &HeaderMap,
+) -> Result<RelPath, Response> {
     let raw =
         header_str(headers, header::HeaderName::from_static("destination")).ok_or_else(|| {
             error(
                 StatusCode::BAD_REQUEST,
-                "COPY and MOVE need a Destination header",
+                "COPY and MOVE need a Destination header (a URL or an absolute path)",
             )
         })?;
     let path = if raw.starts_with('/') && !raw.starts_with("//") {
         raw.to_string()
     } else {
-        let uri: Uri = raw
-            .parse()
-            .map_err(|_| error(StatusCode::BAD_REQUEST, "bad Destination"))?;
-        let host = header_str(headers, header::HOST);
-        match (uri.authority(), host) {
-            (Some(a), Some(h)) if a.as_str().eq_ignore_ascii_case(h) => {}
-            _ => {
-                return Err(error(
-                    StatusCode::BAD_GATEWAY,
-                    "Destination is on another server",
-                ));
-            }
+        let uri: Uri = raw.parse().map_err(|_| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "bad Destination (a URL or an absolute path)",
+            )
+        })?;
+        let (Some(to), Some(_)) = (uri.authority(), uri.scheme()) else {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "bad Destination (a URL or an absolute path)",
+            ));
+        };
+        let here = header_str(headers, header::HOST)
+            .and_then(|h| h.parse::<axum::http::uri::Authority>().ok());
+        let same_port = here.as_ref().is_some_and(|h| h.port_u16() == to.port_u16());
+        let ours = here
+            .as_ref()
+            .is_some_and(|h| h.as_str().eq_ignore_ascii_case(to.as_str()))
+            || (same_port && ctx.answers_to(to.host()));
+        if !ours {
+            return Err(error(
+                StatusCode::BAD_GATEWAY,
+                "Destination is on another server",
+            ));
         }
         uri.path().to_string()
     };

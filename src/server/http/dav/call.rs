@@ -127,6 +127,10 @@ impl DavMetaData for Meta {
 
     fn modified(&self) -> FsResult<SystemTime> {
         let m = self.mtime.ok_or(FsError::NotImplemented)?;
+        if m.secs < 0 {
+            // HTTP dates start in 1970 (a file dated before is shown then).
+            return Ok(UNIX_EPOCH);
+        }
         let t = if m.secs >= 0 {
             UNIX_EPOCH + Duration::new(m.secs as u64, m.nanos)
         } else {

@@ -115,12 +115,27 @@ impl GuardedFileSystem<Call> for FerryFs {
     ) -> FsFuture<'a, FsStream<Box<dyn DavDirEntry>>> {
         async move {
             let rel = call.allowed(Action::Read, path)?;
-            let entries = call.store(move |s| s.list(&rel)).await?;
             // What cannot be read as a file or a folder (a link that leads
-            // out, a socket) is not offered.
+            // out, a socket) is not offered, nor is a link to a folder:
+            // dav-server walks listings to delete and copy folders, and
+            // must never walk through a link (into what it leads to, or
+            // round a loop). Such a link is still reached by its own URL.
+            let entries = call
+                .store(move |s| {
+                    let mut all = s.list(&rel)?;
+                    all.retain(|e| match e.kind {
+                        EntryKind::File => true,
+                        EntryKind::Dir => rel.child(&e.name).is_ok_and(|child| {
+                            s.stat_name(&child)
+                                .is_ok_and(|named| named.kind == EntryKind::Dir)
+                        }),
+                        _ => false,
+                    });
+                    Ok(all)
+                })
+                .await?;
             let items: Vec<FsResult<Box<dyn DavDirEntry>>> = entries
                 .into_iter()
-                .filter(|e| matches!(e.kind, EntryKind::File | EntryKind::Dir))
                 .map(|e| {
                     Ok(Box::new(Dirent {
                         meta: Meta::from(&e),

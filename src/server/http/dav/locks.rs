@@ -2,7 +2,7 @@
 //! what it leaves out. A lock lasts as long as its timeout (at most
 //! [`MAX_TIMEOUT`], whatever is asked, and that when the client asks for
 //! none or "Infinite"), and is gone once that passes unless refreshed; the
-//! table holds at most [`MAX_LOCKS`].
+//! table holds at most [`MAX_LOCKS`], and [`MAX_PER_PATH`] on one resource.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,7 +16,9 @@ use xmltree::Element;
 /// The longest a lock lasts without a refresh.
 pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Most locks held at once.
-pub(crate) const MAX_LOCKS: usize = 10_000;
+pub(crate) const MAX_LOCKS: usize = 1000;
+/// Most locks on one resource (shared locks stack).
+pub(crate) const MAX_PER_PATH: usize = 8;
 
 /// The lock table.
 #[derive(Debug, Clone)]
@@ -65,8 +67,10 @@ impl Locks {
         }
     }
 
-    fn full(&self) -> bool {
-        self.expiry.lock().map_or(true, |e| e.len() >= MAX_LOCKS)
+    fn full(&self, path: &DavPath) -> bool {
+        self.expiry.lock().map_or(true, |e| {
+            e.len() >= MAX_LOCKS || e.values().filter(|(p, _)| p == path).count() >= MAX_PER_PATH
+        })
     }
 }
 
@@ -88,7 +92,7 @@ impl DavLockSystem for Locks {
         let (path, principal, owner) = (path.clone(), principal.map(str::to_owned), owner.cloned());
         Box::pin(async move {
             self.expire().await;
-            if self.full() {
+            if self.full(&path) {
                 // Answered as a conflict (423): the table has no room.
                 return Err(DavLock {
                     token: String::new(),
@@ -238,5 +242,16 @@ mod tests {
         assert_eq!(l.timeout, Some(MAX_TIMEOUT));
         ls.unlock(&p, &l.token).await.unwrap();
         assert!(ls.expiry.lock().unwrap().is_empty());
+        // Shared locks stack, so many on one resource, no more.
+        for _ in 0..MAX_PER_PATH {
+            ls.lock(&p, Some("u"), None, None, true, false)
+                .await
+                .unwrap();
+        }
+        assert!(
+            ls.lock(&p, Some("u"), None, None, true, false)
+                .await
+                .is_err()
+        );
     }
 }

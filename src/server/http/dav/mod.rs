@@ -24,6 +24,7 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dav_server::DavHandler;
+use futures_util::FutureExt;
 
 use super::{Web, auth, error, files, paths};
 use crate::access::Action;
@@ -32,6 +33,8 @@ use crate::files::entry::Mtime;
 
 /// Largest XML body (PROPFIND, PROPPATCH, LOCK) read.
 pub(crate) const MAX_XML: usize = 64 * 1024;
+/// Most XML elements in one body.
+pub(crate) const MAX_XML_ELEMENTS: usize = 512;
 /// Deepest nesting of XML elements taken.
 pub(crate) const MAX_XML_DEPTH: usize = 32;
 
@@ -105,13 +108,8 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
             "partial PUT (Content-Range) is not supported; send the whole file",
         );
     }
-    if parts.method.as_str() == "PROPFIND" && depth_infinity(h) {
-        return finite_depth();
-    }
-    if matches!(parts.method.as_str(), "MOVE" | "COPY") {
-        if let Err(r) = files::destination(h) {
-            return r;
-        }
+    if let Err(r) = refuse_early(web, &parts.method, h, &rel) {
+        return r;
     }
     let mtime = match oc_mtime(h) {
         Ok(m) => m,
@@ -126,22 +124,17 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
     };
     // dav-server lets a litmus run ask for any depth; not here.
     parts.headers.remove("x-litmus");
+    if parts.method.as_str() == "PROPFIND" && !parts.headers.contains_key("depth") {
+        // RFC 4918 says infinity; clients that leave it out mean 1.
+        parts.headers.insert("depth", HeaderValue::from_static("1"));
+    }
     let body = if put {
         body
     } else {
-        match axum::body::to_bytes(body, MAX_XML).await {
-            Ok(b) => {
-                if let Err(why) = check_xml(&b) {
-                    return error(StatusCode::BAD_REQUEST, why);
-                }
-                Body::from(b)
-            }
-            Err(_) => {
-                return error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("a WebDAV request body is limited to {MAX_XML} bytes"),
-                );
-            }
+        let propfind = parts.method.as_str() == "PROPFIND";
+        match read_xml(web, body, propfind).await {
+            Ok(b) => b,
+            Err(r) => return r,
         }
     };
     let headers = parts.headers.clone();
@@ -156,12 +149,22 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
         body
     };
     let req = Request::from_parts(parts, body);
-    let res = web
-        .ctx
-        .dav
-        .handler
-        .handle_guarded(req, "ferry".into(), call.clone())
-        .await;
+    // A request that makes dav-server panic is answered 500, and the
+    // connection goes on.
+    let handled = std::panic::AssertUnwindSafe(web.ctx.dav.handler.handle_guarded(
+        req,
+        "ferry".into(),
+        call.clone(),
+    ))
+    .catch_unwind()
+    .await;
+    let Ok(res) = handled else {
+        tracing::warn!("a WebDAV request failed inside the protocol handler");
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the request could not be handled",
+        );
+    };
     let mut res = res.map(Body::new);
     let abandoned: Vec<_> = call
         .abandoned
@@ -189,9 +192,44 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
         }
         return r;
     }
+    if status.as_u16() >= 400
+        && res
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|l| l == "0")
+    {
+        // dav-server's refusals say nothing; say what they mean.
+        let (status, why) = match status.as_u16() {
+            // The body of a PUT broke off or was malformed.
+            502 if put => (
+                StatusCode::BAD_REQUEST,
+                "the request body broke off or was malformed",
+            ),
+            423 => (status, "locked: send the lock's token in an If header"),
+            409 => (
+                status,
+                "conflict: the folder above does not exist, or the lock token is unknown",
+            ),
+            412 => (status, "a precondition (If, If-Match, Overwrite) failed"),
+            403 => (
+                status,
+                "not allowed here (the source and destination are the same, or the resource cannot be changed)",
+            ),
+            400 => (
+                status,
+                "the request is malformed (its XML, or a header it needs)",
+            ),
+            _ => (status, status.canonical_reason().unwrap_or("failed")),
+        };
+        let mut r = error(status, why);
+        if let Some(c) = res.headers().get(header::CONNECTION) {
+            r.headers_mut().insert(header::CONNECTION, c.clone());
+        }
+        return r;
+    }
     if status == StatusCode::CREATED && !res.headers().contains_key(header::LOCATION) {
         let made = match method.as_str() {
-            "MOVE" | "COPY" => files::destination(&headers).ok(),
+            "MOVE" | "COPY" => files::destination(&web.ctx, &headers).ok(),
             _ => Some(rel.clone()),
         };
         if let Some(made) = made {
@@ -208,11 +246,141 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
     res
 }
 
-/// Whether a request asks for `Depth: infinity`.
-fn depth_infinity(h: &HeaderMap) -> bool {
-    h.get("depth")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("infinity"))
+/// What is refused before dav-server sees a request: what it would take
+/// too far, or get wrong.
+fn refuse_early(
+    web: &Web,
+    m: &Method,
+    h: &HeaderMap,
+    rel: &crate::files::RelPath,
+) -> Result<(), Response> {
+    let bad = |why: &str| Err(error(StatusCode::BAD_REQUEST, why));
+    match h.get("depth").map(|v| v.to_str().unwrap_or("").trim()) {
+        None | Some("0" | "1") => {}
+        Some(d) if d.eq_ignore_ascii_case("infinity") => {
+            if m.as_str() == "PROPFIND" {
+                return Err(finite_depth());
+            }
+        }
+        Some(_) => return bad("Depth must be 0, 1 or infinity"),
+    }
+    if let Some(v) = h.get("if") {
+        if !if_header_parses(v.as_bytes()) {
+            return bad("the If header does not parse (RFC 4918 section 10.4)");
+        }
+    }
+    if matches!(m.as_str(), "MOVE" | "COPY") {
+        let to = files::destination(&web.ctx, h)?;
+        let (from, dest) = (rel.parts(), to.parts());
+        if from.len() != dest.len() && (dest.starts_with(from) || from.starts_with(dest)) {
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{m} of {rel} to {to}: a folder cannot go into itself, nor onto a folder that holds it"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The XML body of a request, read within the body deadline and bounded.
+async fn read_xml(web: &Web, body: Body, propfind: bool) -> Result<Body, Response> {
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a WebDAV request body is limited to {MAX_XML} bytes"),
+        )
+    };
+    if axum::body::HttpBody::size_hint(&body).lower() > MAX_XML as u64 {
+        return Err(too_large());
+    }
+    let wait = web.ctx.config.deadlines.body;
+    let b = match tokio::time::timeout(wait, axum::body::to_bytes(body, MAX_XML)).await {
+        Err(_) => {
+            return Err(error(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the request body did not come within {} s", wait.as_secs()),
+            ));
+        }
+        Ok(Err(_)) => return Err(too_large()),
+        Ok(Ok(b)) => b,
+    };
+    check_xml(&b, propfind).map_err(|why| error(StatusCode::BAD_REQUEST, why))?;
+    Ok(Body::from(b))
+}
+
+/// Whether an `If` header follows RFC 4918's grammar: lists of
+/// conditions in parentheses, each `[Not] <state-token>` or `[Not]
+/// [entity-tag]`, optionally tagged with a `<resource>` before them.
+fn if_header_parses(v: &[u8]) -> bool {
+    let mut i = 0;
+    let skip = |i: &mut usize| {
+        while *i < v.len() && (v[*i] == b' ' || v[*i] == b'\t') {
+            *i += 1;
+        }
+    };
+    // Up to the byte `end`, non-empty, with nothing of `bad` before it.
+    let until = |i: &mut usize, end: u8, bad: &[u8]| -> bool {
+        let start = *i;
+        while *i < v.len() && v[*i] != end {
+            if bad.contains(&v[*i]) {
+                return false;
+            }
+            *i += 1;
+        }
+        let ok = *i < v.len() && *i > start;
+        *i += 1;
+        ok
+    };
+    let mut lists = 0;
+    loop {
+        skip(&mut i);
+        if i == v.len() {
+            return lists > 0;
+        }
+        match v[i] {
+            b'<' => {
+                i += 1;
+                if !until(&mut i, b'>', b"<>() ") {
+                    return false;
+                }
+            }
+            b'(' => {
+                i += 1;
+                let mut conditions = 0;
+                loop {
+                    skip(&mut i);
+                    if v[i..].starts_with(b"Not") {
+                        i += 3;
+                        skip(&mut i);
+                    }
+                    match v.get(i) {
+                        Some(b'<') => {
+                            i += 1;
+                            if !until(&mut i, b'>', b"<>() ") {
+                                return false;
+                            }
+                        }
+                        Some(b'[') => {
+                            i += 1;
+                            if !until(&mut i, b']', b"[]()<>") {
+                                return false;
+                            }
+                        }
+                        Some(b')') if conditions > 0 => {
+                            i += 1;
+                            break;
+                        }
+                        _ => return false,
+                    }
+                    conditions += 1;
+                }
+                lists += 1;
+            }
+            _ => return false,
+        }
+    }
 }
 
 /// RFC 4918 §9.1: a PROPFIND of unbounded depth is refused with the
@@ -235,7 +403,7 @@ fn oc_mtime(h: &HeaderMap) -> Result<Option<Mtime>, Response> {
         .to_str()
         .ok()
         .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && s.abs() < 1e12)
+        .filter(|s| s.is_finite() && (0.0..1e12).contains(s))
         .ok_or_else(|| {
             error(
                 StatusCode::BAD_REQUEST,
@@ -253,7 +421,7 @@ fn oc_mtime(h: &HeaderMap) -> Result<Option<Mtime>, Response> {
 /// entity is ever expanded) or elements nested deeper than
 /// [`MAX_XML_DEPTH`]. Malformed XML is left to dav-server, which answers
 /// it 400.
-fn check_xml(body: &[u8]) -> Result<(), String> {
+fn check_xml(body: &[u8], propfind: bool) -> Result<(), String> {
     if body.is_empty() {
         return Ok(());
     }
@@ -265,12 +433,23 @@ fn check_xml(body: &[u8]) -> Result<(), String> {
         return Err("XML with a DTD or entities is not accepted".into());
     }
     let mut depth = 0usize;
+    let mut elements = 0usize;
+    let mut asked = std::collections::HashSet::new();
     for ev in xml::reader::EventReader::new(body) {
         match ev {
-            Ok(xml::reader::XmlEvent::StartElement { .. }) => {
+            Ok(xml::reader::XmlEvent::StartElement { name, .. }) => {
                 depth += 1;
+                elements += 1;
                 if depth > MAX_XML_DEPTH {
                     return Err(format!("XML nested deeper than {MAX_XML_DEPTH} elements"));
+                }
+                if elements > MAX_XML_ELEMENTS {
+                    return Err(format!("XML with more than {MAX_XML_ELEMENTS} elements"));
+                }
+                // A property asked for twice would be answered twice, for
+                // every entry of a listing.
+                if propfind && depth == 3 && !asked.insert((name.namespace, name.local_name)) {
+                    return Err("a PROPFIND names a property twice".into());
                 }
             }
             Ok(xml::reader::XmlEvent::EndElement { .. }) => depth = depth.saturating_sub(1),
@@ -287,27 +466,70 @@ mod tests {
 
     #[test]
     fn hostile_xml_is_refused_before_parsing() {
-        assert!(check_xml(b"").is_ok());
+        assert!(check_xml(b"", false).is_ok());
         assert!(
             check_xml(
-                b"<?xml version=\"1.0\"?><D:propfind xmlns:D=\"DAV:\"><D:allprop/></D:propfind>"
+                b"<?xml version=\"1.0\"?><D:propfind xmlns:D=\"DAV:\"><D:allprop/></D:propfind>",
+                true
             )
             .is_ok()
         );
         let bomb = b"<?xml version=\"1.0\"?><!DOCTYPE l [<!ENTITY a \"aaaa\"><!ENTITY b \"&a;&a;\">]><D:propfind xmlns:D=\"DAV:\">&b;</D:propfind>";
-        assert!(check_xml(bomb).unwrap_err().contains("DTD"));
+        assert!(check_xml(bomb, false).unwrap_err().contains("DTD"));
         let deep = format!(
             "{}{}",
             "<a>".repeat(MAX_XML_DEPTH + 1),
             "</a>".repeat(MAX_XML_DEPTH + 1)
         );
-        assert!(check_xml(deep.as_bytes()).unwrap_err().contains("deeper"));
+        assert!(
+            check_xml(deep.as_bytes(), false)
+                .unwrap_err()
+                .contains("deeper")
+        );
         let ok = format!(
             "{}{}",
             "<a>".repeat(MAX_XML_DEPTH),
             "</a>".repeat(MAX_XML_DEPTH)
         );
-        assert!(check_xml(ok.as_bytes()).is_ok());
+        assert!(check_xml(ok.as_bytes(), false).is_ok());
+        // A property asked for twice, or too many elements.
+        let twice = br#"<D:propfind xmlns:D="DAV:"><D:prop><D:lockdiscovery/><D:getetag/><D:lockdiscovery/></D:prop></D:propfind>"#;
+        assert!(check_xml(twice, true).unwrap_err().contains("twice"));
+        assert!(check_xml(twice, false).is_ok());
+        let many = format!("<a>{}</a>", "<b/>".repeat(MAX_XML_ELEMENTS));
+        assert!(
+            check_xml(many.as_bytes(), false)
+                .unwrap_err()
+                .contains("more than")
+        );
+    }
+
+    #[test]
+    fn if_headers_follow_the_grammar() {
+        for good in [
+            "(<urn:uuid:1>)",
+            "(<opaquelocktoken:a-b>) (Not <DAV:no-lock>)",
+            "</a/b> (<urn:x> [\"etag\"])",
+            "(Not <urn:x> [W/\"e\"])",
+            "  (<urn:x>)  <http://h/p> ([\"e\"])",
+        ] {
+            assert!(if_header_parses(good.as_bytes()), "{good}");
+        }
+        for bad in [
+            "<",
+            "(",
+            "([\"x",
+            "(<urn:x>",
+            "()",
+            "(Not Not <urn:x>)",
+            "x",
+            "</a>",
+            "(<>)",
+            "(<a b>)",
+            "",
+        ] {
+            assert!(!if_header_parses(bad.as_bytes()), "{bad}");
+        }
     }
 
     #[test]
@@ -324,7 +546,7 @@ mod tests {
         );
         h.insert("x-oc-mtime", HeaderValue::from_static("1700000000.5"));
         assert_eq!(oc_mtime(&h).unwrap().unwrap().nanos, 500_000_000);
-        for bad in ["", "x", "NaN", "1e300"] {
+        for bad in ["", "x", "NaN", "1e300", "-1", "-0.5"] {
             h.insert("x-oc-mtime", HeaderValue::from_static(bad));
             assert!(oc_mtime(&h).is_err(), "{bad}");
         }
