@@ -77,7 +77,14 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
             match self.stat(&cur) {
                 Ok(e) if e.kind == EntryKind::Dir => {}
                 Ok(_) => return Err(FilesError::NotADirectory(format!("{cur} is not a folder"))),
-                Err(FilesError::NotFound(_)) => self.mkdir(&cur)?,
+                // Another upload may make the same folder at the same
+                // moment (a folder of files sent in parallel): then it is
+                // there, as wanted.
+                Err(FilesError::NotFound(_)) => match self.mkdir(&cur) {
+                    Err(FilesError::Exists(_))
+                        if self.stat(&cur).is_ok_and(|e| e.kind == EntryKind::Dir) => {}
+                    other => other?,
+                },
                 Err(e) => return Err(e),
             }
         }
