@@ -20,7 +20,9 @@ const SMALL: usize = 3 << 20;
 fn server(root: &tempfile::TempDir) -> Option<BinServer> {
     let s = spawn_bin_server_on_small_disk(root.path(), "4m", &["--allow-upload"]);
     if s.is_none() {
-        eprintln!("full_disk: cannot mount a small disk here (needs root and unshare); skipped");
+        common::checked_nothing(
+            "full_disk: cannot mount a small disk here (needs root and unshare)",
+        );
     }
     s
 }

@@ -64,7 +64,7 @@ fn a_port_alone_listens_on_both_families() {
         .status()
         .is_ok_and(|s| s.success());
     if !can {
-        eprintln!("network namespaces cannot be made here (not root?): nothing checked");
+        common::checked_nothing("network namespaces cannot be made here");
         return;
     }
     let root = tempfile::tempdir().unwrap();
@@ -379,4 +379,206 @@ fn completions_and_manual_pages_come_from_the_cli() {
         out.status.success() && shown.contains("--recursive"),
         "{shown}"
     );
+}
+
+/// `ferry put`'s usage line names the sources, then the one destination.
+#[test]
+fn the_put_usage_line_reads_sources_then_destination() {
+    let (code, out, _) = run_cli(&["put", "--help"], &[]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("Usage: ferry put [OPTIONS] <LOCAL>... <REMOTE>"),
+        "{out}"
+    );
+    let (code, _, err) = run_cli(&["put", "only-one"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("<LOCAL>... <REMOTE>"), "{err}");
+}
+
+/// `ping` and `discover` list exec where it is on, and only there.
+#[test]
+fn ping_and_discover_list_exec_only_where_it_is_on() {
+    let root = tempfile::tempdir().unwrap();
+    let token = [("FERRY_TOKEN", "a-token-for-the-features")];
+    let on = spawn_bin_server(root.path(), &["--allow-exec"], &token);
+    let off = spawn_bin_server(root.path(), &[], &token);
+    let features = |v: &serde_json::Value| -> Vec<String> {
+        v["features"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no features in {v}"))
+            .iter()
+            .map(|f| f.as_str().unwrap().to_owned())
+            .collect()
+    };
+    for (srv, exec) in [(&on, true), (&off, false)] {
+        let at = format!("127.0.0.1:{}", srv.port);
+        let (code, out, err) = run_cli(&["ping", &at, "-c", "1", "--json"], &[]);
+        assert_eq!(code, 0, "{err}");
+        let ping: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(features(&ping).contains(&"exec".into()), exec, "{out}");
+
+        let (code, out, err) = run_cli(&["discover", "--to", &at, "--timeout", "1", "--json"], &[]);
+        assert_eq!(code, 0, "{err}");
+        let found: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let servers = found["servers"].as_array().unwrap();
+        assert_eq!(servers.len(), 1, "{out}");
+        let server = &servers[0];
+        assert_eq!(features(server).contains(&"exec".into()), exec, "{out}");
+    }
+}
+
+/// Times in JSON are RFC 3339 strings with the epoch seconds beside
+/// them, from the CLI and from the web door alike.
+#[test]
+fn json_times_are_rfc3339() {
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("dated.txt");
+    std::fs::write(&file, "x").unwrap();
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_614_834_367);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+    let srv = spawn_bin_server(root.path(), &[], &[]);
+    let at = |p: &str| format!("127.0.0.1:{}:{p}", srv.port);
+    let check = |v: &serde_json::Value, from: &str| {
+        let mtime = v["mtime"].as_str().unwrap_or_else(|| panic!("{from}: {v}"));
+        assert!(mtime.starts_with("2021-03-04T05:06:07"), "{from}: {mtime}");
+        assert!(
+            mtime.ends_with('Z') || mtime.ends_with("+00:00"),
+            "{from}: {mtime}"
+        );
+        assert_eq!(
+            v["mtime_unix"].as_f64().map(|t| t as u64),
+            Some(1_614_834_367)
+        );
+    };
+    let (code, out, err) = run_cli(&["stat", &at("/dated.txt"), "--json"], &[]);
+    assert_eq!(code, 0, "{err}");
+    check(&serde_json::from_str(&out).unwrap(), "stat");
+    let (code, out, err) = run_cli(&["ls", &at("/"), "--json"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let entry = listed
+        .as_array()
+        .or_else(|| listed["entries"].as_array())
+        .and_then(|a| a.iter().find(|e| e["name"] == "dated.txt"))
+        .unwrap_or_else(|| panic!("ls: {out}"))
+        .clone();
+    check(&entry, "ls");
+    let out = Command::new("curl")
+        .args(["-sf", &format!("http://127.0.0.1:{}/?json", srv.port)])
+        .output()
+        .unwrap();
+    succeeded(&out);
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entry = listed
+        .as_array()
+        .or_else(|| listed["entries"].as_array())
+        .and_then(|a| a.iter().find(|e| e["name"] == "dated.txt"))
+        .unwrap_or_else(|| panic!("?json: {listed}"))
+        .clone();
+    check(&entry, "?json");
+}
+
+/// A TLS server where ferry's hello was expected is named as such, though
+/// it only closes the connection on ferry's hello (as OpenSSL's does).
+#[test]
+fn a_tls_server_is_named() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args([
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=t",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (scripts/test installs it)");
+    succeeded(&made);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut tls = Command::new("openssl")
+        .args([
+            "s_server",
+            "-quiet",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let target = format!("127.0.0.1:{port}");
+    let mut said = (0, String::new(), String::new());
+    for _ in 0..50 {
+        said = run_cli(&["ls", &target], &[]);
+        if !said.2.contains("refused") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = tls.kill();
+    let _ = tls.wait();
+    assert_eq!(said.0, 255, "{}", said.2);
+    assert!(said.2.contains("a TLS server answered"), "{}", said.2);
+
+    // One that closes on the hello and is not TLS is not called TLS.
+    let closer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("127.0.0.1:{}", closer.local_addr().unwrap().port());
+    let shut = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut conn, _) = closer.accept().unwrap();
+            let mut some = [0u8; 16];
+            let _ = std::io::Read::read(&mut conn, &mut some);
+        }
+    });
+    let (code, _, err) = run_cli(&["ls", &target], &[]);
+    assert_eq!(code, 255, "{err}");
+    assert!(
+        err.contains("closed the connection without answering") && !err.contains("TLS"),
+        "{err}"
+    );
+    shut.join().unwrap();
+}
+
+/// Sizes typed as `500M`, `1G` and `8GiB` are powers of 1024: an upload
+/// one byte over each is refused before any byte is sent, naming the limit.
+#[test]
+fn sizes_in_megabytes_and_gigabytes() {
+    let local = tempfile::tempdir().unwrap();
+    for (typed, bytes) in [("500M", 500u64 << 20), ("1G", 1 << 30), ("8GiB", 8 << 30)] {
+        let root = tempfile::tempdir().unwrap();
+        let srv = spawn_bin_server(root.path(), &["--allow-upload", "--max-upload", typed], &[]);
+        // A sparse file: its size is announced, and it is refused on that.
+        let over = local.path().join(format!("over-{typed}.bin"));
+        std::fs::File::create(&over)
+            .unwrap()
+            .set_len(bytes + 1)
+            .unwrap();
+        let to = format!("127.0.0.1:{}:/over.bin", srv.port);
+        let (code, _, err) = run_cli(&["put", over.to_str().unwrap(), &to], &[]);
+        assert_eq!(code, 1, "{typed}: {err}");
+        assert!(err.contains(&bytes.to_string()), "{typed}: {err}");
+        std::fs::remove_file(&over).unwrap();
+    }
 }

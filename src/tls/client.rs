@@ -350,6 +350,42 @@ fn ask(host: &str, fp: &Fingerprint) -> Option<bool> {
     Some(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
+/// Whether what listens at `addr` speaks TLS: a ClientHello is sent on a
+/// connection of its own, and an answer in TLS records (a ServerHello or
+/// an alert) within `wait` says yes. Used only to name what a client
+/// reached when the answer to ferry's hello was a closed connection, which
+/// is how TLS servers commonly meet bytes that are not TLS.
+pub async fn speaks_tls(addr: std::net::SocketAddr, wait: std::time::Duration) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let provider = provider();
+    let Ok(config) = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map(|b| {
+            b.dangerous()
+                .with_custom_certificate_verifier(Arc::new(PinLater(provider)))
+                .with_no_client_auth()
+        })
+    else {
+        return false;
+    };
+    let name = ServerName::IpAddress(addr.ip().into());
+    let Ok(mut hello) = rustls::ClientConnection::new(Arc::new(config), name) else {
+        return false;
+    };
+    let mut bytes = Vec::new();
+    if hello.write_tls(&mut bytes).is_err() {
+        return false;
+    }
+    let probe = async {
+        let mut tcp = TcpStream::connect(addr).await?;
+        tcp.write_all(&bytes).await?;
+        let mut first = [0u8; 2];
+        tcp.read_exact(&mut first).await?;
+        io::Result::Ok(matches!(first, [0x15 | 0x16, 0x03]))
+    };
+    matches!(tokio::time::timeout(wait, probe).await, Ok(Ok(true)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -374,3 +374,15 @@ pub fn outcome(out: std::process::Output) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Says that a test needing namespaces checked nothing here, or fails when
+/// the tests run as root, where namespaces must work (CI runs as root): a
+/// check that cannot run there must not pass unseen.
+pub fn checked_nothing(why: &str) {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    assert!(!root, "{why}, though the tests run as root");
+    eprintln!("{why}: nothing checked");
+}
