@@ -1,5 +1,49 @@
 //! What a client reached when the answer to its hello is not ferry.
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::wire::connection::ConnError;
+use crate::wire::frame::FrameError;
+
+/// Whether `e` is the peer closing or resetting the connection.
+pub(super) fn closed(e: &ConnError) -> bool {
+    match e {
+        ConnError::Closed | ConnError::Frame(FrameError::UnexpectedEof) => true,
+        ConnError::Frame(FrameError::Io(io)) => matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::BrokenPipe
+        ),
+        _ => false,
+    }
+}
+
+/// Says that the port accepted and then said nothing for `waited`.
+pub(super) fn silent(waited: Duration) -> String {
+    format!(
+        "it accepted the connection but did not answer ferry's hello within {} s: not a ferry server (check the port), or one too busy",
+        waited.as_secs()
+    )
+}
+
+/// Says what closed the connection on ferry's hello with no word. TLS
+/// servers do that to bytes that are not TLS, so it is asked once in TLS.
+pub(super) async fn what_closed(peer: Option<SocketAddr>, e: &ConnError) -> String {
+    let tls = match peer {
+        Some(p) => crate::tls::client::speaks_tls(p, Duration::from_secs(3)).await,
+        None => false,
+    };
+    if tls {
+        return what_answered(&[0x15, 0x03]);
+    }
+    format!(
+        "it closed the connection without answering ferry's hello ({e}): not a ferry server (check the port)"
+    )
+}
+
 /// Says what answered the hello with something that is not a ferry frame.
 pub(super) fn what_answered(first: &[u8]) -> String {
     // An HTTP/0.9-style answer (what some servers send to a request line

@@ -203,21 +203,6 @@ impl Client {
         Ok(c)
     }
 
-    /// Whether `e` is the peer closing or resetting the connection.
-    fn closed(e: &ConnError) -> bool {
-        match e {
-            ConnError::Closed | ConnError::Frame(FrameError::UnexpectedEof) => true,
-            ConnError::Frame(FrameError::Io(io)) => matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::ConnectionAborted
-                    | std::io::ErrorKind::UnexpectedEof
-                    | std::io::ErrorKind::BrokenPipe
-            ),
-            _ => false,
-        }
-    }
-
     /// Speaks the protocol over an already-connected stream.
     pub async fn over(stream: Stream, token: Option<&Secret>) -> Result<Client> {
         Client::over_offered(stream, token, false).await
@@ -256,31 +241,14 @@ impl Client {
                     reason: answer::what_answered(conn.unread()),
                 });
             }
-            Ok(Err(ClientError::Conn(e))) if conn.unread().is_empty() && Self::closed(&e) => {
-                // Closed on ferry's hello with no word: TLS servers do
-                // that to bytes that are not TLS, so ask once in TLS.
-                let tls = match peer {
-                    Some(p) => crate::tls::client::speaks_tls(p, Duration::from_secs(3)).await,
-                    None => false,
-                };
-                let reason = if tls {
-                    answer::what_answered(&[0x15, 0x03])
-                } else {
-                    format!(
-                        "it closed the connection without answering ferry's hello ({e}): not a ferry server (check the port)"
-                    )
-                };
+            Ok(Err(ClientError::Conn(e))) if conn.unread().is_empty() && answer::closed(&e) => {
+                let reason = answer::what_closed(peer, &e).await;
                 return Err(ClientError::Connect { addr: at, reason });
             }
             Ok(Err(e)) => return Err(e),
             Err(_) => {
-                return Err(ClientError::Connect {
-                    addr: at,
-                    reason: format!(
-                        "it accepted the connection but did not answer ferry's hello within {} s: not a ferry server (check the port), or one too busy",
-                        HELLO_DEADLINE.as_secs()
-                    ),
-                });
+                let reason = answer::silent(HELLO_DEADLINE);
+                return Err(ClientError::Connect { addr: at, reason });
             }
         };
         // Loopback never leaves the machine: it stays in clear, as the
