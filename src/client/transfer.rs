@@ -208,6 +208,7 @@ where
     let mut buf = Vec::with_capacity(crate::files::pipe::CHUNK);
     let written = |e: std::io::Error| ClientError::Local(format!("writing the output: {e}"));
     while conn.body_remaining() > 0 {
+        buf.clear();
         conn.read_body_into(&mut buf).await?;
         hasher.update(&buf);
         out.write_all(&buf).await.map_err(written)?;

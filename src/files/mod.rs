@@ -17,7 +17,7 @@ pub use name::{NameError, RelPath};
 pub use part::{FinishError, PartFile};
 pub use service::Files;
 pub use storage::Storage;
-pub use upload::{BodySource, Broke, OnBreak, Upload, UploadOptions};
+pub use upload::{BodySource, Broke, OnBreak, Pushing, Upload, UploadOptions};
 
 /// What of the stored files is served.
 #[derive(Debug, Clone, Default)]

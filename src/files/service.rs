@@ -241,19 +241,20 @@ impl super::BodySource for ReadFrom {
         let Some(mut reader) = self.0.take() else {
             return Ok(0);
         };
-        let want = buf.capacity().max(64 * 1024);
+        let from = buf.len();
+        let want = (buf.capacity() - from).max(64 * 1024);
         let mut chunk = std::mem::take(buf);
         let (reader, chunk, n) = tokio::task::spawn_blocking(move || {
             use std::io::Read;
-            chunk.resize(want, 0);
-            let n = reader.read(&mut chunk);
+            chunk.resize(from + want, 0);
+            let n = reader.read(&mut chunk[from..]);
             (reader, chunk, n)
         })
         .await
         .map_err(std::io::Error::other)?;
         *buf = chunk;
+        buf.truncate(from + *n.as_ref().unwrap_or(&0));
         let n = n?;
-        buf.truncate(n);
         self.0 = Some(reader);
         Ok(n)
     }

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::FilesError;
 use super::entry::Mtime;
-use super::pipe::{FileSink, spawn_writer};
+use super::pipe::{CHUNK, FileSink, spawn_writer};
 use super::storage::{Begun, Part};
 
 /// What to do with the bytes of a body that broke off.
@@ -75,8 +75,8 @@ pub trait BodySource {
     /// How the source fails.
     type Error;
 
-    /// Fills `buf` (empty, with room reserved) with the next bytes of the
-    /// body; `Ok(0)` at its end.
+    /// Appends the next bytes of the body to `buf`, giving how many;
+    /// `Ok(0)` at its end. `buf` may already hold bytes gathered before.
     fn read_into(
         &mut self,
         buf: &mut Vec<u8>,
@@ -147,6 +147,21 @@ impl Upload {
         }
     }
 
+    /// The same upload without its partial file (to settle an intake
+    /// that took it).
+    fn hollow(&self) -> Upload {
+        Upload {
+            part: None,
+            size: self.size,
+            overwrite: self.overwrite,
+            on_break: self.on_break,
+            replaces: self.replaces,
+            max_upload: self.max_upload,
+            stall: self.stall,
+            abort: self.abort.clone(),
+        }
+    }
+
     /// Whether a file of that name existed when the upload began.
     pub fn replaces(&self) -> bool {
         self.replaces
@@ -203,16 +218,58 @@ impl Upload {
     /// written in all. When it stops short, what is kept follows the
     /// module's rules, and the upload can only be dropped.
     pub async fn receive<S: BodySource>(&mut self, source: &mut S) -> Result<u64, Broke<S::Error>> {
-        let Some(part) = self.part.take() else {
-            return Err(Broke::Storage {
-                message: "the upload has ended".into(),
-                full: false,
-            });
+        let Some(mut intake) = Intake::open(self) else {
+            return Err(ended());
         };
-        let mut total = part.written();
-        let mut sink = spawn_writer(part);
-        let ended = self.pump(source, &mut sink, &mut total).await;
-        let (mut part, written) = match sink.finish().await {
+        let stop = self.pump(source, &mut intake).await;
+        self.settle(intake, stop).await
+    }
+
+    /// The read loop: `source` into `intake` until the body ends or breaks.
+    async fn pump<S: BodySource>(
+        &self,
+        source: &mut S,
+        intake: &mut Intake,
+    ) -> Result<(), Stop<S::Error>> {
+        loop {
+            let from = intake.buf.len();
+            let read = tokio::select! {
+                biased;
+                _ = self.abort.cancelled() => return Err(Stop::Broke(Broke::ShuttingDown)),
+                r = tokio::time::timeout(self.stall, source.read_into(intake.room())) => r,
+            };
+            match read {
+                Err(_) => return Err(Stop::Broke(Broke::Stalled)),
+                Ok(Err(e)) => return Err(Stop::Broke(Broke::Lost(e))),
+                Ok(Ok(0)) => return Ok(()),
+                Ok(Ok(_)) => {}
+            }
+            if !intake.took(from).await? {
+                return Ok(()); // the writer failed: its error comes from settle
+            }
+        }
+    }
+
+    /// Hands the body over a piece at a time instead, for a door that reads
+    /// it itself (see [`Pushing`]); after [`Upload::start`], as for
+    /// [`Upload::receive`].
+    pub fn pushing(mut self) -> Pushing {
+        let intake = Intake::open(&mut self);
+        Pushing {
+            upload: self,
+            intake,
+        }
+    }
+
+    /// Ends an intake: waits for its bytes to be written, then keeps or
+    /// drops the partial file as the module's rules say for `stop`.
+    async fn settle<E>(
+        &mut self,
+        intake: Intake,
+        stop: Result<(), Stop<E>>,
+    ) -> Result<u64, Broke<E>> {
+        let total = intake.total;
+        let (mut part, written) = match intake.close().await {
             Ok(pair) => pair,
             Err(e) => {
                 return Err(Broke::Storage {
@@ -222,14 +279,6 @@ impl Upload {
             }
         };
         if let Err(e) = written {
-            if e.kind() == io::ErrorKind::InvalidData {
-                // More bytes than the file was announced to have: the
-                // chunk that went past was not written, and what came
-                // before it is kept as for any body that broke off.
-                self.part = Some(part);
-                self.abandon();
-                return Err(Broke::TooLarge(e.to_string()));
-            }
             // Nothing is kept of an upload the disk refused: a full disk
             // must not stay full with it.
             let at = part.written();
@@ -248,7 +297,7 @@ impl Upload {
                 },
             });
         }
-        match ended {
+        match stop {
             Ok(()) => {
                 if self.size.is_none() {
                     part.end_here();
@@ -256,46 +305,24 @@ impl Upload {
                 self.part = Some(part);
                 Ok(total)
             }
-            Err(broke @ (Broke::ShuttingDown | Broke::TooLarge(_) | Broke::Storage { .. })) => {
+            Err(Stop::PastAnnounced(why)) => {
+                // More bytes than the file was announced to have: the
+                // piece that went past was not written, and what came
+                // before it is kept as for any body that broke off.
+                self.part = Some(part);
+                self.abandon();
+                Err(Broke::TooLarge(why))
+            }
+            Err(Stop::Broke(
+                broke @ (Broke::ShuttingDown | Broke::TooLarge(_) | Broke::Storage { .. }),
+            )) => {
                 part.discard();
                 Err(broke)
             }
-            Err(broke) => {
+            Err(Stop::Broke(broke)) => {
                 self.part = Some(part);
                 self.abandon();
                 Err(broke)
-            }
-        }
-    }
-
-    /// The read loop: `source` into `sink` until the body ends or breaks.
-    async fn pump<S: BodySource>(
-        &self,
-        source: &mut S,
-        sink: &mut FileSink<Box<dyn Part>>,
-        total: &mut u64,
-    ) -> Result<(), Broke<S::Error>> {
-        loop {
-            let mut buf = sink.buffer();
-            let read = tokio::select! {
-                biased;
-                _ = self.abort.cancelled() => return Err(Broke::ShuttingDown),
-                r = tokio::time::timeout(self.stall, source.read_into(&mut buf)) => r,
-            };
-            let n = match read {
-                Err(_) => return Err(Broke::Stalled),
-                Ok(Err(e)) => return Err(Broke::Lost(e)),
-                Ok(Ok(0)) => return Ok(()),
-                Ok(Ok(n)) => n,
-            };
-            *total += n as u64;
-            if let Some(max) = self.max_upload.filter(|max| *total > *max) {
-                return Err(Broke::TooLarge(format!(
-                    "uploads are limited to {max} bytes"
-                )));
-            }
-            if !sink.send(buf).await {
-                return Ok(()); // the writer failed: its error comes from finish
             }
         }
     }
@@ -335,6 +362,183 @@ impl Upload {
             );
         } else {
             part.discard();
+        }
+    }
+}
+
+/// The error for an upload whose partial file has already gone.
+fn ended<E>() -> Broke<E> {
+    Broke::Storage {
+        message: "the upload has ended".into(),
+        full: false,
+    }
+}
+
+/// Why an intake stopped before the body's end.
+enum Stop<E> {
+    Broke(Broke<E>),
+    /// Past the size the upload announced (what came before is kept for a
+    /// door that resumes).
+    PastAnnounced(String),
+}
+
+impl<E> From<Broke<E>> for Stop<E> {
+    fn from(b: Broke<E>) -> Self {
+        Stop::Broke(b)
+    }
+}
+
+/// Bytes gathered before a write: a body's pieces are often 16 KiB (an
+/// HTTP frame), and one trip to the disk thread per half MiB costs less.
+const GATHER: usize = CHUNK / 2;
+
+/// A body on its way into the partial file: its pieces are gathered into
+/// chunks, checked against the limits, and written on the disk thread.
+struct Intake {
+    sink: FileSink<Box<dyn Part>>,
+    buf: Vec<u8>,
+    /// Bytes from the start of the file, gathered ones included.
+    total: u64,
+    size: Option<u64>,
+    max_upload: Option<u64>,
+}
+
+impl Intake {
+    /// Takes the partial file from `upload` to the disk thread.
+    fn open(upload: &mut Upload) -> Option<Intake> {
+        let part = upload.part.take()?;
+        let total = part.written();
+        let mut sink = spawn_writer(part);
+        Some(Intake {
+            buf: sink.buffer(),
+            sink,
+            total,
+            size: upload.size,
+            max_upload: upload.max_upload,
+        })
+    }
+
+    /// Where the next piece goes: after the gathered ones.
+    fn room(&mut self) -> &mut Vec<u8> {
+        if self.buf.capacity() == 0 {
+            self.buf = self.sink.buffer();
+        }
+        &mut self.buf
+    }
+
+    /// Counts the piece added to the buffer past `from`, and writes the
+    /// buffer once enough is gathered. False when the writer has stopped
+    /// (it failed).
+    async fn took<E>(&mut self, from: usize) -> Result<bool, Stop<E>> {
+        let total = self.total + (self.buf.len() - from) as u64;
+        if let Some(max) = self.max_upload.filter(|max| total > *max) {
+            return Err(Broke::TooLarge(format!("uploads are limited to {max} bytes")).into());
+        }
+        if self.size.is_some_and(|size| total > size) {
+            self.buf.truncate(from);
+            return Err(Stop::PastAnnounced("more bytes than announced".into()));
+        }
+        self.total = total;
+        if self.buf.len() < GATHER {
+            return Ok(true);
+        }
+        let full = std::mem::take(&mut self.buf);
+        Ok(self.sink.send(full).await)
+    }
+
+    /// Writes what is gathered and waits for every write; gives the part
+    /// file back with the first write error, if any.
+    async fn close(mut self) -> io::Result<(Box<dyn Part>, io::Result<()>)> {
+        if !self.buf.is_empty() {
+            let rest = std::mem::take(&mut self.buf);
+            self.sink.send(rest).await;
+        }
+        self.sink.finish().await
+    }
+}
+
+/// An upload whose door reads the body itself and hands it over a piece at
+/// a time (WebDAV: dav-server reads the body). The size limits and shutdown
+/// are checked here as pieces come, as [`Upload::receive`] does; the stall
+/// deadline is the door's to keep, on the body it reads.
+#[derive(Debug)]
+pub struct Pushing {
+    upload: Upload,
+    intake: Option<Intake>,
+}
+
+impl std::fmt::Debug for Intake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Intake")
+            .field("total", &self.total)
+            .finish()
+    }
+}
+
+impl Pushing {
+    /// Takes the next piece of the body. On an error the upload has ended
+    /// as the module's rules say, and only [`Pushing::broke`] or a drop is
+    /// left to do.
+    pub async fn push(&mut self, piece: &[u8]) -> Result<(), Broke<io::Error>> {
+        let Some(intake) = self.intake.as_mut() else {
+            return Err(ended());
+        };
+        let stop = if self.upload.abort.is_cancelled() {
+            Err(Stop::Broke(Broke::ShuttingDown))
+        } else {
+            let from = intake.buf.len();
+            intake.room().extend_from_slice(piece);
+            match intake.took(from).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => Ok(()), // the writer failed: settle says how
+                Err(stop) => Err(stop),
+            }
+        };
+        let intake = self.intake.take().ok_or_else(ended)?;
+        match self.upload.settle(intake, stop).await {
+            Ok(_) => Err(Broke::Storage {
+                message: "storing the upload failed; nothing of it was kept".into(),
+                full: false,
+            }),
+            Err(broke) => Err(broke),
+        }
+    }
+
+    /// The body came whole: gives the upload back, ready to finish.
+    pub async fn end(mut self) -> Result<Upload, Broke<io::Error>> {
+        let intake = self.intake.take().ok_or_else(ended)?;
+        self.upload.settle(intake, Ok(())).await?;
+        let hollow = self.upload.hollow();
+        Ok(std::mem::replace(&mut self.upload, hollow))
+    }
+
+    /// The body broke off: leaves what [`OnBreak`] says.
+    pub async fn broke(mut self) {
+        if let Some(intake) = self.intake.take() {
+            let lost = io::Error::new(io::ErrorKind::UnexpectedEof, "the body broke off");
+            let _ = self
+                .upload
+                .settle(intake, Err(Stop::Broke(Broke::Lost(lost))))
+                .await;
+        }
+    }
+}
+
+impl Drop for Pushing {
+    /// Dropped before its end, the body broke off: what is kept is settled
+    /// on a task, as [`Pushing::broke`] would.
+    fn drop(&mut self) {
+        let Some(intake) = self.intake.take() else {
+            return;
+        };
+        let mut upload = self.upload.hollow();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let lost = io::Error::new(io::ErrorKind::UnexpectedEof, "the body broke off");
+                let _ = upload
+                    .settle(intake, Err(Stop::Broke(Broke::Lost(lost))))
+                    .await;
+            });
         }
     }
 }

@@ -289,7 +289,11 @@ impl BodySource for ClassicBody<'_> {
     type Error = std::io::Error;
 
     async fn read_into(&mut self, chunk: &mut Vec<u8>) -> std::io::Result<usize> {
-        let want = self.left.min(CHUNK as u64) as usize;
+        let room = match chunk.capacity() - chunk.len() {
+            0 => CHUNK,
+            room => room.min(CHUNK),
+        };
+        let want = self.left.min(room as u64) as usize;
         if want == 0 {
             return Ok(0);
         }
@@ -298,9 +302,11 @@ impl BodySource for ClassicBody<'_> {
             chunk.extend_from_slice(&self.buf.split_to(n));
             n
         } else {
-            chunk.resize(want, 0);
-            let n = self.stream.read(&mut chunk[..want]).await?;
-            chunk.truncate(n);
+            let from = chunk.len();
+            chunk.resize(from + want, 0);
+            let read = self.stream.read(&mut chunk[from..]).await;
+            chunk.truncate(from + *read.as_ref().unwrap_or(&0));
+            let n = read?;
             if n == 0 {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,

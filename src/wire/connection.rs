@@ -327,13 +327,17 @@ impl FrameReader {
         }
     }
 
-    /// Reads the next piece of the current body into `buf` (cleared first),
-    /// at most [`MAX_CHUNK`] bytes; bytes already buffered come first, then
-    /// the socket is read straight into `buf`, with no copy in between.
-    /// Returns how many bytes `buf` now holds (0 when no body remains).
+    /// Appends the next piece of the current body to `buf`: at most
+    /// [`MAX_CHUNK`] bytes, and no more than the room `buf` has reserved
+    /// when it has any. Bytes already buffered come first, then the socket
+    /// is read straight into `buf`, with no copy in between. Returns how
+    /// many bytes were added (0 when no body remains).
     pub async fn read_body_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, ConnError> {
-        buf.clear();
-        let want = self.codec.body_remaining().min(MAX_CHUNK as u64) as usize;
+        let room = match buf.capacity() - buf.len() {
+            0 => MAX_CHUNK,
+            room => room.min(MAX_CHUNK),
+        };
+        let want = self.codec.body_remaining().min(room as u64) as usize;
         if want == 0 {
             return Ok(0);
         }
@@ -344,14 +348,25 @@ impl FrameReader {
             self.codec.consume_body(n as u64);
             return Ok(n);
         }
-        buf.resize(want, 0);
-        let n = tokio::time::timeout(self.deadlines.body, self.reader.read(&mut buf[..want]))
-            .await
-            .map_err(|_| ConnError::Timeout("the frame body"))??;
+        let from = buf.len();
+        buf.resize(from + want, 0);
+        let read =
+            tokio::time::timeout(self.deadlines.body, self.reader.read(&mut buf[from..])).await;
+        let n = match read {
+            Err(_) => {
+                buf.truncate(from);
+                return Err(ConnError::Timeout("the frame body"));
+            }
+            Ok(Err(e)) => {
+                buf.truncate(from);
+                return Err(e.into());
+            }
+            Ok(Ok(n)) => n,
+        };
+        buf.truncate(from + n);
         if n == 0 {
             return Err(FrameError::UnexpectedEof.into());
         }
-        buf.truncate(n);
         self.codec.consume_body(n as u64);
         Ok(n)
     }

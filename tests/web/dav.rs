@@ -227,6 +227,11 @@ async fn locks_are_honoured_and_run_out() {
     let body = r.text().await.unwrap();
     let secs: u64 = between(&body, "<D:timeout>Second-", "<").parse().unwrap();
     assert!((1..=3600).contains(&secs), "{body}");
+    // A LOCK of an unmapped URL made it, empty and locked (RFC 4918 7.3).
+    assert_eq!(std::fs::read(s.path("other.txt")).unwrap(), b"");
+    let r = c.put(url(&s, "/other.txt")).body("x").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::LOCKED);
+    assert!(common::partial_files(s.root.path()).is_empty());
     // Once its time has passed, the lock is gone.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let r = c.put(url(&s, "/doc.txt")).body("v3").send().await.unwrap();

@@ -300,3 +300,90 @@ async fn a_second_upload_of_a_name_waits_then_is_busy() {
     assert!(matches!(e, FilesError::Busy(_)), "{e}");
     assert!(started.elapsed() >= super::super::service::BUSY_WAIT);
 }
+
+/// An upload of no announced size, started, to push a body into.
+async fn pushed_to(files: &Files, rel: &RelPath) -> Pushing {
+    let mut up = begin(files, rel, UploadOptions::new(None)).await;
+    up.start(0).await.unwrap();
+    up.pushing()
+}
+
+/// Many small pieces (HTTP frames) are gathered into large writes, and the
+/// bytes arrive whole and in order, pushed or received.
+#[tokio::test]
+async fn small_pieces_are_gathered_and_kept_in_order() {
+    let d = tempfile::tempdir().unwrap();
+    let files = service(d.path(), true, None, CancellationToken::new());
+    let piece = |i: usize| vec![(i % 251) as u8; 4096 + i % 7];
+    let whole: Vec<u8> = (0..600).flat_map(piece).collect();
+
+    let pushed = RelPath::parse("pushed.bin").unwrap();
+    let mut pushing = pushed_to(&files, &pushed).await;
+    for i in 0..600 {
+        pushing.push(&piece(i)).await.unwrap();
+    }
+    let up = pushing.end().await.unwrap();
+    assert_eq!(up.written(), whole.len() as u64);
+    up.finish(None, None).await.unwrap();
+    assert_eq!(std::fs::read(d.path().join("pushed.bin")).unwrap(), whole);
+
+    let received = RelPath::parse("received.bin").unwrap();
+    let mut up = begin(
+        &files,
+        &received,
+        UploadOptions::new(Some(whole.len() as u64)),
+    )
+    .await;
+    up.start(0).await.unwrap();
+    let chunks: Vec<Vec<u8>> = (0..600).map(piece).collect();
+    let refs: Vec<&[u8]> = chunks.iter().map(|c| c.as_slice()).collect();
+    up.receive(&mut body(&refs, false)).await.unwrap();
+    up.finish(None, None).await.unwrap();
+    assert_eq!(std::fs::read(d.path().join("received.bin")).unwrap(), whole);
+}
+
+/// A pushed body over the limit, cut by shutdown, or dropped before its
+/// end leaves nothing where the door cannot resume.
+#[tokio::test]
+async fn a_pushed_body_stopped_short_leaves_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let abort = CancellationToken::new();
+    let files = service(d.path(), true, Some(10_000), abort.clone());
+    let rel = RelPath::parse("p.bin").unwrap();
+
+    let mut pushing = pushed_to(&files, &rel).await;
+    pushing.push(&[1; 6000]).await.unwrap();
+    let r = pushing.push(&[1; 6000]).await;
+    assert!(matches!(r, Err(Broke::TooLarge(_))), "{r:?}");
+    assert!(matches!(
+        pushing.push(&[1]).await,
+        Err(Broke::Storage { .. })
+    ));
+    drop(pushing);
+    assert!(parts_in(d.path()).is_empty());
+
+    let mut pushing = pushed_to(&files, &rel).await;
+    pushing.push(&[2; 100]).await.unwrap();
+    pushing.broke().await;
+    assert!(parts_in(d.path()).is_empty());
+
+    // Dropped: settled on a task of its own.
+    let mut pushing = pushed_to(&files, &rel).await;
+    pushing.push(&[3; 100]).await.unwrap();
+    drop(pushing);
+    for _ in 0..100 {
+        if parts_in(d.path()).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(parts_in(d.path()).is_empty());
+
+    let mut pushing = pushed_to(&files, &rel).await;
+    pushing.push(&[4; 100]).await.unwrap();
+    abort.cancel();
+    let r = pushing.push(&[4; 100]).await;
+    assert!(matches!(r, Err(Broke::ShuttingDown)), "{r:?}");
+    assert!(parts_in(d.path()).is_empty());
+    assert!(!d.path().join("p.bin").exists());
+}

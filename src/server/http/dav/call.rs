@@ -26,10 +26,15 @@ pub(crate) struct Call {
     /// them to let go of what they held, so that nothing of them is left
     /// once it is sent.
     pub(super) abandoned: Arc<Mutex<Vec<UploadTask>>>,
+    /// A file opened to write and let go of with nothing written is made,
+    /// empty (a LOCK of an unmapped URL), rather than left unmade (a PUT
+    /// cut off before its body).
+    pub(super) empty_creates: bool,
 }
 
-/// An upload taking in a PUT's body: the entry it made, or why not.
-pub(super) type UploadTask = tokio::task::JoinHandle<Result<Entry, Failure>>;
+/// An upload letting go of what a cut-off PUT left, or making the empty
+/// file a LOCK asked for.
+pub(super) type UploadTask = tokio::task::JoinHandle<()>;
 
 /// Why a call failed, as the answer is to say it.
 #[derive(Debug)]

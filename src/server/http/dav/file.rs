@@ -1,21 +1,18 @@
 //! Files open for dav-server: a stored file read, and an upload written.
-//! A WebDAV PUT feeds the same [`Upload`] every door uses, through a
-//! channel: its partial file, size limit, stall deadline and atomic
-//! rename. Only a body that reached its end is kept; one cut off leaves
-//! nothing.
+//! A WebDAV PUT feeds the same [`Upload`] every door uses, pushed a piece
+//! at a time ([`Pushing`]): its partial file, size limit and atomic
+//! rename, with the stall deadline kept on the body here ([`Stalling`]).
+//! Only a body that reached its end is kept; one cut off leaves nothing.
 
 use std::io::{self, SeekFrom};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::{Buf, Bytes};
 use dav_server::fs::{DavFile, DavMetaData, FsError, FsFuture};
 use futures_util::FutureExt;
-use tokio::sync::mpsc;
 
-use super::call::{Call, Failure, Meta, UploadTask};
+use super::call::{Call, Failure, Meta};
 use crate::files::storage::Reader;
-use crate::files::{BodySource, RelPath, Upload};
+use crate::files::{Broke, Pushing, RelPath, Upload};
 
 /// Largest read handed back at once.
 const MAX_READ: usize = 1 << 20;
@@ -97,83 +94,74 @@ impl DavFile for Reading {
     }
 }
 
-/// An upload, fed by dav-server a chunk at a time.
+/// An upload, fed by dav-server a chunk at a time, written from its own
+/// task (no channel or task of its own in between).
 #[derive(Debug)]
 pub(super) struct Writing {
-    tx: Option<mpsc::Sender<Bytes>>,
-    /// Set once the body has come whole: only then does the end of the
-    /// chunks end the file.
-    whole: Arc<AtomicBool>,
-    task: Option<UploadTask>,
+    pushing: Option<Pushing>,
+    /// Whether any byte came.
+    pushed: bool,
+    rel: RelPath,
     meta: Option<Meta>,
     call: Call,
 }
 
 impl Writing {
     /// Starts taking in the body for `upload` (begun, started at 0).
-    pub(super) fn start(mut upload: Upload, rel: RelPath, call: Call) -> Writing {
-        let (tx, rx) = mpsc::channel(8);
-        let whole = Arc::new(AtomicBool::new(false));
-        let mut source = Fed {
-            rx,
-            whole: whole.clone(),
-        };
-        let ctx = call.ctx.clone();
-        let mtime = call.mtime;
-        let task = tokio::spawn(async move {
-            upload.receive(&mut source).await.map_err(|b| {
-                Failure::Answer(crate::server::http::upload::broke_status(&b), b.to_string())
-            })?;
-            upload.finish(None, mtime).await.map_err(Failure::Files)?;
-            tracing::info!(path = %crate::text::escape(&rel.to_string()), "uploaded over webdav");
-            ctx.files
-                .blocking(move |s| s.stat(&rel))
-                .await
-                .map_err(Failure::Files)
-        });
+    pub(super) fn start(upload: Upload, rel: RelPath, call: Call) -> Writing {
         Writing {
-            tx: Some(tx),
-            whole,
-            task: Some(task),
+            pushing: Some(upload.pushing()),
+            pushed: false,
+            rel,
             meta: None,
             call,
         }
     }
 
-    /// The outcome of an upload that stopped.
-    async fn outcome(&mut self) -> Result<(), FsError> {
-        self.tx = None;
-        let Some(task) = self.task.take() else {
-            return Err(FsError::GeneralFailure);
-        };
-        match task.await {
-            Ok(Ok(entry)) => {
-                self.meta = Some(Meta::from(&entry));
-                Ok(())
-            }
-            Ok(Err(Failure::Files(e))) => Err(self.call.fail(e)),
-            Ok(Err(why)) => {
-                self.call.note(why);
-                Err(FsError::GeneralFailure)
-            }
-            Err(_) => Err(FsError::GeneralFailure),
-        }
+    /// Why the upload stopped, for the answer.
+    fn broke(&self, b: &Broke<io::Error>) -> FsError {
+        let status = crate::server::http::upload::broke_status(b);
+        self.call.note(Failure::Answer(status, b.to_string()));
+        FsError::GeneralFailure
     }
 
-    async fn send(&mut self, bytes: Bytes) -> Result<(), FsError> {
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), FsError> {
         if bytes.is_empty() {
             return Ok(());
         }
-        let sent = match &self.tx {
-            Some(tx) => tx.send(bytes).await.is_ok(),
-            None => false,
+        let Some(pushing) = self.pushing.as_mut() else {
+            return Err(FsError::GeneralFailure);
         };
-        if sent {
-            return Ok(());
+        self.pushed = true;
+        match pushing.push(bytes).await {
+            Ok(()) => Ok(()),
+            Err(b) => {
+                // The upload has ended (a limit, the disk) as its rules say.
+                self.pushing = None;
+                Err(self.broke(&b))
+            }
         }
-        // The upload stopped (a limit, the disk): its error is the answer.
-        self.outcome().await?;
-        Err(FsError::GeneralFailure)
+    }
+
+    /// The body has come whole: the file is checked and put in place.
+    async fn finish(&mut self) -> Result<(), FsError> {
+        let pushing = self.pushing.take().ok_or(FsError::GeneralFailure)?;
+        let upload = pushing.end().await.map_err(|b| self.broke(&b))?;
+        upload
+            .finish(None, self.call.mtime)
+            .await
+            .map_err(|e| self.call.fail(e))?;
+        let rel = self.rel.clone();
+        tracing::info!(path = %crate::text::escape(&rel.to_string()), "uploaded over webdav");
+        let entry = self
+            .call
+            .ctx
+            .files
+            .blocking(move |s| s.stat(&rel))
+            .await
+            .map_err(|e| self.call.fail(e))?;
+        self.meta = Some(Meta::from(&entry));
+        Ok(())
     }
 }
 
@@ -188,12 +176,19 @@ impl DavFile for Writing {
     }
 
     fn write_buf(&'_ mut self, mut buf: Box<dyn Buf + Send>) -> FsFuture<'_, ()> {
-        let bytes = buf.copy_to_bytes(buf.remaining());
-        self.send(bytes).boxed()
+        async move {
+            while buf.has_remaining() {
+                let n = buf.chunk().len();
+                self.send(buf.chunk()).await?;
+                buf.advance(n);
+            }
+            Ok(())
+        }
+        .boxed()
     }
 
     fn write_bytes(&'_ mut self, buf: Bytes) -> FsFuture<'_, ()> {
-        self.send(buf).boxed()
+        async move { self.send(&buf).await }.boxed()
     }
 
     fn read_bytes(&'_ mut self, _count: usize) -> FsFuture<'_, Bytes> {
@@ -205,19 +200,21 @@ impl DavFile for Writing {
         std::future::ready(Err(FsError::NotImplemented)).boxed()
     }
 
-    /// The body has come whole: the file is checked and put in place.
     fn flush(&'_ mut self) -> FsFuture<'_, ()> {
-        self.whole.store(true, Ordering::Release);
-        self.outcome().boxed()
+        self.finish().boxed()
     }
 }
 
 impl Drop for Writing {
     fn drop(&mut self) {
         // Ended before its body came whole: the upload lets go of its
-        // partial file once it sees the chunks stop; the answer waits.
-        self.tx = None;
-        if let Some(task) = self.task.take() {
+        // partial file on a task, and the answer waits for it.
+        if let Some(pushing) = self.pushing.take() {
+            let task = if self.call.empty_creates && !self.pushed {
+                tokio::spawn(made_empty(pushing, self.rel.clone(), self.call.clone()))
+            } else {
+                tokio::spawn(pushing.broke())
+            };
             if let Ok(mut a) = self.call.abandoned.lock() {
                 a.push(task);
             }
@@ -225,26 +222,18 @@ impl Drop for Writing {
     }
 }
 
-/// The chunks of a PUT's body, as an upload's source.
-struct Fed {
-    rx: mpsc::Receiver<Bytes>,
-    whole: Arc<AtomicBool>,
-}
-
-impl BodySource for Fed {
-    type Error = io::Error;
-
-    async fn read_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, io::Error> {
-        match self.rx.recv().await {
-            Some(b) => {
-                buf.extend_from_slice(&b);
-                Ok(b.len())
-            }
-            None if self.whole.load(Ordering::Acquire) => Ok(0),
-            None => Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the request body broke off",
-            )),
+/// Makes the empty file a LOCK of an unmapped URL asked for.
+async fn made_empty(pushing: Pushing, rel: RelPath, call: Call) {
+    let made = match pushing.end().await {
+        Ok(upload) => upload.finish(None, None).await.map(|_| ()),
+        Err(b) => Err(crate::files::FilesError::Io(b.to_string())),
+    };
+    match made {
+        Ok(()) => {
+            tracing::info!(path = %crate::text::escape(&rel.to_string()), "made empty by a webdav lock")
+        }
+        Err(e) => {
+            call.fail(e);
         }
     }
 }

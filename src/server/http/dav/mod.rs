@@ -121,6 +121,8 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
         mtime,
         failed: Arc::new(Mutex::new(None)),
         abandoned: Arc::default(),
+        // RFC 4918 7.3: a LOCK of an unmapped URL makes an empty file.
+        empty_creates: parts.method.as_str() == "LOCK",
     };
     // dav-server lets a litmus run ask for any depth; not here.
     parts.headers.remove("x-litmus");
