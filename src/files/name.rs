@@ -6,8 +6,10 @@
 //! leading `/` means "from the root" and one trailing `/` is ignored; any
 //! other empty component is refused. Each component must be a normal name:
 //! not `.` or `..`, no NUL or control characters (C0, DEL, C1), no
-//! backslash (a separator elsewhere), no drive-letter prefix (`C:`), at most
-//! 255 bytes, and not ending in the reserved suffix of partial files.
+//! backslash (a separator elsewhere), no drive-letter prefix (`C:`), no
+//! bidirectional control characters (they make a name read as another), at
+//! most 255 bytes, and not ending in the reserved suffix of partial files,
+//! in any case and with any trailing dots or spaces.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -169,10 +171,29 @@ fn check_component(c: &str) -> Result<(), &'static str> {
     if b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
         return Err("starts with a drive letter");
     }
-    if c.ends_with(PART_SUFFIX) {
+    if c.chars().any(is_bidi_control) {
+        return Err(
+            "contains a bidirectional control character, which makes a name read as another",
+        );
+    }
+    // Also as a disk that ignores case, or trailing dots and spaces (as
+    // Windows does), would see it: never a name a partial file could have.
+    let plain = c.trim_end_matches(['.', ' ']);
+    let tail = plain.len().saturating_sub(PART_SUFFIX.len());
+    if plain
+        .get(tail..)
+        .is_some_and(|t| t.eq_ignore_ascii_case(PART_SUFFIX))
+    {
         return Err("ends with the reserved suffix .ferry-part");
     }
     Ok(())
+}
+
+/// The invisible characters that reorder text around them (Unicode's
+/// bidirectional marks, embeddings, overrides and isolates): with them a
+/// name such as `invoice\u{202e}fdp.exe` shows as `invoiceexe.pdf`.
+fn is_bidi_control(ch: char) -> bool {
+    matches!(ch, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 fn quote(s: &str) -> String {
@@ -286,8 +307,24 @@ mod tests {
             "del\x7f",
             "c1\u{85}",
             "x.ferry-part",
+            "x.FERRY-PART",
+            "x.Ferry-Part.",
+            "x.ferry-part. .",
+            "invoice\u{202e}fdp.exe",
+            "a\u{2066}b",
+            "a\u{200f}b",
         ] {
             assert!(RelPath::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        // Look-alikes that are plain names on this disk stay plain names.
+        for fine in [
+            "x.ferry-part.txt",
+            "x.ferry-partial",
+            "ferry-part",
+            "שלום.txt",
+            "ａ．ｂ",
+        ] {
+            assert!(RelPath::parse(fine).is_ok(), "{fine:?} should be accepted");
         }
         assert!(RelPath::parse(&"a".repeat(256)).is_err());
         assert!(RelPath::root().child("../x").is_err());
