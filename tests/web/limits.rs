@@ -218,6 +218,10 @@ async fn head_matches_get_and_the_log_counts_bytes_sent() {
         get.ends_with("0123456789") && head.ends_with("\r\n\r\n"),
         "{head}"
     );
+    // A request hyper cannot read (a control byte in a header) is
+    // answered 400 by it, and logged all the same.
+    let bad = ask("GET /x HTTP/1.1\r\nHost: localhost\r\nX-Bad: a\x1bb\r\n\r\n");
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
     // A download read a little of, then dropped.
     let mut c = std::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
     c.write_all(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -240,6 +244,7 @@ async fn head_matches_get_and_the_log_counts_bytes_sent() {
     };
     assert!(line("\"GET /small.txt").contains("\" 200 10 "), "{log}");
     assert!(line("\"HEAD /small.txt").contains("\" 200 0 "), "{log}");
+    assert!(line("\"-\" 400 -").contains("127.0.0.1 - - ["), "{log}");
     let big = line("\"GET /big.bin");
     let sent: u64 = big
         .split("\" 200 ")

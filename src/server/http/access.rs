@@ -73,6 +73,20 @@ impl Drop for Counted {
     }
 }
 
+/// The line for a request that could not be read (hyper answered it):
+/// the request field is `-`, as the common log format has it.
+pub(super) fn unread(tag: &Arc<(String, String)>, status: StatusCode) {
+    let (span, ip) = &**tag;
+    crate::log::request(span, |m| {
+        m.push_str(ip);
+        m.push_str(" - - [");
+        crate::log::stamp(|now, _| m.push_str(&now.clf));
+        m.push_str("] \"-\" ");
+        m.push_str(itoa::Buffer::new().format(status.as_u16()));
+        m.push_str(" -");
+    });
+}
+
 /// One log line, peer text escaped.
 fn write(l: &Line, sent: u64) {
     let (span, ip) = &*l.tag;

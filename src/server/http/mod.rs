@@ -77,6 +77,7 @@ pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, c
     // Formatted once per connection for the request log: its span and the
     // peer's address.
     let tag = Arc::new((crate::log::conn_span(peer), peer.ip().to_string()));
+    let unread_tag = tag.clone();
     let plain = routes::router(web.clone());
     // Compression only for clients that ask: the layer costs about a tenth
     // of a small request even when it has nothing to do.
@@ -142,6 +143,13 @@ pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, c
         }
     };
     if let Err(e) = result {
+        // hyper answered a request it could not read (400, or 431 for a
+        // head too large) itself: it gets its log line all the same.
+        if e.is_parse_too_large() {
+            access::unread(&unread_tag, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        } else if e.is_parse() {
+            access::unread(&unread_tag, StatusCode::BAD_REQUEST);
+        }
         debug!("http connection ended: {e}");
     }
 }
