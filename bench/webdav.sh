@@ -86,11 +86,14 @@ tus_put() {
     -H 'Content-Type: application/offset+octet-stream' -T "$work/big.bin" \
     -w '%{time_total}' "${url[ferry]}$loc"
 }
-# Each upload starts with the disk's earlier writes flushed (not timed),
-# and ferry's tus upload takes its turn in the same rounds.
+# Each upload makes a new file, as the tus upload does (replacing a file
+# adds the cost of freeing the old one's blocks), and starts with the
+# disk's earlier writes flushed (not timed); ferry's tus upload takes its
+# turn in the same rounds.
 tus=""; plain=""; dav=""
 for r in $(seq "$rounds"); do
   for who in ferry rclone dufs; do
+    rm -f "$work/$who/up.bin"
     sync
     put[$who]+="$(curl -s -o /dev/null -T "$work/big.bin" -w '%{time_total}' "${url[$who]}/up.bin") "
     get[$who]+="$(curl -s -o /dev/null -w '%{time_total}' "${url[$who]}/up.bin") "
