@@ -281,3 +281,33 @@ async fn a_browsers_silent_spare_connection_stays_http() {
     spare.read_to_string(&mut out).await.unwrap();
     assert_eq!(status_of(&out), 200, "{out}");
 }
+
+/// What RFC 9112 says to refuse is refused, and the connection closed:
+/// an HTTP/1.1 request without Host, and one with two. HTTP/1.0 without
+/// Host is still answered, as `nc` one-liners send it.
+#[tokio::test]
+async fn requests_http_says_to_refuse_are_refused() {
+    let s = TestServer::start(|_| {}).await;
+    std::fs::write(s.path("f.txt"), "f").unwrap();
+    let wait = std::time::Duration::from_secs(5);
+    for (req, why) in [
+        (&b"GET /f.txt HTTP/1.1\r\n\r\n"[..], "needs a Host"),
+        (
+            b"GET /f.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n\r\n",
+            "one Host header",
+        ),
+    ] {
+        let out = String::from_utf8_lossy(&s.exchange(req, wait).await).into_owned();
+        assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+        assert!(out.contains(why), "{out}");
+        let answers = out.lines().filter(|l| l.starts_with("HTTP/1.")).count();
+        assert_eq!(answers, 1, "closed after: {out}");
+    }
+    let out = s.exchange(b"GET /f.txt HTTP/1.0\r\n\r\n", wait).await;
+    let out = String::from_utf8_lossy(&out);
+    assert!(
+        out.starts_with("HTTP/1.0 200") && out.ends_with("\r\n\r\nf"),
+        "{out}"
+    );
+    s.stop().await;
+}

@@ -35,7 +35,7 @@ use std::time::Instant;
 use std::convert::Infallible;
 
 use crate::wire::Stream;
-use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderValue, Request, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
 use hyper::body::Incoming;
@@ -84,7 +84,7 @@ pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, c
     let zipped = plain.clone().layer(compression());
     let browser_seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let misdirected = misdirected(&web.ctx, &req);
+        let misdirected = malformed(&req).or_else(|| misdirected(&web.ctx, &req));
         // Only a request this server answers counts (not one for another
         // name, which any page can make).
         if misdirected.is_none()
@@ -184,6 +184,26 @@ fn misdirected<B>(ctx: &Ctx, req: &Request<B>) -> Option<Response> {
             "this server does not answer to the name {shown}; if that is one of its names, start it with --allow-host {shown}"
         ),
     ))
+}
+
+/// A request RFC 9112 (section 3.2) says to refuse: an HTTP/1.1 one
+/// without Host, and any with two. The connection is closed after the
+/// answer. (A request with both Content-Length and Transfer-Encoding is
+/// framed by Transfer-Encoding alone: hyper drops the other, as the RFC
+/// allows.)
+fn malformed<B>(req: &Request<B>) -> Option<Response> {
+    let hosts = req.headers().get_all(header::HOST).iter().count();
+    let why = if hosts > 1 {
+        "a request carries one Host header, not several"
+    } else if hosts == 0 && req.version() == Version::HTTP_11 && req.uri().authority().is_none() {
+        "an HTTP/1.1 request needs a Host header"
+    } else {
+        return None;
+    };
+    let mut r = error(StatusCode::BAD_REQUEST, why);
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    Some(r)
 }
 
 /// The HTTP/1.1 settings of every connection.
