@@ -545,3 +545,32 @@ async fn links_loops_ancestors_and_malformed_headers_cost_nothing() {
     );
     s.stop().await;
 }
+
+/// A drop box (upload without replace) takes no locks: a lock would hold
+/// off every other client's uploads, and the file it made could never be
+/// filled by its maker.
+#[tokio::test]
+async fn a_drop_box_takes_no_locks() {
+    let s = TestServer::start(|cfg| {
+        cfg.granted.delete = false;
+        cfg.anonymous.delete = false;
+    })
+    .await;
+    std::fs::write(s.path("there.txt"), "x").unwrap();
+    let c = http();
+    let lock = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#;
+    for at in ["/", "/there.txt", "/new.docx"] {
+        let r = c
+            .request(method("LOCK"), url(&s, at))
+            .header("Depth", "infinity")
+            .body(lock)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{at}");
+    }
+    assert!(!s.path("new.docx").exists());
+    let r = c.put(url(&s, "/other.txt")).body("o").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    s.stop().await;
+}

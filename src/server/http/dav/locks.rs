@@ -19,13 +19,18 @@ pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 pub(crate) const MAX_LOCKS: usize = 1000;
 /// Most locks on one resource (shared locks stack).
 pub(crate) const MAX_PER_PATH: usize = 8;
+/// Most locks one client (one address) holds at once.
+pub(crate) const MAX_PER_CLIENT: usize = 100;
+
+/// A lock's path, when it runs out, and who took it (the client's address).
+type Held = (DavPath, SystemTime, Option<String>);
 
 /// The lock table.
 #[derive(Debug, Clone)]
 pub(crate) struct Locks {
     table: Box<MemLs>,
     /// Each lock's token, with its path and when it runs out.
-    expiry: Arc<Mutex<HashMap<String, (DavPath, SystemTime)>>>,
+    expiry: Arc<Mutex<HashMap<String, Held>>>,
 }
 
 impl Locks {
@@ -45,8 +50,8 @@ impl Locks {
             };
             let gone: Vec<_> = expiry
                 .iter()
-                .filter(|(_, (_, at))| *at <= now)
-                .map(|(t, (p, _))| (t.clone(), p.clone()))
+                .filter(|(_, (_, at, _))| *at <= now)
+                .map(|(t, (p, _, _))| (t.clone(), p.clone()))
                 .collect();
             for (t, _) in &gone {
                 expiry.remove(t);
@@ -63,13 +68,18 @@ impl Locks {
             let at = lock
                 .timeout_at
                 .unwrap_or_else(|| SystemTime::now() + MAX_TIMEOUT);
-            expiry.insert(lock.token.clone(), ((*lock.path).clone(), at));
+            let by = lock.principal.clone();
+            expiry.insert(lock.token.clone(), ((*lock.path).clone(), at, by));
         }
     }
 
-    fn full(&self, path: &DavPath) -> bool {
+    /// Whether a lock on `path` by `by` finds no room: in the table, on
+    /// the path, or for that client (so one cannot fill the table).
+    fn full(&self, path: &DavPath, by: Option<&str>) -> bool {
         self.expiry.lock().map_or(true, |e| {
-            e.len() >= MAX_LOCKS || e.values().filter(|(p, _)| p == path).count() >= MAX_PER_PATH
+            e.len() >= MAX_LOCKS
+                || e.values().filter(|(p, _, _)| p == path).count() >= MAX_PER_PATH
+                || e.values().filter(|(_, _, b)| b.as_deref() == by).count() >= MAX_PER_CLIENT
         })
     }
 }
@@ -92,7 +102,7 @@ impl DavLockSystem for Locks {
         let (path, principal, owner) = (path.clone(), principal.map(str::to_owned), owner.cloned());
         Box::pin(async move {
             self.expire().await;
-            if self.full(&path) {
+            if self.full(&path, principal.as_deref()) {
                 // Answered as a conflict (423): the table has no room.
                 return Err(DavLock {
                     token: String::new(),
@@ -191,7 +201,7 @@ impl DavLockSystem for Locks {
                 // Locks below the path went too.
                 let below: Vec<String> = expiry
                     .iter()
-                    .filter(|(_, (p, _))| p.as_bytes().starts_with(path.as_bytes()))
+                    .filter(|(_, (p, _, _))| p.as_bytes().starts_with(path.as_bytes()))
                     .map(|(t, _)| t.clone())
                     .collect();
                 for t in below {
@@ -253,5 +263,17 @@ mod tests {
                 .await
                 .is_err()
         );
+        // One client holds so many locks, no more; another still gets one.
+        for i in 0..MAX_PER_CLIENT {
+            let at = DavPath::new(&format!("/many/{i}")).unwrap();
+            ls.lock(&at, Some("10.0.0.1"), None, None, false, false)
+                .await
+                .unwrap();
+        }
+        let next = DavPath::new("/many/next").unwrap();
+        let r = ls.lock(&next, Some("10.0.0.1"), None, None, false, false);
+        assert!(r.await.is_err());
+        let r = ls.lock(&next, Some("10.0.0.2"), None, None, false, false);
+        assert!(r.await.is_ok());
     }
 }

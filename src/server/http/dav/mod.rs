@@ -66,7 +66,10 @@ impl Dav {
 /// What a method needs the right to do, when it changes something.
 fn change(m: &Method) -> Option<Action> {
     Some(match m.as_str() {
-        "PUT" | "MKCOL" | "COPY" | "LOCK" | "UNLOCK" => Action::Create,
+        "PUT" | "MKCOL" | "COPY" => Action::Create,
+        // A lock holds off everyone else's changes, as a replace would:
+        // a drop box's clients cannot take one (nor block the others).
+        "LOCK" | "UNLOCK" => Action::Replace,
         "DELETE" => Action::Delete,
         "MOVE" => Action::Move,
         "PROPPATCH" => Action::Replace,
@@ -155,7 +158,8 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
     // connection goes on.
     let handled = std::panic::AssertUnwindSafe(web.ctx.dav.handler.handle_guarded(
         req,
-        "ferry".into(),
+        // Locks are held per client address (and capped per address).
+        web.peer.ip().to_string(),
         call.clone(),
     ))
     .catch_unwind()
