@@ -70,7 +70,8 @@ def main():
     server = subprocess.Popen(
         [FERRY, "serve", root, "--listen", f"127.0.0.1:{port}", "--state-dir", state,
          "--allow-all", "--no-discovery", "--chat-rate", "100"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=open(os.path.join(work, "server.log"), "w"),
+        text=True,
     )
     native = None
     driver = None
@@ -220,6 +221,10 @@ def main():
         wait.until(lambda d: "<native> hello from the terminal" in d.find_element(By.ID, "chat-log").text)
         assert not driver.find_elements(By.CSS_SELECTOR, "#chat-log b")
         print("browser checks passed")
+    except Exception:
+        if driver is not None:
+            explain(work, driver)
+        raise
     finally:
         if driver is not None:
             driver.quit()
@@ -230,6 +235,22 @@ def main():
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def explain(work, driver):
+    """What the page and the server said, for a check that failed."""
+    try:
+        rows = driver.execute_script(
+            "return [...document.querySelectorAll('.upload')].map("
+            "r => r.dataset.path + ' [' + r.dataset.state + '] ' + r.textContent)")
+        print("uploads on the page:", *rows, sep="\n  ", file=sys.stderr)
+    except Exception as e:  # the browser itself may be what failed
+        print("the page could not be read:", e, file=sys.stderr)
+    try:
+        with open(os.path.join(work, "server.log")) as f:
+            print("server log (end):", *f.readlines()[-40:], sep="\n  ", file=sys.stderr)
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":
