@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::access::{Policy, Rights};
+use crate::access::{Account, Grants, Policy, Rights};
 use crate::secret::Secret;
 use crate::wire::Deadlines;
 
@@ -47,6 +47,10 @@ pub struct ServeConfig {
     pub granted: Rights,
     /// What clients without the token may do when a token is set.
     pub anonymous: Rights,
+    /// Where anonymous clients may do what (`[anonymous] rights`).
+    pub anonymous_paths: Option<Grants>,
+    /// The accounts (`[users.NAME]`).
+    pub accounts: std::sync::Arc<[Account]>,
     /// Connection limits.
     pub limits: Limits,
     /// Per-connection deadlines.
@@ -163,27 +167,37 @@ impl ServeConfig {
             exec: on(o.allow_exec),
             chat: !on(o.no_chat),
         };
-        if granted.exec && token.is_none() {
+        let accounts = accounts(&o.users)?;
+        let anonymous_paths = match o.anonymous.take() {
+            Some(a) => Some(grants(&a.rights).context("in [anonymous]")?),
+            None => None,
+        };
+        let gated = token.is_some() || !accounts.is_empty();
+        if granted.exec && !gated {
             bail!(
-                "--allow-exec needs a token: set FERRY_TOKEN or FERRY_TOKEN_FILE (commands are only ever run for clients that present it)"
+                "--allow-exec needs a token or accounts: set FERRY_TOKEN or FERRY_TOKEN_FILE, or add [users.NAME] with exec = true (commands are only ever run for clients that log in)"
             );
         }
         let private = on(o.private);
-        if private && token.is_none() {
-            bail!("--private needs a token (set FERRY_TOKEN or `token` in the config file)");
+        if private && !gated {
+            bail!(
+                "--private needs a token or accounts (set FERRY_TOKEN, or `token` or [users.NAME] in the config file)"
+            );
         }
         let chat_auth = on(o.chat_auth);
-        if chat_auth && token.is_none() {
-            bail!("--chat-auth needs a token (set FERRY_TOKEN or `token` in the config file)");
+        if chat_auth && !gated {
+            bail!(
+                "--chat-auth needs a token or accounts (set FERRY_TOKEN, or `token` or [users.NAME] in the config file)"
+            );
         }
-        let anonymous = match (&token, private) {
-            (None, _) => granted,
-            (Some(_), false) => Rights {
+        let anonymous = match (gated, private) {
+            (false, _) => granted,
+            (true, false) => Rights {
                 read: true,
                 chat: granted.chat && !chat_auth,
                 ..Rights::default()
             },
-            (Some(_), true) => Rights::default(),
+            (true, true) => Rights::default(),
         };
         let wanted = match (o.port, o.listen.is_empty()) {
             (Some(_), false) => bail!("give --port or --listen, not both"),
@@ -258,6 +272,8 @@ impl ServeConfig {
             token,
             granted,
             anonymous,
+            anonymous_paths,
+            accounts,
             limits,
             deadlines: Deadlines {
                 idle: secs(o.idle_timeout, 300),
@@ -297,13 +313,48 @@ impl ServeConfig {
             anonymous: self.anonymous,
             holder: self.granted,
             token: self.token.is_some(),
+            anonymous_paths: self.anonymous_paths.clone(),
+            accounts: self.accounts.clone(),
         }
     }
 
-    /// Whether clients must present the token before anything else.
+    /// Whether clients must log in before anything else.
     pub fn auth_required(&self) -> bool {
-        self.token.is_some() && !self.anonymous.read
+        self.policy().gated() && !self.anonymous.read
     }
+}
+
+/// The accounts of the config file, checked.
+fn accounts(
+    users: &std::collections::BTreeMap<String, options::UserEntry>,
+) -> anyhow::Result<std::sync::Arc<[Account]>> {
+    let mut out = Vec::new();
+    for (name, u) in users {
+        crate::access::accounts::check_name(name).map_err(anyhow::Error::msg)?;
+        crate::access::accounts::check_hash(&u.password_hash)
+            .map_err(|e| anyhow::anyhow!("[users.{name}] password_hash: {e}"))?;
+        let rights = match &u.rights {
+            Some(r) => grants(r).with_context(|| format!("in [users.{name}]"))?,
+            None => Grants::everywhere(crate::access::Level::Read),
+        };
+        out.push(Account {
+            name: name.clone(),
+            hash: u.password_hash.clone(),
+            grants: rights,
+            exec: u.exec,
+            chat: u.chat.unwrap_or(true),
+        });
+    }
+    Ok(out.into())
+}
+
+/// Rights written as `"/path:level"`, checked.
+fn grants(list: &[String]) -> anyhow::Result<Grants> {
+    let parsed = list
+        .iter()
+        .map(|g| g.parse().map_err(|e| anyhow::anyhow!("right {g:?}: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Grants::new(parsed).map_err(anyhow::Error::msg)
 }
 
 /// `$XDG_STATE_HOME/ferry`, else `~/.local/state/ferry`, else

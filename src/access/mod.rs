@@ -2,11 +2,16 @@
 //!
 //! Every door asks [`Policy::check`] and renders a [`Denied`] in its own
 //! terms (a native error code, an HTTP 401 or 403, a classic error reply,
-//! a line of text). No door decides for itself. Today a client is
-//! anonymous or holds the server's token; the path is passed on every
-//! check so that per-path rights can be added here without a door changing.
+//! a line of text). No door decides for itself. A client is anonymous,
+//! holds the server's token (one administrator), or has logged in to an
+//! account whose rights are per path (see [`accounts`]).
+
+pub mod accounts;
+
+use std::sync::Arc;
 
 use crate::files::name::RelPath;
+pub use accounts::{Account, Grant, Grants, Level};
 
 /// What a client may do.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -28,8 +33,11 @@ pub struct Rights {
 pub enum Who {
     /// Proved nothing.
     Anonymous,
-    /// Presented the server's token (or the server has none).
+    /// Presented the server's token (or the server has neither a token nor
+    /// accounts): the administrator.
     TokenHolder,
+    /// Logged in to the account at this index of [`Policy::accounts`].
+    User(u32),
 }
 
 /// What a client wants to do.
@@ -77,6 +85,23 @@ impl Action {
         }
     }
 
+    /// The level a path right needs for it (`None` for exec and chat,
+    /// which are not rights over paths).
+    fn level(self) -> Option<Level> {
+        match self {
+            Action::Read => Some(Level::Read),
+            Action::Create => Some(Level::Upload),
+            Action::Replace => Some(Level::Write),
+            Action::Delete | Action::Move => Some(Level::Delete),
+            Action::Exec | Action::Chat => None,
+        }
+    }
+
+    /// Whether it is done to a path (not exec or chat).
+    pub fn on_paths(self) -> bool {
+        self.level().is_some()
+    }
+
     fn allowed_by(self, r: &Rights) -> bool {
         match self {
             Action::Read => r.read,
@@ -95,6 +120,12 @@ pub enum Denied {
     /// The token would allow it.
     #[error("{} needs the token", .0.words())]
     NeedsToken(Action),
+    /// Logging in (to an account, or with the token) might allow it.
+    #[error("{} here needs logging in", .0.words())]
+    NeedsLogin(Action),
+    /// The account logged in may not, here.
+    #[error("{} here is not among your account's rights", .0.words())]
+    NotGranted(Action),
     /// Nobody may, on this server.
     #[error("this server does not allow {} (the server can grant it with {})", .0.words(), .0.flag())]
     Forbidden(Action),
@@ -104,51 +135,186 @@ impl Denied {
     /// What was refused.
     pub fn action(self) -> Action {
         match self {
-            Denied::NeedsToken(a) | Denied::Forbidden(a) => a,
+            Denied::NeedsToken(a)
+            | Denied::NeedsLogin(a)
+            | Denied::NotGranted(a)
+            | Denied::Forbidden(a) => a,
         }
+    }
+
+    /// Whether proving who one is might help (a 401, not a 403).
+    pub fn asks_login(self) -> bool {
+        matches!(self, Denied::NeedsToken(_) | Denied::NeedsLogin(_))
     }
 }
 
-/// The server's rules: what anonymous clients and token holders may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The server's rules: what anonymous clients, the token holder and each
+/// account may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
-    /// What a client that proved nothing may do.
+    /// What a client that proved nothing may do (everywhere, unless
+    /// `anonymous_paths` says where).
     pub anonymous: Rights,
-    /// What a token holder may do.
+    /// What the token holder may do: the server's switches, the ceiling
+    /// for everyone.
     pub holder: Rights,
     /// Whether there is a token to present at all.
     pub token: bool,
+    /// Where anonymous clients may do what, when the config file says so
+    /// (`[anonymous] rights`); still within `anonymous`.
+    pub anonymous_paths: Option<Grants>,
+    /// The accounts, in the order of the config file.
+    pub accounts: Arc<[Account]>,
 }
 
+impl PartialEq for Account {
+    fn eq(&self, other: &Account) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Account {}
+
 impl Policy {
-    /// Who a client is before it proves anything: without a token on the
-    /// server, everyone holds it.
+    /// A server of no accounts.
+    pub fn simple(anonymous: Rights, holder: Rights, token: bool) -> Policy {
+        Policy {
+            anonymous,
+            holder,
+            token,
+            anonymous_paths: None,
+            accounts: Arc::from(Vec::new()),
+        }
+    }
+
+    /// Whether anyone must prove who they are to get more than anonymous
+    /// rights (a token or accounts exist).
+    pub fn gated(&self) -> bool {
+        self.token || !self.accounts.is_empty()
+    }
+
+    /// Whether rights differ from folder to folder (a right below the
+    /// root exists), so that where a link leads matters.
+    pub fn per_path(&self) -> bool {
+        let below = |g: &Grants| g.list().iter().any(|g| !g.prefix.is_root());
+        self.accounts.iter().any(|a| below(&a.grants))
+            || self.anonymous_paths.as_ref().is_some_and(below)
+    }
+
+    /// Who a client is before it proves anything: on a server with neither
+    /// token nor accounts, everyone holds the token.
     pub fn newcomer(&self) -> Who {
-        if self.token {
+        if self.gated() {
             Who::Anonymous
         } else {
             Who::TokenHolder
         }
     }
 
-    /// What `who` may do anywhere (what hellos and the page announce).
-    pub fn rights(&self, who: Who) -> Rights {
+    /// The account `name`, with its index.
+    pub fn account(&self, name: &str) -> Option<(u32, &Account)> {
+        self.accounts
+            .iter()
+            .enumerate()
+            .find(|(_, a)| a.name == name)
+            .map(|(i, a)| (i as u32, a))
+    }
+
+    /// The name `who` goes by, for logs: `-` for anonymous, `admin` for the
+    /// token holder, else the account's.
+    pub fn name_of(&self, who: Who) -> &str {
         match who {
-            Who::Anonymous if self.token => self.anonymous,
-            _ => self.holder,
+            Who::Anonymous => "-",
+            Who::TokenHolder => "admin",
+            Who::User(i) => self
+                .accounts
+                .get(i as usize)
+                .map_or("?", |a| a.name.as_str()),
+        }
+    }
+
+    /// What `who` may do somewhere (what hellos and the page announce;
+    /// each action is still checked against its path).
+    pub fn rights(&self, who: Who) -> Rights {
+        let within = |r: Rights| Rights {
+            read: r.read && self.holder.read,
+            upload: r.upload && self.holder.upload,
+            delete: r.delete && self.holder.delete,
+            exec: r.exec && self.holder.exec,
+            chat: r.chat && self.holder.chat,
+        };
+        match who {
+            Who::TokenHolder => self.holder,
+            Who::Anonymous if !self.gated() => self.holder,
+            Who::Anonymous => match &self.anonymous_paths {
+                Some(g) => within(Rights {
+                    exec: false,
+                    chat: self.anonymous.chat,
+                    ..level_rights(g.highest())
+                }),
+                None => within(self.anonymous),
+            },
+            Who::User(i) => match self.accounts.get(i as usize) {
+                Some(a) => within(Rights {
+                    exec: a.exec,
+                    chat: a.chat,
+                    ..level_rights(a.grants.highest())
+                }),
+                None => Rights::default(),
+            },
+        }
+    }
+
+    /// Whether `who` (not the token holder) may do `action` at `path`,
+    /// the server's switches aside.
+    fn granted(&self, who: Who, action: Action, path: &RelPath) -> bool {
+        let by_grants = |g: &Grants, exec: bool, chat: bool| match action.level() {
+            Some(need) => g.level(path) >= need,
+            None if action == Action::Exec => exec,
+            None => chat,
+        };
+        match who {
+            Who::TokenHolder => true,
+            Who::Anonymous if !self.gated() => true,
+            Who::Anonymous => match &self.anonymous_paths {
+                Some(g) => {
+                    action.allowed_by(&self.anonymous) || by_grants(g, false, self.anonymous.chat)
+                }
+                None => action.allowed_by(&self.anonymous),
+            },
+            Who::User(i) => self
+                .accounts
+                .get(i as usize)
+                .is_some_and(|a| by_grants(&a.grants, a.exec, a.chat)),
         }
     }
 
     /// May `who` do `action` to `path`?
     pub fn check(&self, who: Who, action: Action, path: &RelPath) -> Result<(), Denied> {
-        let _ = path; // every path is alike until per-path rights exist
-        if action.allowed_by(&self.rights(who)) {
+        if !action.allowed_by(&self.holder) {
+            return Err(Denied::Forbidden(action));
+        }
+        if self.granted(who, action, path) {
             return Ok(());
         }
-        if who == Who::Anonymous && self.token && action.allowed_by(&self.holder) {
-            return Err(Denied::NeedsToken(action));
+        match who {
+            Who::Anonymous if self.token && self.accounts.is_empty() => {
+                Err(Denied::NeedsToken(action))
+            }
+            Who::Anonymous => Err(Denied::NeedsLogin(action)),
+            _ => Err(Denied::NotGranted(action)),
         }
-        Err(Denied::Forbidden(action))
+    }
+}
+
+/// The file rights a level gives.
+fn level_rights(l: Level) -> Rights {
+    Rights {
+        read: l >= Level::Read,
+        upload: l >= Level::Upload,
+        delete: l >= Level::Delete,
+        exec: false,
+        chat: false,
     }
 }
 
@@ -157,12 +323,12 @@ mod tests {
     use super::*;
 
     fn policy(token: bool) -> Policy {
-        Policy {
-            anonymous: Rights {
+        Policy::simple(
+            Rights {
                 read: true,
                 ..Rights::default()
             },
-            holder: Rights {
+            Rights {
                 read: true,
                 upload: true,
                 delete: false,
@@ -170,7 +336,7 @@ mod tests {
                 chat: true,
             },
             token,
-        }
+        )
     }
 
     #[test]
@@ -208,6 +374,49 @@ mod tests {
             Err(Denied::Forbidden(Action::Delete))
         );
         assert!(policy(true).newcomer() == Who::Anonymous);
+    }
+
+    #[test]
+    fn accounts_get_their_rights_per_path_within_the_switches() {
+        let mut p = policy(false);
+        let grants =
+            |l: &[&str]| Grants::new(l.iter().map(|g| g.parse().unwrap()).collect()).unwrap();
+        p.accounts = Arc::from(vec![Account {
+            name: "alice".into(),
+            hash: String::new(),
+            grants: grants(&["/:read", "/alice:delete"]),
+            exec: false,
+            chat: true,
+        }]);
+        let alice = Who::User(0);
+        let mine = RelPath::parse("alice/x").unwrap();
+        let other = RelPath::parse("bob/x").unwrap();
+        assert!(p.gated() && p.per_path());
+        assert_eq!(p.newcomer(), Who::Anonymous);
+        assert_eq!(p.check(alice, Action::Create, &mine), Ok(()));
+        assert_eq!(
+            p.check(alice, Action::Create, &other),
+            Err(Denied::NotGranted(Action::Create))
+        );
+        // The switches stay the ceiling: no delete on this server.
+        assert_eq!(
+            p.check(alice, Action::Delete, &mine),
+            Err(Denied::Forbidden(Action::Delete))
+        );
+        assert_eq!(
+            p.check(alice, Action::Exec, &RelPath::root()),
+            Err(Denied::NotGranted(Action::Exec))
+        );
+        // Anonymous: read, and logging in would help with the rest.
+        assert_eq!(p.check(Who::Anonymous, Action::Read, &other), Ok(()));
+        assert_eq!(
+            p.check(Who::Anonymous, Action::Create, &mine),
+            Err(Denied::NeedsLogin(Action::Create))
+        );
+        assert!(p.rights(alice).upload && !p.rights(alice).delete && p.rights(alice).chat);
+        assert_eq!(p.name_of(alice), "alice");
+        // An index no account has gets nothing.
+        assert!(p.check(Who::User(7), Action::Read, &mine).is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod docs;
 mod exec;
 mod files;
 mod output;
+mod passwd;
 mod ping;
 mod qr;
 mod serve;
@@ -103,6 +104,9 @@ pub enum Command {
     Completions(docs::CompletionsArgs),
     /// Print the manual page (ferry.1), or write every page with --dir.
     Man(docs::ManArgs),
+    /// Print the argon2id hash of a password for an account in the config
+    /// file (read from the terminal or standard input, never argv).
+    Passwd(passwd::PasswdArgs),
 }
 
 /// How a client subcommand uses TLS; flattened into each of them.
@@ -177,6 +181,7 @@ impl Command {
             | Command::Subnet(_)
             | Command::Discover(_)
             | Command::Completions(_)
+            | Command::Passwd(_)
             | Command::Man(_) => {
                 return None;
             }
@@ -204,6 +209,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Discover(args) => return discover::run(args).await,
         Command::Completions(args) => return docs::completions(&args),
         Command::Man(args) => return docs::man(&args),
+        Command::Passwd(args) => return passwd::run(&args),
         Command::Exec(args) => return exec::exec(args).await,
         Command::Chat(args) => return chat::run(args).await,
         Command::Shell(args) => return exec::shell(args).await,
@@ -235,9 +241,15 @@ fn exit_code(e: &ClientError) -> ExitCode {
     }
 }
 
-/// The token from the environment, if set.
+/// The token from the environment, if set; or, with `FERRY_USER` set,
+/// that account's password (`FERRY_PASSWORD`).
 fn token_from_env() -> Option<Secret> {
-    std::env::var("FERRY_TOKEN")
+    let var = if std::env::var_os("FERRY_USER").is_some_and(|u| !u.is_empty()) {
+        "FERRY_PASSWORD"
+    } else {
+        "FERRY_TOKEN"
+    };
+    std::env::var(var)
         .ok()
         .filter(|t| !t.is_empty())
         .map(Secret::new)

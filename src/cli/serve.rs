@@ -41,6 +41,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     let perms = config.granted;
     let anonymous = config.anonymous;
     let token = config.token.is_some();
+    let accounts: Vec<String> = config.accounts.iter().map(|a| a.name.clone()).collect();
     let (web, chat) = (config.web, config.chat.enabled);
     let server = match Server::bind(config).await {
         Ok(s) => s,
@@ -79,7 +80,14 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             v.join(", ")
         }
     };
-    if token {
+    if !accounts.is_empty() {
+        println!(
+            "accounts: {} (rights per folder, within: {}); without logging in: {}",
+            accounts.join(", "),
+            describe(perms),
+            describe(anonymous)
+        );
+    } else if token {
         println!(
             "with the token: {}; without: {}",
             describe(perms),

@@ -273,7 +273,8 @@ impl Client {
                         peer.map(|p| p.to_string()).unwrap_or_default()
                     );
                 }
-                let reply: AuthReply = client.request(&Request::Auth { token: t.clone() }).await?;
+                let (user, token) = (crate::access::accounts::login_user(), t.clone());
+                let reply: AuthReply = client.request(&Request::Auth { user, token }).await?;
                 client.hello.permissions = reply.permissions;
                 client.hello.auth_required = false;
             }

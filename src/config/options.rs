@@ -1,6 +1,7 @@
 //! [`ServeOptions`]: every option of `ferry serve`, each one field that
 //! is its flag, its `FERRY_*` variable and its file key at once.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -346,5 +347,43 @@ pub struct ServeOptions {
     /// A file holding the token, in the file only.
     #[arg(skip)]
     pub token_file: Option<PathBuf>,
+    /// Accounts, in the file only: `[users.NAME]` tables.
+    #[arg(skip)]
+    pub users: BTreeMap<String, UserEntry>,
+    /// Where anonymous clients may do what, in the file only.
+    #[arg(skip)]
+    pub anonymous: Option<AnonymousEntry>,
 }
+}
+
+impl<K: Ord, V> Layer for BTreeMap<K, V> {
+    fn over(self, lower: Self) -> Self {
+        if self.is_empty() { lower } else { self }
+    }
+}
+
+/// An account in the config file (`[users.NAME]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    /// The password's argon2id hash, as `ferry passwd` prints it.
+    pub password_hash: String,
+    /// Rights as `"/path:level"` (none, read, upload, write, delete,
+    /// admin); the longest matching path decides. Default: `["/:read"]`.
+    #[serde(default)]
+    pub rights: Option<Vec<String>>,
+    /// May run commands (with the server's --allow-exec).
+    #[serde(default)]
+    pub exec: bool,
+    /// May chat under this name (with chat on). Default: yes.
+    #[serde(default)]
+    pub chat: Option<bool>,
+}
+
+/// Anonymous rights per path in the config file (`[anonymous]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnonymousEntry {
+    /// Rights as for an account; anonymous clients never run commands.
+    pub rights: Vec<String>,
 }

@@ -504,6 +504,25 @@ impl Storage for LocalDisk {
     }
 
     /// The real path of the folder `rel`, which must exist inside the root.
+    fn real(&self, rel: &RelPath, keep_last: bool) -> Option<RelPath> {
+        let (folder, last) = match (keep_last, rel.parent(), rel.file_name()) {
+            (true, Some(parent), Some(name)) => (parent, Some(name)),
+            _ => (rel.clone(), None),
+        };
+        let real = planned::canonical_or_planned(&folder.to_path(&self.root));
+        let below = real.strip_prefix(&self.root).ok()?;
+        let mut text: String = below
+            .components()
+            .map(|c| c.as_os_str().to_str())
+            .collect::<Option<Vec<_>>>()?
+            .join("/");
+        if let Some(name) = last {
+            text.push('/');
+            text.push_str(name);
+        }
+        RelPath::parse(&text).ok()
+    }
+
     fn local_folder(&self, rel: &RelPath) -> Result<PathBuf, FilesError> {
         let dir = self.resolve(rel)?;
         if !dir.is_dir() {

@@ -12,7 +12,7 @@ use super::name::check_batch;
 use super::storage::Storage;
 use super::upload::{Limits, Upload, UploadOptions};
 use super::{FilesError, RelPath};
-use crate::access::{Action, Policy, Who};
+use crate::access::{Action, Denied, Policy, Who};
 
 /// How long an upload waits for another upload of the same name to let
 /// go before it is refused as busy.
@@ -23,7 +23,7 @@ pub(crate) const BUSY_WAIT: Duration = Duration::from_secs(8);
 #[derive(Debug)]
 pub struct Files {
     store: Arc<dyn Storage>,
-    policy: Policy,
+    policy: Arc<Policy>,
     max_upload: Option<u64>,
     stall: Duration,
     abort: CancellationToken,
@@ -46,7 +46,7 @@ impl Files {
     ) -> Files {
         Files {
             store,
-            policy,
+            policy: Arc::new(policy),
             max_upload,
             stall,
             abort,
@@ -102,6 +102,33 @@ impl Files {
         }
     }
 
+    /// The access decision for `who` doing `action` at `rel`: the
+    /// policy's, at the path and, where rights differ from folder to
+    /// folder, where its links really lead (see [`Storage::real`]).
+    pub fn check(&self, who: Who, action: Action, rel: &RelPath) -> Result<(), Denied> {
+        allowed(&self.policy, &*self.store, who, action, rel)
+    }
+
+    /// Everything below the folder `rel` that `who` may read: where
+    /// rights differ from folder to folder, what lies under another
+    /// right is left out.
+    pub async fn walk(&self, who: Who, rel: RelPath) -> Result<Vec<TreeEntry>, FilesError> {
+        self.check(who, Action::Read, &rel)?;
+        let policy = self.policy.clone();
+        self.blocking(move |s| {
+            let mut all = s.walk(&rel)?;
+            if policy.per_path() && who != Who::TokenHolder {
+                all.retain(|e| {
+                    RelPath::parse(&e.path).is_ok_and(|sub| {
+                        allowed(&policy, s, who, Action::Read, &rel.join(&sub)).is_ok()
+                    })
+                });
+            }
+            Ok(all)
+        })
+        .await
+    }
+
     /// Checks a folder upload whole for `who` (see [`plan_fits`]).
     /// Replacing needs its own right, as for one upload: without it,
     /// `force` does not count, and a file in the way is refused as such.
@@ -112,9 +139,9 @@ impl Files {
         entries: Vec<TreeEntry>,
         force: bool,
     ) -> Result<(), FilesError> {
-        self.policy.check(who, Action::Create, &base)?;
+        self.check(who, Action::Create, &base)?;
         let replace = if force {
-            self.policy.check(who, Action::Replace, &base)
+            self.check(who, Action::Replace, &base)
         } else {
             Ok(())
         };
@@ -140,19 +167,20 @@ impl Files {
         if rel.is_root() {
             return Err(FilesError::IsADirectory("/ is a folder".into()));
         }
-        self.policy.check(who, Action::Create, rel)?;
+        self.check(who, Action::Create, rel)?;
         if let Some(size) = opts.size {
             self.check_size(size)?;
         }
-        let policy = self.policy;
+        let policy = self.policy.clone();
         let begin = |r: RelPath| {
+            let policy = policy.clone();
             move |s: &dyn Storage| {
                 if opts.continuing && !s.partial_exists(&r) {
                     return Err(FilesError::NotFound(format!("no upload for {r}")));
                 }
                 let exists = s.exists(&r);
                 if opts.overwrite && (exists || opts.continuing) {
-                    policy.check(who, Action::Replace, &r)?;
+                    allowed(&policy, s, who, Action::Replace, &r)?;
                 }
                 if opts.make_parents {
                     if let Some(parent) = r.parent().filter(|p| !p.is_root()) {
@@ -211,7 +239,7 @@ impl Files {
         to: &RelPath,
         overwrite: bool,
     ) -> Result<(), FilesError> {
-        self.policy.check(who, Action::Read, from)?;
+        self.check(who, Action::Read, from)?;
         let r = from.clone();
         let (reader, entry) = self.blocking(move |s| s.open_read(&r)).await?;
         let opts = UploadOptions {
@@ -228,6 +256,26 @@ impl Files {
         upload.finish(None, entry.mtime).await?;
         Ok(())
     }
+}
+
+/// [`Files::check`], on `store`.
+fn allowed(
+    policy: &Policy,
+    store: &dyn Storage,
+    who: Who,
+    action: Action,
+    rel: &RelPath,
+) -> Result<(), Denied> {
+    policy.check(who, action, rel)?;
+    if !policy.per_path() || !action.on_paths() || who == Who::TokenHolder {
+        return Ok(());
+    }
+    for keep_last in [true, false] {
+        if let Some(real) = store.real(rel, keep_last).filter(|r| r != rel) {
+            policy.check(who, action, &real)?;
+        }
+    }
+    Ok(())
 }
 
 /// A stored file as the body of an upload (a copy), read on a blocking

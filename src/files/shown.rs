@@ -145,6 +145,10 @@ impl Storage for Shown {
         self.inner.space()
     }
 
+    fn real(&self, rel: &RelPath, keep_last: bool) -> Option<RelPath> {
+        self.inner.real(rel, keep_last)
+    }
+
     fn local_folder(&self, rel: &RelPath) -> Result<PathBuf, FilesError> {
         self.seen(rel)?;
         self.inner.local_folder(rel)

@@ -117,6 +117,16 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
         None
     }
 
+    /// Where `rel` really is below the root, links followed (all of them,
+    /// or with `keep_last` those on the way only); `None` when it is not
+    /// below the root. Rights per path are checked there too, so a link
+    /// in one folder does not lead into another's rights. Without links,
+    /// the path itself.
+    fn real(&self, rel: &RelPath, keep_last: bool) -> Option<RelPath> {
+        let _ = keep_last;
+        Some(rel.clone())
+    }
+
     /// The folder `rel` on this machine's disk, for a command to run in;
     /// storage that is not a local folder has none.
     fn local_folder(&self, rel: &RelPath) -> Result<PathBuf, FilesError> {

@@ -1,5 +1,7 @@
-//! [`Gate`]: checks the shared token, in constant time, and throttles
-//! guessing per source address and in all.
+//! [`Gate`]: checks the shared token, in constant time, and accounts'
+//! passwords (argon2id, once per session: a login that succeeded is
+//! remembered for [`REMEMBER`]), and throttles guessing per source
+//! address, per account and in all.
 //!
 //! Every attempt takes a turn before it is checked, as if it were going to
 //! fail; a success gives the turn back and forgets the address. So many
@@ -45,16 +47,31 @@ struct Record {
 #[derive(Debug)]
 struct Turns {
     per_address: HashMap<IpAddr, Record>,
+    /// The same for each account name tried (known or not).
+    per_account: HashMap<String, Record>,
     /// The global schedule (a generic cell rate: the time the next
     /// attempt would be due were there no burst).
     global_due: Instant,
 }
 
-/// The token check with throttling.
+/// How long a login that succeeded is taken as proved again without the
+/// password hash being computed (keep-alive Basic auth sends it on every
+/// request).
+const REMEMBER: Duration = Duration::from_secs(900);
+/// Logins remembered at most.
+const MAX_REMEMBERED: usize = 4096;
+
+/// The token and password checks with throttling.
 #[derive(Debug)]
 pub struct Gate {
     token: Option<Secret>,
+    accounts: std::sync::Arc<[crate::access::Account]>,
     turns: Mutex<Turns>,
+    /// Logins that succeeded lately: a keyed digest of name and password,
+    /// the account, and until when.
+    remembered: Mutex<HashMap<[u8; 32], (u32, Instant)>>,
+    /// This process's key for those digests (never stored).
+    key: [u8; 32],
 }
 
 /// Spacing after `failures` failures: 250 ms doubling, up to 5 s.
@@ -71,20 +88,27 @@ fn global_interval() -> Duration {
 }
 
 impl Gate {
-    /// A gate for `token` (none: nothing to check).
-    pub fn new(token: Option<Secret>) -> Gate {
+    /// A gate for `token` (none: nothing to check) and `accounts`.
+    pub fn new(token: Option<Secret>, accounts: std::sync::Arc<[crate::access::Account]>) -> Gate {
+        // Only this process ever digests with it; a guessable key would
+        // still not let anyone present a login without its password.
+        let key = crate::ids::random_bytes::<32>().unwrap_or_default();
         Gate {
             token,
+            accounts,
             turns: Mutex::new(Turns {
                 per_address: HashMap::new(),
+                per_account: HashMap::new(),
                 global_due: Instant::now(),
             }),
+            remembered: Mutex::new(HashMap::new()),
+            key,
         }
     }
 
-    /// Whether a token is configured.
+    /// Whether there is anything to log in with (a token or accounts).
     pub fn enabled(&self) -> bool {
-        self.token.is_some()
+        self.token.is_some() || !self.accounts.is_empty()
     }
 
     /// How long an attempt from `ip` made now would wait for its turn.
@@ -105,23 +129,33 @@ impl Gate {
         own.max(global)
     }
 
-    /// Takes a turn for `ip`: when it may be checked, or `None` when that is
-    /// too far away.
-    fn take_turn(&self, ip: IpAddr) -> Option<Instant> {
+    /// Takes a turn for `ip` (and `account`, when one is named): when it
+    /// may be checked, or `None` when that is too far away.
+    fn take_turn(&self, ip: IpAddr, account: Option<&str>) -> Option<Instant> {
         let mut t = self.turns.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
+        let fresh = |r: &Record| now.saturating_duration_since(r.next) < FORGET_AFTER;
         if t.per_address.len() >= MAX_TRACKED {
-            t.per_address
-                .retain(|_, r| now.saturating_duration_since(r.next) < FORGET_AFTER);
+            t.per_address.retain(|_, r| fresh(r));
         }
-        let rec = match t.per_address.get(&ip).copied() {
-            Some(r) if now.saturating_duration_since(r.next) < FORGET_AFTER => r,
-            _ => Record {
-                failures: 0,
-                next: now,
-            },
+        if t.per_account.len() >= MAX_TRACKED {
+            t.per_account.retain(|_, r| fresh(r));
+        }
+        let none = Record {
+            failures: 0,
+            next: now,
         };
-        let own = rec.next.max(now);
+        let rec = t
+            .per_address
+            .get(&ip)
+            .copied()
+            .filter(fresh)
+            .unwrap_or(none);
+        let acc = account
+            .and_then(|a| t.per_account.get(a).copied())
+            .filter(fresh)
+            .unwrap_or(none);
+        let own = rec.next.max(acc.next).max(now);
         let due = t.global_due.max(now);
         let burst = global_interval() * GLOBAL_BURST;
         let global = due.checked_sub(burst).unwrap_or(now).max(now);
@@ -130,34 +164,113 @@ impl Gate {
             return None;
         }
         t.global_due = due + global_interval();
+        let after = |r: Record| Record {
+            failures: r.failures + 1,
+            next: at + spacing(r.failures + 1),
+        };
         if t.per_address.len() < MAX_TRACKED || t.per_address.contains_key(&ip) {
-            t.per_address.insert(
-                ip,
-                Record {
-                    failures: rec.failures + 1,
-                    next: at + spacing(rec.failures + 1),
-                },
-            );
+            t.per_address.insert(ip, after(rec));
+        }
+        if let Some(a) = account {
+            if t.per_account.len() < MAX_TRACKED || t.per_account.contains_key(a) {
+                t.per_account.insert(a.to_string(), after(acc));
+            }
         }
         Some(at)
     }
 
-    /// A success: the address is forgotten and its global turn given back.
-    fn succeeded(&self, ip: IpAddr) {
+    /// A success: the address (and account) is forgotten and its global
+    /// turn given back.
+    fn succeeded(&self, ip: IpAddr, account: Option<&str>) {
         let mut t = self.turns.lock().unwrap_or_else(|p| p.into_inner());
         t.per_address.remove(&ip);
+        if let Some(a) = account {
+            t.per_account.remove(a);
+        }
         let back = t.global_due.checked_sub(global_interval());
         if let Some(b) = back {
             t.global_due = b;
         }
     }
 
+    /// Checks the password of the account `name` once its turn has come,
+    /// or at once when the same login succeeded within [`REMEMBER`]. An
+    /// unknown name costs the same as a wrong password.
+    pub async fn login(&self, ip: IpAddr, name: &str, password: &Secret) -> Result<u32, Verdict> {
+        let digest = {
+            use hmac::Mac;
+            let mut m =
+                hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
+            m.update(name.as_bytes());
+            m.update(&[0]);
+            m.update(password.expose().as_bytes());
+            <[u8; 32]>::from(m.finalize().into_bytes())
+        };
+        let now = Instant::now();
+        if let Some(&(i, until)) = self
+            .remembered
+            .lock()
+            .ok()
+            .as_ref()
+            .and_then(|r| r.get(&digest))
+        {
+            if until > now {
+                return Ok(i);
+            }
+        }
+        let Some(at) = self.take_turn(ip, Some(name)) else {
+            tracing::info!("login refused unchecked: too many recent failures");
+            return Err(Verdict::Throttled(
+                self.delay_for(ip).max(Duration::from_secs(1)),
+            ));
+        };
+        if at > Instant::now() {
+            tokio::time::sleep_until(at).await;
+        }
+        let found = self
+            .accounts
+            .iter()
+            .enumerate()
+            .find(|(_, a)| a.name == name)
+            .map(|(i, a)| (i as u32, a.hash.clone()));
+        let (index, hash) = match found {
+            Some((i, h)) => (Some(i), h),
+            None => (None, dummy_hash().to_string()),
+        };
+        let pw = password.clone();
+        let right = tokio::task::spawn_blocking(move || {
+            crate::access::accounts::verify_password(&hash, pw.expose())
+        })
+        .await
+        .unwrap_or(false);
+        match index.filter(|_| right) {
+            Some(i) => {
+                self.succeeded(ip, Some(name));
+                if let Ok(mut r) = self.remembered.lock() {
+                    if r.len() >= MAX_REMEMBERED {
+                        r.retain(|_, (_, until)| *until > now);
+                        if r.len() >= MAX_REMEMBERED {
+                            r.clear();
+                        }
+                    }
+                    r.insert(digest, (i, Instant::now() + REMEMBER));
+                }
+                Ok(i)
+            }
+            None => Err(Verdict::Wrong),
+        }
+    }
+
     /// Checks `candidate` once its turn has come (see the module docs).
     pub async fn check(&self, ip: IpAddr, candidate: &Secret) -> Verdict {
         let Some(token) = &self.token else {
-            return Verdict::Right;
+            return if self.accounts.is_empty() {
+                Verdict::Right
+            } else {
+                Verdict::Wrong
+            };
         };
-        let Some(at) = self.take_turn(ip) else {
+        let Some(at) = self.take_turn(ip, None) else {
             tracing::info!("token attempt refused unchecked: too many recent failures");
             return Verdict::Throttled(self.delay_for(ip).max(Duration::from_secs(1)));
         };
@@ -168,12 +281,22 @@ impl Gate {
             tokio::time::sleep_until(at).await;
         }
         if token.matches(candidate.expose()) {
-            self.succeeded(ip);
+            self.succeeded(ip, None);
             Verdict::Right
         } else {
             Verdict::Wrong
         }
     }
+}
+
+/// A hash no password matches, checked for names that are no account so
+/// that a wrong name takes as long as a wrong password.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let random = crate::ids::random_hex().unwrap_or_default();
+        crate::access::accounts::hash_password(&random).unwrap_or_default()
+    })
 }
 
 /// What [`Gate::check`] found.
@@ -201,7 +324,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn failures_slow_the_address_and_success_resets() {
-        let g = Gate::new(Some(Secret::new("right-token")));
+        let g = Gate::new(
+            Some(Secret::new("right-token")),
+            std::sync::Arc::from(Vec::new()),
+        );
         let ip: IpAddr = "192.0.2.9".parse().unwrap();
         let other: IpAddr = "192.0.2.10".parse().unwrap();
         assert_eq!(g.check(ip, &Secret::new("wrong")).await, Verdict::Wrong);
@@ -217,7 +343,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn parallel_guesses_from_one_address_take_turns() {
-        let g = std::sync::Arc::new(Gate::new(Some(Secret::new("right-token"))));
+        let g = std::sync::Arc::new(Gate::new(
+            Some(Secret::new("right-token")),
+            std::sync::Arc::from(Vec::new()),
+        ));
         let ip: IpAddr = "192.0.2.9".parse().unwrap();
         let start = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
@@ -250,7 +379,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn many_addresses_together_are_held_to_the_global_rate() {
-        let g = std::sync::Arc::new(Gate::new(Some(Secret::new("right-token"))));
+        let g = std::sync::Arc::new(Gate::new(
+            Some(Secret::new("right-token")),
+            std::sync::Arc::from(Vec::new()),
+        ));
         let start = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..200u32 {

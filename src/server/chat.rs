@@ -193,7 +193,11 @@ pub(super) async fn serve_text(stream: Stream, initial: BytesMut, peer: SocketAd
                 "ferry: chat on this server needs the token: use `ferry chat` with FERRY_TOKEN set"
                     .to_string()
             }
-            crate::access::Denied::Forbidden(_) => format!("ferry: {d}"),
+            crate::access::Denied::NeedsLogin(_) => {
+                "ferry: chat on this server needs logging in: use `ferry chat` as a user"
+                    .to_string()
+            }
+            _ => format!("ferry: {d}"),
         };
         return super::refuse::text_line(stream, &line).await;
     }

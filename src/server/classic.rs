@@ -148,18 +148,14 @@ impl Classic {
                 }
             }
             "get" => {
-                if let Err(d) = self
-                    .ctx
-                    .files
-                    .policy()
-                    .check(self.who(), Action::Read, &rel)
-                {
+                if let Err(d) = self.ctx.files.check(self.who(), Action::Read, &rel) {
                     self.reply_error(&refusal(d)).await?;
                     // Nothing more can be had without the token, which
                     // this client cannot present.
-                    return Ok(match d {
-                        Denied::NeedsToken(_) => Next::Close,
-                        Denied::Forbidden(_) => Next::Continue,
+                    return Ok(if d.asks_login() {
+                        Next::Close
+                    } else {
+                        Next::Continue
                     });
                 }
                 self.get(rel, &req.filename).await?;
@@ -273,7 +269,11 @@ fn refusal(d: Denied) -> String {
             "{} needs authentication with the token, which the classic client cannot present; use the ferry client with FERRY_TOKEN",
             a.words()
         ),
-        Denied::Forbidden(_) => d.to_string(),
+        Denied::NeedsLogin(a) => format!(
+            "{} needs logging in, which the classic client cannot do; use the ferry client",
+            a.words()
+        ),
+        Denied::NotGranted(_) | Denied::Forbidden(_) => d.to_string(),
     }
 }
 

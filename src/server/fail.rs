@@ -53,7 +53,10 @@ impl From<Denied> for Fail {
                     a.words()
                 ),
             ),
-            Denied::Forbidden(_) => Fail::Reply(ErrorCode::Forbidden, d.to_string()),
+            Denied::NeedsLogin(_) => Fail::Reply(ErrorCode::AuthRequired, d.to_string()),
+            Denied::NotGranted(_) | Denied::Forbidden(_) => {
+                Fail::Reply(ErrorCode::Forbidden, d.to_string())
+            }
         }
     }
 }

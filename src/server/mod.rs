@@ -128,7 +128,7 @@ impl Server {
             upload_key: std::sync::OnceLock::new(),
             names,
             chat,
-            gate: Gate::new(config.token.clone()),
+            gate: Gate::new(config.token.clone(), config.accounts.clone()),
             limits: ConnLimits::new(config.limits.clone()),
             exec_slots: ConnLimits::new(crate::config::Limits {
                 max_connections: config.exec.jobs,

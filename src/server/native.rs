@@ -145,7 +145,7 @@ impl Session {
     /// Asks the access decision; a refusal says whether a token or a
     /// server flag would help.
     fn require(&self, action: Action, path: &RelPath) -> Result<(), Fail> {
-        Ok(self.ctx.files.policy().check(self.who(), action, path)?)
+        Ok(self.ctx.files.check(self.who(), action, path)?)
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, Fail>
@@ -170,7 +170,11 @@ impl Session {
         }
         match req {
             Request::Hello { versions, .. } => self.hello(&versions).await,
-            Request::Auth { token } => self.auth(&token).await,
+            Request::Auth { user: None, token } => self.auth(&token).await,
+            Request::Auth {
+                user: Some(name),
+                token,
+            } => self.login(&name, &token).await,
             Request::Ls { path } => {
                 let rel = RelPath::parse(&path)?;
                 self.require(Action::Read, &rel)?;
@@ -179,8 +183,7 @@ impl Session {
             }
             Request::Walk { path } => {
                 let rel = RelPath::parse(&path)?;
-                self.require(Action::Read, &rel)?;
-                let entries = self.blocking(move |s| s.walk(&rel)).await?;
+                let entries = self.ctx.files.walk(self.who(), rel).await?;
                 self.send_batches(entries).await
             }
             Request::Stat { path } => {
@@ -311,6 +314,35 @@ impl Session {
             return Err(Fail::Fatal(ErrorCode::AuthFailed, msg));
         }
         Err(Fail::Reply(ErrorCode::AuthFailed, msg))
+    }
+
+    /// Logs in to the account `name`.
+    async fn login(&mut self, name: &str, password: &Secret) -> Result<(), Fail> {
+        match self.ctx.gate.login(self.peer.ip(), name, password).await {
+            Ok(i) => {
+                let who = Who::User(i);
+                self.who = Some(who);
+                info!(user = %crate::text::escape(name), "logged in");
+                let permissions = self.ctx.files.policy().rights(who).into();
+                self.ok(&AuthReply { permissions }).await
+            }
+            Err(Verdict::Throttled(wait)) => Err(Fail::Fatal(
+                ErrorCode::Busy,
+                format!(
+                    "too many wrong passwords lately; try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+            )),
+            Err(_) => {
+                self.auth_failures += 1;
+                warn!(failures = self.auth_failures, "wrong user name or password");
+                let msg = "wrong user name or password".to_string();
+                if self.auth_failures >= MAX_AUTH_FAILURES {
+                    return Err(Fail::Fatal(ErrorCode::AuthFailed, msg));
+                }
+                Err(Fail::Reply(ErrorCode::AuthFailed, msg))
+            }
+        }
     }
 
     async fn send_batches<T: Serialize>(&mut self, entries: Vec<T>) -> Result<(), Fail> {

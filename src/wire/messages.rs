@@ -24,9 +24,13 @@ pub enum Request {
         #[serde(default)]
         client: String,
     },
-    /// Presents the shared token.
+    /// Presents the shared token, or an account's name and password.
     Auth {
-        /// The token; never logged (see [`Secret`]).
+        /// The account logging in; absent for the server's token.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+        /// The token, or the account's password; never logged (see
+        /// [`Secret`]).
         token: Secret,
     },
     /// Lists a folder.
@@ -524,8 +528,8 @@ impl From<&crate::files::FilesError> for ErrorCode {
         use crate::files::FilesError;
         match e {
             FilesError::Name(_) => ErrorCode::InvalidName,
-            FilesError::Denied(crate::access::Denied::NeedsToken(_)) => ErrorCode::AuthRequired,
-            FilesError::Denied(crate::access::Denied::Forbidden(_)) => ErrorCode::Forbidden,
+            FilesError::Denied(d) if d.asks_login() => ErrorCode::AuthRequired,
+            FilesError::Denied(_) => ErrorCode::Forbidden,
             FilesError::NotFound(_) => ErrorCode::NotFound,
             FilesError::Forbidden(_) => ErrorCode::Forbidden,
             FilesError::Exists(_) => ErrorCode::Exists,

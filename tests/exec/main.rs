@@ -125,6 +125,7 @@ async fn raw(s: &TestServer) -> Connection {
     conn.send(
         Kind::Request,
         &Request::Auth {
+            user: None,
             token: Secret::new(TOKEN),
         },
         0,

@@ -44,14 +44,14 @@ fn service(
         delete,
         ..Rights::default()
     };
-    let policy = Policy {
-        anonymous: Rights {
+    let policy = Policy::simple(
+        Rights {
             read: true,
             ..Rights::default()
         },
         holder,
-        token: true,
-    };
+        true,
+    );
     let store = std::sync::Arc::new(LocalDisk::open(dir).unwrap());
     Files::new(store, policy, max, Duration::from_secs(5), abort)
 }

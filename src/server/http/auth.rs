@@ -102,45 +102,67 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// The token an `Authorization` header carries, if any.
-fn presented(headers: &HeaderMap) -> Option<Secret> {
+/// What an `Authorization` header presents.
+enum Presented {
+    /// The server's token (Bearer, or Basic whose user is no account).
+    Token(Secret),
+    /// An account's name and password (Basic).
+    Login(String, Secret),
+}
+
+/// What an `Authorization` header carries, if anything.
+fn presented(headers: &HeaderMap, policy: &access::Policy) -> Option<Presented> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, rest) = v.trim().split_once(' ')?;
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("bearer") {
-        return Some(Secret::new(rest));
+        return Some(Presented::Token(Secret::new(rest)));
     }
     if scheme.eq_ignore_ascii_case("basic") {
         let raw = base64::engine::general_purpose::STANDARD
             .decode(rest)
             .ok()?;
         let pair = String::from_utf8(raw).ok()?;
-        let (_, pass) = pair.split_once(':')?;
-        return Some(Secret::new(pass));
+        let (user, pass) = pair.split_once(':')?;
+        if policy.account(user).is_some() {
+            return Some(Presented::Login(user.to_string(), Secret::new(pass)));
+        }
+        return Some(Presented::Token(Secret::new(pass)));
     }
     None
 }
 
-/// Works out who `headers` belong to; a wrong token is answered 401.
+/// Works out who `headers` belong to; a wrong token or password is
+/// answered 401, and too many of them lately 429.
 pub async fn who(web: &Web, headers: &HeaderMap) -> Result<Who, Response> {
     let policy = web.ctx.files.policy();
-    let id = if !web.ctx.gate.enabled() {
+    let gate = &web.ctx.gate;
+    let id = if !gate.enabled() {
         policy.newcomer()
-    } else if let Some(token) = presented(headers) {
-        match web.ctx.gate.check(web.peer.ip(), &token).await {
-            Verdict::Right => access::Who::TokenHolder,
-            Verdict::Wrong => return Err(unauthorized(headers, "wrong token")),
-            Verdict::Throttled(wait) => return Err(throttled(wait)),
-        }
-    } else if cookie(headers, COOKIE).is_some_and(|id| web.ctx.sessions.valid(id)) {
-        access::Who::TokenHolder
     } else {
-        access::Who::Anonymous
+        match presented(headers, policy) {
+            Some(Presented::Token(token)) => match gate.check(web.peer.ip(), &token).await {
+                Verdict::Right => access::Who::TokenHolder,
+                Verdict::Wrong => return Err(unauthorized(headers, "wrong token")),
+                Verdict::Throttled(wait) => return Err(throttled(wait)),
+            },
+            Some(Presented::Login(name, password)) => {
+                match gate.login(web.peer.ip(), &name, &password).await {
+                    Ok(i) => access::Who::User(i),
+                    Err(Verdict::Throttled(wait)) => return Err(throttled(wait)),
+                    Err(_) => return Err(unauthorized(headers, "wrong user name or password")),
+                }
+            }
+            None if cookie(headers, COOKIE).is_some_and(|id| web.ctx.sessions.valid(id)) => {
+                access::Who::TokenHolder
+            }
+            None => access::Who::Anonymous,
+        }
     };
     Ok(Who {
         id,
         perms: policy.rights(id),
-        authed: id == access::Who::TokenHolder,
+        authed: id != access::Who::Anonymous,
     })
 }
 
@@ -149,7 +171,7 @@ fn throttled(wait: std::time::Duration) -> Response {
     let secs = wait.as_secs().max(1);
     let mut res = error(
         StatusCode::TOO_MANY_REQUESTS,
-        format!("too many wrong tokens from your address lately; try again in {secs} s"),
+        format!("too many wrong tokens or passwords lately; try again in {secs} s"),
     );
     res.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -179,16 +201,16 @@ pub fn allow(
 ) -> Result<(), Response> {
     web.ctx
         .files
-        .policy()
         .check(who.id, action, rel)
         .map_err(|d| denied(headers, d))
 }
 
 /// A refusal of the access decision, as an answer.
 pub fn denied(headers: &HeaderMap, d: Denied) -> Response {
-    match d {
-        Denied::NeedsToken(_) => unauthorized(headers, &d.to_string()),
-        Denied::Forbidden(_) => error(StatusCode::FORBIDDEN, d.to_string()),
+    if d.asks_login() {
+        unauthorized(headers, &d.to_string())
+    } else {
+        error(StatusCode::FORBIDDEN, d.to_string())
     }
 }
 

@@ -244,7 +244,7 @@ async fn folder(
     trailing: bool,
 ) -> Response {
     if has_query(uri, "tar") {
-        return super::page::archive(web, rel).await;
+        return super::page::archive(web, who, rel).await;
     }
     let json = wants_json(uri, headers);
     if !json && !trailing && !rel.is_root() {

@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::auth::Who;
-use super::paths::{blocking, disposition, failure, url_of};
+use super::paths::{disposition, failure, url_of};
 use super::{Web, error};
 use crate::files::name::RelPath;
 use crate::wire::messages::{Entry, EntryKind};
@@ -248,9 +248,8 @@ impl<R: Read> Read for Exactly<R> {
 /// `GET FOLDER/?tar`: the folder as a tar archive, streamed as it is
 /// written (never built in memory or on disk); sizes past 8 GiB and long
 /// names use the GNU extensions every tar reads.
-pub async fn archive(web: &Web, rel: RelPath) -> Response {
-    let r = rel.clone();
-    let tree = match blocking(web, move |s| s.walk(&r)).await {
+pub async fn archive(web: &Web, who: &super::auth::Who, rel: RelPath) -> Response {
+    let tree = match web.ctx.files.walk(who.id, rel.clone()).await {
         Ok(t) => t,
         Err(e) => return failure(e),
     };

@@ -33,8 +33,8 @@ pub const SEGMENT: &AsciiSet = &CONTROLS
 pub fn status_of(e: &FilesError) -> StatusCode {
     match e {
         FilesError::Name(_) => StatusCode::BAD_REQUEST,
-        FilesError::Denied(crate::access::Denied::NeedsToken(_)) => StatusCode::UNAUTHORIZED,
-        FilesError::Denied(crate::access::Denied::Forbidden(_)) => StatusCode::FORBIDDEN,
+        FilesError::Denied(d) if d.asks_login() => StatusCode::UNAUTHORIZED,
+        FilesError::Denied(_) => StatusCode::FORBIDDEN,
         FilesError::NotFound(_) => StatusCode::NOT_FOUND,
         FilesError::Forbidden(_) => StatusCode::FORBIDDEN,
         FilesError::Exists(_)

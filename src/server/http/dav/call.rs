@@ -78,7 +78,6 @@ impl Call {
     pub(super) fn check(&self, action: Action, rel: &RelPath) -> FsResult<()> {
         self.ctx
             .files
-            .policy()
             .check(self.who, action, rel)
             .map_err(|d| self.fail(d.into()))
     }

@@ -1,0 +1,271 @@
+//! Accounts and rights per path, through the real binary: `ferry passwd`
+//! makes the hashes, the config file names the accounts, and HTTP (Basic),
+//! WebDAV and the native door each log in and get exactly their rights,
+//! at the path and wherever a link leads. Nothing refused is written.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{run_cli, spawn_bin_server};
+
+/// The hash `ferry passwd` prints for `password`, given on standard input.
+fn hash(password: &str) -> String {
+    let mut child = Command::new(common::ferry_bin())
+        .arg("passwd")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let h = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(h.starts_with("$argon2id$"), "{h}");
+    h
+}
+
+/// The answer's status to `curl` with `args`.
+fn status(args: &[&str]) -> u16 {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+}
+
+fn write_config(dir: &Path) -> std::path::PathBuf {
+    let cfg = dir.join("ferry.toml");
+    let text = format!(
+        r#"
+[users.alice]
+password_hash = "{alice}"
+rights = ["/:read", "/alice:delete"]
+
+[users.dropper]
+password_hash = "{dropper}"
+rights = ["/drop:upload"]
+
+[users.reader]
+password_hash = "{reader}"
+"#,
+        alice = hash("alice-password"),
+        dropper = hash("dropper-password"),
+        reader = hash("reader-password"),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+#[test]
+fn each_account_gets_its_rights_on_every_door() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    for d in ["alice", "drop", "private", "b"] {
+        std::fs::create_dir(r.join(d)).unwrap();
+    }
+    std::fs::write(r.join("pub.txt"), "public").unwrap();
+    std::fs::write(r.join("private/secret.txt"), "secret").unwrap();
+    // Links inside the share that lead from one right's folder to another.
+    std::os::unix::fs::symlink("../private", r.join("drop/peek")).unwrap();
+    std::os::unix::fs::symlink("../b", r.join("alice/tob")).unwrap();
+    let etc = tempfile::tempdir().unwrap();
+    let cfg = write_config(etc.path());
+    let srv = spawn_bin_server(r, &["--allow-all", "--config", cfg.to_str().unwrap()], &[]);
+    let url = |p: &str| format!("http://127.0.0.1:{}{p}", srv.port);
+    let body = etc.path().join("body.txt");
+    std::fs::write(&body, "body").unwrap();
+    let b = body.to_str().unwrap();
+    let alice = ["-u", "alice:alice-password"];
+    let dropper = ["-u", "dropper:dropper-password"];
+    let reader = ["-u", "reader:reader-password"];
+    let with = |who: &[&str], rest: &[&str]| -> u16 {
+        let mut a: Vec<&str> = who.to_vec();
+        a.extend_from_slice(rest);
+        status(&a)
+    };
+
+    // Anonymous: reads, and is asked to log in to write.
+    assert_eq!(status(&[&url("/pub.txt")]), 200);
+    assert_eq!(status(&["-T", b, &url("/anon.txt")]), 401);
+    // A wrong password is a 401, whoever it names.
+    assert_eq!(status(&["-u", "alice:wrong", &url("/pub.txt")]), 401);
+
+    // alice: reads everywhere, changes only under /alice.
+    assert_eq!(with(&alice, &["-T", b, &url("/alice/a.txt")]), 201);
+    assert_eq!(with(&alice, &["-T", b, &url("/alice/a.txt")]), 204);
+    assert_eq!(with(&alice, &["-T", b, &url("/top.txt")]), 403);
+    assert_eq!(with(&alice, &["-T", b, &url("/alice/tob/x.txt")]), 403);
+    assert_eq!(with(&alice, &["-X", "MKCOL", &url("/alice/made")]), 201);
+    assert_eq!(with(&alice, &["-X", "MKCOL", &url("/made")]), 403);
+    assert_eq!(with(&alice, &["-X", "DELETE", &url("/pub.txt")]), 403);
+    assert_eq!(with(&alice, &["-X", "DELETE", &url("/alice/a.txt")]), 204);
+    assert_eq!(with(&alice, &[&url("/private/secret.txt")]), 200);
+
+    // dropper: a drop box, and nothing else, not even through a link.
+    assert_eq!(with(&dropper, &["-T", b, &url("/drop/d.txt")]), 201);
+    assert_eq!(with(&dropper, &["-T", b, &url("/drop/d.txt")]), 403);
+    assert_eq!(with(&dropper, &[&url("/drop/d.txt")]), 200);
+    assert_eq!(with(&dropper, &[&url("/pub.txt")]), 403);
+    assert_eq!(with(&dropper, &[&url("/drop/peek/secret.txt")]), 403);
+    assert_eq!(with(&dropper, &["-T", b, &url("/drop/peek/new.txt")]), 403);
+    assert_eq!(with(&dropper, &[&url("/?tar")]), 403);
+    // The folder's archive leaves out what a link leads to.
+    let tar = Command::new("curl")
+        .args(["-sf", "-u", "dropper:dropper-password", &url("/drop/?tar")])
+        .output()
+        .unwrap();
+    assert!(tar.status.success());
+    let listing = String::from_utf8_lossy(&tar.stdout);
+    assert!(
+        listing.contains("d.txt") && !listing.contains("secret"),
+        "{listing}"
+    );
+
+    // reader: the default rights, read everywhere.
+    assert_eq!(with(&reader, &[&url("/pub.txt")]), 200);
+    assert_eq!(with(&reader, &["-T", b, &url("/drop/r.txt")]), 403);
+
+    // The native door: FERRY_USER and FERRY_PASSWORD.
+    let at = |p: &str| format!("127.0.0.1:{}:{p}", srv.port);
+    let as_alice = [
+        ("FERRY_USER", "alice"),
+        ("FERRY_PASSWORD", "alice-password"),
+    ];
+    let (code, _, err) = run_cli(&["put", b, &at("/alice/n.txt")], &as_alice);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run_cli(&["put", b, &at("/n.txt")], &as_alice);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not among your account's rights"), "{err}");
+    let as_dropper = [
+        ("FERRY_USER", "dropper"),
+        ("FERRY_PASSWORD", "dropper-password"),
+    ];
+    let (code, _, err) = run_cli(&["get", &at("/drop/peek/secret.txt"), "-"], &as_dropper);
+    assert_eq!(code, 1, "{err}");
+    let (code, out, err) = run_cli(
+        &[
+            "get",
+            "-r",
+            &at("/drop"),
+            etc.path().join("got").to_str().unwrap(),
+        ],
+        &as_dropper,
+    );
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(etc.path().join("got/d.txt").exists());
+    assert!(!etc.path().join("got/peek").exists());
+    let wrong = [("FERRY_USER", "alice"), ("FERRY_PASSWORD", "nope-nope")];
+    let (code, _, err) = run_cli(&["ls", &at("/")], &wrong);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("wrong user name or password"), "{err}");
+
+    // Nothing refused was written.
+    for never in [
+        "anon.txt",
+        "top.txt",
+        "b/x.txt",
+        "made",
+        "private/new.txt",
+        "n.txt",
+    ] {
+        assert!(!r.join(never).exists(), "{never} was written");
+    }
+    assert_eq!(
+        std::fs::read_to_string(r.join("drop/d.txt")).unwrap(),
+        "body"
+    );
+    assert!(common::partial_files(r).is_empty());
+}
+
+/// The config file's accounts are checked before the server starts.
+#[test]
+fn bad_accounts_stop_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = hash("some-password");
+    for (text, named) in [
+        (
+            "[users.\"a b\"]\npassword_hash = \"x\"\n".to_string(),
+            "account name",
+        ),
+        (
+            "[users.bob]\npassword_hash = \"plain\"\n".to_string(),
+            "password_hash",
+        ),
+        (
+            format!("[users.bob]\npassword_hash = \"{good}\"\nrights = [\"/x:root\"]\n"),
+            "unknown level",
+        ),
+        (
+            format!("[users.bob]\npassword_hash = \"{good}\"\nrights = [\"/../x:read\"]\n"),
+            "users.bob",
+        ),
+        (
+            "[anonymous]\nrights = [\"/:sudo\"]\n".to_string(),
+            "anonymous",
+        ),
+    ] {
+        let cfg = dir.path().join("c.toml");
+        std::fs::write(&cfg, &text).unwrap();
+        let (code, _, err) = run_cli(
+            &[
+                "serve",
+                dir.path().to_str().unwrap(),
+                "--config",
+                cfg.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            &[],
+        );
+        assert_ne!(code, 0, "{text}");
+        assert!(err.contains(named), "{text}: {err}");
+    }
+    // A good one starts, and the summary names its accounts.
+    let cfg = dir.path().join("good.toml");
+    let text = format!("[users.bob]\npassword_hash = \"{good}\"\nrights = [\"/bob:write\"]\n");
+    std::fs::write(&cfg, text).unwrap();
+    let out = Command::new("timeout")
+        .args(["2", common::ferry_bin(), "serve"])
+        .arg(dir.path())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--no-discovery",
+            "--allow-upload",
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("accounts: bob (rights per folder, within: read, upload)"),
+        "{summary}"
+    );
+    // A password is never taken from the command line, and a short one is
+    // refused.
+    let (code, _, _) = run_cli(&["passwd", "--password", "x"], &[]);
+    assert_eq!(code, 2);
+    let mut short = Command::new(common::ferry_bin())
+        .arg("passwd")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(short.stdin.take().unwrap(), "short").unwrap();
+    let out = short.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
+}
