@@ -315,6 +315,9 @@ impl ServeConfig {
             token: self.token.is_some(),
             anonymous_paths: self.anonymous_paths.clone(),
             accounts: self.accounts.clone(),
+            links: std::sync::Arc::new(crate::access::links::Links::new(Some(
+                self.state_dir.clone(),
+            ))),
         }
     }
 

@@ -7,6 +7,7 @@
 //! account whose rights are per path (see [`accounts`]).
 
 pub mod accounts;
+pub mod links;
 
 use std::sync::Arc;
 
@@ -38,6 +39,9 @@ pub enum Who {
     TokenHolder,
     /// Logged in to the account at this index of [`Policy::accounts`].
     User(u32),
+    /// Holds the share link admitted under this number (see
+    /// [`links::Links::admit`]).
+    Link(u64),
 }
 
 /// What a client wants to do.
@@ -148,9 +152,9 @@ impl Denied {
     }
 }
 
-/// The server's rules: what anonymous clients, the token holder and each
-/// account may do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The server's rules: what anonymous clients, the token holder, each
+/// account and each share link may do.
+#[derive(Debug, Clone)]
 pub struct Policy {
     /// What a client that proved nothing may do (everywhere, unless
     /// `anonymous_paths` says where).
@@ -165,15 +169,9 @@ pub struct Policy {
     pub anonymous_paths: Option<Grants>,
     /// The accounts, in the order of the config file.
     pub accounts: Arc<[Account]>,
+    /// The share links.
+    pub links: Arc<links::Links>,
 }
-
-impl PartialEq for Account {
-    fn eq(&self, other: &Account) -> bool {
-        self.name == other.name
-    }
-}
-
-impl Eq for Account {}
 
 impl Policy {
     /// A server of no accounts.
@@ -184,6 +182,7 @@ impl Policy {
             token,
             anonymous_paths: None,
             accounts: Arc::from(Vec::new()),
+            links: Arc::new(links::Links::new(None)),
         }
     }
 
@@ -230,7 +229,17 @@ impl Policy {
                 .accounts
                 .get(i as usize)
                 .map_or("?", |a| a.name.as_str()),
+            Who::Link(_) => "link",
         }
+    }
+
+    /// Who a link's maker is now: `admin` is the token holder; an account
+    /// that is gone makes nobody.
+    fn maker(&self, by: &str) -> Option<Who> {
+        if by == "admin" {
+            return Some(Who::TokenHolder);
+        }
+        self.account(by).map(|(i, _)| Who::User(i))
     }
 
     /// What `who` may do somewhere (what hellos and the page announce;
@@ -262,6 +271,14 @@ impl Policy {
                 }),
                 None => Rights::default(),
             },
+            Who::Link(n) => match self.links.active(n) {
+                Some(l) => within(Rights {
+                    read: !l.upload,
+                    upload: l.upload,
+                    ..Rights::default()
+                }),
+                None => Rights::default(),
+            },
         }
     }
 
@@ -286,6 +303,20 @@ impl Policy {
                 .accounts
                 .get(i as usize)
                 .is_some_and(|a| by_grants(&a.grants, a.exec, a.chat)),
+            // A link: its one action below its path, and no more than its
+            // maker may do there now.
+            Who::Link(n) => self.links.active(n).is_some_and(|l| {
+                let action_ok = if l.upload {
+                    action == Action::Create
+                } else {
+                    action == Action::Read
+                };
+                action_ok
+                    && path.parts().starts_with(l.prefix.parts())
+                    && self
+                        .maker(&l.by)
+                        .is_some_and(|m| self.granted(m, action, path))
+            }),
         }
     }
 

@@ -11,6 +11,7 @@ mod passwd;
 mod ping;
 mod qr;
 mod serve;
+mod share;
 mod subnet;
 mod terminal;
 mod time;
@@ -107,6 +108,9 @@ pub enum Command {
     /// Print the argon2id hash of a password for an account in the config
     /// file (read from the terminal or standard input, never argv).
     Passwd(passwd::PasswdArgs),
+    /// Make a link that gives read access to a path, or upload-only access
+    /// to a folder, until it expires; list or revoke links.
+    Share(share::ShareArgs),
 }
 
 /// How a client subcommand uses TLS; flattened into each of them.
@@ -176,6 +180,7 @@ impl Command {
             Command::Exec(a) => &a.tls,
             Command::Shell(a) => &a.tls,
             Command::Ping(a) => &a.tls,
+            Command::Share(a) => &a.tls,
             Command::Serve(_)
             | Command::Time(_)
             | Command::Subnet(_)
@@ -214,6 +219,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Chat(args) => return chat::run(args).await,
         Command::Shell(args) => return exec::shell(args).await,
         Command::Ls(a) => files::ls(a).await,
+        Command::Share(a) => share::run(a).await,
         Command::Stat(a) => files::stat(a).await,
         Command::Rm(a) => files::rm(a).await,
         Command::Mkdir(a) => files::mkdir(a).await,

@@ -311,7 +311,7 @@ impl Client {
         &self.hello
     }
 
-    async fn request<T: DeserializeOwned>(&mut self, req: &Request) -> Result<T> {
+    pub(crate) async fn request<T: DeserializeOwned>(&mut self, req: &Request) -> Result<T> {
         self.conn.send(Kind::Request, req, 0).await?;
         terminal(&mut self.conn).await
     }

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
 
 use super::{ConnLimits, Gate, hosts, http};
 use crate::config::ServeConfig;
@@ -125,8 +124,9 @@ impl Ctx {
     /// folder, or made there, the first time an upload needs it (a server
     /// that never sees one writes no file for it).
     pub(crate) fn upload_key(&self) -> &[u8] {
-        self.upload_key
-            .get_or_init(|| upload_key(&self.config.state_dir))
+        self.upload_key.get_or_init(|| {
+            crate::secret::state_key(&self.config.state_dir, "upload.key", "resumable uploads")
+        })
     }
 
     /// Whether an HTTP request's `Host` names this server (see
@@ -135,34 +135,6 @@ impl Ctx {
         self.names
             .allows(host, |n| self.tls.as_ref().is_some_and(|t| t.valid_for(n)))
     }
-}
-
-/// The key resumable-upload URLs are signed with: `upload.key` in the
-/// state folder (made once, 0600), so uploads resume across restarts; a
-/// key of this run alone when the folder cannot be written.
-fn upload_key(state_dir: &std::path::Path) -> Vec<u8> {
-    let path = state_dir.join("upload.key");
-    if let Ok(key) = std::fs::read(&path) {
-        if key.len() >= 32 {
-            return key;
-        }
-    }
-    let key = match crate::ids::random_bytes::<32>() {
-        Ok(k) => k.to_vec(),
-        Err(e) => {
-            warn!("no randomness for the upload key: {e}");
-            vec![0u8; 32]
-        }
-    };
-    let written =
-        std::fs::create_dir_all(state_dir).and_then(|()| crate::secret::write_private(&path, &key));
-    if let Err(e) = written {
-        warn!(
-            "cannot keep the upload key in {}: {e}; resumable uploads will not resume after a restart",
-            state_dir.display()
-        );
-    }
-    key
 }
 
 /// The chat hub, with its history in the state folder (created private).

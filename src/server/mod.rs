@@ -28,6 +28,7 @@ mod limits;
 mod listen;
 mod native;
 mod refuse;
+mod share;
 pub mod sniff;
 mod udp;
 

@@ -170,6 +170,16 @@ impl Session {
         }
         match req {
             Request::Hello { versions, .. } => self.hello(&versions).await,
+            Request::Share {
+                path,
+                upload,
+                expires,
+                revoke,
+            } => {
+                let who = self.who();
+                let reply = super::share::answer(&self.ctx, who, path, upload, expires, revoke)?;
+                self.ok(&reply).await
+            }
             Request::Auth { user: None, token } => self.auth(&token).await,
             Request::Auth {
                 user: Some(name),

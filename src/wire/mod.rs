@@ -14,9 +14,11 @@ pub mod body;
 pub mod classic;
 pub mod codec;
 pub mod connection;
+pub mod exec;
 pub mod frame;
 pub mod guarded;
 pub mod messages;
+pub mod share;
 pub mod stream;
 
 pub use codec::{Head, Inbound};

@@ -156,7 +156,15 @@ pub async fn who(web: &Web, headers: &HeaderMap) -> Result<Who, Response> {
             None if cookie(headers, COOKIE).is_some_and(|id| web.ctx.sessions.valid(id)) => {
                 access::Who::TokenHolder
             }
-            None => access::Who::Anonymous,
+            None => match cookie(headers, SHARE_COOKIE) {
+                // A share link taken in; one no longer good is dropped
+                // for anonymous rights, not refused.
+                Some(link) => policy
+                    .links
+                    .admit(link)
+                    .map_or(access::Who::Anonymous, access::Who::Link),
+                None => access::Who::Anonymous,
+            },
         }
     };
     Ok(Who {
@@ -305,6 +313,46 @@ pub async fn logout(State(web): State<Web>, headers: HeaderMap) -> Response {
             header::SET_COOKIE,
             format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
         )],
+    )
+        .into_response()
+}
+
+/// The cookie a share link is kept in once opened.
+pub const SHARE_COOKIE: &str = "ferry_share";
+
+/// `GET /.ferry/share/LINK`: takes a share link in (a cookie that lasts
+/// as long as the link) and goes to what it shares. A link that is not
+/// good here is refused in words.
+pub async fn share(
+    State(web): State<Web>,
+    axum::extract::Path(link): axum::extract::Path<String>,
+) -> Response {
+    let grant = match web.ctx.files.policy().links.open(&link) {
+        Ok(g) => g,
+        Err(e) => return error(StatusCode::FORBIDDEN, e.to_string()),
+    };
+    let left = grant.until.saturating_sub(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    );
+    let secure = if web.tls { "; Secure" } else { "" };
+    // Lax: the link is opened from another site's page (a chat, a mail).
+    let cookie =
+        format!("{SHARE_COOKIE}={link}; Path=/; HttpOnly; SameSite=Lax; Max-Age={left}{secure}");
+    let target =
+        crate::files::RelPath::parse(&grant.path).unwrap_or_else(|_| crate::files::RelPath::root());
+    let at = target.clone();
+    let is_folder = web
+        .ctx
+        .files
+        .blocking(move |s| s.stat(&at))
+        .await
+        .is_ok_and(|e| e.kind == crate::files::entry::EntryKind::Dir);
+    let to = super::paths::url_of(&target, is_folder);
+    (
+        StatusCode::SEE_OTHER,
+        [(header::SET_COOKIE, cookie), (header::LOCATION, to)],
     )
         .into_response()
 }

@@ -22,6 +22,7 @@ pub(super) fn router(web: Web) -> Router {
         .route("/login", post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/whoami", get(auth::whoami))
+        .route("/share/{link}", get(auth::share))
         .route("/chat", get(ws::upgrade))
         .route("/tus", any(tus::collection))
         .route("/tus/", any(tus::collection))

@@ -1,0 +1,305 @@
+//! Share links: read access to one path, or upload-only access to one
+//! folder, until a time, for whoever holds the link.
+//!
+//! A link is its own proof: what it grants (the path, upload or read, the
+//! expiry and who made it) signed with the server's share key (HMAC-SHA256,
+//! `share.key` in the state folder, made on first use). The server keeps
+//! nothing per link for it to work; it keeps the links it has revoked, and
+//! a list of those it made for `ferry share --list`. A link grants no more
+//! than its maker may do when it is used, so a maker who loses a right
+//! takes it from their links too. Changing the key revokes every link.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::files::name::RelPath;
+
+/// Links looked up and kept at once (the rest are checked again).
+const MAX_ACTIVE: usize = 4096;
+/// Longest a link may last.
+pub const MAX_LIFE: u64 = 366 * 86_400;
+
+/// What a link grants, as signed into it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Grant {
+    /// The link's id (hex), for revoking it.
+    pub id: String,
+    /// Who made it: an account's name, or `admin` for the token holder.
+    pub by: String,
+    /// The path (a file or a folder and all below it).
+    pub path: String,
+    /// Upload-only into the folder, instead of read.
+    pub upload: bool,
+    /// When it ends, in seconds since the epoch.
+    pub until: u64,
+}
+
+/// A link in use: what it grants, and who made it.
+#[derive(Debug, Clone)]
+pub struct Active {
+    /// The path it covers.
+    pub prefix: RelPath,
+    /// Upload-only.
+    pub upload: bool,
+    /// When it ends.
+    pub until: u64,
+    /// Its maker's name (resolved again on every use).
+    pub by: String,
+    /// Its id.
+    pub id: String,
+}
+
+/// Why a link is not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// Not signed by this server, or malformed.
+    #[error("this share link is not valid here")]
+    Forged,
+    /// Past its time.
+    #[error("this share link has expired")]
+    Expired,
+    /// Revoked by its maker or an administrator.
+    #[error("this share link was revoked")]
+    Revoked,
+}
+
+/// The share links of one server.
+#[derive(Debug)]
+pub struct Links {
+    state_dir: Option<PathBuf>,
+    key: OnceLock<Vec<u8>>,
+    revoked: Mutex<Option<HashSet<String>>>,
+    active: Mutex<HashMap<u64, Active>>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Links {
+    /// The links of a server whose state folder is `state_dir` (none: a
+    /// key of this run alone, nothing kept).
+    pub fn new(state_dir: Option<PathBuf>) -> Links {
+        Links {
+            state_dir,
+            key: OnceLock::new(),
+            revoked: Mutex::new(None),
+            active: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn key(&self) -> &[u8] {
+        self.key.get_or_init(|| match &self.state_dir {
+            Some(dir) => crate::secret::state_key(dir, "share.key", "share links"),
+            None => crate::ids::random_bytes::<32>()
+                .map(|k| k.to_vec())
+                .unwrap_or_default(),
+        })
+    }
+
+    fn file(&self, name: &str) -> Option<PathBuf> {
+        self.state_dir.as_ref().map(|d| d.join(name))
+    }
+
+    /// Signs `grant` into a link's token.
+    pub fn seal(&self, grant: &Grant) -> String {
+        let body = serde_json::to_vec(grant).unwrap_or_default();
+        crate::secret::seal(self.key(), &body)
+    }
+
+    /// What `token` grants, when this server signed it, it has not run
+    /// out and it was not revoked.
+    pub fn open(&self, token: &str) -> Result<Grant, Refused> {
+        let grant: Grant = crate::secret::unseal(self.key(), token, 4096)
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or(Refused::Forged)?;
+        if grant.until <= now() {
+            return Err(Refused::Expired);
+        }
+        if self.is_revoked(&grant.id) {
+            return Err(Refused::Revoked);
+        }
+        Ok(grant)
+    }
+
+    /// Makes a link to `path` by `by`, for `life` seconds (at most a year).
+    pub fn make(&self, by: &str, path: &RelPath, upload: bool, life: u64) -> (Grant, String) {
+        let id = crate::ids::random_bytes::<8>()
+            .map(|b| crate::ids::hex(&b))
+            .unwrap_or_default();
+        let grant = Grant {
+            id,
+            by: by.to_string(),
+            path: path.parts().join("/"),
+            upload,
+            until: now().saturating_add(life.clamp(1, MAX_LIFE)),
+        };
+        let token = self.seal(&grant);
+        self.append("share-links.jsonl", &grant);
+        (grant, token)
+    }
+
+    /// The links made here (from the list kept for `--list`), not yet run
+    /// out, with whether each was revoked.
+    pub fn made(&self) -> Vec<(Grant, bool)> {
+        let Some(text) = self
+            .file("share-links.jsonl")
+            .and_then(|p| std::fs::read_to_string(p).ok())
+        else {
+            return Vec::new();
+        };
+        let t = now();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Grant>(l).ok())
+            .filter(|g| g.until > t)
+            .map(|g| {
+                let gone = self.is_revoked(&g.id);
+                (g, gone)
+            })
+            .collect()
+    }
+
+    /// Revokes the link `id` (kept in `share-revoked.jsonl`).
+    pub fn revoke(&self, id: &str) {
+        if let Ok(mut r) = self.revoked.lock() {
+            r.get_or_insert_with(HashSet::new).insert(id.to_string());
+        }
+        if let Ok(mut a) = self.active.lock() {
+            a.retain(|_, l| l.id != id);
+        }
+        self.append("share-revoked.jsonl", &id);
+    }
+
+    fn is_revoked(&self, id: &str) -> bool {
+        let Ok(mut r) = self.revoked.lock() else {
+            return true;
+        };
+        let set = r.get_or_insert_with(|| {
+            self.file("share-revoked.jsonl")
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .map(|t| {
+                    t.lines()
+                        .filter_map(|l| serde_json::from_str::<String>(l).ok())
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        set.contains(id)
+    }
+
+    fn append<T: Serialize>(&self, name: &str, item: &T) {
+        let Some(path) = self.file(name) else {
+            return;
+        };
+        let line = serde_json::to_string(item).unwrap_or_default();
+        let written = std::fs::create_dir_all(path.parent().unwrap_or(&path)).and_then(|()| {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&path)?;
+            writeln!(f, "{line}")
+        });
+        if let Err(e) = written {
+            tracing::warn!("cannot keep {}: {e}", path.display());
+        }
+    }
+
+    /// Takes a link in: what it grants, under a number a request can
+    /// carry as its [`super::Who`].
+    pub fn admit(&self, token: &str) -> Result<u64, Refused> {
+        let grant = self.open(token)?;
+        let prefix = RelPath::parse(&grant.path).map_err(|_| Refused::Forged)?;
+        let number = u64::from_str_radix(grant.id.get(..16).unwrap_or(""), 16)
+            .map_err(|_| Refused::Forged)?;
+        if let Ok(mut a) = self.active.lock() {
+            if a.len() >= MAX_ACTIVE {
+                let t = now();
+                a.retain(|_, l| l.until > t);
+                if a.len() >= MAX_ACTIVE {
+                    a.clear();
+                }
+            }
+            a.insert(
+                number,
+                Active {
+                    prefix,
+                    upload: grant.upload,
+                    until: grant.until,
+                    by: grant.by,
+                    id: grant.id,
+                },
+            );
+        }
+        Ok(number)
+    }
+
+    /// The link admitted under `number`, while it lasts.
+    pub fn active(&self, number: u64) -> Option<Active> {
+        let a = self.active.lock().ok()?;
+        a.get(&number).filter(|l| l.until > now()).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    #[test]
+    fn links_are_signed_run_out_and_can_be_revoked() {
+        let dir = tempfile::tempdir().unwrap();
+        let links = Links::new(Some(dir.path().to_path_buf()));
+        let path = RelPath::parse("photos/2026").unwrap();
+        let (grant, token) = links.make("alice", &path, false, 60);
+        assert_eq!(links.open(&token), Ok(grant.clone()));
+        // Tampering: another path, a longer life, another key.
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let (_, tag) = token.split_once('.').unwrap();
+        for changed in [
+            Grant {
+                path: "".into(),
+                ..grant.clone()
+            },
+            Grant {
+                until: grant.until + 86_400,
+                ..grant.clone()
+            },
+            Grant {
+                upload: true,
+                ..grant.clone()
+            },
+        ] {
+            let body = b64.encode(serde_json::to_vec(&changed).unwrap());
+            assert_eq!(links.open(&format!("{body}.{tag}")), Err(Refused::Forged));
+        }
+        let other = Links::new(None);
+        assert_eq!(other.open(&token), Err(Refused::Forged));
+        assert_eq!(links.open("garbage"), Err(Refused::Forged));
+        assert_eq!(links.open("a.b"), Err(Refused::Forged));
+        // Expired.
+        let old = Grant {
+            until: 1,
+            ..grant.clone()
+        };
+        assert_eq!(links.open(&links.seal(&old)), Err(Refused::Expired));
+        // Admitted, then revoked: gone at once, and after a restart.
+        let n = links.admit(&token).unwrap();
+        assert_eq!(links.active(n).unwrap().prefix, path);
+        assert_eq!(links.made().len(), 1);
+        links.revoke(&grant.id);
+        assert!(links.active(n).is_none());
+        assert_eq!(links.open(&token), Err(Refused::Revoked));
+        let again = Links::new(Some(dir.path().to_path_buf()));
+        assert_eq!(again.open(&token), Err(Refused::Revoked));
+        assert!(again.made()[0].1, "listed as revoked");
+    }
+}

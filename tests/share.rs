@@ -1,0 +1,186 @@
+//! Share links through the real binary: made with `ferry share`, opened
+//! with curl as a browser would (the link sets a cookie and leads to what
+//! it shares), and refused when tampered with, from another server, run
+//! out or revoked. A link never grants more than read (or upload-only)
+//! below its path.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{run_cli, spawn_bin_server};
+
+fn hash(password: &str) -> String {
+    let mut child = Command::new(common::ferry_bin())
+        .arg("passwd")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// curl with a cookie jar: (status, body).
+fn curl(jar: &std::path::Path, args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-L",
+            "-c",
+            jar.to_str().unwrap(),
+            "-b",
+            jar.to_str().unwrap(),
+        ])
+        .args(["-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn share_links_grant_what_they_say_and_no_more() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    for d in ["photos/sub", "private", "drop"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::write(r.join("photos/a.jpg"), "jpeg").unwrap();
+    std::fs::write(r.join("photos/sub/b.txt"), "bee").unwrap();
+    std::fs::write(r.join("private/s.txt"), "secret").unwrap();
+    let etc = tempfile::tempdir().unwrap();
+    let cfg = etc.path().join("ferry.toml");
+    let text = format!(
+        "[users.alice]\npassword_hash = \"{}\"\nrights = [\"/photos:read\", \"/drop:write\"]\n",
+        hash("alice-password")
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let srv = spawn_bin_server(
+        r,
+        &[
+            "--allow-upload",
+            "--private",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let alice = [
+        ("FERRY_USER", "alice"),
+        ("FERRY_PASSWORD", "alice-password"),
+    ];
+    let host = format!("127.0.0.1:{}", srv.port);
+    let url = |p: &str| format!("http://{host}{p}");
+    let share = |args: &[&str]| -> (i32, String, String) {
+        let mut all = vec!["share"];
+        all.extend_from_slice(args);
+        run_cli(&all, &alice)
+    };
+
+    // A read link to a folder: it leads there, and reads below it only.
+    let (code, link, err) = share(&[&format!("{host}:/photos"), "--expires", "1h"]);
+    assert_eq!(code, 0, "{err}");
+    let link = link.trim().to_string();
+    assert!(link.starts_with(&url("/.ferry/share/")), "{link}");
+    let jar = etc.path().join("jar");
+    let (status, body) = curl(&jar, &[&link]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("a.jpg"), "{body}");
+    assert_eq!(
+        curl(&jar, &[&url("/photos/sub/b.txt")]),
+        (200, "bee".into())
+    );
+    assert_ne!(curl(&jar, &[&url("/private/s.txt")]).0, 200);
+    assert_ne!(curl(&jar, &[&url("/photos/")]).0 / 100, 5);
+    let (status, _) = curl(&jar, &["-T", cfg.to_str().unwrap(), &url("/photos/up.txt")]);
+    assert!(status == 401 || status == 403, "{status}");
+    // Without the cookie, nothing (the server is private).
+    let bare = etc.path().join("bare");
+    assert_eq!(curl(&bare, &[&url("/photos/a.jpg")]).0, 401);
+
+    // An upload-only link: new files into the folder, nothing read.
+    let (code, up, err) = share(&[&format!("{host}:/drop"), "--upload"]);
+    assert_eq!(code, 0, "{err}");
+    let jar2 = etc.path().join("jar2");
+    curl(&jar2, &[up.trim()]);
+    let body = etc.path().join("body.txt");
+    std::fs::write(&body, "dropped").unwrap();
+    let b = body.to_str().unwrap();
+    assert_eq!(curl(&jar2, &["-T", b, &url("/drop/new.txt")]).0, 201);
+    assert_eq!(
+        std::fs::read_to_string(r.join("drop/new.txt")).unwrap(),
+        "dropped"
+    );
+    assert_eq!(curl(&jar2, &["-T", b, &url("/drop/new.txt")]).0, 403);
+    assert_eq!(curl(&jar2, &[&url("/drop/new.txt")]).0, 403);
+    assert_eq!(curl(&jar2, &["-T", b, &url("/photos/x.txt")]).0, 403);
+
+    // Not more than its maker: alice may not read /private, so no link.
+    let (code, _, err) = share(&[&format!("{host}:/private")]);
+    assert_eq!(code, 1, "{err}");
+    // Nor anonymous clients make any.
+    let (code, _, _) = run_cli(&["share", &format!("{host}:/photos")], &[]);
+    assert_ne!(code, 0);
+
+    // Tampered: the same signature over another path.
+    let token = link.rsplit('/').next().unwrap();
+    let (payload, tag) = token.split_once('.').unwrap();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut grant: serde_json::Value =
+        serde_json::from_slice(&b64.decode(payload).unwrap()).unwrap();
+    grant["path"] = "private".into();
+    let forged = format!("{}.{tag}", b64.encode(serde_json::to_vec(&grant).unwrap()));
+    let jar3 = etc.path().join("jar3");
+    let (status, body) = curl(&jar3, &[&url(&format!("/.ferry/share/{forged}"))]);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("not valid"), "{body}");
+    // A forged cookie is no better than none.
+    let (status, _) = curl(
+        &jar3,
+        &[
+            "-H",
+            &format!("Cookie: ferry_share={forged}"),
+            &url("/private/s.txt"),
+        ],
+    );
+    assert_eq!(status, 401);
+    // Another server's link.
+    let other_root = tempfile::tempdir().unwrap();
+    let other = spawn_bin_server(other_root.path(), &[], &[]);
+    let elsewhere = format!("http://127.0.0.1:{}/.ferry/share/{token}", other.port);
+    assert_eq!(curl(&etc.path().join("jar4"), &[&elsewhere]).0, 403);
+
+    // Run out.
+    let (code, short, err) = share(&[&format!("{host}:/photos"), "--expires", "1s"]);
+    assert_eq!(code, 0, "{err}");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let (status, body) = curl(&etc.path().join("jar5"), &[short.trim()]);
+    assert_eq!(status, 403);
+    assert!(body.contains("expired"), "{body}");
+
+    // Listed, then revoked: the cookie already held stops working.
+    let (code, list, err) = share(&[&host, "--list", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let id = grant["id"].as_str().unwrap();
+    assert!(
+        listed["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["id"] == id),
+        "{list}"
+    );
+    let (code, _, err) = share(&[&host, "--revoke", id]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(curl(&jar, &[&url("/photos/a.jpg")]).0, 401);
+    assert_eq!(curl(&etc.path().join("jar6"), &[&link]).0, 403);
+    let (code, _, _) = share(&[&host, "--revoke", "0000000000000000"]);
+    assert_eq!(code, 1);
+}
