@@ -168,6 +168,35 @@ fn each_account_gets_its_rights_on_every_door() {
     assert_ne!(code, 0, "{err}");
     assert!(err.contains("wrong user name or password"), "{err}");
 
+    // The page's login: a session for the account, its rights and name.
+    let jar = etc.path().join("jar");
+    let j = jar.to_str().unwrap();
+    let page = |extra: &[&str]| -> u16 {
+        let mut a = vec!["-c", j, "-b", j, "-H", "X-Ferry: 1"];
+        a.extend_from_slice(extra);
+        status(&a)
+    };
+    let form = "user=alice&password=wrong";
+    assert_eq!(page(&["--data", form, &url("/.ferry/login")]), 401);
+    let form = "user=alice&password=alice-password";
+    assert_eq!(page(&["--data", form, &url("/.ferry/login")]), 204);
+    assert_eq!(page(&["-T", b, &url("/alice/page.txt")]), 201);
+    assert_eq!(page(&["-T", b, &url("/page.txt")]), 403);
+    let who = Command::new("curl")
+        .args(["-s", "-b", j, &url("/.ferry/whoami")])
+        .output()
+        .unwrap();
+    let who: serde_json::Value = serde_json::from_slice(&who.stdout).unwrap();
+    assert_eq!(who["user"], "alice", "{who}");
+    assert_eq!(who["authenticated"], true, "{who}");
+    let listing = Command::new("curl")
+        .args(["-s", "-b", j, &url("/alice/")])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&listing.stdout).contains(r#"data-user="alice""#));
+    assert_eq!(page(&["-X", "POST", &url("/.ferry/logout")]), 204);
+    assert_eq!(page(&["-T", b, &url("/alice/page2.txt")]), 401);
+
     // Nothing refused was written.
     for never in [
         "anon.txt",

@@ -37,41 +37,43 @@ const MAX_SESSIONS: usize = 10_000;
 /// Logged-in browser sessions (in memory: a restart logs everyone out).
 #[derive(Debug, Default)]
 pub struct Sessions {
-    map: Mutex<HashMap<String, Instant>>,
+    map: Mutex<HashMap<String, (Instant, access::Who)>>,
 }
 
 impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, access::Who)>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A new session id.
-    pub fn create(&self) -> std::io::Result<String> {
+    /// A new session id, for `who`.
+    pub fn create(&self, who: access::Who) -> std::io::Result<String> {
         let id = format!("{}{}", crate::ids::random_hex()?, crate::ids::random_hex()?);
         let mut map = self.lock();
         if map.len() >= MAX_SESSIONS {
-            map.retain(|_, at| at.elapsed() < SESSION_TTL);
+            map.retain(|_, (at, _)| at.elapsed() < SESSION_TTL);
             if map.len() >= MAX_SESSIONS {
                 if let Some(oldest) = map
                     .iter()
-                    .min_by_key(|(_, at)| **at)
+                    .min_by_key(|(_, (at, _))| *at)
                     .map(|(k, _)| k.clone())
                 {
                     map.remove(&oldest);
                 }
             }
         }
-        map.insert(id.clone(), Instant::now());
+        map.insert(id.clone(), (Instant::now(), who));
         Ok(id)
     }
 
-    /// Whether `id` is a live session.
-    pub fn valid(&self, id: &str) -> bool {
+    /// Who the live session `id` is.
+    pub fn who(&self, id: &str) -> Option<access::Who> {
         let map = self.lock();
-        map.iter().any(|(k, at)| {
-            bool::from(subtle::ConstantTimeEq::ct_eq(k.as_bytes(), id.as_bytes()))
-                && at.elapsed() < SESSION_TTL
-        })
+        map.iter()
+            .find(|(k, (at, _))| {
+                bool::from(subtle::ConstantTimeEq::ct_eq(k.as_bytes(), id.as_bytes()))
+                    && at.elapsed() < SESSION_TTL
+            })
+            .map(|(_, (_, who))| *who)
     }
 
     /// Ends `id`.
@@ -153,17 +155,17 @@ pub async fn who(web: &Web, headers: &HeaderMap) -> Result<Who, Response> {
                     Err(_) => return Err(unauthorized(headers, "wrong user name or password")),
                 }
             }
-            None if cookie(headers, COOKIE).is_some_and(|id| web.ctx.sessions.valid(id)) => {
-                access::Who::TokenHolder
-            }
-            None => match cookie(headers, SHARE_COOKIE) {
-                // A share link taken in; one no longer good is dropped
-                // for anonymous rights, not refused.
-                Some(link) => policy
-                    .links
-                    .admit(link)
-                    .map_or(access::Who::Anonymous, access::Who::Link),
-                None => access::Who::Anonymous,
+            None => match cookie(headers, COOKIE).and_then(|id| web.ctx.sessions.who(id)) {
+                Some(session) => session,
+                None => match cookie(headers, SHARE_COOKIE) {
+                    // A share link taken in; one no longer good is dropped
+                    // for anonymous rights, not refused.
+                    Some(link) => policy
+                        .links
+                        .admit(link)
+                        .map_or(access::Who::Anonymous, access::Who::Link),
+                    None => access::Who::Anonymous,
+                },
             },
         }
     };
@@ -262,32 +264,62 @@ pub fn scripted(headers: &HeaderMap) -> Result<(), Response> {
     }
 }
 
-/// `POST /.ferry/login` with the token as the body (a form field `token=`,
-/// or the bare token): sets the session cookie.
+/// A form field of an `application/x-www-form-urlencoded` body.
+fn field(body: &str, name: &str) -> Option<String> {
+    body.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| {
+            percent_encoding::percent_decode_str(&v.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+/// `POST /.ferry/login`: an account's `user` and `password` (form
+/// fields), or the token (a form field `token=`, or the bare token). Sets
+/// the session cookie.
 pub async fn login(State(web): State<Web>, req: Request) -> Response {
     let headers = req.headers().clone();
     if let Err(r) = scripted(&headers) {
         return r;
     }
     if !web.ctx.gate.enabled() {
-        return error(StatusCode::BAD_REQUEST, "this server has no token");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "this server has no token or accounts",
+        );
     }
     let Ok(body) = axum::body::to_bytes(req.into_body(), 4096).await else {
-        return error(StatusCode::PAYLOAD_TOO_LARGE, "the token is at most 4 KiB");
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "a login is at most 4 KiB");
     };
     let text = String::from_utf8_lossy(&body);
-    let token = match text.strip_prefix("token=") {
-        Some(t) => percent_encoding::percent_decode_str(&t.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned(),
-        None => text.trim().to_string(),
+    let who = match (
+        field(&text, "user").filter(|u| !u.is_empty()),
+        field(&text, "password"),
+    ) {
+        (Some(user), Some(password)) => {
+            match web
+                .ctx
+                .gate
+                .login(web.peer.ip(), &user, &Secret::new(password))
+                .await
+            {
+                Ok(i) => access::Who::User(i),
+                Err(Verdict::Throttled(wait)) => return throttled(wait),
+                Err(_) => return unauthorized(&headers, "wrong user name or password"),
+            }
+        }
+        _ => {
+            let token = field(&text, "token").unwrap_or_else(|| text.trim().to_string());
+            match web.ctx.gate.check(web.peer.ip(), &Secret::new(token)).await {
+                Verdict::Right => access::Who::TokenHolder,
+                Verdict::Wrong => return unauthorized(&headers, "wrong token"),
+                Verdict::Throttled(wait) => return throttled(wait),
+            }
+        }
     };
-    match web.ctx.gate.check(web.peer.ip(), &Secret::new(token)).await {
-        Verdict::Right => {}
-        Verdict::Wrong => return unauthorized(&headers, "wrong token"),
-        Verdict::Throttled(wait) => return throttled(wait),
-    }
-    let Ok(id) = web.ctx.sessions.create() else {
+    let Ok(id) = web.ctx.sessions.create(who) else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "no randomness");
     };
     // Over TLS the browser is told never to send it in clear.
@@ -368,6 +400,7 @@ pub async fn whoami(State(web): State<Web>, headers: HeaderMap) -> Response {
         "software": crate::SOFTWARE,
         "permissions": who.perms,
         "authenticated": who.authed,
+        "user": web.ctx.files.policy().name_of(who.id),
         "auth_available": web.ctx.gate.enabled(),
     }))
     .into_response()

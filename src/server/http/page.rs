@@ -140,7 +140,7 @@ pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Re
 <style>{css}</style>
 <script>{loader}</script>
 </head>
-<body data-path="{here}" data-server="{server}" data-perms="{perms}" data-authed="{authed}" data-auth="{auth}">
+<body data-path="{here}" data-server="{server}" data-perms="{perms}" data-authed="{authed}" data-user="{user}" data-auth="{auth}">
 <header>
   <nav id="crumbs" aria-label="Folder">{crumbs}</nav>
   <div id="account"></div>
@@ -168,6 +168,7 @@ pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Re
         server = html(&web.ctx.config.name),
         perms = html(&perms),
         authed = who.authed,
+        user = html(web.ctx.files.policy().name_of(who.id)),
         auth = web.ctx.gate.enabled(),
         crumbs = crumbs,
         rows = rows,

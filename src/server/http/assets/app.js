@@ -9,6 +9,7 @@
   let perms = {};
   try { perms = JSON.parse(body.dataset.perms || "{}"); } catch (e) { perms = {}; }
   const authed = body.dataset.authed === "true";
+  const userName = body.dataset.user || "";
   const authAvailable = body.dataset.auth === "true";
   const CHUNK = 8 * 1024 * 1024;
 
@@ -90,6 +91,7 @@
     const box = document.getElementById("account");
     if (!authAvailable) return;
     if (authed) {
+      if (userName && userName !== "-") box.appendChild(el("span", { id: "whoami" }, userName));
       box.appendChild(button("Log out", async () => {
         await call("POST", "/.ferry/logout");
         location.reload();
@@ -97,13 +99,19 @@
       return;
     }
     const form = el("form", { id: "login" });
-    const label = el("label", { for: "token" }, "Token");
+    // A user name and its password, or the server's token alone (no name).
+    const userLabel = el("label", { for: "user" }, "User");
+    const user = el("input", { id: "user", type: "text", autocomplete: "username", placeholder: "(token: leave empty)" });
+    const label = el("label", { for: "token" }, "Password");
     const input = el("input", { id: "token", type: "password", autocomplete: "current-password" });
     const go = el("button", { type: "submit" }, "Log in");
-    form.append(label, input, go);
+    form.append(userLabel, user, label, input, go);
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
-      const res = await call("POST", "/.ferry/login", { body: "token=" + encodeURIComponent(input.value) });
+      const body = user.value
+        ? "user=" + encodeURIComponent(user.value) + "&password=" + encodeURIComponent(input.value)
+        : "token=" + encodeURIComponent(input.value);
+      const res = await call("POST", "/.ferry/login", { body });
       if (res.ok) location.reload();
       else say("login refused: " + (await failure(res)), true);
     });
