@@ -197,6 +197,41 @@ fn each_account_gets_its_rights_on_every_door() {
     assert_eq!(page(&["-X", "POST", &url("/.ferry/logout")]), 204);
     assert_eq!(page(&["-T", b, &url("/alice/page2.txt")]), 401);
 
+    // Every change is in the audit trail: who, from where, what, how.
+    let trail = std::fs::read_to_string(srv.state.join("audit.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = trail
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let has = |who: &str, door: &str, what: &str, path: &str, ok: bool| {
+        lines.iter().any(|l| {
+            l["who"] == who
+                && l["door"] == door
+                && l["what"] == what
+                && l["path"].as_str().is_some_and(|p| p.contains(path))
+                && (l["result"] == "ok") == ok
+                && l["from"] == "127.0.0.1"
+                && l["at"].as_str().is_some_and(|t| t.ends_with('Z'))
+        })
+    };
+    assert!(has("alice", "http", "PUT", "/alice/a.txt", true), "{trail}");
+    assert!(has("alice", "http", "PUT", "/top.txt", false), "{trail}");
+    assert!(
+        has("alice", "http", "DELETE", "/alice/a.txt", true),
+        "{trail}"
+    );
+    assert!(
+        has("dropper", "http", "PUT", "/drop/d.txt", true),
+        "{trail}"
+    );
+    assert!(has("-", "http", "PUT", "/anon.txt", false), "{trail}");
+    assert!(
+        has("alice", "native", "put", "/alice/n.txt", true),
+        "{trail}"
+    );
+    assert!(has("alice", "native", "put", "/n.txt", false), "{trail}");
+    assert!(!trail.contains("password"), "{trail}");
+
     // Nothing refused was written.
     for never in [
         "anon.txt",

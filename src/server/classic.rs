@@ -28,6 +28,7 @@ pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, c
         stream,
         buf: initial,
         ctx,
+        peer,
     };
     match c.run().await {
         Ok(()) => debug!("classic connection closed"),
@@ -41,6 +42,7 @@ struct Classic {
     stream: Stream,
     buf: BytesMut,
     ctx: Arc<Ctx>,
+    peer: SocketAddr,
 }
 
 /// What to do after a request.
@@ -126,7 +128,20 @@ impl Classic {
                     self.reply_error("put needs filesize").await?;
                     return Ok(Next::Close);
                 };
-                match self.put(rel, size).await? {
+                let done = self.put(rel.clone(), size).await?;
+                let outcome = match &done {
+                    Ok(_) => "ok",
+                    Err(why) => why.as_str(),
+                };
+                self.ctx.audit.record(&super::audit::Change {
+                    who: "-",
+                    from: self.peer.ip(),
+                    door: "classic",
+                    what: "put",
+                    path: &rel.to_string(),
+                    result: outcome,
+                });
+                match done {
                     Ok(sha256) => {
                         info!(file = %name, size, "classic put stored");
                         self.reply(&ClassicReply {

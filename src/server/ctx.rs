@@ -22,6 +22,8 @@ pub(crate) struct Ctx {
     /// The WebDAV door's locks and dead properties.
     pub(crate) dav: http::dav::Dav,
     pub(crate) gate: Gate,
+    /// Where every change is recorded.
+    pub(crate) audit: super::audit::Audit,
     pub(crate) limits: Arc<ConnLimits>,
     /// Running commands, in all and per client address.
     pub(crate) exec_slots: Arc<ConnLimits>,

@@ -11,6 +11,7 @@
 //! `abort` makes in-flight transfers give up cleanly (partial uploads
 //! removed, an error frame sent). Then every connection task has ended.
 
+mod audit;
 mod auth;
 pub(crate) mod chat;
 mod classic;
@@ -130,6 +131,7 @@ impl Server {
             names,
             chat,
             gate: Gate::new(config.token.clone(), config.accounts.clone()),
+            audit: audit::Audit::new(&config.state_dir),
             limits: ConnLimits::new(config.limits.clone()),
             exec_slots: ConnLimits::new(crate::config::Limits {
                 max_connections: config.exec.jobs,

@@ -116,8 +116,29 @@ impl Session {
             }
             let started = std::time::Instant::now();
             let summary = describe(&req);
+            let who = self.who();
             let result = self.handle(req, head.body_len).await;
             let ms = started.elapsed().as_millis() as u64;
+            if matches!(
+                op,
+                "put" | "commit" | "rm" | "mkdir" | "mv" | "exec" | "share"
+            ) {
+                let outcome = match &result {
+                    Ok(()) => "ok".to_string(),
+                    Err(Fail::Reply(code, msg) | Fail::Fatal(code, msg)) => {
+                        format!("{code}: {msg}")
+                    }
+                    Err(Fail::Conn(e)) => format!("connection lost: {e}"),
+                };
+                self.ctx.audit.record(&super::audit::Change {
+                    who: self.ctx.files.policy().name_of(self.who.unwrap_or(who)),
+                    from: self.peer.ip(),
+                    door: "native",
+                    what: op,
+                    path: &summary,
+                    result: &outcome,
+                });
+            }
             match result {
                 Ok(()) if matches!(op, "hello" | "auth") => debug!(op, ms, "ok"),
                 Ok(()) => info!(op, target = %summary, ms, "ok"),

@@ -134,6 +134,30 @@ fn presented(headers: &HeaderMap, policy: &access::Policy) -> Option<Presented> 
     None
 }
 
+/// Who `headers` claim to be, for the audit trail, without checking a
+/// password or the token (the answer's status says whether it held): an
+/// account's name, `admin`, `link:ID`, or `-`.
+pub fn claimed(web: &Web, headers: &HeaderMap) -> String {
+    let policy = web.ctx.files.policy();
+    if !web.ctx.gate.enabled() {
+        return policy.name_of(policy.newcomer()).to_string();
+    }
+    match presented(headers, policy) {
+        Some(Presented::Login(name, _)) => return name,
+        Some(Presented::Token(_)) => return "admin".into(),
+        None => {}
+    }
+    if let Some(who) = cookie(headers, COOKIE).and_then(|id| web.ctx.sessions.who(id)) {
+        return policy.name_of(who).to_string();
+    }
+    if let Some(link) = cookie(headers, SHARE_COOKIE) {
+        if let Ok(g) = policy.links.open(link) {
+            return format!("link:{}", g.id);
+        }
+    }
+    "-".into()
+}
+
 /// Works out who `headers` belong to; a wrong token or password is
 /// answered 401, and too many of them lately 429.
 pub async fn who(web: &Web, headers: &HeaderMap) -> Result<Who, Response> {

@@ -107,7 +107,12 @@ pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, c
         let method = req.method().clone();
         let uri = req.uri().clone();
         let version = req.version();
+        // A change is audited with who it claims to be (a refusal says
+        // whether the claim held).
+        let claimed = (misdirected.is_none() && changes(&method, &uri))
+            .then(|| auth::claimed(&web, req.headers()));
         async move {
+            let audit_web = claimed.as_ref().map(|_| web.clone());
             let mut res = if let Some(res) = misdirected {
                 res
             } else if direct {
@@ -116,6 +121,22 @@ pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, c
                 let Ok(res) = app.oneshot(req).await;
                 res
             };
+            if let (Some(who), Some(web)) = (claimed, audit_web) {
+                let status = res.status();
+                let result = if status.is_success() || status.is_redirection() {
+                    "ok".to_string()
+                } else {
+                    status.to_string()
+                };
+                web.ctx.audit.record(&crate::server::audit::Change {
+                    who: &who,
+                    from: web.peer.ip(),
+                    door: "http",
+                    what: method.as_str(),
+                    path: &escape(uri.path()),
+                    result: &result,
+                });
+            }
             secure(&mut res);
             // Logged once the body is sent (or given up on), with the
             // bytes that really went: none for HEAD, part of one cut off.
@@ -184,6 +205,14 @@ fn misdirected<B>(ctx: &Ctx, req: &Request<B>) -> Option<Response> {
             "this server does not answer to the name {shown}; if that is one of its names, start it with --allow-host {shown}"
         ),
     ))
+}
+
+/// Whether a request asks for a change to be audited: any method but the
+/// reads, on a path of the share or a tus upload.
+fn changes(method: &axum::http::Method, uri: &axum::http::Uri) -> bool {
+    let read = matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS" | "PROPFIND");
+    let own = uri.path().starts_with(PREFIX) && !uri.path().starts_with("/.ferry/tus");
+    !read && !own
 }
 
 /// A request RFC 9112 (section 3.2) says to refuse: an HTTP/1.1 one
