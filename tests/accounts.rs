@@ -333,3 +333,38 @@ fn bad_accounts_stop_the_server() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
 }
+
+/// Commands run only for accounts with the exec right (and the token).
+#[test]
+fn commands_run_only_for_accounts_with_the_right() {
+    let root = tempfile::tempdir().unwrap();
+    let etc = tempfile::tempdir().unwrap();
+    let cfg = etc.path().join("ferry.toml");
+    let text = format!(
+        "[users.runner]\npassword_hash = \"{}\"\nexec = true\n\n[users.alice]\npassword_hash = \"{}\"\n",
+        hash("runner-password"),
+        hash("alice-password"),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let srv = spawn_bin_server(
+        root.path(),
+        &["--allow-exec", "--config", cfg.to_str().unwrap()],
+        &[],
+    );
+    let host = format!("127.0.0.1:{}", srv.port);
+    let runner = [
+        ("FERRY_USER", "runner"),
+        ("FERRY_PASSWORD", "runner-password"),
+    ];
+    let (code, out, err) = run_cli(&["exec", &host, "echo", "ran"], &runner);
+    assert_eq!((code, out.trim()), (0, "ran"), "{err}");
+    let alice = [
+        ("FERRY_USER", "alice"),
+        ("FERRY_PASSWORD", "alice-password"),
+    ];
+    let (code, out, err) = run_cli(&["exec", &host, "echo", "ran"], &alice);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("running commands"), "{err}");
+    let (code, _, _) = run_cli(&["exec", &host, "echo", "ran"], &[]);
+    assert_ne!(code, 0);
+}
