@@ -31,7 +31,17 @@ pub fn escape(s: &str) -> Cow<'_, str> {
 fn needs_escape(c: char) -> bool {
     c == '\\'
         || c.is_control()
-        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+        || matches!(
+            c,
+            '\u{00ad}'
+                | '\u{061c}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+        )
 }
 
 #[cfg(test)]
@@ -46,5 +56,15 @@ mod tests {
         assert_eq!(escape("x\u{202e}y"), "x\\u{202e}y");
         assert_eq!(escape("back\\slash"), "back\\\\slash");
         assert!(!escape("\u{9b}31m").contains('\u{9b}'));
+        // Invisible format characters and line separators show as escapes.
+        for c in [
+            '\u{ad}', '\u{61c}', '\u{2028}', '\u{2029}', '\u{2060}', '\u{feff}',
+        ] {
+            let shown = escape(&format!("a{c}b")).into_owned();
+            assert!(
+                !shown.contains(c) && shown.contains("\\u{"),
+                "{c:?} -> {shown}"
+            );
+        }
     }
 }
