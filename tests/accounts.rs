@@ -368,3 +368,47 @@ fn commands_run_only_for_accounts_with_the_right() {
     let (code, _, _) = run_cli(&["exec", &host, "echo", "ran"], &[]);
     assert_ne!(code, 0);
 }
+
+/// In the chat an account's name is its own: guests cannot take it, and
+/// an account logged in chats under it.
+#[test]
+fn chat_names_of_accounts_are_theirs() {
+    let root = tempfile::tempdir().unwrap();
+    let etc = tempfile::tempdir().unwrap();
+    let cfg = etc.path().join("ferry.toml");
+    let text = format!(
+        "[users.alice]\npassword_hash = \"{}\"\n",
+        hash("alice-password")
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let srv = spawn_bin_server(root.path(), &["--config", cfg.to_str().unwrap()], &[]);
+    let host = format!("127.0.0.1:{}", srv.port);
+    let (code, _, err) = run_cli(&["chat", &host, "--nick", "Alice", "--send", "hi"], &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("belongs to an account"), "{err}");
+    let alice = [
+        ("FERRY_USER", "alice"),
+        ("FERRY_PASSWORD", "alice-password"),
+    ];
+    let (code, _, err) = run_cli(&["chat", &host, "--send", "hello as alice"], &alice);
+    assert_eq!(code, 0, "{err}");
+    // The text door's guests cannot rename to it either.
+    use std::io::{BufRead, BufReader};
+    let mut nc = std::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+    nc.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    nc.write_all(b"/nick alice\n").unwrap();
+    let mut reader = BufReader::new(nc.try_clone().unwrap());
+    let mut said = String::new();
+    for _ in 0..20 {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        said.push_str(&line);
+        if line.contains("belongs to an account") {
+            break;
+        }
+    }
+    assert!(said.contains("belongs to an account"), "{said}");
+}

@@ -233,6 +233,14 @@ impl Policy {
         }
     }
 
+    /// The account `who` is logged in as, if any.
+    pub fn account_name(&self, who: Who) -> Option<&str> {
+        match who {
+            Who::User(i) => self.accounts.get(i as usize).map(|a| a.name.as_str()),
+            _ => None,
+        }
+    }
+
     /// Who a link's maker is now: `admin` is the token holder; an account
     /// that is gone makes nobody.
     fn maker(&self, by: &str) -> Option<Who> {

@@ -19,7 +19,8 @@ use crate::text::escape;
 pub struct ChatArgs {
     /// HOST[:PORT] of the server.
     pub remote: String,
-    /// Nickname. [default: $USER, or a guest name from the server]
+    /// Nickname. [default: the account logged in to (FERRY_USER), else
+    /// $USER, else a guest name from the server]
     #[arg(long)]
     pub nick: Option<String>,
     /// Room to join (repeatable; the first is where your lines go).
@@ -43,7 +44,12 @@ pub(super) async fn run(args: ChatArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Logged in to an account, the account's name (the server gives it
+    // when none is asked for).
     let nick = args.nick.clone().or_else(|| {
+        if crate::access::accounts::login_user().is_some() {
+            return None;
+        }
         std::env::var("USER")
             .ok()
             .filter(|u| crate::chat::hub::check_nick(u).is_ok())

@@ -469,6 +469,7 @@ fn push_line(out: &mut Vec<u8>, ev: &Delivery) {
 pub(super) async fn native(
     conn: &mut Connection,
     ctx: &Arc<Ctx>,
+    who: crate::access::Who,
     nick: Option<String>,
     rooms: Vec<String>,
     since_ms: Option<i64>,
@@ -479,8 +480,9 @@ pub(super) async fn native(
             "this server does not run the chat".into(),
         ));
     };
+    let owner = ctx.files.policy().account_name(who);
     let (mut member, mut events) = hub
-        .connect_since(nick.as_deref(), &rooms, since_ms)
+        .connect_as(nick.as_deref(), &rooms, since_ms, owner)
         .map_err(|e| {
             let code = if e.contains("taken") {
                 ErrorCode::Exists

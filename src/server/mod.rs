@@ -120,7 +120,10 @@ impl Server {
             None => None,
         };
         let chat = if config.chat.enabled {
-            Some(ctx::open_chat(&config)?)
+            let hub = ctx::open_chat(&config)?;
+            // Account names are theirs alone in the chat.
+            hub.reserve(config.accounts.iter().map(|a| a.name.clone()));
+            Some(hub)
         } else {
             None
         };

@@ -276,7 +276,8 @@ impl Session {
                 since_ms,
             } => {
                 self.require(Action::Chat, &RelPath::root())?;
-                super::chat::native(&mut self.conn, &self.ctx, nick, rooms, since_ms).await
+                let who = self.who();
+                super::chat::native(&mut self.conn, &self.ctx, who, nick, rooms, since_ms).await
             }
             Request::Stdin
             | Request::Cancel

@@ -176,11 +176,11 @@ pub fn room_key(r: &str) -> Result<String, String> {
     }
 }
 
-pub(super) fn free_guest(st: &State) -> String {
+pub(super) fn free_guest(st: &State, allowed: impl Fn(&str) -> bool) -> String {
     let mut n = st.next_id + 1;
     loop {
         let nick = format!("guest{n}");
-        if !st.nicks.contains_key(&nick) {
+        if !st.nicks.contains_key(&nick) && allowed(&nick) {
             return nick;
         }
         n += 1;

@@ -36,6 +36,7 @@ use super::store::History;
 mod deliver;
 mod limits;
 mod member;
+mod names;
 #[cfg(test)]
 mod tests;
 
@@ -70,6 +71,9 @@ pub struct Hub {
     limits: ChatLimits,
     history: Option<History>,
     state: Mutex<State>,
+    /// Lower-cased names only their accounts may chat under (see
+    /// [`Hub::reserve`]).
+    reserved: std::sync::RwLock<std::collections::HashSet<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -87,6 +91,9 @@ struct State {
 #[derive(Debug)]
 struct Client {
     nick: String,
+    /// The account it is logged in as (lower-cased), which may use its
+    /// own reserved name.
+    owner: Option<String>,
     /// The client's queue.
     out: Outbox,
     /// The socket, for a plain-text client.
@@ -121,6 +128,7 @@ impl Hub {
                 limits,
                 ..State::default()
             }),
+            reserved: Default::default(),
         })
     }
 
@@ -153,6 +161,23 @@ impl Hub {
         rooms: &[String],
         since_ms: Option<i64>,
     ) -> Result<(Member, Events), String> {
+        self.connect_as(nick, rooms, since_ms, None)
+    }
+
+    /// As [`Hub::connect_since`], for a client logged in as the account
+    /// `owner`: it may use its account's name, which it gets when it asks
+    /// for none.
+    pub fn connect_as(
+        self: &Arc<Self>,
+        nick: Option<&str>,
+        rooms: &[String],
+        since_ms: Option<i64>,
+        owner: Option<&str>,
+    ) -> Result<(Member, Events), String> {
+        let nick = nick.or(owner);
+        if let Some(n) = nick {
+            self.may_use(n, owner)?;
+        }
         let (out, events) = outbox(self.epoch);
         let dropped = CancellationToken::new();
         let reason = Arc::new(Mutex::new(None));
@@ -166,7 +191,7 @@ impl Hub {
                     }
                     n.to_string()
                 }
-                None => free_guest(&st),
+                None => free_guest(&st, |n| self.may_use(n, None).is_ok()),
             };
             st.next_id += 1;
             let id = st.next_id;
@@ -175,6 +200,7 @@ impl Hub {
                 id,
                 Client {
                     nick,
+                    owner: owner.map(str::to_lowercase),
                     out,
                     inline: None,
                     echo: true,
@@ -342,41 +368,6 @@ impl Hub {
                     && !c.kicked.load(Ordering::Relaxed)
             })
         })
-    }
-
-    fn nick(&self, id: u64, new: &str) -> Result<(), String> {
-        check_nick(new)?;
-        let mut st = self.state();
-        let key = new.to_lowercase();
-        let old = st.clients.get(&id).ok_or("not connected")?.nick.clone();
-        if old == new {
-            return Ok(());
-        }
-        if st.nicks.get(&key).is_some_and(|other| *other != id) {
-            return Err(format!("the nickname {new} is taken"));
-        }
-        st.nicks.remove(&old.to_lowercase());
-        st.nicks.insert(key, id);
-        let rooms = {
-            let c = st.clients.get_mut(&id).ok_or("not connected")?;
-            c.nick = new.to_string();
-            c.rooms.clone()
-        };
-        // Everyone who shares a room with the client, and the client.
-        let mut told: BTreeSet<u64> = BTreeSet::from([id]);
-        for r in &rooms {
-            if let Some(room) = st.rooms.get(r) {
-                told.extend(room.members.iter().copied());
-            }
-        }
-        let ev = Delivery::new(Event::Nick {
-            old,
-            new: new.to_string(),
-        });
-        for m in told {
-            deliver(&st, m, ev.clone());
-        }
-        Ok(())
     }
 
     fn join_since(&self, id: u64, room: &str, since_ms: Option<i64>) -> Result<(), String> {

@@ -116,3 +116,28 @@ fn oversized_and_bad_names_are_refused() {
         );
     }
 }
+
+#[test]
+fn account_names_are_their_accounts_alone() {
+    let hub = Hub::new("srv", ChatLimits::default(), None);
+    hub.reserve(["Alice".to_string(), "guest1".to_string()]);
+    // A guest cannot take an account's name, in any case, nor change to it.
+    assert!(hub.connect(Some("alice"), &[]).is_err());
+    assert!(hub.connect(Some("ALICE"), &[]).is_err());
+    let (guest, _ge) = hub.connect(None, &[]).unwrap();
+    assert_ne!(
+        guest.nick().to_lowercase(),
+        "guest1",
+        "a reserved guest name is skipped"
+    );
+    assert!(hub.nick(guest.id, "alice").is_err());
+    // Another account cannot either; alice can, and gets it by default.
+    assert!(
+        hub.connect_as(Some("alice"), &[], None, Some("bob"))
+            .is_err()
+    );
+    let (a, _ae) = hub.connect_as(None, &[], None, Some("alice")).unwrap();
+    assert_eq!(a.nick(), "alice");
+    // Unreserved names stay free for anyone.
+    assert!(hub.connect(Some("carol"), &[]).is_ok());
+}

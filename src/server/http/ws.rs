@@ -55,9 +55,16 @@ pub async fn upgrade(
         })
         .unwrap_or_default();
     let max = hub.limits().max_message;
+    // A logged-in account chats under its own name (which is its alone).
+    let owner = web
+        .ctx
+        .files
+        .policy()
+        .account_name(who.id)
+        .map(str::to_string);
     ws.max_message_size(max + 1024)
         .max_frame_size(max + 1024)
-        .on_upgrade(move |socket| run(socket, web, hub, nick, rooms))
+        .on_upgrade(move |socket| run(socket, web, hub, nick, rooms, owner))
 }
 
 fn text(ev: &Delivery) -> Message {
@@ -72,22 +79,24 @@ async fn run(
     hub: std::sync::Arc<crate::chat::Hub>,
     nick: Option<String>,
     rooms: Vec<String>,
+    owner: Option<String>,
 ) {
     let (mut tx, mut rx) = socket.split();
-    let (mut member, mut events) = match hub.connect(nick.as_deref(), &rooms) {
-        Ok(m) => m,
-        Err(e) => {
-            let bye = Delivery::new(Event::Bye { reason: e });
-            let _ = tx.send(text(&bye)).await;
-            let _ = tx
-                .send(Message::Close(Some(CloseFrame {
-                    code: 4009,
-                    reason: Utf8Bytes::from_static("refused"),
-                })))
-                .await;
-            return;
-        }
-    };
+    let (mut member, mut events) =
+        match hub.connect_as(nick.as_deref(), &rooms, None, owner.as_deref()) {
+            Ok(m) => m,
+            Err(e) => {
+                let bye = Delivery::new(Event::Bye { reason: e });
+                let _ = tx.send(text(&bye)).await;
+                let _ = tx
+                    .send(Message::Close(Some(CloseFrame {
+                        code: 4009,
+                        reason: Utf8Bytes::from_static("refused"),
+                    })))
+                    .await;
+                return;
+            }
+        };
     info!(nick = %escape(&member.nick()), "chat (web) joined");
     let mut pace = Pace::new(web.ctx.config.chat.rate, web.ctx.config.chat.flood);
     let done = tokio_util::sync::CancellationToken::new();

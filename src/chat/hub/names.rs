@@ -1,0 +1,65 @@
+//! Nicknames: renaming, and the names only their accounts may use.
+
+use std::collections::BTreeSet;
+
+use super::*;
+
+impl Hub {
+    /// Names that only their accounts may chat under: no guest, and no
+    /// other account, can take them (compared without case).
+    pub fn reserve(&self, names: impl IntoIterator<Item = String>) {
+        if let Ok(mut r) = self.reserved.write() {
+            r.extend(names.into_iter().map(|n| n.to_lowercase()));
+        }
+    }
+
+    /// Whether `owner` may chat as `nick`: a reserved name only by its
+    /// own account.
+    pub(super) fn may_use(&self, nick: &str, owner: Option<&str>) -> Result<(), String> {
+        let key = nick.to_lowercase();
+        let reserved = self.reserved.read().is_ok_and(|r| r.contains(&key));
+        if reserved && owner.map(str::to_lowercase).as_deref() != Some(key.as_str()) {
+            return Err(format!(
+                "the nickname {nick} belongs to an account; log in as it to use it"
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn nick(&self, id: u64, new: &str) -> Result<(), String> {
+        check_nick(new)?;
+        let mut st = self.state();
+        let owner = st.clients.get(&id).and_then(|c| c.owner.clone());
+        self.may_use(new, owner.as_deref())?;
+        let key = new.to_lowercase();
+        let old = st.clients.get(&id).ok_or("not connected")?.nick.clone();
+        if old == new {
+            return Ok(());
+        }
+        if st.nicks.get(&key).is_some_and(|other| *other != id) {
+            return Err(format!("the nickname {new} is taken"));
+        }
+        st.nicks.remove(&old.to_lowercase());
+        st.nicks.insert(key, id);
+        let rooms = {
+            let c = st.clients.get_mut(&id).ok_or("not connected")?;
+            c.nick = new.to_string();
+            c.rooms.clone()
+        };
+        // Everyone who shares a room with the client, and the client.
+        let mut told: BTreeSet<u64> = BTreeSet::from([id]);
+        for r in &rooms {
+            if let Some(room) = st.rooms.get(r) {
+                told.extend(room.members.iter().copied());
+            }
+        }
+        let ev = Delivery::new(Event::Nick {
+            old,
+            new: new.to_string(),
+        });
+        for m in told {
+            deliver(&st, m, ev.clone());
+        }
+        Ok(())
+    }
+}
