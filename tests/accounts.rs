@@ -194,6 +194,19 @@ fn each_account_gets_its_rights_on_every_door() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&listing.stdout).contains(r#"data-user="alice""#));
+    // The buttons each folder offers are the rights there.
+    let perms = |p: &str| -> serde_json::Value {
+        let out = Command::new("curl")
+            .args(["-s", "-b", j, &url(&format!("{p}?json"))])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["permissions"].clone()
+    };
+    assert_eq!(perms("/alice/")["upload"], true);
+    assert_eq!(perms("/alice/")["delete"], true);
+    assert_eq!(perms("/")["upload"], false);
+    assert_eq!(perms("/")["delete"], false);
+    assert_eq!(perms("/")["read"], true);
     assert_eq!(page(&["-X", "POST", &url("/.ferry/logout")]), 204);
     assert_eq!(page(&["-T", b, &url("/alice/page2.txt")]), 401);
 

@@ -200,6 +200,18 @@ pub async fn who(web: &Web, headers: &HeaderMap) -> Result<Who, Response> {
     })
 }
 
+/// What `who` may do in the folder `rel` (what the page's buttons offer
+/// there): file rights at that path, exec and chat as they are.
+pub fn rights_at(web: &Web, who: &Who, rel: &crate::files::RelPath) -> Rights {
+    let may = |a: Action| web.ctx.files.check(who.id, a, rel).is_ok();
+    Rights {
+        read: may(Action::Read),
+        upload: may(Action::Create),
+        delete: may(Action::Delete),
+        ..who.perms
+    }
+}
+
 /// 429 with `Retry-After`: too many wrong tokens lately.
 fn throttled(wait: std::time::Duration) -> Response {
     let secs = wait.as_secs().max(1);

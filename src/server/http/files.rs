@@ -270,7 +270,7 @@ async fn folder(
         let mut res = axum::Json(serde_json::json!({
             "path": url_of(&rel, true),
             "entries": entries.iter().map(crate::files::entry::Shown::from).collect::<Vec<_>>(),
-            "permissions": who.perms,
+            "permissions": super::auth::rights_at(web, who, &rel),
             "authenticated": who.authed,
         }))
         .into_response();

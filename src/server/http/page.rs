@@ -129,7 +129,8 @@ pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Re
             when
         ));
     }
-    let perms = serde_json::to_string(&who.perms).unwrap_or_default();
+    // The buttons this folder offers: the rights here, not anywhere.
+    let perms = serde_json::to_string(&super::auth::rights_at(web, who, rel)).unwrap_or_default();
     let body = format!(
         r#"<!doctype html>
 <html lang="en">
