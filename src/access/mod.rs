@@ -279,14 +279,20 @@ impl Policy {
                 }),
                 None => Rights::default(),
             },
-            Who::Link(n) => match self.links.active(n) {
-                Some(l) => within(Rights {
-                    read: !l.upload,
-                    upload: l.upload,
-                    ..Rights::default()
-                }),
-                None => Rights::default(),
-            },
+            // A link adds to what anonymous clients may do; it takes
+            // nothing away (a visitor with a drop link still reads what is
+            // public, and chats).
+            Who::Link(n) => {
+                let anon = self.rights(Who::Anonymous);
+                match self.links.active(n) {
+                    Some(l) => Rights {
+                        read: anon.read || (!l.upload && self.holder.read),
+                        upload: anon.upload || (l.upload && self.holder.upload),
+                        ..anon
+                    },
+                    None => anon,
+                }
+            }
         }
     }
 
@@ -311,20 +317,23 @@ impl Policy {
                 .accounts
                 .get(i as usize)
                 .is_some_and(|a| by_grants(&a.grants, a.exec, a.chat)),
-            // A link: its one action below its path, and no more than its
-            // maker may do there now.
-            Who::Link(n) => self.links.active(n).is_some_and(|l| {
-                let action_ok = if l.upload {
-                    action == Action::Create
-                } else {
-                    action == Action::Read
-                };
-                action_ok
-                    && path.parts().starts_with(l.prefix.parts())
-                    && self
-                        .maker(&l.by)
-                        .is_some_and(|m| self.granted(m, action, path))
-            }),
+            // A link: what anonymous clients may, and its one action below
+            // its path, no more than its maker may do there now.
+            Who::Link(n) => {
+                self.granted(Who::Anonymous, action, path)
+                    || self.links.active(n).is_some_and(|l| {
+                        let action_ok = if l.upload {
+                            action == Action::Create
+                        } else {
+                            action == Action::Read
+                        };
+                        action_ok
+                            && path.parts().starts_with(l.prefix.parts())
+                            && self
+                                .maker(&l.by)
+                                .is_some_and(|m| self.granted(m, action, path))
+                    })
+            }
         }
     }
 
@@ -340,7 +349,7 @@ impl Policy {
             Who::Anonymous if self.token && self.accounts.is_empty() => {
                 Err(Denied::NeedsToken(action))
             }
-            Who::Anonymous => Err(Denied::NeedsLogin(action)),
+            Who::Anonymous | Who::Link(_) => Err(Denied::NeedsLogin(action)),
             _ => Err(Denied::NotGranted(action)),
         }
     }
@@ -456,6 +465,27 @@ mod tests {
         assert_eq!(p.name_of(alice), "alice");
         // An index no account has gets nothing.
         assert!(p.check(Who::User(7), Action::Read, &mine).is_err());
+    }
+
+    #[test]
+    fn a_link_adds_to_what_anonymous_clients_may() {
+        let mut p = policy(true);
+        p.links = Arc::new(links::Links::new(None));
+        let drop = RelPath::parse("drop").unwrap();
+        let (_, token) = p.links.make("admin", &drop, true, 3600);
+        let link = Who::Link(p.links.admit(&token).unwrap());
+        let inside = RelPath::parse("drop/new.txt").unwrap();
+        let outside = RelPath::parse("pub/new.txt").unwrap();
+        assert_eq!(p.check(link, Action::Create, &inside), Ok(()));
+        assert_eq!(
+            p.check(link, Action::Create, &outside),
+            Err(Denied::NeedsLogin(Action::Create))
+        );
+        // Still reads what anyone may, and chats if anyone may.
+        assert_eq!(p.check(link, Action::Read, &outside), Ok(()));
+        assert!(p.rights(link).read && p.rights(link).upload);
+        assert_eq!(p.rights(link).chat, p.rights(Who::Anonymous).chat);
+        assert!(!p.rights(link).delete);
     }
 
     #[test]
