@@ -184,6 +184,11 @@ impl ServeConfig {
                 "--private needs a token or accounts (set FERRY_TOKEN, or `token` or [users.NAME] in the config file)"
             );
         }
+        if private && anonymous_paths.is_some() {
+            bail!(
+                "--private gives anonymous clients nothing, and [anonymous] rights give them something: keep one"
+            );
+        }
         let chat_auth = on(o.chat_auth);
         if chat_auth && !gated {
             bail!(

@@ -165,7 +165,8 @@ pub struct Policy {
     /// Whether there is a token to present at all.
     pub token: bool,
     /// Where anonymous clients may do what, when the config file says so
-    /// (`[anonymous] rights`); still within `anonymous`.
+    /// (`[anonymous] rights`), in place of `anonymous`'s file rights;
+    /// still within the switches.
     pub anonymous_paths: Option<Grants>,
     /// The accounts, in the order of the config file.
     pub accounts: Arc<[Account]>,
@@ -307,10 +308,10 @@ impl Policy {
         match who {
             Who::TokenHolder => true,
             Who::Anonymous if !self.gated() => true,
+            // `[anonymous] rights` say where, in place of the flags'
+            // read-everywhere.
             Who::Anonymous => match &self.anonymous_paths {
-                Some(g) => {
-                    action.allowed_by(&self.anonymous) || by_grants(g, false, self.anonymous.chat)
-                }
+                Some(g) => by_grants(g, false, self.anonymous.chat),
                 None => action.allowed_by(&self.anonymous),
             },
             Who::User(i) => self

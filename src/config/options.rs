@@ -137,8 +137,9 @@ pub struct ServeOptions {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub hidden: Option<bool>,
-    /// Let clients that present the token run commands (`ferry exec`,
-    /// `ferry shell`). Needs a token; never granted without one.
+    /// Let the token holder and accounts with the exec right run commands
+    /// (`ferry exec`, `ferry shell`). Needs a token or accounts; never
+    /// granted to anonymous clients.
     #[arg(
         long,
         env = "FERRY_ALLOW_EXEC",
