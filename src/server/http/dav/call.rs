@@ -30,6 +30,62 @@ pub(crate) struct Call {
     /// empty (a LOCK of an unmapped URL), rather than left unmade (a PUT
     /// cut off before its body).
     pub(super) empty_creates: bool,
+    /// The existing file a COPY or MOVE with `Overwrite: T` replaces, and
+    /// the right that takes: dav-server removes a destination before it
+    /// copies or moves onto it; the removal is left to the copy or move
+    /// itself instead, which replaces the file at once (nothing is lost
+    /// when it fails), and which needs no more right than replacing.
+    pub(super) in_place: Option<(RelPath, Action)>,
+}
+
+/// What the two ends of a COPY or MOVE need, asked before dav-server
+/// starts, so that a refusal is one plain answer rather than a 207 after
+/// half the work: reading the source (moving it, for a MOVE), and at the
+/// destination making a new entry, replacing a file, or (a folder in the
+/// way goes first) deleting. Returns the file a file replaces in place,
+/// if any.
+pub(super) async fn ends(
+    web: &super::super::Web,
+    who: &super::super::auth::Who,
+    method: &str,
+    h: &axum::http::HeaderMap,
+    from: &RelPath,
+) -> Result<Option<(RelPath, Action)>, axum::response::Response> {
+    use super::super::auth::allow;
+    let copy = match method {
+        "COPY" => true,
+        "MOVE" => false,
+        _ => return Ok(None),
+    };
+    let to = super::super::files::destination(&web.ctx, h)?;
+    let (f, t) = (from.clone(), to.clone());
+    let (source, there) = web
+        .ctx
+        .files
+        .blocking(move |s| Ok((s.stat(&f).ok(), s.stat(&t).ok())))
+        .await
+        .unwrap_or((None, None));
+    let file_from = source.is_some_and(|e| e.kind != EntryKind::Dir);
+    let file_there = there.as_ref().is_some_and(|e| e.kind != EntryKind::Dir);
+    let at_dest = match (copy, &there) {
+        (false, _) => Action::Move,
+        (true, None) => Action::Create,
+        (true, Some(_)) if file_there => Action::Replace,
+        (true, Some(_)) => Action::Delete,
+    };
+    allow(
+        who,
+        web,
+        h,
+        if copy { Action::Read } else { Action::Move },
+        from,
+    )?;
+    allow(who, web, h, at_dest, &to)?;
+    let overwrite = !h
+        .get("overwrite")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"F"));
+    // A file onto a file; a folder onto a file still removes the file first.
+    Ok((file_from && file_there && overwrite).then_some((to, at_dest)))
 }
 
 /// An upload letting go of what a cut-off PUT left, or making the empty

@@ -177,7 +177,20 @@ impl GuardedFileSystem<Call> for FerryFs {
     }
 
     fn remove_file<'a>(&'a self, path: &'a DavPath, call: &'a Call) -> FsFuture<'a, ()> {
-        self.remove(path, call).boxed()
+        async move {
+            // The file a COPY or MOVE is about to replace stays until it
+            // is replaced (see `Call::in_place`).
+            if let Some((to, right)) = &call.in_place {
+                let rel = call.rel(path)?;
+                if &rel == to {
+                    call.check(*right, &rel)?;
+                    call.props().remove(&rel);
+                    return Ok(());
+                }
+            }
+            self.remove(path, call).await
+        }
+        .boxed()
     }
 
     fn rename<'a>(
@@ -191,7 +204,8 @@ impl GuardedFileSystem<Call> for FerryFs {
             call.check(Action::Move, &f)?;
             call.check(Action::Move, &t)?;
             let (ff, tt) = (f.clone(), t.clone());
-            call.store(move |s| s.rename(&ff, &tt, false)).await?;
+            let replace = call.in_place.as_ref().is_some_and(|(to, _)| to == &t);
+            call.store(move |s| s.rename(&ff, &tt, replace)).await?;
             call.props().rename(&f, &t);
             Ok(())
         }

@@ -95,7 +95,12 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
     }
     // Asked here first so that a refusal says why, and a client without
     // the token is asked for it (401) on a write, not on the mount.
-    if let Err(r) = auth::allow(who, web, h, action.unwrap_or(Action::Read), &rel) {
+    // A COPY reads its source; its destination is asked about below.
+    let at_source = match parts.method.as_str() {
+        "COPY" => Action::Read,
+        _ => action.unwrap_or(Action::Read),
+    };
+    if let Err(r) = auth::allow(who, web, h, at_source, &rel) {
         return r;
     }
     let put = parts.method == Method::PUT;
@@ -118,6 +123,10 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
         Ok(m) => m,
         Err(r) => return r,
     };
+    let in_place = match call::ends(web, who, parts.method.as_str(), h, &rel).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let call = call::Call {
         ctx: web.ctx.clone(),
         who: who.id,
@@ -126,6 +135,7 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
         abandoned: Arc::default(),
         // RFC 4918 7.3: a LOCK of an unmapped URL makes an empty file.
         empty_creates: parts.method.as_str() == "LOCK",
+        in_place,
     };
     // dav-server lets a litmus run ask for any depth; not here.
     parts.headers.remove("x-litmus");
