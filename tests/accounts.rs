@@ -11,27 +11,6 @@ use std::process::{Command, Stdio};
 
 use common::{run_cli, spawn_bin_server};
 
-/// The hash `ferry passwd` prints for `password`, given on standard input.
-fn hash(password: &str) -> String {
-    let mut child = Command::new(common::ferry_bin())
-        .arg("passwd")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let h = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert!(h.starts_with("$argon2id$"), "{h}");
-    h
-}
-
 /// The answer's status to `curl` with `args`.
 fn status(args: &[&str]) -> u16 {
     let out = Command::new("curl")
@@ -57,9 +36,9 @@ rights = ["/drop:upload"]
 [users.reader]
 password_hash = "{reader}"
 "#,
-        alice = hash("alice-password"),
-        dropper = hash("dropper-password"),
-        reader = hash("reader-password"),
+        alice = common::passwd_hash("alice-password"),
+        dropper = common::passwd_hash("dropper-password"),
+        reader = common::passwd_hash("reader-password"),
     );
     std::fs::write(&cfg, text).unwrap();
     cfg
@@ -267,7 +246,7 @@ fn each_account_gets_its_rights_on_every_door() {
 #[test]
 fn bad_accounts_stop_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    let good = hash("some-password");
+    let good = common::passwd_hash("some-password");
     for (text, named) in [
         (
             "[users.\"a b\"]\npassword_hash = \"x\"\n".to_string(),
@@ -355,8 +334,8 @@ fn commands_run_only_for_accounts_with_the_right() {
     let cfg = etc.path().join("ferry.toml");
     let text = format!(
         "[users.runner]\npassword_hash = \"{}\"\nexec = true\n\n[users.alice]\npassword_hash = \"{}\"\n",
-        hash("runner-password"),
-        hash("alice-password"),
+        common::passwd_hash("runner-password"),
+        common::passwd_hash("alice-password"),
     );
     std::fs::write(&cfg, text).unwrap();
     let srv = spawn_bin_server(
@@ -391,7 +370,7 @@ fn chat_names_of_accounts_are_theirs() {
     let cfg = etc.path().join("ferry.toml");
     let text = format!(
         "[users.alice]\npassword_hash = \"{}\"\n",
-        hash("alice-password")
+        common::passwd_hash("alice-password")
     );
     std::fs::write(&cfg, text).unwrap();
     let srv = spawn_bin_server(root.path(), &["--config", cfg.to_str().unwrap()], &[]);

@@ -6,22 +6,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::{run_cli, spawn_bin_server};
-
-fn hash(password: &str) -> String {
-    let mut child = Command::new(common::ferry_bin())
-        .arg("passwd")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 /// curl with a cookie jar: (status, body).
 fn curl(jar: &std::path::Path, args: &[&str]) -> (u16, String) {
@@ -57,7 +44,7 @@ fn share_links_grant_what_they_say_and_no_more() {
     let cfg = etc.path().join("ferry.toml");
     let text = format!(
         "[users.alice]\npassword_hash = \"{}\"\nrights = [\"/photos:read\", \"/drop:write\"]\n",
-        hash("alice-password")
+        common::passwd_hash("alice-password")
     );
     std::fs::write(&cfg, text).unwrap();
     let srv = spawn_bin_server(

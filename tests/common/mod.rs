@@ -386,3 +386,26 @@ pub fn checked_nothing(why: &str) {
     assert!(!root, "{why}, though the tests run as root");
     eprintln!("{why}: nothing checked");
 }
+
+/// The hash `ferry passwd` prints for `password`, given on standard input.
+#[allow(dead_code)]
+pub fn passwd_hash(password: &str) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new(ferry_bin())
+        .arg("passwd")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let h = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(h.starts_with("$argon2id$"), "{h}");
+    h
+}
