@@ -25,6 +25,7 @@
 //! carry no credentials at all, so they are anonymous only.
 
 mod doors;
+mod traversal;
 
 use std::collections::BTreeMap;
 use std::path::Path;
