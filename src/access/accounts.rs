@@ -217,7 +217,19 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
 /// The account a client logs in to: `FERRY_USER`, whose password it sends
 /// where the token would go (from `FERRY_PASSWORD`); none for the token.
 pub fn login_user() -> Option<String> {
+    if let Some(u) = CHOSEN.get() {
+        return Some(u.clone());
+    }
     std::env::var("FERRY_USER").ok().filter(|u| !u.is_empty())
+}
+
+/// The account named on the command line (`ferry login --user`), over
+/// `FERRY_USER`.
+static CHOSEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names the account this process logs in to.
+pub fn set_login_user(name: &str) {
+    let _ = CHOSEN.set(name.to_string());
 }
 
 #[cfg(test)]

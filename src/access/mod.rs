@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod links;
+pub mod logins;
 
 use std::sync::Arc;
 

@@ -6,6 +6,7 @@ mod discover;
 mod docs;
 mod exec;
 mod files;
+mod login;
 mod output;
 mod passwd;
 mod ping;
@@ -111,6 +112,11 @@ pub enum Command {
     /// Make a link that gives read access to a path, or upload-only access
     /// to a folder, until it expires; list or revoke links.
     Share(share::ShareArgs),
+    /// Log in to an account on a server once (its password, never argv),
+    /// and keep the login token for later commands (0600).
+    Login(login::LoginArgs),
+    /// Forget the login kept for a server.
+    Logout(login::LogoutArgs),
 }
 
 /// How a client subcommand uses TLS; flattened into each of them.
@@ -181,7 +187,9 @@ impl Command {
             Command::Shell(a) => &a.tls,
             Command::Ping(a) => &a.tls,
             Command::Share(a) => &a.tls,
+            Command::Login(a) => &a.tls,
             Command::Serve(_)
+            | Command::Logout(_)
             | Command::Time(_)
             | Command::Subnet(_)
             | Command::Discover(_)
@@ -220,6 +228,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Shell(args) => return exec::shell(args).await,
         Command::Ls(a) => files::ls(a).await,
         Command::Share(a) => share::run(a).await,
+        Command::Login(a) => login::login(a).await,
+        Command::Logout(a) => login::logout(a).await,
         Command::Stat(a) => files::stat(a).await,
         Command::Rm(a) => files::rm(a).await,
         Command::Mkdir(a) => files::mkdir(a).await,
@@ -269,6 +279,12 @@ fn remote(arg: &str) -> Result<Remote, ClientError> {
 /// Connects to the server an address names, with TLS as the flags and the
 /// pins say.
 async fn connect(r: &Remote) -> Result<Client, ClientError> {
+    let token = token_from_env().or_else(|| login::kept(&r.authority()));
+    connect_as(r, token.as_ref()).await
+}
+
+/// Connects as [`connect`] does, presenting `token` (or nothing).
+async fn connect_as(r: &Remote, token: Option<&Secret>) -> Result<Client, ClientError> {
     let policy = TLS.get().cloned().unwrap_or_default().policy()?;
-    Client::connect_with(&r.authority(), token_from_env().as_ref(), &policy).await
+    Client::connect_with(&r.authority(), token, &policy).await
 }

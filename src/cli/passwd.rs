@@ -16,7 +16,7 @@ pub struct PasswdArgs {
 }
 
 /// Reads one line from the terminal without echoing it.
-fn read_hidden(prompt: &str) -> std::io::Result<String> {
+pub(super) fn read_hidden(prompt: &str) -> std::io::Result<String> {
     use nix::sys::termios::{self, LocalFlags, SetArg};
     let stdin = std::io::stdin();
     eprint!("{prompt}");

@@ -38,7 +38,7 @@ pub struct ShareArgs {
 
 /// Seconds in `text`: a number with `s`, `m`, `h` or `d` (seconds alone
 /// without a unit).
-fn seconds(text: &str) -> Result<u64, ClientError> {
+pub(super) fn seconds(text: &str) -> Result<u64, ClientError> {
     let t = text.trim();
     let (n, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((i, _)) => (&t[..i], &t[i..]),

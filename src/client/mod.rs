@@ -273,8 +273,7 @@ impl Client {
                         peer.map(|p| p.to_string()).unwrap_or_default()
                     );
                 }
-                let (user, token) = (crate::access::accounts::login_user(), t.clone());
-                let reply: AuthReply = client.request(&Request::Auth { user, token }).await?;
+                let reply: AuthReply = client.request(&Request::auth(t)).await?;
                 client.hello.permissions = reply.permissions;
                 client.hello.auth_required = false;
             }

@@ -1,7 +1,8 @@
-//! [`Gate`]: checks the shared token, in constant time, and accounts'
+//! [`Gate`]: checks the shared token, in constant time, accounts'
 //! passwords (argon2id, once per session: a login that succeeded is
-//! remembered for [`REMEMBER`]), and throttles guessing per source
-//! address, per account and in all.
+//! remembered for [`REMEMBER`]) and their login tokens (see
+//! [`crate::access::logins`]), and throttles guessing per source address,
+//! per account and in all.
 //!
 //! Every attempt takes a turn before it is checked, as if it were going to
 //! fail; a success gives the turn back and forgets the address. So many
@@ -72,6 +73,8 @@ pub struct Gate {
     remembered: Mutex<HashMap<[u8; 32], (u32, Instant)>>,
     /// This process's key for those digests (never stored).
     key: [u8; 32],
+    /// Accounts' login tokens, when the server has accounts.
+    logins: Option<crate::access::logins::Logins>,
 }
 
 /// Spacing after `failures` failures: 250 ms doubling, up to 5 s.
@@ -103,7 +106,23 @@ impl Gate {
             }),
             remembered: Mutex::new(HashMap::new()),
             key,
+            logins: None,
         }
+    }
+
+    /// The gate, taking accounts' login tokens signed with `logins`.
+    pub fn with_logins(self, logins: crate::access::logins::Logins) -> Gate {
+        Gate {
+            logins: Some(logins),
+            ..self
+        }
+    }
+
+    /// A login token for the account at `index`, good for `life` seconds:
+    /// (token, when it ends).
+    pub fn mint(&self, index: u32, life: u64) -> Option<(String, u64)> {
+        let account = self.accounts.get(index as usize)?;
+        Some(self.logins.as_ref()?.mint(account, life))
     }
 
     /// Whether there is anything to log in with (a token or accounts).
@@ -263,6 +282,11 @@ impl Gate {
 
     /// Checks `candidate` once its turn has come (see the module docs).
     pub async fn check(&self, ip: IpAddr, candidate: &Secret) -> Verdict {
+        if let Some(logins) = &self.logins {
+            if crate::access::logins::Logins::looks_like(candidate.expose()) {
+                return self.login_token(ip, logins, candidate).await;
+            }
+        }
         let Some(token) = &self.token else {
             return if self.accounts.is_empty() {
                 Verdict::Right
@@ -289,6 +313,30 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// Checks an account's login token once its turn has come.
+    async fn login_token(
+        &self,
+        ip: IpAddr,
+        logins: &crate::access::logins::Logins,
+        candidate: &Secret,
+    ) -> Verdict {
+        let Some(at) = self.take_turn(ip, None) else {
+            return Verdict::Throttled(self.delay_for(ip).max(Duration::from_secs(1)));
+        };
+        if at > Instant::now() {
+            tokio::time::sleep_until(at).await;
+        }
+        match logins.open(candidate.expose(), &self.accounts) {
+            Some(i) => {
+                self.succeeded(ip, None);
+                Verdict::User(i)
+            }
+            None => Verdict::Wrong,
+        }
+    }
+}
+
 /// A hash no password matches, checked for names that are no account so
 /// that a wrong name takes as long as a wrong password.
 fn dummy_hash() -> &'static str {
@@ -304,6 +352,8 @@ fn dummy_hash() -> &'static str {
 pub enum Verdict {
     /// The token is right (or none is set).
     Right,
+    /// A login token of the account at this index.
+    User(u32),
     /// The token was checked and is wrong.
     Wrong,
     /// Not checked: the address (or everyone) has failed too often lately;
@@ -312,9 +362,13 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// Whether the token was right.
-    pub fn is_right(self) -> bool {
-        self == Verdict::Right
+    /// Who the token makes its holder, when it was right.
+    pub fn who(self) -> Option<crate::access::Who> {
+        match self {
+            Verdict::Right => Some(crate::access::Who::TokenHolder),
+            Verdict::User(i) => Some(crate::access::Who::User(i)),
+            Verdict::Wrong | Verdict::Throttled(_) => None,
+        }
     }
 }
 
@@ -336,7 +390,10 @@ mod tests {
         assert_eq!(g.delay_for(ip), Duration::from_millis(500));
         assert_eq!(g.delay_for(other), Duration::ZERO);
         let start = Instant::now();
-        assert!(g.check(ip, &Secret::new("right-token")).await.is_right());
+        assert_eq!(
+            g.check(ip, &Secret::new("right-token")).await,
+            Verdict::Right
+        );
         assert!(start.elapsed() >= Duration::from_millis(500));
         assert_eq!(g.delay_for(ip), Duration::ZERO);
     }
@@ -367,7 +424,7 @@ mod tests {
                 }
                 Verdict::Wrong => {}
                 Verdict::Throttled(_) => throttled += 1,
-                Verdict::Right => panic!("a wrong token passed"),
+                Verdict::Right | Verdict::User(_) => panic!("a wrong token passed"),
             }
         }
         // Turns further than 20 s away are refused unchecked, at once.
@@ -405,10 +462,10 @@ mod tests {
             "{in_first_second} checked in the first second"
         );
         // A right token still gets through once its turn comes.
-        assert!(
+        assert_eq!(
             g.check("192.0.2.1".parse().unwrap(), &Secret::new("right-token"))
-                .await
-                .is_right()
+                .await,
+            Verdict::Right
         );
     }
 }

@@ -133,7 +133,7 @@ impl Server {
             upload_key: std::sync::OnceLock::new(),
             names,
             chat,
-            gate: Gate::new(config.token.clone(), config.accounts.clone()),
+            gate: gate(&config),
             audit: audit::Audit::new(&config.state_dir),
             limits: ConnLimits::new(config.limits.clone()),
             exec_slots: ConnLimits::new(crate::config::Limits {
@@ -291,6 +291,17 @@ fn announce(ctx: &Ctx, tcp_port: u16) -> Option<crate::discovery::mdns::Announce
             None
         }
     }
+}
+
+/// The gate of `config`'s token and accounts (with their login tokens'
+/// key, in the state folder, when there are accounts).
+fn gate(config: &ServeConfig) -> Gate {
+    let g = Gate::new(config.token.clone(), config.accounts.clone());
+    if config.accounts.is_empty() {
+        return g;
+    }
+    let key = crate::secret::state_key(&config.state_dir, "login.key", "login tokens");
+    g.with_logins(crate::access::logins::Logins::new(key))
 }
 
 #[cfg(test)]

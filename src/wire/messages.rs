@@ -179,10 +179,18 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         revoke: Option<String>,
     },
+    /// Makes a login token for the account logged in with its password on
+    /// this connection (`ferry login`): what `auth` takes in place of the
+    /// password from then on.
+    Login {
+        /// Seconds the token lasts (default 90 days, at most a year).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires: Option<u64>,
+    },
 }
 
-// The share request's answer lives beside it.
-pub use super::share::{ShareInfo, ShareReply};
+// The share and login requests' answers live beside them.
+pub use super::share::{LoginReply, ShareInfo, ShareReply};
 
 fn yes() -> bool {
     true
@@ -194,6 +202,17 @@ impl Request {
         Request::Hello {
             versions: SUPPORTED_VERSIONS.to_vec(),
             client: crate::SOFTWARE.to_string(),
+        }
+    }
+
+    /// The `auth` request presenting `token`: a password goes with its
+    /// account's name (`FERRY_USER`); the server's token and a login
+    /// token, which stands for its account, go alone.
+    pub fn auth(token: &Secret) -> Request {
+        let login_token = crate::access::logins::Logins::looks_like(token.expose());
+        Request::Auth {
+            user: crate::access::accounts::login_user().filter(|_| !login_token),
+            token: token.clone(),
         }
     }
 
@@ -221,6 +240,7 @@ impl Request {
             Request::Chat { .. } => "chat",
             Request::Say { .. } => "say",
             Request::Share { .. } => "share",
+            Request::Login { .. } => "login",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The answer to the native `share` request (see `Request::Share`).
+//! The answers to the native `share` and `login` requests (see
+//! `Request::Share` and `Request::Login`).
 
 use serde::{Deserialize, Serialize};
 
@@ -28,4 +29,13 @@ pub struct ShareInfo {
     pub until: u64,
     /// Whether it was revoked.
     pub revoked: bool,
+}
+
+/// Reply to `login`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LoginReply {
+    /// The login token (never logged).
+    pub token: crate::secret::Secret,
+    /// When it ends (seconds since the epoch).
+    pub until: u64,
 }

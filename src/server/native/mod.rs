@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use serde::Serialize;
 use sha2::Sha256;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::Ctx;
 use super::fail::Fail;
@@ -18,16 +18,13 @@ use crate::files::part::hash_prefix;
 use crate::files::pipe::spawn_reader;
 use crate::files::{BodySource, Broke, FilesError, OnBreak, RelPath, UploadOptions};
 use crate::ids::hex;
-use crate::secret::Secret;
 use crate::text::escape;
 use crate::wire::body::send_body;
 use crate::wire::messages::{
-    AuthReply, Count, Digest, Done, EntryBatch, ErrorCode, GetStart, HelloReply, Mtime, PutReady,
-    Request, SUPPORTED_VERSIONS, TreeEntry,
+    Count, Digest, Done, EntryBatch, ErrorCode, GetStart, HelloReply, Mtime, PutReady, Request,
+    SUPPORTED_VERSIONS, TreeEntry,
 };
 use crate::wire::{ConnError, Connection, Kind, Stream};
-
-use super::auth::Verdict;
 
 /// Entries per `Partial` frame of a listing: well under the header cap even
 /// with 255-byte names.
@@ -38,6 +35,8 @@ pub(crate) const MAX_PLAN_BODY: u64 = 32 * 1024 * 1024;
 /// Wrong tokens tolerated on one connection before it is closed.
 const MAX_AUTH_FAILURES: u32 = 3;
 
+mod login;
+
 /// Serves one native connection to its end.
 pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, ctx: Arc<Ctx>) {
     let conn = Connection::from_stream(stream, initial, ctx.config.deadlines);
@@ -47,6 +46,7 @@ pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, c
         peer,
         who: None,
         auth_failures: 0,
+        by_password: false,
     };
     match session.run().await {
         Ok(()) | Err(ConnError::Closed) => debug!("connection closed"),
@@ -62,6 +62,9 @@ struct Session {
     /// `None` until `hello`.
     who: Option<Who>,
     auth_failures: u32,
+    /// Whether `who` logged in with a password here (not a login token):
+    /// only that makes new login tokens.
+    by_password: bool,
 }
 
 impl Session {
@@ -202,6 +205,7 @@ impl Session {
                 self.ok(&reply).await
             }
             Request::Auth { user: None, token } => self.auth(&token).await,
+            Request::Login { expires } => self.mint(expires).await,
             Request::Auth {
                 user: Some(name),
                 token,
@@ -320,61 +324,6 @@ impl Session {
             permissions: perms,
         };
         self.ok(&reply).await
-    }
-
-    async fn auth(&mut self, token: &Secret) -> Result<(), Fail> {
-        let verdict = self.ctx.gate.check(self.peer.ip(), token).await;
-        if let Verdict::Throttled(wait) = verdict {
-            return Err(Fail::Fatal(
-                ErrorCode::Busy,
-                format!(
-                    "too many wrong tokens from your address lately; try again in {} s",
-                    wait.as_secs().max(1)
-                ),
-            ));
-        }
-        if verdict.is_right() {
-            self.who = Some(Who::TokenHolder);
-            info!("authenticated");
-            let permissions = self.ctx.files.policy().rights(Who::TokenHolder).into();
-            return self.ok(&AuthReply { permissions }).await;
-        }
-        self.auth_failures += 1;
-        warn!(failures = self.auth_failures, "wrong token");
-        let msg = "wrong token".to_string();
-        if self.auth_failures >= MAX_AUTH_FAILURES {
-            return Err(Fail::Fatal(ErrorCode::AuthFailed, msg));
-        }
-        Err(Fail::Reply(ErrorCode::AuthFailed, msg))
-    }
-
-    /// Logs in to the account `name`.
-    async fn login(&mut self, name: &str, password: &Secret) -> Result<(), Fail> {
-        match self.ctx.gate.login(self.peer.ip(), name, password).await {
-            Ok(i) => {
-                let who = Who::User(i);
-                self.who = Some(who);
-                info!(user = %crate::text::escape(name), "logged in");
-                let permissions = self.ctx.files.policy().rights(who).into();
-                self.ok(&AuthReply { permissions }).await
-            }
-            Err(Verdict::Throttled(wait)) => Err(Fail::Fatal(
-                ErrorCode::Busy,
-                format!(
-                    "too many wrong passwords lately; try again in {} s",
-                    wait.as_secs().max(1)
-                ),
-            )),
-            Err(_) => {
-                self.auth_failures += 1;
-                warn!(failures = self.auth_failures, "wrong user name or password");
-                let msg = "wrong user name or password".to_string();
-                if self.auth_failures >= MAX_AUTH_FAILURES {
-                    return Err(Fail::Fatal(ErrorCode::AuthFailed, msg));
-                }
-                Err(Fail::Reply(ErrorCode::AuthFailed, msg))
-            }
-        }
     }
 
     async fn send_batches<T: Serialize>(&mut self, entries: Vec<T>) -> Result<(), Fail> {

@@ -1,0 +1,170 @@
+//! `ferry login`: an account's password once, then a login token kept
+//! 0600 and presented by every later command (and usable as a Bearer
+//! token over HTTP) with exactly the account's rights, until it runs out,
+//! the password changes, or `ferry logout`.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+
+use common::{passwd_hash, run_cli, spawn_bin_server_with_state};
+
+fn curl_status(args: &[&str]) -> u16 {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+}
+
+#[test]
+fn a_login_is_kept_and_stands_for_its_account_until_it_ends() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    std::fs::create_dir(r.join("alice")).unwrap();
+    let etc = tempfile::tempdir().unwrap();
+    let state = etc.path().join("state");
+    let cfg = etc.path().join("ferry.toml");
+    let config = |password: &str| {
+        let text = format!(
+            "[users.alice]\npassword_hash = \"{}\"\nrights = [\"/:read\", \"/alice:write\"]\n",
+            passwd_hash(password)
+        );
+        std::fs::write(&cfg, text).unwrap();
+    };
+    config("alice-password");
+    let srv = spawn_bin_server_with_state(
+        r,
+        &state,
+        &["--allow-all", "--config", cfg.to_str().unwrap()],
+    );
+    let host = format!("127.0.0.1:{}", srv.port);
+    let logins = etc.path().join("conf/logins");
+    let kept = [("FERRY_LOGINS", logins.to_str().unwrap())];
+    let body = etc.path().join("body.txt");
+    std::fs::write(&body, "body").unwrap();
+    let b = body.to_str().unwrap();
+
+    // A wrong password keeps nothing.
+    let (code, _, err) = run_cli(
+        &["login", &host, "--user", "alice"],
+        &[kept[0], ("FERRY_PASSWORD", "wrong-password")],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("wrong user name or password"), "{err}");
+    assert!(!logins.exists());
+
+    // The password on standard input, as a script would give it.
+    let mut child = Command::new(common::ferry_bin())
+        .args(["login", &host, "-u", "alice"])
+        .env("FERRY_LOGINS", &logins)
+        .env_remove("FERRY_PASSWORD")
+        .env_remove("FERRY_USER")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "alice-password").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("as alice until"), "{err}");
+    let mode = std::fs::metadata(&logins).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    let text = std::fs::read_to_string(&logins).unwrap();
+    let (at, token) = text.trim().split_once(' ').unwrap();
+    assert_eq!(at, host);
+    assert!(token.starts_with("ferry1."), "{token}");
+    assert!(!token.contains("alice-password"));
+
+    // Later commands present it: alice's rights, no more.
+    let (code, _, err) = run_cli(&["put", b, &format!("{host}:/alice/n.txt")], &kept);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run_cli(&["put", b, &format!("{host}:/top.txt")], &kept);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not among your account's rights"), "{err}");
+    // And over HTTP as a Bearer token.
+    let bearer = format!("Authorization: Bearer {token}");
+    let url = |p: &str| format!("http://{host}{p}");
+    assert_eq!(
+        curl_status(&["-H", &bearer, "-T", b, &url("/alice/h.txt")]),
+        201
+    );
+    assert_eq!(
+        curl_status(&["-H", &bearer, "-T", b, &url("/top.txt")]),
+        403
+    );
+    // A token changed by one byte is no login.
+    let mut forged = token.to_string().into_bytes();
+    let n = forged.len() - 2;
+    forged[n] = if forged[n] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let bad = format!("Authorization: Bearer {forged}");
+    assert_eq!(
+        curl_status(&["-H", &bad, "-T", b, &url("/alice/f.txt")]),
+        401
+    );
+    // A login token does not make another: that takes the password.
+    let (code, _, err) = run_cli(
+        &["login", &host, "--user", "alice"],
+        &[
+            ("FERRY_LOGINS", etc.path().join("other").to_str().unwrap()),
+            ("FERRY_PASSWORD", token),
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("with its password"), "{err}");
+
+    // A login that has run out.
+    let short = etc.path().join("short");
+    let (code, _, err) = run_cli(
+        &["login", &host, "--user", "alice", "--expires", "1s"],
+        &[
+            ("FERRY_LOGINS", short.to_str().unwrap()),
+            ("FERRY_PASSWORD", "alice-password"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let (code, _, err) = run_cli(
+        &["put", b, &format!("{host}:/alice/late.txt")],
+        &[("FERRY_LOGINS", short.to_str().unwrap())],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("ferry login"), "{err}");
+
+    // Logging out forgets it: anonymous again (who may read, not write).
+    let (code, _, err) = run_cli(&["logout", &host], &kept);
+    assert_eq!(code, 0, "{err}");
+    assert!(!std::fs::read_to_string(&logins).unwrap().contains(&host));
+    let (code, _, _) = run_cli(&["put", b, &format!("{host}:/alice/m.txt")], &kept);
+    assert_ne!(code, 0);
+    let (code, _, err) = run_cli(&["logout", &host], &kept);
+    assert_eq!(code, 1);
+    assert!(err.contains("no login kept"), "{err}");
+
+    // A new password ends the tokens made under the old one.
+    drop(srv);
+    config("new-password");
+    let srv = spawn_bin_server_with_state(
+        r,
+        &state,
+        &["--allow-all", "--config", cfg.to_str().unwrap()],
+    );
+    let url = format!("http://127.0.0.1:{}/alice/after.txt", srv.port);
+    assert_eq!(curl_status(&["-H", &bearer, "-T", b, &url]), 401);
+    assert!(!r.join("alice/after.txt").exists());
+    assert!(!r.join("top.txt").exists());
+    assert!(!r.join("alice/f.txt").exists());
+    assert!(r.join("alice/n.txt").exists() && r.join("alice/h.txt").exists());
+    // Tokens never reach the log.
+    let _ = Command::new("kill")
+        .arg(srv.child.id().to_string())
+        .status();
+    let log = srv.stderr.join().unwrap();
+    assert!(!log.contains("ferry1."), "{log}");
+}
