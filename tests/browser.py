@@ -7,7 +7,9 @@ Checks: upload a file and a folder through the page (tus), see them listed,
 download one and compare its bytes, delete one, rename one, make a folder,
 send a chat message from the page and see it arrive in a native client
 (`ferry chat`), and the other way round; names are shown as text, never
-run as HTML.
+run as HTML. Then, on a server with an account: log in as it, see only the
+buttons its rights allow in each folder, make a share link that opens
+without a login, log out.
 """
 import hashlib
 import os
@@ -44,6 +46,21 @@ def sha(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def serve(work, root, state, port, flags):
+    """`ferry serve` on `port`, once it listens; its log goes to server.log."""
+    server = subprocess.Popen(
+        [FERRY, "serve", root, "--listen", f"127.0.0.1:{port}", "--state-dir", state,
+         "--no-discovery", *flags],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=open(os.path.join(work, "server.log"), "a"), text=True,
+    )
+    for line in server.stdout:
+        if line.startswith("listening on"):
+            break
+    threading.Thread(target=lambda: [None for _ in server.stdout], daemon=True).start()
+    return server
+
+
 def main():
     work = tempfile.mkdtemp(prefix="ferry-browser-")
     root = os.path.join(work, "root")
@@ -67,19 +84,10 @@ def main():
         f.write("x")
 
     port = free_port()
-    server = subprocess.Popen(
-        [FERRY, "serve", root, "--listen", f"127.0.0.1:{port}", "--state-dir", state,
-         "--allow-all", "--no-discovery", "--chat-rate", "100"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=open(os.path.join(work, "server.log"), "w"),
-        text=True,
-    )
+    server = serve(work, root, state, port, ["--allow-all", "--chat-rate", "100"])
     native = None
     driver = None
     try:
-        for line in server.stdout:
-            if line.startswith("listening on"):
-                break
-        threading.Thread(target=lambda: [None for _ in server.stdout], daemon=True).start()
         base = f"http://127.0.0.1:{port}"
 
         opts = Options()
@@ -220,6 +228,7 @@ def main():
         native.stdin.flush()
         wait.until(lambda d: "<native> hello from the terminal" in d.find_element(By.ID, "chat-log").text)
         assert not driver.find_elements(By.CSS_SELECTOR, "#chat-log b")
+        accounts_phase(driver, wait, work)
         print("browser checks passed")
     except Exception:
         if driver is not None:
@@ -230,6 +239,62 @@ def main():
             driver.quit()
         if native is not None:
             native.kill()
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def accounts_phase(driver, wait, work):
+    """A server with an account: the page logs in as it, offers in each
+    folder exactly the buttons of its rights there, makes a share link that
+    opens without any login, and logs out."""
+    root = os.path.join(work, "root2")
+    os.makedirs(os.path.join(root, "alice"))
+    with open(os.path.join(root, "alice", "mine.txt"), "w") as f:
+        f.write("alice's file")
+    with open(os.path.join(root, "top.txt"), "w") as f:
+        f.write("top")
+    hashed = subprocess.run([FERRY, "passwd"], input="alice-password\n", text=True,
+                            capture_output=True, check=True).stdout.strip()
+    cfg = os.path.join(work, "ferry.toml")
+    with open(cfg, "w") as f:
+        f.write(f'[users.alice]\npassword_hash = "{hashed}"\nrights = ["/:read", "/alice:delete"]\n'
+                '[anonymous]\nrights = ["/:read", "/alice:none"]\n')
+    port = free_port()
+    server = serve(work, root, os.path.join(work, "state2"), port, ["--allow-all", "--config", cfg])
+    try:
+        base = f"http://127.0.0.1:{port}"
+        driver.get(base + "/")
+        wait.until(EC.presence_of_element_located((By.ID, "user"))).send_keys("alice")
+        driver.find_element(By.ID, "token").send_keys("alice-password")
+        driver.find_element(By.CSS_SELECTOR, "#login button[type=submit]").click()
+        wait.until(lambda d: d.find_elements(By.ID, "whoami")
+                   and d.find_element(By.ID, "whoami").text == "alice")
+        # At the top: read only, so no upload, rename or delete; but share.
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-name="top.txt"] button.share')))
+        assert not driver.find_elements(By.ID, "file-input")
+        assert not driver.find_elements(By.CSS_SELECTOR, "button.delete, button.rename")
+        # In her folder: everything.
+        driver.get(base + "/alice/")
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-name="mine.txt"] button.delete')))
+        assert driver.find_elements(By.ID, "file-input")
+        driver.find_element(By.CSS_SELECTOR, 'tr[data-name="mine.txt"] button.share').click()
+        link = wait.until(EC.presence_of_element_located((By.ID, "share-url"))).get_attribute("value")
+        assert link.startswith(base + "/.ferry/share/"), link
+        # Logged out, her folder is closed; the link still opens the file.
+        driver.find_element(By.ID, "logout").click()
+        wait.until(EC.presence_of_element_located((By.ID, "login")))
+        assert driver.current_url == base + "/", driver.current_url
+        assert not driver.find_elements(By.CSS_SELECTOR, "button.share")
+        driver.delete_all_cookies()
+        driver.get(base + "/alice/mine.txt")
+        assert "alice's file" not in driver.page_source
+        driver.get(link)
+        wait.until(lambda d: "alice's file" in d.page_source)
+        assert driver.current_url == base + "/alice/mine.txt", driver.current_url
+    finally:
         server.terminate()
         try:
             server.wait(timeout=15)

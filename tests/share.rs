@@ -178,3 +178,54 @@ fn share_links_grant_what_they_say_and_no_more() {
     let (code, _, _) = share(&[&host, "--revoke", "0000000000000000"]);
     assert_eq!(code, 1);
 }
+
+/// The page's "Share" action (`POST /.ferry/share`): for an account or the
+/// token holder, for what they may read; its bad inputs refused plainly.
+#[test]
+fn the_page_makes_links_for_accounts_only() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("pics")).unwrap();
+    std::fs::write(root.path().join("pics/p.txt"), "pic").unwrap();
+    let etc = tempfile::tempdir().unwrap();
+    let cfg = etc.path().join("ferry.toml");
+    let text = format!(
+        "[users.alice]\npassword_hash = \"{}\"\nrights = [\"/pics:read\"]\n\n[anonymous]\nrights = []\n",
+        common::passwd_hash("alice-password")
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let srv = spawn_bin_server(root.path(), &["--config", cfg.to_str().unwrap()], &[]);
+    let url = format!("http://127.0.0.1:{}/.ferry/share", srv.port);
+    let jar = etc.path().join("jar");
+    let post = |extra: &[&str], body: &str| -> (u16, String) {
+        let mut args = vec!["-X", "POST", "--data-binary", body];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        curl(&jar, &args)
+    };
+    let page = ["-H", "X-Ferry: 1", "-u", "alice:alice-password"];
+    let (status, body) = post(&page, "path=/pics/p.txt");
+    assert_eq!(status, 200, "{body}");
+    let made: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let link = made["url"].as_str().unwrap();
+    assert!(link.starts_with("/.ferry/share/"), "{link}");
+    // The link opens the file for someone with no login at all.
+    let opened = curl(
+        &etc.path().join("other"),
+        &[&format!("http://127.0.0.1:{}{link}", srv.port)],
+    );
+    assert_eq!(opened, (200, "pic".to_string()));
+    // Not beyond the account's rights; not for anonymous clients.
+    assert_eq!(post(&page, "path=/other").0, 403);
+    assert_eq!(post(&["-H", "X-Ferry: 1"], "path=/pics").0, 401);
+    // Bad inputs: no path, a bad expiry, a hostile name, too much, no
+    // X-Ferry header, another site's page.
+    assert_eq!(post(&page, "upload=1").0, 400);
+    assert_eq!(post(&page, "path=/pics&expires=0").0, 400);
+    assert_eq!(post(&page, "path=/pics/%2e%2e/x").0, 400);
+    assert_eq!(post(&page, &"x".repeat(5000)).0, 413);
+    assert_eq!(post(&["-u", "alice:alice-password"], "path=/pics").0, 403);
+    let evil = ["-H", "X-Ferry: 1", "-H", "Origin: http://evil.example"];
+    let mut with = page.to_vec();
+    with.extend_from_slice(&evil);
+    assert_eq!(post(&with, "path=/pics").0, 403);
+}

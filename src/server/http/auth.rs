@@ -169,6 +169,7 @@ pub async fn who(web: &Web, headers: &HeaderMap) -> Result<Who, Response> {
         match presented(headers, policy) {
             Some(Presented::Token(token)) => match gate.check(web.peer.ip(), &token).await {
                 Verdict::Right => access::Who::TokenHolder,
+                Verdict::User(i) => access::Who::User(i),
                 Verdict::Wrong => return Err(unauthorized(headers, "wrong token")),
                 Verdict::Throttled(wait) => return Err(throttled(wait)),
             },
@@ -301,7 +302,7 @@ pub fn scripted(headers: &HeaderMap) -> Result<(), Response> {
 }
 
 /// A form field of an `application/x-www-form-urlencoded` body.
-fn field(body: &str, name: &str) -> Option<String> {
+pub(super) fn field(body: &str, name: &str) -> Option<String> {
     body.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
         (k == name).then(|| {
@@ -350,6 +351,7 @@ pub async fn login(State(web): State<Web>, req: Request) -> Response {
             let token = field(&text, "token").unwrap_or_else(|| text.trim().to_string());
             match web.ctx.gate.check(web.peer.ip(), &Secret::new(token)).await {
                 Verdict::Right => access::Who::TokenHolder,
+                Verdict::User(i) => access::Who::User(i),
                 Verdict::Wrong => return unauthorized(&headers, "wrong token"),
                 Verdict::Throttled(wait) => return throttled(wait),
             }

@@ -24,6 +24,7 @@ pub mod media;
 pub mod page;
 pub mod paths;
 pub mod routes;
+mod sharing;
 pub mod tus;
 pub mod upload;
 pub mod ws;

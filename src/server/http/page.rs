@@ -141,7 +141,7 @@ pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Re
 <style>{css}</style>
 <script>{loader}</script>
 </head>
-<body data-path="{here}" data-server="{server}" data-perms="{perms}" data-authed="{authed}" data-user="{user}" data-auth="{auth}">
+<body data-path="{here}" data-server="{server}" data-perms="{perms}" data-authed="{authed}" data-user="{user}" data-auth="{auth}" data-links="{links}">
 <header>
   <nav id="crumbs" aria-label="Folder">{crumbs}</nav>
   <div id="account"></div>
@@ -171,6 +171,13 @@ pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Re
         authed = who.authed,
         user = html(web.ctx.files.policy().name_of(who.id)),
         auth = web.ctx.gate.enabled(),
+        // Share links are made by an account or the token holder, where
+        // anyone must log in for more than anonymous rights.
+        links = web.ctx.gate.enabled()
+            && matches!(
+                who.id,
+                crate::access::Who::User(_) | crate::access::Who::TokenHolder
+            ),
         crumbs = crumbs,
         rows = rows,
     );

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 
 use super::paths::target;
-use super::{PREFIX, Web, auth, dav, files, page, tus, ws};
+use super::{PREFIX, Web, auth, dav, files, page, sharing, tus, ws};
 
 /// Every route: the server's own below [`PREFIX`] (this is the one place
 /// to add one), and everything else a path of the served folder.
@@ -23,6 +23,7 @@ pub(super) fn router(web: Web) -> Router {
         .route("/logout", post(auth::logout))
         .route("/whoami", get(auth::whoami))
         .route("/share/{link}", get(auth::share))
+        .route("/share", post(sharing::make))
         .route("/chat", get(ws::upgrade))
         .route("/tus", any(tus::collection))
         .route("/tus/", any(tus::collection))

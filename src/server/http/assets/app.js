@@ -11,6 +11,7 @@
   const authed = body.dataset.authed === "true";
   const userName = body.dataset.user || "";
   const authAvailable = body.dataset.auth === "true";
+  const canLink = body.dataset.links === "true";
   const CHUNK = 8 * 1024 * 1024;
 
   // Every request carries X-Ferry: the server refuses state changes
@@ -94,7 +95,8 @@
       if (userName && userName !== "-") box.appendChild(el("span", { id: "whoami" }, userName));
       box.appendChild(button("Log out", async () => {
         await call("POST", "/.ferry/logout");
-        location.reload();
+        // Back to the top: this folder may be closed to anonymous visitors.
+        location.href = "/";
       }, { id: "logout" }));
       return;
     }
@@ -186,6 +188,9 @@
       } else {
         act.appendChild(el("a", { href: childUrl(e.name, false) + "?download", class: "download", download: e.name, "aria-label": "Download " + e.name }, "Download"));
       }
+      if (canLink && perms.read) {
+        act.appendChild(button("Share", () => share(e), { class: "share", "aria-label": "Copy a share link to " + e.name }));
+      }
       if (perms.upload && perms.delete) {
         act.appendChild(button("Rename", () => rename(e), { class: "rename", "aria-label": "Rename " + e.name }));
       }
@@ -202,6 +207,30 @@
     const res = await call("DELETE", childUrl(e.name, e.kind === "dir"));
     if (res.ok) { say("deleted " + e.name); refresh(); }
     else say("cannot delete " + e.name + ": " + (await failure(res)), true);
+  }
+
+  // A read link to the entry (a week), shown and copied.
+  async function share(e) {
+    const path = "/" + (herePath() ? herePath() + "/" : "") + e.name;
+    const res = await call("POST", "/.ferry/share", {
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: "path=" + encodeURIComponent(path),
+    });
+    if (!res.ok) { say("cannot share " + e.name + ": " + (await failure(res)), true); return; }
+    const made = await res.json();
+    const url = location.origin + made.url;
+    const s = document.getElementById("status");
+    s.className = "";
+    s.textContent = "share link to " + e.name + ": ";
+    const box = el("input", { id: "share-url", readonly: "", value: url, "aria-label": "Share link to " + e.name });
+    s.appendChild(box);
+    box.select();
+    try {
+      await navigator.clipboard.writeText(url);
+      s.append(" (copied)");
+    } catch (err) {
+      s.append(" (select and copy it)");
+    }
   }
 
   async function rename(e) {
