@@ -268,6 +268,15 @@ fn bad_accounts_stop_the_server() {
             "[anonymous]\nrights = [\"/:sudo\"]\n".to_string(),
             "anonymous",
         ),
+        // The names the server gives the token holder and link holders.
+        (
+            format!("[users.Admin]\npassword_hash = \"{good}\"\n"),
+            "reserved",
+        ),
+        (
+            format!("[users.link]\npassword_hash = \"{good}\"\n"),
+            "reserved",
+        ),
     ] {
         let cfg = dir.path().join("c.toml");
         std::fs::write(&cfg, &text).unwrap();

@@ -30,7 +30,7 @@ fn a_login_is_kept_and_stands_for_its_account_until_it_ends() {
     let cfg = etc.path().join("ferry.toml");
     let config = |password: &str| {
         let text = format!(
-            "[users.alice]\npassword_hash = \"{}\"\nrights = [\"/:read\", \"/alice:write\"]\n",
+            "[users.alice]\npassword_hash = \"{}\"\nrights = [\"/:read\", \"/alice:write\"]\n\n[anonymous]\nrights = []\n",
             passwd_hash(password)
         );
         std::fs::write(&cfg, text).unwrap();
@@ -137,7 +137,7 @@ fn a_login_is_kept_and_stands_for_its_account_until_it_ends() {
     assert_ne!(code, 0);
     assert!(err.contains("ferry login"), "{err}");
 
-    // Logging out forgets it: anonymous again (who may read, not write).
+    // Logging out forgets it: anonymous again (who may do nothing here).
     let (code, _, err) = run_cli(&["logout", &host], &kept);
     assert_eq!(code, 0, "{err}");
     assert!(!std::fs::read_to_string(&logins).unwrap().contains(&host));
@@ -146,6 +146,33 @@ fn a_login_is_kept_and_stands_for_its_account_until_it_ends() {
     let (code, _, err) = run_cli(&["logout", &host], &kept);
     assert_eq!(code, 1);
     assert!(err.contains("no login kept"), "{err}");
+
+    // A link alice made with her login token, which the new password
+    // ends too.
+    let (code, link, err) = run_cli(
+        &["share", &format!("{host}:/alice/n.txt")],
+        &[("FERRY_TOKEN", token)],
+    );
+    assert_eq!(code, 0, "{err}");
+    let link = link.trim().rsplit('/').next().unwrap().to_string();
+    let opened = |port: u16| {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-L",
+                "-c",
+                "/dev/null",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
+            .arg(format!("http://127.0.0.1:{port}/.ferry/share/{link}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).parse::<u16>().unwrap()
+    };
+    assert_eq!(opened(srv.port), 200);
 
     // A new password ends the tokens made under the old one.
     drop(srv);
@@ -157,6 +184,7 @@ fn a_login_is_kept_and_stands_for_its_account_until_it_ends() {
     );
     let url = format!("http://127.0.0.1:{}/alice/after.txt", srv.port);
     assert_eq!(curl_status(&["-H", &bearer, "-T", b, &url]), 401);
+    assert_ne!(opened(srv.port), 200);
     assert!(!r.join("alice/after.txt").exists());
     assert!(!r.join("top.txt").exists());
     assert!(!r.join("alice/f.txt").exists());
@@ -167,4 +195,5 @@ fn a_login_is_kept_and_stands_for_its_account_until_it_ends() {
         .status();
     let log = srv.stderr.join().unwrap();
     assert!(!log.contains("ferry1."), "{log}");
+    assert!(!log.contains(&link), "{log}");
 }

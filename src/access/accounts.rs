@@ -162,8 +162,11 @@ pub struct Account {
     pub chat: bool,
 }
 
+/// Names no account may have.
+const RESERVED: [&str; 2] = ["admin", "link"];
+
 /// The rule for account names: what a person types, nothing a log or a
-/// terminal could misread.
+/// terminal could misread, and none of the names the server gives others.
 pub fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 32
@@ -171,6 +174,12 @@ pub fn check_name(name: &str) -> Result<(), String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         && !name.starts_with(['.', '-']);
+    // Names the server gives others: the token holder, a link's holder.
+    if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        return Err(format!(
+            "account name {name:?} is reserved (it names the token holder or a share link's holder)"
+        ));
+    }
     if ok {
         Ok(())
     } else {

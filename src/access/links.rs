@@ -37,6 +37,10 @@ pub struct Grant {
     pub upload: bool,
     /// When it ends, in seconds since the epoch.
     pub until: u64,
+    /// The maker's password, fingerprinted, when an account made it: a
+    /// new password ends the account's links, as it ends its logins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pw: Option<String>,
 }
 
 /// A link in use: what it grants, and who made it.
@@ -50,6 +54,8 @@ pub struct Active {
     pub until: u64,
     /// Its maker's name (resolved again on every use).
     pub by: String,
+    /// Its maker's password fingerprint, when an account made it.
+    pub pw: Option<String>,
     /// Its id.
     pub id: String,
 }
@@ -129,8 +135,16 @@ impl Links {
         Ok(grant)
     }
 
-    /// Makes a link to `path` by `by`, for `life` seconds (at most a year).
-    pub fn make(&self, by: &str, path: &RelPath, upload: bool, life: u64) -> (Grant, String) {
+    /// Makes a link to `path` by `by` (whose password has the fingerprint
+    /// `pw`, for an account), for `life` seconds (at most a year).
+    pub fn make(
+        &self,
+        by: &str,
+        pw: Option<String>,
+        path: &RelPath,
+        upload: bool,
+        life: u64,
+    ) -> (Grant, String) {
         let id = crate::ids::random_bytes::<8>()
             .map(|b| crate::ids::hex(&b))
             .unwrap_or_default();
@@ -140,6 +154,7 @@ impl Links {
             path: path.parts().join("/"),
             upload,
             until: now().saturating_add(life.clamp(1, MAX_LIFE)),
+            pw,
         };
         let token = self.seal(&grant);
         self.append("share-links.jsonl", &grant);
@@ -235,6 +250,7 @@ impl Links {
                     upload: grant.upload,
                     until: grant.until,
                     by: grant.by,
+                    pw: grant.pw,
                     id: grant.id,
                 },
             );
@@ -259,7 +275,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let links = Links::new(Some(dir.path().to_path_buf()));
         let path = RelPath::parse("photos/2026").unwrap();
-        let (grant, token) = links.make("alice", &path, false, 60);
+        let (grant, token) = links.make("alice", None, &path, false, 60);
         assert_eq!(links.open(&token), Ok(grant.clone()));
         // Tampering: another path, a longer life, another key.
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;

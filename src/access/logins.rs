@@ -44,7 +44,7 @@ fn now() -> u64 {
 
 /// 16 hex digits of the SHA-256 of a password hash: enough to tell a new
 /// password from the old, nothing to guess either from.
-fn fingerprint(hash: &str) -> String {
+pub(crate) fn fingerprint(hash: &str) -> String {
     let d = sha2::Sha256::digest(hash.as_bytes());
     d[..8].iter().map(|b| format!("{b:02x}")).collect()
 }

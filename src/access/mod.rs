@@ -244,12 +244,25 @@ impl Policy {
     }
 
     /// Who a link's maker is now: `admin` is the token holder; an account
-    /// that is gone makes nobody.
-    fn maker(&self, by: &str) -> Option<Who> {
+    /// that is gone, or whose password changed since, makes nobody.
+    fn maker(&self, by: &str, pw: Option<&str>) -> Option<Who> {
         if by == "admin" {
             return Some(Who::TokenHolder);
         }
-        self.account(by).map(|(i, _)| Who::User(i))
+        let (i, a) = self.account(by)?;
+        let same = pw.is_none_or(|pw| logins::fingerprint(&a.hash) == pw);
+        same.then_some(Who::User(i))
+    }
+
+    /// The password fingerprint a link made by `who` carries.
+    pub fn maker_pw(&self, who: Who) -> Option<String> {
+        match who {
+            Who::User(i) => self
+                .accounts
+                .get(i as usize)
+                .map(|a| logins::fingerprint(&a.hash)),
+            _ => None,
+        }
     }
 
     /// What `who` may do somewhere (what hellos and the page announce;
@@ -332,7 +345,7 @@ impl Policy {
                         action_ok
                             && path.parts().starts_with(l.prefix.parts())
                             && self
-                                .maker(&l.by)
+                                .maker(&l.by, l.pw.as_deref())
                                 .is_some_and(|m| self.granted(m, action, path))
                     })
             }
@@ -474,7 +487,7 @@ mod tests {
         let mut p = policy(true);
         p.links = Arc::new(links::Links::new(None));
         let drop = RelPath::parse("drop").unwrap();
-        let (_, token) = p.links.make("admin", &drop, true, 3600);
+        let (_, token) = p.links.make("admin", None, &drop, true, 3600);
         let link = Who::Link(p.links.admit(&token).unwrap());
         let inside = RelPath::parse("drop/new.txt").unwrap();
         let outside = RelPath::parse("pub/new.txt").unwrap();

@@ -118,6 +118,21 @@ impl Gate {
         }
     }
 
+    /// Who a token claims to be, for the audit (unchecked against the
+    /// throttle; the request itself is checked): `admin` for the server's
+    /// token, the account of a good login token, `?` otherwise.
+    pub fn holder_name(&self, token: &Secret) -> String {
+        if let Some(logins) = &self.logins {
+            if crate::access::logins::Logins::looks_like(token.expose()) {
+                return logins
+                    .open(token.expose(), &self.accounts)
+                    .and_then(|i| self.accounts.get(i as usize))
+                    .map_or_else(|| "?".into(), |a| a.name.clone());
+            }
+        }
+        "admin".into()
+    }
+
     /// A login token for the account at `index`, good for `life` seconds:
     /// (token, when it ends).
     pub fn mint(&self, index: u32, life: u64) -> Option<(String, u64)> {

@@ -80,9 +80,13 @@ pub(super) fn answer(
     let rel = RelPath::parse(&path)?;
     let action = if upload { Action::Create } else { Action::Read };
     files.check(who, action, &rel)?;
-    let (grant, token) = policy
-        .links
-        .make(&me, &rel, upload, expires.unwrap_or(DEFAULT_LIFE));
+    let (grant, token) = policy.links.make(
+        &me,
+        policy.maker_pw(who),
+        &rel,
+        upload,
+        expires.unwrap_or(DEFAULT_LIFE),
+    );
     tracing::info!(
         id = %grant.id,
         by = %me,

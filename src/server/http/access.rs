@@ -13,6 +13,9 @@ use axum::http::{Method, StatusCode, Uri, Version};
 
 use crate::text::escape;
 
+/// Where share links are opened (`/.ferry/share/TOKEN`).
+const SHARE: &str = "/.ferry/share/";
+
 /// What the line says of the request, kept until its body is done.
 pub(super) struct Line {
     /// The connection's log span and the peer's address, formatted once.
@@ -102,6 +105,11 @@ fn write(l: &Line, sent: u64) {
         let target = match l.uri.path_and_query() {
             Some(pq) if l.uri.scheme().is_none() => escape(pq.as_str()).into_owned(),
             _ => escape(&l.uri.to_string()).into_owned(),
+        };
+        // A share link is a credential: its token never reaches the log.
+        let target = match target.strip_prefix(SHARE) {
+            Some(rest) if !rest.is_empty() => format!("{SHARE}…"),
+            _ => target,
         };
         m.push_str(&target.replace('"', "%22"));
         m.push_str(match l.version {

@@ -144,7 +144,7 @@ pub fn claimed(web: &Web, headers: &HeaderMap) -> String {
     }
     match presented(headers, policy) {
         Some(Presented::Login(name, _)) => return name,
-        Some(Presented::Token(_)) => return "admin".into(),
+        Some(Presented::Token(t)) => return web.ctx.gate.holder_name(&t),
         None => {}
     }
     if let Some(who) = cookie(headers, COOKIE).and_then(|id| web.ctx.sessions.who(id)) {

@@ -212,7 +212,11 @@ fn misdirected<B>(ctx: &Ctx, req: &Request<B>) -> Option<Response> {
 /// reads, on a path of the share or a tus upload.
 fn changes(method: &axum::http::Method, uri: &axum::http::Uri) -> bool {
     let read = matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS" | "PROPFIND");
-    let own = uri.path().starts_with(PREFIX) && !uri.path().starts_with("/.ferry/tus");
+    // The server's own routes change nothing in the folder, but for tus
+    // uploads and share links (a grant of access).
+    let own = uri.path().starts_with(PREFIX)
+        && !uri.path().starts_with("/.ferry/tus")
+        && uri.path() != "/.ferry/share";
     !read && !own
 }
 

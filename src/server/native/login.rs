@@ -97,15 +97,6 @@ impl Session {
                 "this server makes no login tokens".into(),
             ));
         };
-        let name = self.ctx.files.policy().name_of(Who::User(i)).to_string();
-        self.ctx.audit.record(&crate::server::audit::Change {
-            who: &name,
-            from: self.peer.ip(),
-            door: "native",
-            what: "login token",
-            path: "-",
-            result: "ok",
-        });
         self.ok(&LoginReply {
             token: Secret::new(token),
             until,

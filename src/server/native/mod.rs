@@ -124,7 +124,7 @@ impl Session {
             let ms = started.elapsed().as_millis() as u64;
             if matches!(
                 op,
-                "put" | "commit" | "rm" | "mkdir" | "mv" | "exec" | "share"
+                "put" | "commit" | "rm" | "mkdir" | "mv" | "exec" | "share" | "login"
             ) {
                 let outcome = match &result {
                     Ok(()) => "ok".to_string(),
@@ -538,6 +538,14 @@ fn describe(req: &Request) -> String {
         | Request::Rm { path, .. }
         | Request::Mkdir { path, .. } => path.clone(),
         Request::Mv { from, to, .. } => format!("{from} -> {to}"),
+        Request::Share {
+            revoke: Some(id), ..
+        } => format!("revoke {id}"),
+        Request::Share {
+            path: Some(p),
+            upload,
+            ..
+        } => format!("{p}{}", if *upload { " (upload)" } else { "" }),
         _ => String::new(),
     };
     escape(&s).into_owned()
