@@ -14,14 +14,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::FilesError;
-use super::entry::{Entry, EntryKind, Mtime, TreeEntry};
+use super::entry::{Entry, EntryKind, TreeEntry};
 use super::name::{PART_SUFFIX, RelPath};
-use super::part::{FinishError, Found, PartFile, look_at, open_dir, part_name};
-use super::storage::{Begun, Part, Reader, Storage};
+use super::part::{Found, PartFile, look_at, open_dir, part_name};
+use super::storage::{Begun, Reader, Storage};
 use listing::{entry, kind_of};
 
 mod listing;
+mod part;
 mod planned;
+use part::LocalPart;
 use planned::canonical_or_planned;
 
 /// Most entries one walk may return, to bound memory.
@@ -331,7 +333,11 @@ impl Storage for LocalDisk {
         let part = PartFile::open_in(folder, name.as_ref(), target, resume)
             .map_err(|e| FilesError::from_io(rel, e))?;
         Ok(Begun {
-            part: Box::new(LocalPart { part, guard }),
+            part: Box::new(LocalPart {
+                part: Some(part),
+                _guard: guard,
+                keep_on_drop: resume,
+            }),
             replaces,
         })
     }
@@ -540,57 +546,5 @@ impl Storage for LocalDisk {
             used: total.saturating_sub(free),
             available: (v.blocks_available() as u64).saturating_mul(unit),
         })
-    }
-}
-
-/// A partial file, and the hold on its target that keeps other uploads of
-/// the name away until it is finished or dropped.
-#[derive(Debug)]
-struct LocalPart {
-    part: PartFile,
-    guard: UploadGuard,
-}
-
-impl Part for LocalPart {
-    fn existing(&self) -> u64 {
-        self.part.existing()
-    }
-
-    fn written(&self) -> u64 {
-        self.part.written()
-    }
-
-    fn hash_existing(&mut self) -> io::Result<Option<String>> {
-        self.part.hash_existing()
-    }
-
-    fn start(&mut self, offset: u64, size: u64) -> io::Result<()> {
-        self.part.start(offset, size)
-    }
-
-    fn write(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.part.write(buf)
-    }
-
-    fn end_here(&mut self) {
-        self.part.end_here()
-    }
-
-    fn finish(
-        self: Box<Self>,
-        sha256: Option<&str>,
-        mtime: Option<Mtime>,
-        overwrite: bool,
-    ) -> Result<String, FinishError> {
-        let LocalPart { part, guard } = *self;
-        let r = part.finish_or_discard(sha256, mtime, overwrite);
-        // Held until the file is in place, so that no other upload of the
-        // name reuses the partial file meanwhile.
-        drop(guard);
-        r
-    }
-
-    fn discard(self: Box<Self>) {
-        self.part.discard()
     }
 }

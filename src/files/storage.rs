@@ -202,6 +202,15 @@ pub trait Part: Send + Sync + fmt::Debug {
 
     /// Removes what is held.
     fn discard(self: Box<Self>);
+
+    /// Leaves what is held for a later attempt, even nothing.
+    fn keep(self: Box<Self>);
+
+    /// What dropping it without `finish`, `discard` or `keep` leaves (an
+    /// upload cut off, or its request given up half-way): the partial
+    /// file when `keep` and it holds bytes, else nothing. A partial file
+    /// nobody holds is never left behind by accident.
+    fn keep_on_drop(&mut self, keep: bool);
 }
 
 /// A write [`Storage::begin_write`] began.

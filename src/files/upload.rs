@@ -132,7 +132,8 @@ pub struct Upload {
 
 impl Upload {
     /// The upload the store began, as `opts` asked for it.
-    pub(super) fn begun(begun: Begun, opts: &UploadOptions, limits: Limits) -> Upload {
+    pub(super) fn begun(mut begun: Begun, opts: &UploadOptions, limits: Limits) -> Upload {
+        begun.part.keep_on_drop(opts.on_break == OnBreak::Keep);
         Upload {
             part: Some(begun.part),
             size: opts.size,
@@ -346,7 +347,9 @@ impl Upload {
     /// Ends the upload here and keeps what it holds, even nothing, for the
     /// client to go on with later (a tus upload created without bytes).
     pub fn keep(mut self) {
-        self.part = None;
+        if let Some(part) = self.part.take() {
+            part.keep();
+        }
     }
 
     /// Ends the upload here, leaving what [`OnBreak`] says.
@@ -360,6 +363,7 @@ impl Upload {
                 kept = held,
                 "upload interrupted; partial file kept for resume"
             );
+            part.keep();
         } else {
             part.discard();
         }

@@ -387,3 +387,54 @@ async fn a_pushed_body_stopped_short_leaves_nothing() {
     assert!(parts_in(d.path()).is_empty());
     assert!(!d.path().join("p.bin").exists());
 }
+
+/// A request given up half-way (its connection closed, so its future is
+/// dropped wherever it waits, even while its bytes are being written)
+/// leaves no partial file that nobody holds; where the door resumes, what
+/// came is kept.
+#[tokio::test]
+async fn an_upload_given_up_mid_way_leaves_nothing_behind() {
+    let d = tempfile::tempdir().unwrap();
+    let files = service(d.path(), true, None, CancellationToken::new());
+    let rel = RelPath::parse("g.bin").unwrap();
+    let gone = || async {
+        for _ in 0..100 {
+            if parts_in(d.path()).is_empty() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    };
+    // Dropped at every await of its ending: polled once, then let go.
+    for polls in 0..4 {
+        let mut pushing = pushed_to(&files, &rel).await;
+        pushing.push(&[4; 100]).await.unwrap();
+        let mut ending = Box::pin(pushing.end());
+        for _ in 0..polls {
+            poll_once(ending.as_mut());
+        }
+        drop(ending);
+        assert!(gone().await, "left after {polls} polls");
+    }
+    // Where the door resumes, the bytes that came stay.
+    let opts = UploadOptions {
+        on_break: OnBreak::Keep,
+        ..UploadOptions::new(Some(1000))
+    };
+    let mut up = begin(&files, &rel, opts).await;
+    up.start(0).await.unwrap();
+    let mut pushing = up.pushing();
+    pushing.push(&[5; 100]).await.unwrap();
+    let mut ending = Box::pin(pushing.end());
+    poll_once(ending.as_mut());
+    drop(ending);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(parts_in(d.path()).len(), 1);
+}
+
+/// Polls `f` once, as a runtime would before it is given up.
+fn poll_once<F: std::future::Future>(f: std::pin::Pin<&mut F>) {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let _ = f.poll(&mut cx);
+}

@@ -1,0 +1,95 @@
+//! A partial file on this machine's disk, as the storage seam's [`Part`]:
+//! it lets go of its file on drop unless told to keep it, so a request
+//! given up half-way never leaves one that nobody holds.
+
+use std::io;
+
+use super::UploadGuard;
+use crate::files::entry::Mtime;
+use crate::files::part::{FinishError, PartFile};
+use crate::files::storage::Part;
+
+/// A partial file, and the hold on its target that keeps other uploads of
+/// the name away until it is finished or dropped.
+#[derive(Debug)]
+pub(super) struct LocalPart {
+    /// `None` once finished, discarded or kept.
+    pub(super) part: Option<PartFile>,
+    /// Held for its drop: frees the name for other uploads.
+    pub(super) _guard: UploadGuard,
+    /// What a drop leaves (see [`Part::keep_on_drop`]).
+    pub(super) keep_on_drop: bool,
+}
+
+impl LocalPart {
+    fn file(&self) -> &PartFile {
+        self.part.as_ref().expect("a part in use holds its file")
+    }
+
+    fn file_mut(&mut self) -> &mut PartFile {
+        self.part.as_mut().expect("a part in use holds its file")
+    }
+}
+
+impl Drop for LocalPart {
+    fn drop(&mut self) {
+        if let Some(part) = self.part.take() {
+            if !(self.keep_on_drop && part.written().max(part.existing()) > 0) {
+                part.discard();
+            }
+        }
+    }
+}
+
+impl Part for LocalPart {
+    fn existing(&self) -> u64 {
+        self.file().existing()
+    }
+
+    fn written(&self) -> u64 {
+        self.file().written()
+    }
+
+    fn hash_existing(&mut self) -> io::Result<Option<String>> {
+        self.file_mut().hash_existing()
+    }
+
+    fn start(&mut self, offset: u64, size: u64) -> io::Result<()> {
+        self.file_mut().start(offset, size)
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file_mut().write(buf)
+    }
+
+    fn end_here(&mut self) {
+        self.file_mut().end_here()
+    }
+
+    fn finish(
+        mut self: Box<Self>,
+        sha256: Option<&str>,
+        mtime: Option<Mtime>,
+        overwrite: bool,
+    ) -> Result<String, FinishError> {
+        let part = self.part.take().expect("a part in use holds its file");
+        // The hold on the name is let go of (with `self`) once the file is
+        // in place, so that no other upload of the name reuses the partial
+        // file meanwhile.
+        part.finish_or_discard(sha256, mtime, overwrite)
+    }
+
+    fn discard(mut self: Box<Self>) {
+        if let Some(part) = self.part.take() {
+            part.discard();
+        }
+    }
+
+    fn keep(mut self: Box<Self>) {
+        self.part = None;
+    }
+
+    fn keep_on_drop(&mut self, keep: bool) {
+        self.keep_on_drop = keep;
+    }
+}
