@@ -7,7 +7,7 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::{run_cli, spawn_bin_server};
 
@@ -322,17 +322,9 @@ fn bad_accounts_stop_the_server() {
     // refused.
     let (code, _, _) = run_cli(&["passwd", "--password", "x"], &[]);
     assert_eq!(code, 2);
-    let mut short = Command::new(common::ferry_bin())
-        .arg("passwd")
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(short.stdin.take().unwrap(), "short").unwrap();
-    let out = short.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
+    let (code, _, err) = common::run_cli_with_input(&["passwd"], &[], "short\n");
+    assert_eq!(code, 1);
+    assert!(err.contains("at least 8"), "{err}");
 }
 
 /// Commands run only for accounts with the exec right (and the token).

@@ -5,9 +5,8 @@
 
 mod common;
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::{passwd_hash, run_cli, spawn_bin_server_with_state};
 
@@ -58,20 +57,9 @@ fn a_login_is_kept_and_stands_for_its_account_until_it_ends() {
     assert!(!logins.exists());
 
     // The password on standard input, as a script would give it.
-    let mut child = Command::new(common::ferry_bin())
-        .args(["login", &host, "-u", "alice"])
-        .env("FERRY_LOGINS", &logins)
-        .env_remove("FERRY_PASSWORD")
-        .env_remove("FERRY_USER")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "alice-password").unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let (code, _, err) =
+        common::run_cli_with_input(&["login", &host, "-u", "alice"], &kept, "alice-password\n");
+    assert_eq!(code, 0, "{err}");
     assert!(err.contains("as alice until"), "{err}");
     let mode = std::fs::metadata(&logins).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");

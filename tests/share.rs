@@ -6,28 +6,14 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{run_cli, spawn_bin_server};
 
-/// curl with a cookie jar: (status, body).
+/// curl with a cookie jar, following redirects: (status, body).
 fn curl(jar: &std::path::Path, args: &[&str]) -> (u16, String) {
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-L",
-            "-c",
-            jar.to_str().unwrap(),
-            "-b",
-            jar.to_str().unwrap(),
-        ])
-        .args(["-w", "\n%{http_code}"])
-        .args(args)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
+    let jar = jar.to_str().unwrap();
+    let mut all = vec!["-L", "-c", jar, "-b", jar];
+    all.extend_from_slice(args);
+    common::curl(&all)
 }
 
 #[test]

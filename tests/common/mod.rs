@@ -390,22 +390,53 @@ pub fn checked_nothing(why: &str) {
 /// The hash `ferry passwd` prints for `password`, given on standard input.
 #[allow(dead_code)]
 pub fn passwd_hash(password: &str) -> String {
-    use std::io::Write as _;
-    let mut child = Command::new(ferry_bin())
-        .arg("passwd")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let h = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let (code, out, err) = run_cli_with_input(&["passwd"], &[], &format!("{password}\n"));
+    assert_eq!(code, 0, "{err}");
+    let h = out.trim().to_string();
     assert!(h.starts_with("$argon2id$"), "{h}");
     h
+}
+
+/// `curl -s` with `args`: (status, body).
+#[allow(dead_code)]
+pub fn curl<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// The binary with `args`, `input` on its standard input, and none of
+/// the client's credentials from this process's environment but `envs`:
+/// (exit code, stdout, stderr).
+#[allow(dead_code)]
+pub fn run_cli_with_input(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    input: &str,
+) -> (i32, String, String) {
+    use std::io::Write as _;
+    let mut cmd = Command::new(ferry_bin());
+    cmd.args(args)
+        .env_remove("FERRY_TOKEN")
+        .env_remove("FERRY_USER")
+        .env_remove("FERRY_PASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    outcome(child.wait_with_output().unwrap())
 }

@@ -113,15 +113,9 @@ fn heard_from(w: &World, role: Role, said: &str) -> bool {
 
 /// curl as `role`: (status, body). `-i` puts the headers before the body.
 fn curl(w: &World, role: Role, args: &[&str]) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}"])
-        .args(w.curl_auth(role))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
+    let mut all = w.curl_auth(role);
+    all.extend(args.iter().map(|a| a.to_string()));
+    super::common::curl(&all)
 }
 
 /// A status as allowed (2xx) or refused (401, 403); anything else is a
