@@ -330,8 +330,7 @@ fn classic(w: &World, act: Act) -> bool {
 
 /// The page's chat socket as `role` (its credentials on the upgrade).
 fn websocket(w: &World, role: Role, act: Act) -> bool {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -360,7 +359,36 @@ fn websocket(w: &World, role: Role, act: Act) -> bool {
         req.headers_mut()
             .insert("Authorization", format!("Basic {basic}").parse().unwrap());
     }
-    let welcomed = rt.block_on(async {
+    // A name an earlier cell held may still be on its way out: asked
+    // again a moment later.
+    let mut welcomed = None;
+    for _ in 0..50 {
+        let got = rt.block_on(chat_once(w, role, req.clone(), &said));
+        if got.is_some() {
+            welcomed = got;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let welcomed = welcomed.expect("the name stayed taken");
+    welcomed
+        && match act {
+            Act::ChatAsWriter => w.heard(&format!("[lobby] <writer> {said}")),
+            _ => heard_from(w, role, &said),
+        }
+}
+
+/// One try at the chat socket: whether it was welcomed (and `said` got
+/// through), or `None` while the name asked for is still taken.
+async fn chat_once(
+    w: &World,
+    role: Role,
+    req: tokio_tungstenite::tungstenite::handshake::client::Request,
+    said: &str,
+) -> Option<bool> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    {
         let tcp = tokio::net::TcpStream::connect(("127.0.0.1", w.port))
             .await
             .unwrap();
@@ -368,7 +396,7 @@ fn websocket(w: &World, role: Role, act: Act) -> bool {
             Ok((ws, _)) => ws,
             Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
                 assert!(matches!(res.status().as_u16(), 401 | 403), "{res:?}");
-                return false;
+                return Some(false);
             }
             Err(e) => panic!("websocket as {}: {e}", role.name()),
         };
@@ -376,30 +404,33 @@ fn websocket(w: &World, role: Role, act: Act) -> bool {
             .await
             .expect("an event");
         let Some(Ok(Message::Text(t))) = first else {
-            return false;
+            return Some(false);
         };
         let ev: serde_json::Value = serde_json::from_str(&t).unwrap();
         if ev["kind"] != "welcome" {
             let why = ev["reason"].as_str().unwrap_or_default();
+            if why.contains("is taken") {
+                return None;
+            }
             assert!(REFUSALS.iter().any(|r| why.contains(r)), "{ev}");
-            return false;
+            return Some(false);
         }
-        ws.send(Message::Text(said.clone().into())).await.unwrap();
+        ws.send(Message::Text(said.to_string().into()))
+            .await
+            .unwrap();
         // Until the server has it: its echo to this very socket.
         while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
             if let Message::Text(t) = m {
-                if t.contains(&said) {
+                if t.contains(said) {
                     break;
                 }
             }
         }
-        true
-    });
-    welcomed
-        && match act {
-            Act::ChatAsWriter => w.heard(&format!("[lobby] <writer> {said}")),
-            _ => heard_from(w, role, &said),
-        }
+        // Closed as a page would, so that its name is let go of.
+        let _ = ws.close(None).await;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await {}
+        Some(true)
+    }
 }
 
 /// The text chat (nc's door): guests only.

@@ -342,6 +342,13 @@
         refresh();
       } catch (err) {
         if (this.cancelled) return;
+        // A connection that dropped (not an answer) is tried again after
+        // a pause, resuming where the server has it, as tus clients do.
+        if (err instanceof TypeError && (this.tries = (this.tries || 0) + 1) <= 3) {
+          this.show("connection lost; trying again", "retrying");
+          await new Promise((r) => setTimeout(r, 500 * this.tries));
+          return this.start();
+        }
         this.show("failed: " + err.message, "failed");
         this.retryBtn.hidden = false;
       }
