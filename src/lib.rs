@@ -71,6 +71,7 @@ pub mod exec;
 pub mod files;
 pub mod ids;
 pub mod log;
+pub mod qr;
 pub mod secret;
 pub mod server;
 pub mod subnet;

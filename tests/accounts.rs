@@ -109,6 +109,30 @@ fn each_account_gets_its_rights_on_every_door() {
         "{listing}"
     );
 
+    // So do the zip and a search: a link's target is searched and zipped
+    // only where the account may read.
+    let get = |who: &[&str], u: &str| -> String {
+        let out = Command::new("curl")
+            .args(["-sf"])
+            .args(who)
+            .arg(url(u))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{u}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let zip = get(&dropper, "/drop/?zip");
+    assert!(zip.contains("d.txt") && !zip.contains("secret"), "{zip}");
+    assert_eq!(with(&dropper, &[&url("/drop/?zip&pick=peek")]), 403);
+    assert_eq!(with(&dropper, &[&url("/?search=secret")]), 403);
+    let found = get(&dropper, "/drop/?search=pe");
+    assert!(
+        !found.contains("peek") && found.contains("\"done\""),
+        "{found}"
+    );
+    let found = get(&alice, "/drop/?search=pe");
+    assert!(found.contains("\"path\":\"peek\""), "{found}");
+
     // reader: the default rights, read everywhere.
     assert_eq!(with(&reader, &[&url("/pub.txt")]), 200);
     assert_eq!(with(&reader, &["-T", b, &url("/drop/r.txt")]), 403);

@@ -248,6 +248,9 @@ def main():
     run("curl 'http://nas:7070/photos/?json'", check=lambda o: '"cat.jpg"' in o)
     run("curl 'http://nas:7070/photos/?tar' -o photos.tar",
         check=lambda o: "cat.jpg" in subprocess.run(["tar", "tf", f"{CLIENT}/photos.tar"], capture_output=True, text=True).stdout)
+    run("curl 'http://nas:7070/photos/?zip' -o photos.zip",
+        check=lambda o: "photos/cat.jpg" in subprocess.run(["python3", "-m", "zipfile", "-l", f"{CLIENT}/photos.zip"], capture_output=True, text=True).stdout)
+    run("curl 'http://nas:7070/?search=cat'", check=lambda o: '"path":"photos/cat.jpg"' in o)
     os.remove(f"{SHARED}/inbox/report.pdf")
     run("curl -T report.pdf http://nas:7070/inbox/report.pdf")
     same(f"{CLIENT}/report.pdf", f"{SHARED}/inbox/report.pdf") or fail("curl -T", "not uploaded")

@@ -10,7 +10,6 @@ mod login;
 mod output;
 mod passwd;
 mod ping;
-mod qr;
 mod serve;
 mod share;
 mod subnet;

@@ -153,7 +153,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             // For a phone's camera; only for a person at a terminal.
             use std::io::IsTerminal;
             if std::io::stderr().is_terminal() {
-                if let Some(code) = super::qr::render(&url) {
+                if let Some(code) = crate::qr::render(&url) {
                     eprintln!("{code}");
                 }
             }

@@ -109,7 +109,7 @@ pub(crate) async fn run(a: ShareArgs) -> Result<(), ClientError> {
             );
         }
         if std::io::stdout().is_terminal() {
-            if let Some(code) = super::qr::render(&url) {
+            if let Some(code) = crate::qr::render(&url) {
                 print!("{code}");
             }
         }

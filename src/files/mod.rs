@@ -7,6 +7,7 @@ pub mod local;
 pub mod name;
 pub mod part;
 pub mod pipe;
+pub mod search;
 pub mod service;
 pub mod shown;
 pub mod storage;

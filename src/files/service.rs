@@ -64,6 +64,14 @@ impl Files {
         &self.policy
     }
 
+    pub(super) fn store_arc(&self) -> Arc<dyn Storage> {
+        self.store.clone()
+    }
+
+    pub(super) fn policy_arc(&self) -> Arc<Policy> {
+        self.policy.clone()
+    }
+
     /// Refuses `size` when it passes the upload limit.
     pub fn check_size(&self, size: u64) -> Result<(), FilesError> {
         match self.max_upload {
@@ -259,7 +267,7 @@ impl Files {
 }
 
 /// [`Files::check`], on `store`.
-fn allowed(
+pub(super) fn allowed(
     policy: &Policy,
     store: &dyn Storage,
     who: Who,

@@ -54,5 +54,6 @@ mod access;
 mod dav;
 mod limits;
 mod methods;
+mod page;
 mod reads;
 mod tus;

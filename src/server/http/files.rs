@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
+use super::archive::Format;
 use super::auth::{self, Who};
 use super::cond::{self, Conditions, Span, Validators, Verdict};
 use super::media::content_type;
@@ -50,6 +51,26 @@ fn has_query(uri: &Uri, key: &str) -> bool {
         .is_some_and(|q| q.split('&').any(|kv| kv.split('=').next() == Some(key)))
 }
 
+/// Every value of `key` in the query, decoded (`+` is a space, as forms
+/// send it); values that are not UTF-8 are left out.
+pub(super) fn query_values(uri: &Uri, key: &str) -> Vec<String> {
+    let Some(q) = uri.query() else {
+        return Vec::new();
+    };
+    q.split('&')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k == key).then(|| v.replace('+', " "))
+        })
+        .filter_map(|v| {
+            percent_encoding::percent_decode_str(&v)
+                .decode_utf8()
+                .ok()
+                .map(|s| s.into_owned())
+        })
+        .collect()
+}
+
 /// OPTIONS: what every path answers.
 pub(super) fn options() -> Response {
     (
@@ -76,6 +97,9 @@ pub(super) async fn get(
     head: bool,
 ) -> Response {
     if let Err(r) = auth::allow(who, web, headers, Action::Read, &rel) {
+        return r;
+    }
+    if let Some(r) = preview(web, uri, &rel, trailing).await {
         return r;
     }
     // Open, describe, and for a small file read it whole, in one call to
@@ -190,6 +214,20 @@ pub(super) async fn get(
     respond(status, h, Body::from_stream(stream))
 }
 
+/// The page's views of a file (`?thumb`, `?render`), when asked for.
+async fn preview(web: &Web, uri: &Uri, rel: &RelPath, trailing: bool) -> Option<Response> {
+    if trailing || uri.query().is_none() {
+        return None;
+    }
+    if has_query(uri, "thumb") {
+        return Some(super::preview::thumbnail(web, rel.clone()).await);
+    }
+    if has_query(uri, "render") {
+        return Some(super::preview::render(web, rel.clone()).await);
+    }
+    None
+}
+
 /// A file opened for a GET, described, and read whole when small; `None`
 /// for a folder.
 type Opened = Option<(crate::files::storage::Reader, Entry, Option<bytes::Bytes>)>;
@@ -243,8 +281,17 @@ async fn folder(
     rel: RelPath,
     trailing: bool,
 ) -> Response {
-    if has_query(uri, "tar") {
-        return super::page::archive(web, who, rel).await;
+    for (key, format) in [("zip", Format::Zip), ("tar", Format::Tar)] {
+        if has_query(uri, key) {
+            let picks = query_values(uri, "pick");
+            return super::archive::archive(web, who, rel, format, &picks).await;
+        }
+    }
+    if let Some(text) = query_values(uri, "search").into_iter().next() {
+        let limit = query_values(uri, "limit")
+            .first()
+            .and_then(|l| l.parse().ok());
+        return super::search::search(web, who, rel, &text, limit);
     }
     let json = wants_json(uri, headers);
     if !json && !trailing && !rel.is_root() {

@@ -16,6 +16,7 @@
 //! - [`media`]: the media type a file is served with.
 
 mod access;
+pub mod archive;
 pub mod auth;
 pub mod cond;
 pub(crate) mod dav;
@@ -23,7 +24,9 @@ pub mod files;
 pub mod media;
 pub mod page;
 pub mod paths;
+pub mod preview;
 pub mod routes;
+pub mod search;
 mod sharing;
 pub mod tus;
 pub mod upload;
@@ -308,6 +311,9 @@ fn compression() -> CompressionLayer<impl Predicate> {
         .and(NotForContentType::const_new("application/zip"))
         .and(NotForContentType::const_new("application/gzip"))
         .and(NotForContentType::const_new("application/x-tar"))
+        // Streamed line by line (search results as found): compressed,
+        // they would wait in the encoder.
+        .and(NotForContentType::const_new("application/x-ndjson"))
         .and(NotForContentType::const_new("video/"))
         .and(NotForContentType::const_new("audio/"))
         .and(NotForContentType::const_new("application/octet-stream"))

@@ -1,20 +1,14 @@
 //! The page: one HTML shell per folder (its listing rendered on the server,
 //! escaped, so it works without script), and the embedded script and style
 //! that add sorting, filtering, uploads, the file actions and the chat.
-//! No build step, nothing from a CDN. Also the folder archive download.
+//! No build step, nothing from a CDN.
 
-use std::io::{self, Read, Write};
-
-use axum::body::Body;
 use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use futures_util::StreamExt;
-use tokio::sync::mpsc;
 
 use super::auth::Who;
-use super::paths::{disposition, failure, url_of};
+use super::paths::url_of;
 use super::{Web, error};
 use crate::files::name::RelPath;
 use crate::wire::messages::{Entry, EntryKind};
@@ -64,6 +58,36 @@ pub async fn asset(Path(name): Path<String>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// `GET /.ferry/qr?text=URL`: a QR code of a URL as SVG (the page's QR
+/// button shows the folder's address with it).
+pub async fn qr(uri: axum::http::Uri) -> Response {
+    let text = super::files::query_values(&uri, "text")
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    if text.is_empty() || text.len() > 1024 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "qr needs text=URL (up to 1024 bytes)",
+        );
+    }
+    match crate::qr::svg(&text) {
+        Some(svg) => (
+            [
+                (header::CONTENT_TYPE, "image/svg+xml"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "sandbox; default-src 'none'",
+                ),
+                (header::CACHE_CONTROL, "private, max-age=3600"),
+            ],
+            svg,
+        )
+            .into_response(),
+        None => error(StatusCode::BAD_REQUEST, "too long for a QR code"),
+    }
 }
 
 /// Escapes text for HTML content and attribute values.
@@ -193,150 +217,4 @@ pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Re
         body,
     )
         .into_response()
-}
-
-/// Bytes for the response body, from the archive thread.
-struct ChanWriter {
-    tx: mpsc::Sender<io::Result<Bytes>>,
-    buf: Vec<u8>,
-}
-
-const ARCHIVE_CHUNK: usize = 256 * 1024;
-
-impl ChanWriter {
-    fn push(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(ARCHIVE_CHUNK));
-        self.tx
-            .blocking_send(Ok(Bytes::from(chunk)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
-    }
-}
-
-impl Write for ChanWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= ARCHIVE_CHUNK {
-            self.push()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.push()
-    }
-}
-
-/// A file's bytes, exactly as many as its header announced: a file that
-/// shrank while archived fails the download instead of corrupting it.
-struct Exactly<R> {
-    inner: R,
-    left: u64,
-}
-
-impl<R: Read> Read for Exactly<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.left == 0 {
-            return Ok(0);
-        }
-        let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
-        let n = self.inner.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "a file shrank while it was archived",
-            ));
-        }
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
-
-/// `GET FOLDER/?tar`: the folder as a tar archive, streamed as it is
-/// written (never built in memory or on disk); sizes past 8 GiB and long
-/// names use the GNU extensions every tar reads.
-pub async fn archive(web: &Web, who: &super::auth::Who, rel: RelPath) -> Response {
-    let tree = match web.ctx.files.walk(who.id, rel.clone()).await {
-        Ok(t) => t,
-        Err(e) => return failure(e),
-    };
-    let top = rel
-        .file_name()
-        .map(str::to_string)
-        .unwrap_or_else(|| web.ctx.config.name.clone());
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
-    let ctx = web.ctx.clone();
-    let name = top.clone();
-    tokio::task::spawn_blocking(move || {
-        let writer = ChanWriter {
-            tx: tx.clone(),
-            buf: Vec::with_capacity(ARCHIVE_CHUNK),
-        };
-        let mut b = tar::Builder::new(writer);
-        let result = (|| -> io::Result<()> {
-            let mut dir = tar::Header::new_gnu();
-            dir.set_entry_type(tar::EntryType::Directory);
-            dir.set_mode(0o755);
-            dir.set_size(0);
-            dir.set_mtime(chrono::Utc::now().timestamp().max(0) as u64);
-            b.append_data(&mut dir, format!("{name}/"), io::empty())?;
-            for e in tree {
-                let path = format!("{name}/{}", e.path);
-                let mtime = e.mtime.map_or(0, |m| m.secs.max(0) as u64);
-                match e.kind {
-                    EntryKind::Dir => {
-                        let mut h = tar::Header::new_gnu();
-                        h.set_entry_type(tar::EntryType::Directory);
-                        h.set_mode(0o755);
-                        h.set_size(0);
-                        h.set_mtime(mtime);
-                        b.append_data(&mut h, format!("{path}/"), io::empty())?;
-                    }
-                    EntryKind::File => {
-                        let Ok(sub) = RelPath::parse(&e.path) else {
-                            continue;
-                        };
-                        let (file, entry) = match ctx.files.store().open_read(&rel.join(&sub)) {
-                            Ok(x) => x,
-                            // Gone since the walk: leave it out.
-                            Err(_) => continue,
-                        };
-                        let mut h = tar::Header::new_gnu();
-                        h.set_entry_type(tar::EntryType::Regular);
-                        h.set_mode(0o644);
-                        h.set_size(entry.size);
-                        h.set_mtime(mtime);
-                        let data = Exactly {
-                            inner: file,
-                            left: entry.size,
-                        };
-                        b.append_data(&mut h, &path, data)?;
-                    }
-                    _ => {}
-                }
-            }
-            b.finish()?;
-            b.get_mut().flush()
-        })();
-        if let Err(e) = result {
-            tracing::warn!("folder archive cut short: {e}");
-            let _ = tx.blocking_send(Err(e));
-        }
-    });
-    let body = Body::from_stream(
-        futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        })
-        .fuse(),
-    );
-    Response::builder()
-        .header(header::CONTENT_TYPE, "application/x-tar")
-        .header(
-            header::CONTENT_DISPOSITION,
-            disposition(&format!("{top}.tar")),
-        )
-        .body(body)
-        .unwrap_or_default()
 }

@@ -19,6 +19,7 @@ use super::{PREFIX, Web, auth, dav, files, page, sharing, tus, ws};
 pub(super) fn router(web: Web) -> Router {
     let own = Router::new()
         .route("/assets/{name}", get(page::asset))
+        .route("/qr", get(page::qr))
         .route("/login", post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/whoami", get(auth::whoami))

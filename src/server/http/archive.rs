@@ -1,0 +1,321 @@
+//! Folder downloads: `FOLDER/?zip` and `FOLDER/?tar`, the whole folder or
+//! the entries picked in it (`&pick=NAME`, repeated). Streamed as written,
+//! never built in memory or on disk: zip with data descriptors and zip64
+//! past 4 GiB or 65,535 entries (what Windows opens without a tool), tar
+//! with the GNU extensions for long names and sizes past 8 GiB. Only what
+//! the visitor may read goes in (the files service's walk).
+
+use std::io::{self, Read, Write};
+
+use axum::body::Body;
+use axum::http::header;
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use super::Web;
+use super::auth::Who;
+use super::paths::{disposition, failure};
+use crate::access::Action;
+use crate::files::FilesError;
+use crate::files::entry::{EntryKind, TreeEntry};
+use crate::files::name::RelPath;
+
+/// The two archive formats.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Format {
+    /// zip (stored, data descriptors, zip64 where needed).
+    Zip,
+    /// tar (GNU).
+    Tar,
+}
+
+impl Format {
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Zip => "zip",
+            Format::Tar => "tar",
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::Zip => "application/zip",
+            Format::Tar => "application/x-tar",
+        }
+    }
+}
+
+/// At most this many entries may be picked in one request.
+pub const MAX_PICKS: usize = 10_000;
+
+/// One entry of an archive: its name inside the archive and where it
+/// comes from.
+struct Item {
+    name: String,
+    source: RelPath,
+    kind: EntryKind,
+    mtime: i64,
+}
+
+/// What goes into the archive of `rel` (or of the entries `picks` names in
+/// it), named as it will be inside: the folder's own name first when the
+/// whole folder is taken, the picked names at the top otherwise.
+async fn items(
+    web: &Web,
+    who: &Who,
+    rel: &RelPath,
+    top: &str,
+    picks: &[String],
+) -> Result<Vec<Item>, FilesError> {
+    let files = &web.ctx.files;
+    let from_tree = |base: &RelPath, prefix: &str, tree: Vec<TreeEntry>, out: &mut Vec<Item>| {
+        for e in tree {
+            let Ok(sub) = RelPath::parse(&e.path) else {
+                continue;
+            };
+            out.push(Item {
+                name: format!("{prefix}{}", e.path),
+                source: base.join(&sub),
+                kind: e.kind,
+                mtime: e.mtime.map_or(0, |m| m.secs),
+            });
+        }
+    };
+    let mut out = Vec::new();
+    if picks.is_empty() {
+        let tree = files.walk(who.id, rel.clone()).await?;
+        out.push(Item {
+            name: top.to_string(),
+            source: rel.clone(),
+            kind: EntryKind::Dir,
+            mtime: chrono::Utc::now().timestamp(),
+        });
+        from_tree(rel, &format!("{top}/"), tree, &mut out);
+        return Ok(out);
+    }
+    if picks.len() > MAX_PICKS {
+        return Err(FilesError::TooLarge(format!(
+            "at most {MAX_PICKS} entries can be picked at once"
+        )));
+    }
+    for name in picks {
+        let one = rel.child(name)?;
+        files.check(who.id, Action::Read, &one)?;
+        let r = one.clone();
+        let entry = files.blocking(move |s| s.stat(&r)).await?;
+        match entry.kind {
+            EntryKind::Dir => {
+                let tree = files.walk(who.id, one.clone()).await?;
+                out.push(Item {
+                    name: name.clone(),
+                    source: one.clone(),
+                    kind: EntryKind::Dir,
+                    mtime: entry.mtime.map_or(0, |m| m.secs),
+                });
+                from_tree(&one, &format!("{name}/"), tree, &mut out);
+            }
+            EntryKind::File => out.push(Item {
+                name: name.clone(),
+                source: one,
+                kind: EntryKind::File,
+                mtime: entry.mtime.map_or(0, |m| m.secs),
+            }),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// `GET FOLDER/?zip` or `?tar`, optionally with `pick=NAME` (repeated).
+pub async fn archive(
+    web: &Web,
+    who: &Who,
+    rel: RelPath,
+    format: Format,
+    picks: &[String],
+) -> Response {
+    let top = rel
+        .file_name()
+        .map(str::to_string)
+        .unwrap_or_else(|| web.ctx.config.name.clone());
+    let list = match items(web, who, &rel, &top, picks).await {
+        Ok(l) => l,
+        Err(e) => return failure(e),
+    };
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
+    let ctx = web.ctx.clone();
+    tokio::task::spawn_blocking(move || {
+        let writer = ChanWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+        };
+        let open = |source: &RelPath| ctx.files.store().open_read(source).ok();
+        let result = match format {
+            Format::Tar => write_tar(writer, list, open),
+            Format::Zip => write_zip(writer, list, open),
+        };
+        if let Err(e) = result {
+            tracing::warn!("folder archive cut short: {e}");
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    let body = Body::from_stream(
+        futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })
+        .fuse(),
+    );
+    Response::builder()
+        .header(header::CONTENT_TYPE, format.content_type())
+        .header(
+            header::CONTENT_DISPOSITION,
+            disposition(&format!("{top}.{}", format.extension())),
+        )
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(body)
+        .unwrap_or_default()
+}
+
+type Opened = Option<(crate::files::storage::Reader, crate::files::entry::Entry)>;
+
+fn write_tar(
+    writer: ChanWriter,
+    list: Vec<Item>,
+    open: impl Fn(&RelPath) -> Opened,
+) -> io::Result<()> {
+    let mut b = tar::Builder::new(writer);
+    for item in list {
+        let mtime = item.mtime.max(0) as u64;
+        let mut h = tar::Header::new_gnu();
+        h.set_mtime(mtime);
+        match item.kind {
+            EntryKind::Dir => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+                b.append_data(&mut h, format!("{}/", item.name), io::empty())?;
+            }
+            EntryKind::File => {
+                // Gone since the walk: left out.
+                let Some((file, entry)) = open(&item.source) else {
+                    continue;
+                };
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o644);
+                h.set_size(entry.size);
+                let data = Exactly {
+                    inner: file,
+                    left: entry.size,
+                };
+                b.append_data(&mut h, &item.name, data)?;
+            }
+            _ => {}
+        }
+    }
+    b.finish()?;
+    b.get_mut().flush()
+}
+
+fn write_zip(
+    writer: ChanWriter,
+    list: Vec<Item>,
+    open: impl Fn(&RelPath) -> Opened,
+) -> io::Result<()> {
+    let mut z = rawzip::ZipArchiveWriter::new(writer);
+    for item in list {
+        let when = rawzip::time::UtcDateTime::from_unix(item.mtime);
+        match item.kind {
+            EntryKind::Dir => {
+                z.new_dir(format!("{}/", item.name).as_str())
+                    .last_modified(when)
+                    .unix_permissions(0o40755)
+                    .create()
+                    .map_err(io::Error::other)?;
+            }
+            EntryKind::File => {
+                let Some((file, entry)) = open(&item.source) else {
+                    continue;
+                };
+                let (mut out, config) = z
+                    .new_file(item.name.as_str())
+                    .last_modified(when)
+                    .unix_permissions(0o100644)
+                    .start()
+                    .map_err(io::Error::other)?;
+                let mut w = config.wrap(&mut out);
+                let mut data = Exactly {
+                    inner: file,
+                    left: entry.size,
+                };
+                io::copy(&mut data, &mut w)?;
+                let (_, described) = w.finish().map_err(io::Error::other)?;
+                out.finish(described).map_err(io::Error::other)?;
+            }
+            _ => {}
+        }
+    }
+    let mut writer = z.finish().map_err(io::Error::other)?;
+    writer.flush()
+}
+
+/// Bytes for the response body, from the archive thread.
+struct ChanWriter {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+const CHUNK: usize = 256 * 1024;
+
+impl ChanWriter {
+    fn push(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .blocking_send(Ok(Bytes::from(chunk)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+impl Write for ChanWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.push()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.push()
+    }
+}
+
+/// A file's bytes, exactly as many as its header announced: a file that
+/// shrank while archived fails the download instead of corrupting it, and
+/// one that grew is cut at the size described.
+struct Exactly<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Exactly<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "a file shrank while it was archived",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
