@@ -9,7 +9,10 @@ send a chat message from the page and see it arrive in a native client
 (`ferry chat`), and the other way round; names are shown as text, never
 run as HTML. Then, on a server with an account: log in as it, see only the
 buttons its rights allow in each folder, make a share link that opens
-without a login, log out.
+without a login, log out. Then the page's own features on a third server
+(tests/browser_page.py): zip downloads, search, previews and thumbnails,
+selection, copy-link, QR, the hidden-files toggle, a 10,000-entry folder,
+hostile files, and the phone layout at 390x844.
 """
 import hashlib
 import os
@@ -119,7 +122,7 @@ def main():
         row = wait.until(EC.presence_of_element_located(
             (By.CSS_SELECTOR, 'tr[data-name="<img src=x onerror=alert(1)>.txt"]')))
         assert "<img src=x onerror=alert(1)>.txt" in row.text, row.text
-        assert not driver.find_elements(By.CSS_SELECTOR, "#list img")
+        assert not driver.find_elements(By.CSS_SELECTOR, "#list img:not(.thumb)")
         try:
             driver.switch_to.alert
             raise AssertionError("an alert ran")
@@ -229,6 +232,8 @@ def main():
         wait.until(lambda d: "<native> hello from the terminal" in d.find_element(By.ID, "chat-log").text)
         assert not driver.find_elements(By.CSS_SELECTOR, "#chat-log b")
         accounts_phase(driver, wait, work)
+        import browser_page
+        browser_page.run(driver, wait, work, serve, free_port, downloads)
         print("browser checks passed")
     except Exception:
         if driver is not None:

@@ -163,6 +163,14 @@ pub(super) async fn get(
             HeaderValue::from_static("sandbox"),
         );
     }
+    // The page shows a PDF in a frame of its own (the browser's viewer);
+    // no other site may frame it.
+    if essence == "application/pdf" {
+        h.insert(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("SAMEORIGIN"),
+        );
+    }
     let ctype = if essence.starts_with("text/") {
         HeaderValue::try_from(format!("{essence}; charset=utf-8"))
     } else {
