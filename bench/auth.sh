@@ -12,6 +12,7 @@
 # Usage: bench/auth.sh [ROUNDS] [SECS]   (defaults 3 and 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 rounds=${1:-3}
 secs=${2:-10}
 need=()
@@ -20,18 +21,12 @@ command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" </dev/null
 fi
-if [ -n "${FERRY_BIN:-}" ]; then
-  ferry=$FERRY_BIN
-else
-  cargo build --release -q
-  ferry=$PWD/target/release/ferry
-fi
+ferry_binary
 work=$(mktemp -d /var/tmp/ferry-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/srv" "$work/state"
 head -c 4096 /dev/urandom | base64 -w 76 | head -c 4096 > "$work/srv/small.txt"
 echo "a-long-bench-password" | "$ferry" passwd alice > "$work/ferry.toml"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 fp=$(port)
 "$ferry" serve "$work/srv" --listen "127.0.0.1:$fp" --state-dir "$work/state" --no-discovery \
   --config "$work/ferry.toml" >/dev/null 2>"$work/ferry.log" &

@@ -22,22 +22,16 @@
 # Usage: [ROUNDS=11] [STALL_ROUNDS=3] bench/chat.sh [RECEIVERS] [COUNT]   (defaults 50 and 2000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 receivers=${1:-50}
 count=${2:-2000}
 if ! command -v ncat >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ncat </dev/null
 fi
-# FERRY_BIN runs a given build instead (bench/before_after.sh uses it).
-if [ -n "${FERRY_BIN:-}" ]; then
-  ferry=$FERRY_BIN
-else
-  cargo build --release -q
-  ferry=$PWD/target/release/ferry
-fi
+ferry_binary
 work=$(mktemp -d /var/tmp/ferry-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/srv" "$work/state"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # CPU time (ms) a process has used so far.
 cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$1/stat"; }

@@ -9,16 +9,15 @@
 # Usage: bench/exec.sh [RUNS] [SIZE_MIB]   (defaults 200 and 1024)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 runs=${1:-200}
 size_mib=${2:-1024}
-cargo build --release -q
-ferry=$PWD/target/release/ferry
+ferry_binary
 work=$(mktemp -d /var/tmp/ferry-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/srv"
 
 now() { date +%s.%N; }
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export FERRY_TOKEN=bench-token-$$
 p=$(port)
 "$ferry" serve "$work/srv" --listen 127.0.0.1:$p --allow-exec --no-discovery >/dev/null 2>&1 &

@@ -5,19 +5,14 @@
 # ratios. Usage: bench/transfer.sh [SIZE_MIB]   (default 2048)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 size_mib=${1:-2048}
 for tool in ncat socat; do
   if ! command -v $tool >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ncat socat </dev/null
   fi
 done
-# FERRY_BIN runs a given build instead (bench/before_after.sh uses it).
-if [ -n "${FERRY_BIN:-}" ]; then
-  ferry=$FERRY_BIN
-else
-  cargo build --release -q
-  ferry=$PWD/target/release/ferry
-fi
+ferry_binary
 work=$(mktemp -d /var/tmp/ferry-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/srv" "$work/out"
@@ -27,7 +22,6 @@ cat "$work/src.bin" > /dev/null   # warm the page cache for everyone alike
 
 now() { date +%s.%N; }
 elapsed() { echo "$2 - $1" | bc; }
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 best=()
 
 # Each contender runs 3 times; the best time counts (the machine is shared).

@@ -12,6 +12,7 @@
 # Usage: bench/web.sh [SECONDS] [SIZE_MIB]   (defaults 10 and 1024)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 secs=${1:-10}
 size_mib=${2:-1024}
 need=()
@@ -22,20 +23,13 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" </dev/null
 fi
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
-# FERRY_BIN runs a given build instead (bench/before_after.sh uses it).
-if [ -n "${FERRY_BIN:-}" ]; then
-  ferry=$FERRY_BIN
-else
-  cargo build --release -q
-  ferry=$PWD/target/release/ferry
-fi
+ferry_binary
 work=$(mktemp -d /var/tmp/ferry-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
 mkdir -p "$work/srv" "$work/state" "$work/nginx"
 chmod 755 "$work" "$work/srv"  # nginx's workers run as another user
 head -c 4096 /dev/urandom | base64 -w 76 | head -c 4096 > "$work/srv/small.txt"
 head -c $((size_mib * 1024 * 1024)) /dev/urandom > "$work/srv/big.bin"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 fp=$(port)
 "$ferry" serve "$work/srv" --listen 127.0.0.1:$fp --state-dir "$work/state" --no-discovery \

@@ -15,6 +15,7 @@
 # Usage: bench/webdav.sh [ROUNDS] [SIZE_MIB] [FILES]   (defaults 5, 1024, 10000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 rounds=${1:-5}
 size_mib=${2:-1024}
 files=${3:-10000}
@@ -29,12 +30,7 @@ if [ ! -x "$dufs" ]; then
   echo "installing dufs (cargo install dufs --locked)" >&2
   cargo install dufs --locked -q
 fi
-if [ -n "${FERRY_BIN:-}" ]; then
-  ferry=$FERRY_BIN
-else
-  cargo build --release -q
-  ferry=$PWD/target/release/ferry
-fi
+ferry_binary
 work=$(mktemp -d /var/tmp/ferry-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 head -c $((size_mib * 1024 * 1024)) /dev/urandom > "$work/big.bin"
@@ -48,7 +44,6 @@ for i in range(n):
         f.write("x" * (i % 500))
 PY
 done
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 fp=$(port); rp=$(port); dp=$(port)
 "$ferry" serve "$work/ferry" --listen 127.0.0.1:$fp --allow-all --no-discovery \
   --state-dir "$work/state" >/dev/null 2>"$work/ferry.log" &
