@@ -114,8 +114,10 @@ async fn put_get_round_trip_with_mtime_and_force() {
         .put_file(&src, "data.bin", TransferOpts::default(), &quiet())
         .await
         .unwrap();
-    assert_eq!(up.sha256, sha256_file(&src));
-    assert_eq!(sha256_file(&s.path("data.bin")), up.sha256);
+    // BLAKE3, which the server offers, unless SHA-256 is asked for.
+    assert_eq!(up.algo, ferry::files::digest::Algo::Blake3);
+    assert_eq!(up.digest, common::blake3_file(&src));
+    assert_eq!(sha256_file(&s.path("data.bin")), sha256_file(&src));
     assert_eq!(
         fs::metadata(s.path("data.bin"))
             .unwrap()
@@ -139,12 +141,14 @@ async fn put_get_round_trip_with_mtime_and_force() {
     assert_eq!(fs::read(s.path("data.bin")).unwrap(), b"new contents");
 
     let dst = local.path().join("back.bin");
+    c.verify_with_sha256();
     let down = c
         .get_file("data.bin", &dst, TransferOpts::default(), &quiet())
         .await
         .unwrap();
     assert_eq!(fs::read(&dst).unwrap(), b"new contents");
-    assert_eq!(down.sha256, sha256_file(&dst));
+    assert_eq!(down.algo, ferry::files::digest::Algo::Sha256);
+    assert_eq!(down.digest, sha256_file(&dst));
     let twice = c
         .get_file("data.bin", &dst, TransferOpts::default(), &quiet())
         .await;

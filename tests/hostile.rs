@@ -242,6 +242,7 @@ async fn traversal_attempts_through_the_native_door_touch_nothing_outside() {
                 path: bad.into(),
                 offset: 0,
                 prefix_sha256: None,
+                digest: Some("blake3".into()),
             },
             Request::Stat { path: bad.into() },
             Request::Ls { path: bad.into() },
@@ -264,6 +265,7 @@ async fn traversal_attempts_through_the_native_door_touch_nothing_outside() {
                 mtime: None,
                 force: true,
                 resume: false,
+                digest: None,
             },
         ] {
             let conn = c.connection();
@@ -376,6 +378,7 @@ async fn start_put(c: &mut Client, path: &str, size: u64) {
         mtime: None,
         force: false,
         resume: true,
+        digest: None,
     };
     conn.send(Kind::Request, &put, 0).await.unwrap();
     assert_eq!(conn.next_head().await.unwrap().kind, Kind::Partial);

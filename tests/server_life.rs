@@ -7,7 +7,7 @@ use std::fs;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestServer, noise, partial_files, sha256_file};
+use common::{TestServer, noise, partial_files};
 use ferry::client::{Client, ClientError, TransferOpts};
 use ferry::secret::Secret;
 use ferry::wire::messages::ErrorCode;
@@ -143,9 +143,9 @@ async fn a_hundred_clients_put_and_get_at_once() {
             let down = c
                 .get_file(&name, &dst, TransferOpts::default(), &ProgressBar::hidden())
                 .await?;
-            assert_eq!(up.sha256, down.sha256);
+            assert_eq!(up.digest, down.digest);
             assert_eq!(fs::read(&dst).unwrap(), data);
-            Ok::<_, ClientError>(up.sha256)
+            Ok::<_, ClientError>(up.digest)
         }));
     }
     for (i, t) in tasks.into_iter().enumerate() {
@@ -154,7 +154,7 @@ async fn a_hundred_clients_put_and_get_at_once() {
             .unwrap()
             .unwrap()
             .unwrap();
-        assert_eq!(sha256_file(&s.path(&format!("file-{i}"))), sha);
+        assert_eq!(common::blake3_file(&s.path(&format!("file-{i}"))), sha);
     }
     assert!(partial_files(s.root.path()).is_empty());
 }
@@ -170,6 +170,7 @@ async fn shutdown_aborts_a_stalled_upload_and_leaves_no_partial_file() {
         mtime: None,
         force: false,
         resume: true,
+        digest: None,
     };
     conn.send(ferry::wire::Kind::Request, &put, 0)
         .await
@@ -225,7 +226,7 @@ async fn shutdown_lets_a_running_transfer_finish_within_the_grace_period() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let root = s.stop().await;
     let done = upload.await.unwrap().unwrap();
-    assert_eq!(sha256_file(&root.path().join("f")), done.sha256);
+    assert_eq!(common::blake3_file(&root.path().join("f")), done.digest);
     assert!(partial_files(root.path()).is_empty());
 }
 
@@ -264,7 +265,7 @@ async fn ping_times_hellos_and_a_repeated_hello_keeps_authentication() {
     assert_eq!(v["rtt_ms"].as_array().unwrap().len(), 3);
     assert_eq!(
         v["features"],
-        serde_json::json!(["files", "time", "chat", "chat-since", "web"])
+        serde_json::json!(["files", "time", "chat", "chat-since", "web", "blake3"])
     );
     let dead = tokio::task::spawn_blocking(|| common::run_cli(&["ping", "127.0.0.1:1"], &[]))
         .await

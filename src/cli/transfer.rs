@@ -12,6 +12,7 @@ use super::{connect, remote};
 use crate::client::local::{LocalTree, walk_local};
 use crate::client::{Client, ClientError, TransferOpts, Transferred};
 use crate::files::RelPath;
+use crate::files::digest::Algo;
 use crate::text::escape;
 use crate::wire::messages::{EntryKind, ErrorCode, TreeEntry};
 
@@ -28,6 +29,10 @@ pub struct TransferFlags {
     /// Print what was transferred as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Verify with SHA-256 (and report it, for `sha256sum`) even where
+    /// the server offers the faster BLAKE3.
+    #[arg(long)]
+    pub sha256: bool,
 }
 
 impl TransferFlags {
@@ -79,32 +84,38 @@ pub struct PutArgs {
     pub tls: super::TlsArgs,
 }
 
-/// One line of the `--json` report.
+/// One line of the `--json` report: the digest under its algorithm's
+/// name (`blake3` or `sha256`).
 #[derive(Debug, Serialize)]
 struct Report {
     path: String,
     size: u64,
-    sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blake3: Option<String>,
     resumed_from: u64,
     /// Already there, the same bytes: nothing was sent.
     unchanged: bool,
 }
 
 fn report(path: &str, t: &Transferred) -> Report {
-    Report {
-        path: path.to_string(),
-        size: t.size,
-        sha256: t.sha256.clone(),
-        resumed_from: t.resumed_from,
-        unchanged: false,
-    }
+    let mut r = unchanged(path, t.size, t.digest.clone(), t.algo);
+    r.resumed_from = t.resumed_from;
+    r.unchanged = false;
+    r
 }
 
-fn unchanged(path: &str, size: u64, sha256: String) -> Report {
+fn unchanged(path: &str, size: u64, digest: String, algo: Algo) -> Report {
+    let (sha256, blake3) = match algo {
+        Algo::Sha256 => (Some(digest), None),
+        Algo::Blake3 => (None, Some(digest)),
+    };
     Report {
         path: path.to_string(),
         size,
         sha256,
+        blake3,
         resumed_from: size,
         unchanged: true,
     }
@@ -184,6 +195,9 @@ pub(crate) async fn get(a: GetArgs) -> Result<(), ClientError> {
     let rel = RelPath::parse(&r.path)?;
     let opts = a.flags.opts();
     let mut c = connect(&r).await?;
+    if a.flags.sha256 {
+        c.verify_with_sha256();
+    }
     let entry = c.stat(&r.path).await?;
     if a.local.as_deref() == Some(Path::new("-")) {
         return get_to_stdout(&mut c, &a, &r.path, entry.kind).await;
@@ -220,7 +234,7 @@ pub(crate) async fn get(a: GetArgs) -> Result<(), ClientError> {
             };
             let shown = dest.display().to_string();
             match same_here(&mut c, &r.path, &dest, entry.size).await? {
-                Some(sha) => reports.push(unchanged(&shown, entry.size, sha)),
+                Some(sha) => reports.push(unchanged(&shown, entry.size, sha, c.digest())),
                 None => {
                     let t = c.get_file(&r.path, &dest, opts, &bar(name)).await?;
                     reports.push(report(&shown, &t));
@@ -284,7 +298,7 @@ async fn get_tree(
             Err(_) => todo.push((e, dest)),
             Ok(m) if m.is_file() && m.len() == e.size => {
                 match c.same_file(&from, &dest, e.size).await? {
-                    Some(sha) => reports.push(unchanged(&shown, e.size, sha)),
+                    Some(sha) => reports.push(unchanged(&shown, e.size, sha, c.digest())),
                     None if opts.force => todo.push((e, dest)),
                     None => differ.push(shown),
                 }
@@ -319,6 +333,9 @@ pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
     RelPath::parse(&r.path)?;
     let opts = a.flags.opts();
     let mut c = connect(&r).await?;
+    if a.flags.sha256 {
+        c.verify_with_sha256();
+    }
     let there = match c.stat(&r.path).await {
         Ok(e) => Some(e.kind),
         Err(e) if e.code() == Some(ErrorCode::NotFound) => None,
@@ -382,7 +399,7 @@ pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
                 false => None,
             };
             match same {
-                Some(sha) => reports.push(unchanged(&target, meta.len(), sha)),
+                Some(sha) => reports.push(unchanged(&target, meta.len(), sha, c.digest())),
                 None => {
                     let t = c.put_file(path, &target, opts, &bar(&name)).await?;
                     reports.push(report(&target, &t));
@@ -486,7 +503,7 @@ async fn put_tree(
         let target = join_remote(remote_top, &e.path);
         if e.kind == EntryKind::File && there.get(&e.path) == Some(&e.size) {
             if let Some(sha) = c.same_file(&target, &path, e.size).await? {
-                reports.push(unchanged(&target, e.size, sha));
+                reports.push(unchanged(&target, e.size, sha, c.digest()));
                 continue;
             }
         }

@@ -17,7 +17,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use indicatif::ProgressBar;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
 
@@ -133,6 +132,7 @@ pub struct Client {
     local: Option<std::net::SocketAddr>,
     peer: Option<std::net::SocketAddr>,
     tls: Option<Fingerprint>,
+    sha256_only: bool,
 }
 
 /// Whether the warning about a token sent in clear was given.
@@ -263,6 +263,7 @@ impl Client {
             local,
             peer,
             tls: None,
+            sha256_only: false,
         };
         match token {
             Some(t) if client.hello.auth_available => {
@@ -415,49 +416,6 @@ impl Client {
         self.conn.send_body(&body).await?;
         let _: Done = terminal(&mut self.conn).await?;
         Ok(())
-    }
-
-    /// Downloads one file to `local` (see [`transfer`]).
-    pub async fn get_file(
-        &mut self,
-        remote: &str,
-        local: &Path,
-        opts: TransferOpts,
-        bar: &ProgressBar,
-    ) -> Result<Transferred> {
-        transfer::get_file(&mut self.conn, remote, local, opts, bar).await
-    }
-
-    /// Whether `remote` holds the same bytes as `local` (`size` bytes),
-    /// asked without sending either (see [`transfer`]): their SHA-256
-    /// when they are.
-    pub async fn same_file(
-        &mut self,
-        remote: &str,
-        local: &Path,
-        size: u64,
-    ) -> Result<Option<String>> {
-        transfer::same_file(&mut self.conn, remote, local, size).await
-    }
-
-    /// Downloads one file into `out` as it comes, from its start (see
-    /// [`transfer`]); the digest is checked at the end.
-    pub async fn get_to<W>(&mut self, remote: &str, out: &mut W) -> Result<Transferred>
-    where
-        W: tokio::io::AsyncWrite + Unpin,
-    {
-        transfer::get_stream(&mut self.conn, remote, out).await
-    }
-
-    /// Uploads one file from `local` (see [`transfer`]).
-    pub async fn put_file(
-        &mut self,
-        local: &Path,
-        remote: &str,
-        opts: TransferOpts,
-        bar: &ProgressBar,
-    ) -> Result<Transferred> {
-        transfer::put_file(&mut self.conn, local, remote, opts, bar).await
     }
 
     /// Runs a command on the server (`spec.stdin` is set from `stdin`) and streams its output to `stdout` and

@@ -1,7 +1,8 @@
-//! Single-file transfers with resume and end-to-end SHA-256.
+//! Single-file transfers with resume and an end-to-end digest: BLAKE3
+//! when the server offers it, SHA-256 otherwise (or when asked for).
 //!
 //! Resume is automatic. A download writes to a hidden partial file beside
-//! the target; if one is there from an interrupted attempt, its SHA-256 goes
+//! the target; if one is there from an interrupted attempt, its digest goes
 //! with the request and the server continues after it when its own first
 //! bytes hash the same (otherwise the download starts over). An upload is
 //! the mirror image: the server offers the bytes it holds with their hash,
@@ -10,13 +11,12 @@
 use std::path::Path;
 
 use indicatif::ProgressBar;
-use sha2::{Digest as _, Sha256};
 
 use super::{ClientError, Result, remote_error, terminal};
 use crate::files::RelPath;
+use crate::files::digest::Algo;
 use crate::files::part::{FinishError, PartFile, hash_prefix, mtime_of};
 use crate::files::pipe::{spawn_reader, spawn_writer};
-use crate::ids::hex;
 use crate::wire::body::{Received, SendError, receive_body, send_body};
 use crate::wire::messages::{Digest, ErrorCode, GetStart, PutReady, Request};
 use crate::wire::{ConnError, Connection, Kind};
@@ -44,10 +44,77 @@ impl Default for TransferOpts {
 pub struct Transferred {
     /// Size of the whole file.
     pub size: u64,
-    /// Its SHA-256, agreed by both ends.
-    pub sha256: String,
+    /// Its digest (hex), agreed by both ends.
+    pub digest: String,
+    /// Which digest that is.
+    pub algo: Algo,
     /// Bytes that were already there and not sent again.
     pub resumed_from: u64,
+}
+
+impl super::Client {
+    /// The digest transfers on this connection are verified with: BLAKE3
+    /// when the server offers it, unless [`Client::verify_with_sha256`].
+    pub fn digest(&self) -> Algo {
+        if !self.sha256_only && self.hello.features.iter().any(|f| f == "blake3") {
+            Algo::Blake3
+        } else {
+            Algo::Sha256
+        }
+    }
+
+    /// Verifies this connection's transfers with SHA-256 (to report a
+    /// digest that `sha256sum` can check), even where BLAKE3 is offered.
+    pub fn verify_with_sha256(&mut self) {
+        self.sha256_only = true;
+    }
+
+    /// Downloads one file to `local` (see the module's notes).
+    pub async fn get_file(
+        &mut self,
+        remote: &str,
+        local: &Path,
+        opts: TransferOpts,
+        bar: &ProgressBar,
+    ) -> Result<Transferred> {
+        let algo = self.digest();
+        get_file(&mut self.conn, remote, local, opts, bar, algo).await
+    }
+
+    /// Whether `remote` holds the same bytes as `local` (`size` bytes),
+    /// asked without sending either (see the module's notes): their digest
+    /// when they are.
+    pub async fn same_file(
+        &mut self,
+        remote: &str,
+        local: &Path,
+        size: u64,
+    ) -> Result<Option<String>> {
+        let algo = self.digest();
+        same_file(&mut self.conn, remote, local, size, algo).await
+    }
+
+    /// Downloads one file into `out` as it comes, from its start (see
+    /// the module's notes); the digest is checked at the end.
+    pub async fn get_to<W>(&mut self, remote: &str, out: &mut W) -> Result<Transferred>
+    where
+        W: tokio::io::AsyncWrite + Unpin,
+    {
+        let algo = self.digest();
+        get_stream(&mut self.conn, remote, out, algo).await
+    }
+
+    /// Uploads one file from `local` (see the module's notes).
+    pub async fn put_file(
+        &mut self,
+        local: &Path,
+        remote: &str,
+        opts: TransferOpts,
+        bar: &ProgressBar,
+    ) -> Result<Transferred> {
+        let algo = self.digest();
+        put_file(&mut self.conn, local, remote, opts, bar, algo).await
+    }
 }
 
 fn join_err(_: tokio::task::JoinError) -> ClientError {
@@ -60,6 +127,7 @@ pub(super) async fn get_file(
     local: &Path,
     opts: TransferOpts,
     bar: &ProgressBar,
+    algo: Algo,
 ) -> Result<Transferred> {
     RelPath::parse(remote)?;
     if !opts.force && std::fs::symlink_metadata(local).is_ok() {
@@ -72,7 +140,7 @@ pub(super) async fn get_file(
     let resume = opts.resume;
     let (mut part, prefix) = tokio::task::spawn_blocking(move || {
         let mut part = PartFile::open(&target, resume)?;
-        let prefix = part.hash_existing()?;
+        let prefix = part.hash_existing(algo)?;
         Ok::<_, std::io::Error>((part, prefix))
     })
     .await
@@ -88,6 +156,7 @@ pub(super) async fn get_file(
                 path: remote.into(),
                 offset,
                 prefix_sha256: prefix.clone(),
+                digest: wire_name(algo),
             },
             0,
         )
@@ -159,9 +228,10 @@ pub(super) async fn get_file(
             .await
             .map_err(join_err)?;
     match finished {
-        Ok(sha256) => Ok(Transferred {
+        Ok(digest) => Ok(Transferred {
             size,
-            sha256,
+            digest,
+            algo,
             resumed_from: offset,
         }),
         Err(FinishError::Checksum { expected, actual }) => Err(ClientError::Checksum(format!(
@@ -183,6 +253,7 @@ pub(super) async fn get_stream<W>(
     conn: &mut Connection,
     remote: &str,
     out: &mut W,
+    algo: Algo,
 ) -> Result<Transferred>
 where
     W: tokio::io::AsyncWrite + Unpin,
@@ -193,6 +264,7 @@ where
         path: remote.into(),
         offset: 0,
         prefix_sha256: None,
+        digest: wire_name(algo),
     };
     conn.send(Kind::Request, &get, 0).await?;
     let head = conn.next_head().await?;
@@ -204,7 +276,7 @@ where
     if start.offset != 0 || head.body_len != size {
         return Err(ConnError::Protocol("get reply does not match the request".into()).into());
     }
-    let mut hasher = Sha256::new();
+    let mut hasher = algo.hasher();
     let mut buf = Vec::with_capacity(crate::files::pipe::CHUNK);
     let written = |e: std::io::Error| ClientError::Local(format!("writing the output: {e}"));
     while conn.body_remaining() > 0 {
@@ -215,16 +287,17 @@ where
     }
     out.flush().await.map_err(written)?;
     let digest: Digest = terminal(conn).await?;
-    let sha256 = hex(&hasher.finalize());
-    if !digest.sha256.eq_ignore_ascii_case(&sha256) {
+    let ours = hasher.hex();
+    if !digest.sha256.eq_ignore_ascii_case(&ours) {
         return Err(ClientError::Checksum(format!(
-            "server says {}, the bytes written hash to {sha256}",
+            "server says {}, the bytes written hash to {ours}",
             digest.sha256
         )));
     }
     Ok(Transferred {
         size,
-        sha256,
+        digest: ours,
+        algo,
         resumed_from: 0,
     })
 }
@@ -239,13 +312,14 @@ pub(super) async fn same_file(
     remote: &str,
     local: &Path,
     size: u64,
+    algo: Algo,
 ) -> Result<Option<String>> {
     RelPath::parse(remote)?;
     let path = local.to_path_buf();
     let hashed = tokio::task::spawn_blocking(move || {
         let mut file = std::fs::File::open(&path)?;
-        let h = hash_prefix(&mut file, size)?;
-        Ok::<_, std::io::Error>(hex(&h.finalize()))
+        let h = hash_prefix(&mut file, size, algo)?;
+        Ok::<_, std::io::Error>(h.hex())
     })
     .await
     .map_err(join_err)?
@@ -254,6 +328,7 @@ pub(super) async fn same_file(
         path: remote.into(),
         offset: size,
         prefix_sha256: (size > 0).then(|| hashed.clone()),
+        digest: wire_name(algo),
     };
     conn.send(Kind::Request, &get, 0).await?;
     let head = conn.next_head().await?;
@@ -280,6 +355,7 @@ pub(super) async fn put_file(
     remote: &str,
     opts: TransferOpts,
     bar: &ProgressBar,
+    algo: Algo,
 ) -> Result<Transferred> {
     RelPath::parse(remote)?;
     // Non-blocking, so that a FIFO given as the source is refused below
@@ -308,6 +384,7 @@ pub(super) async fn put_file(
             mtime: mtime_of(&meta),
             force: opts.force,
             resume: opts.resume,
+            digest: wire_name(algo),
         },
         0,
     )
@@ -322,19 +399,19 @@ pub(super) async fn put_file(
         (off, Some(theirs)) if off > 0 && off <= size => {
             let (file, ours) = tokio::task::spawn_blocking(move || {
                 let mut file = file;
-                let h = hash_prefix(&mut file, off);
+                let h = hash_prefix(&mut file, off, algo);
                 (file, h)
             })
             .await
             .map_err(join_err)?;
             let ours = ours.map_err(|e| ClientError::local(local, e))?;
-            if hex(&ours.clone().finalize()).eq_ignore_ascii_case(&theirs) {
+            if ours.hex().eq_ignore_ascii_case(&theirs) {
                 (file, off, ours)
             } else {
-                (file, 0, Sha256::new())
+                (file, 0, algo.hasher())
             }
         }
-        _ => (file, 0, Sha256::new()),
+        _ => (file, 0, algo.hasher()),
     };
     let len = size - offset;
     conn.send(Kind::Request, &Request::Data { offset }, len)
@@ -380,7 +457,14 @@ pub(super) async fn put_file(
     }
     Ok(Transferred {
         size,
-        sha256,
+        digest: sha256,
+        algo,
         resumed_from: offset,
     })
+}
+
+/// How a request names `algo`: SHA-256 by leaving it out, which every
+/// server understands.
+fn wire_name(algo: Algo) -> Option<String> {
+    (algo != Algo::Sha256).then(|| algo.name().to_string())
 }

@@ -2,6 +2,8 @@
 //! [`Storage`] (the local folder first), atomic verified writes, and the
 //! one name validator every door and the client share.
 
+pub mod digest;
+pub mod digests;
 pub mod entry;
 pub mod local;
 pub mod name;

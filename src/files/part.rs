@@ -26,6 +26,8 @@ use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{Mode, SFlag};
 use sha2::{Digest, Sha256};
 
+use super::digest::{Algo, Hasher};
+
 use super::entry::Mtime;
 use super::name::PART_SUFFIX;
 use crate::ids::hex;
@@ -71,7 +73,7 @@ pub struct PartFile {
     existing: u64,
     size: u64,
     written: u64,
-    hasher: Sha256,
+    hasher: Hasher,
 }
 
 /// The hidden partial file's name for a target named `name`.
@@ -233,7 +235,7 @@ impl PartFile {
             existing,
             size: 0,
             written: 0,
-            hasher: Sha256::new(),
+            hasher: Hasher::default(),
         })
     }
 
@@ -249,13 +251,15 @@ impl PartFile {
 
     /// Hashes the bytes an earlier attempt left; `None` when there are none.
     /// The hash state is kept, so those bytes are not read twice.
-    pub fn hash_existing(&mut self) -> io::Result<Option<String>> {
+    /// From here on the file is verified with `algo`.
+    pub fn hash_existing(&mut self, algo: Algo) -> io::Result<Option<String>> {
+        self.hasher = algo.hasher();
         if self.existing == 0 {
             return Ok(None);
         }
         self.file.seek(SeekFrom::Start(0))?;
-        self.hasher = hash_prefix(&mut self.file, self.existing)?;
-        Ok(Some(hex(&self.hasher.clone().finalize())))
+        self.hasher = hash_prefix(&mut self.file, self.existing, algo)?;
+        Ok(Some(self.hasher.hex()))
     }
 
     /// Fixes where the incoming bytes start (0, or [`existing`] after
@@ -271,7 +275,7 @@ impl PartFile {
             ));
         }
         if offset == 0 {
-            self.hasher = Sha256::new();
+            self.hasher = self.hasher.algo().hasher();
         }
         self.file.set_len(offset)?;
         self.file.seek(SeekFrom::Start(offset))?;
@@ -320,7 +324,7 @@ impl PartFile {
                 want: self.size,
             });
         }
-        let actual = hex(&self.hasher.clone().finalize());
+        let actual = self.hasher.hex();
         if let Some(expected) = expected_sha256 {
             if !expected.eq_ignore_ascii_case(&actual) {
                 self.discard();
@@ -425,8 +429,8 @@ pub(crate) fn rename_noreplace_between(
 }
 
 /// Reads exactly `len` bytes from the current position into a new hasher.
-pub fn hash_prefix(file: &mut impl Read, len: u64) -> io::Result<Sha256> {
-    let mut hasher = Sha256::new();
+pub fn hash_prefix(file: &mut impl Read, len: u64, algo: Algo) -> io::Result<Hasher> {
+    let mut hasher = algo.hasher();
     let mut buf = vec![0u8; 1 << 20];
     let mut left = len;
     while left > 0 {
@@ -535,7 +539,9 @@ mod tests {
         let mut p = PartFile::open(&target, true).unwrap();
         assert_eq!(p.existing(), 6);
         assert_eq!(
-            p.hash_existing().unwrap().unwrap(),
+            p.hash_existing(crate::files::digest::Algo::Sha256)
+                .unwrap()
+                .unwrap(),
             hex(&Sha256::digest(b"hello "))
         );
         p.start(6, 11).unwrap();

@@ -29,6 +29,8 @@ pub struct Files {
     abort: CancellationToken,
     /// Uploads waiting for another upload of their name to let go.
     waiting: Arc<tokio::sync::Semaphore>,
+    /// Digests of whole files already hashed.
+    digests: super::digests::DigestCache,
 }
 
 /// Most uploads waiting at once for a name to be let go; more are busy at
@@ -51,6 +53,7 @@ impl Files {
             stall,
             abort,
             waiting: Arc::new(tokio::sync::Semaphore::new(MAX_WAITING)),
+            digests: Default::default(),
         }
     }
 
@@ -62,6 +65,11 @@ impl Files {
     /// The access decision.
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// Digests of whole files already hashed.
+    pub fn digests(&self) -> &super::digests::DigestCache {
+        &self.digests
     }
 
     pub(super) fn store_arc(&self) -> Arc<dyn Storage> {

@@ -174,9 +174,10 @@ pub trait Part: Send + Sync + fmt::Debug {
     /// Bytes held so far, from the start of the file.
     fn written(&self) -> u64;
 
-    /// The SHA-256 of the bytes an earlier attempt left; `None` when
-    /// there are none. Going on from there does not read them again.
-    fn hash_existing(&mut self) -> io::Result<Option<String>>;
+    /// The digest (by `algo`, which verifies the whole file from here on)
+    /// of the bytes an earlier attempt left; `None` when there are none.
+    /// Going on from there does not read them again.
+    fn hash_existing(&mut self, algo: super::digest::Algo) -> io::Result<Option<String>>;
 
     /// Fixes where the incoming bytes start (0, or [`Part::existing`]) and
     /// how large the file will be.

@@ -198,10 +198,14 @@ impl Upload {
         r.map_err(|e| FilesError::Io(e.to_string()))
     }
 
-    /// The SHA-256 of the bytes held (see [`Upload::held`]), `None` when
-    /// there are none. Those bytes are not read again when going on.
-    pub async fn held_digest(&mut self) -> Result<Option<String>, FilesError> {
-        self.with_part(|p| p.hash_existing()).await
+    /// The digest by `algo` of the bytes held (see [`Upload::held`]),
+    /// `None` when there are none; the upload is verified with `algo`
+    /// from here on. Those bytes are not read again when going on.
+    pub async fn held_digest(
+        &mut self,
+        algo: crate::files::digest::Algo,
+    ) -> Result<Option<String>, FilesError> {
+        self.with_part(move |p| p.hash_existing(algo)).await
     }
 
     /// Fixes where the body starts: 0, or [`Upload::held`] to go on.

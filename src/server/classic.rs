@@ -9,8 +9,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::files::digest::Algo;
 use bytes::BytesMut;
-use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info};
 
@@ -243,7 +243,7 @@ impl Classic {
             ..Default::default()
         })
         .await?;
-        let mut source = spawn_reader(file, 0, entry.size, Sha256::new());
+        let mut source = spawn_reader(file, 0, entry.size, Algo::Sha256.hasher());
         let body = self.ctx.config.deadlines.body;
         while let Some(chunk) = source.next().await {
             let chunk = chunk?;

@@ -115,6 +115,8 @@ impl Ctx {
             ("web", cfg.web),
             ("tls", self.tls.is_some()),
             ("hidden", cfg.showing.hidden),
+            // Transfers may be verified with BLAKE3 (`digest` in get/put).
+            ("blake3", true),
         ];
         on.iter()
             .filter(|(_, on)| *on)

@@ -54,9 +54,15 @@ pub enum Request {
         /// Bytes the client already has.
         #[serde(default)]
         offset: u64,
-        /// Hex SHA-256 of those bytes; required when `offset > 0`.
+        /// Hex digest of those bytes; required when `offset > 0`.
         #[serde(default)]
         prefix_sha256: Option<String>,
+        /// The digest the transfer is verified with (see
+        /// [`crate::files::digest::Algo`]): absent is SHA-256; `blake3`
+        /// when the server's hello lists it. Every digest field of this
+        /// exchange (named `sha256` for the first of them) then holds it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        digest: Option<String>,
     },
     /// Starts an upload; the server answers `Partial(PutReady)`.
     Put {
@@ -73,15 +79,18 @@ pub enum Request {
         /// Offer to continue an interrupted upload of the same target.
         #[serde(default = "yes")]
         resume: bool,
+        /// The digest the upload is verified with, as for `get`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        digest: Option<String>,
     },
     /// The bytes of an upload from `offset` to the end, as the frame body.
     Data {
         /// Where the body starts: the `offset` the server offered, or 0.
         offset: u64,
     },
-    /// Ends an upload: the SHA-256 of the whole file as the client read it.
+    /// Ends an upload: the digest of the whole file as the client read it.
     Commit {
-        /// Hex SHA-256.
+        /// Hex digest (SHA-256 unless the `put` named another).
         sha256: String,
     },
     /// Announces a folder upload; the body is a JSON array of [`TreeEntry`].
@@ -332,7 +341,7 @@ pub struct GetStart {
 pub struct PutReady {
     /// Bytes of an earlier interrupted upload the server holds.
     pub offset: u64,
-    /// Hex SHA-256 of those bytes (absent when `offset` is 0).
+    /// Hex digest of those bytes (absent when `offset` is 0).
     pub prefix_sha256: Option<String>,
 }
 
@@ -341,7 +350,8 @@ pub struct PutReady {
 pub struct Digest {
     /// Size of the whole file.
     pub size: u64,
-    /// Hex SHA-256 of the whole file.
+    /// Hex digest of the whole file (SHA-256 unless the request named
+    /// another).
     pub sha256: String,
 }
 
@@ -483,9 +493,23 @@ mod tests {
             Request::Get {
                 path: "a/b.txt".into(),
                 offset: 0,
-                prefix_sha256: None
+                prefix_sha256: None,
+                digest: None
             }
         );
+        // A client that asks for BLAKE3 names it; one that does not sends
+        // what every server before it understood.
+        let r: Request =
+            serde_json::from_str(r#"{"op":"get","path":"a","digest":"blake3"}"#).unwrap();
+        assert!(matches!(r, Request::Get { digest: Some(d), .. } if d == "blake3"));
+        let plain = serde_json::to_string(&Request::Get {
+            path: "a".into(),
+            offset: 0,
+            prefix_sha256: None,
+            digest: None,
+        })
+        .unwrap();
+        assert!(!plain.contains("digest"), "{plain}");
         let r: Request =
             serde_json::from_str(r#"{"op":"put","path":"x","size":5000000000}"#).unwrap();
         assert!(matches!(

@@ -119,6 +119,15 @@ pub fn partial_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// The BLAKE3 of a file, hex (what ferry-to-ferry transfers verify with).
+#[allow(dead_code)]
+pub fn blake3_file(p: &Path) -> String {
+    let mut f = std::fs::File::open(p).unwrap();
+    let mut h = blake3::Hasher::new();
+    std::io::copy(&mut f, &mut h).unwrap();
+    h.finalize().to_hex().to_string()
+}
+
 pub fn sha256_file(p: &Path) -> String {
     let mut f = std::fs::File::open(p).unwrap();
     let mut h = Sha256::new();

@@ -5,6 +5,7 @@
 use std::io;
 
 use super::UploadGuard;
+use crate::files::digest::Algo;
 use crate::files::entry::Mtime;
 use crate::files::part::{FinishError, PartFile};
 use crate::files::storage::Part;
@@ -50,8 +51,8 @@ impl Part for LocalPart {
         self.file().written()
     }
 
-    fn hash_existing(&mut self) -> io::Result<Option<String>> {
-        self.file_mut().hash_existing()
+    fn hash_existing(&mut self, algo: Algo) -> io::Result<Option<String>> {
+        self.file_mut().hash_existing(algo)
     }
 
     fn start(&mut self, offset: u64, size: u64) -> io::Result<()> {

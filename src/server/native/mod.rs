@@ -7,17 +7,16 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use serde::Serialize;
-use sha2::Sha256;
 use tracing::{debug, info};
 
 use super::Ctx;
 use super::fail::Fail;
 use crate::access::{Action, Who};
 use crate::files::Storage;
+use crate::files::digest::Algo;
 use crate::files::part::hash_prefix;
-use crate::files::pipe::spawn_reader;
+use crate::files::pipe::{spawn_plain_reader, spawn_reader};
 use crate::files::{BodySource, Broke, FilesError, OnBreak, RelPath, UploadOptions};
-use crate::ids::hex;
 use crate::text::escape;
 use crate::wire::body::send_body;
 use crate::wire::messages::{
@@ -231,14 +230,22 @@ impl Session {
                 path,
                 offset,
                 prefix_sha256,
-            } => self.get(&path, offset, prefix_sha256).await,
+                digest,
+            } => {
+                let algo = algo_of(digest)?;
+                self.get(&path, offset, prefix_sha256, algo).await
+            }
             Request::Put {
                 path,
                 size,
                 mtime,
                 force,
                 resume,
-            } => self.put(&path, size, mtime, force, resume).await,
+                digest,
+            } => {
+                let algo = algo_of(digest)?;
+                self.put(&path, size, mtime, force, resume, algo).await
+            }
             Request::Plan { path, force } => self.plan(&path, force, body_len).await,
             Request::Rm { path, recursive } => {
                 let rel = RelPath::parse(&path)?;
@@ -338,7 +345,13 @@ impl Session {
         self.ok(&Count { count }).await
     }
 
-    async fn get(&mut self, path: &str, offset: u64, prefix: Option<String>) -> Result<(), Fail> {
+    async fn get(
+        &mut self,
+        path: &str,
+        offset: u64,
+        prefix: Option<String>,
+        algo: Algo,
+    ) -> Result<(), Fail> {
         let rel = RelPath::parse(path)?;
         self.require(Action::Read, &rel)?;
         let (mut file, entry) = self.blocking(move |s| s.open_read(&rel)).await?;
@@ -356,32 +369,51 @@ impl Session {
                 ));
             };
             let (f, h) = tokio::task::spawn_blocking(move || {
-                let h = hash_prefix(&mut file, offset);
+                let h = hash_prefix(&mut file, offset, algo);
                 (file, h)
             })
             .await
             .map_err(|_| Fail::Reply(ErrorCode::Internal, "internal error".into()))?;
             file = f;
             let h = h.map_err(|e| Fail::Reply(ErrorCode::Io, e.to_string()))?;
-            if !hex(&sha2::Digest::finalize(h.clone())).eq_ignore_ascii_case(&want) {
+            if !h.hex().eq_ignore_ascii_case(&want) {
                 return Err(Fail::Reply(
                     ErrorCode::ResumeMismatch,
                     "the bytes you hold differ from this file; start again from 0".into(),
                 ));
             }
-            h
+            Some(h)
         } else {
-            <Sha256 as sha2::Digest>::new()
+            None
         };
         let size = entry.size;
+        // A whole file whose digest is known (and which has not changed
+        // since) is sent without hashing it again.
+        let known = match &hasher {
+            None => self.ctx.files.digests().known(&*file, algo),
+            Some(_) => None,
+        };
+        let identity = crate::files::digests::identity(&*file);
         self.conn
             .send(Kind::Partial, &GetStart { entry, offset }, size - offset)
             .await?;
-        let source = spawn_reader(file, offset, size - offset, hasher);
+        let source = match (&known, hasher) {
+            (Some(_), _) => spawn_plain_reader(file, offset, size - offset),
+            (None, h) => spawn_reader(file, offset, size - offset, h.unwrap_or(algo.hasher())),
+        };
         // Mid-body, the only clean way out of any failure is to close.
-        let sha256 = send_body(&mut self.conn, source, &self.ctx.abort, |_| {})
+        let sent = send_body(&mut self.conn, source, &self.ctx.abort, |_| {})
             .await
             .map_err(|e| Fail::Conn(ConnError::Protocol(e.to_string())))?;
+        let sha256 = match known {
+            Some(d) => d,
+            None => {
+                if let Some(id) = identity {
+                    self.ctx.files.digests().remember(id, algo, &sent);
+                }
+                sent
+            }
+        };
         self.ok(&Digest { size, sha256 }).await
     }
 
@@ -392,6 +424,7 @@ impl Session {
         mtime: Option<Mtime>,
         force: bool,
         resume: bool,
+        algo: Algo,
     ) -> Result<(), Fail> {
         let rel = RelPath::parse(path)?;
         let opts = UploadOptions {
@@ -401,7 +434,7 @@ impl Session {
             ..UploadOptions::new(Some(size))
         };
         let mut upload = self.ctx.files.begin_upload(self.who(), &rel, opts).await?;
-        let prefix = upload.held_digest().await?;
+        let prefix = upload.held_digest(algo).await?;
         let (offered, prefix) = match prefix {
             Some(p) if upload.held() <= size => (upload.held(), Some(p)),
             _ => (0, None),
@@ -509,6 +542,19 @@ impl Session {
             .await?;
         debug!(entries = n, "folder upload planned");
         self.ok(&Done {}).await
+    }
+}
+
+/// The digest a request names (absent: SHA-256).
+fn algo_of(name: Option<String>) -> Result<Algo, Fail> {
+    match name {
+        None => Ok(Algo::Sha256),
+        Some(n) => Algo::parse(&n).ok_or_else(|| {
+            Fail::Reply(
+                ErrorCode::BadRequest,
+                format!("unknown digest {n:?}; this server knows sha256 and blake3"),
+            )
+        }),
     }
 }
 

@@ -1,0 +1,117 @@
+//! Digests of whole files already computed, so that an unchanged file is
+//! not hashed again on every download. The key is what any change moves:
+//! device, inode, size, modification and status-change times (the status
+//! change time cannot be set back by a writer, and a replaced file has
+//! another inode). A file changed in the same instant it was described
+//! could keep its times, so a file changed less than [`SETTLE`] before it
+//! was described is not remembered (git's "racy" rule).
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::digest::Algo;
+use super::storage::StoredFile;
+
+/// Files changed more recently than this are not remembered.
+pub const SETTLE: Duration = Duration::from_secs(2);
+/// Most digests kept; past this the cache starts over.
+pub const MAX_KEPT: usize = 65_536;
+
+/// What identifies one version of a file on local disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Identity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+/// The identity of an open file, when it is one on local disk.
+pub fn identity(file: &dyn StoredFile) -> Option<Identity> {
+    let meta = file.as_file()?.metadata().ok()?;
+    Some(Identity {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        size: meta.size(),
+        mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+    })
+}
+
+/// Digests by file version and algorithm.
+#[derive(Debug, Default)]
+pub struct DigestCache {
+    kept: Mutex<HashMap<(Identity, Algo), String>>,
+}
+
+impl DigestCache {
+    /// The digest of `file` as it is now, if known.
+    pub fn known(&self, file: &dyn StoredFile, algo: Algo) -> Option<String> {
+        let id = identity(file)?;
+        self.kept.lock().ok()?.get(&(id, algo)).cloned()
+    }
+
+    /// Keeps the digest of the file version `id`, unless that version is
+    /// too recent to be told from a change in the same instant.
+    pub fn remember(&self, id: Identity, algo: Algo, hex: &str) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        if hex.is_empty() || now - id.ctime_ns.max(id.mtime_ns) < SETTLE.as_nanos() as i128 {
+            return;
+        }
+        if let Ok(mut kept) = self.kept.lock() {
+            if kept.len() >= MAX_KEPT {
+                kept.clear();
+            }
+            kept.insert((id, algo), hex.to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::storage::Reader;
+    use std::io::Write;
+
+    fn open(p: &std::path::Path) -> Reader {
+        Box::new(std::fs::File::open(p).unwrap())
+    }
+
+    #[test]
+    fn a_digest_is_kept_until_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"one").unwrap();
+        let cache = DigestCache::default();
+        let id = identity(&*open(&p)).unwrap();
+        // Just written: too recent to remember.
+        cache.remember(id, Algo::Blake3, "aa");
+        assert_eq!(cache.known(&*open(&p), Algo::Blake3), None);
+        // Settled (times set back, as an old file's are).
+        let old = SystemTime::now() - Duration::from_secs(60);
+        let f = std::fs::File::options().write(true).open(&p).unwrap();
+        f.set_modified(old).unwrap();
+        drop(f);
+        let mut id = identity(&*open(&p)).unwrap();
+        id.ctime_ns -= 60_000_000_000;
+        cache.remember(id, Algo::Blake3, "bb");
+        let mut kept = cache.kept.lock().unwrap().clone();
+        assert_eq!(kept.len(), 1);
+        // The same version, asked again: known (for that algorithm only).
+        let real = identity(&*open(&p)).unwrap();
+        let d = kept.remove(&(id, Algo::Blake3)).unwrap();
+        cache.kept.lock().unwrap().insert((real, Algo::Blake3), d);
+        assert_eq!(cache.known(&*open(&p), Algo::Blake3).as_deref(), Some("bb"));
+        assert_eq!(cache.known(&*open(&p), Algo::Sha256), None);
+        // Any write misses: in place, same size.
+        let mut f = std::fs::File::options().write(true).open(&p).unwrap();
+        f.write_all(b"two").unwrap();
+        drop(f);
+        assert_eq!(cache.known(&*open(&p), Algo::Blake3), None);
+    }
+}
