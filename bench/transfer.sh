@@ -1,79 +1,100 @@
 #!/usr/bin/env bash
 # Side by side on one machine, over loopback: a 2 GiB file copied with cp,
-# sent with `ferry put` and `ferry get` (SHA-256 verified end to end), and
-# piped through ncat and socat (no verification). Prints each time and the
-# ratios. Usage: bench/transfer.sh [SIZE_MIB]   (default 2048)
+# sent with `ferry put` and `ferry get` (verified end to end: BLAKE3, and
+# once more with --sha256 for the digest every older client uses), and
+# piped through ncat and socat (no verification). Rounds alternate the
+# contenders' order; prints each round, then each contender's median and
+# spread, and the ratios of medians.
+# Targets: ferry get and put each at most 1.2x cp's time, and below
+# ncat's in every round.
+# Usage: bench/transfer.sh [SIZE_MIB] [ROUNDS]   (defaults 2048 and 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 size_mib=${1:-2048}
-for tool in ncat socat; do
+rounds=${2:-5}
+for tool in ncat socat bc; do
   if ! command -v $tool >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ncat socat </dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ncat socat bc </dev/null
   fi
 done
 ferry_binary
 work=$(mktemp -d /var/tmp/ferry-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-mkdir -p "$work/srv" "$work/out"
+mkdir -p "$work/srv" "$work/out" "$work/state"
 echo "making a ${size_mib} MiB file of random bytes..."
 head -c $((size_mib * 1024 * 1024)) /dev/urandom > "$work/src.bin"
 cat "$work/src.bin" > /dev/null   # warm the page cache for everyone alike
 
 now() { date +%s.%N; }
 elapsed() { echo "$2 - $1" | bc; }
-best=()
-
-# Each contender runs 3 times; the best time counts (the machine is shared).
-run3() {
-  local name=$1; shift
-  local t best_t=""
-  for _ in 1 2 3; do
-    rm -f "$work/out/"* "$work/srv/up.bin"
-    t=$("$@")
-    if [ -z "$best_t" ] || [ "$(echo "$t < $best_t" | bc)" = 1 ]; then best_t=$t; fi
-  done
-  printf '%-12s %8.3f s\n' "$name" "$best_t"
-  eval "t_$name=$best_t"
-}
-
-t_cp_run() { local a; a=$(now); cp "$work/src.bin" "$work/out/cp.bin"; elapsed "$a" "$(now)"; }
 
 p=$(port)
-"$ferry" serve "$work/srv" --listen 127.0.0.1:$p --allow-all >/dev/null 2>&1 &
+"$ferry" serve "$work/srv" --listen 127.0.0.1:$p --allow-all --state-dir "$work/state" \
+  --no-discovery >/dev/null 2>&1 &
 sleep 0.5
 cp "$work/src.bin" "$work/srv/src.bin"
-t_put_run() { local a; a=$(now); "$ferry" put "$work/src.bin" 127.0.0.1:$p:/up.bin >/dev/null; elapsed "$a" "$(now)"; }
-t_get_run() { local a; a=$(now); "$ferry" get 127.0.0.1:$p:/src.bin "$work/out/get.bin" >/dev/null; elapsed "$a" "$(now)"; }
 
-t_ncat_run() {
-  local q a; q=$(port)
+t_cp() { cp "$work/src.bin" "$work/out/cp.bin"; }
+t_put() { "$ferry" put --force "$work/src.bin" 127.0.0.1:$p:/up.bin >/dev/null; }
+t_get() { "$ferry" get --force 127.0.0.1:$p:/src.bin "$work/out/get.bin" >/dev/null; }
+t_put_sha256() { "$ferry" put --sha256 --force "$work/src.bin" 127.0.0.1:$p:/up.bin >/dev/null; }
+t_get_sha256() { "$ferry" get --sha256 --force 127.0.0.1:$p:/src.bin "$work/out/get.bin" >/dev/null; }
+t_ncat() {
+  local q; q=$(port)
   ncat -l 127.0.0.1 $q > "$work/out/ncat.bin" & local l=$!
-  sleep 0.3; a=$(now)
+  sleep 0.3
+  local a; a=$(now)
   ncat --send-only 127.0.0.1 $q < "$work/src.bin"
-  wait $l; elapsed "$a" "$(now)"
+  wait $l
+  echo "$a" > "$work/started"
 }
-t_socat_run() {
-  local q a; q=$(port)
+t_socat() {
+  local q; q=$(port)
   socat -u TCP-LISTEN:$q,bind=127.0.0.1,reuseaddr "OPEN:$work/out/socat.bin,creat,trunc" & local l=$!
-  sleep 0.3; a=$(now)
+  sleep 0.3
+  local a; a=$(now)
   socat -u "OPEN:$work/src.bin" TCP:127.0.0.1:$q
-  wait $l; elapsed "$a" "$(now)"
+  wait $l
+  echo "$a" > "$work/started"
 }
 
-echo "best of 3, ${size_mib} MiB over loopback:"
-run3 cp t_cp_run
-run3 ferry_put t_put_run
-run3 ferry_get t_get_run
-run3 ncat t_ncat_run
-run3 socat t_socat_run
+names=(cp put get put_sha256 get_sha256 ncat socat)
+echo "${size_mib} MiB over loopback, $rounds rounds, order alternating:"
+for r in $(seq "$rounds"); do
+  order=("${names[@]}")
+  if [ $((r % 2)) = 0 ]; then order=($(printf '%s\n' "${names[@]}" | tac)); fi
+  for n in "${order[@]}"; do
+    rm -f "$work/out/"* "$work/started"
+    sync
+    a=$(now)
+    "t_$n"
+    b=$(now)
+    # The pipes start timing once their listener is up.
+    [ -f "$work/started" ] && a=$(cat "$work/started")
+    t=$(elapsed "$a" "$b")
+    printf 'round %d %-11s %7.3f s\n' "$r" "$n" "$t"
+    echo "$n $t" >> "$work/times"
+  done
+done
 "$ferry" get --force 127.0.0.1:$p:/src.bin "$work/out/check.bin" >/dev/null
 cmp "$work/src.bin" "$work/out/check.bin" && echo "ferry copy verified byte for byte"
-
-ratio() { printf '%-28s %6.2fx\n' "$1" "$(echo "$2 / $3" | bc -l)"; }
-echo "ratios (target: ferry within 1.2x of cp, faster than ncat):"
-ratio "ferry get / cp" "$t_ferry_get" "$t_cp"
-ratio "ferry put / cp" "$t_ferry_put" "$t_cp"
-ratio "ferry get / ncat" "$t_ferry_get" "$t_ncat"
-ratio "ferry put / ncat" "$t_ferry_put" "$t_ncat"
-ratio "ferry get / socat" "$t_ferry_get" "$t_socat"
+python3 - "$work/times" <<'PY'
+import statistics, sys
+t = {}
+for line in open(sys.argv[1]):
+    n, v = line.split()
+    t.setdefault(n, []).append(float(v))
+m = {n: statistics.median(v) for n, v in t.items()}
+print("\nmedian and spread:")
+for n, v in t.items():
+    print(f"  {n:11s} {m[n]:7.3f} s   ({min(v):.3f}-{max(v):.3f})")
+print("ratios of medians (target: get and put at most 1.2x cp, below ncat):")
+for a, b in [("get", "cp"), ("put", "cp"), ("get", "ncat"), ("put", "ncat"), ("get", "socat"),
+             ("put", "socat"), ("get_sha256", "get"), ("put_sha256", "put")]:
+    print(f"  {a + ' / ' + b:22s} {m[a] / m[b]:5.2f}x")
+rounds = len(t["ncat"])
+for x in ("get", "put"):
+    below = sum(1 for i in range(rounds) if t[x][i] < t["ncat"][i])
+    print(f"  {x} below ncat in {below} of {rounds} rounds")
+PY

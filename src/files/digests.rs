@@ -29,6 +29,16 @@ pub struct Identity {
     ctime_ns: i128,
 }
 
+impl Identity {
+    /// The identity as text, for keys kept elsewhere (thumbnails).
+    pub fn tag(&self) -> String {
+        format!(
+            "{}.{}.{}.{}.{}",
+            self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns
+        )
+    }
+}
+
 /// The identity of an open file, when it is one on local disk.
 pub fn identity(file: &dyn StoredFile) -> Option<Identity> {
     let meta = file.as_file()?.metadata().ok()?;

@@ -118,6 +118,10 @@ impl FilesError {
                 FilesError::NotEmpty(format!("{rel} is not empty (use recursive removal)"))
             }
             K::IsADirectory => FilesError::IsADirectory(format!("{rel} is a folder")),
+            // A loop of links leads nowhere.
+            _ if e.raw_os_error() == Some(libc::ELOOP) => {
+                FilesError::NotFound(format!("{rel} is a loop of links"))
+            }
             _ => FilesError::Io(format!("{rel}: {e}")),
         }
     }

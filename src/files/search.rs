@@ -56,8 +56,6 @@ pub enum Found {
     Hit(TreeEntry),
     /// The end: `cut` says which bound stopped it early, if one did.
     End {
-        /// Entries looked at.
-        scanned: u64,
         /// `"results"`, `"entries"` or `"time"` when stopped early.
         cut: Option<&'static str>,
     },
@@ -135,9 +133,62 @@ impl Files {
                     }
                 }
             }
-            let _ = tx.blocking_send(Found::End { scanned, cut });
+            let _ = tx.blocking_send(Found::End { cut });
         });
         Ok(rx)
+    }
+}
+
+impl Files {
+    /// Visits everything below the folder `rel` that `who` may read,
+    /// parents before children (each folder's entries by name), as it is
+    /// found: nothing is gathered, so a tree of any size costs one folder
+    /// listing at a time. Linked folders are visited but not entered.
+    /// `visit` returns false to stop. For a blocking thread.
+    pub fn walk_each(
+        &self,
+        who: Who,
+        rel: &RelPath,
+        visit: &mut dyn FnMut(TreeEntry) -> bool,
+    ) -> Result<(), FilesError> {
+        self.check(who, Action::Read, rel)?;
+        let store = self.store();
+        let policy = self.policy();
+        let mut stack = vec![(rel.clone(), String::new(), store.list(rel)?.into_iter())];
+        while let Some((dir, prefix, entries)) = stack.last_mut() {
+            let Some(e) = entries.next() else {
+                stack.pop();
+                continue;
+            };
+            let Ok(child) = dir.child(&e.name) else {
+                continue;
+            };
+            if !matches!(e.kind, EntryKind::File | EntryKind::Dir)
+                || allowed(policy, store, who, Action::Read, &child).is_err()
+            {
+                continue;
+            }
+            let path = format!("{prefix}{}", e.name);
+            let descend = e.kind == EntryKind::Dir
+                && store
+                    .stat_name(&child)
+                    .is_ok_and(|n| n.kind == EntryKind::Dir);
+            let entry = TreeEntry {
+                path: path.clone(),
+                kind: e.kind,
+                size: e.size,
+                mtime: e.mtime,
+            };
+            if !visit(entry) {
+                return Ok(());
+            }
+            if descend {
+                // A folder that cannot be listed now (gone) is left empty.
+                let inside = store.list(&child).unwrap_or_default();
+                stack.push((child, format!("{path}/"), inside.into_iter()));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -59,6 +59,11 @@ async fn a_folder_and_a_selection_download_as_zips_python_opens() {
     std::fs::write(s.path("top/café & <b>.txt"), "unicode").unwrap();
     std::fs::write(s.path("top/zero"), "").unwrap();
     std::fs::write(s.path("top/.hidden"), "hidden").unwrap();
+    // Colons, which zip readers take for a drive letter and cut off with
+    // what comes before: never a way out of the folder.
+    std::fs::create_dir_all(s.path("top/ev:.ssh")).unwrap();
+    std::fs::write(s.path("top/ev:.ssh/authorized_keys"), "key").unwrap();
+    std::fs::create_dir_all(s.path("top/up:..")).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let zip = tmp.path().join("top.zip");
     assert_eq!(fetch_to(&s, "/top/?zip", &zip).await, StatusCode::OK);
@@ -73,6 +78,9 @@ async fn a_folder_and_a_selection_download_as_zips_python_opens() {
         format!("top/a/b/c/deep.bin\t{}\t{}", big.len(), sha(&big)),
         format!("top/café & <b>.txt\t7\t{}", sha(b"unicode")),
         format!("top/empty/\t0\t{empty}"),
+        format!("top/ev_.ssh/\t0\t{empty}"),
+        format!("top/ev_.ssh/authorized_keys\t3\t{}", sha(b"key")),
+        format!("top/up_../\t0\t{empty}"),
         format!("top/zero\t0\t{empty}"),
     ];
     want.sort();
@@ -92,6 +100,27 @@ async fn a_folder_and_a_selection_download_as_zips_python_opens() {
     );
     // Picks that are not single names in the folder, or not there.
     let c = http();
+    // Picked twice: once in the archive.
+    let twice = tmp.path().join("twice.zip");
+    let q = "/top/?zip&pick=zero&pick=zero";
+    assert_eq!(fetch_to(&s, q, &twice).await, StatusCode::OK);
+    assert_eq!(python_zip_members(&twice).lines().count(), 1);
+    // A FIFO picked is refused, not an empty archive; so is a name that
+    // is not UTF-8.
+    let fifo = s.path("top/pipe");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for (q, want) in [
+        ("/top/?zip&pick=pipe", StatusCode::FORBIDDEN),
+        ("/top/?zip&pick=%ff", StatusCode::BAD_REQUEST),
+    ] {
+        assert_eq!(http().get(url(&s, q)).send().await.unwrap().status(), want);
+    }
     for bad in ["../x", "a/b", "", ".hidden", "nothing-here"] {
         let q = format!("/top/?zip&pick={}", percent(bad));
         let r = c.get(url(&s, &q)).send().await.unwrap();
@@ -403,5 +432,38 @@ async fn markdown_renders_without_raw_html_and_qr_codes_are_svg() {
     assert_eq!(
         get(&s, &format!("/.ferry/qr?text={long}")).await.0,
         StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn archives_given_up_by_their_clients_stop_and_let_others_through() {
+    let s = TestServer::start(|_| {}).await;
+    for d in 0..30 {
+        let dir = s.path(&format!("big/d{d}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..1000 {
+            std::fs::write(dir.join(format!("file-{f:04}.txt")), "x").unwrap();
+        }
+    }
+    std::fs::create_dir(s.path("small")).unwrap();
+    std::fs::write(s.path("small/one.txt"), "one").unwrap();
+    // More abandoned archives than may run at once.
+    for _ in 0..6 {
+        let mut c = s
+            .raw(b"GET /big/?zip HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await;
+        let mut buf = [0u8; 256];
+        let n = c.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    }
+    let started = std::time::Instant::now();
+    let r = http().get(url(&s, "/small/?zip")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = r.bytes().await.unwrap();
+    assert!(body.windows(7).any(|w| w == b"one.txt"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "waited {:?} behind abandoned archives",
+        started.elapsed()
     );
 }

@@ -19,7 +19,7 @@ use super::auth::Who;
 use super::paths::{disposition, failure};
 use crate::access::Action;
 use crate::files::FilesError;
-use crate::files::entry::{EntryKind, TreeEntry};
+use crate::files::entry::EntryKind;
 use crate::files::name::RelPath;
 
 /// The two archive formats.
@@ -49,6 +49,18 @@ impl Format {
 
 /// At most this many entries may be picked in one request.
 pub const MAX_PICKS: usize = 10_000;
+/// Archives made at once; more wait up to [`ARCHIVE_WAIT`], then 503.
+pub const ARCHIVES_AT_ONCE: usize = 4;
+/// How long an archive waits for its turn.
+pub const ARCHIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+fn turns() -> std::sync::Arc<tokio::sync::Semaphore> {
+    static TURNS: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> =
+        std::sync::OnceLock::new();
+    TURNS
+        .get_or_init(|| std::sync::Arc::new(tokio::sync::Semaphore::new(ARCHIVES_AT_ONCE)))
+        .clone()
+}
 
 /// One entry of an archive: its name inside the archive and where it
 /// comes from.
@@ -59,10 +71,10 @@ struct Item {
     mtime: i64,
 }
 
-/// What goes into the archive of `rel` (or of the entries `picks` names in
-/// it), named as it will be inside: the folder's own name first when the
-/// whole folder is taken, the picked names at the top otherwise.
-async fn items(
+/// What the archive starts from: the folder itself (named `top` inside),
+/// or the entries picked in it, checked up front so that a bad pick is a
+/// plain error rather than a broken download.
+async fn roots(
     web: &Web,
     who: &Who,
     rel: &RelPath,
@@ -70,65 +82,48 @@ async fn items(
     picks: &[String],
 ) -> Result<Vec<Item>, FilesError> {
     let files = &web.ctx.files;
-    let from_tree = |base: &RelPath, prefix: &str, tree: Vec<TreeEntry>, out: &mut Vec<Item>| {
-        for e in tree {
-            let Ok(sub) = RelPath::parse(&e.path) else {
-                continue;
-            };
-            out.push(Item {
-                name: format!("{prefix}{}", e.path),
-                source: base.join(&sub),
-                kind: e.kind,
-                mtime: e.mtime.map_or(0, |m| m.secs),
-            });
-        }
-    };
-    let mut out = Vec::new();
     if picks.is_empty() {
-        let tree = files.walk(who.id, rel.clone()).await?;
-        out.push(Item {
+        files.check(who.id, Action::Read, rel)?;
+        return Ok(vec![Item {
             name: top.to_string(),
             source: rel.clone(),
             kind: EntryKind::Dir,
             mtime: chrono::Utc::now().timestamp(),
-        });
-        from_tree(rel, &format!("{top}/"), tree, &mut out);
-        return Ok(out);
+        }]);
     }
     if picks.len() > MAX_PICKS {
         return Err(FilesError::TooLarge(format!(
             "at most {MAX_PICKS} entries can be picked at once"
         )));
     }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
     for name in picks {
+        if !seen.insert(name.as_str()) {
+            continue;
+        }
         let one = rel.child(name)?;
         files.check(who.id, Action::Read, &one)?;
         let r = one.clone();
         let entry = files.blocking(move |s| s.stat(&r)).await?;
-        match entry.kind {
-            EntryKind::Dir => {
-                let tree = files.walk(who.id, one.clone()).await?;
-                out.push(Item {
-                    name: name.clone(),
-                    source: one.clone(),
-                    kind: EntryKind::Dir,
-                    mtime: entry.mtime.map_or(0, |m| m.secs),
-                });
-                from_tree(&one, &format!("{name}/"), tree, &mut out);
-            }
-            EntryKind::File => out.push(Item {
-                name: name.clone(),
-                source: one,
-                kind: EntryKind::File,
-                mtime: entry.mtime.map_or(0, |m| m.secs),
-            }),
-            _ => {}
+        if !matches!(entry.kind, EntryKind::File | EntryKind::Dir) {
+            return Err(FilesError::Forbidden(format!(
+                "{one} is not a regular file or a folder"
+            )));
         }
+        out.push(Item {
+            name: name.clone(),
+            source: one,
+            kind: entry.kind,
+            mtime: entry.mtime.map_or(0, |m| m.secs),
+        });
     }
     Ok(out)
 }
 
 /// `GET FOLDER/?zip` or `?tar`, optionally with `pick=NAME` (repeated).
+/// The tree is walked as the archive is written, so the first bytes leave
+/// at once and a client that goes away stops the walk.
 pub async fn archive(
     web: &Web,
     who: &Who,
@@ -140,21 +135,68 @@ pub async fn archive(
         .file_name()
         .map(str::to_string)
         .unwrap_or_else(|| web.ctx.config.name.clone());
-    let list = match items(web, who, &rel, &top, picks).await {
+    let list = match roots(web, who, &rel, &top, picks).await {
         Ok(l) => l,
         Err(e) => return failure(e),
     };
+    let Ok(Ok(turn)) = tokio::time::timeout(ARCHIVE_WAIT, turns().acquire_owned()).await else {
+        return super::error(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "too many folder downloads at once; try again shortly",
+        );
+    };
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
     let ctx = web.ctx.clone();
+    let id = who.id;
     tokio::task::spawn_blocking(move || {
+        let _turn = turn;
         let writer = ChanWriter {
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
         };
-        let open = |source: &RelPath| ctx.files.store().open_read(source).ok();
+        let files = &ctx.files;
+        let open = |source: &RelPath| files.store().open_read(source).ok();
+        // Each root, then (for a folder) what is below it, as found.
+        let walk = |visit: &mut dyn FnMut(Item) -> io::Result<()>| -> io::Result<()> {
+            for root in list {
+                let (base, name, kind) = (root.source.clone(), root.name.clone(), root.kind);
+                visit(root)?;
+                if kind != EntryKind::Dir {
+                    continue;
+                }
+                let mut failed = None;
+                let walked = files.walk_each(id, &base, &mut |e| {
+                    if tx.is_closed() {
+                        failed = Some(io::Error::new(io::ErrorKind::BrokenPipe, "client gone"));
+                        return false;
+                    }
+                    let Ok(sub) = RelPath::parse(&e.path) else {
+                        return true;
+                    };
+                    let item = Item {
+                        name: format!("{name}/{}", e.path),
+                        source: base.join(&sub),
+                        kind: e.kind,
+                        mtime: e.mtime.map_or(0, |m| m.secs),
+                    };
+                    match visit(item) {
+                        Ok(()) => true,
+                        Err(err) => {
+                            failed = Some(err);
+                            false
+                        }
+                    }
+                });
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                walked.map_err(|e| io::Error::other(e.to_string()))?;
+            }
+            Ok(())
+        };
         let result = match format {
-            Format::Tar => write_tar(writer, list, open),
-            Format::Zip => write_zip(writer, list, open),
+            Format::Tar => write_tar(writer, walk, open),
+            Format::Zip => write_zip(writer, walk, open),
         };
         if let Err(e) = result {
             tracing::warn!("folder archive cut short: {e}");
@@ -182,11 +224,11 @@ type Opened = Option<(crate::files::storage::Reader, crate::files::entry::Entry)
 
 fn write_tar(
     writer: ChanWriter,
-    list: Vec<Item>,
+    walk: impl FnOnce(&mut dyn FnMut(Item) -> io::Result<()>) -> io::Result<()>,
     open: impl Fn(&RelPath) -> Opened,
 ) -> io::Result<()> {
     let mut b = tar::Builder::new(writer);
-    for item in list {
+    walk(&mut |item| {
         let mtime = item.mtime.max(0) as u64;
         let mut h = tar::Header::new_gnu();
         h.set_mtime(mtime);
@@ -195,12 +237,12 @@ fn write_tar(
                 h.set_entry_type(tar::EntryType::Directory);
                 h.set_mode(0o755);
                 h.set_size(0);
-                b.append_data(&mut h, format!("{}/", item.name), io::empty())?;
+                b.append_data(&mut h, format!("{}/", item.name), io::empty())
             }
             EntryKind::File => {
-                // Gone since the walk: left out.
+                // Gone since it was listed: left out.
                 let Some((file, entry)) = open(&item.source) else {
-                    continue;
+                    return Ok(());
                 };
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_mode(0o644);
@@ -209,26 +251,43 @@ fn write_tar(
                     inner: file,
                     left: entry.size,
                 };
-                b.append_data(&mut h, &item.name, data)?;
+                b.append_data(&mut h, &item.name, data)
             }
-            _ => {}
+            _ => Ok(()),
         }
-    }
+    })?;
     b.finish()?;
     b.get_mut().flush()
 }
 
+/// A name as a zip holds it. The zip format has no drive letters, and
+/// readers (rawzip's writer among them) drop whatever comes before a
+/// colon as one: a colon becomes `_`, as Windows, where zips are opened,
+/// allows none. Anything a reader would still read otherwise than written
+/// is refused rather than put somewhere else.
+fn zip_name(name: &str) -> io::Result<String> {
+    let name = name.replace(':', "_");
+    let read_as = rawzip::path::ZipFilePath::from_str(&name);
+    if read_as.as_str() != name.trim_end_matches('/') && read_as.as_str() != name {
+        return Err(io::Error::other(format!(
+            "{name:?} cannot be named as it is in a zip"
+        )));
+    }
+    Ok(name)
+}
+
 fn write_zip(
     writer: ChanWriter,
-    list: Vec<Item>,
+    walk: impl FnOnce(&mut dyn FnMut(Item) -> io::Result<()>) -> io::Result<()>,
     open: impl Fn(&RelPath) -> Opened,
 ) -> io::Result<()> {
     let mut z = rawzip::ZipArchiveWriter::new(writer);
-    for item in list {
+    walk(&mut |item| {
         let when = rawzip::time::UtcDateTime::from_unix(item.mtime);
+        let name = zip_name(&item.name)?;
         match item.kind {
             EntryKind::Dir => {
-                z.new_dir(format!("{}/", item.name).as_str())
+                z.new_dir(format!("{name}/").as_str())
                     .last_modified(when)
                     .unix_permissions(0o40755)
                     .create()
@@ -236,10 +295,10 @@ fn write_zip(
             }
             EntryKind::File => {
                 let Some((file, entry)) = open(&item.source) else {
-                    continue;
+                    return Ok(());
                 };
                 let (mut out, config) = z
-                    .new_file(item.name.as_str())
+                    .new_file(name.as_str())
                     .last_modified(when)
                     .unix_permissions(0o100644)
                     .start()
@@ -255,7 +314,8 @@ fn write_zip(
             }
             _ => {}
         }
-    }
+        Ok(())
+    })?;
     let mut writer = z.finish().map_err(io::Error::other)?;
     writer.flush()
 }

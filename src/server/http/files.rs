@@ -292,6 +292,15 @@ async fn folder(
     for (key, format) in [("zip", Format::Zip), ("tar", Format::Tar)] {
         if has_query(uri, key) {
             let picks = query_values(uri, "pick");
+            let asked = uri
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .filter(|kv| kv.split('=').next() == Some("pick"))
+                .count();
+            if picks.len() != asked {
+                return error(StatusCode::BAD_REQUEST, "a picked name is not UTF-8");
+            }
             return super::archive::archive(web, who, rel, format, &picks).await;
         }
     }

@@ -29,6 +29,22 @@ pub const SEGMENT: &AsciiSet = &CONTROLS
     .add(b']')
     .add(b'\'');
 
+/// What RFC 8187 lets stand in an extended parameter value (`attr-char`):
+/// letters, digits and `!#$&+-.^_`|~`; everything else is escaped.
+const ATTR_CHAR: &AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
 /// The HTTP status for a files error.
 pub fn status_of(e: &FilesError) -> StatusCode {
     match e {
@@ -112,6 +128,6 @@ pub fn disposition(name: &str) -> String {
         .collect();
     format!(
         "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
-        utf8_percent_encode(name, SEGMENT)
+        utf8_percent_encode(name, ATTR_CHAR)
     )
 }

@@ -21,7 +21,6 @@ use tokio::sync::Semaphore;
 use super::paths::failure;
 use super::{Web, error};
 use crate::files::FilesError;
-use crate::files::entry::EntryKind;
 use crate::files::name::RelPath;
 
 /// Largest file a thumbnail is made from.
@@ -38,6 +37,8 @@ pub const THUMB_AT_ONCE: usize = 2;
 pub const THUMB_SIDE: u32 = 256;
 /// Largest Markdown file rendered.
 pub const RENDER_MAX: u64 = 2 * 1024 * 1024;
+/// Markdown files rendered at once.
+pub const RENDER_AT_ONCE: usize = 2;
 
 /// Kinds of image a thumbnail is made of, by name.
 fn thumbnailable(name: &str) -> bool {
@@ -57,6 +58,21 @@ fn limiter() -> Arc<Semaphore> {
     AT_ONCE
         .get_or_init(|| Arc::new(Semaphore::new(THUMB_AT_ONCE)))
         .clone()
+}
+
+/// A lock per thumbnail being made.
+fn in_flight(key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static MAKING: std::sync::OnceLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
+        std::sync::OnceLock::new();
+    let mut map = MAKING
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    // Locks nobody holds any more are let go as others come.
+    map.retain(|_, l| Arc::strong_count(l) > 1);
+    map.entry(key.to_string()).or_default().clone()
 }
 
 fn image_answer(bytes: Vec<u8>, etag: &str) -> Response {
@@ -89,27 +105,56 @@ pub async fn thumbnail(web: &Web, rel: RelPath) -> Response {
         return no_thumbnail("not an image ferry makes thumbnails of");
     }
     let r = rel.clone();
-    let entry = match web.ctx.files.quick(move |s| s.stat(&r)).await {
-        Ok(e) if e.kind == EntryKind::File => e,
-        Ok(_) => return no_thumbnail("not a file"),
+    let described = web
+        .ctx
+        .files
+        .quick(move |s| {
+            let (file, entry) = s.open_read(&r)?;
+            Ok((entry, crate::files::digests::identity(&*file)))
+        })
+        .await;
+    let (entry, identity) = match described {
+        Ok(x) => x,
+        Err(FilesError::Forbidden(_) | FilesError::IsADirectory(_)) => {
+            return no_thumbnail("not a file");
+        }
         Err(e) => return failure(e),
     };
     if entry.size > THUMB_MAX_FILE {
         return no_thumbnail("the file is too large");
     }
+    // Any change misses: the status-change time and inode are in the key
+    // where the storage has them.
     let mtime = entry.mtime.map_or((0, 0), |m| (m.secs, m.nanos));
     let key = hex(&sha2::Sha256::digest(format!(
-        "{}\0{}\0{}.{}",
-        rel, entry.size, mtime.0, mtime.1
+        "{}\0{}\0{}.{}\0{}",
+        rel,
+        entry.size,
+        mtime.0,
+        mtime.1,
+        identity.map(|i| i.tag()).unwrap_or_default()
     )));
     let dir = thumbs_dir(web).join(&key[..2]);
     let done = dir.join(format!("{key}.jpg"));
     let failed = dir.join(format!("{key}.none"));
-    if let Ok(bytes) = tokio::fs::read(&done).await {
-        return image_answer(bytes, &key);
+    let cached = || async {
+        if let Ok(bytes) = tokio::fs::read(&done).await {
+            return Some(image_answer(bytes, &key));
+        }
+        if let Ok(why) = tokio::fs::read_to_string(&failed).await {
+            return Some(no_thumbnail(why.trim()));
+        }
+        None
+    };
+    if let Some(r) = cached().await {
+        return r;
     }
-    if let Ok(why) = tokio::fs::read_to_string(&failed).await {
-        return no_thumbnail(why.trim());
+    // One decode per image, however many ask at once: the others wait
+    // for it and take what it kept.
+    let one = in_flight(&key);
+    let _mine = one.lock().await;
+    if let Some(r) = cached().await {
+        return r;
     }
     let Ok(permit) = limiter().acquire_owned().await else {
         return no_thumbnail("the server is stopping");
@@ -174,6 +219,16 @@ fn hex(bytes: &[u8]) -> String {
 /// it shown as text and links only to the web (or this server). The
 /// caller has checked the right to read.
 pub async fn render(web: &Web, rel: RelPath) -> Response {
+    // Rendering a hostile file takes memory (deep nesting): a few at once.
+    static AT_ONCE: std::sync::OnceLock<Arc<Semaphore>> = std::sync::OnceLock::new();
+    let turns = AT_ONCE.get_or_init(|| Arc::new(Semaphore::new(RENDER_AT_ONCE)));
+    let Ok(Ok(_turn)) = tokio::time::timeout(THUMB_TIME, turns.clone().acquire_owned()).await
+    else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many previews being made; try again shortly",
+        );
+    };
     let r = rel.clone();
     let text = web
         .ctx
@@ -226,10 +281,8 @@ pub fn markdown(text: &str) -> String {
             CowStr::from("#")
         }
     };
-    let opts = Options::ENABLE_TABLES
-        | Options::ENABLE_STRIKETHROUGH
-        | Options::ENABLE_TASKLISTS
-        | Options::ENABLE_FOOTNOTES;
+    // No footnotes: their ids would stand beside the page's own.
+    let opts = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
     let events = Parser::new_ext(text, opts).map(|ev| match ev {
         Event::Html(s) | Event::InlineHtml(s) => Event::Text(s),
         Event::Start(Tag::Link {
@@ -250,7 +303,13 @@ pub fn markdown(text: &str) -> String {
             id,
         }) => Event::Start(Tag::Image {
             link_type,
-            dest_url: safe(dest_url),
+            // An image loads by itself when shown: never one that asks
+            // this server for work (an archive, a search).
+            dest_url: if dest_url.contains('?') {
+                CowStr::from("#")
+            } else {
+                safe(dest_url)
+            },
             title,
             id,
         }),

@@ -1,7 +1,7 @@
 //! `GET FOLDER/?search=TEXT[&limit=N]`: the files service's search,
 //! streamed as newline-delimited JSON while it runs: one line per entry
 //! found (`path` relative to the folder, `kind`, `size`, `mtime_unix`),
-//! then `{"done":true,"scanned":N,"cut":null|"results"|"entries"|"time"}`.
+//! then `{"done":true,"cut":null|"results"|"entries"|"time"}`.
 
 use axum::body::Body;
 use axum::http::{StatusCode, header};
@@ -34,9 +34,9 @@ pub fn search(web: &Web, who: &Who, rel: RelPath, text: &str, limit: Option<usiz
                 "size": e.size,
                 "mtime_unix": e.mtime.map(|m| m.secs),
             }),
-            Found::End { scanned, cut } => {
-                serde_json::json!({ "done": true, "scanned": scanned, "cut": cut })
-            }
+            // How many entries were looked at is not said: it would count
+            // what the visitor may not read.
+            Found::End { cut } => serde_json::json!({ "done": true, "cut": cut }),
         };
         let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
         bytes.push(b'\n');

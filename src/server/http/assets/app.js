@@ -570,7 +570,7 @@
           const hit = JSON.parse(line);
           if (hit.done) {
             const why = { results: " (the first ones: narrow the search)", entries: " (stopped: too many entries to look through)", time: " (stopped: it took too long)" }[hit.cut] || "";
-            state.textContent = found + " found among " + hit.scanned + " entries" + why;
+            state.textContent = found + " found" + why;
             continue;
           }
           found++;
