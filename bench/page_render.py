@@ -19,6 +19,8 @@ from selenium.webdriver.chrome.service import Service
 
 PROBE = """
 (() => {
+  window.__errors = [];
+  window.addEventListener('error', (e) => window.__errors.push(String(e.message)));
   const marker = %r;
   const look = () => {
     if (window.__rendered) return;
@@ -66,7 +68,10 @@ def main():
                         break
                     time.sleep(0.02)
                 if not ms:
-                    raise SystemExit(f"{name}: the page never showed {marker}")
+                    state = driver.execute_script(
+                        "return [document.readyState, document.querySelectorAll('a').length,"
+                        " document.visibilityState, window.__errors || []]")
+                    raise SystemExit(f"{name}: the page never showed {marker}: {state}")
                 times[name].append(ms)
                 print(f"round {r + 1} {name:10s} {ms:8.1f} ms", flush=True)
     finally:

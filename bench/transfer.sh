@@ -65,7 +65,7 @@ for r in $(seq "$rounds"); do
   order=("${names[@]}")
   if [ $((r % 2)) = 0 ]; then order=($(printf '%s\n' "${names[@]}" | tac)); fi
   for n in "${order[@]}"; do
-    rm -f "$work/out/"* "$work/started"
+    rm -f "$work/out/"* "$work/started" "$work/srv/up.bin"
     sync
     a=$(now)
     "t_$n"
