@@ -467,3 +467,51 @@ async fn archives_given_up_by_their_clients_stop_and_let_others_through() {
         started.elapsed()
     );
 }
+
+/// The page carries the first 200 entries as rows (folders first, then
+/// names without regard to case), so the listing paints before any script
+/// runs; the rest are rows inside `<noscript>`; every entry is linked once
+/// as a row, and a name with HTML in it stays text in both places.
+#[tokio::test]
+async fn the_first_rows_come_with_the_page_and_the_rest_without_script() {
+    let s = TestServer::start(|_| {}).await;
+    for i in 0..250 {
+        std::fs::write(s.path(&format!("F{i:03}.txt")), "x").unwrap();
+    }
+    std::fs::create_dir(s.path("zz-folder")).unwrap();
+    std::fs::write(s.path("a<b>&.txt"), "y").unwrap();
+    let (st, _, body) = get(&s, "/").await;
+    assert_eq!(st, StatusCode::OK);
+    let page = String::from_utf8(body).unwrap();
+    let (list, after) = page
+        .split_once("<table id=\"list\">")
+        .unwrap()
+        .1
+        .split_once("</table>")
+        .unwrap();
+    let noscript = after
+        .split_once("<noscript>")
+        .unwrap()
+        .1
+        .split_once("</noscript>")
+        .unwrap()
+        .0;
+    let hrefs = |html: &str| -> Vec<String> {
+        html.split("<a href=\"")
+            .skip(1)
+            .map(|s| s.split('"').next().unwrap().to_string())
+            .collect()
+    };
+    let first = hrefs(list);
+    assert_eq!(first.len(), 200);
+    assert_eq!(first[0], "/zz-folder/");
+    assert_eq!(first[1], "/a%3Cb%3E&amp;.txt");
+    assert!(list.contains(">a&lt;b&gt;&amp;.txt</a>"), "{list}");
+    assert_eq!(first[2], "/F000.txt");
+    assert_eq!(first[199], "/F197.txt");
+    let rest = hrefs(noscript);
+    assert_eq!(rest.len(), 52);
+    assert_eq!(rest[0], "/F198.txt");
+    assert_eq!(rest[51], "/F249.txt");
+    assert!(!page.contains("<b>"));
+}

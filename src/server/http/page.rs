@@ -15,6 +15,8 @@ use crate::wire::messages::{Entry, EntryKind};
 
 const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
+/// Rows in the page's first window (the script's `PAGE`).
+const WINDOW: usize = 200;
 
 // The page's script and style are inline, allowed by their hashes in the
 // policy: no request after the page's own before its rows show, and the
@@ -133,13 +135,17 @@ pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Re
             html(p)
         ));
     }
-    // Without script, every entry is a row of a plain table (a mirror
-    // such as `wget -r` follows these links too). With script, the page
-    // builds its table from the same entries as data, a window at a time,
-    // so a folder of 10,000 entries costs the browser a few hundred rows.
-    let mut rows = String::new();
+    // The first window of rows comes as rows, so the browser paints the
+    // listing before the script has run; the script then takes over the
+    // table with the same entries as data, a window at a time (a folder
+    // of 10,000 entries costs the browser a few hundred rows). Without
+    // script the rest follow in a plain table in `<noscript>`, so every
+    // entry is a link (a mirror such as `wget -r` follows these too).
+    let mut order: Vec<&Entry> = entries.iter().collect();
+    order.sort_by_cached_key(|e| (e.kind != EntryKind::Dir, e.name.to_lowercase()));
+    let (mut rows, mut rest) = (String::new(), String::new());
     let mut data = Vec::with_capacity(entries.len());
-    for e in entries {
+    for (i, e) in order.into_iter().enumerate() {
         let child = rel.child(&e.name).unwrap_or_else(|_| rel.clone());
         let dir = e.kind == EntryKind::Dir;
         let size = if dir { String::new() } else { human(e.size) };
@@ -148,14 +154,29 @@ pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Re
             .and_then(|m| chrono::DateTime::from_timestamp(m.secs, m.nanos))
             .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
             .unwrap_or_default();
-        rows.push_str(&format!(
-            "<tr><td><a href=\"{}\">{}{}</a></td><td>{}</td><td>{}</td></tr>\n",
+        let (href, name, slash) = (
             html(&url_of(&child, dir)),
             html(&e.name),
             if dir { "/" } else { "" },
-            size,
-            when
-        ));
+        );
+        use std::fmt::Write as _;
+        // The first window as the script draws its rows (so nothing moves
+        // when it takes over); the rest plainly.
+        let _ = if i < WINDOW {
+            writeln!(
+                rows,
+                "<tr><td class=\"pick\"></td><td class=\"name\"><div class=\"entry\">\
+                 <span class=\"icon\" data-type=\"{}\" aria-hidden=\"true\"></span>\
+                 <a href=\"{href}\">{name}{slash}</a></div></td><td class=\"size\">{size}</td>\
+                 <td class=\"mtime\">{when}</td><td class=\"actions\"></td></tr>",
+                if dir { "dir" } else { "file" },
+            )
+        } else {
+            writeln!(
+                rest,
+                "<tr><td></td><td><a href=\"{href}\">{name}{slash}</a></td><td>{size}</td><td>{when}</td></tr>"
+            )
+        };
         data.push(serde_json::json!([
             e.name,
             e.kind,
@@ -163,6 +184,11 @@ pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Re
             e.mtime.map(|m| m.secs)
         ]));
     }
+    let rest = if rest.is_empty() {
+        rest
+    } else {
+        format!("<noscript><table id=\"plain\"><tbody>\n{rest}</tbody></table></noscript>")
+    };
     // Data, not script: `<` is escaped so nothing in a name ends the
     // element.
     let data = serde_json::to_string(&data)
@@ -188,9 +214,11 @@ pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Re
   <section id="files" aria-label="Files">
     <div id="tools"></div>
     <table id="list">
-      <thead><tr><th scope="col">Name</th><th scope="col">Size</th><th scope="col">Modified</th></tr></thead>
-      <tbody></tbody>
+      <thead><tr><th scope="col" class="pick"></th><th scope="col" class="name">Name</th><th scope="col" class="size">Size</th><th scope="col" class="mtime">Modified</th><th scope="col" class="actions"></th></tr></thead>
+      <tbody>
+{rows}      </tbody>
     </table>
+    {rest}
     <div id="uploads" aria-live="polite"></div>
   </section>
   <section id="chat" aria-label="Chat" hidden></section>
@@ -198,11 +226,6 @@ pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Re
 <footer>ferry on {server}</footer>
 <script type="application/json" id="entries">{data}</script>
 <script>{app}</script>
-<noscript><table id="plain">
-  <thead><tr><th scope="col">Name</th><th scope="col">Size</th><th scope="col">Modified</th></tr></thead>
-  <tbody>
-{rows}  </tbody>
-</table></noscript>
 </body>
 </html>
 "#,
@@ -225,6 +248,7 @@ pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Re
         hidden = web.ctx.config.showing.hidden,
         crumbs = crumbs,
         rows = rows,
+        rest = rest,
         data = data,
     );
     (

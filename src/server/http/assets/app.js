@@ -939,6 +939,8 @@
   footer();
   if (perms.read) {
     const first = fromPage();
-    if (first) { entries = first; render(); } else refresh();
+    // The server's first rows are painted before the table is rebuilt.
+    if (first && document.querySelector("#list tbody tr")) { entries = first; requestAnimationFrame(() => setTimeout(render, 0)); }
+    else if (first) { entries = first; render(); } else refresh();
   }
 })();
