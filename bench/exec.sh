@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Remote commands, side by side on one machine over loopback:
 #  1. round trip: `ferry exec HOST -- true` (a fresh client process, connect,
-#     hello, auth, spawn, report) against `sh -c true` run locally; prints the
-#     time per command of each and what ferry adds (target: under 5 ms);
+#     hello, auth, spawn, report) against `sh -c true` run locally, and
+#     `ferry --version` beside `/bin/true`, in 5 alternating rounds; prints
+#     medians, spreads and what ferry adds (targets: under 3 ms added,
+#     `ferry --version` under 1 ms);
 #  2. throughput: `ferry exec HOST -- cat FILE` of a 1 GiB file against
 #     `cat FILE` locally, both into /dev/null (target: within 1.5x), with
 #     `cat FILE | cat` locally as a third line for scale.
@@ -24,24 +26,18 @@ p=$(port)
 sleep 0.5
 host=127.0.0.1:$p
 
-# Best of 3 passes of $runs commands each (the machine is shared).
-per_command() {
-  local best="" a t
-  for _ in 1 2 3; do
-    a=$(now)
-    for ((i = 0; i < runs; i++)); do "$@" >/dev/null; done
-    t=$(echo "($(now) - $a) * 1000 / $runs" | bc -l)
-    if [ -z "$best" ] || [ "$(echo "$t < $best" | bc)" = 1 ]; then best=$t; fi
-  done
-  echo "$best"
-}
-local_ms=$(per_command sh -c true)
-ferry_ms=$(per_command "$ferry" exec -n "$host" -- true)
-printf 'round trip, per command (best of 3 x %d)\n' "$runs"
-printf '  %-28s %8.3f ms\n' "sh -c true (local)" "$local_ms"
-printf '  %-28s %8.3f ms\n' "ferry exec HOST -- true" "$ferry_ms"
-printf '  %-28s %8.3f ms   (target < 5 ms)\n' "added by ferry" "$(echo "$ferry_ms - $local_ms" | bc -l)"
-printf '  %-28s %8.2fx\n' "ratio" "$(echo "$ferry_ms / $local_ms" | bc -l)"
+# Rounds alternate the order; each round starts every command $runs times.
+python3 bench/spawn_rounds.py 5 "$runs" \
+  "sh -c true=sh -c true" \
+  "ferry exec HOST -- true=$ferry exec -n $host -- true" \
+  "ferry --version=$ferry --version" \
+  "/bin/true=/bin/true" | tee "$work/rounds"
+med() { awk -v n="$1" 'index($0, n " ") == 1 && / median / { for (i = 1; i <= NF; i++) if ($i == "median") print $(i + 1) }' "$work/rounds"; }
+local_ms=$(med "sh -c true"); ferry_ms=$(med "ferry exec HOST -- true")
+printf '\n  %-28s %8.3f ms   (target < 3 ms)\n' "added by ferry exec" "$(echo "$ferry_ms - $local_ms" | bc -l)"
+printf '  %-28s %8.2fx\n' "ferry exec / sh -c true" "$(echo "$ferry_ms / $local_ms" | bc -l)"
+printf '  %-28s %8.3f ms   (target < 1 ms; /bin/true above is this machine'"'"'s floor)\n' "ferry --version" "$(med "ferry --version")"
+echo
 
 echo "making a ${size_mib} MiB file of random bytes..."
 head -c $((size_mib * 1024 * 1024)) /dev/urandom > "$work/srv/big.bin"

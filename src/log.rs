@@ -20,9 +20,23 @@ use tracing_subscriber::EnvFilter;
 static PLAIN: OnceLock<NonBlocking> = OnceLock::new();
 
 /// Installs the subscriber: `filter` unless `RUST_LOG` says otherwise.
-/// Keep the guard until exit: dropping it flushes what is queued.
-pub fn init(filter: &str) -> WorkerGuard {
+/// A server (`background`) writes through a thread of its own, and the
+/// guard it returns must be kept until exit: dropping it flushes what is
+/// queued. A client writes its few lines straight to standard error: the
+/// thread and its queue (128,000 lines, allocated and touched up front)
+/// cost a short command more than everything else it does before
+/// connecting.
+pub fn init(filter: &str, background: bool) -> Option<WorkerGuard> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
+    let ansi = std::io::stderr().is_terminal();
+    if !background {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .init();
+        return None;
+    }
     // The thread buffers what is queued and flushes when the queue is
     // empty: many lines per write(2) under load, and no line waits for the
     // next. Not lossy: a full queue slows the loggers down instead.
@@ -33,7 +47,6 @@ pub fn init(filter: &str) -> WorkerGuard {
             64 * 1024,
             std::io::stderr(),
         ));
-    let ansi = std::io::stderr().is_terminal();
     if !ansi {
         let _ = PLAIN.set(writer.clone());
     }
@@ -42,7 +55,7 @@ pub fn init(filter: &str) -> WorkerGuard {
         .with_writer(writer)
         .with_ansi(ansi)
         .init();
-    guard
+    Some(guard)
 }
 
 /// How the subscriber writes the span of the connection from `peer` (the

@@ -4,19 +4,109 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-// Many small, short-lived allocations per request and per chat line, from
-// several threads: mimalloc's thread-local free lists serve them with less
-// work and less lock traffic than the system allocator. Built without
-// transparent huge pages: after an idle spell mimalloc hands memory back,
-// and a burst would then pay for zeroing a 2 MiB page per first touch.
+// The server makes many small, short-lived allocations per request and per
+// chat line, from several threads: mimalloc's thread-local free lists serve
+// them with less work and less lock traffic than the system allocator.
+// Built without transparent huge pages: after an idle spell mimalloc hands
+// memory back, and a burst would then pay for zeroing a 2 MiB page per
+// first touch. A client command is short-lived and allocates little, and
+// there mimalloc costs more than it saves: a fresh page per size class and
+// per thread, touched as it is first used, was the biggest part of a
+// `ferry exec`'s start. So the server uses mimalloc and every other
+// command the C library's allocator; see [`chosen`].
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: chosen::Chosen = chosen::Chosen;
 
 #[allow(unsafe_code)]
 unsafe extern "C" {
     // From the mimalloc library linked above (`mimalloc.h`). The Rust
-    // wrappers expose it only behind a feature that adds nothing else we use.
+    // wrappers expose them only behind a feature that adds nothing else we
+    // use.
     fn mi_collect(force: bool);
+    fn mi_is_in_heap_region(p: *const u8) -> bool;
+}
+
+/// The allocator behind [`ALLOC`]: mimalloc once [`chosen::serving`] has
+/// been called (first thing in `main`, for `ferry serve`), the system's
+/// until then and for every other command. What was allocated before the
+/// choice (the runtime's own start, the arguments) is freed by the
+/// allocator it came from: mimalloc knows its own memory by address.
+mod chosen {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static SERVING: AtomicBool = AtomicBool::new(false);
+
+    /// From here on, new memory comes from mimalloc.
+    pub(super) fn serving() {
+        SERVING.store(true, Ordering::Relaxed);
+    }
+
+    pub(super) fn is_serving() -> bool {
+        SERVING.load(Ordering::Relaxed)
+    }
+
+    #[allow(unsafe_code)]
+    fn is_mimalloc(p: *mut u8) -> bool {
+        // SAFETY: a lookup of the address in mimalloc's page map; any
+        // pointer may be asked about.
+        is_serving() && unsafe { super::mi_is_in_heap_region(p) }
+    }
+
+    pub(super) struct Chosen;
+
+    // SAFETY: every call goes to one of two allocators that each uphold the
+    // GlobalAlloc contract; a block is always freed or resized by the one
+    // that allocated it (mimalloc's by address, everything else the
+    // system's, which is never switched back to once mimalloc is in use).
+    #[allow(unsafe_code)]
+    unsafe impl GlobalAlloc for Chosen {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: the caller's contract, passed on.
+            unsafe {
+                if is_serving() {
+                    mimalloc::MiMalloc.alloc(layout)
+                } else {
+                    System.alloc(layout)
+                }
+            }
+        }
+
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: the caller's contract, passed on.
+            unsafe {
+                if is_serving() {
+                    mimalloc::MiMalloc.alloc_zeroed(layout)
+                } else {
+                    System.alloc_zeroed(layout)
+                }
+            }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: the caller's contract, passed on to the allocator
+            // that owns `ptr`.
+            unsafe {
+                if is_mimalloc(ptr) {
+                    mimalloc::MiMalloc.dealloc(ptr, layout)
+                } else {
+                    System.dealloc(ptr, layout)
+                }
+            }
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            // SAFETY: the caller's contract, passed on to the allocator
+            // that owns `ptr`.
+            unsafe {
+                if is_mimalloc(ptr) {
+                    mimalloc::MiMalloc.realloc(ptr, layout, new_size)
+                } else {
+                    System.realloc(ptr, layout, new_size)
+                }
+            }
+        }
+    }
 }
 
 /// Giving memory back after a burst.
@@ -46,6 +136,9 @@ mod collect {
     /// The runtime's park hook.
     #[allow(unsafe_code)]
     pub(super) fn on_park() {
+        if !super::chosen::is_serving() {
+            return;
+        }
         let now = Instant::now();
         if LAST.get().is_some_and(|at| now.duration_since(at) < EVERY) {
             if !OWES.replace(true) {
@@ -86,8 +179,12 @@ mod collect {
 }
 
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "serve") {
+        chosen::serving();
+    }
     let cli = ferry::cli::Cli::parse();
-    let _flush_at_exit = ferry::log::init(ferry::cli::default_log_filter(&cli.command));
+    let serving = matches!(cli.command, ferry::cli::Command::Serve(_));
+    let _flush_at_exit = ferry::log::init(ferry::cli::default_log_filter(&cli.command), serving);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_park(collect::on_park)
@@ -99,7 +196,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    collect::janitor(runtime.handle().clone(), runtime.metrics().num_workers());
+    if serving {
+        collect::janitor(runtime.handle().clone(), runtime.metrics().num_workers());
+    }
     let code = runtime.block_on(ferry::cli::run(cli));
     // A read of stdin may still be pending on a blocking thread; do not
     // wait for a line that will never be used.

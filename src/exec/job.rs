@@ -195,8 +195,9 @@ impl Job {
                 (child, Some(term))
             }
             None => {
-                let mut cmd = Command::new(&program);
-                cmd.args(&spec.argv[1..])
+                let mut cmd = Command::new(spawnable(spec));
+                cmd.arg0(&program)
+                    .args(&spec.argv[1..])
                     .env_clear()
                     .envs(spec.env.iter().map(|(k, v)| (k, v)))
                     .current_dir(&spec.cwd)
@@ -533,6 +534,26 @@ async fn join_readers(readers: Vec<JoinHandle<u64>>) -> [u64; 2] {
         out[i.min(1)] = r.await.unwrap_or(0);
     }
     out
+}
+
+/// The program to start: `argv[0]` looked up in the command's own `PATH`
+/// here, so that the standard library can start it with `posix_spawn`
+/// (with a `PATH` of the child's own, it looks the name up in the child
+/// after a `fork` of this whole process instead: page tables of a busy
+/// server copied for every command). A name found nowhere is left as it
+/// is, for the spawn to report as not found or not executable.
+fn spawnable(spec: &JobSpec) -> std::ffi::OsString {
+    let program = spec.argv.first().map(String::as_str).unwrap_or_default();
+    if program.contains('/') {
+        return program.into();
+    }
+    let path = spec.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v);
+    match path {
+        Some(path) => which::which_in(program, Some(path), &spec.cwd)
+            .map(|p| p.into_os_string())
+            .unwrap_or_else(|_| program.into()),
+        None => program.into(),
+    }
 }
 
 #[cfg(test)]

@@ -244,3 +244,37 @@ async fn working_folder_and_environment() {
     let e = exec_err(&mut c, &job).await;
     assert_eq!(e.code(), Some(ErrorCode::BadRequest));
 }
+
+/// The program is looked up in the command's own `PATH` (a relative entry
+/// from its working folder), the first executable file winning, and it
+/// sees its name as given in `argv[0]`.
+#[tokio::test]
+async fn the_program_is_found_in_the_commands_own_path_and_keeps_its_name() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = exec_server(|_| {}).await;
+    for (dir, body, mode) in [
+        ("first", "#!/bin/sh\necho first\n", 0o644),
+        ("second", "#!/bin/sh\necho \"second as $0\"\n", 0o755),
+    ] {
+        std::fs::create_dir(s.path(dir)).unwrap();
+        let tool = s.path(&format!("{dir}/mytool"));
+        std::fs::write(&tool, body).unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let mut c = authed(&s).await;
+    let mut job = spec(&["mytool"]);
+    job.env
+        .insert("PATH".into(), "first:second:/usr/bin:/bin".into());
+    let r = run(&mut c, &job).await;
+    // `first/mytool` cannot be run, so `second/mytool` is; a script's $0
+    // is the path it was started by.
+    let out = String::from_utf8_lossy(&r.out);
+    assert!(out.trim().ends_with("second/mytool"), "{out}");
+    assert!(out.starts_with("second as "), "{out}");
+    let r = run(&mut c, &spec(&["sh", "-c", "echo $0"])).await;
+    assert_eq!(String::from_utf8_lossy(&r.out).trim(), "sh");
+    let mut job = spec(&["mytool"]);
+    job.env.insert("PATH".into(), "first".into());
+    let r = run(&mut c, &job).await;
+    assert_eq!(r.report.status(), 126);
+}
