@@ -97,6 +97,56 @@ async fn ntp_replies_and_what_gets_none() {
     s.stop().await;
 }
 
+/// Requests that arrive together are read several at a time: each gets
+/// its own reply, to its own sender, its origin its own, stamped as
+/// received no earlier than it was sent and no later than it was answered;
+/// garbage and a text query among them change nothing for the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_from_many_senders_gets_one_reply_each() {
+    let s = TestServer::start(|_| {}).await;
+    let port = s.addr.port();
+    tokio::task::spawn_blocking(move || {
+        let senders: Vec<UdpSocket> = (0..4).map(|_| udp_to(port)).collect();
+        let before = Timestamp::from_system(std::time::SystemTime::now());
+        for i in 0..64u64 {
+            let u = &senders[(i % 4) as usize];
+            u.send(&request(MODE_CLIENT, 4, 0x1000 + i)).unwrap();
+            if i % 16 == 5 {
+                u.send(b"garbage").unwrap();
+            }
+        }
+        senders[0].send(b"time").unwrap();
+        let mut text = 0;
+        for (k, u) in senders.iter().enumerate() {
+            let mut origins = Vec::new();
+            let mut buf = [0u8; 2048];
+            while let Ok(n) = u.recv(&mut buf) {
+                if n != 48 {
+                    text += 1;
+                    continue;
+                }
+                let p = ntp::parse(&buf[..n]).unwrap();
+                assert!(
+                    p.receive.diff(before) >= -0.001,
+                    "received before it was sent"
+                );
+                assert!(p.transmit.diff(p.receive) >= 0.0);
+                origins.push(u64::from_be_bytes(buf[24..32].try_into().unwrap()));
+            }
+            origins.sort_unstable();
+            let want: Vec<u64> = (0..64u64)
+                .filter(|i| i % 4 == k as u64)
+                .map(|i| 0x1000 + i)
+                .collect();
+            assert_eq!(origins, want, "sender {k}");
+        }
+        assert_eq!(text, 1, "one answer to the text query");
+    })
+    .await
+    .unwrap();
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abusers_get_one_kiss_then_silence() {
     let s = TestServer::start(|c| {
