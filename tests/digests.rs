@@ -110,3 +110,88 @@ async fn digests_are_blake3_when_asked_sha256_otherwise_and_a_changed_file_is_re
         .unwrap();
     assert_eq!(got.digest, b3(&changed));
 }
+
+/// A file whose digest is remembered goes from the page cache to the
+/// socket (`sendfile`): it arrives whole and verified; when it shrinks
+/// while it is being sent, that connection breaks (no digest is claimed
+/// for bytes that were not sent) and the server serves the next one.
+#[tokio::test]
+async fn a_remembered_file_is_sent_whole_and_one_that_shrinks_mid_send_breaks_only_its_connection()
+{
+    let s = TestServer::start(|_| {}).await;
+    let data = common::noise(64 * 1024 * 1024 + 5, 3);
+    fs::write(s.path("big.bin"), &data).unwrap();
+    backdate(
+        &s.path("big.bin"),
+        std::time::SystemTime::now() - std::time::Duration::from_secs(3600),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let mut c = s.client().await;
+    let b3 = ferry::files::digest::Algo::Blake3.hex_of(&data);
+    assert_eq!(
+        raw_get(&mut c, "big.bin", 0, None, Some("blake3")).await,
+        Ok(b3.clone())
+    );
+    let local = tempfile::tempdir().unwrap();
+    let got = c
+        .get_file(
+            "big.bin",
+            &local.path().join("big.bin"),
+            TransferOpts::default(),
+            &ProgressBar::hidden(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.digest, b3);
+    assert!(fs::read(local.path().join("big.bin")).unwrap() == data);
+
+    // A get read slowly; the file is cut short under it.
+    use ferry::wire::Kind;
+    use ferry::wire::messages::Request;
+    let mut slow = s.client().await;
+    let conn = slow.connection();
+    let req = Request::Get {
+        path: "big.bin".into(),
+        offset: 0,
+        prefix_sha256: None,
+        digest: Some("blake3".into()),
+    };
+    conn.send(Kind::Request, &req, 0).await.unwrap();
+    assert_eq!(conn.next_head().await.unwrap().kind, Kind::Partial);
+    let mut buf = Vec::with_capacity(1 << 20);
+    let mut read = 0;
+    while read < 1 << 20 {
+        buf.clear();
+        read += conn.read_body_into(&mut buf).await.unwrap();
+    }
+    fs::File::options()
+        .write(true)
+        .open(s.path("big.bin"))
+        .unwrap()
+        .set_len(2 * 1024 * 1024)
+        .unwrap();
+    let rest = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            buf.clear();
+            match conn.read_body_into(&mut buf).await {
+                Ok(0) => return Ok(()),
+                Ok(n) => read += n,
+                Err(e) => return Err(e),
+            }
+            if conn.body_remaining() == 0 {
+                return Ok(());
+            }
+        }
+    })
+    .await
+    .expect("the server neither finished nor broke off");
+    assert!(rest.is_err(), "a cut file was sent whole: {read} bytes");
+    assert!(read < data.len(), "{read}");
+
+    let mut again = s.client().await;
+    let r = raw_get(&mut again, "big.bin", 0, None, Some("blake3")).await;
+    assert_eq!(
+        r,
+        Ok(ferry::files::digest::Algo::Blake3.hex_of(&data[..2 * 1024 * 1024]))
+    );
+}

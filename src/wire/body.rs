@@ -87,3 +87,75 @@ pub async fn send_body(
     }
     source.finish().await.map_err(SendError::Read)
 }
+
+/// Sends `len` bytes of `file` from `offset` as body bytes with
+/// `sendfile(2)`, from the page cache to the socket without a copy through
+/// this process, on a blocking thread: for a plain TCP connection
+/// ([`Connection::plain_socket`]), when nothing needs hashing on the way.
+/// Gives the file back as `Err` when the connection is not plain TCP, for
+/// the caller to send it another way.
+pub async fn send_file(
+    conn: &mut Connection,
+    file: std::fs::File,
+    offset: u64,
+    len: u64,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<Result<(), SendError>, std::fs::File> {
+    let Some(socket) = conn.plain_socket() else {
+        return Err(file);
+    };
+    let stall = conn.body_deadline();
+    let cancel = cancel.clone();
+    let sent = tokio::task::spawn_blocking(move || {
+        sendfile_all(&socket, &file, offset, len, stall, &cancel)
+    })
+    .await
+    .map_err(|e| SendError::Read(io::Error::other(e)));
+    Ok(sent.and_then(|r| r))
+}
+
+fn sendfile_all(
+    socket: &std::os::fd::OwnedFd,
+    file: &std::fs::File,
+    offset: u64,
+    len: u64,
+    stall: std::time::Duration,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<(), SendError> {
+    use nix::errno::Errno;
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let end = offset + len;
+    let mut at =
+        i64::try_from(offset).map_err(|_| SendError::Read(io::ErrorKind::InvalidInput.into()))?;
+    let mut moved = std::time::Instant::now();
+    while (at as u64) < end {
+        if cancel.is_cancelled() {
+            return Err(SendError::Cancelled);
+        }
+        let want = (end - at as u64).min(1 << 30) as usize;
+        match nix::sys::sendfile::sendfile64(socket, file, Some(&mut at), want) {
+            Ok(0) => {
+                return Err(SendError::Read(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file shrank while it was sent",
+                )));
+            }
+            Ok(_) => moved = std::time::Instant::now(),
+            Err(Errno::EAGAIN) => {
+                if moved.elapsed() > stall {
+                    return Err(SendError::Conn(ConnError::Timeout("the peer to read")));
+                }
+                // A tenth of a second at most, to see `cancel` in time.
+                let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLOUT)];
+                match poll(&mut fds, PollTimeout::from(100u16)) {
+                    Ok(_) | Err(Errno::EINTR) => {}
+                    Err(e) => return Err(SendError::Conn(io::Error::from(e).into())),
+                }
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(SendError::Conn(io::Error::from(e).into())),
+        }
+    }
+    Ok(())
+}

@@ -107,6 +107,8 @@ pub struct FrameWriter {
     writer: BoxWrite,
     wbuf: BytesMut,
     deadlines: Deadlines,
+    /// The socket under `writer`, when it is plain TCP.
+    plain: Option<std::os::fd::RawFd>,
 }
 
 /// One framed, deadline-guarded native connection: a [`FrameReader`] and a
@@ -133,14 +135,39 @@ impl Connection {
                 writer,
                 wbuf: BytesMut::new(),
                 deadlines,
+                plain: None,
             },
         }
     }
 
     /// Wraps a stream, plain or TLS.
     pub fn from_stream(stream: super::Stream, initial: BytesMut, deadlines: Deadlines) -> Self {
+        use std::os::fd::AsRawFd;
+        let plain = match &stream {
+            super::Stream::Plain(tcp) => Some(tcp.as_raw_fd()),
+            _ => None,
+        };
         let (r, w) = stream.into_split();
-        Connection::new(r, w, initial, deadlines)
+        let mut conn = Connection::new(r, w, initial, deadlines);
+        conn.wr.plain = plain;
+        conn
+    }
+
+    /// A handle of its own on the socket, when the bytes travel in clear
+    /// over plain TCP (for `sendfile`); `None` over TLS or anything else.
+    #[allow(unsafe_code)]
+    pub fn plain_socket(&self) -> Option<std::os::fd::OwnedFd> {
+        let fd = self.wr.plain?;
+        // SAFETY: `fd` is the socket of the write half this connection
+        // owns, open for as long as `self` lives; it is only borrowed here
+        // to duplicate it.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        borrowed.try_clone_to_owned().ok()
+    }
+
+    /// The longest a body may stall.
+    pub fn body_deadline(&self) -> Duration {
+        self.wr.deadlines.body
     }
 
     /// Both halves at once, to read and write from separate futures.

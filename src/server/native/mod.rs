@@ -14,13 +14,10 @@ use super::fail::Fail;
 use crate::access::{Action, Who};
 use crate::files::Storage;
 use crate::files::digest::Algo;
-use crate::files::part::hash_prefix;
-use crate::files::pipe::{spawn_plain_reader, spawn_reader};
 use crate::files::{BodySource, Broke, FilesError, OnBreak, RelPath, UploadOptions};
 use crate::text::escape;
-use crate::wire::body::send_body;
 use crate::wire::messages::{
-    Count, Digest, Done, EntryBatch, ErrorCode, GetStart, HelloReply, Mtime, PutReady, Request,
+    Count, Digest, Done, EntryBatch, ErrorCode, HelloReply, Mtime, PutReady, Request,
     SUPPORTED_VERSIONS, TreeEntry,
 };
 use crate::wire::{ConnError, Connection, Kind, Stream};
@@ -34,6 +31,7 @@ pub(crate) const MAX_PLAN_BODY: u64 = 32 * 1024 * 1024;
 /// Wrong tokens tolerated on one connection before it is closed.
 const MAX_AUTH_FAILURES: u32 = 3;
 
+mod get;
 mod login;
 
 /// Serves one native connection to its end.
@@ -343,78 +341,6 @@ impl Session {
                 .await?;
         }
         self.ok(&Count { count }).await
-    }
-
-    async fn get(
-        &mut self,
-        path: &str,
-        offset: u64,
-        prefix: Option<String>,
-        algo: Algo,
-    ) -> Result<(), Fail> {
-        let rel = RelPath::parse(path)?;
-        self.require(Action::Read, &rel)?;
-        let (mut file, entry) = self.blocking(move |s| s.open_read(&rel)).await?;
-        if offset > entry.size {
-            return Err(Fail::Reply(
-                ErrorCode::ResumeMismatch,
-                format!("you hold {offset} bytes but the file has {}", entry.size),
-            ));
-        }
-        let hasher = if offset > 0 {
-            let Some(want) = prefix else {
-                return Err(Fail::Reply(
-                    ErrorCode::BadRequest,
-                    "offset needs prefix_sha256".into(),
-                ));
-            };
-            let (f, h) = tokio::task::spawn_blocking(move || {
-                let h = hash_prefix(&mut file, offset, algo);
-                (file, h)
-            })
-            .await
-            .map_err(|_| Fail::Reply(ErrorCode::Internal, "internal error".into()))?;
-            file = f;
-            let h = h.map_err(|e| Fail::Reply(ErrorCode::Io, e.to_string()))?;
-            if !h.hex().eq_ignore_ascii_case(&want) {
-                return Err(Fail::Reply(
-                    ErrorCode::ResumeMismatch,
-                    "the bytes you hold differ from this file; start again from 0".into(),
-                ));
-            }
-            Some(h)
-        } else {
-            None
-        };
-        let size = entry.size;
-        // A whole file whose digest is known (and which has not changed
-        // since) is sent without hashing it again.
-        let known = match &hasher {
-            None => self.ctx.files.digests().known(&*file, algo),
-            Some(_) => None,
-        };
-        let identity = crate::files::digests::identity(&*file);
-        self.conn
-            .send(Kind::Partial, &GetStart { entry, offset }, size - offset)
-            .await?;
-        let source = match (&known, hasher) {
-            (Some(_), _) => spawn_plain_reader(file, offset, size - offset),
-            (None, h) => spawn_reader(file, offset, size - offset, h.unwrap_or(algo.hasher())),
-        };
-        // Mid-body, the only clean way out of any failure is to close.
-        let sent = send_body(&mut self.conn, source, &self.ctx.abort, |_| {})
-            .await
-            .map_err(|e| Fail::Conn(ConnError::Protocol(e.to_string())))?;
-        let sha256 = match known {
-            Some(d) => d,
-            None => {
-                if let Some(id) = identity {
-                    self.ctx.files.digests().remember(id, algo, &sent);
-                }
-                sent
-            }
-        };
-        self.ok(&Digest { size, sha256 }).await
     }
 
     async fn put(

@@ -1,0 +1,108 @@
+//! `get`: a file, or the rest of one, as a frame body with its digest.
+//! A file whose digest is remembered goes out unhashed, with `sendfile`
+//! where the connection is plain TCP.
+
+use super::Session;
+use crate::access::Action;
+use crate::files::RelPath;
+use crate::files::digest::Algo;
+use crate::files::part::hash_prefix;
+use crate::files::pipe::{spawn_plain_reader, spawn_reader};
+use crate::server::fail::Fail;
+use crate::wire::body::{SendError, send_body, send_file};
+use crate::wire::messages::{Digest, ErrorCode, GetStart};
+use crate::wire::{ConnError, Kind};
+
+impl Session {
+    pub(super) async fn get(
+        &mut self,
+        path: &str,
+        offset: u64,
+        prefix: Option<String>,
+        algo: Algo,
+    ) -> Result<(), Fail> {
+        let rel = RelPath::parse(path)?;
+        self.require(Action::Read, &rel)?;
+        let (mut file, entry) = self.blocking(move |s| s.open_read(&rel)).await?;
+        if offset > entry.size {
+            return Err(Fail::Reply(
+                ErrorCode::ResumeMismatch,
+                format!("you hold {offset} bytes but the file has {}", entry.size),
+            ));
+        }
+        let hasher = if offset > 0 {
+            let Some(want) = prefix else {
+                return Err(Fail::Reply(
+                    ErrorCode::BadRequest,
+                    "offset needs prefix_sha256".into(),
+                ));
+            };
+            let (f, h) = tokio::task::spawn_blocking(move || {
+                let h = hash_prefix(&mut file, offset, algo);
+                (file, h)
+            })
+            .await
+            .map_err(|_| Fail::Reply(ErrorCode::Internal, "internal error".into()))?;
+            file = f;
+            let h = h.map_err(|e| Fail::Reply(ErrorCode::Io, e.to_string()))?;
+            if !h.hex().eq_ignore_ascii_case(&want) {
+                return Err(Fail::Reply(
+                    ErrorCode::ResumeMismatch,
+                    "the bytes you hold differ from this file; start again from 0".into(),
+                ));
+            }
+            Some(h)
+        } else {
+            None
+        };
+        let size = entry.size;
+        // A whole file whose digest is known (and which has not changed
+        // since) is sent without hashing it again.
+        let known = match &hasher {
+            None => self.ctx.files.digests().known(&*file, algo),
+            Some(_) => None,
+        };
+        let identity = crate::files::digests::identity(&*file);
+        self.conn
+            .send(Kind::Partial, &GetStart { entry, offset }, size - offset)
+            .await?;
+        // Mid-body, the only clean way out of any failure is to close.
+        let broke = |e: SendError| Fail::Conn(ConnError::Protocol(e.to_string()));
+        // Nothing to hash: from the page cache to the socket, where it is
+        // plain TCP and a local file.
+        if let Some(digest) = &known {
+            if let Some(local) = file.as_file().and_then(|f| f.try_clone().ok()) {
+                if let Ok(sent) = send_file(
+                    &mut self.conn,
+                    local,
+                    offset,
+                    size - offset,
+                    &self.ctx.abort,
+                )
+                .await
+                {
+                    sent.map_err(broke)?;
+                    let sha256 = digest.clone();
+                    return self.ok(&Digest { size, sha256 }).await;
+                }
+            }
+        }
+        let source = match (&known, hasher) {
+            (Some(_), _) => spawn_plain_reader(file, offset, size - offset),
+            (None, h) => spawn_reader(file, offset, size - offset, h.unwrap_or(algo.hasher())),
+        };
+        let sent = send_body(&mut self.conn, source, &self.ctx.abort, |_| {})
+            .await
+            .map_err(broke)?;
+        let sha256 = match known {
+            Some(d) => d,
+            None => {
+                if let Some(id) = identity {
+                    self.ctx.files.digests().remember(id, algo, &sent);
+                }
+                sent
+            }
+        };
+        self.ok(&Digest { size, sha256 }).await
+    }
+}
