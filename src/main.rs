@@ -178,10 +178,32 @@ mod collect {
     }
 }
 
+/// `ferry ls HOST | head -1`: the commands print with `println!`, which
+/// panics once the reader of standard output has gone. Like other Unix
+/// tools, end quietly then, with the status a shell reports for a
+/// command stopped by SIGPIPE (128 + 13). (The signal itself stays
+/// ignored: it would also stop the client on a socket whose peer left.)
+fn quiet_when_stdout_closes() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if text.starts_with("failed printing to stdout") && text.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        report(info);
+    }));
+}
+
 fn main() -> ExitCode {
     if std::env::args_os().nth(1).is_some_and(|a| a == "serve") {
         chosen::serving();
     }
+    quiet_when_stdout_closes();
     let cli = ferry::cli::Cli::parse();
     let serving = matches!(cli.command, ferry::cli::Command::Serve(_));
     let _flush_at_exit = ferry::log::init(ferry::cli::default_log_filter(&cli.command), serving);

@@ -268,3 +268,35 @@ fn switches_from_the_environment_take_the_usual_spellings() {
     let (rc, _, err) = run_cli(&["ping", "127.0.0.1:9"], &[("FERRY_TLS", "maybe")]);
     assert_eq!(rc, 2, "{err}");
 }
+
+/// `ferry ls HOST | head -1`: once the reader of its output has gone, the
+/// command ends quietly with the status of a command stopped by SIGPIPE,
+/// not with a panic and a backtrace.
+#[test]
+fn a_closed_pipe_on_stdout_ends_a_listing_quietly() {
+    use std::io::{BufRead, BufReader};
+    let root = tempfile::tempdir().unwrap();
+    for i in 0..3000 {
+        fs::write(root.path().join(format!("f{i:04}.txt")), b"x").unwrap();
+    }
+    let server = spawn_bin_server(root.path(), &[], &[]);
+    let host = format!("127.0.0.1:{}", server.port);
+    let mut child = std::process::Command::new(common::ferry_bin())
+        .args(["ls", &host])
+        .env_remove("FERRY_TOKEN")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("f0000.txt"), "{first}");
+    // The pipe's reading end is closed here.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(141), "{err}");
+}

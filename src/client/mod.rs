@@ -79,7 +79,7 @@ pub enum ClientError {
     #[error("{0} (use --force to overwrite)")]
     Exists(String),
     /// The bytes received do not match the server's digest.
-    #[error("SHA-256 mismatch: {0}")]
+    #[error("digest mismatch: {0}")]
     Checksum(String),
     /// Reached in clear, the server said it has TLS: connect again with
     /// it (see [`Client::connect_with`]).

@@ -235,7 +235,8 @@ pub(super) async fn get_file(
             resumed_from: offset,
         }),
         Err(FinishError::Checksum { expected, actual }) => Err(ClientError::Checksum(format!(
-            "server says {expected}, received bytes hash to {actual}"
+            "{}: server says {expected}, received bytes hash to {actual}",
+            algo.name()
         ))),
         Err(FinishError::Exists) => Err(ClientError::Exists(format!(
             "{} appeared meanwhile",

@@ -44,7 +44,7 @@ pub enum FinishError {
         want: u64,
     },
     /// The bytes do not hash to what the sender computed.
-    #[error("SHA-256 mismatch: sender has {expected}, received bytes hash to {actual}")]
+    #[error("digest mismatch: sender has {expected}, received bytes hash to {actual}")]
     Checksum {
         /// The sender's digest.
         expected: String,

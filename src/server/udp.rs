@@ -220,6 +220,9 @@ impl Batch {
         if let Err(e) = setsockopt(socket, ReceiveTimestampns, &true) {
             debug!("no kernel receive timestamps ({e}): the time of reading stands in");
         }
+        // Room for a burst to wait in the kernel rather than be dropped
+        // there (the kernel caps it at net.core.rmem_max).
+        let _ = setsockopt(socket, nix::sys::socket::sockopt::RcvBuf, &(4 << 20));
         Batch {
             bufs: vec![vec![0u8; MAX_DATAGRAM]; BATCH],
             headers: nix::sys::socket::MultiHeaders::preallocate(
