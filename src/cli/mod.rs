@@ -53,6 +53,7 @@ EXIT STATUS:
   1    the operation failed (refused by the server, a local file error, a
        checksum mismatch)
   2    usage error
+  141  whatever read the output stopped reading (ferry ls HOST | head)
   255  no connection, or the connection broke (re-run to resume a transfer)
   ferry exec and ferry shell exit with the remote command's status instead;
   see ferry exec --help.";
