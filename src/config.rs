@@ -35,6 +35,8 @@ pub const DEFAULT_PORT: u16 = 7070;
 pub struct ServeConfig {
     /// The served folder.
     pub root: PathBuf,
+    /// The bucket the files are kept in instead, when one is named.
+    pub store: Option<crate::files::object::StoreUrl>,
     /// Where to listen (TCP and UDP each).
     pub listen: Vec<SocketAddr>,
     /// Whether `listen` is the default pair (an IPv6 failure is then fine).
@@ -297,6 +299,10 @@ impl ServeConfig {
             discovery: !on(o.no_discovery),
             announce: o.announce.filter(|s| (1..=3600).contains(s)),
             partial_max_age: days(o.partial_max_age, 7),
+            store: match &o.store {
+                Some(url) => Some(url.parse().map_err(|e: String| anyhow::anyhow!(e))?),
+                None => None,
+            },
             exec,
             chat,
             state_dir,

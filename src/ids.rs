@@ -13,6 +13,21 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// `N` bytes from exactly `2 * N` hex digits (either case).
+pub fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let digits = text.as_bytes();
+    if digits.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (o, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let high = (pair[0] as char).to_digit(16)?;
+        let low = (pair[1] as char).to_digit(16)?;
+        *o = (high * 16 + low) as u8;
+    }
+    Some(out)
+}
+
 /// `N` random bytes from the kernel.
 pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
     let mut b = [0u8; N];

@@ -264,6 +264,13 @@ pub struct ServeOptions {
     /// are slowed down, then disconnected. [default: 20]
     #[arg(long, value_name = "N", env = "FERRY_CHAT_RATE")]
     pub chat_rate: Option<f64>,
+    /// Keep the served files in an S3-compatible bucket instead of the
+    /// folder: s3://BUCKET or s3://BUCKET/PREFIX. The endpoint, region and
+    /// credentials come from AWS_ENDPOINT_URL, AWS_REGION,
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (never from flags).
+    /// Several servers may serve one bucket.
+    #[arg(long, value_name = "URL", env = "FERRY_STORE")]
+    pub store: Option<String>,
     /// Folder for the server's own state (chat history).
     /// [default: $XDG_STATE_HOME/ferry or ~/.local/state/ferry]
     #[arg(long, value_name = "DIR", env = "FERRY_STATE_DIR")]

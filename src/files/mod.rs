@@ -7,8 +7,10 @@ pub mod digests;
 pub mod entry;
 pub mod local;
 pub mod name;
+pub mod object;
 pub mod part;
 pub mod pipe;
+pub mod resumable;
 pub mod search;
 pub mod service;
 pub mod shown;
@@ -31,17 +33,23 @@ pub struct Showing {
     pub private: Vec<std::path::PathBuf>,
 }
 
-/// The storage `ferry serve` keeps its files in: the folder `root` on this
-/// machine's disk, with what `showing` keeps out taken out. Where another
-/// kind of storage is chosen, it is chosen here, and no door knows which
-/// it got.
+/// The storage `ferry serve` keeps its files in: the bucket `bucket` when
+/// one is named, else the folder `root` on this machine's disk, with what
+/// `showing` keeps out taken out. Storage is chosen here, and no door
+/// knows which it got.
 pub fn open_storage(
     root: &std::path::Path,
+    bucket: Option<&object::StoreUrl>,
     showing: &Showing,
 ) -> std::io::Result<std::sync::Arc<dyn Storage>> {
-    let mut disk = LocalDisk::open(root)?;
-    disk.fence(&showing.private);
-    let store: std::sync::Arc<dyn Storage> = std::sync::Arc::new(disk);
+    let store: std::sync::Arc<dyn Storage> = match bucket {
+        Some(url) => std::sync::Arc::new(object::ObjectStorage::open(url)?),
+        None => {
+            let mut disk = LocalDisk::open(root)?;
+            disk.fence(&showing.private);
+            std::sync::Arc::new(disk)
+        }
+    };
     Ok(if showing.hidden {
         store
     } else {
@@ -85,6 +93,10 @@ pub enum FilesError {
     /// Storage failed.
     #[error("{0}")]
     Io(String),
+    /// The storage cannot be reached now (object storage away or
+    /// failing); trying again later may work.
+    #[error("{0}")]
+    Unavailable(String),
     /// Received bytes do not match the sender's digest.
     #[error("{0}")]
     Checksum(String),

@@ -78,8 +78,11 @@ impl Server {
         }
         let mut showing = config.showing.clone();
         showing.private.push(config.state_dir.clone());
-        let store = crate::files::open_storage(&config.root, &showing)
-            .with_context(|| format!("cannot serve {}", config.root.display()))?;
+        let store = crate::files::open_storage(&config.root, config.store.as_ref(), &showing)
+            .with_context(|| match &config.store {
+                Some(url) => format!("cannot serve {url}"),
+                None => format!("cannot serve {}", config.root.display()),
+            })?;
         if config.token.as_ref().is_some_and(|t| t.expose().len() < 20) && config.discovery {
             // A signed discovery answer is an HMAC anyone on the LAN can
             // ask for, and test guesses against offline, unthrottled.

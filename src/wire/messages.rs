@@ -417,6 +417,8 @@ pub enum ErrorCode {
     TlsRequired,
     /// Reading or writing storage failed.
     Io,
+    /// The storage cannot be reached now; try again later.
+    Unavailable,
     /// Anything else.
     #[serde(other)]
     Internal,
@@ -446,6 +448,7 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::TlsRequired => "tls_required",
             ErrorCode::Io => "io",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
     }
@@ -474,6 +477,7 @@ impl From<&crate::files::FilesError> for ErrorCode {
             FilesError::Busy(_) => ErrorCode::Busy,
             FilesError::TooLarge(_) => ErrorCode::TooLarge,
             FilesError::Io(_) => ErrorCode::Io,
+            FilesError::Unavailable(_) => ErrorCode::Unavailable,
             FilesError::Checksum(_) => ErrorCode::ChecksumMismatch,
             FilesError::Incomplete(_) => ErrorCode::BadRequest,
             FilesError::Internal => ErrorCode::Internal,

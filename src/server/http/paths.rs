@@ -61,6 +61,7 @@ pub fn status_of(e: &FilesError) -> StatusCode {
         FilesError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         FilesError::Checksum(_) | FilesError::Incomplete(_) => StatusCode::BAD_REQUEST,
         FilesError::Io(_) | FilesError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        FilesError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

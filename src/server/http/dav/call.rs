@@ -157,7 +157,10 @@ fn fs_error(e: &FilesError) -> FsError {
         FilesError::Exists(_) | FilesError::NotEmpty(_) => FsError::Exists,
         FilesError::TooLarge(_) => FsError::TooLarge,
         FilesError::Io(m) if m.contains("no space left") => FsError::InsufficientStorage,
-        FilesError::Io(_) | FilesError::Internal | FilesError::Busy(_) => FsError::GeneralFailure,
+        FilesError::Io(_)
+        | FilesError::Unavailable(_)
+        | FilesError::Internal
+        | FilesError::Busy(_) => FsError::GeneralFailure,
         _ => FsError::Forbidden,
     }
 }

@@ -1,0 +1,590 @@
+//! [`ObjectStorage`]: the served files in an S3-compatible bucket
+//! (SeaweedFS, Garage, MinIO, Ceph RGW, AWS S3), the second [`Storage`],
+//! through the `object_store` crate. Several ferry nodes may serve one
+//! bucket: nothing about the files is kept on a node.
+//!
+//! - A file is the object `PREFIX/PATH`; a folder is every key below
+//!   `PREFIX/PATH/`, and one made empty by `mkdir` holds the marker
+//!   object [`FOLDER_MARKER`]. A folder marker written by another tool
+//!   (a key ending in `/`) is a folder too.
+//! - Uploads become visible only when complete and verified: a small one
+//!   is one PUT at the end, a large one a multipart upload completed last
+//!   ([`write`]). An unfinished upload's state (its multipart id, the
+//!   parts sent, the digest so far, the bytes past the last whole part)
+//!   is kept in the bucket below `PREFIX/.ferry/`, so any node can go on
+//!   with it.
+//! - Moves copy, then delete: a crash between the two leaves both.
+//! - Calls are blocking, as the seam wants: each waits on the runtime the
+//!   storage was opened in (`Bucket::wait`), from the disk thread the
+//!   files service runs it on.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path;
+use object_store::{
+    Attribute, ClientOptions, GetOptions, ObjectMeta, ObjectStore, PutPayload, RetryConfig,
+};
+
+use super::FilesError;
+use super::entry::{Entry, EntryKind, Mtime, TreeEntry};
+use super::local::MAX_WALK;
+use super::name::RelPath;
+use super::storage::{Begun, Reader, Storage};
+
+mod bucket;
+mod read;
+mod state;
+mod write;
+
+pub use bucket::StoreUrl;
+use bucket::{Bucket, error, short};
+
+/// The object that keeps an empty folder, inside it. Never listed.
+pub const FOLDER_MARKER: &str = ".ferry-folder";
+/// The folder below the prefix where ferry keeps its own state. Never
+/// served.
+pub const STATE_FOLDER: &str = ".ferry";
+
+/// The served files in a bucket.
+#[derive(Debug)]
+pub struct ObjectStorage {
+    bucket: Arc<Bucket>,
+    /// Keys this node is writing, so that two uploads of one name through
+    /// the same node do not interleave (across nodes, the later complete
+    /// upload wins whole).
+    uploads: Arc<Mutex<HashSet<String>>>,
+}
+
+impl ObjectStorage {
+    /// Opens `url` with the endpoint, region and credentials of the
+    /// environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), run on the current
+    /// runtime. Nothing is asked of the store yet: a node starts while its
+    /// store is away, and serves what does not need it.
+    pub fn open(url: &StoreUrl) -> std::io::Result<ObjectStorage> {
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| std::io::Error::other("object storage needs a running runtime"))?;
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(&url.bucket);
+        let endpoint = std::env::var("AWS_ENDPOINT_URL")
+            .or_else(|_| std::env::var("AWS_ENDPOINT"))
+            .ok();
+        if let Some(e) = &endpoint {
+            builder = builder.with_endpoint(e);
+        }
+        if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
+            builder = builder.with_region("us-east-1");
+        }
+        // A store that is away is told quickly, not after minutes of
+        // retries: the client gets a clear error and tries again.
+        let retry = RetryConfig {
+            max_retries: 2,
+            retry_timeout: Duration::from_secs(10),
+            ..RetryConfig::default()
+        };
+        // Plain HTTP only to an endpoint named so (a store on the LAN).
+        let options = ClientOptions::new()
+            .with_allow_http(
+                endpoint
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("http://")),
+            )
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_timeout(Duration::from_secs(60));
+        let store = builder
+            .with_retry(retry)
+            .with_client_options(options)
+            .build()
+            .map_err(|e| std::io::Error::other(format!("{url}: {}", short(&e))))?;
+        Ok(ObjectStorage {
+            bucket: Arc::new(Bucket {
+                store: Arc::new(store),
+                handle,
+                url: url.clone(),
+            }),
+            uploads: Arc::default(),
+        })
+    }
+
+    /// Whether `rel` is one of ferry's own names, never served.
+    fn reserved(rel: &RelPath) -> bool {
+        rel.parts().first().map(String::as_str) == Some(STATE_FOLDER)
+            || rel.file_name() == Some(FOLDER_MARKER)
+    }
+
+    fn head(&self, rel: &RelPath) -> Result<Option<(ObjectMeta, Option<Mtime>)>, FilesError> {
+        let store = self.bucket.store.clone();
+        let key = self.bucket.key(rel);
+        let opts = GetOptions {
+            head: true,
+            ..GetOptions::default()
+        };
+        match self
+            .bucket
+            .wait(async move { store.get_opts(&key, opts).await })
+        {
+            Ok(got) => {
+                let mtime = got
+                    .attributes
+                    .get(&Attribute::Metadata("ferry-mtime".into()))
+                    .and_then(|v| parse_mtime(v));
+                Ok(Some((got.meta, mtime)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(error(rel, e)),
+        }
+    }
+
+    /// Whether any key lies below `rel` (a folder, marked or implied).
+    fn has_below(&self, rel: &RelPath) -> Result<bool, FilesError> {
+        if rel.is_root() {
+            return Ok(true);
+        }
+        let store = self.bucket.store.clone();
+        let key = self.bucket.key(rel);
+        let first = self.bucket.wait(async move {
+            let mut list = store.list(Some(&key));
+            list.next().await.transpose()
+        });
+        first.map(|f| f.is_some()).map_err(|e| error(rel, e))
+    }
+
+    fn describe_entry(&self, rel: &RelPath) -> Result<Entry, FilesError> {
+        let name = rel.file_name().unwrap_or("").to_string();
+        if Self::reserved(rel) {
+            return Err(FilesError::NotFound(format!("{rel} does not exist")));
+        }
+        if !rel.is_root() {
+            if let Some((meta, mtime)) = self.head(rel)? {
+                return Ok(Entry {
+                    name,
+                    kind: EntryKind::File,
+                    size: meta.size,
+                    mtime: mtime.or_else(|| Some(mtime_of(&meta))),
+                });
+            }
+        }
+        if self.has_below(rel)? {
+            return Ok(Entry {
+                name,
+                kind: EntryKind::Dir,
+                size: 0,
+                mtime: None,
+            });
+        }
+        Err(FilesError::NotFound(format!("{rel} does not exist")))
+    }
+
+    /// Checks that `rel`'s parent is a folder.
+    fn parent_is_folder(&self, rel: &RelPath) -> Result<(), FilesError> {
+        let parent = rel.parent().ok_or_else(|| {
+            FilesError::Forbidden("the served folder itself cannot be changed".into())
+        })?;
+        match self.describe_entry(&parent)? {
+            e if e.kind == EntryKind::Dir => Ok(()),
+            _ => Err(FilesError::NotADirectory(format!(
+                "{parent} is not a folder"
+            ))),
+        }
+    }
+
+    /// Every object below `rel`, with the key's path below it.
+    fn objects_below(&self, rel: &RelPath) -> Result<Vec<(String, ObjectMeta)>, FilesError> {
+        let store = self.bucket.store.clone();
+        let base = self.bucket.key(rel);
+        let prefix = if base.as_ref().is_empty() {
+            None
+        } else {
+            Some(base.clone())
+        };
+        let all: Vec<ObjectMeta> = self
+            .bucket
+            .wait(async move {
+                store
+                    .list(prefix.as_ref())
+                    .take(MAX_WALK + 1)
+                    .try_collect()
+                    .await
+            })
+            .map_err(|e| error(rel, e))?;
+        if all.len() > MAX_WALK {
+            return Err(FilesError::TooLarge(format!(
+                "{rel} holds more than {MAX_WALK} entries"
+            )));
+        }
+        Ok(all
+            .into_iter()
+            .filter_map(|m| {
+                let below: Vec<String> = m
+                    .location
+                    .parts()
+                    .skip(base.parts().count())
+                    .map(|p| p.as_ref().to_string())
+                    .collect();
+                (!below.is_empty()).then(|| (below.join("/"), m))
+            })
+            .collect())
+    }
+}
+
+/// The store's own time of an object.
+fn mtime_of(meta: &ObjectMeta) -> Mtime {
+    Mtime {
+        secs: meta.last_modified.timestamp(),
+        nanos: meta.last_modified.timestamp_subsec_nanos(),
+    }
+}
+
+/// `SECS.NANOS`, as [`write`] stores a file's own time.
+fn parse_mtime(v: &str) -> Option<Mtime> {
+    let (secs, nanos) = v.split_once('.').unwrap_or((v, "0"));
+    let nanos: u32 = nanos.parse().ok()?;
+    (nanos < 1_000_000_000).then_some(Mtime {
+        secs: secs.parse().ok()?,
+        nanos,
+    })
+}
+
+/// Whether a name found in the bucket could be asked for by a client.
+fn servable(name: &str) -> bool {
+    name != FOLDER_MARKER && RelPath::parse(name).is_ok_and(|r| r.parts().len() == 1)
+}
+
+impl Storage for ObjectStorage {
+    fn describe(&self) -> String {
+        self.bucket.url.to_string()
+    }
+
+    fn stat(&self, rel: &RelPath) -> Result<Entry, FilesError> {
+        self.describe_entry(rel)
+    }
+
+    fn stat_name(&self, rel: &RelPath) -> Result<Entry, FilesError> {
+        self.describe_entry(rel)
+    }
+
+    fn list(&self, rel: &RelPath) -> Result<Vec<Entry>, FilesError> {
+        let here = self.describe_entry(rel)?;
+        if here.kind != EntryKind::Dir {
+            return Err(FilesError::NotADirectory(format!("{rel} is not a folder")));
+        }
+        let store = self.bucket.store.clone();
+        let base = self.bucket.key(rel);
+        let prefix = (!base.as_ref().is_empty()).then(|| base.clone());
+        let found = self
+            .bucket
+            .wait(async move {
+                let mut found = store.list_with_delimiter(prefix.as_ref()).await?;
+                // Some stores (SeaweedFS) report a folder whose keys were
+                // all deleted for a while after: a folder is shown only
+                // while a key lies below it, as `stat` says.
+                let held: Vec<bool> = futures_util::stream::iter(found.common_prefixes.clone())
+                    .map(|p| {
+                        let store = store.clone();
+                        async move { store.list(Some(&p)).next().await.transpose() }
+                    })
+                    .buffered(16)
+                    .map_ok(|first| first.is_some())
+                    .try_collect()
+                    .await?;
+                let mut kept = held.into_iter();
+                found
+                    .common_prefixes
+                    .retain(|_| kept.next().unwrap_or(false));
+                Ok::<_, object_store::Error>(found)
+            })
+            .map_err(|e| error(rel, e))?;
+        let mut entries = BTreeMap::new();
+        for p in found.common_prefixes {
+            let Some(name) = p.filename() else { continue };
+            if servable(name) && !(rel.is_root() && name == STATE_FOLDER) {
+                entries.insert(
+                    name.to_string(),
+                    Entry {
+                        name: name.to_string(),
+                        kind: EntryKind::Dir,
+                        size: 0,
+                        mtime: None,
+                    },
+                );
+            }
+        }
+        for m in found.objects {
+            // A folder marker written as `PATH/` lists as the folder itself.
+            if m.location == base {
+                continue;
+            }
+            let Some(name) = m.location.filename() else {
+                continue;
+            };
+            if servable(name) && !entries.contains_key(name) {
+                entries.insert(
+                    name.to_string(),
+                    Entry {
+                        name: name.to_string(),
+                        kind: EntryKind::File,
+                        size: m.size,
+                        mtime: Some(mtime_of(&m)),
+                    },
+                );
+            }
+        }
+        Ok(entries.into_values().collect())
+    }
+
+    fn walk(&self, rel: &RelPath) -> Result<Vec<TreeEntry>, FilesError> {
+        let here = self.describe_entry(rel)?;
+        if here.kind != EntryKind::Dir {
+            return Err(FilesError::NotADirectory(format!("{rel} is not a folder")));
+        }
+        let mut tree: BTreeMap<String, TreeEntry> = BTreeMap::new();
+        'objects: for (path, meta) in self.objects_below(rel)? {
+            let parts: Vec<&str> = path.split('/').collect();
+            if rel.is_root() && parts.first() == Some(&STATE_FOLDER) {
+                continue;
+            }
+            for (i, name) in parts.iter().enumerate() {
+                let last = i + 1 == parts.len();
+                if last && *name == FOLDER_MARKER {
+                    break;
+                }
+                if !servable(name) {
+                    continue 'objects;
+                }
+                let at = parts[..=i].join("/");
+                let entry = if last {
+                    TreeEntry {
+                        path: at.clone(),
+                        kind: EntryKind::File,
+                        size: meta.size,
+                        mtime: Some(mtime_of(&meta)),
+                    }
+                } else {
+                    TreeEntry {
+                        path: at.clone(),
+                        kind: EntryKind::Dir,
+                        size: 0,
+                        mtime: None,
+                    }
+                };
+                tree.entry(at).or_insert(entry);
+            }
+        }
+        // Sorted by path, a folder comes before what it holds.
+        Ok(tree.into_values().collect())
+    }
+
+    fn open_read(&self, rel: &RelPath) -> Result<(Reader, Entry), FilesError> {
+        let entry = self.describe_entry(rel)?;
+        if entry.kind == EntryKind::Dir {
+            return Err(FilesError::IsADirectory(format!("{rel} is a folder")));
+        }
+        let etag = self.head(rel)?.and_then(|(m, _)| m.e_tag);
+        let reader =
+            read::ObjectReader::new(self.bucket.clone(), self.bucket.key(rel), etag, entry.size);
+        Ok((Box::new(reader), entry))
+    }
+
+    fn begin_write(&self, rel: &RelPath, replace: bool, resume: bool) -> Result<Begun, FilesError> {
+        if Self::reserved(rel) {
+            return Err(FilesError::Forbidden(format!(
+                "{rel} is a name the server keeps for itself"
+            )));
+        }
+        self.parent_is_folder(rel)?;
+        let replaces = match self.describe_entry(rel) {
+            Ok(e) if e.kind == EntryKind::Dir => {
+                return Err(FilesError::IsADirectory(format!("{rel} is a folder")));
+            }
+            Ok(_) if !replace => {
+                return Err(FilesError::Exists(format!(
+                    "{rel} exists (ask to overwrite with --force)"
+                )));
+            }
+            Ok(_) => true,
+            Err(FilesError::NotFound(_)) => false,
+            Err(e) => return Err(e),
+        };
+        let key = self.bucket.key(rel).to_string();
+        {
+            let mut set = self.uploads.lock().map_err(|_| FilesError::Internal)?;
+            if !set.insert(key.clone()) {
+                return Err(FilesError::Busy(format!(
+                    "{rel} is being uploaded by another client"
+                )));
+            }
+        }
+        let guard = write::Hold {
+            key,
+            uploads: self.uploads.clone(),
+        };
+        let part = write::ObjectPart::begin(self.bucket.clone(), rel, guard, resume)?;
+        Ok(Begun {
+            part: Box::new(part),
+            replaces,
+        })
+    }
+
+    fn remove(&self, rel: &RelPath, recursive: bool) -> Result<(), FilesError> {
+        if rel.is_root() {
+            return Err(FilesError::Forbidden(
+                "the served folder itself cannot be removed".into(),
+            ));
+        }
+        let entry = self.describe_entry(rel)?;
+        let store = self.bucket.store.clone();
+        if entry.kind == EntryKind::File {
+            let key = self.bucket.key(rel);
+            return self
+                .bucket
+                .wait(async move { store.delete(&key).await })
+                .map_err(|e| error(rel, e));
+        }
+        let below = self.objects_below(rel)?;
+        let held = below
+            .iter()
+            .any(|(p, _)| p != FOLDER_MARKER && !p.is_empty());
+        if held && !recursive {
+            return Err(FilesError::NotEmpty(format!(
+                "{rel} is not empty (use recursive removal)"
+            )));
+        }
+        let keys: Vec<Path> = below.into_iter().map(|(_, m)| m.location).collect();
+        self.bucket
+            .wait(async move {
+                let stream = futures_util::stream::iter(keys.into_iter().map(Ok)).boxed();
+                store.delete_stream(stream).try_collect::<Vec<_>>().await
+            })
+            .map(|_| ())
+            .map_err(|e| error(rel, e))
+    }
+
+    fn mkdir(&self, rel: &RelPath) -> Result<(), FilesError> {
+        if Self::reserved(rel) {
+            return Err(FilesError::Forbidden(format!(
+                "{rel} is a name the server keeps for itself"
+            )));
+        }
+        self.parent_is_folder(rel)?;
+        match self.describe_entry(rel) {
+            Ok(_) => return Err(FilesError::Exists(format!("{rel} exists"))),
+            Err(FilesError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let marker = rel.child(FOLDER_MARKER)?;
+        let key = self.bucket.key(&marker);
+        let store = self.bucket.store.clone();
+        self.bucket
+            .wait(async move { store.put(&key, PutPayload::new()).await })
+            .map(|_| ())
+            .map_err(|e| error(rel, e))
+    }
+
+    fn rename(&self, from: &RelPath, to: &RelPath, force: bool) -> Result<(), FilesError> {
+        if Self::reserved(to) || Self::reserved(from) {
+            return Err(FilesError::Forbidden(format!(
+                "{to} is a name the server keeps for itself"
+            )));
+        }
+        if from.is_root() || to.is_root() {
+            return Err(FilesError::Forbidden(
+                "the served folder itself cannot be moved".into(),
+            ));
+        }
+        if to == from {
+            // Copying it onto itself and deleting "the source" would lose it.
+            self.describe_entry(from)?;
+            return Ok(());
+        }
+        if to.parts().starts_with(from.parts()) {
+            return Err(FilesError::Forbidden(format!(
+                "cannot move {from} into itself"
+            )));
+        }
+        let source = self.describe_entry(from)?;
+        self.parent_is_folder(to)?;
+        match self.describe_entry(to) {
+            Ok(e) if e.kind == EntryKind::Dir => {
+                return Err(FilesError::Exists(format!("{to} is a folder")));
+            }
+            Ok(_) if !force || source.kind == EntryKind::Dir => {
+                return Err(FilesError::Exists(format!("{to} exists")));
+            }
+            Ok(_) | Err(FilesError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        // Every copy first, then every delete: a move cut off half-way
+        // leaves both, never neither.
+        let pairs: Vec<(Path, Path)> = if source.kind == EntryKind::File {
+            vec![(self.bucket.key(from), self.bucket.key(to))]
+        } else {
+            let to_key = self.bucket.key(to);
+            self.objects_below(from)?
+                .into_iter()
+                .map(|(below, m)| {
+                    let dest = Path::parse(format!("{to_key}/{below}")).unwrap_or_default();
+                    (m.location, dest)
+                })
+                .collect()
+        };
+        let store = self.bucket.store.clone();
+        self.bucket
+            .wait(async move {
+                for (a, b) in &pairs {
+                    store.copy(a, b).await?;
+                }
+                for (a, _) in &pairs {
+                    store.delete(a).await?;
+                }
+                Ok::<_, object_store::Error>(())
+            })
+            .map_err(|e| error(from, e))
+    }
+
+    fn partial_exists(&self, rel: &RelPath) -> bool {
+        state::UploadState::load(&self.bucket, rel)
+            .ok()
+            .flatten()
+            .is_some()
+    }
+
+    fn upload_progress(&self, rel: &RelPath, length: u64) -> Result<Option<u64>, FilesError> {
+        if let Some(state) = state::UploadState::load(&self.bucket, rel)? {
+            return Ok(Some(state.held()));
+        }
+        match self.describe_entry(rel) {
+            Ok(e) if e.kind == EntryKind::File && e.size == length => Ok(Some(length)),
+            Ok(_) | Err(FilesError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn remove_partial(&self, rel: &RelPath) -> Result<bool, FilesError> {
+        let key = self.bucket.key(rel).to_string();
+        if self
+            .uploads
+            .lock()
+            .map_err(|_| FilesError::Internal)?
+            .contains(&key)
+        {
+            return Err(FilesError::Busy(format!(
+                "{rel} is being uploaded by another client"
+            )));
+        }
+        match state::UploadState::load(&self.bucket, rel)? {
+            Some(state) => {
+                state.abandon(&self.bucket);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn sweep_partials(&self, max_age: Duration) -> usize {
+        let running: HashSet<String> = self.uploads.lock().map(|s| s.clone()).unwrap_or_default();
+        state::sweep(&self.bucket, max_age, &running)
+    }
+}

@@ -1,0 +1,155 @@
+//! What an unfinished upload holds, written down in the bucket so that
+//! any node can go on with it, and the sweep of those never taken up.
+
+use std::collections::HashSet;
+use std::io;
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use object_store::multipart::MultipartStore;
+use object_store::path::Path;
+use object_store::{ObjectStore, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use super::bucket::{Bucket, error, short};
+use crate::files::FilesError;
+use crate::files::digest::Algo;
+use crate::files::name::RelPath;
+use crate::files::resumable::Checkpoint;
+
+/// What an unfinished upload holds, as kept in the bucket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct UploadState {
+    /// The target's key.
+    pub(super) key: String,
+    /// The multipart upload, once one was begun.
+    pub(super) id: Option<String>,
+    /// Bytes per part.
+    pub(super) part_len: u64,
+    /// The parts sent, in order.
+    pub(super) parts: Vec<String>,
+    /// The digest at the end of the last part sent.
+    pub(super) point: Option<Checkpoint>,
+    /// The digest algorithm (for a state without parts).
+    pub(super) algo: String,
+    /// Bytes past the last part, kept as the object `….tail`.
+    pub(super) tail: u64,
+}
+
+/// The name of an upload's state objects (a digest of the key, so that
+/// any name fits).
+fn state_name(key: &str) -> String {
+    format!("uploads/{}", &Algo::Sha256.hex_of(key.as_bytes())[..32])
+}
+
+impl UploadState {
+    pub(super) fn new(key: &str, part_len: u64, algo: Algo) -> UploadState {
+        UploadState {
+            key: key.to_string(),
+            id: None,
+            part_len,
+            parts: Vec::new(),
+            point: None,
+            algo: algo.name().to_string(),
+            tail: 0,
+        }
+    }
+
+    /// Bytes held.
+    pub(super) fn held(&self) -> u64 {
+        self.parts.len() as u64 * self.part_len + self.tail
+    }
+
+    pub(super) fn paths(bucket: &Bucket, key: &str) -> (Path, Path) {
+        let name = state_name(key);
+        (
+            bucket.state_key(&format!("{name}.json")),
+            bucket.state_key(&format!("{name}.tail")),
+        )
+    }
+
+    /// The state of an unfinished upload of `rel`, if one was left.
+    pub(super) fn load(bucket: &Bucket, rel: &RelPath) -> Result<Option<UploadState>, FilesError> {
+        let key = bucket.key(rel).to_string();
+        let (json, _) = Self::paths(bucket, &key);
+        let store = bucket.store.clone();
+        let got = bucket.wait(async move {
+            let got = store.get(&json).await?;
+            got.bytes().await
+        });
+        match got {
+            Ok(bytes) => Ok(serde_json::from_slice::<UploadState>(&bytes)
+                .ok()
+                .filter(|s| s.key == key && s.part_len.is_power_of_two())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(error(rel, e)),
+        }
+    }
+
+    pub(super) fn save(&self, bucket: &Bucket) -> io::Result<()> {
+        let (json, _) = Self::paths(bucket, &self.key);
+        let body = serde_json::to_vec(self).map_err(io::Error::other)?;
+        let store = bucket.store.clone();
+        bucket
+            .wait(async move { store.put(&json, PutPayload::from(body)).await })
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
+    /// Removes what the upload left: its multipart upload, its state.
+    /// Runs on the runtime, so that a drop never waits for the store.
+    pub(super) fn abandon(self, bucket: &Bucket) {
+        let store = bucket.store.clone();
+        let (json, tail) = Self::paths(bucket, &self.key);
+        let key = Path::parse(&self.key).unwrap_or_default();
+        bucket.handle.spawn(async move {
+            if let Some(id) = &self.id {
+                let _ = store.abort_multipart(&key, id).await;
+            }
+            let _ = store.delete(&tail).await;
+            let _ = store.delete(&json).await;
+        });
+    }
+}
+
+pub(super) fn store_error(e: object_store::Error) -> io::Error {
+    io::Error::other(format!("the store failed: {}", short(&e)))
+}
+
+/// Removes what uploads that never came back left, untouched for longer
+/// than `max_age`, except those of `running` keys.
+pub(super) fn sweep(bucket: &Bucket, max_age: Duration, running: &HashSet<String>) -> usize {
+    let store = bucket.store.clone();
+    let dir = bucket.state_key("uploads");
+    let listed: object_store::Result<Vec<_>> =
+        bucket.wait(async move { store.list(Some(&dir)).try_collect().await });
+    let Ok(listed) = listed else {
+        return 0;
+    };
+    let now = chrono::Utc::now();
+    let mut swept = 0;
+    for meta in listed {
+        if !meta.location.as_ref().ends_with(".json") {
+            continue;
+        }
+        let age = (now - meta.last_modified).to_std().unwrap_or_default();
+        if age <= max_age {
+            continue;
+        }
+        let store = bucket.store.clone();
+        let at = meta.location.clone();
+        let got = bucket.wait(async move { store.get(&at).await?.bytes().await });
+        let Some(state) = got
+            .ok()
+            .and_then(|b| serde_json::from_slice::<UploadState>(&b).ok())
+        else {
+            continue;
+        };
+        if running.contains(&state.key) {
+            continue;
+        }
+        state.abandon(bucket);
+        swept += 1;
+    }
+    swept
+}

