@@ -229,3 +229,107 @@ async fn an_upload_cut_on_one_node_goes_on_from_another() {
     .unwrap();
     assert!(fs::read(&got).unwrap() == data, "the bytes differ");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_goes_away_gives_clear_errors_and_nothing_torn() {
+    let mut store = Seaweed::start();
+    let bucket = store.bucket("faults");
+    let a = node(&store, &bucket, &[]);
+    let local = tempfile::tempdir().unwrap();
+    let data = noise(30 * MIB, 5);
+    let src = local.path().join("up.bin");
+    fs::write(&src, &data).unwrap();
+    // Large enough that what the sockets and buffers on the way hold
+    // cannot carry the download to its end once the store is gone.
+    let served = noise(64 * MIB, 6);
+    let served_src = local.path().join("down.bin");
+    fs::write(&served_src, &served).unwrap();
+    cli_ok(&["put", served_src.to_str().unwrap(), &at(&a, "/down.bin")]);
+
+    // An upload, slowed so that the store dies in its middle.
+    let slow = ProxyPlan {
+        cut_up_after: None,
+        cut_down_after: None,
+        up_rate: Some(10 * MIB as u64),
+    };
+    let via = common::proxy(format!("127.0.0.1:{}", a.port).parse().unwrap(), slow).await;
+    let up_src = src.clone();
+    let upload = tokio::spawn(async move {
+        let mut c = Client::connect(&via.to_string(), None).await.unwrap();
+        c.put_file(
+            &up_src,
+            "up.bin",
+            TransferOpts::default(),
+            &ProgressBar::hidden(),
+        )
+        .await
+    });
+    // And a download, slowed the same way.
+    let got = local.path().join("got.bin");
+    let mut download = std::process::Command::new("curl")
+        .args(["-s", "--limit-rate", "8M", "-o"])
+        .arg(&got)
+        .arg(format!("http://127.0.0.1:{}/down.bin", a.port))
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    store.kill();
+
+    let err = upload
+        .await
+        .unwrap()
+        .expect_err("the upload outlived its store");
+    let text = err.to_string();
+    assert!(
+        text.contains("store") || text.contains("unavailable"),
+        "{text}"
+    );
+    let status = download.wait().unwrap();
+    assert!(!status.success(), "the download outlived its store");
+    assert!(fs::metadata(&got).map_or(0, |m| m.len()) < served.len() as u64);
+
+    // The node says the store is away, and serves what needs no store.
+    let (code, _, err) = run_cli(&["ls", &at(&a, "/")], &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("unavailable"), "{err}");
+    let (code, _) = curl(&[format!("http://127.0.0.1:{}/down.bin", a.port)]);
+    assert_eq!(code, 503);
+    let addr = format!("127.0.0.1:{}", a.port);
+    let (code, out, err) = run_cli(&["time", &addr], &[]);
+    assert_eq!(code, 0, "time: {out}{err}");
+    let (code, _, err) = run_cli(&["ping", "-c", "1", &addr], &[]);
+    assert_eq!(code, 0, "ping: {err}");
+
+    // Back again: nothing half-written is there, and the same commands
+    // finish.
+    store.restart();
+    let (code, _) = curl(&[format!("http://127.0.0.1:{}/up.bin", a.port)]);
+    assert_eq!(code, 404, "a torn upload became visible");
+    let mut c = Client::connect(&addr, None).await.unwrap();
+    c.put_file(
+        &src,
+        "up.bin",
+        TransferOpts::default(),
+        &ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
+    let back = local.path().join("back.bin");
+    cli_ok(&["get", &at(&a, "/up.bin"), back.to_str().unwrap()]);
+    assert!(
+        fs::read(&back).unwrap() == data,
+        "the upload's bytes differ"
+    );
+    let (code, _) = curl(&[
+        "-C".to_string(),
+        "-".to_string(),
+        "-o".to_string(),
+        got.to_str().unwrap().to_string(),
+        format!("http://127.0.0.1:{}/down.bin", a.port),
+    ]);
+    assert!(code == 206 || code == 200, "{code}");
+    assert!(
+        fs::read(&got).unwrap() == served,
+        "the download's bytes differ"
+    );
+}
