@@ -333,3 +333,157 @@ async fn a_store_that_goes_away_gives_clear_errors_and_nothing_torn() {
         "the download's bytes differ"
     );
 }
+
+/// `curl -s` with `args`, and the response headers: (status, headers,
+/// body).
+fn curl_headers(args: &[&str]) -> (u16, String, Vec<u8>) {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-D",
+            "-",
+            "-H",
+            "Tus-Resumable: 1.0.0",
+            "-H",
+            "Expect:",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = out.stdout;
+    let split = text
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(text.len(), |p| p + 4);
+    let head = String::from_utf8_lossy(&text[..split]).into_owned();
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, head, text[split..].to_vec())
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[test]
+fn a_tus_upload_and_a_login_made_on_one_node_hold_on_another() {
+    let store = Seaweed::start();
+    let bucket = store.bucket("across");
+    let etc = tempfile::tempdir().unwrap();
+    let config = etc.path().join("ferry.toml");
+    fs::write(
+        &config,
+        format!(
+            "[users.ann]\npassword_hash = \"{}\"\nrights = [\"/:delete\"]\n",
+            common::passwd_hash("ann-password-1")
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let a = node(&store, &bucket, &["--config", cfg]);
+    let b = node(&store, &bucket, &["--config", cfg]);
+    let url = |n: &BinServer, p: &str| format!("http://127.0.0.1:{}{p}", n.port);
+
+    // Logged in on A, the cookie works on B; logged out on B, on A too.
+    let jar = etc.path().join("jar");
+    let j = jar.to_str().unwrap();
+    let login = [
+        "-c",
+        j,
+        "-H",
+        "X-Ferry: 1",
+        "--data",
+        "user=ann&password=ann-password-1",
+    ];
+    let (code, _, _) = curl_headers(&[&login[..], &[url(&a, "/.ferry/login").as_str()]].concat());
+    assert_eq!(code, 204);
+    let (code, _, body) = curl_headers(&["-b", j, &url(&b, "/.ferry/whoami")]);
+    assert_eq!(code, 200);
+    let who: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(who["user"], "ann", "{who}");
+    let (code, _, _) = curl_headers(&[
+        "-b",
+        j,
+        "-H",
+        "X-Ferry: 1",
+        "-X",
+        "POST",
+        &url(&b, "/.ferry/logout"),
+    ]);
+    assert_eq!(code, 204);
+    // Taken at once by the node that ended it, within seconds by the other.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, _, body) = curl_headers(&["-b", j, &url(&a, "/.ferry/whoami")]);
+        let who: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        if who["user"] != "ann" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A still takes the session"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // A tus upload begun on A is finished on B.
+    let data = noise(10 * MIB + 5, 8);
+    let first = etc.path().join("first");
+    let rest = etc.path().join("rest");
+    let cut = 9 * MIB;
+    fs::write(&first, &data[..cut]).unwrap();
+    fs::write(&rest, &data[cut..]).unwrap();
+    let basic = "ann:ann-password-1";
+    let (code, head, _) = curl_headers(&[
+        "-u",
+        basic,
+        "-X",
+        "POST",
+        "-H",
+        &format!("Upload-Length: {}", data.len()),
+        "-H",
+        "Upload-Metadata: path dC5iaW4=",
+        &url(&a, "/.ferry/tus/"),
+    ]);
+    assert_eq!(code, 201, "{head}");
+    let loc = header(&head, "location").unwrap().to_string();
+    let patch = |n: &BinServer, offset: usize, file: &std::path::Path| {
+        curl_headers(&[
+            "-u",
+            basic,
+            "-X",
+            "PATCH",
+            "-H",
+            "Content-Type: application/offset+octet-stream",
+            "-H",
+            &format!("Upload-Offset: {offset}"),
+            "--data-binary",
+            &format!("@{}", file.display()),
+            &url(n, &loc),
+        ])
+    };
+    let (code, head, _) = patch(&a, 0, &first);
+    assert_eq!(code, 204, "{head}");
+    assert_eq!(
+        header(&head, "upload-offset"),
+        Some(cut.to_string().as_str())
+    );
+    let (code, head, _) = curl_headers(&["-u", basic, "-I", &url(&b, &loc)]);
+    assert_eq!(code, 200, "{head}");
+    assert_eq!(
+        header(&head, "upload-offset"),
+        Some(cut.to_string().as_str())
+    );
+    let (code, head, _) = patch(&b, cut, &rest);
+    assert_eq!(code, 204, "{head}");
+    let got = etc.path().join("got");
+    let (code, _) = curl(&["-u", basic, "-o", got.to_str().unwrap(), &url(&a, "/t.bin")]);
+    assert_eq!(code, 200);
+    assert!(fs::read(&got).unwrap() == data, "the bytes differ");
+}

@@ -101,6 +101,12 @@ impl Links {
         }
     }
 
+    /// Signs with `key` (the one every server of a shared storage uses)
+    /// instead of one of this server's own; only before the first link.
+    pub fn use_key(&self, key: Vec<u8>) {
+        let _ = self.key.set(key);
+    }
+
     fn key(&self) -> &[u8] {
         self.key.get_or_init(|| match &self.state_dir {
             Some(dir) => crate::secret::state_key(dir, "share.key", "share links"),

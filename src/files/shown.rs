@@ -145,6 +145,10 @@ impl Storage for Shown {
         self.inner.space()
     }
 
+    fn shared(&self) -> Option<&dyn super::storage::Shared> {
+        self.inner.shared()
+    }
+
     fn real(&self, rel: &RelPath, keep_last: bool) -> Option<RelPath> {
         self.inner.real(rel, keep_last)
     }

@@ -127,6 +127,13 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
         Some(rel.clone())
     }
 
+    /// Records every server of this storage sees (signing keys, login
+    /// sessions), where several servers serve one storage; `None` for a
+    /// storage that is one server's own (its state folder keeps those).
+    fn shared(&self) -> Option<&dyn Shared> {
+        None
+    }
+
     /// The folder `rel` on this machine's disk, for a command to run in;
     /// storage that is not a local folder has none.
     fn local_folder(&self, rel: &RelPath) -> Result<PathBuf, FilesError> {
@@ -135,6 +142,37 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
             self.describe()
         )))
     }
+}
+
+/// Small records kept beside the files, that every server of a shared
+/// storage sees. Names are `/`-separated words (`keys/upload`).
+pub trait Shared: Send + Sync + fmt::Debug {
+    /// The record `name`, when there is one.
+    fn get(&self, name: &str) -> Result<Option<Vec<u8>>, FilesError>;
+
+    /// Writes `name`; with `only_new`, only when there is none yet
+    /// (`false` then, and nothing is written).
+    fn put(&self, name: &str, value: &[u8], only_new: bool) -> Result<bool, FilesError>;
+
+    /// Removes `name` (nothing when there is none).
+    fn remove(&self, name: &str) -> Result<(), FilesError>;
+}
+
+/// The signing key `name` every server of `shared` uses: the first to ask
+/// makes it, the others read that one.
+pub fn shared_key(shared: &dyn Shared, name: &str) -> Result<Vec<u8>, FilesError> {
+    let record = format!("keys/{name}");
+    for _ in 0..3 {
+        if let Some(key) = shared.get(&record)?.filter(|k| k.len() >= 32) {
+            return Ok(key);
+        }
+        let fresh = crate::ids::random_bytes::<32>()
+            .map_err(|e| FilesError::Io(format!("no randomness for a key: {e}")))?;
+        if shared.put(&record, &fresh, true)? {
+            return Ok(fresh.to_vec());
+        }
+    }
+    Err(FilesError::Io(format!("the key {name} cannot be read")))
 }
 
 /// The space of a storage (RFC 4331's quota properties).

@@ -124,13 +124,23 @@ impl Ctx {
             .collect()
     }
 
-    /// The key resumable-upload URLs are signed with: read from the state
-    /// folder, or made there, the first time an upload needs it (a server
-    /// that never sees one writes no file for it).
-    pub(crate) fn upload_key(&self) -> &[u8] {
-        self.upload_key.get_or_init(|| {
-            crate::secret::state_key(&self.config.state_dir, "upload.key", "resumable uploads")
-        })
+    /// The key resumable-upload URLs are signed with, the first time an
+    /// upload needs it (a server that never sees one makes none): the one
+    /// every server of a shared storage uses (an upload begun on one goes
+    /// on through another), else read from the state folder, or made
+    /// there. A shared storage that cannot be reached yet is an error,
+    /// and asked again next time.
+    pub(crate) fn upload_key(&self) -> Result<Vec<u8>, crate::files::FilesError> {
+        if let Some(key) = self.upload_key.get() {
+            return Ok(key.clone());
+        }
+        let key = match self.files.store().shared() {
+            Some(shared) => crate::files::storage::shared_key(shared, "upload")?,
+            None => {
+                crate::secret::state_key(&self.config.state_dir, "upload.key", "resumable uploads")
+            }
+        };
+        Ok(self.upload_key.get_or_init(|| key).clone())
     }
 
     /// Whether an HTTP request's `Host` names this server (see

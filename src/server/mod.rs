@@ -132,11 +132,34 @@ impl Server {
         };
         let abort = CancellationToken::new();
         let names = hosts::KnownNames::new(&crate::config::host_name(), &config.allow_host);
+        // Servers of one shared storage sign logins and share links with
+        // one key, so that what one signs the others take.
+        let shared_key = |name: &str| {
+            let shared = store.shared()?;
+            match crate::files::storage::shared_key(shared, name) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    warn!(
+                        "the {name} key of the store cannot be read ({e}); this server signs with its own until it restarts"
+                    );
+                    None
+                }
+            }
+        };
+        let login_key = if config.accounts.is_empty() {
+            None
+        } else {
+            shared_key("login")
+        };
+        let policy = config.policy();
+        if let Some(k) = shared_key("share") {
+            policy.links.use_key(k);
+        }
         let ctx = Arc::new(Ctx {
             upload_key: std::sync::OnceLock::new(),
             names,
             chat,
-            gate: gate(&config),
+            gate: gate(&config, login_key),
             audit: audit::Audit::new(&config.state_dir),
             limits: ConnLimits::new(config.limits.clone()),
             exec_slots: ConnLimits::new(crate::config::Limits {
@@ -149,7 +172,7 @@ impl Server {
             dav: http::dav::Dav::new(&config.state_dir),
             files: crate::files::Files::new(
                 store,
-                config.policy(),
+                policy,
                 config.max_upload,
                 config.deadlines.body,
                 abort.clone(),
@@ -297,13 +320,15 @@ fn announce(ctx: &Ctx, tcp_port: u16) -> Option<crate::discovery::mdns::Announce
 }
 
 /// The gate of `config`'s token and accounts (with their login tokens'
-/// key, in the state folder, when there are accounts).
-fn gate(config: &ServeConfig) -> Gate {
+/// key, when there are accounts: `shared`, else in the state folder).
+fn gate(config: &ServeConfig, shared: Option<Vec<u8>>) -> Gate {
     let g = Gate::new(config.token.clone(), config.accounts.clone());
     if config.accounts.is_empty() {
         return g;
     }
-    let key = crate::secret::state_key(&config.state_dir, "login.key", "login tokens");
+    let key = shared.unwrap_or_else(|| {
+        crate::secret::state_key(&config.state_dir, "login.key", "login tokens")
+    });
     g.with_logins(crate::access::logins::Logins::new(key))
 }
 

@@ -33,7 +33,7 @@ use super::FilesError;
 use super::entry::{Entry, EntryKind, Mtime, TreeEntry};
 use super::local::MAX_WALK;
 use super::name::RelPath;
-use super::storage::{Begun, Reader, Storage};
+use super::storage::{Begun, Reader, Shared, Storage};
 
 mod bucket;
 mod read;
@@ -583,8 +583,71 @@ impl Storage for ObjectStorage {
         }
     }
 
+    fn shared(&self) -> Option<&dyn Shared> {
+        Some(self)
+    }
+
     fn sweep_partials(&self, max_age: Duration) -> usize {
         let running: HashSet<String> = self.uploads.lock().map(|s| s.clone()).unwrap_or_default();
         state::sweep(&self.bucket, max_age, &running)
+    }
+}
+
+/// Records below `PREFIX/.ferry/`, kept in the bucket.
+impl Shared for ObjectStorage {
+    fn get(&self, name: &str) -> Result<Option<Vec<u8>>, FilesError> {
+        let store = self.bucket.store.clone();
+        let key = self.bucket.state_key(name);
+        match self
+            .bucket
+            .wait(async move { store.get(&key).await?.bytes().await })
+        {
+            Ok(b) => Ok(Some(b.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(FilesError::Unavailable(format!(
+                "the store failed: {}",
+                short(&e)
+            ))),
+        }
+    }
+
+    fn put(&self, name: &str, value: &[u8], only_new: bool) -> Result<bool, FilesError> {
+        let store = self.bucket.store.clone();
+        let key = self.bucket.state_key(name);
+        let opts = object_store::PutOptions {
+            mode: if only_new {
+                object_store::PutMode::Create
+            } else {
+                object_store::PutMode::Overwrite
+            },
+            ..Default::default()
+        };
+        let body = PutPayload::from(value.to_vec());
+        match self
+            .bucket
+            .wait(async move { store.put_opts(&key, body, opts).await })
+        {
+            Ok(_) => Ok(true),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(false),
+            Err(e) => Err(FilesError::Unavailable(format!(
+                "the store failed: {}",
+                short(&e)
+            ))),
+        }
+    }
+
+    fn remove(&self, name: &str) -> Result<(), FilesError> {
+        let store = self.bucket.store.clone();
+        let key = self.bucket.state_key(name);
+        match self.bucket.wait(async move { store.delete(&key).await }) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(FilesError::Unavailable(format!(
+                "the store failed: {}",
+                short(&e)
+            ))),
+        }
     }
 }

@@ -97,12 +97,14 @@ impl UploadState {
     }
 
     /// Removes what the upload left: its multipart upload, its state.
-    /// Runs on the runtime, so that a drop never waits for the store.
+    /// Waits for the store, so that a later state of the same name is
+    /// never removed by this (best effort: a store that is away keeps
+    /// them for the sweep).
     pub(super) fn abandon(self, bucket: &Bucket) {
         let store = bucket.store.clone();
         let (json, tail) = Self::paths(bucket, &self.key);
         let key = Path::parse(&self.key).unwrap_or_default();
-        bucket.handle.spawn(async move {
+        bucket.wait(async move {
             if let Some(id) = &self.id {
                 let _ = store.abort_multipart(&key, id).await;
             }

@@ -226,6 +226,15 @@ impl ObjectPart {
     /// Writes down what is held for a later attempt.
     fn keep_now(&mut self) -> io::Result<()> {
         self.collect_all()?;
+        if self.state.is_none() {
+            if self.earlier.is_some() {
+                // Not taken up: it stays as it was.
+                return Ok(());
+            }
+            // Kept before any byte (a tus upload made without a body): a
+            // state that says the upload exists and holds nothing.
+            self.state = Some(UploadState::new(self.key.as_ref(), MIN_PART, self.algo));
+        }
         let Some(state) = self.state.as_mut() else {
             return Ok(());
         };

@@ -8,10 +8,6 @@
 //! `Gate` as the native door: constant-time,
 //! with a doubling delay per address.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -29,58 +25,7 @@ pub const COOKIE: &str = "ferry_session";
 /// request came from script on this origin (browsers never let another
 /// site set it without a CORS preflight, which ferry never grants).
 pub const PAGE_HEADER: &str = "x-ferry";
-/// How long a login lasts.
-const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
-/// Most sessions kept (oldest dropped first).
-const MAX_SESSIONS: usize = 10_000;
-
-/// Logged-in browser sessions (in memory: a restart logs everyone out).
-#[derive(Debug, Default)]
-pub struct Sessions {
-    map: Mutex<HashMap<String, (Instant, access::Who)>>,
-}
-
-impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, access::Who)>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// A new session id, for `who`.
-    pub fn create(&self, who: access::Who) -> std::io::Result<String> {
-        let id = format!("{}{}", crate::ids::random_hex()?, crate::ids::random_hex()?);
-        let mut map = self.lock();
-        if map.len() >= MAX_SESSIONS {
-            map.retain(|_, (at, _)| at.elapsed() < SESSION_TTL);
-            if map.len() >= MAX_SESSIONS {
-                if let Some(oldest) = map
-                    .iter()
-                    .min_by_key(|(_, (at, _))| *at)
-                    .map(|(k, _)| k.clone())
-                {
-                    map.remove(&oldest);
-                }
-            }
-        }
-        map.insert(id.clone(), (Instant::now(), who));
-        Ok(id)
-    }
-
-    /// Who the live session `id` is.
-    pub fn who(&self, id: &str) -> Option<access::Who> {
-        let map = self.lock();
-        map.iter()
-            .find(|(k, (at, _))| {
-                bool::from(subtle::ConstantTimeEq::ct_eq(k.as_bytes(), id.as_bytes()))
-                    && at.elapsed() < SESSION_TTL
-            })
-            .map(|(_, (_, who))| *who)
-    }
-
-    /// Ends `id`.
-    pub fn remove(&self, id: &str) {
-        self.lock().remove(id);
-    }
-}
+pub use super::sessions::{SESSION_TTL, Sessions};
 
 /// Who a request is, and what it may do.
 #[derive(Debug, Clone, Copy)]
@@ -147,7 +92,11 @@ pub fn claimed(web: &Web, headers: &HeaderMap) -> String {
         Some(Presented::Token(t)) => return web.ctx.gate.holder_name(&t),
         None => {}
     }
-    if let Some(who) = cookie(headers, COOKIE).and_then(|id| web.ctx.sessions.who(id)) {
+    if let Some(who) = cookie(headers, COOKIE).and_then(|id| {
+        web.ctx
+            .sessions
+            .who(id, web.ctx.files.store().shared(), policy)
+    }) {
         return policy.name_of(who).to_string();
     }
     if let Some(link) = cookie(headers, SHARE_COOKIE) {
@@ -180,7 +129,11 @@ pub async fn who(web: &Web, headers: &HeaderMap) -> Result<Who, Response> {
                     Err(_) => return Err(unauthorized(headers, "wrong user name or password")),
                 }
             }
-            None => match cookie(headers, COOKIE).and_then(|id| web.ctx.sessions.who(id)) {
+            None => match cookie(headers, COOKIE).and_then(|id| {
+                web.ctx
+                    .sessions
+                    .who(id, web.ctx.files.store().shared(), policy)
+            }) {
                 Some(session) => session,
                 None => match cookie(headers, SHARE_COOKIE) {
                     // A share link taken in; one no longer good is dropped
@@ -357,8 +310,19 @@ pub async fn login(State(web): State<Web>, req: Request) -> Response {
             }
         }
     };
-    let Ok(id) = web.ctx.sessions.create(who) else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "no randomness");
+    let store = web.ctx.files.store();
+    let id = match web
+        .ctx
+        .sessions
+        .create(who, store.shared(), web.ctx.files.policy())
+    {
+        Ok(id) => id,
+        Err(e) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot log in now: {e}"),
+            );
+        }
     };
     // Over TLS the browser is told never to send it in clear.
     let secure = if web.tls { "; Secure" } else { "" };
@@ -375,7 +339,7 @@ pub async fn logout(State(web): State<Web>, headers: HeaderMap) -> Response {
         return r;
     }
     if let Some(id) = cookie(&headers, COOKIE) {
-        web.ctx.sessions.remove(id);
+        web.ctx.sessions.remove(id, web.ctx.files.store().shared());
     }
     (
         StatusCode::NO_CONTENT,

@@ -27,6 +27,7 @@ pub mod paths;
 pub mod preview;
 pub mod routes;
 pub mod search;
+pub mod sessions;
 mod sharing;
 pub mod tus;
 pub mod upload;

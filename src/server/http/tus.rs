@@ -237,7 +237,11 @@ async fn create(web: &Web, h: &HeaderMap, body: Body) -> Response {
         n: length,
         o: upload.replaces(),
     };
-    let location = format!("{BASE}{}", ticket.id(web.ctx.upload_key()));
+    let key = match web.ctx.upload_key() {
+        Ok(k) => k,
+        Err(e) => return tus_headers(upload_failed(h, e)),
+    };
+    let location = format!("{BASE}{}", ticket.id(&key));
     tracing::info!(path = %escape(&rel.to_string()), length, "tus upload created");
     // creation-with-upload: the first bytes may come with the POST.
     let with_body = h
@@ -311,7 +315,11 @@ pub async fn upload(State(web): State<Web>, Path(id): Path<String>, req: Request
     if parts.method == Method::OPTIONS {
         return options(&web);
     }
-    let Some((ticket, rel)) = Ticket::parse(&id, web.ctx.upload_key()) else {
+    let key = match web.ctx.upload_key() {
+        Ok(k) => k,
+        Err(e) => return tus_headers(upload_failed(h, e)),
+    };
+    let Some((ticket, rel)) = Ticket::parse(&id, &key) else {
         return fail(StatusCode::NOT_FOUND, "no such upload");
     };
     if parts.method != Method::HEAD {
