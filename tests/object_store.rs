@@ -108,6 +108,39 @@ fn two_nodes_on_one_bucket_serve_the_same_files() {
     let (_, body) = curl(&[format!("http://127.0.0.1:{}/small.txt", a.port)]);
     assert_eq!(body, "second\n");
 
+    // Two nodes replacing one name at once: each upload completes, and
+    // what is there is one of them whole. (A name that appears during an
+    // upload is not replaced: the access decision saw none there.)
+    cli_ok(&["put", small_s.to_str().unwrap(), &at(&a, "/same.bin")]);
+    let one = noise(17 * MIB, 11);
+    let other = noise(17 * MIB, 12);
+    let (one_s, other_s) = (local.path().join("one"), local.path().join("other"));
+    fs::write(&one_s, &one).unwrap();
+    fs::write(&other_s, &other).unwrap();
+    let racers: Vec<_> = [(&one_s, &a), (&other_s, &b)]
+        .into_iter()
+        .map(|(file, n)| {
+            let args = [
+                "put".to_string(),
+                "--force".to_string(),
+                file.to_str().unwrap().to_string(),
+                at(n, "/same.bin"),
+            ];
+            std::thread::spawn(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                run_cli(&args, &[])
+            })
+        })
+        .collect();
+    for r in racers {
+        let (code, _, err) = r.join().unwrap();
+        assert_eq!(code, 0, "{err}");
+    }
+    let got = local.path().join("same.got");
+    cli_ok(&["get", &at(&a, "/same.bin"), got.to_str().unwrap()]);
+    let got = fs::read(&got).unwrap();
+    assert!(got == one || got == other, "a torn object");
+
     // Nothing of the uploads' own state is left once they are done.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -486,4 +519,54 @@ fn a_tus_upload_and_a_login_made_on_one_node_hold_on_another() {
     let (code, _) = curl(&["-u", basic, "-o", got.to_str().unwrap(), &url(&a, "/t.bin")]);
     assert_eq!(code, 200);
     assert!(fs::read(&got).unwrap() == data, "the bytes differ");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_never_taken_up_are_aborted_by_the_sweep() {
+    use ferry::files::Storage;
+    use ferry::files::digest::Algo;
+    use ferry::files::object::{ObjectStorage, StoreUrl};
+    let store = Seaweed::start();
+    let bucket = store.bucket("sweep");
+    let url: StoreUrl = format!("s3://{bucket}/share").parse().unwrap();
+    let endpoint = store.endpoint();
+    let data = noise(9 * MIB, 13);
+    tokio::task::spawn_blocking(move || {
+        let secret = ferry::secret::Secret::new(common::s3::SECRET_KEY.to_string());
+        let s = ObjectStorage::open_at(
+            &url,
+            Some(&endpoint),
+            Some((common::s3::ACCESS_KEY, &secret)),
+        )
+        .unwrap();
+        let rel = ferry::files::RelPath::parse("left.bin").unwrap();
+        let mut begun = s.begin_write(&rel, false, true).unwrap();
+        assert_eq!(begun.part.hash_existing(Algo::Blake3).unwrap(), None);
+        begun.part.start(0, 20 * MIB as u64).unwrap();
+        begun.part.write(&data).unwrap();
+        begun.part.keep();
+        assert!(s.partial_exists(&rel));
+        assert_eq!(
+            s.upload_progress(&rel, 20 * MIB as u64).unwrap(),
+            Some(9 * MIB as u64)
+        );
+        // One that is young stays; past the age, it goes.
+        assert_eq!(s.sweep_partials(Duration::from_secs(3600)), 0);
+        assert!(s.partial_exists(&rel));
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(s.sweep_partials(Duration::from_secs(1)), 1);
+        assert!(!s.partial_exists(&rel));
+        assert_eq!(s.upload_progress(&rel, 20 * MIB as u64).unwrap(), None);
+    })
+    .await
+    .unwrap();
+    // Its multipart upload is aborted, and nothing of it is left.
+    let (code, body) = store.signed(&[&format!("{}/{bucket}?uploads=", store.endpoint())]);
+    assert_eq!(code, 200, "{body}");
+    assert!(!body.contains("<UploadId>"), "{body}");
+    assert!(
+        store.keys(&bucket, "share/").is_empty(),
+        "{:?}",
+        store.keys(&bucket, "share/")
+    );
 }

@@ -66,14 +66,29 @@ impl ObjectStorage {
     /// runtime. Nothing is asked of the store yet: a node starts while its
     /// store is away, and serves what does not need it.
     pub fn open(url: &StoreUrl) -> std::io::Result<ObjectStorage> {
-        let handle = tokio::runtime::Handle::try_current()
-            .map_err(|_| std::io::Error::other("object storage needs a running runtime"))?;
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(&url.bucket);
         let endpoint = std::env::var("AWS_ENDPOINT_URL")
             .or_else(|_| std::env::var("AWS_ENDPOINT"))
             .ok();
-        if let Some(e) = &endpoint {
+        Self::open_at(url, endpoint.as_deref(), None)
+    }
+
+    /// Opens `url` at `endpoint`, with `keys` (access key id and secret)
+    /// when given, the rest from the environment.
+    pub fn open_at(
+        url: &StoreUrl,
+        endpoint: Option<&str>,
+        keys: Option<(&str, &crate::secret::Secret)>,
+    ) -> std::io::Result<ObjectStorage> {
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| std::io::Error::other("object storage needs a running runtime"))?;
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(&url.bucket);
+        if let Some(e) = endpoint {
             builder = builder.with_endpoint(e);
+        }
+        if let Some((id, secret)) = keys {
+            builder = builder
+                .with_access_key_id(id)
+                .with_secret_access_key(secret.expose());
         }
         if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
             builder = builder.with_region("us-east-1");
@@ -87,11 +102,7 @@ impl ObjectStorage {
         };
         // Plain HTTP only to an endpoint named so (a store on the LAN).
         let options = ClientOptions::new()
-            .with_allow_http(
-                endpoint
-                    .as_deref()
-                    .is_some_and(|e| e.starts_with("http://")),
-            )
+            .with_allow_http(endpoint.is_some_and(|e| e.starts_with("http://")))
             .with_connect_timeout(Duration::from_secs(5))
             .with_timeout(Duration::from_secs(60));
         let store = builder

