@@ -146,19 +146,26 @@ try:
         "ferry get": lambda: ferry("get", "--force", f"127.0.0.1:{port_a}:/big.bin", f"{work}/got.bin"),
         "direct get": lambda: s3.download_file("bench", "direct/big.bin", f"{work}/got2.bin", Config=cfg),
     }
-    times = {n: [] for n in tasks}
+    times = {}
+
+    def rounds(contenders):
+        """Each contender once a round, the order reversed every other."""
+        for n in contenders:
+            times[n] = []
+        for r in range(ROUNDS):
+            order = list(contenders) if r % 2 == 0 else list(reversed(list(contenders)))
+            for n in order:
+                a = time.monotonic()
+                contenders[n]()
+                t = time.monotonic() - a
+                times[n].append(t)
+                print(f"round {r + 1} {n:11s} {t:7.3f} s")
+
     print(f"{SIZE_MIB} MiB through ferry on SeaweedFS and directly, {ROUNDS} rounds:")
     # The first put makes what the first get reads.
     tasks["ferry put"]()
     tasks["direct put"]()
-    for r in range(ROUNDS):
-        order = list(tasks) if r % 2 == 0 else list(reversed(list(tasks)))
-        for n in order:
-            a = time.monotonic()
-            tasks[n]()
-            t = time.monotonic() - a
-            times[n].append(t)
-            print(f"round {r + 1} {n:11s} {t:7.3f} s")
+    rounds(tasks)
     subprocess.run(["cmp", src, f"{work}/got.bin"], check=True)
     print("ferry's copy verified byte for byte")
 
@@ -181,17 +188,7 @@ try:
                              capture_output=True, text=True).stdout
         assert out.count("\n") >= 10_000, out.count("\n")
 
-    listing = {"ferry ls": ferry_list, "direct list": direct_list}
-    for n in listing:
-        times[n] = []
-    for r in range(ROUNDS):
-        order = list(listing) if r % 2 == 0 else list(reversed(list(listing)))
-        for n in order:
-            a = time.monotonic()
-            listing[n]()
-            t = time.monotonic() - a
-            times[n].append(t)
-            print(f"round {r + 1} {n:11s} {t:7.3f} s")
+    rounds({"ferry ls": ferry_list, "direct list": direct_list})
 
     print("\nmedian and spread:")
     m = {n: statistics.median(v) for n, v in times.items()}

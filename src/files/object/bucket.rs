@@ -4,8 +4,11 @@
 use object_store::aws::AmazonS3;
 use object_store::path::Path;
 
-use super::STATE_FOLDER;
+use object_store::ObjectMeta;
+
+use super::{FOLDER_MARKER, STATE_FOLDER};
 use crate::files::FilesError;
+use crate::files::entry::Mtime;
 use crate::files::name::RelPath;
 
 /// Where the files are: `s3://BUCKET/PREFIX`.
@@ -117,4 +120,27 @@ pub(super) fn error(rel: &RelPath, e: object_store::Error) -> FilesError {
         }
         e => FilesError::Unavailable(format!("{rel}: the store failed: {}", short(&e))),
     }
+}
+
+/// The store's own time of an object.
+pub(super) fn mtime_of(meta: &ObjectMeta) -> Mtime {
+    Mtime {
+        secs: meta.last_modified.timestamp(),
+        nanos: meta.last_modified.timestamp_subsec_nanos(),
+    }
+}
+
+/// `SECS.NANOS`, as [`write`] stores a file's own time.
+pub(super) fn parse_mtime(v: &str) -> Option<Mtime> {
+    let (secs, nanos) = v.split_once('.').unwrap_or((v, "0"));
+    let nanos: u32 = nanos.parse().ok()?;
+    (nanos < 1_000_000_000).then_some(Mtime {
+        secs: secs.parse().ok()?,
+        nanos,
+    })
+}
+
+/// Whether a name found in the bucket could be asked for by a client.
+pub(super) fn servable(name: &str) -> bool {
+    name != FOLDER_MARKER && RelPath::parse(name).is_ok_and(|r| r.parts().len() == 1)
 }

@@ -37,11 +37,12 @@ use super::storage::{Begun, Reader, Shared, Storage};
 
 mod bucket;
 mod read;
+mod shared;
 mod state;
 mod write;
 
 pub use bucket::StoreUrl;
-use bucket::{Bucket, error, short};
+use bucket::{Bucket, error, mtime_of, parse_mtime, servable, short};
 
 /// The object that keeps an empty folder, inside it. Never listed.
 pub const FOLDER_MARKER: &str = ".ferry-folder";
@@ -239,29 +240,6 @@ impl ObjectStorage {
             })
             .collect())
     }
-}
-
-/// The store's own time of an object.
-fn mtime_of(meta: &ObjectMeta) -> Mtime {
-    Mtime {
-        secs: meta.last_modified.timestamp(),
-        nanos: meta.last_modified.timestamp_subsec_nanos(),
-    }
-}
-
-/// `SECS.NANOS`, as [`write`] stores a file's own time.
-fn parse_mtime(v: &str) -> Option<Mtime> {
-    let (secs, nanos) = v.split_once('.').unwrap_or((v, "0"));
-    let nanos: u32 = nanos.parse().ok()?;
-    (nanos < 1_000_000_000).then_some(Mtime {
-        secs: secs.parse().ok()?,
-        nanos,
-    })
-}
-
-/// Whether a name found in the bucket could be asked for by a client.
-fn servable(name: &str) -> bool {
-    name != FOLDER_MARKER && RelPath::parse(name).is_ok_and(|r| r.parts().len() == 1)
 }
 
 impl Storage for ObjectStorage {
@@ -601,64 +579,5 @@ impl Storage for ObjectStorage {
     fn sweep_partials(&self, max_age: Duration) -> usize {
         let running: HashSet<String> = self.uploads.lock().map(|s| s.clone()).unwrap_or_default();
         state::sweep(&self.bucket, max_age, &running)
-    }
-}
-
-/// Records below `PREFIX/.ferry/`, kept in the bucket.
-impl Shared for ObjectStorage {
-    fn get(&self, name: &str) -> Result<Option<Vec<u8>>, FilesError> {
-        let store = self.bucket.store.clone();
-        let key = self.bucket.state_key(name);
-        match self
-            .bucket
-            .wait(async move { store.get(&key).await?.bytes().await })
-        {
-            Ok(b) => Ok(Some(b.to_vec())),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(FilesError::Unavailable(format!(
-                "the store failed: {}",
-                short(&e)
-            ))),
-        }
-    }
-
-    fn put(&self, name: &str, value: &[u8], only_new: bool) -> Result<bool, FilesError> {
-        let store = self.bucket.store.clone();
-        let key = self.bucket.state_key(name);
-        let opts = object_store::PutOptions {
-            mode: if only_new {
-                object_store::PutMode::Create
-            } else {
-                object_store::PutMode::Overwrite
-            },
-            ..Default::default()
-        };
-        let body = PutPayload::from(value.to_vec());
-        match self
-            .bucket
-            .wait(async move { store.put_opts(&key, body, opts).await })
-        {
-            Ok(_) => Ok(true),
-            Err(
-                object_store::Error::AlreadyExists { .. }
-                | object_store::Error::Precondition { .. },
-            ) => Ok(false),
-            Err(e) => Err(FilesError::Unavailable(format!(
-                "the store failed: {}",
-                short(&e)
-            ))),
-        }
-    }
-
-    fn remove(&self, name: &str) -> Result<(), FilesError> {
-        let store = self.bucket.store.clone();
-        let key = self.bucket.state_key(name);
-        match self.bucket.wait(async move { store.delete(&key).await }) {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(FilesError::Unavailable(format!(
-                "the store failed: {}",
-                short(&e)
-            ))),
-        }
     }
 }
