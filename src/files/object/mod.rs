@@ -14,9 +14,7 @@
 //!   is kept in the bucket below `PREFIX/.ferry/`, so any node can go on
 //!   with it.
 //! - Moves copy, then delete: a crash between the two leaves both.
-//! - Calls are blocking, as the seam wants: each waits on the runtime the
-//!   storage was opened in (`Bucket::wait`), from the disk thread the
-//!   files service runs it on.
+//! - Calls block, as the seam wants (`Bucket::wait`, on a disk thread).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -367,13 +365,31 @@ impl Storage for ObjectStorage {
     }
 
     fn open_read(&self, rel: &RelPath) -> Result<(Reader, Entry), FilesError> {
-        let entry = self.describe_entry(rel)?;
-        if entry.kind == EntryKind::Dir {
-            return Err(FilesError::IsADirectory(format!("{rel} is a folder")));
-        }
-        let etag = self.head(rel)?.and_then(|(m, _)| m.e_tag);
-        let reader =
-            read::ObjectReader::new(self.bucket.clone(), self.bucket.key(rel), etag, entry.size);
+        // One HEAD: the file's size, time and version (the reads are
+        // pinned to it).
+        let found = if Self::reserved(rel) || rel.is_root() {
+            None
+        } else {
+            self.head(rel)?
+        };
+        let Some((meta, mtime)) = found else {
+            return Err(match self.describe_entry(rel)?.kind {
+                EntryKind::Dir => FilesError::IsADirectory(format!("{rel} is a folder")),
+                _ => FilesError::NotFound(format!("{rel} does not exist")),
+            });
+        };
+        let entry = Entry {
+            name: rel.file_name().unwrap_or("").to_string(),
+            kind: EntryKind::File,
+            size: meta.size,
+            mtime: mtime.or_else(|| Some(mtime_of(&meta))),
+        };
+        let reader = read::ObjectReader::new(
+            self.bucket.clone(),
+            self.bucket.key(rel),
+            meta.e_tag,
+            meta.size,
+        );
         Ok((Box::new(reader), entry))
     }
 

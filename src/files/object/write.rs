@@ -404,7 +404,9 @@ impl Part for ObjectPart {
         while !data.is_empty() {
             let room = part_len as usize - self.buf.len();
             let take = room.min(data.len());
-            let hasher = self.hasher.as_mut().expect("a started upload hashes");
+            let Some(hasher) = self.hasher.as_mut() else {
+                return Err(io::Error::other("bytes before the upload started"));
+            };
             hasher.update(&data[..take]);
             self.buf.extend_from_slice(&data[..take]);
             self.written += take as u64;
