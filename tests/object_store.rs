@@ -82,6 +82,64 @@ fn two_nodes_on_one_bucket_serve_the_same_files() {
     let (code, body) = curl(&[format!("http://127.0.0.1:{}/small.txt", b.port)]);
     assert_eq!((code, body.as_str()), (200, "hello\n"));
 
+    // The classic client puts through A and gets through B.
+    let classic = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/classic_client.py");
+    let run_classic = |args: &[&str]| {
+        let out = std::process::Command::new("python3")
+            .arg(classic)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "classic {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let (pa, pb) = (a.port.to_string(), b.port.to_string());
+    run_classic(&[
+        "127.0.0.1",
+        &pa,
+        "put",
+        small_s.to_str().unwrap(),
+        "classic.txt",
+    ]);
+    let classic_got = local.path().join("classic.got");
+    run_classic(&[
+        "127.0.0.1",
+        &pb,
+        "get",
+        "classic.txt",
+        classic_got.to_str().unwrap(),
+    ]);
+    assert_eq!(fs::read(&classic_got).unwrap(), b"hello\n");
+
+    // WebDAV: a PUT through B, a listing through A; and the web page.
+    let (code, _) = curl(&[
+        "-T",
+        small_s.to_str().unwrap(),
+        &format!("http://127.0.0.1:{}/dav.txt", b.port),
+    ]);
+    assert_eq!(code, 201);
+    let (code, body) = curl(&[
+        "-X",
+        "PROPFIND",
+        "-H",
+        "Depth: 1",
+        &format!("http://127.0.0.1:{}/", a.port),
+    ]);
+    assert_eq!(code, 207);
+    assert!(
+        body.contains("dav.txt") && body.contains("big.bin"),
+        "{body}"
+    );
+    let (code, body) = curl(&[format!("http://127.0.0.1:{}/", b.port)]);
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("classic.txt") && body.contains("dav.txt"),
+        "{body}"
+    );
+
     // Folders: made on A, moved on B, removed on A.
     cli_ok(&["mkdir", &at(&a, "/docs")]);
     assert!(cli_ok(&["ls", &at(&b, "/")]).contains("docs/"));
