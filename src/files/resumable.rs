@@ -31,6 +31,10 @@ pub struct Checkpoint {
     /// SHA-256: the eight state words; BLAKE3: the chaining values of the
     /// subtrees not merged yet. Lower-case hex.
     pub words: Vec<String>,
+    /// BLAKE3 after exactly one part: the digest of that part as a whole
+    /// input (its root), which its chaining value cannot give.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
 }
 
 /// A digest over parts of `part_len` bytes (a power of two, at least
@@ -91,6 +95,9 @@ impl Resumable {
                     return None;
                 }
                 let mut run = Blake3Run::new(part_len);
+                if parts == 1 {
+                    run.first_root = Some(crate::ids::unhex::<32>(point.root.as_deref()?)?);
+                }
                 run.stack = stack;
                 run.parts = parts;
                 run.current = part_hasher(parts * part_len);
@@ -116,9 +123,8 @@ impl Resumable {
     }
 
     /// The state, when at a part boundary with at least one part hashed
-    /// and more bytes to come (a BLAKE3 part that turns out to be the
-    /// whole input is hashed as the root, which its checkpoint cannot
-    /// be).
+    /// (after exactly one BLAKE3 part, with that part's root digest too:
+    /// the input may end there).
     pub fn checkpoint(&self) -> Option<Checkpoint> {
         match self {
             Resumable::Sha256(s) => (s.held == 0 && s.bytes > 0).then(|| Checkpoint {
@@ -129,6 +135,7 @@ impl Resumable {
                     .iter()
                     .map(|w| crate::ids::hex(&w.to_be_bytes()))
                     .collect(),
+                root: None,
             }),
             Resumable::Blake3(b) => (b.len == b.part_len).then(|| {
                 let mut stack = b.stack.clone();
@@ -137,6 +144,7 @@ impl Resumable {
                     algo: Algo::Blake3.name().into(),
                     bytes: (b.parts + 1) * b.part_len,
                     words: stack.iter().map(|cv| crate::ids::hex(cv)).collect(),
+                    root: (b.parts == 0).then(|| b.current.finalize().to_hex().to_string()),
                 }
             }),
         }
@@ -233,6 +241,8 @@ pub struct Blake3Run {
     /// The part being hashed, and its bytes so far.
     current: blake3::Hasher,
     len: u64,
+    /// The first part's root digest, when taken up right after it.
+    first_root: Option<[u8; 32]>,
 }
 
 fn part_hasher(offset: u64) -> blake3::Hasher {
@@ -263,6 +273,7 @@ impl Blake3Run {
             parts: 0,
             current: blake3::Hasher::new(),
             len: 0,
+            first_root: None,
         }
     }
 
@@ -289,6 +300,11 @@ impl Blake3Run {
         }
         // As `blake3::Hasher` does at the end of its input: the part being
         // hashed goes on the stack after what it completes is merged.
+        if self.len == 0 && self.parts == 1 {
+            if let Some(root) = self.first_root {
+                return blake3::Hash::from_bytes(root);
+            }
+        }
         let mut stack = self.stack.clone();
         if self.len > 0 {
             push(&mut stack, self.current.finalize_non_root(), self.parts);
@@ -336,7 +352,7 @@ mod tests {
                 // Checkpointed at each boundary that has more after it,
                 // through JSON, and taken up by a fresh value.
                 let mut at = part as usize;
-                while at < len {
+                while at <= len {
                     let mut first = Resumable::new(algo, part);
                     first.update(&d[..at]);
                     let point = first.checkpoint().expect("a boundary");

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::{BinServer, run_cli, spawn_bin_server};
+
 pub const ACCESS_KEY: &str = "ferrytests";
 pub const SECRET_KEY: &str = "ferrytests-secret-key";
 
@@ -204,4 +206,65 @@ impl Drop for Seaweed {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A ferry node serving `s3://BUCKET/share` from `store`.
+pub fn node(store: &Seaweed, bucket: &str, extra: &[&str]) -> BinServer {
+    let empty = tempfile::tempdir().unwrap();
+    let url = format!("s3://{bucket}/share");
+    let mut args = vec!["--store", url.as_str(), "--allow-all", "--no-discovery"];
+    args.extend_from_slice(extra);
+    let env = store.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let srv = spawn_bin_server(empty.path(), &args, &env);
+    // The folder argument is not used with a store.
+    drop(empty);
+    srv
+}
+
+pub fn at(srv: &BinServer, path: &str) -> String {
+    format!("127.0.0.1:{}:{path}", srv.port)
+}
+
+pub fn cli_ok(args: &[&str]) -> String {
+    let (code, out, err) = run_cli(args, &[]);
+    assert_eq!(code, 0, "ferry {args:?}: {err}");
+    out
+}
+
+/// `curl -s` with `args`, and the response headers: (status, headers,
+/// body).
+pub fn curl_headers(args: &[&str]) -> (u16, String, Vec<u8>) {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-D",
+            "-",
+            "-H",
+            "Tus-Resumable: 1.0.0",
+            "-H",
+            "Expect:",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = out.stdout;
+    let split = text
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(text.len(), |p| p + 4);
+    let head = String::from_utf8_lossy(&text[..split]).into_owned();
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, head, text[split..].to_vec())
+}
+
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
 }

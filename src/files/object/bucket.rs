@@ -80,7 +80,7 @@ impl Bucket {
         parts.extend(rel.parts().iter().map(String::as_str));
         // Both halves are valid keys: the prefix was parsed, and a
         // `RelPath` has no empty, dot or control-character components.
-        Path::parse(parts.join("/")).unwrap_or_default()
+        Path::parse(parts.join("/")).unwrap_or_else(|_| nowhere())
     }
 
     /// The key of ferry's own object `name` below the state folder.
@@ -90,11 +90,15 @@ impl Bucket {
         } else {
             format!("{}/{STATE_FOLDER}/{name}", self.url.prefix)
         };
-        Path::parse(own).unwrap_or_default()
+        Path::parse(own).unwrap_or_else(|_| nowhere())
     }
 }
 
 /// The store's error in a line (the crate's own messages nest the cause).
+///
+/// The whole chain goes to the log, without any body the store sent
+/// back (an S3 error body may name the credentials it was given); the
+/// peer gets only what kind of failure it was.
 pub(super) fn short(e: &object_store::Error) -> String {
     use std::error::Error as _;
     let mut text = e.to_string();
@@ -106,7 +110,21 @@ pub(super) fn short(e: &object_store::Error) -> String {
         }
         cause = c.source();
     }
-    text
+    let detail = text.split('<').next().unwrap_or("").trim_end();
+    tracing::warn!("the store failed: {detail}");
+    let lower = text.to_ascii_lowercase();
+    let status = |code: &str| lower.contains(&format!("status {code}"));
+    if lower.contains("timed out") || lower.contains("timeout") {
+        "the store did not answer in time".into()
+    } else if lower.contains("connect") || lower.contains("error sending request") {
+        "the store cannot be reached".into()
+    } else if status("403") || status("401") {
+        "the store refused the server's credentials".into()
+    } else if lower.contains("status 5") {
+        "the store had an internal error".into()
+    } else {
+        "the store refused the request".into()
+    }
 }
 
 /// A store's error on `rel` as the files service says it.
@@ -118,8 +136,14 @@ pub(super) fn error(rel: &RelPath, e: object_store::Error) -> FilesError {
         object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
             FilesError::Exists(format!("{rel} exists"))
         }
-        e => FilesError::Unavailable(format!("{rel}: the store failed: {}", short(&e))),
+        e => FilesError::Unavailable(format!("{rel}: {}", short(&e))),
     }
+}
+
+/// A key no file has, for a name that cannot be made a key (never the
+/// empty key: that would be the whole bucket).
+pub(super) fn nowhere() -> Path {
+    Path::from_iter([STATE_FOLDER, "no-such-key"])
 }
 
 /// The store's own time of an object.

@@ -530,7 +530,8 @@ impl Storage for ObjectStorage {
             self.objects_below(from)?
                 .into_iter()
                 .map(|(below, m)| {
-                    let dest = Path::parse(format!("{to_key}/{below}")).unwrap_or_default();
+                    let dest = Path::parse(format!("{to_key}/{below}"))
+                        .unwrap_or_else(|_| bucket::nowhere());
                     (m.location, dest)
                 })
                 .collect()

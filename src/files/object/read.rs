@@ -78,7 +78,7 @@ fn io_error(path: &Path, e: object_store::Error) -> io::Error {
         object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. } => {
             io::Error::other(format!("{path} changed while it was being read"))
         }
-        e => io::Error::other(format!("the store failed: {}", super::bucket::short(&e))),
+        e => io::Error::other(super::bucket::short(&e)),
     }
 }
 

@@ -19,10 +19,7 @@ impl Shared for ObjectStorage {
         {
             Ok(b) => Ok(Some(b.to_vec())),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(FilesError::Unavailable(format!(
-                "the store failed: {}",
-                short(&e)
-            ))),
+            Err(e) => Err(FilesError::Unavailable(short(&e))),
         }
     }
 
@@ -47,10 +44,7 @@ impl Shared for ObjectStorage {
                 object_store::Error::AlreadyExists { .. }
                 | object_store::Error::Precondition { .. },
             ) => Ok(false),
-            Err(e) => Err(FilesError::Unavailable(format!(
-                "the store failed: {}",
-                short(&e)
-            ))),
+            Err(e) => Err(FilesError::Unavailable(short(&e))),
         }
     }
 
@@ -59,10 +53,7 @@ impl Shared for ObjectStorage {
         let key = self.bucket.state_key(name);
         match self.bucket.wait(async move { store.delete(&key).await }) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(FilesError::Unavailable(format!(
-                "the store failed: {}",
-                short(&e)
-            ))),
+            Err(e) => Err(FilesError::Unavailable(short(&e))),
         }
     }
 }

@@ -17,6 +17,16 @@ use crate::files::digest::Algo;
 use crate::files::name::RelPath;
 use crate::files::resumable::Checkpoint;
 
+/// The smallest part: a power of two (the digest's parts are), above S3's
+/// 5 MiB minimum.
+pub(super) const MIN_PART: u64 = 8 << 20;
+/// The largest part: held in memory while it fills, so bounded.
+pub(super) const MAX_PART: u64 = 64 << 20;
+/// S3 allows 10,000 parts; sizes are chosen to stay well below.
+pub(super) const MAX_PARTS: u64 = 9_000;
+/// The largest file stored (about 562 GiB).
+pub(super) const MAX_SIZE: u64 = MAX_PART * MAX_PARTS;
+
 /// What an unfinished upload holds, as kept in the bucket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct UploadState {
@@ -34,6 +44,28 @@ pub(super) struct UploadState {
     pub(super) algo: String,
     /// Bytes past the last part, kept as the object `….tail`.
     pub(super) tail: u64,
+    /// The server writing it now (its instance id), until it lets go.
+    #[serde(default)]
+    pub(super) owner: Option<String>,
+    /// When it was last written, seconds since the epoch.
+    #[serde(default)]
+    pub(super) at: u64,
+}
+
+/// How long an upload written down by another server counts as running
+/// there (it writes its state at least once a part).
+pub(super) const LEASE: Duration = Duration::from_secs(90);
+
+/// This server, as the owner of the uploads it runs.
+pub(super) fn me() -> &'static str {
+    static ME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ME.get_or_init(|| crate::ids::random_hex().unwrap_or_else(|_| "ferry".into()))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The name of an upload's state objects (a digest of the key, so that
@@ -52,7 +84,32 @@ impl UploadState {
             point: None,
             algo: algo.name().to_string(),
             tail: 0,
+            owner: None,
+            at: 0,
         }
+    }
+
+    /// Whether another server is running this upload now.
+    pub(super) fn running_elsewhere(&self) -> bool {
+        self.owner.as_deref().is_some_and(|o| o != me())
+            && unix_now().saturating_sub(self.at) < LEASE.as_secs()
+    }
+
+    /// Whether it is one this server could have written: a record read
+    /// back from the bucket is checked whole before anything is taken
+    /// from it.
+    fn sound(&self) -> bool {
+        let parts = self.parts.len() as u64;
+        (MIN_PART..=MAX_PART).contains(&self.part_len)
+            && self.part_len.is_power_of_two()
+            && parts <= MAX_PARTS
+            && self.tail < self.part_len
+            && Algo::parse(&self.algo).is_some()
+            && match &self.point {
+                Some(p) => p.bytes == parts * self.part_len && p.algo == self.algo,
+                None => parts == 0,
+            }
+            && (parts == 0 || self.id.is_some())
     }
 
     /// Bytes held.
@@ -80,13 +137,16 @@ impl UploadState {
         match got {
             Ok(bytes) => Ok(serde_json::from_slice::<UploadState>(&bytes)
                 .ok()
-                .filter(|s| s.key == key && s.part_len.is_power_of_two())),
+                .filter(|s| s.key == key && s.sound())),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(error(rel, e)),
         }
     }
 
-    pub(super) fn save(&self, bucket: &Bucket) -> io::Result<()> {
+    /// Writes it down, as running here (`running`) or let go of.
+    pub(super) fn save(&mut self, bucket: &Bucket, running: bool) -> io::Result<()> {
+        self.owner = running.then(|| me().to_string());
+        self.at = unix_now();
         let (json, _) = Self::paths(bucket, &self.key);
         let body = serde_json::to_vec(self).map_err(io::Error::other)?;
         let store = bucket.store.clone();
@@ -103,7 +163,7 @@ impl UploadState {
     pub(super) fn abandon(self, bucket: &Bucket) {
         let store = bucket.store.clone();
         let (json, tail) = Self::paths(bucket, &self.key);
-        let key = Path::parse(&self.key).unwrap_or_default();
+        let key = Path::parse(&self.key).unwrap_or_else(|_| super::bucket::nowhere());
         bucket.wait(async move {
             if let Some(id) = &self.id {
                 let _ = store.abort_multipart(&key, id).await;
@@ -115,7 +175,7 @@ impl UploadState {
 }
 
 pub(super) fn store_error(e: object_store::Error) -> io::Error {
-    io::Error::other(format!("the store failed: {}", short(&e)))
+    io::Error::other(short(&e))
 }
 
 /// Removes what uploads that never came back left, untouched for longer
@@ -147,7 +207,7 @@ pub(super) fn sweep(bucket: &Bucket, max_age: Duration, running: &HashSet<String
         else {
             continue;
         };
-        if running.contains(&state.key) {
+        if running.contains(&state.key) || state.running_elsewhere() {
             continue;
         }
         state.abandon(bucket);

@@ -24,7 +24,7 @@ use object_store::{Attribute, Attributes, ObjectStore, PutMode, PutOptions, PutP
 use tokio::task::JoinHandle;
 
 use super::Bucket;
-use super::state::{UploadState, store_error};
+use super::state::{MAX_PART, MAX_PARTS, MAX_SIZE, MIN_PART, UploadState, store_error};
 use crate::files::FilesError;
 use crate::files::FinishError;
 use crate::files::digest::Algo;
@@ -33,11 +33,6 @@ use crate::files::name::RelPath;
 use crate::files::resumable::{Checkpoint, Resumable};
 use crate::files::storage::Part;
 
-/// The smallest part: a power of two (the digest's parts are), above S3's
-/// 5 MiB minimum.
-const MIN_PART: u64 = 8 << 20;
-/// S3 allows 10,000 parts; sizes are chosen to stay well below.
-const MAX_PARTS: u64 = 9_000;
 /// Part size for a body whose length was not announced (up to 140 GiB).
 const UNKNOWN_PART: u64 = 16 << 20;
 /// Parts sent at once by one upload.
@@ -48,7 +43,9 @@ fn part_len_for(size: u64) -> u64 {
     if size == u64::MAX {
         return UNKNOWN_PART;
     }
-    size.div_ceil(MAX_PARTS).next_power_of_two().max(MIN_PART)
+    size.div_ceil(MAX_PARTS)
+        .next_power_of_two()
+        .clamp(MIN_PART, MAX_PART)
 }
 
 /// Marks a key as being written by this node; dropping it frees the key.
@@ -85,6 +82,9 @@ pub(super) struct ObjectPart {
     size: u64,
     written: u64,
     sending: VecDeque<Sending>,
+    /// The last, short part, once sent: it completes the upload but is
+    /// never gone on from.
+    last: Option<String>,
     keep_on_drop: bool,
     /// Finished, discarded or kept.
     done: bool,
@@ -107,8 +107,19 @@ impl ObjectPart {
         hold: Hold,
         resume: bool,
     ) -> Result<ObjectPart, FilesError> {
-        let earlier = UploadState::load(&bucket, rel)?;
-        let earlier = match earlier {
+        let earlier = match UploadState::load(&bucket, rel)? {
+            // Another server's upload of the name, running now: going on
+            // with it would mix two uploads' parts, and ending it would cut
+            // it off. A new upload leaves it alone (the later finished
+            // wins); a resume waits for it.
+            Some(s) if s.running_elsewhere() => {
+                if resume {
+                    return Err(FilesError::Busy(format!(
+                        "{rel} is being uploaded through another server"
+                    )));
+                }
+                None
+            }
             Some(s) if !resume => {
                 s.abandon(&bucket);
                 None
@@ -127,6 +138,7 @@ impl ObjectPart {
             size: 0,
             written: 0,
             sending: VecDeque::new(),
+            last: None,
             keep_on_drop: false,
             done: false,
         })
@@ -179,7 +191,7 @@ impl ObjectPart {
                 .wait(async move { store.create_multipart(&key).await })
                 .map_err(store_error)?;
             state.id = Some(id);
-            state.save(&self.bucket)?;
+            state.save(&self.bucket, true)?;
         }
         let index = state.parts.len() + self.sending.len();
         let store = self.bucket.store.clone();
@@ -208,12 +220,15 @@ impl ObjectPart {
             .map_err(|_| io::Error::other("sending a part failed"))?
             .map_err(store_error)?;
         let state = self.state.as_mut().expect("a started upload has a state");
-        state.parts.push(sent.content_id);
-        if point.is_some() {
-            state.point = point;
+        if point.is_none() {
+            // The short last part: kept for completing, not written down.
+            self.last = Some(sent.content_id);
+            return Ok(());
         }
+        state.parts.push(sent.content_id);
+        state.point = point;
         state.tail = 0;
-        state.save(&self.bucket)
+        state.save(&self.bucket, true)
     }
 
     fn collect_all(&mut self) -> io::Result<()> {
@@ -247,7 +262,7 @@ impl ObjectPart {
                 .map_err(store_error)?;
         }
         state.tail = self.buf.len() as u64;
-        state.save(&self.bucket)
+        state.save(&self.bucket, false)
     }
 
     fn drop_everything(&mut self) {
@@ -324,6 +339,7 @@ impl ObjectPart {
         let parts: Vec<PartId> = state
             .parts
             .iter()
+            .chain(self.last.as_ref())
             .map(|c| PartId {
                 content_id: c.clone(),
             })
@@ -357,6 +373,12 @@ impl Part for ObjectPart {
     }
 
     fn start(&mut self, offset: u64, size: u64) -> io::Result<()> {
+        if size > MAX_SIZE && size != u64::MAX {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!("the store takes files of up to {MAX_SIZE} bytes"),
+            ));
+        }
         if offset > size || (offset != 0 && offset != self.existing()) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,

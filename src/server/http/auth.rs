@@ -339,7 +339,12 @@ pub async fn logout(State(web): State<Web>, headers: HeaderMap) -> Response {
         return r;
     }
     if let Some(id) = cookie(&headers, COOKIE) {
-        web.ctx.sessions.remove(id, web.ctx.files.store().shared());
+        if let Err(e) = web.ctx.sessions.remove(id, web.ctx.files.store().shared()) {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot log out everywhere now: {e}"),
+            );
+        }
     }
     (
         StatusCode::NO_CONTENT,

@@ -48,6 +48,19 @@ struct Known {
 #[derive(Debug, Default)]
 pub struct Sessions {
     map: Mutex<HashMap<String, Known>>,
+    /// Ids the shared storage lately had no session for, so that a client
+    /// sending made-up cookies does not send the storage a request each.
+    misses: Mutex<HashMap<String, Instant>>,
+}
+
+/// Most misses remembered; past this they are forgotten together.
+const MAX_MISSES: usize = 4096;
+/// How long a miss is remembered.
+const MISS_TTL: Duration = Duration::from_secs(5);
+
+/// Whether `id` has the shape of an id this server makes (64 hex digits).
+fn well_formed(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn now() -> u64 {
@@ -141,6 +154,18 @@ impl Sessions {
         if let Some(k) = known.filter(|k| k.checked.elapsed() < RECHECK) {
             return Some(k.who);
         }
+        if !well_formed(id) {
+            return None;
+        }
+        {
+            let mut misses = self.misses.lock().unwrap_or_else(|p| p.into_inner());
+            if misses.get(id).is_some_and(|at| at.elapsed() < MISS_TTL) {
+                return None;
+            }
+            if misses.len() >= MAX_MISSES {
+                misses.clear();
+            }
+        }
         let record = match shared.get(&record_name(id)) {
             Ok(Some(bytes)) => serde_json::from_slice::<Record>(&bytes).ok(),
             Ok(None) => None,
@@ -149,6 +174,10 @@ impl Sessions {
         };
         let Some(record) = record.filter(|r| r.until > t) else {
             self.lock().remove(id);
+            self.misses
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.to_string(), Instant::now());
             return None;
         };
         let who = match (record.kind.as_str(), &record.name) {
@@ -170,11 +199,17 @@ impl Sessions {
         Some(who)
     }
 
-    /// Ends `id` (everywhere, with `shared`).
-    pub fn remove(&self, id: &str, shared: Option<&dyn Shared>) {
+    /// Ends `id` (everywhere, with `shared`: an error when the shared
+    /// storage could not be told, for the session would hold there).
+    pub fn remove(
+        &self,
+        id: &str,
+        shared: Option<&dyn Shared>,
+    ) -> Result<(), crate::files::FilesError> {
         self.lock().remove(id);
-        if let Some(shared) = shared {
-            let _ = shared.remove(&record_name(id));
+        match shared {
+            Some(shared) if well_formed(id) => shared.remove(&record_name(id)),
+            _ => Ok(()),
         }
     }
 }

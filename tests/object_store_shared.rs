@@ -1,0 +1,181 @@
+//! What servers of one bucket share (`--store s3://…`), against a real
+//! SeaweedFS the tests start themselves: a tus upload and a login made
+//! through one server hold on another, and uploads never taken up are
+//! swept from the bucket.
+
+mod common;
+
+use std::fs;
+use std::time::Duration;
+
+use common::s3::{Seaweed, curl_headers, header, node};
+use common::{BinServer, curl, noise};
+
+const MIB: usize = 1 << 20;
+
+#[test]
+fn a_tus_upload_and_a_login_made_on_one_node_hold_on_another() {
+    let store = Seaweed::start();
+    let bucket = store.bucket("across");
+    let etc = tempfile::tempdir().unwrap();
+    let config = etc.path().join("ferry.toml");
+    fs::write(
+        &config,
+        format!(
+            "[users.ann]\npassword_hash = \"{}\"\nrights = [\"/:delete\"]\n",
+            common::passwd_hash("ann-password-1")
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let a = node(&store, &bucket, &["--config", cfg]);
+    let b = node(&store, &bucket, &["--config", cfg]);
+    let url = |n: &BinServer, p: &str| format!("http://127.0.0.1:{}{p}", n.port);
+
+    // Logged in on A, the cookie works on B; logged out on B, on A too.
+    let jar = etc.path().join("jar");
+    let j = jar.to_str().unwrap();
+    let login = [
+        "-c",
+        j,
+        "-H",
+        "X-Ferry: 1",
+        "--data",
+        "user=ann&password=ann-password-1",
+    ];
+    let (code, _, _) = curl_headers(&[&login[..], &[url(&a, "/.ferry/login").as_str()]].concat());
+    assert_eq!(code, 204);
+    let (code, _, body) = curl_headers(&["-b", j, &url(&b, "/.ferry/whoami")]);
+    assert_eq!(code, 200);
+    let who: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(who["user"], "ann", "{who}");
+    let (code, _, _) = curl_headers(&[
+        "-b",
+        j,
+        "-H",
+        "X-Ferry: 1",
+        "-X",
+        "POST",
+        &url(&b, "/.ferry/logout"),
+    ]);
+    assert_eq!(code, 204);
+    // Taken at once by the node that ended it, within seconds by the other.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, _, body) = curl_headers(&["-b", j, &url(&a, "/.ferry/whoami")]);
+        let who: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        if who["user"] != "ann" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A still takes the session"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // A tus upload begun on A is finished on B.
+    let data = noise(10 * MIB + 5, 8);
+    let first = etc.path().join("first");
+    let rest = etc.path().join("rest");
+    let cut = 9 * MIB;
+    fs::write(&first, &data[..cut]).unwrap();
+    fs::write(&rest, &data[cut..]).unwrap();
+    let basic = "ann:ann-password-1";
+    let (code, head, _) = curl_headers(&[
+        "-u",
+        basic,
+        "-X",
+        "POST",
+        "-H",
+        &format!("Upload-Length: {}", data.len()),
+        "-H",
+        "Upload-Metadata: path dC5iaW4=",
+        &url(&a, "/.ferry/tus/"),
+    ]);
+    assert_eq!(code, 201, "{head}");
+    let loc = header(&head, "location").unwrap().to_string();
+    let patch = |n: &BinServer, offset: usize, file: &std::path::Path| {
+        curl_headers(&[
+            "-u",
+            basic,
+            "-X",
+            "PATCH",
+            "-H",
+            "Content-Type: application/offset+octet-stream",
+            "-H",
+            &format!("Upload-Offset: {offset}"),
+            "--data-binary",
+            &format!("@{}", file.display()),
+            &url(n, &loc),
+        ])
+    };
+    let (code, head, _) = patch(&a, 0, &first);
+    assert_eq!(code, 204, "{head}");
+    assert_eq!(
+        header(&head, "upload-offset"),
+        Some(cut.to_string().as_str())
+    );
+    let (code, head, _) = curl_headers(&["-u", basic, "-I", &url(&b, &loc)]);
+    assert_eq!(code, 200, "{head}");
+    assert_eq!(
+        header(&head, "upload-offset"),
+        Some(cut.to_string().as_str())
+    );
+    let (code, head, _) = patch(&b, cut, &rest);
+    assert_eq!(code, 204, "{head}");
+    let got = etc.path().join("got");
+    let (code, _) = curl(&["-u", basic, "-o", got.to_str().unwrap(), &url(&a, "/t.bin")]);
+    assert_eq!(code, 200);
+    assert!(fs::read(&got).unwrap() == data, "the bytes differ");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_never_taken_up_are_aborted_by_the_sweep() {
+    use ferry::files::Storage;
+    use ferry::files::digest::Algo;
+    use ferry::files::object::{ObjectStorage, StoreUrl};
+    let store = Seaweed::start();
+    let bucket = store.bucket("sweep");
+    let url: StoreUrl = format!("s3://{bucket}/share").parse().unwrap();
+    let endpoint = store.endpoint();
+    let data = noise(9 * MIB, 13);
+    tokio::task::spawn_blocking(move || {
+        let secret = ferry::secret::Secret::new(common::s3::SECRET_KEY.to_string());
+        let s = ObjectStorage::open_at(
+            &url,
+            Some(&endpoint),
+            Some((common::s3::ACCESS_KEY, &secret)),
+        )
+        .unwrap();
+        let rel = ferry::files::RelPath::parse("left.bin").unwrap();
+        let mut begun = s.begin_write(&rel, false, true).unwrap();
+        assert_eq!(begun.part.hash_existing(Algo::Blake3).unwrap(), None);
+        begun.part.start(0, 20 * MIB as u64).unwrap();
+        begun.part.write(&data).unwrap();
+        begun.part.keep();
+        assert!(s.partial_exists(&rel));
+        assert_eq!(
+            s.upload_progress(&rel, 20 * MIB as u64).unwrap(),
+            Some(9 * MIB as u64)
+        );
+        // One that is young stays; past the age, it goes.
+        assert_eq!(s.sweep_partials(Duration::from_secs(3600)), 0);
+        assert!(s.partial_exists(&rel));
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(s.sweep_partials(Duration::from_secs(1)), 1);
+        assert!(!s.partial_exists(&rel));
+        assert_eq!(s.upload_progress(&rel, 20 * MIB as u64).unwrap(), None);
+    })
+    .await
+    .unwrap();
+    // Its multipart upload is aborted, and nothing of it is left.
+    let (code, body) = store.signed(&[&format!("{}/{bucket}?uploads=", store.endpoint())]);
+    assert_eq!(code, 200, "{body}");
+    assert!(!body.contains("<UploadId>"), "{body}");
+    assert!(
+        store.keys(&bucket, "share/").is_empty(),
+        "{:?}",
+        store.keys(&bucket, "share/")
+    );
+}
