@@ -179,3 +179,46 @@ async fn uploads_never_taken_up_are_aborted_by_the_sweep() {
         store.keys(&bucket, "share/")
     );
 }
+
+#[test]
+fn a_folder_larger_than_a_page_of_the_store_lists_whole_and_in_order() {
+    let store = Seaweed::start();
+    let bucket = store.bucket("paged");
+    let a = node(&store, &bucket, &[]);
+    let local = tempfile::tempdir().unwrap();
+    let many = local.path().join("many");
+    fs::create_dir(&many).unwrap();
+    // 1,050 files and 14 folders, names interleaved, across two pages of
+    // the store.
+    let mut want = Vec::new();
+    for i in 0..1050 {
+        let name = format!("f{i:05}.txt");
+        fs::write(many.join(&name), i.to_string()).unwrap();
+        want.push(name);
+    }
+    for i in (0..1050).step_by(77) {
+        let name = format!("f{i:05}.d");
+        fs::create_dir(many.join(&name)).unwrap();
+        fs::write(many.join(&name).join("x"), b"x").unwrap();
+        want.push(format!("{name}/"));
+    }
+    want.sort();
+    let (code, _, err) = common::run_cli(
+        &[
+            "put",
+            "-r",
+            many.to_str().unwrap(),
+            &common::s3::at(&a, "/"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = common::run_cli(&["ls", &common::s3::at(&a, "/many")], &[]);
+    assert_eq!(code, 0, "{err}");
+    let got: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .collect();
+    assert_eq!(got.len(), want.len(), "{} entries listed", got.len());
+    assert!(got == want, "the listing is not whole and in order");
+}

@@ -84,6 +84,18 @@ impl Storage for Shown {
         Ok(entries)
     }
 
+    fn list_paged(
+        &self,
+        rel: &RelPath,
+        page: &mut dyn FnMut(Vec<Entry>) -> Result<(), FilesError>,
+    ) -> Result<(), FilesError> {
+        self.seen(rel)?;
+        self.inner.list_paged(rel, &mut |mut entries| {
+            entries.retain(|e| !is_hidden_name(&e.name));
+            page(entries)
+        })
+    }
+
     fn walk(&self, rel: &RelPath) -> Result<Vec<TreeEntry>, FilesError> {
         self.seen(rel)?;
         let mut entries = self.inner.walk(rel)?;

@@ -46,6 +46,18 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     /// would let a client ask for (and partial files).
     fn list(&self, rel: &RelPath) -> Result<Vec<Entry>, FilesError>;
 
+    /// Lists a folder a page at a time, in the order of [`Storage::list`],
+    /// so that a folder of any size is listed without holding it whole
+    /// (each page goes to `page`, which may stop the listing with an
+    /// error). Storage that lists whole gives one page.
+    fn list_paged(
+        &self,
+        rel: &RelPath,
+        page: &mut dyn FnMut(Vec<Entry>) -> Result<(), FilesError>,
+    ) -> Result<(), FilesError> {
+        page(self.list(rel)?)
+    }
+
     /// Every folder and file below `rel`, parents before children, paths
     /// relative to `rel`.
     fn walk(&self, rel: &RelPath) -> Result<Vec<TreeEntry>, FilesError>;

@@ -34,6 +34,7 @@ use super::name::RelPath;
 use super::storage::{Begun, Reader, Shared, Storage};
 
 mod bucket;
+mod listing;
 mod read;
 mod shared;
 mod state;
@@ -162,7 +163,7 @@ impl ObjectStorage {
         first.map(|f| f.is_some()).map_err(|e| error(rel, e))
     }
 
-    fn describe_entry(&self, rel: &RelPath) -> Result<Entry, FilesError> {
+    pub(super) fn describe_entry(&self, rel: &RelPath) -> Result<Entry, FilesError> {
         let name = rel.file_name().unwrap_or("").to_string();
         if Self::reserved(rel) {
             return Err(FilesError::NotFound(format!("{rel} does not exist")));
@@ -254,72 +255,20 @@ impl Storage for ObjectStorage {
     }
 
     fn list(&self, rel: &RelPath) -> Result<Vec<Entry>, FilesError> {
-        let here = self.describe_entry(rel)?;
-        if here.kind != EntryKind::Dir {
-            return Err(FilesError::NotADirectory(format!("{rel} is not a folder")));
-        }
-        let store = self.bucket.store.clone();
-        let base = self.bucket.key(rel);
-        let prefix = (!base.as_ref().is_empty()).then(|| base.clone());
-        let found = self
-            .bucket
-            .wait(async move {
-                let mut found = store.list_with_delimiter(prefix.as_ref()).await?;
-                // Some stores (SeaweedFS) report a folder whose keys were
-                // all deleted for a while after: a folder is shown only
-                // while a key lies below it, as `stat` says.
-                let held: Vec<bool> = futures_util::stream::iter(found.common_prefixes.clone())
-                    .map(|p| {
-                        let store = store.clone();
-                        async move { store.list(Some(&p)).next().await.transpose() }
-                    })
-                    .buffered(16)
-                    .map_ok(|first| first.is_some())
-                    .try_collect()
-                    .await?;
-                let mut kept = held.into_iter();
-                found
-                    .common_prefixes
-                    .retain(|_| kept.next().unwrap_or(false));
-                Ok::<_, object_store::Error>(found)
-            })
-            .map_err(|e| error(rel, e))?;
-        let mut entries = BTreeMap::new();
-        for p in found.common_prefixes {
-            let Some(name) = p.filename() else { continue };
-            if servable(name) && !(rel.is_root() && name == STATE_FOLDER) {
-                entries.insert(
-                    name.to_string(),
-                    Entry {
-                        name: name.to_string(),
-                        kind: EntryKind::Dir,
-                        size: 0,
-                        mtime: None,
-                    },
-                );
-            }
-        }
-        for m in found.objects {
-            // A folder marker written as `PATH/` lists as the folder itself.
-            if m.location == base {
-                continue;
-            }
-            let Some(name) = m.location.filename() else {
-                continue;
-            };
-            if servable(name) && !entries.contains_key(name) {
-                entries.insert(
-                    name.to_string(),
-                    Entry {
-                        name: name.to_string(),
-                        kind: EntryKind::File,
-                        size: m.size,
-                        mtime: Some(mtime_of(&m)),
-                    },
-                );
-            }
-        }
-        Ok(entries.into_values().collect())
+        let mut all = Vec::new();
+        listing::pages(self, rel, &mut |page| {
+            all.extend(page);
+            Ok(())
+        })?;
+        Ok(all)
+    }
+
+    fn list_paged(
+        &self,
+        rel: &RelPath,
+        page: &mut dyn FnMut(Vec<Entry>) -> Result<(), FilesError>,
+    ) -> Result<(), FilesError> {
+        listing::pages(self, rel, page)
     }
 
     fn walk(&self, rel: &RelPath) -> Result<Vec<TreeEntry>, FilesError> {

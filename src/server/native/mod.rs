@@ -210,8 +210,11 @@ impl Session {
             Request::Ls { path } => {
                 let rel = RelPath::parse(&path)?;
                 self.require(Action::Read, &rel)?;
-                let entries = self.blocking(move |s| s.list(&rel)).await?;
-                self.send_batches(entries).await
+                if self.ctx.files.store().quick() {
+                    let entries = self.blocking(move |s| s.list(&rel)).await?;
+                    return self.send_batches(entries).await;
+                }
+                self.list_paged(rel).await
             }
             Request::Walk { path } => {
                 let rel = RelPath::parse(&path)?;
@@ -331,8 +334,34 @@ impl Session {
         self.ok(&reply).await
     }
 
+    /// A listing sent as the storage pages it: a few pages in memory at
+    /// most, however large the folder.
+    async fn list_paged(&mut self, rel: RelPath) -> Result<(), Fail> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<crate::files::entry::Entry>>(2);
+        let files = self.ctx.clone();
+        let lister = tokio::task::spawn_blocking(move || {
+            files.files.store().list_paged(&rel, &mut |page| {
+                tx.blocking_send(page)
+                    .map_err(|_| FilesError::Io("the listing's reader went away".into()))
+            })
+        });
+        let mut count = 0u64;
+        while let Some(page) = rx.recv().await {
+            count += page.len() as u64;
+            self.send_partials(page).await?;
+        }
+        lister.await.map_err(|_| FilesError::Internal)??;
+        self.ok(&Count { count }).await
+    }
+
     async fn send_batches<T: Serialize>(&mut self, entries: Vec<T>) -> Result<(), Fail> {
         let count = entries.len() as u64;
+        self.send_partials(entries).await?;
+        self.ok(&Count { count }).await
+    }
+
+    /// Entries as `partial` frames of up to [`BATCH`].
+    async fn send_partials<T: Serialize>(&mut self, entries: Vec<T>) -> Result<(), Fail> {
         let mut iter = entries.into_iter().peekable();
         while iter.peek().is_some() {
             let batch: Vec<T> = iter.by_ref().take(BATCH).collect();
@@ -340,7 +369,7 @@ impl Session {
                 .send(Kind::Partial, &EntryBatch { entries: batch }, 0)
                 .await?;
         }
-        self.ok(&Count { count }).await
+        Ok(())
     }
 
     async fn put(
