@@ -27,6 +27,15 @@ fn two_nodes_on_one_bucket_serve_the_same_files() {
     fs::write(local.path().join("small.txt"), b"hello\n").unwrap();
     let big_s = local.path().join("big.bin");
     let small_s = local.path().join("small.txt");
+    // Each file's own time goes with it, stored in one PUT or in parts.
+    for f in [&big_s, &small_s] {
+        let touched = std::process::Command::new("touch")
+            .args(["-d", "@981173106"])
+            .arg(f)
+            .status()
+            .unwrap();
+        assert!(touched.success());
+    }
     cli_ok(&["put", big_s.to_str().unwrap(), &at(&a, "/")]);
     cli_ok(&["put", small_s.to_str().unwrap(), &at(&a, "/")]);
 
@@ -40,6 +49,11 @@ fn two_nodes_on_one_bucket_serve_the_same_files() {
         "{listing}"
     );
     assert!(!listing.contains(".ferry"), "{listing}");
+    for name in ["/big.bin", "/small.txt"] {
+        let stat = cli_ok(&["stat", "--json", &at(&b, name)]);
+        let stat: serde_json::Value = serde_json::from_str(&stat).unwrap();
+        assert_eq!(stat["mtime_unix"], 981173106, "{name}: {stat}");
+    }
     // The keys are where a user of the bucket expects them.
     let keys = store.keys(&bucket, "share/");
     assert!(keys.contains(&"share/big.bin".to_string()), "{keys:?}");

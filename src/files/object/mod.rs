@@ -138,10 +138,20 @@ impl ObjectStorage {
             .wait(async move { store.get_opts(&key, opts).await })
         {
             Ok(got) => {
-                let mtime = got
+                let mut mtime = got
                     .attributes
                     .get(&Attribute::Metadata("ferry-mtime".into()))
                     .and_then(|v| parse_mtime(v));
+                // A file stored in parts (its ETag says how many) keeps
+                // its time in a record beside it.
+                if mtime.is_none() {
+                    if let Some(etag) = got.meta.e_tag.as_deref().filter(|t| t.contains('-')) {
+                        mtime =
+                            state::FileRecord::load(&self.bucket, got.meta.location.as_ref(), etag)
+                                .and_then(|r| r.mtime)
+                                .and_then(|m| parse_mtime(&m));
+                    }
+                }
                 Ok(Some((got.meta, mtime)))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),

@@ -74,6 +74,54 @@ fn state_name(key: &str) -> String {
     format!("uploads/{}", &Algo::Sha256.hex_of(key.as_bytes())[..32])
 }
 
+/// What a file stored in parts could not carry as object metadata (S3
+/// fixes that when the upload begins, before its digest is known): its
+/// own time and digest, kept beside it for the version (ETag) it was
+/// written as, so that any later change of the object leaves it unused.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct FileRecord {
+    /// The object's ETag when it was completed.
+    pub(super) etag: String,
+    /// The file's own time, `SECS.NANOS`.
+    #[serde(default)]
+    pub(super) mtime: Option<String>,
+    /// The digest it was verified with: `ALGO:HEX`.
+    pub(super) digest: String,
+}
+
+impl FileRecord {
+    /// Where the record of `key` is kept.
+    pub(super) fn path(bucket: &Bucket, key: &str) -> Path {
+        bucket.state_key(&format!(
+            "files/{}.json",
+            &Algo::Sha256.hex_of(key.as_bytes())[..32]
+        ))
+    }
+
+    /// The record of `key` as of version `etag`, if there is one.
+    pub(super) fn load(bucket: &Bucket, key: &str, etag: &str) -> Option<FileRecord> {
+        let at = Self::path(bucket, key);
+        let store = bucket.store.clone();
+        let got = bucket
+            .wait(async move { store.get(&at).await?.bytes().await })
+            .ok()?;
+        serde_json::from_slice::<FileRecord>(&got)
+            .ok()
+            .filter(|r| r.etag == etag)
+    }
+
+    /// Writes it down for `key`.
+    pub(super) fn save(&self, bucket: &Bucket, key: &str) -> io::Result<()> {
+        let at = Self::path(bucket, key);
+        let body = serde_json::to_vec(self).map_err(io::Error::other)?;
+        let store = bucket.store.clone();
+        bucket
+            .wait(async move { store.put(&at, PutPayload::from(body)).await })
+            .map(|_| ())
+            .map_err(store_error)
+    }
+}
+
 impl UploadState {
     pub(super) fn new(key: &str, part_len: u64, algo: Algo) -> UploadState {
         UploadState {

@@ -24,7 +24,7 @@ use object_store::{Attribute, Attributes, ObjectStore, PutMode, PutOptions, PutP
 use tokio::task::JoinHandle;
 
 use super::Bucket;
-use super::state::{MAX_PART, MAX_PARTS, MAX_SIZE, MIN_PART, UploadState, store_error};
+use super::state::{FileRecord, MAX_PART, MAX_PARTS, MAX_SIZE, MIN_PART, UploadState, store_error};
 use crate::files::FilesError;
 use crate::files::FinishError;
 use crate::files::digest::Algo;
@@ -319,7 +319,8 @@ impl ObjectPart {
         }
     }
 
-    fn complete(&mut self, overwrite: bool) -> Result<(), FinishError> {
+    /// Completes the multipart upload; gives the object's ETag.
+    fn complete(&mut self, overwrite: bool) -> Result<Option<String>, FinishError> {
         if !self.buf.is_empty() {
             self.send_part(None)?;
         }
@@ -345,10 +346,11 @@ impl ObjectPart {
             })
             .collect();
         let id = state.id.unwrap_or_default();
-        self.bucket
+        let done = self
+            .bucket
             .wait(async move { store.complete_multipart(&key, &id, parts).await })
             .map_err(|e| FinishError::Io(store_error(e)))?;
-        Ok(())
+        Ok(done.e_tag)
     }
 }
 
@@ -474,7 +476,19 @@ impl Part for ObjectPart {
             }
             let multipart = self.state.as_ref().is_some_and(|s| s.id.is_some());
             if multipart {
-                self.complete(overwrite)?;
+                let etag = self.complete(overwrite)?;
+                if let Some(etag) = etag {
+                    let record = FileRecord {
+                        etag,
+                        mtime: mtime.map(|m| format!("{}.{:09}", m.secs, m.nanos)),
+                        digest: format!("{}:{actual}", self.algo.name()),
+                    };
+                    // The file is in place: a record that cannot be
+                    // written only leaves the store's time showing.
+                    if let Err(e) = record.save(&self.bucket, self.key.as_ref()) {
+                        tracing::warn!("the time of {} is not kept: {e}", self.key);
+                    }
+                }
             } else {
                 self.put_whole(&actual, mtime, overwrite)?;
             }
