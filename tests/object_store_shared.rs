@@ -222,3 +222,100 @@ fn a_folder_larger_than_a_page_of_the_store_lists_whole_and_in_order() {
     assert_eq!(got.len(), want.len(), "{} entries listed", got.len());
     assert!(got == want, "the listing is not whole and in order");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_whose_server_is_killed_goes_on_from_another_once_its_lease_ends() {
+    use ferry::client::{Client, TransferOpts};
+    use indicatif::ProgressBar;
+    let store = Seaweed::start();
+    let bucket = store.bucket("killed");
+    let mut a = node(&store, &bucket, &[]);
+    let b = node(&store, &bucket, &[]);
+    let local = tempfile::tempdir().unwrap();
+    let data = noise(40 * MIB, 21);
+    let src = local.path().join("big.bin");
+    fs::write(&src, &data).unwrap();
+    let slow = common::ProxyPlan {
+        cut_up_after: None,
+        cut_down_after: None,
+        up_rate: Some(8 * MIB as u64),
+    };
+    let via = common::proxy(format!("127.0.0.1:{}", a.port).parse().unwrap(), slow).await;
+    let up_src = src.clone();
+    let upload = tokio::spawn(async move {
+        let mut c = Client::connect(&via.to_string(), None).await.unwrap();
+        c.put_file(
+            &up_src,
+            "big.bin",
+            TransferOpts::default(),
+            &ProgressBar::hidden(),
+        )
+        .await
+    });
+    // Two parts written down, then A is killed outright.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed = store.keys(&bucket, "share/.ferry/uploads/");
+        if let Some(json) = listed.iter().find(|k| k.ends_with(".json")) {
+            let (_, record) = store.signed(&[&format!("{}/{bucket}/{json}", store.endpoint())]);
+            let record: serde_json::Value = serde_json::from_str(&record).unwrap_or_default();
+            if record["parts"].as_array().is_some_and(|p| p.len() >= 2) {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A wrote down no parts"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    assert!(upload.await.unwrap().is_err());
+
+    // B refuses to take over a running upload until A's lease ends, then
+    // goes on from A's whole parts, and the file is verified.
+    let started = std::time::Instant::now();
+    let mut busy = 0;
+    let done = loop {
+        let mut c = Client::connect(&format!("127.0.0.1:{}", b.port), None)
+            .await
+            .unwrap();
+        match c
+            .put_file(
+                &src,
+                "big.bin",
+                TransferOpts::default(),
+                &ProgressBar::hidden(),
+            )
+            .await
+        {
+            Ok(done) => break done,
+            Err(e)
+                if e.to_string().contains("busy") || e.to_string().contains("another server") =>
+            {
+                busy += 1;
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "never taken over"
+                );
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert!(busy > 0, "B took over an upload A had just written to");
+    assert!(
+        done.resumed_from >= 16 * MIB as u64,
+        "went on from byte {}",
+        done.resumed_from
+    );
+    let got = local.path().join("got");
+    let (code, _) = curl(&[
+        "-o",
+        got.to_str().unwrap(),
+        &format!("http://127.0.0.1:{}/big.bin", b.port),
+    ]);
+    assert_eq!(code, 200);
+    assert!(fs::read(&got).unwrap() == data, "the bytes differ");
+}

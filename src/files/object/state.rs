@@ -53,8 +53,11 @@ pub(super) struct UploadState {
 }
 
 /// How long an upload written down by another server counts as running
-/// there (it writes its state at least once a part).
-pub(super) const LEASE: Duration = Duration::from_secs(90);
+/// there: a running upload writes its state at least every
+/// [`HEARTBEAT`], so one whose server died is taken over within this.
+pub(super) const LEASE: Duration = Duration::from_secs(30);
+/// How often a running upload says it still runs, at least.
+pub(super) const HEARTBEAT: Duration = Duration::from_secs(10);
 
 /// This server, as the owner of the uploads it runs.
 pub(super) fn me() -> &'static str {

@@ -24,7 +24,9 @@ use object_store::{Attribute, Attributes, ObjectStore, PutMode, PutOptions, PutP
 use tokio::task::JoinHandle;
 
 use super::Bucket;
-use super::state::{FileRecord, MAX_PART, MAX_PARTS, MAX_SIZE, MIN_PART, UploadState, store_error};
+use super::state::{
+    FileRecord, HEARTBEAT, MAX_PART, MAX_PARTS, MAX_SIZE, MIN_PART, UploadState, store_error,
+};
 use crate::files::FilesError;
 use crate::files::FinishError;
 use crate::files::digest::Algo;
@@ -85,6 +87,8 @@ pub(super) struct ObjectPart {
     /// The last, short part, once sent: it completes the upload but is
     /// never gone on from.
     last: Option<String>,
+    /// When this upload last said it runs (see [`HEARTBEAT`]).
+    beat: std::time::Instant,
     keep_on_drop: bool,
     /// Finished, discarded or kept.
     done: bool,
@@ -139,6 +143,7 @@ impl ObjectPart {
             written: 0,
             sending: VecDeque::new(),
             last: None,
+            beat: std::time::Instant::now(),
             keep_on_drop: false,
             done: false,
         })
@@ -439,7 +444,16 @@ impl Part for ObjectPart {
             if self.buf.len() as u64 == part_len && self.size > part_len {
                 let point = hasher.checkpoint();
                 self.send_part(point)?;
+                self.beat = std::time::Instant::now();
             }
+        }
+        // A slow upload still says it runs, so that no other server takes
+        // it over, and one whose server died is taken over soon.
+        if self.beat.elapsed() > HEARTBEAT {
+            if let Some(state) = self.state.as_mut().filter(|s| s.id.is_some()) {
+                state.save(&self.bucket, true)?;
+            }
+            self.beat = std::time::Instant::now();
         }
         Ok(())
     }
