@@ -328,23 +328,8 @@ async fn a_store_that_goes_away_gives_clear_errors_and_nothing_torn() {
     cli_ok(&["put", served_src.to_str().unwrap(), &at(&a, "/down.bin")]);
 
     // An upload, slowed so that the store dies in its middle.
-    let slow = ProxyPlan {
-        cut_up_after: None,
-        cut_down_after: None,
-        up_rate: Some(10 * MIB as u64),
-    };
-    let via = common::proxy(format!("127.0.0.1:{}", a.port).parse().unwrap(), slow).await;
-    let up_src = src.clone();
-    let upload = tokio::spawn(async move {
-        let mut c = Client::connect(&via.to_string(), None).await.unwrap();
-        c.put_file(
-            &up_src,
-            "up.bin",
-            TransferOpts::default(),
-            &ProgressBar::hidden(),
-        )
-        .await
-    });
+    let a_addr = format!("127.0.0.1:{}", a.port).parse().unwrap();
+    let upload = common::slow_put(a_addr, 10 * MIB as u64, &src, "up.bin").await;
     // And a download, slowed the same way.
     let got = local.path().join("got.bin");
     let mut download = std::process::Command::new("curl")

@@ -235,23 +235,8 @@ async fn an_upload_whose_server_is_killed_goes_on_from_another_once_its_lease_en
     let data = noise(40 * MIB, 21);
     let src = local.path().join("big.bin");
     fs::write(&src, &data).unwrap();
-    let slow = common::ProxyPlan {
-        cut_up_after: None,
-        cut_down_after: None,
-        up_rate: Some(8 * MIB as u64),
-    };
-    let via = common::proxy(format!("127.0.0.1:{}", a.port).parse().unwrap(), slow).await;
-    let up_src = src.clone();
-    let upload = tokio::spawn(async move {
-        let mut c = Client::connect(&via.to_string(), None).await.unwrap();
-        c.put_file(
-            &up_src,
-            "big.bin",
-            TransferOpts::default(),
-            &ProgressBar::hidden(),
-        )
-        .await
-    });
+    let a_addr = format!("127.0.0.1:{}", a.port).parse().unwrap();
+    let upload = common::slow_put(a_addr, 8 * MIB as u64, &src, "big.bin").await;
     // Two parts written down, then A is killed outright.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {

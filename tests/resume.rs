@@ -182,23 +182,7 @@ async fn server_killed_mid_upload_loses_nothing_and_resume_completes() {
     let mut server = spawn_bin_server(root.path(), &["--allow-upload"], &[]);
     let target = format!("127.0.0.1:{}", server.port).parse().unwrap();
     // Slow the upload down so that the kill lands in the middle of it.
-    let slow = ProxyPlan {
-        cut_up_after: None,
-        cut_down_after: None,
-        up_rate: Some(8 * MIB as u64),
-    };
-    let via = common::proxy(target, slow).await;
-    let src2 = src.clone();
-    let upload = tokio::spawn(async move {
-        let mut c = Client::connect(&via.to_string(), None).await.unwrap();
-        c.put_file(
-            &src2,
-            "payload.bin",
-            TransferOpts::default(),
-            &ProgressBar::hidden(),
-        )
-        .await
-    });
+    let upload = common::slow_put(target, 8 * MIB as u64, &src, "payload.bin").await;
     let mut waited = 0;
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;

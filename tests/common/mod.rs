@@ -165,6 +165,34 @@ pub struct ProxyPlan {
     pub up_rate: Option<u64>,
 }
 
+/// `src` uploaded as `remote` to the server at `target` through a proxy
+/// that passes `rate` bytes a second up, in a task of its own: a test
+/// makes something happen in the middle of it.
+pub async fn slow_put(
+    target: SocketAddr,
+    rate: u64,
+    src: &Path,
+    remote: &str,
+) -> tokio::task::JoinHandle<Result<ferry::client::Transferred, ferry::client::ClientError>> {
+    let slow = ProxyPlan {
+        cut_up_after: None,
+        cut_down_after: None,
+        up_rate: Some(rate),
+    };
+    let via = proxy(target, slow).await;
+    let (src, remote) = (src.to_path_buf(), remote.to_string());
+    tokio::spawn(async move {
+        let mut c = Client::connect(&via.to_string(), None).await?;
+        c.put_file(
+            &src,
+            &remote,
+            ferry::client::TransferOpts::default(),
+            &indicatif::ProgressBar::hidden(),
+        )
+        .await
+    })
+}
+
 /// A one-connection TCP proxy in front of `target`.
 pub async fn proxy(target: SocketAddr, plan: ProxyPlan) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
