@@ -252,15 +252,7 @@ async fn an_upload_cut_on_one_node_goes_on_from_another() {
         up_rate: None,
     };
     let via = common::proxy(format!("127.0.0.1:{}", a.port).parse().unwrap(), cut).await;
-    let mut c = Client::connect(&via.to_string(), None).await.unwrap();
-    let err = c
-        .put_file(
-            &src,
-            "big.bin",
-            TransferOpts::default(),
-            &ProgressBar::hidden(),
-        )
-        .await;
+    let err = common::put_to(&via.to_string(), &src, "big.bin").await;
     assert!(err.is_err(), "the cut upload succeeded");
     // Nothing is visible while the upload is unfinished.
     let (code, _) = curl(&[format!("http://127.0.0.1:{}/big.bin", b.port)]);
@@ -278,16 +270,7 @@ async fn an_upload_cut_on_one_node_goes_on_from_another() {
     }
 
     // B takes it up from where A left it, and the result is verified.
-    let mut c = Client::connect(&format!("127.0.0.1:{}", b.port), None)
-        .await
-        .unwrap();
-    let done = c
-        .put_file(
-            &src,
-            "big.bin",
-            TransferOpts::default(),
-            &ProgressBar::hidden(),
-        )
+    let done = common::put_to(&format!("127.0.0.1:{}", b.port), &src, "big.bin")
         .await
         .unwrap();
     // Two whole parts and what came after them, up to where the cut was.
@@ -371,15 +354,7 @@ async fn a_store_that_goes_away_gives_clear_errors_and_nothing_torn() {
     store.restart();
     let (code, _) = curl(&[format!("http://127.0.0.1:{}/up.bin", a.port)]);
     assert_eq!(code, 404, "a torn upload became visible");
-    let mut c = Client::connect(&addr, None).await.unwrap();
-    c.put_file(
-        &src,
-        "up.bin",
-        TransferOpts::default(),
-        &ProgressBar::hidden(),
-    )
-    .await
-    .unwrap();
+    common::put_to(&addr, &src, "up.bin").await.unwrap();
     let back = local.path().join("back.bin");
     cli_ok(&["get", &at(&a, "/up.bin"), back.to_str().unwrap()]);
     assert!(

@@ -225,8 +225,6 @@ fn a_folder_larger_than_a_page_of_the_store_lists_whole_and_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_whose_server_is_killed_goes_on_from_another_once_its_lease_ends() {
-    use ferry::client::{Client, TransferOpts};
-    use indicatif::ProgressBar;
     let store = Seaweed::start();
     let bucket = store.bucket("killed");
     let mut a = node(&store, &bucket, &[]);
@@ -263,18 +261,7 @@ async fn an_upload_whose_server_is_killed_goes_on_from_another_once_its_lease_en
     let started = std::time::Instant::now();
     let mut busy = 0;
     let done = loop {
-        let mut c = Client::connect(&format!("127.0.0.1:{}", b.port), None)
-            .await
-            .unwrap();
-        match c
-            .put_file(
-                &src,
-                "big.bin",
-                TransferOpts::default(),
-                &ProgressBar::hidden(),
-            )
-            .await
-        {
+        match common::put_to(&format!("127.0.0.1:{}", b.port), &src, "big.bin").await {
             Ok(done) => break done,
             Err(e)
                 if e.to_string().contains("busy") || e.to_string().contains("another server") =>
@@ -303,4 +290,75 @@ async fn an_upload_whose_server_is_killed_goes_on_from_another_once_its_lease_en
     ]);
     assert_eq!(code, 200);
     assert!(fs::read(&got).unwrap() == data, "the bytes differ");
+}
+
+/// Where the bucket keeps the unfinished upload of `key`.
+fn state_key(key: &str) -> String {
+    use sha2::Digest;
+    let h = common::hex(&sha2::Sha256::digest(key.as_bytes()));
+    format!("share/.ferry/uploads/{}.json", &h[..32])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_upload_records_and_files_past_the_limit_are_refused_cleanly() {
+    let store = Seaweed::start();
+    let bucket = store.bucket("forged");
+    let a = node(&store, &bucket, &[]);
+    let addr = format!("127.0.0.1:{}", a.port);
+    let local = tempfile::tempdir().unwrap();
+    let data = noise(20 * MIB, 31);
+    let src = local.path().join("f.bin");
+    fs::write(&src, &data).unwrap();
+    let put_raw = |key: &str, body: &str| {
+        let file = local.path().join("record");
+        fs::write(&file, body).unwrap();
+        let (code, text) = store.signed(&[
+            "-T",
+            file.to_str().unwrap(),
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+            &format!("{}/{bucket}/{key}", store.endpoint()),
+        ]);
+        assert_eq!(code, 200, "{text}");
+    };
+    // What anyone with the bucket's keys, or a broken server, could leave
+    // where an upload's state goes: impossible numbers, not JSON, and a
+    // folder where the record would be.
+    put_raw(
+        &state_key("share/one.bin"),
+        r#"{"key":"share/one.bin","id":"forged","part_len":8388608,"parts":["x"],"point":null,"algo":"blake3","tail":99999999}"#,
+    );
+    put_raw(&state_key("share/two.bin"), "not json at all");
+    put_raw(&format!("{}/inside", state_key("share/three.bin")), "x");
+    for name in ["one.bin", "two.bin", "three.bin"] {
+        let done = common::put_to(&addr, &src, name).await.unwrap();
+        assert_eq!(done.resumed_from, 0, "{name} went on from a forged record");
+        let got = local.path().join(format!("{name}.got"));
+        let (code, _) = curl(&[
+            "-o",
+            got.to_str().unwrap(),
+            &format!("http://127.0.0.1:{}/{name}", a.port),
+        ]);
+        assert_eq!(code, 200);
+        assert!(fs::read(&got).unwrap() == data, "{name}: the bytes differ");
+    }
+
+    // A file larger than the store keeps (9,000 parts of 64 MiB): refused
+    // before a byte is taken, by the native door and by tus alike.
+    let huge = local.path().join("huge.bin");
+    fs::File::create(&huge).unwrap().set_len(600 << 30).unwrap();
+    let err = common::put_to(&addr, &huge, "huge.bin").await.unwrap_err();
+    assert!(err.to_string().contains("too_large"), "{err}");
+    let (code, head, _) = curl_headers(&[
+        "-X",
+        "POST",
+        "-H",
+        &format!("Upload-Length: {}", 600u64 << 30),
+        "-H",
+        "Upload-Metadata: path aHVnZTIuYmlu",
+        &format!("http://127.0.0.1:{}/.ferry/tus/", a.port),
+    ]);
+    assert_eq!(code, 413, "{head}");
+    let (code, _) = curl(&[format!("http://127.0.0.1:{}/huge.bin", a.port)]);
+    assert_eq!(code, 404);
 }

@@ -118,6 +118,7 @@ impl FilesError {
             return match e.kind() {
                 K::IsADirectory => FilesError::IsADirectory(text),
                 K::PermissionDenied => FilesError::Forbidden(text),
+                K::FileTooLarge => FilesError::TooLarge(text),
                 _ => FilesError::Io(text),
             };
         }

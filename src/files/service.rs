@@ -14,6 +14,34 @@ use super::upload::{Limits, Upload, UploadOptions};
 use super::{FilesError, RelPath};
 use crate::access::{Action, Denied, Policy, Who};
 
+/// A folder's listing a page at a time (see [`Files::list_pages`]).
+#[derive(Debug)]
+pub struct Pages {
+    /// The whole listing, from storage that lists in place.
+    whole: Option<Vec<super::entry::Entry>>,
+    /// Pages as the storage gives them, from a disk thread.
+    pages: Option<tokio::sync::mpsc::Receiver<Vec<super::entry::Entry>>>,
+    lister: Option<tokio::task::JoinHandle<Result<(), FilesError>>>,
+}
+
+impl Pages {
+    /// The next page; `None` at the end (then see [`Pages::end`]).
+    pub async fn next(&mut self) -> Option<Vec<super::entry::Entry>> {
+        if let Some(whole) = self.whole.take() {
+            return Some(whole);
+        }
+        self.pages.as_mut()?.recv().await
+    }
+
+    /// How the listing ended: an error the storage met part-way.
+    pub async fn end(self) -> Result<(), FilesError> {
+        match self.lister {
+            Some(l) => l.await.map_err(|_| FilesError::Internal)?,
+            None => Ok(()),
+        }
+    }
+}
+
 /// How long an upload waits for another upload of the same name to let
 /// go before it is refused as busy.
 pub(crate) const BUSY_WAIT: Duration = Duration::from_secs(8);
@@ -80,11 +108,15 @@ impl Files {
         self.policy.clone()
     }
 
-    /// Refuses `size` when it passes the upload limit.
+    /// Refuses `size` when it passes the upload limit, or the largest file
+    /// the storage keeps.
     pub fn check_size(&self, size: u64) -> Result<(), FilesError> {
-        match self.max_upload {
-            Some(max) if size > max => Err(FilesError::TooLarge(format!(
+        match (self.max_upload, self.store.max_size()) {
+            (Some(max), _) if size > max => Err(FilesError::TooLarge(format!(
                 "uploads are limited to {max} bytes; this one has {size}"
+            ))),
+            (_, Some(max)) if size > max => Err(FilesError::TooLarge(format!(
+                "the storage keeps files of up to {max} bytes; this one has {size}"
             ))),
             _ => Ok(()),
         }
@@ -100,6 +132,33 @@ impl Files {
         tokio::task::spawn_blocking(move || f(&*store))
             .await
             .map_err(|_| FilesError::Internal)?
+    }
+
+    /// Lists `rel` as the storage pages it: a few pages in memory at most,
+    /// however large the folder (storage whose calls are quick lists it
+    /// whole, in place). The caller has asked the access decision.
+    pub async fn list_pages(&self, rel: RelPath) -> Result<Pages, FilesError> {
+        if self.store.quick() {
+            let whole = self.store.list(&rel)?;
+            return Ok(Pages {
+                whole: Some(whole),
+                pages: None,
+                lister: None,
+            });
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let store = self.store.clone();
+        let lister = tokio::task::spawn_blocking(move || {
+            store.list_paged(&rel, &mut |page| {
+                tx.blocking_send(page)
+                    .map_err(|_| FilesError::Io("the listing's reader went away".into()))
+            })
+        });
+        Ok(Pages {
+            whole: None,
+            pages: Some(rx),
+            lister: Some(lister),
+        })
     }
 
     /// Runs `f` on the storage right here when its calls are quick (see

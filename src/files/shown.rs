@@ -157,6 +157,10 @@ impl Storage for Shown {
         self.inner.space()
     }
 
+    fn max_size(&self) -> Option<u64> {
+        self.inner.max_size()
+    }
+
     fn shared(&self) -> Option<&dyn super::storage::Shared> {
         self.inner.shared()
     }

@@ -139,6 +139,11 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
         Some(rel.clone())
     }
 
+    /// The largest file the storage keeps, when it has a limit.
+    fn max_size(&self) -> Option<u64> {
+        None
+    }
+
     /// Records every server of this storage sees (signing keys, login
     /// sessions), where several servers serve one storage; `None` for a
     /// storage that is one server's own (its state folder keeps those).

@@ -165,6 +165,23 @@ pub struct ProxyPlan {
     pub up_rate: Option<u64>,
 }
 
+/// `src` uploaded as `remote` to the server at `authority`, with every
+/// default (a resume where one is offered).
+pub async fn put_to(
+    authority: &str,
+    src: &Path,
+    remote: &str,
+) -> Result<ferry::client::Transferred, ferry::client::ClientError> {
+    let mut c = Client::connect(authority, None).await?;
+    c.put_file(
+        src,
+        remote,
+        ferry::client::TransferOpts::default(),
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await
+}
+
 /// `src` uploaded as `remote` to the server at `target` through a proxy
 /// that passes `rate` bytes a second up, in a task of its own: a test
 /// makes something happen in the middle of it.
@@ -181,16 +198,7 @@ pub async fn slow_put(
     };
     let via = proxy(target, slow).await;
     let (src, remote) = (src.to_path_buf(), remote.to_string());
-    tokio::spawn(async move {
-        let mut c = Client::connect(&via.to_string(), None).await?;
-        c.put_file(
-            &src,
-            &remote,
-            ferry::client::TransferOpts::default(),
-            &indicatif::ProgressBar::hidden(),
-        )
-        .await
-    })
+    tokio::spawn(async move { put_to(&via.to_string(), &src, &remote).await })
 }
 
 /// A one-connection TCP proxy in front of `target`.

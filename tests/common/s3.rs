@@ -131,16 +131,11 @@ impl Seaweed {
     /// A signed request with curl: (status, body); status 0 when nothing
     /// answered.
     pub fn signed(&self, args: &[&str]) -> (u16, String) {
-        let out = Command::new("curl")
-            .args(["-s", "-w", "\n%{http_code}", "--max-time", "10"])
-            .args(["--aws-sigv4", "aws:amz:us-east-1:s3"])
-            .args(["--user", &format!("{ACCESS_KEY}:{SECRET_KEY}")])
-            .args(args)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        (code.trim().parse().unwrap_or(0), body.to_string())
+        let user = format!("{ACCESS_KEY}:{SECRET_KEY}");
+        let mut all = vec!["--max-time", "10", "--aws-sigv4", "aws:amz:us-east-1:s3"];
+        all.extend(["--user", &user]);
+        all.extend_from_slice(args);
+        super::curl(&all)
     }
 
     /// Makes a bucket (retried while the store finishes starting).

@@ -552,6 +552,10 @@ impl Storage for ObjectStorage {
         Some(self)
     }
 
+    fn max_size(&self) -> Option<u64> {
+        Some(state::MAX_SIZE)
+    }
+
     fn sweep_partials(&self, max_age: Duration) -> usize {
         let running: HashSet<String> = self.uploads.lock().map(|s| s.clone()).unwrap_or_default();
         state::sweep(&self.bucket, max_age, &running)

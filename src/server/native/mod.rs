@@ -210,10 +210,6 @@ impl Session {
             Request::Ls { path } => {
                 let rel = RelPath::parse(&path)?;
                 self.require(Action::Read, &rel)?;
-                if self.ctx.files.store().quick() {
-                    let entries = self.blocking(move |s| s.list(&rel)).await?;
-                    return self.send_batches(entries).await;
-                }
                 self.list_paged(rel).await
             }
             Request::Walk { path } => {
@@ -337,20 +333,13 @@ impl Session {
     /// A listing sent as the storage pages it: a few pages in memory at
     /// most, however large the folder.
     async fn list_paged(&mut self, rel: RelPath) -> Result<(), Fail> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<crate::files::entry::Entry>>(2);
-        let files = self.ctx.clone();
-        let lister = tokio::task::spawn_blocking(move || {
-            files.files.store().list_paged(&rel, &mut |page| {
-                tx.blocking_send(page)
-                    .map_err(|_| FilesError::Io("the listing's reader went away".into()))
-            })
-        });
+        let mut pages = self.ctx.files.list_pages(rel).await?;
         let mut count = 0u64;
-        while let Some(page) = rx.recv().await {
+        while let Some(page) = pages.next().await {
             count += page.len() as u64;
             self.send_partials(page).await?;
         }
-        lister.await.map_err(|_| FilesError::Internal)??;
+        pages.end().await?;
         self.ok(&Count { count }).await
     }
 
