@@ -299,18 +299,38 @@ impl ObjectPart {
             Attribute::Metadata(format!("ferry-{}", self.algo.name()).into()),
             digest.to_string().into(),
         );
+        let body = PutPayload::from(std::mem::take(&mut self.buf));
+        match self.put_body(&body, &attributes, overwrite) {
+            // SeaweedFS keeps an emptied folder's directory entry for a
+            // while, and a conditional create takes it for an object.
+            // When no object is there, it is put without the condition.
+            Err(FinishError::Exists) if !self.object_there()? => {
+                self.put_body(&body, &attributes, true)
+            }
+            r => r,
+        }
+    }
+
+    /// One PUT of `body` with `attributes`; only when the name is free
+    /// unless `overwrite`.
+    fn put_body(
+        &self,
+        body: &PutPayload,
+        attributes: &Attributes,
+        overwrite: bool,
+    ) -> Result<(), FinishError> {
         let opts = PutOptions {
             mode: if overwrite {
                 PutMode::Overwrite
             } else {
                 PutMode::Create
             },
-            attributes,
+            attributes: attributes.clone(),
             ..PutOptions::default()
         };
         let store = self.bucket.store.clone();
         let key = self.key.clone();
-        let body = PutPayload::from(std::mem::take(&mut self.buf));
+        let body = body.clone();
         match self
             .bucket
             .wait(async move { store.put_opts(&key, body, opts).await })
@@ -324,6 +344,17 @@ impl ObjectPart {
         }
     }
 
+    /// Whether an object is at the upload's key now.
+    fn object_there(&self) -> Result<bool, FinishError> {
+        let store = self.bucket.store.clone();
+        let key = self.key.clone();
+        match self.bucket.wait(async move { store.head(&key).await }) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(FinishError::Io(store_error(e))),
+        }
+    }
+
     /// Completes the multipart upload; gives the object's ETag.
     fn complete(&mut self, overwrite: bool) -> Result<Option<String>, FinishError> {
         if !self.buf.is_empty() {
@@ -333,14 +364,8 @@ impl ObjectPart {
         let state = self.state.clone().expect("a started upload has a state");
         let store = self.bucket.store.clone();
         let key = self.key.clone();
-        if !overwrite {
-            let probe = store.clone();
-            let k = key.clone();
-            match self.bucket.wait(async move { probe.head(&k).await }) {
-                Ok(_) => return Err(FinishError::Exists),
-                Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(FinishError::Io(store_error(e))),
-            }
+        if !overwrite && self.object_there()? {
+            return Err(FinishError::Exists);
         }
         let parts: Vec<PartId> = state
             .parts
