@@ -17,37 +17,14 @@ fn url(s: &BinServer) -> String {
 }
 
 fn litmus(s: &BinServer) -> String {
-    // litmus writes its logs into the folder it runs in.
-    let logs = tempfile::tempdir().unwrap();
-    let out = Command::new("litmus")
-        .arg(url(s))
-        .current_dir(logs.path())
-        .output()
-        .expect("litmus is installed by scripts/test (Debian's litmus)");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    common::dav::litmus(&url(s))
 }
-
-const SUITES: [&str; 5] = ["basic", "copymove", "props", "locks", "http"];
 
 #[test]
 fn litmus_passes_every_suite() {
     let root = tempfile::tempdir().unwrap();
     let s = spawn_bin_server(root.path(), &["--allow-all"], &[]);
-    let out = litmus(&s);
-    for suite in SUITES {
-        let line = out
-            .lines()
-            .find(|l| l.contains(&format!("summary for `{suite}'")))
-            .unwrap_or_else(|| panic!("suite {suite} did not run:\n{out}"));
-        assert!(
-            line.contains(" 0 failed") && line.contains("100.0%"),
-            "{line}\n{out}"
-        );
-    }
+    common::dav::assert_every_suite_passed(&litmus(&s));
     // litmus cleans up after itself, and no upload left a partial file
     // (one litmus cut off is gone once the server has seen it go).
     let mut left = common::partial_files(root.path());

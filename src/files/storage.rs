@@ -173,6 +173,14 @@ pub trait Shared: Send + Sync + fmt::Debug {
 
     /// Removes `name` (nothing when there is none).
     fn remove(&self, name: &str) -> Result<(), FilesError>;
+
+    /// The record `name` with its version, which [`Shared::replace`]
+    /// names to write it only if no one else has since.
+    fn get_versioned(&self, name: &str) -> Result<Option<(Vec<u8>, String)>, FilesError>;
+
+    /// Writes `name` only while it is still at `version`; `false` (and
+    /// nothing written) when another server wrote it in between.
+    fn replace(&self, name: &str, value: &[u8], version: &str) -> Result<bool, FilesError>;
 }
 
 /// The signing key `name` every server of `shared` uses: the first to ask

@@ -169,7 +169,7 @@ impl Server {
             }),
             time: crate::time::TimeService::new(config.time.clone()),
             instance: crate::ids::random_hex().context("cannot read /dev/urandom")?,
-            dav: http::dav::Dav::new(&config.state_dir),
+            dav: http::dav::Dav::new(&config.state_dir, store.clone()),
             files: crate::files::Files::new(
                 store,
                 policy,

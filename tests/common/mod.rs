@@ -2,6 +2,7 @@
 //! binary, and a proxy that throttles or cuts a connection.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod dav;
 pub mod s3;
 pub mod tls;
 

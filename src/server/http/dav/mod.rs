@@ -52,12 +52,15 @@ impl std::fmt::Debug for Dav {
 }
 
 impl Dav {
-    /// The door, keeping dead properties in `state_dir`.
-    pub(crate) fn new(state_dir: &std::path::Path) -> Dav {
+    /// The door over `store`, keeping dead properties in `state_dir`.
+    pub(crate) fn new(
+        state_dir: &std::path::Path,
+        store: std::sync::Arc<dyn crate::files::storage::Storage>,
+    ) -> Dav {
         let props = props::DeadProps::at(&state_dir.join("webdav-props.sqlite"));
         let handler = DavHandler::builder()
             .filesystem(Box::new(fs::FerryFs))
-            .locksystem(Box::new(locks::Locks::new()))
+            .locksystem(Box::new(locks::Locks::new(store)))
             .build_handler();
         Dav { handler, props }
     }
