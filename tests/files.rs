@@ -253,31 +253,13 @@ async fn permissions_are_enforced() {
     c2.plan("", &[entry("z")], true).await.unwrap();
 }
 
-/// Builds a folder full of names that break naive tools.
-fn hostile_tree(top: &std::path::Path) {
-    for name in [
-        "emoji 😀.txt",
-        "quotes \"double\" 'single'.txt",
-        "amp & <lt> >gt.txt",
-        ".dotfile",
-        "spaces   inside",
-        "日本語.txt",
-        "-starts-with-dash",
-        "%2e%2e",
-    ] {
-        fs::write(top.join(name), name.as_bytes()).unwrap();
-    }
-    fs::create_dir_all(top.join("sub dir/deeper")).unwrap();
-    fs::write(top.join("sub dir/deeper/file"), b"deep").unwrap();
-}
-
 #[tokio::test]
 async fn folders_with_hostile_names_round_trip() {
     let s = TestServer::start(|c| c.showing.hidden = true).await;
     let local = tempfile::tempdir().unwrap();
     let top = local.path().join("tree");
     fs::create_dir(&top).unwrap();
-    hostile_tree(&top);
+    common::hostile_tree(&top);
     // A link inside the folder is sent as the file; a link out is skipped.
     symlink(top.join(".dotfile"), top.join("link-in")).unwrap();
     symlink("/etc/hostname", top.join("link-out")).unwrap();
@@ -339,7 +321,7 @@ async fn a_batch_with_one_bad_name_writes_nothing() {
     let local = tempfile::tempdir().unwrap();
     let top = local.path().join("tree");
     fs::create_dir(&top).unwrap();
-    hostile_tree(&top);
+    common::hostile_tree(&top);
     fs::write(top.join("new\nline.txt"), b"x").unwrap();
     // The local walk refuses the whole folder, naming the file escaped.
     let err = walk_local(&top).unwrap_err().to_string();

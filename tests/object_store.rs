@@ -227,6 +227,35 @@ fn names_the_server_keeps_or_that_leave_the_share_are_refused() {
         cli_ok(&["get", &at(&a, &target), back.to_str().unwrap()]);
         assert_eq!(fs::read(&back).unwrap(), b"x");
     }
+    // A folder of names that break naive tools, up through one node and
+    // down through another, whole.
+    let b = node(&store, &bucket, &["--hidden"]);
+    let tree = local.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    common::hostile_tree(&tree);
+    cli_ok(&["put", "-r", tree.to_str().unwrap(), &at(&a, "/up")]);
+    let down = local.path().join("down");
+    cli_ok(&["get", "-r", &at(&b, "/up"), down.to_str().unwrap()]);
+    let files = |top: &std::path::Path| -> Vec<(String, Vec<u8>)> {
+        let mut all = Vec::new();
+        let mut stack = vec![top.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let rel = p.strip_prefix(top).unwrap().display().to_string();
+                    all.push((rel, fs::read(&p).unwrap()));
+                }
+            }
+        }
+        all.sort();
+        all
+    };
+    let sent = files(&tree);
+    assert_eq!(sent.len(), 9);
+    assert_eq!(files(&down), sent);
     // Going up is refused before the store is asked.
     let (code, _, _) = run_cli(&["get", &at(&a, "/../names/x"), "/dev/null"], &[]);
     assert_ne!(code, 0);

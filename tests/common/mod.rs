@@ -5,6 +5,7 @@
 pub mod dav;
 pub mod s3;
 pub mod tls;
+pub mod traversal;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -486,4 +487,22 @@ pub fn run_cli_with_input(
         .write_all(input.as_bytes())
         .unwrap();
     outcome(child.wait_with_output().unwrap())
+}
+
+/// Builds a folder full of names that break naive tools.
+pub fn hostile_tree(top: &Path) {
+    for name in [
+        "emoji 😀.txt",
+        "quotes \"double\" 'single'.txt",
+        "amp & <lt> >gt.txt",
+        ".dotfile",
+        "spaces   inside",
+        "日本語.txt",
+        "-starts-with-dash",
+        "%2e%2e",
+    ] {
+        std::fs::write(top.join(name), name.as_bytes()).unwrap();
+    }
+    std::fs::create_dir_all(top.join("sub dir/deeper")).unwrap();
+    std::fs::write(top.join("sub dir/deeper/file"), b"deep").unwrap();
 }

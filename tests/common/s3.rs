@@ -155,6 +155,20 @@ impl Seaweed {
         }
     }
 
+    /// Puts `body` at `key` in `bucket`, straight into the store.
+    pub fn put_object(&self, bucket: &str, key: &str, body: &str) {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), body).unwrap();
+        let (code, text) = self.signed(&[
+            "-T",
+            file.path().to_str().unwrap(),
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+            &self.url(&format!("/{bucket}/{key}")),
+        ]);
+        assert_eq!(code, 200, "{key}: {text}");
+    }
+
     /// The keys in `bucket` below `prefix`, as the store lists them.
     pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
         let (code, body) = self.signed(&[&self.url(&format!(

@@ -25,7 +25,9 @@ pub(super) fn pages(
     page: &mut dyn FnMut(Vec<Entry>) -> Result<(), FilesError>,
 ) -> Result<(), FilesError> {
     let here = storage.describe_entry(rel)?;
-    if here.kind != EntryKind::Dir {
+    // A folder wins over a file of its name (made at once through two
+    // servers), as in the listing above it.
+    if here.kind != EntryKind::Dir && !storage.has_below(rel)? {
         return Err(FilesError::NotADirectory(format!("{rel} is not a folder")));
     }
     let bucket = &storage.bucket;

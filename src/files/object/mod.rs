@@ -16,7 +16,7 @@
 //! - Moves copy, then delete: a crash between the two leaves both.
 //! - Calls block, as the seam wants (`Bucket::wait`, on a disk thread).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,10 +38,11 @@ mod listing;
 mod read;
 mod shared;
 mod state;
+mod walk;
 mod write;
 
 pub use bucket::StoreUrl;
-use bucket::{Bucket, error, mtime_of, parse_mtime, servable, short};
+use bucket::{Bucket, error, mtime_of, parse_mtime, short};
 
 /// The object that keeps an empty folder, inside it. Never listed.
 pub const FOLDER_MARKER: &str = ".ferry-folder";
@@ -160,7 +161,7 @@ impl ObjectStorage {
     }
 
     /// Whether any key lies below `rel` (a folder, marked or implied).
-    fn has_below(&self, rel: &RelPath) -> Result<bool, FilesError> {
+    pub(super) fn has_below(&self, rel: &RelPath) -> Result<bool, FilesError> {
         if rel.is_root() {
             return Ok(true);
         }
@@ -282,45 +283,7 @@ impl Storage for ObjectStorage {
     }
 
     fn walk(&self, rel: &RelPath) -> Result<Vec<TreeEntry>, FilesError> {
-        let here = self.describe_entry(rel)?;
-        if here.kind != EntryKind::Dir {
-            return Err(FilesError::NotADirectory(format!("{rel} is not a folder")));
-        }
-        let mut tree: BTreeMap<String, TreeEntry> = BTreeMap::new();
-        'objects: for (path, meta) in self.objects_below(rel)? {
-            let parts: Vec<&str> = path.split('/').collect();
-            if rel.is_root() && parts.first() == Some(&STATE_FOLDER) {
-                continue;
-            }
-            for (i, name) in parts.iter().enumerate() {
-                let last = i + 1 == parts.len();
-                if last && *name == FOLDER_MARKER {
-                    break;
-                }
-                if !servable(name) {
-                    continue 'objects;
-                }
-                let at = parts[..=i].join("/");
-                let entry = if last {
-                    TreeEntry {
-                        path: at.clone(),
-                        kind: EntryKind::File,
-                        size: meta.size,
-                        mtime: Some(mtime_of(&meta)),
-                    }
-                } else {
-                    TreeEntry {
-                        path: at.clone(),
-                        kind: EntryKind::Dir,
-                        size: 0,
-                        mtime: None,
-                    }
-                };
-                tree.entry(at).or_insert(entry);
-            }
-        }
-        // Sorted by path, a folder comes before what it holds.
-        Ok(tree.into_values().collect())
+        walk::tree(self, rel)
     }
 
     fn open_read(&self, rel: &RelPath) -> Result<(Reader, Entry), FilesError> {

@@ -1,0 +1,72 @@
+//! What is already in the bucket, or sent to leave the share, treated as
+//! hostile (`--store s3://…`, against a real SeaweedFS the tests start
+//! themselves): traversals touch no key, and keys other tools left (folder
+//! markers, a file and a folder of one name) list and download whole.
+
+mod common;
+
+use std::fs;
+
+use common::s3::{Seaweed, at, cli_ok, node};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traversals_through_the_native_and_classic_doors_touch_no_key() {
+    let store = Seaweed::start();
+    let bucket = store.bucket("traversals");
+    // Beside the served prefix, and where `..` from it would lead.
+    let planted = ["escape.txt", "secret.txt", "other/escape.txt"];
+    for key in planted {
+        store.put_object(&bucket, key, "outside");
+    }
+    let n = node(&store, &bucket, &[]);
+    let addr = format!("127.0.0.1:{}", n.port);
+    common::traversal::native_refuses_every_traversal(&addr).await;
+    common::traversal::classic_refuses_every_traversal(&addr).await;
+    let mut keys = store.keys(&bucket, "");
+    keys.retain(|k| !k.starts_with("share/.ferry/"));
+    keys.sort();
+    assert_eq!(keys, ["escape.txt", "other/escape.txt", "secret.txt"]);
+}
+
+#[test]
+fn keys_other_tools_left_list_and_download_whole() {
+    let store = Seaweed::start();
+    let bucket = store.bucket("planted");
+    for (key, body) in [
+        ("share/ok.txt", "ok"),
+        // Folder markers of other tools: empty, and with keys below.
+        ("share/empty/", ""),
+        ("share/marked/", ""),
+        ("share/marked/in.txt", "in"),
+        ("share/deep/x/", ""),
+        // A file and a folder of one name (two servers made them at once).
+        ("share/both", "file"),
+        ("share/both/in.txt", "below"),
+    ] {
+        store.put_object(&bucket, key, body);
+    }
+    let n = node(&store, &bucket, &[]);
+    let listing = cli_ok(&["ls", &at(&n, "/")]);
+    let names: Vec<&str> = listing
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    assert_eq!(
+        names,
+        ["both/", "deep/", "empty/", "marked/", "ok.txt"],
+        "{listing}"
+    );
+    // A folder wins over a file of its name, in every listing.
+    assert!(cli_ok(&["ls", &at(&n, "/both")]).contains("in.txt"));
+    assert!(cli_ok(&["ls", &at(&n, "/deep")]).contains("x/"));
+    // Downloaded whole: markers become folders, never files.
+    let local = tempfile::tempdir().unwrap();
+    let down = local.path().join("down");
+    cli_ok(&["get", "-r", &at(&n, "/"), down.to_str().unwrap()]);
+    for folder in ["empty", "marked", "deep", "deep/x", "both"] {
+        assert!(down.join(folder).is_dir(), "{folder}");
+    }
+    assert_eq!(fs::read(down.join("marked/in.txt")).unwrap(), b"in");
+    assert_eq!(fs::read(down.join("both/in.txt")).unwrap(), b"below");
+    assert_eq!(fs::read(down.join("ok.txt")).unwrap(), b"ok");
+}
