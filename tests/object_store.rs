@@ -372,6 +372,19 @@ async fn a_store_that_goes_away_gives_clear_errors_and_nothing_torn() {
     assert!(err.contains("unavailable"), "{err}");
     let (code, _) = curl(&[format!("http://127.0.0.1:{}/down.bin", a.port)]);
     assert_eq!(code, 503);
+    // Listings that stream say so before a byte of the listing.
+    let (code, _) = curl(&[format!("http://127.0.0.1:{}/?json", a.port)]);
+    assert_eq!(code, 503);
+    // A PROPFIND's answer starts before its listing: it is cut short,
+    // never sent whole-looking with the folder's entries left out.
+    let propfind = std::process::Command::new("curl")
+        .args(["-s", "-X", "PROPFIND", "-H", "Depth: 1"])
+        .arg(format!("http://127.0.0.1:{}/", a.port))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&propfind.stdout);
+    assert!(!propfind.status.success(), "{text}");
+    assert!(!text.contains("</D:multistatus>"), "{text}");
     let addr = format!("127.0.0.1:{}", a.port);
     let (code, out, err) = run_cli(&["time", &addr], &[]);
     assert_eq!(code, 0, "time: {out}{err}");

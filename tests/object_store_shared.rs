@@ -221,6 +221,44 @@ fn a_folder_larger_than_a_page_of_the_store_lists_whole_and_in_order() {
         .collect();
     assert_eq!(got.len(), want.len(), "{} entries listed", got.len());
     assert!(got == want, "the listing is not whole and in order");
+
+    // The web door's JSON listing and WebDAV's PROPFIND, sent as the
+    // store pages them: whole and in order too.
+    let (code, body) = curl(&[format!("http://127.0.0.1:{}/many/?json", a.port)]);
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("whole JSON");
+    let got: Vec<String> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let slash = if e["kind"] == "dir" { "/" } else { "" };
+            format!("{}{slash}", e["name"].as_str().unwrap())
+        })
+        .collect();
+    assert!(
+        got == want,
+        "?json: {} entries, not whole and in order",
+        got.len()
+    );
+    let (code, body) = curl(&[
+        "-X".to_string(),
+        "PROPFIND".into(),
+        "-H".into(),
+        "Depth: 1".into(),
+        format!("http://127.0.0.1:{}/many/", a.port),
+    ]);
+    assert_eq!(code, 207);
+    let got: Vec<String> = body
+        .split("<D:href>/many/")
+        .skip(2)
+        .filter_map(|h| h.split_once("</D:href>").map(|(n, _)| n.to_string()))
+        .collect();
+    assert!(
+        got == want,
+        "PROPFIND: {} entries, not whole and in order",
+        got.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

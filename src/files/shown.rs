@@ -63,6 +63,10 @@ impl Storage for Shown {
         self.inner.quick()
     }
 
+    fn links(&self) -> bool {
+        self.inner.links()
+    }
+
     fn stat(&self, rel: &RelPath) -> Result<Entry, FilesError> {
         self.seen(rel)?;
         self.inner.stat(rel)

@@ -30,6 +30,12 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
         false
     }
 
+    /// Whether a name may be a symbolic link (a folder a listing names
+    /// may then lead elsewhere).
+    fn links(&self) -> bool {
+        true
+    }
+
     /// Describes one entry, following a link that stays inside.
     fn stat(&self, rel: &RelPath) -> Result<Entry, FilesError>;
 

@@ -515,6 +515,10 @@ impl Storage for ObjectStorage {
         Some(self)
     }
 
+    fn links(&self) -> bool {
+        false
+    }
+
     fn max_size(&self) -> Option<u64> {
         Some(state::MAX_SIZE)
     }

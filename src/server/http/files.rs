@@ -320,6 +320,9 @@ async fn folder(
         }
         return (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, to)], "").into_response();
     }
+    if json && !web.ctx.files.store().quick() {
+        return super::page::json_pages(web, who, rel).await;
+    }
     let r = rel.clone();
     let mut entries = match blocking(web, move |s| s.list(&r)).await {
         Ok(e) => e,

@@ -265,6 +265,80 @@ pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Re
         .into_response()
 }
 
+/// A folder's listing as JSON (`?json`), sent a page of the storage at a
+/// time: a folder of any size is listed without the server holding it
+/// whole. Entries come in name order, folders not put first. A storage
+/// that fails part-way cuts the answer short (a body that is not JSON).
+pub async fn json_pages(web: &Web, who: &Who, rel: RelPath) -> Response {
+    let mut pages = match web.ctx.files.list_pages(rel.clone()).await {
+        Ok(p) => p,
+        Err(e) => return super::paths::failure(e),
+    };
+    // The first page (or the refusal) before the status is sent.
+    let first = pages.next().await;
+    let head = serde_json::json!({
+        "path": url_of(&rel, true),
+        "permissions": super::auth::rights_at(web, who, &rel),
+        "authenticated": who.authed,
+    });
+    let mut opening = head.to_string();
+    opening.pop(); // the closing brace
+    opening.push_str(",\"entries\":[");
+    let rows = |page: Vec<Entry>, first: &mut bool| -> bytes::Bytes {
+        let mut out = Vec::new();
+        for e in &page {
+            if !std::mem::take(first) {
+                out.push(b',');
+            }
+            let _ = serde_json::to_writer(&mut out, &crate::files::entry::Shown::from(e));
+        }
+        out.into()
+    };
+    let mut first_row = true;
+    let (first, pages) = match first {
+        Some(page) => (rows(page, &mut first_row), Some(pages)),
+        None => match pages.end().await {
+            Ok(()) => (bytes::Bytes::from_static(b"]}"), None),
+            Err(e) => return super::paths::failure(e),
+        },
+    };
+    let start = [opening.into_bytes().into(), first];
+    let rest = futures_util::stream::unfold(
+        (pages, first_row),
+        move |(pages, mut first_row)| async move {
+            let mut pages = pages?;
+            match pages.next().await {
+                Some(page) => {
+                    let b = rows(page, &mut first_row);
+                    Some((Ok(b), (Some(pages), first_row)))
+                }
+                None => match pages.end().await {
+                    Ok(()) => Some((Ok(bytes::Bytes::from_static(b"]}")), (None, first_row))),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a listing failed part-way");
+                        Some((Err(std::io::Error::other(e.to_string())), (None, first_row)))
+                    }
+                },
+            }
+        },
+    );
+    let body = futures_util::StreamExt::chain(
+        futures_util::stream::iter(start.map(Ok::<_, std::io::Error>)),
+        rest,
+    );
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -145,6 +145,33 @@ impl Call {
         self.ctx.files.blocking(f).await.map_err(|e| self.fail(e))
     }
 
+    /// `body` (a multistatus answer, written as dav-server goes), cut
+    /// short when the storage failed while it was written: dav-server
+    /// leaves out what it could not list, and a listing that looks whole
+    /// but is not must not reach the client.
+    pub(super) fn cut_short_on_failure(&self, body: axum::body::Body) -> axum::body::Body {
+        use futures_util::StreamExt;
+        let failed = self.failed.clone();
+        let end = futures_util::stream::once(async move {
+            let broke = failed.lock().ok().is_some_and(|f| {
+                matches!(
+                    &*f,
+                    Some(Failure::Files(
+                        FilesError::Unavailable(_) | FilesError::Io(_)
+                    ))
+                )
+            });
+            if broke {
+                Err(axum::Error::new(std::io::Error::other(
+                    "the listing failed part-way",
+                )))
+            } else {
+                Ok(bytes::Bytes::new())
+            }
+        });
+        axum::body::Body::from_stream(body.into_data_stream().chain(end))
+    }
+
     pub(super) fn props(&self) -> &super::props::DeadProps {
         &self.ctx.dav.props
     }

@@ -9,7 +9,7 @@ use dav_server::fs::{
     DavDirEntry, DavFile, DavMetaData, DavProp, FsError, FsFuture, FsResult, FsStream,
     GuardedFileSystem, OpenOptions, ReadDirMeta,
 };
-use futures_util::FutureExt;
+use futures_util::{FutureExt, StreamExt};
 
 use super::call::{Call, Meta};
 use super::file::{Reading, Writing};
@@ -32,6 +32,43 @@ impl DavDirEntry for Dirent {
         let m: Box<dyn DavMetaData> = Box::new(self.meta.clone());
         std::future::ready(Ok(m)).boxed()
     }
+}
+
+/// A listing's entry as dav-server takes it.
+fn dirent(e: crate::files::entry::Entry) -> Box<dyn DavDirEntry> {
+    Box::new(Dirent {
+        meta: Meta::from(&e),
+        name: e.name,
+    })
+}
+
+/// What of a page of `rel`'s listing is offered. What cannot be read as a
+/// file or a folder (a link that leads out, a socket) is not, nor is a
+/// link to a folder: dav-server walks listings to delete and copy folders,
+/// and must never walk through a link (into what it leads to, or round a
+/// loop). Such a link is still reached by its own URL.
+async fn servable(
+    ctx: &crate::server::Ctx,
+    rel: RelPath,
+    mut page: Vec<crate::files::entry::Entry>,
+) -> Result<Vec<crate::files::entry::Entry>, FilesError> {
+    if !ctx.files.store().links() {
+        page.retain(|e| matches!(e.kind, EntryKind::File | EntryKind::Dir));
+        return Ok(page);
+    }
+    ctx.files
+        .blocking(move |s| {
+            page.retain(|e| match e.kind {
+                EntryKind::File => true,
+                EntryKind::Dir => rel.child(&e.name).is_ok_and(|child| {
+                    s.stat_name(&child)
+                        .is_ok_and(|named| named.kind == EntryKind::Dir)
+                }),
+                _ => false,
+            });
+            Ok(page)
+        })
+        .await
 }
 
 /// The files service, for dav-server.
@@ -115,35 +152,52 @@ impl GuardedFileSystem<Call> for FerryFs {
     ) -> FsFuture<'a, FsStream<Box<dyn DavDirEntry>>> {
         async move {
             let rel = call.allowed(Action::Read, path)?;
-            // What cannot be read as a file or a folder (a link that leads
-            // out, a socket) is not offered, nor is a link to a folder:
-            // dav-server walks listings to delete and copy folders, and
-            // must never walk through a link (into what it leads to, or
-            // round a loop). Such a link is still reached by its own URL.
-            let entries = call
-                .store(move |s| {
-                    let mut all = s.list(&rel)?;
-                    all.retain(|e| match e.kind {
-                        EntryKind::File => true,
-                        EntryKind::Dir => rel.child(&e.name).is_ok_and(|child| {
-                            s.stat_name(&child)
-                                .is_ok_and(|named| named.kind == EntryKind::Dir)
-                        }),
-                        _ => false,
-                    });
-                    Ok(all)
-                })
-                .await?;
-            let items: Vec<FsResult<Box<dyn DavDirEntry>>> = entries
-                .into_iter()
-                .map(|e| {
-                    Ok(Box::new(Dirent {
-                        meta: Meta::from(&e),
-                        name: e.name,
-                    }) as Box<dyn DavDirEntry>)
-                })
-                .collect();
-            Ok(Box::pin(futures_util::stream::iter(items)) as FsStream<Box<dyn DavDirEntry>>)
+            // A page of the storage at a time: a folder of any size is
+            // answered without the server holding it whole.
+            let mut pages = call
+                .ctx
+                .files
+                .list_pages(rel.clone())
+                .await
+                .map_err(|e| call.fail(e))?;
+            // The first page (or the refusal) before the answer starts.
+            let (first, pages) = match pages.next().await {
+                Some(page) => (page, Some(pages)),
+                None => {
+                    pages.end().await.map_err(|e| call.fail(e))?;
+                    (Vec::new(), None)
+                }
+            };
+            let first = servable(&call.ctx, rel.clone(), first)
+                .await
+                .map_err(|e| call.fail(e))?;
+            let first = futures_util::stream::iter(first.into_iter().map(|e| Ok(dirent(e))));
+            let ctx = call.ctx.clone();
+            let call = call.clone();
+            let pages = futures_util::stream::unfold(pages, move |pages| {
+                let (ctx, rel, call) = (ctx.clone(), rel.clone(), call.clone());
+                async move {
+                    let mut pages = pages?;
+                    let Some(page) = pages.next().await else {
+                        // A storage that failed part-way ends the listing
+                        // with an error (the answer is cut short).
+                        return match pages.end().await {
+                            Ok(()) => None,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "a WebDAV listing failed part-way");
+                                Some((vec![Err(call.fail(e))], None))
+                            }
+                        };
+                    };
+                    let page = match servable(&ctx, rel, page).await {
+                        Ok(p) => p.into_iter().map(|e| Ok(dirent(e))).collect(),
+                        Err(e) => vec![Err(call.fail(e))],
+                    };
+                    Some((page, Some(pages)))
+                }
+            });
+            let entries = first.chain(pages.flat_map(futures_util::stream::iter));
+            Ok(Box::pin(entries) as FsStream<Box<dyn DavDirEntry>>)
         }
         .boxed()
     }

@@ -258,6 +258,9 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
             }
         }
     }
+    if method.as_str() == "PROPFIND" && status == StatusCode::MULTI_STATUS {
+        res = res.map(|b| call.cut_short_on_failure(b));
+    }
     if put && mtime.is_some() && status.is_success() {
         res.headers_mut()
             .insert("x-oc-mtime", HeaderValue::from_static("accepted"));
