@@ -54,6 +54,12 @@ fn two_nodes_on_one_bucket_serve_the_same_files() {
         let stat: serde_json::Value = serde_json::from_str(&stat).unwrap();
         assert_eq!(stat["mtime_unix"], 981173106, "{name}: {stat}");
     }
+    // Each keeps its SHA-256, though BLAKE3 verified the upload: as
+    // metadata of one PUT, in a record beside one stored in parts.
+    for (key, file) in [("share/big.bin", &big_s), ("share/small.txt", &small_s)] {
+        let kept = store.kept_sha256(&bucket, key);
+        assert_eq!(kept, Some(common::sha256_file(file)), "{key}");
+    }
     // The keys are where a user of the bucket expects them.
     let keys = store.keys(&bucket, "share/");
     assert!(keys.contains(&"share/big.bin".to_string()), "{keys:?}");
@@ -321,6 +327,9 @@ async fn an_upload_cut_on_one_node_goes_on_from_another() {
     .await
     .unwrap();
     assert!(fs::read(&got).unwrap() == data, "the bytes differ");
+    // Its SHA-256 went on from A's parts too.
+    let kept = store.kept_sha256(&bucket, "share/big.bin");
+    assert_eq!(kept, Some(common::sha256_file(&got)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,3 +70,26 @@ fn keys_other_tools_left_list_and_download_whole() {
     assert_eq!(fs::read(down.join("both/in.txt")).unwrap(), b"below");
     assert_eq!(fs::read(down.join("ok.txt")).unwrap(), b"ok");
 }
+
+#[test]
+fn a_digest_kept_beside_a_file_is_used_and_a_forged_one_is_caught() {
+    let store = Seaweed::start();
+    let bucket = store.bucket("digests");
+    let n = node(&store, &bucket, &[]);
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("f.txt");
+    fs::write(&src, b"the real bytes\n").unwrap();
+    cli_ok(&["put", src.to_str().unwrap(), &at(&n, "/f.txt")]);
+    let back = local.path().join("back.txt");
+    cli_ok(&["get", &at(&n, "/f.txt"), back.to_str().unwrap()]);
+    assert_eq!(fs::read(&back).unwrap(), b"the real bytes\n");
+    // Metadata that lies about the bytes (anyone with the bucket's keys
+    // could write it): the download is refused, and nothing is kept.
+    let wrong = format!("x-amz-meta-ferry-blake3: {}", "ab".repeat(32));
+    store.put_object_with(&bucket, "share/g.txt", "other bytes\n", &[&wrong]);
+    let out = local.path().join("g.txt");
+    let (code, _, err) = common::run_cli(&["get", &at(&n, "/g.txt"), out.to_str().unwrap()], &[]);
+    assert_ne!(code, 0, "a forged digest went unnoticed");
+    assert!(err.contains("checksum") || err.contains("digest"), "{err}");
+    assert!(!out.exists(), "a file that failed its check was kept");
+}

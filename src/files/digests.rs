@@ -58,8 +58,12 @@ pub struct DigestCache {
 }
 
 impl DigestCache {
-    /// The digest of `file` as it is now, if known.
+    /// The digest of `file` as it is now, if known: kept by its storage
+    /// beside it, or hashed here before.
     pub fn known(&self, file: &dyn StoredFile, algo: Algo) -> Option<String> {
+        if let Some(kept) = file.kept_digest(algo) {
+            return Some(kept);
+        }
         let id = identity(file)?;
         self.kept.lock().ok()?.get(&(id, algo)).cloned()
     }

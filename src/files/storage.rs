@@ -222,6 +222,12 @@ pub trait StoredFile: Read + Seek + Send + Sync + fmt::Debug {
     fn as_file(&self) -> Option<&File> {
         None
     }
+
+    /// The digest by `algo` the storage keeps beside this version of the
+    /// file (computed when it was stored), if it keeps one.
+    fn kept_digest(&self, _algo: super::digest::Algo) -> Option<String> {
+        None
+    }
 }
 
 impl StoredFile for File {

@@ -203,7 +203,8 @@ pub async fn slow_put(
     tokio::spawn(async move { put_to(&via.to_string(), &src, &remote).await })
 }
 
-/// A one-connection TCP proxy in front of `target`.
+/// A one-connection TCP proxy in front of `target`. Pumps say whether
+/// they were cut (`true`) or their connection ended.
 pub async fn proxy(target: SocketAddr, plan: ProxyPlan) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -214,8 +215,18 @@ pub async fn proxy(target: SocketAddr, plan: ProxyPlan) -> SocketAddr {
         let (sr, sw) = server.into_split();
         let up = pump(cr, sw, plan.cut_up_after, plan.up_rate);
         let down = pump(sr, cw, plan.cut_down_after, None);
-        // Whichever side ends first ends the connection, like a cut cable.
-        tokio::select! { _ = up => {}, _ = down => {} }
+        tokio::pin!(down);
+        // Whichever side ends first ends the connection, like a cut cable;
+        // but a server that stopped taking bytes may have said why, and
+        // that still reaches the client (as it would without a proxy).
+        tokio::select! {
+            cut = up => {
+                if !cut {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), &mut down).await;
+                }
+            }
+            _ = &mut down => {}
+        }
     });
     addr
 }
@@ -227,23 +238,23 @@ async fn pump(
     mut to: tokio::net::tcp::OwnedWriteHalf,
     cut: Option<u64>,
     rate: Option<u64>,
-) {
+) -> bool {
     let mut sent = 0u64;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let mut want = buf.len();
         if let Some(cut) = cut {
             if sent >= cut {
-                return;
+                return true;
             }
             want = want.min((cut - sent) as usize);
         }
         let n = match from.read(&mut buf[..want]).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return false,
             Ok(n) => n,
         };
         if to.write_all(&buf[..n]).await.is_err() {
-            return;
+            return false;
         }
         sent += n as u64;
         if let Some(rate) = rate {

@@ -157,16 +157,57 @@ impl Seaweed {
 
     /// Puts `body` at `key` in `bucket`, straight into the store.
     pub fn put_object(&self, bucket: &str, key: &str, body: &str) {
+        self.put_object_with(bucket, key, body, &[]);
+    }
+
+    /// Puts `body` at `key` with the `headers` (metadata) given.
+    pub fn put_object_with(&self, bucket: &str, key: &str, body: &str, headers: &[&str]) {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), body).unwrap();
-        let (code, text) = self.signed(&[
+        let url = self.url(&format!("/{bucket}/{key}"));
+        let mut args = vec![
             "-T",
             file.path().to_str().unwrap(),
             "-H",
             "x-amz-content-sha256: UNSIGNED-PAYLOAD",
-            &self.url(&format!("/{bucket}/{key}")),
-        ]);
+        ];
+        for h in headers {
+            args.extend(["-H", h]);
+        }
+        args.push(&url);
+        let (code, text) = self.signed(&args);
         assert_eq!(code, 200, "{key}: {text}");
+    }
+
+    /// The SHA-256 ferry keeps for the file at `key`: the object's
+    /// `ferry-sha256` metadata, or, for a file stored in parts, the record
+    /// beside it.
+    pub fn kept_sha256(&self, bucket: &str, key: &str) -> Option<String> {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-I", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user"])
+            .arg(format!("{ACCESS_KEY}:{SECRET_KEY}"))
+            .arg(self.url(&format!("/{bucket}/{key}")))
+            .output()
+            .unwrap();
+        let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        if let Some(v) = head
+            .lines()
+            .find_map(|l| l.strip_prefix("x-amz-meta-ferry-sha256:"))
+        {
+            return Some(v.trim().to_owned());
+        }
+        use sha2::Digest as _;
+        let name = super::hex(&sha2::Sha256::digest(key.as_bytes()));
+        let prefix = key.split('/').next().unwrap();
+        let (code, record) = self.signed(&[&self.url(&format!(
+            "/{bucket}/{prefix}/.ferry/files/{}.json",
+            &name[..32]
+        ))]);
+        if code != 200 {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&record).ok()?;
+        v["sha256"].as_str().map(str::to_owned)
     }
 
     /// The keys in `bucket` below `prefix`, as the store lists them.

@@ -28,6 +28,7 @@ use object_store::{
 };
 
 use super::FilesError;
+use super::digest::Algo;
 use super::entry::{Entry, EntryKind, Mtime, TreeEntry};
 use super::local::MAX_WALK;
 use super::name::RelPath;
@@ -58,6 +59,15 @@ pub struct ObjectStorage {
     /// the same node do not interleave (across nodes, the later complete
     /// upload wins whole).
     uploads: Arc<Mutex<HashSet<String>>>,
+}
+
+/// An object as a HEAD finds it.
+struct Found {
+    meta: ObjectMeta,
+    /// The file's own time, when ferry kept it.
+    mtime: Option<Mtime>,
+    /// The digests ferry kept of this version.
+    digests: Vec<(Algo, String)>,
 }
 
 impl ObjectStorage {
@@ -127,7 +137,9 @@ impl ObjectStorage {
             || rel.file_name() == Some(FOLDER_MARKER)
     }
 
-    fn head(&self, rel: &RelPath) -> Result<Option<(ObjectMeta, Option<Mtime>)>, FilesError> {
+    /// The object at `rel`, with the time and the digests ferry keeps of
+    /// it (metadata of one PUT, or the record of one stored in parts).
+    fn head(&self, rel: &RelPath) -> Result<Option<Found>, FilesError> {
         let store = self.bucket.store.clone();
         let key = self.bucket.key(rel);
         let opts = GetOptions {
@@ -139,21 +151,31 @@ impl ObjectStorage {
             .wait(async move { store.get_opts(&key, opts).await })
         {
             Ok(got) => {
-                let mut mtime = got
-                    .attributes
-                    .get(&Attribute::Metadata("ferry-mtime".into()))
-                    .and_then(|v| parse_mtime(v));
+                let meta = |name: &str| {
+                    got.attributes
+                        .get(&Attribute::Metadata(name.to_owned().into()))
+                        .map(|v| v.to_string())
+                };
+                let mut mtime = meta("ferry-mtime").and_then(|v| parse_mtime(&v));
+                let mut digests: Vec<(Algo, String)> = [Algo::Sha256, Algo::Blake3]
+                    .into_iter()
+                    .filter_map(|a| Some((a, meta(&format!("ferry-{}", a.name()))?)))
+                    .collect();
                 // A file stored in parts (its ETag says how many) keeps
-                // its time in a record beside it.
-                if mtime.is_none() {
-                    if let Some(etag) = got.meta.e_tag.as_deref().filter(|t| t.contains('-')) {
-                        mtime =
-                            state::FileRecord::load(&self.bucket, got.meta.location.as_ref(), etag)
-                                .and_then(|r| r.mtime)
-                                .and_then(|m| parse_mtime(&m));
+                // its time and digests in a record beside it.
+                if let Some(etag) = got.meta.e_tag.as_deref().filter(|t| t.contains('-')) {
+                    if let Some(r) =
+                        state::FileRecord::load(&self.bucket, got.meta.location.as_ref(), etag)
+                    {
+                        mtime = r.mtime.as_deref().and_then(parse_mtime);
+                        digests = r.digests();
                     }
                 }
-                Ok(Some((got.meta, mtime)))
+                Ok(Some(Found {
+                    meta: got.meta,
+                    mtime,
+                    digests,
+                }))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(error(rel, e)),
@@ -180,12 +202,12 @@ impl ObjectStorage {
             return Err(FilesError::NotFound(format!("{rel} does not exist")));
         }
         if !rel.is_root() {
-            if let Some((meta, mtime)) = self.head(rel)? {
+            if let Some(found) = self.head(rel)? {
                 return Ok(Entry {
                     name,
                     kind: EntryKind::File,
-                    size: meta.size,
-                    mtime: mtime.or_else(|| Some(mtime_of(&meta))),
+                    size: found.meta.size,
+                    mtime: found.mtime.or_else(|| Some(mtime_of(&found.meta))),
                 });
             }
         }
@@ -294,7 +316,12 @@ impl Storage for ObjectStorage {
         } else {
             self.head(rel)?
         };
-        let Some((meta, mtime)) = found else {
+        let Some(Found {
+            meta,
+            mtime,
+            digests,
+        }) = found
+        else {
             return Err(match self.describe_entry(rel)?.kind {
                 EntryKind::Dir => FilesError::IsADirectory(format!("{rel} is a folder")),
                 _ => FilesError::NotFound(format!("{rel} does not exist")),
@@ -306,12 +333,13 @@ impl Storage for ObjectStorage {
             size: meta.size,
             mtime: mtime.or_else(|| Some(mtime_of(&meta))),
         };
-        let reader = read::ObjectReader::new(
+        let mut reader = read::ObjectReader::new(
             self.bucket.clone(),
             self.bucket.key(rel),
             meta.e_tag,
             meta.size,
         );
+        reader.digests = digests;
         Ok((Box::new(reader), entry))
     }
 

@@ -28,6 +28,8 @@ pub(super) struct ObjectReader {
     body: std::sync::Mutex<Option<Body>>,
     /// Bytes of the body not handed out yet.
     left: Bytes,
+    /// The digests ferry kept of this version of the object.
+    pub(super) digests: Vec<(crate::files::digest::Algo, String)>,
 }
 
 impl std::fmt::Debug for ObjectReader {
@@ -46,6 +48,7 @@ impl ObjectReader {
             pos: 0,
             body: std::sync::Mutex::new(None),
             left: Bytes::new(),
+            digests: Vec::new(),
         }
     }
 
@@ -134,4 +137,11 @@ impl Seek for ObjectReader {
     }
 }
 
-impl StoredFile for ObjectReader {}
+impl StoredFile for ObjectReader {
+    fn kept_digest(&self, algo: crate::files::digest::Algo) -> Option<String> {
+        self.digests
+            .iter()
+            .find(|(a, _)| *a == algo)
+            .map(|(_, hex)| hex.clone())
+    }
+}

@@ -42,6 +42,10 @@ pub(super) struct UploadState {
     pub(super) point: Option<Checkpoint>,
     /// The digest algorithm (for a state without parts).
     pub(super) algo: String,
+    /// The SHA-256 at the end of the last part sent, when the upload is
+    /// verified with another algorithm (every file keeps its SHA-256).
+    #[serde(default)]
+    pub(super) sha256_point: Option<Checkpoint>,
     /// Bytes past the last part, kept as the object `….tail`.
     pub(super) tail: u64,
     /// The server writing it now (its instance id), until it lets go.
@@ -90,9 +94,24 @@ pub(super) struct FileRecord {
     pub(super) mtime: Option<String>,
     /// The digest it was verified with: `ALGO:HEX`.
     pub(super) digest: String,
+    /// Its SHA-256 (hex), whatever it was verified with.
+    #[serde(default)]
+    pub(super) sha256: Option<String>,
 }
 
 impl FileRecord {
+    /// The digests it holds, by algorithm.
+    pub(super) fn digests(&self) -> Vec<(Algo, String)> {
+        let verified = self
+            .digest
+            .split_once(':')
+            .and_then(|(a, hex)| Some((Algo::parse(a)?, hex.to_owned())));
+        let sha = self.sha256.clone().map(|h| (Algo::Sha256, h));
+        let mut all: Vec<(Algo, String)> = verified.into_iter().chain(sha).collect();
+        all.dedup_by_key(|(a, _)| *a);
+        all
+    }
+
     /// Where the record of `key` is kept.
     pub(super) fn path(bucket: &Bucket, key: &str) -> Path {
         bucket.state_key(&format!(
@@ -133,6 +152,7 @@ impl UploadState {
             part_len,
             parts: Vec::new(),
             point: None,
+            sha256_point: None,
             algo: algo.name().to_string(),
             tail: 0,
             owner: None,
@@ -160,6 +180,10 @@ impl UploadState {
                 Some(p) => p.bytes == parts * self.part_len && p.algo == self.algo,
                 None => parts == 0,
             }
+            && self
+                .sha256_point
+                .as_ref()
+                .is_none_or(|p| p.bytes == parts * self.part_len && p.algo == "sha256")
             && (parts == 0 || self.id.is_some())
     }
 

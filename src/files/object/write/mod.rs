@@ -15,12 +15,14 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::io;
+
+mod whole;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
-use object_store::{Attribute, Attributes, ObjectStore, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, PutPayload};
 use tokio::task::JoinHandle;
 
 use super::Bucket;
@@ -66,7 +68,13 @@ impl Drop for Hold {
 }
 
 /// A part being sent, and the digest at its end.
-type Sending = (JoinHandle<object_store::Result<PartId>>, Option<Checkpoint>);
+/// A part being sent, with the digest (and the SHA-256, when another
+/// digest verifies the upload) at its end.
+type Sending = (
+    JoinHandle<object_store::Result<PartId>>,
+    Option<Checkpoint>,
+    Option<Checkpoint>,
+);
 
 /// A file being written to the bucket.
 pub(super) struct ObjectPart {
@@ -79,6 +87,9 @@ pub(super) struct ObjectPart {
     state: Option<UploadState>,
     algo: Algo,
     hasher: Option<Resumable>,
+    /// The SHA-256 beside a digest of another algorithm (`None` when the
+    /// upload is verified with SHA-256, or one taken up could not say it).
+    sha256: Option<Resumable>,
     /// Bytes past the last part sent.
     buf: Vec<u8>,
     size: u64,
@@ -138,6 +149,7 @@ impl ObjectPart {
             state: None,
             algo: Algo::Sha256,
             hasher: None,
+            sha256: None,
             buf: Vec::new(),
             size: 0,
             written: 0,
@@ -184,7 +196,11 @@ impl ObjectPart {
     }
 
     /// Sends the first `part_len` bytes of the buffer as the next part.
-    fn send_part(&mut self, point: Option<Checkpoint>) -> io::Result<()> {
+    fn send_part(
+        &mut self,
+        point: Option<Checkpoint>,
+        sha256_point: Option<Checkpoint>,
+    ) -> io::Result<()> {
         let state = self.state.as_mut().expect("a started upload has a state");
         let take = (state.part_len as usize).min(self.buf.len());
         let bytes = Bytes::from(self.buf.drain(..take).collect::<Vec<u8>>());
@@ -207,7 +223,7 @@ impl ObjectPart {
                 .put_part(&key, &id, index, PutPayload::from(bytes))
                 .await
         });
-        self.sending.push_back((task, point));
+        self.sending.push_back((task, point, sha256_point));
         while self.sending.len() > IN_FLIGHT {
             self.collect_one()?;
         }
@@ -216,7 +232,7 @@ impl ObjectPart {
 
     /// Waits for the oldest part sent and writes down that it is held.
     fn collect_one(&mut self) -> io::Result<()> {
-        let Some((task, point)) = self.sending.pop_front() else {
+        let Some((task, point, sha256_point)) = self.sending.pop_front() else {
             return Ok(());
         };
         let sent = self
@@ -232,6 +248,7 @@ impl ObjectPart {
         }
         state.parts.push(sent.content_id);
         state.point = point;
+        state.sha256_point = sha256_point;
         state.tail = 0;
         state.save(&self.bucket, true)
     }
@@ -281,84 +298,10 @@ impl ObjectPart {
         }
     }
 
-    /// Stores a file of at most one part with one PUT.
-    fn put_whole(
-        &mut self,
-        digest: &str,
-        mtime: Option<Mtime>,
-        overwrite: bool,
-    ) -> Result<(), FinishError> {
-        let mut attributes = Attributes::new();
-        if let Some(m) = mtime {
-            attributes.insert(
-                Attribute::Metadata("ferry-mtime".into()),
-                format!("{}.{:09}", m.secs, m.nanos).into(),
-            );
-        }
-        attributes.insert(
-            Attribute::Metadata(format!("ferry-{}", self.algo.name()).into()),
-            digest.to_string().into(),
-        );
-        let body = PutPayload::from(std::mem::take(&mut self.buf));
-        match self.put_body(&body, &attributes, overwrite) {
-            // SeaweedFS keeps an emptied folder's directory entry for a
-            // while, and a conditional create takes it for an object.
-            // When no object is there, it is put without the condition.
-            Err(FinishError::Exists) if !self.object_there()? => {
-                self.put_body(&body, &attributes, true)
-            }
-            r => r,
-        }
-    }
-
-    /// One PUT of `body` with `attributes`; only when the name is free
-    /// unless `overwrite`.
-    fn put_body(
-        &self,
-        body: &PutPayload,
-        attributes: &Attributes,
-        overwrite: bool,
-    ) -> Result<(), FinishError> {
-        let opts = PutOptions {
-            mode: if overwrite {
-                PutMode::Overwrite
-            } else {
-                PutMode::Create
-            },
-            attributes: attributes.clone(),
-            ..PutOptions::default()
-        };
-        let store = self.bucket.store.clone();
-        let key = self.key.clone();
-        let body = body.clone();
-        match self
-            .bucket
-            .wait(async move { store.put_opts(&key, body, opts).await })
-        {
-            Ok(_) => Ok(()),
-            Err(
-                object_store::Error::AlreadyExists { .. }
-                | object_store::Error::Precondition { .. },
-            ) => Err(FinishError::Exists),
-            Err(e) => Err(FinishError::Io(store_error(e))),
-        }
-    }
-
-    /// Whether an object is at the upload's key now.
-    fn object_there(&self) -> Result<bool, FinishError> {
-        let store = self.bucket.store.clone();
-        let key = self.key.clone();
-        match self.bucket.wait(async move { store.head(&key).await }) {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(FinishError::Io(store_error(e))),
-        }
-    }
-
     /// Completes the multipart upload; gives the object's ETag.
     fn complete(&mut self, overwrite: bool) -> Result<Option<String>, FinishError> {
         if !self.buf.is_empty() {
-            self.send_part(None)?;
+            self.send_part(None, None)?;
         }
         self.collect_all()?;
         let state = self.state.clone().expect("a started upload has a state");
@@ -424,6 +367,8 @@ impl Part for ObjectPart {
             }
             let part_len = part_len_for(size);
             self.hasher = Some(Resumable::new(self.algo, part_len));
+            self.sha256 =
+                (self.algo != Algo::Sha256).then(|| Resumable::new(Algo::Sha256, part_len));
             self.state = Some(UploadState::new(&key, part_len, self.algo));
             self.buf.clear();
         } else {
@@ -440,6 +385,23 @@ impl Part for ObjectPart {
                     "too large to go on with in parts this size",
                 ));
             }
+            // The SHA-256 goes on too, from the end of the last part and
+            // through the bytes past it (already in the buffer).
+            self.sha256 = if self.algo == Algo::Sha256 {
+                None
+            } else {
+                match &earlier.sha256_point {
+                    Some(p) => Resumable::resume(Algo::Sha256, earlier.part_len, p),
+                    None if earlier.parts.is_empty() => {
+                        Some(Resumable::new(Algo::Sha256, earlier.part_len))
+                    }
+                    None => None,
+                }
+                .map(|mut h| {
+                    h.update(&self.buf);
+                    h
+                })
+            };
             self.state = Some(earlier);
         }
         self.size = size;
@@ -462,13 +424,17 @@ impl Part for ObjectPart {
                 return Err(io::Error::other("bytes before the upload started"));
             };
             hasher.update(&data[..take]);
+            if let Some(sha) = self.sha256.as_mut() {
+                sha.update(&data[..take]);
+            }
             self.buf.extend_from_slice(&data[..take]);
             self.written += take as u64;
             data = &data[take..];
             // A file of one part waits for its end (one PUT).
             if self.buf.len() as u64 == part_len && self.size > part_len {
                 let point = hasher.checkpoint();
-                self.send_part(point)?;
+                let sha256_point = self.sha256.as_ref().and_then(Resumable::checkpoint);
+                self.send_part(point, sha256_point)?;
                 self.beat = std::time::Instant::now();
             }
         }
@@ -521,6 +487,7 @@ impl Part for ObjectPart {
                         etag,
                         mtime: mtime.map(|m| format!("{}.{:09}", m.secs, m.nanos)),
                         digest: format!("{}:{actual}", self.algo.name()),
+                        sha256: self.sha256_hex(&actual),
                     };
                     // The file is in place: a record that cannot be
                     // written only leaves the store's time showing.
