@@ -8,7 +8,7 @@ mod common;
 use std::fs;
 use std::time::Duration;
 
-use common::s3::{Seaweed, curl_headers, header, node};
+use common::s3::{Seaweed, bare_node, curl_headers, header, node};
 use common::{BinServer, curl, noise};
 
 const MIB: usize = 1 << 20;
@@ -388,4 +388,76 @@ async fn forged_upload_records_and_files_past_the_limit_are_refused_cleanly() {
     assert_eq!(code, 413, "{head}");
     let (code, _) = curl(&[format!("http://127.0.0.1:{}/huge.bin", a.port)]);
     assert_eq!(code, 404);
+}
+
+#[test]
+fn a_share_link_made_through_one_node_is_listed_and_revoked_through_another() {
+    let store = Seaweed::start();
+    let bucket = store.bucket("links");
+    store.put_object(&bucket, "share/photos/a.jpg", "jpeg");
+    let etc = tempfile::tempdir().unwrap();
+    let cfg = etc.path().join("ferry.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "[users.alice]\npassword_hash = \"{}\"\nrights = [\"/photos:read\"]\n",
+            common::passwd_hash("alice-password")
+        ),
+    )
+    .unwrap();
+    let args = ["--private", "--config", cfg.to_str().unwrap()];
+    let a = bare_node(&store, &bucket, &args);
+    let b = bare_node(&store, &bucket, &args);
+    let alice = [
+        ("FERRY_USER", "alice"),
+        ("FERRY_PASSWORD", "alice-password"),
+    ];
+    let share = |n: &BinServer, more: &[&str]| -> String {
+        let mut all = vec!["share".to_string(), format!("127.0.0.1:{}", n.port)];
+        all.extend(more.iter().map(|s| s.to_string()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let (code, out, err) = common::run_cli(&all, &alice);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let (code, link, err) =
+        common::run_cli(&["share", &format!("127.0.0.1:{}:/photos", a.port)], &alice);
+    assert_eq!(code, 0, "{err}");
+    let token = link.trim().rsplit('/').next().unwrap().to_string();
+    use base64::Engine as _;
+    let payload = token.split_once('.').unwrap().0;
+    let grant: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    let id = grant["id"].as_str().unwrap().to_string();
+    // The link made on A opens the folder through B.
+    let via_b = format!("http://127.0.0.1:{}/.ferry/share/{token}", b.port);
+    let cookie = format!("Cookie: ferry_share={token}");
+    let file_on = |n: &BinServer| format!("http://127.0.0.1:{}/photos/a.jpg", n.port);
+    let jar = etc.path().join("jar");
+    let j = jar.to_str().unwrap();
+    let (code, body) = curl(&["-L", "-c", j, "-b", j, via_b.as_str()]);
+    assert_eq!(code, 200);
+    assert!(body.contains("a.jpg"), "{body}");
+    assert_eq!(
+        curl(&["-H", &cookie, &file_on(&b)]),
+        (200, "jpeg".to_string())
+    );
+    // B lists it, and revokes it.
+    assert!(share(&b, &["--list"]).contains(&id));
+    assert!(share(&b, &["--revoke", &id]).contains("revoked"));
+    // A refuses it within the time a server trusts what it last read.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while curl(&["-H", &cookie, &file_on(&a)]).0 == 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a link revoked on B still works on A"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(curl(&["-H", &cookie, &file_on(&a)]).0, 401);
+    assert!(share(&a, &["--list"]).contains("(revoked)"));
 }

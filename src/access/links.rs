@@ -8,21 +8,35 @@
 //! a list of those it made for `ferry share --list`. A link grants no more
 //! than its maker may do when it is used, so a maker who loses a right
 //! takes it from their links too. Changing the key revokes every link.
+//!
+//! Servers of one shared storage (a bucket) sign with one key, and keep
+//! the links made and revoked as two records of the storage's shared
+//! records, so that a link made through one is listed, and one revoked
+//! through any is refused, by all (within [`RECHECK`]).
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::files::FilesError;
 use crate::files::name::RelPath;
+use crate::files::storage::{Storage, change_shared};
 
 /// Links looked up and kept at once (the rest are checked again).
 const MAX_ACTIVE: usize = 4096;
 /// Longest a link may last.
 pub const MAX_LIFE: u64 = 366 * 86_400;
+/// How old the revocations read from a shared storage may be.
+pub const RECHECK: Duration = Duration::from_secs(5);
+/// Most links a shared storage lists (the newest).
+const MAX_MADE: usize = 10_000;
+/// The shared records of links made, and of links revoked.
+const MADE: &str = "share/made";
+const REVOKED: &str = "share/revoked";
 
 /// What a link grants, as signed into it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -72,6 +86,10 @@ pub enum Refused {
     /// Revoked by its maker or an administrator.
     #[error("this share link was revoked")]
     Revoked,
+    /// Whether it was revoked cannot be told now (the shared storage is
+    /// unreachable).
+    #[error("this share link cannot be checked now; try again")]
+    Unchecked,
 }
 
 /// The share links of one server.
@@ -81,7 +99,15 @@ pub struct Links {
     key: OnceLock<Vec<u8>>,
     revoked: Mutex<Option<HashSet<String>>>,
     active: Mutex<HashMap<u64, Active>>,
+    /// The storage whose shared records every server uses, if any.
+    shared: OnceLock<Arc<dyn Storage>>,
+    /// The revocations last read from there, and when.
+    seen: Mutex<Option<(Instant, HashSet<String>)>>,
 }
+
+/// A revoked link in the shared record: its id, and when it would have
+/// run out (after which it need not be kept).
+type Gone = (String, u64);
 
 fn now() -> u64 {
     SystemTime::now()
@@ -98,7 +124,70 @@ impl Links {
             key: OnceLock::new(),
             revoked: Mutex::new(None),
             active: Mutex::new(HashMap::new()),
+            shared: OnceLock::new(),
+            seen: Mutex::new(None),
         }
+    }
+
+    /// Keeps the links made and revoked in `store`'s shared records, with
+    /// every other server of it.
+    pub fn use_shared(&self, store: Arc<dyn Storage>) {
+        if store.shared().is_some() {
+            let _ = self.shared.set(store);
+        }
+    }
+
+    /// Runs `f` on the list in the shared record `name` (JSON), writing
+    /// what it changed; `None` when no storage is shared.
+    fn change_list<E, T>(
+        &self,
+        name: &str,
+        mut f: impl FnMut(&mut Vec<E>) -> T,
+    ) -> Option<Result<T, FilesError>>
+    where
+        E: Serialize + serde::de::DeserializeOwned,
+    {
+        let shared = self.shared.get()?.shared()?;
+        Some(change_shared(shared, name, |before| {
+            let mut list: Vec<E> = before
+                .and_then(|b| serde_json::from_slice(b).ok())
+                .unwrap_or_default();
+            let out = f(&mut list);
+            // Nothing is written where there is nothing yet to keep.
+            let write = (before.is_some() || !list.is_empty())
+                .then(|| serde_json::to_vec(&list).ok())
+                .flatten();
+            (write, out)
+        }))
+    }
+
+    /// The revoked ids in the shared record, read at most [`RECHECK`] ago;
+    /// `None` when no storage is shared.
+    fn shared_revoked(&self) -> Option<Result<HashSet<String>, Refused>> {
+        self.shared.get()?;
+        if let Ok(seen) = self.seen.lock()
+            && let Some((at, set)) = &*seen
+            && at.elapsed() < RECHECK
+        {
+            return Some(Ok(set.clone()));
+        }
+        let read = self.change_list(REVOKED, |list: &mut Vec<Gone>| {
+            list.iter()
+                .map(|(id, _)| id.clone())
+                .collect::<HashSet<_>>()
+        })?;
+        Some(match read {
+            Ok(set) => {
+                if let Ok(mut seen) = self.seen.lock() {
+                    *seen = Some((Instant::now(), set.clone()));
+                }
+                Ok(set)
+            }
+            Err(e) => {
+                tracing::warn!("the revoked share links cannot be read: {e}");
+                Err(Refused::Unchecked)
+            }
+        })
     }
 
     /// Signs with `key` (the one every server of a shared storage uses)
@@ -135,7 +224,7 @@ impl Links {
         if grant.until <= now() {
             return Err(Refused::Expired);
         }
-        if self.is_revoked(&grant.id) {
+        if self.is_revoked(&grant.id)? {
             return Err(Refused::Revoked);
         }
         Ok(grant)
@@ -164,31 +253,55 @@ impl Links {
         };
         let token = self.seal(&grant);
         self.append("share-links.jsonl", &grant);
+        let t = now();
+        let listed = self.change_list(MADE, |made: &mut Vec<Grant>| {
+            made.retain(|g| g.until > t);
+            made.push(grant.clone());
+            let over = made.len().saturating_sub(MAX_MADE);
+            made.drain(..over);
+        });
+        if let Some(Err(e)) = listed {
+            tracing::warn!(
+                "share link {} is not listed on the other servers: {e}",
+                grant.id
+            );
+        }
         (grant, token)
     }
 
     /// The links made here (from the list kept for `--list`), not yet run
     /// out, with whether each was revoked.
     pub fn made(&self) -> Vec<(Grant, bool)> {
-        let Some(text) = self
-            .file("share-links.jsonl")
-            .and_then(|p| std::fs::read_to_string(p).ok())
-        else {
-            return Vec::new();
-        };
         let t = now();
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<Grant>(l).ok())
+        let all: Vec<Grant> = match self.change_list(MADE, |made: &mut Vec<Grant>| made.clone()) {
+            Some(Ok(made)) => made,
+            Some(Err(e)) => {
+                tracing::warn!("the share links of the other servers cannot be read: {e}");
+                Vec::new()
+            }
+            None => self
+                .file("share-links.jsonl")
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .map(|text| {
+                    text.lines()
+                        .filter_map(|l| serde_json::from_str::<Grant>(l).ok())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        all.into_iter()
             .filter(|g| g.until > t)
             .map(|g| {
-                let gone = self.is_revoked(&g.id);
+                let gone = self.is_revoked(&g.id).unwrap_or(true);
                 (g, gone)
             })
             .collect()
     }
 
-    /// Revokes the link `id` (kept in `share-revoked.jsonl`).
-    pub fn revoke(&self, id: &str) {
+    /// Revokes the link `grant` (kept in `share-revoked.jsonl`, and in
+    /// the shared record every server reads).
+    pub fn revoke(&self, grant: &Grant) -> Result<(), FilesError> {
+        let id = grant.id.as_str();
         if let Ok(mut r) = self.revoked.lock() {
             r.get_or_insert_with(HashSet::new).insert(id.to_string());
         }
@@ -196,9 +309,32 @@ impl Links {
             a.retain(|_, l| l.id != id);
         }
         self.append("share-revoked.jsonl", &id);
+        let t = now();
+        let shared = self.change_list(REVOKED, |gone: &mut Vec<Gone>| {
+            gone.retain(|(_, until)| *until > t);
+            if !gone.iter().any(|(g, _)| g == id) {
+                gone.push((id.to_string(), grant.until));
+            }
+        });
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = None;
+        }
+        shared.unwrap_or(Ok(()))
     }
 
-    fn is_revoked(&self, id: &str) -> bool {
+    /// Whether the link `id` was revoked, here or through any server of
+    /// the shared storage.
+    fn is_revoked(&self, id: &str) -> Result<bool, Refused> {
+        if self.is_revoked_here(id) {
+            return Ok(true);
+        }
+        match self.shared_revoked() {
+            Some(set) => Ok(set?.contains(id)),
+            None => Ok(false),
+        }
+    }
+
+    fn is_revoked_here(&self, id: &str) -> bool {
         let Ok(mut r) = self.revoked.lock() else {
             return true;
         };
@@ -317,7 +453,7 @@ mod tests {
         let n = links.admit(&token).unwrap();
         assert_eq!(links.active(n).unwrap().prefix, path);
         assert_eq!(links.made().len(), 1);
-        links.revoke(&grant.id);
+        links.revoke(&grant).unwrap();
         assert!(links.active(n).is_none());
         assert_eq!(links.open(&token), Err(Refused::Revoked));
         let again = Links::new(Some(dir.path().to_path_buf()));

@@ -189,6 +189,38 @@ pub trait Shared: Send + Sync + fmt::Debug {
     fn replace(&self, name: &str, value: &[u8], version: &str) -> Result<bool, FilesError>;
 }
 
+/// Changes the record `name` of `shared` as `f` says, so that two
+/// servers changing it at once both have their change: `f` gets what the
+/// record holds (`None` when there is none) and gives what to write
+/// (`None`: nothing) and its answer; what it gives is written only if no
+/// other server wrote the record since it was read, else `f` runs again
+/// on what is there then.
+pub fn change_shared<T>(
+    shared: &dyn Shared,
+    name: &str,
+    mut f: impl FnMut(Option<&[u8]>) -> (Option<Vec<u8>>, T),
+) -> Result<T, FilesError> {
+    const ATTEMPTS: usize = 16;
+    for _ in 0..ATTEMPTS {
+        let read = shared.get_versioned(name)?;
+        let (write, out) = f(read.as_ref().map(|(b, _)| b.as_slice()));
+        let Some(after) = write else {
+            return Ok(out);
+        };
+        let written = match &read {
+            Some((before, _)) if *before == after => true,
+            Some((_, version)) => shared.replace(name, &after, version)?,
+            None => shared.put(name, &after, true)?,
+        };
+        if written {
+            return Ok(out);
+        }
+    }
+    Err(FilesError::Unavailable(format!(
+        "{name} kept changing through other servers; try again"
+    )))
+}
+
 /// The signing key `name` every server of `shared` uses: the first to ask
 /// makes it, the others read that one.
 pub fn shared_key(shared: &dyn Shared, name: &str) -> Result<Vec<u8>, FilesError> {

@@ -155,6 +155,7 @@ impl Server {
         if let Some(k) = shared_key("share") {
             policy.links.use_key(k);
         }
+        policy.links.use_shared(store.clone());
         let ctx = Arc::new(Ctx {
             upload_key: std::sync::OnceLock::new(),
             names,

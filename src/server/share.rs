@@ -57,7 +57,12 @@ pub(super) fn answer(
         let found = policy.links.made().into_iter().find(|(g, _)| g.id == id);
         return match found {
             Some((g, _)) if manages(&g) => {
-                policy.links.revoke(&id);
+                policy.links.revoke(&g).map_err(|e| {
+                    Fail::Reply(
+                        ErrorCode::Unavailable,
+                        format!("the link is revoked here, not yet on the other servers: {e}"),
+                    )
+                })?;
                 tracing::info!(id = %crate::text::escape(&id), by = %me, "share link revoked");
                 Ok(ShareReply::default())
             }

@@ -258,11 +258,19 @@ impl Drop for Seaweed {
     }
 }
 
-/// A ferry node serving `s3://BUCKET/share` from `store`.
+/// A ferry node serving `s3://BUCKET/share` from `store`, open to all.
 pub fn node(store: &Seaweed, bucket: &str, extra: &[&str]) -> BinServer {
+    let mut args = vec!["--allow-all"];
+    args.extend_from_slice(extra);
+    bare_node(store, bucket, &args)
+}
+
+/// A ferry node serving `s3://BUCKET/share` from `store` with only the
+/// rights `extra` gives.
+pub fn bare_node(store: &Seaweed, bucket: &str, extra: &[&str]) -> BinServer {
     let empty = tempfile::tempdir().unwrap();
     let url = format!("s3://{bucket}/share");
-    let mut args = vec!["--store", url.as_str(), "--allow-all", "--no-discovery"];
+    let mut args = vec!["--store", url.as_str(), "--no-discovery"];
     args.extend_from_slice(extra);
     let env = store.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

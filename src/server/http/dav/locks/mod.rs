@@ -40,8 +40,6 @@ const RECORD: &str = "webdav/locks";
 /// How old a table read for `lockdiscovery` may be (a listing asks once
 /// per entry).
 const DISCOVER_AGE: Duration = Duration::from_secs(1);
-/// Writes tried when other servers keep changing the table in between.
-const ATTEMPTS: usize = 16;
 
 /// The lock table.
 #[derive(Debug, Clone)]
@@ -93,33 +91,17 @@ impl Locks {
                 let Some(shared) = store.shared() else {
                     return Err(FilesError::Unavailable("no shared records".into()));
                 };
-                for _ in 0..ATTEMPTS {
-                    let read = shared.get_versioned(RECORD)?;
-                    let before = read.as_ref().map(|(b, _)| b.as_slice());
+                crate::files::storage::change_shared(shared, RECORD, |before| {
                     let mut table = before.map(decode).unwrap_or_default();
                     expire(&mut table);
                     let out = f(&mut table);
-                    let left_empty = table.is_empty();
                     let after = encode(&table);
+                    let write = (before.is_some() || !table.is_empty()).then_some(after);
                     if let Ok(mut seen) = seen.lock() {
                         *seen = Some((Instant::now(), table));
                     }
-                    // Unchanged, or still empty where there is none yet.
-                    let empty = before.is_none() && left_empty;
-                    if before == Some(after.as_slice()) || empty {
-                        return Ok(out);
-                    }
-                    let written = match &read {
-                        Some((_, version)) => shared.replace(RECORD, &after, version)?,
-                        None => shared.put(RECORD, &after, true)?,
-                    };
-                    if written {
-                        return Ok(out);
-                    }
-                }
-                Err(FilesError::Unavailable(
-                    "the lock table kept changing; try again".into(),
-                ))
+                    (write, out)
+                })
             }
         }
     }
