@@ -320,8 +320,12 @@ async fn folder(
         }
         return (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, to)], "").into_response();
     }
-    if json && !web.ctx.files.store().quick() {
-        return super::page::json_pages(web, who, rel).await;
+    if !web.ctx.files.store().quick() {
+        return if json {
+            super::page::json_pages(web, who, rel).await
+        } else {
+            super::page::folder_page_streamed(web, who, rel).await
+        };
     }
     let r = rel.clone();
     let mut entries = match blocking(web, move |s| s.list(&r)).await {

@@ -122,9 +122,39 @@ fn human(size: u64) -> String {
     }
 }
 
-/// The page for a folder.
-pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Response {
-    let here = url_of(rel, true);
+/// One entry's row: as the script draws it, or `plain` (for clients
+/// without script).
+fn row(rel: &RelPath, e: &Entry, plain: bool) -> String {
+    let child = rel.child(&e.name).unwrap_or_else(|_| rel.clone());
+    let dir = e.kind == EntryKind::Dir;
+    let size = if dir { String::new() } else { human(e.size) };
+    let when = e
+        .mtime
+        .and_then(|m| chrono::DateTime::from_timestamp(m.secs, m.nanos))
+        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default();
+    let (href, name, slash) = (
+        html(&url_of(&child, dir)),
+        html(&e.name),
+        if dir { "/" } else { "" },
+    );
+    if plain {
+        format!(
+            "<tr><td></td><td><a href=\"{href}\">{name}{slash}</a></td><td>{size}</td><td>{when}</td></tr>\n"
+        )
+    } else {
+        format!(
+            "<tr><td class=\"pick\"></td><td class=\"name\"><div class=\"entry\">\
+             <span class=\"icon\" data-type=\"{}\" aria-hidden=\"true\"></span>\
+             <a href=\"{href}\">{name}{slash}</a></div></td><td class=\"size\">{size}</td>\
+             <td class=\"mtime\">{when}</td><td class=\"actions\"></td></tr>\n",
+            if dir { "dir" } else { "file" },
+        )
+    }
+}
+
+/// The links to the folders above `rel`, and to it.
+fn crumbs_of(rel: &RelPath) -> String {
     let mut crumbs = String::from("<a href=\"/\">/</a>");
     let mut acc = RelPath::root();
     for p in rel.parts() {
@@ -135,6 +165,16 @@ pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Re
             html(p)
         ));
     }
+    crumbs
+}
+
+/// The opening and the end of a no-script table of the rest.
+const PLAIN_OPEN: &str = "<noscript><table id=\"plain\"><tbody>\n";
+const PLAIN_CLOSE: &str = "</tbody></table></noscript>";
+
+/// The page for a folder.
+pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Response {
+    let crumbs = crumbs_of(rel);
     // The first window of rows comes as rows, so the browser paints the
     // listing before the script has run; the script then takes over the
     // table with the same entries as data, a window at a time (a folder
@@ -146,37 +186,11 @@ pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Re
     let (mut rows, mut rest) = (String::new(), String::new());
     let mut data = Vec::with_capacity(entries.len());
     for (i, e) in order.into_iter().enumerate() {
-        let child = rel.child(&e.name).unwrap_or_else(|_| rel.clone());
-        let dir = e.kind == EntryKind::Dir;
-        let size = if dir { String::new() } else { human(e.size) };
-        let when = e
-            .mtime
-            .and_then(|m| chrono::DateTime::from_timestamp(m.secs, m.nanos))
-            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-            .unwrap_or_default();
-        let (href, name, slash) = (
-            html(&url_of(&child, dir)),
-            html(&e.name),
-            if dir { "/" } else { "" },
-        );
-        use std::fmt::Write as _;
-        // The first window as the script draws its rows (so nothing moves
-        // when it takes over); the rest plainly.
-        let _ = if i < WINDOW {
-            writeln!(
-                rows,
-                "<tr><td class=\"pick\"></td><td class=\"name\"><div class=\"entry\">\
-                 <span class=\"icon\" data-type=\"{}\" aria-hidden=\"true\"></span>\
-                 <a href=\"{href}\">{name}{slash}</a></div></td><td class=\"size\">{size}</td>\
-                 <td class=\"mtime\">{when}</td><td class=\"actions\"></td></tr>",
-                if dir { "dir" } else { "file" },
-            )
+        if i < WINDOW {
+            rows.push_str(&row(rel, e, false));
         } else {
-            writeln!(
-                rest,
-                "<tr><td></td><td><a href=\"{href}\">{name}{slash}</a></td><td>{size}</td><td>{when}</td></tr>"
-            )
-        };
+            rest.push_str(&row(rel, e, true));
+        }
         data.push(serde_json::json!([
             e.name,
             e.kind,
@@ -187,16 +201,32 @@ pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Re
     let rest = if rest.is_empty() {
         rest
     } else {
-        format!("<noscript><table id=\"plain\"><tbody>\n{rest}</tbody></table></noscript>")
+        format!("{PLAIN_OPEN}{rest}{PLAIN_CLOSE}")
     };
     // Data, not script: `<` is escaped so nothing in a name ends the
     // element.
     let data = serde_json::to_string(&data)
         .unwrap_or_else(|_| "[]".into())
         .replace('<', "\\u003c");
+    html_page(shell(web, who, rel, &crumbs, &rows, &rest, &data))
+}
+
+/// The page around a folder's rows: `rows` (the first window, as the
+/// script draws them), `rest` (the others, for clients without script)
+/// and `data` (every entry, for the script; `null`: it asks `?json`).
+fn shell(
+    web: &Web,
+    who: &Who,
+    rel: &RelPath,
+    crumbs: &str,
+    rows: &str,
+    rest: &str,
+    data: &str,
+) -> String {
+    let here = url_of(rel, true);
     // The buttons this folder offers: the rights here, not anywhere.
     let perms = serde_json::to_string(&super::auth::rights_at(web, who, rel)).unwrap_or_default();
-    let body = format!(
+    format!(
         r#"<!doctype html>
 <html lang="en">
 <head>
@@ -250,7 +280,11 @@ pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Re
         rows = rows,
         rest = rest,
         data = data,
-    );
+    )
+}
+
+/// An HTML answer of the page's kind.
+fn html_page(body: impl Into<axum::body::Body>) -> Response {
     (
         [
             (
@@ -260,9 +294,85 @@ pub fn folder_page(web: &Web, who: &Who, rel: &RelPath, entries: &[Entry]) -> Re
             (header::CONTENT_SECURITY_POLICY, csp().clone()),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
-        body,
+        body.into(),
     )
         .into_response()
+}
+
+/// The page for a folder of a storage that lists a page at a time, sent
+/// as the pages come: the rows in name order (the first window as the
+/// script draws them, the rest for clients without script), and no data
+/// (the script asks `?json`, which streams too). A storage that fails
+/// part-way cuts the page short.
+pub async fn folder_page_streamed(web: &Web, who: &Who, rel: RelPath) -> Response {
+    let mut pages = match web.ctx.files.list_pages(rel.clone()).await {
+        Ok(p) => p,
+        Err(e) => return super::paths::failure(e),
+    };
+    let first = pages.next().await;
+    let (first, pages) = match first {
+        Some(page) => (page, Some(pages)),
+        None => match pages.end().await {
+            Ok(()) => (Vec::new(), None),
+            Err(e) => return super::paths::failure(e),
+        },
+    };
+    // The page around its rows, cut where they go.
+    const CUT: &str = "\u{0}ROWS\u{0}";
+    let whole = shell(web, who, &rel, &crumbs_of(&rel), CUT, CUT, "null");
+    let mut parts = whole.splitn(3, CUT).map(str::to_owned);
+    let (top, middle, bottom) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let mut head = top;
+    let mut plain = String::new();
+    for (i, e) in first.iter().enumerate() {
+        if i < WINDOW {
+            head.push_str(&row(&rel, e, false));
+        } else {
+            plain.push_str(&row(&rel, e, true));
+        }
+    }
+    head.push_str(&middle);
+    head.push_str(PLAIN_OPEN);
+    head.push_str(&plain);
+    let r = rel.clone();
+    // Pages while there are some (`Some(Some(_))`), then the page's end
+    // (`Some(None)`), then nothing.
+    let rest = futures_util::stream::unfold(Some(pages), move |state| {
+        let (r, bottom) = (r.clone(), bottom.clone());
+        async move {
+            let end = || Ok(bytes::Bytes::from(format!("{PLAIN_CLOSE}{bottom}")));
+            let Some(mut pages) = state? else {
+                return Some((end(), None));
+            };
+            match pages.next().await {
+                Some(page) => {
+                    let text: String = page.iter().map(|e| row(&r, e, true)).collect();
+                    Some((Ok(bytes::Bytes::from(text)), Some(Some(pages))))
+                }
+                None => match pages.end().await {
+                    Ok(()) => Some((end(), None)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a folder's page failed part-way");
+                        Some((Err(std::io::Error::other(e.to_string())), None))
+                    }
+                },
+            }
+        }
+    });
+    let body = futures_util::StreamExt::chain(
+        futures_util::stream::once(std::future::ready(Ok::<_, std::io::Error>(
+            bytes::Bytes::from(head),
+        ))),
+        rest,
+    );
+    // Fused: a compressing layer reads on past the end.
+    html_page(axum::body::Body::from_stream(
+        futures_util::StreamExt::fuse(body),
+    ))
 }
 
 /// A folder's listing as JSON (`?json`), sent a page of the storage at a
@@ -334,7 +444,8 @@ pub async fn json_pages(web: &Web, who: &Who, rel: RelPath) -> Response {
             ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
-        axum::body::Body::from_stream(body),
+        // Fused: a compressing layer reads on past the end.
+        axum::body::Body::from_stream(futures_util::StreamExt::fuse(body)),
     )
         .into_response()
 }

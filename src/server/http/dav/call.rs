@@ -169,7 +169,7 @@ impl Call {
                 Ok(bytes::Bytes::new())
             }
         });
-        axum::body::Body::from_stream(body.into_data_stream().chain(end))
+        axum::body::Body::from_stream(body.into_data_stream().chain(end).fuse())
     }
 
     pub(super) fn props(&self) -> &super::props::DeadProps {

@@ -196,7 +196,9 @@ impl GuardedFileSystem<Call> for FerryFs {
                     Some((page, Some(pages)))
                 }
             });
-            let entries = first.chain(pages.flat_map(futures_util::stream::iter));
+            let entries = first
+                .chain(pages.flat_map(futures_util::stream::iter))
+                .fuse();
             Ok(Box::pin(entries) as FsStream<Box<dyn DavDirEntry>>)
         }
         .boxed()
