@@ -199,7 +199,26 @@ fn quiet_when_stdout_closes() {
     }));
 }
 
+/// `ferry --version` (or `-V`) alone, answered as clap would, before the
+/// whole command line's definition is built: a script that asks for the
+/// version pays for nothing else.
+fn version_alone() -> bool {
+    let mut args = std::env::args_os().skip(1);
+    let (Some(only), None) = (args.next(), args.next()) else {
+        return false;
+    };
+    if only != "--version" && only != "-V" {
+        return false;
+    }
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "ferry {}", env!("CARGO_PKG_VERSION"));
+    true
+}
+
 fn main() -> ExitCode {
+    if version_alone() {
+        return ExitCode::SUCCESS;
+    }
     if std::env::args_os().nth(1).is_some_and(|a| a == "serve") {
         chosen::serving();
     }
@@ -207,7 +226,13 @@ fn main() -> ExitCode {
     let cli = ferry::cli::Cli::parse();
     let serving = matches!(cli.command, ferry::cli::Command::Serve(_));
     let _flush_at_exit = ferry::log::init(ferry::cli::default_log_filter(&cli.command), serving);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // A remote command pumps three streams over one connection: one worker
+    // does it, and starting a second costs a thread before the command.
+    if matches!(cli.command, ferry::cli::Command::Exec(_)) {
+        builder.worker_threads(1);
+    }
+    let runtime = match builder
         .enable_all()
         .on_thread_park(collect::on_park)
         .build()

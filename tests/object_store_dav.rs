@@ -151,4 +151,11 @@ fn a_lock_runs_out_on_every_server() {
     assert_eq!(put(&b, "/f.txt", "two", None), 423);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(put(&b, "/f.txt", "two", None), 204);
+
+    // A lock table that does not parse holds every change off (it may
+    // have held locks), and is left for an administrator as it is.
+    store.put_object(&bucket, "share/.ferry/webdav/locks", "{not a table");
+    assert_eq!(put(&a, "/f.txt", "three", None), 423);
+    let url = format!("{}/{bucket}/share/.ferry/webdav/locks", store.endpoint());
+    assert_eq!(store.signed(&[&url]).1, "{not a table");
 }

@@ -68,6 +68,10 @@ fn keys_other_tools_left_list_and_download_whole() {
     }
     assert_eq!(fs::read(down.join("marked/in.txt")).unwrap(), b"in");
     assert_eq!(fs::read(down.join("both/in.txt")).unwrap(), b"below");
+    // The name itself still reaches the file.
+    let file = local.path().join("both.file");
+    cli_ok(&["get", &at(&n, "/both"), file.to_str().unwrap()]);
+    assert_eq!(fs::read(&file).unwrap(), b"file");
     assert_eq!(fs::read(down.join("ok.txt")).unwrap(), b"ok");
 }
 

@@ -487,4 +487,19 @@ fn a_share_link_made_through_one_node_is_listed_and_revoked_through_another() {
     }
     assert_eq!(curl(&["-H", &cookie, &file_on(&a)]).0, 401);
     assert!(share(&a, &["--list"]).contains("(revoked)"));
+
+    // A revocation record that does not parse (anyone with the bucket's
+    // keys could write one): links are refused, not let through, and the
+    // record is left as it is.
+    let (code, link, err) =
+        common::run_cli(&["share", &format!("127.0.0.1:{}:/photos", a.port)], &alice);
+    assert_eq!(code, 0, "{err}");
+    let token = link.trim().rsplit('/').next().unwrap().to_string();
+    let cookie = format!("Cookie: ferry_share={token}");
+    assert_eq!(curl(&["-H", &cookie, &file_on(&b)]).0, 200);
+    store.put_object(&bucket, "share/.ferry/share/revoked", "{not a list");
+    std::thread::sleep(Duration::from_millis(5500));
+    assert_eq!(curl(&["-H", &cookie, &file_on(&b)]).0, 401);
+    let url = format!("{}/{bucket}/share/.ferry/share/revoked", store.endpoint());
+    assert_eq!(store.signed(&[&url]).1, "{not a list");
 }

@@ -32,7 +32,8 @@ const MAX_ACTIVE: usize = 4096;
 pub const MAX_LIFE: u64 = 366 * 86_400;
 /// How old the revocations read from a shared storage may be.
 pub const RECHECK: Duration = Duration::from_secs(5);
-/// Most links a shared storage lists (the newest).
+/// Most links running at once on a shared storage (each is listed
+/// there, so that any server can revoke it).
 const MAX_MADE: usize = 10_000;
 /// The shared records of links made, and of links revoked.
 const MADE: &str = "share/made";
@@ -148,16 +149,27 @@ impl Links {
         E: Serialize + serde::de::DeserializeOwned,
     {
         let shared = self.shared.get()?.shared()?;
-        Some(change_shared(shared, name, |before| {
-            let mut list: Vec<E> = before
-                .and_then(|b| serde_json::from_slice(b).ok())
-                .unwrap_or_default();
+        let changed = change_shared(shared, name, |before| {
+            // A record that does not parse is left for an administrator
+            // to see, never overwritten with what a reader made of it.
+            let mut list: Vec<E> = match before.map(serde_json::from_slice) {
+                None => Vec::new(),
+                Some(Ok(list)) => list,
+                Some(Err(_)) => return (None, None),
+            };
             let out = f(&mut list);
             // Nothing is written where there is nothing yet to keep.
             let write = (before.is_some() || !list.is_empty())
                 .then(|| serde_json::to_vec(&list).ok())
                 .flatten();
-            (write, out)
+            (write, Some(out))
+        });
+        Some(changed.and_then(|out| {
+            out.ok_or_else(|| {
+                FilesError::Unavailable(format!(
+                    "the shared record {name} does not parse; remove it to start it over"
+                ))
+            })
         }))
     }
 
@@ -239,7 +251,7 @@ impl Links {
         path: &RelPath,
         upload: bool,
         life: u64,
-    ) -> (Grant, String) {
+    ) -> Result<(Grant, String), FilesError> {
         let id = crate::ids::random_bytes::<8>()
             .map(|b| crate::ids::hex(&b))
             .unwrap_or_default();
@@ -251,44 +263,55 @@ impl Links {
             until: now().saturating_add(life.clamp(1, MAX_LIFE)),
             pw,
         };
-        let token = self.seal(&grant);
-        self.append("share-links.jsonl", &grant);
+        // Listed where every server sees it before it is given out: a link
+        // nobody can list could not be revoked.
         let t = now();
         let listed = self.change_list(MADE, |made: &mut Vec<Grant>| {
             made.retain(|g| g.until > t);
+            if made.len() >= MAX_MADE {
+                return false;
+            }
             made.push(grant.clone());
-            let over = made.len().saturating_sub(MAX_MADE);
-            made.drain(..over);
+            true
         });
-        if let Some(Err(e)) = listed {
-            tracing::warn!(
-                "share link {} is not listed on the other servers: {e}",
-                grant.id
-            );
+        match listed {
+            Some(Ok(true)) | None => {}
+            Some(Ok(false)) => {
+                return Err(FilesError::TooLarge(format!(
+                    "{MAX_MADE} share links are running; revoke some first"
+                )));
+            }
+            Some(Err(e)) => return Err(e),
         }
-        (grant, token)
+        let token = self.seal(&grant);
+        self.append("share-links.jsonl", &grant);
+        Ok((grant, token))
     }
 
     /// The links made here (from the list kept for `--list`), not yet run
     /// out, with whether each was revoked.
     pub fn made(&self) -> Vec<(Grant, bool)> {
         let t = now();
-        let all: Vec<Grant> = match self.change_list(MADE, |made: &mut Vec<Grant>| made.clone()) {
-            Some(Ok(made)) => made,
+        // Made here (and, before the storage was shared, only here), and
+        // through every server of a shared storage.
+        let mut all: Vec<Grant> = self
+            .file("share-links.jsonl")
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .map(|text| {
+                text.lines()
+                    .filter_map(|l| serde_json::from_str::<Grant>(l).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        match self.change_list(MADE, |made: &mut Vec<Grant>| made.clone()) {
+            Some(Ok(made)) => all.extend(made),
             Some(Err(e)) => {
                 tracing::warn!("the share links of the other servers cannot be read: {e}");
-                Vec::new()
             }
-            None => self
-                .file("share-links.jsonl")
-                .and_then(|p| std::fs::read_to_string(p).ok())
-                .map(|text| {
-                    text.lines()
-                        .filter_map(|l| serde_json::from_str::<Grant>(l).ok())
-                        .collect()
-                })
-                .unwrap_or_default(),
-        };
+            None => {}
+        }
+        let mut ids = HashSet::new();
+        all.retain(|g| ids.insert(g.id.clone()));
         all.into_iter()
             .filter(|g| g.until > t)
             .map(|g| {
@@ -417,7 +440,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let links = Links::new(Some(dir.path().to_path_buf()));
         let path = RelPath::parse("photos/2026").unwrap();
-        let (grant, token) = links.make("alice", None, &path, false, 60);
+        let (grant, token) = links.make("alice", None, &path, false, 60).unwrap();
         assert_eq!(links.open(&token), Ok(grant.clone()));
         // Tampering: another path, a longer life, another key.
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -487,7 +487,7 @@ mod tests {
         let mut p = policy(true);
         p.links = Arc::new(links::Links::new(None));
         let drop = RelPath::parse("drop").unwrap();
-        let (_, token) = p.links.make("admin", None, &drop, true, 3600);
+        let (_, token) = p.links.make("admin", None, &drop, true, 3600).unwrap();
         let link = Who::Link(p.links.admit(&token).unwrap());
         let inside = RelPath::parse("drop/new.txt").unwrap();
         let outside = RelPath::parse("pub/new.txt").unwrap();

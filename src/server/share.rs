@@ -55,6 +55,26 @@ pub(super) fn answer(
     };
     if let Some(id) = revoke {
         let found = policy.links.made().into_iter().find(|(g, _)| g.id == id);
+        // The token holder revokes any link by its id, listed or not (one
+        // made through a server whose list is gone).
+        let found = found.or_else(|| {
+            let hex = id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit());
+            (who == Who::TokenHolder && hex).then(|| {
+                let until = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+                    + crate::access::links::MAX_LIFE;
+                let g = crate::access::links::Grant {
+                    id: id.clone(),
+                    by: String::new(),
+                    path: String::new(),
+                    upload: false,
+                    until,
+                    pw: None,
+                };
+                (g, false)
+            })
+        });
         return match found {
             Some((g, _)) if manages(&g) => {
                 policy.links.revoke(&g).map_err(|e| {
@@ -91,7 +111,7 @@ pub(super) fn answer(
         &rel,
         upload,
         expires.unwrap_or(DEFAULT_LIFE),
-    );
+    )?;
     tracing::info!(
         id = %grant.id,
         by = %me,

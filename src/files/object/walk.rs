@@ -14,10 +14,15 @@ use crate::files::FilesError;
 use crate::files::entry::{EntryKind, TreeEntry};
 use crate::files::name::RelPath;
 
+/// Empty objects asked about in one walk, at most (each is a HEAD): past
+/// this, an empty object is taken for an empty file.
+const MAX_PROBES: usize = 1000;
+
 /// Every folder and file below `rel`, sorted by path.
 pub(super) fn tree(storage: &ObjectStorage, rel: &RelPath) -> Result<Vec<TreeEntry>, FilesError> {
     let here = storage.describe_entry(rel)?;
-    if here.kind != EntryKind::Dir {
+    // A folder wins over a file of its name, as in listings.
+    if here.kind != EntryKind::Dir && !storage.has_below(rel)? {
         return Err(FilesError::NotADirectory(format!("{rel} is not a folder")));
     }
     let mut tree: BTreeMap<String, TreeEntry> = BTreeMap::new();
@@ -37,7 +42,7 @@ pub(super) fn tree(storage: &ObjectStorage, rel: &RelPath) -> Result<Vec<TreeEnt
             }
             let at = parts[..=i].join("/");
             let entry = if last {
-                if meta.size == 0 {
+                if meta.size == 0 && empty.len() < MAX_PROBES {
                     empty.push((at.clone(), meta.location.clone()));
                 }
                 TreeEntry {

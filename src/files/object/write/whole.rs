@@ -9,6 +9,24 @@ use crate::files::digest::Algo;
 use crate::files::entry::Mtime;
 use crate::files::resumable::Resumable;
 
+/// Why one PUT was not taken.
+enum Refusal {
+    /// The store answered that its condition (no object at the name) did
+    /// not hold.
+    Condition,
+    /// Anything else, as the upload's finish says it.
+    Failed(FinishError),
+}
+
+impl From<Refusal> for FinishError {
+    fn from(r: Refusal) -> FinishError {
+        match r {
+            Refusal::Condition => FinishError::Exists,
+            Refusal::Failed(e) => e,
+        }
+    }
+}
+
 impl ObjectPart {
     /// The file's SHA-256 (hex), given its `digest` by the upload's own
     /// algorithm.
@@ -43,13 +61,16 @@ impl ObjectPart {
         }
         let body = PutPayload::from(std::mem::take(&mut self.buf));
         match self.put_body(&body, &attributes, overwrite) {
+            Ok(()) => Ok(()),
             // SeaweedFS keeps an emptied folder's directory entry for a
-            // while, and a conditional create takes it for an object.
-            // When no object is there, it is put without the condition.
-            Err(FinishError::Exists) if !self.object_there()? => {
-                self.put_body(&body, &attributes, true)
-            }
-            r => r,
+            // while, and a conditional create takes it for an object
+            // (412). When no object is there, it is put without the
+            // condition. Never on a 409: that is another create of the
+            // name in flight, which must win or lose whole.
+            Err(Refusal::Condition) if !self.object_there()? => self
+                .put_body(&body, &attributes, true)
+                .map_err(Refusal::into),
+            Err(r) => Err(r.into()),
         }
     }
 
@@ -60,7 +81,7 @@ impl ObjectPart {
         body: &PutPayload,
         attributes: &Attributes,
         overwrite: bool,
-    ) -> Result<(), FinishError> {
+    ) -> Result<(), Refusal> {
         let opts = PutOptions {
             mode: if overwrite {
                 PutMode::Overwrite
@@ -78,11 +99,24 @@ impl ObjectPart {
             .wait(async move { store.put_opts(&key, body, opts).await })
         {
             Ok(_) => Ok(()),
-            Err(
-                object_store::Error::AlreadyExists { .. }
-                | object_store::Error::Precondition { .. },
-            ) => Err(FinishError::Exists),
-            Err(e) => Err(FinishError::Io(store_error(e))),
+            // object_store says "already exists" for a 412 (the condition,
+            // its source) and a 409 (a conflicting create) alike.
+            Err(object_store::Error::AlreadyExists { source, .. })
+                if matches!(
+                    source.downcast_ref::<object_store::Error>(),
+                    Some(
+                        object_store::Error::Precondition { .. }
+                            | object_store::Error::NotModified { .. }
+                    )
+                ) =>
+            {
+                Err(Refusal::Condition)
+            }
+            Err(object_store::Error::Precondition { .. }) => Err(Refusal::Condition),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                Err(Refusal::Failed(FinishError::Exists))
+            }
+            Err(e) => Err(Refusal::Failed(FinishError::Io(store_error(e)))),
         }
     }
 

@@ -30,6 +30,9 @@ pub(crate) struct Call {
     /// empty (a LOCK of an unmapped URL), rather than left unmade (a PUT
     /// cut off before its body).
     pub(super) empty_creates: bool,
+    /// A listing failed part-way (dav-server leaves out what it cannot
+    /// list, and would end the answer as if whole).
+    pub(super) listing_broke: Arc<std::sync::atomic::AtomicBool>,
     /// The existing file a COPY or MOVE with `Overwrite: T` replaces, and
     /// the right that takes: dav-server removes a destination before it
     /// copies or moves onto it; the removal is left to the copy or move
@@ -146,22 +149,14 @@ impl Call {
     }
 
     /// `body` (a multistatus answer, written as dav-server goes), cut
-    /// short when the storage failed while it was written: dav-server
+    /// short when a listing failed while it was written: dav-server
     /// leaves out what it could not list, and a listing that looks whole
     /// but is not must not reach the client.
     pub(super) fn cut_short_on_failure(&self, body: axum::body::Body) -> axum::body::Body {
         use futures_util::StreamExt;
-        let failed = self.failed.clone();
+        let broke = self.listing_broke.clone();
         let end = futures_util::stream::once(async move {
-            let broke = failed.lock().ok().is_some_and(|f| {
-                matches!(
-                    &*f,
-                    Some(Failure::Files(
-                        FilesError::Unavailable(_) | FilesError::Io(_)
-                    ))
-                )
-            });
-            if broke {
+            if broke.load(std::sync::atomic::Ordering::Relaxed) {
                 Err(axum::Error::new(std::io::Error::other(
                     "the listing failed part-way",
                 )))
@@ -170,6 +165,14 @@ impl Call {
             }
         });
         axum::body::Body::from_stream(body.into_data_stream().chain(end).fuse())
+    }
+
+    /// Notes that a listing failed part-way, and gives dav-server its
+    /// kind of error.
+    pub(super) fn listing_failed(&self, e: FilesError) -> FsError {
+        self.listing_broke
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.fail(e)
     }
 
     pub(super) fn props(&self) -> &super::props::DeadProps {

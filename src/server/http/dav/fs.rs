@@ -159,18 +159,18 @@ impl GuardedFileSystem<Call> for FerryFs {
                 .files
                 .list_pages(rel.clone())
                 .await
-                .map_err(|e| call.fail(e))?;
+                .map_err(|e| call.listing_failed(e))?;
             // The first page (or the refusal) before the answer starts.
             let (first, pages) = match pages.next().await {
                 Some(page) => (page, Some(pages)),
                 None => {
-                    pages.end().await.map_err(|e| call.fail(e))?;
+                    pages.end().await.map_err(|e| call.listing_failed(e))?;
                     (Vec::new(), None)
                 }
             };
             let first = servable(&call.ctx, rel.clone(), first)
                 .await
-                .map_err(|e| call.fail(e))?;
+                .map_err(|e| call.listing_failed(e))?;
             let first = futures_util::stream::iter(first.into_iter().map(|e| Ok(dirent(e))));
             let ctx = call.ctx.clone();
             let call = call.clone();
@@ -185,13 +185,13 @@ impl GuardedFileSystem<Call> for FerryFs {
                             Ok(()) => None,
                             Err(e) => {
                                 tracing::warn!(error = %e, "a WebDAV listing failed part-way");
-                                Some((vec![Err(call.fail(e))], None))
+                                Some((vec![Err(call.listing_failed(e))], None))
                             }
                         };
                     };
                     let page = match servable(&ctx, rel, page).await {
                         Ok(p) => p.into_iter().map(|e| Ok(dirent(e))).collect(),
-                        Err(e) => vec![Err(call.fail(e))],
+                        Err(e) => vec![Err(call.listing_failed(e))],
                     };
                     Some((page, Some(pages)))
                 }

@@ -138,6 +138,7 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
         abandoned: Arc::default(),
         // RFC 4918 7.3: a LOCK of an unmapped URL makes an empty file.
         empty_creates: parts.method.as_str() == "LOCK",
+        listing_broke: Arc::default(),
         in_place,
     };
     // dav-server lets a litmus run ask for any depth; not here.

@@ -91,17 +91,32 @@ impl Locks {
                 let Some(shared) = store.shared() else {
                     return Err(FilesError::Unavailable("no shared records".into()));
                 };
-                crate::files::storage::change_shared(shared, RECORD, |before| {
-                    let mut table = before.map(decode).unwrap_or_default();
+                let mut kept = None;
+                let out = crate::files::storage::change_shared(shared, RECORD, |before| {
+                    // A record that is no table is left for an administrator
+                    // to see; until then every lock is refused (held off).
+                    let mut table = match before.map(decode) {
+                        None => Vec::new(),
+                        Some(Some(t)) => t,
+                        Some(None) => return (None, None),
+                    };
                     expire(&mut table);
                     let out = f(&mut table);
                     let after = encode(&table);
                     let write = (before.is_some() || !table.is_empty()).then_some(after);
-                    if let Ok(mut seen) = seen.lock() {
-                        *seen = Some((Instant::now(), table));
-                    }
-                    (write, out)
-                })
+                    kept = Some(table);
+                    (write, Some(out))
+                })?;
+                let out = out.ok_or_else(|| {
+                    FilesError::Unavailable(format!(
+                        "the lock table ({RECORD}) does not parse; remove it to start it over"
+                    ))
+                })?;
+                // What was written (or found unchanged), for discovery.
+                if let (Some(table), Ok(mut seen)) = (kept, seen.lock()) {
+                    *seen = Some((Instant::now(), table));
+                }
+                Ok(out)
             }
         }
     }

@@ -46,11 +46,12 @@ pub(super) fn encode(table: &[DavLock]) -> Vec<u8> {
     serde_json::to_vec(&stored).unwrap_or_else(|_| b"[]".to_vec())
 }
 
-/// The table in a record; what does not parse is not a lock (the record
-/// is ferry's own, below the storage's reserved folder).
-pub(super) fn decode(bytes: &[u8]) -> Vec<DavLock> {
-    let stored: Vec<Stored> = serde_json::from_slice(bytes).unwrap_or_default();
-    stored
+/// The table in a record; a lock that does not parse is not one (the
+/// record is ferry's own, below the storage's reserved folder). `None`
+/// when the record is no list at all.
+pub(super) fn decode(bytes: &[u8]) -> Option<Vec<DavLock>> {
+    let stored: Vec<Stored> = serde_json::from_slice(bytes).ok()?;
+    let locks = stored
         .into_iter()
         .filter_map(|s| {
             Some(DavLock {
@@ -67,7 +68,8 @@ pub(super) fn decode(bytes: &[u8]) -> Vec<DavLock> {
                 deep: s.deep,
             })
         })
-        .collect()
+        .collect();
+    Some(locks)
 }
 
 /// An owner element as XML, when it is short enough to keep.
@@ -100,7 +102,7 @@ mod tests {
             shared: true,
             deep: true,
         };
-        let back = decode(&encode(std::slice::from_ref(&lock)));
+        let back = decode(&encode(std::slice::from_ref(&lock))).unwrap();
         assert_eq!(back.len(), 1);
         let b = &back[0];
         assert_eq!(
@@ -112,16 +114,16 @@ mod tests {
         assert_eq!(b.principal, lock.principal);
         assert_eq!(b.owner.as_ref().unwrap().children.len(), 1);
         // Not JSON, or a path that is none: no locks, never a panic.
-        assert!(decode(b"{not json").is_empty());
+        assert!(decode(b"{not json").is_none());
         let one = |path: &str| {
             format!(
                 r#"[{{"token":"t","path":"{path}","principal":null,"owner":"<x","until_ms":0,"timeout_s":0,"shared":false,"deep":false}}]"#
             )
         };
-        assert!(decode(one("no-slash").as_bytes()).is_empty());
-        assert!(decode(one("/a/../..").as_bytes()).is_empty());
+        assert!(decode(one("no-slash").as_bytes()).unwrap().is_empty());
+        assert!(decode(one("/a/../..").as_bytes()).unwrap().is_empty());
         // A path that parses is kept; an owner that does not is dropped.
-        let kept = decode(one("/ok").as_bytes());
+        let kept = decode(one("/ok").as_bytes()).unwrap();
         assert_eq!(kept.len(), 1);
         assert!(kept[0].owner.is_none());
     }
