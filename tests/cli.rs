@@ -300,3 +300,12 @@ fn a_closed_pipe_on_stdout_ends_a_listing_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(141), "{err}");
 }
+
+#[test]
+fn the_version_alone_is_answered_as_with_any_other_arguments() {
+    let want = format!("ferry {}\n", env!("CARGO_PKG_VERSION"));
+    for args in [&["--version"][..], &["-V"], &["-V", "--help"]] {
+        let (code, out, err) = run_cli(args, &[]);
+        assert_eq!((code, out.as_str()), (0, want.as_str()), "{args:?}: {err}");
+    }
+}

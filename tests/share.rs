@@ -215,3 +215,43 @@ fn the_page_makes_links_for_accounts_only() {
     with.extend_from_slice(&evil);
     assert_eq!(post(&with, "path=/pics").0, 403);
 }
+
+#[test]
+fn the_token_holder_revokes_any_link_by_its_id_and_nobody_else_does() {
+    let root = tempfile::tempdir().unwrap();
+    let etc = tempfile::tempdir().unwrap();
+    let cfg = etc.path().join("ferry.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[users.alice]\npassword_hash = \"{}\"\nrights = [\"/:read\"]\n",
+            common::passwd_hash("alice-password")
+        ),
+    )
+    .unwrap();
+    let token = "share-admin-token-0123456789abcdef";
+    let srv = spawn_bin_server(
+        root.path(),
+        &["--config", cfg.to_str().unwrap()],
+        &[("FERRY_TOKEN", token)],
+    );
+    let host = format!("127.0.0.1:{}", srv.port);
+    let admin = [("FERRY_TOKEN", token)];
+    let alice = [
+        ("FERRY_USER", "alice"),
+        ("FERRY_PASSWORD", "alice-password"),
+    ];
+    // An id no list here holds (a link made through a server whose list
+    // is gone): the token holder revokes it, an account cannot.
+    let id = "0123456789abcdef";
+    let (code, out, err) = run_cli(&["share", &host, "--revoke", id], &admin);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("revoked"), "{out}");
+    let (code, _, err) = run_cli(&["share", &host, "--revoke", "fedcba9876543210"], &alice);
+    assert_ne!(code, 0);
+    assert!(err.contains("no share link"), "{err}");
+    // What is not an id at all is not taken as one.
+    let (code, _, err) = run_cli(&["share", &host, "--revoke", "../../x"], &admin);
+    assert_ne!(code, 0);
+    assert!(err.contains("no share link"), "{err}");
+}
