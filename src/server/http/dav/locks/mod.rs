@@ -33,8 +33,11 @@ pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 pub(crate) const MAX_LOCKS: usize = 1000;
 /// Most locks on one resource (shared locks stack).
 pub(crate) const MAX_PER_PATH: usize = 8;
-/// Most locks one client (one address) holds at once.
+/// Most locks one client (one address; for IPv6, one /64) holds at once.
 pub(crate) const MAX_PER_CLIENT: usize = 100;
+/// Longest path (bytes) a lock is taken on: the table is read whole for
+/// every check.
+pub(crate) const MAX_PATH: usize = 1024;
 /// The shared record that holds the table.
 const RECORD: &str = "webdav/locks";
 /// How old a table read for `lockdiscovery` may be (a listing asks once
@@ -383,6 +386,33 @@ mod tests {
         assert!(r.await.is_err());
         let r = ls.lock(&next, Some("10.0.0.2"), None, None, false, false);
         assert!(r.await.is_ok());
+        // Addresses of one IPv6 /64 are one client.
+        for i in 0..MAX_PER_CLIENT {
+            let by = format!("2001:db8:1:2::{:x}", i + 1);
+            let at = at(&format!("/six/{i}"));
+            ls.lock(&at, Some(&by), None, None, false, false)
+                .await
+                .unwrap();
+        }
+        let next = at("/six/next");
+        let r = ls.lock(
+            &next,
+            Some("2001:db8:1:2:ffff::1"),
+            None,
+            None,
+            false,
+            false,
+        );
+        assert!(r.await.is_err(), "another address of the /64 got one");
+        let r = ls.lock(&next, Some("2001:db8:1:3::1"), None, None, false, false);
+        assert!(r.await.is_ok());
+        // A path longer than a lock keeps gets none.
+        let long = at(&format!("/{}", "x".repeat(MAX_PATH)));
+        assert!(
+            ls.lock(&long, Some("10.0.0.3"), None, None, false, false)
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]

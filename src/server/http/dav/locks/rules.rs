@@ -4,7 +4,7 @@
 use dav_server::davpath::DavPath;
 use dav_server::ls::DavLock;
 
-use super::{MAX_LOCKS, MAX_PER_CLIENT, MAX_PER_PATH};
+use super::{MAX_LOCKS, MAX_PATH, MAX_PER_CLIENT, MAX_PER_PATH};
 
 /// A path's non-empty segments.
 fn segs(path: &DavPath) -> Vec<&[u8]> {
@@ -83,13 +83,29 @@ pub(super) fn check_down(
 }
 
 /// Whether a lock on `path` by `by` finds no room: in the table, on the
-/// path, or for that client (so one cannot fill the table).
+/// path, or for that client (so one cannot fill the table), or its path
+/// is longer than a lock keeps.
 pub(super) fn full(table: &[DavLock], path: &DavPath, by: Option<&str>) -> bool {
-    table.len() >= MAX_LOCKS
+    let client = by.map(client_of);
+    path.as_bytes().len() > MAX_PATH
+        || table.len() >= MAX_LOCKS
         || table.iter().filter(|l| *l.path == *path).count() >= MAX_PER_PATH
         || table
             .iter()
-            .filter(|l| l.principal.as_deref() == by)
+            .filter(|l| l.principal.as_deref().map(client_of) == client)
             .count()
             >= MAX_PER_CLIENT
+}
+
+/// The client a lock's principal (an address) counts against: the
+/// address, or for IPv6 its /64, which one host is commonly given whole.
+fn client_of(principal: &str) -> String {
+    match principal.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(std::net::IpAddr::V6(v6)) => v6.to_canonical().to_string(),
+        _ => principal.to_owned(),
+    }
 }
