@@ -42,6 +42,23 @@ impl Pages {
     }
 }
 
+/// A listing begun (see [`Files::listing`]): its first page, and the
+/// pages after it as they come.
+pub struct Listing {
+    /// The first page: what an answer needs before it sends its status.
+    pub first: Vec<super::entry::Entry>,
+    /// The pages after it; the last item is the error the storage met
+    /// part-way, if it met one. Fused: it may be polled past its end.
+    pub rest:
+        futures_util::stream::BoxStream<'static, Result<Vec<super::entry::Entry>, FilesError>>,
+}
+
+impl std::fmt::Debug for Listing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Listing({} first)", self.first.len())
+    }
+}
+
 /// How long an upload waits for another upload of the same name to let
 /// go before it is refused as busy.
 pub(crate) const BUSY_WAIT: Duration = Duration::from_secs(8);
@@ -159,6 +176,31 @@ impl Files {
             pages: Some(rx),
             lister: Some(lister),
         })
+    }
+
+    /// Lists `rel` as [`Files::list_pages`] does, with the first page (or
+    /// the refusal) at once and the rest as a stream: what a door that
+    /// streams its answer needs. The caller has asked the access decision.
+    pub async fn listing(&self, rel: RelPath) -> Result<Listing, FilesError> {
+        use futures_util::StreamExt;
+        let mut pages = self.list_pages(rel).await?;
+        let (first, pages) = match pages.next().await {
+            Some(page) => (page, Some(pages)),
+            None => {
+                pages.end().await?;
+                (Vec::new(), None)
+            }
+        };
+        let rest = futures_util::stream::unfold(pages, |pages| async move {
+            let mut pages = pages?;
+            match pages.next().await {
+                Some(page) => Some((Ok(page), Some(pages))),
+                None => pages.end().await.err().map(|e| (Err(e), None)),
+            }
+        })
+        .fuse()
+        .boxed();
+        Ok(Listing { first, rest })
     }
 
     /// Runs `f` on the storage right here when its calls are quick (see

@@ -305,17 +305,10 @@ fn html_page(body: impl Into<axum::body::Body>) -> Response {
 /// (the script asks `?json`, which streams too). A storage that fails
 /// part-way cuts the page short.
 pub async fn folder_page_streamed(web: &Web, who: &Who, rel: RelPath) -> Response {
-    let mut pages = match web.ctx.files.list_pages(rel.clone()).await {
-        Ok(p) => p,
+    use futures_util::StreamExt;
+    let listing = match web.ctx.files.listing(rel.clone()).await {
+        Ok(l) => l,
         Err(e) => return super::paths::failure(e),
-    };
-    let first = pages.next().await;
-    let (first, pages) = match first {
-        Some(page) => (page, Some(pages)),
-        None => match pages.end().await {
-            Ok(()) => (Vec::new(), None),
-            Err(e) => return super::paths::failure(e),
-        },
     };
     // The page around its rows, cut where they go.
     const CUT: &str = "\u{0}ROWS\u{0}";
@@ -328,7 +321,7 @@ pub async fn folder_page_streamed(web: &Web, who: &Who, rel: RelPath) -> Respons
     );
     let mut head = top;
     let mut plain = String::new();
-    for (i, e) in first.iter().enumerate() {
+    for (i, e) in listing.first.iter().enumerate() {
         if i < WINDOW {
             head.push_str(&row(&rel, e, false));
         } else {
@@ -338,41 +331,16 @@ pub async fn folder_page_streamed(web: &Web, who: &Who, rel: RelPath) -> Respons
     head.push_str(&middle);
     head.push_str(PLAIN_OPEN);
     head.push_str(&plain);
-    let r = rel.clone();
-    // Pages while there are some (`Some(Some(_))`), then the page's end
-    // (`Some(None)`), then nothing.
-    let rest = futures_util::stream::unfold(Some(pages), move |state| {
-        let (r, bottom) = (r.clone(), bottom.clone());
-        async move {
-            let end = || Ok(bytes::Bytes::from(format!("{PLAIN_CLOSE}{bottom}")));
-            let Some(mut pages) = state? else {
-                return Some((end(), None));
-            };
-            match pages.next().await {
-                Some(page) => {
-                    let text: String = page.iter().map(|e| row(&r, e, true)).collect();
-                    Some((Ok(bytes::Bytes::from(text)), Some(Some(pages))))
-                }
-                None => match pages.end().await {
-                    Ok(()) => Some((end(), None)),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "a folder's page failed part-way");
-                        Some((Err(std::io::Error::other(e.to_string())), None))
-                    }
-                },
-            }
-        }
+    let rest = listing.rest.map(move |page| {
+        page.map(|p| bytes::Bytes::from(p.iter().map(|e| row(&rel, e, true)).collect::<String>()))
+            .map_err(cut)
     });
-    let body = futures_util::StreamExt::chain(
-        futures_util::stream::once(std::future::ready(Ok::<_, std::io::Error>(
-            bytes::Bytes::from(head),
-        ))),
-        rest,
-    );
+    let end = bytes::Bytes::from(format!("{PLAIN_CLOSE}{bottom}"));
+    let body = futures_util::stream::once(std::future::ready(Ok(bytes::Bytes::from(head))))
+        .chain(rest)
+        .chain(futures_util::stream::once(std::future::ready(Ok(end))));
     // Fused: a compressing layer reads on past the end.
-    html_page(axum::body::Body::from_stream(
-        futures_util::StreamExt::fuse(body),
-    ))
+    html_page(axum::body::Body::from_stream(body.fuse()))
 }
 
 /// A folder's listing as JSON (`?json`), sent a page of the storage at a
@@ -380,12 +348,12 @@ pub async fn folder_page_streamed(web: &Web, who: &Who, rel: RelPath) -> Respons
 /// whole. Entries come in name order, folders not put first. A storage
 /// that fails part-way cuts the answer short (a body that is not JSON).
 pub async fn json_pages(web: &Web, who: &Who, rel: RelPath) -> Response {
-    let mut pages = match web.ctx.files.list_pages(rel.clone()).await {
-        Ok(p) => p,
+    use futures_util::StreamExt;
+    // The first page (or the refusal) before the status is sent.
+    let listing = match web.ctx.files.listing(rel.clone()).await {
+        Ok(l) => l,
         Err(e) => return super::paths::failure(e),
     };
-    // The first page (or the refusal) before the status is sent.
-    let first = pages.next().await;
     let head = serde_json::json!({
         "path": url_of(&rel, true),
         "permissions": super::auth::rights_at(web, who, &rel),
@@ -394,48 +362,25 @@ pub async fn json_pages(web: &Web, who: &Who, rel: RelPath) -> Response {
     let mut opening = head.to_string();
     opening.pop(); // the closing brace
     opening.push_str(",\"entries\":[");
-    let rows = |page: Vec<Entry>, first: &mut bool| -> bytes::Bytes {
+    let mut first_row = true;
+    let mut rows = move |page: Vec<Entry>| -> bytes::Bytes {
         let mut out = Vec::new();
         for e in &page {
-            if !std::mem::take(first) {
+            if !std::mem::take(&mut first_row) {
                 out.push(b',');
             }
             let _ = serde_json::to_writer(&mut out, &crate::files::entry::Shown::from(e));
         }
         out.into()
     };
-    let mut first_row = true;
-    let (first, pages) = match first {
-        Some(page) => (rows(page, &mut first_row), Some(pages)),
-        None => match pages.end().await {
-            Ok(()) => (bytes::Bytes::from_static(b"]}"), None),
-            Err(e) => return super::paths::failure(e),
-        },
-    };
-    let start = [opening.into_bytes().into(), first];
-    let rest = futures_util::stream::unfold(
-        (pages, first_row),
-        move |(pages, mut first_row)| async move {
-            let mut pages = pages?;
-            match pages.next().await {
-                Some(page) => {
-                    let b = rows(page, &mut first_row);
-                    Some((Ok(b), (Some(pages), first_row)))
-                }
-                None => match pages.end().await {
-                    Ok(()) => Some((Ok(bytes::Bytes::from_static(b"]}")), (None, first_row))),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "a listing failed part-way");
-                        Some((Err(std::io::Error::other(e.to_string())), (None, first_row)))
-                    }
-                },
-            }
-        },
-    );
-    let body = futures_util::StreamExt::chain(
-        futures_util::stream::iter(start.map(Ok::<_, std::io::Error>)),
-        rest,
-    );
+    let start = [opening.into_bytes().into(), rows(listing.first)];
+    let rest = listing
+        .rest
+        .map(move |page| page.map(&mut rows).map_err(cut));
+    let end = futures_util::stream::once(std::future::ready(Ok(bytes::Bytes::from_static(b"]}"))));
+    let body = futures_util::stream::iter(start.map(Ok))
+        .chain(rest)
+        .chain(end);
     (
         [
             (
@@ -445,9 +390,16 @@ pub async fn json_pages(web: &Web, who: &Who, rel: RelPath) -> Response {
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
         // Fused: a compressing layer reads on past the end.
-        axum::body::Body::from_stream(futures_util::StreamExt::fuse(body)),
+        axum::body::Body::from_stream(body.fuse()),
     )
         .into_response()
+}
+
+/// A listing that failed part-way, as the error that cuts its answer
+/// short (the client sees the body end before its end).
+fn cut(e: crate::files::FilesError) -> std::io::Error {
+    tracing::warn!(error = %e, "a listing failed part-way");
+    std::io::Error::other(e.to_string())
 }
 
 #[cfg(test)]

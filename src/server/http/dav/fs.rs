@@ -154,50 +154,37 @@ impl GuardedFileSystem<Call> for FerryFs {
             let rel = call.allowed(Action::Read, path)?;
             // A page of the storage at a time: a folder of any size is
             // answered without the server holding it whole.
-            let mut pages = call
+            // The first page (or the refusal) before the answer starts.
+            let listing = call
                 .ctx
                 .files
-                .list_pages(rel.clone())
+                .listing(rel.clone())
                 .await
                 .map_err(|e| call.listing_failed(e))?;
-            // The first page (or the refusal) before the answer starts.
-            let (first, pages) = match pages.next().await {
-                Some(page) => (page, Some(pages)),
-                None => {
-                    pages.end().await.map_err(|e| call.listing_failed(e))?;
-                    (Vec::new(), None)
-                }
-            };
-            let first = servable(&call.ctx, rel.clone(), first)
+            let first = servable(&call.ctx, rel.clone(), listing.first)
                 .await
                 .map_err(|e| call.listing_failed(e))?;
             let first = futures_util::stream::iter(first.into_iter().map(|e| Ok(dirent(e))));
-            let ctx = call.ctx.clone();
-            let call = call.clone();
-            let pages = futures_util::stream::unfold(pages, move |pages| {
+            let (ctx, call) = (call.ctx.clone(), call.clone());
+            let rest = listing.rest.then(move |page| {
                 let (ctx, rel, call) = (ctx.clone(), rel.clone(), call.clone());
                 async move {
-                    let mut pages = pages?;
-                    let Some(page) = pages.next().await else {
-                        // A storage that failed part-way ends the listing
-                        // with an error (the answer is cut short).
-                        return match pages.end().await {
-                            Ok(()) => None,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "a WebDAV listing failed part-way");
-                                Some((vec![Err(call.listing_failed(e))], None))
-                            }
-                        };
-                    };
-                    let page = match servable(&ctx, rel, page).await {
-                        Ok(p) => p.into_iter().map(|e| Ok(dirent(e))).collect(),
-                        Err(e) => vec![Err(call.listing_failed(e))],
-                    };
-                    Some((page, Some(pages)))
+                    // A storage that failed part-way ends the listing with
+                    // an error (the answer is cut short).
+                    match page {
+                        Ok(page) => match servable(&ctx, rel, page).await {
+                            Ok(p) => p.into_iter().map(|e| Ok(dirent(e))).collect(),
+                            Err(e) => vec![Err(call.listing_failed(e))],
+                        },
+                        Err(e) => {
+                            tracing::warn!(error = %e, "a WebDAV listing failed part-way");
+                            vec![Err(call.listing_failed(e))]
+                        }
+                    }
                 }
             });
             let entries = first
-                .chain(pages.flat_map(futures_util::stream::iter))
+                .chain(rest.flat_map(futures_util::stream::iter))
                 .fuse();
             Ok(Box::pin(entries) as FsStream<Box<dyn DavDirEntry>>)
         }
