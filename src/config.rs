@@ -248,7 +248,7 @@ impl ServeConfig {
         let days = |value: Option<u64>, default: u64| {
             Duration::from_secs(value.unwrap_or(default).clamp(1, 36_500) * 86_400)
         };
-        let chat = ChatConfig {
+        let mut chat = ChatConfig {
             enabled: !on(o.no_chat),
             limits: crate::chat::ChatLimits {
                 max_message: o.chat_max_message.map_or(2000, |s| s.0).clamp(16, 60_000) as usize,
@@ -262,7 +262,13 @@ impl ServeConfig {
             },
             rate: o.chat_rate.unwrap_or(20.0),
             flood: Duration::from_secs(10),
+            bus: None,
         };
+        chat.bus = groups::chat_bus(
+            o.chat_bus.as_deref(),
+            &chat.retention,
+            chat.limits.max_message,
+        )?;
         if chat.rate.is_nan() || chat.rate <= 0.0 {
             bail!("--chat-rate must be above 0");
         }

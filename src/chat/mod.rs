@@ -3,6 +3,7 @@
 //! events clients get ([`event`]), each client's pace ([`pace`]), and the
 //! history kept in the server's state folder ([`store`]).
 
+pub mod bus;
 pub mod command;
 pub mod event;
 pub mod hub;

@@ -31,7 +31,7 @@ pub struct TlsConfig {
 }
 
 /// Chat settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ChatConfig {
     /// Whether the hub runs.
     pub enabled: bool,
@@ -44,6 +44,48 @@ pub struct ChatConfig {
     /// How long a client may be held back by the rate without a break
     /// before it is disconnected as a flood.
     pub flood: Duration,
+    /// The chat bus, when rooms span several servers.
+    pub bus: Option<crate::chat::bus::BusConfig>,
+}
+
+/// The chat bus from `--chat-bus` and the environment's credentials.
+pub(super) fn chat_bus(
+    url: Option<&str>,
+    retention: &crate::chat::store::Retention,
+    max_message: usize,
+) -> anyhow::Result<Option<crate::chat::bus::BusConfig>> {
+    let Some(url) = url.filter(|u| !u.trim().is_empty()) else {
+        return Ok(None);
+    };
+    for one in url.split(',') {
+        let one = one.trim();
+        let rest = one
+            .strip_prefix("nats://")
+            .or_else(|| one.strip_prefix("tls://"))
+            .ok_or_else(|| anyhow::anyhow!("--chat-bus takes nats://HOST:PORT, not {one:?}"))?;
+        if rest.contains('@') {
+            anyhow::bail!(
+                "--chat-bus: give the credentials in FERRY_CHAT_BUS_USER and FERRY_CHAT_BUS_PASSWORD or FERRY_CHAT_BUS_TOKEN, not in the URL"
+            );
+        }
+    }
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let user = match (env("FERRY_CHAT_BUS_USER"), env("FERRY_CHAT_BUS_PASSWORD")) {
+        (Some(u), Some(p)) => Some((u, crate::secret::Secret::new(p))),
+        (None, None) => None,
+        _ => anyhow::bail!(
+            "FERRY_CHAT_BUS_USER and FERRY_CHAT_BUS_PASSWORD go together: give both or neither"
+        ),
+    };
+    Ok(Some(crate::chat::bus::BusConfig {
+        url: url.to_string(),
+        user,
+        token: env("FERRY_CHAT_BUS_TOKEN").map(crate::secret::Secret::new),
+        per_room: retention.per_room,
+        max_age: retention.max_age,
+        max_bytes: retention.max_bytes,
+        max_message,
+    }))
 }
 
 /// Limits of remote commands.

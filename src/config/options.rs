@@ -264,6 +264,13 @@ pub struct ServeOptions {
     /// are slowed down, then disconnected. [default: 20]
     #[arg(long, value_name = "N", env = "FERRY_CHAT_RATE")]
     pub chat_rate: Option<f64>,
+    /// Join the chat rooms of every server on this NATS JetStream server:
+    /// nats://HOST:PORT (several, comma-separated, for a NATS cluster).
+    /// History is then kept in its stream. Credentials come from
+    /// FERRY_CHAT_BUS_USER and FERRY_CHAT_BUS_PASSWORD, or
+    /// FERRY_CHAT_BUS_TOKEN (never from flags or the URL).
+    #[arg(long, value_name = "URL", env = "FERRY_CHAT_BUS")]
+    pub chat_bus: Option<String>,
     /// Keep the served files in an S3-compatible bucket instead of the
     /// folder: s3://BUCKET or s3://BUCKET/PREFIX. The endpoint, region and
     /// credentials come from AWS_ENDPOINT_URL, AWS_REGION,

@@ -206,7 +206,7 @@ pub(super) async fn serve_text(stream: Stream, initial: BytesMut, peer: SocketAd
     // Keep what the kernel holds for a client small: the hub's queue is the
     // buffer, and a client that stops reading must fill it to be noticed.
     let _ = sock.set_send_buffer_size(TEXT_SNDBUF);
-    let (mut member, mut events) = match hub.connect(None, &[]) {
+    let (mut member, mut events) = match hub.enter(None, &[], None, None).await {
         Ok(m) => m,
         Err(e) => return super::refuse::text_line(stream, &format!("ferry: {e}")).await,
     };
@@ -482,7 +482,8 @@ pub(super) async fn native(
     };
     let owner = ctx.files.policy().account_name(who);
     let (mut member, mut events) = hub
-        .connect_as(nick.as_deref(), &rooms, since_ms, owner)
+        .enter(nick.as_deref(), &rooms, since_ms, owner)
+        .await
         .map_err(|e| {
             let code = if e.contains("taken") {
                 ErrorCode::Exists

@@ -153,8 +153,9 @@ impl Ctx {
 
 /// The chat hub, with its history in the state folder (created private).
 pub(super) fn open_chat(config: &ServeConfig) -> anyhow::Result<Arc<crate::chat::Hub>> {
-    if config.chat.retention.per_room == 0 {
-        // No history kept: nothing to write, and no file to open.
+    if config.chat.retention.per_room == 0 || config.chat.bus.is_some() {
+        // No history kept here (none at all, or in the chat bus's
+        // stream): nothing to write, and no file to open.
         return Ok(crate::chat::Hub::new(
             &config.name,
             config.chat.limits,

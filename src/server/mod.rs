@@ -126,6 +126,12 @@ impl Server {
             let hub = ctx::open_chat(&config)?;
             // Account names are theirs alone in the chat.
             hub.reserve(config.accounts.iter().map(|a| a.name.clone()));
+            if let Some(bus) = &config.chat.bus {
+                let bus = crate::chat::bus::Bus::start(&hub, bus.clone())
+                    .await
+                    .context("cannot start the chat bus")?;
+                hub.attach_bus(bus);
+            }
             Some(hub)
         } else {
             None

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod dav;
+pub mod nats;
 pub mod s3;
 pub mod tls;
 pub mod traversal;
@@ -288,6 +289,32 @@ impl Drop for Reaper {
                 .args(["-9", &self.0.to_string()])
                 .status();
         }
+    }
+}
+
+/// A helper program a test started (a store, a message bus): killed
+/// outright when dropped.
+#[derive(Default)]
+pub struct Daemon(Option<Child>);
+
+impl Daemon {
+    pub fn set(&mut self, c: Child) {
+        self.kill();
+        self.0 = Some(c);
+    }
+
+    /// `kill -9`, and reaped.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

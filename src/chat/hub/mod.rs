@@ -33,10 +33,12 @@ use super::outbox::{Batch, Bundle, INLINE_MAX, Outbox, outbox};
 pub use super::outbox::{Chunk, Events, Inline};
 use super::store::History;
 
+mod cluster;
 mod deliver;
 mod limits;
 mod member;
 mod names;
+mod rooms;
 #[cfg(test)]
 mod tests;
 
@@ -74,6 +76,8 @@ pub struct Hub {
     /// Lower-cased names only their accounts may chat under (see
     /// [`Hub::reserve`]).
     reserved: std::sync::RwLock<std::collections::HashSet<String>>,
+    /// The chat bus, when rooms span several nodes.
+    bus: std::sync::OnceLock<Arc<crate::chat::bus::Bus>>,
 }
 
 #[derive(Debug, Default)]
@@ -86,6 +90,9 @@ struct State {
     nicks: HashMap<String, u64>,
     /// Lower-cased room name → room.
     rooms: BTreeMap<String, Room>,
+    /// With a chat bus, each room's latest lines from the stream (the
+    /// history a joining client is shown), by room key.
+    recent: HashMap<String, std::collections::VecDeque<crate::chat::store::Stored>>,
 }
 
 #[derive(Debug)]
@@ -129,6 +136,7 @@ impl Hub {
                 ..State::default()
             }),
             reserved: Default::default(),
+            bus: Default::default(),
         })
     }
 
@@ -335,20 +343,26 @@ impl Hub {
             }
         }
         let name = st.rooms[&room].name.clone();
-        let batch = Bundle::new(
-            ok.into_iter()
-                .map(|(text, action)| {
-                    Delivery::new(Event::Message {
-                        room: name.clone(),
-                        nick: nick.clone(),
-                        text,
-                        ts_ms,
-                        action,
-                        history: false,
-                    })
-                })
-                .collect(),
-        );
+        if let Some(bus) = self.bus() {
+            let said = Box::new(crate::chat::bus::Said {
+                id: bus.next_id(),
+                node: bus.node().to_string(),
+                client: id,
+                room: room.clone(),
+                name,
+                nick,
+                ts_ms,
+                lines: ok,
+            });
+            // Delivered in the stream's order when it comes back, on every
+            // node; while the bus is away, here alone.
+            if let Err(said) = self.publish(said) {
+                cluster::deliver_said(&mut st, &said, except, false);
+                cluster::remember(&mut st, &said, self.limits.replay);
+            }
+            return Ok(self.behind(&st, &room));
+        }
+        let batch = cluster::message_batch(&name, &nick, &ok, ts_ms, false);
         broadcast_batch(&mut st, &room, &batch, except);
         Ok(self.behind(&st, &room))
     }
@@ -379,10 +393,13 @@ impl Hub {
             }),
             None => Vec::new(),
         };
+        let mut st = self.state();
+        if self.bus().is_some() {
+            replay = self.recent(&st, &key);
+        }
         // From that very millisecond on: messages said in one share it,
         // and the client leaves out those it saw.
         replay.retain(|m| since_ms.is_none_or(|since| m.ts_ms >= since));
-        let mut st = self.state();
         let client = st.clients.get(&id).ok_or("not connected")?;
         let nick = client.nick.clone();
         if client.rooms.contains(&key) {
@@ -397,16 +414,20 @@ impl Hub {
                 client.rooms.len()
             ));
         }
-        if !st.rooms.contains_key(&key) && st.rooms.len() >= self.limits.rooms {
+        let (count, exists) = self.room_count(&st, &key);
+        if !exists && count >= self.limits.rooms {
             return Err(format!(
-                "this server has {} rooms, the most it keeps: join one of them (/rooms)",
-                st.rooms.len()
+                "this server has {count} rooms, the most it keeps: join one of them (/rooms)"
             ));
         }
         let display = room.trim_start_matches('#').to_string();
+        let topic = self
+            .bus()
+            .and_then(|b| b.names().topic(&key))
+            .unwrap_or_default();
         let room_entry = st.rooms.entry(key.clone()).or_insert_with(|| Room {
             name: display,
-            topic: String::new(),
+            topic,
             members: BTreeSet::new(),
         });
         room_entry.members.insert(id);
@@ -450,6 +471,7 @@ impl Hub {
             id,
             Delivery::new(Event::Joined { room: name, nick }),
         );
+        self.tell_presence(&st, id);
         Ok(())
     }
 
@@ -457,6 +479,7 @@ impl Hub {
         let mut st = self.state();
         let key = named_or_current(&st, id, room)?;
         leave_room(&mut st, id, &key, reason)?;
+        self.tell_presence(&st, id);
         let c = st.clients.get_mut(&id).ok_or("not connected")?;
         if c.current.as_deref() == Some(key.as_str()) {
             c.current = c.rooms.iter().next().cloned();
@@ -499,76 +522,6 @@ impl Hub {
         Ok(())
     }
 
-    fn who(&self, id: u64, room: Option<&str>) -> Result<(), String> {
-        let mut st = self.state();
-        let key = named_or_current(&st, id, room)?;
-        let room = st.rooms.get(&key).ok_or(format!("no room {key}"))?;
-        let mut nicks: Vec<String> = room
-            .members
-            .iter()
-            .filter_map(|m| st.clients.get(m).map(|c| c.nick.clone()))
-            .collect();
-        nicks.sort_by_key(|n| n.to_lowercase());
-        let line = format!("in [{}] ({}): {}", room.name, nicks.len(), nicks.join(" "));
-        send(&mut st, id, Event::Info { lines: vec![line] });
-        Ok(())
-    }
-
-    fn rooms(&self, id: u64) -> Result<(), String> {
-        let mut st = self.state();
-        let lines: Vec<String> = st
-            .rooms
-            .values()
-            .map(|r| {
-                if r.topic.is_empty() {
-                    format!("[{}] {} here", r.name, r.members.len())
-                } else {
-                    format!("[{}] {} here: {}", r.name, r.members.len(), r.topic)
-                }
-            })
-            .collect();
-        send(&mut st, id, Event::Info { lines });
-        Ok(())
-    }
-
-    fn topic(&self, id: u64, room: Option<&str>, text: Option<String>) -> Result<(), String> {
-        if let Some(t) = &text {
-            self.check_len(t)?;
-        }
-        let mut st = self.state();
-        let client = st.clients.get(&id).ok_or("not connected")?;
-        let nick = client.nick.clone();
-        let key = match room {
-            Some(r) => room_key(r)?,
-            None => client.current.clone().ok_or("you are in no room")?,
-        };
-        let in_room = client.rooms.contains(&key);
-        let room = st.rooms.get_mut(&key).ok_or(format!("no room {key}"))?;
-        match text {
-            None => {
-                let ev = Event::Topic {
-                    room: room.name.clone(),
-                    nick: None,
-                    topic: room.topic.clone(),
-                };
-                send(&mut st, id, ev);
-            }
-            Some(t) => {
-                if !in_room {
-                    return Err("join the room to set its topic".into());
-                }
-                room.topic = t.clone();
-                let ev = Delivery::new(Event::Topic {
-                    room: room.name.clone(),
-                    nick: Some(nick),
-                    topic: t,
-                });
-                broadcast(&mut st, &key, ev);
-            }
-        }
-        Ok(())
-    }
-
     fn leave(&self, id: u64, reason: Option<String>) {
         let mut st = self.state();
         let Some(client) = st.clients.get(&id) else {
@@ -580,6 +533,9 @@ impl Hub {
         }
         if let Some(c) = st.clients.remove(&id) {
             st.nicks.remove(&c.nick.to_lowercase());
+            if let Some(bus) = self.bus() {
+                bus.present(&c.nick, None);
+            }
         }
     }
 

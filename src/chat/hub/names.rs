@@ -28,9 +28,56 @@ impl Hub {
 
     pub(super) fn nick(&self, id: u64, new: &str) -> Result<(), String> {
         check_nick(new)?;
+        let (old, rooms) = {
+            let st = self.state();
+            let c = st.clients.get(&id).ok_or("not connected")?;
+            self.may_use(new, c.owner.as_deref())?;
+            if c.nick == new {
+                return Ok(());
+            }
+            if st
+                .nicks
+                .get(&new.to_lowercase())
+                .is_some_and(|other| *other != id)
+            {
+                return Err(format!("the nickname {new} is taken"));
+            }
+            let rooms: Vec<String> = c
+                .rooms
+                .iter()
+                .filter_map(|k| st.rooms.get(k).map(|r| r.name.clone()))
+                .collect();
+            (c.nick.clone(), rooms)
+        };
+        let Some(bus) = self.bus().filter(|b| b.up()).cloned() else {
+            return self.rename(id, new);
+        };
+        if bus.names().taken_elsewhere(new) {
+            return Err(format!("the nickname {new} is taken"));
+        }
+        // Claimed for the cluster first; renamed here once it is had.
+        let new = new.to_string();
+        tokio::spawn(async move {
+            let claimed = bus.claim(&new, rooms, Some(old.clone())).await;
+            let Some(hub) = bus.hub() else { return };
+            match claimed {
+                Ok(()) => match hub.rename(id, &new) {
+                    Ok(()) => bus.present(&old, None),
+                    Err(e) => {
+                        bus.present(&new, None);
+                        hub.error(id, e);
+                    }
+                },
+                Err(e) => hub.error(id, e.to_string()),
+            }
+        });
+        Ok(())
+    }
+
+    /// Renames client `id` here, telling everyone who shares a room with
+    /// it.
+    pub(super) fn rename(&self, id: u64, new: &str) -> Result<(), String> {
         let mut st = self.state();
-        let owner = st.clients.get(&id).and_then(|c| c.owner.clone());
-        self.may_use(new, owner.as_deref())?;
         let key = new.to_lowercase();
         let old = st.clients.get(&id).ok_or("not connected")?.nick.clone();
         if old == new {

@@ -82,21 +82,23 @@ async fn run(
     owner: Option<String>,
 ) {
     let (mut tx, mut rx) = socket.split();
-    let (mut member, mut events) =
-        match hub.connect_as(nick.as_deref(), &rooms, None, owner.as_deref()) {
-            Ok(m) => m,
-            Err(e) => {
-                let bye = Delivery::new(Event::Bye { reason: e });
-                let _ = tx.send(text(&bye)).await;
-                let _ = tx
-                    .send(Message::Close(Some(CloseFrame {
-                        code: 4009,
-                        reason: Utf8Bytes::from_static("refused"),
-                    })))
-                    .await;
-                return;
-            }
-        };
+    let (mut member, mut events) = match hub
+        .enter(nick.as_deref(), &rooms, None, owner.as_deref())
+        .await
+    {
+        Ok(m) => m,
+        Err(e) => {
+            let bye = Delivery::new(Event::Bye { reason: e });
+            let _ = tx.send(text(&bye)).await;
+            let _ = tx
+                .send(Message::Close(Some(CloseFrame {
+                    code: 4009,
+                    reason: Utf8Bytes::from_static("refused"),
+                })))
+                .await;
+            return;
+        }
+    };
     info!(nick = %escape(&member.nick()), "chat (web) joined");
     let mut pace = Pace::new(web.ctx.config.chat.rate, web.ctx.config.chat.flood);
     let done = tokio_util::sync::CancellationToken::new();

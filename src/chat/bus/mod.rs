@@ -1,0 +1,497 @@
+//! Rooms across nodes: the chat bus on NATS JetStream.
+//!
+//! Every node publishes what its clients say to one JetStream stream (a
+//! subject per room) and delivers what the stream gives back, its own
+//! clients' lines included: the stream's order is every node's order, and
+//! a sender sees its line once the stream has it. The stream is the
+//! history (its per-room and total limits are the history's), read from
+//! the start when a node starts, so a node that joins late shows the
+//! same history as the others.
+//!
+//! Names live in a JetStream key-value bucket that every node watches
+//! ([`names`]): each nickname is a key, created only if free (so a name is
+//! unique across the cluster), holding its node and the rooms it is in
+//! (presence, `/who`, `/rooms`); each room's topic is a key too. Each node
+//! holds a lease in a second bucket whose entries expire; the names of a
+//! node whose lease is gone are removed by the others.
+//!
+//! When NATS cannot be reached, the hub goes on delivering among the
+//! node's own clients, tells them, and joins back by itself: the client
+//! library reconnects, the stream's reader and the names' watcher resume
+//! where they were, and the node claims its clients' names again.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, kv, stream};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::Hub;
+use crate::secret::Secret;
+
+mod names;
+pub use names::{NameEntry, Names, Remote};
+
+/// The stream every room's lines go to.
+const STREAM: &str = "FERRY_CHAT";
+/// Its subjects: `ferry.chat.<room key in hex>`.
+const SUBJECT: &str = "ferry.chat";
+
+/// How the bus is reached and what it keeps.
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    /// `nats://HOST:PORT` (several, comma-separated, for a NATS cluster).
+    pub url: String,
+    /// User and password, from the environment.
+    pub user: Option<(String, Secret)>,
+    /// Token, from the environment.
+    pub token: Option<Secret>,
+    /// Batches kept per room.
+    pub per_room: usize,
+    /// Oldest kept.
+    pub max_age: Duration,
+    /// Bytes the stream may hold in all.
+    pub max_bytes: u64,
+    /// Longest message a client may send, which bounds a batch.
+    pub max_message: usize,
+}
+
+/// What one client said at once, as the stream keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Said {
+    /// `NODE-SEQ`: unique, and the stream's de-duplication id.
+    pub id: String,
+    /// The node the sender is on.
+    pub node: String,
+    /// The sender's id on its node.
+    pub client: u64,
+    /// Room key.
+    pub room: String,
+    /// Room name as typed by whoever made it.
+    pub name: String,
+    /// Sender.
+    pub nick: String,
+    /// Milliseconds since the Unix epoch.
+    pub ts_ms: i64,
+    /// The lines, each with whether it is a `/me` action.
+    pub lines: Vec<(String, bool)>,
+}
+
+/// Why a name could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    /// Someone on another node has it.
+    #[error("the nickname {0} is taken")]
+    Taken(String),
+    /// NATS did not answer.
+    #[error("the chat bus did not answer: {0}")]
+    Bus(String),
+}
+
+/// One node's end of the bus.
+pub struct Bus {
+    /// This node's id: new at every start.
+    node: String,
+    up: AtomicBool,
+    seq: AtomicU64,
+    publish: mpsc::Sender<Box<Said>>,
+    names: Names,
+    /// Ids of batches delivered by this node alone after the stream did
+    /// not acknowledge them: if the stream did keep one, it is not shown
+    /// twice.
+    skip: Mutex<VecDeque<String>>,
+    session: tokio::sync::watch::Receiver<Option<Session>>,
+    hub: Weak<Hub>,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus")
+            .field("node", &self.node)
+            .field("up", &self.up)
+            .finish()
+    }
+}
+
+/// What a connection to NATS gives: its JetStream context and buckets.
+#[derive(Clone)]
+pub(crate) struct Session {
+    js: jetstream::Context,
+    names: kv::Store,
+    leases: kv::Store,
+}
+
+/// Publishes queued beyond this are refused ("try again"), never held.
+const PUBLISH_QUEUE: usize = 4096;
+/// How long a starting node waits for the bus before it serves.
+const START_WAIT: Duration = Duration::from_secs(5);
+/// Publishes awaiting the stream's acknowledgement at once.
+const IN_FLIGHT: usize = 256;
+
+impl Bus {
+    /// Starts the bus for `hub` on the current runtime: NATS is dialled in
+    /// the background, and until it answers the hub serves this node's
+    /// clients alone.
+    pub async fn start(hub: &Arc<Hub>, config: BusConfig) -> anyhow::Result<Arc<Bus>> {
+        let node = format!("{:016x}", rand_u64());
+        let (publish, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
+        let (session_tx, session_rx) = tokio::sync::watch::channel(None);
+        let bus = Arc::new(Bus {
+            node: node.clone(),
+            up: AtomicBool::new(false),
+            seq: AtomicU64::new(0),
+            publish,
+            names: Names::new(&node),
+            skip: Mutex::new(VecDeque::new()),
+            session: session_rx,
+            hub: Arc::downgrade(hub),
+        });
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let mut opts = async_nats::ConnectOptions::new()
+            .name(format!("ferry {node}"))
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(3))
+            .reconnect_delay_callback(|n| Duration::from_millis((250 * n as u64).min(2000)))
+            .event_callback(move |e| {
+                let tx = events_tx.clone();
+                async move {
+                    let _ = tx.send(e);
+                }
+            });
+        if let Some((user, password)) = &config.user {
+            opts = opts.user_and_password(user.clone(), password.expose().to_string());
+        }
+        if let Some(token) = &config.token {
+            opts = opts.token(token.expose().to_string());
+        }
+        let client = opts.connect(config.url.as_str()).await?;
+        tokio::spawn(run(
+            bus.clone(),
+            client,
+            config,
+            events_rx,
+            session_tx,
+            publish_rx,
+        ));
+        // A node whose bus answers starts joined to it, rather than
+        // giving its first clients names the cluster does not know.
+        let deadline = tokio::time::Instant::now() + START_WAIT;
+        while !bus.up() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if !bus.up() {
+            warn!("chat bus: not reachable yet; chatting on this server alone until it is");
+        }
+        Ok(bus)
+    }
+
+    /// The hub, while it runs.
+    pub(crate) fn hub(&self) -> Option<Arc<Hub>> {
+        self.hub.upgrade()
+    }
+
+    /// This node's id.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Whether the stream is reachable now.
+    pub fn up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
+    }
+
+    /// The names of the cluster, as this node last saw them.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    fn session(&self) -> Option<Session> {
+        self.session.borrow().clone()
+    }
+
+    /// A new batch id.
+    pub fn next_id(&self) -> String {
+        format!(
+            "{}-{}",
+            self.node,
+            self.seq.fetch_add(1, Ordering::Relaxed) + 1
+        )
+    }
+
+    /// Queues `said` for the stream without waiting. Refused when the
+    /// queue is full or the bus is down: the caller delivers it itself.
+    pub fn publish(&self, said: Box<Said>) -> Result<(), Box<Said>> {
+        if !self.up() {
+            return Err(said);
+        }
+        self.publish.try_send(said).map_err(|e| e.into_inner())
+    }
+
+    /// Notes that `id` was delivered by this node alone.
+    pub fn delivered_alone(&self, id: &str) {
+        if let Ok(mut s) = self.skip.lock() {
+            if s.len() >= 4096 {
+                s.pop_front();
+            }
+            s.push_back(id.to_string());
+        }
+    }
+
+    fn was_delivered_alone(&self, id: &str) -> bool {
+        self.skip.lock().is_ok_and(|s| s.iter().any(|x| x == id))
+    }
+
+    /// Claims `nick` (as typed) for a client of this node in `rooms`
+    /// (names as shown); `was` is its old name on a rename.
+    pub async fn claim(
+        &self,
+        nick: &str,
+        rooms: Vec<String>,
+        was: Option<String>,
+    ) -> Result<(), ClaimError> {
+        let s = self
+            .session()
+            .ok_or_else(|| ClaimError::Bus("not connected".into()))?;
+        self.names.claim(&s, nick, rooms, was).await
+    }
+
+    /// Says in the cluster that the client called `nick` is in `rooms`
+    /// now; `None` frees the name. Done in the background, in order.
+    pub fn present(&self, nick: &str, rooms: Option<Vec<String>>) {
+        self.names.present(nick, rooms);
+    }
+
+    /// Sets `room`'s topic for the whole cluster.
+    pub fn set_topic(&self, key: &str, name: &str, nick: &str, topic: &str) {
+        self.names.set_topic(key, name, nick, topic);
+    }
+}
+
+fn rand_u64() -> u64 {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("the system's random source");
+    u64::from_le_bytes(b)
+}
+
+/// A room key as a subject token: hex, since keys may hold any letter.
+pub(crate) fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The stream and buckets, made when missing and brought to `config`.
+async fn open(js: &jetstream::Context, config: &BusConfig) -> anyhow::Result<Session> {
+    let wanted = stream::Config {
+        name: STREAM.into(),
+        subjects: vec![format!("{SUBJECT}.>")],
+        max_messages_per_subject: config.per_room.max(1) as i64,
+        max_age: config.max_age,
+        max_bytes: config.max_bytes as i64,
+        max_message_size: (config.max_message * 64 + 64 * 1024).min(1 << 20) as i32,
+        discard: stream::DiscardPolicy::Old,
+        storage: stream::StorageType::File,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    };
+    js.create_or_update_stream(wanted).await?;
+    let (names, leases) = names::open(js).await?;
+    Ok(Session {
+        js: js.clone(),
+        names,
+        leases,
+    })
+}
+
+/// The bus's life: follows the connection, and keeps the stream's reader,
+/// the names' watcher and the leases going while it is up.
+async fn run(
+    bus: Arc<Bus>,
+    client: async_nats::Client,
+    config: BusConfig,
+    mut events: mpsc::UnboundedReceiver<async_nats::Event>,
+    session_tx: tokio::sync::watch::Sender<Option<Session>>,
+    publish_rx: mpsc::Receiver<Box<Said>>,
+) {
+    let js = jetstream::new(client.clone());
+    tokio::spawn(publisher(bus.clone(), publish_rx));
+    let mut tasks: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    // The stream's position survives reconnections: a reader started again
+    // goes on after the last batch delivered.
+    let last = Arc::new(AtomicU64::new(0));
+    let mut connected = client.connection_state() == async_nats::connection::State::Connected;
+    loop {
+        if bus.hub.strong_count() == 0 {
+            return;
+        }
+        if connected && !bus.up() {
+            match open(&js, &config).await {
+                Ok(s) => {
+                    if let Err(e) = names::renew(&bus, &s).await {
+                        warn!("chat bus: cannot take this node's lease: {e}");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                    session_tx.send_replace(Some(s.clone()));
+                    for t in tasks.drain(..) {
+                        t.abort();
+                    }
+                    tasks.push(tokio::spawn(reader(bus.clone(), s.clone(), last.clone())));
+                    tasks.push(tokio::spawn(names::watcher(bus.clone(), s.clone())));
+                    tasks.push(tokio::spawn(names::leases(bus.clone(), s.clone())));
+                    bus.names.rejoin(&s, &bus).await;
+                    bus.up.store(true, Ordering::Release);
+                    info!("chat bus: connected");
+                    if let Some(hub) = bus.hub.upgrade() {
+                        hub.bus_changed(true);
+                    }
+                }
+                Err(e) => {
+                    warn!("chat bus: cannot open the stream: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+        }
+        // The first connection is not told as an event: the state is
+        // looked at too.
+        let e = tokio::select! {
+            e = events.recv() => match e {
+                Some(e) => e,
+                None => return,
+            },
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {
+                connected = client.connection_state() == async_nats::connection::State::Connected;
+                if !connected && bus.up() {
+                    async_nats::Event::Disconnected
+                } else {
+                    continue;
+                }
+            }
+        };
+        match e {
+            async_nats::Event::Connected => connected = true,
+            async_nats::Event::Disconnected | async_nats::Event::Closed => {
+                connected = false;
+                if bus.up.swap(false, Ordering::AcqRel) {
+                    warn!("chat bus: disconnected");
+                    session_tx.send_replace(None);
+                    if let Some(hub) = bus.hub.upgrade() {
+                        hub.bus_changed(false);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Publishes what clients say, in order, with many acknowledgements
+/// awaited at once; a batch the stream did not take is delivered by this
+/// node alone, and its sender told.
+async fn publisher(bus: Arc<Bus>, mut rx: mpsc::Receiver<Box<Said>>) {
+    let mut acks = futures_util::stream::FuturesOrdered::new();
+    loop {
+        tokio::select! {
+            biased;
+            Some((said, r)) = acks.next(), if !acks.is_empty() => {
+                let (said, r): (Box<Said>, Result<(), String>) = (said, r);
+                if let Err(e) = r {
+                    warn!("chat bus: a message was not stored: {e}");
+                    if let Some(hub) = bus.hub.upgrade() {
+                        bus.delivered_alone(&said.id);
+                        hub.deliver_alone(said);
+                    }
+                }
+            }
+            said = rx.recv(), if acks.len() < IN_FLIGHT => {
+                let Some(said) = said else { return };
+                let Some(s) = bus.session() else {
+                    if let Some(hub) = bus.hub.upgrade() {
+                        hub.deliver_alone(said);
+                    }
+                    continue;
+                };
+                let subject = format!("{SUBJECT}.{}", hex(&said.room));
+                let body = match serde_json::to_vec(&said) {
+                    Ok(b) => b,
+                    Err(_) => continue,
+                };
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Nats-Msg-Id", said.id.as_str());
+                let sent = s.js.publish_with_headers(subject, headers, body.into()).await;
+                acks.push_back(async move {
+                    let r = match sent {
+                        Ok(ack) => match tokio::time::timeout(Duration::from_secs(5), ack).await {
+                            Ok(Ok(_)) => Ok(()),
+                            Ok(Err(e)) => Err(e.to_string()),
+                            Err(_) => Err("no acknowledgement in 5 s".to_string()),
+                        },
+                        Err(e) => Err(e.to_string()),
+                    };
+                    (said, r)
+                });
+            }
+            else => return,
+        }
+    }
+}
+
+/// Reads the stream from where this node is (the start, at first) and
+/// hands each batch to the hub, in the stream's order.
+async fn reader(bus: Arc<Bus>, s: Session, last: Arc<AtomicU64>) {
+    loop {
+        let from = last.load(Ordering::Acquire);
+        let deliver_policy = if from == 0 {
+            consumer::DeliverPolicy::All
+        } else {
+            consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: from + 1,
+            }
+        };
+        let made = async {
+            let stream = s.js.get_stream(STREAM).await?;
+            let c = stream
+                .create_consumer(consumer::pull::OrderedConfig {
+                    filter_subject: format!("{SUBJECT}.>"),
+                    deliver_policy,
+                    ..Default::default()
+                })
+                .await?;
+            anyhow::Ok(c.messages().await?)
+        }
+        .await;
+        let mut msgs = match made {
+            Ok(m) => m,
+            Err(e) => {
+                warn!("chat bus: cannot read the stream: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        while let Some(m) = msgs.next().await {
+            let m = match m {
+                Ok(m) => m,
+                Err(e) => {
+                    warn!("chat bus: reading the stream: {e}");
+                    break;
+                }
+            };
+            if let Ok(info) = m.info() {
+                last.store(info.stream_sequence, Ordering::Release);
+            }
+            let Ok(said) = serde_json::from_slice::<Said>(&m.payload) else {
+                continue;
+            };
+            let Some(hub) = bus.hub.upgrade() else {
+                return;
+            };
+            let alone = said.node == bus.node && bus.was_delivered_alone(&said.id);
+            hub.arrive(said, alone);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,296 @@
+//! The hub's side of the chat bus ([`crate::chat::bus`]): what the stream
+//! delivers, what other nodes' clients do, and names claimed across the
+//! cluster.
+
+use super::*;
+use crate::chat::bus::{Bus, Remote, Said};
+use crate::chat::store::Stored;
+
+impl Hub {
+    /// Rooms span the cluster through `bus` from now on.
+    pub fn attach_bus(&self, bus: Arc<Bus>) {
+        let _ = self.bus.set(bus);
+    }
+
+    pub(super) fn bus(&self) -> Option<&Arc<Bus>> {
+        self.bus.get()
+    }
+
+    /// As [`Hub::connect_as`], with the nickname claimed for the whole
+    /// cluster first when there is a chat bus (a guest is given a name no
+    /// node has given out).
+    pub async fn enter(
+        self: &Arc<Self>,
+        nick: Option<&str>,
+        rooms: &[String],
+        since_ms: Option<i64>,
+        owner: Option<&str>,
+    ) -> Result<(Member, Events), String> {
+        let Some(bus) = self.bus().filter(|b| b.up()).cloned() else {
+            return self.connect_as(nick, rooms, since_ms, owner);
+        };
+        let chosen = match nick.or(owner) {
+            Some(n) => {
+                check_nick(n)?;
+                self.may_use(n, owner)?;
+                if self.state().nicks.contains_key(&n.to_lowercase()) {
+                    return Err(format!("the nickname {n} is taken"));
+                }
+                bus.claim(n, Vec::new(), None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                n.to_string()
+            }
+            None => self.claim_guest(&bus).await?,
+        };
+        let entered = self.connect_as(Some(&chosen), rooms, since_ms, owner);
+        if entered.is_err() {
+            bus.present(&chosen, None);
+        }
+        entered
+    }
+
+    /// A guest name claimed for the cluster.
+    async fn claim_guest(&self, bus: &Arc<Bus>) -> Result<String, String> {
+        for _ in 0..32 {
+            let guest = {
+                let st = self.state();
+                free_guest(&st, |n| {
+                    self.may_use(n, None).is_ok() && !bus.names().taken_elsewhere(n)
+                })
+            };
+            match bus.claim(&guest, Vec::new(), None).await {
+                Ok(()) => return Ok(guest),
+                Err(crate::chat::bus::ClaimError::Taken(_)) => {
+                    // Taken meanwhile: the next number.
+                    self.state().next_id += 1;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Err("no free guest name: choose a nickname".into())
+    }
+
+    /// Tells the cluster which rooms client `id` is in now.
+    pub(super) fn tell_presence(&self, st: &State, id: u64) {
+        if let (Some(bus), Some(c)) = (self.bus(), st.clients.get(&id)) {
+            let rooms = c
+                .rooms
+                .iter()
+                .filter_map(|k| st.rooms.get(k).map(|r| r.name.clone()))
+                .collect();
+            bus.present(&c.nick, Some(rooms));
+        }
+    }
+
+    /// Hands `said` to the bus; `Err` gives it back when the bus cannot
+    /// take it, for this node to deliver alone.
+    pub(super) fn publish(&self, said: Box<Said>) -> Result<(), Box<Said>> {
+        match self.bus() {
+            Some(bus) => bus.publish(said),
+            None => Err(said),
+        }
+    }
+
+    /// A batch in the stream's order, from any node (this one's too).
+    /// `alone`: this node delivered it already.
+    pub fn arrive(&self, said: Said, alone: bool) {
+        let mut st = self.state();
+        remember(&mut st, &said, self.limits.replay);
+        if alone {
+            return;
+        }
+        let own = self.bus().is_some_and(|b| b.node() == said.node);
+        let except = own
+            .then(|| st.clients.get(&said.client))
+            .flatten()
+            .filter(|c| !c.echo && c.nick == said.nick)
+            .map(|_| said.client);
+        deliver_said(&mut st, &said, except, false);
+    }
+
+    /// A batch the stream did not take: delivered on this node alone, and
+    /// its sender told.
+    pub fn deliver_alone(&self, said: Box<Said>) {
+        let mut st = self.state();
+        remember(&mut st, &said, self.limits.replay);
+        let except = st
+            .clients
+            .get(&said.client)
+            .filter(|c| !c.echo)
+            .map(|_| said.client);
+        deliver_said(&mut st, &said, except, false);
+        send(
+            &mut st,
+            said.client,
+            Event::Error {
+                text: "the chat bus did not store your message: only people on this server saw it"
+                    .into(),
+            },
+        );
+    }
+
+    /// Recent lines of room `key`, for a client joining it.
+    pub(super) fn recent(&self, st: &State, key: &str) -> Vec<Stored> {
+        st.recent
+            .get(key)
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The bus went down (`false`) or came back: every client is told.
+    pub fn bus_changed(&self, up: bool) {
+        let line = if up {
+            "the chat is joined to the other servers again: rooms span the cluster"
+        } else {
+            "the other servers of this chat cannot be reached: only people on this server see what is said until they are back"
+        };
+        let mut st = self.state();
+        let ids: Vec<u64> = st.clients.keys().copied().collect();
+        for id in ids {
+            send(
+                &mut st,
+                id,
+                Event::Info {
+                    lines: vec![line.to_string()],
+                },
+            );
+        }
+    }
+
+    /// This node's clients: id, name, rooms by name.
+    pub fn present_clients(&self) -> Vec<(u64, String, Vec<String>)> {
+        let st = self.state();
+        st.clients
+            .iter()
+            .map(|(id, c)| {
+                let rooms = c
+                    .rooms
+                    .iter()
+                    .filter_map(|k| st.rooms.get(k).map(|r| r.name.clone()))
+                    .collect();
+                (*id, c.nick.clone(), rooms)
+            })
+            .collect()
+    }
+
+    /// Client `id`'s name was given out by another node while this one was
+    /// cut off: it becomes a guest here, and is told. Returns the new name
+    /// and the rooms, to claim.
+    pub fn lost_name(&self, id: u64) -> Option<(String, Vec<String>)> {
+        let guest = {
+            let st = self.state();
+            let bus = self.bus()?;
+            free_guest(&st, |n| {
+                self.may_use(n, None).is_ok() && !bus.names().taken_elsewhere(n)
+            })
+        };
+        let old = self.state().clients.get(&id)?.nick.clone();
+        self.rename(id, &guest).ok()?;
+        self.error(
+            id,
+            format!("while this server was cut off, another took the nickname {old}: you are {guest} now"),
+        );
+        let st = self.state();
+        let c = st.clients.get(&id)?;
+        let rooms = c
+            .rooms
+            .iter()
+            .filter_map(|k| st.rooms.get(k).map(|r| r.name.clone()))
+            .collect();
+        Some((guest, rooms))
+    }
+
+    /// What another node's clients did.
+    pub fn remote(&self, r: Remote) {
+        let mut st = self.state();
+        let mut ev = match r {
+            Remote::Nick { old, new, rooms } => {
+                let mut told = BTreeSet::new();
+                for r in rooms {
+                    if let Some(room) = room_key(&r).ok().and_then(|k| st.rooms.get(&k)) {
+                        told.extend(room.members.iter().copied());
+                    }
+                }
+                let ev = Delivery::new(Event::Nick { old, new });
+                for m in told {
+                    deliver(&st, m, ev.clone());
+                }
+                return;
+            }
+            Remote::Room(ev) => ev,
+        };
+        let (Event::Joined { room, .. } | Event::Left { room, .. } | Event::Topic { room, .. }) =
+            &mut ev
+        else {
+            return;
+        };
+        let Ok(key) = room_key(room) else { return };
+        let Some(r) = st.rooms.get_mut(&key) else {
+            return;
+        };
+        // Named as this node shows the room.
+        *room = r.name.clone();
+        if let Event::Topic { topic, .. } = &ev {
+            r.topic = topic.clone();
+            broadcast(&mut st, &key, Delivery::new(ev));
+        } else if r.members.len() <= PRESENCE_MAX {
+            // Joins and leaves are told while the room is small here.
+            broadcast(&mut st, &key, Delivery::new(ev));
+        }
+    }
+}
+
+/// Keeps `said` among its room's recent lines.
+pub(super) fn remember(st: &mut State, said: &Said, keep: usize) {
+    if keep == 0 {
+        return;
+    }
+    let ring = st.recent.entry(said.room.clone()).or_default();
+    for (text, action) in &said.lines {
+        if ring.len() >= keep {
+            ring.pop_front();
+        }
+        ring.push_back(Stored {
+            room: said.room.clone(),
+            nick: said.nick.clone(),
+            text: text.clone(),
+            action: *action,
+            ts_ms: said.ts_ms,
+        });
+    }
+}
+
+/// Delivers `said` to this node's members of its room but `except`.
+pub(super) fn deliver_said(st: &mut State, said: &Said, except: Option<u64>, history: bool) {
+    let Some(name) = st.rooms.get(&said.room).map(|r| r.name.clone()) else {
+        return;
+    };
+    let batch = message_batch(&name, &said.nick, &said.lines, said.ts_ms, history);
+    broadcast_batch(st, &said.room, &batch, except);
+}
+
+/// One batch of room messages.
+pub(super) fn message_batch(
+    name: &str,
+    nick: &str,
+    lines: &[(String, bool)],
+    ts_ms: i64,
+    history: bool,
+) -> Batch {
+    Bundle::new(
+        lines
+            .iter()
+            .map(|(text, action)| {
+                Delivery::new(Event::Message {
+                    room: name.to_string(),
+                    nick: nick.to_string(),
+                    text: text.clone(),
+                    ts_ms,
+                    action: *action,
+                    history,
+                })
+            })
+            .collect(),
+    )
+}
