@@ -323,3 +323,50 @@ async fn nats_killed_and_back_loses_no_acknowledged_line() {
     let history = history_seen(late.port).await;
     assert_eq!(history, acked, "history after NATS came back");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_shows_the_nodes_of_one_cluster_as_one_service() {
+    let nats = Nats::start();
+    let (a, _ra) = node(&nats, &[]);
+    let (b, _rb) = node(&nats, &[]);
+    // A server of its own, on no bus: listed apart.
+    let alone_root = tempfile::tempdir().unwrap();
+    let alone = common::spawn_bin_server(alone_root.path(), &[], &[]);
+    let to: Vec<String> = [a.port, b.port, alone.port]
+        .iter()
+        .flat_map(|p| ["--to".to_string(), format!("127.0.0.1:{p}")])
+        .collect();
+    let mut args: Vec<&str> = vec!["discover", "--timeout", "1.5", "--json"];
+    args.extend(to.iter().map(String::as_str));
+    let (code, out, err) = common::run_cli(&args, &[]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let servers = v["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 2, "{out}");
+    let cluster = servers
+        .iter()
+        .find(|s| s["cluster"].is_string())
+        .unwrap_or_else(|| panic!("no cluster in {out}"));
+    let mut ports: Vec<u64> = cluster["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["tcp_port"].as_u64().unwrap())
+        .collect();
+    ports.sort();
+    let mut want = vec![a.port as u64, b.port as u64];
+    want.sort();
+    assert_eq!(ports, want, "{out}");
+    let single = servers.iter().find(|s| s["cluster"].is_null()).unwrap();
+    assert_eq!(single["tcp_port"].as_u64(), Some(alone.port as u64));
+    // And in words: one line for the cluster, with both addresses.
+    args.retain(|a| *a != "--json");
+    let (_, text, _) = common::run_cli(&args, &[]);
+    let line = text
+        .lines()
+        .find(|l| l.contains("cluster of 2 nodes"))
+        .unwrap_or_else(|| panic!("{text}"));
+    for p in [a.port, b.port] {
+        assert!(line.contains(&format!("127.0.0.1:{p}")), "{line}");
+    }
+}

@@ -73,6 +73,7 @@ async fn with_a_token_only_signed_answers_count() {
                 auth_required: false,
                 nonce,
                 announce_every: None,
+                cluster: None,
             };
             let key: &[u8] = if i % 2 == 0 { b"guessed-token" } else { b"" };
             let mut bytes = wire::answer(fake, (i % 2 == 0).then_some(key));

@@ -84,17 +84,39 @@ pub(crate) async fn run(a: DiscoverArgs) -> ExitCode {
             }
         };
     }
-    let found = match discover(&targets, a.port, wait, token.as_ref().map(|t| t.as_bytes())).await {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("ferry: discovery failed: {e}");
-            return ExitCode::from(255);
-        }
-    };
+    let mut found =
+        match discover(&targets, a.port, wait, token.as_ref().map(|t| t.as_bytes())).await {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("ferry: discovery failed: {e}");
+                return ExitCode::from(255);
+            }
+        };
+    // The nodes of one cluster are one service, at several addresses.
+    found.servers = crate::discovery::client::group_clusters(std::mem::take(&mut found.servers));
     if a.json {
         return super::output::print_json_exit(&found);
     }
     for f in &found.servers {
+        if f.nodes.len() > 1 {
+            let addrs: Vec<String> = f
+                .nodes
+                .iter()
+                .flat_map(|n| {
+                    n.addresses
+                        .iter()
+                        .map(|a| SocketAddr::new(*a, n.tcp_port).to_string())
+                })
+                .collect();
+            println!(
+                "{:<20} {}  cluster of {} nodes  {}",
+                escape(&f.server.name),
+                addrs.join(", "),
+                f.nodes.len(),
+                escape(&f.server.software)
+            );
+            continue;
+        }
         let addrs: Vec<String> = f.addresses.iter().map(ToString::to_string).collect();
         let lock = if f.server.auth_required {
             "  (token required)"

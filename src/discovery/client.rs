@@ -32,6 +32,66 @@ pub struct Found {
     pub addresses: Vec<IpAddr>,
     /// How it was found: `probe` (signed when a token was given), `mdns`.
     pub via: Vec<&'static str>,
+    /// For the nodes of one cluster, listed as one service: each node
+    /// (`addresses` above is all of theirs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<Node>,
+}
+
+/// One node of a cluster.
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    /// Its name.
+    pub name: String,
+    /// Its instance.
+    pub instance: String,
+    /// Where it answered from.
+    pub addresses: Vec<IpAddr>,
+    /// Its TCP port.
+    pub tcp_port: u16,
+}
+
+/// Servers of one cluster (the same `cluster` in their answers) as one
+/// entry, with the addresses of all and each node; others as they are.
+pub fn group_clusters(servers: Vec<Found>) -> Vec<Found> {
+    let mut out: Vec<Found> = Vec::new();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for f in servers {
+        let Some(c) = f.server.cluster.clone() else {
+            out.push(f);
+            continue;
+        };
+        let node = Node {
+            name: f.server.name.clone(),
+            instance: f.server.instance.clone(),
+            addresses: f.addresses.clone(),
+            tcp_port: f.server.tcp_port,
+        };
+        match at.get(&c) {
+            Some(&i) => {
+                let g = &mut out[i];
+                for a in f.addresses {
+                    if !g.addresses.contains(&a) {
+                        g.addresses.push(a);
+                    }
+                }
+                for v in f.via {
+                    if !g.via.contains(&v) {
+                        g.via.push(v);
+                    }
+                }
+                g.nodes.push(node);
+            }
+            None => {
+                at.insert(c, out.len());
+                out.push(Found {
+                    nodes: vec![node],
+                    ..f
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Everything one discovery round saw.
@@ -142,6 +202,7 @@ pub async fn discover(
                     server: a,
                     addresses: Vec::new(),
                     via: vec!["probe"],
+                    nodes: Vec::new(),
                 });
                 if !entry.addresses.contains(&from.ip()) {
                     entry.addresses.push(from.ip());
@@ -199,6 +260,7 @@ fn merge_heard(
                         server: h.me,
                         addresses: h.addresses,
                         via: vec!["mdns"],
+                        nodes: Vec::new(),
                     },
                 );
             }
@@ -295,6 +357,7 @@ pub async fn watch(
                     server: a,
                     addresses: vec![ip],
                     via: vec!["announcement"],
+                    nodes: Vec::new(),
                 }),
             }
         }

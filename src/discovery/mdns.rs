@@ -79,12 +79,15 @@ impl Announcer {
             ("_http._tcp.local.", "_webdav._tcp.local.")
         };
         let features = me.features.join(",");
-        let ferry_txt: Vec<(&str, &str)> = vec![
+        let mut ferry_txt: Vec<(&str, &str)> = vec![
             ("id", &me.instance),
             ("v", &me.software),
             ("features", &features),
             ("auth", if me.auth_required { "1" } else { "0" }),
         ];
+        if let Some(c) = &me.cluster {
+            ferry_txt.push(("cluster", c));
+        }
         let path = vec![("path", "/")];
         let mut services = vec![(FERRY, ferry_txt)];
         if me.features.iter().any(|f| f == "web") {
@@ -173,6 +176,7 @@ pub fn browse(wait: Duration) -> Result<Vec<Heard>, mdns_sd::Error> {
                 auth_required: txt("auth") == "1",
                 nonce: "mdns".into(),
                 announce_every: None,
+                cluster: Some(txt("cluster")).filter(|c| !c.is_empty()),
             },
             addresses: Vec::new(),
         });

@@ -52,6 +52,10 @@ pub struct Announcement {
     /// Seconds between unsolicited announcements, when the server makes them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub announce_every: Option<u32>,
+    /// The cluster this server is a node of (the servers sharing one chat
+    /// bus or one bucket): nodes of one cluster are one service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
 /// Builds a probe carrying `nonce` (32 hex characters).
@@ -224,6 +228,7 @@ mod tests {
             auth_required: false,
             nonce: nonce.into(),
             announce_every: None,
+            cluster: None,
         }
     }
 

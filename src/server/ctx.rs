@@ -98,6 +98,21 @@ impl Ctx {
         }
     }
 
+    /// The cluster this server is a node of, for discovery: the chat
+    /// bus's id, or one made from the bucket it serves.
+    pub(crate) fn cluster(&self) -> Option<String> {
+        if let Some(id) = self.chat.as_ref().and_then(|h| h.cluster()) {
+            return Some(id);
+        }
+        // Nodes of one bucket: an id made from where the bucket is, the
+        // same on each (and telling nothing of it).
+        use sha2::Digest;
+        let url = self.config.store.as_ref()?;
+        let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+        let d = sha2::Sha256::digest(format!("{endpoint}\n{url}").as_bytes());
+        Some(d[..8].iter().map(|b| format!("{b:02x}")).collect())
+    }
+
     /// What this server offers, as hello, `ferry ping` and discovery list
     /// it: `files` and `time` always; `exec` (and `pty`: terminal
     /// sessions), `chat`, `web` and `tls` when

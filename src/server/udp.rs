@@ -332,6 +332,7 @@ pub(crate) fn announcement(
         auth_required: cfg.auth_required(),
         nonce,
         announce_every: every,
+        cluster: ctx.cluster(),
     }
 }
 

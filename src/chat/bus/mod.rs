@@ -107,6 +107,8 @@ pub struct Bus {
     skip: Mutex<VecDeque<String>>,
     session: tokio::sync::watch::Receiver<Option<Session>>,
     hub: Weak<Hub>,
+    /// The cluster's id, kept in the bus (made by the first node).
+    cluster: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for Bus {
@@ -150,6 +152,7 @@ impl Bus {
             skip: Mutex::new(VecDeque::new()),
             session: session_rx,
             hub: Arc::downgrade(hub),
+            cluster: std::sync::OnceLock::new(),
         });
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let mut opts = async_nats::ConnectOptions::new()
@@ -198,6 +201,12 @@ impl Bus {
     /// This node's id.
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// The id every node of this cluster shares, once the bus was
+    /// reached.
+    pub fn cluster(&self) -> Option<&str> {
+        self.cluster.get().map(String::as_str)
     }
 
     /// Whether the stream is reachable now.
@@ -334,6 +343,12 @@ async fn run(
                         warn!("chat bus: cannot take this node's lease: {e}");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         continue;
+                    }
+                    match names::cluster_id(&s).await {
+                        Ok(id) => {
+                            let _ = bus.cluster.set(id);
+                        }
+                        Err(e) => warn!("chat bus: cannot read the cluster's id: {e}"),
                     }
                     session_tx.send_replace(Some(s.clone()));
                     for t in tasks.drain(..) {

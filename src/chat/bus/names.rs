@@ -450,6 +450,19 @@ impl Names {
     }
 }
 
+/// The cluster's id: made by the first node, read by the others.
+pub(super) async fn cluster_id(s: &Session) -> anyhow::Result<String> {
+    let mine = format!("{:016x}", super::rand_u64());
+    match s.names.create("cluster", Bytes::from(mine.clone())).await {
+        Ok(_) => Ok(mine),
+        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+            let v = s.names.get("cluster").await?.unwrap_or_default();
+            Ok(String::from_utf8_lossy(&v).into_owned())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn lease_alive(s: &Session, node: &str) -> Result<bool, kv::EntryError> {
     Ok(s.leases.get(node).await?.is_some())
 }

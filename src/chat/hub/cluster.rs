@@ -12,6 +12,11 @@ impl Hub {
         let _ = self.bus.set(bus);
     }
 
+    /// The id of the cluster the chat bus joins this server to.
+    pub fn cluster(&self) -> Option<String> {
+        self.bus()?.cluster().map(str::to_string)
+    }
+
     pub(super) fn bus(&self) -> Option<&Arc<Bus>> {
         self.bus.get()
     }
