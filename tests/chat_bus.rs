@@ -228,11 +228,25 @@ async fn names_and_topics_are_one_across_the_cluster() {
     let rc = on_c.until(mine(&on_c.nick.clone())).await.pop().unwrap();
     let won = [&rb, &rc].iter().filter(|l| l.starts_with("* ")).count();
     assert_eq!(won, 1, "B: {rb}; C: {rc}");
+    let winner = if rb.starts_with("* ") {
+        &mut on_b
+    } else {
+        &mut on_c
+    };
+    winner.nick = "zed".into();
     // Presence: /who on C lists the people of every node.
     let who = on_c.who().await;
     for n in ["alice", "zed", &other.nick] {
         assert!(who.contains(n), "{n} missing from {who}");
     }
+    // Private messages reach people on other nodes, and the sender sees
+    // one once it is delivered; a name no node has is refused.
+    on_c.send("/msg Alice across the cluster").await;
+    let line = format!("[private {} -> alice] across the cluster", on_c.nick);
+    alice.until(|l| l == line).await;
+    on_c.until(|l| l == line).await;
+    on_c.send("/msg nobody hello?").await;
+    on_c.until(|l| l == "! no one is called nobody").await;
     // A topic set on A is the room's topic on C and in /rooms on B.
     alice.send("/topic one topic for all").await;
     on_c.until(|l| l.contains("set the topic: one topic for all"))
@@ -369,4 +383,71 @@ async fn discover_shows_the_nodes_of_one_cluster_as_one_service() {
     for p in [a.port, b.port] {
         assert!(line.contains(&format!("127.0.0.1:{p}")), "{line}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_node_holds_no_one_back_and_catches_up() {
+    let nats = Nats::start();
+    let (a, _ra) = node(&nats, &[]);
+    let (b, _rb) = node(&nats, &[]);
+    let (c, _rc) = node(&nats, &[]);
+    let mut alice = Text::named(a.port, "alice").await;
+    let mut bob = Text::named(b.port, "bob").await;
+    let mut carol = Text::named(c.port, "carol").await;
+    bob.until(|l| l.ends_with("is now known as carol")).await;
+    // C stops answering anything (as a node swapping to death would).
+    let pid = nix::unistd::Pid::from_raw(c.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let started = Instant::now();
+    for i in 0..50 {
+        alice.send(&format!("line {i}")).await;
+    }
+    let got = bob.messages(50).await;
+    let took = started.elapsed();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let want: Vec<String> = (0..50).map(|i| format!("<alice> line {i}")).collect();
+    assert_eq!(got, want);
+    assert!(
+        took < Duration::from_secs(2),
+        "B waited {took:?} on a stalled C"
+    );
+    // C goes on where it was, in the same order.
+    assert_eq!(carol.messages(50).await, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_no_client_could_send_on_the_bus_is_left_out() {
+    let nats = Nats::start();
+    let (a, _ra) = node(&nats, &[]);
+    let mut alice = Text::named(a.port, "alice").await;
+    let nc = async_nats::ConnectOptions::with_token(common::nats::TOKEN.into())
+        .connect(nats.url())
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(nc);
+    let lobby = "ferry.chat.6c6f626279";
+    let batch = |room: &str, nick: &str, text: &str| {
+        serde_json::json!({
+            "id": format!("forged-{nick}-{}", text.len()), "node": "elsewhere", "client": 1,
+            "room": room, "name": room, "nick": nick, "ts_ms": 0,
+            "lines": [[text, false]],
+        })
+        .to_string()
+    };
+    let long = "x".repeat(3000);
+    for body in [
+        "not json at all".to_string(),
+        batch("ops", "mallory", "says it is for another room"),
+        batch("lobby", "mal lory", "a name no client may have"),
+        batch("lobby", "mallory", &long),
+        batch("lobby", "trudy", "this one is fine"),
+    ] {
+        js.publish(lobby, body.into()).await.unwrap().await.unwrap();
+    }
+    let seen = alice.until(|l| l.starts_with("[lobby] <trudy>")).await;
+    assert_eq!(seen, vec!["[lobby] <trudy> this one is fine"]);
+    // A name entry that is not one: no one is made up from it.
+    let kv = js.get_key_value("ferry_chat_names").await.unwrap();
+    kv.put("n.6d616c6c6f7279", "{broken".into()).await.unwrap();
+    assert_eq!(alice.who().await, "* in [lobby] (1): alice");
 }

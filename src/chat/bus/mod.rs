@@ -35,7 +35,9 @@ use super::Hub;
 use crate::secret::Secret;
 
 mod names;
+mod private;
 pub use names::{NameEntry, Names, Remote};
+pub use private::Private;
 
 /// The stream every room's lines go to.
 const STREAM: &str = "FERRY_CHAT";
@@ -123,6 +125,7 @@ impl std::fmt::Debug for Bus {
 /// What a connection to NATS gives: its JetStream context and buckets.
 #[derive(Clone)]
 pub(crate) struct Session {
+    client: async_nats::Client,
     js: jetstream::Context,
     names: kv::Store,
     leases: kv::Store,
@@ -293,7 +296,11 @@ pub(crate) fn hex(s: &str) -> String {
 }
 
 /// The stream and buckets, made when missing and brought to `config`.
-async fn open(js: &jetstream::Context, config: &BusConfig) -> anyhow::Result<Session> {
+async fn open(
+    client: &async_nats::Client,
+    js: &jetstream::Context,
+    config: &BusConfig,
+) -> anyhow::Result<Session> {
     let wanted = stream::Config {
         name: STREAM.into(),
         subjects: vec![format!("{SUBJECT}.>")],
@@ -309,6 +316,7 @@ async fn open(js: &jetstream::Context, config: &BusConfig) -> anyhow::Result<Ses
     js.create_or_update_stream(wanted).await?;
     let (names, leases) = names::open(js).await?;
     Ok(Session {
+        client: client.clone(),
         js: js.clone(),
         names,
         leases,
@@ -337,7 +345,7 @@ async fn run(
             return;
         }
         if connected && !bus.up() {
-            match open(&js, &config).await {
+            match open(&client, &js, &config).await {
                 Ok(s) => {
                     if let Err(e) = names::renew(&bus, &s).await {
                         warn!("chat bus: cannot take this node's lease: {e}");
@@ -357,6 +365,7 @@ async fn run(
                     tasks.push(tokio::spawn(reader(bus.clone(), s.clone(), last.clone())));
                     tasks.push(tokio::spawn(names::watcher(bus.clone(), s.clone())));
                     tasks.push(tokio::spawn(names::leases(bus.clone(), s.clone())));
+                    tasks.push(tokio::spawn(private::inbox(bus.clone(), client.clone())));
                     bus.names.rejoin(&s, &bus).await;
                     bus.up.store(true, Ordering::Release);
                     info!("chat bus: connected");
@@ -499,8 +508,16 @@ async fn reader(bus: Arc<Bus>, s: Session, last: Arc<AtomicU64>) {
                 last.store(info.stream_sequence, Ordering::Release);
             }
             let Ok(said) = serde_json::from_slice::<Said>(&m.payload) else {
+                warn!(
+                    "chat bus: a message on {} is not a batch of lines",
+                    m.subject
+                );
                 continue;
             };
+            if m.subject.as_str() != format!("{SUBJECT}.{}", hex(&said.room)) {
+                warn!("chat bus: a batch on {} names another room", m.subject);
+                continue;
+            }
             let Some(hub) = bus.hub.upgrade() else {
                 return;
             };

@@ -167,6 +167,16 @@ impl Names {
             .is_some_and(|(e, _)| e.node != self.node)
     }
 
+    /// The node another node's client called `nick` is on, and how it
+    /// spells the name.
+    pub fn node_of(&self, nick: &str) -> Option<(String, String)> {
+        self.mirror()
+            .nicks
+            .get(&nick_key(nick))
+            .filter(|(e, _)| e.node != self.node)
+            .map(|(e, _)| (e.node.clone(), e.nick.clone()))
+    }
+
     /// Other nodes' clients in the room `key`.
     pub fn others_in(&self, key: &str) -> Vec<String> {
         self.mirror()

@@ -3,7 +3,7 @@
 //! cluster.
 
 use super::*;
-use crate::chat::bus::{Bus, Remote, Said};
+use crate::chat::bus::{Bus, Private, Remote, Said};
 use crate::chat::store::Stored;
 
 impl Hub {
@@ -100,6 +100,18 @@ impl Hub {
     /// A batch in the stream's order, from any node (this one's too).
     /// `alone`: this node delivered it already.
     pub fn arrive(&self, said: Said, alone: bool) {
+        // Whoever else can publish on the bus is held to what a client is.
+        let well_formed = room_key(&said.room).ok().as_deref() == Some(said.room.as_str())
+            && check_nick(&said.nick).is_ok()
+            && !said.lines.is_empty()
+            && said
+                .lines
+                .iter()
+                .all(|(t, _)| t.len() <= self.limits.max_message);
+        if !well_formed {
+            warn!("chat bus: a batch that no client could have sent was left out");
+            return;
+        }
         let mut st = self.state();
         remember(&mut st, &said, self.limits.replay);
         if alone {
@@ -204,6 +216,69 @@ impl Hub {
             .filter_map(|k| st.rooms.get(k).map(|r| r.name.clone()))
             .collect();
         Some((guest, rooms))
+    }
+
+    /// A private message to `to`, who is on no client of this node: sent
+    /// to the node that has it, and shown to the sender once delivered.
+    pub(super) fn private_elsewhere(
+        &self,
+        id: u64,
+        from: String,
+        to: &str,
+        text: String,
+    ) -> Result<(), String> {
+        let found = self.bus().filter(|b| b.up()).and_then(|b| {
+            b.names()
+                .node_of(to)
+                .map(|(node, nick)| (b.clone(), node, nick))
+        });
+        let Some((bus, node, to)) = found else {
+            return Err(format!("no one is called {to}"));
+        };
+        let p = Private {
+            from,
+            to,
+            text,
+            ts_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        tokio::spawn(async move {
+            let sent = bus.send_private(&node, &p).await;
+            let Some(hub) = bus.hub() else { return };
+            match sent {
+                Ok(()) => {
+                    let mut st = hub.state();
+                    let ev = Event::Private {
+                        from: p.from,
+                        to: p.to,
+                        text: p.text,
+                        ts_ms: p.ts_ms,
+                    };
+                    send(&mut st, id, ev);
+                }
+                Err(e) => hub.error(id, e),
+            }
+        });
+        Ok(())
+    }
+
+    /// A private message from another node's client to one of this
+    /// node's.
+    pub fn private_arrived(&self, p: Private) -> Result<(), String> {
+        check_nick(&p.from)?;
+        self.check_len(&p.text)?;
+        let st = self.state();
+        let Some(&target) = st.nicks.get(&p.to.to_lowercase()) else {
+            return Err(format!("no one is called {}", p.to));
+        };
+        let to = st.clients[&target].nick.clone();
+        let ev = Delivery::new(Event::Private {
+            from: p.from,
+            to,
+            text: p.text,
+            ts_ms: p.ts_ms,
+        });
+        deliver(&st, target, ev);
+        Ok(())
     }
 
     /// What another node's clients did.

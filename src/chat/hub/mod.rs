@@ -506,7 +506,8 @@ impl Hub {
         let st = self.state();
         let from = st.clients.get(&id).ok_or("not connected")?.nick.clone();
         let Some(&target) = st.nicks.get(&to.to_lowercase()) else {
-            return Err(format!("no one is called {to}"));
+            drop(st);
+            return self.private_elsewhere(id, from, to, text);
         };
         let to = st.clients[&target].nick.clone();
         let ev = Delivery::new(Event::Private {
