@@ -16,7 +16,9 @@ line ending) included, since every one of those bytes crosses the kernel
 twice per receiver.
 
 Used by bench/chat.sh for ferry's plain-text door and for `ncat --chat`,
-with the same code for both.
+with the same code for both; and by bench/chat_cluster.sh, whose
+receivers are spread over the nodes of a cluster (--spread PORT: the
+receivers take the sender's port and each one given in turn).
 """
 import argparse
 import json
@@ -29,8 +31,8 @@ import time
 MARK = re.compile(rb"(> )?BENCH:(\d+):(\d+)")
 
 
-def receivers(port, n, count, ready, start, sent, out, limit):
-    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
+def receivers(ports, n, count, ready, start, sent, out, limit):
+    socks = [socket.create_connection(("127.0.0.1", ports[i % len(ports)])) for i in range(n)]
     time.sleep(1.5)  # past the hub's greeting (ferry waits 1 s for silence)
     sel = selectors.DefaultSelector()
     for i, s in enumerate(socks):
@@ -145,6 +147,9 @@ def main():
     ap.add_argument("--receivers", type=int, default=50)
     ap.add_argument("--count", type=int, default=2000)
     ap.add_argument("--stall", action="store_true")
+    ap.add_argument(
+        "--spread", type=int, action="append", default=[], help="another node's port for receivers"
+    )
     ap.add_argument("--pad", type=int, default=0, help="bytes of filler per line")
     ap.add_argument("--limit", type=float, default=60.0)
     ap.add_argument(
@@ -158,7 +163,7 @@ def main():
     ready, start, sent = multiprocessing.Event(), multiprocessing.Event(), multiprocessing.Event()
     out, sent_q = multiprocessing.Queue(), multiprocessing.Queue()
     r = multiprocessing.Process(
-        target=receivers, args=(a.port, a.receivers, a.count, ready, start, sent, out, a.limit)
+        target=receivers, args=([a.port] + a.spread, a.receivers, a.count, ready, start, sent, out, a.limit)
     )
     s = multiprocessing.Process(
         target=sender, args=(a.port, a.count, a.pad, a.interval, a.limit, ready, start, sent, sent_q)

@@ -451,3 +451,103 @@ async fn what_no_client_could_send_on_the_bus_is_left_out() {
     kv.put("n.6d616c6c6f7279", "{broken".into()).await.unwrap();
     assert_eq!(alice.who().await, "* in [lobby] (1): alice");
 }
+
+/// A TCP path to NATS that can be cut and mended, as a network would.
+struct Cable {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Cable {
+    async fn to(target: u16) -> Cable {
+        use std::sync::atomic::Ordering;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (u, c) = (up.clone(), conns.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = l.accept().await {
+                if !u.load(Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                let t = tokio::spawn(async move {
+                    if let Ok(mut out) = TcpStream::connect(("127.0.0.1", target)).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+                c.lock().unwrap().push(t);
+            }
+        });
+        Cable { port, up, conns }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for t in self.conns.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+
+    fn mend(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_given_out_while_a_node_was_cut_off_makes_its_holder_a_guest() {
+    let nats = Nats::start();
+    let cable = Cable::to(nats.port).await;
+    let root = tempfile::tempdir().unwrap();
+    let bus = format!("nats://127.0.0.1:{}", cable.port);
+    let a = common::spawn_bin_server(
+        root.path(),
+        &["--chat-bus", &bus, "--chat-rate", "10000"],
+        &[("FERRY_CHAT_BUS_TOKEN", common::nats::TOKEN)],
+    );
+    let (b, _rb) = node(&nats, &[]);
+    let mut alice = Text::named(a.port, "alice").await;
+    let mut bob = Text::named(b.port, "bob").await;
+    assert!(bob.who().await.contains("alice"));
+    cable.cut();
+    alice.until(|l| l.contains("cannot be reached")).await;
+    // Once A's lease is gone, B's people may take A's names.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        bob.send("/nick alice").await;
+        let l = bob
+            .until(|l| l == "* bob is now known as alice" || l.starts_with("! "))
+            .await
+            .pop()
+            .unwrap();
+        if l.starts_with("* ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alice was never freed: {l}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    cable.mend();
+    let seen = alice
+        .until(|l| l.contains("another took the nickname alice"))
+        .await;
+    let notice = seen.last().unwrap();
+    let guest = notice
+        .rsplit("you are ")
+        .next()
+        .unwrap()
+        .trim_end_matches(" now");
+    assert!(guest.starts_with("guest"), "{notice}");
+    // One of each name across the cluster again (once A's claim of the
+    // guest name is seen by B).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let who = bob.who().await;
+        assert_eq!(who.matches("alice").count(), 1, "{who}");
+        if who.contains(guest) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{guest} not seen from B: {who}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -213,6 +213,10 @@ def main():
          "names a store on another machine; tests/object_store.rs serves a bucket of a SeaweedFS it starts")
     skip("ferry serve --store s3://team-files/share --allow-all",
          "needs that store; tests/object_store.rs runs nodes on a bucket of a SeaweedFS it starts")
+    skip("export FERRY_CHAT_BUS_TOKEN=…",
+         "the token of a NATS server on another machine; tests/chat_bus.rs gives one to a nats-server it starts")
+    skip("ferry serve --chat-bus nats://chat.lan:4222",
+         "needs that NATS server; tests/chat_bus.rs runs nodes on a nats-server -js it starts")
 
     # Files, over the native protocol and HTTP. The served folder is
     # ~/shared with uploads allowed, as the README starts it; its mv and rm

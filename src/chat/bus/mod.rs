@@ -111,6 +111,12 @@ pub struct Bus {
     hub: Weak<Hub>,
     /// The cluster's id, kept in the bus (made by the first node).
     cluster: std::sync::OnceLock<String>,
+    /// The stream's sequence this node has read up to: a reader started
+    /// again goes on after it.
+    read: AtomicU64,
+    /// The stream's last sequence when the bus was reached: read up to
+    /// it, the node has the history.
+    tail: AtomicU64,
 }
 
 impl std::fmt::Debug for Bus {
@@ -156,6 +162,8 @@ impl Bus {
             session: session_rx,
             hub: Arc::downgrade(hub),
             cluster: std::sync::OnceLock::new(),
+            read: AtomicU64::new(0),
+            tail: AtomicU64::new(0),
         });
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let mut opts = async_nats::ConnectOptions::new()
@@ -184,10 +192,13 @@ impl Bus {
             session_tx,
             publish_rx,
         ));
-        // A node whose bus answers starts joined to it, rather than
-        // giving its first clients names the cluster does not know.
+        // A node whose bus answers starts joined to it, with the history
+        // read, rather than giving its first clients names the cluster
+        // does not know, or half the history.
         let deadline = tokio::time::Instant::now() + START_WAIT;
-        while !bus.up() && tokio::time::Instant::now() < deadline {
+        let ready =
+            |b: &Bus| b.up() && b.read.load(Ordering::Acquire) >= b.tail.load(Ordering::Acquire);
+        while !ready(&bus) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         if !bus.up() {
@@ -266,10 +277,10 @@ impl Bus {
         rooms: Vec<String>,
         was: Option<String>,
     ) -> Result<(), ClaimError> {
-        let s = self
-            .session()
-            .ok_or_else(|| ClaimError::Bus("not connected".into()))?;
-        self.names.claim(&s, nick, rooms, was).await
+        if self.session().is_none() {
+            return Err(ClaimError::Bus("not connected".into()));
+        }
+        self.names.claim(nick, rooms, was).await
     }
 
     /// Says in the cluster that the client called `nick` is in `rooms`
@@ -300,6 +311,7 @@ async fn open(
     client: &async_nats::Client,
     js: &jetstream::Context,
     config: &BusConfig,
+    tail: &AtomicU64,
 ) -> anyhow::Result<Session> {
     let wanted = stream::Config {
         name: STREAM.into(),
@@ -313,7 +325,8 @@ async fn open(
         duplicate_window: Duration::from_secs(120),
         ..Default::default()
     };
-    js.create_or_update_stream(wanted).await?;
+    let info = js.create_or_update_stream(wanted).await?;
+    tail.fetch_max(info.state.last_sequence, Ordering::AcqRel);
     let (names, leases) = names::open(js).await?;
     Ok(Session {
         client: client.clone(),
@@ -336,16 +349,13 @@ async fn run(
     let js = jetstream::new(client.clone());
     tokio::spawn(publisher(bus.clone(), publish_rx));
     let mut tasks: Vec<tokio::task::JoinHandle<()>> = Vec::new();
-    // The stream's position survives reconnections: a reader started again
-    // goes on after the last batch delivered.
-    let last = Arc::new(AtomicU64::new(0));
     let mut connected = client.connection_state() == async_nats::connection::State::Connected;
     loop {
         if bus.hub.strong_count() == 0 {
             return;
         }
         if connected && !bus.up() {
-            match open(&client, &js, &config).await {
+            match open(&client, &js, &config, &bus.tail).await {
                 Ok(s) => {
                     if let Err(e) = names::renew(&bus, &s).await {
                         warn!("chat bus: cannot take this node's lease: {e}");
@@ -362,7 +372,7 @@ async fn run(
                     for t in tasks.drain(..) {
                         t.abort();
                     }
-                    tasks.push(tokio::spawn(reader(bus.clone(), s.clone(), last.clone())));
+                    tasks.push(tokio::spawn(reader(bus.clone(), s.clone())));
                     tasks.push(tokio::spawn(names::watcher(bus.clone(), s.clone())));
                     tasks.push(tokio::spawn(names::leases(bus.clone(), s.clone())));
                     tasks.push(tokio::spawn(private::inbox(bus.clone(), client.clone())));
@@ -466,7 +476,8 @@ async fn publisher(bus: Arc<Bus>, mut rx: mpsc::Receiver<Box<Said>>) {
 
 /// Reads the stream from where this node is (the start, at first) and
 /// hands each batch to the hub, in the stream's order.
-async fn reader(bus: Arc<Bus>, s: Session, last: Arc<AtomicU64>) {
+async fn reader(bus: Arc<Bus>, s: Session) {
+    let last = &bus.read;
     loop {
         let from = last.load(Ordering::Acquire);
         let deliver_policy = if from == 0 {

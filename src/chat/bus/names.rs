@@ -71,7 +71,16 @@ pub enum Remote {
     },
 }
 
+/// This node's writes to the bucket, made one at a time in the order
+/// asked: a claim made while an update of the client's rooms waits would
+/// otherwise overtake it, and the update bring the old name back.
 enum Op {
+    Claim {
+        nick: String,
+        rooms: Vec<String>,
+        was: Option<String>,
+        done: tokio::sync::oneshot::Sender<Result<(), ClaimError>>,
+    },
     Present(String, Option<Vec<String>>),
     Topic(String, TopicEntry),
 }
@@ -213,14 +222,26 @@ impl Names {
         self.mirror().topics.get(key).map(|t| t.topic.clone())
     }
 
+    /// Claims `nick`, after this node's earlier writes.
     pub(super) async fn claim(
         &self,
-        s: &Session,
         nick: &str,
         rooms: Vec<String>,
         was: Option<String>,
     ) -> Result<(), ClaimError> {
-        self.claim_as(s, nick, rooms, was, false).await
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let op = Op::Claim {
+            nick: nick.to_string(),
+            rooms,
+            was,
+            done,
+        };
+        if self.ops.send(op).is_err() {
+            return Err(ClaimError::Bus("not connected".into()));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(ClaimError::Bus("not connected".into())))
     }
 
     /// Claims `nick`; `mine` also takes it back from an entry of this
@@ -551,8 +572,22 @@ pub(super) async fn watcher(bus: Arc<Bus>, s: Session) {
 async fn writer(bus: Arc<Bus>, mut rx: mpsc::UnboundedReceiver<Op>) {
     while let Some(op) = rx.recv().await {
         // Changes made while the bus is down are written whole at rejoin.
-        let Some(s) = bus.session() else { continue };
+        let Some(s) = bus.session() else {
+            if let Op::Claim { done, .. } = op {
+                let _ = done.send(Err(ClaimError::Bus("not connected".into())));
+            }
+            continue;
+        };
         match op {
+            Op::Claim {
+                nick,
+                rooms,
+                was,
+                done,
+            } => {
+                let r = bus.names.claim_as(&s, &nick, rooms, was, false).await;
+                let _ = done.send(r);
+            }
             Op::Present(nick, Some(rooms)) => {
                 let key = nick_key(&nick);
                 let entry = NameEntry {

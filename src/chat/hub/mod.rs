@@ -356,9 +356,16 @@ impl Hub {
             });
             // Delivered in the stream's order when it comes back, on every
             // node; while the bus is away, here alone.
-            if let Err(said) = self.publish(said) {
-                cluster::deliver_said(&mut st, &said, except, false);
-                cluster::remember(&mut st, &said, self.limits.replay);
+            let up = bus.up();
+            match self.publish(said) {
+                Ok(()) => {}
+                Err(_) if up => {
+                    return Err("the other servers are behind: not sent; say it again".into());
+                }
+                Err(said) => {
+                    cluster::deliver_said(&mut st, &said, except, false);
+                    cluster::remember(&mut st, &said, self.limits.replay);
+                }
             }
             return Ok(self.behind(&st, &room));
         }
