@@ -36,6 +36,7 @@ use crate::secret::Secret;
 
 mod names;
 mod private;
+mod tasks;
 pub use names::{NameEntry, Names, Remote};
 pub use private::Private;
 
@@ -373,8 +374,8 @@ async fn run(
                         t.abort();
                     }
                     tasks.push(tokio::spawn(reader(bus.clone(), s.clone())));
-                    tasks.push(tokio::spawn(names::watcher(bus.clone(), s.clone())));
-                    tasks.push(tokio::spawn(names::leases(bus.clone(), s.clone())));
+                    tasks.push(tokio::spawn(tasks::watcher(bus.clone(), s.clone())));
+                    tasks.push(tokio::spawn(tasks::leases(bus.clone(), s.clone())));
                     tasks.push(tokio::spawn(private::inbox(bus.clone(), client.clone())));
                     bus.names.rejoin(&s, &bus).await;
                     bus.up.store(true, Ordering::Release);

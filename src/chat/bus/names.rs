@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::warn;
@@ -31,7 +30,7 @@ const LEASES: &str = "ferry_chat_nodes";
 /// A lease lasts this long unless renewed.
 pub(super) const LEASE_TTL: Duration = Duration::from_secs(6);
 /// And is renewed this often (and other nodes' leases looked at).
-const LEASE_EVERY: Duration = Duration::from_millis(1500);
+pub(super) const LEASE_EVERY: Duration = Duration::from_millis(1500);
 
 /// A nickname's entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,7 +48,7 @@ pub struct NameEntry {
 
 /// A room's topic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct TopicEntry {
+pub(super) struct TopicEntry {
     room: String,
     nick: String,
     topic: String,
@@ -74,7 +73,7 @@ pub enum Remote {
 /// This node's writes to the bucket, made one at a time in the order
 /// asked: a claim made while an update of the client's rooms waits would
 /// otherwise overtake it, and the update bring the old name back.
-enum Op {
+pub(super) enum Op {
     Claim {
         nick: String,
         rooms: Vec<String>,
@@ -90,22 +89,22 @@ pub struct Names {
     node: String,
     mirror: Mutex<Mirror>,
     ops: mpsc::UnboundedSender<Op>,
-    ops_rx: Mutex<Option<mpsc::UnboundedReceiver<Op>>>,
+    pub(super) ops_rx: Mutex<Option<mpsc::UnboundedReceiver<Op>>>,
 }
 
 #[derive(Default)]
-struct Mirror {
+pub(super) struct Mirror {
     /// Key → entry and revision.
-    nicks: HashMap<String, (NameEntry, u64)>,
+    pub(super) nicks: HashMap<String, (NameEntry, u64)>,
     /// Room key → topic.
     topics: HashMap<String, TopicEntry>,
 }
 
-fn nick_key(nick: &str) -> String {
+pub(super) fn nick_key(nick: &str) -> String {
     format!("n.{}", hex(&nick.to_lowercase()))
 }
 
-fn topic_key(room: &str) -> String {
+pub(super) fn topic_key(room: &str) -> String {
     format!("t.{}", hex(room))
 }
 
@@ -164,7 +163,7 @@ impl Names {
         }
     }
 
-    fn mirror(&self) -> std::sync::MutexGuard<'_, Mirror> {
+    pub(super) fn mirror(&self) -> std::sync::MutexGuard<'_, Mirror> {
         self.mirror.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -246,7 +245,7 @@ impl Names {
 
     /// Claims `nick`; `mine` also takes it back from an entry of this
     /// node's (on rejoining after a break).
-    async fn claim_as(
+    pub(super) async fn claim_as(
         &self,
         s: &Session,
         nick: &str,
@@ -350,7 +349,7 @@ impl Names {
 
     /// Takes in one change of the bucket; returns what this node's
     /// clients are to be told.
-    fn apply(&self, e: &kv::Entry) -> Vec<Remote> {
+    pub(super) fn apply(&self, e: &kv::Entry) -> Vec<Remote> {
         let mut m = self.mirror();
         let mut out = Vec::new();
         if e.key.starts_with("t.") {
@@ -446,7 +445,7 @@ impl Names {
 
     /// Forgets the names of `node`, whose lease is gone; returns what to
     /// tell this node's clients, and the keys to delete.
-    fn forget_node(&self, node: &str) -> (Vec<Remote>, Vec<(String, u64)>) {
+    pub(super) fn forget_node(&self, node: &str) -> (Vec<Remote>, Vec<(String, u64)>) {
         let mut m = self.mirror();
         let keys: Vec<String> = m
             .nicks
@@ -471,7 +470,7 @@ impl Names {
         (told, gone)
     }
 
-    fn other_nodes(&self) -> BTreeSet<String> {
+    pub(super) fn other_nodes(&self) -> BTreeSet<String> {
         self.mirror()
             .nicks
             .values()
@@ -494,7 +493,7 @@ pub(super) async fn cluster_id(s: &Session) -> anyhow::Result<String> {
     }
 }
 
-async fn lease_alive(s: &Session, node: &str) -> Result<bool, kv::EntryError> {
+pub(super) async fn lease_alive(s: &Session, node: &str) -> Result<bool, kv::EntryError> {
     Ok(s.leases.get(node).await?.is_some())
 }
 
@@ -504,124 +503,4 @@ pub(super) async fn renew(bus: &Bus, s: &Session) -> Result<(), kv::PutError> {
         .put(&bus.node, Bytes::from(bus.node.clone()))
         .await
         .map(drop)
-}
-
-/// Keeps this node's lease, and removes the names of nodes whose lease
-/// is gone.
-pub(super) async fn leases(bus: Arc<Bus>, s: Session) {
-    let mut tick = tokio::time::interval(LEASE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if let Err(e) = renew(&bus, &s).await {
-            warn!("chat bus: cannot renew this node's lease: {e}");
-            continue;
-        }
-        for node in bus.names.other_nodes() {
-            match lease_alive(&s, &node).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    let (told, gone) = bus.names.forget_node(&node);
-                    if let Some(hub) = bus.hub.upgrade() {
-                        for r in told {
-                            hub.remote(r);
-                        }
-                    }
-                    for (k, rev) in gone {
-                        let _ = s.names.delete_expect_revision(&k, Some(rev)).await;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-    }
-}
-
-/// Follows the bucket of names, and writes this node's changes to it in
-/// the order they were made.
-pub(super) async fn watcher(bus: Arc<Bus>, s: Session) {
-    let rx = bus
-        .names
-        .ops_rx
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take();
-    let writer = rx.map(|rx| tokio::spawn(writer(bus.clone(), rx)));
-    loop {
-        match s.names.watch_all().await {
-            Ok(mut w) => {
-                while let Some(e) = w.next().await {
-                    let Ok(e) = e else { break };
-                    let told = bus.names.apply(&e);
-                    if let Some(hub) = bus.hub.upgrade() {
-                        for r in told {
-                            hub.remote(r);
-                        }
-                    }
-                }
-            }
-            Err(e) => warn!("chat bus: cannot watch names: {e}"),
-        }
-        if writer.as_ref().is_some_and(|w| w.is_finished()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-async fn writer(bus: Arc<Bus>, mut rx: mpsc::UnboundedReceiver<Op>) {
-    while let Some(op) = rx.recv().await {
-        // Changes made while the bus is down are written whole at rejoin.
-        let Some(s) = bus.session() else {
-            if let Op::Claim { done, .. } = op {
-                let _ = done.send(Err(ClaimError::Bus("not connected".into())));
-            }
-            continue;
-        };
-        match op {
-            Op::Claim {
-                nick,
-                rooms,
-                was,
-                done,
-            } => {
-                let r = bus.names.claim_as(&s, &nick, rooms, was, false).await;
-                let _ = done.send(r);
-            }
-            Op::Present(nick, Some(rooms)) => {
-                let key = nick_key(&nick);
-                let entry = NameEntry {
-                    node: bus.node.clone(),
-                    nick,
-                    rooms,
-                    was: None,
-                };
-                let rev = bus.names.mirror().nicks.get(&key).map(|(_, r)| *r);
-                let value = Bytes::from(serde_json::to_vec(&entry).unwrap_or_default());
-                // Only over this node's own entry: a name lost meanwhile
-                // is not taken back by a late update.
-                if let Some(rev) = rev
-                    && let Ok(r) = s.names.update(&key, value, rev).await
-                {
-                    bus.names.mirror().nicks.insert(key, (entry, r));
-                }
-            }
-            Op::Present(nick, None) => {
-                let key = nick_key(&nick);
-                let rev = bus
-                    .names
-                    .mirror()
-                    .nicks
-                    .get(&key)
-                    .and_then(|(e, r)| (e.node == bus.node).then_some(*r));
-                if let Some(rev) = rev {
-                    let _ = s.names.delete_expect_revision(&key, Some(rev)).await;
-                }
-            }
-            Op::Topic(key, t) => {
-                let value = Bytes::from(serde_json::to_vec(&t).unwrap_or_default());
-                let _ = s.names.put(topic_key(&key), value).await;
-            }
-        }
-    }
 }
