@@ -254,6 +254,36 @@ async fn names_and_topics_are_one_across_the_cluster() {
     on_b.send("/rooms").await;
     on_b.until(|l| l.starts_with("* [lobby]") && l.ends_with("here: one topic for all"))
         .await;
+    // A room's topic goes once no one is in it on any node.
+    alice.send("/join ops").await;
+    alice.send("/topic ops for now").await;
+    alice
+        .until(|l| l.contains("set the topic: ops for now"))
+        .await;
+    on_c.send("/join ops").await;
+    on_c.until(|l| l.contains("ops for now")).await;
+    let nc = async_nats::ConnectOptions::with_token(common::nats::TOKEN.into())
+        .connect(nats.url())
+        .await
+        .unwrap();
+    let kv = async_nats::jetstream::new(nc)
+        .get_key_value("ferry_chat_names")
+        .await
+        .unwrap();
+    let key = "t.6f7073"; // "ops"
+    assert!(kv.get(key).await.unwrap().is_some());
+    alice.send("/part ops").await;
+    on_c.until(|l| l.starts_with("[ops] <- alice left")).await;
+    assert!(kv.get(key).await.unwrap().is_some(), "gone while C was in");
+    on_c.send("/part ops").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while kv.get(key).await.unwrap().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the topic of an empty room stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -550,4 +580,57 @@ async fn a_name_given_out_while_a_node_was_cut_off_makes_its_holder_a_guest() {
         assert!(Instant::now() < deadline, "{guest} not seen from B: {who}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_page_chats_with_the_other_nodes() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let nats = Nats::start();
+    let (a, _ra) = node(&nats, &[]);
+    let (b, _rb) = node(&nats, &[]);
+    let mut alice = Text::named(a.port, "alice").await;
+    let ws_to = |port: u16, nick: &str| {
+        let origin = format!("http://127.0.0.1:{port}");
+        let mut req = format!("ws://127.0.0.1:{port}/.ferry/chat?nick={nick}")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert("Origin", origin.parse().unwrap());
+        async move {
+            let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            tokio_tungstenite::client_async(req, tcp)
+                .await
+                .map(|(ws, _)| ws)
+        }
+    };
+    let mut ws = ws_to(b.port, "webby").await.unwrap();
+    let mut next = async || loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = m {
+            break serde_json::from_str::<serde_json::Value>(&t).unwrap();
+        }
+    };
+    assert_eq!(next().await["nick"], "webby");
+    alice.until(|l| l == "[lobby] -> webby joined").await;
+    alice.send("to the page").await;
+    while next().await["text"] != "to the page" {}
+    ws.send(Message::Text("from the page".into()))
+        .await
+        .unwrap();
+    alice.until(|l| l == "[lobby] <webby> from the page").await;
+    // A page asking for a name another node holds is turned away.
+    let mut twin = ws_to(b.port, "ALICE").await.unwrap();
+    let bye = loop {
+        let m = twin.next().await.unwrap().unwrap();
+        if let Message::Text(t) = m {
+            break serde_json::from_str::<serde_json::Value>(&t).unwrap();
+        }
+    };
+    assert_eq!(bye["kind"], "bye", "{bye}");
+    assert!(bye["reason"].as_str().unwrap().contains("taken"), "{bye}");
 }

@@ -290,6 +290,11 @@ impl Bus {
         self.names.present(nick, rooms);
     }
 
+    /// Removes the topic of the room `key` from the cluster.
+    pub fn clear_topic(&self, key: &str) {
+        self.names.clear_topic(key);
+    }
+
     /// Sets `room`'s topic for the whole cluster.
     pub fn set_topic(&self, key: &str, name: &str, nick: &str, topic: &str) {
         self.names.set_topic(key, name, nick, topic);

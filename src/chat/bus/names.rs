@@ -81,7 +81,8 @@ pub(super) enum Op {
         done: tokio::sync::oneshot::Sender<Result<(), ClaimError>>,
     },
     Present(String, Option<Vec<String>>),
-    Topic(String, TopicEntry),
+    /// A room's topic set (`Some`) or removed.
+    Topic(String, Option<TopicEntry>),
 }
 
 /// The cluster's names as this node sees them.
@@ -301,12 +302,16 @@ impl Names {
     pub(super) fn set_topic(&self, key: &str, name: &str, nick: &str, topic: &str) {
         let _ = self.ops.send(Op::Topic(
             key.to_string(),
-            TopicEntry {
+            Some(TopicEntry {
                 room: name.to_string(),
                 nick: nick.to_string(),
                 topic: topic.to_string(),
-            },
+            }),
         ));
+    }
+
+    pub(super) fn clear_topic(&self, key: &str) {
+        let _ = self.ops.send(Op::Topic(key.to_string(), None));
     }
 
     /// After a break: claims the names of this node's clients again (a
@@ -352,22 +357,26 @@ impl Names {
     pub(super) fn apply(&self, e: &kv::Entry) -> Vec<Remote> {
         let mut m = self.mirror();
         let mut out = Vec::new();
-        if e.key.starts_with("t.") {
-            let room = e.key.trim_start_matches("t.").to_string();
-            if let (kv::Operation::Put, Ok(t)) =
-                (e.operation, serde_json::from_slice::<TopicEntry>(&e.value))
-            {
-                if m.topics.get(&room) != Some(&t) {
-                    out.push(Remote::Room(Event::Topic {
-                        room: t.room.clone(),
-                        nick: Some(t.nick.clone()),
-                        topic: t.topic.clone(),
-                    }));
-                }
-                // Keyed by the room key, found again from the name.
-                if let Ok(k) = room_key(&t.room) {
+        if let Some(hex_key) = e.key.strip_prefix("t.") {
+            // Keyed by the room key, found again from the name (a key is
+            // the name's hex, checked against it).
+            let put = (e.operation == kv::Operation::Put)
+                .then(|| serde_json::from_slice::<TopicEntry>(&e.value).ok())
+                .flatten()
+                .and_then(|t| room_key(&t.room).ok().map(|k| (k, t)))
+                .filter(|(k, _)| super::hex(k) == hex_key);
+            match put {
+                Some((k, t)) => {
+                    if m.topics.get(&k) != Some(&t) {
+                        out.push(Remote::Room(Event::Topic {
+                            room: t.room.clone(),
+                            nick: Some(t.nick.clone()),
+                            topic: t.topic.clone(),
+                        }));
+                    }
                     m.topics.insert(k, t);
                 }
+                None => m.topics.retain(|k, _| super::hex(k) != hex_key),
             }
             return out;
         }

@@ -125,9 +125,12 @@ async fn writer(bus: Arc<Bus>, mut rx: mpsc::UnboundedReceiver<Op>) {
                     let _ = s.names.delete_expect_revision(&key, Some(rev)).await;
                 }
             }
-            Op::Topic(key, t) => {
+            Op::Topic(key, Some(t)) => {
                 let value = Bytes::from(serde_json::to_vec(&t).unwrap_or_default());
                 let _ = s.names.put(topic_key(&key), value).await;
+            }
+            Op::Topic(key, None) => {
+                let _ = s.names.purge(topic_key(&key)).await;
             }
         }
     }

@@ -88,6 +88,20 @@ impl Hub {
         }
     }
 
+    /// After someone left the room `key`: once no one is in it on any
+    /// node, its topic goes from the cluster, as a room's goes with it on
+    /// one server (so topics of rooms long gone do not fill the bucket).
+    pub(super) fn room_left(&self, st: &State, key: &str) {
+        let Some(bus) = self.bus() else { return };
+        let gone = key != LOBBY
+            && !st.rooms.contains_key(key)
+            && bus.names().others_in(key).is_empty()
+            && bus.names().topic(key).is_some();
+        if gone {
+            bus.clear_topic(key);
+        }
+    }
+
     /// Hands `said` to the bus; `Err` gives it back when the bus cannot
     /// take it, for this node to deliver alone.
     pub(super) fn publish(&self, said: Box<Said>) -> Result<(), Box<Said>> {
@@ -283,6 +297,18 @@ impl Hub {
 
     /// What another node's clients did.
     pub fn remote(&self, r: Remote) {
+        // Held to what a client of this node could have done.
+        let fine = match &r {
+            Remote::Nick { old, new, .. } => check_nick(old).is_ok() && check_nick(new).is_ok(),
+            Remote::Room(Event::Joined { nick, .. } | Event::Left { nick, .. }) => {
+                check_nick(nick).is_ok()
+            }
+            Remote::Room(Event::Topic { topic, .. }) => topic.len() <= self.limits.max_message,
+            Remote::Room(_) => false,
+        };
+        if !fine {
+            return;
+        }
         let mut st = self.state();
         let mut ev = match r {
             Remote::Nick { old, new, rooms } => {

@@ -487,6 +487,7 @@ impl Hub {
         let key = named_or_current(&st, id, room)?;
         leave_room(&mut st, id, &key, reason)?;
         self.tell_presence(&st, id);
+        self.room_left(&st, &key);
         let c = st.clients.get_mut(&id).ok_or("not connected")?;
         if c.current.as_deref() == Some(key.as_str()) {
             c.current = c.rooms.iter().next().cloned();
@@ -538,6 +539,7 @@ impl Hub {
         let rooms: Vec<String> = client.rooms.iter().cloned().collect();
         for r in rooms {
             let _ = leave_room(&mut st, id, &r, reason.clone());
+            self.room_left(&st, &r);
         }
         if let Some(c) = st.clients.remove(&id) {
             st.nicks.remove(&c.nick.to_lowercase());
