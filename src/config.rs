@@ -251,7 +251,11 @@ impl ServeConfig {
         let mut chat = ChatConfig {
             enabled: !on(o.no_chat),
             limits: crate::chat::ChatLimits {
-                max_message: o.chat_max_message.map_or(2000, |s| s.0).clamp(16, 60_000) as usize,
+                max_message: o
+                    .chat_max_message
+                    .map_or(2000, |s| s.0)
+                    .clamp(16, crate::chat::MAX_MESSAGE_CAP as u64)
+                    as usize,
                 replay: o.chat_replay.unwrap_or(50),
                 ..crate::chat::ChatLimits::default()
             },

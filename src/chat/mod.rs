@@ -11,6 +11,10 @@ mod outbox;
 pub mod pace;
 pub mod store;
 
+/// The longest `--chat-max-message` may be; what arrives from other nodes
+/// (whose limit may differ) is held to it.
+pub const MAX_MESSAGE_CAP: usize = 60_000;
+
 pub use command::Command;
 pub use event::{Delivery, Event};
 pub use hub::{ChatLimits, Chunk, Events, Hub, Inline, Member, Outcome};

@@ -108,8 +108,13 @@ pub(crate) async fn run(a: DiscoverArgs) -> ExitCode {
                         .map(|a| SocketAddr::new(*a, n.tcp_port).to_string())
                 })
                 .collect();
+            let lock = if f.server.auth_required {
+                "  (token required)"
+            } else {
+                ""
+            };
             println!(
-                "{:<20} {}  cluster of {} nodes  {}",
+                "{:<20} {}  cluster of {} nodes  {}{lock}",
                 escape(&f.server.name),
                 addrs.join(", "),
                 f.nodes.len(),

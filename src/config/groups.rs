@@ -62,7 +62,14 @@ pub(super) fn chat_bus(
         let rest = one
             .strip_prefix("nats://")
             .or_else(|| one.strip_prefix("tls://"))
-            .ok_or_else(|| anyhow::anyhow!("--chat-bus takes nats://HOST:PORT, not {one:?}"))?;
+            .ok_or_else(|| {
+                // Whatever stands before an @ may be a password.
+                let shown = match one.rsplit_once('@') {
+                    Some((_, host)) => format!("…@{host}"),
+                    None => one.to_string(),
+                };
+                anyhow::anyhow!("--chat-bus takes nats://HOST:PORT, not {shown:?}")
+            })?;
         if rest.contains('@') {
             anyhow::bail!(
                 "--chat-bus: give the credentials in FERRY_CHAT_BUS_USER and FERRY_CHAT_BUS_PASSWORD or FERRY_CHAT_BUS_TOKEN, not in the URL"

@@ -110,8 +110,9 @@ pub struct Bus {
     skip: Mutex<VecDeque<String>>,
     session: tokio::sync::watch::Receiver<Option<Session>>,
     hub: Weak<Hub>,
-    /// The cluster's id, kept in the bus (made by the first node).
-    cluster: std::sync::OnceLock<String>,
+    /// The cluster's id, kept in the bus (made by the first node; read
+    /// again whenever the bus was made anew).
+    cluster: std::sync::RwLock<Option<String>>,
     /// The stream's sequence this node has read up to: a reader started
     /// again goes on after it.
     read: AtomicU64,
@@ -136,6 +137,9 @@ pub(crate) struct Session {
     js: jetstream::Context,
     names: kv::Store,
     leases: kv::Store,
+    /// When the stream and the names' bucket were made: a NATS that came
+    /// back without its store has made them anew.
+    made: (i64, i64),
 }
 
 /// Publishes queued beyond this are refused ("try again"), never held.
@@ -162,7 +166,7 @@ impl Bus {
             skip: Mutex::new(VecDeque::new()),
             session: session_rx,
             hub: Arc::downgrade(hub),
-            cluster: std::sync::OnceLock::new(),
+            cluster: std::sync::RwLock::new(None),
             read: AtomicU64::new(0),
             tail: AtomicU64::new(0),
         });
@@ -220,8 +224,8 @@ impl Bus {
 
     /// The id every node of this cluster shares, once the bus was
     /// reached.
-    pub fn cluster(&self) -> Option<&str> {
-        self.cluster.get().map(String::as_str)
+    pub fn cluster(&self) -> Option<String> {
+        self.cluster.read().ok().and_then(|c| c.clone())
     }
 
     /// Whether the stream is reachable now.
@@ -317,7 +321,6 @@ async fn open(
     client: &async_nats::Client,
     js: &jetstream::Context,
     config: &BusConfig,
-    tail: &AtomicU64,
 ) -> anyhow::Result<Session> {
     let wanted = stream::Config {
         name: STREAM.into(),
@@ -331,14 +334,23 @@ async fn open(
         duplicate_window: Duration::from_secs(120),
         ..Default::default()
     };
-    let info = js.create_or_update_stream(wanted).await?;
-    tail.fetch_max(info.state.last_sequence, Ordering::AcqRel);
+    // Made by the first node; an existing stream is taken as it is (one
+    // node's settings do not rewrite the cluster's history).
+    let stream = js.get_or_create_stream(wanted).await?;
+    let info = stream.cached_info();
     let (names, leases) = names::open(js).await?;
+    let names_made = js
+        .get_stream(format!("KV_{}", names::NAMES))
+        .await?
+        .cached_info()
+        .created
+        .unix_timestamp_nanos() as i64;
     Ok(Session {
         client: client.clone(),
         js: js.clone(),
         names,
         leases,
+        made: (info.created.unix_timestamp_nanos() as i64, names_made),
     })
 }
 
@@ -356,31 +368,56 @@ async fn run(
     tokio::spawn(publisher(bus.clone(), publish_rx));
     let mut tasks: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     let mut connected = client.connection_state() == async_nats::connection::State::Connected;
+    // When the stream and the names' bucket were made, as last seen.
+    let mut made: Option<(i64, i64)> = None;
     loop {
         if bus.hub.strong_count() == 0 {
             return;
         }
         if connected && !bus.up() {
-            match open(&client, &js, &config, &bus.tail).await {
+            match open(&client, &js, &config).await {
                 Ok(s) => {
-                    if let Err(e) = names::renew(&bus, &s).await {
-                        warn!("chat bus: cannot take this node's lease: {e}");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    }
-                    match names::cluster_id(&s).await {
-                        Ok(id) => {
-                            let _ = bus.cluster.set(id);
+                    if made != Some(s.made) {
+                        // First reached, or made anew (a NATS that came back
+                        // without its store): the stream is read from its
+                        // start, and the names' mirror starts over.
+                        if made.is_some_and(|m| m.1 != s.made.1) {
+                            bus.names.forget_all();
                         }
-                        Err(e) => warn!("chat bus: cannot read the cluster's id: {e}"),
+                        if made.is_some_and(|m| m.0 != s.made.0) {
+                            bus.read.store(0, Ordering::Release);
+                        }
+                        made = Some(s.made);
+                        match names::cluster_id(&s).await {
+                            Ok(id) => {
+                                if let Ok(mut c) = bus.cluster.write() {
+                                    *c = Some(id);
+                                }
+                            }
+                            Err(e) => warn!("chat bus: cannot read the cluster's id: {e}"),
+                        }
                     }
+                    match s.js.get_stream(STREAM).await {
+                        Ok(st) => bus
+                            .tail
+                            .store(st.cached_info().state.last_sequence, Ordering::Release),
+                        Err(e) => warn!("chat bus: {e}"),
+                    }
+                    let lease = match names::renew(&bus, &s, None).await {
+                        Ok(rev) => rev,
+                        Err(e) => {
+                            warn!("chat bus: cannot take this node's lease: {e}");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            continue;
+                        }
+                    };
                     session_tx.send_replace(Some(s.clone()));
                     for t in tasks.drain(..) {
                         t.abort();
                     }
                     tasks.push(tokio::spawn(reader(bus.clone(), s.clone())));
                     tasks.push(tokio::spawn(tasks::watcher(bus.clone(), s.clone())));
-                    tasks.push(tokio::spawn(tasks::leases(bus.clone(), s.clone())));
+                    tasks.push(tokio::spawn(tasks::leases(bus.clone(), s.clone(), lease)));
                     tasks.push(tokio::spawn(private::inbox(bus.clone(), client.clone())));
                     bus.names.rejoin(&s, &bus).await;
                     bus.up.store(true, Ordering::Release);
@@ -416,6 +453,11 @@ async fn run(
             async_nats::Event::Connected => connected = true,
             async_nats::Event::Disconnected | async_nats::Event::Closed => {
                 connected = false;
+                // Nothing runs on a connection that is gone: no lease is
+                // renewed, and no one reaped, until this node is back.
+                for t in tasks.drain(..) {
+                    t.abort();
+                }
                 if bus.up.swap(false, Ordering::AcqRel) {
                     warn!("chat bus: disconnected");
                     session_tx.send_replace(None);
@@ -521,8 +563,11 @@ async fn reader(bus: Arc<Bus>, s: Session) {
                     break;
                 }
             };
-            if let Ok(info) = m.info() {
-                last.store(info.stream_sequence, Ordering::Release);
+            match m.info() {
+                // Delivered already (by a reader this one replaced).
+                Ok(info) if info.stream_sequence <= last.load(Ordering::Acquire) => continue,
+                Ok(info) => last.store(info.stream_sequence, Ordering::Release),
+                Err(_) => {}
             }
             let Ok(said) = serde_json::from_slice::<Said>(&m.payload) else {
                 warn!(

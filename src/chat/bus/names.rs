@@ -24,13 +24,16 @@ use crate::chat::Event;
 use crate::chat::hub::room_key;
 
 /// The bucket of names and topics.
-const NAMES: &str = "ferry_chat_names";
+pub(super) const NAMES: &str = "ferry_chat_names";
 /// The bucket of leases.
 const LEASES: &str = "ferry_chat_nodes";
 /// A lease lasts this long unless renewed.
 pub(super) const LEASE_TTL: Duration = Duration::from_secs(6);
 /// And is renewed this often (and other nodes' leases looked at).
 pub(super) const LEASE_EVERY: Duration = Duration::from_millis(1500);
+
+/// How long a client waits for its name to be claimed.
+const CLAIM_WAIT: Duration = Duration::from_secs(10);
 
 /// A nickname's entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +94,12 @@ pub struct Names {
     mirror: Mutex<Mirror>,
     ops: mpsc::UnboundedSender<Op>,
     pub(super) ops_rx: Mutex<Option<mpsc::UnboundedReceiver<Op>>>,
+    /// Set when this node's own name of a client still here was deleted
+    /// by another node: the names are claimed again.
+    pub(super) lost: std::sync::atomic::AtomicBool,
+    /// Delete markers seen (key, revision, when): removed from the bucket
+    /// after a while, or every name ever used would stay in it.
+    pub(super) markers: Mutex<Vec<(String, u64, std::time::Instant)>>,
 }
 
 #[derive(Default)]
@@ -161,11 +170,46 @@ impl Names {
             mirror: Mutex::new(Mirror::default()),
             ops,
             ops_rx: Mutex::new(Some(rx)),
+            lost: Default::default(),
+            markers: Default::default(),
         }
     }
 
     pub(super) fn mirror(&self) -> std::sync::MutexGuard<'_, Mirror> {
         self.mirror.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets every name: the bucket was made anew.
+    pub(super) fn forget_all(&self) {
+        let mut m = self.mirror();
+        m.nicks.clear();
+        m.topics.clear();
+    }
+
+    /// Drops the names other nodes no longer hold (`live`: the bucket's
+    /// keys now), for what a watcher that starts again does not show.
+    pub(super) fn retain_live(&self, live: &BTreeSet<String>) -> Vec<Remote> {
+        let mut m = self.mirror();
+        let gone: Vec<String> = m
+            .nicks
+            .iter()
+            .filter(|(k, (e, _))| e.node != self.node && !live.contains(*k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut told = Vec::new();
+        for k in gone {
+            if let Some((e, _)) = m.nicks.remove(&k) {
+                for r in e.rooms {
+                    told.push(Remote::Room(Event::Left {
+                        room: r,
+                        nick: e.nick.clone(),
+                        reason: None,
+                    }));
+                }
+            }
+        }
+        m.topics.retain(|k, _| live.contains(&topic_key(k)));
+        told
     }
 
     /// Whether another node's client is called `nick`.
@@ -239,9 +283,14 @@ impl Names {
         if self.ops.send(op).is_err() {
             return Err(ClaimError::Bus("not connected".into()));
         }
-        answer
-            .await
-            .unwrap_or_else(|_| Err(ClaimError::Bus("not connected".into())))
+        match tokio::time::timeout(CLAIM_WAIT, answer).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(ClaimError::Bus("not connected".into())),
+            Err(_) => Err(ClaimError::Bus(format!(
+                "no answer in {} s",
+                CLAIM_WAIT.as_secs()
+            ))),
+        }
     }
 
     /// Claims `nick`; `mine` also takes it back from an entry of this
@@ -353,10 +402,16 @@ impl Names {
     }
 
     /// Takes in one change of the bucket; returns what this node's
-    /// clients are to be told.
-    pub(super) fn apply(&self, e: &kv::Entry) -> Vec<Remote> {
+    /// clients are to be told, and the name of this node's that someone
+    /// else deleted, if it was.
+    pub(super) fn apply(&self, e: &kv::Entry) -> (Vec<Remote>, Option<String>) {
         let mut m = self.mirror();
         let mut out = Vec::new();
+        if e.operation != kv::Operation::Put
+            && let Ok(mut marks) = self.markers.lock()
+        {
+            marks.push((e.key.clone(), e.revision, std::time::Instant::now()));
+        }
         if let Some(hex_key) = e.key.strip_prefix("t.") {
             // Keyed by the room key, found again from the name (a key is
             // the name's hex, checked against it).
@@ -378,17 +433,17 @@ impl Names {
                 }
                 None => m.topics.retain(|k, _| super::hex(k) != hex_key),
             }
-            return out;
+            return (out, None);
         }
         if !e.key.starts_with("n.") {
-            return out;
+            return (out, None);
         }
         // Older than what this node wrote itself since: already seen.
         if m.nicks
             .get(&e.key)
             .is_some_and(|(_, rev)| *rev > e.revision)
         {
-            return out;
+            return (out, None);
         }
         let new = match e.operation {
             kv::Operation::Put => serde_json::from_slice::<NameEntry>(&e.value).ok(),
@@ -399,9 +454,14 @@ impl Names {
             None => m.nicks.remove(&e.key),
         }
         .map(|(p, _)| p);
+        if new.is_none()
+            && let Some(p) = prev.as_ref().filter(|p| p.node == self.node)
+        {
+            return (out, Some(p.nick.clone()));
+        }
         if let Some(n) = &new {
             if n.node == self.node {
-                return out;
+                return (out, None);
             }
             let renamed = prev.is_none()
                 && n.was.as_ref().is_some_and(|w| {
@@ -418,7 +478,7 @@ impl Names {
                     new: n.nick.clone(),
                     rooms: n.rooms.clone(),
                 });
-                return out;
+                return (out, None);
             }
         }
         let before: Vec<String> = prev
@@ -449,7 +509,7 @@ impl Names {
                 }));
             }
         }
-        out
+        (out, None)
     }
 
     /// Forgets the names of `node`, whose lease is gone; returns what to
@@ -507,9 +567,13 @@ pub(super) async fn lease_alive(s: &Session, node: &str) -> Result<bool, kv::Ent
 }
 
 /// Renews this node's lease once.
-pub(super) async fn renew(bus: &Bus, s: &Session) -> Result<(), kv::PutError> {
-    s.leases
-        .put(&bus.node, Bytes::from(bus.node.clone()))
-        .await
-        .map(drop)
+/// Renews this node's lease: over the revision it had (`None`: whatever
+/// is there). An error means the lease is not this node's any more (it
+/// expired, and others may have taken this node's names).
+pub(super) async fn renew(bus: &Bus, s: &Session, rev: Option<u64>) -> anyhow::Result<u64> {
+    let value = Bytes::from(bus.node.clone());
+    Ok(match rev {
+        Some(rev) => s.leases.update(&bus.node, value, rev).await?,
+        None => s.leases.put(&bus.node, value).await?,
+    })
 }

@@ -6,6 +6,10 @@ use super::*;
 use crate::chat::bus::{Bus, Private, Remote, Said};
 use crate::chat::store::Stored;
 
+/// Most lines one batch from the bus may hold: what a client's one read
+/// can carry (64 KiB of the shortest lines).
+const MAX_BATCH_LINES: usize = 32 * 1024;
+
 impl Hub {
     /// Rooms span the cluster through `bus` from now on.
     pub fn attach_bus(&self, bus: Arc<Bus>) {
@@ -14,7 +18,7 @@ impl Hub {
 
     /// The id of the cluster the chat bus joins this server to.
     pub fn cluster(&self) -> Option<String> {
-        self.bus()?.cluster().map(str::to_string)
+        self.bus()?.cluster()
     }
 
     pub(super) fn bus(&self) -> Option<&Arc<Bus>> {
@@ -118,19 +122,21 @@ impl Hub {
         let well_formed = room_key(&said.room).ok().as_deref() == Some(said.room.as_str())
             && check_nick(&said.nick).is_ok()
             && !said.lines.is_empty()
+            && said.lines.len() <= MAX_BATCH_LINES
             && said
                 .lines
                 .iter()
-                .all(|(t, _)| t.len() <= self.limits.max_message);
+                .all(|(t, _)| t.len() <= crate::chat::MAX_MESSAGE_CAP);
         if !well_formed {
             warn!("chat bus: a batch that no client could have sent was left out");
             return;
         }
         let mut st = self.state();
-        remember(&mut st, &said, self.limits.replay);
         if alone {
+            // Shown and kept here already.
             return;
         }
+        remember(&mut st, &said, self.limits.replay);
         let own = self.bus().is_some_and(|b| b.node() == said.node);
         let except = own
             .then(|| st.clients.get(&said.client))
@@ -155,7 +161,7 @@ impl Hub {
             &mut st,
             said.client,
             Event::Error {
-                text: "the chat bus did not store your message: only people on this server saw it"
+                text: "the other servers did not acknowledge your message in time: people on this server saw it, those on others may see it late or not at all"
                     .into(),
             },
         );
@@ -203,6 +209,11 @@ impl Hub {
                 (*id, c.nick.clone(), rooms)
             })
             .collect()
+    }
+
+    /// Whether a client of this node is called `nick`.
+    pub fn holds(&self, nick: &str) -> bool {
+        self.state().nicks.contains_key(&nick.to_lowercase())
     }
 
     /// Client `id`'s name was given out by another node while this one was
@@ -303,7 +314,7 @@ impl Hub {
             Remote::Room(Event::Joined { nick, .. } | Event::Left { nick, .. }) => {
                 check_nick(nick).is_ok()
             }
-            Remote::Room(Event::Topic { topic, .. }) => topic.len() <= self.limits.max_message,
+            Remote::Room(Event::Topic { topic, .. }) => topic.len() <= crate::chat::MAX_MESSAGE_CAP,
             Remote::Room(_) => false,
         };
         if !fine {
@@ -352,18 +363,65 @@ pub(super) fn remember(st: &mut State, said: &Said, keep: usize) {
     if keep == 0 {
         return;
     }
+    let cost = |m: &Stored| m.text.len() + m.nick.len() + m.room.len() + 64;
+    let mut bytes = st.recent_bytes;
     let ring = st.recent.entry(said.room.clone()).or_default();
     for (text, action) in &said.lines {
-        if ring.len() >= keep {
-            ring.pop_front();
+        if ring.len() >= keep
+            && let Some(old) = ring.pop_front()
+        {
+            bytes -= cost(&old);
         }
-        ring.push_back(Stored {
+        let m = Stored {
             room: said.room.clone(),
             nick: said.nick.clone(),
             text: text.clone(),
             action: *action,
             ts_ms: said.ts_ms,
-        });
+        };
+        bytes += cost(&m);
+        ring.push_back(m);
+    }
+    st.recent_bytes = bytes;
+    if st.recent_bytes > RECENT_MAX {
+        forget_recent(st, &said.room);
+    }
+}
+
+/// What the rooms' recent lines may hold in all; past it, the lines of
+/// rooms no one here is in go first (a joiner of one of those is shown
+/// only what is said from then on), then the oldest of the others.
+const RECENT_MAX: usize = 32 << 20;
+
+fn forget_recent(st: &mut State, keep_room: &str) {
+    let target = RECENT_MAX / 4 * 3;
+    let idle: Vec<String> = st
+        .recent
+        .keys()
+        .filter(|k| !st.rooms.contains_key(*k) && k.as_str() != keep_room)
+        .cloned()
+        .collect();
+    let cost = |m: &Stored| m.text.len() + m.nick.len() + m.room.len() + 64;
+    for k in idle {
+        if st.recent_bytes <= target {
+            return;
+        }
+        if let Some(ring) = st.recent.remove(&k) {
+            st.recent_bytes -= ring.iter().map(cost).sum::<usize>();
+        }
+    }
+    // Still over: the oldest line of each room in turn.
+    while st.recent_bytes > target {
+        let mut dropped = false;
+        for ring in st.recent.values_mut() {
+            if let Some(old) = ring.pop_front() {
+                st.recent_bytes -= cost(&old);
+                dropped = true;
+            }
+        }
+        if !dropped {
+            return;
+        }
     }
 }
 

@@ -93,6 +93,8 @@ struct State {
     /// With a chat bus, each room's latest lines from the stream (the
     /// history a joining client is shown), by room key.
     recent: HashMap<String, std::collections::VecDeque<crate::chat::store::Stored>>,
+    /// What `recent` holds, counted as `cluster::remember` counts it.
+    recent_bytes: usize,
 }
 
 #[derive(Debug)]
@@ -109,6 +111,8 @@ struct Client {
     echo: bool,
     /// Set with `dropped`, cheaper to test on every delivery.
     kicked: AtomicBool,
+    /// A new name is being claimed for it across the cluster.
+    renaming: bool,
     /// Room keys.
     rooms: BTreeSet<String>,
     current: Option<String>,
@@ -213,6 +217,7 @@ impl Hub {
                     inline: None,
                     echo: true,
                     kicked: AtomicBool::new(false),
+                    renaming: false,
                     rooms: BTreeSet::new(),
                     current: None,
                     dropped: dropped.clone(),

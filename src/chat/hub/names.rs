@@ -35,6 +35,9 @@ impl Hub {
             if c.nick == new {
                 return Ok(());
             }
+            if c.renaming {
+                return Err("your last /nick is still being claimed: try again in a moment".into());
+            }
             if st
                 .nicks
                 .get(&new.to_lowercase())
@@ -49,20 +52,31 @@ impl Hub {
                 .collect();
             (c.nick.clone(), rooms)
         };
-        let Some(bus) = self.bus().filter(|b| b.up()).cloned() else {
-            return self.rename(id, new);
+        // Only the spelling changes: the name is this client's already.
+        let same = old.to_lowercase() == new.to_lowercase();
+        let Some(bus) = self.bus().filter(|b| b.up() && !same).cloned() else {
+            self.rename(id, new)?;
+            self.publish_presence(id);
+            return Ok(());
         };
         if bus.names().taken_elsewhere(new) {
             return Err(format!("the nickname {new} is taken"));
         }
-        // Claimed for the cluster first; renamed here once it is had.
+        // Claimed for the cluster first; renamed here once it is had. One
+        // at a time, so that the name given up is the one it had.
+        if let Some(c) = self.state().clients.get_mut(&id) {
+            c.renaming = true;
+        }
         let new = new.to_string();
         tokio::spawn(async move {
-            let claimed = bus.claim(&new, rooms, Some(old.clone())).await;
+            let claimed = bus.claim(&new, rooms, Some(old)).await;
             let Some(hub) = bus.hub() else { return };
             match claimed {
                 Ok(()) => match hub.rename(id, &new) {
-                    Ok(()) => bus.present(&old, None),
+                    Ok(was) => {
+                        bus.present(&was, None);
+                        hub.publish_presence(id);
+                    }
                     Err(e) => {
                         bus.present(&new, None);
                         hub.error(id, e);
@@ -70,18 +84,27 @@ impl Hub {
                 },
                 Err(e) => hub.error(id, e.to_string()),
             }
+            if let Some(c) = hub.state().clients.get_mut(&id) {
+                c.renaming = false;
+            }
         });
         Ok(())
     }
 
+    /// Tells the cluster client `id`'s name and rooms as they are now.
+    fn publish_presence(&self, id: u64) {
+        let st = self.state();
+        self.tell_presence(&st, id);
+    }
+
     /// Renames client `id` here, telling everyone who shares a room with
-    /// it.
-    pub(super) fn rename(&self, id: u64, new: &str) -> Result<(), String> {
+    /// it; returns the name it had.
+    pub(super) fn rename(&self, id: u64, new: &str) -> Result<String, String> {
         let mut st = self.state();
         let key = new.to_lowercase();
         let old = st.clients.get(&id).ok_or("not connected")?.nick.clone();
         if old == new {
-            return Ok(());
+            return Ok(old);
         }
         if st.nicks.get(&key).is_some_and(|other| *other != id) {
             return Err(format!("the nickname {new} is taken"));
@@ -101,12 +124,12 @@ impl Hub {
             }
         }
         let ev = Delivery::new(Event::Nick {
-            old,
+            old: old.clone(),
             new: new.to_string(),
         });
         for m in told {
             deliver(&st, m, ev.clone());
         }
-        Ok(())
+        Ok(old)
     }
 }
