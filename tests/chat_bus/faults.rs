@@ -58,3 +58,29 @@ async fn nats_killed_and_back_loses_no_acknowledged_line() {
     let history = history_seen(late.port).await;
     assert_eq!(history, acked, "history after NATS came back");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_back_without_its_store_is_joined_again() {
+    let mut nats = Nats::start();
+    let (a, _ra) = node(&nats, &[]);
+    let (b, _rb) = node(&nats, &[]);
+    let mut alice = Text::named(a.port, "alice").await;
+    let mut bob = Text::named(b.port, "bob").await;
+    for i in 0..5 {
+        alice.send(&format!("before {i}")).await;
+    }
+    bob.messages(5).await;
+    nats.kill();
+    std::fs::remove_dir_all(nats.dir().join("js")).unwrap();
+    nats.restart();
+    for t in [&mut alice, &mut bob] {
+        t.until(|l| l.contains("joined to the other servers again"))
+            .await;
+    }
+    // The new stream's first lines reach the other node; both names are
+    // claimed again.
+    alice.send("after").await;
+    assert_eq!(bob.messages(1).await, vec!["<alice> after"]);
+    let who = bob.who().await;
+    assert!(who.contains("alice") && who.contains("bob"), "{who}");
+}

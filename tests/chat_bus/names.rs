@@ -237,6 +237,58 @@ async fn a_name_given_out_while_a_node_was_cut_off_makes_its_holder_a_guest() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     cable.mend();
+    made_a_guest(&mut alice, &mut bob).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_late_knows_everyone_already_there() {
+    let nats = Nats::start();
+    let (a, _ra) = node(&nats, &[]);
+    let mut alice = Text::named(a.port, "alice").await;
+    alice.send("/topic set before B started").await;
+    alice.until(|l| l.contains("set the topic")).await;
+    let (b, _rb) = node(&nats, &[]);
+    let mut bob = Text::connect(b.port).await;
+    assert!(bob.who().await.contains("alice"));
+    bob.send("/msg alice are you there?").await;
+    alice
+        .until(|l| l.ends_with("-> alice] are you there?"))
+        .await;
+    bob.send("/nick Alice").await;
+    assert!(
+        bob.until(|l| l.starts_with("! "))
+            .await
+            .pop()
+            .unwrap()
+            .contains("taken")
+    );
+    bob.send("/topic").await;
+    bob.until(|l| l == "[lobby] topic: set before B started")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_past_its_lease_gives_up_a_name_taken_meanwhile() {
+    let nats = Nats::start();
+    let (a, _ra) = node(&nats, &[]);
+    let (b, _rb) = node(&nats, &[]);
+    let mut alice = Text::named(a.port, "alice").await;
+    let mut bob = Text::named(b.port, "bob").await;
+    // A stops (a laptop's lid closed) with its connection still open.
+    let pid = nix::unistd::Pid::from_raw(a.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    bob.until(|l| l.starts_with("[lobby] <- alice left")).await;
+    bob.send("/nick alice").await;
+    bob.until(|l| l == "* bob is now known as alice").await;
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    // A finds its lease lost, and its alice is a guest now.
+    made_a_guest(&mut alice, &mut bob).await;
+}
+
+/// `alice` is told that another took the name alice while its node was
+/// cut off; `bob`, on another node, sees one alice and the guest she
+/// became.
+async fn made_a_guest(alice: &mut Text, bob: &mut Text) {
     let seen = alice
         .until(|l| l.contains("another took the nickname alice"))
         .await;
@@ -245,18 +297,68 @@ async fn a_name_given_out_while_a_node_was_cut_off_makes_its_holder_a_guest() {
         .rsplit("you are ")
         .next()
         .unwrap()
-        .trim_end_matches(" now");
+        .trim_end_matches(" now")
+        .to_string();
     assert!(guest.starts_with("guest"), "{notice}");
-    // One of each name across the cluster again (once A's claim of the
-    // guest name is seen by B).
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let who = bob.who().await;
         assert_eq!(who.matches("alice").count(), 1, "{who}");
-        if who.contains(guest) {
+        if who.contains(&guest) {
             break;
         }
         assert!(Instant::now() < deadline, "{guest} not seen from B: {who}");
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_given_up_leave_nothing_in_the_bucket() {
+    let nats = Nats::start();
+    let (a, _ra) = node(&nats, &[]);
+    let nc = async_nats::ConnectOptions::with_token(common::nats::TOKEN.into())
+        .connect(nats.url())
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(nc);
+    let count = async || {
+        let mut st = js.get_stream("KV_ferry_chat_names").await.unwrap();
+        st.info().await.unwrap().state.messages
+    };
+    let before = count().await;
+    // Two renames sent at once: the second is refused while the first is
+    // claimed, and no name is left held.
+    let mut t = Text::connect(a.port).await;
+    t.send("/nick bob\n/nick carol").await;
+    t.until(|l| l.contains("still being claimed")).await;
+    t.until(|l| l.ends_with("is now known as bob")).await;
+    for i in 0..8 {
+        let mut g = Text::connect(a.port).await;
+        g.send(&format!("/nick passer{i}")).await;
+        g.until(|l| l.ends_with(&format!("is now known as passer{i}")))
+            .await;
+        g.send("/quit").await;
+    }
+    t.send("/quit").await;
+    // Their delete markers go too, once every watcher has had them.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = count().await;
+        if n <= before {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} messages left in the bucket (from {before})"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let kv = js.get_key_value("ferry_chat_names").await.unwrap();
+    for n in ["bob", "carol", "passer0"] {
+        let key = format!(
+            "n.{}",
+            n.bytes().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        assert!(kv.get(&key).await.unwrap().is_none(), "{n} still held");
     }
 }
