@@ -95,7 +95,8 @@ impl Text {
                 .line(Duration::from_secs(20))
                 .await
                 .unwrap_or_else(|| panic!("{}: {} of {n} messages came", self.nick, out.len()));
-            if let Some(m) = l.strip_prefix("[lobby] <") {
+            // Messages only: not "[lobby] <- x left".
+            if let Some(m) = l.strip_prefix("[lobby] <").filter(|m| !m.starts_with("- ")) {
                 out.push(format!("<{m}"));
             }
         }

@@ -144,6 +144,9 @@ pub(crate) struct Session {
 
 /// Publishes queued beyond this are refused ("try again"), never held.
 const PUBLISH_QUEUE: usize = 4096;
+/// Batches the stream's reader hands the hub at once, when they came
+/// together.
+const READ_AT_ONCE: usize = 256;
 /// How long a starting node waits for the bus before it serves.
 const START_WAIT: Duration = Duration::from_secs(5);
 /// Publishes awaiting the stream's acknowledgement at once.
@@ -198,8 +201,9 @@ impl Bus {
             publish_rx,
         ));
         // A node whose bus answers starts joined to it, with the history
-        // read, rather than giving its first clients names the cluster
-        // does not know, or half the history.
+        // and the names read, rather than giving its first clients names
+        // the cluster does not know, half the history, or the arrivals
+        // of people who were there all along.
         let deadline = tokio::time::Instant::now() + START_WAIT;
         let ready =
             |b: &Bus| b.up() && b.read.load(Ordering::Acquire) >= b.tail.load(Ordering::Acquire);
@@ -555,36 +559,53 @@ async fn reader(bus: Arc<Bus>, s: Session) {
                 continue;
             }
         };
-        while let Some(m) = msgs.next().await {
-            let m = match m {
-                Ok(m) => m,
-                Err(e) => {
-                    warn!("chat bus: reading the stream: {e}");
-                    break;
+        let mut broke = false;
+        while let Some(first) = msgs.next().await {
+            // What else came already goes to the hub with it.
+            let mut got = vec![first];
+            while got.len() < READ_AT_ONCE {
+                match futures_util::FutureExt::now_or_never(msgs.next()) {
+                    Some(Some(m)) => got.push(m),
+                    _ => break,
                 }
-            };
-            match m.info() {
-                // Delivered already (by a reader this one replaced).
-                Ok(info) if info.stream_sequence <= last.load(Ordering::Acquire) => continue,
-                Ok(info) => last.store(info.stream_sequence, Ordering::Release),
-                Err(_) => {}
             }
-            let Ok(said) = serde_json::from_slice::<Said>(&m.payload) else {
-                warn!(
-                    "chat bus: a message on {} is not a batch of lines",
-                    m.subject
-                );
-                continue;
-            };
-            if m.subject.as_str() != format!("{SUBJECT}.{}", hex(&said.room)) {
-                warn!("chat bus: a batch on {} names another room", m.subject);
-                continue;
+            let mut batches = Vec::with_capacity(got.len());
+            for m in got {
+                let m = match m {
+                    Ok(m) => m,
+                    Err(e) => {
+                        warn!("chat bus: reading the stream: {e}");
+                        broke = true;
+                        break;
+                    }
+                };
+                match m.info() {
+                    // Delivered already (by a reader this one replaced).
+                    Ok(info) if info.stream_sequence <= last.load(Ordering::Acquire) => continue,
+                    Ok(info) => last.store(info.stream_sequence, Ordering::Release),
+                    Err(_) => {}
+                }
+                let Ok(said) = serde_json::from_slice::<Said>(&m.payload) else {
+                    warn!(
+                        "chat bus: a message on {} is not a batch of lines",
+                        m.subject
+                    );
+                    continue;
+                };
+                if m.subject.as_str() != format!("{SUBJECT}.{}", hex(&said.room)) {
+                    warn!("chat bus: a batch on {} names another room", m.subject);
+                    continue;
+                }
+                let alone = said.node == bus.node && bus.was_delivered_alone(&said.id);
+                batches.push((said, alone));
             }
             let Some(hub) = bus.hub.upgrade() else {
                 return;
             };
-            let alone = said.node == bus.node && bus.was_delivered_alone(&said.id);
-            hub.arrive(said, alone);
+            hub.arrive(batches);
+            if broke {
+                break;
+            }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -100,6 +100,8 @@ pub struct Names {
     /// Delete markers seen (key, revision, when): removed from the bucket
     /// after a while, or every name ever used would stay in it.
     pub(super) markers: Mutex<Vec<(String, u64, std::time::Instant)>>,
+    /// The watcher has been shown every name there was when it started.
+    pub(super) synced: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -172,6 +174,7 @@ impl Names {
             ops_rx: Mutex::new(Some(rx)),
             lost: Default::default(),
             markers: Default::default(),
+            synced: Default::default(),
         }
     }
 

@@ -133,13 +133,21 @@ pub(super) async fn watcher(bus: Arc<Bus>, s: Session) {
         }
         .await;
         match live {
-            Ok(live) => tell(&bus, bus.names.retain_live(&live)),
+            Ok(live) => {
+                if live.is_empty() {
+                    bus.names.synced.store(true, Ordering::Release);
+                }
+                tell(&bus, bus.names.retain_live(&live));
+            }
             Err(e) => warn!("chat bus: cannot list names: {e}"),
         }
         match s.names.watch_with_history(">").await {
             Ok(mut w) => {
                 while let Some(e) = w.next().await {
                     let Ok(e) = e else { break };
+                    if e.delta == 0 {
+                        bus.names.synced.store(true, Ordering::Release);
+                    }
                     let (told, lost) = bus.names.apply(&e);
                     tell(&bus, told);
                     if let (Some(nick), Some(hub)) = (lost, bus.hub())

@@ -115,35 +115,52 @@ impl Hub {
         }
     }
 
-    /// A batch in the stream's order, from any node (this one's too).
-    /// `alone`: this node delivered it already.
-    pub fn arrive(&self, said: Said, alone: bool) {
-        // Whoever else can publish on the bus is held to what a client is.
-        let well_formed = room_key(&said.room).ok().as_deref() == Some(said.room.as_str())
-            && check_nick(&said.nick).is_ok()
-            && !said.lines.is_empty()
-            && said.lines.len() <= MAX_BATCH_LINES
-            && said
-                .lines
-                .iter()
-                .all(|(t, _)| t.len() <= crate::chat::MAX_MESSAGE_CAP);
-        if !well_formed {
-            warn!("chat bus: a batch that no client could have sent was left out");
-            return;
-        }
+    /// Batches in the stream's order, from any node (this one's too),
+    /// each with whether this node delivered it already. Consecutive
+    /// batches of one room (and one sender left out) go to its members as
+    /// one: a burst read from the stream costs each reader one write, as
+    /// a burst from one client does on one server.
+    pub fn arrive(&self, batches: Vec<(Said, bool)>) {
         let mut st = self.state();
-        if alone {
-            // Shown and kept here already.
-            return;
+        let mut run: Option<(String, Option<u64>, Vec<Arc<Delivery>>)> = None;
+        let flush = |st: &mut State, run: Option<(String, Option<u64>, Vec<Arc<Delivery>>)>| {
+            if let Some((room, except, events)) = run {
+                broadcast_batch(st, &room, &Bundle::new(events), except);
+            }
+        };
+        for (said, alone) in batches {
+            if !well_formed(&said) {
+                warn!("chat bus: a batch that no client could have sent was left out");
+                continue;
+            }
+            if alone {
+                // Shown and kept here already.
+                continue;
+            }
+            remember(&mut st, &said, self.limits.replay);
+            let own = self.bus().is_some_and(|b| b.node() == said.node);
+            let except = own
+                .then(|| st.clients.get(&said.client))
+                .flatten()
+                .filter(|c| !c.echo && c.nick == said.nick)
+                .map(|_| said.client);
+            let Some(name) = st.rooms.get(&said.room).map(|r| r.name.clone()) else {
+                continue;
+            };
+            let events = message_events(&name, &said.nick, &said.lines, said.ts_ms, false);
+            match &mut run {
+                Some((room, ex, evs))
+                    if *room == said.room && *ex == except && evs.len() < RUN_MAX =>
+                {
+                    evs.extend(events)
+                }
+                _ => {
+                    flush(&mut st, run.take());
+                    run = Some((said.room.clone(), except, events));
+                }
+            }
         }
-        remember(&mut st, &said, self.limits.replay);
-        let own = self.bus().is_some_and(|b| b.node() == said.node);
-        let except = own
-            .then(|| st.clients.get(&said.client))
-            .flatten()
-            .filter(|c| !c.echo && c.nick == said.nick)
-            .map(|_| said.client);
-        deliver_said(&mut st, &said, except, false);
+        flush(&mut st, run);
     }
 
     /// A batch the stream did not take: delivered on this node alone, and
@@ -434,6 +451,22 @@ pub(super) fn deliver_said(st: &mut State, said: &Said, except: Option<u64>, his
     broadcast_batch(st, &said.room, &batch, except);
 }
 
+/// Whether `said` is what a client could have sent: whoever else can
+/// publish on the bus is held to it.
+fn well_formed(said: &Said) -> bool {
+    room_key(&said.room).ok().as_deref() == Some(said.room.as_str())
+        && check_nick(&said.nick).is_ok()
+        && !said.lines.is_empty()
+        && said.lines.len() <= MAX_BATCH_LINES
+        && said
+            .lines
+            .iter()
+            .all(|(t, _)| t.len() <= crate::chat::MAX_MESSAGE_CAP)
+}
+
+/// Most lines the batches of one room merged for its readers hold.
+const RUN_MAX: usize = 4096;
+
 /// One batch of room messages.
 pub(super) fn message_batch(
     name: &str,
@@ -442,19 +475,28 @@ pub(super) fn message_batch(
     ts_ms: i64,
     history: bool,
 ) -> Batch {
-    Bundle::new(
-        lines
-            .iter()
-            .map(|(text, action)| {
-                Delivery::new(Event::Message {
-                    room: name.to_string(),
-                    nick: nick.to_string(),
-                    text: text.clone(),
-                    ts_ms,
-                    action: *action,
-                    history,
-                })
+    Bundle::new(message_events(name, nick, lines, ts_ms, history))
+}
+
+/// Room messages, one event each.
+fn message_events(
+    name: &str,
+    nick: &str,
+    lines: &[(String, bool)],
+    ts_ms: i64,
+    history: bool,
+) -> Vec<Arc<Delivery>> {
+    lines
+        .iter()
+        .map(|(text, action)| {
+            Delivery::new(Event::Message {
+                room: name.to_string(),
+                nick: nick.to_string(),
+                text: text.clone(),
+                ts_ms,
+                action: *action,
+                history,
             })
-            .collect(),
-    )
+        })
+        .collect()
 }
