@@ -389,7 +389,11 @@ impl Names {
                         }
                     }
                 }
-                Err(e) => warn!("chat bus: {e}"),
+                Err(e) => {
+                    // Tried again by the lease's next round.
+                    warn!("chat bus: {e}");
+                    self.lost.store(true, std::sync::atomic::Ordering::Release);
+                }
             }
         }
         let stale: Vec<(String, u64)> = self
