@@ -186,3 +186,68 @@ async fn the_web_page_chats_with_the_other_nodes() {
     assert_eq!(bye["kind"], "bye", "{bye}");
     assert!(bye["reason"].as_str().unwrap().contains("taken"), "{bye}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_kept_is_the_first_nodes_per_room_limit() {
+    let nats = Nats::start();
+    let (a, _ra) = node(&nats, &["--chat-history", "5"]);
+    let mut alice = Text::named(a.port, "alice").await;
+    // One batch each: a line, then /who, answered once the line is out.
+    for i in 0..8 {
+        alice.send(&format!("line {i}")).await;
+        alice.who().await;
+    }
+    // A node started with another limit takes the stream as it is.
+    let (b, _rb) = node(&nats, &["--chat-history", "1000"]);
+    let want: Vec<String> = (3..8).map(|i| format!("<alice> line {i}")).collect();
+    assert_eq!(history_seen(b.port).await, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bound_on_rooms_holds_for_the_whole_cluster() {
+    let nats = Nats::start();
+    let (a, _ra) = node(&nats, &[]);
+    let (b, _rb) = node(&nats, &[]);
+    // 999 rooms and the lobby: 1000, the most a chat keeps. 32 at a time
+    // per client, half of them through each node.
+    let mut held = Vec::new();
+    for c in 0..32 {
+        let port = if c % 2 == 0 { a.port } else { b.port };
+        let rooms: Vec<String> = (c * 32..(c * 32 + 32).min(999))
+            .map(|r| format!("r{r}"))
+            .collect();
+        if rooms.is_empty() {
+            break;
+        }
+        let client = Client::connect(&format!("127.0.0.1:{port}"), None)
+            .await
+            .unwrap();
+        held.push((client, format!("holder{c}"), rooms));
+    }
+    let mut sessions = Vec::new();
+    for (client, nick, rooms) in held.iter_mut() {
+        let (chat, _) = client.chat(Some(nick), rooms).await.unwrap();
+        sessions.push(chat);
+    }
+    // One more room, through either node, is refused once each node has
+    // seen the other's rooms.
+    for port in [a.port, b.port] {
+        let mut t = Text::connect(port).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            t.send("/join one-too-many").await;
+            let l = t
+                .until(|l| l.starts_with("! ") || l.contains("one-too-many"))
+                .await
+                .pop()
+                .unwrap();
+            if l.contains("1000 rooms") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "joined a room past 1000: {l}");
+            t.send("/part one-too-many").await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    drop(sessions);
+}

@@ -429,7 +429,7 @@ impl Hub {
         let (count, exists) = self.room_count(&st, &key);
         if !exists && count >= self.limits.rooms {
             return Err(format!(
-                "this server has {count} rooms, the most it keeps: join one of them (/rooms)"
+                "this chat has {count} rooms, the most it keeps: join one of them (/rooms)"
             ));
         }
         let display = room.trim_start_matches('#').to_string();
