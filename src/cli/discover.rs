@@ -98,6 +98,11 @@ pub(crate) async fn run(a: DiscoverArgs) -> ExitCode {
         return super::output::print_json_exit(&found);
     }
     for f in &found.servers {
+        let lock = if f.server.auth_required {
+            "  (token required)"
+        } else {
+            ""
+        };
         if f.nodes.len() > 1 {
             let addrs: Vec<String> = f
                 .nodes
@@ -108,11 +113,6 @@ pub(crate) async fn run(a: DiscoverArgs) -> ExitCode {
                         .map(|a| SocketAddr::new(*a, n.tcp_port).to_string())
                 })
                 .collect();
-            let lock = if f.server.auth_required {
-                "  (token required)"
-            } else {
-                ""
-            };
             println!(
                 "{:<20} {}  cluster of {} nodes  {}{lock}",
                 escape(&f.server.name),
@@ -123,11 +123,6 @@ pub(crate) async fn run(a: DiscoverArgs) -> ExitCode {
             continue;
         }
         let addrs: Vec<String> = f.addresses.iter().map(ToString::to_string).collect();
-        let lock = if f.server.auth_required {
-            "  (token required)"
-        } else {
-            ""
-        };
         println!(
             "{:<20} {}  tcp {} udp {}  {}{lock}",
             escape(&f.server.name),

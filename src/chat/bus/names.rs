@@ -215,6 +215,14 @@ impl Names {
         told
     }
 
+    /// The revision of the entry at `key`, when it is this node's.
+    pub(super) fn own_revision(&self, key: &str) -> Option<u64> {
+        self.mirror()
+            .nicks
+            .get(key)
+            .and_then(|(e, r)| (e.node == self.node).then_some(*r))
+    }
+
     /// Whether another node's client is called `nick`.
     pub fn taken_elsewhere(&self, nick: &str) -> bool {
         self.mirror()

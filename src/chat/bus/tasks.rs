@@ -201,12 +201,7 @@ async fn writer(bus: Arc<Bus>, mut rx: mpsc::UnboundedReceiver<Op>) {
                     rooms,
                     was: None,
                 };
-                let rev = bus
-                    .names
-                    .mirror()
-                    .nicks
-                    .get(&key)
-                    .and_then(|(e, r)| (e.node == bus.node).then_some(*r));
+                let rev = bus.names.own_revision(&key);
                 let value = Bytes::from(serde_json::to_vec(&entry).unwrap_or_default());
                 // Only over this node's own entry: a name lost meanwhile
                 // is not taken back by a late update.
@@ -218,12 +213,7 @@ async fn writer(bus: Arc<Bus>, mut rx: mpsc::UnboundedReceiver<Op>) {
             }
             Op::Present(nick, None) => {
                 let key = nick_key(&nick);
-                let rev = bus
-                    .names
-                    .mirror()
-                    .nicks
-                    .get(&key)
-                    .and_then(|(e, r)| (e.node == bus.node).then_some(*r));
+                let rev = bus.names.own_revision(&key);
                 if let Some(rev) = rev {
                     let _ = s.names.delete_expect_revision(&key, Some(rev)).await;
                 }
