@@ -273,3 +273,19 @@ async fn ping_times_hellos_and_a_repeated_hello_keeps_authentication() {
     assert_eq!(dead.0, 255);
     s.stop().await;
 }
+
+#[test]
+fn ctrl_c_as_soon_as_the_server_says_it_is_up_is_a_clean_shutdown() {
+    // The handlers are in place before the first line is printed: a
+    // Ctrl-C right after it never meets the default (kill at once).
+    for _ in 0..5 {
+        let root = tempfile::tempdir().unwrap();
+        let mut s = common::spawn_bin_server(root.path(), &[], &[]);
+        let pid = s.child.id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status();
+        let status = s.child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{status:?}");
+    }
+}

@@ -50,6 +50,9 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Before the first line that says it is up: Ctrl-C from then on is a
+    // graceful shutdown, never the default kill.
+    let signals = Signals::install();
     println!("ferry serving {}", server.serving());
     for addr in server.tcp_addrs() {
         println!("listening on {addr} (tcp, udp)");
@@ -171,7 +174,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         }
     }
     let shutdown = CancellationToken::new();
-    tokio::spawn(watch_signals(shutdown.clone()));
+    tokio::spawn(watch_signals(signals, shutdown.clone()));
     match server.run(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -181,13 +184,25 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     }
 }
 
+/// SIGTERM and SIGINT, caught from when they are installed.
+struct Signals {
+    term: std::io::Result<tokio::signal::unix::Signal>,
+    int: std::io::Result<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        Signals {
+            term: signal(SignalKind::terminate()),
+            int: signal(SignalKind::interrupt()),
+        }
+    }
+}
+
 /// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.
-async fn watch_signals(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+async fn watch_signals(signals: Signals, shutdown: CancellationToken) {
+    let (Ok(mut term), Ok(mut int)) = (signals.term, signals.int) else {
         error!("cannot install signal handlers");
         return;
     };
