@@ -17,7 +17,7 @@ use crate::files::RelPath;
 use crate::files::digest::Algo;
 use crate::files::part::{FinishError, PartFile, hash_prefix, mtime_of};
 use crate::files::pipe::{spawn_reader, spawn_writer};
-use crate::wire::body::{Received, SendError, receive_body, send_body};
+use crate::wire::body::{Received, SendError, Spliced, receive_body, receive_file, send_body};
 use crate::wire::messages::{Digest, ErrorCode, GetStart, PutReady, Request};
 use crate::wire::{ConnError, Connection, Kind};
 
@@ -197,18 +197,9 @@ pub(super) async fn get_file(
 
     bar.set_length(size);
     bar.set_position(offset);
-    let mut sink = spawn_writer(part);
-    // A client has nothing to cancel it but Ctrl-C, which ends the process.
-    let never = tokio_util::sync::CancellationToken::new();
-    let received = receive_body(conn, &mut sink, &never, |n| bar.inc(n)).await;
-    let (part, written) = sink
-        .finish()
+    let (part, lost, written) = receive(conn, part, bar)
         .await
         .map_err(|e| ClientError::local(local, e))?;
-    let lost = match received {
-        Received::Lost(e) => Some(e),
-        _ => None,
-    };
     if let Some(e) = lost {
         // The partial file stays: the next attempt resumes from it.
         return Err(e.into());
@@ -244,6 +235,34 @@ pub(super) async fn get_file(
         ))),
         Err(e) => Err(ClientError::Local(e.to_string())),
     }
+}
+
+/// The rest of the body into `part`: straight from the socket into the
+/// file over plain TCP, through a disk thread otherwise. Gives the part
+/// file, why the connection broke (what arrived is kept), and the first
+/// write error.
+async fn receive(
+    conn: &mut Connection,
+    part: PartFile,
+    bar: &ProgressBar,
+) -> std::io::Result<(PartFile, Option<ConnError>, std::io::Result<()>)> {
+    let shown = bar.clone();
+    let part = match receive_file(conn, part, move |n| shown.inc(n)).await {
+        Ok((part, Ok(()))) => return Ok((part, None, Ok(()))),
+        Ok((part, Err(Spliced::Lost(e)))) => return Ok((part, Some(e), Ok(()))),
+        Ok((part, Err(Spliced::Write(e)))) => return Ok((part, None, Err(e))),
+        Err(part) => part,
+    };
+    let mut sink = spawn_writer(part);
+    // A client has nothing to cancel it but Ctrl-C, which ends the process.
+    let never = tokio_util::sync::CancellationToken::new();
+    let received = receive_body(conn, &mut sink, &never, |n| bar.inc(n)).await;
+    let (part, written) = sink.finish().await?;
+    let lost = match received {
+        Received::Lost(e) => Some(e),
+        _ => None,
+    };
+    Ok((part, lost, written))
 }
 
 /// Downloads `remote` into `out` as it comes (standard output, a pipe):

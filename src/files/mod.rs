@@ -14,6 +14,7 @@ pub mod resumable;
 pub mod search;
 pub mod service;
 pub mod shown;
+pub mod splice;
 pub mod storage;
 pub mod upload;
 

@@ -69,11 +69,11 @@ pub struct PartFile {
     name: OsString,
     part_name: OsString,
     target: PathBuf,
-    file: File,
+    pub(super) file: File,
     existing: u64,
-    size: u64,
-    written: u64,
-    hasher: Hasher,
+    pub(super) size: u64,
+    pub(super) written: u64,
+    pub(super) hasher: Hasher,
 }
 
 /// The hidden partial file's name for a target named `name`.
@@ -197,6 +197,17 @@ fn open_plain(dir: &File, name: &OsStr) -> io::Result<File> {
     )))
 }
 
+/// Cuts `file` from `held` bytes to `to`, leaving a file already that long
+/// alone: on ext4 a file cut to nothing is written out in full when it is
+/// closed (its safeguard for files rewritten in place), a second's wait at
+/// the end of a 2 GiB transfer.
+fn cut(file: &File, held: u64, to: u64) -> io::Result<()> {
+    if held != to {
+        file.set_len(to)?;
+    }
+    Ok(())
+}
+
 impl PartFile {
     /// Opens the partial file for `target`, by path (the client's side).
     /// With `resume`, bytes left by an earlier attempt are kept (see
@@ -220,10 +231,11 @@ impl PartFile {
     pub fn open_in(dir: File, name: &OsStr, target: PathBuf, resume: bool) -> io::Result<PartFile> {
         let part_name = part_name(name);
         let file = open_plain(&dir, &part_name)?;
+        let held = file.metadata()?.len();
         let existing = if resume {
-            file.metadata()?.len()
+            held
         } else {
-            file.set_len(0)?;
+            cut(&file, held, 0)?;
             0
         };
         Ok(PartFile {
@@ -277,7 +289,7 @@ impl PartFile {
         if offset == 0 {
             self.hasher = self.hasher.algo().hasher();
         }
-        self.file.set_len(offset)?;
+        cut(&self.file, self.file.metadata()?.len(), offset)?;
         self.file.seek(SeekFrom::Start(offset))?;
         self.size = size;
         self.written = offset;

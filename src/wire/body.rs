@@ -4,7 +4,9 @@
 use std::io;
 
 use super::{ConnError, Connection};
+use crate::files::part::PartFile;
 use crate::files::pipe::{FileSink, FileSource};
+use crate::files::splice::SpliceError;
 
 /// How receiving a body ended.
 #[derive(Debug)]
@@ -44,6 +46,64 @@ pub async fn receive_body<P>(
         }
     }
     Received::Complete
+}
+
+/// Why [`receive_file`] stopped short.
+#[derive(Debug)]
+pub enum Spliced {
+    /// The connection failed or the peer stalled: what arrived is kept.
+    Lost(ConnError),
+    /// Writing the file failed.
+    Write(io::Error),
+}
+
+/// Moves the rest of the current frame body from `conn` into `part` with
+/// `splice(2)` (see [`crate::files::splice`]), on a blocking thread, when
+/// the connection is plain TCP; gives `part` back as `Err` otherwise, for
+/// the caller to receive the body another way. `progress` is called with
+/// each round's byte count.
+pub async fn receive_file(
+    conn: &mut Connection,
+    part: PartFile,
+    progress: impl Fn(u64) + Send + Sync + 'static,
+) -> Result<(PartFile, Result<(), Spliced>), PartFile> {
+    let Some(socket) = conn.plain_socket() else {
+        return Err(part);
+    };
+    let stall = conn.body_deadline();
+    let early = conn.reader().take_buffered_body();
+    let len = conn.body_remaining();
+    let done = tokio::task::spawn_blocking(move || {
+        use std::os::fd::AsFd;
+        let mut part = part;
+        if !early.is_empty() {
+            if let Err(e) = part.write(&early) {
+                return (part, 0, Err(Spliced::Write(e)));
+            }
+            progress(early.len() as u64);
+        }
+        let (moved, r) = part.splice_from(socket.as_fd(), len, stall, &progress);
+        let r = r.map_err(|e| match e {
+            SpliceError::Socket(e) => Spliced::Lost(e.into()),
+            SpliceError::Closed => Spliced::Lost(super::frame::FrameError::UnexpectedEof.into()),
+            SpliceError::Stalled => Spliced::Lost(ConnError::Timeout("the frame body")),
+            SpliceError::File(e) => Spliced::Write(e),
+        });
+        (part, moved, r)
+    })
+    .await;
+    match done {
+        Ok((part, moved, r)) => {
+            conn.reader().consumed_elsewhere(moved);
+            Ok((part, r))
+        }
+        // The blocking thread panicked (or the runtime is shutting down):
+        // the part file went with it.
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("the receiving thread was stopped: {e}"),
+        },
+    }
 }
 
 /// Why sending a file body stopped early. Either way the body is incomplete

@@ -165,6 +165,11 @@ impl Connection {
         borrowed.try_clone_to_owned().ok()
     }
 
+    /// The reading half, for body bytes taken straight from the socket.
+    pub fn reader(&mut self) -> &mut FrameReader {
+        &mut self.rd
+    }
+
     /// The longest a body may stall.
     pub fn body_deadline(&self) -> Duration {
         self.wr.deadlines.body
@@ -396,6 +401,19 @@ impl FrameReader {
         }
         self.codec.consume_body(n as u64);
         Ok(n)
+    }
+
+    /// Body bytes already read from the socket (at most what is left of
+    /// the body), taken as read: the rest is still in the socket.
+    pub fn take_buffered_body(&mut self) -> Bytes {
+        let n = (self.codec.body_remaining().min(self.rbuf.len() as u64)) as usize;
+        self.codec.consume_body(n as u64);
+        self.rbuf.split_to(n).freeze()
+    }
+
+    /// Counts `n` body bytes read from the socket by other means (`splice`).
+    pub fn consumed_elsewhere(&mut self, n: u64) {
+        self.codec.consume_body(n);
     }
 
     /// Reads and parses the next head as `T`.

@@ -1,0 +1,379 @@
+//! Body bytes from a plain TCP socket straight into a file with
+//! `splice(2)`: socket → pipe → page cache, never through this process's
+//! memory. The bytes are hashed by a second thread that reads them back from
+//! the page cache a little behind the writes, so the copy and the digest run
+//! on two cores at once.
+//!
+//! A received file is still verified end to end: what is hashed is what the
+//! file holds, read back after it was written.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::FileExt;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, SpliceFFlags};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use super::digest::Hasher;
+use super::part::PartFile;
+use super::pipe::CHUNK;
+
+/// Why splicing stopped short of the length asked for.
+#[derive(Debug)]
+pub enum SpliceError {
+    /// The socket failed.
+    Socket(io::Error),
+    /// The peer closed before the end.
+    Closed,
+    /// Nothing arrived for longer than the stall limit.
+    Stalled,
+    /// Writing or reading back the file failed (a full disk).
+    File(io::Error),
+}
+
+/// The most one round moves: the pipe's size (1 MiB when the system lets a
+/// pipe be that large, 64 KiB otherwise).
+const ROUND: usize = CHUNK;
+
+impl PartFile {
+    /// Appends the next `len` bytes read from `socket` (a plain TCP socket,
+    /// non-blocking), hashing them as [`PartFile::write`] does. Gives how
+    /// many bytes were appended, also when it stopped short.
+    pub fn splice_from(
+        &mut self,
+        socket: BorrowedFd<'_>,
+        len: u64,
+        stall: Duration,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> (u64, Result<(), SpliceError>) {
+        if self.written + len > self.size {
+            let e = io::Error::new(io::ErrorKind::InvalidData, "more bytes than announced");
+            return (0, Err(SpliceError::File(e)));
+        }
+        let at = self.written;
+        let hasher = std::mem::take(&mut self.hasher);
+        let (moved, hasher, r) = splice_into(socket, &self.file, at, len, hasher, stall, progress);
+        self.hasher = hasher;
+        self.written += moved;
+        // Later plain writes go on from here.
+        let r = match io::Seek::seek(&mut self.file, io::SeekFrom::Start(self.written)) {
+            Ok(_) => r,
+            Err(e) => r.and(Err(SpliceError::File(e))),
+        };
+        (moved, r)
+    }
+}
+
+/// Moves `len` bytes from `socket` into `file` at `at`, `hasher` following
+/// them. Gives the bytes moved (all of them hashed), the hasher, and why it
+/// stopped short, if it did.
+fn splice_into(
+    socket: BorrowedFd<'_>,
+    file: &File,
+    at: u64,
+    len: u64,
+    hasher: Hasher,
+    stall: Duration,
+    progress: &(dyn Fn(u64) + Sync),
+) -> (u64, Hasher, Result<(), SpliceError>) {
+    let (from_pipe, to_pipe) = match nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK) {
+        Ok(pair) => pair,
+        Err(e) => return (0, hasher, Err(SpliceError::File(e.into()))),
+    };
+    // Refused past /proc/sys/fs/pipe-max-size: the default size then serves.
+    let _ = nix::fcntl::fcntl(&to_pipe, nix::fcntl::FcntlArg::F_SETPIPE_SZ(ROUND as i32));
+    let (ends, news) = mpsc::channel::<u64>();
+    std::thread::scope(|scope| {
+        let behind = scope.spawn(move || hash_behind(file, at, news, hasher));
+        let mut pos = at;
+        let end = at + len;
+        let mut lowat = LowWater::new(socket);
+        let r = (|| {
+            let mut moved_at = Instant::now();
+            while pos < end {
+                let want = (end - pos).min(ROUND as u64) as usize;
+                lowat.at_most(want);
+                let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
+                match nix::fcntl::splice(socket, None, to_pipe.as_fd(), None, want, flags) {
+                    Ok(0) => return Err(SpliceError::Closed),
+                    Ok(n) => {
+                        drain(&from_pipe, file, &mut pos, n)?;
+                        let _ = ends.send(pos);
+                        progress(n as u64);
+                        moved_at = Instant::now();
+                    }
+                    Err(Errno::EAGAIN) => {
+                        if moved_at.elapsed() > stall {
+                            return Err(SpliceError::Stalled);
+                        }
+                        let mut fds = [PollFd::new(socket, PollFlags::POLLIN)];
+                        match poll(&mut fds, PollTimeout::from(100u16)) {
+                            Ok(_) | Err(Errno::EINTR) => {}
+                            Err(e) => return Err(SpliceError::Socket(e.into())),
+                        }
+                    }
+                    Err(Errno::EINTR) => {}
+                    Err(e) => return Err(SpliceError::Socket(e.into())),
+                }
+            }
+            Ok(())
+        })();
+        drop(lowat);
+        drop(ends);
+        let hashed = behind.join();
+        match hashed {
+            Ok((hasher, Ok(()))) => (pos - at, hasher, r),
+            Ok((hasher, Err(e))) => (0, hasher, Err(SpliceError::File(e))),
+            Err(_) => (
+                0,
+                Hasher::default(),
+                Err(SpliceError::File(io::Error::other(
+                    "the hashing thread failed",
+                ))),
+            ),
+        }
+    })
+}
+
+/// Moves the `n` bytes in the pipe into `file` at `pos`, advancing it.
+fn drain(pipe: &impl AsFd, file: &File, pos: &mut u64, n: usize) -> Result<(), SpliceError> {
+    let mut left = n;
+    while left > 0 {
+        let mut off = i64::try_from(*pos)
+            .map_err(|_| SpliceError::File(io::ErrorKind::InvalidInput.into()))?;
+        match nix::fcntl::splice(
+            pipe.as_fd(),
+            None,
+            file.as_fd(),
+            Some(&mut off),
+            left,
+            SpliceFFlags::SPLICE_F_MOVE,
+        ) {
+            Ok(0) => return Err(SpliceError::File(io::ErrorKind::WriteZero.into())),
+            Ok(k) => {
+                left -= k;
+                *pos += k as u64;
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(SpliceError::File(e.into())),
+        }
+    }
+    Ok(())
+}
+
+/// Reads `file` back from `at` up to each end `news` brings, hashing it;
+/// done when `news` closes. On a read error gives the hasher as it was
+/// before `at` (nothing of what follows can be trusted).
+fn hash_behind(
+    file: &File,
+    mut at: u64,
+    news: mpsc::Receiver<u64>,
+    mut hasher: Hasher,
+) -> (Hasher, io::Result<()>) {
+    let mut buf = vec![0u8; ROUND];
+    let start = hasher.clone();
+    while let Ok(mut upto) = news.recv() {
+        while let Ok(later) = news.try_recv() {
+            upto = later;
+        }
+        while at < upto {
+            let n = (upto - at).min(ROUND as u64) as usize;
+            if let Err(e) = file.read_exact_at(&mut buf[..n], at) {
+                return (start, Err(e));
+            }
+            hasher.update(&buf[..n]);
+            at += n as u64;
+        }
+    }
+    (hasher, Ok(()))
+}
+
+/// How many bytes the socket holds before it says it is readable, raised
+/// while splicing: the sender's every segment would otherwise wake this
+/// thread and the runtime's poller. Set back to one byte when dropped, for
+/// the frames that follow.
+struct LowWater<'a> {
+    socket: BorrowedFd<'a>,
+    now: usize,
+}
+
+/// The raised mark: a quarter of a round.
+const LOW_WATER: usize = ROUND / 4;
+
+impl<'a> LowWater<'a> {
+    fn new(socket: BorrowedFd<'a>) -> Self {
+        LowWater { socket, now: 1 }
+    }
+
+    /// Raises the mark, but never past `left` (the bytes still to come:
+    /// a mark above them would never be reached).
+    fn at_most(&mut self, left: usize) {
+        self.set(left.clamp(1, LOW_WATER));
+    }
+
+    #[allow(unsafe_code)]
+    fn set(&mut self, bytes: usize) {
+        use std::os::fd::AsRawFd;
+        if bytes == self.now {
+            return;
+        }
+        let value = bytes as libc::c_int;
+        // SAFETY: a plain setsockopt on an open socket, with a pointer to
+        // an int and its size.
+        let r = unsafe {
+            libc::setsockopt(
+                self.socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVLOWAT,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            self.now = bytes;
+        }
+    }
+}
+
+impl Drop for LowWater<'_> {
+    fn drop(&mut self) {
+        self.set(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::digest::Algo;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsFd;
+
+    /// A connected pair: the receiving end non-blocking, as a runtime's is.
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let sender = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (receiver, _) = listener.accept().unwrap();
+        receiver.set_nonblocking(true).unwrap();
+        (sender, receiver)
+    }
+
+    fn part(dir: &std::path::Path, size: u64) -> PartFile {
+        let mut part = PartFile::open(&dir.join("got.bin"), false).unwrap();
+        part.hash_existing(Algo::Blake3).unwrap();
+        part.start(0, size).unwrap();
+        part
+    }
+
+    fn bytes(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 + i / 4099) as u8).collect()
+    }
+
+    #[test]
+    fn bytes_sent_in_pieces_arrive_whole_and_hashed_and_the_socket_reads_on_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = bytes(5 * ROUND + 12_345);
+        let (mut tx, rx) = pair();
+        let sent = body.clone();
+        let sender = std::thread::spawn(move || {
+            for piece in sent.chunks(700_001) {
+                tx.write_all(piece).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // What follows the body: read by plain reads afterwards.
+            tx.write_all(b"next").unwrap();
+            tx
+        });
+        let mut p = part(dir.path(), body.len() as u64);
+        let counted = std::sync::atomic::AtomicU64::new(0);
+        let count = |n| {
+            counted.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        };
+        let (moved, r) = p.splice_from(
+            rx.as_fd(),
+            body.len() as u64,
+            Duration::from_secs(5),
+            &count,
+        );
+        r.unwrap();
+        assert_eq!(moved, body.len() as u64);
+        assert_eq!(counted.into_inner(), body.len() as u64);
+        let _tx = sender.join().unwrap();
+        // The low-water mark is back at one byte: four bytes are readable.
+        let mut fds = [PollFd::new(rx.as_fd(), PollFlags::POLLIN)];
+        assert_eq!(poll(&mut fds, PollTimeout::from(2000u16)).unwrap(), 1);
+        let mut tail = [0u8; 16];
+        assert_eq!((&rx).read(&mut tail).unwrap(), 4);
+        assert_eq!(&tail[..4], b"next");
+        let digest = p
+            .finish(Some(&Algo::Blake3.hex_of(&body)), None, false)
+            .unwrap();
+        assert_eq!(digest, Algo::Blake3.hex_of(&body));
+        assert_eq!(std::fs::read(dir.path().join("got.bin")).unwrap(), body);
+    }
+
+    #[test]
+    fn a_peer_that_closes_early_leaves_what_came_hashed_for_a_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = bytes(3 * ROUND);
+        let (mut tx, rx) = pair();
+        let half = body[..ROUND + 999].to_vec();
+        let sender = std::thread::spawn(move || tx.write_all(&half).unwrap());
+        let mut p = part(dir.path(), body.len() as u64);
+        let (moved, r) = p.splice_from(
+            rx.as_fd(),
+            body.len() as u64,
+            Duration::from_secs(5),
+            &|_| {},
+        );
+        sender.join().unwrap();
+        assert!(matches!(r, Err(SpliceError::Closed)), "{r:?}");
+        assert_eq!(moved, (ROUND + 999) as u64);
+        assert_eq!(p.written(), moved);
+        // The hash holds exactly the bytes written: the rest, sent another
+        // way, completes the file and its digest.
+        p.write(&body[ROUND + 999..]).unwrap();
+        p.finish(Some(&Algo::Blake3.hex_of(&body)), None, false)
+            .unwrap();
+        assert_eq!(std::fs::read(dir.path().join("got.bin")).unwrap(), body);
+    }
+
+    #[test]
+    fn a_stalled_peer_is_given_up_after_the_stall_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut tx, rx) = pair();
+        tx.write_all(&bytes(1000)).unwrap();
+        let mut p = part(dir.path(), 10_000);
+        let began = Instant::now();
+        let (moved, r) = p.splice_from(rx.as_fd(), 10_000, Duration::from_millis(300), &|_| {});
+        assert!(matches!(r, Err(SpliceError::Stalled)), "{r:?}");
+        assert_eq!(moved, 1000);
+        let took = began.elapsed();
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+        drop(tx);
+    }
+
+    #[test]
+    fn more_than_announced_is_refused_before_a_byte_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut tx, rx) = pair();
+        tx.write_all(&bytes(2000)).unwrap();
+        let mut p = part(dir.path(), 1000);
+        let (moved, r) = p.splice_from(rx.as_fd(), 2000, Duration::from_secs(1), &|_| {});
+        assert!(matches!(r, Err(SpliceError::File(_))), "{r:?}");
+        assert_eq!(moved, 0);
+        let mut fds = [PollFd::new(rx.as_fd(), PollFlags::POLLIN)];
+        assert_eq!(
+            poll(&mut fds, PollTimeout::from(2000u16)).unwrap(),
+            1,
+            "bytes still unread"
+        );
+    }
+}
