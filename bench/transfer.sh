@@ -66,7 +66,10 @@ for r in $(seq "$rounds"); do
   if [ $((r % 2)) = 0 ]; then order=($(printf '%s\n' "${names[@]}" | tac)); fi
   for n in "${order[@]}"; do
     rm -f "$work/out/"* "$work/started" "$work/srv/up.bin"
+    # Every contender starts from a quiet disk: the last one's writeback
+    # done, and a moment for the memory it freed to settle.
     sync
+    sleep 1
     a=$(now)
     "t_$n"
     b=$(now)

@@ -226,12 +226,14 @@ fn main() -> ExitCode {
     let cli = ferry::cli::Cli::parse();
     let serving = matches!(cli.command, ferry::cli::Command::Serve(_));
     let _flush_at_exit = ferry::log::init(ferry::cli::default_log_filter(&cli.command), serving);
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    // A remote command pumps three streams over one connection: one worker
-    // does it, and starting a second costs a thread before the command.
-    if matches!(cli.command, ferry::cli::Command::Exec(_)) {
-        builder.worker_threads(1);
-    }
+    // A remote command pumps three streams over one connection: the main
+    // thread does it, with no worker to start first and no hand-over
+    // between threads at every round trip.
+    let mut builder = if matches!(cli.command, ferry::cli::Command::Exec(_)) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
     let runtime = match builder
         .enable_all()
         .on_thread_park(collect::on_park)

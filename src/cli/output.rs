@@ -93,20 +93,30 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// task, which has nothing else to do until the write is through.
 pub(crate) struct DirectOut<W>(pub(crate) W);
 
+/// Runs a blocking write: in place on a runtime of one thread (which has
+/// nothing else to hand over to), through `block_in_place` on others.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 impl<W: std::io::Write + Unpin> tokio::io::AsyncWrite for DirectOut<W> {
     fn poll_write(
         mut self: std::pin::Pin<&mut Self>,
         _: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::task::Poll::Ready(tokio::task::block_in_place(|| self.0.write(buf)))
+        std::task::Poll::Ready(blocking(|| self.0.write(buf)))
     }
 
     fn poll_flush(
         mut self: std::pin::Pin<&mut Self>,
         _: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(tokio::task::block_in_place(|| self.0.flush()))
+        std::task::Poll::Ready(blocking(|| self.0.flush()))
     }
 
     fn poll_shutdown(
