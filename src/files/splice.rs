@@ -42,7 +42,9 @@ const ROUND: usize = CHUNK;
 impl PartFile {
     /// Appends the next `len` bytes read from `socket` (a plain TCP socket,
     /// non-blocking), hashing them as [`PartFile::write`] does. Gives how
-    /// many bytes were appended, also when it stopped short.
+    /// many bytes were taken from the socket, also when it stopped short
+    /// (after a write error, more than were appended: see
+    /// [`PartFile::written`]).
     pub fn splice_from(
         &mut self,
         socket: BorrowedFd<'_>,
@@ -56,7 +58,8 @@ impl PartFile {
         }
         let at = self.written;
         let hasher = std::mem::take(&mut self.hasher);
-        let (moved, hasher, r) = splice_into(socket, &self.file, at, len, hasher, stall, progress);
+        let (taken, moved, hasher, r) =
+            splice_into(socket, &self.file, at, len, hasher, stall, progress);
         self.hasher = hasher;
         self.written += moved;
         // Later plain writes go on from here.
@@ -64,13 +67,13 @@ impl PartFile {
             Ok(_) => r,
             Err(e) => r.and(Err(SpliceError::File(e))),
         };
-        (moved, r)
+        (taken, r)
     }
 }
 
 /// Moves `len` bytes from `socket` into `file` at `at`, `hasher` following
-/// them. Gives the bytes moved (all of them hashed), the hasher, and why it
-/// stopped short, if it did.
+/// them. Gives the bytes taken from the socket, the bytes written (all of
+/// them hashed), the hasher, and why it stopped short, if it did.
 fn splice_into(
     socket: BorrowedFd<'_>,
     file: &File,
@@ -79,10 +82,10 @@ fn splice_into(
     hasher: Hasher,
     stall: Duration,
     progress: &(dyn Fn(u64) + Sync),
-) -> (u64, Hasher, Result<(), SpliceError>) {
+) -> (u64, u64, Hasher, Result<(), SpliceError>) {
     let (from_pipe, to_pipe) = match nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK) {
         Ok(pair) => pair,
-        Err(e) => return (0, hasher, Err(SpliceError::File(e.into()))),
+        Err(e) => return (0, 0, hasher, Err(SpliceError::File(e.into()))),
     };
     // Refused past /proc/sys/fs/pipe-max-size: the default size then serves.
     let _ = nix::fcntl::fcntl(&to_pipe, nix::fcntl::FcntlArg::F_SETPIPE_SZ(ROUND as i32));
@@ -90,17 +93,21 @@ fn splice_into(
     std::thread::scope(|scope| {
         let behind = scope.spawn(move || hash_behind(file, at, news, hasher));
         let mut pos = at;
-        let end = at + len;
+        let mut taken = 0;
         let mut lowat = LowWater::new(socket);
         let r = (|| {
             let mut moved_at = Instant::now();
-            while pos < end {
-                let want = (end - pos).min(ROUND as u64) as usize;
+            // Rounds the socket said it was readable and gave nothing.
+            let mut idle = 0;
+            while taken < len {
+                let want = (len - taken).min(ROUND as u64) as usize;
                 lowat.at_most(want);
                 let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
                 match nix::fcntl::splice(socket, None, to_pipe.as_fd(), None, want, flags) {
                     Ok(0) => return Err(SpliceError::Closed),
                     Ok(n) => {
+                        taken += n as u64;
+                        idle = 0;
                         drain(&from_pipe, file, &mut pos, n)?;
                         let _ = ends.send(pos);
                         progress(n as u64);
@@ -110,9 +117,23 @@ fn splice_into(
                         if moved_at.elapsed() > stall {
                             return Err(SpliceError::Stalled);
                         }
-                        let mut fds = [PollFd::new(socket, PollFlags::POLLIN)];
+                        let wait = PollFlags::POLLIN | PollFlags::POLLPRI;
+                        let mut fds = [PollFd::new(socket, wait)];
                         match poll(&mut fds, PollTimeout::from(100u16)) {
-                            Ok(_) | Err(Errno::EINTR) => {}
+                            Ok(0) | Err(Errno::EINTR) => {}
+                            Ok(_) => {
+                                let seen = fds[0].revents().unwrap_or(PollFlags::empty());
+                                // TCP urgent data stops a splice at its mark
+                                // while the socket stays readable: the peer
+                                // broke the stream, and waiting would spin.
+                                idle += 1;
+                                if seen.contains(PollFlags::POLLPRI) || idle > 64 {
+                                    return Err(SpliceError::Socket(io::Error::new(
+                                        io::ErrorKind::InvalidData,
+                                        "urgent (out-of-band) data in the body",
+                                    )));
+                                }
+                            }
                             Err(e) => return Err(SpliceError::Socket(e.into())),
                         }
                     }
@@ -126,9 +147,10 @@ fn splice_into(
         drop(ends);
         let hashed = behind.join();
         match hashed {
-            Ok((hasher, Ok(()))) => (pos - at, hasher, r),
-            Ok((hasher, Err(e))) => (0, hasher, Err(SpliceError::File(e))),
+            Ok((hasher, Ok(()))) => (taken, pos - at, hasher, r),
+            Ok((hasher, Err(e))) => (taken, 0, hasher, Err(SpliceError::File(e))),
             Err(_) => (
+                taken,
                 0,
                 Hasher::default(),
                 Err(SpliceError::File(io::Error::other(
@@ -358,6 +380,64 @@ mod tests {
             "{took:?}"
         );
         drop(tx);
+    }
+
+    #[test]
+    fn urgent_data_in_the_body_ends_it_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut tx, rx) = pair();
+        tx.write_all(&bytes(5000)).unwrap();
+        nix::sys::socket::send(
+            std::os::fd::AsRawFd::as_raw_fd(&tx),
+            b"!",
+            nix::sys::socket::MsgFlags::MSG_OOB,
+        )
+        .unwrap();
+        tx.write_all(&bytes(5000)).unwrap();
+        let mut p = part(dir.path(), 20_000);
+        let began = Instant::now();
+        let (_, r) = p.splice_from(rx.as_fd(), 20_000, Duration::from_secs(30), &|_| {});
+        assert!(matches!(r, Err(SpliceError::Socket(_))), "{r:?}");
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            began.elapsed()
+        );
+        drop(tx);
+    }
+
+    #[test]
+    fn a_write_error_counts_every_byte_taken_from_the_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = bytes(3 * ROUND);
+        let (mut tx, rx) = pair();
+        let sent = body.clone();
+        let sender = std::thread::spawn(move || {
+            tx.write_all(&sent).unwrap();
+            tx
+        });
+        let mut p = part(dir.path(), body.len() as u64);
+        // The partial file, open for reading only: every write fails.
+        p.file = File::open(
+            dir.path()
+                .join(crate::files::part::part_name("got.bin".as_ref())),
+        )
+        .unwrap();
+        let (taken, r) = p.splice_from(
+            rx.as_fd(),
+            body.len() as u64,
+            Duration::from_secs(5),
+            &|_| {},
+        );
+        assert!(matches!(r, Err(SpliceError::File(_))), "{r:?}");
+        assert_eq!(p.written(), 0);
+        assert!(taken > 0);
+        // What was not taken is still in the socket, byte for byte.
+        let _tx = sender.join().unwrap();
+        rx.set_nonblocking(false).unwrap();
+        let mut rest = vec![0u8; body.len() - taken as usize];
+        (&rx).read_exact(&mut rest).unwrap();
+        assert_eq!(rest, body[taken as usize..]);
     }
 
     #[test]
