@@ -242,6 +242,35 @@ impl Seaweed {
     pub fn restart(&mut self) {
         self.kill();
         self.launch();
+        self.wait_writable();
+    }
+
+    /// Waits until the store takes a write: after a restart its S3 door
+    /// answers before its volumes are back, and a write meanwhile waits.
+    fn wait_writable(&self) {
+        let bucket = self.bucket("ferry-ready-probe");
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "ready").unwrap();
+        let url = self.url(&format!("/{bucket}/probe"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (code, body) = self.signed(&[
+                "-T",
+                file.path().to_str().unwrap(),
+                "-H",
+                "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+                &url,
+            ]);
+            if code == 200 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "SeaweedFS took no write after a restart: {code} {body}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     pub fn dir(&self) -> &Path {
