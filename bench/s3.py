@@ -11,14 +11,19 @@ ferry nodes serving one of its buckets, then, in alternating rounds:
   directly (boto3, ListObjectsV2 with a delimiter, every page);
 - small-file GETs with wrk against one node, then against two nodes at
   once, with the store's CPU time printed beside each (on one machine the
-  store shares the cores with the nodes).
+  store shares the cores with the nodes);
+- the same again with each node held to a share of one core (a cgroup CPU
+  quota, NODE_CPU, default 0.25) and the store left free: the scaling of
+  the nodes themselves, the store's capacity permitting, which on a machine
+  of two cores it does only this way.
 
 Prints each round, the medians and spreads, and the ratios.
 Targets: put, get and listing within 1.2x of direct; two nodes at 1.7x
 or more of one node's requests per second, the store's capacity
 permitting.
 
-Usage: bench/s3.py [SIZE_MIB] [ROUNDS]   (defaults 1024 and 3)
+Usage: bench/s3.py [SIZE_MIB] [ROUNDS] [PARTS]
+  (defaults 1024, 3 and transfer,list,gets; NODE_CPU=0.25 in the environment)
 Needs: boto3, wrk (installed here when missing), FERRY_BIN or a release
 build.
 """
@@ -34,6 +39,8 @@ import time
 
 SIZE_MIB = int(sys.argv[1]) if len(sys.argv) > 1 else 1024
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+PARTS = (sys.argv[3] if len(sys.argv) > 3 else "transfer,list,gets").split(",")
+NODE_CPU = float(os.environ.get("NODE_CPU", "0.25"))
 KEY, SECRET = "benchkey", "bench-secret-key"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -80,9 +87,49 @@ work = tempfile.mkdtemp(prefix="ferry-bench.", dir="/var/tmp")
 procs = []
 
 
+cgroups = []
+
+
+def cpu_cgroup(name, share):
+    """A cgroup holding its processes to `share` of one core (cgroup v2
+    `cpu.max`, else v1 `cpu.cfs_quota_us`), or None where none can be made."""
+    period = 100_000
+    quota = int(share * period)
+    try:
+        v2 = "cpu" in open("/sys/fs/cgroup/cgroup.controllers").read().split()
+    except OSError:
+        v2 = False
+    base = "/sys/fs/cgroup" if v2 else "/sys/fs/cgroup/cpu"
+    path = os.path.join(base, f"ferry-bench-{os.getpid()}-{name}")
+    try:
+        if v2:
+            with open(os.path.join(base, "cgroup.subtree_control"), "w") as f:
+                f.write("+cpu")
+        os.makedirs(path)
+        cgroups.append(path)
+        if v2:
+            with open(os.path.join(path, "cpu.max"), "w") as f:
+                f.write(f"{quota} {period}")
+        else:
+            with open(os.path.join(path, "cpu.cfs_period_us"), "w") as f:
+                f.write(str(period))
+            with open(os.path.join(path, "cpu.cfs_quota_us"), "w") as f:
+                f.write(str(quota))
+        return path
+    except OSError:
+        return None
+
+
 def cleanup():
     for p in procs:
         p.kill()
+    for p in procs:
+        p.wait()
+    for c in cgroups:
+        try:
+            os.rmdir(c)
+        except OSError:
+            pass
     shutil.rmtree(work, ignore_errors=True)
 
 
@@ -132,9 +179,10 @@ try:
 
     (node_a, port_a), (node_b, port_b) = node(), node()
     src = f"{work}/src.bin"
-    with open(src, "wb") as f:
-        for _ in range(SIZE_MIB):
-            f.write(os.urandom(1 << 20))
+    if "transfer" in PARTS:
+        with open(src, "wb") as f:
+            for _ in range(SIZE_MIB):
+                f.write(os.urandom(1 << 20))
     cfg = TransferConfig()
 
     def ferry(*args):
@@ -175,66 +223,88 @@ try:
                 times[n].append(t)
                 print(f"round {r + 1} {n:11s} {t:7.3f} s")
 
-    print(f"{SIZE_MIB} MiB through ferry on SeaweedFS and directly, {ROUNDS} rounds:")
-    # The first put makes what the first get reads.
-    for n in ("ferry put", "direct put"):
-        preps.get(n, lambda: None)()
-        tasks[n]()
-    rounds(tasks)
-    subprocess.run(["cmp", src, f"{work}/got.bin"], check=True)
-    print("ferry's copy verified byte for byte")
+    if "transfer" in PARTS:
+        print(f"{SIZE_MIB} MiB through ferry on SeaweedFS and directly, {ROUNDS} rounds:")
+        # The first put makes what the first get reads.
+        for n in ("ferry put", "direct put"):
+            preps.get(n, lambda: None)()
+            tasks[n]()
+        rounds(tasks)
+        subprocess.run(["cmp", src, f"{work}/got.bin"], check=True)
+        print("ferry's copy verified byte for byte")
 
-    # 10,000 objects in one folder.
-    print("\nputting 10,000 small objects...")
-    from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(16) as ex:
-        list(ex.map(lambda i: s3.put_object(Bucket="bench", Key=f"share/many/f{i:05d}.txt",
-                                            Body=b"x" * 100), range(10_000)))
+    if "list" in PARTS:
+        # 10,000 objects in one folder.
+        print("\nputting 10,000 small objects...")
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(16) as ex:
+            list(ex.map(lambda i: s3.put_object(Bucket="bench", Key=f"share/many/f{i:05d}.txt",
+                                                Body=b"x" * 100), range(10_000)))
 
-    def direct_list():
-        n = 0
-        for page in s3.get_paginator("list_objects_v2").paginate(
-                Bucket="bench", Prefix="share/many/", Delimiter="/"):
-            n += len(page.get("Contents", [])) + len(page.get("CommonPrefixes", []))
-        assert n == 10_000, n
+        def direct_list():
+            n = 0
+            for page in s3.get_paginator("list_objects_v2").paginate(
+                    Bucket="bench", Prefix="share/many/", Delimiter="/"):
+                n += len(page.get("Contents", [])) + len(page.get("CommonPrefixes", []))
+            assert n == 10_000, n
 
-    def ferry_list():
-        out = subprocess.run([FERRY, "ls", f"127.0.0.1:{port_a}:/many"], check=True,
-                             capture_output=True, text=True).stdout
-        assert out.count("\n") >= 10_000, out.count("\n")
+        def ferry_list():
+            out = subprocess.run([FERRY, "ls", f"127.0.0.1:{port_a}:/many"], check=True,
+                                 capture_output=True, text=True).stdout
+            assert out.count("\n") >= 10_000, out.count("\n")
 
-    rounds({"ferry ls": ferry_list, "direct list": direct_list})
+        rounds({"ferry ls": ferry_list, "direct list": direct_list})
 
-    print("\nmedian and spread:")
-    m = {n: statistics.median(v) for n, v in times.items()}
-    for n, v in times.items():
-        print(f"  {n:11s} {m[n]:7.3f} s   ({min(v):.3f}-{max(v):.3f})")
-    print("ratios of medians (target: at most 1.2x):")
-    for a, b in [("ferry put", "direct put"), ("ferry get", "direct get"), ("ferry ls", "direct list")]:
-        print(f"  {a + ' / ' + b:26s} {m[a] / m[b]:5.2f}x")
+    if times:
+        print("\nmedian and spread:")
+        m = {n: statistics.median(v) for n, v in times.items()}
+        for n, v in times.items():
+            print(f"  {n:11s} {m[n]:7.3f} s   ({min(v):.3f}-{max(v):.3f})")
+        print("ratios of medians (target: at most 1.2x):")
+        for a, b in [("ferry put", "direct put"), ("ferry get", "direct get"), ("ferry ls", "direct list")]:
+            print(f"  {a + ' / ' + b:26s} {m[a] / m[b]:5.2f}x")
 
     # Small-file GETs: one node, then two at once.
     s3.put_object(Bucket="bench", Key="share/small.txt", Body=b"y" * 1024)
 
     def wrk(ports, secs=8):
-        before = cpu_of(weed.pid)
+        before = [cpu_of(weed.pid), cpu_of(node_a.pid), cpu_of(node_b.pid)]
         runs = [subprocess.Popen(["wrk", "-t1", f"-c{32 // len(ports)}", f"-d{secs}s",
                                   f"http://127.0.0.1:{q}/small.txt"],
                                  stdout=subprocess.PIPE, text=True) for q in ports]
         outs = [r.communicate()[0] for r in runs]
+        for o in outs:
+            if re.search(r"Non-2xx|Socket errors", o):
+                raise SystemExit(f"wrk saw errors:\n{o}")
         rps = sum(float(re.search(r"Requests/sec:\s+([\d.]+)", o).group(1)) for o in outs)
-        return rps, (cpu_of(weed.pid) - before) / secs
+        after = [cpu_of(weed.pid), cpu_of(node_a.pid), cpu_of(node_b.pid)]
+        return rps, [(y - x) / secs * 100 for x, y in zip(before, after)]
 
-    print("\nsmall-file GETs with wrk (32 connections in all):")
-    one, two = [], []
-    for r in range(ROUNDS):
-        for label, ports, acc in ([("one node", [port_a], one), ("two nodes", [port_a, port_b], two)]
-                                  if r % 2 == 0 else
-                                  [("two nodes", [port_a, port_b], two), ("one node", [port_a], one)]):
-            rps, store_cpu = wrk(ports)
-            acc.append(rps)
-            print(f"round {r + 1} {label:9s} {rps:9.0f} req/s   store CPU {store_cpu * 100:4.0f}% of a core")
-    print(f"two nodes / one node: {statistics.median(two) / statistics.median(one):.2f}x "
-          f"(target 1.7x, the store's capacity permitting; {os.cpu_count()} cores in all)")
+    def scaling(title):
+        print(f"\nsmall-file GETs with wrk (32 connections in all), {title}:")
+        one, two = [], []
+        for r in range(ROUNDS):
+            for label, ports, acc in ([("one node", [port_a], one), ("two nodes", [port_a, port_b], two)]
+                                      if r % 2 == 0 else
+                                      [("two nodes", [port_a, port_b], two), ("one node", [port_a], one)]):
+                rps, (store, a, b) = wrk(ports)
+                acc.append(rps)
+                print(f"round {r + 1} {label:9s} {rps:9.0f} req/s   CPU, % of a core: store {store:4.0f}, "
+                      f"node A {a:4.0f}, node B {b:4.0f}")
+        print(f"two nodes / one node: {statistics.median(two) / statistics.median(one):.2f}x "
+              f"(one {statistics.median(one):.0f}, two {statistics.median(two):.0f} req/s; "
+              f"target 1.7x, the store's capacity permitting; {os.cpu_count()} cores in all)")
+
+    if "gets" in PARTS:
+        scaling("every process free")
+        groups = [cpu_cgroup("a", NODE_CPU), cpu_cgroup("b", NODE_CPU)]
+        if None in groups:
+            print("\nno cgroup could be made here (needs root and a cpu controller): "
+                  "the nodes cannot be held to a share of a core")
+        else:
+            for group, n in zip(groups, (node_a, node_b)):
+                with open(os.path.join(group, "cgroup.procs"), "w") as f:
+                    f.write(str(n.pid))
+            scaling(f"each node held to {NODE_CPU:.2f} of a core, the store free")
 finally:
     cleanup()
