@@ -159,3 +159,67 @@ fn a_lock_runs_out_on_every_server() {
     let url = format!("{}/{bucket}/share/.ferry/webdav/locks", store.endpoint());
     assert_eq!(store.signed(&[&url]).1, "{not a table");
 }
+
+/// Sets the property `colour` of `p` to `value` through `n`.
+fn set_colour(n: &BinServer, p: &str, value: &str) -> (u16, String) {
+    let body = format!(
+        r#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:x="urn:x"><D:set><D:prop><x:colour>{value}</x:colour></D:prop></D:set></D:propertyupdate>"#
+    );
+    let (code, _, out) = curl_headers(&["-X", "PROPPATCH", "--data-binary", &body, &url(n, p)]);
+    (code, String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The property `colour` of `p` (and of what is in it) as `n` shows it.
+fn colours(n: &BinServer, p: &str, depth: &str) -> String {
+    let (code, _, out) = curl_headers(&[
+        "-X",
+        "PROPFIND",
+        "-H",
+        &format!("Depth: {depth}"),
+        "--data-binary",
+        r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:x="urn:x"><D:prop><x:colour/></D:prop></D:propfind>"#,
+        &url(n, p),
+    ]);
+    assert_eq!(code, 207, "{}", String::from_utf8_lossy(&out));
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn dead_properties_set_through_one_server_are_read_moved_and_removed_through_the_others() {
+    let store = Seaweed::start();
+    let bucket = store.bucket("davprops");
+    let a = node(&store, &bucket, &[]);
+    let b = node(&store, &bucket, &[]);
+    let (code, _, _) = curl_headers(&["-X", "MKCOL", &url(&a, "/dir")]);
+    assert_eq!(code, 201);
+    assert_eq!(put(&a, "/dir/doc.txt", "one", None), 201);
+    assert_eq!(put(&a, "/dir/other.txt", "two", None), 201);
+    let (code, body) = set_colour(&a, "/dir/doc.txt", "blue");
+    assert_eq!(code, 207);
+    assert!(body.contains("200 OK"), "{body}");
+    assert_eq!(set_colour(&b, "/dir/other.txt", "red").0, 207);
+
+    // Each server shows what was set through the other, in one listing too.
+    assert!(colours(&b, "/dir/doc.txt", "0").contains(">blue</"));
+    let listing = colours(&a, "/dir/", "1");
+    assert!(listing.contains(">red</"), "{listing}");
+    assert!(listing.contains(">blue</"), "{listing}");
+
+    // A folder moved through B takes its files' properties, for A too.
+    let (code, _, _) = curl_headers(&[
+        "-X",
+        "MOVE",
+        "-H",
+        &format!("Destination: {}", url(&b, "/moved")),
+        &url(&b, "/dir"),
+    ]);
+    assert_eq!(code, 201);
+    assert!(colours(&a, "/moved/doc.txt", "0").contains(">blue</"));
+    // Removed through A, a new file of that name through B has none.
+    let (code, _, _) = curl_headers(&["-X", "DELETE", &url(&a, "/moved/doc.txt")]);
+    assert_eq!(code, 204);
+    assert_eq!(put(&b, "/moved/doc.txt", "new", None), 201);
+    let shown = colours(&b, "/moved/doc.txt", "0");
+    assert!(!shown.contains("colour"), "{shown}");
+    assert!(colours(&b, "/moved/other.txt", "0").contains(">red</"));
+}

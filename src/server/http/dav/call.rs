@@ -39,6 +39,8 @@ pub(crate) struct Call {
     /// itself instead, which replaces the file at once (nothing is lost
     /// when it fails), and which needs no more right than replacing.
     pub(super) in_place: Option<(RelPath, Action)>,
+    /// The shared dead properties as this request read them.
+    pub(super) props_seen: Arc<super::props::Seen>,
 }
 
 /// What the two ends of a COPY or MOVE need, asked before dav-server
@@ -175,8 +177,8 @@ impl Call {
         self.fail(e)
     }
 
-    pub(super) fn props(&self) -> &super::props::DeadProps {
-        &self.ctx.dav.props
+    pub(super) fn props(&self) -> super::props::View<'_> {
+        self.ctx.dav.props.view(&self.props_seen)
     }
 }
 

@@ -344,11 +344,11 @@ fn with_props<'a, T: Send + 'a>(
     call: &'a Call,
     path: &'a DavPath,
     action: Action,
-    f: impl FnOnce(&super::props::DeadProps, &RelPath) -> FsResult<T> + Send + 'a,
+    f: impl FnOnce(&super::props::View<'_>, &RelPath) -> FsResult<T> + Send + 'a,
 ) -> FsFuture<'a, T> {
     async move {
         let rel = call.allowed(action, path)?;
-        f(call.props(), &rel)
+        f(&call.props(), &rel)
     }
     .boxed()
 }

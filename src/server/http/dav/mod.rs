@@ -57,7 +57,7 @@ impl Dav {
         state_dir: &std::path::Path,
         store: std::sync::Arc<dyn crate::files::storage::Storage>,
     ) -> Dav {
-        let props = props::DeadProps::at(&state_dir.join("webdav-props.sqlite"));
+        let props = props::DeadProps::new(store.clone(), &state_dir.join("webdav-props.sqlite"));
         let handler = DavHandler::builder()
             .filesystem(Box::new(fs::FerryFs))
             .locksystem(Box::new(locks::Locks::new(store)))
@@ -140,6 +140,7 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
         empty_creates: parts.method.as_str() == "LOCK",
         listing_broke: Arc::default(),
         in_place,
+        props_seen: Arc::default(),
     };
     // dav-server lets a litmus run ask for any depth; not here.
     parts.headers.remove("x-litmus");
