@@ -13,6 +13,20 @@ use ferry::client::{Client, TransferOpts};
 use indicatif::ProgressBar;
 
 const MIB: usize = 1 << 20;
+/// A file time the tests set and look for.
+const MTIME: i64 = 981173106;
+
+/// Sets the time of each of `files` to `secs`.
+fn set_mtime(files: &[&std::path::Path], secs: i64) {
+    for f in files {
+        let touched = std::process::Command::new("touch")
+            .args(["-d", &format!("@{secs}")])
+            .arg(f)
+            .status()
+            .unwrap();
+        assert!(touched.success());
+    }
+}
 
 #[test]
 fn two_nodes_on_one_bucket_serve_the_same_files() {
@@ -28,14 +42,7 @@ fn two_nodes_on_one_bucket_serve_the_same_files() {
     let big_s = local.path().join("big.bin");
     let small_s = local.path().join("small.txt");
     // Each file's own time goes with it, stored in one PUT or in parts.
-    for f in [&big_s, &small_s] {
-        let touched = std::process::Command::new("touch")
-            .args(["-d", "@981173106"])
-            .arg(f)
-            .status()
-            .unwrap();
-        assert!(touched.success());
-    }
+    set_mtime(&[&big_s, &small_s], MTIME);
     cli_ok(&["put", big_s.to_str().unwrap(), &at(&a, "/")]);
     cli_ok(&["put", small_s.to_str().unwrap(), &at(&a, "/")]);
 
@@ -52,7 +59,7 @@ fn two_nodes_on_one_bucket_serve_the_same_files() {
     for name in ["/big.bin", "/small.txt"] {
         let stat = cli_ok(&["stat", "--json", &at(&b, name)]);
         let stat: serde_json::Value = serde_json::from_str(&stat).unwrap();
-        assert_eq!(stat["mtime_unix"], 981173106, "{name}: {stat}");
+        assert_eq!(stat["mtime_unix"], MTIME, "{name}: {stat}");
     }
     // Each keeps its SHA-256, though BLAKE3 verified the upload: as
     // metadata of one PUT, in a record beside one stored in parts.
@@ -205,6 +212,61 @@ fn two_nodes_on_one_bucket_serve_the_same_files() {
         assert!(std::time::Instant::now() < deadline, "left: {own:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn moves_keep_each_files_time_and_digests_stored_whole_or_in_parts() {
+    let store = Seaweed::start();
+    let bucket = store.bucket("moves");
+    let a = node(&store, &bucket, &[]);
+    let b = node(&store, &bucket, &[]);
+    let local = tempfile::tempdir().unwrap();
+    let big = noise(19 * MIB + 7, 3);
+    let big_s = local.path().join("big.bin");
+    let small_s = local.path().join("small.txt");
+    fs::write(&big_s, &big).unwrap();
+    fs::write(&small_s, b"small\n").unwrap();
+    set_mtime(&[&big_s, &small_s], MTIME);
+    // A folder no marker makes (another tool's keys), holding both.
+    store.put_object(&bucket, "share/implied/other.txt", "other");
+    cli_ok(&["put", big_s.to_str().unwrap(), &at(&a, "/implied/")]);
+    cli_ok(&["put", small_s.to_str().unwrap(), &at(&a, "/implied/")]);
+    let stat = |n: &common::BinServer, p: &str| -> serde_json::Value {
+        serde_json::from_str(&cli_ok(&["stat", "--json", &at(n, p)])).unwrap()
+    };
+
+    // One file, then the folder, each moved through the other server.
+    cli_ok(&["mv", &at(&b, "/implied/big.bin"), "/big.bin"]);
+    cli_ok(&["mv", &at(&a, "/implied"), "/moved"]);
+    cli_ok(&["mv", &at(&b, "/big.bin"), "/moved/big.bin"]);
+    for (name, file) in [("big.bin", &big_s), ("small.txt", &small_s)] {
+        let st = stat(&a, &format!("/moved/{name}"));
+        assert_eq!(st["mtime_unix"], MTIME, "{name}: {st}");
+        let kept = store.kept_sha256(&bucket, &format!("share/moved/{name}"));
+        assert_eq!(kept, Some(common::sha256_file(file)), "{name}");
+    }
+    let got = local.path().join("got.bin");
+    cli_ok(&["get", &at(&b, "/moved/big.bin"), got.to_str().unwrap()]);
+    assert!(fs::read(&got).unwrap() == big, "the bytes differ");
+    let keys = store.keys(&bucket, "share/");
+    assert!(
+        keys.contains(&"share/moved/other.txt".to_string()),
+        "{keys:?}"
+    );
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.contains("implied") || k == "share/big.bin"),
+        "{keys:?}"
+    );
+    // Nothing of an upload is left behind by the copies made through a
+    // server, and the record of the file stored in parts moved with it.
+    assert!(
+        !keys.iter().any(|k| k.starts_with("share/.ferry/uploads")),
+        "{keys:?}"
+    );
+    let records = keys.iter().filter(|k| k.starts_with("share/.ferry/files/"));
+    assert_eq!(records.count(), 1, "{keys:?}");
 }
 
 #[test]

@@ -13,7 +13,8 @@
 //!   parts sent, the digest so far, the bytes past the last whole part)
 //!   is kept in the bucket below `PREFIX/.ferry/`, so any node can go on
 //!   with it.
-//! - Moves copy, then delete: a crash between the two leaves both.
+//! - Moves copy, then delete: a crash between the two leaves both
+//!   ([`moves`]).
 //! - Calls block, as the seam wants (`Bucket::wait`, on a disk thread).
 
 use std::collections::HashSet;
@@ -32,10 +33,11 @@ use super::digest::Algo;
 use super::entry::{Entry, EntryKind, Mtime, TreeEntry};
 use super::local::MAX_WALK;
 use super::name::RelPath;
-use super::storage::{Begun, Reader, Shared, Storage};
+use super::storage::{Begun, Part, Reader, Shared, Storage};
 
 mod bucket;
 mod listing;
+mod moves;
 mod read;
 mod shared;
 mod state;
@@ -235,6 +237,26 @@ impl ObjectStorage {
         }
     }
 
+    /// Where an upload of `rel` writes (going on with an earlier one's
+    /// parts with `resume`); `busy` while this server writes it already.
+    fn write_part(&self, rel: &RelPath, resume: bool) -> Result<Box<dyn Part>, FilesError> {
+        let key = self.bucket.key(rel).to_string();
+        {
+            let mut set = self.uploads.lock().map_err(|_| FilesError::Internal)?;
+            if !set.insert(key.clone()) {
+                return Err(FilesError::Busy(format!(
+                    "{rel} is being uploaded by another client"
+                )));
+            }
+        }
+        let guard = write::Hold {
+            key,
+            uploads: self.uploads.clone(),
+        };
+        let part = write::ObjectPart::begin(self.bucket.clone(), rel, guard, resume)?;
+        Ok(Box::new(part))
+    }
+
     /// Every object below `rel`, with the key's path below it.
     fn objects_below(&self, rel: &RelPath) -> Result<Vec<(String, ObjectMeta)>, FilesError> {
         let store = self.bucket.store.clone();
@@ -363,22 +385,8 @@ impl Storage for ObjectStorage {
             Err(FilesError::NotFound(_)) => false,
             Err(e) => return Err(e),
         };
-        let key = self.bucket.key(rel).to_string();
-        {
-            let mut set = self.uploads.lock().map_err(|_| FilesError::Internal)?;
-            if !set.insert(key.clone()) {
-                return Err(FilesError::Busy(format!(
-                    "{rel} is being uploaded by another client"
-                )));
-            }
-        }
-        let guard = write::Hold {
-            key,
-            uploads: self.uploads.clone(),
-        };
-        let part = write::ObjectPart::begin(self.bucket.clone(), rel, guard, resume)?;
         Ok(Begun {
-            part: Box::new(part),
+            part: self.write_part(rel, resume)?,
             replaces,
         })
     }
@@ -439,65 +447,7 @@ impl Storage for ObjectStorage {
     }
 
     fn rename(&self, from: &RelPath, to: &RelPath, force: bool) -> Result<(), FilesError> {
-        if Self::reserved(to) || Self::reserved(from) {
-            return Err(FilesError::Forbidden(format!(
-                "{to} is a name the server keeps for itself"
-            )));
-        }
-        if from.is_root() || to.is_root() {
-            return Err(FilesError::Forbidden(
-                "the served folder itself cannot be moved".into(),
-            ));
-        }
-        if to == from {
-            // Copying it onto itself and deleting "the source" would lose it.
-            self.describe_entry(from)?;
-            return Ok(());
-        }
-        if to.parts().starts_with(from.parts()) {
-            return Err(FilesError::Forbidden(format!(
-                "cannot move {from} into itself"
-            )));
-        }
-        let source = self.describe_entry(from)?;
-        self.parent_is_folder(to)?;
-        match self.describe_entry(to) {
-            Ok(e) if e.kind == EntryKind::Dir => {
-                return Err(FilesError::Exists(format!("{to} is a folder")));
-            }
-            Ok(_) if !force || source.kind == EntryKind::Dir => {
-                return Err(FilesError::Exists(format!("{to} exists")));
-            }
-            Ok(_) | Err(FilesError::NotFound(_)) => {}
-            Err(e) => return Err(e),
-        }
-        // Every copy first, then every delete: a move cut off half-way
-        // leaves both, never neither.
-        let pairs: Vec<(Path, Path)> = if source.kind == EntryKind::File {
-            vec![(self.bucket.key(from), self.bucket.key(to))]
-        } else {
-            let to_key = self.bucket.key(to);
-            self.objects_below(from)?
-                .into_iter()
-                .map(|(below, m)| {
-                    let dest = Path::parse(format!("{to_key}/{below}"))
-                        .unwrap_or_else(|_| bucket::nowhere());
-                    (m.location, dest)
-                })
-                .collect()
-        };
-        let store = self.bucket.store.clone();
-        self.bucket
-            .wait(async move {
-                for (a, b) in &pairs {
-                    store.copy(a, b).await?;
-                }
-                for (a, _) in &pairs {
-                    store.delete(a).await?;
-                }
-                Ok::<_, object_store::Error>(())
-            })
-            .map_err(|e| error(from, e))
+        moves::rename(self, from, to, force)
     }
 
     fn partial_exists(&self, rel: &RelPath) -> bool {
