@@ -265,8 +265,18 @@ fn moves_keep_each_files_time_and_digests_stored_whole_or_in_parts() {
         !keys.iter().any(|k| k.starts_with("share/.ferry/uploads")),
         "{keys:?}"
     );
-    let records = keys.iter().filter(|k| k.starts_with("share/.ferry/files/"));
-    assert_eq!(records.count(), 1, "{keys:?}");
+    let records = |store: &Seaweed| {
+        let keys = store.keys(&bucket, "share/.ferry/files/");
+        keys.len()
+    };
+    assert_eq!(records(&store), 1, "{keys:?}");
+    // Removed, alone or with its folder, a file's record goes too.
+    cli_ok(&["put", big_s.to_str().unwrap(), &at(&a, "/again.bin")]);
+    assert_eq!(records(&store), 2);
+    cli_ok(&["rm", &at(&b, "/again.bin")]);
+    assert_eq!(records(&store), 1);
+    cli_ok(&["rm", "-r", &at(&b, "/moved")]);
+    assert_eq!(records(&store), 0);
 }
 
 #[test]

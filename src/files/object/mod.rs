@@ -397,14 +397,21 @@ impl Storage for ObjectStorage {
                 "the served folder itself cannot be removed".into(),
             ));
         }
-        let entry = self.describe_entry(rel)?;
+        if Self::reserved(rel) {
+            return Err(FilesError::NotFound(format!("{rel} does not exist")));
+        }
         let store = self.bucket.store.clone();
-        if entry.kind == EntryKind::File {
-            let key = self.bucket.key(rel);
-            return self
-                .bucket
-                .wait(async move { store.delete(&key).await })
-                .map_err(|e| error(rel, e));
+        if let Some(found) = self.head(rel)? {
+            let key = found.meta.location;
+            let k = key.clone();
+            self.bucket
+                .wait(async move { store.delete(&k).await })
+                .map_err(|e| error(rel, e))?;
+            state::forget_records(&self.bucket, [(key.as_ref(), found.meta.e_tag.as_deref())]);
+            return Ok(());
+        }
+        if !self.has_below(rel)? {
+            return Err(FilesError::NotFound(format!("{rel} does not exist")));
         }
         let below = self.objects_below(rel)?;
         let held = below
@@ -415,14 +422,20 @@ impl Storage for ObjectStorage {
                 "{rel} is not empty (use recursive removal)"
             )));
         }
-        let keys: Vec<Path> = below.into_iter().map(|(_, m)| m.location).collect();
+        let keys: Vec<Path> = below.iter().map(|(_, m)| m.location.clone()).collect();
         self.bucket
             .wait(async move {
                 let stream = futures_util::stream::iter(keys.into_iter().map(Ok)).boxed();
                 store.delete_stream(stream).try_collect::<Vec<_>>().await
             })
-            .map(|_| ())
-            .map_err(|e| error(rel, e))
+            .map_err(|e| error(rel, e))?;
+        state::forget_records(
+            &self.bucket,
+            below
+                .iter()
+                .map(|(_, m)| (m.location.as_ref(), m.e_tag.as_deref())),
+        );
+        Ok(())
     }
 
     fn mkdir(&self, rel: &RelPath) -> Result<(), FilesError> {

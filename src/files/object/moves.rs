@@ -14,7 +14,7 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore};
 
 use super::bucket::{self, error};
-use super::state::FileRecord;
+use super::state::forget_records;
 use super::{EntryKind, FilesError, ObjectStorage, RelPath};
 use crate::files::digest::Algo;
 use crate::files::storage::Storage;
@@ -28,6 +28,8 @@ const CHUNK: usize = 8 << 20;
 /// copied through the server, the names to read and write it by.
 struct Copy {
     from: Path,
+    /// The ETag of `from` when listed.
+    etag: Option<String>,
     to: Path,
     through: Option<(RelPath, RelPath)>,
 }
@@ -81,6 +83,7 @@ pub(super) fn rename(
             .ok_or_else(|| FilesError::NotFound(format!("{from} does not exist")))?
             .meta;
         vec![Copy {
+            etag: meta.e_tag.clone(),
             from: meta.location.clone(),
             to: s.bucket.key(to),
             through: needs_copy_through(&meta).then(|| (from.clone(), to.clone())),
@@ -99,6 +102,7 @@ pub(super) fn rename(
                 };
                 Copy {
                     through: needs_copy_through(&m).then(names).flatten(),
+                    etag: m.e_tag.clone(),
                     from: m.location,
                     to: dest,
                 }
@@ -125,24 +129,26 @@ pub(super) fn rename(
         let (f, t) = c.through.as_ref().expect("partitioned on it");
         copy_through(s, f, t)?;
     }
-    // The records kept beside the files copied through go with them.
-    let records: Vec<Path> = through
-        .iter()
-        .map(|c| FileRecord::path(&s.bucket, c.from.as_ref()))
-        .collect();
     let store = s.bucket.store.clone();
-    let gone: Vec<Path> = direct.into_iter().chain(through).map(|c| c.from).collect();
+    let gone: Vec<Path> = direct
+        .iter()
+        .chain(&through)
+        .map(|c| c.from.clone())
+        .collect();
     s.bucket
         .wait(async move {
-            for a in gone.iter().chain(&records) {
-                match store.delete(a).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e),
-                }
+            for a in &gone {
+                store.delete(a).await?;
             }
-            Ok(())
+            Ok::<_, object_store::Error>(())
         })
-        .map_err(|e| error(from, e))
+        .map_err(|e| error(from, e))?;
+    // The records kept beside the files copied through go with them.
+    forget_records(
+        &s.bucket,
+        through.iter().map(|c| (c.from.as_ref(), c.etag.as_deref())),
+    );
+    Ok(())
 }
 
 /// Copies the file `from` to `to` through this server: read from the

@@ -99,6 +99,19 @@ pub(super) struct FileRecord {
     pub(super) sha256: Option<String>,
 }
 
+/// Removes the records of the files stored in parts among `gone` (keys
+/// and the ETags they had), which were just deleted.
+pub(super) fn forget_records<'a>(
+    bucket: &Bucket,
+    gone: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) {
+    for (key, etag) in gone {
+        if let Some(etag) = etag.filter(|t| t.contains('-')) {
+            FileRecord::forget(bucket, key, etag);
+        }
+    }
+}
+
 impl FileRecord {
     /// The digests it holds, by algorithm.
     pub(super) fn digests(&self) -> Vec<(Algo, String)> {
@@ -130,6 +143,20 @@ impl FileRecord {
         serde_json::from_slice::<FileRecord>(&got)
             .ok()
             .filter(|r| r.etag == etag)
+    }
+
+    /// Removes the record of `key` when it is that of version `etag`
+    /// (which is gone): a later version's record is left alone.
+    pub(super) fn forget(bucket: &Bucket, key: &str, etag: &str) {
+        if Self::load(bucket, key, etag).is_none() {
+            return;
+        }
+        let at = Self::path(bucket, key);
+        let store = bucket.store.clone();
+        match bucket.wait(async move { store.delete(&at).await }) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => tracing::warn!("the record of {key} stays: {}", short(&e)),
+        }
     }
 
     /// Writes it down for `key`.
