@@ -127,7 +127,7 @@ pub(super) fn rename(
         .map_err(|e| error(from, e))?;
     for c in &through {
         let (f, t) = c.through.as_ref().expect("partitioned on it");
-        copy_through(s, f, t)?;
+        copy_through(s, f, t, force)?;
     }
     let store = s.bucket.store.clone();
     let gone: Vec<Path> = direct
@@ -153,8 +153,14 @@ pub(super) fn rename(
 
 /// Copies the file `from` to `to` through this server: read from the
 /// store, written as an upload (in parts, completed last), verified
-/// against the SHA-256 kept of `from`, with its time.
-fn copy_through(s: &ObjectStorage, from: &RelPath, to: &RelPath) -> Result<(), FilesError> {
+/// against the SHA-256 kept of `from`, with its time. A file that
+/// appeared at `to` meanwhile is replaced only with `overwrite`.
+fn copy_through(
+    s: &ObjectStorage,
+    from: &RelPath,
+    to: &RelPath,
+    overwrite: bool,
+) -> Result<(), FilesError> {
     let (mut reader, entry) = s.open_read(from)?;
     let mut part = s.write_part(to, false)?;
     let lost = |e: std::io::Error| FilesError::from_io(from, e);
@@ -169,7 +175,7 @@ fn copy_through(s: &ObjectStorage, from: &RelPath, to: &RelPath) -> Result<(), F
             .map_err(|e| FilesError::from_io(to, e))?;
     }
     let sha256 = reader.kept_digest(Algo::Sha256);
-    part.finish(sha256.as_deref(), entry.mtime, true)
+    part.finish(sha256.as_deref(), entry.mtime, overwrite)
         .map(|_| ())
         .map_err(FilesError::from)
 }
