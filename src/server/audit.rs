@@ -87,10 +87,53 @@ impl Audit {
                 }
             }
         }
+        // One write for the whole line: written piece by piece it took
+        // dozens of calls, and a line cut by a crash half-way.
+        let mut bytes = line.to_string().into_bytes();
+        bytes.push(b'\n');
         if let Some(f) = file.as_mut() {
-            if let Err(e) = writeln!(f, "{line}") {
+            if let Err(e) = f.write_all(&bytes) {
                 tracing::warn!("cannot write the audit trail: {e}");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_sharing_a_trail_never_tear_each_others_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        // Two servers on one state folder: each appends on its own.
+        let trails = [Audit::new(dir.path()), Audit::new(dir.path())];
+        let long = "x".repeat(300);
+        std::thread::scope(|s| {
+            for (i, trail) in trails.iter().enumerate() {
+                let long = &long;
+                s.spawn(move || {
+                    for n in 0..300 {
+                        trail.record(&Change {
+                            who: if i == 0 { "ann" } else { "bob" },
+                            from: IpAddr::from([127, 0, 0, 1]),
+                            door: "native",
+                            what: "put",
+                            path: &format!("/{n}/{long}"),
+                            result: "ok",
+                        });
+                    }
+                });
+            }
+        });
+        let text = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 600);
+        for l in lines {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| {
+                panic!("a torn line ({e}): {l}");
+            });
+            assert_eq!(v["result"], "ok");
         }
     }
 }
