@@ -2,9 +2,10 @@
 # Remote commands, side by side on one machine over loopback:
 #  1. round trip: `ferry exec HOST -- true` (a fresh client process, connect,
 #     hello, auth, spawn, report) against `sh -c true` run locally, and
-#     `ferry --version` beside `/bin/true`, in 5 alternating rounds; prints
-#     medians, spreads and what ferry adds (targets: under 3 ms added,
-#     `ferry --version` under 1 ms);
+#     `ferry --version` beside `/bin/true` and a Rust hello-world (built
+#     here with `rustc -O`: the start any Rust program pays on this
+#     machine), in 5 alternating rounds; prints medians, spreads and what
+#     ferry adds (targets: under 3 ms added, `ferry --version` under 1 ms);
 #  2. throughput: `ferry exec HOST -- cat FILE` of a 1 GiB file against
 #     `cat FILE` locally, both into /dev/null (target: within 1.5x), with
 #     `cat FILE | cat` locally as a third line for scale.
@@ -26,17 +27,22 @@ p=$(port)
 sleep 0.5
 host=127.0.0.1:$p
 
+printf 'fn main() { println!("hello"); }\n' > "$work/hello.rs"
+rustc -O -o "$work/hello" "$work/hello.rs"
+
 # Rounds alternate the order; each round starts every command $runs times.
 python3 bench/spawn_rounds.py 5 "$runs" \
   "sh -c true=sh -c true" \
   "ferry exec HOST -- true=$ferry exec -n $host -- true" \
   "ferry --version=$ferry --version" \
+  "Rust hello-world=$work/hello" \
   "/bin/true=/bin/true" | tee "$work/rounds"
 med() { awk -v n="$1" 'index($0, n " ") == 1 && / median / { for (i = 1; i <= NF; i++) if ($i == "median") print $(i + 1) }' "$work/rounds"; }
 local_ms=$(med "sh -c true"); ferry_ms=$(med "ferry exec HOST -- true")
 printf '\n  %-28s %8.3f ms   (target < 3 ms)\n' "added by ferry exec" "$(echo "$ferry_ms - $local_ms" | bc -l)"
 printf '  %-28s %8.2fx\n' "ferry exec / sh -c true" "$(echo "$ferry_ms / $local_ms" | bc -l)"
 printf '  %-28s %8.3f ms   (target < 1 ms; /bin/true above is this machine'"'"'s floor)\n' "ferry --version" "$(med "ferry --version")"
+printf '  %-28s %8.3f ms\n' "--version - Rust hello-world" "$(echo "$(med "ferry --version") - $(med "Rust hello-world")" | bc -l)"
 echo
 
 echo "making a ${size_mib} MiB file of random bytes..."
