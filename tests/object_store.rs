@@ -280,6 +280,55 @@ fn moves_keep_each_files_time_and_digests_stored_whole_or_in_parts() {
 }
 
 #[test]
+fn a_move_never_deletes_what_another_server_wrote_meanwhile() {
+    let store = Seaweed::start();
+    let bucket = store.bucket("moverace");
+    let a = node(&store, &bucket, &[]);
+    let b = node(&store, &bucket, &[]);
+    let local = tempfile::tempdir().unwrap();
+    let big_s = local.path().join("big.bin");
+    let new_s = local.path().join("new.txt");
+    fs::write(&big_s, noise(60 * MIB, 5)).unwrap();
+    fs::write(&new_s, b"the newer one\n").unwrap();
+    cli_ok(&["put", big_s.to_str().unwrap(), &at(&a, "/src.bin")]);
+    // The move copies 60 MiB through A; B replaces the source meanwhile.
+    let moving = std::thread::spawn({
+        let src = at(&a, "/src.bin");
+        move || run_cli(&["mv", &src, "/dst.bin"], &[])
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    cli_ok(&[
+        "put",
+        "--force",
+        new_s.to_str().unwrap(),
+        &at(&b, "/src.bin"),
+    ]);
+    let (code, _, err) = moving.join().unwrap();
+    assert_ne!(code, 0, "the move went on over a newer source");
+    assert!(err.contains("changed"), "{err}");
+    // The newer file is where it was written, and the move left nothing.
+    let got = local.path().join("got.txt");
+    cli_ok(&["get", &at(&a, "/src.bin"), got.to_str().unwrap()]);
+    assert_eq!(fs::read(&got).unwrap(), b"the newer one\n");
+    let keys = store.keys(&bucket, "share/");
+    assert!(!keys.iter().any(|k| k.contains("dst.bin")), "{keys:?}");
+
+    // A folder holding another tool's marker (a key ending in /) is not
+    // moved at all, rather than half-way; nor is one that is only that.
+    store.put_object(&bucket, "share/odd/file.txt", "x");
+    store.put_object(&bucket, "share/odd/emptysub/", "");
+    store.put_object(&bucket, "share/onlymarker/", "");
+    for folder in ["/odd", "/onlymarker"] {
+        let (code, _, err) = run_cli(&["mv", &at(&b, folder), "/moved"], &[]);
+        assert_ne!(code, 0, "{folder}: {:?}", store.keys(&bucket, "share/"));
+        assert!(err.contains("another tool"), "{folder}: {err}");
+    }
+    let keys = store.keys(&bucket, "share/");
+    assert!(!keys.iter().any(|k| k.contains("moved")), "{keys:?}");
+    assert!(keys.contains(&"share/odd/file.txt".to_string()), "{keys:?}");
+}
+
+#[test]
 fn names_the_server_keeps_or_that_leave_the_share_are_refused() {
     let store = Seaweed::start();
     let bucket = store.bucket("names");

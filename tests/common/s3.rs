@@ -165,9 +165,16 @@ impl Seaweed {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), body).unwrap();
         let url = self.url(&format!("/{bucket}/{key}"));
+        // Not `-T FILE`: to a URL ending in `/` (another tool's folder
+        // marker) curl adds the file's name.
+        let data = format!("@{}", file.path().display());
         let mut args = vec![
-            "-T",
-            file.path().to_str().unwrap(),
+            "-X",
+            "PUT",
+            "--data-binary",
+            &data,
+            "-H",
+            "Content-Type: application/octet-stream",
             "-H",
             "x-amz-content-sha256: UNSIGNED-PAYLOAD",
         ];

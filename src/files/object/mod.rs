@@ -184,6 +184,17 @@ impl ObjectStorage {
         }
     }
 
+    /// The object at `key` as the store lists it, if there is one.
+    fn head_key(&self, key: &Path) -> Result<Option<ObjectMeta>, FilesError> {
+        let store = self.bucket.store.clone();
+        let k = key.clone();
+        match self.bucket.wait(async move { store.head(&k).await }) {
+            Ok(m) => Ok(Some(m)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(FilesError::Unavailable(format!("{key}: {}", short(&e)))),
+        }
+    }
+
     /// Whether any key lies below `rel` (a folder, marked or implied).
     pub(super) fn has_below(&self, rel: &RelPath) -> Result<bool, FilesError> {
         if rel.is_root() {
