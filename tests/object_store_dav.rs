@@ -160,28 +160,12 @@ fn a_lock_runs_out_on_every_server() {
     assert_eq!(store.signed(&[&url]).1, "{not a table");
 }
 
-/// Sets the property `colour` of `p` to `value` through `n`.
 fn set_colour(n: &BinServer, p: &str, value: &str) -> (u16, String) {
-    let body = format!(
-        r#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:x="urn:x"><D:set><D:prop><x:colour>{value}</x:colour></D:prop></D:set></D:propertyupdate>"#
-    );
-    let (code, _, out) = curl_headers(&["-X", "PROPPATCH", "--data-binary", &body, &url(n, p)]);
-    (code, String::from_utf8_lossy(&out).into_owned())
+    common::dav::set_colour(&url(n, p), value)
 }
 
-/// The property `colour` of `p` (and of what is in it) as `n` shows it.
 fn colours(n: &BinServer, p: &str, depth: &str) -> String {
-    let (code, _, out) = curl_headers(&[
-        "-X",
-        "PROPFIND",
-        "-H",
-        &format!("Depth: {depth}"),
-        "--data-binary",
-        r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:x="urn:x"><D:prop><x:colour/></D:prop></D:propfind>"#,
-        &url(n, p),
-    ]);
-    assert_eq!(code, 207, "{}", String::from_utf8_lossy(&out));
-    String::from_utf8_lossy(&out).into_owned()
+    common::dav::colours(&url(n, p), depth)
 }
 
 #[test]
@@ -222,4 +206,9 @@ fn dead_properties_set_through_one_server_are_read_moved_and_removed_through_the
     let shown = colours(&b, "/moved/doc.txt", "0");
     assert!(!shown.contains("colour"), "{shown}");
     assert!(colours(&b, "/moved/other.txt", "0").contains(">red</"));
+    // Moved and removed through the other's native door, they follow.
+    common::dav::properties_follow_the_native_door(
+        &format!("http://127.0.0.1:{}", a.port),
+        &format!("127.0.0.1:{}", b.port),
+    );
 }

@@ -39,6 +39,16 @@ fn litmus_passes_every_suite() {
 }
 
 #[test]
+fn dead_properties_follow_files_the_native_door_moves_and_removes() {
+    let root = tempfile::tempdir().unwrap();
+    let s = spawn_bin_server(root.path(), &["--allow-all"], &[]);
+    common::dav::properties_follow_the_native_door(
+        &format!("http://127.0.0.1:{}", s.port),
+        &format!("127.0.0.1:{}", s.port),
+    );
+}
+
+#[test]
 fn litmus_on_a_read_only_server_fails_only_at_the_refused_writes() {
     let root = tempfile::tempdir().unwrap();
     let s = spawn_bin_server(root.path(), &[], &[]);

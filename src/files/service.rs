@@ -76,6 +76,22 @@ pub struct Files {
     waiting: Arc<tokio::sync::Semaphore>,
     /// Digests of whole files already hashed.
     digests: super::digests::DigestCache,
+    /// What keeps something of files by their names, told of every move,
+    /// removal and copy.
+    followers: Arc<[Arc<dyn Follow>]>,
+}
+
+/// Something kept of files by their names (a door's own records of them,
+/// such as WebDAV's dead properties), which goes where they go whichever
+/// door moves, removes or copies them. Called on a blocking thread, after
+/// the storage did it.
+pub trait Follow: Send + Sync + std::fmt::Debug {
+    /// `from` (and all below it) is now at `to`.
+    fn moved(&self, from: &RelPath, to: &RelPath);
+    /// `rel` (and all below it) is gone.
+    fn removed(&self, rel: &RelPath);
+    /// The file `to` is a copy of the file `from`.
+    fn copied(&self, from: &RelPath, to: &RelPath);
 }
 
 /// Most uploads waiting at once for a name to be let go; more are busy at
@@ -99,7 +115,38 @@ impl Files {
             abort,
             waiting: Arc::new(tokio::sync::Semaphore::new(MAX_WAITING)),
             digests: Default::default(),
+            followers: Arc::new([]),
         }
+    }
+
+    /// The service with `followers` told of every move, removal and copy.
+    pub fn followed_by(mut self, followers: Vec<Arc<dyn Follow>>) -> Files {
+        self.followers = followers.into();
+        self
+    }
+
+    /// Removes `rel` (a folder with what is in it only with `recursive`),
+    /// and tells the followers. The caller has asked the access decision.
+    pub async fn remove(&self, rel: RelPath, recursive: bool) -> Result<(), FilesError> {
+        let followers = self.followers.clone();
+        self.blocking(move |s| {
+            s.remove(&rel, recursive)?;
+            followers.iter().for_each(|f| f.removed(&rel));
+            Ok(())
+        })
+        .await
+    }
+
+    /// Moves `from` to `to` (replacing a file there only with `force`), and
+    /// tells the followers. The caller has asked the access decision.
+    pub async fn rename(&self, from: RelPath, to: RelPath, force: bool) -> Result<(), FilesError> {
+        let followers = self.followers.clone();
+        self.blocking(move |s| {
+            s.rename(&from, &to, force)?;
+            followers.iter().for_each(|f| f.moved(&from, &to));
+            Ok(())
+        })
+        .await
     }
 
     /// The storage under the service.
@@ -371,7 +418,12 @@ impl Files {
             b => FilesError::Io(b.to_string()),
         })?;
         upload.finish(None, entry.mtime).await?;
-        Ok(())
+        let (followers, from, to) = (self.followers.clone(), from.clone(), to.clone());
+        self.blocking(move |_| {
+            followers.iter().for_each(|f| f.copied(&from, &to));
+            Ok(())
+        })
+        .await
     }
 }
 

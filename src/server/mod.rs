@@ -162,6 +162,7 @@ impl Server {
             policy.links.use_key(k);
         }
         policy.links.use_shared(store.clone());
+        let dav = http::dav::Dav::new(&config.state_dir, store.clone());
         let ctx = Arc::new(Ctx {
             upload_key: std::sync::OnceLock::new(),
             names,
@@ -176,14 +177,17 @@ impl Server {
             }),
             time: crate::time::TimeService::new(config.time.clone()),
             instance: crate::ids::random_hex().context("cannot read /dev/urandom")?,
-            dav: http::dav::Dav::new(&config.state_dir, store.clone()),
+            // Whichever door moves or removes a file, its WebDAV dead
+            // properties go with it.
             files: crate::files::Files::new(
                 store,
                 policy,
                 config.max_upload,
                 config.deadlines.body,
                 abort.clone(),
-            ),
+            )
+            .followed_by(vec![dav.props.clone()]),
+            dav,
             config,
             stop: CancellationToken::new(),
             abort,

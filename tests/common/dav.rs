@@ -1,4 +1,5 @@
-//! litmus, the WebDAV conformance suite, run against a server.
+//! litmus, the WebDAV conformance suite, run against a server; dead
+//! properties set and read with curl.
 
 use std::process::Command;
 
@@ -33,4 +34,52 @@ pub fn assert_every_suite_passed(out: &str) {
             "{line}\n{out}"
         );
     }
+}
+
+/// Sets the property `colour` of `url` to `value`: the status and answer.
+pub fn set_colour(url: &str, value: &str) -> (u16, String) {
+    let body = format!(
+        r#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:x="urn:x"><D:set><D:prop><x:colour>{value}</x:colour></D:prop></D:set></D:propertyupdate>"#
+    );
+    let (code, _, out) = super::s3::curl_headers(&["-X", "PROPPATCH", "--data-binary", &body, url]);
+    (code, String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The property `colour` of `url` (and of what is in it, to `depth`).
+pub fn colours(url: &str, depth: &str) -> String {
+    let (code, _, out) = super::s3::curl_headers(&[
+        "-X",
+        "PROPFIND",
+        "-H",
+        &format!("Depth: {depth}"),
+        "--data-binary",
+        r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:x="urn:x"><D:prop><x:colour/></D:prop></D:propfind>"#,
+        url,
+    ]);
+    assert_eq!(code, 207, "{}", String::from_utf8_lossy(&out));
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A file's dead properties go where the native door moves it, and
+/// nowhere once it removes it: set through `a` (an HTTP base URL), moved
+/// and removed through the native door of `b` (`host:port`), read
+/// through `a` again.
+pub fn properties_follow_the_native_door(a: &str, b: &str) {
+    let put = |p: &str, body: &str| {
+        let (code, _, _) =
+            super::s3::curl_headers(&["-X", "PUT", "--data-binary", body, &format!("{a}{p}")]);
+        assert_eq!(code, 201, "PUT {p}");
+    };
+    put("/n1.txt", "one");
+    assert_eq!(set_colour(&format!("{a}/n1.txt"), "green").0, 207);
+    super::s3::cli_ok(&["mv", &format!("{b}:/n1.txt"), "/n2.txt"]);
+    assert!(colours(&format!("{a}/n2.txt"), "0").contains(">green</"));
+    // A new file at the old name has none.
+    put("/n1.txt", "new");
+    let shown = colours(&format!("{a}/n1.txt"), "0");
+    assert!(!shown.contains("colour"), "{shown}");
+    super::s3::cli_ok(&["rm", &format!("{b}:/n2.txt")]);
+    put("/n2.txt", "new");
+    let shown = colours(&format!("{a}/n2.txt"), "0");
+    assert!(!shown.contains("colour"), "{shown}");
 }

@@ -247,7 +247,7 @@ impl Session {
             Request::Rm { path, recursive } => {
                 let rel = RelPath::parse(&path)?;
                 self.require(Action::Delete, &rel)?;
-                self.blocking(move |s| s.remove(&rel, recursive)).await?;
+                self.ctx.files.remove(rel, recursive).await?;
                 self.ok(&Done {}).await
             }
             Request::Mkdir { path, parents } => {
@@ -267,7 +267,7 @@ impl Session {
                 let (from, to) = (RelPath::parse(&from)?, RelPath::parse(&to)?);
                 self.require(Action::Move, &from)?;
                 self.require(Action::Move, &to)?;
-                self.blocking(move |s| s.rename(&from, &to, force)).await?;
+                self.ctx.files.rename(from, to, force).await?;
                 self.ok(&Done {}).await
             }
             Request::Exec(params) => {

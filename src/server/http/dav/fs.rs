@@ -246,10 +246,13 @@ impl GuardedFileSystem<Call> for FerryFs {
             let (f, t) = (call.rel(from)?, call.rel(to)?);
             call.check(Action::Move, &f)?;
             call.check(Action::Move, &t)?;
-            let (ff, tt) = (f.clone(), t.clone());
             let replace = call.in_place.as_ref().is_some_and(|(to, _)| to == &t);
-            call.store(move |s| s.rename(&ff, &tt, replace)).await?;
-            call.props().rename(&f, &t);
+            // The files service moves the dead properties with the files.
+            call.ctx
+                .files
+                .rename(f, t, replace)
+                .await
+                .map_err(|e| call.fail(e))?;
             Ok(())
         }
         .boxed()
@@ -263,7 +266,6 @@ impl GuardedFileSystem<Call> for FerryFs {
                 .copy(call.who, &f, &t, true)
                 .await
                 .map_err(|e| call.fail(e))?;
-            call.props().copy(&f, &t);
             Ok(())
         }
         .boxed()
@@ -283,12 +285,21 @@ impl GuardedFileSystem<Call> for FerryFs {
         patch: Vec<(bool, DavProp)>,
         call: &'a Call,
     ) -> FsFuture<'a, Vec<(StatusCode, DavProp)>> {
-        with_props(
-            call,
-            path,
-            Action::Replace,
-            |p, rel| Ok(p.patch(rel, patch)),
-        )
+        async move {
+            let rel = call.allowed(Action::Replace, path)?;
+            let done = call.props().patch(&rel, patch);
+            // Removed or moved away (through another server) while the
+            // properties were written: they would wait there for the next
+            // file of that name.
+            let r = rel.clone();
+            if let Err(FilesError::NotFound(_)) = call.ctx.files.blocking(move |s| s.stat(&r)).await
+            {
+                call.props().remove(&rel);
+                return Err(FsError::NotFound);
+            }
+            Ok(done)
+        }
+        .boxed()
     }
 
     fn get_props<'a>(
@@ -329,13 +340,14 @@ impl GuardedFileSystem<Call> for FerryFs {
 impl FerryFs {
     async fn remove(&self, path: &DavPath, call: &Call) -> FsResult<()> {
         let rel = call.allowed(Action::Delete, path)?;
-        let r = rel.clone();
         // A folder goes with what it holds that no listing shows (hidden
         // names), as a DELETE over HTTP does; dav-server has removed what
         // it saw one by one, checking locks, before it asks for the folder.
-        call.store(move |s| s.remove(&r, true)).await?;
-        call.props().remove(&rel);
-        Ok(())
+        call.ctx
+            .files
+            .remove(rel, true)
+            .await
+            .map_err(|e| call.fail(e))
     }
 }
 

@@ -42,7 +42,7 @@ pub(crate) const MAX_XML_DEPTH: usize = 32;
 /// the dead properties.
 pub(crate) struct Dav {
     handler: DavHandler<call::Call>,
-    pub(crate) props: props::DeadProps,
+    pub(crate) props: std::sync::Arc<props::DeadProps>,
 }
 
 impl std::fmt::Debug for Dav {
@@ -57,7 +57,10 @@ impl Dav {
         state_dir: &std::path::Path,
         store: std::sync::Arc<dyn crate::files::storage::Storage>,
     ) -> Dav {
-        let props = props::DeadProps::new(store.clone(), &state_dir.join("webdav-props.sqlite"));
+        let props = std::sync::Arc::new(props::DeadProps::new(
+            store.clone(),
+            &state_dir.join("webdav-props.sqlite"),
+        ));
         let handler = DavHandler::builder()
             .filesystem(Box::new(fs::FerryFs))
             .locksystem(Box::new(locks::Locks::new(store)))

@@ -7,7 +7,9 @@
 //! bucket's shared records ([`shared`]), so that what is set through one
 //! is read through every other; a request reads that record at most once
 //! (a listing of 10,000 files asks 10,000 times), so what it shows is the
-//! table as it was when the request first needed it.
+//! table as it was when the request first needed it; a change is made on
+//! the table as it is when it is written. The files service tells them of
+//! every move, removal and copy, through whichever door.
 
 mod local;
 mod shared;
@@ -83,6 +85,22 @@ impl DeadProps {
     /// `seen` at most once.
     pub(crate) fn view<'a>(&'a self, seen: &'a Seen) -> View<'a> {
         View { keep: self, seen }
+    }
+}
+
+/// Files moved, removed and copied through any door take their
+/// properties with them; each change is made on the table as it is then.
+impl crate::files::service::Follow for DeadProps {
+    fn moved(&self, from: &RelPath, to: &RelPath) {
+        self.view(&Seen::default()).rename(from, to);
+    }
+
+    fn removed(&self, rel: &RelPath) {
+        self.view(&Seen::default()).remove(rel);
+    }
+
+    fn copied(&self, from: &RelPath, to: &RelPath) {
+        self.view(&Seen::default()).copy(from, to);
     }
 }
 
@@ -195,10 +213,7 @@ impl View<'_> {
         match &self.keep.0 {
             Keep::Local(l) => l.rename(from, to),
             _ => {
-                let seen = self.table();
-                if seen.any_at_or_below(&f) || seen.any_at_or_below(&t) {
-                    self.change(|table| table.rename(&f, &t));
-                }
+                self.change(|table| table.rename(&f, &t));
             }
         }
     }
@@ -210,9 +225,7 @@ impl View<'_> {
         match &self.keep.0 {
             Keep::Local(l) => l.copy(from, to),
             _ => {
-                if !self.table().all(&f, false).is_empty() {
-                    self.change(|table| table.copy(&f, &t));
-                }
+                self.change(|table| table.copy(&f, &t));
             }
         }
     }
@@ -223,9 +236,7 @@ impl View<'_> {
         match &self.keep.0 {
             Keep::Local(l) => l.remove(rel),
             _ => {
-                if self.table().any_at_or_below(&k) {
-                    self.change(|table| table.remove(&k));
-                }
+                self.change(|table| table.remove(&k));
             }
         }
     }

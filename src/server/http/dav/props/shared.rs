@@ -62,11 +62,6 @@ impl Table {
             .map(|p| p.xml.clone().into_bytes())
     }
 
-    /// Whether anything at or below `k` has properties.
-    pub(super) fn any_at_or_below(&self, k: &str) -> bool {
-        self.0.keys().any(|p| at_or_below(p, k))
-    }
-
     /// Applies `patch` to `k`, all or nothing: `Some(i)` (and nothing
     /// changed) when the `i`th is over a limit.
     pub(super) fn patch(&mut self, k: &str, patch: &[(bool, DavProp)]) -> Option<usize> {
