@@ -296,7 +296,12 @@ fn a_move_never_deletes_what_another_server_wrote_meanwhile() {
         let src = at(&a, "/src.bin");
         move || run_cli(&["mv", &src, "/dst.bin"], &[])
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // Once the copy is under way (its upload's state is in the bucket).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while store.keys(&bucket, "share/.ferry/uploads/").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the copy never began");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     cli_ok(&[
         "put",
         "--force",
