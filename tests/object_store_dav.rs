@@ -211,4 +211,5 @@ fn dead_properties_set_through_one_server_are_read_moved_and_removed_through_the
         &format!("http://127.0.0.1:{}", a.port),
         &format!("127.0.0.1:{}", b.port),
     );
+    common::dav::folder_copies_take_their_properties(&format!("http://127.0.0.1:{}", b.port));
 }

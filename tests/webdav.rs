@@ -46,6 +46,7 @@ fn dead_properties_follow_files_the_native_door_moves_and_removes() {
         &format!("http://127.0.0.1:{}", s.port),
         &format!("127.0.0.1:{}", s.port),
     );
+    common::dav::folder_copies_take_their_properties(&format!("http://127.0.0.1:{}", s.port));
 }
 
 #[test]

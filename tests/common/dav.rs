@@ -83,3 +83,37 @@ pub fn properties_follow_the_native_door(a: &str, b: &str) {
     let shown = colours(&format!("{a}/n2.txt"), "0");
     assert!(!shown.contains("colour"), "{shown}");
 }
+
+/// A WebDAV COPY of a folder takes the folders' own properties as well as
+/// its files' (RFC 4918 §9.8.2). `a` is an HTTP base URL.
+pub fn folder_copies_take_their_properties(a: &str) {
+    let call = |method: &str, p: &str, extra: &[&str]| {
+        let u = format!("{a}{p}");
+        let mut args = vec!["-X", method];
+        args.extend_from_slice(extra);
+        args.push(&u);
+        super::s3::curl_headers(&args).0
+    };
+    assert_eq!(call("MKCOL", "/fc", &[]), 201);
+    assert_eq!(call("MKCOL", "/fc/sub", &[]), 201);
+    assert_eq!(call("PUT", "/fc/sub/x.txt", &["--data-binary", "x"]), 201);
+    for (p, c) in [
+        ("/fc/", "top"),
+        ("/fc/sub/", "inner"),
+        ("/fc/sub/x.txt", "file"),
+    ] {
+        assert_eq!(set_colour(&format!("{a}{p}"), c).0, 207, "{p}");
+    }
+    let dest = format!("Destination: {a}/fc2/");
+    assert_eq!(call("COPY", "/fc/", &["-H", &dest]), 201);
+    for (p, c) in [
+        ("/fc2/", "top"),
+        ("/fc2/sub/", "inner"),
+        ("/fc2/sub/x.txt", "file"),
+    ] {
+        let shown = colours(&format!("{a}{p}"), "0");
+        assert!(shown.contains(&format!(">{c}</")), "{p}: {shown}");
+    }
+    // The source keeps its own.
+    assert!(colours(&format!("{a}/fc/sub/"), "0").contains(">inner</"));
+}

@@ -41,6 +41,8 @@ pub(crate) struct Call {
     pub(super) in_place: Option<(RelPath, Action)>,
     /// The shared dead properties as this request read them.
     pub(super) props_seen: Arc<super::props::Seen>,
+    /// A COPY's source and destination.
+    pub(super) copying: Option<(RelPath, RelPath)>,
 }
 
 /// What the two ends of a COPY or MOVE need, asked before dav-server
@@ -175,6 +177,13 @@ impl Call {
         self.listing_broke
             .store(true, std::sync::atomic::Ordering::Relaxed);
         self.fail(e)
+    }
+
+    /// Where a folder `rel` that a COPY makes was copied from.
+    pub(super) fn copied_from(&self, rel: &RelPath) -> Option<RelPath> {
+        let (from, to) = self.copying.as_ref()?;
+        let below = rel.parts().strip_prefix(to.parts())?;
+        Some(from.join(&RelPath::parse(&below.join("/")).ok()?))
     }
 
     pub(super) fn props(&self) -> super::props::View<'_> {

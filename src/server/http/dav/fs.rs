@@ -210,7 +210,12 @@ impl GuardedFileSystem<Call> for FerryFs {
     fn create_dir<'a>(&'a self, path: &'a DavPath, call: &'a Call) -> FsFuture<'a, ()> {
         async move {
             let rel = call.allowed(Action::Create, path)?;
-            call.store(move |s| s.mkdir(&rel)).await
+            let r = rel.clone();
+            call.store(move |s| s.mkdir(&r)).await?;
+            if let Some(from) = call.copied_from(&rel) {
+                call.props().copy(&from, &rel);
+            }
+            Ok(())
         }
         .boxed()
     }

@@ -144,6 +144,12 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
         listing_broke: Arc::default(),
         in_place,
         props_seen: Arc::default(),
+        // A folder's copy takes the folders' own properties too (the
+        // files' go with each file's copy).
+        copying: (parts.method.as_str() == "COPY")
+            .then(|| super::files::destination(&web.ctx, h).ok())
+            .flatten()
+            .map(|to| (rel.clone(), to)),
     };
     // dav-server lets a litmus run ask for any depth; not here.
     parts.headers.remove("x-litmus");
