@@ -318,12 +318,49 @@ fn a_move_never_deletes_what_another_server_wrote_meanwhile() {
     let keys = store.keys(&bucket, "share/");
     assert!(!keys.iter().any(|k| k.contains("dst.bin")), "{keys:?}");
 
+    // Two moves onto one new name at once, through two servers: whatever
+    // each answers, neither file's bytes are ever lost.
+    for round in 0..8 {
+        let (p, q, t) = (
+            format!("/p{round}.txt"),
+            format!("/q{round}.txt"),
+            format!("/t{round}.txt"),
+        );
+        for (name, body) in [(&p, "pp"), (&q, "qq")] {
+            let f = local.path().join("body.txt");
+            fs::write(&f, format!("{body}{round}")).unwrap();
+            cli_ok(&["put", f.to_str().unwrap(), &at(&a, name)]);
+        }
+        std::thread::scope(|sc| {
+            let one = sc.spawn(|| run_cli(&["mv", &at(&a, &p), &t], &[]));
+            let two = sc.spawn(|| run_cli(&["mv", &at(&b, &q), &t], &[]));
+            one.join().unwrap();
+            two.join().unwrap();
+        });
+        let mut held = Vec::new();
+        for name in [&p, &q, &t] {
+            let got = local.path().join("got-race.txt");
+            let _ = fs::remove_file(&got);
+            if run_cli(&["get", &at(&a, name), got.to_str().unwrap()], &[]).0 == 0 {
+                held.push(fs::read_to_string(&got).unwrap());
+            }
+        }
+        for body in ["pp", "qq"] {
+            assert!(
+                held.contains(&format!("{body}{round}")),
+                "round {round}: {body} lost; left {held:?}"
+            );
+        }
+    }
+
     // A folder holding another tool's marker (a key ending in /) is not
     // moved at all, rather than half-way; nor is one that is only that.
     store.put_object(&bucket, "share/odd/file.txt", "x");
     store.put_object(&bucket, "share/odd/emptysub/", "");
     store.put_object(&bucket, "share/onlymarker/", "");
-    for folder in ["/odd", "/onlymarker"] {
+    store.put_object(&bucket, "share/ownmarker/", "");
+    store.put_object(&bucket, "share/ownmarker/in.txt", "in");
+    for folder in ["/odd", "/onlymarker", "/ownmarker"] {
         let (code, _, err) = run_cli(&["mv", &at(&b, folder), "/moved"], &[]);
         assert_ne!(code, 0, "{folder}: {:?}", store.keys(&bucket, "share/"));
         assert!(err.contains("another tool"), "{folder}: {err}");
@@ -331,6 +368,10 @@ fn a_move_never_deletes_what_another_server_wrote_meanwhile() {
     let keys = store.keys(&bucket, "share/");
     assert!(!keys.iter().any(|k| k.contains("moved")), "{keys:?}");
     assert!(keys.contains(&"share/odd/file.txt".to_string()), "{keys:?}");
+    assert!(
+        keys.contains(&"share/ownmarker/in.txt".to_string()),
+        "{keys:?}"
+    );
 }
 
 #[test]

@@ -142,8 +142,14 @@ impl ObjectStorage {
     /// The object at `rel`, with the time and the digests ferry keeps of
     /// it (metadata of one PUT, or the record of one stored in parts).
     fn head(&self, rel: &RelPath) -> Result<Option<Found>, FilesError> {
+        self.found_at(&self.bucket.key(rel))
+            .map_err(|e| error(rel, e))
+    }
+
+    /// [`ObjectStorage::head`] by key.
+    fn found_at(&self, key: &Path) -> Result<Option<Found>, object_store::Error> {
         let store = self.bucket.store.clone();
-        let key = self.bucket.key(rel);
+        let key = key.clone();
         let opts = GetOptions {
             head: true,
             ..GetOptions::default()
@@ -180,7 +186,7 @@ impl ObjectStorage {
                 }))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(error(rel, e)),
+            Err(e) => Err(e),
         }
     }
 
@@ -268,7 +274,9 @@ impl ObjectStorage {
         Ok(Box::new(part))
     }
 
-    /// Every object below `rel`, with the key's path below it.
+    /// Every object below `rel`, with the key's path below it; `""` for
+    /// another tool's marker of `rel` itself (`rel/`, listed without its
+    /// slash).
     fn objects_below(&self, rel: &RelPath) -> Result<Vec<(String, ObjectMeta)>, FilesError> {
         let store = self.bucket.store.clone();
         let base = self.bucket.key(rel);
@@ -301,7 +309,7 @@ impl ObjectStorage {
                     .skip(base.parts().count())
                     .map(|p| p.as_ref().to_string())
                     .collect();
-                (!below.is_empty()).then(|| (below.join("/"), m))
+                (!base.as_ref().is_empty() || !below.is_empty()).then(|| (below.join("/"), m))
             })
             .collect())
     }
@@ -433,6 +441,9 @@ impl Storage for ObjectStorage {
                 "{rel} is not empty (use recursive removal)"
             )));
         }
+        // Not another tool's marker of the folder itself: listed without
+        // its slash, its key would name a file of the folder's name.
+        let below: Vec<_> = below.into_iter().filter(|(p, _)| !p.is_empty()).collect();
         let keys: Vec<Path> = below.iter().map(|(_, m)| m.location.clone()).collect();
         self.bucket
             .wait(async move {

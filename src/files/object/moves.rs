@@ -1,12 +1,14 @@
 //! Moves in a bucket: every copy first, then every delete, so that a move
 //! cut off half-way leaves both, never neither.
 //!
-//! A file stored in one PUT is copied by the store itself (CopyObject),
-//! which keeps its metadata (its time and digests). A file stored in parts
-//! keeps those in a record beside it that a copy does not carry, and S3
-//! copies at most 5 GiB in one request: such a file is copied through
-//! the server instead, as a new upload verified against the digest kept
-//! of the original.
+//! A file is copied through the server, as a new upload verified against
+//! the digest kept of the original: an upload can be made only if its
+//! name is free (S3's `If-None-Match`), which no store-side copy can, and
+//! it keeps the time and digests of a file stored in parts (in a record a
+//! copy does not carry) and of one past S3's 5 GiB copy limit. The store
+//! copies (CopyObject, keeping metadata) only a file moved onto one it
+//! replaces, stored in one PUT, and keys that are no names ferry serves
+//! (folder markers, other tools' odd keys).
 
 use std::io::Read;
 
@@ -15,7 +17,7 @@ use object_store::{ObjectMeta, ObjectStore};
 
 use super::bucket::{self, error};
 use super::state::{FileRecord, forget_records};
-use super::{EntryKind, FilesError, ObjectStorage, RelPath};
+use super::{EntryKind, FilesError, Found, ObjectStorage, RelPath};
 use crate::files::digest::Algo;
 use crate::files::storage::Storage;
 
@@ -37,6 +39,11 @@ struct Copy {
 /// Whether the store cannot copy `m` whole, time and digests with it.
 fn needs_copy_through(m: &ObjectMeta) -> bool {
     m.size > COPY_MAX || m.e_tag.as_deref().is_some_and(|t| t.contains('-'))
+}
+
+/// Whether the object `name` (below a folder moved) is a folder marker.
+fn marker(name: &str) -> bool {
+    name.rsplit('/').next() == Some(super::FOLDER_MARKER)
 }
 
 pub(super) fn rename(
@@ -90,37 +97,88 @@ pub(super) fn rename(
             etag: meta.e_tag.clone(),
             from: meta.location.clone(),
             to: s.bucket.key(to),
-            through: needs_copy_through(&meta).then(|| (from.clone(), to.clone())),
+            through: (!replace || needs_copy_through(&meta)).then(|| (from.clone(), to.clone())),
         }]
     } else {
         folder_copies(s, from, to)?
     };
     let mut made = Vec::new();
-    let moved = copy_all(s, &copies, replace, &mut made).and_then(|()| unchanged(s, from, &copies));
-    if let Err(e) = moved {
-        // Undone: what was copied goes, the source stays as it is.
-        undo(s, &made);
+    let copied = copy_all(s, from, &copies, replace, &mut made)
+        .and_then(|()| unchanged(s, from, &copies, &made));
+    if let Err(e) = copied {
+        // Undone: what was copied goes, the source stays as it is. A file
+        // moved onto one it replaces keeps its copy there (what it replaced
+        // is gone already), its newer source too.
+        if !replace {
+            undo(s, &made);
+        }
         return Err(e);
     }
-    let store = s.bucket.store.clone();
-    let gone: Vec<Path> = copies.iter().map(|c| c.from.clone()).collect();
-    s.bucket
-        .wait(async move {
-            for a in &gone {
-                store.delete(a).await?;
-            }
-            Ok::<_, object_store::Error>(())
-        })
-        .map_err(|e| error(from, e))?;
-    // The records kept beside the files copied through go with them.
-    forget_records(
-        &s.bucket,
-        copies
-            .iter()
-            .filter(|c| c.through.is_some())
-            .map(|c| (c.from.as_ref(), c.etag.as_deref())),
-    );
+    // Each source goes only while it is still the version copied: the
+    // instant between that check and the delete is the window left.
+    let mut kept = Vec::new();
+    for c in &copies {
+        let now = s.head_key(&c.from)?;
+        if now.as_ref().map(|m| &m.e_tag) != Some(&c.etag) {
+            kept.push(c.from.to_string());
+            continue;
+        }
+        let store = s.bucket.store.clone();
+        let key = c.from.clone();
+        match s.bucket.wait(async move { store.delete(&key).await }) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(error(from, e)),
+        }
+        if c.through.is_some() {
+            forget_records(&s.bucket, [(c.from.as_ref(), c.etag.as_deref())]);
+        }
+    }
+    if !kept.is_empty() {
+        return Err(FilesError::Busy(format!(
+            "{from}: {} of what was moved changed meanwhile, and is kept both where it was \
+             (the newer) and where it was moved (the version copied)",
+            kept.len()
+        )));
+    }
     Ok(())
+}
+
+/// What a copy wrote: where, and the bytes' identity there.
+struct Made {
+    to: Path,
+    what: Identity,
+    through: bool,
+}
+
+/// What tells one file's bytes from another's: their size and SHA-256
+/// where ferry kept it, else their ETag.
+#[derive(Debug, Clone, PartialEq)]
+struct Identity {
+    size: u64,
+    sha256: Option<String>,
+    etag: Option<String>,
+}
+
+impl Identity {
+    fn of(f: &Found) -> Identity {
+        Identity {
+            size: f.meta.size,
+            sha256: f
+                .digests
+                .iter()
+                .find(|(a, _)| *a == Algo::Sha256)
+                .map(|(_, h)| h.to_ascii_lowercase()),
+            etag: f.meta.e_tag.clone(),
+        }
+    }
+
+    fn same(&self, other: &Identity) -> bool {
+        self.size == other.size
+            && match (&self.sha256, &other.sha256) {
+                (Some(a), Some(b)) => a == b,
+                _ => self.etag.is_some() && self.etag == other.etag,
+            }
+    }
 }
 
 /// What moving the folder `from` to `to` copies. Refused, before anything
@@ -142,18 +200,19 @@ fn folder_copies(s: &ObjectStorage, from: &RelPath, to: &RelPath) -> Result<Vec<
     let mut copies = Vec::with_capacity(below.len());
     for (name, m) in below {
         // An empty object might be such a marker, listed without its
-        // slash: the name alone then finds nothing.
-        if m.size == 0 && s.head_key(&m.location)?.is_none() {
+        // slash (the folder's own, `""`): the name alone then finds nothing.
+        if name.is_empty() || (m.size == 0 && s.head_key(&m.location)?.is_none()) {
             return Err(foreign());
         }
         let dest = Path::parse(format!("{to_key}/{name}")).unwrap_or_else(|_| bucket::nowhere());
-        // A key that is no name ferry serves is copied by the store.
+        // A key that is no name ferry serves, or a folder's marker, is
+        // copied by the store.
         let names = || {
             let below = RelPath::parse(&name).ok()?;
             Some((from.join(&below), to.join(&below)))
         };
         copies.push(Copy {
-            through: needs_copy_through(&m).then(names).flatten(),
+            through: (!marker(&name)).then(names).flatten(),
             etag: m.e_tag.clone(),
             from: m.location,
             to: dest,
@@ -163,29 +222,60 @@ fn folder_copies(s: &ObjectStorage, from: &RelPath, to: &RelPath) -> Result<Vec<
 }
 
 /// Makes every copy, the store's own first (they make the folders the
-/// others go in), noting in `made` each destination written. Without
-/// `replace`, a name that appeared meanwhile stops it.
+/// others go in), noting in `made` each destination written and what it
+/// holds. Without `replace`, a name that appeared meanwhile stops it.
 fn copy_all(
     s: &ObjectStorage,
+    from: &RelPath,
     copies: &[Copy],
     replace: bool,
-    made: &mut Vec<(Path, bool)>,
+    made: &mut Vec<Made>,
 ) -> Result<(), FilesError> {
+    let changed = |_: &Copy| {
+        FilesError::Busy(format!(
+            "{from} changed while it was being moved; nothing was moved"
+        ))
+    };
     for c in copies.iter().filter(|c| c.through.is_none()) {
         if !replace && s.head_key(&c.to)?.is_some() {
             return Err(appeared(&c.to));
         }
+        let source = s
+            .found_at(&c.from)
+            .map_err(|e| FilesError::Unavailable(bucket::short(&e)))?
+            .filter(|f| f.meta.e_tag == c.etag)
+            .ok_or_else(|| changed(c))?;
         let store = s.bucket.store.clone();
         let (a, b) = (c.from.clone(), c.to.clone());
-        s.bucket
-            .wait(async move { store.copy(&a, &b).await })
-            .map_err(|e| FilesError::Io(format!("copying {}: {}", c.from, bucket::short(&e))))?;
-        made.push((c.to.clone(), false));
+        match s.bucket.wait(async move { store.copy(&a, &b).await }) {
+            Ok(()) => {}
+            Err(object_store::Error::NotFound { .. }) => return Err(changed(c)),
+            Err(e) => {
+                return Err(FilesError::Unavailable(format!(
+                    "copying {}: {}",
+                    c.from,
+                    bucket::short(&e)
+                )));
+            }
+        }
+        made.push(Made {
+            to: c.to.clone(),
+            what: Identity::of(&source),
+            through: false,
+        });
     }
     for c in copies {
         if let Some((f, t)) = &c.through {
-            copy_through(s, f, t, replace)?;
-            made.push((c.to.clone(), true));
+            let (size, sha256) = copy_through(s, f, t, replace)?;
+            made.push(Made {
+                to: c.to.clone(),
+                what: Identity {
+                    size,
+                    sha256: Some(sha256.to_ascii_lowercase()),
+                    etag: None,
+                },
+                through: true,
+            });
         }
     }
     Ok(())
@@ -197,44 +287,79 @@ fn appeared(key: &Path) -> FilesError {
     ))
 }
 
-/// Checks that every source is still the version copied: one replaced or
-/// removed meanwhile (through another server) must not be deleted.
-fn unchanged(s: &ObjectStorage, from: &RelPath, copies: &[Copy]) -> Result<(), FilesError> {
+/// Checks that every source is still the version copied, and every
+/// destination still holds what was copied there: a source replaced or
+/// removed meanwhile (through another server) must not be deleted, nor one
+/// whose copy another move or upload replaced.
+fn unchanged(
+    s: &ObjectStorage,
+    from: &RelPath,
+    copies: &[Copy],
+    made: &[Made],
+) -> Result<(), FilesError> {
+    let changed = || {
+        FilesError::Busy(format!(
+            "{from} changed while it was being moved; nothing was moved"
+        ))
+    };
     for c in copies {
         let now = s.head_key(&c.from)?;
         if now.as_ref().map(|m| &m.e_tag) != Some(&c.etag) {
-            return Err(FilesError::Busy(format!(
-                "{from} changed while it was being moved; nothing was moved"
+            return Err(changed());
+        }
+    }
+    for m in made {
+        if !holds(s, m)? {
+            return Err(FilesError::Exists(format!(
+                "{} was written by someone else while it was being moved there; nothing was moved",
+                m.to
             )));
         }
     }
     Ok(())
 }
 
+/// Whether the destination of `m` still holds what was copied there.
+fn holds(s: &ObjectStorage, m: &Made) -> Result<bool, FilesError> {
+    let now = s
+        .found_at(&m.to)
+        .map_err(|e| FilesError::Unavailable(bucket::short(&e)))?;
+    Ok(now.is_some_and(|f| m.what.same(&Identity::of(&f))))
+}
+
 /// Removes what a move that did not finish copied (and the records of
-/// files it copied through).
-fn undo(s: &ObjectStorage, made: &[(Path, bool)]) {
-    let store = s.bucket.store.clone();
-    let mut keys: Vec<Path> = made.iter().map(|(k, _)| k.clone()).collect();
-    keys.extend(
-        made.iter()
-            .filter(|(_, through)| *through)
-            .map(|(k, _)| FileRecord::path(&s.bucket, k.as_ref())),
-    );
-    let undone = s.bucket.wait(async move {
-        for k in &keys {
-            match store.delete(k).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e),
+/// files it copied through), each only while it still holds that copy.
+fn undo(s: &ObjectStorage, made: &[Made]) {
+    for m in made {
+        match holds(s, m) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!("a move that did not finish may have left {}: {e}", m.to);
+                continue;
             }
         }
-        Ok(())
-    });
-    if let Err(e) = undone {
-        tracing::warn!(
-            "a move that did not finish left copies: {}",
-            bucket::short(&e)
-        );
+        let store = s.bucket.store.clone();
+        let mut keys = vec![m.to.clone()];
+        if m.through {
+            keys.push(FileRecord::path(&s.bucket, m.to.as_ref()));
+        }
+        let undone = s.bucket.wait(async move {
+            for k in &keys {
+                match store.delete(k).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = undone {
+            tracing::warn!(
+                "a move that did not finish left {}: {}",
+                m.to,
+                bucket::short(&e)
+            );
+        }
     }
 }
 
@@ -247,7 +372,7 @@ fn copy_through(
     from: &RelPath,
     to: &RelPath,
     overwrite: bool,
-) -> Result<(), FilesError> {
+) -> Result<(u64, String), FilesError> {
     let (mut reader, entry) = s.open_read(from)?;
     let mut part = s.write_part(to, false)?;
     let lost = |e: std::io::Error| FilesError::from_io(from, e);
@@ -263,6 +388,6 @@ fn copy_through(
     }
     let sha256 = reader.kept_digest(Algo::Sha256);
     part.finish(sha256.as_deref(), entry.mtime, overwrite)
-        .map(|_| ())
+        .map(|sha| (entry.size, sha))
         .map_err(FilesError::from)
 }

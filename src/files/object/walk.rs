@@ -28,6 +28,9 @@ pub(super) fn tree(storage: &ObjectStorage, rel: &RelPath) -> Result<Vec<TreeEnt
     let mut tree: BTreeMap<String, TreeEntry> = BTreeMap::new();
     let mut empty = Vec::new();
     'objects: for (path, meta) in storage.objects_below(rel)? {
+        if path.is_empty() {
+            continue; // another tool's marker of the folder itself
+        }
         let parts: Vec<&str> = path.split('/').collect();
         if rel.is_root() && parts.first() == Some(&STATE_FOLDER) {
             continue;

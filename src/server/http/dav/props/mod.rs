@@ -133,8 +133,12 @@ impl View<'_> {
 
     /// Changes the shared table as `f` says; what the request sees after
     /// is the table as written. `None` when it could not be.
-    fn change<T>(&self, f: impl FnMut(&mut shared::Table) -> T) -> Option<(T, bool)> {
-        match shared::change(self.keep.records()?, f) {
+    fn change<T>(
+        &self,
+        bounded: bool,
+        f: impl FnMut(&mut shared::Table) -> T,
+    ) -> Option<(T, bool)> {
+        match shared::change(self.keep.records()?, bounded, f) {
             Ok((out, kept, now)) => {
                 *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(now));
                 if !kept {
@@ -180,7 +184,7 @@ impl View<'_> {
             Keep::Local(l) => l.patch(rel, &patch),
             _ => {
                 let k = key(rel);
-                match self.change(|t| t.patch(&k, &patch)) {
+                match self.change(true, |t| t.patch(&k, &patch)) {
                     Some((None, true)) => Patched::Done,
                     Some((Some(bad), _)) => Patched::Over(bad),
                     Some((None, false)) => patch
@@ -213,7 +217,7 @@ impl View<'_> {
         match &self.keep.0 {
             Keep::Local(l) => l.rename(from, to),
             _ => {
-                self.change(|table| table.rename(&f, &t));
+                self.change(false, |table| table.rename(&f, &t));
             }
         }
     }
@@ -225,7 +229,7 @@ impl View<'_> {
         match &self.keep.0 {
             Keep::Local(l) => l.copy(from, to),
             _ => {
-                self.change(|table| table.copy(&f, &t));
+                self.change(true, |table| table.copy(&f, &t));
             }
         }
     }
@@ -236,7 +240,7 @@ impl View<'_> {
         match &self.keep.0 {
             Keep::Local(l) => l.remove(rel),
             _ => {
-                self.change(|table| table.remove(&k));
+                self.change(false, |table| table.remove(&k));
             }
         }
     }
@@ -449,6 +453,19 @@ mod tests {
             }
         }
         assert!(refused >= 1, "the table grew past its size");
+        // Full, it still lets properties move and go with their files,
+        // even to a longer name: else they would wait at the old one.
+        let seen = Seen::default();
+        let v = dead.view(&seen);
+        let (old, new) = (
+            RelPath::parse("/f0").unwrap(),
+            RelPath::parse(&format!("/{}", "n".repeat(200))).unwrap(),
+        );
+        v.rename(&old, &new);
+        assert!(v.all(&old, false).is_empty());
+        assert_eq!(v.all(&new, false).len(), MAX_PER_RESOURCE);
+        v.remove(&new);
+        assert!(v.all(&new, false).is_empty());
         let Keep::Records(r) = &dead.0 else {
             unreachable!()
         };

@@ -159,12 +159,15 @@ fn decode(b: &[u8]) -> Result<Table, FilesError> {
     })
 }
 
-/// Changes the table as `f` says and writes it (only when it changed, and
-/// only if it stays within [`MAX_TABLE`]); `f` may run more than once, on
-/// what another server wrote in between. Gives `f`'s answer, whether the
+/// Changes the table as `f` says and writes it (only when it changed,
+/// and, when `bounded`, only if it stays within [`MAX_TABLE`]: a move or
+/// removal is never refused, else a full table would leave properties
+/// for the next file of a name); `f` may run more than once, on what
+/// another server wrote in between. Gives `f`'s answer, whether the
 /// change was kept, and the table as it is now.
 pub(super) fn change<T>(
     shared: &dyn Shared,
+    bounded: bool,
     mut f: impl FnMut(&mut Table) -> T,
 ) -> Result<(T, bool, Table), FilesError> {
     let mut now = Table::default();
@@ -181,7 +184,7 @@ pub(super) fn change<T>(
             return (None, Ok((out, true)));
         }
         let bytes = serde_json::to_vec(&table).unwrap_or_default();
-        if bytes.is_empty() || bytes.len() > MAX_TABLE {
+        if bytes.is_empty() || (bounded && bytes.len() > MAX_TABLE) {
             now = was;
             return (None, Ok((out, false)));
         }
