@@ -353,6 +353,35 @@ fn a_move_never_deletes_what_another_server_wrote_meanwhile() {
         }
     }
 
+    // Two servers swapping two names with --force at once: each file's
+    // bytes stay somewhere, whatever each move answers.
+    for round in 0..8 {
+        let (x, y) = (format!("/x{round}.txt"), format!("/y{round}.txt"));
+        for (name, body) in [(&x, "xx"), (&y, "yy")] {
+            let f = local.path().join("body.txt");
+            fs::write(&f, format!("{body}{round}")).unwrap();
+            cli_ok(&["put", f.to_str().unwrap(), &at(&a, name)]);
+        }
+        std::thread::scope(|sc| {
+            let one = sc.spawn(|| run_cli(&["mv", "--force", &at(&a, &x), &y], &[]));
+            let two = sc.spawn(|| run_cli(&["mv", "--force", &at(&b, &y), &x], &[]));
+            one.join().unwrap();
+            two.join().unwrap();
+        });
+        let mut held = Vec::new();
+        for name in [&x, &y] {
+            let got = local.path().join("got-swap.txt");
+            let _ = fs::remove_file(&got);
+            if run_cli(&["get", &at(&a, name), got.to_str().unwrap()], &[]).0 == 0 {
+                held.push(fs::read_to_string(&got).unwrap());
+            }
+        }
+        assert!(
+            held.contains(&format!("xx{round}")) || held.contains(&format!("yy{round}")),
+            "round {round}: both lost; left {held:?}"
+        );
+    }
+
     // A folder holding another tool's marker (a key ending in /) is not
     // moved at all, rather than half-way; nor is one that is only that.
     store.put_object(&bucket, "share/odd/file.txt", "x");

@@ -61,6 +61,9 @@ pub struct ObjectStorage {
     /// the same node do not interleave (across nodes, the later complete
     /// upload wins whole).
     uploads: Arc<Mutex<HashSet<String>>>,
+    /// The shared records last read, by name, with their ETags: read
+    /// again only when changed (a `304` instead of the record).
+    records: Mutex<std::collections::HashMap<String, (String, bytes::Bytes)>>,
 }
 
 /// An object as a HEAD finds it.
@@ -130,6 +133,7 @@ impl ObjectStorage {
                 url: url.clone(),
             }),
             uploads: Arc::default(),
+            records: Mutex::default(),
         })
     }
 

@@ -2,18 +2,19 @@
 //! cut off half-way leaves both, never neither.
 //!
 //! A file is copied through the server, as a new upload verified against
-//! the digest kept of the original: an upload can be made only if its
-//! name is free (S3's `If-None-Match`), which no store-side copy can, and
-//! it keeps the time and digests of a file stored in parts (in a record a
-//! copy does not carry) and of one past S3's 5 GiB copy limit. The store
-//! copies (CopyObject, keeping metadata) only a file moved onto one it
-//! replaces, stored in one PUT, and keys that are no names ferry serves
-//! (folder markers, other tools' odd keys).
+//! the digest kept of the original: its reading is pinned to the version
+//! checked (`If-Match`) and its writing made only if its name is free
+//! (`If-None-Match`, unless it replaces a file on purpose), which no
+//! store-side copy can be; and it keeps the time and digests of a file
+//! stored in parts (in a record a copy does not carry) and of one past
+//! S3's 5 GiB copy limit. The store copies (CopyObject, keeping metadata)
+//! only keys that are no names ferry serves (folder markers, other tools'
+//! odd keys).
 
 use std::io::Read;
 
+use object_store::ObjectStore;
 use object_store::path::Path;
-use object_store::{ObjectMeta, ObjectStore};
 
 use super::bucket::{self, error};
 use super::state::{FileRecord, forget_records};
@@ -21,8 +22,6 @@ use super::{EntryKind, FilesError, Found, ObjectStorage, RelPath};
 use crate::files::digest::Algo;
 use crate::files::storage::Storage;
 
-/// Largest object S3 copies in one request.
-const COPY_MAX: u64 = 5 << 30;
 /// Bytes moved at a time when a file is copied through the server.
 const CHUNK: usize = 8 << 20;
 
@@ -34,11 +33,6 @@ struct Copy {
     etag: Option<String>,
     to: Path,
     through: Option<(RelPath, RelPath)>,
-}
-
-/// Whether the store cannot copy `m` whole, time and digests with it.
-fn needs_copy_through(m: &ObjectMeta) -> bool {
-    m.size > COPY_MAX || m.e_tag.as_deref().is_some_and(|t| t.contains('-'))
 }
 
 /// Whether the object `name` (below a folder moved) is a folder marker.
@@ -94,10 +88,12 @@ pub(super) fn rename(
             .ok_or_else(|| FilesError::NotFound(format!("{from} does not exist")))?
             .meta;
         vec![Copy {
-            etag: meta.e_tag.clone(),
-            from: meta.location.clone(),
+            etag: meta.e_tag,
+            from: meta.location,
             to: s.bucket.key(to),
-            through: (!replace || needs_copy_through(&meta)).then(|| (from.clone(), to.clone())),
+            // Read pinned to the version checked (a store-side copy cannot
+            // be): two moves swapping names never copy each other's copy.
+            through: Some((from.clone(), to.clone())),
         }]
     } else {
         folder_copies(s, from, to)?
@@ -107,10 +103,15 @@ pub(super) fn rename(
         .and_then(|()| unchanged(s, from, &copies, &made));
     if let Err(e) = copied {
         // Undone: what was copied goes, the source stays as it is. A file
-        // moved onto one it replaces keeps its copy there (what it replaced
-        // is gone already), its newer source too.
+        // moved onto one it replaced keeps its copy there (what it replaced
+        // is gone already), and says so.
         if !replace {
             undo(s, &made);
+        } else if !made.is_empty() {
+            return Err(FilesError::Busy(format!(
+                "{from} changed while it was being moved: {to} holds the version copied \
+                 (what it held is replaced), {from} the newer one"
+            )));
         }
         return Err(e);
     }
@@ -311,8 +312,7 @@ fn unchanged(
     for m in made {
         if !holds(s, m)? {
             return Err(FilesError::Exists(format!(
-                "{} was written by someone else while it was being moved there; nothing was moved",
-                m.to
+                "{from}: another move or upload wrote where it was being moved; nothing was moved"
             )));
         }
     }

@@ -1,7 +1,7 @@
 //! The records every server of the bucket shares (signing keys, login
 //! sessions), kept below `PREFIX/.ferry/`.
 
-use object_store::{ObjectStore, PutMode, PutPayload, UpdateVersion};
+use object_store::{GetOptions, ObjectStore, PutMode, PutPayload, UpdateVersion};
 
 use super::ObjectStorage;
 use super::bucket::short;
@@ -44,11 +44,24 @@ impl Shared for ObjectStorage {
     fn get_versioned(&self, name: &str) -> Result<Option<(Vec<u8>, String)>, FilesError> {
         let store = self.bucket.store.clone();
         let key = self.bucket.state_key(name);
+        let cached = self.records.lock().ok().and_then(|c| c.get(name).cloned());
+        let opts = GetOptions {
+            if_none_match: cached.as_ref().map(|(tag, _)| tag.clone()),
+            ..GetOptions::default()
+        };
         let got = self.bucket.wait(async move {
-            let r = store.get(&key).await?;
+            let r = store.get_opts(&key, opts).await?;
             let tag = r.meta.e_tag.clone();
             Ok::<_, object_store::Error>((r.bytes().await?, tag))
         });
+        let got = match (got, cached) {
+            // Unchanged since last read: what was read then.
+            (Err(object_store::Error::NotModified { .. }), Some((tag, b))) => Ok((b, Some(tag))),
+            (got, _) => got,
+        };
+        if let (Ok((b, Some(tag))), Ok(mut c)) = (&got, self.records.lock()) {
+            c.insert(name.to_owned(), (tag.clone(), b.clone()));
+        }
         match got {
             Ok((b, Some(tag))) => Ok(Some((b.to_vec(), tag))),
             Ok((_, None)) => Err(FilesError::Unavailable(
