@@ -353,3 +353,18 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
         k.eq_ignore_ascii_case(name).then(|| v.trim())
     })
 }
+
+/// A file time the tests set and look for.
+pub const MTIME: i64 = 981173106;
+
+/// Sets the time of each of `files` to `secs`.
+pub fn set_mtime(files: &[&std::path::Path], secs: i64) {
+    for f in files {
+        let touched = std::process::Command::new("touch")
+            .args(["-d", &format!("@{secs}")])
+            .arg(f)
+            .status()
+            .unwrap();
+        assert!(touched.success());
+    }
+}
