@@ -119,8 +119,7 @@ pub(super) fn rename(
     // instant between that check and the delete is the window left.
     let mut kept = Vec::new();
     for c in &copies {
-        let now = s.head_key(&c.from)?;
-        if now.as_ref().map(|m| &m.e_tag) != Some(&c.etag) {
+        if !still_copied(s, c)? {
             kept.push(c.from.to_string());
             continue;
         }
@@ -232,25 +231,22 @@ fn copy_all(
     replace: bool,
     made: &mut Vec<Made>,
 ) -> Result<(), FilesError> {
-    let changed = |_: &Copy| {
-        FilesError::Busy(format!(
-            "{from} changed while it was being moved; nothing was moved"
-        ))
-    };
     for c in copies.iter().filter(|c| c.through.is_none()) {
         if !replace && s.head_key(&c.to)?.is_some() {
-            return Err(appeared(&c.to));
+            return Err(FilesError::Exists(format!(
+                "{from}: a name appeared where it was being moved; nothing was moved"
+            )));
         }
         let source = s
             .found_at(&c.from)
             .map_err(|e| FilesError::Unavailable(bucket::short(&e)))?
             .filter(|f| f.meta.e_tag == c.etag)
-            .ok_or_else(|| changed(c))?;
+            .ok_or_else(|| changed(from))?;
         let store = s.bucket.store.clone();
         let (a, b) = (c.from.clone(), c.to.clone());
         match s.bucket.wait(async move { store.copy(&a, &b).await }) {
             Ok(()) => {}
-            Err(object_store::Error::NotFound { .. }) => return Err(changed(c)),
+            Err(object_store::Error::NotFound { .. }) => return Err(changed(from)),
             Err(e) => {
                 return Err(FilesError::Unavailable(format!(
                     "copying {}: {}",
@@ -282,10 +278,15 @@ fn copy_all(
     Ok(())
 }
 
-fn appeared(key: &Path) -> FilesError {
-    FilesError::Exists(format!(
-        "{key} appeared while it was being moved there; nothing was moved"
+fn changed(from: &RelPath) -> FilesError {
+    FilesError::Busy(format!(
+        "{from} changed while it was being moved; nothing was moved"
     ))
+}
+
+/// Whether the source of `c` is still the version copied.
+fn still_copied(s: &ObjectStorage, c: &Copy) -> Result<bool, FilesError> {
+    Ok(s.head_key(&c.from)?.map(|m| m.e_tag) == Some(c.etag.clone()))
 }
 
 /// Checks that every source is still the version copied, and every
@@ -298,15 +299,9 @@ fn unchanged(
     copies: &[Copy],
     made: &[Made],
 ) -> Result<(), FilesError> {
-    let changed = || {
-        FilesError::Busy(format!(
-            "{from} changed while it was being moved; nothing was moved"
-        ))
-    };
     for c in copies {
-        let now = s.head_key(&c.from)?;
-        if now.as_ref().map(|m| &m.e_tag) != Some(&c.etag) {
-            return Err(changed());
+        if !still_copied(s, c)? {
+            return Err(changed(from));
         }
     }
     for m in made {
