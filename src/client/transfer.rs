@@ -15,9 +15,12 @@ use indicatif::ProgressBar;
 use super::{ClientError, Result, remote_error, terminal};
 use crate::files::RelPath;
 use crate::files::digest::Algo;
-use crate::files::part::{FinishError, PartFile, hash_prefix, mtime_of};
+use crate::files::digest::hash_prefix;
+use crate::files::part::{FinishError, PartFile, mtime_of};
 use crate::files::pipe::{spawn_reader, spawn_writer};
-use crate::wire::body::{Received, SendError, Spliced, receive_body, receive_file, send_body};
+use crate::wire::body::{
+    Received, SendError, Spliced, receive_body, receive_file, send_body, send_file,
+};
 use crate::wire::messages::{Digest, ErrorCode, GetStart, PutReady, Request};
 use crate::wire::{ConnError, Connection, Kind};
 
@@ -438,9 +441,21 @@ pub(super) async fn put_file(
         .await?;
     bar.set_length(size);
     bar.set_position(offset);
-    let source = spawn_reader(file, offset, len, hasher);
     let never = tokio_util::sync::CancellationToken::new();
-    let sha256 = match send_body(conn, source, &never, |n| bar.inc(n)).await {
+    let shown = bar.clone();
+    let sent = match send_file(conn, file, (offset, len), Some(hasher), &never, move |n| {
+        shown.inc(n)
+    })
+    .await
+    {
+        Ok(sent) => sent.map(Option::unwrap_or_default),
+        // Not plain TCP: read, hashed and written here.
+        Err((file, hasher)) => {
+            let source = spawn_reader(file, offset, len, hasher.unwrap_or(algo.hasher()));
+            send_body(conn, source, &never, |n| bar.inc(n)).await
+        }
+    };
+    let sha256 = match sent {
         Ok(sha) => sha,
         Err(SendError::Conn(e)) => {
             // The server may have stopped the upload with a reason (a full

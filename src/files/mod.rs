@@ -17,6 +17,7 @@ pub mod shown;
 pub mod splice;
 pub mod storage;
 pub mod upload;
+mod writeback;
 
 pub use local::LocalDisk;
 pub use name::{NameError, RelPath};

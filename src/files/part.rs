@@ -17,7 +17,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -26,10 +26,11 @@ use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{Mode, SFlag};
 use sha2::{Digest, Sha256};
 
-use super::digest::{Algo, Hasher};
+use super::digest::{Algo, Hasher, hash_prefix};
 
 use super::entry::Mtime;
 use super::name::PART_SUFFIX;
+use super::writeback::Writeback;
 use crate::ids::hex;
 
 /// Why a received file could not be put in place.
@@ -74,6 +75,7 @@ pub struct PartFile {
     pub(super) size: u64,
     pub(super) written: u64,
     pub(super) hasher: Hasher,
+    pub(super) writeback: Writeback,
 }
 
 /// The hidden partial file's name for a target named `name`.
@@ -248,6 +250,7 @@ impl PartFile {
             size: 0,
             written: 0,
             hasher: Hasher::default(),
+            writeback: Writeback::new(0),
         })
     }
 
@@ -293,6 +296,7 @@ impl PartFile {
         self.file.seek(SeekFrom::Start(offset))?;
         self.size = size;
         self.written = offset;
+        self.writeback = Writeback::new(offset);
         Ok(())
     }
 
@@ -307,6 +311,7 @@ impl PartFile {
         self.hasher.update(buf);
         self.file.write_all(buf)?;
         self.written += buf.len() as u64;
+        self.writeback.written_up_to(&self.file, self.written);
         Ok(())
     }
 
@@ -438,23 +443,6 @@ pub(crate) fn rename_noreplace_between(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// Reads exactly `len` bytes from the current position into a new hasher.
-pub fn hash_prefix(file: &mut impl Read, len: u64, algo: Algo) -> io::Result<Hasher> {
-    let mut hasher = algo.hasher();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = len;
-    while left > 0 {
-        let want = left.min(buf.len() as u64) as usize;
-        let n = file.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        hasher.update(&buf[..n]);
-        left -= n as u64;
-    }
-    Ok(hasher)
 }
 
 /// A file's mtime in wire form.

@@ -21,6 +21,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use super::digest::Hasher;
 use super::part::PartFile;
 use super::pipe::CHUNK;
+use super::writeback::Writeback;
 
 /// Why splicing stopped short of the length asked for.
 #[derive(Debug)]
@@ -62,6 +63,7 @@ impl PartFile {
             splice_into(socket, &self.file, at, len, hasher, stall, progress);
         self.hasher = hasher;
         self.written += moved;
+        self.writeback = Writeback::new(self.written);
         // Later plain writes go on from here.
         let r = match io::Seek::seek(&mut self.file, io::SeekFrom::Start(self.written)) {
             Ok(_) => r,
@@ -198,6 +200,7 @@ fn hash_behind(
 ) -> (Hasher, io::Result<()>) {
     let mut buf = vec![0u8; ROUND];
     let start = hasher.clone();
+    let mut writeback = Writeback::new(at);
     while let Ok(mut upto) = news.recv() {
         while let Ok(later) = news.try_recv() {
             upto = later;
@@ -210,6 +213,7 @@ fn hash_behind(
             hasher.update(&buf[..n]);
             at += n as u64;
         }
+        writeback.written_up_to(file, at);
     }
     (hasher, Ok(()))
 }

@@ -6,7 +6,7 @@ use super::Session;
 use crate::access::Action;
 use crate::files::RelPath;
 use crate::files::digest::Algo;
-use crate::files::part::hash_prefix;
+use crate::files::digest::hash_prefix;
 use crate::files::pipe::{spawn_plain_reader, spawn_reader};
 use crate::server::fail::Fail;
 use crate::wire::body::{SendError, send_body, send_file};
@@ -68,41 +68,52 @@ impl Session {
             .await?;
         // Mid-body, the only clean way out of any failure is to close.
         let broke = |e: SendError| Fail::Conn(ConnError::Protocol(e.to_string()));
-        // Nothing to hash: from the page cache to the socket, where it is
-        // plain TCP and a local file.
-        if let Some(digest) = &known {
-            if let Some(local) = file.as_file().and_then(|f| f.try_clone().ok()) {
-                if let Ok(sent) = send_file(
-                    &mut self.conn,
-                    local,
-                    offset,
-                    size - offset,
-                    &self.ctx.abort,
-                )
-                .await
-                {
-                    sent.map_err(broke)?;
-                    let sha256 = digest.clone();
+        // From the page cache to the socket, where it is plain TCP and a
+        // local file; hashed on the side unless the digest is known.
+        let mut hasher = match &known {
+            Some(_) => None,
+            None => Some(hasher.unwrap_or(algo.hasher())),
+        };
+        if let Some(local) = file.as_file().and_then(|f| f.try_clone().ok()) {
+            let span = (offset, size - offset);
+            match send_file(&mut self.conn, local, span, hasher, &self.ctx.abort, |_| {}).await {
+                Ok(sent) => {
+                    let hashed = sent.map_err(broke)?;
+                    let sha256 = self.digest_sent(known, hashed, identity, algo);
                     return self.ok(&Digest { size, sha256 }).await;
                 }
+                Err((_, h)) => hasher = h,
             }
         }
-        let source = match (&known, hasher) {
-            (Some(_), _) => spawn_plain_reader(file, offset, size - offset),
-            (None, h) => spawn_reader(file, offset, size - offset, h.unwrap_or(algo.hasher())),
+        let source = match hasher {
+            None => spawn_plain_reader(file, offset, size - offset),
+            Some(h) => spawn_reader(file, offset, size - offset, h),
         };
         let sent = send_body(&mut self.conn, source, &self.ctx.abort, |_| {})
             .await
             .map_err(broke)?;
-        let sha256 = match known {
+        let sha256 = self.digest_sent(known, Some(sent), identity, algo);
+        self.ok(&Digest { size, sha256 }).await
+    }
+
+    /// The digest to send after a body: the one known, else the one just
+    /// computed, which is then remembered for the file as it is.
+    fn digest_sent(
+        &self,
+        known: Option<String>,
+        hashed: Option<String>,
+        identity: Option<crate::files::digests::Identity>,
+        algo: Algo,
+    ) -> String {
+        match known {
             Some(d) => d,
             None => {
+                let sent = hashed.unwrap_or_default();
                 if let Some(id) = identity {
                     self.ctx.files.digests().remember(id, algo, &sent);
                 }
                 sent
             }
-        };
-        self.ok(&Digest { size, sha256 }).await
+        }
     }
 }
