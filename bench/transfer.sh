@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Side by side on one machine, over loopback: a 2 GiB file copied with cp,
 # sent with `ferry put` and `ferry get` (verified end to end: BLAKE3, and
-# once more with --sha256 for the digest every older client uses), and
-# piped through ncat and socat (no verification). Rounds alternate the
+# once more with --sha256 for the digest every older client uses; get_new
+# is a get of a file changed since the server last sent it, which the
+# server hashes on the way), and piped through ncat and socat (no
+# verification). Rounds alternate the
 # contenders' order; prints each round, then each contender's median and
-# spread, and the ratios of medians.
+# spread, and the ratios of medians: once for the command's own time, once
+# until its bytes are on the disk (the command, then `sync`; ferry starts
+# the disk writes as it receives, a plain cp leaves them all for later).
 # Targets: ferry get and put each at most 1.2x cp's time, and below
 # ncat's in every round.
 # Usage: bench/transfer.sh [SIZE_MIB] [ROUNDS]   (defaults 2048 and 5)
@@ -38,6 +42,11 @@ cp "$work/src.bin" "$work/srv/src.bin"
 t_cp() { cp "$work/src.bin" "$work/out/cp.bin"; }
 t_put() { "$ferry" put --force "$work/src.bin" 127.0.0.1:$p:/up.bin >/dev/null; }
 t_get() { "$ferry" get --force 127.0.0.1:$p:/src.bin "$work/out/get.bin" >/dev/null; }
+# A file the server has not sent since it last changed: hashed as it goes.
+t_get_new() {
+  touch "$work/srv/src.bin"
+  "$ferry" get --force 127.0.0.1:$p:/src.bin "$work/out/get.bin" >/dev/null
+}
 t_put_sha256() { "$ferry" put --sha256 --force "$work/src.bin" 127.0.0.1:$p:/up.bin >/dev/null; }
 t_get_sha256() { "$ferry" get --sha256 --force 127.0.0.1:$p:/src.bin "$work/out/get.bin" >/dev/null; }
 t_ncat() {
@@ -59,7 +68,7 @@ t_socat() {
   echo "$a" > "$work/started"
 }
 
-names=(cp put get put_sha256 get_sha256 ncat socat)
+names=(cp put get get_new put_sha256 get_sha256 ncat socat)
 echo "${size_mib} MiB over loopback, $rounds rounds, order alternating:"
 for r in $(seq "$rounds"); do
   order=("${names[@]}")
@@ -73,29 +82,37 @@ for r in $(seq "$rounds"); do
     a=$(now)
     "t_$n"
     b=$(now)
+    # Until the bytes are on the disk: what a later sync (or the next
+    # writer) would otherwise wait for.
+    sync
+    c=$(now)
     # The pipes start timing once their listener is up.
     [ -f "$work/started" ] && a=$(cat "$work/started")
     t=$(elapsed "$a" "$b")
-    printf 'round %d %-11s %7.3f s\n' "$r" "$n" "$t"
-    echo "$n $t" >> "$work/times"
+    d=$(elapsed "$a" "$c")
+    printf 'round %d %-11s %7.3f s   on disk %7.3f s\n' "$r" "$n" "$t" "$d"
+    echo "$n $t $d" >> "$work/times"
   done
 done
 "$ferry" get --force 127.0.0.1:$p:/src.bin "$work/out/check.bin" >/dev/null
 cmp "$work/src.bin" "$work/out/check.bin" && echo "ferry copy verified byte for byte"
 python3 - "$work/times" <<'PY'
 import statistics, sys
-t = {}
+t, d = {}, {}
 for line in open(sys.argv[1]):
-    n, v = line.split()
+    n, v, w = line.split()
     t.setdefault(n, []).append(float(v))
+    d.setdefault(n, []).append(float(w))
 m = {n: statistics.median(v) for n, v in t.items()}
-print("\nmedian and spread:")
+md = {n: statistics.median(v) for n, v in d.items()}
+print("\nmedian and spread (done; and with its bytes on the disk, after sync):")
 for n, v in t.items():
-    print(f"  {n:11s} {m[n]:7.3f} s   ({min(v):.3f}-{max(v):.3f})")
+    print(f"  {n:11s} {m[n]:7.3f} s   ({min(v):.3f}-{max(v):.3f})"
+          f"   on disk {md[n]:7.3f} s   ({min(d[n]):.3f}-{max(d[n]):.3f})")
 print("ratios of medians (target: get and put at most 1.2x cp, below ncat):")
-for a, b in [("get", "cp"), ("put", "cp"), ("get", "ncat"), ("put", "ncat"), ("get", "socat"),
+for a, b in [("get", "cp"), ("put", "cp"), ("get_new", "cp"), ("get", "ncat"), ("put", "ncat"), ("get", "socat"),
              ("put", "socat"), ("get_sha256", "get"), ("put_sha256", "put")]:
-    print(f"  {a + ' / ' + b:22s} {m[a] / m[b]:5.2f}x")
+    print(f"  {a + ' / ' + b:22s} {m[a] / m[b]:5.2f}x   on disk {md[a] / md[b]:5.2f}x")
 rounds = len(t["ncat"])
 for x in ("get", "put"):
     below = sum(1 for i in range(rounds) if t[x][i] < t["ncat"][i])
