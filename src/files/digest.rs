@@ -123,30 +123,6 @@ pub fn hash_prefix(file: &mut impl std::io::Read, len: u64, algo: Algo) -> std::
     Ok(hasher)
 }
 
-/// Hashes `len` bytes of `file` from `offset` on from where `hasher` is,
-/// with `pread` (no shared file position: another thread may be sending
-/// the same file). `None` when `go_on` said to stop first.
-pub fn hash_range(
-    file: &std::fs::File,
-    mut hasher: Hasher,
-    (offset, len): (u64, u64),
-    go_on: impl Fn() -> bool,
-) -> std::io::Result<Option<Hasher>> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; 1 << 20];
-    let (mut at, end) = (offset, offset + len);
-    while at < end {
-        if !go_on() {
-            return Ok(None);
-        }
-        let n = (end - at).min(buf.len() as u64) as usize;
-        file.read_exact_at(&mut buf[..n], at)?;
-        hasher.update(&buf[..n]);
-        at += n as u64;
-    }
-    Ok(Some(hasher))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -93,7 +93,7 @@ fn splice_into(
     let _ = nix::fcntl::fcntl(&to_pipe, nix::fcntl::FcntlArg::F_SETPIPE_SZ(ROUND as i32));
     let (ends, news) = mpsc::channel::<u64>();
     std::thread::scope(|scope| {
-        let behind = scope.spawn(move || hash_behind(file, at, news, hasher));
+        let behind = scope.spawn(move || hash_behind(file, at, news, hasher, true));
         let mut pos = at;
         let mut taken = 0;
         let mut lowat = LowWater::new(socket);
@@ -190,13 +190,16 @@ fn drain(pipe: &impl AsFd, file: &File, pos: &mut u64, n: usize) -> Result<(), S
 }
 
 /// Reads `file` back from `at` up to each end `news` brings, hashing it;
-/// done when `news` closes. On a read error gives the hasher as it was
-/// before `at` (nothing of what follows can be trusted).
-fn hash_behind(
+/// done when `news` closes. With `written`, the bytes are ones just
+/// received, and their disk writes are started as they are hashed. On a
+/// read error gives the hasher as it was before `at` (nothing of what
+/// follows can be trusted).
+pub(crate) fn hash_behind(
     file: &File,
     mut at: u64,
     news: mpsc::Receiver<u64>,
     mut hasher: Hasher,
+    written: bool,
 ) -> (Hasher, io::Result<()>) {
     let mut buf = vec![0u8; ROUND];
     let start = hasher.clone();
@@ -213,7 +216,9 @@ fn hash_behind(
             hasher.update(&buf[..n]);
             at += n as u64;
         }
-        writeback.written_up_to(file, at);
+        if written {
+            writeback.written_up_to(file, at);
+        }
     }
     (hasher, Ok(()))
 }

@@ -4,10 +4,11 @@
 use std::io;
 
 use super::{ConnError, Connection};
-use crate::files::digest::{Hasher, hash_range};
+use crate::files::digest::Hasher;
 use crate::files::part::PartFile;
 use crate::files::pipe::{FileSink, FileSource};
 use crate::files::splice::SpliceError;
+use crate::files::splice::hash_behind;
 
 /// How receiving a body ended.
 #[derive(Debug)]
@@ -153,8 +154,8 @@ pub async fn send_body(
 /// `sendfile(2)`, from the page cache to the socket without a copy through
 /// this process, on a blocking thread, for a plain TCP connection
 /// ([`Connection::plain_socket`]). With `hasher`, a second thread reads the
-/// same bytes back from the page cache and hashes them (going on from
-/// where `hasher` is), and the digest is given as `Some(hex)`.
+/// bytes sent back from the page cache, a little behind, and hashes them
+/// (going on from where `hasher` is); the digest is given as `Some(hex)`.
 ///
 /// Sent this way, rather than copied into the socket by a `write`, the
 /// bytes reach the peer in the file's own pages: a peer that splices them
@@ -184,24 +185,36 @@ pub async fn send_file(
     let spare = hasher.clone();
     let done = tokio::task::spawn_blocking(move || {
         let r = std::thread::scope(|scope| {
-            let hashing =
-                hasher.map(|h| {
-                    let (file, stop) = (&file, &stop);
-                    scope.spawn(move || {
-                        let r = hash_range(file, h, (offset, len), || !stop.is_cancelled())
-                            .map_err(|e| match e.kind() {
-                                io::ErrorKind::UnexpectedEof => {
-                                    io::Error::new(e.kind(), "the file shrank while it was sent")
-                                }
-                                _ => e,
-                            });
-                        if r.is_err() {
-                            stop.cancel();
+            // The hashing thread reads only what was sent: a peer that
+            // stops reading stops it too (ahead, it would read and hash the
+            // whole file for a client that took a few bytes).
+            let (ends, news) = std::sync::mpsc::channel::<u64>();
+            let hashing = hasher.map(|h| {
+                let (file, stop) = (&file, &stop);
+                scope.spawn(move || {
+                    let (h, r) = hash_behind(file, offset, news, h, false);
+                    if r.is_err() {
+                        stop.cancel();
+                    }
+                    r.map(|()| h).map_err(|e| match e.kind() {
+                        io::ErrorKind::UnexpectedEof => {
+                            io::Error::new(e.kind(), "the file shrank while it was sent")
                         }
-                        r
+                        _ => e,
                     })
-                });
-            let sent = sendfile_all(&socket, &file, offset, len, stall, &stop, &progress);
+                })
+            });
+            let sent = {
+                let at = std::sync::atomic::AtomicU64::new(offset);
+                let tell = |n: u64| {
+                    let now = at.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+                    let _ = ends.send(now);
+                    progress(n);
+                };
+                sendfile_all(&socket, &file, offset, len, stall, &stop, &tell)
+            };
+            // The hashing thread finishes what was sent, then ends.
+            drop(ends);
             if sent.is_err() {
                 stop.cancel();
             }
@@ -215,9 +228,7 @@ pub async fn send_file(
                 (_, Some(Err(e))) => Some(Err(SendError::Read(e))),
                 (Err(Unsent::Failed(e)), _) => Some(Err(e)),
                 (Ok(()), None) => Some(Ok(None)),
-                (Ok(()), Some(Ok(Some(h)))) => Some(Ok(Some(h.hex()))),
-                // Stopped after the last byte went: by the caller.
-                (Ok(()), Some(Ok(None))) => Some(Err(SendError::Cancelled)),
+                (Ok(()), Some(Ok(h))) => Some(Ok(Some(h.hex()))),
             }
         });
         (file, r)
@@ -352,6 +363,37 @@ mod tests {
         assert_eq!(got, &data[offset as usize..]);
         assert_eq!(digest, Some(Algo::Blake3.hex_of(&data)));
         assert_eq!(counted.load(Ordering::Relaxed), span.1);
+    }
+
+    /// Bytes this process has read so far, `sendfile` included.
+    fn read_so_far() -> u64 {
+        let io = std::fs::read_to_string("/proc/self/io").unwrap();
+        let line = io.lines().find(|l| l.starts_with("rchar:")).unwrap();
+        line[6..].trim().parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_stops_the_hashing_too() {
+        // 96 MiB (sparse) to a peer that reads nothing: about what the
+        // socket buffers hold is sent, and no more may be read to hash.
+        let f = tempfile::tempfile().unwrap();
+        f.set_len(96 << 20).unwrap();
+        let (mut conn, _far) = plain().await;
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let stopper = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+            stopper.cancel();
+        });
+        let before = read_so_far();
+        let hasher = Some(Algo::Blake3.hasher());
+        let sent = send_file(&mut conn, f, (0, 96 << 20), hasher, &cancel, |_| {}).await;
+        let read = read_so_far() - before;
+        assert!(matches!(sent, Ok(Err(SendError::Cancelled))), "{sent:?}");
+        assert!(
+            read < 48 << 20,
+            "{read} bytes read for a peer that took none"
+        );
     }
 
     #[tokio::test]
