@@ -4,6 +4,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::FileTypeExt;
 use std::process::Command;
 
 use common::{partial_files, run_cli, sha256_file, spawn_bin_server};
@@ -52,6 +53,17 @@ fn every_command_through_the_binary() {
         run_cli(&["get", "--force", &at("/hello.txt"), dir], &[]).0,
         0
     );
+    // Not even --force replaces a FIFO (or a device) with a file.
+    let fifo = local.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let (rc, _, err) = run_cli(
+        &["get", "--force", &at("/hello.txt"), fifo.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("a FIFO is there"), "{err}");
+    assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    fs::remove_file(&fifo).unwrap();
 
     // put several files into a folder; mkdir, mv, rm.
     fs::write(local.path().join("a"), b"A").unwrap();

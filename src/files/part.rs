@@ -130,6 +130,32 @@ fn classify_stat(st: &nix::sys::stat::FileStat) -> Found {
     }
 }
 
+/// Refuses a device, a FIFO or a socket at `name` in `dir`: what ferry puts at a name replaces a file
+/// or a link, never one of those, even when told to overwrite. Run as
+/// root, a download "over" `/dev/null` would otherwise replace the device
+/// with a regular file.
+fn refuse_special(dir: &File, name: &OsStr) -> io::Result<()> {
+    let st = match nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    let what = if kind == SFlag::S_IFIFO {
+        "a FIFO"
+    } else if kind == SFlag::S_IFCHR || kind == SFlag::S_IFBLK {
+        "a device"
+    } else if kind == SFlag::S_IFSOCK {
+        "a socket"
+    } else {
+        return Ok(());
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{what} is there, not a file: only a file or a link is ever replaced"),
+    ))
+}
+
 /// Opens the folder `path` for use as a `PartFile`'s folder.
 pub fn open_dir(path: &Path) -> io::Result<File> {
     let fd = nix::fcntl::open(
@@ -231,6 +257,7 @@ impl PartFile {
     /// (`target` is that entry's path, for messages). See the module docs
     /// for what is done with something ferry did not make at that name.
     pub fn open_in(dir: File, name: &OsStr, target: PathBuf, resume: bool) -> io::Result<PartFile> {
+        refuse_special(&dir, name)?;
         let part_name = part_name(name);
         let file = open_plain(&dir, &part_name)?;
         let held = file.metadata()?.len();
@@ -357,7 +384,9 @@ impl PartFile {
         }
         if overwrite {
             // Replaces a file, or a link, at the name: never writes
-            // through it.
+            // through it, and never replaces a device or a FIFO that
+            // appeared since the partial file was opened.
+            refuse_special(&self.dir, &self.name)?;
             nix::fcntl::renameat(&self.dir, &*self.part_name, &self.dir, &*self.name)
                 .map_err(io::Error::from)?;
         } else {
@@ -476,111 +505,4 @@ pub fn mtime_to_system(m: Mtime) -> SystemTime {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nothing_visible_until_finished_and_verified() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("out.bin");
-        let mut p = PartFile::open(&target, true).unwrap();
-        p.start(0, 5).unwrap();
-        p.write(b"hel").unwrap();
-        assert!(!target.exists());
-        p.write(b"lo").unwrap();
-        assert!(p.write(b"!").is_err());
-        let want = hex(&Sha256::digest(b"hello"));
-        let got = p
-            .finish(
-                Some(&want),
-                Some(Mtime {
-                    secs: 1_000_000,
-                    nanos: 5,
-                }),
-                false,
-            )
-            .unwrap();
-        assert_eq!(got, want);
-        assert_eq!(fs::read(&target).unwrap(), b"hello");
-        assert!(!part_path(&target).exists());
-        let m = mtime_of(&fs::metadata(&target).unwrap()).unwrap();
-        assert_eq!(m.secs, 1_000_000);
-    }
-
-    #[test]
-    fn bad_digest_discards_and_existing_target_is_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("t");
-        let mut p = PartFile::open(&target, false).unwrap();
-        p.start(0, 2).unwrap();
-        p.write(b"ab").unwrap();
-        assert!(matches!(
-            p.finish(Some("00"), None, false),
-            Err(FinishError::Checksum { .. })
-        ));
-        assert!(!part_path(&target).exists() && !target.exists());
-
-        fs::write(&target, b"old").unwrap();
-        let mut p = PartFile::open(&target, false).unwrap();
-        p.start(0, 3).unwrap();
-        p.write(b"new").unwrap();
-        assert!(matches!(
-            p.finish(None, None, false),
-            Err(FinishError::Exists)
-        ));
-        assert_eq!(fs::read(&target).unwrap(), b"old");
-    }
-
-    #[test]
-    fn resume_continues_the_hash() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("r");
-        fs::write(part_path(&target), b"hello ").unwrap();
-        let mut p = PartFile::open(&target, true).unwrap();
-        assert_eq!(p.existing(), 6);
-        assert_eq!(
-            p.hash_existing(crate::files::digest::Algo::Sha256)
-                .unwrap()
-                .unwrap(),
-            hex(&Sha256::digest(b"hello "))
-        );
-        p.start(6, 11).unwrap();
-        p.write(b"world").unwrap();
-        let want = hex(&Sha256::digest(b"hello world"));
-        assert_eq!(p.finish(Some(&want), None, false).unwrap(), want);
-        assert_eq!(fs::read(&target).unwrap(), b"hello world");
-    }
-
-    #[test]
-    fn long_names_get_a_short_part_name() {
-        let long = "x".repeat(250);
-        let p = part_path(Path::new("/d").join(&long).as_path());
-        assert!(p.file_name().unwrap().len() <= 255);
-        assert!(p.to_string_lossy().ends_with(PART_SUFFIX));
-    }
-
-    #[test]
-    fn mtimes_round_trip_before_and_after_1970() {
-        for m in [
-            Mtime {
-                secs: -5,
-                nanos: 250,
-            },
-            Mtime {
-                secs: 1_700_000_000,
-                nanos: 999,
-            },
-        ] {
-            let dir = tempfile::tempdir().unwrap();
-            let f = dir.path().join("m");
-            fs::write(&f, b"").unwrap();
-            File::options()
-                .write(true)
-                .open(&f)
-                .unwrap()
-                .set_modified(mtime_to_system(m))
-                .unwrap();
-            assert_eq!(mtime_of(&fs::metadata(&f).unwrap()).unwrap(), m);
-        }
-    }
-}
+mod tests;

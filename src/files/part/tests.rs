@@ -1,0 +1,150 @@
+//! PartFile: what is kept, what is refused, what is replaced.
+
+use super::*;
+use std::os::unix::fs::FileTypeExt;
+
+#[test]
+fn nothing_visible_until_finished_and_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("out.bin");
+    let mut p = PartFile::open(&target, true).unwrap();
+    p.start(0, 5).unwrap();
+    p.write(b"hel").unwrap();
+    assert!(!target.exists());
+    p.write(b"lo").unwrap();
+    assert!(p.write(b"!").is_err());
+    let want = hex(&Sha256::digest(b"hello"));
+    let got = p
+        .finish(
+            Some(&want),
+            Some(Mtime {
+                secs: 1_000_000,
+                nanos: 5,
+            }),
+            false,
+        )
+        .unwrap();
+    assert_eq!(got, want);
+    assert_eq!(fs::read(&target).unwrap(), b"hello");
+    assert!(!part_path(&target).exists());
+    let m = mtime_of(&fs::metadata(&target).unwrap()).unwrap();
+    assert_eq!(m.secs, 1_000_000);
+}
+
+#[test]
+fn bad_digest_discards_and_existing_target_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("t");
+    let mut p = PartFile::open(&target, false).unwrap();
+    p.start(0, 2).unwrap();
+    p.write(b"ab").unwrap();
+    assert!(matches!(
+        p.finish(Some("00"), None, false),
+        Err(FinishError::Checksum { .. })
+    ));
+    assert!(!part_path(&target).exists() && !target.exists());
+
+    fs::write(&target, b"old").unwrap();
+    let mut p = PartFile::open(&target, false).unwrap();
+    p.start(0, 3).unwrap();
+    p.write(b"new").unwrap();
+    assert!(matches!(
+        p.finish(None, None, false),
+        Err(FinishError::Exists)
+    ));
+    assert_eq!(fs::read(&target).unwrap(), b"old");
+}
+
+#[test]
+fn resume_continues_the_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("r");
+    fs::write(part_path(&target), b"hello ").unwrap();
+    let mut p = PartFile::open(&target, true).unwrap();
+    assert_eq!(p.existing(), 6);
+    assert_eq!(
+        p.hash_existing(crate::files::digest::Algo::Sha256)
+            .unwrap()
+            .unwrap(),
+        hex(&Sha256::digest(b"hello "))
+    );
+    p.start(6, 11).unwrap();
+    p.write(b"world").unwrap();
+    let want = hex(&Sha256::digest(b"hello world"));
+    assert_eq!(p.finish(Some(&want), None, false).unwrap(), want);
+    assert_eq!(fs::read(&target).unwrap(), b"hello world");
+}
+
+#[test]
+fn long_names_get_a_short_part_name() {
+    let long = "x".repeat(250);
+    let p = part_path(Path::new("/d").join(&long).as_path());
+    assert!(p.file_name().unwrap().len() <= 255);
+    assert!(p.to_string_lossy().ends_with(PART_SUFFIX));
+}
+
+#[test]
+fn mtimes_round_trip_before_and_after_1970() {
+    for m in [
+        Mtime {
+            secs: -5,
+            nanos: 250,
+        },
+        Mtime {
+            secs: 1_700_000_000,
+            nanos: 999,
+        },
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("m");
+        fs::write(&f, b"").unwrap();
+        File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(mtime_to_system(m))
+            .unwrap();
+        assert_eq!(mtime_of(&fs::metadata(&f).unwrap()).unwrap(), m);
+    }
+}
+
+#[test]
+fn a_fifo_or_device_at_the_target_is_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("fifo");
+    nix::unistd::mkfifo(&target, Mode::S_IRUSR | Mode::S_IWUSR).unwrap();
+    let e = PartFile::open(&target, false).unwrap_err();
+    assert!(e.to_string().contains("a FIFO is there"), "{e}");
+    assert!(!part_path(&target).exists());
+
+    // One that appears while the file is received stops the final move,
+    // overwrite or not, and stays what it was.
+    let late = dir.path().join("late");
+    let mut p = PartFile::open(&late, false).unwrap();
+    p.start(0, 2).unwrap();
+    p.write(b"ab").unwrap();
+    nix::unistd::mkfifo(&late, Mode::S_IRUSR | Mode::S_IWUSR).unwrap();
+    let e = p.finish(None, None, true).unwrap_err();
+    assert!(e.to_string().contains("a FIFO is there"), "{e}");
+    assert!(fs::symlink_metadata(&late).unwrap().file_type().is_fifo());
+
+    // A device: /dev/null, looked at as the target's folder entry.
+    let e = PartFile::open(Path::new("/dev/null"), false).unwrap_err();
+    assert!(e.to_string().contains("a device is there"), "{e}");
+}
+
+#[test]
+fn a_link_at_the_target_is_replaced_not_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("outside");
+    fs::write(&outside, b"keep").unwrap();
+    let target = dir.path().join("link");
+    std::os::unix::fs::symlink(&outside, &target).unwrap();
+    let mut p = PartFile::open(&target, false).unwrap();
+    p.start(0, 3).unwrap();
+    p.write(b"new").unwrap();
+    p.finish(None, None, true).unwrap();
+    assert_eq!(fs::read(&outside).unwrap(), b"keep");
+    assert!(fs::symlink_metadata(&target).unwrap().is_file());
+    assert_eq!(fs::read(&target).unwrap(), b"new");
+}
