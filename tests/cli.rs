@@ -55,7 +55,13 @@ fn every_command_through_the_binary() {
     );
     // Not even --force replaces a FIFO (or a device) with a file.
     let fifo = local.path().join("fifo");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
     let (rc, _, err) = run_cli(
         &["get", "--force", &at("/hello.txt"), fifo.to_str().unwrap()],
         &[],
