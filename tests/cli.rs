@@ -327,3 +327,30 @@ fn the_version_alone_is_answered_as_with_any_other_arguments() {
         assert_eq!((code, out.as_str()), (0, want.as_str()), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn kernel_files_are_sent_whole_and_never_served() {
+    // /proc/self/cmdline reports 0 bytes and reads as the reader's own
+    // arguments: the upload must carry those, not an empty file.
+    let root = tempfile::tempdir().unwrap();
+    let server = spawn_bin_server(root.path(), &["--allow-all"], &[]);
+    let to = format!("127.0.0.1:{}:/cmdline", server.port);
+    let (rc, _, err) = run_cli(&["put", "/proc/self/cmdline", &to], &[]);
+    assert_eq!(rc, 0, "{err}");
+    let got = fs::read(root.path().join("cmdline")).unwrap();
+    let want = format!("\0put\0/proc/self/cmdline\0{to}\0");
+    assert!(got.ends_with(want.as_bytes()), "{got:?}");
+    drop(server);
+
+    // A server whose folder holds kernel files refuses to send them,
+    // where it would announce 0 bytes and send an empty file.
+    let server = spawn_bin_server(std::path::Path::new("/proc/self"), &[], &[]);
+    let local = tempfile::tempdir().unwrap();
+    let from = format!("127.0.0.1:{}:/status", server.port);
+    let dest = local.path().join("status");
+    let (rc, _, err) = run_cli(&["get", &from, dest.to_str().unwrap()], &[]);
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("kernel file"), "{err}");
+    assert!(!dest.exists());
+    assert!(partial_files(local.path()).is_empty());
+}

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::output::bar;
 use super::{connect, remote};
-use crate::client::local::{LocalTree, walk_local};
+use crate::client::local::{LocalTree, spool, walk_local};
 use crate::client::{Client, ClientError, TransferOpts, Transferred};
 use crate::files::RelPath;
 use crate::files::digest::Algo;
@@ -445,24 +445,6 @@ async fn put_stdin(
         ..opts
     };
     c.put_file(&path, target, opts, &bar(target)).await
-}
-
-/// A file in the temporary folder that only this process can reach: made
-/// new, readable by its owner alone, and unlinked at once, so that
-/// nothing of standard input is left behind however the process ends.
-fn spool() -> Result<std::fs::File, ClientError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let id = crate::ids::random_hex().map_err(|e| ClientError::Local(e.to_string()))?;
-    let path = std::env::temp_dir().join(format!(".ferry-stdin-{id}"));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| ClientError::local(&path, e))?;
-    std::fs::remove_file(&path).map_err(|e| ClientError::local(&path, e))?;
-    Ok(file)
 }
 
 async fn put_tree(

@@ -5,6 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::ClientError;
 use crate::files::RelPath;
 use crate::files::part::mtime_of;
 use crate::wire::messages::{EntryKind, TreeEntry};
@@ -23,8 +24,7 @@ pub struct LocalTree {
 
 /// Walks `top`. A name the validator refuses fails the whole walk: a folder
 /// upload is all or nothing.
-pub fn walk_local(top: &Path) -> Result<LocalTree, crate::client::ClientError> {
-    use crate::client::ClientError;
+pub fn walk_local(top: &Path) -> Result<LocalTree, ClientError> {
     let real_top = fs::canonicalize(top).map_err(|e| ClientError::local(top, e))?;
     let mut tree = LocalTree::default();
     let mut stack = vec![(real_top.clone(), String::new())];
@@ -99,4 +99,23 @@ pub fn walk_local(top: &Path) -> Result<LocalTree, crate::client::ClientError> {
     tree.entries = order.iter().map(|&i| tree.entries[i].clone()).collect();
     tree.paths = order.iter().map(|&i| tree.paths[i].clone()).collect();
     Ok(tree)
+}
+
+/// A file in the temporary folder that only this process can reach: made
+/// new, readable by its owner alone, and unlinked at once, so that
+/// nothing of what it holds (standard input, a kernel file being
+/// sent) is left behind however the process ends.
+pub fn spool() -> Result<std::fs::File, ClientError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let id = crate::ids::random_hex().map_err(|e| ClientError::Local(e.to_string()))?;
+    let path = std::env::temp_dir().join(format!(".ferry-spool-{id}"));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| ClientError::local(&path, e))?;
+    std::fs::remove_file(&path).map_err(|e| ClientError::local(&path, e))?;
+    Ok(file)
 }

@@ -18,6 +18,7 @@ use crate::files::digest::Algo;
 use crate::files::digest::hash_prefix;
 use crate::files::part::{FinishError, PartFile, mtime_of};
 use crate::files::pipe::{spawn_reader, spawn_writer};
+use crate::files::pseudo::size_unknown;
 use crate::wire::body::{
     Received, SendError, Spliced, receive_body, receive_file, send_body, send_file,
 };
@@ -398,13 +399,21 @@ pub(super) async fn put_file(
             crate::text::escape(&local.display().to_string())
         )));
     }
-    let size = meta.len();
+    let mtime = mtime_of(&meta);
+    let unknown = size_unknown(&file, &meta).map_err(|e| ClientError::local(local, e))?;
+    let (file, size) = if unknown {
+        read_whole(file)
+            .await
+            .map_err(|e| ClientError::local(local, e))?
+    } else {
+        (file, meta.len())
+    };
     conn.send(
         Kind::Request,
         &Request::Put {
             path: remote.into(),
             size,
-            mtime: mtime_of(&meta),
+            mtime,
             force: opts.force,
             resume: opts.resume,
             digest: wire_name(algo),
@@ -496,6 +505,21 @@ pub(super) async fn put_file(
         algo,
         resumed_from: offset,
     })
+}
+
+/// A kernel file (see [`crate::files::pseudo`]) read whole into a
+/// private temporary file, so that its size is known before it is sent:
+/// that file and its size.
+async fn read_whole(mut file: std::fs::File) -> std::io::Result<(std::fs::File, u64)> {
+    let mut kept = super::local::spool().map_err(|e| std::io::Error::other(e.to_string()))?;
+    tokio::task::spawn_blocking(move || {
+        use std::io::Seek;
+        let size = std::io::copy(&mut file, &mut kept)?;
+        kept.rewind()?;
+        Ok((kept, size))
+    })
+    .await
+    .map_err(|_| std::io::Error::other("internal error: a worker thread failed"))?
 }
 
 /// How a request names `algo`: SHA-256 by leaving it out, which every

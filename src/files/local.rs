@@ -294,6 +294,11 @@ impl Storage for LocalDisk {
                 "{rel} is not a regular file"
             )));
         }
+        if super::pseudo::size_unknown(&file, &meta).map_err(|e| FilesError::from_io(rel, e))? {
+            return Err(FilesError::Forbidden(format!(
+                "{rel} is a kernel file (its size is known only by reading it); not served"
+            )));
+        }
         let name = rel.file_name().unwrap_or("").to_string();
         Ok((Box::new(file), entry(name, &meta, EntryKind::File)))
     }

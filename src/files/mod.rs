@@ -10,6 +10,7 @@ pub mod name;
 pub mod object;
 pub mod part;
 pub mod pipe;
+pub mod pseudo;
 pub mod resumable;
 pub mod search;
 pub mod service;
