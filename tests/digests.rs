@@ -9,7 +9,8 @@ use std::fs;
 
 use common::TestServer;
 use ferry::client::TransferOpts;
-use ferry::wire::messages::ErrorCode;
+use ferry::wire::Kind;
+use ferry::wire::messages::{Digest, ErrorCode, Request};
 use indicatif::ProgressBar;
 
 /// A `get` sent by hand: (the digest the server reports, its bytes), or
@@ -21,16 +22,32 @@ async fn raw_get(
     prefix: Option<String>,
     digest: Option<&str>,
 ) -> Result<String, ErrorCode> {
-    use ferry::wire::Kind;
-    use ferry::wire::messages::{Digest, Request};
-    let conn = c.connection();
     let req = Request::Get {
         path: path.into(),
         offset,
         prefix_sha256: prefix,
         digest: digest.map(str::to_string),
+        fresh: false,
     };
-    conn.send(Kind::Request, &req, 0).await.unwrap();
+    ask(c, &req).await
+}
+
+/// The whole of `path` in BLAKE3, asking for it hashed as it goes.
+async fn fresh_get(c: &mut ferry::client::Client, path: &str) -> Result<String, ErrorCode> {
+    let req = Request::Get {
+        path: path.into(),
+        offset: 0,
+        prefix_sha256: None,
+        digest: Some("blake3".into()),
+        fresh: true,
+    };
+    ask(c, &req).await
+}
+
+/// Sends a `get` and reads its answer (see [`raw_get`]).
+async fn ask(c: &mut ferry::client::Client, req: &Request) -> Result<String, ErrorCode> {
+    let conn = c.connection();
+    conn.send(Kind::Request, req, 0).await.unwrap();
     let head = conn.next_head().await.unwrap();
     if head.kind != Kind::Partial {
         let v: serde_json::Value = serde_json::from_slice(&head.header).unwrap();
@@ -41,6 +58,19 @@ async fn raw_get(
     assert_eq!(head.kind, Kind::Ok);
     let d: Digest = serde_json::from_slice(&head.header).unwrap();
     Ok(d.sha256)
+}
+
+/// A whole download of `name` through the client: what it reports, and
+/// the bytes of the copy.
+async fn download(
+    c: &mut ferry::client::Client,
+    name: &str,
+) -> (ferry::client::Transferred, Vec<u8>) {
+    let local = tempfile::tempdir().unwrap();
+    let to = local.path().join(name);
+    let opts = TransferOpts::default();
+    let got = c.get_file(name, &to, opts, &ProgressBar::hidden()).await;
+    (got.unwrap(), fs::read(&to).unwrap())
 }
 
 /// Sets a file's modification time back to `when`.
@@ -98,17 +128,9 @@ async fn digests_are_blake3_when_asked_sha256_otherwise_and_a_changed_file_is_re
     let r = raw_get(&mut c, "f.bin", 0, None, Some("blake3")).await;
     assert_eq!(r, Ok(b3(&changed)));
     // And a whole download of it, verified by the client.
-    let local = tempfile::tempdir().unwrap();
-    let got = c
-        .get_file(
-            "f.bin",
-            &local.path().join("f.bin"),
-            TransferOpts::default(),
-            &ProgressBar::hidden(),
-        )
-        .await
-        .unwrap();
+    let (got, bytes) = download(&mut c, "f.bin").await;
     assert_eq!(got.digest, b3(&changed));
+    assert!(bytes == changed);
 }
 
 /// A file whose digest is remembered goes from the page cache to the
@@ -132,22 +154,11 @@ async fn a_remembered_file_is_sent_whole_and_one_that_shrinks_mid_send_breaks_on
         raw_get(&mut c, "big.bin", 0, None, Some("blake3")).await,
         Ok(b3.clone())
     );
-    let local = tempfile::tempdir().unwrap();
-    let got = c
-        .get_file(
-            "big.bin",
-            &local.path().join("big.bin"),
-            TransferOpts::default(),
-            &ProgressBar::hidden(),
-        )
-        .await
-        .unwrap();
+    let (got, bytes) = download(&mut c, "big.bin").await;
     assert_eq!(got.digest, b3);
-    assert!(fs::read(local.path().join("big.bin")).unwrap() == data);
+    assert!(bytes == data);
 
     // A get read slowly; the file is cut short under it.
-    use ferry::wire::Kind;
-    use ferry::wire::messages::Request;
     let mut slow = s.client().await;
     let conn = slow.connection();
     let req = Request::Get {
@@ -155,6 +166,7 @@ async fn a_remembered_file_is_sent_whole_and_one_that_shrinks_mid_send_breaks_on
         offset: 0,
         prefix_sha256: None,
         digest: Some("blake3".into()),
+        fresh: false,
     };
     conn.send(Kind::Request, &req, 0).await.unwrap();
     assert_eq!(conn.next_head().await.unwrap().kind, Kind::Partial);
@@ -194,4 +206,81 @@ async fn a_remembered_file_is_sent_whole_and_one_that_shrinks_mid_send_breaks_on
         r,
         Ok(ferry::files::digest::Algo::Blake3.hex_of(&data[..2 * 1024 * 1024]))
     );
+}
+
+/// A file written through a shared mapping whose page is already dirty
+/// keeps its times, so the server's remembered digest goes stale. The
+/// client's copy then fails its check; the client asks once more with the
+/// bytes hashed as they go (`fresh`), and gets a verified copy, and the
+/// server remembers the new digest.
+#[tokio::test]
+#[allow(unsafe_code)] // mmap: the only way to change a file without its times
+async fn a_digest_gone_stale_under_a_mapping_is_rehashed_when_the_client_asks() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let s = TestServer::start(|_| {}).await;
+    let mut data = common::noise(3 * 4096, 5);
+    fs::write(s.path("m.bin"), &data).unwrap();
+    let file = fs::File::options()
+        .read(true)
+        .write(true)
+        .open(s.path("m.bin"))
+        .unwrap();
+    // SAFETY: a shared read-write mapping of a file this test made and
+    // keeps open; only its first page is written, through `first`, while
+    // the mapping lives, and the file is never shortened.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(map, libc::MAP_FAILED);
+    let first = map.cast::<u8>();
+    let poke = |at: usize, data: &mut Vec<u8>| {
+        data[at] ^= 0x5a;
+        // SAFETY: `at` < 4096, inside the mapping made above.
+        unsafe { first.add(at).write_volatile(data[at]) };
+    };
+    // The first write through the mapping dirties the page and sets the
+    // file's times; then they are set back, and left to settle.
+    poke(0, &mut data);
+    backdate(
+        &s.path("m.bin"),
+        std::time::SystemTime::now() - std::time::Duration::from_secs(3600),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let b3 = |b: &[u8]| ferry::files::digest::Algo::Blake3.hex_of(b);
+    let mut c = s.client().await;
+    assert!(c.hello().features.iter().any(|f| f == "fresh"));
+    let r = raw_get(&mut c, "m.bin", 0, None, Some("blake3")).await;
+    assert_eq!(r, Ok(b3(&data)));
+
+    let times = |p: &std::path::Path| {
+        let m = fs::metadata(p).unwrap();
+        (m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec())
+    };
+    let before = times(&s.path("m.bin"));
+    let stale = b3(&data);
+    poke(100, &mut data);
+    assert_eq!(times(&s.path("m.bin")), before, "the write moved the times");
+    assert_eq!(fs::read(s.path("m.bin")).unwrap(), data);
+    // What the server remembers is now wrong...
+    let r = raw_get(&mut c, "m.bin", 0, None, Some("blake3")).await;
+    assert_eq!(r, Ok(stale));
+    // ...and a download still comes out right.
+    let (got, bytes) = download(&mut c, "m.bin").await;
+    assert_eq!(got.digest, b3(&data));
+    assert_eq!(bytes, data);
+    // The server remembers what it hashed on the way.
+    let r = raw_get(&mut c, "m.bin", 0, None, Some("blake3")).await;
+    assert_eq!(r, Ok(b3(&data)));
+    let r = fresh_get(&mut c, "m.bin").await;
+    assert_eq!(r, Ok(b3(&data)));
+    // SAFETY: the mapping made above, no longer used.
+    unsafe { libc::munmap(map, 4096) };
 }

@@ -82,7 +82,17 @@ impl super::Client {
         bar: &ProgressBar,
     ) -> Result<Transferred> {
         let algo = self.digest();
-        get_file(&mut self.conn, remote, local, opts, bar, algo).await
+        let fresh = false;
+        match get_file(&mut self.conn, remote, local, opts, bar, algo, fresh).await {
+            // The server may have sent the digest it remembers of a file
+            // since changed in a way its times do not show (written
+            // through a mapping): once more, hashed as it is sent.
+            Err(ClientError::Checksum(_)) if self.hello.features.iter().any(|f| f == "fresh") => {
+                bar.set_position(0);
+                get_file(&mut self.conn, remote, local, opts, bar, algo, true).await
+            }
+            r => r,
+        }
     }
 
     /// Whether `remote` holds the same bytes as `local` (`size` bytes),
@@ -132,6 +142,7 @@ pub(super) async fn get_file(
     opts: TransferOpts,
     bar: &ProgressBar,
     algo: Algo,
+    fresh: bool,
 ) -> Result<Transferred> {
     RelPath::parse(remote)?;
     if !opts.force && std::fs::symlink_metadata(local).is_ok() {
@@ -161,6 +172,7 @@ pub(super) async fn get_file(
                 offset,
                 prefix_sha256: prefix.clone(),
                 digest: wire_name(algo),
+                fresh,
             },
             0,
         )
@@ -289,6 +301,7 @@ where
         offset: 0,
         prefix_sha256: None,
         digest: wire_name(algo),
+        fresh: false,
     };
     conn.send(Kind::Request, &get, 0).await?;
     let head = conn.next_head().await?;
@@ -353,6 +366,7 @@ pub(super) async fn same_file(
         offset: size,
         prefix_sha256: (size > 0).then(|| hashed.clone()),
         digest: wire_name(algo),
+        fresh: false,
     };
     conn.send(Kind::Request, &get, 0).await?;
     let head = conn.next_head().await?;

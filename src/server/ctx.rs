@@ -132,6 +132,8 @@ impl Ctx {
             ("hidden", cfg.showing.hidden),
             // Transfers may be verified with BLAKE3 (`digest` in get/put).
             ("blake3", true),
+            // `get` takes `fresh`: hash what is sent, remembered or not.
+            ("fresh", true),
         ];
         on.iter()
             .filter(|(_, on)| *on)

@@ -63,6 +63,12 @@ pub enum Request {
         /// exchange (named `sha256` for the first of them) then holds it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         digest: Option<String>,
+        /// Hash the bytes as they are sent, even where a digest of the file
+        /// is remembered: a client whose copy failed its check asks again
+        /// this way (a file changed through a mapping can keep its times).
+        /// Only to servers that list `fresh` in their features.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        fresh: bool,
     },
     /// Starts an upload; the server answers `Partial(PutReady)`.
     Put {
@@ -498,7 +504,8 @@ mod tests {
                 path: "a/b.txt".into(),
                 offset: 0,
                 prefix_sha256: None,
-                digest: None
+                digest: None,
+                fresh: false,
             }
         );
         // A client that asks for BLAKE3 names it; one that does not sends
@@ -511,9 +518,13 @@ mod tests {
             offset: 0,
             prefix_sha256: None,
             digest: None,
+            fresh: false,
         })
         .unwrap();
-        assert!(!plain.contains("digest"), "{plain}");
+        assert!(
+            !plain.contains("digest") && !plain.contains("fresh"),
+            "{plain}"
+        );
         let r: Request =
             serde_json::from_str(r#"{"op":"put","path":"x","size":5000000000}"#).unwrap();
         assert!(matches!(

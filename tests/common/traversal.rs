@@ -42,6 +42,7 @@ pub async fn native_refuses_every_traversal(addr: &str) {
                 offset: 0,
                 prefix_sha256: None,
                 digest: Some("blake3".into()),
+                fresh: false,
             },
             Request::Stat { path: bad.into() },
             Request::Ls { path: bad.into() },

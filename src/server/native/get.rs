@@ -20,6 +20,7 @@ impl Session {
         offset: u64,
         prefix: Option<String>,
         algo: Algo,
+        fresh: bool,
     ) -> Result<(), Fail> {
         let rel = RelPath::parse(path)?;
         self.require(Action::Read, &rel)?;
@@ -57,10 +58,12 @@ impl Session {
         };
         let size = entry.size;
         // A whole file whose digest is known (and which has not changed
-        // since) is sent without hashing it again.
+        // since) is sent without hashing it again, unless the client asks
+        // for it hashed (its last copy failed the check); the digest of
+        // what is then sent replaces the remembered one.
         let known = match &hasher {
-            None => self.ctx.files.digests().known(&*file, algo),
-            Some(_) => None,
+            None if !fresh => self.ctx.files.digests().known(&*file, algo),
+            _ => None,
         };
         let identity = crate::files::digests::identity(&*file);
         self.conn

@@ -228,9 +228,10 @@ impl Session {
                 offset,
                 prefix_sha256,
                 digest,
+                fresh,
             } => {
                 let algo = algo_of(digest)?;
-                self.get(&path, offset, prefix_sha256, algo).await
+                self.get(&path, offset, prefix_sha256, algo, fresh).await
             }
             Request::Put {
                 path,
