@@ -112,7 +112,13 @@ async fn download_cut_mid_transfer_resumes_and_verifies() {
             &ProgressBar::hidden(),
         )
         .await;
-    assert!(err.unwrap_err().is_transport());
+    let err = err.unwrap_err();
+    assert!(err.is_transport());
+    // Said as what it is: how far it got, and that it will resume.
+    let said = err.to_string();
+    let whole = format!("stopped after {} of {} bytes", partial_held(&dst), 8 * MIB);
+    assert!(said.contains(&whole), "{said}");
+    assert!(said.contains("the same command resumes"), "{said}");
     assert!(!dst.exists());
     assert_eq!(partial_files(local.path()).len(), 1);
 
@@ -306,4 +312,10 @@ async fn files_larger_than_4_gib_resume_past_the_32_bit_boundary() {
         four_gib + MIB as u64
     );
     s.stop().await;
+}
+
+/// Bytes in the partial file kept for `target`.
+fn partial_held(target: &std::path::Path) -> u64 {
+    let part = ferry::files::part::part_path(target);
+    fs::metadata(part).unwrap().len()
 }

@@ -78,6 +78,10 @@ pub enum ClientError {
     /// A local file is in the way (the message says which and why).
     #[error("{0} (use --force to overwrite)")]
     Exists(String),
+    /// The connection broke in the middle of a download, whose partial
+    /// file is kept to resume (the message says how far it got).
+    #[error("{0}")]
+    Cut(String),
     /// The bytes received do not match the server's digest.
     #[error("digest mismatch: {0}")]
     Checksum(String),
@@ -100,7 +104,10 @@ impl ClientError {
     pub fn is_transport(&self) -> bool {
         matches!(
             self,
-            ClientError::Connect { .. } | ClientError::Conn(_) | ClientError::Untrusted(_)
+            ClientError::Connect { .. }
+                | ClientError::Conn(_)
+                | ClientError::Cut(_)
+                | ClientError::Untrusted(_)
         )
     }
 

@@ -218,7 +218,11 @@ pub(super) async fn get_file(
         .map_err(|e| ClientError::local(local, e))?;
     if let Some(e) = lost {
         // The partial file stays: the next attempt resumes from it.
-        return Err(e.into());
+        return Err(ClientError::Cut(format!(
+            "{}: the transfer stopped after {} of {size} bytes ({e}); the server's log says why (one reason: the file changed there while it was sent). The partial file is kept: the same command resumes",
+            crate::text::escape(&local.display().to_string()),
+            part.written(),
+        )));
     }
     if let Err(e) = written {
         // Out of step with the server now: drain what is left of the body.
