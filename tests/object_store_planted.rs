@@ -88,7 +88,9 @@ fn a_digest_kept_beside_a_file_is_used_and_a_forged_one_is_caught() {
     cli_ok(&["get", &at(&n, "/f.txt"), back.to_str().unwrap()]);
     assert_eq!(fs::read(&back).unwrap(), b"the real bytes\n");
     // Metadata that lies about the bytes (anyone with the bucket's keys
-    // could write it): the download is refused, and nothing is kept.
+    // could write it): the download is refused, and nothing is kept. (The
+    // client asks again for the bytes hashed as they go; the digest kept
+    // with the file still stands for what it must hold.)
     let wrong = format!("x-amz-meta-ferry-blake3: {}", "ab".repeat(32));
     store.put_object_with(&bucket, "share/g.txt", "other bytes\n", &[&wrong]);
     let out = local.path().join("g.txt");

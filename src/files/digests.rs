@@ -59,10 +59,16 @@ pub struct DigestCache {
 
 impl DigestCache {
     /// The digest of `file` as it is now, if known: kept by its storage
-    /// beside it, or hashed here before.
-    pub fn known(&self, file: &dyn StoredFile, algo: Algo) -> Option<String> {
+    /// beside it, or hashed here before (unless `fresh`: a client whose
+    /// copy failed its check asks for the bytes hashed as they go, and a
+    /// digest remembered here can be stale, where one its storage keeps
+    /// is the record of what the file must hold).
+    pub fn known(&self, file: &dyn StoredFile, algo: Algo, fresh: bool) -> Option<String> {
         if let Some(kept) = file.kept_digest(algo) {
             return Some(kept);
+        }
+        if fresh {
+            return None;
         }
         let id = identity(file)?;
         self.kept.lock().ok()?.get(&(id, algo)).cloned()
@@ -105,7 +111,7 @@ mod tests {
         let id = identity(&*open(&p)).unwrap();
         // Just written: too recent to remember.
         cache.remember(id, Algo::Blake3, "aa");
-        assert_eq!(cache.known(&*open(&p), Algo::Blake3), None);
+        assert_eq!(cache.known(&*open(&p), Algo::Blake3, false), None);
         // Settled (times set back, as an old file's are).
         let old = SystemTime::now() - Duration::from_secs(60);
         let f = std::fs::File::options().write(true).open(&p).unwrap();
@@ -120,12 +126,17 @@ mod tests {
         let real = identity(&*open(&p)).unwrap();
         let d = kept.remove(&(id, Algo::Blake3)).unwrap();
         cache.kept.lock().unwrap().insert((real, Algo::Blake3), d);
-        assert_eq!(cache.known(&*open(&p), Algo::Blake3).as_deref(), Some("bb"));
-        assert_eq!(cache.known(&*open(&p), Algo::Sha256), None);
+        assert_eq!(
+            cache.known(&*open(&p), Algo::Blake3, false).as_deref(),
+            Some("bb")
+        );
+        assert_eq!(cache.known(&*open(&p), Algo::Sha256, false), None);
+        // Not when the bytes are asked for hashed afresh.
+        assert_eq!(cache.known(&*open(&p), Algo::Blake3, true), None);
         // Any write misses: in place, same size.
         let mut f = std::fs::File::options().write(true).open(&p).unwrap();
         f.write_all(b"two").unwrap();
         drop(f);
-        assert_eq!(cache.known(&*open(&p), Algo::Blake3), None);
+        assert_eq!(cache.known(&*open(&p), Algo::Blake3, false), None);
     }
 }

@@ -62,8 +62,8 @@ impl Session {
         // for it hashed (its last copy failed the check); the digest of
         // what is then sent replaces the remembered one.
         let known = match &hasher {
-            None if !fresh => self.ctx.files.digests().known(&*file, algo),
-            _ => None,
+            None => self.ctx.files.digests().known(&*file, algo, fresh),
+            Some(_) => None,
         };
         let identity = crate::files::digests::identity(&*file);
         self.conn
