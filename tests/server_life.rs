@@ -265,7 +265,15 @@ async fn ping_times_hellos_and_a_repeated_hello_keeps_authentication() {
     assert_eq!(v["rtt_ms"].as_array().unwrap().len(), 3);
     assert_eq!(
         v["features"],
-        serde_json::json!(["files", "time", "chat", "chat-since", "web", "blake3"])
+        serde_json::json!([
+            "files",
+            "time",
+            "chat",
+            "chat-since",
+            "web",
+            "blake3",
+            "fresh"
+        ])
     );
     let dead = tokio::task::spawn_blocking(|| common::run_cli(&["ping", "127.0.0.1:1"], &[]))
         .await
