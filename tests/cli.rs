@@ -340,6 +340,11 @@ fn kernel_files_are_sent_whole_and_never_served() {
     let got = fs::read(root.path().join("cmdline")).unwrap();
     let want = format!("\0put\0/proc/self/cmdline\0{to}\0");
     assert!(got.ends_with(want.as_bytes()), "{got:?}");
+    // One that reads as the whole address space is refused, not spooled
+    // until the disk is full.
+    let (rc, _, err) = run_cli(&["put", "/proc/self/pagemap", &to], &[]);
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("more than 64 MiB"), "{err}");
     drop(server);
 
     // A server whose folder holds kernel files refuses to send them,

@@ -272,6 +272,16 @@ async fn a_digest_gone_stale_under_a_mapping_is_rehashed_when_the_client_asks() 
     // What the server remembers is now wrong...
     let r = raw_get(&mut c, "m.bin", 0, None, Some("blake3")).await;
     assert_eq!(r, Ok(stale));
+    // ...but a download to a stream, which cannot be fetched again, is
+    // hashed as it goes anyway...
+    let mut out = Vec::new();
+    let got = c.get_to("m.bin", &mut out).await.unwrap();
+    assert_eq!((got.digest, &out), (b3(&data), &data));
+    let stale = b3(&data);
+    poke(200, &mut data);
+    assert_eq!(times(&s.path("m.bin")), before, "the write moved the times");
+    let r = raw_get(&mut c, "m.bin", 0, None, Some("blake3")).await;
+    assert_eq!(r, Ok(stale));
     // ...and a download still comes out right.
     let (got, bytes) = download(&mut c, "m.bin").await;
     assert_eq!(got.digest, b3(&data));
@@ -283,4 +293,95 @@ async fn a_digest_gone_stale_under_a_mapping_is_rehashed_when_the_client_asks() 
     assert_eq!(r, Ok(b3(&data)));
     // SAFETY: the mapping made above, no longer used.
     unsafe { libc::munmap(map, 4096) };
+}
+
+/// A file written in place while it is sent gives a copy that mixes old
+/// and new bytes, which hash to what was sent: the server sees the file's
+/// modification time move and answers a mismatch instead of a digest. A
+/// file that only grows (a log) still held the bytes sent: that copy
+/// stands.
+#[tokio::test]
+async fn a_file_written_in_place_while_sent_is_no_copy_and_one_that_grows_is() {
+    use std::io::{Seek, Write};
+    let s = TestServer::start(|_| {}).await;
+    let data = common::noise(48 * 1024 * 1024, 4);
+    for (name, in_place) in [("rewritten.bin", true), ("grown.bin", false)] {
+        fs::write(s.path(name), &data).unwrap();
+        let mut c = s.client().await;
+        let conn = c.connection();
+        let req = Request::Get {
+            path: name.into(),
+            offset: 0,
+            prefix_sha256: None,
+            digest: Some("blake3".into()),
+            fresh: false,
+        };
+        conn.send(Kind::Request, &req, 0).await.unwrap();
+        assert_eq!(conn.next_head().await.unwrap().kind, Kind::Partial);
+        let mut buf = Vec::with_capacity(1 << 20);
+        let mut read = 0;
+        while read < 1 << 20 {
+            buf.clear();
+            read += conn.read_body_into(&mut buf).await.unwrap();
+        }
+        // A second later, so that the modification time surely moves.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let mut f = fs::File::options().write(true).open(s.path(name)).unwrap();
+        if in_place {
+            f.seek(std::io::SeekFrom::Start(40 << 20)).unwrap();
+        } else {
+            f.seek(std::io::SeekFrom::End(0)).unwrap();
+        }
+        f.write_all(b"new bytes").unwrap();
+        drop(f);
+        conn.discard_body().await.unwrap();
+        let head = conn.next_head().await.unwrap();
+        if in_place {
+            assert_eq!(head.kind, Kind::Error, "{name}");
+            let v: serde_json::Value = serde_json::from_slice(&head.header).unwrap();
+            assert_eq!(v["code"], "checksum_mismatch", "{v}");
+            assert!(
+                v["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("changed while it was sent")
+            );
+        } else {
+            assert_eq!(head.kind, Kind::Ok, "{name}");
+            let d: Digest = serde_json::from_slice(&head.header).unwrap();
+            assert_eq!(d.sha256, ferry::files::digest::Algo::Blake3.hex_of(&data));
+        }
+        // The connection is still in step: the file (as it is now) is
+        // downloaded whole and verified.
+        let (got, bytes) = download(&mut c, name).await;
+        assert_eq!(bytes, fs::read(s.path(name)).unwrap());
+        assert_eq!(got.resumed_from, 0);
+    }
+}
+
+/// The mirror image for an upload: a local file written in place while
+/// it is sent is not committed, so no mixed copy appears on the server.
+#[tokio::test]
+async fn an_upload_written_in_place_while_sent_is_not_kept() {
+    use std::io::{Seek, Write};
+    let s = TestServer::start(|_| {}).await;
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("src.bin");
+    fs::write(&src, common::noise(8 * 1024 * 1024, 6)).unwrap();
+    let upload = common::slow_put(s.addr, 4 * 1024 * 1024, &src, "up.bin").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut f = fs::File::options().write(true).open(&src).unwrap();
+    f.seek(std::io::SeekFrom::Start(100)).unwrap();
+    f.write_all(b"changed").unwrap();
+    drop(f);
+    let err = upload.await.unwrap().unwrap_err();
+    assert!(
+        err.to_string().contains("changed while it was sent"),
+        "{err}"
+    );
+    assert!(!s.path("up.bin").exists());
+    // Run again, it is sent as it is now.
+    let again = common::put_to(&s.addr.to_string(), &src, "up.bin").await;
+    again.unwrap();
+    assert_eq!(fs::read(s.path("up.bin")).unwrap(), fs::read(&src).unwrap());
 }

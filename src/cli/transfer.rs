@@ -458,7 +458,7 @@ async fn put_tree(
     for s in &tree.skipped {
         eprintln!("ferry: skipping {s}");
     }
-    if !c.hello().features.iter().any(|f| f == "hidden") {
+    if !c.offers("hidden") {
         leave_out_hidden(&mut tree);
     }
     // Checked whole, here and again on the server, before anything is sent.

@@ -111,6 +111,13 @@ impl ClientError {
         )
     }
 
+    /// True when a copy came out wrong: the bytes received do not hash to
+    /// the sender's digest, or the server saw its file change while it
+    /// sent it.
+    pub fn is_mismatch(&self) -> bool {
+        matches!(self, ClientError::Checksum(_)) || self.code() == Some(ErrorCode::ChecksumMismatch)
+    }
+
     /// The server's code, for remote refusals.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
@@ -318,6 +325,11 @@ impl Client {
         &self.hello
     }
 
+    /// Whether the server lists `feature` in its hello.
+    pub fn offers(&self, feature: &str) -> bool {
+        self.hello.features.iter().any(|f| f == feature)
+    }
+
     pub(crate) async fn request<T: DeserializeOwned>(&mut self, req: &Request) -> Result<T> {
         self.conn.send(Kind::Request, req, 0).await?;
         terminal(&mut self.conn).await
@@ -464,7 +476,7 @@ impl Client {
         I: tokio::io::AsyncRead + Unpin,
         O: tokio::io::AsyncWrite + Unpin + ?Sized,
     {
-        if !self.hello.features.iter().any(|f| f == "pty") {
+        if !self.offers("pty") {
             return Err(ClientError::Local(
                 "this server cannot run commands on a terminal (it does not allow exec, or is an older ferry)".into(),
             ));
@@ -502,7 +514,7 @@ impl Client {
         rooms: &[String],
         since_ms: Option<i64>,
     ) -> Result<(ChatSession<'_>, crate::chat::Event)> {
-        let can = self.hello.features.iter().any(|f| f == "chat-since");
+        let can = self.offers("chat-since");
         chat::join(&mut self.conn, nick, rooms, since_ms.filter(|_| can)).await
     }
 

@@ -16,6 +16,7 @@ use super::{ClientError, Result, remote_error, terminal};
 use crate::files::RelPath;
 use crate::files::digest::Algo;
 use crate::files::digest::hash_prefix;
+use crate::files::digests::identity_of;
 use crate::files::part::{FinishError, PartFile, mtime_of};
 use crate::files::pipe::{spawn_reader, spawn_writer};
 use crate::files::pseudo::size_unknown;
@@ -60,7 +61,7 @@ impl super::Client {
     /// The digest transfers on this connection are verified with: BLAKE3
     /// when the server offers it, unless [`Client::verify_with_sha256`].
     pub fn digest(&self) -> Algo {
-        if !self.sha256_only && self.hello.features.iter().any(|f| f == "blake3") {
+        if !self.sha256_only && self.offers("blake3") {
             Algo::Blake3
         } else {
             Algo::Sha256
@@ -86,8 +87,9 @@ impl super::Client {
         match get_file(&mut self.conn, remote, local, opts, bar, algo, fresh).await {
             // The server may have sent the digest it remembers of a file
             // since changed in a way its times do not show (written
-            // through a mapping): once more, hashed as it is sent.
-            Err(ClientError::Checksum(_)) if self.hello.features.iter().any(|f| f == "fresh") => {
+            // through a mapping), or seen the file written in place while
+            // it was sent: once more, hashed as it is sent.
+            Err(e) if e.is_mismatch() && self.offers("fresh") => {
                 bar.set_position(0);
                 get_file(&mut self.conn, remote, local, opts, bar, algo, true).await
             }
@@ -115,7 +117,8 @@ impl super::Client {
         W: tokio::io::AsyncWrite + Unpin,
     {
         let algo = self.digest();
-        get_stream(&mut self.conn, remote, out, algo).await
+        let fresh = self.offers("fresh");
+        get_stream(&mut self.conn, remote, out, algo, fresh).await
     }
 
     /// Uploads one file from `local` (see the module's notes).
@@ -231,7 +234,17 @@ pub(super) async fn get_file(
         let _ = terminal::<Digest>(conn).await;
         return Err(ClientError::local(local, e));
     }
-    let digest: Digest = terminal(conn).await?;
+    let digest: Digest = match terminal(conn).await {
+        Ok(d) => d,
+        Err(e) => {
+            // The file was written in place while it was sent: what
+            // arrived is no version of it, and nothing to resume from.
+            if e.code() == Some(ErrorCode::ChecksumMismatch) {
+                part.discard();
+            }
+            return Err(e);
+        }
+    };
     let mtime = start.entry.mtime;
     let force = opts.force;
     let finished =
@@ -294,6 +307,7 @@ pub(super) async fn get_stream<W>(
     remote: &str,
     out: &mut W,
     algo: Algo,
+    fresh: bool,
 ) -> Result<Transferred>
 where
     W: tokio::io::AsyncWrite + Unpin,
@@ -305,7 +319,9 @@ where
         offset: 0,
         prefix_sha256: None,
         digest: wire_name(algo),
-        fresh: false,
+        // Bytes sent on cannot be fetched again, so the server hashes
+        // them as they go rather than trust a digest it remembers.
+        fresh,
     };
     conn.send(Kind::Request, &get, 0).await?;
     let head = conn.next_head().await?;
@@ -426,6 +442,9 @@ pub(super) async fn put_file(
     } else {
         (file, meta.len())
     };
+    // The same open file, looked at again once its bytes are sent.
+    let watch = file.try_clone().ok();
+    let before = identity_of(&file);
     conn.send(
         Kind::Request,
         &Request::Put {
@@ -502,6 +521,17 @@ pub(super) async fn put_file(
             return Err(ClientError::Local(format!("{name}: {e}")));
         }
     };
+    let now = watch.as_ref().and_then(identity_of);
+    if let (Some(then), Some(now)) = (&before, &now) {
+        if then.changed_under(now, size) {
+            // Not committed: the server keeps what arrived, and the next
+            // attempt finds it differs from the file and starts over.
+            return Err(ClientError::Local(format!(
+                "{}: the file changed while it was sent (written in place), so the copy would mix old and new bytes; not kept. Run again",
+                crate::text::escape(&local.display().to_string())
+            )));
+        }
+    }
     conn.send(
         Kind::Request,
         &Request::Commit {
@@ -525,14 +555,43 @@ pub(super) async fn put_file(
     })
 }
 
+/// Most bytes a kernel file may read as: the largest (kallsyms) are a few
+/// MiB, and some (`/proc/self/pagemap`) read as the whole address space.
+const MAX_KERNEL_FILE: u64 = 64 << 20;
+
 /// A kernel file (see [`crate::files::pseudo`]) read whole into a
 /// private temporary file, so that its size is known before it is sent:
-/// that file and its size.
-async fn read_whole(mut file: std::fs::File) -> std::io::Result<(std::fs::File, u64)> {
+/// that file and its size. One that reads as more than
+/// [`MAX_KERNEL_FILE`] is refused.
+async fn read_whole(file: std::fs::File) -> std::io::Result<(std::fs::File, u64)> {
     let mut kept = super::local::spool().map_err(|e| std::io::Error::other(e.to_string()))?;
     tokio::task::spawn_blocking(move || {
-        use std::io::Seek;
-        let size = std::io::copy(&mut file, &mut kept)?;
+        use std::io::{Read, Seek, Write};
+        // Plain reads of a whole buffer: some kernel files refuse the
+        // in-kernel copies `io::copy` tries, or reads of odd sizes
+        // (pagemap: EINVAL).
+        let mut file = file;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut size = 0u64;
+        while size <= MAX_KERNEL_FILE {
+            let n = match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            kept.write_all(&buf[..n])?;
+            size += n as u64;
+        }
+        if size > MAX_KERNEL_FILE {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                format!(
+                    "a kernel file (its size is known only by reading it) that reads as more than {} MiB is not sent",
+                    MAX_KERNEL_FILE >> 20
+                ),
+            ));
+        }
         kept.rewind()?;
         Ok((kept, size))
     })

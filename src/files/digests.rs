@@ -30,6 +30,17 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// Whether `now`, the same file seen after its first `sent` bytes
+    /// were read, says those bytes may have changed under the reader: it
+    /// was modified and did not grow past them. A file that only grew (a
+    /// log being written) still held them; a file written in place gives
+    /// a copy that mixes old and new bytes, which no check of the bytes
+    /// received can tell.
+    pub fn changed_under(&self, now: &Identity, sent: u64) -> bool {
+        // Not the status-change time: a chmod moves it, and no byte.
+        self.mtime_ns != now.mtime_ns && now.size <= self.size.max(sent)
+    }
+
     /// The identity as text, for keys kept elsewhere (thumbnails).
     pub fn tag(&self) -> String {
         format!(
@@ -41,7 +52,12 @@ impl Identity {
 
 /// The identity of an open file, when it is one on local disk.
 pub fn identity(file: &dyn StoredFile) -> Option<Identity> {
-    let meta = file.as_file()?.metadata().ok()?;
+    identity_of(file.as_file()?)
+}
+
+/// The identity of an open local file.
+pub fn identity_of(file: &std::fs::File) -> Option<Identity> {
+    let meta = file.metadata().ok()?;
     Some(Identity {
         dev: meta.dev(),
         ino: meta.ino(),
@@ -138,5 +154,30 @@ mod tests {
         f.write_all(b"two").unwrap();
         drop(f);
         assert_eq!(cache.known(&*open(&p), Algo::Blake3, false), None);
+    }
+
+    #[test]
+    fn a_file_changed_under_a_reader_is_told_from_one_that_grew() {
+        let then = Identity {
+            dev: 1,
+            ino: 2,
+            size: 100,
+            mtime_ns: 5,
+            ctime_ns: 5,
+        };
+        let at = |size, mtime_ns, ctime_ns| Identity {
+            size,
+            mtime_ns,
+            ctime_ns,
+            ..then
+        };
+        assert!(!then.changed_under(&then, 100));
+        // Written in place, or cut short: the bytes sent may be mixed.
+        assert!(then.changed_under(&at(100, 6, 6), 100));
+        assert!(then.changed_under(&at(50, 6, 6), 100));
+        // Grown past what was sent: those bytes were there all along.
+        assert!(!then.changed_under(&at(150, 6, 6), 100));
+        // A chmod moves the status-change time only.
+        assert!(!then.changed_under(&at(100, 5, 9), 100));
     }
 }

@@ -7,6 +7,7 @@ use crate::access::Action;
 use crate::files::RelPath;
 use crate::files::digest::Algo;
 use crate::files::digest::hash_prefix;
+use crate::files::digests::{Identity, identity_of};
 use crate::files::pipe::{spawn_plain_reader, spawn_reader};
 use crate::server::fail::Fail;
 use crate::wire::body::{SendError, send_body, send_file};
@@ -66,6 +67,8 @@ impl Session {
             Some(_) => None,
         };
         let identity = crate::files::digests::identity(&*file);
+        // The same open file, looked at again once the body is out.
+        let watch = file.as_file().and_then(|f| f.try_clone().ok());
         self.conn
             .send(Kind::Partial, &GetStart { entry, offset }, size - offset)
             .await?;
@@ -82,8 +85,9 @@ impl Session {
             match send_file(&mut self.conn, local, span, hasher, &self.ctx.abort, |_| {}).await {
                 Ok(sent) => {
                     let hashed = sent.map_err(broke)?;
-                    let sha256 = self.digest_sent(known, hashed, identity, algo);
-                    return self.ok(&Digest { size, sha256 }).await;
+                    return self
+                        .end_get(known, hashed, (identity, watch), algo, size)
+                        .await;
                 }
                 Err((_, h)) => hasher = h,
             }
@@ -95,7 +99,32 @@ impl Session {
         let sent = send_body(&mut self.conn, source, &self.ctx.abort, |_| {})
             .await
             .map_err(broke)?;
-        let sha256 = self.digest_sent(known, Some(sent), identity, algo);
+        self.end_get(known, Some(sent), (identity, watch), algo, size)
+            .await
+    }
+
+    /// Ends a get whose body went out: its digest, unless the file was
+    /// written in place while it was sent (see
+    /// [`Identity::changed_under`]), when what went out is no version of
+    /// it and the client is told so (its partial file is of no use).
+    async fn end_get(
+        &mut self,
+        known: Option<String>,
+        hashed: Option<String>,
+        (identity, watch): (Option<Identity>, Option<std::fs::File>),
+        algo: Algo,
+        size: u64,
+    ) -> Result<(), Fail> {
+        let now = watch.as_ref().and_then(identity_of);
+        if let (Some(then), Some(now)) = (&identity, &now) {
+            if then.changed_under(now, size) {
+                return Err(Fail::Reply(
+                    ErrorCode::ChecksumMismatch,
+                    "the file changed while it was sent (written in place): what arrived mixes old and new bytes; run again".into(),
+                ));
+            }
+        }
+        let sha256 = self.digest_sent(known, hashed, identity, algo);
         self.ok(&Digest { size, sha256 }).await
     }
 
@@ -105,7 +134,7 @@ impl Session {
         &self,
         known: Option<String>,
         hashed: Option<String>,
-        identity: Option<crate::files::digests::Identity>,
+        identity: Option<Identity>,
         algo: Algo,
     ) -> String {
         match known {
