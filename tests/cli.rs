@@ -69,7 +69,25 @@ fn every_command_through_the_binary() {
     assert_eq!(rc, 1, "{err}");
     assert!(err.contains("a FIFO is there"), "{err}");
     assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    // Without --force, no hint to use it; and a link to a device (as
+    // /dev/stdout is) is not replaced either.
+    let (rc, _, err) = run_cli(&["get", &at("/hello.txt"), fifo.to_str().unwrap()], &[]);
+    assert_eq!(rc, 1, "{err}");
+    assert!(
+        err.contains("a FIFO is there") && !err.contains("--force"),
+        "{err}"
+    );
+    let link = local.path().join("null");
+    std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+    let (rc, _, err) = run_cli(
+        &["get", "--force", &at("/hello.txt"), link.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("a device is there"), "{err}");
+    assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
     fs::remove_file(&fifo).unwrap();
+    fs::remove_file(&link).unwrap();
 
     // put several files into a folder; mkdir, mv, rm.
     fs::write(local.path().join("a"), b"A").unwrap();

@@ -73,6 +73,27 @@ async fn download(
     (got.unwrap(), fs::read(&to).unwrap())
 }
 
+/// Starts a BLAKE3 get of `path` and reads the first MiB or so of its
+/// body, leaving the rest: how many bytes were read.
+async fn start_get(conn: &mut ferry::wire::Connection, path: &str) -> usize {
+    let req = Request::Get {
+        path: path.into(),
+        offset: 0,
+        prefix_sha256: None,
+        digest: Some("blake3".into()),
+        fresh: false,
+    };
+    conn.send(Kind::Request, &req, 0).await.unwrap();
+    assert_eq!(conn.next_head().await.unwrap().kind, Kind::Partial);
+    let mut buf = Vec::with_capacity(1 << 20);
+    let mut read = 0;
+    while read < 1 << 20 {
+        buf.clear();
+        read += conn.read_body_into(&mut buf).await.unwrap();
+    }
+    read
+}
+
 /// Sets a file's modification time back to `when`.
 fn backdate(p: &std::path::Path, when: std::time::SystemTime) {
     let f = fs::File::options().write(true).open(p).unwrap();
@@ -161,21 +182,8 @@ async fn a_remembered_file_is_sent_whole_and_one_that_shrinks_mid_send_breaks_on
     // A get read slowly; the file is cut short under it.
     let mut slow = s.client().await;
     let conn = slow.connection();
-    let req = Request::Get {
-        path: "big.bin".into(),
-        offset: 0,
-        prefix_sha256: None,
-        digest: Some("blake3".into()),
-        fresh: false,
-    };
-    conn.send(Kind::Request, &req, 0).await.unwrap();
-    assert_eq!(conn.next_head().await.unwrap().kind, Kind::Partial);
+    let mut read = start_get(conn, "big.bin").await;
     let mut buf = Vec::with_capacity(1 << 20);
-    let mut read = 0;
-    while read < 1 << 20 {
-        buf.clear();
-        read += conn.read_body_into(&mut buf).await.unwrap();
-    }
     fs::File::options()
         .write(true)
         .open(s.path("big.bin"))
@@ -309,21 +317,7 @@ async fn a_file_written_in_place_while_sent_is_no_copy_and_one_that_grows_is() {
         fs::write(s.path(name), &data).unwrap();
         let mut c = s.client().await;
         let conn = c.connection();
-        let req = Request::Get {
-            path: name.into(),
-            offset: 0,
-            prefix_sha256: None,
-            digest: Some("blake3".into()),
-            fresh: false,
-        };
-        conn.send(Kind::Request, &req, 0).await.unwrap();
-        assert_eq!(conn.next_head().await.unwrap().kind, Kind::Partial);
-        let mut buf = Vec::with_capacity(1 << 20);
-        let mut read = 0;
-        while read < 1 << 20 {
-            buf.clear();
-            read += conn.read_body_into(&mut buf).await.unwrap();
-        }
+        start_get(conn, name).await;
         // A second later, so that the modification time surely moves.
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         let mut f = fs::File::options().write(true).open(s.path(name)).unwrap();

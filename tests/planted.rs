@@ -512,3 +512,60 @@ fn a_folder_swapped_for_a_symlink_mid_operation_changes_nothing_outside() {
     );
     assert_eq!(std::fs::read(outside.join("secret.txt")).unwrap(), SECRET);
 }
+
+/// A FIFO, a socket or a device at a name is never replaced by an upload,
+/// even one told to overwrite, and never read: every door refuses it as
+/// forbidden (not as a server error).
+#[tokio::test]
+async fn special_files_in_the_served_folder_are_refused_not_replaced() {
+    let s = TestServer::start(|_| {}).await;
+    assert!(
+        Command::new("mkfifo")
+            .arg(s.path("fifo"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _sock = std::os::unix::net::UnixListener::bind(s.path("sock")).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("src");
+    std::fs::write(&src, UPLOAD).unwrap();
+    let mut c = s.client().await;
+    let force = ferry::client::TransferOpts {
+        force: true,
+        resume: true,
+    };
+    let hidden = indicatif::ProgressBar::hidden();
+    for name in ["fifo", "sock"] {
+        let err = c.put_file(&src, name, force, &hidden).await.unwrap_err();
+        assert_eq!(
+            err.code(),
+            Some(ferry::wire::messages::ErrorCode::Forbidden),
+            "{name}: {err}"
+        );
+        let r = http()
+            .put(format!("http://{}/{name}", s.addr))
+            .body(UPLOAD.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{name}");
+        let r = http()
+            .get(format!("http://{}/{name}", s.addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{name}");
+        let kind = std::fs::symlink_metadata(s.path(name)).unwrap().file_type();
+        assert!(!kind.is_file(), "{name} was replaced");
+    }
+    let err = c
+        .get_file("sock", &local.path().join("got"), force, &hidden)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(ferry::wire::messages::ErrorCode::Forbidden),
+        "{err}"
+    );
+}

@@ -17,7 +17,7 @@ use crate::files::RelPath;
 use crate::files::digest::Algo;
 use crate::files::digest::hash_prefix;
 use crate::files::digests::identity_of;
-use crate::files::part::{FinishError, PartFile, mtime_of};
+use crate::files::part::{FinishError, PartFile, mtime_of, special, special_there};
 use crate::files::pipe::{spawn_reader, spawn_writer};
 use crate::files::pseudo::size_unknown;
 use crate::wire::body::{
@@ -148,11 +148,25 @@ pub(super) async fn get_file(
     fresh: bool,
 ) -> Result<Transferred> {
     RelPath::parse(remote)?;
-    if !opts.force && std::fs::symlink_metadata(local).is_ok() {
-        return Err(ClientError::Exists(format!(
-            "{} exists",
-            crate::text::escape(&local.display().to_string())
-        )));
+    if let Ok(there) = std::fs::symlink_metadata(local) {
+        use std::os::unix::fs::MetadataExt;
+        // A FIFO or a device there, or a link to one (`/dev/stdout`), is
+        // refused with or without --force: it is not to be replaced, and
+        // written into it would be a stream that cannot resume.
+        let led_to = std::fs::metadata(local).ok();
+        if let Some(what) = special(there.mode()).or(led_to.and_then(|m| special(m.mode()))) {
+            let e = special_there(what);
+            return Err(ClientError::Local(format!(
+                "{}: {e} (to write into it, get to `-` and redirect)",
+                crate::text::escape(&local.display().to_string())
+            )));
+        }
+        if !opts.force {
+            return Err(ClientError::Exists(format!(
+                "{} exists",
+                crate::text::escape(&local.display().to_string())
+            )));
+        }
     }
     let target = local.to_path_buf();
     let resume = opts.resume;

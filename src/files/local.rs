@@ -10,13 +10,14 @@
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::FilesError;
 use super::entry::{Entry, EntryKind, TreeEntry};
 use super::name::{PART_SUFFIX, RelPath};
-use super::part::{Found, PartFile, look_at, open_dir, part_name};
+use super::part::{Found, PartFile, look_at, open_dir, part_name, special, special_there};
 use super::storage::{Begun, Reader, Storage};
 use listing::{entry, kind_of};
 
@@ -311,6 +312,10 @@ impl Storage for LocalDisk {
         let replaces = match fs::symlink_metadata(&target) {
             Ok(m) if m.is_dir() => {
                 return Err(FilesError::IsADirectory(format!("{rel} is a folder")));
+            }
+            Ok(m) if special(m.mode()).is_some() => {
+                let e = special_there(special(m.mode()).unwrap_or_default());
+                return Err(FilesError::from_io(rel, e));
             }
             Ok(_) if !replace => {
                 return Err(FilesError::Exists(format!(

@@ -134,6 +134,10 @@ impl FilesError {
                 FilesError::NotEmpty(format!("{rel} is not empty (use recursive removal)"))
             }
             K::IsADirectory => FilesError::IsADirectory(format!("{rel} is a folder")),
+            // What opening a socket gives.
+            _ if e.raw_os_error() == Some(libc::ENXIO) => {
+                FilesError::Forbidden(format!("{rel} is not a regular file"))
+            }
             // A loop of links leads nowhere.
             _ if e.raw_os_error() == Some(libc::ELOOP) => {
                 FilesError::NotFound(format!("{rel} is a loop of links"))

@@ -130,30 +130,42 @@ fn classify_stat(st: &nix::sys::stat::FileStat) -> Found {
     }
 }
 
-/// Refuses a device, a FIFO or a socket at `name` in `dir`: what ferry puts at a name replaces a file
-/// or a link, never one of those, even when told to overwrite. Run as
-/// root, a download "over" `/dev/null` would otherwise replace the device
-/// with a regular file.
+/// Refuses a device, a FIFO or a socket at `name` in `dir`: what ferry
+/// puts at a name replaces a file or a link, never one of those, even
+/// when told to overwrite. Run as root, a download "over" `/dev/null`
+/// would otherwise replace the device with a regular file.
 fn refuse_special(dir: &File, name: &OsStr) -> io::Result<()> {
-    let st = match nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Ok(st) => st,
-        Err(Errno::ENOENT) => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
-    let what = if kind == SFlag::S_IFIFO {
-        "a FIFO"
+    match nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => match special(st.st_mode) {
+            Some(what) => Err(special_there(what)),
+            None => Ok(()),
+        },
+        Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What a file of `mode` is when it is a FIFO, a device or a socket,
+/// which no transfer replaces or writes into.
+pub fn special(mode: u32) -> Option<&'static str> {
+    let kind = SFlag::from_bits_truncate(mode) & SFlag::S_IFMT;
+    if kind == SFlag::S_IFIFO {
+        Some("a FIFO")
     } else if kind == SFlag::S_IFCHR || kind == SFlag::S_IFBLK {
-        "a device"
+        Some("a device")
     } else if kind == SFlag::S_IFSOCK {
-        "a socket"
+        Some("a socket")
     } else {
-        return Ok(());
-    };
-    Err(io::Error::new(
-        io::ErrorKind::InvalidInput,
+        None
+    }
+}
+
+/// The refusal of [`special`] `what` at a target.
+pub fn special_there(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
         format!("{what} is there, not a file: only a file or a link is ever replaced"),
-    ))
+    )
 }
 
 /// Opens the folder `path` for use as a `PartFile`'s folder.
