@@ -85,6 +85,18 @@ fn get_r_run_again_lands_in_the_same_place_and_skips_what_is_there() {
     let (code, _, err) = run_in(here.path(), &["get", "-r", &from, "inside/"]);
     assert_eq!(code, 0, "{err}");
     assert!(here.path().join("inside/bigdir/a.txt").is_file());
+    // A link left at the name the copy takes there is not written
+    // through, --force or not; a destination that is a link is followed.
+    let elsewhere = tempfile::tempdir().unwrap();
+    fs::create_dir(here.path().join("linked")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), here.path().join("linked/bigdir")).unwrap();
+    let (code, _, err) = run_in(here.path(), &["get", "-r", "--force", &from, "linked/"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    let (code, _, err) = run_in(here.path(), &["get", "-r", &from, "linked/bigdir"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(elsewhere.path().join("a.txt").is_file());
 
     // A download cut off leaves its partial file; the re-run resumes it.
     fs::remove_file(copy.join("sub/b.bin")).unwrap();

@@ -34,7 +34,13 @@ async fn upload_cut_mid_transfer_resumes_and_verifies() {
             &ProgressBar::hidden(),
         )
         .await;
-    assert!(err.unwrap_err().is_transport());
+    let err = err.unwrap_err();
+    assert!(err.is_transport());
+    let said = err.to_string();
+    assert!(
+        said.contains("the upload stopped after") && said.contains("the same command resumes"),
+        "{said}"
+    );
     // Nothing visible under the real name; the partial bytes are kept hidden.
     assert!(!s.path("big.bin").exists());
     assert!(c_ls_names(&s).await.is_empty());

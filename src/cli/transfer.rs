@@ -220,6 +220,15 @@ pub(crate) async fn get(a: GetArgs) -> Result<(), ClientError> {
                 Some(n) if into => local.join(n),
                 _ => local,
             };
+            // A folder named after the source is made, or updated, there:
+            // never through a link someone left at that name (one the
+            // destination itself names is followed, as cp does).
+            if into && std::fs::symlink_metadata(&top).is_ok_and(|m| m.is_symlink()) {
+                return Err(ClientError::Local(format!(
+                    "{} is a symbolic link, where the folder goes; ferry does not write through it",
+                    escape(&top.display().to_string())
+                )));
+            }
             get_tree(&mut c, &r.path, &top, opts, &mut reports).await?;
         }
         _ => {

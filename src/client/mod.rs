@@ -11,6 +11,7 @@ mod chat;
 mod exec;
 pub use exec::Resizes;
 pub mod local;
+mod put;
 mod transfer;
 
 use std::path::Path;

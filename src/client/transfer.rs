@@ -16,14 +16,10 @@ use super::{ClientError, Result, remote_error, terminal};
 use crate::files::RelPath;
 use crate::files::digest::Algo;
 use crate::files::digest::hash_prefix;
-use crate::files::digests::identity_of;
-use crate::files::part::{FinishError, PartFile, mtime_of, special, special_there};
-use crate::files::pipe::{spawn_reader, spawn_writer};
-use crate::files::pseudo::size_unknown;
-use crate::wire::body::{
-    Received, SendError, Spliced, receive_body, receive_file, send_body, send_file,
-};
-use crate::wire::messages::{Digest, ErrorCode, GetStart, PutReady, Request};
+use crate::files::part::{FinishError, PartFile, special, special_there};
+use crate::files::pipe::spawn_writer;
+use crate::wire::body::{Received, Spliced, receive_body, receive_file};
+use crate::wire::messages::{Digest, ErrorCode, GetStart, Request};
 use crate::wire::{ConnError, Connection, Kind};
 
 /// How a transfer may treat existing files.
@@ -130,11 +126,11 @@ impl super::Client {
         bar: &ProgressBar,
     ) -> Result<Transferred> {
         let algo = self.digest();
-        put_file(&mut self.conn, local, remote, opts, bar, algo).await
+        super::put::put_file(&mut self.conn, local, remote, opts, bar, algo).await
     }
 }
 
-fn join_err(_: tokio::task::JoinError) -> ClientError {
+pub(super) fn join_err(_: tokio::task::JoinError) -> ClientError {
     ClientError::Local("internal error: a worker thread failed".into())
 }
 
@@ -236,7 +232,7 @@ pub(super) async fn get_file(
     if let Some(e) = lost {
         // The partial file stays: the next attempt resumes from it.
         return Err(ClientError::Cut(format!(
-            "{}: the transfer stopped after {} of {size} bytes ({e}); the server's log says why (one reason: the file changed there while it was sent). The partial file is kept: the same command resumes",
+            "{}: the transfer stopped after {} of {size} bytes ({e}); if the server broke it off, its log says why (a file that shrinks while it is sent, for one). The partial file is kept: the same command resumes",
             crate::text::escape(&local.display().to_string()),
             part.written(),
         )));
@@ -350,9 +346,17 @@ where
     let mut hasher = algo.hasher();
     let mut buf = Vec::with_capacity(crate::files::pipe::CHUNK);
     let written = |e: std::io::Error| ClientError::Local(format!("writing the output: {e}"));
+    let mut got = 0u64;
     while conn.body_remaining() > 0 {
         buf.clear();
-        conn.read_body_into(&mut buf).await?;
+        got += match conn.read_body_into(&mut buf).await {
+            Ok(n) => n as u64,
+            Err(e) => {
+                return Err(ClientError::Cut(format!(
+                    "the transfer stopped after {got} of {size} bytes ({e}), already written out: what was written is not the whole file, and a stream cannot resume; run again"
+                )));
+            }
+        };
         hasher.update(&buf);
         out.write_all(&buf).await.map_err(written)?;
     }
@@ -361,7 +365,8 @@ where
     let ours = hasher.hex();
     if !digest.sha256.eq_ignore_ascii_case(&ours) {
         return Err(ClientError::Checksum(format!(
-            "server says {}, the bytes written hash to {ours}",
+            "{}: server says {}, the bytes written hash to {ours}",
+            algo.name(),
             digest.sha256
         )));
     }
@@ -421,200 +426,8 @@ pub(super) async fn same_file(
     Ok((!more && start.entry.size == size).then_some(hashed))
 }
 
-pub(super) async fn put_file(
-    conn: &mut Connection,
-    local: &Path,
-    remote: &str,
-    opts: TransferOpts,
-    bar: &ProgressBar,
-    algo: Algo,
-) -> Result<Transferred> {
-    RelPath::parse(remote)?;
-    // Non-blocking, so that a FIFO given as the source is refused below
-    // instead of waiting for a writer; a regular file reads the same.
-    let file = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(local)
-            .map_err(|e| ClientError::local(local, e))?
-    };
-    let meta = file.metadata().map_err(|e| ClientError::local(local, e))?;
-    if !meta.is_file() {
-        return Err(ClientError::Local(format!(
-            "{} is not a regular file",
-            crate::text::escape(&local.display().to_string())
-        )));
-    }
-    let mtime = mtime_of(&meta);
-    let unknown = size_unknown(&file, &meta).map_err(|e| ClientError::local(local, e))?;
-    let (file, size) = if unknown {
-        read_whole(file)
-            .await
-            .map_err(|e| ClientError::local(local, e))?
-    } else {
-        (file, meta.len())
-    };
-    // The same open file, looked at again once its bytes are sent.
-    let watch = file.try_clone().ok();
-    let before = identity_of(&file);
-    conn.send(
-        Kind::Request,
-        &Request::Put {
-            path: remote.into(),
-            size,
-            mtime,
-            force: opts.force,
-            resume: opts.resume,
-            digest: wire_name(algo),
-        },
-        0,
-    )
-    .await?;
-    let head = conn.next_head().await?;
-    if head.kind != Kind::Partial {
-        return Err(remote_error(&head.header, head.kind));
-    }
-    let ready: PutReady = serde_json::from_slice(&head.header).map_err(ConnError::from)?;
-
-    let (file, offset, hasher) = match (ready.offset, ready.prefix_sha256) {
-        (off, Some(theirs)) if off > 0 && off <= size => {
-            let (file, ours) = tokio::task::spawn_blocking(move || {
-                let mut file = file;
-                let h = hash_prefix(&mut file, off, algo);
-                (file, h)
-            })
-            .await
-            .map_err(join_err)?;
-            let ours = ours.map_err(|e| ClientError::local(local, e))?;
-            if ours.hex().eq_ignore_ascii_case(&theirs) {
-                (file, off, ours)
-            } else {
-                (file, 0, algo.hasher())
-            }
-        }
-        _ => (file, 0, algo.hasher()),
-    };
-    let len = size - offset;
-    conn.send(Kind::Request, &Request::Data { offset }, len)
-        .await?;
-    bar.set_length(size);
-    bar.set_position(offset);
-    let never = tokio_util::sync::CancellationToken::new();
-    let shown = bar.clone();
-    let sent = match send_file(conn, file, (offset, len), Some(hasher), &never, move |n| {
-        shown.inc(n)
-    })
-    .await
-    {
-        Ok(sent) => sent.map(Option::unwrap_or_default),
-        // Not plain TCP: read, hashed and written here.
-        Err((file, hasher)) => {
-            let source = spawn_reader(file, offset, len, hasher.unwrap_or(algo.hasher()));
-            send_body(conn, source, &never, |n| bar.inc(n)).await
-        }
-    };
-    let sha256 = match sent {
-        Ok(sha) => sha,
-        Err(SendError::Conn(e)) => {
-            // The server may have stopped the upload with a reason (a full
-            // disk) and closed: that reason, not the broken pipe, is what
-            // to show.
-            let said = tokio::time::timeout(std::time::Duration::from_secs(2), conn.next_head());
-            if let Ok(Ok(head)) = said.await {
-                if head.kind == Kind::Error {
-                    return Err(remote_error(&head.header, head.kind));
-                }
-            }
-            return Err(e.into());
-        }
-        // The body cannot be completed; the connection must be dropped.
-        Err(e) => {
-            let name = crate::text::escape(&local.display().to_string()).into_owned();
-            return Err(ClientError::Local(format!("{name}: {e}")));
-        }
-    };
-    let now = watch.as_ref().and_then(identity_of);
-    if let (Some(then), Some(now)) = (&before, &now) {
-        if then.changed_under(now, size) {
-            // Not committed: the server keeps what arrived, and the next
-            // attempt finds it differs from the file and starts over.
-            return Err(ClientError::Local(format!(
-                "{}: the file changed while it was sent (written in place), so the copy would mix old and new bytes; not kept. Run again",
-                crate::text::escape(&local.display().to_string())
-            )));
-        }
-    }
-    conn.send(
-        Kind::Request,
-        &Request::Commit {
-            sha256: sha256.clone(),
-        },
-        0,
-    )
-    .await?;
-    let digest: Digest = terminal(conn).await?;
-    if !digest.sha256.eq_ignore_ascii_case(&sha256) || digest.size != size {
-        return Err(ClientError::Checksum(format!(
-            "sent {sha256}, server stored {}",
-            digest.sha256
-        )));
-    }
-    Ok(Transferred {
-        size,
-        digest: sha256,
-        algo,
-        resumed_from: offset,
-    })
-}
-
-/// Most bytes a kernel file may read as: the largest (kallsyms) are a few
-/// MiB, and some (`/proc/self/pagemap`) read as the whole address space.
-const MAX_KERNEL_FILE: u64 = 64 << 20;
-
-/// A kernel file (see [`crate::files::pseudo`]) read whole into a
-/// private temporary file, so that its size is known before it is sent:
-/// that file and its size. One that reads as more than
-/// [`MAX_KERNEL_FILE`] is refused.
-async fn read_whole(file: std::fs::File) -> std::io::Result<(std::fs::File, u64)> {
-    let mut kept = super::local::spool().map_err(|e| std::io::Error::other(e.to_string()))?;
-    tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Seek, Write};
-        // Plain reads of a whole buffer: some kernel files refuse the
-        // in-kernel copies `io::copy` tries, or reads of odd sizes
-        // (pagemap: EINVAL).
-        let mut file = file;
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut size = 0u64;
-        while size <= MAX_KERNEL_FILE {
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            kept.write_all(&buf[..n])?;
-            size += n as u64;
-        }
-        if size > MAX_KERNEL_FILE {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::FileTooLarge,
-                format!(
-                    "a kernel file (its size is known only by reading it) that reads as more than {} MiB is not sent",
-                    MAX_KERNEL_FILE >> 20
-                ),
-            ));
-        }
-        kept.rewind()?;
-        Ok((kept, size))
-    })
-    .await
-    .map_err(|_| std::io::Error::other("internal error: a worker thread failed"))?
-}
-
 /// How a request names `algo`: SHA-256 by leaving it out, which every
 /// server understands.
-fn wire_name(algo: Algo) -> Option<String> {
+pub(super) fn wire_name(algo: Algo) -> Option<String> {
     (algo != Algo::Sha256).then(|| algo.name().to_string())
 }
