@@ -20,7 +20,21 @@ use crate::wire::body::{SendError, send_body, send_file};
 use crate::wire::messages::{Digest, PutReady, Request};
 use crate::wire::{ConnError, Connection, Kind};
 
-pub(super) async fn put_file(
+impl super::Client {
+    /// Uploads one file from `local` (see [`super::transfer`]'s notes).
+    pub async fn put_file(
+        &mut self,
+        local: &Path,
+        remote: &str,
+        opts: TransferOpts,
+        bar: &ProgressBar,
+    ) -> Result<Transferred> {
+        let algo = self.digest();
+        put_file(&mut self.conn, local, remote, opts, bar, algo).await
+    }
+}
+
+async fn put_file(
     conn: &mut Connection,
     local: &Path,
     remote: &str,

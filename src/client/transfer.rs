@@ -116,18 +116,6 @@ impl super::Client {
         let fresh = self.offers("fresh");
         get_stream(&mut self.conn, remote, out, algo, fresh).await
     }
-
-    /// Uploads one file from `local` (see the module's notes).
-    pub async fn put_file(
-        &mut self,
-        local: &Path,
-        remote: &str,
-        opts: TransferOpts,
-        bar: &ProgressBar,
-    ) -> Result<Transferred> {
-        let algo = self.digest();
-        super::put::put_file(&mut self.conn, local, remote, opts, bar, algo).await
-    }
 }
 
 pub(super) fn join_err(_: tokio::task::JoinError) -> ClientError {
