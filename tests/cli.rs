@@ -377,3 +377,52 @@ fn kernel_files_are_sent_whole_and_never_served() {
     assert!(!dest.exists());
     assert!(partial_files(local.path()).is_empty());
 }
+
+/// A folder download names what the server leaves out (links out, a link
+/// to a folder, FIFOs and sockets, names no peer may be sent) on standard
+/// error, escaped, and brings the rest, as a folder upload does; partial
+/// files and the server's own state are not mentioned.
+#[test]
+fn a_folder_download_names_what_it_left_out() {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::symlink;
+    let root = tempfile::tempdir().unwrap();
+    let top = root.path().join("t");
+    fs::create_dir_all(top.join("sub")).unwrap();
+    fs::write(top.join("sub/kept.txt"), b"kept").unwrap();
+    fs::write(top.join("upload.ferry-part"), b"half").unwrap();
+    symlink("/etc", top.join("out-dir")).unwrap();
+    symlink("/etc/hostname", top.join("out-file")).unwrap();
+    symlink("sub", top.join("loop")).unwrap();
+    nix::unistd::mkfifo(&top.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let _sock = std::os::unix::net::UnixListener::bind(top.join("sock")).unwrap();
+    let bell = std::ffi::OsStr::from_bytes(b"bell\x07\xff");
+    fs::write(top.join(bell), b"x").unwrap();
+    let server = spawn_bin_server(root.path(), &["--allow-all"], &[]);
+    let from = format!("127.0.0.1:{}:/t", server.port);
+    let local = tempfile::tempdir().unwrap();
+    let down = local.path().join("down");
+
+    let (rc, _, err) = run_cli(&["get", "-r", &from, down.to_str().unwrap()], &[]);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(fs::read(down.join("sub/kept.txt")).unwrap(), b"kept");
+    for line in [
+        "skipping out-dir (link leads outside)",
+        "skipping out-file (link leads outside)",
+        "skipping loop (link to a folder)",
+        "skipping fifo (not a regular file)",
+        "skipping sock (not a regular file)",
+        "skipping bell\\u{7}\u{fffd} (name not allowed)",
+    ] {
+        assert!(err.contains(line), "{line:?} in {err}");
+    }
+    assert!(!err.contains("ferry-part"), "{err}");
+    assert!(!err.contains('\x07'), "{err}");
+    let mut got: Vec<_> = fs::read_dir(&down)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["sub"]);
+    drop(server);
+}

@@ -9,7 +9,7 @@ use std::os::unix::fs::symlink;
 use common::{TestServer, partial_files, sha256_file};
 use ferry::client::local::walk_local;
 use ferry::client::{ClientError, TransferOpts};
-use ferry::wire::messages::{EntryKind, ErrorCode};
+use ferry::wire::messages::{EntryKind, ErrorCode, SkipReason};
 use indicatif::ProgressBar;
 
 fn quiet() -> ProgressBar {
@@ -265,7 +265,11 @@ async fn folders_with_hostile_names_round_trip() {
     symlink("/etc/hostname", top.join("link-out")).unwrap();
 
     let tree = walk_local(&top).unwrap();
-    assert!(tree.skipped.iter().any(|s| s.contains("link-out")));
+    assert!(
+        tree.skipped
+            .iter()
+            .any(|s| s.path == "link-out" && s.why == SkipReason::LinkOut)
+    );
     let mut c = s.client().await;
     c.plan("up", &tree.entries, false).await.unwrap();
     c.mkdir("up", true).await.unwrap();
@@ -288,9 +292,10 @@ async fn folders_with_hostile_names_round_trip() {
 
     // And back down, through walk.
     let walked = c.walk("up").await.unwrap();
-    assert_eq!(walked.len(), tree.entries.len());
+    assert_eq!(walked.entries.len(), tree.entries.len());
+    assert!(walked.skipped.is_empty(), "{:?}", walked.skipped);
     let down = local.path().join("down");
-    for e in &walked {
+    for e in &walked.entries {
         let p = down.join(&e.path);
         if e.kind == EntryKind::Dir {
             fs::create_dir_all(&p).unwrap();
@@ -306,7 +311,7 @@ async fn folders_with_hostile_names_round_trip() {
             .unwrap();
         }
     }
-    for e in walked.iter().filter(|e| e.kind == EntryKind::File) {
+    for e in walked.entries.iter().filter(|e| e.kind == EntryKind::File) {
         assert_eq!(
             sha256_file(&down.join(&e.path)),
             sha256_file(&s.path(&format!("up/{}", e.path)))
@@ -429,15 +434,19 @@ async fn symlinks_are_followed_only_inside_the_root() {
     // Removing a link removes the link, never its target.
     c.rm("outside-link", false).await.unwrap();
     assert!(outside.path().join("secret").exists());
-    let walked: Vec<_> = c
-        .walk("")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.path)
-        .collect();
-    assert!(walked.contains(&"inside-link".to_string()));
-    assert!(!walked.iter().any(|p| p.starts_with("outside")));
+    let walked = c.walk("").await.unwrap();
+    let paths: Vec<_> = walked.entries.iter().map(|e| e.path.as_str()).collect();
+    assert!(paths.contains(&"inside-link"));
+    assert!(!paths.iter().any(|p| p.starts_with("outside")));
+    // The link out is named as left out, not passed over in silence.
+    assert!(
+        walked
+            .skipped
+            .iter()
+            .any(|s| s.path == "outside-dir" && s.why == SkipReason::LinkOut),
+        "{:?}",
+        walked.skipped
+    );
     s.stop().await;
 }
 
@@ -479,5 +488,34 @@ async fn abandoned_partial_uploads_are_swept_after_their_age() {
         .await
         .unwrap();
     assert_eq!(t.resumed_from, 6);
+    s.stop().await;
+}
+
+/// A walk of paths near the 4 KiB limit is sent in frames that fit the
+/// header cap: 64 such entries to a frame would not.
+#[tokio::test]
+async fn a_walk_of_long_paths_fits_its_frames() {
+    let s = TestServer::start(|_| {}).await;
+    let mut deep = s.path("");
+    let mut rel = String::new();
+    for i in 0..15 {
+        let name = format!("{i:x>250}");
+        deep.push(&name);
+        rel = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+    }
+    fs::create_dir_all(&deep).unwrap();
+    for i in 0..70 {
+        fs::write(deep.join(format!("{i:f>200}")), b"x").unwrap();
+    }
+    let mut c = s.client().await;
+    let walked = c.walk("").await.unwrap();
+    assert_eq!(walked.entries.len(), 15 + 70);
+    let last = walked.entries.last().unwrap();
+    assert!(last.path.len() > 3900, "{}", last.path.len());
+    assert!(last.path.starts_with(&rel));
     s.stop().await;
 }

@@ -42,6 +42,9 @@ fn keys_other_tools_left_list_and_download_whole() {
         // A file and a folder of one name (two servers made them at once).
         ("share/both", "file"),
         ("share/both/in.txt", "below"),
+        // Names no peer may be sent: left out, and said so.
+        ("share/rtl%E2%80%AEtxt.exe", "no"),
+        ("share/dir%E2%80%AEa/in.txt", "no"),
     ] {
         store.put_object(&bucket, key, body);
     }
@@ -62,7 +65,15 @@ fn keys_other_tools_left_list_and_download_whole() {
     // Downloaded whole: markers become folders, never files.
     let local = tempfile::tempdir().unwrap();
     let down = local.path().join("down");
-    cli_ok(&["get", "-r", &at(&n, "/"), down.to_str().unwrap()]);
+    let (code, _, err) = common::run_cli(&["get", "-r", &at(&n, "/"), down.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{err}");
+    for said in ["rtl\\u{202e}txt.exe", "dir\\u{202e}a"] {
+        assert!(
+            err.contains(&format!("skipping {said} (name not allowed)")),
+            "{said} in {err}"
+        );
+    }
+    assert!(!down.join("dir\u{202e}a").exists());
     for folder in ["empty", "marked", "deep", "deep/x", "both"] {
         assert!(down.join(folder).is_dir(), "{folder}");
     }

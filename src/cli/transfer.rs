@@ -14,7 +14,7 @@ use crate::client::{Client, ClientError, TransferOpts, Transferred};
 use crate::files::RelPath;
 use crate::files::digest::Algo;
 use crate::text::escape;
-use crate::wire::messages::{EntryKind, ErrorCode, TreeEntry};
+use crate::wire::messages::{EntryKind, ErrorCode, Skipped, TreeEntry};
 
 /// Flags both transfer directions share.
 #[derive(Debug, Args)]
@@ -286,10 +286,11 @@ async fn get_tree(
     // The whole tree is named and compared before anything is written:
     // a file that is there with the same bytes is skipped, a partial one
     // resumes, and one that differs stops it all unless --force.
-    let entries = c.walk(remote_dir).await?;
+    let walked = c.walk(remote_dir).await?;
+    say_skipped(&walked.skipped, walked.skipped_more);
     let mut todo = Vec::new();
     let mut differ = Vec::new();
-    for e in entries {
+    for e in walked.entries {
         let dest = RelPath::parse(&e.path)?.to_path(top);
         if e.kind != EntryKind::File {
             if std::fs::symlink_metadata(&dest).is_ok_and(|m| !m.is_dir()) {
@@ -456,6 +457,17 @@ async fn put_stdin(
     c.put_file(&path, target, opts, &bar(target)).await
 }
 
+/// Names what a folder transfer leaves out, one line each on standard
+/// error, as rsync does: the rest goes on, and the exit status stays 0.
+fn say_skipped(skipped: &[Skipped], more: u64) {
+    for s in skipped {
+        eprintln!("ferry: skipping {} ({})", escape(&s.path), s.why.words());
+    }
+    if more > 0 {
+        eprintln!("ferry: skipping {more} more that the server did not name");
+    }
+}
+
 async fn put_tree(
     c: &mut Client,
     local: &Path,
@@ -464,9 +476,7 @@ async fn put_tree(
     reports: &mut Vec<Report>,
 ) -> Result<(), ClientError> {
     let mut tree = walk_local(local)?;
-    for s in &tree.skipped {
-        eprintln!("ferry: skipping {s}");
-    }
+    say_skipped(&tree.skipped, 0);
     if !c.offers("hidden") {
         leave_out_hidden(&mut tree);
     }
@@ -481,6 +491,7 @@ async fn put_tree(
     // refused by the plan unless --force.
     let there: HashMap<String, u64> = match c.walk(remote_top).await {
         Ok(v) => v
+            .entries
             .into_iter()
             .filter(|e| e.kind == EntryKind::File)
             .map(|e| (e.path, e.size))

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::ClientError;
 use crate::files::RelPath;
 use crate::files::part::mtime_of;
-use crate::wire::messages::{EntryKind, TreeEntry};
+use crate::wire::messages::{EntryKind, SkipReason, Skipped, TreeEntry};
 
 /// A local tree ready to send: entries (parents first) and where each file
 /// is on disk.
@@ -18,8 +18,8 @@ pub struct LocalTree {
     pub entries: Vec<TreeEntry>,
     /// For each entry, its path on disk.
     pub paths: Vec<PathBuf>,
-    /// What was left out, and why (escaped, printable).
-    pub skipped: Vec<String>,
+    /// What was left out, and why.
+    pub skipped: Vec<Skipped>,
 }
 
 /// Walks `top`. A name the validator refuses fails the whole walk: a folder
@@ -48,16 +48,18 @@ pub fn walk_local(top: &Path) -> Result<LocalTree, ClientError> {
                     Ok(real) if real.starts_with(&real_top) => match fs::metadata(&real) {
                         Ok(m) if m.is_file() => m,
                         _ => {
-                            tree.skipped
-                                .push(format!("{} (link to a folder)", crate::text::escape(&rel)));
+                            tree.skipped.push(Skipped {
+                                path: rel,
+                                why: SkipReason::LinkToFolder,
+                            });
                             continue;
                         }
                     },
                     _ => {
-                        tree.skipped.push(format!(
-                            "{} (link leads outside)",
-                            crate::text::escape(&rel)
-                        ));
+                        tree.skipped.push(Skipped {
+                            path: rel,
+                            why: SkipReason::LinkOut,
+                        });
                         continue;
                     }
                 }
@@ -70,10 +72,10 @@ pub fn walk_local(top: &Path) -> Result<LocalTree, ClientError> {
             } else if meta.is_file() {
                 EntryKind::File
             } else {
-                tree.skipped.push(format!(
-                    "{} (not a regular file)",
-                    crate::text::escape(&rel)
-                ));
+                tree.skipped.push(Skipped {
+                    path: rel,
+                    why: SkipReason::Special,
+                });
                 continue;
             };
             tree.entries.push(TreeEntry {

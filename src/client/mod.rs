@@ -31,7 +31,7 @@ use crate::tls::Fingerprint;
 use crate::tls::client::{KnownHosts, TlsError, TlsOptions};
 use crate::wire::frame::FrameError;
 use crate::wire::messages::{
-    AuthReply, Count, Done, Entry, EntryBatch, ErrorCode, ErrorReply, HelloReply, Request,
+    AuthReply, Count, Done, Entry, EntryBatch, ErrorCode, ErrorReply, HelloReply, Request, Skipped,
     TreeEntry,
 };
 use crate::wire::{ConnError, Connection, Deadlines, Kind, Stream};
@@ -152,6 +152,17 @@ pub struct Client {
 
 /// Whether the warning about a token sent in clear was given.
 static CLEAR_TOKEN_SAID: AtomicBool = AtomicBool::new(false);
+
+/// A folder as a walk found it.
+#[derive(Debug)]
+pub struct Walked {
+    /// Folders and files, parents first, every path checked.
+    pub entries: Vec<TreeEntry>,
+    /// What the server left out and said so, first few; print escaped.
+    pub skipped: Vec<Skipped>,
+    /// How many more it left out.
+    pub skipped_more: u64,
+}
 
 impl Client {
     /// Connects in clear to `authority` (`host:port`), says hello and, when
@@ -336,8 +347,8 @@ impl Client {
         terminal(&mut self.conn).await
     }
 
-    /// Reads `Partial` batches until the terminal count.
-    async fn batches<T: DeserializeOwned>(&mut self, req: &Request) -> Result<Vec<T>> {
+    /// Reads `Partial` batches until the terminal count, which it gives too.
+    async fn batches<T: DeserializeOwned>(&mut self, req: &Request) -> Result<(Vec<T>, Count)> {
         self.conn.send(Kind::Request, req, 0).await?;
         let mut out = Vec::new();
         loop {
@@ -353,7 +364,7 @@ impl Client {
                     if c.count != out.len() as u64 {
                         return Err(ConnError::Protocol("entry count does not match".into()).into());
                     }
-                    return Ok(out);
+                    return Ok((out, c));
                 }
                 _ => return Err(remote_error(&head.header, head.kind)),
             }
@@ -362,7 +373,8 @@ impl Client {
 
     /// Lists a folder. Entry names are checked like any name from a peer.
     pub async fn ls(&mut self, path: &str) -> Result<Vec<Entry>> {
-        let entries: Vec<Entry> = self.batches(&Request::Ls { path: path.into() }).await?;
+        let (entries, _): (Vec<Entry>, _) =
+            self.batches(&Request::Ls { path: path.into() }).await?;
         for e in &entries {
             RelPath::root().child(&e.name)?;
         }
@@ -374,16 +386,22 @@ impl Client {
         self.request(&Request::Stat { path: path.into() }).await
     }
 
-    /// Lists a whole tree, checked as one batch before it is returned.
-    pub async fn walk(&mut self, path: &str) -> Result<Vec<TreeEntry>> {
-        let entries: Vec<TreeEntry> = self.batches(&Request::Walk { path: path.into() }).await?;
+    /// Lists a whole tree, checked as one batch before it is returned,
+    /// with what the server left out (none from older servers).
+    pub async fn walk(&mut self, path: &str) -> Result<Walked> {
+        let (entries, end): (Vec<TreeEntry>, Count) =
+            self.batches(&Request::Walk { path: path.into() }).await?;
         crate::files::name::check_batch(entries.iter().map(|e| {
             (
                 e.path.as_str(),
                 e.kind == crate::wire::messages::EntryKind::Dir,
             )
         }))?;
-        Ok(entries)
+        Ok(Walked {
+            entries,
+            skipped: end.skipped,
+            skipped_more: end.skipped_more,
+        })
     }
 
     /// Removes a file or folder.

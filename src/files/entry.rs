@@ -54,6 +54,57 @@ pub struct TreeEntry {
     pub mtime: Option<Mtime>,
 }
 
+/// What a walk found and left out: the entries it gives, and those it does
+/// not serve (links out, special files, names no peer may be sent), so a
+/// folder download can say what it did not bring.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tree {
+    /// Folders and files, parents first.
+    pub entries: Vec<TreeEntry>,
+    /// What was left out, in the order found.
+    pub skipped: Vec<Skipped>,
+}
+
+/// An entry a walk left out.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Skipped {
+    /// Its path relative to the top, as text (bytes that are not UTF-8
+    /// replaced). It may hold any character: escape it to print it.
+    pub path: String,
+    /// Why it was left out.
+    pub why: SkipReason,
+}
+
+/// Why a walk left an entry out.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// A name the name rules refuse (a control character, not UTF-8, ...).
+    Name,
+    /// A symlink leading out of the served folder, or nowhere.
+    LinkOut,
+    /// A symlink to a folder: not followed, so that no walk loops.
+    LinkToFolder,
+    /// A FIFO, socket or device.
+    Special,
+    /// A reason this build does not know (from a newer peer).
+    #[serde(other)]
+    Other,
+}
+
+impl SkipReason {
+    /// The reason in words, as the client prints it.
+    pub fn words(self) -> &'static str {
+        match self {
+            SkipReason::Name => "name not allowed",
+            SkipReason::LinkOut => "link leads outside",
+            SkipReason::LinkToFolder => "link to a folder",
+            SkipReason::Special => "not a regular file",
+            SkipReason::Other => "not served",
+        }
+    }
+}
+
 impl Mtime {
     /// The time as RFC 3339 text in UTC, to the nanosecond it has
     /// (`2026-12-02T03:52:13.345745726Z`).

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::FilesError;
-use super::entry::{Entry, EntryKind, TreeEntry};
+use super::entry::{Entry, EntryKind, Tree};
 use super::name::{PART_SUFFIX, RelPath};
 use super::part::{Found, PartFile, look_at, open_dir, part_name, special, special_there};
 use super::storage::{Begun, Reader, Storage};
@@ -244,7 +244,7 @@ impl Storage for LocalDisk {
         self.list_folder(rel)
     }
 
-    fn walk(&self, rel: &RelPath) -> Result<Vec<TreeEntry>, FilesError> {
+    fn walk(&self, rel: &RelPath) -> Result<Tree, FilesError> {
         self.walk_tree(rel)
     }
 

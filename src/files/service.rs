@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::entry::{EntryKind, TreeEntry};
+use super::entry::{EntryKind, SkipReason, Tree, TreeEntry};
 use super::name::check_batch;
 use super::storage::Storage;
 use super::upload::{Limits, Upload, UploadOptions};
@@ -275,20 +275,26 @@ impl Files {
 
     /// Everything below the folder `rel` that `who` may read: where
     /// rights differ from folder to folder, what lies under another
-    /// right is left out.
-    pub async fn walk(&self, who: Who, rel: RelPath) -> Result<Vec<TreeEntry>, FilesError> {
+    /// right is left out, and so is its mention among the skipped.
+    pub async fn walk(&self, who: Who, rel: RelPath) -> Result<Tree, FilesError> {
         self.check(who, Action::Read, &rel)?;
         let policy = self.policy.clone();
         self.blocking(move |s| {
-            let mut all = s.walk(&rel)?;
+            let mut tree = s.walk(&rel)?;
             if policy.per_path() && who != Who::TokenHolder {
-                all.retain(|e| {
-                    RelPath::parse(&e.path).is_ok_and(|sub| {
+                let readable = |path: &str| {
+                    RelPath::parse(path).is_ok_and(|sub| {
                         allowed(&policy, s, who, Action::Read, &rel.join(&sub)).is_ok()
                     })
+                };
+                tree.entries.retain(|e| readable(&e.path));
+                // A name that is not allowed is judged by its folder's right.
+                tree.skipped.retain(|e| match e.why {
+                    SkipReason::Name => readable(e.path.rsplit_once('/').map_or("", |(d, _)| d)),
+                    _ => readable(&e.path),
                 });
             }
-            Ok(all)
+            Ok(tree)
         })
         .await
     }

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::entry::{Entry, TreeEntry};
+use super::entry::{Entry, Tree};
 use super::storage::{Begun, Reader, Storage};
 use super::{FilesError, RelPath};
 
@@ -100,12 +100,15 @@ impl Storage for Shown {
         })
     }
 
-    fn walk(&self, rel: &RelPath) -> Result<Vec<TreeEntry>, FilesError> {
+    fn walk(&self, rel: &RelPath) -> Result<Tree, FilesError> {
         self.seen(rel)?;
-        let mut entries = self.inner.walk(rel)?;
+        let mut tree = self.inner.walk(rel)?;
         // Parents come first, so a hidden folder's children go with it.
-        entries.retain(|e| !e.path.split('/').any(is_hidden_name));
-        Ok(entries)
+        tree.entries
+            .retain(|e| !e.path.split('/').any(is_hidden_name));
+        tree.skipped
+            .retain(|e| !e.path.split('/').any(is_hidden_name));
+        Ok(tree)
     }
 
     fn open_read(&self, rel: &RelPath) -> Result<(Reader, Entry), FilesError> {

@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek};
 use std::path::PathBuf;
 
-use super::entry::{Entry, EntryKind, Mtime, TreeEntry};
+use super::entry::{Entry, EntryKind, Mtime, Tree};
 use super::{FilesError, FinishError, RelPath};
 
 /// A place to keep files, with every rule about what is stored there.
@@ -65,8 +65,8 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     }
 
     /// Every folder and file below `rel`, parents before children, paths
-    /// relative to `rel`.
-    fn walk(&self, rel: &RelPath) -> Result<Vec<TreeEntry>, FilesError>;
+    /// relative to `rel`, and what was left out.
+    fn walk(&self, rel: &RelPath) -> Result<Tree, FilesError>;
 
     /// Opens a regular file for reading; a folder is `IsADirectory`, and
     /// anything else but a file is refused.

@@ -262,7 +262,7 @@ impl Request {
 
 // What a listing, a stat and a walk describe are the files service's own
 // types; the wire carries them as they serialise.
-pub use crate::files::entry::{Entry, EntryKind, Mtime, TreeEntry};
+pub use crate::files::entry::{Entry, EntryKind, Mtime, SkipReason, Skipped, Tree, TreeEntry};
 
 /// Reply to `hello`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -327,10 +327,52 @@ pub struct EntryBatch<T> {
 }
 
 /// Terminal reply of a listing or walk.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Count {
     /// How many entries were sent in all.
     pub count: u64,
+    /// A walk's: the first [`MAX_SKIPPED`] entries it left out (absent
+    /// when none, and from older servers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+    /// A walk's: how many more it left out than `skipped` names.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped_more: u64,
+}
+
+/// The most left-out entries a walk's reply names; past them, or past
+/// [`SKIPPED_BYTES`] of them, only their count is sent.
+pub const MAX_SKIPPED: usize = 100;
+
+/// The most JSON the named left-out entries take, well inside a frame's
+/// header cap (a path is up to 4 KiB, more once escaped in JSON).
+const SKIPPED_BYTES: usize = 32 * 1024;
+
+impl Count {
+    /// The terminal reply of a walk that sent `count` entries and left
+    /// out `skipped`.
+    pub fn walked(count: u64, mut skipped: Vec<Skipped>) -> Count {
+        let mut bytes = 0;
+        let named = skipped
+            .iter()
+            .take(MAX_SKIPPED)
+            .take_while(|s| {
+                bytes += serde_json::to_vec(s).map_or(usize::MAX / 2, |j| j.len() + 1);
+                bytes <= SKIPPED_BYTES
+            })
+            .count();
+        let more = (skipped.len() - named) as u64;
+        skipped.truncate(named);
+        Count {
+            count,
+            skipped,
+            skipped_more: more,
+        }
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// `Partial` reply to `get`; the frame body carries the bytes from `offset`.
@@ -492,68 +534,4 @@ impl From<&crate::files::FilesError> for ErrorCode {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requests_parse_from_documented_json() {
-        let r: Request = serde_json::from_str(r#"{"op":"get","path":"a/b.txt"}"#).unwrap();
-        assert_eq!(
-            r,
-            Request::Get {
-                path: "a/b.txt".into(),
-                offset: 0,
-                prefix_sha256: None,
-                digest: None,
-                fresh: false,
-            }
-        );
-        // A client that asks for BLAKE3 names it; one that does not sends
-        // what every server before it understood.
-        let r: Request =
-            serde_json::from_str(r#"{"op":"get","path":"a","digest":"blake3"}"#).unwrap();
-        assert!(matches!(r, Request::Get { digest: Some(d), .. } if d == "blake3"));
-        let plain = serde_json::to_string(&Request::Get {
-            path: "a".into(),
-            offset: 0,
-            prefix_sha256: None,
-            digest: None,
-            fresh: false,
-        })
-        .unwrap();
-        assert!(
-            !plain.contains("digest") && !plain.contains("fresh"),
-            "{plain}"
-        );
-        let r: Request =
-            serde_json::from_str(r#"{"op":"put","path":"x","size":5000000000}"#).unwrap();
-        assert!(matches!(
-            r,
-            Request::Put {
-                size: 5_000_000_000,
-                resume: true,
-                force: false,
-                ..
-            }
-        ));
-        assert!(serde_json::from_str::<Request>(r#"{"op":"nope"}"#).is_err());
-        assert!(serde_json::from_str::<Request>(r#"{"op":"ls","path":"x","evil":1}"#).is_err());
-    }
-
-    #[test]
-    fn token_never_shows_in_debug() {
-        let r: Request = serde_json::from_str(r#"{"op":"auth","token":"hunter2"}"#).unwrap();
-        assert!(!format!("{r:?}").contains("hunter2"));
-    }
-
-    #[test]
-    fn unknown_error_codes_become_internal() {
-        let e: ErrorReply =
-            serde_json::from_str(r#"{"code":"from_the_future","message":"m"}"#).unwrap();
-        assert_eq!(e.code, ErrorCode::Internal);
-        assert_eq!(
-            serde_json::to_string(&ErrorCode::NotFound).unwrap(),
-            "\"not_found\""
-        );
-    }
-}
+mod tests;

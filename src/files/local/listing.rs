@@ -5,7 +5,7 @@ use std::fs;
 use std::path::Path;
 
 use super::super::FilesError;
-use super::super::entry::{Entry, EntryKind, TreeEntry};
+use super::super::entry::{Entry, EntryKind, SkipReason, Skipped, Tree, TreeEntry};
 use super::super::name::{PART_SUFFIX, RelPath};
 use super::super::part::mtime_of;
 use super::{LocalDisk, MAX_WALK};
@@ -56,12 +56,14 @@ impl LocalDisk {
     /// Every folder and file below `rel`, parents before children, paths
     /// relative to `rel`. Symlinks to files inside the root count as files;
     /// symlinked folders are not descended (no loops), nor are links out.
-    pub(super) fn walk_tree(&self, rel: &RelPath) -> Result<Vec<TreeEntry>, FilesError> {
+    /// What is left out is named in [`Tree::skipped`], except partial files
+    /// and what the server keeps for itself.
+    pub(super) fn walk_tree(&self, rel: &RelPath) -> Result<Tree, FilesError> {
         let top = self.resolve(rel)?;
         if !top.is_dir() {
             return Err(FilesError::NotADirectory(format!("{rel} is not a folder")));
         }
-        let mut out = Vec::new();
+        let mut tree = Tree::default();
         let mut stack = vec![(top, String::new())];
         while let Some((dir, prefix)) = stack.pop() {
             let mut names: Vec<_> = fs::read_dir(&dir)
@@ -70,14 +72,25 @@ impl LocalDisk {
                 .collect();
             names.sort_by_key(|e| e.file_name());
             for item in names {
-                let Some(name) = listable_name(&item.file_name()) else {
+                if tree.entries.len() + tree.skipped.len() > MAX_WALK {
+                    return Err(FilesError::TooLarge(format!(
+                        "{rel} holds more than {MAX_WALK} entries"
+                    )));
+                }
+                let under = |name: &str| match prefix.is_empty() {
+                    true => name.to_string(),
+                    false => format!("{prefix}/{name}"),
+                };
+                let os = item.file_name();
+                let Some(name) = listable_name(&os) else {
+                    // Partial files are the server's own, as is what it fences.
+                    let shown = os.to_string_lossy();
+                    if !shown.ends_with(PART_SUFFIX) && !self.is_fenced(&item.path()) {
+                        skip(&mut tree, under(&shown), SkipReason::Name);
+                    }
                     continue;
                 };
-                let path = if prefix.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{prefix}/{name}")
-                };
+                let path = under(&name);
                 let is_link = item.file_type().map(|t| t.is_symlink()).unwrap_or(true);
                 let Some(e) = self.describe(&item.path(), name) else {
                     continue;
@@ -87,25 +100,38 @@ impl LocalDisk {
                         stack.push((item.path(), path.clone()));
                     }
                     EntryKind::File => {}
-                    _ => continue,
+                    EntryKind::Dir => {
+                        skip(&mut tree, path, SkipReason::LinkToFolder);
+                        continue;
+                    }
+                    EntryKind::Symlink => {
+                        skip(&mut tree, path, SkipReason::LinkOut);
+                        continue;
+                    }
+                    EntryKind::Other => {
+                        skip(&mut tree, path, SkipReason::Special);
+                        continue;
+                    }
                 }
-                out.push(TreeEntry {
+                tree.entries.push(TreeEntry {
                     path,
                     kind: e.kind,
                     size: e.size,
                     mtime: e.mtime,
                 });
-                if out.len() > MAX_WALK {
-                    return Err(FilesError::TooLarge(format!(
-                        "{rel} holds more than {MAX_WALK} entries"
-                    )));
-                }
             }
         }
         // Parents before children, whatever order the stack produced.
-        out.sort_by(|a, b| a.path.split('/').cmp(b.path.split('/')));
-        Ok(out)
+        tree.entries
+            .sort_by(|a, b| a.path.split('/').cmp(b.path.split('/')));
+        Ok(tree)
     }
+}
+
+/// Notes `path` as left out of `tree` (counted with the entries against
+/// [`MAX_WALK`]).
+fn skip(tree: &mut Tree, path: String, why: SkipReason) {
+    tree.skipped.push(Skipped { path, why });
 }
 
 pub(super) fn listable_name(os: &std::ffi::OsStr) -> Option<String> {

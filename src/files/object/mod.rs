@@ -30,7 +30,7 @@ use object_store::{
 
 use super::FilesError;
 use super::digest::Algo;
-use super::entry::{Entry, EntryKind, Mtime, TreeEntry};
+use super::entry::{Entry, EntryKind, Mtime, Tree};
 use super::local::MAX_WALK;
 use super::name::RelPath;
 use super::storage::{Begun, Part, Reader, Shared, Storage};
@@ -349,7 +349,7 @@ impl Storage for ObjectStorage {
         listing::pages(self, rel, page)
     }
 
-    fn walk(&self, rel: &RelPath) -> Result<Vec<TreeEntry>, FilesError> {
+    fn walk(&self, rel: &RelPath) -> Result<Tree, FilesError> {
         walk::tree(self, rel)
     }
 

@@ -1,8 +1,8 @@
 //! A folder of the bucket walked whole (for folder downloads and
 //! archives): every key below it, as the folders and files they make.
 
-use std::collections::BTreeMap;
 use std::collections::btree_map::Entry as Slot;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures_util::StreamExt;
 use object_store::ObjectStore;
@@ -11,7 +11,7 @@ use object_store::path::Path;
 use super::bucket::{mtime_of, servable};
 use super::{FOLDER_MARKER, ObjectStorage, STATE_FOLDER};
 use crate::files::FilesError;
-use crate::files::entry::{EntryKind, TreeEntry};
+use crate::files::entry::{EntryKind, SkipReason, Skipped, Tree, TreeEntry};
 use crate::files::name::RelPath;
 
 /// Empty objects asked about in one walk, at most (each is a HEAD): past
@@ -19,7 +19,7 @@ use crate::files::name::RelPath;
 const MAX_PROBES: usize = 1000;
 
 /// Every folder and file below `rel`, sorted by path.
-pub(super) fn tree(storage: &ObjectStorage, rel: &RelPath) -> Result<Vec<TreeEntry>, FilesError> {
+pub(super) fn tree(storage: &ObjectStorage, rel: &RelPath) -> Result<Tree, FilesError> {
     let here = storage.describe_entry(rel)?;
     // A folder wins over a file of its name, as in listings.
     if here.kind != EntryKind::Dir && !storage.has_below(rel)? {
@@ -27,6 +27,9 @@ pub(super) fn tree(storage: &ObjectStorage, rel: &RelPath) -> Result<Vec<TreeEnt
     }
     let mut tree: BTreeMap<String, TreeEntry> = BTreeMap::new();
     let mut empty = Vec::new();
+    // Keys whose names no peer may be sent, by the first such name on
+    // their path (a folder of them is one).
+    let mut refused: BTreeSet<String> = BTreeSet::new();
     'objects: for (path, meta) in storage.objects_below(rel)? {
         if path.is_empty() {
             continue; // another tool's marker of the folder itself
@@ -41,6 +44,9 @@ pub(super) fn tree(storage: &ObjectStorage, rel: &RelPath) -> Result<Vec<TreeEnt
                 break;
             }
             if !servable(name) {
+                if *name != FOLDER_MARKER {
+                    refused.insert(parts[..=i].join("/"));
+                }
                 continue 'objects;
             }
             let at = parts[..=i].join("/");
@@ -83,7 +89,16 @@ pub(super) fn tree(storage: &ObjectStorage, rel: &RelPath) -> Result<Vec<TreeEnt
         }
     }
     // Sorted by path, a folder comes before what it holds.
-    Ok(tree.into_values().collect())
+    Ok(Tree {
+        entries: tree.into_values().collect(),
+        skipped: refused
+            .into_iter()
+            .map(|path| Skipped {
+                path,
+                why: SkipReason::Name,
+            })
+            .collect(),
+    })
 }
 
 /// Which of the empty objects listed (path, key) are another tool's

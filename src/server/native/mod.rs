@@ -18,13 +18,16 @@ use crate::files::{BodySource, Broke, FilesError, OnBreak, RelPath, UploadOption
 use crate::text::escape;
 use crate::wire::messages::{
     Count, Digest, Done, EntryBatch, ErrorCode, HelloReply, Mtime, PutReady, Request,
-    SUPPORTED_VERSIONS, TreeEntry,
+    SUPPORTED_VERSIONS, Tree, TreeEntry,
 };
 use crate::wire::{ConnError, Connection, Kind, Stream};
 
-/// Entries per `Partial` frame of a listing: well under the header cap even
-/// with 255-byte names.
+/// Entries per `Partial` frame of a listing or walk, at most.
 const BATCH: usize = 64;
+
+/// JSON per `Partial` frame, at most, before the next entry: a walk's paths
+/// are up to 4 KiB each, so a count alone could pass the header cap.
+const BATCH_BYTES: usize = 48 * 1024;
 /// Largest `plan` body (a folder upload's manifest), and the budget that
 /// all manifests being checked at once share (see `Ctx::plan_budget`).
 pub(crate) const MAX_PLAN_BODY: u64 = 32 * 1024 * 1024;
@@ -214,8 +217,8 @@ impl Session {
             }
             Request::Walk { path } => {
                 let rel = RelPath::parse(&path)?;
-                let entries = self.ctx.files.walk(self.who(), rel).await?;
-                self.send_batches(entries).await
+                let tree = self.ctx.files.walk(self.who(), rel).await?;
+                self.send_tree(tree).await
             }
             Request::Stat { path } => {
                 let rel = RelPath::parse(&path)?;
@@ -341,24 +344,44 @@ impl Session {
             self.send_partials(page).await?;
         }
         pages.end().await?;
-        self.ok(&Count { count }).await
+        self.ok(&Count {
+            count,
+            ..Count::default()
+        })
+        .await
     }
 
-    async fn send_batches<T: Serialize>(&mut self, entries: Vec<T>) -> Result<(), Fail> {
-        let count = entries.len() as u64;
-        self.send_partials(entries).await?;
-        self.ok(&Count { count }).await
+    /// A walk's entries, then what it left out.
+    async fn send_tree(&mut self, tree: Tree) -> Result<(), Fail> {
+        let count = tree.entries.len() as u64;
+        self.send_partials(tree.entries).await?;
+        self.ok(&Count::walked(count, tree.skipped)).await
     }
 
-    /// Entries as `partial` frames of up to [`BATCH`].
+    /// Entries as `partial` frames of up to [`BATCH`] entries and about
+    /// [`BATCH_BYTES`] of JSON.
     async fn send_partials<T: Serialize>(&mut self, entries: Vec<T>) -> Result<(), Fail> {
-        let mut iter = entries.into_iter().peekable();
-        while iter.peek().is_some() {
-            let batch: Vec<T> = iter.by_ref().take(BATCH).collect();
-            self.conn
-                .send(Kind::Partial, &EntryBatch { entries: batch }, 0)
-                .await?;
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        for e in entries {
+            let len = serde_json::to_vec(&e).map_or(0, |j| j.len()) + 1;
+            if !batch.is_empty() && (batch.len() == BATCH || bytes + len > BATCH_BYTES) {
+                self.send_batch(std::mem::take(&mut batch)).await?;
+                bytes = 0;
+            }
+            bytes += len;
+            batch.push(e);
         }
+        if !batch.is_empty() {
+            self.send_batch(batch).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_batch<T: Serialize>(&mut self, entries: Vec<T>) -> Result<(), Fail> {
+        self.conn
+            .send(Kind::Partial, &EntryBatch { entries }, 0)
+            .await?;
         Ok(())
     }
 
