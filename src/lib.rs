@@ -61,6 +61,26 @@
 /// Software name and version, as hellos, announcements and logs give it.
 pub const SOFTWARE: &str = concat!("ferry/", env!("CARGO_PKG_VERSION"));
 
+/// `eprintln!` that never panics: a message to standard error is worth
+/// writing but not worth dying for (a closed or full stderr made
+/// `eprintln!` end a transfer with a panic before it began).
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `eprint!` that never panics; see [`say!`].
+#[macro_export]
+macro_rules! say_part {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod access;
 pub mod chat;
 pub mod cli;

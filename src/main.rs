@@ -241,7 +241,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("ferry: cannot start the runtime: {e}");
+            ferry::say!("ferry: cannot start the runtime: {e}");
             return ExitCode::from(1);
         }
     };

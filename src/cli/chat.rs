@@ -40,7 +40,7 @@ pub(super) async fn run(args: ChatArgs) -> ExitCode {
     let r = match remote(&args.remote) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("ferry: {e}");
+            crate::say!("ferry: {e}");
             return ExitCode::from(2);
         }
     };
@@ -58,7 +58,7 @@ pub(super) async fn run(args: ChatArgs) -> ExitCode {
         return match send_one(&r, nick.as_deref(), &args.rooms, text).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("ferry: {e}");
+                crate::say!("ferry: {e}");
                 ExitCode::from(if e.is_transport() { 255 } else { 1 })
             }
         };
@@ -234,7 +234,7 @@ async fn interactive(r: Remote, nick: Option<String>, rooms: Vec<String>) -> Exi
         match start_editor(tx) {
             Ok(show) => show,
             Err(e) => {
-                eprintln!("ferry: cannot start the line editor: {e}");
+                crate::say!("ferry: cannot start the line editor: {e}");
                 return ExitCode::from(255);
             }
         }

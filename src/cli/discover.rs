@@ -52,7 +52,9 @@ pub(crate) async fn run(a: DiscoverArgs) -> ExitCode {
             match target(t, a.port) {
                 Some(addr) => list.push(addr),
                 None => {
-                    eprintln!("ferry: --to takes an IP address, with or without :PORT, not {t:?}");
+                    crate::say!(
+                        "ferry: --to takes an IP address, with or without :PORT, not {t:?}"
+                    );
                     return ExitCode::from(2);
                 }
             }
@@ -79,7 +81,7 @@ pub(crate) async fn run(a: DiscoverArgs) -> ExitCode {
         return match r {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("ferry: discovery failed: {e}");
+                crate::say!("ferry: discovery failed: {e}");
                 ExitCode::from(255)
             }
         };
@@ -88,7 +90,7 @@ pub(crate) async fn run(a: DiscoverArgs) -> ExitCode {
         match discover(&targets, a.port, wait, token.as_ref().map(|t| t.as_bytes())).await {
             Ok(f) => f,
             Err(e) => {
-                eprintln!("ferry: discovery failed: {e}");
+                crate::say!("ferry: discovery failed: {e}");
                 return ExitCode::from(255);
             }
         };
@@ -133,13 +135,13 @@ pub(crate) async fn run(a: DiscoverArgs) -> ExitCode {
         );
     }
     if found.servers.is_empty() {
-        eprintln!(
+        crate::say!(
             "ferry: no server answered within {:.1} s",
             wait.as_secs_f64()
         );
     }
     if found.rejected > 0 {
-        eprintln!(
+        crate::say!(
             "ferry: ignored {} answer(s) not signed with FERRY_TOKEN",
             found.rejected
         );

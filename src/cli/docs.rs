@@ -43,7 +43,7 @@ pub(crate) fn man(a: &ManArgs) -> ExitCode {
         // Read only in part (`ferry man | head`): nothing went wrong here.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ferry: writing the manual: {e}");
+            crate::say!("ferry: writing the manual: {e}");
             ExitCode::from(1)
         }
     }

@@ -97,7 +97,7 @@ pub(super) async fn exec(args: ExecArgs) -> ExitCode {
         (Some(script), _) => vec!["/bin/sh".into(), "-c".into(), script.clone()],
         (None, false) => args.command.clone(),
         (None, true) => {
-            eprintln!("ferry: say what to run: ferry exec HOST COMMAND [ARGS...]");
+            crate::say!("ferry: say what to run: ferry exec HOST COMMAND [ARGS...]");
             return ExitCode::from(2);
         }
     };
@@ -149,7 +149,7 @@ async fn run(
 }
 
 fn own_failure(e: &ClientError) -> ExitCode {
-    eprintln!("ferry: {e}");
+    crate::say!("ferry: {e}");
     match e {
         ClientError::Usage(_) => ExitCode::from(2),
         _ => ExitCode::from(OWN_FAILURE),
@@ -175,7 +175,7 @@ async fn on_interrupt(cancel: CancellationToken, second_quits: bool) {
     }
     cancel.cancel();
     if second_quits {
-        eprintln!("ferry: stopping the remote command (Ctrl-C again to quit now)");
+        crate::say!("ferry: stopping the remote command (Ctrl-C again to quit now)");
         if tokio::signal::ctrl_c().await.is_ok() {
             std::process::exit(130);
         }
@@ -186,18 +186,18 @@ async fn on_interrupt(cancel: CancellationToken, second_quits: bool) {
 /// status to exit with.
 fn explain(report: &ExitReport, timeout: Option<u64>) -> u8 {
     if let Some(e) = &report.error {
-        eprintln!("ferry: {}", escape(e));
+        crate::say!("ferry: {}", escape(e));
     }
     if report.timed_out {
         match timeout {
-            Some(t) => eprintln!("ferry: the command ran past its {t}s timeout and was stopped"),
+            Some(t) => crate::say!("ferry: the command ran past its {t}s timeout and was stopped"),
             None => {
-                eprintln!("ferry: the command ran past the server's time limit and was stopped")
+                crate::say!("ferry: the command ran past the server's time limit and was stopped")
             }
         }
     }
     if report.truncated {
-        eprintln!("ferry: the server dropped output beyond its limit");
+        crate::say!("ferry: the server dropped output beyond its limit");
     }
     report.status()
 }

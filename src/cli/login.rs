@@ -135,7 +135,7 @@ pub(crate) async fn login(a: LoginArgs) -> Result<(), ClientError> {
     let p = write(&all)?;
     let until = chrono::DateTime::from_timestamp(reply.until as i64, 0)
         .map_or_else(|| reply.until.to_string(), |t| t.to_rfc3339());
-    eprintln!(
+    crate::say!(
         "logged in to {authority} as {user} until {until}; kept in {}",
         p.display()
     );
@@ -155,6 +155,6 @@ pub(crate) async fn logout(a: LogoutArgs) -> Result<(), ClientError> {
         return Err(ClientError::Local(format!("no login kept for {authority}")));
     }
     write(&left)?;
-    eprintln!("forgot the login to {authority}");
+    crate::say!("forgot the login to {authority}");
     Ok(())
 }

@@ -241,7 +241,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ferry: {e}");
+            crate::say!("ferry: {e}");
             exit_code(&e)
         }
     }

@@ -37,7 +37,7 @@ pub(crate) fn print_json_exit<T: serde::Serialize>(value: &T) -> std::process::E
     match print_json(value) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ferry: {e}");
+            crate::say!("ferry: {e}");
             std::process::ExitCode::from(1)
         }
     }

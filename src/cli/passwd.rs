@@ -19,7 +19,7 @@ pub struct PasswdArgs {
 pub(super) fn read_hidden(prompt: &str) -> std::io::Result<String> {
     use nix::sys::termios::{self, LocalFlags, SetArg};
     let stdin = std::io::stdin();
-    eprint!("{prompt}");
+    crate::say_part!("{prompt}");
     let _ = std::io::stderr().flush();
     let saved = termios::tcgetattr(&stdin).map_err(std::io::Error::other)?;
     let mut quiet = saved.clone();
@@ -28,7 +28,7 @@ pub(super) fn read_hidden(prompt: &str) -> std::io::Result<String> {
     let mut line = String::new();
     let read = stdin.lock().read_line(&mut line);
     let _ = termios::tcsetattr(&stdin, SetArg::TCSANOW, &saved);
-    eprintln!();
+    crate::say!();
     read?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
@@ -56,7 +56,7 @@ fn password() -> Result<String, String> {
 pub(super) fn run(a: &PasswdArgs) -> ExitCode {
     if let Some(name) = &a.user {
         if let Err(e) = crate::access::accounts::check_name(name) {
-            eprintln!("ferry: {e}");
+            crate::say!("ferry: {e}");
             return ExitCode::from(2);
         }
     }
@@ -69,7 +69,7 @@ pub(super) fn run(a: &PasswdArgs) -> ExitCode {
     let hash = match made {
         Ok(h) => h,
         Err(e) => {
-            eprintln!("ferry: {e}");
+            crate::say!("ferry: {e}");
             return ExitCode::from(1);
         }
     };

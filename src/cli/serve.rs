@@ -24,7 +24,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     let config = match ServeConfig::load(args.dir, &args.options) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("ferry: {e:#}");
+            crate::say!("ferry: {e:#}");
             return ExitCode::from(2);
         }
     };
@@ -46,7 +46,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     let server = match Server::bind(config).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("ferry: {e:#}");
+            crate::say!("ferry: {e:#}");
             return ExitCode::from(1);
         }
     };
@@ -157,7 +157,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             use std::io::IsTerminal;
             if std::io::stderr().is_terminal() {
                 if let Some(code) = crate::qr::render(&url) {
-                    eprintln!("{code}");
+                    crate::say!("{code}");
                 }
             }
         }

@@ -99,7 +99,7 @@ pub(crate) async fn run(a: ShareArgs) -> Result<(), ClientError> {
     if let Some(url) = url {
         println!("{url}");
         if let Some(l) = reply.links.first() {
-            eprintln!(
+            crate::say!(
                 "{} of {} until {} (id {}; revoke with --revoke {})",
                 if l.upload { "upload-only" } else { "read" },
                 escape(&l.path),

@@ -66,7 +66,7 @@ pub(crate) fn run(a: &SubnetArgs) -> ExitCode {
     let report = match report {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("ferry: {e}");
+            crate::say!("ferry: {e}");
             return ExitCode::from(2);
         }
     };

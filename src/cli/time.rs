@@ -39,11 +39,11 @@ pub(crate) async fn run(a: TimeArgs) -> ExitCode {
     let remote = match parse_remote(&a.server) {
         Ok(r) if r.path.is_empty() => r,
         Ok(_) => {
-            eprintln!("ferry: time takes HOST[:PORT], without a path");
+            crate::say!("ferry: time takes HOST[:PORT], without a path");
             return ExitCode::from(2);
         }
         Err(e) => {
-            eprintln!("ferry: {e}");
+            crate::say!("ferry: {e}");
             return ExitCode::from(2);
         }
     };
@@ -57,7 +57,7 @@ pub(crate) async fn run(a: TimeArgs) -> ExitCode {
     .await
     {
         Ok(m) if a.json && a.sync => {
-            eprintln!("ferry: --sync prints for people; use it without --json");
+            crate::say!("ferry: --sync prints for people; use it without --json");
             let _ = m;
             ExitCode::from(2)
         }
@@ -85,7 +85,7 @@ pub(crate) async fn run(a: TimeArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("ferry: {e}");
+            crate::say!("ferry: {e}");
             match e {
                 TimeError::Kiss(_) | TimeError::Unsynchronised => ExitCode::from(1),
                 _ => ExitCode::from(255),
@@ -108,7 +108,7 @@ fn sync(a: &TimeArgs, offset: f64, delay: f64) -> ExitCode {
         ),
         Decision::Step(s) => format!("step the clock by {s:+.6} s"),
         Decision::Refuse(why) => {
-            eprintln!("ferry: refusing to sync: {why}");
+            crate::say!("ferry: refusing to sync: {why}");
             return ExitCode::from(1);
         }
     };
@@ -122,7 +122,7 @@ fn sync(a: &TimeArgs, offset: f64, delay: f64) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("ferry: {e}");
+            crate::say!("ferry: {e}");
             ExitCode::from(1)
         }
     }

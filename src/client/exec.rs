@@ -157,7 +157,7 @@ async fn send_input<I: AsyncRead + Unpin>(
                     }
                     r => {
                         if let Err(e) = r {
-                            eprintln!("ferry: reading stdin: {e}; closing the command's stdin");
+                            crate::say!("ferry: reading stdin: {e}; closing the command's stdin");
                         }
                         wr.send(Kind::Request, &Request::Stdin, 0).await?;
                         stdin = None;

@@ -196,11 +196,11 @@ impl Client {
         let tcp = dial(authority).await?;
         match Client::over_offered(Stream::Plain(tcp), token, true).await {
             Err(e) if e.code() == Some(ErrorCode::TlsRequired) => {
-                eprintln!("ferry: {authority} requires TLS; connecting again with TLS");
+                crate::say!("ferry: {authority} requires TLS; connecting again with TLS");
                 Client::connect_tls(authority, token, &policy.options).await
             }
             Err(ClientError::OfferedTls) => {
-                eprintln!("ferry: {authority} offers TLS; connecting again with TLS");
+                crate::say!("ferry: {authority} offers TLS; connecting again with TLS");
                 Client::connect_tls(authority, token, &policy.options).await
             }
             r => r,
@@ -295,7 +295,7 @@ impl Client {
             Some(t) if client.hello.auth_available => {
                 let remote = peer.is_some_and(|p| !p.ip().is_loopback());
                 if in_clear && remote && !CLEAR_TOKEN_SAID.swap(true, Ordering::Relaxed) {
-                    eprintln!(
+                    crate::say!(
                         "ferry: warning: sending the token to {} without TLS: anyone on the network can read it (use --tls)",
                         peer.map(|p| p.to_string()).unwrap_or_default()
                     );

@@ -250,7 +250,7 @@ static INSECURE_SAID: AtomicBool = AtomicBool::new(false);
 fn decide(known: &KnownHosts, host: &str, fp: &Fingerprint, trust: &Trust) -> Result<(), TlsError> {
     if *trust == Trust::Insecure {
         if !INSECURE_SAID.swap(true, Ordering::Relaxed) {
-            eprintln!(
+            crate::say!(
                 "ferry: warning: --insecure: the certificate of {host} is not checked (for tests only; anyone on the path could be listening)"
             );
         }
@@ -267,7 +267,7 @@ fn decide(known: &KnownHosts, host: &str, fp: &Fingerprint, trust: &Trust) -> Re
                 known.path().display()
             ))
         })?;
-        eprintln!(
+        crate::say!(
             "ferry: {note} the certificate of {host} (SHA-256 {}) in {}",
             show(fp),
             known.path().display()
