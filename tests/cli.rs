@@ -379,9 +379,11 @@ fn kernel_files_are_sent_whole_and_never_served() {
 }
 
 /// A folder download names what the server leaves out (links out, a link
-/// to a folder, FIFOs and sockets, names no peer may be sent) on standard
-/// error, escaped, and brings the rest, as a folder upload does; partial
-/// files and the server's own state are not mentioned.
+/// to a folder, FIFOs and sockets, names no peer may be sent, what cannot
+/// be read) on standard error, escaped, and brings the rest, as a folder
+/// upload does; the server's partial files and state are not mentioned.
+/// Something that could not be read fails the transfer once the rest is
+/// done; a standard error that cannot be written changes nothing.
 #[test]
 fn a_folder_download_names_what_it_left_out() {
     use std::os::unix::ffi::OsStrExt;
@@ -390,7 +392,8 @@ fn a_folder_download_names_what_it_left_out() {
     let top = root.path().join("t");
     fs::create_dir_all(top.join("sub")).unwrap();
     fs::write(top.join("sub/kept.txt"), b"kept").unwrap();
-    fs::write(top.join("upload.ferry-part"), b"half").unwrap();
+    fs::write(top.join(".upload.ferry-part"), b"half").unwrap();
+    fs::write(top.join("x.ferry-part"), b"a user's").unwrap();
     symlink("/etc", top.join("out-dir")).unwrap();
     symlink("/etc/hostname", top.join("out-file")).unwrap();
     symlink("sub", top.join("loop")).unwrap();
@@ -412,11 +415,12 @@ fn a_folder_download_names_what_it_left_out() {
         "skipping loop (link to a folder)",
         "skipping fifo (not a regular file)",
         "skipping sock (not a regular file)",
-        "skipping bell\\u{7}\u{fffd} (name not allowed)",
+        "skipping bell\\u{7}\\\\xff (name not allowed)",
+        "skipping x.ferry-part (name not allowed)",
     ] {
         assert!(err.contains(line), "{line:?} in {err}");
     }
-    assert!(!err.contains("ferry-part"), "{err}");
+    assert!(!err.contains(".upload"), "{err}");
     assert!(!err.contains('\x07'), "{err}");
     let mut got: Vec<_> = fs::read_dir(&down)
         .unwrap()
@@ -424,5 +428,96 @@ fn a_folder_download_names_what_it_left_out() {
         .collect();
     got.sort();
     assert_eq!(got, ["sub"]);
+
+    // Standard error full: the same transfer, the same outcome.
+    fs::remove_dir_all(&down).unwrap();
+    let status = Command::new(common::ferry_bin())
+        .args(["get", "-r", &from, down.to_str().unwrap()])
+        .stderr(
+            fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(fs::read(down.join("sub/kept.txt")).unwrap(), b"kept");
+
+    // A folder whose path is too long for the server to look into (as one
+    // it may not read): named, the rest brought, and the exit status 1.
+    let deep = deep_folder(&top.join("sub"));
+    fs::remove_dir_all(&down).unwrap();
+    let (rc, _, err) = run_cli(&["get", "-r", &from, down.to_str().unwrap()], &[]);
+    assert_eq!(rc, 1, "{err}");
+    assert!(
+        err.contains(&format!("skipping sub/{deep} (cannot be read)")),
+        "{err}"
+    );
+    assert!(err.contains("1 could not be read"), "{err}");
+    assert_eq!(fs::read(down.join("sub/kept.txt")).unwrap(), b"kept");
+    drop(server);
+}
+
+/// Makes folders below `at`, one inside the other, until the last one's
+/// absolute path is past PATH_MAX (made relative to each parent, as no
+/// path that long can be named whole); gives the relative path of the
+/// deepest folder whose details can still be read from the top.
+fn deep_folder(at: &std::path::Path) -> String {
+    use nix::fcntl::{OFlag, open, openat};
+    use nix::sys::stat::{Mode, mkdirat};
+    let name = "d".repeat(200);
+    let mut dir = open(at, OFlag::O_DIRECTORY | OFlag::O_RDONLY, Mode::empty()).unwrap();
+    let mut len = at.as_os_str().len();
+    let mut rel = Vec::new();
+    while len <= 4096 + 200 {
+        mkdirat(&dir, name.as_str(), Mode::S_IRWXU).unwrap();
+        dir = openat(
+            &dir,
+            name.as_str(),
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY,
+            Mode::empty(),
+        )
+        .unwrap();
+        len += 1 + name.len();
+        rel.push(name.clone());
+    }
+    // The walk names the first folder whose own path is past the limit:
+    // it was listed, but cannot be looked at.
+    let mut shown = Vec::new();
+    let mut n = at.as_os_str().len();
+    for part in &rel {
+        n += 1 + part.len();
+        shown.push(part.as_str());
+        if n >= 4096 {
+            break;
+        }
+    }
+    shown.join("/")
+}
+
+/// A local folder that an interrupted download left a partial file in
+/// still uploads: the partial file is named and left out.
+#[test]
+fn a_folder_upload_leaves_partial_files_out() {
+    let root = tempfile::tempdir().unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let tree = local.path().join("tree");
+    fs::create_dir_all(&tree).unwrap();
+    fs::write(tree.join("whole.txt"), b"whole").unwrap();
+    fs::write(tree.join(".big.bin.ferry-part"), b"half").unwrap();
+    let server = spawn_bin_server(root.path(), &["--allow-all"], &[]);
+    let to = format!("127.0.0.1:{}:/up", server.port);
+    let (rc, _, err) = run_cli(&["put", "-r", tree.to_str().unwrap(), &to], &[]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(
+        err.contains("skipping .big.bin.ferry-part (partial file of an unfinished transfer)"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read(root.path().join("up/whole.txt")).unwrap(),
+        b"whole"
+    );
+    assert!(!root.path().join("up/.big.bin.ferry-part").exists());
     drop(server);
 }

@@ -14,7 +14,7 @@ use crate::client::{Client, ClientError, TransferOpts, Transferred};
 use crate::files::RelPath;
 use crate::files::digest::Algo;
 use crate::text::escape;
-use crate::wire::messages::{EntryKind, ErrorCode, Skipped, TreeEntry};
+use crate::wire::messages::{EntryKind, ErrorCode, SkipReason, Skipped, TreeEntry};
 
 /// Flags both transfer directions share.
 #[derive(Debug, Args)]
@@ -138,7 +138,7 @@ fn print_reports(json: bool, reports: &[Report]) -> Result<(), ClientError> {
     let same = reports.iter().filter(|r| r.unchanged).count();
     if same > 0 && !json {
         let sent = reports.len() - same;
-        eprintln!("ferry: {same} unchanged (skipped), {sent} transferred");
+        crate::say!("ferry: {same} unchanged (skipped), {sent} transferred");
     }
     if json {
         super::output::print_json(&reports)?;
@@ -208,6 +208,7 @@ pub(crate) async fn get(a: GetArgs) -> Result<(), ClientError> {
         .is_none_or(|l| names_a_folder(&l.to_string_lossy()));
     let local = a.local.unwrap_or_else(|| PathBuf::from("."));
     let mut reports = Vec::new();
+    let mut unread = 0;
     match entry.kind {
         EntryKind::Dir if !a.recursive => {
             return Err(ClientError::Remote {
@@ -229,7 +230,7 @@ pub(crate) async fn get(a: GetArgs) -> Result<(), ClientError> {
                     escape(&top.display().to_string())
                 )));
             }
-            get_tree(&mut c, &r.path, &top, opts, &mut reports).await?;
+            unread = get_tree(&mut c, &r.path, &top, opts, &mut reports).await?;
         }
         _ => {
             let Some(name) = rel.file_name() else {
@@ -251,7 +252,8 @@ pub(crate) async fn get(a: GetArgs) -> Result<(), ClientError> {
             }
         }
     }
-    print_reports(a.flags.json, &reports)
+    print_reports(a.flags.json, &reports)?;
+    unread_fails(unread)
 }
 
 /// `ferry get HOST:/FILE -`: the file on standard output, as it comes.
@@ -282,12 +284,12 @@ async fn get_tree(
     top: &Path,
     opts: TransferOpts,
     reports: &mut Vec<Report>,
-) -> Result<(), ClientError> {
+) -> Result<usize, ClientError> {
     // The whole tree is named and compared before anything is written:
     // a file that is there with the same bytes is skipped, a partial one
     // resumes, and one that differs stops it all unless --force.
     let walked = c.walk(remote_dir).await?;
-    say_skipped(&walked.skipped, walked.skipped_more);
+    let unread = say_skipped(&walked.skipped, walked.skipped_more);
     let mut todo = Vec::new();
     let mut differ = Vec::new();
     for e in walked.entries {
@@ -334,7 +336,7 @@ async fn get_tree(
             }
         }
     }
-    Ok(())
+    Ok(unread)
 }
 
 pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
@@ -372,6 +374,7 @@ pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
         c.mkdir(&r.path, true).await?;
     }
     let mut reports = Vec::new();
+    let mut unread = 0;
     for src in sources {
         let path = Path::new(src);
         let meta = std::fs::metadata(path).map_err(|e| ClientError::local(path, e))?;
@@ -394,7 +397,7 @@ pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
             } else {
                 r.path.clone()
             };
-            put_tree(&mut c, path, &target, opts, &mut reports).await?;
+            unread += put_tree(&mut c, path, &target, opts, &mut reports).await?;
         } else {
             // A file goes inside a folder that is there, as with cp.
             let target = if into || dest_is_dir {
@@ -417,7 +420,8 @@ pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
             }
         }
     }
-    print_reports(a.flags.json, &reports)
+    print_reports(a.flags.json, &reports)?;
+    unread_fails(unread)
 }
 
 /// `ferry put - HOST:/FILE`: standard input, uploaded whole and verified.
@@ -458,13 +462,28 @@ async fn put_stdin(
 }
 
 /// Names what a folder transfer leaves out, one line each on standard
-/// error, as rsync does: the rest goes on, and the exit status stays 0.
-fn say_skipped(skipped: &[Skipped], more: u64) {
+/// error, as rsync does, and the rest goes on. Gives how many of them
+/// could not be read: those make the transfer fail once it is done.
+fn say_skipped(skipped: &[Skipped], more: u64) -> usize {
     for s in skipped {
-        eprintln!("ferry: skipping {} ({})", escape(&s.path), s.why.words());
+        crate::say!("ferry: skipping {} ({})", escape(&s.path), s.why.words());
     }
     if more > 0 {
-        eprintln!("ferry: skipping {more} more that the server did not name");
+        crate::say!("ferry: skipping {more} more that the server did not name");
+    }
+    skipped
+        .iter()
+        .filter(|s| s.why == SkipReason::Unreadable)
+        .count()
+}
+
+/// After a folder transfer: an error when some of it could not be read.
+fn unread_fails(unread: usize) -> Result<(), ClientError> {
+    match unread {
+        0 => Ok(()),
+        n => Err(ClientError::Local(format!(
+            "{n} could not be read (named above); everything else was transferred"
+        ))),
     }
 }
 
@@ -474,9 +493,9 @@ async fn put_tree(
     remote_top: &str,
     opts: TransferOpts,
     reports: &mut Vec<Report>,
-) -> Result<(), ClientError> {
+) -> Result<usize, ClientError> {
     let mut tree = walk_local(local)?;
-    say_skipped(&tree.skipped, 0);
+    let unread = say_skipped(&tree.skipped, 0);
     if !c.offers("hidden") {
         leave_out_hidden(&mut tree);
     }
@@ -523,7 +542,7 @@ async fn put_tree(
             }
         }
     }
-    Ok(())
+    Ok(unread)
 }
 
 /// Leaves out entries with a name starting with a dot (and what is below
@@ -549,7 +568,7 @@ fn leave_out_hidden(tree: &mut LocalTree) {
             .map(|l| escape(l).into_owned())
             .collect();
         let more = left.len().saturating_sub(3);
-        eprintln!(
+        crate::say!(
             "ferry: leaving out {}{}: the server does not take names starting with a dot (it would with --hidden)",
             names.join(", "),
             if more > 0 {

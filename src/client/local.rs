@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::ClientError;
 use crate::files::RelPath;
+use crate::files::name::{is_part_file_name, shown_name};
 use crate::files::part::mtime_of;
 use crate::wire::messages::{EntryKind, SkipReason, Skipped, TreeEntry};
 
@@ -23,26 +24,52 @@ pub struct LocalTree {
 }
 
 /// Walks `top`. A name the validator refuses fails the whole walk: a folder
-/// upload is all or nothing.
+/// upload is all or nothing. Partial files of unfinished downloads are left
+/// out, and so is what cannot be read below the top, each named in
+/// [`LocalTree::skipped`].
 pub fn walk_local(top: &Path) -> Result<LocalTree, ClientError> {
     let real_top = fs::canonicalize(top).map_err(|e| ClientError::local(top, e))?;
     let mut tree = LocalTree::default();
     let mut stack = vec![(real_top.clone(), String::new())];
     while let Some((dir, prefix)) = stack.pop() {
-        let mut items: Vec<_> = fs::read_dir(&dir)
-            .map_err(|e| ClientError::local(&dir, e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| ClientError::local(&dir, e))?;
+        let listed = fs::read_dir(&dir).and_then(|names| names.collect::<Result<Vec<_>, _>>());
+        let mut items = match listed {
+            Ok(items) => items,
+            Err(e) if prefix.is_empty() => return Err(ClientError::local(&dir, e)),
+            Err(_) => {
+                tree.skipped.push(Skipped {
+                    path: prefix,
+                    why: SkipReason::Unreadable,
+                });
+                continue;
+            }
+        };
         items.sort_by_key(|e| e.file_name());
         for item in items {
-            let name = RelPath::component_from_os(&item.file_name())?;
-            let rel = if prefix.is_empty() {
-                name
-            } else {
-                format!("{prefix}/{name}")
+            let under = |name: &str| match prefix.is_empty() {
+                true => name.to_string(),
+                false => format!("{prefix}/{name}"),
             };
+            if is_part_file_name(&item.file_name()) {
+                tree.skipped.push(Skipped {
+                    path: under(&shown_name(&item.file_name())),
+                    why: SkipReason::Partial,
+                });
+                continue;
+            }
+            let rel = under(&RelPath::component_from_os(&item.file_name())?);
             let path = item.path();
-            let lmeta = fs::symlink_metadata(&path).map_err(|e| ClientError::local(&path, e))?;
+            let lmeta = match fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(_) => {
+                    tree.skipped.push(Skipped {
+                        path: rel,
+                        why: SkipReason::Unreadable,
+                    });
+                    continue;
+                }
+            };
             let meta = if lmeta.file_type().is_symlink() {
                 match fs::canonicalize(&path) {
                     Ok(real) if real.starts_with(&real_top) => match fs::metadata(&real) {

@@ -87,6 +87,12 @@ pub enum SkipReason {
     LinkToFolder,
     /// A FIFO, socket or device.
     Special,
+    /// Its folder or its details could not be read (permissions, a path
+    /// too long): not left out by choice, so the transfer fails at its end.
+    Unreadable,
+    /// A partial file of a transfer that did not finish (uploads only: a
+    /// server never names its own).
+    Partial,
     /// A reason this build does not know (from a newer peer).
     #[serde(other)]
     Other,
@@ -100,6 +106,8 @@ impl SkipReason {
             SkipReason::LinkOut => "link leads outside",
             SkipReason::LinkToFolder => "link to a folder",
             SkipReason::Special => "not a regular file",
+            SkipReason::Unreadable => "cannot be read",
+            SkipReason::Partial => "partial file of an unfinished transfer",
             SkipReason::Other => "not served",
         }
     }

@@ -17,6 +17,31 @@ use std::path::{Path, PathBuf};
 
 /// Suffix of in-progress transfer files; reserved, never a valid name.
 pub const PART_SUFFIX: &str = ".ferry-part";
+
+/// Whether `name` has the form of a partial file ferry makes
+/// (`.NAME.ferry-part`), which transfers leave out without a word.
+pub fn is_part_file_name(name: &std::ffi::OsStr) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let b = name.as_bytes();
+    b.len() > PART_SUFFIX.len() + 1 && b[0] == b'.' && b.ends_with(PART_SUFFIX.as_bytes())
+}
+
+/// A name as text to show, whatever its bytes: those that are not UTF-8
+/// become `\xNN` (escaped for printing like any backslash, so they can
+/// never pass for a character a real name holds).
+pub fn shown_name(name: &std::ffi::OsStr) -> String {
+    use std::fmt::Write as _;
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for chunk in name.as_bytes().utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
 /// Longest accepted component, in bytes.
 pub const MAX_COMPONENT: usize = 255;
 /// Longest accepted path, in bytes.
@@ -233,9 +258,15 @@ pub fn check_batch<'a>(
             });
         }
         if !seen.insert(rel.as_wire().to_lowercase()) {
+            let twice = out.iter().any(|o: &RelPath| o.as_wire() == rel.as_wire());
             return Err(NameError {
                 name: quote(raw),
-                reason: "appears twice in the batch",
+                reason: match twice {
+                    true => "appears twice in the batch",
+                    false => {
+                        "differs from another name in the folder only in case, which a disk that ignores case would make one file; ferry does not copy such pairs"
+                    }
+                },
             });
         }
         if !is_dir {
@@ -342,7 +373,10 @@ mod tests {
     #[test]
     fn batches_are_checked_whole() {
         assert!(check_batch([("a", true), ("a/b.txt", false)]).is_ok());
-        assert!(check_batch([("a.txt", false), ("A.TXT", false)]).is_err());
+        let e = check_batch([("a.txt", false), ("A.TXT", false)]).unwrap_err();
+        assert!(e.to_string().contains("only in case"), "{e}");
+        let e = check_batch([("a.txt", false), ("a.txt", false)]).unwrap_err();
+        assert!(e.to_string().contains("appears twice"), "{e}");
         assert!(check_batch([("f", false), ("f/x", false)]).is_err());
         assert!(check_batch([("ok", false), ("../bad", false)]).is_err());
         assert!(check_batch([("/abs", false)]).is_err());

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::super::FilesError;
 use super::super::entry::{Entry, EntryKind, SkipReason, Skipped, Tree, TreeEntry};
-use super::super::name::{PART_SUFFIX, RelPath};
+use super::super::name::{PART_SUFFIX, RelPath, is_part_file_name, shown_name};
 use super::super::part::mtime_of;
 use super::{LocalDisk, MAX_WALK};
 use crate::files::storage::Storage;
@@ -66,10 +66,16 @@ impl LocalDisk {
         let mut tree = Tree::default();
         let mut stack = vec![(top, String::new())];
         while let Some((dir, prefix)) = stack.pop() {
-            let mut names: Vec<_> = fs::read_dir(&dir)
-                .map_err(|e| FilesError::from_io(rel, e))?
-                .filter_map(Result::ok)
-                .collect();
+            let mut names: Vec<_> = match fs::read_dir(&dir) {
+                Ok(names) => names.filter_map(Result::ok).collect(),
+                // The top is the request's; a folder below that cannot be
+                // read is named, and the rest still walked.
+                Err(e) if prefix.is_empty() => return Err(FilesError::from_io(rel, e)),
+                Err(_) => {
+                    skip(&mut tree, prefix, SkipReason::Unreadable);
+                    continue;
+                }
+            };
             names.sort_by_key(|e| e.file_name());
             for item in names {
                 if tree.entries.len() + tree.skipped.len() > MAX_WALK {
@@ -84,15 +90,21 @@ impl LocalDisk {
                 let os = item.file_name();
                 let Some(name) = listable_name(&os) else {
                     // Partial files are the server's own, as is what it fences.
-                    let shown = os.to_string_lossy();
-                    if !shown.ends_with(PART_SUFFIX) && !self.is_fenced(&item.path()) {
-                        skip(&mut tree, under(&shown), SkipReason::Name);
+                    if !is_part_file_name(&os) && !self.is_fenced(&item.path()) {
+                        skip(&mut tree, under(&shown_name(&os)), SkipReason::Name);
                     }
                     continue;
                 };
                 let path = under(&name);
                 let is_link = item.file_type().map(|t| t.is_symlink()).unwrap_or(true);
                 let Some(e) = self.describe(&item.path(), name) else {
+                    // Gone since it was listed, or the server's own: not a
+                    // word. Anything else kept it from being looked at.
+                    let unseen = fs::symlink_metadata(item.path())
+                        .is_err_and(|e| e.kind() != std::io::ErrorKind::NotFound);
+                    if unseen && !self.is_fenced(&item.path()) {
+                        skip(&mut tree, path, SkipReason::Unreadable);
+                    }
                     continue;
                 };
                 match e.kind {
