@@ -521,3 +521,35 @@ fn a_folder_upload_leaves_partial_files_out() {
     assert!(!root.path().join("up/.big.bin.ferry-part").exists());
     drop(server);
 }
+
+/// Two names that differ only in case are two files where the disk keeps
+/// them apart (as here): both go up and come back down.
+#[test]
+fn names_differing_only_in_case_both_travel_where_the_disk_keeps_them_apart() {
+    let root = tempfile::tempdir().unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let tree = local.path().join("src");
+    fs::create_dir_all(tree.join("net")).unwrap();
+    fs::write(tree.join("Makefile"), b"upper").unwrap();
+    fs::write(tree.join("makefile"), b"lower").unwrap();
+    fs::write(tree.join("net/xt_TCPMSS.c"), b"target").unwrap();
+    fs::write(tree.join("net/xt_tcpmss.c"), b"match").unwrap();
+    let server = spawn_bin_server(root.path(), &["--allow-all"], &[]);
+    let at = format!("127.0.0.1:{}:/src", server.port);
+    let (rc, _, err) = run_cli(&["put", "-r", tree.to_str().unwrap(), &at], &[]);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(
+        fs::read(root.path().join("src/Makefile")).unwrap(),
+        b"upper"
+    );
+    assert_eq!(
+        fs::read(root.path().join("src/makefile")).unwrap(),
+        b"lower"
+    );
+    let down = local.path().join("down");
+    let (rc, _, err) = run_cli(&["get", "-r", &at, down.to_str().unwrap()], &[]);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(fs::read(down.join("net/xt_TCPMSS.c")).unwrap(), b"target");
+    assert_eq!(fs::read(down.join("net/xt_tcpmss.c")).unwrap(), b"match");
+    drop(server);
+}

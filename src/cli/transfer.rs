@@ -289,6 +289,17 @@ async fn get_tree(
     // a file that is there with the same bytes is skipped, a partial one
     // resumes, and one that differs stops it all unless --force.
     let walked = c.walk(remote_dir).await?;
+    // Two names that differ only in case would be one file here, on a
+    // disk that ignores case: refused before anything is written.
+    if crate::files::case::ignores_case(top) {
+        crate::files::name::check_batch(
+            walked
+                .entries
+                .iter()
+                .map(|e| (e.path.as_str(), e.kind == EntryKind::Dir)),
+            true,
+        )?;
+    }
     let unread = say_skipped(&walked.skipped, walked.skipped_more);
     let mut todo = Vec::new();
     let mut differ = Vec::new();
@@ -499,11 +510,14 @@ async fn put_tree(
     if !c.offers("hidden") {
         leave_out_hidden(&mut tree);
     }
-    // Checked whole, here and again on the server, before anything is sent.
+    // Checked whole, here and again on the server, before anything is
+    // sent; whether two names may differ only in case is the server's
+    // disk's to say.
     crate::files::name::check_batch(
         tree.entries
             .iter()
             .map(|e| (e.path.as_str(), e.kind == EntryKind::Dir)),
+        false,
     )?;
     // What is there already: a file with the same bytes is skipped, a
     // partial one resumes (the server offers it), and one that differs is

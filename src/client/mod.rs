@@ -391,12 +391,16 @@ impl Client {
     pub async fn walk(&mut self, path: &str) -> Result<Walked> {
         let (entries, end): (Vec<TreeEntry>, Count) =
             self.batches(&Request::Walk { path: path.into() }).await?;
-        crate::files::name::check_batch(entries.iter().map(|e| {
-            (
-                e.path.as_str(),
-                e.kind == crate::wire::messages::EntryKind::Dir,
-            )
-        }))?;
+        // Case pairs are for the destination to judge (see get -r).
+        crate::files::name::check_batch(
+            entries.iter().map(|e| {
+                (
+                    e.path.as_str(),
+                    e.kind == crate::wire::messages::EntryKind::Dir,
+                )
+            }),
+            false,
+        )?;
         Ok(Walked {
             entries,
             skipped: end.skipped,

@@ -248,6 +248,10 @@ impl Storage for LocalDisk {
         self.walk_tree(rel)
     }
 
+    fn ignores_case(&self, rel: &RelPath) -> bool {
+        super::case::ignores_case(&rel.to_path(&self.root))
+    }
+
     /// Describes one entry.
     fn stat(&self, rel: &RelPath) -> Result<Entry, FilesError> {
         let real = self.resolve(rel)?;

@@ -2,6 +2,7 @@
 //! [`Storage`] (the local folder first), atomic verified writes, and the
 //! one name validator every door and the client share.
 
+pub mod case;
 pub mod digest;
 pub mod digests;
 pub mod entry;

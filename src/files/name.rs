@@ -229,12 +229,18 @@ fn quote(s: &str) -> String {
 pub const MAX_BATCH_PARTS: usize = 2_000_000;
 
 /// Checks a whole batch of tree paths before anything is written: every
-/// path valid, none twice (case-insensitively, so a batch cannot collide
-/// with itself on a case-insensitive disk), no file standing where another
-/// entry needs a folder, and no more than [`MAX_BATCH_PARTS`] components.
+/// path valid, none twice (with `fold_case`, for a disk that ignores case,
+/// not even in another case: the batch would collide with itself there;
+/// see [`crate::files::case`]), no file standing where another entry needs
+/// a folder, and no more than [`MAX_BATCH_PARTS`] components.
 pub fn check_batch<'a>(
     paths: impl IntoIterator<Item = (&'a str, bool)>,
+    fold_case: bool,
 ) -> Result<Vec<RelPath>, NameError> {
+    let key = |rel: &RelPath| match fold_case {
+        true => rel.as_wire().to_lowercase(),
+        false => rel.as_wire(),
+    };
     let mut seen = HashSet::new();
     let mut files = HashSet::new();
     let mut out = Vec::new();
@@ -257,20 +263,20 @@ pub fn check_batch<'a>(
                 reason: "a batch entry must be a relative path",
             });
         }
-        if !seen.insert(rel.as_wire().to_lowercase()) {
+        if !seen.insert(key(&rel)) {
             let twice = out.iter().any(|o: &RelPath| o.as_wire() == rel.as_wire());
             return Err(NameError {
                 name: quote(raw),
                 reason: match twice {
                     true => "appears twice in the batch",
                     false => {
-                        "differs from another name in the folder only in case, which a disk that ignores case would make one file; ferry does not copy such pairs"
+                        "differs from another name in the folder only in case, and the disk it goes to ignores case: it would make them one file"
                     }
                 },
             });
         }
         if !is_dir {
-            files.insert(rel.as_wire().to_lowercase());
+            files.insert(key(&rel));
         }
         out.push(rel);
     }
@@ -372,24 +378,30 @@ mod tests {
 
     #[test]
     fn batches_are_checked_whole() {
-        assert!(check_batch([("a", true), ("a/b.txt", false)]).is_ok());
-        let e = check_batch([("a.txt", false), ("A.TXT", false)]).unwrap_err();
+        assert!(check_batch([("a", true), ("a/b.txt", false)], true).is_ok());
+        let e = check_batch([("a.txt", false), ("A.TXT", false)], true).unwrap_err();
         assert!(e.to_string().contains("only in case"), "{e}");
-        let e = check_batch([("a.txt", false), ("a.txt", false)]).unwrap_err();
-        assert!(e.to_string().contains("appears twice"), "{e}");
-        assert!(check_batch([("f", false), ("f/x", false)]).is_err());
-        assert!(check_batch([("ok", false), ("../bad", false)]).is_err());
-        assert!(check_batch([("/abs", false)]).is_err());
-        assert!(check_batch([("", true)]).is_err());
+        // Where the disk keeps them apart, both are fine.
+        assert!(check_batch([("a.txt", false), ("A.TXT", false)], false).is_ok());
+        assert!(check_batch([("f", false), ("F/x", false)], true).is_err());
+        assert!(check_batch([("f", false), ("F/x", false)], false).is_ok());
+        for fold in [true, false] {
+            let e = check_batch([("a.txt", false), ("a.txt", false)], fold).unwrap_err();
+            assert!(e.to_string().contains("appears twice"), "{e}");
+        }
+        assert!(check_batch([("f", false), ("f/x", false)], false).is_err());
+        assert!(check_batch([("ok", false), ("../bad", false)], false).is_err());
+        assert!(check_batch([("/abs", false)], false).is_err());
+        assert!(check_batch([("", true)], false).is_err());
     }
 
     #[test]
     fn a_batch_of_deep_paths_is_bounded_in_all() {
         let deep = vec!["a/"; 1999].concat() + "f";
         let paths: Vec<String> = (0..1100).map(|i| format!("d{i}/{deep}")).collect();
-        let e = check_batch(paths.iter().map(|p| (p.as_str(), false))).unwrap_err();
+        let e = check_batch(paths.iter().map(|p| (p.as_str(), false)), true).unwrap_err();
         assert!(e.to_string().contains("path components"), "{e}");
         // The same paths, fewer of them, pass.
-        assert!(check_batch(paths[..900].iter().map(|p| (p.as_str(), false))).is_ok());
+        assert!(check_batch(paths[..900].iter().map(|p| (p.as_str(), false)), true).is_ok());
     }
 }

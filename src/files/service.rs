@@ -496,6 +496,7 @@ fn plan_fits(
         entries
             .iter()
             .map(|e| (e.path.as_str(), e.kind == EntryKind::Dir)),
+        s.ignores_case(base),
     )?;
     match s.stat(base) {
         Ok(e) if e.kind != EntryKind::Dir => {

@@ -100,6 +100,10 @@ impl Storage for Shown {
         })
     }
 
+    fn ignores_case(&self, rel: &RelPath) -> bool {
+        self.inner.ignores_case(rel)
+    }
+
     fn walk(&self, rel: &RelPath) -> Result<Tree, FilesError> {
         self.seen(rel)?;
         let mut tree = self.inner.walk(rel)?;

@@ -68,6 +68,13 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     /// relative to `rel`, and what was left out.
     fn walk(&self, rel: &RelPath) -> Result<Tree, FilesError>;
 
+    /// Whether names below `rel` that differ only in case would be one
+    /// file (see [`crate::files::case`]): then a folder upload may not
+    /// hold such a pair. Yes unless the storage knows better.
+    fn ignores_case(&self, _rel: &RelPath) -> bool {
+        true
+    }
+
     /// Opens a regular file for reading; a folder is `IsADirectory`, and
     /// anything else but a file is refused.
     fn open_read(&self, rel: &RelPath) -> Result<(Reader, Entry), FilesError>;

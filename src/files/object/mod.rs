@@ -353,6 +353,11 @@ impl Storage for ObjectStorage {
         walk::tree(self, rel)
     }
 
+    /// Keys are compared byte for byte.
+    fn ignores_case(&self, _rel: &RelPath) -> bool {
+        false
+    }
+
     fn open_read(&self, rel: &RelPath) -> Result<(Reader, Entry), FilesError> {
         // One HEAD: the file's size, time and version (the reads are
         // pinned to it).
