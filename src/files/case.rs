@@ -45,19 +45,21 @@ pub fn ignores_case(dir: &Path) -> bool {
 
 /// Looks up `path` with its last name's case turned: `Some(true)` when the
 /// same file answers, `Some(false)` when none or another does, `None` when
-/// the name has no case to turn or cannot be looked at.
+/// the name has no ASCII letter to turn or cannot be looked at.
 fn turned_answers(path: &Path) -> Option<bool> {
+    // ASCII letters only: every disk that ignores case folds them, while
+    // beyond them the rules differ (`ß` has no one-letter capital).
     let name = path.file_name()?.to_str()?;
-    let turned: String = name
-        .chars()
-        .map(|c| match c.is_lowercase() {
-            true => c.to_uppercase().next().unwrap_or(c),
-            false => c.to_lowercase().next().unwrap_or(c),
-        })
-        .collect();
-    if turned == name {
+    if !name.bytes().any(|b| b.is_ascii_alphabetic()) {
         return None;
     }
+    let turned: String = name
+        .chars()
+        .map(|c| match c.is_ascii_lowercase() {
+            true => c.to_ascii_uppercase(),
+            false => c.to_ascii_lowercase(),
+        })
+        .collect();
     let real = fs::symlink_metadata(path).ok()?;
     match fs::symlink_metadata(path.with_file_name(&turned)) {
         Ok(other) => Some(other.dev() == real.dev() && other.ino() == real.ino()),
@@ -100,6 +102,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("123"), b"x").unwrap();
         assert_eq!(turned_answers(&dir.path().join("123")), None);
+        std::fs::write(dir.path().join("ßä"), b"x").unwrap();
+        assert_eq!(turned_answers(&dir.path().join("ßä")), None);
         assert_eq!(turned_answers(&dir.path().join("gone")), None);
     }
 }
