@@ -10,12 +10,14 @@ mod login;
 mod output;
 mod passwd;
 mod ping;
+mod report;
 mod serve;
 mod share;
 mod subnet;
 mod terminal;
 mod time;
 mod transfer;
+mod tree;
 
 use std::process::ExitCode;
 

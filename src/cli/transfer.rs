@@ -1,20 +1,19 @@
 //! `ferry get` and `ferry put`: files and whole folders, with automatic,
 //! verified resume and progress bars on a terminal.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use serde::Serialize;
 
 use super::output::bar;
+use super::report::{join_remote, print_reports, report, unchanged};
+use super::tree::{get_tree, put_tree, unread_fails};
 use super::{connect, remote};
-use crate::client::local::{LocalTree, spool, walk_local};
+use crate::client::local::spool;
 use crate::client::{Client, ClientError, TransferOpts, Transferred};
 use crate::files::RelPath;
-use crate::files::digest::Algo;
 use crate::text::escape;
-use crate::wire::messages::{EntryKind, ErrorCode, SkipReason, Skipped, TreeEntry};
+use crate::wire::messages::{EntryKind, ErrorCode};
 
 /// Flags both transfer directions share.
 #[derive(Debug, Args)]
@@ -84,47 +83,6 @@ pub struct PutArgs {
     pub tls: super::TlsArgs,
 }
 
-/// One line of the `--json` report: the digest under its algorithm's
-/// name (`blake3` or `sha256`).
-#[derive(Debug, Serialize)]
-struct Report {
-    path: String,
-    size: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sha256: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    blake3: Option<String>,
-    resumed_from: u64,
-    /// Already there, the same bytes: nothing was sent.
-    unchanged: bool,
-}
-
-fn report(path: &str, t: &Transferred) -> Report {
-    let mut r = unchanged(path, t.size, t.digest.clone(), t.algo);
-    r.resumed_from = t.resumed_from;
-    r.unchanged = false;
-    r
-}
-
-fn unchanged(path: &str, size: u64, digest: String, algo: Algo) -> Report {
-    let (sha256, blake3) = match algo {
-        Algo::Sha256 => (Some(digest), None),
-        Algo::Blake3 => (None, Some(digest)),
-    };
-    Report {
-        path: path.to_string(),
-        size,
-        sha256,
-        blake3,
-        resumed_from: size,
-        unchanged: true,
-    }
-}
-
-fn join_remote(dir: &str, name: &str) -> String {
-    format!("{}/{name}", dir.trim_end_matches('/'))
-}
-
 /// Whether a destination names a folder to copy into, rather than the
 /// copy itself: it ends with `/`, or is `.`, `..` or the server's root.
 /// One rule for get and put (rclone's, with scp's trailing slash): a
@@ -132,18 +90,6 @@ fn join_remote(dir: &str, name: &str) -> String {
 /// again lands in the same place.
 fn names_a_folder(dest: &str) -> bool {
     dest.is_empty() || dest.ends_with('/') || matches!(dest.rsplit('/').next(), Some("." | ".."))
-}
-
-fn print_reports(json: bool, reports: &[Report]) -> Result<(), ClientError> {
-    let same = reports.iter().filter(|r| r.unchanged).count();
-    if same > 0 && !json {
-        let sent = reports.len() - same;
-        crate::say!("ferry: {same} unchanged (skipped), {sent} transferred");
-    }
-    if json {
-        super::output::print_json(&reports)?;
-    }
-    Ok(())
 }
 
 /// The SHA-256 of a local file that is already there with the same bytes
@@ -175,18 +121,6 @@ async fn same_there(
         Ok(_) => Ok(None),
         Err(e) if e.code() == Some(ErrorCode::NotFound) => Ok(None),
         Err(e) => Err(e),
-    }
-}
-
-/// Refuses when files in the way differ and `--force` was not given.
-fn refuse_differing(differ: &[String]) -> Result<(), ClientError> {
-    match differ {
-        [] => Ok(()),
-        [one] => Err(ClientError::Exists(format!("{one} exists and differs"))),
-        [first, rest @ ..] => Err(ClientError::Exists(format!(
-            "{first} and {} more exist and differ",
-            rest.len()
-        ))),
     }
 }
 
@@ -276,78 +210,6 @@ async fn get_to_stdout(
     }
     c.get_to(path, &mut tokio::io::stdout()).await?;
     Ok(())
-}
-
-async fn get_tree(
-    c: &mut Client,
-    remote_dir: &str,
-    top: &Path,
-    opts: TransferOpts,
-    reports: &mut Vec<Report>,
-) -> Result<usize, ClientError> {
-    // The whole tree is named and compared before anything is written:
-    // a file that is there with the same bytes is skipped, a partial one
-    // resumes, and one that differs stops it all unless --force.
-    let walked = c.walk(remote_dir).await?;
-    // Two names that differ only in case would be one file here, on a
-    // disk that ignores case: refused before anything is written.
-    if crate::files::case::ignores_case(top) {
-        crate::files::name::check_batch(
-            walked
-                .entries
-                .iter()
-                .map(|e| (e.path.as_str(), e.kind == EntryKind::Dir)),
-            true,
-        )?;
-    }
-    let unread = say_skipped(&walked.skipped, walked.skipped_more);
-    let mut todo = Vec::new();
-    let mut differ = Vec::new();
-    for e in walked.entries {
-        let dest = RelPath::parse(&e.path)?.to_path(top);
-        if e.kind != EntryKind::File {
-            if std::fs::symlink_metadata(&dest).is_ok_and(|m| !m.is_dir()) {
-                return Err(ClientError::Local(format!(
-                    "{} is in the way of a folder",
-                    escape(&dest.display().to_string())
-                )));
-            }
-            todo.push((e, dest));
-            continue;
-        }
-        let from = join_remote(remote_dir, &e.path);
-        let shown = escape(&dest.display().to_string()).into_owned();
-        match std::fs::symlink_metadata(&dest) {
-            Err(_) => todo.push((e, dest)),
-            Ok(m) if m.is_file() && m.len() == e.size => {
-                match c.same_file(&from, &dest, e.size).await? {
-                    Some(sha) => reports.push(unchanged(&shown, e.size, sha, c.digest())),
-                    None if opts.force => todo.push((e, dest)),
-                    None => differ.push(shown),
-                }
-            }
-            Ok(m) if m.is_dir() => {
-                return Err(ClientError::Local(format!("{shown} is a folder")));
-            }
-            Ok(_) if opts.force => todo.push((e, dest)),
-            Ok(_) => differ.push(shown),
-        }
-    }
-    refuse_differing(&differ)?;
-    std::fs::create_dir_all(top).map_err(|e| ClientError::local(top, e))?;
-    for (e, dest) in todo {
-        match e.kind {
-            EntryKind::Dir => {
-                std::fs::create_dir_all(&dest).map_err(|err| ClientError::local(&dest, err))?
-            }
-            _ => {
-                let from = join_remote(remote_dir, &e.path);
-                let t = c.get_file(&from, &dest, opts, &bar(&e.path)).await?;
-                reports.push(report(&dest.display().to_string(), &t));
-            }
-        }
-    }
-    Ok(unread)
 }
 
 pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
@@ -470,128 +332,4 @@ async fn put_stdin(
         ..opts
     };
     c.put_file(&path, target, opts, &bar(target)).await
-}
-
-/// Names what a folder transfer leaves out, one line each on standard
-/// error, as rsync does, and the rest goes on. Gives how many of them
-/// could not be read: those make the transfer fail once it is done.
-fn say_skipped(skipped: &[Skipped], more: u64) -> usize {
-    for s in skipped {
-        crate::say!("ferry: skipping {} ({})", escape(&s.path), s.why.words());
-    }
-    if more > 0 {
-        crate::say!("ferry: skipping {more} more that the server did not name");
-    }
-    skipped
-        .iter()
-        .filter(|s| s.why == SkipReason::Unreadable)
-        .count()
-}
-
-/// After a folder transfer: an error when some of it could not be read.
-fn unread_fails(unread: usize) -> Result<(), ClientError> {
-    match unread {
-        0 => Ok(()),
-        n => Err(ClientError::Local(format!(
-            "{n} could not be read (named above); everything else was transferred"
-        ))),
-    }
-}
-
-async fn put_tree(
-    c: &mut Client,
-    local: &Path,
-    remote_top: &str,
-    opts: TransferOpts,
-    reports: &mut Vec<Report>,
-) -> Result<usize, ClientError> {
-    let mut tree = walk_local(local)?;
-    let unread = say_skipped(&tree.skipped, 0);
-    if !c.offers("hidden") {
-        leave_out_hidden(&mut tree);
-    }
-    // Checked whole, here and again on the server, before anything is
-    // sent; whether two names may differ only in case is the server's
-    // disk's to say.
-    crate::files::name::check_batch(
-        tree.entries
-            .iter()
-            .map(|e| (e.path.as_str(), e.kind == EntryKind::Dir)),
-        false,
-    )?;
-    // What is there already: a file with the same bytes is skipped, a
-    // partial one resumes (the server offers it), and one that differs is
-    // refused by the plan unless --force.
-    let there: HashMap<String, u64> = match c.walk(remote_top).await {
-        Ok(v) => v
-            .entries
-            .into_iter()
-            .filter(|e| e.kind == EntryKind::File)
-            .map(|e| (e.path, e.size))
-            .collect(),
-        Err(e) if e.code() == Some(ErrorCode::NotFound) => HashMap::new(),
-        Err(e) if e.code() == Some(ErrorCode::NotADirectory) => HashMap::new(),
-        Err(e) => return Err(e),
-    };
-    let mut todo = Vec::new();
-    for (e, path) in tree.entries.into_iter().zip(tree.paths) {
-        let target = join_remote(remote_top, &e.path);
-        if e.kind == EntryKind::File && there.get(&e.path) == Some(&e.size) {
-            if let Some(sha) = c.same_file(&target, &path, e.size).await? {
-                reports.push(unchanged(&target, e.size, sha, c.digest()));
-                continue;
-            }
-        }
-        todo.push((e, path, target));
-    }
-    let planned: Vec<TreeEntry> = todo.iter().map(|(e, _, _)| e.clone()).collect();
-    c.plan(remote_top, &planned, opts.force).await?;
-    c.mkdir(remote_top, true).await?;
-    for (e, path, target) in todo {
-        match e.kind {
-            EntryKind::Dir => c.mkdir(&target, true).await?,
-            _ => {
-                let t = c.put_file(&path, &target, opts, &bar(&e.path)).await?;
-                reports.push(report(&target, &t));
-            }
-        }
-    }
-    Ok(unread)
-}
-
-/// Leaves out entries with a name starting with a dot (and what is below
-/// them), for a server that does not take such names, and says so once.
-fn leave_out_hidden(tree: &mut LocalTree) {
-    let hidden = |p: &str| p.split('/').any(crate::files::shown::is_hidden_name);
-    let mut kept = LocalTree::default();
-    let mut left: Vec<String> = Vec::new();
-    for (e, path) in tree.entries.drain(..).zip(tree.paths.drain(..)) {
-        if hidden(&e.path) {
-            if !left.iter().any(|l| e.path.starts_with(&format!("{l}/"))) {
-                left.push(e.path);
-            }
-            continue;
-        }
-        kept.entries.push(e);
-        kept.paths.push(path);
-    }
-    if !left.is_empty() {
-        let names: Vec<_> = left
-            .iter()
-            .take(3)
-            .map(|l| escape(l).into_owned())
-            .collect();
-        let more = left.len().saturating_sub(3);
-        crate::say!(
-            "ferry: leaving out {}{}: the server does not take names starting with a dot (it would with --hidden)",
-            names.join(", "),
-            if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            }
-        );
-    }
-    tree.entries = kept.entries;
-    tree.paths = kept.paths;
 }
