@@ -238,7 +238,8 @@ fn a_file_removed_during_a_folder_upload_is_named_and_the_rest_goes() {
     let big = vec![7u8; 192 << 20];
     fs::write(top.join("a-big.bin"), &big).unwrap();
     fs::write(top.join("b-goes.txt"), b"soon gone").unwrap();
-    fs::write(top.join("c-stays.txt"), b"stays").unwrap();
+    fs::write(top.join("c-becomes-a-folder.txt"), b"soon a folder").unwrap();
+    fs::write(top.join("d-stays.txt"), b"stays").unwrap();
     let server = spawn_bin_server(root.path(), &["--allow-all"], &[]);
     let to = format!("127.0.0.1:{}:/up", server.port);
     let child = Command::new(common::ferry_bin())
@@ -249,13 +250,17 @@ fn a_file_removed_during_a_folder_upload_is_named_and_the_rest_goes() {
         .unwrap();
     begun(&root.path().join("up"));
     fs::remove_file(top.join("b-goes.txt")).unwrap();
+    fs::remove_file(top.join("c-becomes-a-folder.txt")).unwrap();
+    fs::create_dir(top.join("c-becomes-a-folder.txt")).unwrap();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("skipping b-goes.txt ("), "{err}");
-    assert!(err.contains("1 could not be copied"), "{err}");
+    assert!(err.contains("skipping c-becomes-a-folder.txt ("), "{err}");
+    assert!(err.contains("2 could not be copied"), "{err}");
     let up = root.path().join("up");
-    assert_eq!(fs::read(up.join("c-stays.txt")).unwrap(), b"stays");
+    assert_eq!(fs::read(up.join("d-stays.txt")).unwrap(), b"stays");
+    assert!(!up.join("c-becomes-a-folder.txt").exists());
     assert_eq!(fs::read(up.join("a-big.bin")).unwrap().len(), big.len());
     assert!(!up.join("b-goes.txt").exists());
     drop(server);

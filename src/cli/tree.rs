@@ -37,17 +37,13 @@ pub(super) async fn get_tree(
     // a file that is there with the same bytes is skipped, a partial one
     // resumes, and one that differs stops it all unless --force.
     let walked = c.walk(remote_dir).await?;
-    // Two names that differ only in case would be one file here, on a
-    // disk that ignores case: refused before anything is written.
-    if crate::files::case::ignores_case(top) {
-        crate::files::name::check_batch(
-            walked
-                .entries
-                .iter()
-                .map(|e| (e.path.as_str(), e.kind == EntryKind::Dir)),
-            true,
-        )?;
-    }
+    // Two names that differ only in case would be one file here, in a
+    // folder on a disk that ignores case: refused before anything is
+    // written. Each folder that holds such a pair is asked of its disk.
+    crate::files::case::refuse_merging_pairs(
+        walked.entries.iter().map(|e| e.path.as_str()),
+        |folder| crate::files::case::ignores_case(&top.join(folder)),
+    )?;
     let unread = say_skipped(&walked.skipped, walked.skipped_more);
     let mut todo = Vec::new();
     let mut differ = Vec::new();
@@ -161,7 +157,6 @@ pub(super) async fn put_tree(
         tree.entries
             .iter()
             .map(|e| (e.path.as_str(), e.kind == EntryKind::Dir)),
-        false,
     )?;
     // What is there already: a file with the same bytes is skipped, a
     // partial one resumes (the server offers it), and one that differs is
@@ -197,9 +192,10 @@ pub(super) async fn put_tree(
             EntryKind::Dir => c.mkdir(&target, true).await?,
             _ => match c.put_file(&path, &target, opts, &bar(&e.path)).await {
                 Ok(t) => reports.push(report(&target, &t)),
-                // Removed here since the folder was walked: said, and the
-                // rest goes on.
-                Err(err) if std::fs::symlink_metadata(&path).is_err() => {
+                // This file could not be read here (removed or replaced
+                // since the folder was walked, or unreadable): said, and
+                // the rest goes on. What the server refuses stops it all.
+                Err(err @ ClientError::Local(_)) => {
                     crate::say!("ferry: skipping {} ({err})", escape(&e.path));
                     unread += 1;
                 }

@@ -392,15 +392,12 @@ impl Client {
         let (entries, end): (Vec<TreeEntry>, Count) =
             self.batches(&Request::Walk { path: path.into() }).await?;
         // Case pairs are for the destination to judge (see get -r).
-        crate::files::name::check_batch(
-            entries.iter().map(|e| {
-                (
-                    e.path.as_str(),
-                    e.kind == crate::wire::messages::EntryKind::Dir,
-                )
-            }),
-            false,
-        )?;
+        crate::files::name::check_batch(entries.iter().map(|e| {
+            (
+                e.path.as_str(),
+                e.kind == crate::wire::messages::EntryKind::Dir,
+            )
+        }))?;
         Ok(Walked {
             entries,
             skipped: end.skipped,

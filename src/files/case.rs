@@ -11,20 +11,33 @@ use std::path::Path;
 const LOOK_AT: usize = 64;
 
 /// Whether the disk holding the folder `dir` (or, when it is not there yet,
-/// the nearest folder above it that is) would take two names that differ
-/// only in case for one. Found by looking up a name there with its case
-/// turned: the same file answers only on such a disk. When nothing there
-/// can tell (an empty folder that is a mount point, no name with a case),
-/// the answer is yes: refusing a pair costs less than losing a file.
+/// the nearest folder above it that is; links followed) would take two
+/// names that differ only in case for one. Told first by the folder's own
+/// case-folding flag (ext4, f2fs, tmpfs `+F`) and the kind of disk (FAT,
+/// exFAT, NTFS, SMB, HFS, ISO 9660 do; ext4, XFS, btrfs, tmpfs, ZFS do
+/// not), else by looking up a name there with its case turned: the same
+/// file answers only on such a disk. When nothing can tell, the answer is
+/// yes: refusing a pair costs less than losing a file.
 pub fn ignores_case(dir: &Path) -> bool {
-    let Some(dir) = dir.ancestors().find(|d| d.is_dir()) else {
+    let near = dir
+        .ancestors()
+        .map(|d| match d.as_os_str().is_empty() {
+            true => Path::new("."),
+            false => d,
+        })
+        .find(|d| d.is_dir())
+        .and_then(|d| fs::canonicalize(d).ok());
+    let Some(dir) = near else {
         return true;
     };
-    let Ok(here) = fs::metadata(dir) else {
+    if let Some(answer) = by_disk(&dir) {
+        return answer;
+    }
+    let Ok(here) = fs::metadata(&dir) else {
         return true;
     };
     // A name inside the folder is on its disk, whatever is mounted where.
-    if let Ok(names) = fs::read_dir(dir) {
+    if let Ok(names) = fs::read_dir(&dir) {
         for item in names.take(LOOK_AT).flatten() {
             if let Some(answer) = turned_answers(&dir.join(item.file_name())) {
                 return answer;
@@ -38,9 +51,97 @@ pub fn ignores_case(dir: &Path) -> bool {
         .and_then(|p| fs::metadata(p).ok())
         .is_some_and(|p| p.dev() == here.dev());
     match same_disk {
-        true => turned_answers(dir).unwrap_or(true),
+        true => turned_answers(&dir).unwrap_or(true),
         false => true,
     }
+}
+
+/// Folders with case pairs asked about, at most, for one batch: past
+/// this many, the batch is refused rather than each asked of the disk.
+pub const MAX_PAIR_FOLDERS: usize = 10_000;
+
+/// Refuses a batch (`paths`, `/`-separated) that holds two names differing
+/// only in case in a folder whose disk ignores case, as `ignores(folder)`
+/// tells for each such folder.
+pub fn refuse_merging_pairs<'a>(
+    paths: impl IntoIterator<Item = &'a str>,
+    mut ignores: impl FnMut(&str) -> bool,
+) -> Result<(), crate::files::NameError> {
+    let folders = crate::files::name::case_pair_folders(paths);
+    let refused = |folder: &str, reason| crate::files::NameError {
+        name: match folder {
+            "" => "the folder's top".into(),
+            f => format!("\"{}\"", crate::text::escape(f)),
+        },
+        reason,
+    };
+    if folders.len() > MAX_PAIR_FOLDERS {
+        return Err(refused(
+            &folders[0],
+            "and over 10,000 other folders hold names that differ only in case",
+        ));
+    }
+    for folder in &folders {
+        if ignores(folder) {
+            return Err(refused(
+                folder,
+                "holds names that differ only in case, and the disk they go to ignores case: they would be one file",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What the folder's flag or its disk's kind says, when either says.
+fn by_disk(dir: &Path) -> Option<bool> {
+    if casefolded(dir) {
+        return Some(true);
+    }
+    let kind = nix::sys::statfs::statfs(dir).ok()?.filesystem_type().0 as u64;
+    const FOLDS: [u64; 10] = [
+        0x4d44,      // FAT (msdos, vfat)
+        0x2011_bab0, // exFAT
+        0x5346_544e, // NTFS (ntfs)
+        0x7366_746e, // NTFS (ntfs3)
+        0xff53_4d42, // CIFS
+        0xfe53_4d42, // SMB2
+        0x517b,      // SMB
+        0x4244,      // HFS
+        0x482b,      // HFS+
+        0x9660,      // ISO 9660
+    ];
+    // Only by a folder's flag, read above, do these fold.
+    const KEEPS: [u64; 6] = [
+        0xef53,      // ext2, ext3, ext4
+        0x5846_5342, // XFS
+        0x9123_683e, // btrfs
+        0x0102_1994, // tmpfs
+        0xf2f5_2010, // f2fs
+        0x2fc1_2fc1, // ZFS
+    ];
+    if FOLDS.contains(&kind) {
+        Some(true)
+    } else if KEEPS.contains(&kind) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Whether the folder has the case-folding flag (`chattr +F`).
+#[allow(unsafe_code)]
+fn casefolded(dir: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    /// `FS_CASEFOLD_FL` in the kernel's `linux/fs.h`.
+    const CASEFOLD: libc::c_long = 0x4000_0000;
+    let Ok(folder) = fs::File::open(dir) else {
+        return false;
+    };
+    let mut flags: libc::c_long = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes the flags (an int) into `flags`, a
+    // long the call owns; a disk without flags fails, which reads as none.
+    let r = unsafe { libc::ioctl(folder.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
+    r == 0 && flags & CASEFOLD != 0
 }
 
 /// Looks up `path` with its last name's case turned: `Some(true)` when the
@@ -94,7 +195,37 @@ mod tests {
         std::fs::write(dir.path().join("Photo.JPG"), b"x").unwrap();
         std::fs::hard_link(dir.path().join("Photo.JPG"), dir.path().join("pHOTO.jpg")).unwrap();
         assert_eq!(turned_answers(&dir.path().join("Photo.JPG")), Some(true));
-        assert!(ignores_case(dir.path()));
+    }
+
+    /// A folder named by a link is asked of where the link leads, and a
+    /// folder not made yet, named relative to here, of the nearest one
+    /// there.
+    #[test]
+    fn links_and_relative_names_are_followed_to_their_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        std::os::unix::fs::symlink("real", dir.path().join("lnk")).unwrap();
+        assert!(!ignores_case(&dir.path().join("lnk")));
+        assert!(!ignores_case(Path::new("not-made-yet/below")));
+        assert!(!ignores_case(Path::new("")));
+    }
+
+    /// Each folder holding a pair is asked of its own disk: a disk that
+    /// ignores case mounted below the top refuses the pair in it.
+    #[test]
+    fn pairs_are_refused_only_in_folders_whose_disk_ignores_case() {
+        let paths = ["Makefile", "makefile", "usb", "usb/Foo", "usb/foo", "x/y"];
+        let mut asked = Vec::new();
+        let r = refuse_merging_pairs(paths, |f| {
+            asked.push(f.to_string());
+            f == "usb"
+        });
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("\"usb\"") && e.contains("ignores case"), "{e}");
+        assert_eq!(asked, ["", "usb"]);
+        assert!(refuse_merging_pairs(paths, |_| false).is_ok());
+        let e = refuse_merging_pairs(paths, |f| f.is_empty()).unwrap_err();
+        assert!(e.to_string().contains("the folder's top"), "{e}");
     }
 
     #[test]

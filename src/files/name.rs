@@ -225,22 +225,64 @@ fn quote(s: &str) -> String {
     format!("\"{}\"", crate::text::escape(s))
 }
 
+/// The folders of a batch (`/`-separated as the batch names them, `""`
+/// for its top) that hold two names differing only in case: where the
+/// disk ignores case, those would be one file (see
+/// [`crate::files::case`]). Each folder is kept as a number, so deep
+/// batches cost memory by their components, not their paths' lengths.
+pub fn case_pair_folders<'a>(paths: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    use std::collections::HashMap;
+    // Folder number 0 is the top; each other is (parent, name).
+    let mut folders: Vec<(usize, String)> = vec![(0, String::new())];
+    let mut ids: HashMap<(usize, String), usize> = HashMap::new();
+    let mut folded: HashMap<(usize, String), String> = HashMap::new();
+    let mut pairs = std::collections::BTreeSet::new();
+    for path in paths {
+        let mut at = 0;
+        for name in path.split('/').filter(|n| !n.is_empty()) {
+            match folded.entry((at, name.to_lowercase())) {
+                std::collections::hash_map::Entry::Occupied(o) => {
+                    if o.get() != name {
+                        pairs.insert(at);
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(name.to_string());
+                }
+            }
+            let next = folders.len();
+            at = *ids.entry((at, name.to_string())).or_insert_with(|| {
+                folders.push((at, name.to_string()));
+                next
+            });
+        }
+    }
+    pairs
+        .into_iter()
+        .map(|mut id| {
+            let mut names = Vec::new();
+            while id != 0 {
+                names.push(folders[id].1.as_str());
+                id = folders[id].0;
+            }
+            names.reverse();
+            names.join("/")
+        })
+        .collect()
+}
+
 /// Most path components, all entries together, that one batch may hold.
 pub const MAX_BATCH_PARTS: usize = 2_000_000;
 
 /// Checks a whole batch of tree paths before anything is written: every
-/// path valid, none twice (with `fold_case`, for a disk that ignores case,
-/// not even in another case: the batch would collide with itself there;
-/// see [`crate::files::case`]), no file standing where another entry needs
-/// a folder, and no more than [`MAX_BATCH_PARTS`] components.
+/// path valid, none twice, no file standing where another entry needs a
+/// folder, and no more than [`MAX_BATCH_PARTS`] components. Names that
+/// differ only in case are the destination disk's to judge (see
+/// [`case_pair_folders`]).
 pub fn check_batch<'a>(
     paths: impl IntoIterator<Item = (&'a str, bool)>,
-    fold_case: bool,
 ) -> Result<Vec<RelPath>, NameError> {
-    let key = |rel: &RelPath| match fold_case {
-        true => rel.as_wire().to_lowercase(),
-        false => rel.as_wire(),
-    };
+    let key = |rel: &RelPath| rel.as_wire();
     let mut seen = HashSet::new();
     let mut files = HashSet::new();
     let mut out = Vec::new();
@@ -264,15 +306,9 @@ pub fn check_batch<'a>(
             });
         }
         if !seen.insert(key(&rel)) {
-            let twice = out.iter().any(|o: &RelPath| o.as_wire() == rel.as_wire());
             return Err(NameError {
                 name: quote(raw),
-                reason: match twice {
-                    true => "appears twice in the batch",
-                    false => {
-                        "differs from another name in the folder only in case, and the disk it goes to ignores case: it would make them one file"
-                    }
-                },
+                reason: "appears twice in the batch",
             });
         }
         if !is_dir {
@@ -378,30 +414,34 @@ mod tests {
 
     #[test]
     fn batches_are_checked_whole() {
-        assert!(check_batch([("a", true), ("a/b.txt", false)], true).is_ok());
-        let e = check_batch([("a.txt", false), ("A.TXT", false)], true).unwrap_err();
-        assert!(e.to_string().contains("only in case"), "{e}");
-        // Where the disk keeps them apart, both are fine.
-        assert!(check_batch([("a.txt", false), ("A.TXT", false)], false).is_ok());
-        assert!(check_batch([("f", false), ("F/x", false)], true).is_err());
-        assert!(check_batch([("f", false), ("F/x", false)], false).is_ok());
-        for fold in [true, false] {
-            let e = check_batch([("a.txt", false), ("a.txt", false)], fold).unwrap_err();
-            assert!(e.to_string().contains("appears twice"), "{e}");
-        }
-        assert!(check_batch([("f", false), ("f/x", false)], false).is_err());
-        assert!(check_batch([("ok", false), ("../bad", false)], false).is_err());
-        assert!(check_batch([("/abs", false)], false).is_err());
-        assert!(check_batch([("", true)], false).is_err());
+        assert!(check_batch([("a", true), ("a/b.txt", false)]).is_ok());
+        // Names that differ only in case are the disk's to judge.
+        assert!(check_batch([("a.txt", false), ("A.TXT", false)]).is_ok());
+        assert!(check_batch([("f", false), ("F/x", false)]).is_ok());
+        let e = check_batch([("a.txt", false), ("a.txt", false)]).unwrap_err();
+        assert!(e.to_string().contains("appears twice"), "{e}");
+        assert!(check_batch([("f", false), ("f/x", false)]).is_err());
+        assert!(check_batch([("ok", false), ("../bad", false)]).is_err());
+        assert!(check_batch([("/abs", false)]).is_err());
+        assert!(check_batch([("", true)]).is_err());
+    }
+
+    #[test]
+    fn case_pairs_are_found_in_the_folder_where_they_meet() {
+        let paths = [
+            "Makefile", "makefile", "a/B/x", "a/b/y", "c/d", "c/e", "f", "F/x",
+        ];
+        assert_eq!(case_pair_folders(paths), ["", "a"]);
+        assert!(case_pair_folders(["x/A", "y/a", "x/B"]).is_empty());
     }
 
     #[test]
     fn a_batch_of_deep_paths_is_bounded_in_all() {
         let deep = vec!["a/"; 1999].concat() + "f";
         let paths: Vec<String> = (0..1100).map(|i| format!("d{i}/{deep}")).collect();
-        let e = check_batch(paths.iter().map(|p| (p.as_str(), false)), true).unwrap_err();
+        let e = check_batch(paths.iter().map(|p| (p.as_str(), false))).unwrap_err();
         assert!(e.to_string().contains("path components"), "{e}");
         // The same paths, fewer of them, pass.
-        assert!(check_batch(paths[..900].iter().map(|p| (p.as_str(), false)), true).is_ok());
+        assert!(check_batch(paths[..900].iter().map(|p| (p.as_str(), false))).is_ok());
     }
 }

@@ -496,8 +496,10 @@ fn plan_fits(
         entries
             .iter()
             .map(|e| (e.path.as_str(), e.kind == EntryKind::Dir)),
-        s.ignores_case(base),
     )?;
+    super::case::refuse_merging_pairs(entries.iter().map(|e| e.path.as_str()), |folder| {
+        RelPath::parse(folder).map_or(true, |f| s.ignores_case(&base.join(&f)))
+    })?;
     match s.stat(base) {
         Ok(e) if e.kind != EntryKind::Dir => {
             return Err(FilesError::NotADirectory(format!("{base} is not a folder")));
