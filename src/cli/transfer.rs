@@ -51,7 +51,10 @@ pub struct GetArgs {
     /// Where to put it: a folder to put it in, a new name, or `-` for
     /// standard output. [default: .]
     pub local: Option<PathBuf>,
-    /// Download a folder and everything in it.
+    /// Download a folder and everything in it. What the server leaves out
+    /// (links out, special files, names that cannot be sent) is named on
+    /// standard error; what could not be read or copied too, and then the
+    /// exit status is 1.
     #[arg(short, long)]
     pub recursive: bool,
     /// Shared transfer flags.
@@ -72,7 +75,10 @@ pub struct PutArgs {
     /// source, the new name.
     #[arg(value_name = "REMOTE")]
     pub dest: String,
-    /// Upload folders and everything in them.
+    /// Upload folders and everything in them. What is left out (links
+    /// out, special files, partial files) is named on standard error;
+    /// what could not be read or copied too, and then the exit status
+    /// is 1.
     #[arg(short, long)]
     pub recursive: bool,
     /// Shared transfer flags.
