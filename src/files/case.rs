@@ -228,6 +228,23 @@ mod tests {
         assert!(e.to_string().contains("the folder's top"), "{e}");
     }
 
+    /// A batch with pairs in more folders than are asked about is refused
+    /// before any disk is asked.
+    #[test]
+    fn too_many_folders_with_pairs_are_refused_unasked() {
+        let paths: Vec<String> = (0..=MAX_PAIR_FOLDERS)
+            .flat_map(|i| [format!("d{i}/x"), format!("d{i}/X")])
+            .collect();
+        let mut asked = 0;
+        let e = refuse_merging_pairs(paths.iter().map(String::as_str), |_| {
+            asked += 1;
+            false
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("over 10,000 other folders"), "{e}");
+        assert_eq!(asked, 0);
+    }
+
     #[test]
     fn names_with_no_case_tell_nothing() {
         let dir = tempfile::tempdir().unwrap();

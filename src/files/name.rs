@@ -282,7 +282,6 @@ pub const MAX_BATCH_PARTS: usize = 2_000_000;
 pub fn check_batch<'a>(
     paths: impl IntoIterator<Item = (&'a str, bool)>,
 ) -> Result<Vec<RelPath>, NameError> {
-    let key = |rel: &RelPath| rel.as_wire();
     let mut seen = HashSet::new();
     let mut files = HashSet::new();
     let mut out = Vec::new();
@@ -305,14 +304,14 @@ pub fn check_batch<'a>(
                 reason: "a batch entry must be a relative path",
             });
         }
-        if !seen.insert(key(&rel)) {
+        if !seen.insert(rel.as_wire()) {
             return Err(NameError {
                 name: quote(raw),
                 reason: "appears twice in the batch",
             });
         }
         if !is_dir {
-            files.insert(key(&rel));
+            files.insert(rel.as_wire());
         }
         out.push(rel);
     }
