@@ -202,20 +202,11 @@ fn a_file_removed_during_a_folder_download_is_named_and_the_rest_comes() {
     let from = format!("127.0.0.1:{}:/t", server.port);
     let local = tempfile::tempdir().unwrap();
     let down = local.path().join("down");
-    let child = Command::new(common::ferry_bin())
-        .args(["get", "-r", &from, down.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_cli(&["get", "-r", &from, down.to_str().unwrap()]);
     // Once the large file has begun to arrive, the walk is over.
     begun(&down);
     fs::remove_file(top.join("b-goes.txt")).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("skipping b-goes.txt ("), "{err}");
-    assert!(err.contains("1 could not be copied"), "{err}");
+    fails_naming(child, "b-goes.txt");
     assert_eq!(fs::read(down.join("c-stays.txt")).unwrap(), b"stays");
     assert_eq!(fs::read(down.join("a-big.bin")).unwrap().len(), big.len());
     assert!(!down.join("b-goes.txt").exists());
@@ -242,12 +233,7 @@ fn a_file_removed_during_a_folder_upload_is_named_and_the_rest_goes() {
     fs::write(top.join("d-stays.txt"), b"stays").unwrap();
     let server = spawn_bin_server(root.path(), &["--allow-all"], &[]);
     let to = format!("127.0.0.1:{}:/up", server.port);
-    let child = Command::new(common::ferry_bin())
-        .args(["put", "-r", top.to_str().unwrap(), &to])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_cli(&["put", "-r", top.to_str().unwrap(), &to]);
     begun(&root.path().join("up"));
     fs::remove_file(top.join("b-goes.txt")).unwrap();
     fs::remove_file(top.join("c-becomes-a-folder.txt")).unwrap();
@@ -268,6 +254,108 @@ fn a_file_removed_during_a_folder_upload_is_named_and_the_rest_goes() {
 
 /// Waits until `a-big.bin` has begun to arrive in `dir` (its partial
 /// file, or the file itself, is there): the transfer's walk is over.
+/// A file removed on the server while a folder download compares the
+/// copies already here is named and the rest comes: the comparison of a
+/// large file holds the window open (the client hashing its own copy).
+#[test]
+fn a_file_removed_while_a_folder_download_compares_is_named_and_the_rest_comes() {
+    let root = tempfile::tempdir().unwrap();
+    let top = root.path().join("t");
+    fs::create_dir_all(&top).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let down = local.path().join("down");
+    fs::create_dir_all(&down).unwrap();
+    let big = vec![7u8; 256 << 20];
+    for dir in [&top, &down] {
+        fs::write(dir.join("a-big.bin"), &big).unwrap();
+        fs::write(dir.join("b-goes.txt"), b"soon gone").unwrap();
+    }
+    fs::write(top.join("c-new.txt"), b"new").unwrap();
+    let server = spawn_bin_server(root.path(), &["--allow-all"], &[]);
+    let from = format!("127.0.0.1:{}:/t", server.port);
+    let child = spawn_cli(&["get", "-r", &from, down.to_str().unwrap()]);
+    reading(child.id(), 64 << 20);
+    fs::remove_file(top.join("b-goes.txt")).unwrap();
+    fails_naming(child, "b-goes.txt");
+    assert_eq!(fs::read(down.join("c-new.txt")).unwrap(), b"new");
+    drop(server);
+}
+
+/// The same for a folder upload: a file removed here while the copies on
+/// the server are compared is named and the rest goes; one removed there
+/// meanwhile is sent again.
+#[test]
+fn a_file_removed_while_a_folder_upload_compares_is_named_and_the_rest_goes() {
+    let root = tempfile::tempdir().unwrap();
+    let up = root.path().join("up");
+    fs::create_dir_all(&up).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let top = local.path().join("t");
+    fs::create_dir_all(&top).unwrap();
+    let big = vec![7u8; 256 << 20];
+    for dir in [&top, &up] {
+        fs::write(dir.join("a-big.bin"), &big).unwrap();
+        fs::write(dir.join("b-goes-here.txt"), b"soon gone").unwrap();
+        fs::write(dir.join("c-goes-there.txt"), b"sent again").unwrap();
+    }
+    fs::write(top.join("d-new.txt"), b"new").unwrap();
+    let server = spawn_bin_server(root.path(), &["--allow-all"], &[]);
+    let to = format!("127.0.0.1:{}:/up", server.port);
+    let child = spawn_cli(&["put", "-r", top.to_str().unwrap(), &to]);
+    reading(child.id(), 64 << 20);
+    fs::remove_file(top.join("b-goes-here.txt")).unwrap();
+    fs::remove_file(up.join("c-goes-there.txt")).unwrap();
+    fails_naming(child, "b-goes-here.txt");
+    assert_eq!(
+        fs::read(up.join("c-goes-there.txt")).unwrap(),
+        b"sent again"
+    );
+    assert_eq!(fs::read(up.join("d-new.txt")).unwrap(), b"new");
+    drop(server);
+}
+
+/// Waits until process `pid` has read `bytes` (its first large file is
+/// being hashed).
+fn reading(pid: u32, bytes: u64) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let io = fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+        let read = io
+            .lines()
+            .find_map(|l| l.strip_prefix("rchar: "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if read >= bytes {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the comparison never began"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// A folder transfer through the binary, its standard error kept.
+fn spawn_cli(args: &[&str]) -> std::process::Child {
+    Command::new(common::ferry_bin())
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for `child`, which must end with status 1 having named `name` as
+/// skipped, the one thing it could not copy.
+fn fails_naming(child: std::process::Child, name: &str) {
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("skipping {name} (")), "{err}");
+    assert!(err.contains("1 could not be copied"), "{err}");
+}
+
 fn begun(dir: &std::path::Path) {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !dir.join(".a-big.bin.ferry-part").exists() && !dir.join("a-big.bin").exists() {

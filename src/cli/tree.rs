@@ -44,7 +44,7 @@ pub(super) async fn get_tree(
         walked.entries.iter().map(|e| e.path.as_str()),
         |folder| crate::files::case::ignores_case(&top.join(folder)),
     )?;
-    let unread = say_skipped(&walked.skipped, walked.skipped_more);
+    let mut unread = say_skipped(&walked.skipped, walked.skipped_more);
     let mut todo = Vec::new();
     let mut differ = Vec::new();
     for e in walked.entries {
@@ -64,10 +64,18 @@ pub(super) async fn get_tree(
         match std::fs::symlink_metadata(&dest) {
             Err(_) => todo.push((e, dest)),
             Ok(m) if m.is_file() && m.len() == e.size => {
-                match c.same_file(&from, &dest, e.size).await? {
-                    Some(sha) => reports.push(unchanged(&shown, e.size, sha, c.digest())),
-                    None if opts.force => todo.push((e, dest)),
-                    None => differ.push(shown),
+                match c.same_file(&from, &dest, e.size).await {
+                    Ok(Some(sha)) => reports.push(unchanged(&shown, e.size, sha, c.digest())),
+                    Ok(None) if opts.force => todo.push((e, dest)),
+                    Ok(None) => differ.push(shown),
+                    // Removed or replaced there since the walk.
+                    Err(err) if changed_there(&err) => {
+                        crate::say!("ferry: skipping {} ({err})", escape(&e.path));
+                        unread += 1;
+                    }
+                    // Ours went meanwhile: fetched as if never here.
+                    Err(ClientError::Local(_)) if gone(&dest) => todo.push((e, dest)),
+                    Err(err) => return Err(err),
                 }
             }
             Ok(m) if m.is_dir() => {
@@ -79,7 +87,6 @@ pub(super) async fn get_tree(
     }
     refuse_differing(&differ)?;
     std::fs::create_dir_all(top).map_err(|e| ClientError::local(top, e))?;
-    let mut unread = unread;
     for (e, dest) in todo {
         match e.kind {
             EntryKind::Dir => {
@@ -109,6 +116,12 @@ fn changed_there(err: &ClientError) -> bool {
         err.code(),
         Some(ErrorCode::NotFound | ErrorCode::IsADirectory | ErrorCode::Forbidden)
     )
+}
+
+/// Whether nothing stands at `path` any more (a local copy removed while
+/// it was being compared).
+fn gone(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// Names what a folder transfer leaves out, one line each on standard
@@ -146,7 +159,7 @@ pub(super) async fn put_tree(
     reports: &mut Vec<Report>,
 ) -> Result<usize, ClientError> {
     let mut tree = walk_local(local)?;
-    let unread = say_skipped(&tree.skipped, 0);
+    let mut unread = say_skipped(&tree.skipped, 0);
     if !c.offers("hidden") {
         leave_out_hidden(&mut tree);
     }
@@ -176,9 +189,21 @@ pub(super) async fn put_tree(
     for (e, path) in tree.entries.into_iter().zip(tree.paths) {
         let target = join_remote(remote_top, &e.path);
         if e.kind == EntryKind::File && there.get(&e.path) == Some(&e.size) {
-            if let Some(sha) = c.same_file(&target, &path, e.size).await? {
-                reports.push(unchanged(&target, e.size, sha, c.digest()));
-                continue;
+            match c.same_file(&target, &path, e.size).await {
+                Ok(Some(sha)) => {
+                    reports.push(unchanged(&target, e.size, sha, c.digest()));
+                    continue;
+                }
+                Ok(None) => {}
+                // Removed there since it was listed: sent as a new file.
+                Err(err) if err.code() == Some(ErrorCode::NotFound) => {}
+                // Removed or unreadable here since the walk.
+                Err(err @ ClientError::Local(_)) => {
+                    crate::say!("ferry: skipping {} ({err})", escape(&e.path));
+                    unread += 1;
+                    continue;
+                }
+                Err(err) => return Err(err),
             }
         }
         todo.push((e, path, target));
@@ -186,7 +211,6 @@ pub(super) async fn put_tree(
     let planned: Vec<TreeEntry> = todo.iter().map(|(e, _, _)| e.clone()).collect();
     c.plan(remote_top, &planned, opts.force).await?;
     c.mkdir(remote_top, true).await?;
-    let mut unread = unread;
     for (e, path, target) in todo {
         match e.kind {
             EntryKind::Dir => c.mkdir(&target, true).await?,
