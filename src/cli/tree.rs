@@ -69,12 +69,7 @@ pub(super) async fn get_tree(
                     Ok(None) if opts.force => todo.push((e, dest)),
                     Ok(None) => differ.push(shown),
                     // Removed or replaced there since the walk.
-                    Err(err) if changed_there(&err) => {
-                        crate::say!("ferry: skipping {} ({err})", escape(&e.path));
-                        unread += 1;
-                    }
-                    // Ours went meanwhile: fetched as if never here.
-                    Err(ClientError::Local(_)) if gone(&dest) => todo.push((e, dest)),
+                    Err(err) if changed_there(&err) => skip(&mut unread, &e.path, &err),
                     Err(err) => return Err(err),
                 }
             }
@@ -96,10 +91,7 @@ pub(super) async fn get_tree(
                 let from = join_remote(remote_dir, &e.path);
                 match c.get_file(&from, &dest, opts, &bar(&e.path)).await {
                     Ok(t) => reports.push(report(&dest.display().to_string(), &t)),
-                    Err(err) if changed_there(&err) => {
-                        crate::say!("ferry: skipping {} ({err})", escape(&e.path));
-                        unread += 1;
-                    }
+                    Err(err) if changed_there(&err) => skip(&mut unread, &e.path, &err),
                     Err(err) => return Err(err),
                 }
             }
@@ -118,10 +110,11 @@ fn changed_there(err: &ClientError) -> bool {
     )
 }
 
-/// Whether nothing stands at `path` any more (a local copy removed while
-/// it was being compared).
-fn gone(path: &Path) -> bool {
-    std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+/// A file of a folder transfer that could not be copied: named, counted,
+/// and the rest goes on.
+fn skip(unread: &mut usize, path: &str, err: &ClientError) {
+    crate::say!("ferry: skipping {} ({err})", escape(path));
+    *unread += 1;
 }
 
 /// Names what a folder transfer leaves out, one line each on standard
@@ -199,8 +192,7 @@ pub(super) async fn put_tree(
                 Err(err) if err.code() == Some(ErrorCode::NotFound) => {}
                 // Removed or unreadable here since the walk.
                 Err(err @ ClientError::Local(_)) => {
-                    crate::say!("ferry: skipping {} ({err})", escape(&e.path));
-                    unread += 1;
+                    skip(&mut unread, &e.path, &err);
                     continue;
                 }
                 Err(err) => return Err(err),
@@ -219,10 +211,7 @@ pub(super) async fn put_tree(
                 // This file could not be read here (removed or replaced
                 // since the folder was walked, or unreadable): said, and
                 // the rest goes on. What the server refuses stops it all.
-                Err(err @ ClientError::Local(_)) => {
-                    crate::say!("ferry: skipping {} ({err})", escape(&e.path));
-                    unread += 1;
-                }
+                Err(err @ ClientError::Local(_)) => skip(&mut unread, &e.path, &err),
                 Err(err) => return Err(err),
             },
         }
