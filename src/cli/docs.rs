@@ -28,12 +28,15 @@ pub struct ManArgs {
 
 pub(crate) fn completions(a: &CompletionsArgs) -> ExitCode {
     let mut cmd = Cli::command();
+    // Every command's arguments, not just their names (they are deferred).
+    cmd.build();
     clap_complete::generate(a.shell, &mut cmd, "ferry", &mut std::io::stdout());
     ExitCode::SUCCESS
 }
 
 pub(crate) fn man(a: &ManArgs) -> ExitCode {
-    let cmd = Cli::command();
+    let mut cmd = Cli::command();
+    cmd.build();
     let written = match &a.dir {
         None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout()),
         Some(dir) => std::fs::create_dir_all(dir).and_then(|()| clap_mangen::generate_to(cmd, dir)),

@@ -69,8 +69,12 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands.
+/// The subcommands. Each one's arguments are defined only when that
+/// command is the one run (or when help, completions or a manual page
+/// need them all): defining all of them took most of a short command's
+/// own time before it could connect.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Serve a folder (default: the current one) on TCP and UDP port 7070.
     Serve(Box<serve::ServeArgs>),
