@@ -46,7 +46,7 @@ async fn fresh_get(c: &mut ferry::client::Client, path: &str) -> Result<String, 
 
 /// Sends a `get` and reads its answer (see [`raw_get`]).
 async fn ask(c: &mut ferry::client::Client, req: &Request) -> Result<String, ErrorCode> {
-    let conn = c.connection();
+    let conn = c.connection().await.unwrap();
     conn.send(Kind::Request, req, 0).await.unwrap();
     let head = conn.next_head().await.unwrap();
     if head.kind != Kind::Partial {
@@ -106,7 +106,14 @@ async fn digests_are_blake3_when_asked_sha256_otherwise_and_a_changed_file_is_re
     let data = common::noise(2 * 1024 * 1024 + 3, 9);
     fs::write(s.path("f.bin"), &data).unwrap();
     let mut c = s.client().await;
-    assert!(c.hello().features.iter().any(|f| f == "blake3"));
+    assert!(
+        c.hello()
+            .await
+            .unwrap()
+            .features
+            .iter()
+            .any(|f| f == "blake3")
+    );
     let sha = |b: &[u8]| ferry::files::digest::Algo::Sha256.hex_of(b);
     let b3 = |b: &[u8]| ferry::files::digest::Algo::Blake3.hex_of(b);
     // A client that names no digest (any older one) gets SHA-256.
@@ -181,7 +188,7 @@ async fn a_remembered_file_is_sent_whole_and_one_that_shrinks_mid_send_breaks_on
 
     // A get read slowly; the file is cut short under it.
     let mut slow = s.client().await;
-    let conn = slow.connection();
+    let conn = slow.connection().await.unwrap();
     let mut read = start_get(conn, "big.bin").await;
     let mut buf = Vec::with_capacity(1 << 20);
     fs::File::options()
@@ -264,7 +271,14 @@ async fn a_digest_gone_stale_under_a_mapping_is_rehashed_when_the_client_asks() 
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let b3 = |b: &[u8]| ferry::files::digest::Algo::Blake3.hex_of(b);
     let mut c = s.client().await;
-    assert!(c.hello().features.iter().any(|f| f == "fresh"));
+    assert!(
+        c.hello()
+            .await
+            .unwrap()
+            .features
+            .iter()
+            .any(|f| f == "fresh")
+    );
     let r = raw_get(&mut c, "m.bin", 0, None, Some("blake3")).await;
     assert_eq!(r, Ok(b3(&data)));
 
@@ -316,7 +330,7 @@ async fn a_file_written_in_place_while_sent_is_no_copy_and_one_that_grows_is() {
     for (name, in_place) in [("rewritten.bin", true), ("grown.bin", false)] {
         fs::write(s.path(name), &data).unwrap();
         let mut c = s.client().await;
-        let conn = c.connection();
+        let conn = c.connection().await.unwrap();
         start_get(conn, name).await;
         // A second later, so that the modification time surely moves.
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;

@@ -192,7 +192,9 @@ async fn permissions_are_enforced() {
     let src = local.path().join("x");
     fs::write(&src, b"x").unwrap();
     let mut c = s.client().await;
-    assert!(c.hello().permissions.read && !c.hello().permissions.upload);
+    assert!(
+        c.hello().await.unwrap().permissions.read && !c.hello().await.unwrap().permissions.upload
+    );
     let e = c
         .put_file(&src, "x", TransferOpts::default(), &quiet())
         .await

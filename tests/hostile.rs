@@ -253,7 +253,7 @@ async fn put_with_a_body_of_the_wrong_length_is_refused_and_nothing_appears() {
     let s = TestServer::start(|_| {}).await;
     let mut c = s.client().await;
     start_put(&mut c, "f", 10).await;
-    let conn = c.connection();
+    let conn = c.connection().await.unwrap();
     conn.send(Kind::Request, &Request::Data { offset: 0 }, 11)
         .await
         .unwrap();
@@ -263,7 +263,7 @@ async fn put_with_a_body_of_the_wrong_length_is_refused_and_nothing_appears() {
     // A lying checksum: the bytes never become visible.
     let mut c = s.client().await;
     start_put(&mut c, "f", 10).await;
-    let conn = c.connection();
+    let conn = c.connection().await.unwrap();
     conn.send(Kind::Request, &Request::Data { offset: 0 }, 10)
         .await
         .unwrap();
@@ -287,7 +287,7 @@ async fn put_with_a_body_of_the_wrong_length_is_refused_and_nothing_appears() {
 
 /// Sends `put` by hand and checks the server is ready for the data.
 async fn start_put(c: &mut Client, path: &str, size: u64) {
-    let conn = c.connection();
+    let conn = c.connection().await.unwrap();
     let put = Request::Put {
         path: path.into(),
         size,

@@ -32,7 +32,9 @@ async fn a_token_unlocks_what_the_server_grants() {
 
     // Anonymous: read only, and uploads say a token would help.
     let mut anon = s.client().await;
-    assert!(anon.hello().auth_available && !anon.hello().auth_required);
+    assert!(
+        anon.hello().await.unwrap().auth_available && !anon.hello().await.unwrap().auth_required
+    );
     assert_eq!(anon.ls("").await.unwrap().len(), 1);
     let e = anon
         .put_file(&src, "f", TransferOpts::default(), &ProgressBar::hidden())
@@ -42,7 +44,7 @@ async fn a_token_unlocks_what_the_server_grants() {
 
     // With the token: everything granted.
     let mut authed = s.client_with(TOKEN).await.unwrap();
-    assert!(authed.hello().permissions.upload);
+    assert!(authed.hello().await.unwrap().permissions.upload);
     authed
         .put_file(&src, "f", TransferOpts::default(), &ProgressBar::hidden())
         .await
@@ -57,6 +59,124 @@ async fn a_token_unlocks_what_the_server_grants() {
     assert!(
         started.elapsed() >= Duration::from_millis(250),
         "no throttling"
+    );
+    s.stop().await;
+}
+
+/// The client sends its first request right behind its token, without
+/// waiting for the reply to `auth`; a wrong token stops that request
+/// (which anonymous clients could do here) and every later one until a
+/// right token is given on the same connection.
+#[tokio::test]
+async fn a_request_sent_behind_a_wrong_token_is_not_done() {
+    let s = TestServer::start(|c| {
+        c.token = Some(Secret::new(TOKEN));
+        c.anonymous = ferry::access::Rights {
+            read: true,
+            upload: true,
+            ..Default::default()
+        };
+    })
+    .await;
+    let wrong = Secret::new("wrong-token-000");
+    let mut c = Client::connect(&s.addr.to_string(), Some(&wrong))
+        .await
+        .unwrap();
+    let e = c.mkdir("made", false).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::AuthFailed), "{e}");
+    assert!(!s.path("made").exists());
+
+    // By hand on the same connection: the mkdir's own reply says it was
+    // not done; so is the next request; a right token then lets it go.
+    use ferry::wire::Kind;
+    use ferry::wire::messages::{ErrorReply, Request};
+    let conn = c.connection().await.unwrap();
+    let error = |header: &[u8]| serde_json::from_slice::<ErrorReply>(header).unwrap();
+    let head = conn.next_head().await.unwrap();
+    assert_eq!(head.kind, Kind::Error);
+    assert_eq!(error(&head.header).code, ErrorCode::AuthFailed);
+    let mkdir = Request::Mkdir {
+        path: "made".into(),
+        parents: false,
+    };
+    conn.send(Kind::Request, &mkdir, 0).await.unwrap();
+    let head = conn.next_head().await.unwrap();
+    assert_eq!(error(&head.header).code, ErrorCode::AuthFailed);
+    assert!(!s.path("made").exists());
+    // The throttle spaces this address's next attempt; it waits its turn.
+    conn.send(Kind::Request, &Request::auth(&Secret::new(TOKEN)), 0)
+        .await
+        .unwrap();
+    assert_eq!(conn.next_head().await.unwrap().kind, Kind::Ok);
+    conn.send(Kind::Request, &mkdir, 0).await.unwrap();
+    assert_eq!(conn.next_head().await.unwrap().kind, Kind::Ok);
+    assert!(s.path("made").is_dir());
+    s.stop().await;
+}
+
+/// The request after `auth` reaches the server before the reply to `auth`
+/// reaches the client: a relay holds the server's bytes after its hello
+/// until it has seen the client's `ls` (or gives up after 2 s).
+#[tokio::test]
+async fn the_first_request_goes_right_behind_the_token() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start(|c| c.token = Some(Secret::new(TOKEN))).await;
+    fs::write(s.path("r.txt"), b"r").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay = listener.local_addr().unwrap();
+    let server = s.addr;
+    let sent = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let seen = sent.clone();
+    let held = tokio::spawn(async move {
+        let (client, _) = listener.accept().await.unwrap();
+        let upstream = tokio::net::TcpStream::connect(server).await.unwrap();
+        let ((mut cr, mut cw), (mut sr, mut sw)) = (client.into_split(), upstream.into_split());
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = cr.read(&mut buf).await {
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+                if sw.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut buf = [0u8; 4096];
+        let mut replies = 0;
+        let mut ls_before_auth_reply = false;
+        while let Ok(n @ 1..) = sr.read(&mut buf).await {
+            replies += 1;
+            if replies == 2 {
+                // Past the hello's reply: the next bytes answer `auth`.
+                let until = std::time::Instant::now() + Duration::from_secs(2);
+                while std::time::Instant::now() < until && !ls_before_auth_reply {
+                    let up = String::from_utf8_lossy(&sent.lock().unwrap()).into_owned();
+                    ls_before_auth_reply =
+                        up.contains(r#""op":"auth""#) && up.contains(r#""op":"ls""#);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            if cw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        ls_before_auth_reply
+    });
+    let mut c = Client::connect(&relay.to_string(), Some(&Secret::new(TOKEN)))
+        .await
+        .unwrap();
+    let names: Vec<String> = c
+        .ls("")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["r.txt"]);
+    assert!(c.hello().await.unwrap().permissions.upload);
+    drop(c);
+    assert!(
+        held.await.unwrap(),
+        "the client waited for the reply to auth"
     );
     s.stop().await;
 }
@@ -163,7 +283,7 @@ async fn a_hundred_clients_put_and_get_at_once() {
 async fn shutdown_aborts_a_stalled_upload_and_leaves_no_partial_file() {
     let s = TestServer::start(|c| c.shutdown_grace = Duration::from_millis(500)).await;
     let mut c = s.client().await;
-    let conn = c.connection();
+    let conn = c.connection().await.unwrap();
     let put = ferry::wire::messages::Request::Put {
         path: "stalled".into(),
         size: 1 << 20,
@@ -196,7 +316,7 @@ async fn shutdown_aborts_a_stalled_upload_and_leaves_no_partial_file() {
         "shutdown left a partial file"
     );
     assert!(!root.path().join("stalled").exists());
-    let head = c.connection().next_head().await.unwrap();
+    let head = c.connection().await.unwrap().next_head().await.unwrap();
     let e: ferry::wire::messages::ErrorReply = serde_json::from_slice(&head.header).unwrap();
     assert_eq!(e.code, ErrorCode::ShuttingDown);
     assert!(idle.ls("").await.is_err());
@@ -272,7 +392,8 @@ async fn ping_times_hellos_and_a_repeated_hello_keeps_authentication() {
             "chat-since",
             "web",
             "blake3",
-            "fresh"
+            "fresh",
+            "auth-pipelining"
         ])
     );
     let dead = tokio::task::spawn_blocking(|| common::run_cli(&["ping", "127.0.0.1:1"], &[]))

@@ -310,7 +310,7 @@ async fn the_token_travels_only_inside_tls() {
         .await
         .unwrap();
     assert!(c.tls().is_some());
-    assert!(c.hello().permissions.upload);
+    assert!(c.hello().await.unwrap().permissions.upload);
     c.ls("/").await.unwrap();
     drop(c);
     let seen = seen.await.unwrap();

@@ -51,13 +51,14 @@ pub(crate) async fn run(a: PingArgs) -> Result<(), ClientError> {
     let r = remote(&a.server)?;
     let started = std::time::Instant::now();
     let mut c = connect(&r).await?;
+    // Logged in too (its reply may come after the connection's set-up).
+    let h = c.hello().await?;
     let connect_ms = ms(started.elapsed());
     let mut rtt = Vec::new();
     for _ in 0..a.count {
         rtt.push(ms(c.ping().await?));
     }
     let (local, peer) = c.addresses();
-    let h = c.hello();
     let report = PingReport {
         local: local.map(|a| a.to_string()),
         peer: peer.map(|a| a.to_string()),

@@ -20,11 +20,20 @@ const STDIN_CHUNK: usize = 64 * 1024;
 /// Terminal sizes to pass on while a command runs on a pseudo-terminal.
 pub type Resizes = tokio::sync::mpsc::UnboundedReceiver<(u16, u16)>;
 
-/// Runs `spec`; see [`Client::exec`](super::Client::exec). With
-/// `resizes`, each size that arrives is sent on (a terminal session).
+/// Asks for `spec` to be run, with stdin forwarded or not.
+pub(super) async fn send(conn: &mut Connection, spec: &ExecRequest, stdin: bool) -> Result<()> {
+    let req = Request::Exec(ExecRequest {
+        stdin,
+        ..spec.clone()
+    });
+    Ok(conn.send(Kind::Request, &req, 0).await?)
+}
+
+/// Runs the command [`send`] asked for; see
+/// [`Client::exec`](super::Client::exec). With `resizes`, each size that
+/// arrives is sent on (a terminal session).
 pub(super) async fn exec<I, O, E>(
     conn: &mut Connection,
-    spec: &ExecRequest,
     mut stdin: Option<I>,
     stdout: &mut O,
     stderr: &mut E,
@@ -36,11 +45,6 @@ where
     O: AsyncWrite + Unpin + ?Sized,
     E: AsyncWrite + Unpin + ?Sized,
 {
-    let req = Request::Exec(ExecRequest {
-        stdin: stdin.is_some(),
-        ..spec.clone()
-    });
-    conn.send(Kind::Request, &req, 0).await?;
     let head = conn.next_head().await?;
     match head.kind {
         // It could not start: the report says why (127, 126).

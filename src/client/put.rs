@@ -30,6 +30,7 @@ impl super::Client {
         bar: &ProgressBar,
     ) -> Result<Transferred> {
         let algo = self.digest();
+        self.settle().await?;
         put_file(&mut self.conn, local, remote, opts, bar, algo).await
     }
 }

@@ -80,6 +80,7 @@ impl super::Client {
     ) -> Result<Transferred> {
         let algo = self.digest();
         let fresh = false;
+        self.settle().await?;
         match get_file(&mut self.conn, remote, local, opts, bar, algo, fresh).await {
             // The server may have sent the digest it remembers of a file
             // since changed in a way its times do not show (written
@@ -103,6 +104,7 @@ impl super::Client {
         size: u64,
     ) -> Result<Option<String>> {
         let algo = self.digest();
+        self.settle().await?;
         same_file(&mut self.conn, remote, local, size, algo).await
     }
 
@@ -114,6 +116,7 @@ impl super::Client {
     {
         let algo = self.digest();
         let fresh = self.offers("fresh");
+        self.settle().await?;
         get_stream(&mut self.conn, remote, out, algo, fresh).await
     }
 }

@@ -134,6 +134,9 @@ impl Ctx {
             ("blake3", true),
             // `get` takes `fresh`: hash what is sent, remembered or not.
             ("fresh", true),
+            // A request may follow `auth` before its reply: after a failed
+            // `auth` nothing but `hello` and `auth` is done.
+            ("auth-pipelining", true),
         ];
         on.iter()
             .filter(|(_, on)| *on)

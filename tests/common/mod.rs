@@ -90,8 +90,13 @@ impl TestServer {
         Client::connect(&self.addr.to_string(), None).await.unwrap()
     }
 
+    /// A client logged in with `token`: a wrong one is the error here
+    /// (the client sends its first request behind the token without
+    /// waiting, so the reply is read before this returns).
     pub async fn client_with(&self, token: &str) -> Result<Client, ferry::client::ClientError> {
-        Client::connect(&self.addr.to_string(), Some(&Secret::new(token))).await
+        let mut c = Client::connect(&self.addr.to_string(), Some(&Secret::new(token))).await?;
+        c.hello().await?;
+        Ok(c)
     }
 
     /// Graceful shutdown; returns the root so the caller can inspect it.

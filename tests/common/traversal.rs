@@ -68,7 +68,7 @@ pub async fn native_refuses_every_traversal(addr: &str) {
                 digest: None,
             },
         ] {
-            let conn = c.connection();
+            let conn = c.connection().await.unwrap();
             conn.send(Kind::Request, &r, 0).await.unwrap();
             let head = conn.next_head().await.unwrap();
             assert_eq!(head.kind, Kind::Error, "{r:?} was not refused");

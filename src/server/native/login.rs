@@ -29,6 +29,7 @@ impl Session {
                 ),
             ));
         }
+        self.refused = verdict.who().is_none();
         if let Some(who) = verdict.who() {
             self.who = Some(who);
             self.by_password = false;
@@ -54,7 +55,9 @@ impl Session {
 
     /// Logs in to the account `name`.
     pub(super) async fn login(&mut self, name: &str, password: &Secret) -> Result<(), Fail> {
-        match self.ctx.gate.login(self.peer.ip(), name, password).await {
+        let verdict = self.ctx.gate.login(self.peer.ip(), name, password).await;
+        self.refused = verdict.is_err();
+        match verdict {
             Ok(i) => {
                 let who = Who::User(i);
                 self.who = Some(who);

@@ -46,6 +46,7 @@ pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, c
         peer,
         who: None,
         auth_failures: 0,
+        refused: false,
         by_password: false,
     };
     match session.run().await {
@@ -62,6 +63,10 @@ struct Session {
     /// `None` until `hello`.
     who: Option<Who>,
     auth_failures: u32,
+    /// Whether the last `auth` failed: until one succeeds nothing else is
+    /// done, so that a request sent right behind a wrong token (without
+    /// waiting for its reply) is refused rather than run anonymously.
+    refused: bool,
     /// Whether `who` logged in with a password here (not a login token):
     /// only that makes new login tokens.
     by_password: bool,
@@ -190,6 +195,12 @@ impl Session {
             return Err(Fail::Fatal(
                 ErrorCode::HelloRequired,
                 "send hello first".into(),
+            ));
+        }
+        if self.refused && !matches!(req, Request::Hello { .. } | Request::Auth { .. }) {
+            return Err(Fail::Reply(
+                ErrorCode::AuthFailed,
+                "not done: the login before it failed".into(),
             ));
         }
         match req {
