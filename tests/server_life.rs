@@ -111,6 +111,35 @@ async fn a_request_sent_behind_a_wrong_token_is_not_done() {
     conn.send(Kind::Request, &mkdir, 0).await.unwrap();
     assert_eq!(conn.next_head().await.unwrap().kind, Kind::Ok);
     assert!(s.path("made").is_dir());
+
+    // An `auth` the server cannot read fails too; a refused request's body
+    // is not taken for the next request: one reply, then the end.
+    let mut c = s.client().await;
+    let conn = c.connection().await.unwrap();
+    let other = Request::Mkdir {
+        path: "other".into(),
+        parents: false,
+    };
+    for auth in [r#"{"op":"auth","token":null}"#, r#"{"op":"auth","user":7}"#] {
+        conn.send_encoded(Kind::Request, auth.as_bytes(), 0)
+            .await
+            .unwrap();
+        conn.send(Kind::Request, &other, 0).await.unwrap();
+        let head = conn.next_head().await.unwrap();
+        assert_eq!(error(&head.header).code, ErrorCode::BadRequest);
+        let head = conn.next_head().await.unwrap();
+        assert_eq!(error(&head.header).code, ErrorCode::AuthFailed, "{auth}");
+    }
+    assert!(!s.path("other").exists());
+    let plan = Request::Plan {
+        path: "other".into(),
+        force: false,
+    };
+    conn.send(Kind::Request, &plan, 2).await.unwrap();
+    conn.send_body(b"[]").await.unwrap();
+    let head = conn.next_head().await.unwrap();
+    assert_eq!(error(&head.header).code, ErrorCode::AuthFailed);
+    assert!(conn.next_head().await.is_err(), "a second reply");
     s.stop().await;
 }
 

@@ -37,6 +37,18 @@ const MAX_AUTH_FAILURES: u32 = 3;
 mod get;
 mod login;
 
+/// Whether a request header that did not parse was an `auth`, or does not
+/// say what it was.
+fn unreadable_auth(header: &[u8]) -> bool {
+    match serde_json::from_slice::<serde_json::Value>(header) {
+        Ok(v) => v
+            .get("op")
+            .and_then(|op| op.as_str())
+            .is_none_or(|op| op == "auth"),
+        Err(_) => true,
+    }
+}
+
 /// Serves one native connection to its end.
 pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, ctx: Arc<Ctx>) {
     let conn = Connection::from_stream(stream, initial, ctx.config.deadlines);
@@ -106,6 +118,11 @@ impl Session {
             let req: Request = match serde_json::from_slice(&head.header) {
                 Ok(r) => r,
                 Err(e) => {
+                    // An `auth` that cannot be read failed like a wrong
+                    // token: the request sent behind it must not run.
+                    if unreadable_auth(&head.header) {
+                        self.refused = true;
+                    }
                     let msg = format!("malformed request: {}", escape(&e.to_string()));
                     self.conn.send_error(ErrorCode::BadRequest, msg).await?;
                     if head.body_len > 0 {
@@ -198,10 +215,13 @@ impl Session {
             ));
         }
         if self.refused && !matches!(req, Request::Hello { .. } | Request::Auth { .. }) {
-            return Err(Fail::Reply(
-                ErrorCode::AuthFailed,
-                "not done: the login before it failed".into(),
-            ));
+            let msg = "not done: the login before it failed".to_string();
+            // A body left unread would be taken for the next request.
+            return Err(if body_len > 0 {
+                Fail::Fatal(ErrorCode::AuthFailed, msg)
+            } else {
+                Fail::Reply(ErrorCode::AuthFailed, msg)
+            });
         }
         match req {
             Request::Hello { versions, .. } => self.hello(&versions).await,
