@@ -247,6 +247,18 @@ fn the_summary_says_whether_exec_is_on() {
     );
     let off = summary(&[]);
     assert!(off.contains("with the token: read; without: read"), "{off}");
+    // Rights per folder for anonymous clients are said as given.
+    let config = state.path().join("ferry.toml");
+    std::fs::write(
+        &config,
+        "[anonymous]\nrights = [\"/:read\", \"/drop:upload\"]\n",
+    )
+    .unwrap();
+    let per_folder = summary(&["--config", config.to_str().unwrap()]);
+    assert!(
+        per_folder.contains("without: per folder, /drop:upload, /:read"),
+        "{per_folder}"
+    );
 }
 
 /// A client pointed at something that is not ferry says what it reached,

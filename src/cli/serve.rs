@@ -40,6 +40,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     }
     let perms = config.granted;
     let anonymous = config.anonymous;
+    let anonymous_paths = config.anonymous_paths.clone();
     let token = config.token.is_some();
     let accounts: Vec<String> = config.accounts.iter().map(|a| a.name.clone()).collect();
     let (web, chat) = (config.web, config.chat.enabled);
@@ -83,18 +84,28 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             v.join(", ")
         }
     };
+    // Rights given per folder in the config file's [anonymous] are said
+    // as given there.
+    let anonymous = match &anonymous_paths {
+        Some(g) if g.list().is_empty() => "nothing".to_string(),
+        Some(g) => {
+            let each: Vec<String> = g.list().iter().map(|r| r.to_string()).collect();
+            format!("per folder, {}", each.join(", "))
+        }
+        None => describe(anonymous),
+    };
     if !accounts.is_empty() {
         println!(
             "accounts: {} (rights per folder, within: {}); without logging in: {}",
             accounts.join(", "),
             describe(perms),
-            describe(anonymous)
+            anonymous
         );
     } else if token {
         println!(
             "with the token: {}; without: {}",
             describe(perms),
-            describe(anonymous)
+            anonymous
         );
     } else {
         println!("everyone may: {}", describe(perms));
