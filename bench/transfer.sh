@@ -10,16 +10,20 @@
 # until its bytes are on the disk (the command, then `sync`; ferry starts
 # the disk writes as it receives, a plain cp leaves them all for later).
 # Targets: ferry get and put each at most 1.2x cp's time, and below
-# ncat's in every round.
+# ncat's in every round. cp_b3 is cp made to do what ferry does besides
+# copying, for an equal-work comparison on one machine: BLAKE3 of the
+# source and of the copy (b3sum, as it runs by default), as `put` does
+# (a `get` of a file whose digest the server remembers hashes only the
+# copy).
 # Usage: bench/transfer.sh [SIZE_MIB] [ROUNDS]   (defaults 2048 and 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 size_mib=${1:-2048}
 rounds=${2:-5}
-for tool in ncat socat bc; do
+for tool in ncat socat bc b3sum; do
   if ! command -v $tool >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ncat socat bc </dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ncat socat bc b3sum </dev/null
   fi
 done
 ferry_binary
@@ -40,6 +44,7 @@ sleep 0.5
 cp "$work/src.bin" "$work/srv/src.bin"
 
 t_cp() { cp "$work/src.bin" "$work/out/cp.bin"; }
+t_cp_b3() { cp "$work/src.bin" "$work/out/cp.bin" && b3sum "$work/src.bin" "$work/out/cp.bin" >/dev/null; }
 t_put() { "$ferry" put --force "$work/src.bin" 127.0.0.1:$p:/up.bin >/dev/null; }
 t_get() { "$ferry" get --force 127.0.0.1:$p:/src.bin "$work/out/get.bin" >/dev/null; }
 # A file the server has not sent since it last changed: hashed as it goes.
@@ -68,7 +73,7 @@ t_socat() {
   echo "$a" > "$work/started"
 }
 
-names=(cp put get get_new put_sha256 get_sha256 ncat socat)
+names=(cp put get get_new put_sha256 get_sha256 ncat socat cp_b3)
 echo "${size_mib} MiB over loopback, $rounds rounds, order alternating:"
 for r in $(seq "$rounds"); do
   order=("${names[@]}")
@@ -111,7 +116,7 @@ for n, v in t.items():
           f"   on disk {md[n]:7.3f} s   ({min(d[n]):.3f}-{max(d[n]):.3f})")
 print("ratios of medians (target: get and put at most 1.2x cp, below ncat):")
 for a, b in [("get", "cp"), ("put", "cp"), ("get_new", "cp"), ("get", "ncat"), ("put", "ncat"), ("get", "socat"),
-             ("put", "socat"), ("get_sha256", "get"), ("put_sha256", "put")]:
+             ("put", "socat"), ("get_sha256", "get"), ("put_sha256", "put"), ("get", "cp_b3"), ("put", "cp_b3")]:
     print(f"  {a + ' / ' + b:22s} {m[a] / m[b]:5.2f}x   on disk {md[a] / md[b]:5.2f}x")
 rounds = len(t["ncat"])
 for x in ("get", "put"):
