@@ -136,6 +136,7 @@ mod collect {
     /// The runtime's park hook.
     #[allow(unsafe_code)]
     pub(super) fn on_park() {
+        ferry::log::parked();
         if !super::chosen::is_serving() {
             return;
         }
@@ -237,6 +238,7 @@ fn main() -> ExitCode {
     let runtime = match builder
         .enable_all()
         .on_thread_park(collect::on_park)
+        .on_thread_stop(ferry::log::parked)
         .build()
     {
         Ok(rt) => rt,

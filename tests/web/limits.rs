@@ -174,6 +174,47 @@ async fn requests_are_logged_with_peer_text_escaped() {
     assert!(!line.contains('\u{1b}'));
 }
 
+/// Every request is logged once, in order per connection: 303 requests
+/// over three keep-alive connections (the workers gather their lines and
+/// hand them over in batches of 16 KiB; this is more than one), then a
+/// graceful stop.
+#[tokio::test]
+async fn every_request_is_logged_once() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("a.txt"), "a").unwrap();
+    let mut srv = common::spawn_bin_server(root.path(), &["--no-discovery"], &[]);
+    for c in 0..3 {
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+        let mut req = String::new();
+        for i in 0..100 {
+            req += &format!("GET /a.txt?n={c}-{i} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        }
+        req += &format!(
+            "GET /a.txt?n={c}-end HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        );
+        std::io::Write::write_all(&mut conn, req.as_bytes()).unwrap();
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut conn, &mut out).unwrap();
+        assert_eq!(out.matches("HTTP/1.1 200").count(), 101);
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(srv.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = srv.child.wait();
+    let log = srv.stderr.join().unwrap();
+    for c in 0..3 {
+        let seen: Vec<&str> = log
+            .lines()
+            .filter_map(|l| l.split(&format!("?n={c}-")).nth(1))
+            .filter_map(|rest| rest.split(' ').next())
+            .collect();
+        let mut wanted: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+        wanted.push("end".into());
+        assert_eq!(seen, wanted, "connection {c}: {log}");
+    }
+}
+
 #[tokio::test]
 async fn without_the_web_door_http_gets_a_clear_refusal() {
     let s = TestServer::start(|cfg| cfg.web = false).await;
