@@ -80,12 +80,12 @@ pub(crate) fn request(span: &str, build: impl FnOnce(&mut String)) {
     }
     let mut message = String::with_capacity(128);
     build(&mut message);
-    let Some(writer) = PLAIN.get() else {
+    if PLAIN.get().is_none() {
         tracing::info!(target: "ferry::http", "{message}");
         return;
-    };
+    }
     if BATCHING.get() {
-        let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pending = pending();
         write_line(&mut pending, span, &message);
         if pending.len() >= BATCH {
             hand_over(&mut pending);
@@ -94,9 +94,7 @@ pub(crate) fn request(span: &str, build: impl FnOnce(&mut String)) {
     }
     let mut line = Vec::with_capacity(message.len() + span.len() + 48);
     write_line(&mut line, span, &message);
-    // One message to the writing thread; an error there (stderr closed)
-    // has nowhere to be reported.
-    let _ = writer.clone().write_all(&line);
+    hand_over(&mut line);
 }
 
 /// Request lines a worker gathers before handing them over at once.
@@ -113,6 +111,11 @@ thread_local! {
 /// between workers); handed over under its lock for the same reason.
 static PENDING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 
+fn pending() -> std::sync::MutexGuard<'static, Vec<u8>> {
+    PENDING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sends `pending` to the writing thread as one message, and empties it.
 fn hand_over(pending: &mut Vec<u8>) {
     if let (false, Some(writer)) = (pending.is_empty(), PLAIN.get()) {
         // An error there (stderr closed) has nowhere to be reported.
@@ -129,7 +132,7 @@ pub fn parked() {
         return;
     }
     BATCHING.set(true);
-    hand_over(&mut PENDING.lock().unwrap_or_else(|e| e.into_inner()));
+    hand_over(&mut pending());
 }
 
 /// Kept until exit by a server: hands over the request lines still
@@ -140,7 +143,7 @@ pub struct Flush {
 
 impl Drop for Flush {
     fn drop(&mut self) {
-        hand_over(&mut PENDING.lock().unwrap_or_else(|e| e.into_inner()));
+        hand_over(&mut pending());
     }
 }
 

@@ -106,14 +106,7 @@ async fn digests_are_blake3_when_asked_sha256_otherwise_and_a_changed_file_is_re
     let data = common::noise(2 * 1024 * 1024 + 3, 9);
     fs::write(s.path("f.bin"), &data).unwrap();
     let mut c = s.client().await;
-    assert!(
-        c.hello()
-            .await
-            .unwrap()
-            .features
-            .iter()
-            .any(|f| f == "blake3")
-    );
+    assert!(c.offers("blake3"));
     let sha = |b: &[u8]| ferry::files::digest::Algo::Sha256.hex_of(b);
     let b3 = |b: &[u8]| ferry::files::digest::Algo::Blake3.hex_of(b);
     // A client that names no digest (any older one) gets SHA-256.
@@ -271,14 +264,7 @@ async fn a_digest_gone_stale_under_a_mapping_is_rehashed_when_the_client_asks() 
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let b3 = |b: &[u8]| ferry::files::digest::Algo::Blake3.hex_of(b);
     let mut c = s.client().await;
-    assert!(
-        c.hello()
-            .await
-            .unwrap()
-            .features
-            .iter()
-            .any(|f| f == "fresh")
-    );
+    assert!(c.offers("fresh"));
     let r = raw_get(&mut c, "m.bin", 0, None, Some("blake3")).await;
     assert_eq!(r, Ok(b3(&data)));
 

@@ -151,7 +151,6 @@ impl Client {
         };
         match token {
             Some(t) if client.hello.auth_available => {
-                let remote = peer.is_some_and(|p| !p.ip().is_loopback());
                 if in_clear && remote && !CLEAR_TOKEN_SAID.swap(true, Ordering::Relaxed) {
                     crate::say!(
                         "ferry: warning: sending the token to {} without TLS: anyone on the network can read it (use --tls)",
@@ -182,14 +181,15 @@ impl Client {
         Ok(client)
     }
 
-    pub(super) fn authenticated(&mut self, reply: AuthReply) {
+    fn authenticated(&mut self, reply: AuthReply) {
         self.hello.permissions = reply.permissions;
         self.hello.auth_required = false;
     }
 
     /// Reads the reply to an `auth` sent without waiting, if one is owed:
     /// after sending a request, before reading its reply. A wrong token
-    /// is the error here; the server did not do the request behind it.
+    /// is the error here; the server did not do the request behind it,
+    /// whose own refusal is left unread: connect again after it.
     pub(super) async fn settle(&mut self) -> Result<()> {
         if std::mem::take(&mut self.owed) {
             let reply: AuthReply = terminal(&mut self.conn).await?;
