@@ -75,6 +75,9 @@ t_socat() {
 
 names=(cp put get get_new put_sha256 get_sha256 ncat socat cp_b3)
 echo "${size_mib} MiB over loopback, $rounds rounds, order alternating:"
+# ferry picks CUBIC for a connection between two programs on one machine
+# (see wire::stream::tune); ncat and socat get the system's default.
+echo "system congestion control: $(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null || echo unknown)"
 for r in $(seq "$rounds"); do
   order=("${names[@]}")
   if [ $((r % 2)) = 0 ]; then order=($(printf '%s\n' "${names[@]}" | tac)); fi
@@ -83,6 +86,10 @@ for r in $(seq "$rounds"); do
     # Every contender starts from a quiet disk: the last one's writeback
     # done, and a moment for the memory it freed to settle.
     sync
+    # The sources read again: a machine short of memory (or one that
+    # reclaims idle page cache on its own) may have dropped some of them
+    # since the last contender, which would then read from the disk.
+    cat "$work/src.bin" "$work/srv/src.bin" > /dev/null
     sleep 1
     a=$(now)
     "t_$n"

@@ -213,7 +213,7 @@ async fn dial(authority: &str) -> Result<TcpStream> {
     let mut last = String::from("no address found");
     let mut stream = None;
     for a in addrs {
-        match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(a)).await {
+        match tokio::time::timeout(Duration::from_secs(10), crate::wire::stream::connect(a)).await {
             Ok(Ok(s)) => {
                 stream = Some(s);
                 break;

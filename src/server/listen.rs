@@ -31,6 +31,10 @@ pub(super) fn bind_pair(addr: SocketAddr) -> anyhow::Result<(TcpListener, UdpSoc
     t.set_reuse_address(true)?;
     t.set_nonblocking(true)?;
     t.bind(&addr.into())?;
+    if addr.ip().to_canonical().is_loopback() {
+        // Every connection it takes comes from this machine.
+        crate::wire::stream::local_congestion_control(&t);
+    }
     t.listen(1024)?;
     let tcp = TcpListener::from_std(t.into())?;
     // Port 0 means "any": the UDP socket takes the port TCP got.

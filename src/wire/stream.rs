@@ -141,10 +141,125 @@ impl AsyncWrite for Stream {
 /// through NAT and firewalls, and one whose peer vanished without a word
 /// (a cable pulled, a machine off) is found out within about two and a
 /// half minutes (the system's 9 probes, 10 s apart, after 60 s of quiet).
+///
+/// A connection between two programs on this machine is moved to
+/// [`local_congestion_control`] here when it was not given it from the
+/// start (by [`connect`], or by a listener on a loopback address): the
+/// pacing the first one set up stays, so only part of the gain is had.
 pub fn tune(stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
     let keepalive = socket2::TcpKeepalive::new()
         .with_time(std::time::Duration::from_secs(60))
         .with_interval(std::time::Duration::from_secs(10));
     let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive);
+    if let (Ok(here), Ok(there)) = (stream.local_addr(), stream.peer_addr())
+        && same_machine(here.ip(), there.ip())
+    {
+        local_congestion_control(stream);
+    }
+}
+
+/// Whether a connection from `here` to `there` stays on this machine: a
+/// loopback peer, or one at this end's own address (a machine connecting
+/// to its own LAN address goes through the loopback device too).
+fn same_machine(here: std::net::IpAddr, there: std::net::IpAddr) -> bool {
+    let there = there.to_canonical();
+    there.is_loopback() || there == here.to_canonical()
+}
+
+/// Gives `socket` (a connection between two programs on this machine, or
+/// a listener on a loopback address, whose connections take it from it)
+/// CUBIC as its congestion control whatever the system's default is, or
+/// Reno where CUBIC may not be chosen: no network lies between the two
+/// ends for it to control, and BBR (a common default) paces its sends by
+/// round-trip times that, on the loopback device, are nothing but how the
+/// two ends happen to be scheduled; the sender then sleeps on its pacing
+/// timer while the receiver waits for data. Measured on a 1 GiB `ferry
+/// get` over loopback: 0.96-1.01 s with BBR, 0.55-0.70 s with CUBIC. The
+/// system's default stays when neither may be chosen, which changes
+/// nothing but speed. Connections to other machines keep the system's
+/// choice.
+pub fn local_congestion_control(socket: &impl std::os::fd::AsFd) {
+    use nix::sys::socket::{setsockopt, sockopt::TcpCongestion};
+    for name in ["cubic", "reno"] {
+        if setsockopt(socket, TcpCongestion, &std::ffi::OsString::from(name)).is_ok() {
+            return;
+        }
+    }
+}
+
+/// Connects to `addr`; a connection to a loopback address is given
+/// [`local_congestion_control`] before its first packet.
+pub async fn connect(addr: std::net::SocketAddr) -> io::Result<TcpStream> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    if addr.ip().to_canonical().is_loopback() {
+        local_congestion_control(&socket);
+    }
+    socket.connect(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_peer_on_this_machine_is_told_from_one_elsewhere() {
+        assert!(same_machine(ip("127.0.0.1"), ip("127.0.0.1")));
+        assert!(same_machine(ip("127.0.0.1"), ip("127.0.0.53")));
+        assert!(same_machine(ip("::1"), ip("::1")));
+        assert!(same_machine(ip("::ffff:127.0.0.1"), ip("::ffff:127.0.0.1")));
+        // This machine's own LAN address, reached from itself.
+        assert!(same_machine(ip("192.168.1.5"), ip("192.168.1.5")));
+        assert!(same_machine(ip("::ffff:192.168.1.5"), ip("192.168.1.5")));
+        assert!(!same_machine(ip("192.168.1.5"), ip("192.168.1.6")));
+        assert!(!same_machine(ip("10.0.0.2"), ip("10.0.0.1")));
+        assert!(!same_machine(ip("fe80::1"), ip("fe80::2")));
+    }
+
+    /// The congestion control a socket ended up with.
+    fn congestion(stream: &TcpStream) -> String {
+        use nix::sys::socket::{getsockopt, sockopt::TcpCongestion};
+        getsockopt(stream, TcpCongestion)
+            .unwrap()
+            .to_string_lossy()
+            .trim_end_matches('\0')
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn both_ends_of_a_loopback_connection_leave_pacing_out() {
+        let allowed = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_allowed_congestion_control")
+            .unwrap_or_default();
+        let want = if allowed.split_whitespace().any(|n| n == "cubic") {
+            "cubic"
+        } else {
+            "reno"
+        };
+        // Given from the start: by connect, and by the listener's setting.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        local_congestion_control(&listener);
+        let near = connect(listener.local_addr().unwrap());
+        let (near, far) = tokio::join!(near, listener.accept());
+        let (near, (far, _)) = (near.unwrap(), far.unwrap());
+        assert_eq!(congestion(&near), want);
+        assert_eq!(congestion(&far), want);
+        // Moved to it afterwards, by tune, when it was not.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let near = TcpStream::connect(listener.local_addr().unwrap());
+        let (near, far) = tokio::join!(near, listener.accept());
+        let (near, (far, _)) = (near.unwrap(), far.unwrap());
+        tune(&near);
+        tune(&far);
+        assert_eq!(congestion(&near), want);
+        assert_eq!(congestion(&far), want);
+        assert!(near.nodelay().unwrap() && far.nodelay().unwrap());
+    }
 }
