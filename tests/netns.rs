@@ -526,3 +526,73 @@ fn desktops_find_the_server_by_dns_sd_and_the_silent_one_not_at_all() {
     assert!(via.contains(&"probe") && via.contains(&"mdns"), "{v}");
     assert!(!v.to_string().contains("\"s2\""), "{v}");
 }
+
+/// Holds a TCP connection from namespace `ns` to `to` open for a while.
+fn hold_connection(lab: &Lab, ns: &str, to: &str) -> Child {
+    let script = format!(
+        "import socket, time; s = socket.create_connection(('{to}', 7070)); print('up', flush=True); time.sleep(10)"
+    );
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &lab.ns(ns), "python3", "-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "up", "no connection from {ns} to {to}");
+    child
+}
+
+#[test]
+fn only_connections_from_the_same_machine_leave_the_system_congestion_control() {
+    let Some(mut lab) = build('c', &[("sv", 1), ("cl", 10)]) else {
+        println!("SKIPPED: cannot create network namespaces here (needs root)");
+        return;
+    };
+    // The server's namespace defaults to Reno: a choice of its own that
+    // ferry must keep for peers on other machines.
+    let sv = lab.ns("sv");
+    assert!(in_ns(
+        &sv,
+        &["sysctl", "-qw", "net.ipv4.tcp_congestion_control=reno"]
+    ));
+    serve_in(&mut lab, "sv", &[]);
+    let mut held = vec![
+        hold_connection(&lab, "cl", "10.231.0.1"),
+        hold_connection(&lab, "sv", "127.0.0.1"),
+        hold_connection(&lab, "sv", "10.231.0.1"),
+    ];
+    std::thread::sleep(Duration::from_millis(200));
+    let out = Command::new("ip")
+        .args(["netns", "exec", &sv, "ss", "-tinH", "state", "established"])
+        .args(["( sport = :7070 )"])
+        .output()
+        .unwrap();
+    for c in &mut held {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    // Each socket: a line of addresses, then one of details naming the
+    // congestion control.
+    let mut by_peer = std::collections::BTreeMap::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for pair in lines.chunks(2) {
+        let [addrs, info] = pair else { continue };
+        let peer = addrs.split_whitespace().nth(3).unwrap_or_default();
+        let peer = peer.rsplit_once(':').map(|(ip, _)| ip).unwrap_or(peer);
+        let cc = ["cubic", "reno", "bbr"]
+            .into_iter()
+            .find(|n| info.split_whitespace().any(|w| w == *n))
+            .unwrap_or("?");
+        by_peer.insert(peer.to_string(), cc);
+    }
+    let want = std::collections::BTreeMap::from([
+        ("10.231.0.10".to_string(), "reno"),
+        ("127.0.0.1".to_string(), "cubic"),
+        ("10.231.0.1".to_string(), "cubic"),
+    ]);
+    assert_eq!(by_peer, want, "{text}");
+}

@@ -31,10 +31,7 @@ pub(super) fn bind_pair(addr: SocketAddr) -> anyhow::Result<(TcpListener, UdpSoc
     t.set_reuse_address(true)?;
     t.set_nonblocking(true)?;
     t.bind(&addr.into())?;
-    if addr.ip().to_canonical().is_loopback() {
-        // Every connection it takes comes from this machine.
-        crate::wire::stream::local_congestion_control(&t);
-    }
+    crate::wire::stream::listen_here_fast(&t);
     t.listen(1024)?;
     let tcp = TcpListener::from_std(t.into())?;
     // Port 0 means "any": the UDP socket takes the port TCP got.
@@ -78,7 +75,7 @@ pub(super) async fn accept_loop(
                 continue;
             }
         };
-        crate::wire::stream::tune(&stream);
+        crate::wire::stream::tune_accepted(&stream, &listener);
         match ctx.limits.try_acquire(peer.ip()) {
             Ok(permit) => {
                 // crate::log::conn_span writes this span the same way.

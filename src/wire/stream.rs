@@ -144,7 +144,7 @@ impl AsyncWrite for Stream {
 ///
 /// A connection between two programs on this machine is moved to
 /// [`local_congestion_control`] here when it was not given it from the
-/// start (by [`connect`], or by a listener on a loopback address): the
+/// start (by [`connect`], or by its listener: see [`tune_accepted`]): the
 /// pacing the first one set up stays, so only part of the gain is had.
 pub fn tune(stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
@@ -159,6 +159,58 @@ pub fn tune(stream: &TcpStream) {
     }
 }
 
+/// [`tune`] for a connection `listener` took. A listener is given
+/// [`local_congestion_control`] (see [`listen_here_fast`]) so that the
+/// connections it takes from this machine have it from their first
+/// packet; one from another machine is put back to the system's choice
+/// here, before a byte of it is sent, as if the listener had not been
+/// given it.
+pub fn tune_accepted(stream: &TcpStream, listener: &impl std::os::fd::AsFd) {
+    tune(stream);
+    let remote = match (stream.local_addr(), stream.peer_addr()) {
+        (Ok(here), Ok(there)) => !same_machine(here.ip(), there.ip()),
+        _ => false,
+    };
+    let Some(system) = system_congestion() else {
+        return;
+    };
+    let given = congestion(listener);
+    // A route's own choice (`ip route ... congctl`) comes before the
+    // listener's: a connection that has another than the listener's has
+    // it from its route, and keeps it.
+    if remote && given.as_deref() != Some(system) && congestion(stream) == given {
+        use nix::sys::socket::{setsockopt, sockopt::TcpCongestion};
+        let _ = setsockopt(stream, TcpCongestion, &std::ffi::OsString::from(system));
+    }
+}
+
+/// Gives a listener [`local_congestion_control`], for its connections to
+/// inherit, when the system's default can be read (to put the ones from
+/// other machines back to it: see [`tune_accepted`]).
+pub fn listen_here_fast(listener: &impl std::os::fd::AsFd) {
+    if system_congestion().is_some() {
+        local_congestion_control(listener);
+    }
+}
+
+/// The congestion control the system gives new connections.
+fn system_congestion() -> Option<&'static str> {
+    static SYSTEM: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    SYSTEM
+        .get_or_init(|| {
+            let name = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control").ok()?;
+            Some(name.trim().to_string()).filter(|n| !n.is_empty())
+        })
+        .as_deref()
+}
+
+/// The congestion control `socket` has.
+fn congestion(socket: &impl std::os::fd::AsFd) -> Option<String> {
+    use nix::sys::socket::{getsockopt, sockopt::TcpCongestion};
+    let name = getsockopt(socket, TcpCongestion).ok()?;
+    Some(name.to_string_lossy().trim_end_matches('\0').to_string())
+}
+
 /// Whether a connection from `here` to `there` stays on this machine: a
 /// loopback peer, or one at this end's own address (a machine connecting
 /// to its own LAN address goes through the loopback device too).
@@ -168,8 +220,7 @@ fn same_machine(here: std::net::IpAddr, there: std::net::IpAddr) -> bool {
 }
 
 /// Gives `socket` (a connection between two programs on this machine, or
-/// a listener on a loopback address, whose connections take it from it)
-/// CUBIC as its congestion control whatever the system's default is, or
+/// a listener, whose connections take it from it) CUBIC as its congestion control whatever the system's default is, or
 /// Reno where CUBIC may not be chosen: no network lies between the two
 /// ends for it to control, and BBR (a common default) paces its sends by
 /// round-trip times that, on the loopback device, are nothing but how the
@@ -224,16 +275,6 @@ mod tests {
         assert!(!same_machine(ip("fe80::1"), ip("fe80::2")));
     }
 
-    /// The congestion control a socket ended up with.
-    fn congestion(stream: &TcpStream) -> String {
-        use nix::sys::socket::{getsockopt, sockopt::TcpCongestion};
-        getsockopt(stream, TcpCongestion)
-            .unwrap()
-            .to_string_lossy()
-            .trim_end_matches('\0')
-            .to_string()
-    }
-
     #[tokio::test]
     async fn both_ends_of_a_loopback_connection_leave_pacing_out() {
         let allowed = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_allowed_congestion_control")
@@ -243,14 +284,15 @@ mod tests {
         } else {
             "reno"
         };
-        // Given from the start: by connect, and by the listener's setting.
+        // Given from the start: by connect, and by the listener.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        local_congestion_control(&listener);
+        listen_here_fast(&listener);
         let near = connect(listener.local_addr().unwrap());
         let (near, far) = tokio::join!(near, listener.accept());
         let (near, (far, _)) = (near.unwrap(), far.unwrap());
-        assert_eq!(congestion(&near), want);
-        assert_eq!(congestion(&far), want);
+        tune_accepted(&far, &listener);
+        assert_eq!(congestion(&near).unwrap(), want);
+        assert_eq!(congestion(&far).unwrap(), want);
         // Moved to it afterwards, by tune, when it was not.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let near = TcpStream::connect(listener.local_addr().unwrap());
@@ -258,8 +300,8 @@ mod tests {
         let (near, (far, _)) = (near.unwrap(), far.unwrap());
         tune(&near);
         tune(&far);
-        assert_eq!(congestion(&near), want);
-        assert_eq!(congestion(&far), want);
+        assert_eq!(congestion(&near).unwrap(), want);
+        assert_eq!(congestion(&far).unwrap(), want);
         assert!(near.nodelay().unwrap() && far.nodelay().unwrap());
     }
 }
