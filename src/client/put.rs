@@ -132,14 +132,8 @@ async fn put_file(
     let sha256 = match sent {
         Ok(sha) => sha,
         Err(SendError::Conn(e)) => {
-            // The server may have stopped the upload with a reason (a full
-            // disk) and closed: that reason, not the broken pipe, is what
-            // to show.
-            let said = tokio::time::timeout(std::time::Duration::from_secs(2), conn.next_head());
-            if let Ok(Ok(head)) = said.await {
-                if head.kind == Kind::Error {
-                    return Err(remote_error(&head.header, head.kind));
-                }
+            if let Some(why) = stopped_because(conn).await {
+                return Err(why);
             }
             return Err(ClientError::Cut(format!(
                 "{}: the upload stopped after {} of {size} bytes ({e}); the server keeps what arrived: the same command resumes",
@@ -164,14 +158,14 @@ async fn put_file(
             )));
         }
     }
-    conn.send(
-        Kind::Request,
-        &Request::Commit {
-            sha256: sha256.clone(),
-        },
-        0,
-    )
-    .await?;
+    let commit = Request::Commit {
+        sha256: sha256.clone(),
+    };
+    if let Err(e) = conn.send(Kind::Request, &commit, 0).await {
+        // The whole body fit in the sockets' buffers before the server
+        // stopped taking it.
+        return Err(stopped_because(conn).await.unwrap_or(e.into()));
+    }
     let digest: Digest = terminal(conn).await?;
     if !digest.sha256.eq_ignore_ascii_case(&sha256) || digest.size != size {
         return Err(ClientError::Checksum(format!(
@@ -185,6 +179,17 @@ async fn put_file(
         algo,
         resumed_from: offset,
     })
+}
+
+/// The reason the server gave for stopping an upload (a full disk) before
+/// it closed, when it gave one: that, not the broken pipe it left, is
+/// what to show.
+async fn stopped_because(conn: &mut Connection) -> Option<ClientError> {
+    let said = tokio::time::timeout(std::time::Duration::from_secs(2), conn.next_head());
+    match said.await {
+        Ok(Ok(head)) if head.kind == Kind::Error => Some(remote_error(&head.header, head.kind)),
+        _ => None,
+    }
 }
 
 /// Most bytes a kernel file may read as: the largest (kallsyms) are a few

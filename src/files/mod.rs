@@ -26,7 +26,7 @@ pub use name::{NameError, RelPath};
 pub use part::{FinishError, PartFile};
 pub use service::Files;
 pub use storage::Storage;
-pub use upload::{BodySource, Broke, OnBreak, Pushing, Upload, UploadOptions};
+pub use upload::{BodySource, Broke, OnBreak, Pushing, SocketBody, Upload, UploadOptions};
 
 /// What of the stored files is served.
 #[derive(Debug, Clone, Default)]

@@ -23,18 +23,7 @@ use super::part::PartFile;
 use super::pipe::CHUNK;
 use super::writeback::Writeback;
 
-/// Why splicing stopped short of the length asked for.
-#[derive(Debug)]
-pub enum SpliceError {
-    /// The socket failed.
-    Socket(io::Error),
-    /// The peer closed before the end.
-    Closed,
-    /// Nothing arrived for longer than the stall limit.
-    Stalled,
-    /// Writing or reading back the file failed (a full disk).
-    File(io::Error),
-}
+pub use super::storage::SpliceError;
 
 /// The most one round moves: the pipe's size (1 MiB when the system lets a
 /// pipe be that large, 64 KiB otherwise).
@@ -45,12 +34,14 @@ impl PartFile {
     /// non-blocking), hashing them as [`PartFile::write`] does. Gives how
     /// many bytes were taken from the socket, also when it stopped short
     /// (after a write error, more than were appended: see
-    /// [`PartFile::written`]).
+    /// [`PartFile::written`]). `stop` is asked between rounds, at least
+    /// every 100 ms.
     pub fn splice_from(
         &mut self,
         socket: BorrowedFd<'_>,
         len: u64,
         stall: Duration,
+        stop: &(dyn Fn() -> bool + Sync),
         progress: &(dyn Fn(u64) + Sync),
     ) -> (u64, Result<(), SpliceError>) {
         if self.written + len > self.size {
@@ -60,7 +51,7 @@ impl PartFile {
         let at = self.written;
         let hasher = std::mem::take(&mut self.hasher);
         let (taken, moved, hasher, r) =
-            splice_into(socket, &self.file, at, len, hasher, stall, progress);
+            splice_into(socket, &self.file, at, len, hasher, (stall, stop), progress);
         self.hasher = hasher;
         self.written += moved;
         self.writeback = Writeback::new(self.written);
@@ -82,7 +73,7 @@ fn splice_into(
     at: u64,
     len: u64,
     hasher: Hasher,
-    stall: Duration,
+    (stall, stop): (Duration, &(dyn Fn() -> bool + Sync)),
     progress: &(dyn Fn(u64) + Sync),
 ) -> (u64, u64, Hasher, Result<(), SpliceError>) {
     let (from_pipe, to_pipe) = match nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK) {
@@ -102,6 +93,9 @@ fn splice_into(
             // Rounds the socket said it was readable and gave nothing.
             let mut idle = 0;
             while taken < len {
+                if stop() {
+                    return Err(SpliceError::Stopped);
+                }
                 let want = (len - taken).min(ROUND as u64) as usize;
                 lowat.at_most(want);
                 let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
@@ -328,6 +322,7 @@ mod tests {
             rx.as_fd(),
             body.len() as u64,
             Duration::from_secs(5),
+            &|| false,
             &count,
         );
         r.unwrap();
@@ -359,6 +354,7 @@ mod tests {
             rx.as_fd(),
             body.len() as u64,
             Duration::from_secs(5),
+            &|| false,
             &|_| {},
         );
         sender.join().unwrap();
@@ -380,7 +376,13 @@ mod tests {
         tx.write_all(&bytes(1000)).unwrap();
         let mut p = part(dir.path(), 10_000);
         let began = Instant::now();
-        let (moved, r) = p.splice_from(rx.as_fd(), 10_000, Duration::from_millis(300), &|_| {});
+        let (moved, r) = p.splice_from(
+            rx.as_fd(),
+            10_000,
+            Duration::from_millis(300),
+            &|| false,
+            &|_| {},
+        );
         assert!(matches!(r, Err(SpliceError::Stalled)), "{r:?}");
         assert_eq!(moved, 1000);
         let took = began.elapsed();
@@ -405,7 +407,13 @@ mod tests {
         tx.write_all(&bytes(5000)).unwrap();
         let mut p = part(dir.path(), 20_000);
         let began = Instant::now();
-        let (_, r) = p.splice_from(rx.as_fd(), 20_000, Duration::from_secs(30), &|_| {});
+        let (_, r) = p.splice_from(
+            rx.as_fd(),
+            20_000,
+            Duration::from_secs(30),
+            &|| false,
+            &|_| {},
+        );
         assert!(matches!(r, Err(SpliceError::Socket(_))), "{r:?}");
         assert!(
             began.elapsed() < Duration::from_secs(5),
@@ -436,6 +444,7 @@ mod tests {
             rx.as_fd(),
             body.len() as u64,
             Duration::from_secs(5),
+            &|| false,
             &|_| {},
         );
         assert!(matches!(r, Err(SpliceError::File(_))), "{r:?}");
@@ -455,7 +464,8 @@ mod tests {
         let (mut tx, rx) = pair();
         tx.write_all(&bytes(2000)).unwrap();
         let mut p = part(dir.path(), 1000);
-        let (moved, r) = p.splice_from(rx.as_fd(), 2000, Duration::from_secs(1), &|_| {});
+        let (moved, r) =
+            p.splice_from(rx.as_fd(), 2000, Duration::from_secs(1), &|| false, &|_| {});
         assert!(matches!(r, Err(SpliceError::File(_))), "{r:?}");
         assert_eq!(moved, 0);
         let mut fds = [PollFd::new(rx.as_fd(), PollFlags::POLLIN)];

@@ -305,6 +305,28 @@ pub trait Part: Send + Sync + fmt::Debug {
     /// was not announced).
     fn end_here(&mut self);
 
+    /// Whether [`Part::splice_from`] can take bytes straight from a
+    /// socket (a file on this machine's disk can; an object store's part
+    /// cannot).
+    fn can_splice(&self) -> bool {
+        false
+    }
+
+    /// Appends the next `len` bytes of `socket` as [`Part::write`] would,
+    /// moved into the file by the kernel (see [`super::splice`]); only
+    /// when [`Part::can_splice`]. Gives the bytes taken from the socket.
+    fn splice_from(
+        &mut self,
+        socket: std::os::fd::BorrowedFd<'_>,
+        len: u64,
+        stall: std::time::Duration,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> (u64, Result<(), SpliceError>) {
+        let _ = (socket, len, stall, stop);
+        let e = io::Error::from(io::ErrorKind::Unsupported);
+        (0, Err(SpliceError::File(e)))
+    }
+
     /// Checks the size and, when given, the SHA-256, sets the mtime and
     /// makes the file visible whole, replacing a file at the name only
     /// with `overwrite`. Gives its SHA-256. Refused, it keeps nothing.
@@ -335,4 +357,20 @@ pub struct Begun {
     pub part: Box<dyn Part>,
     /// Whether a file of that name existed when it began.
     pub replaces: bool,
+}
+
+/// Why splicing (see `files::splice` and [`Part::splice_from`]) stopped
+/// short of the length asked for.
+#[derive(Debug)]
+pub enum SpliceError {
+    /// The socket failed.
+    Socket(io::Error),
+    /// The peer closed before the end.
+    Closed,
+    /// Nothing arrived for longer than the stall limit.
+    Stalled,
+    /// Writing or reading back the file failed (a full disk).
+    File(io::Error),
+    /// `stop` said to stop (the server is shutting down).
+    Stopped,
 }

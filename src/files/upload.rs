@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::FilesError;
 use super::entry::Mtime;
-use super::pipe::{CHUNK, FileSink, spawn_writer};
+use super::splice::SpliceError;
 use super::storage::{Begun, Part};
 
 /// What to do with the bytes of a body that broke off.
@@ -81,6 +81,38 @@ pub trait BodySource {
         &mut self,
         buf: &mut Vec<u8>,
     ) -> impl Future<Output = Result<usize, Self::Error>> + Send;
+
+    /// The body's bytes from here, buffered ones included, when the rest
+    /// of it could be handed over as a socket ([`BodySource::socket`]).
+    fn socket_len(&self) -> Option<u64> {
+        None
+    }
+
+    /// Hands the rest of the body over as a plain TCP socket, for the
+    /// kernel to move it into the file; only after `socket_len` said it
+    /// could. [`BodySource::taken`] then says how much was taken.
+    fn socket(&mut self) -> Option<SocketBody<Self::Error>> {
+        None
+    }
+
+    /// Counts `n` body bytes taken from the socket [`BodySource::socket`]
+    /// gave.
+    fn taken(&mut self, n: u64) {
+        let _ = n;
+    }
+}
+
+/// The rest of a body in a plain TCP socket (see [`BodySource::socket`]).
+pub struct SocketBody<E> {
+    /// A handle of its own on the socket (non-blocking).
+    pub socket: std::os::fd::OwnedFd,
+    /// Body bytes the source had already read: they go first.
+    pub early: bytes::Bytes,
+    /// Body bytes in the socket after them.
+    pub len: u64,
+    /// The source's error for a socket that failed (`Some`) or closed
+    /// (`None`) before the body's end.
+    pub lost: fn(Option<io::Error>) -> E,
 }
 
 /// Why receiving a body stopped short.
@@ -223,11 +255,65 @@ impl Upload {
     /// written in all. When it stops short, what is kept follows the
     /// module's rules, and the upload can only be dropped.
     pub async fn receive<S: BodySource>(&mut self, source: &mut S) -> Result<u64, Broke<S::Error>> {
+        if let Some(done) = self.receive_from_socket(source).await {
+            return done;
+        }
         let Some(mut intake) = Intake::open(self) else {
             return Err(ended());
         };
         let stop = self.pump(source, &mut intake).await;
         self.settle(intake, stop).await
+    }
+
+    /// [`Upload::receive`] for a body the source hands over as a socket and
+    /// a partial file that can take it straight from there (see
+    /// [`super::splice`]): the kernel moves the bytes into the file and a
+    /// second thread hashes them behind, with no copy through this
+    /// process. `None` when either cannot, or when the body would go past
+    /// a limit (the usual way then says so at the byte where it does).
+    async fn receive_from_socket<S: BodySource>(
+        &mut self,
+        source: &mut S,
+    ) -> Option<Result<u64, Broke<S::Error>>> {
+        let len = source.socket_len()?;
+        let part = self.part.as_ref().filter(|p| p.can_splice())?;
+        let end = part.written().saturating_add(len);
+        if self.size.is_some_and(|size| end > size) || self.max_upload.is_some_and(|m| end > m) {
+            return None;
+        }
+        let SocketBody {
+            socket,
+            early,
+            len,
+            lost,
+        } = source.socket()?;
+        let mut part = self.part.take()?;
+        let (stall, abort) = (self.stall, self.abort.clone());
+        let joined = tokio::task::spawn_blocking(move || {
+            use std::os::fd::AsFd;
+            if let Err(e) = part.write(&early) {
+                return (part, 0, Err(SpliceError::File(e)));
+            }
+            let stop = || abort.is_cancelled();
+            let (taken, r) = part.splice_from(socket.as_fd(), len, stall, &stop);
+            (part, taken, r)
+        })
+        .await;
+        let Ok((part, taken, r)) = joined else {
+            // The thread panicked: the partial file went with it.
+            return Some(Err(ended()));
+        };
+        source.taken(taken);
+        let total = part.written();
+        let (written, stop) = match r {
+            Ok(()) => (Ok(()), Ok(())),
+            Err(SpliceError::File(e)) => (Err(e), Ok(())),
+            Err(SpliceError::Stalled) => (Ok(()), Err(Broke::Stalled.into())),
+            Err(SpliceError::Stopped) => (Ok(()), Err(Broke::ShuttingDown.into())),
+            Err(SpliceError::Closed) => (Ok(()), Err(Broke::Lost(lost(None)).into())),
+            Err(SpliceError::Socket(e)) => (Ok(()), Err(Broke::Lost(lost(Some(e))).into())),
+        };
+        Some(self.conclude(part, written, total, stop))
     }
 
     /// The read loop: `source` into `intake` until the body ends or breaks.
@@ -274,7 +360,7 @@ impl Upload {
         stop: Result<(), Stop<E>>,
     ) -> Result<u64, Broke<E>> {
         let total = intake.total;
-        let (mut part, written) = match intake.close().await {
+        let (part, written) = match intake.close().await {
             Ok(pair) => pair,
             Err(e) => {
                 return Err(Broke::Storage {
@@ -283,6 +369,19 @@ impl Upload {
                 });
             }
         };
+        self.conclude(part, written, total, stop)
+    }
+
+    /// Keeps or drops the partial file, whose bytes are all written
+    /// (`written` is the first write error), as the module's rules say for
+    /// `stop`; `total` is the body's bytes from the start of the file.
+    fn conclude<E>(
+        &mut self,
+        mut part: Box<dyn Part>,
+        written: io::Result<()>,
+        total: u64,
+        stop: Result<(), Stop<E>>,
+    ) -> Result<u64, Broke<E>> {
         if let Err(e) = written {
             // Nothing is kept of an upload the disk refused: a full disk
             // must not stay full with it.
@@ -396,166 +495,17 @@ impl<E> From<Broke<E>> for Stop<E> {
     }
 }
 
-/// Bytes gathered before a write: a body's pieces are often 16 KiB (an
-/// HTTP frame), and one trip to the disk thread per half MiB costs less.
-const GATHER: usize = CHUNK / 2;
-
-/// A body on its way into the partial file: its pieces are gathered into
-/// chunks, checked against the limits, and written on the disk thread.
-struct Intake {
-    sink: FileSink<Box<dyn Part>>,
-    buf: Vec<u8>,
-    /// Bytes from the start of the file, gathered ones included.
-    total: u64,
-    size: Option<u64>,
-    max_upload: Option<u64>,
-}
-
-impl Intake {
-    /// Takes the partial file from `upload` to the disk thread.
-    fn open(upload: &mut Upload) -> Option<Intake> {
-        let part = upload.part.take()?;
-        let total = part.written();
-        let mut sink = spawn_writer(part);
-        Some(Intake {
-            buf: sink.buffer(),
-            sink,
-            total,
-            size: upload.size,
-            max_upload: upload.max_upload,
-        })
-    }
-
-    /// Where the next piece goes: after the gathered ones.
-    fn room(&mut self) -> &mut Vec<u8> {
-        if self.buf.capacity() == 0 {
-            self.buf = self.sink.buffer();
-        }
-        &mut self.buf
-    }
-
-    /// Counts the piece added to the buffer past `from`, and writes the
-    /// buffer once enough is gathered. False when the writer has stopped
-    /// (it failed).
-    async fn took<E>(&mut self, from: usize) -> Result<bool, Stop<E>> {
-        let total = self.total + (self.buf.len() - from) as u64;
-        if let Some(max) = self.max_upload.filter(|max| total > *max) {
-            return Err(Broke::TooLarge(format!("uploads are limited to {max} bytes")).into());
-        }
-        if self.size.is_some_and(|size| total > size) {
-            self.buf.truncate(from);
-            return Err(Stop::PastAnnounced("more bytes than announced".into()));
-        }
-        self.total = total;
-        if self.buf.len() < GATHER {
-            return Ok(true);
-        }
-        let full = std::mem::take(&mut self.buf);
-        Ok(self.sink.send(full).await)
-    }
-
-    /// Writes what is gathered and waits for every write; gives the part
-    /// file back with the first write error, if any.
-    async fn close(mut self) -> io::Result<(Box<dyn Part>, io::Result<()>)> {
-        if !self.buf.is_empty() {
-            let rest = std::mem::take(&mut self.buf);
-            self.sink.send(rest).await;
-        }
-        self.sink.finish().await
-    }
-}
-
-/// An upload whose door reads the body itself and hands it over a piece at
-/// a time (WebDAV: dav-server reads the body). The size limits and shutdown
-/// are checked here as pieces come, as [`Upload::receive`] does; the stall
-/// deadline is the door's to keep, on the body it reads.
-#[derive(Debug)]
-pub struct Pushing {
-    upload: Upload,
-    intake: Option<Intake>,
-}
-
-impl std::fmt::Debug for Intake {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Intake")
-            .field("total", &self.total)
-            .finish()
-    }
-}
-
-impl Pushing {
-    /// Takes the next piece of the body. On an error the upload has ended
-    /// as the module's rules say, and only [`Pushing::broke`] or a drop is
-    /// left to do.
-    pub async fn push(&mut self, piece: &[u8]) -> Result<(), Broke<io::Error>> {
-        let Some(intake) = self.intake.as_mut() else {
-            return Err(ended());
-        };
-        let stop = if self.upload.abort.is_cancelled() {
-            Err(Stop::Broke(Broke::ShuttingDown))
-        } else {
-            let from = intake.buf.len();
-            intake.room().extend_from_slice(piece);
-            match intake.took(from).await {
-                Ok(true) => return Ok(()),
-                Ok(false) => Ok(()), // the writer failed: settle says how
-                Err(stop) => Err(stop),
-            }
-        };
-        let intake = self.intake.take().ok_or_else(ended)?;
-        match self.upload.settle(intake, stop).await {
-            Ok(_) => Err(Broke::Storage {
-                message: "storing the upload failed; nothing of it was kept".into(),
-                full: false,
-            }),
-            Err(broke) => Err(broke),
-        }
-    }
-
-    /// The body came whole: gives the upload back, ready to finish.
-    pub async fn end(mut self) -> Result<Upload, Broke<io::Error>> {
-        let intake = self.intake.take().ok_or_else(ended)?;
-        self.upload.settle(intake, Ok(())).await?;
-        let hollow = self.upload.hollow();
-        Ok(std::mem::replace(&mut self.upload, hollow))
-    }
-
-    /// The body broke off: leaves what [`OnBreak`] says.
-    pub async fn broke(mut self) {
-        if let Some(intake) = self.intake.take() {
-            let lost = io::Error::new(io::ErrorKind::UnexpectedEof, "the body broke off");
-            let _ = self
-                .upload
-                .settle(intake, Err(Stop::Broke(Broke::Lost(lost))))
-                .await;
-        }
-    }
-}
-
-impl Drop for Pushing {
-    /// Dropped before its end, the body broke off: what is kept is settled
-    /// on a task, as [`Pushing::broke`] would.
-    fn drop(&mut self) {
-        let Some(intake) = self.intake.take() else {
-            return;
-        };
-        let mut upload = self.upload.hollow();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let lost = io::Error::new(io::ErrorKind::UnexpectedEof, "the body broke off");
-                let _ = upload
-                    .settle(intake, Err(Stop::Broke(Broke::Lost(lost))))
-                    .await;
-            });
-        }
-    }
-}
-
 impl Drop for Upload {
     fn drop(&mut self) {
         self.abandon();
     }
 }
 
+mod intake;
+#[cfg(test)]
+mod socket_tests;
 #[cfg(test)]
 mod tests;
+
+use intake::Intake;
+pub use intake::Pushing;

@@ -84,12 +84,16 @@ pub async fn receive_file(
             }
             progress(early.len() as u64);
         }
-        let (moved, r) = part.splice_from(socket.as_fd(), len, stall, &progress);
+        let (moved, r) = part.splice_from(socket.as_fd(), len, stall, &|| false, &progress);
         let r = r.map_err(|e| match e {
             SpliceError::Socket(e) => Spliced::Lost(e.into()),
             SpliceError::Closed => Spliced::Lost(super::frame::FrameError::UnexpectedEof.into()),
             SpliceError::Stalled => Spliced::Lost(ConnError::Timeout("the frame body")),
             SpliceError::File(e) => Spliced::Write(e),
+            // Nothing here asks it to stop.
+            SpliceError::Stopped => {
+                Spliced::Lost(io::Error::from(io::ErrorKind::Interrupted).into())
+            }
         });
         (part, moved, r)
     })

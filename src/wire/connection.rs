@@ -153,6 +153,12 @@ impl Connection {
         conn
     }
 
+    /// Whether the bytes travel in clear over plain TCP (see
+    /// [`Connection::plain_socket`]).
+    pub fn is_plain(&self) -> bool {
+        self.wr.plain.is_some()
+    }
+
     /// A handle of its own on the socket, when the bytes travel in clear
     /// over plain TCP (for `sendfile`); `None` over TLS or anything else.
     #[allow(unsafe_code)]

@@ -67,6 +67,21 @@ impl Part for LocalPart {
         self.file_mut().end_here()
     }
 
+    fn can_splice(&self) -> bool {
+        true
+    }
+
+    fn splice_from(
+        &mut self,
+        socket: std::os::fd::BorrowedFd<'_>,
+        len: u64,
+        stall: std::time::Duration,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> (u64, Result<(), crate::files::splice::SpliceError>) {
+        self.file_mut()
+            .splice_from(socket, len, stall, stop, &|_| {})
+    }
+
     fn finish(
         mut self: Box<Self>,
         sha256: Option<&str>,

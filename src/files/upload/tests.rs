@@ -3,7 +3,7 @@ use crate::access::{Action, Denied, Policy, Rights, Who};
 use crate::files::{Files, LocalDisk, RelPath};
 
 /// A body of `chunks`, then the end, or `fail` as an error.
-struct Chunks {
+pub(super) struct Chunks {
     chunks: Vec<Vec<u8>>,
     fail: bool,
 }
@@ -25,18 +25,29 @@ impl BodySource for Chunks {
     }
 }
 
-fn body(parts: &[&[u8]], fail: bool) -> Chunks {
+pub(super) fn body(parts: &[&[u8]], fail: bool) -> Chunks {
     Chunks {
         chunks: parts.iter().map(|p| p.to_vec()).collect(),
         fail,
     }
 }
 
-fn service(
+pub(super) fn service(
     dir: &std::path::Path,
     delete: bool,
     max: Option<u64>,
     abort: CancellationToken,
+) -> Files {
+    stalling_after(dir, delete, max, abort, Duration::from_secs(5))
+}
+
+/// [`service`], with a body's stall deadline of `stall`.
+pub(super) fn stalling_after(
+    dir: &std::path::Path,
+    delete: bool,
+    max: Option<u64>,
+    abort: CancellationToken,
+    stall: Duration,
 ) -> Files {
     let holder = Rights {
         read: true,
@@ -53,18 +64,18 @@ fn service(
         true,
     );
     let store = std::sync::Arc::new(LocalDisk::open(dir).unwrap());
-    Files::new(store, policy, max, Duration::from_secs(5), abort)
+    Files::new(store, policy, max, stall, abort)
 }
 
 /// Begins an upload that must begin.
-async fn begin(files: &Files, rel: &RelPath, opts: UploadOptions) -> Upload {
+pub(super) async fn begin(files: &Files, rel: &RelPath, opts: UploadOptions) -> Upload {
     files
         .begin_upload(Who::TokenHolder, rel, opts)
         .await
         .unwrap()
 }
 
-fn parts_in(dir: &std::path::Path) -> Vec<String> {
+pub(super) fn parts_in(dir: &std::path::Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -14,7 +14,7 @@ use super::fail::Fail;
 use crate::access::{Action, Who};
 use crate::files::Storage;
 use crate::files::digest::Algo;
-use crate::files::{BodySource, Broke, FilesError, OnBreak, RelPath, UploadOptions};
+use crate::files::{Broke, FilesError, OnBreak, RelPath, UploadOptions};
 use crate::text::escape;
 use crate::wire::messages::{
     Count, Digest, Done, EntryBatch, ErrorCode, HelloReply, Mtime, PutReady, Request,
@@ -34,8 +34,11 @@ pub(crate) const MAX_PLAN_BODY: u64 = 32 * 1024 * 1024;
 /// Wrong tokens tolerated on one connection before it is closed.
 const MAX_AUTH_FAILURES: u32 = 3;
 
+mod body;
 mod get;
 mod login;
+
+use body::FrameBody;
 
 /// Whether a request header that did not parse was an `auth`, or does not
 /// say what it was.
@@ -554,20 +557,6 @@ fn algo_of(name: Option<String>) -> Result<Algo, Fail> {
                 format!("unknown digest {n:?}; this server knows sha256 and blake3"),
             )
         }),
-    }
-}
-
-/// The body of the current frame, as an upload reads it.
-struct FrameBody<'a>(&'a mut Connection);
-
-impl BodySource for FrameBody<'_> {
-    type Error = ConnError;
-
-    fn read_into(
-        &mut self,
-        buf: &mut Vec<u8>,
-    ) -> impl std::future::Future<Output = Result<usize, ConnError>> + Send {
-        self.0.read_body_into(buf)
     }
 }
 
