@@ -313,26 +313,7 @@ async fn shutdown_aborts_a_stalled_upload_and_leaves_no_partial_file() {
     let s = TestServer::start(|c| c.shutdown_grace = Duration::from_millis(500)).await;
     let mut c = s.client().await;
     let conn = c.connection().await.unwrap();
-    let put = ferry::wire::messages::Request::Put {
-        path: "stalled".into(),
-        size: 1 << 20,
-        mtime: None,
-        force: false,
-        resume: true,
-        digest: None,
-    };
-    conn.send(ferry::wire::Kind::Request, &put, 0)
-        .await
-        .unwrap();
-    conn.next_head().await.unwrap();
-    conn.send(
-        ferry::wire::Kind::Request,
-        &ferry::wire::messages::Request::Data { offset: 0 },
-        1 << 20,
-    )
-    .await
-    .unwrap();
-    conn.send_body(&[1u8; 4096]).await.unwrap();
+    upload_left_waiting(conn, "stalled", 1 << 20, Some(&[1u8; 4096])).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(partial_files(s.root.path()).len(), 1);
     // An idle second client is simply closed.
@@ -446,4 +427,107 @@ fn ctrl_c_as_soon_as_the_server_says_it_is_up_is_a_clean_shutdown() {
         let status = s.child.wait().unwrap();
         assert_eq!(status.code(), Some(0), "{status:?}");
     }
+}
+
+/// Sends `put` of `size` bytes and, with `body`, its `data` frame and
+/// `body` (all of it or its start), but no `commit`: an upload waiting for
+/// its next frame, or stalled in its body.
+async fn upload_left_waiting(
+    conn: &mut ferry::wire::Connection,
+    name: &str,
+    size: u64,
+    body: Option<&[u8]>,
+) {
+    let put = ferry::wire::messages::Request::Put {
+        path: name.into(),
+        size,
+        mtime: None,
+        force: false,
+        resume: true,
+        digest: None,
+    };
+    conn.send(ferry::wire::Kind::Request, &put, 0)
+        .await
+        .unwrap();
+    conn.next_head().await.unwrap();
+    if let Some(body) = body {
+        let data = ferry::wire::messages::Request::Data { offset: 0 };
+        conn.send(ferry::wire::Kind::Request, &data, size)
+            .await
+            .unwrap();
+        conn.send_body(body).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn shutdown_ends_an_upload_waiting_for_its_next_frame_and_keeps_nothing() {
+    let s = TestServer::start(|c| c.shutdown_grace = Duration::from_millis(500)).await;
+    // One waits for its data, one (its body whole) for its commit.
+    let mut before = s.client().await;
+    upload_left_waiting(before.connection().await.unwrap(), "no-data", 1 << 20, None).await;
+    let mut after = s.client().await;
+    let body = noise(300_000, 3);
+    let size = body.len() as u64;
+    upload_left_waiting(
+        after.connection().await.unwrap(),
+        "no-commit",
+        size,
+        Some(&body),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(partial_files(s.root.path()).len(), 2, "both under way");
+    let started = std::time::Instant::now();
+    let root = s.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        partial_files(root.path()).is_empty(),
+        "shutdown kept a partial file"
+    );
+    for c in [&mut before, &mut after] {
+        let head = c.connection().await.unwrap().next_head().await.unwrap();
+        let e: ferry::wire::messages::ErrorReply = serde_json::from_slice(&head.header).unwrap();
+        assert_eq!(e.code, ErrorCode::ShuttingDown);
+    }
+}
+
+#[tokio::test]
+async fn an_upload_waits_for_its_commit_only_as_long_as_a_body_may_stall() {
+    let s = TestServer::start(|c| c.deadlines.body = Duration::from_millis(800)).await;
+    let mut c = s.client().await;
+    let body = noise(100_000, 4);
+    let size = body.len() as u64;
+    upload_left_waiting(c.connection().await.unwrap(), "held", size, Some(&body)).await;
+    // The connection is given up on, and the name let go of, well before
+    // the idle deadline between requests.
+    let started = std::time::Instant::now();
+    let end = tokio::time::timeout(
+        Duration::from_secs(10),
+        c.connection().await.unwrap().next_head(),
+    )
+    .await
+    .unwrap();
+    assert!(end.is_err(), "{end:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // What came is kept for a resume, and the name is free for it.
+    assert_eq!(partial_files(s.root.path()).len(), 1);
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("held");
+    fs::write(&src, &body).unwrap();
+    let mut again = s.client().await;
+    let done = again
+        .put_file(
+            &src,
+            "held",
+            TransferOpts::default(),
+            &ProgressBar::hidden(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.resumed_from, body.len() as u64);
+    assert_eq!(fs::read(s.path("held")).unwrap(), body);
 }

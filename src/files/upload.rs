@@ -455,6 +455,14 @@ impl Upload {
         }
     }
 
+    /// Ends the upload here and keeps nothing of it (the server is
+    /// shutting down).
+    pub fn discard(mut self) {
+        if let Some(part) = self.part.take() {
+            part.discard();
+        }
+    }
+
     /// Ends the upload here, leaving what [`OnBreak`] says.
     fn abandon(&mut self) {
         let Some(part) = self.part.take() else {

@@ -1,9 +1,38 @@
-//! A native frame's body as the files service reads an upload: piece by
-//! piece, or (over plain TCP) handed over as the socket itself for the
-//! kernel to move into the partial file.
+//! An upload's frames on a native connection: the wait for its `data` and
+//! `commit`, and its body as the files service reads it, piece by piece,
+//! or (over plain TCP) handed over as the socket itself for the kernel to
+//! move into the partial file.
 
-use crate::files::BodySource;
-use crate::wire::{ConnError, Connection};
+use super::Session;
+use crate::files::{BodySource, Broke, Upload};
+use crate::server::fail::Fail;
+use crate::wire::messages::ErrorCode;
+use crate::wire::{ConnError, Connection, Head};
+
+impl Session {
+    /// The next frame of an upload under way (its `data` or `commit`),
+    /// waited for as long as a body may stall, not as long as a
+    /// connection may sit idle (the upload holds its name meanwhile). A
+    /// shutdown ends the wait and the upload with it, keeping nothing.
+    pub(super) async fn upload_frame(&mut self, upload: Upload) -> Result<(Head, Upload), Fail> {
+        let abort = self.ctx.abort.clone();
+        let limit = self.conn.body_deadline();
+        tokio::select! {
+            biased;
+            _ = abort.cancelled() => {
+                upload.discard();
+                Err(Fail::Fatal(
+                    ErrorCode::ShuttingDown,
+                    Broke::<ConnError>::ShuttingDown.to_string(),
+                ))
+            }
+            r = tokio::time::timeout(limit, self.conn.next_head()) => match r {
+                Ok(head) => Ok((head?, upload)),
+                Err(_) => Err(Fail::Conn(ConnError::Timeout("the upload's next frame"))),
+            },
+        }
+    }
+}
 
 /// The body of the current frame, as an upload reads it.
 pub(super) struct FrameBody<'a>(pub(super) &'a mut Connection);

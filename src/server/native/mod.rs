@@ -451,7 +451,7 @@ impl Session {
                 0,
             )
             .await?;
-        let head = self.conn.next_head().await?;
+        let (head, mut upload) = self.upload_frame(upload).await?;
         let offset = match serde_json::from_slice::<Request>(&head.header) {
             Ok(Request::Data { offset })
                 if (offset == 0 || offset == offered)
@@ -493,7 +493,7 @@ impl Session {
                 return Err(Fail::Fatal(ErrorCode::Io, e.to_string()));
             }
         }
-        let head = self.conn.next_head().await?;
+        let (head, upload) = self.upload_frame(upload).await?;
         let sha = match serde_json::from_slice::<Request>(&head.header) {
             Ok(Request::Commit { sha256 }) if head.body_len == 0 => sha256,
             _ => return Err(Fail::Fatal(ErrorCode::BadRequest, "expected commit".into())),
