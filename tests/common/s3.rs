@@ -50,19 +50,35 @@ fn free_ports(n: usize) -> Vec<u16> {
 impl Seaweed {
     /// Starts SeaweedFS and waits until its S3 gateway takes requests.
     pub fn start() -> Seaweed {
-        let dir = tempfile::tempdir().unwrap();
-        let ports = free_ports(8);
-        let mut s = Seaweed {
-            child: Daemon::default(),
-            dir,
-            s3_port: ports[6],
-            ports,
-        };
-        s.launch();
-        s
+        // A port chosen free can be taken before weed binds it (by any
+        // program's outgoing connection: the ports free for listening are
+        // also the system's ephemeral ones): then again, with others.
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().unwrap();
+            let ports = free_ports(8);
+            let mut s = Seaweed {
+                child: Daemon::default(),
+                dir,
+                s3_port: ports[6],
+                ports,
+            };
+            if s.try_launch() {
+                return s;
+            }
+        }
+        panic!("SeaweedFS did not start three times: its ports were taken");
     }
 
+    /// Starts weed on its ports, as it ran before (restarts).
     fn launch(&mut self) {
+        assert!(
+            self.try_launch(),
+            "SeaweedFS did not start: a port was taken"
+        );
+    }
+
+    /// Starts weed on its ports; false when one was taken (weed stops).
+    fn try_launch(&mut self) -> bool {
         let config = self.dir.path().join("s3.json");
         std::fs::write(
             &config,
@@ -105,7 +121,11 @@ impl Seaweed {
         loop {
             let (code, _) = self.signed(&["-X", "GET", &self.url("/")]);
             if code != 0 {
-                return;
+                return true;
+            }
+            if self.log().contains("address already in use") {
+                self.child.kill();
+                return false;
             }
             assert!(
                 Instant::now() < deadline,
