@@ -147,14 +147,7 @@ impl AsyncWrite for Stream {
 /// start (by [`connect`], or by its listener: see [`tune_accepted`]): the
 /// pacing the first one set up stays, so only part of the gain is had.
 pub fn tune(stream: &TcpStream) {
-    let _ = stream.set_nodelay(true);
-    let keepalive = socket2::TcpKeepalive::new()
-        .with_time(std::time::Duration::from_secs(60))
-        .with_interval(std::time::Duration::from_secs(10));
-    let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive);
-    if let (Ok(here), Ok(there)) = (stream.local_addr(), stream.peer_addr())
-        && same_machine(here.ip(), there.ip())
-    {
+    if keep_alive_no_delay(stream) == Some(true) {
         local_congestion_control(stream);
     }
 }
@@ -166,22 +159,35 @@ pub fn tune(stream: &TcpStream) {
 /// here, before a byte of it is sent, as if the listener had not been
 /// given it.
 pub fn tune_accepted(stream: &TcpStream, listener: &impl std::os::fd::AsFd) {
-    tune(stream);
-    let remote = match (stream.local_addr(), stream.peer_addr()) {
-        (Ok(here), Ok(there)) => !same_machine(here.ip(), there.ip()),
-        _ => false,
-    };
-    let Some(system) = system_congestion() else {
-        return;
-    };
-    let given = congestion(listener);
-    // A route's own choice (`ip route ... congctl`) comes before the
-    // listener's: a connection that has another than the listener's has
-    // it from its route, and keeps it.
-    if remote && given.as_deref() != Some(system) && congestion(stream) == given {
-        use nix::sys::socket::{setsockopt, sockopt::TcpCongestion};
-        let _ = setsockopt(stream, TcpCongestion, &std::ffi::OsString::from(system));
+    match keep_alive_no_delay(stream) {
+        Some(true) => local_congestion_control(stream),
+        Some(false) => {
+            let Some(system) = system_congestion() else {
+                return;
+            };
+            let given = congestion(listener);
+            // A route's own choice (`ip route ... congctl`) comes before
+            // the listener's: a connection that has another than the
+            // listener's has it from its route, and keeps it.
+            if given.as_deref() != Some(system) && congestion(stream) == given {
+                use nix::sys::socket::{setsockopt, sockopt::TcpCongestion};
+                let _ = setsockopt(stream, TcpCongestion, &std::ffi::OsString::from(system));
+            }
+        }
+        None => {}
     }
+}
+
+/// Nagle off and keepalives on (see [`tune`]); gives whether the peer is
+/// on this machine (`None` when the addresses cannot be read).
+fn keep_alive_no_delay(stream: &TcpStream) -> Option<bool> {
+    let _ = stream.set_nodelay(true);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(std::time::Duration::from_secs(60))
+        .with_interval(std::time::Duration::from_secs(10));
+    let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive);
+    let (here, there) = (stream.local_addr().ok()?, stream.peer_addr().ok()?);
+    Some(same_machine(here.ip(), there.ip()))
 }
 
 /// Gives a listener [`local_congestion_control`], for its connections to
@@ -220,8 +226,9 @@ fn same_machine(here: std::net::IpAddr, there: std::net::IpAddr) -> bool {
 }
 
 /// Gives `socket` (a connection between two programs on this machine, or
-/// a listener, whose connections take it from it) CUBIC as its congestion control whatever the system's default is, or
-/// Reno where CUBIC may not be chosen: no network lies between the two
+/// a listener, whose connections take it from it) CUBIC as its congestion
+/// control whatever the system's default is, or Reno where CUBIC may not
+/// be chosen: no network lies between the two
 /// ends for it to control, and BBR (a common default) paces its sends by
 /// round-trip times that, on the loopback device, are nothing but how the
 /// two ends happen to be scheduled; the sender then sleeps on its pacing
