@@ -346,6 +346,31 @@ fn the_version_alone_is_answered_as_with_any_other_arguments() {
     }
 }
 
+/// The unwinder is linked in, not loaded (`libgcc_s.so.1` costs every
+/// start its mapping and a constructor that probes the processor), and
+/// panics still unwind: this test's own catch, and the binary's.
+#[test]
+fn the_unwinder_is_linked_in_and_panics_still_unwind() {
+    let archive = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .arg("-print-file-name=libgcc_eh.a")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    if !std::path::Path::new(&archive).is_absolute() {
+        common::checked_nothing("the C compiler has no libgcc_eh.a");
+        return;
+    }
+    let caught = std::panic::catch_unwind(|| panic!("unwound"));
+    assert!(caught.is_err());
+    let own = fs::read_to_string("/proc/self/maps").unwrap();
+    assert!(!own.contains("libgcc_s"), "{own}");
+    let root = tempfile::tempdir().unwrap();
+    let server = spawn_bin_server(root.path(), &[], &[]);
+    let maps = fs::read_to_string(format!("/proc/{}/maps", server.child.id())).unwrap();
+    assert!(maps.contains("libc.so"), "{maps}");
+    assert!(!maps.contains("libgcc_s"), "{maps}");
+}
+
 #[test]
 fn kernel_files_are_sent_whole_and_never_served() {
     // /proc/self/cmdline reports 0 bytes and reads as the reader's own
