@@ -144,8 +144,9 @@ async fn a_request_sent_behind_a_wrong_token_is_not_done() {
 }
 
 /// The request after `auth` reaches the server before the reply to `auth`
-/// reaches the client: a relay holds the server's bytes after its hello
-/// until it has seen the client's `ls` (or gives up after 2 s).
+/// reaches the client, in the same segment: a relay holds the server's
+/// bytes after its hello until it has seen the client's `ls` (or gives up
+/// after 2 s), and notes what each of its reads from the client held.
 #[tokio::test]
 async fn the_first_request_goes_right_behind_the_token() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -156,6 +157,10 @@ async fn the_first_request_goes_right_behind_the_token() {
     let server = s.addr;
     let sent = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
     let seen = sent.clone();
+    // Data segments the relay had from the client when it first held
+    // both `auth` and `ls`: the hello's, then theirs.
+    let segments = Arc::new(std::sync::Mutex::new(None::<u32>));
+    let counted = segments.clone();
     let held = tokio::spawn(async move {
         let (client, _) = listener.accept().await.unwrap();
         let upstream = tokio::net::TcpStream::connect(server).await.unwrap();
@@ -164,6 +169,11 @@ async fn the_first_request_goes_right_behind_the_token() {
             let mut buf = [0u8; 4096];
             while let Ok(n @ 1..) = cr.read(&mut buf).await {
                 seen.lock().unwrap().extend_from_slice(&buf[..n]);
+                let up = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+                if up.contains(r#""op":"auth""#) && up.contains(r#""op":"ls""#) {
+                    let n = data_segments_in(cr.as_ref());
+                    counted.lock().unwrap().get_or_insert(n);
+                }
                 if sw.write_all(&buf[..n]).await.is_err() {
                     break;
                 }
@@ -207,7 +217,33 @@ async fn the_first_request_goes_right_behind_the_token() {
         held.await.unwrap(),
         "the client waited for the reply to auth"
     );
+    assert_eq!(
+        *segments.lock().unwrap(),
+        Some(2),
+        "the hello, then auth and ls in one segment"
+    );
     s.stop().await;
+}
+
+/// How many segments carrying data `socket` has received (`TCP_INFO`).
+#[allow(unsafe_code)] // getsockopt(TCP_INFO): no safe wrapper offers it
+fn data_segments_in(socket: &tokio::net::TcpStream) -> u32 {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_info is plain old data; the kernel fills at most `len`
+    // bytes of it and says how many.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    info.tcpi_data_segs_in
 }
 
 #[tokio::test]

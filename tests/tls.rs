@@ -318,10 +318,11 @@ async fn the_token_travels_only_inside_tls() {
     assert!(!contains(&seen, TOKEN.as_bytes()));
     // In clear, the same bytes do carry it: the check above can fail.
     let (via, seen) = recording_proxy(s.addr).await;
-    let c = Client::connect(&via.to_string(), Some(&token))
+    let mut c = Client::connect(&via.to_string(), Some(&token))
         .await
         .unwrap();
     assert!(c.tls().is_none());
+    c.ls("/").await.unwrap();
     drop(c);
     assert!(contains(&seen.await.unwrap(), TOKEN.as_bytes()));
     s.stop().await;

@@ -159,11 +159,9 @@ impl Client {
                 }
                 if client.offers("auth-pipelining") {
                     // The first request goes right behind it, one round
-                    // trip sooner; a wrong token still stops it there.
-                    client
-                        .conn
-                        .send(Kind::Request, &Request::auth(t), 0)
-                        .await?;
+                    // trip sooner and in the same segment; a wrong token
+                    // still stops it there.
+                    client.conn.hold(Kind::Request, &Request::auth(t))?;
                     client.owed = true;
                 } else {
                     let reply: AuthReply = client.request(&Request::auth(t)).await?;
@@ -187,11 +185,14 @@ impl Client {
     }
 
     /// Reads the reply to an `auth` sent without waiting, if one is owed:
-    /// after sending a request, before reading its reply. A wrong token
+    /// after sending a request (which carried the `auth` in front of it),
+    /// before reading its reply. A wrong token
     /// is the error here; the server did not do the request behind it,
     /// whose own refusal is left unread: connect again after it.
     pub(super) async fn settle(&mut self) -> Result<()> {
         if std::mem::take(&mut self.owed) {
+            // Sent with the first request; on its own if none came first.
+            self.conn.flush_held().await?;
             let reply: AuthReply = terminal(&mut self.conn).await?;
             self.authenticated(reply);
         }

@@ -109,6 +109,9 @@ pub struct FrameWriter {
     deadlines: Deadlines,
     /// The socket under `writer`, when it is plain TCP.
     plain: Option<std::os::fd::RawFd>,
+    /// Frames encoded by [`FrameWriter::hold`], written in front of the
+    /// next write.
+    held: Vec<u8>,
 }
 
 /// One framed, deadline-guarded native connection: a [`FrameReader`] and a
@@ -136,6 +139,7 @@ impl Connection {
                 wbuf: BytesMut::new(),
                 deadlines,
                 plain: None,
+                held: Vec::new(),
             },
         }
     }
@@ -163,6 +167,8 @@ impl Connection {
     /// over plain TCP (for `sendfile`); `None` over TLS or anything else.
     #[allow(unsafe_code)]
     pub fn plain_socket(&self) -> Option<std::os::fd::OwnedFd> {
+        // Bytes written past the writer must not overtake held frames.
+        debug_assert!(self.wr.held.is_empty(), "held frames not yet sent");
         let fd = self.wr.plain?;
         // SAFETY: `fd` is the socket of the write half this connection
         // owns, open for as long as `self` lives; it is only borrowed here
@@ -246,6 +252,16 @@ impl Connection {
         self.wr.send_body(data).await
     }
 
+    /// See [`FrameWriter::hold`].
+    pub fn hold<T: Serialize>(&mut self, kind: Kind, header: &T) -> Result<(), ConnError> {
+        self.wr.hold(kind, header)
+    }
+
+    /// See [`FrameWriter::flush_held`].
+    pub async fn flush_held(&mut self) -> Result<(), ConnError> {
+        self.wr.flush_held().await
+    }
+
     /// See [`Connection::send_encoded`].
     pub async fn send_encoded(
         &mut self,
@@ -281,6 +297,7 @@ impl Connection {
     /// closing with unread input does not become a reset that destroys the
     /// last reply before the peer reads it.
     pub async fn shutdown(&mut self) {
+        let _ = self.wr.flush_held().await;
         let _ = tokio::time::timeout(Duration::from_secs(2), self.wr.writer.shutdown()).await;
         linger(&mut self.rd.reader).await;
     }
@@ -500,11 +517,33 @@ impl FrameWriter {
     ) -> Result<(), ConnError> {
         let json = serde_json::to_vec(header)?;
         self.encode_raw(kind, &json, body.len() as u64)?;
-        let mut data = bytes::Buf::chain(&self.wbuf[..], body);
+        let held = std::mem::take(&mut self.held);
+        let mut data = bytes::Buf::chain(&held[..], bytes::Buf::chain(&self.wbuf[..], body));
         tokio::time::timeout(self.deadlines.body, self.writer.write_all_buf(&mut data))
             .await
             .map_err(|_| ConnError::Timeout("the peer to read"))??;
         Ok(())
+    }
+
+    /// Encodes a frame with no body to go out in front of the next write,
+    /// in the same segment: a request sent behind it without waiting for
+    /// its reply (`auth` and the first request) costs the peer one wake-up
+    /// and one read instead of two. Whatever reads a reply to it first
+    /// calls [`FrameWriter::flush_held`].
+    pub fn hold<T: Serialize>(&mut self, kind: Kind, header: &T) -> Result<(), ConnError> {
+        let json = serde_json::to_vec(header)?;
+        self.encode_raw(kind, &json, 0)?;
+        self.held.extend_from_slice(&self.wbuf);
+        Ok(())
+    }
+
+    /// Writes the frames [`FrameWriter::hold`] kept, if any.
+    pub async fn flush_held(&mut self) -> Result<(), ConnError> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let held = std::mem::take(&mut self.held);
+        self.write_now(&held).await
     }
 
     /// Sends body bytes of the frame whose head was just sent.
@@ -525,8 +564,18 @@ impl FrameWriter {
         self.send(Kind::Error, &reply, 0).await
     }
 
-    /// Writes raw bytes (used by doors that answer outside the framing).
+    /// Writes raw bytes (used by doors that answer outside the framing),
+    /// behind any held frames.
     pub async fn write_all(&mut self, data: &[u8]) -> Result<(), ConnError> {
+        if self.held.is_empty() {
+            return self.write_now(data).await;
+        }
+        let mut held = std::mem::take(&mut self.held);
+        held.extend_from_slice(data);
+        self.write_now(&held).await
+    }
+
+    async fn write_now(&mut self, data: &[u8]) -> Result<(), ConnError> {
         tokio::time::timeout(self.deadlines.body, self.writer.write_all(data))
             .await
             .map_err(|_| ConnError::Timeout("the peer to read"))??;
