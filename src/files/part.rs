@@ -394,6 +394,7 @@ impl PartFile {
         if let Some(m) = mtime {
             self.file.set_modified(mtime_to_system(m))?;
         }
+        self.still_ours()?;
         if overwrite {
             // Replaces a file, or a link, at the name: never writes
             // through it, and never replaces a device or a FIFO that
@@ -411,6 +412,31 @@ impl PartFile {
             }
         }
         Ok(actual)
+    }
+
+    /// Whether the partial file's name still holds the file written: one
+    /// swapped for a link, or another file, by anyone who may write in the
+    /// folder, would otherwise be what the rename puts in place, while the
+    /// digest answered is that of the bytes received. (Nothing renames a
+    /// name only if it holds a given file: what is left is the moment
+    /// between this look and the rename.)
+    fn still_ours(&self) -> io::Result<()> {
+        let ours = nix::sys::stat::fstat(&self.file)?;
+        let there = match nix::sys::stat::fstatat(
+            &self.dir,
+            &*self.part_name,
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            Ok(st) => Some(st),
+            Err(Errno::ENOENT) => None,
+            Err(e) => return Err(e.into()),
+        };
+        match there {
+            Some(st) if (st.st_dev, st.st_ino) == (ours.st_dev, ours.st_ino) => Ok(()),
+            _ => Err(io::Error::other(
+                "the partial file was replaced or removed while it was written",
+            )),
+        }
     }
 
     /// [`PartFile::finish`], and the partial file removed when it fails:

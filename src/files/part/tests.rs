@@ -148,3 +148,37 @@ fn a_link_at_the_target_is_replaced_not_written_through() {
     assert!(fs::symlink_metadata(&target).unwrap().is_file());
     assert_eq!(fs::read(&target).unwrap(), b"new");
 }
+
+#[test]
+fn a_partial_file_swapped_mid_way_is_not_put_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("outside");
+    fs::write(&outside, b"secret").unwrap();
+    // For a link, and for another file, planted at the partial name once
+    // the bytes are written: neither reaches the target's name, and what
+    // they point at is untouched.
+    for planted in ["link", "file"] {
+        let target = dir.path().join(format!("t-{planted}"));
+        let mut p = PartFile::open(&target, false).unwrap();
+        p.start(0, 3).unwrap();
+        p.write(b"new").unwrap();
+        let part = part_path(&target);
+        fs::remove_file(&part).unwrap();
+        match planted {
+            "link" => std::os::unix::fs::symlink(&outside, &part).unwrap(),
+            _ => fs::write(&part, b"other").unwrap(),
+        }
+        let e = p.finish_or_discard(None, None, true).unwrap_err();
+        assert!(e.to_string().contains("replaced"), "{e}");
+        assert!(fs::symlink_metadata(&target).is_err(), "{planted}");
+        assert_eq!(fs::read(&outside).unwrap(), b"secret");
+    }
+    // Removed: nothing to put in place either.
+    let target = dir.path().join("t-gone");
+    let mut p = PartFile::open(&target, false).unwrap();
+    p.start(0, 1).unwrap();
+    p.write(b"x").unwrap();
+    fs::remove_file(part_path(&target)).unwrap();
+    assert!(p.finish(None, None, false).is_err());
+    assert!(!target.exists());
+}
