@@ -285,6 +285,70 @@ async fn put_with_a_body_of_the_wrong_length_is_refused_and_nothing_appears() {
     s.stop().await;
 }
 
+/// Inside an upload, as between requests: a frame of the server's kinds
+/// is refused, not taken for `data` or `commit`, and bytes that are no
+/// frame get an error frame before the close; what came of a body stays
+/// for a resume, and nothing reaches the name.
+#[tokio::test]
+async fn inside_an_upload_only_requests_count_and_garbage_is_answered() {
+    let s = TestServer::start(|_| {}).await;
+    async fn told(c: &mut Client) -> ErrorReply {
+        let conn = c.connection().await.unwrap();
+        let head = tokio::time::timeout(Duration::from_secs(10), conn.next_head())
+            .await
+            .expect("an answer, not a wait")
+            .unwrap();
+        assert_eq!(head.kind, Kind::Error);
+        let e: ErrorReply = serde_json::from_slice(&head.header).unwrap();
+        assert!(conn.next_head().await.is_err(), "closed after saying why");
+        e
+    }
+    // `data` sent as a reply.
+    let mut c = s.client().await;
+    start_put(&mut c, "kind", 4).await;
+    let conn = c.connection().await.unwrap();
+    conn.send(Kind::Ok, &Request::Data { offset: 0 }, 4)
+        .await
+        .unwrap();
+    conn.send_body(b"abcd").await.unwrap();
+    let e = told(&mut c).await;
+    assert_eq!(e.code, ErrorCode::BadRequest);
+    assert!(e.message.contains("request frames"), "{}", e.message);
+    assert!(partial_files(s.root.path()).is_empty());
+    // `commit` sent as a partial reply, after the whole body.
+    let commit = Request::Commit {
+        sha256: "00".repeat(32),
+    };
+    let mut c = s.client().await;
+    start_put(&mut c, "late", 4).await;
+    let conn = c.connection().await.unwrap();
+    conn.send(Kind::Request, &Request::Data { offset: 0 }, 4)
+        .await
+        .unwrap();
+    conn.send_body(b"abcd").await.unwrap();
+    conn.send(Kind::Partial, &commit, 0).await.unwrap();
+    let e = told(&mut c).await;
+    assert_eq!(e.code, ErrorCode::BadRequest);
+    // Bytes that are no frame where the commit belongs.
+    let mut c = s.client().await;
+    start_put(&mut c, "junk", 4).await;
+    let conn = c.connection().await.unwrap();
+    conn.send(Kind::Request, &Request::Data { offset: 0 }, 4)
+        .await
+        .unwrap();
+    conn.send_body(b"abcd").await.unwrap();
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let e = told(&mut c).await;
+    assert_eq!(e.code, ErrorCode::BadRequest);
+    for name in ["kind", "late", "junk"] {
+        assert!(fs::symlink_metadata(s.path(name)).is_err(), "{name}");
+    }
+    assert_eq!(partial_files(s.root.path()).len(), 2, "late's and junk's");
+    s.stop().await;
+}
+
 /// Sends `put` by hand and checks the server is ready for the data.
 async fn start_put(c: &mut Client, path: &str, size: u64) {
     let conn = c.connection().await.unwrap();

@@ -196,6 +196,12 @@ fn background_jobs_of_a_shell_session_end_with_it() {
             .unwrap()
             .success()
     };
+    // The shell echoes before its background children have become
+    // `sleep` (each is the shell until its exec): give them a moment.
+    let up = Instant::now() + Duration::from_secs(10);
+    while !(running("sleep 4242") && running("sleep 4243")) && Instant::now() < up {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(running("sleep 4242") && running("sleep 4243"));
     t.keys(&["exit", "Enter"]);
     t.wait_for("EXIT=");

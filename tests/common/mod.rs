@@ -549,3 +549,34 @@ pub fn hostile_tree(top: &Path) {
     std::fs::create_dir_all(top.join("sub dir/deeper")).unwrap();
     std::fs::write(top.join("sub dir/deeper/file"), b"deep").unwrap();
 }
+
+/// Sends `put` of `size` bytes and, with `body`, its `data` frame and
+/// `body` (all of it or its start), but no `commit`: an upload waiting for
+/// its next frame, or stalled in its body.
+#[allow(dead_code)]
+pub async fn upload_left_waiting(
+    conn: &mut ferry::wire::Connection,
+    name: &str,
+    size: u64,
+    body: Option<&[u8]>,
+) {
+    let put = ferry::wire::messages::Request::Put {
+        path: name.into(),
+        size,
+        mtime: None,
+        force: false,
+        resume: true,
+        digest: None,
+    };
+    conn.send(ferry::wire::Kind::Request, &put, 0)
+        .await
+        .unwrap();
+    conn.next_head().await.unwrap();
+    if let Some(body) = body {
+        let data = ferry::wire::messages::Request::Data { offset: 0 };
+        conn.send(ferry::wire::Kind::Request, &data, size)
+            .await
+            .unwrap();
+        conn.send_body(body).await.unwrap();
+    }
+}

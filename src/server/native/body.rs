@@ -3,11 +3,12 @@
 //! or (over plain TCP) handed over as the socket itself for the kernel to
 //! move into the partial file.
 
-use super::Session;
+use super::{NOT_A_REQUEST, Session, unreadable};
 use crate::files::{BodySource, Broke, Upload};
 use crate::server::fail::Fail;
+use crate::wire::frame::FrameError;
 use crate::wire::messages::ErrorCode;
-use crate::wire::{ConnError, Connection, Head};
+use crate::wire::{ConnError, Connection, Head, Kind};
 
 impl Session {
     /// The next frame of an upload under way (its `data` or `commit`),
@@ -26,10 +27,21 @@ impl Session {
                     Broke::<ConnError>::ShuttingDown.to_string(),
                 ))
             }
-            r = tokio::time::timeout(limit, self.conn.next_head()) => match r {
-                Ok(head) => Ok((head?, upload)),
-                Err(_) => Err(Fail::Conn(ConnError::Timeout("the upload's next frame"))),
-            },
+            r = tokio::time::timeout(limit, self.conn.next_head()) => {
+                // Told as between requests: a frame of another kind, or
+                // one that cannot be read, ends the connection with an
+                // error frame that says why; only a peer that is gone is
+                // told nothing.
+                let head = r.unwrap_or(Err(ConnError::Timeout("the upload's next frame")));
+                match head {
+                    Ok(head) if head.kind == Kind::Request => Ok((head, upload)),
+                    Ok(_) => Err(Fail::Fatal(ErrorCode::BadRequest, NOT_A_REQUEST.into())),
+                    Err(e @ (ConnError::Closed | ConnError::Frame(FrameError::Io(_)))) => {
+                        Err(Fail::Conn(e))
+                    }
+                    Err(e) => Err(Fail::Fatal(unreadable(&e), e.to_string())),
+                }
+            }
         }
     }
 }

@@ -87,6 +87,21 @@ struct Session {
     by_password: bool,
 }
 
+/// What a client is told of a frame of another kind than a request.
+const NOT_A_REQUEST: &str = "clients send request frames only";
+
+/// The error code for a next frame that could not be read.
+fn unreadable(e: &ConnError) -> ErrorCode {
+    match e {
+        ConnError::Timeout(_) => ErrorCode::Timeout,
+        ConnError::Frame(crate::wire::frame::FrameError::HeaderLength(_)) => ErrorCode::TooLarge,
+        ConnError::Frame(crate::wire::frame::FrameError::UnsupportedVersion(_)) => {
+            ErrorCode::UnsupportedVersion
+        }
+        _ => ErrorCode::BadRequest,
+    }
+}
+
 impl Session {
     async fn run(&mut self) -> Result<(), ConnError> {
         loop {
@@ -98,23 +113,13 @@ impl Session {
                 Ok(h) => h,
                 Err(ConnError::Closed) => return Ok(()),
                 Err(e) => {
-                    let code = match &e {
-                        ConnError::Timeout(_) => ErrorCode::Timeout,
-                        ConnError::Frame(crate::wire::frame::FrameError::HeaderLength(_)) => {
-                            ErrorCode::TooLarge
-                        }
-                        ConnError::Frame(crate::wire::frame::FrameError::UnsupportedVersion(_)) => {
-                            ErrorCode::UnsupportedVersion
-                        }
-                        _ => ErrorCode::BadRequest,
-                    };
-                    let _ = self.conn.send_error(code, e.to_string()).await;
+                    let _ = self.conn.send_error(unreadable(&e), e.to_string()).await;
                     return Err(e);
                 }
             };
             if head.kind != Kind::Request {
                 self.conn
-                    .send_error(ErrorCode::BadRequest, "clients send request frames only")
+                    .send_error(ErrorCode::BadRequest, NOT_A_REQUEST)
                     .await?;
                 return Ok(());
             }
