@@ -39,6 +39,9 @@ fn static_unwinder() {
     let Some(archive) = compiler_file("libgcc_eh.a") else {
         return;
     };
+    // The script names it by its full path: look again when it changes
+    // (a compiler upgrade moves it).
+    println!("cargo:rerun-if-changed={}", archive.display());
     let Some(out) = std::env::var_os("OUT_DIR").map(PathBuf::from) else {
         return;
     };

@@ -144,24 +144,85 @@ async fn a_request_sent_behind_a_wrong_token_is_not_done() {
 }
 
 /// The request after `auth` reaches the server before the reply to `auth`
-/// reaches the client, in the same segment: a relay holds the server's
-/// bytes after its hello until it has seen the client's `ls` (or gives up
-/// after 2 s), and notes what each of its reads from the client held.
+/// reaches the client, in the same segment: for a listing, a download and
+/// an upload, through a relay that watches (see [`relay_watching`]).
 #[tokio::test]
 async fn the_first_request_goes_right_behind_the_token() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s = TestServer::start(|c| c.token = Some(Secret::new(TOKEN))).await;
     fs::write(s.path("r.txt"), b"r").unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("up.txt");
+    fs::write(&src, b"up").unwrap();
+    for op in ["ls", "get", "put"] {
+        let (relay, watch) = relay_watching(s.addr, op).await;
+        let mut c = Client::connect(&relay.to_string(), Some(&Secret::new(TOKEN)))
+            .await
+            .unwrap();
+        let bar = ProgressBar::hidden();
+        match op {
+            "ls" => {
+                let names: Vec<String> = c
+                    .ls("")
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| e.name)
+                    .collect();
+                assert_eq!(names, ["r.txt"]);
+            }
+            "get" => {
+                let to = local.path().join("r.txt");
+                c.get_file("r.txt", &to, TransferOpts::default(), &bar)
+                    .await
+                    .unwrap();
+                assert_eq!(fs::read(&to).unwrap(), b"r");
+            }
+            _ => {
+                c.put_file(&src, "up.txt", TransferOpts::default(), &bar)
+                    .await
+                    .unwrap();
+                assert_eq!(fs::read(s.path("up.txt")).unwrap(), b"up");
+            }
+        }
+        assert!(c.hello().await.unwrap().permissions.upload, "{op}");
+        drop(c);
+        let (before, segments) = watch.await.unwrap();
+        assert!(before, "{op}: the client waited for the reply to auth");
+        assert_eq!(
+            segments,
+            Some(2),
+            "{op}: the hello, then auth and {op} in one segment"
+        );
+    }
+    s.stop().await;
+}
+
+/// A relay to `server` that holds the server's bytes after its hello's
+/// reply until it has seen `auth` and a request of `op` from the client
+/// (or for 2 s). It gives whether it saw both before the reply to `auth`,
+/// and how many data segments it had from the client when it first held
+/// both: the hello's, then theirs.
+async fn relay_watching(
+    server: std::net::SocketAddr,
+    op: &'static str,
+) -> (
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<(bool, Option<u32>)>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let relay = listener.local_addr().unwrap();
-    let server = s.addr;
     let sent = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
     let seen = sent.clone();
-    // Data segments the relay had from the client when it first held
-    // both `auth` and `ls`: the hello's, then theirs.
+    let request = format!(r#""op":"{op}""#);
+    let both = move |up: &[u8]| {
+        let up = String::from_utf8_lossy(up);
+        up.contains(r#""op":"auth""#) && up.contains(&request)
+    };
+    let both_up = both.clone();
     let segments = Arc::new(std::sync::Mutex::new(None::<u32>));
     let counted = segments.clone();
-    let held = tokio::spawn(async move {
+    let watch = tokio::spawn(async move {
         let (client, _) = listener.accept().await.unwrap();
         let upstream = tokio::net::TcpStream::connect(server).await.unwrap();
         let ((mut cr, mut cw), (mut sr, mut sw)) = (client.into_split(), upstream.into_split());
@@ -169,8 +230,7 @@ async fn the_first_request_goes_right_behind_the_token() {
             let mut buf = [0u8; 4096];
             while let Ok(n @ 1..) = cr.read(&mut buf).await {
                 seen.lock().unwrap().extend_from_slice(&buf[..n]);
-                let up = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
-                if up.contains(r#""op":"auth""#) && up.contains(r#""op":"ls""#) {
+                if both_up(&seen.lock().unwrap()) {
                     let n = data_segments_in(cr.as_ref());
                     counted.lock().unwrap().get_or_insert(n);
                 }
@@ -181,16 +241,14 @@ async fn the_first_request_goes_right_behind_the_token() {
         });
         let mut buf = [0u8; 4096];
         let mut replies = 0;
-        let mut ls_before_auth_reply = false;
+        let mut before_auth_reply = false;
         while let Ok(n @ 1..) = sr.read(&mut buf).await {
             replies += 1;
             if replies == 2 {
                 // Past the hello's reply: the next bytes answer `auth`.
                 let until = std::time::Instant::now() + Duration::from_secs(2);
-                while std::time::Instant::now() < until && !ls_before_auth_reply {
-                    let up = String::from_utf8_lossy(&sent.lock().unwrap()).into_owned();
-                    ls_before_auth_reply =
-                        up.contains(r#""op":"auth""#) && up.contains(r#""op":"ls""#);
+                while std::time::Instant::now() < until && !before_auth_reply {
+                    before_auth_reply = both(&sent.lock().unwrap());
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
             }
@@ -198,31 +256,10 @@ async fn the_first_request_goes_right_behind_the_token() {
                 break;
             }
         }
-        ls_before_auth_reply
+        let n = *segments.lock().unwrap();
+        (before_auth_reply, n)
     });
-    let mut c = Client::connect(&relay.to_string(), Some(&Secret::new(TOKEN)))
-        .await
-        .unwrap();
-    let names: Vec<String> = c
-        .ls("")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
-    assert_eq!(names, ["r.txt"]);
-    assert!(c.hello().await.unwrap().permissions.upload);
-    drop(c);
-    assert!(
-        held.await.unwrap(),
-        "the client waited for the reply to auth"
-    );
-    assert_eq!(
-        *segments.lock().unwrap(),
-        Some(2),
-        "the hello, then auth and ls in one segment"
-    );
-    s.stop().await;
+    (relay, watch)
 }
 
 /// How many segments carrying data `socket` has received (`TCP_INFO`).

@@ -190,11 +190,47 @@ impl Client {
     /// is the error here; the server did not do the request behind it,
     /// whose own refusal is left unread: connect again after it.
     pub(super) async fn settle(&mut self) -> Result<()> {
-        if std::mem::take(&mut self.owed) {
-            // Sent with the first request; on its own if none came first.
-            self.conn.flush_held().await?;
-            let reply: AuthReply = terminal(&mut self.conn).await?;
+        let mut owed = self.owed();
+        let r = owed.settle(&mut self.conn).await;
+        self.settled(owed);
+        r
+    }
+
+    /// The `auth` reply still owed, for a transfer that reads it itself,
+    /// behind its own request, with [`Owed::settle`]; handed back with
+    /// [`Client::settled`].
+    pub(super) fn owed(&mut self) -> Owed {
+        Owed {
+            due: std::mem::take(&mut self.owed),
+            reply: None,
+        }
+    }
+
+    /// Takes back what [`Client::owed`] handed out: the reply read, or
+    /// the debt when the transfer stopped before its request.
+    pub(super) fn settled(&mut self, owed: Owed) {
+        self.owed |= owed.due;
+        if let Some(reply) = owed.reply {
             self.authenticated(reply);
+        }
+    }
+}
+
+/// The reply to an `auth` sent without waiting (see [`Client::owed`]).
+#[derive(Debug)]
+pub(super) struct Owed {
+    due: bool,
+    reply: Option<AuthReply>,
+}
+
+impl Owed {
+    /// Reads the reply if it is owed: after the request that carried the
+    /// `auth` in front of it (or on its own, held no longer, when none
+    /// did), before that request's reply.
+    pub(super) async fn settle(&mut self, conn: &mut Connection) -> Result<()> {
+        if std::mem::take(&mut self.due) {
+            conn.flush_held().await?;
+            self.reply = Some(terminal(conn).await?);
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use indicatif::ProgressBar;
 
+use super::connect::Owed;
 use super::transfer::{TransferOpts, Transferred, join_err, wire_name};
 use super::{ClientError, Result, remote_error, terminal};
 use crate::files::RelPath;
@@ -30,13 +31,16 @@ impl super::Client {
         bar: &ProgressBar,
     ) -> Result<Transferred> {
         let algo = self.digest();
-        self.settle().await?;
-        put_file(&mut self.conn, local, remote, opts, bar, algo).await
+        let mut owed = self.owed();
+        let r = put_file(&mut self.conn, &mut owed, local, remote, opts, bar, algo).await;
+        self.settled(owed);
+        r
     }
 }
 
 async fn put_file(
     conn: &mut Connection,
+    owed: &mut Owed,
     local: &Path,
     remote: &str,
     opts: TransferOpts,
@@ -86,6 +90,7 @@ async fn put_file(
         0,
     )
     .await?;
+    owed.settle(conn).await?;
     let head = conn.next_head().await?;
     if head.kind != Kind::Partial {
         return Err(remote_error(&head.header, head.kind));

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use indicatif::ProgressBar;
 
+use super::connect::Owed;
 use super::{ClientError, Result, remote_error, terminal};
 use crate::files::RelPath;
 use crate::files::digest::Algo;
@@ -79,19 +80,20 @@ impl super::Client {
         bar: &ProgressBar,
     ) -> Result<Transferred> {
         let algo = self.digest();
-        let fresh = false;
-        self.settle().await?;
-        match get_file(&mut self.conn, remote, local, opts, bar, algo, fresh).await {
-            // The server may have sent the digest it remembers of a file
-            // since changed in a way its times do not show (written
-            // through a mapping), or seen the file written in place while
-            // it was sent: once more, hashed as it is sent.
-            Err(e) if e.is_mismatch() && self.offers("fresh") => {
-                bar.set_position(0);
-                get_file(&mut self.conn, remote, local, opts, bar, algo, true).await
-            }
-            r => r,
+        let mut owed = self.owed();
+        let conn = &mut self.conn;
+        let mut r = get_file(conn, &mut owed, remote, local, opts, bar, algo, false).await;
+        // The server may have sent the digest it remembers of a file
+        // since changed in a way its times do not show (written through a
+        // mapping), or seen the file written in place while it was sent:
+        // once more, hashed as it is sent.
+        if r.as_ref().is_err_and(|e| e.is_mismatch()) && self.offers("fresh") {
+            bar.set_position(0);
+            let conn = &mut self.conn;
+            r = get_file(conn, &mut owed, remote, local, opts, bar, algo, true).await;
         }
+        self.settled(owed);
+        r
     }
 
     /// Whether `remote` holds the same bytes as `local` (`size` bytes),
@@ -104,8 +106,10 @@ impl super::Client {
         size: u64,
     ) -> Result<Option<String>> {
         let algo = self.digest();
-        self.settle().await?;
-        same_file(&mut self.conn, remote, local, size, algo).await
+        let mut owed = self.owed();
+        let r = same_file(&mut self.conn, &mut owed, remote, local, size, algo).await;
+        self.settled(owed);
+        r
     }
 
     /// Downloads one file into `out` as it comes, from its start (see
@@ -116,8 +120,10 @@ impl super::Client {
     {
         let algo = self.digest();
         let fresh = self.offers("fresh");
-        self.settle().await?;
-        get_stream(&mut self.conn, remote, out, algo, fresh).await
+        let mut owed = self.owed();
+        let r = get_stream(&mut self.conn, &mut owed, remote, out, algo, fresh).await;
+        self.settled(owed);
+        r
     }
 }
 
@@ -125,8 +131,10 @@ pub(super) fn join_err(_: tokio::task::JoinError) -> ClientError {
     ClientError::Local("internal error: a worker thread failed".into())
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn get_file(
     conn: &mut Connection,
+    owed: &mut Owed,
     remote: &str,
     local: &Path,
     opts: TransferOpts,
@@ -181,6 +189,7 @@ pub(super) async fn get_file(
             0,
         )
         .await?;
+        owed.settle(conn).await?;
         let head = conn.next_head().await?;
         match head.kind {
             Kind::Partial => {
@@ -305,6 +314,7 @@ async fn receive(
 /// the caller reports, as a pipe cannot take them back.
 pub(super) async fn get_stream<W>(
     conn: &mut Connection,
+    owed: &mut Owed,
     remote: &str,
     out: &mut W,
     algo: Algo,
@@ -325,6 +335,7 @@ where
         fresh,
     };
     conn.send(Kind::Request, &get, 0).await?;
+    owed.settle(conn).await?;
     let head = conn.next_head().await?;
     if head.kind != Kind::Partial {
         return Err(remote_error(&head.header, head.kind));
@@ -376,6 +387,7 @@ where
 /// and answers "nothing left to send", or that the bytes differ.
 pub(super) async fn same_file(
     conn: &mut Connection,
+    owed: &mut Owed,
     remote: &str,
     local: &Path,
     size: u64,
@@ -399,6 +411,7 @@ pub(super) async fn same_file(
         fresh: false,
     };
     conn.send(Kind::Request, &get, 0).await?;
+    owed.settle(conn).await?;
     let head = conn.next_head().await?;
     if head.kind != Kind::Partial {
         let err = remote_error(&head.header, head.kind);

@@ -164,11 +164,15 @@ impl Connection {
     }
 
     /// A handle of its own on the socket, when the bytes travel in clear
-    /// over plain TCP (for `sendfile`); `None` over TLS or anything else.
+    /// over plain TCP (for `sendfile`); `None` over TLS or anything else,
+    /// and while frames are held (see [`FrameWriter::hold`]).
     #[allow(unsafe_code)]
     pub fn plain_socket(&self) -> Option<std::os::fd::OwnedFd> {
-        // Bytes written past the writer must not overtake held frames.
-        debug_assert!(self.wr.held.is_empty(), "held frames not yet sent");
+        // Bytes written past the writer must not overtake held frames:
+        // while some are, the caller goes the way it goes over TLS.
+        if !self.wr.held.is_empty() {
+            return None;
+        }
         let fd = self.wr.plain?;
         // SAFETY: `fd` is the socket of the write half this connection
         // owns, open for as long as `self` lives; it is only borrowed here
@@ -304,6 +308,7 @@ impl Connection {
 
     /// Takes the raw halves back, with any bytes already buffered.
     pub fn into_parts(self) -> (BoxRead, BoxWrite, BytesMut) {
+        debug_assert!(self.wr.held.is_empty(), "held frames not yet sent");
         (self.rd.reader, self.wr.writer, self.rd.rbuf)
     }
 }
