@@ -414,28 +414,26 @@ impl PartFile {
         Ok(actual)
     }
 
-    /// Whether the partial file's name still holds the file written: one
-    /// swapped for a link, or another file, by anyone who may write in the
-    /// folder, would otherwise be what the rename puts in place, while the
-    /// digest answered is that of the bytes received. (Nothing renames a
-    /// name only if it holds a given file: what is left is the moment
-    /// between this look and the rename.)
+    /// Whether the partial file's name still holds the file written, and
+    /// only that name does: one swapped for a link or another file, or
+    /// linked to from elsewhere, by anyone who may write in the folder,
+    /// would otherwise be what the rename puts in place (or a file others
+    /// can change through their own name), while the digest answered is
+    /// that of the bytes received. (Nothing renames a name only if it
+    /// holds a given file: what is left is the moment between this look
+    /// and the rename.)
     fn still_ours(&self) -> io::Result<()> {
         let ours = nix::sys::stat::fstat(&self.file)?;
-        let there = match nix::sys::stat::fstatat(
-            &self.dir,
-            &*self.part_name,
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        ) {
-            Ok(st) => Some(st),
-            Err(Errno::ENOENT) => None,
-            Err(e) => return Err(e.into()),
-        };
+        let there =
+            nix::sys::stat::fstatat(&self.dir, &*self.part_name, AtFlags::AT_SYMLINK_NOFOLLOW);
         match there {
-            Some(st) if (st.st_dev, st.st_ino) == (ours.st_dev, ours.st_ino) => Ok(()),
-            _ => Err(io::Error::other(
-                "the partial file was replaced or removed while it was written",
+            Ok(st) if (st.st_dev, st.st_ino, ours.st_nlink) == (ours.st_dev, ours.st_ino, 1) => {
+                Ok(())
+            }
+            Ok(_) | Err(Errno::ENOENT) => Err(io::Error::other(
+                "the partial file was replaced, linked to or removed while it was written",
             )),
+            Err(e) => Err(e.into()),
         }
     }
 

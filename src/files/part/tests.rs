@@ -155,18 +155,25 @@ fn a_partial_file_swapped_mid_way_is_not_put_in_place() {
     let outside = dir.path().join("outside");
     fs::write(&outside, b"secret").unwrap();
     // For a link, and for another file, planted at the partial name once
-    // the bytes are written: neither reaches the target's name, and what
-    // they point at is untouched.
-    for planted in ["link", "file"] {
+    // the bytes are written, and for a second name given to the partial
+    // file: none reaches the target's name, and what they point at is
+    // untouched.
+    for planted in ["link", "file", "hard link"] {
         let target = dir.path().join(format!("t-{planted}"));
         let mut p = PartFile::open(&target, false).unwrap();
         p.start(0, 3).unwrap();
         p.write(b"new").unwrap();
         let part = part_path(&target);
-        fs::remove_file(&part).unwrap();
         match planted {
-            "link" => std::os::unix::fs::symlink(&outside, &part).unwrap(),
-            _ => fs::write(&part, b"other").unwrap(),
+            "link" => {
+                fs::remove_file(&part).unwrap();
+                std::os::unix::fs::symlink(&outside, &part).unwrap();
+            }
+            "file" => {
+                fs::remove_file(&part).unwrap();
+                fs::write(&part, b"other").unwrap();
+            }
+            _ => fs::hard_link(&part, dir.path().join("second-name")).unwrap(),
         }
         let e = p.finish_or_discard(None, None, true).unwrap_err();
         assert!(e.to_string().contains("replaced"), "{e}");
