@@ -18,6 +18,7 @@ pub mod service;
 pub mod shown;
 pub mod splice;
 pub mod storage;
+pub mod turns;
 pub mod upload;
 mod writeback;
 

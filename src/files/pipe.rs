@@ -1,16 +1,20 @@
-//! Moving file bytes between a blocking disk thread and an async socket.
+//! Moving file bytes between the disk and an async socket.
 //!
-//! Disk reads, disk writes and SHA-256 run on a blocking thread while the
-//! socket side stays async, with a small bounded channel between them: the
-//! two halves overlap on different cores, and memory per transfer is capped
-//! at a few chunks however fast either side is. The chunk buffers travel
-//! back to where they came from and are used again, so a transfer of any
-//! size allocates a handful of buffers, not one per chunk (fresh memory
-//! costs a page fault per 4 KiB, which dominated transfer time).
+//! Disk reads, disk writes and their hashing run on a blocking thread while
+//! the socket side stays async, with a small bounded channel between them:
+//! the two halves overlap on different cores, and memory per transfer is
+//! capped at a few chunks however fast either side is. The disk side runs
+//! in rounds (see [`super::turns`]): a peer that reads or sends slowly, or
+//! not at all, leaves the channel full or empty, and the round gives its
+//! thread back until it moves again. The chunk buffers travel back to
+//! where they came from and are used again, so a transfer of any size
+//! allocates a handful of buffers, not one per chunk (fresh memory costs a
+//! page fault per 4 KiB, which dominated transfer time).
 
 use std::io::{self, Read, Seek, SeekFrom};
 
 use super::digest::Hasher;
+use super::turns::{self, Pause};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -108,53 +112,137 @@ pub fn spawn_plain_reader<R: Read + Seek + Send + 'static>(
 }
 
 fn spawn_reading<R: Read + Seek + Send + 'static>(
-    mut file: R,
+    file: R,
     offset: u64,
     len: u64,
-    mut hasher: Option<Hasher>,
+    hasher: Option<Hasher>,
 ) -> FileSource {
     let (tx, rx) = mpsc::channel(DEPTH);
-    let (back, mut spare) = mpsc::channel::<Vec<u8>>(DEPTH + 2);
-    let handle = tokio::task::spawn_blocking(move || {
-        let fail = |tx: &mpsc::Sender<io::Result<Vec<u8>>>, e: io::Error| {
-            let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
-            Err(e)
-        };
-        if let Err(e) = file.seek(SeekFrom::Start(offset)) {
-            return fail(&tx, e);
-        }
-        let mut left = len;
-        while left > 0 {
-            let want = left.min(CHUNK as u64) as usize;
-            let mut buf = take_buffer(&mut spare);
-            buf.resize(want, 0);
-            let n = match file.read(&mut buf) {
-                Ok(0) => {
-                    let e = io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "file shrank while being sent",
-                    );
-                    return fail(&tx, e);
+    let (back, spare) = mpsc::channel::<Vec<u8>>(DEPTH + 2);
+    let reading = Reading {
+        file,
+        seek: Some(offset),
+        left: len,
+        hasher,
+        tx,
+        spare,
+    };
+    let handle = tokio::spawn(read_in_turns(reading));
+    FileSource { rx, back, handle }
+}
+
+/// A [`FileSource`]'s reading side, handed to a blocking thread for each
+/// round (see [`super::turns`]) and back.
+struct Reading<R> {
+    file: R,
+    /// Where to seek before the first read.
+    seek: Option<u64>,
+    left: u64,
+    hasher: Option<Hasher>,
+    tx: mpsc::Sender<io::Result<Vec<u8>>>,
+    spare: mpsc::Receiver<Vec<u8>>,
+}
+
+/// Reads in rounds until the end, an error, or the receiver going away;
+/// between rounds waits for room in the channel without a thread.
+async fn read_in_turns<R: Read + Seek + Send + 'static>(
+    mut reading: Reading<R>,
+) -> io::Result<String> {
+    loop {
+        let turn = turns::turn().await;
+        let rt = tokio::runtime::Handle::current();
+        let (back, r) = on_blocking_thread(move || {
+            let r = reading.round(&turn, &rt);
+            (reading, r)
+        })
+        .await?;
+        reading = back;
+        match r {
+            Ok(None) => return Ok(reading.hasher.map(|h| h.hex()).unwrap_or_default()),
+            Ok(Some(Pause::TurnUp)) => {}
+            Ok(Some(Pause::Idle)) => {
+                // The only sender: the room stays until the next round.
+                if reading.tx.reserve().await.is_err() {
+                    return Err(gone());
                 }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return fail(&tx, e),
+            }
+            Err(e) => {
+                let copy = io::Error::new(e.kind(), e.to_string());
+                let _ = reading.tx.send(Err(copy)).await;
+                return Err(e);
+            }
+        }
+    }
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "receiver went away")
+}
+
+impl<R: Read + Seek> Reading<R> {
+    /// Reads and queues chunks while the channel takes them within
+    /// [`turns::IDLE`] and the turn lasts. `None` at the end.
+    fn round(
+        &mut self,
+        turn: &turns::Turn,
+        rt: &tokio::runtime::Handle,
+    ) -> io::Result<Option<Pause>> {
+        if let Some(at) = self.seek.take() {
+            self.file.seek(SeekFrom::Start(at))?;
+        }
+        while self.left > 0 {
+            if turn.is_up() {
+                return Ok(Some(Pause::TurnUp));
+            }
+            let permit = match self.tx.try_reserve() {
+                Ok(permit) => permit,
+                Err(mpsc::error::TrySendError::Closed(())) => return Err(gone()),
+                Err(mpsc::error::TrySendError::Full(())) => {
+                    match rt.block_on(tokio::time::timeout(turns::IDLE, self.tx.reserve())) {
+                        Ok(Ok(permit)) => permit,
+                        Ok(Err(_)) => return Err(gone()),
+                        Err(_) => return Ok(Some(Pause::Idle)),
+                    }
+                }
+            };
+            let want = self.left.min(CHUNK as u64) as usize;
+            let mut buf = take_buffer(&mut self.spare);
+            buf.resize(want, 0);
+            let n = loop {
+                match self.file.read(&mut buf) {
+                    Ok(0) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "file shrank while being sent",
+                        ));
+                    }
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
             };
             buf.truncate(n);
-            if let Some(h) = hasher.as_mut() {
+            if let Some(h) = self.hasher.as_mut() {
                 h.update(&buf);
             }
-            left -= n as u64;
-            if tx.blocking_send(Ok(buf)).is_err() {
-                return Err(io::Error::new(
-                    io::ErrorKind::BrokenPipe,
-                    "receiver went away",
-                ));
-            }
+            self.left -= n as u64;
+            permit.send(Ok(buf));
         }
-        Ok(hasher.map(|h| h.hex()).unwrap_or_default())
-    });
-    FileSource { rx, back, handle }
+        Ok(None)
+    }
+}
+
+/// Runs `work` on a blocking thread; its panic goes on here.
+async fn on_blocking_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(t) => Ok(t),
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => Err(io::Error::other(e)),
+        },
+    }
 }
 
 /// Where a [`FileSink`] writes: a partial file (which hashes what it is
@@ -202,19 +290,87 @@ impl<P> FileSink<P> {
     }
 }
 
-/// Starts the disk thread for `part`.
-pub fn spawn_writer<P: WriteChunk>(mut part: P) -> FileSink<P> {
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(DEPTH);
+/// Starts the disk writes for `part`: in rounds on a blocking thread
+/// while chunks come (see [`super::turns`]), waiting for them in the
+/// runtime when they do not.
+pub fn spawn_writer<P: WriteChunk>(part: P) -> FileSink<P> {
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(DEPTH);
     let (back, spare) = mpsc::channel::<Vec<u8>>(DEPTH + 2);
-    let handle = tokio::task::spawn_blocking(move || {
-        while let Some(mut chunk) = rx.blocking_recv() {
-            if let Err(e) = part.write_chunk(&chunk) {
-                return (part, Err(e));
-            }
-            chunk.clear();
-            let _ = back.try_send(chunk);
-        }
-        (part, Ok(()))
-    });
+    let writing = Writing {
+        part,
+        rx,
+        back,
+        next: None,
+    };
+    let handle = tokio::spawn(write_in_turns(writing));
     FileSink { tx, spare, handle }
+}
+
+/// A [`FileSink`]'s writing side, handed to a blocking thread for each
+/// round and back.
+struct Writing<P> {
+    part: P,
+    rx: mpsc::Receiver<Vec<u8>>,
+    back: mpsc::Sender<Vec<u8>>,
+    /// A chunk received between rounds.
+    next: Option<Vec<u8>>,
+}
+
+async fn write_in_turns<P: WriteChunk>(mut writing: Writing<P>) -> (P, io::Result<()>) {
+    loop {
+        let turn = turns::turn().await;
+        let rt = tokio::runtime::Handle::current();
+        let joined = on_blocking_thread(move || {
+            let r = writing.round(&turn, &rt);
+            (writing, r)
+        });
+        // Fails only when the runtime is shutting down: the part file went
+        // with the thread.
+        let (back, r) = joined
+            .await
+            .unwrap_or_else(|e| panic!("the disk thread was stopped: {e}"));
+        writing = back;
+        match r {
+            Ok(None) => return (writing.part, Ok(())),
+            Ok(Some(Pause::TurnUp)) => {}
+            Ok(Some(Pause::Idle)) => match writing.rx.recv().await {
+                Some(chunk) => writing.next = Some(chunk),
+                None => return (writing.part, Ok(())),
+            },
+            Err(e) => return (writing.part, Err(e)),
+        }
+    }
+}
+
+impl<P: WriteChunk> Writing<P> {
+    /// Writes the chunks that come within [`turns::IDLE`] while the turn
+    /// lasts. `None` once the sender is done and every chunk written.
+    fn round(
+        &mut self,
+        turn: &turns::Turn,
+        rt: &tokio::runtime::Handle,
+    ) -> io::Result<Option<Pause>> {
+        loop {
+            if turn.is_up() {
+                return Ok(Some(Pause::TurnUp));
+            }
+            let mut chunk = match self.next.take() {
+                Some(chunk) => chunk,
+                None => match self.rx.try_recv() {
+                    Ok(chunk) => chunk,
+                    Err(mpsc::error::TryRecvError::Disconnected) => return Ok(None),
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        match rt.block_on(tokio::time::timeout(turns::IDLE, self.rx.recv())) {
+                            Ok(Some(chunk)) => chunk,
+                            Ok(None) => return Ok(None),
+                            Err(_) => return Ok(Some(Pause::Idle)),
+                        }
+                    }
+                },
+            };
+            self.part.write_chunk(&chunk)?;
+            chunk.clear();
+            let _ = self.back.try_send(chunk);
+        }
+    }
 }

@@ -24,6 +24,9 @@ use super::pipe::CHUNK;
 use super::writeback::Writeback;
 
 pub use super::storage::SpliceError;
+pub use rounds::{Splices, splice_in_turns};
+
+mod rounds;
 
 /// The most one round moves: the pipe's size (1 MiB when the system lets a
 /// pipe be that large, 64 KiB otherwise).
@@ -115,7 +118,11 @@ fn splice_into(
                         }
                         let wait = PollFlags::POLLIN | PollFlags::POLLPRI;
                         let mut fds = [PollFd::new(socket, wait)];
-                        match poll(&mut fds, PollTimeout::from(100u16)) {
+                        // A tenth of a second at most, to ask `stop`.
+                        let left = stall.saturating_sub(moved_at.elapsed());
+                        let most = left.min(Duration::from_millis(100));
+                        let most = PollTimeout::try_from(most).unwrap_or(PollTimeout::ZERO);
+                        match poll(&mut fds, most) {
                             Ok(0) | Err(Errno::EINTR) => {}
                             Ok(_) => {
                                 let seen = fds[0].revents().unwrap_or(PollFlags::empty());

@@ -287,22 +287,17 @@ impl Upload {
             len,
             lost,
         } = source.socket()?;
-        let mut part = self.part.take()?;
-        let (stall, abort) = (self.stall, self.abort.clone());
-        let joined = tokio::task::spawn_blocking(move || {
-            use std::os::fd::AsFd;
-            if let Err(e) = part.write(&early) {
-                return (part, 0, Err(SpliceError::File(e)));
-            }
-            let stop = || abort.is_cancelled();
-            let (taken, r) = part.splice_from(socket.as_fd(), len, stall, &stop);
-            (part, taken, r)
-        })
+        let part = self.part.take()?;
+        let limits = (self.stall, self.abort.clone());
+        let (part, taken, r) = super::splice::splice_in_turns(
+            part,
+            socket,
+            early,
+            len,
+            limits,
+            std::sync::Arc::new(|_| {}),
+        )
         .await;
-        let Ok((part, taken, r)) = joined else {
-            // The thread panicked: the partial file went with it.
-            return Some(Err(ended()));
-        };
         source.taken(taken);
         let total = part.written();
         let (written, stop) = match r {

@@ -2,13 +2,16 @@
 //! thread's [`FileSink`], and a [`FileSource`] out as a frame body.
 
 use std::io;
+use std::os::fd::AsFd;
+use std::sync::Arc;
 
 use super::{ConnError, Connection};
 use crate::files::digest::Hasher;
 use crate::files::part::PartFile;
 use crate::files::pipe::{FileSink, FileSource};
-use crate::files::splice::SpliceError;
 use crate::files::splice::hash_behind;
+use crate::files::splice::{SpliceError, splice_in_turns};
+use crate::files::turns::{self, Pause};
 
 /// How receiving a body ended.
 #[derive(Debug)]
@@ -75,41 +78,19 @@ pub async fn receive_file(
     let stall = conn.body_deadline();
     let early = conn.reader().take_buffered_body();
     let len = conn.body_remaining();
-    let done = tokio::task::spawn_blocking(move || {
-        use std::os::fd::AsFd;
-        let mut part = part;
-        if !early.is_empty() {
-            if let Err(e) = part.write(&early) {
-                return (part, 0, Err(Spliced::Write(e)));
-            }
-            progress(early.len() as u64);
-        }
-        let (moved, r) = part.splice_from(socket.as_fd(), len, stall, &|| false, &progress);
-        let r = r.map_err(|e| match e {
-            SpliceError::Socket(e) => Spliced::Lost(e.into()),
-            SpliceError::Closed => Spliced::Lost(super::frame::FrameError::UnexpectedEof.into()),
-            SpliceError::Stalled => Spliced::Lost(ConnError::Timeout("the frame body")),
-            SpliceError::File(e) => Spliced::Write(e),
-            // Nothing here asks it to stop.
-            SpliceError::Stopped => {
-                Spliced::Lost(io::Error::from(io::ErrorKind::Interrupted).into())
-            }
-        });
-        (part, moved, r)
-    })
-    .await;
-    match done {
-        Ok((part, moved, r)) => {
-            conn.reader().consumed_elsewhere(moved);
-            Ok((part, r))
-        }
-        // The blocking thread panicked (or the runtime is shutting down):
-        // the part file went with it.
-        Err(e) => match e.try_into_panic() {
-            Ok(panic) => std::panic::resume_unwind(panic),
-            Err(e) => panic!("the receiving thread was stopped: {e}"),
-        },
-    }
+    let limits = (stall, tokio_util::sync::CancellationToken::new());
+    let (part, moved, r) =
+        splice_in_turns(part, socket, early, len, limits, Arc::new(progress)).await;
+    conn.reader().consumed_elsewhere(moved);
+    let r = r.map_err(|e| match e {
+        SpliceError::Socket(e) => Spliced::Lost(e.into()),
+        SpliceError::Closed => Spliced::Lost(super::frame::FrameError::UnexpectedEof.into()),
+        SpliceError::Stalled => Spliced::Lost(ConnError::Timeout("the frame body")),
+        SpliceError::File(e) => Spliced::Write(e),
+        // Nothing here asks it to stop.
+        SpliceError::Stopped => Spliced::Lost(io::Error::from(io::ErrorKind::Interrupted).into()),
+    });
+    Ok((part, r))
 }
 
 /// Why sending a file body stopped early. Either way the body is incomplete
@@ -182,70 +163,163 @@ pub async fn send_file(
     let Some(socket) = conn.plain_socket() else {
         return Err((file, hasher));
     };
+    let Ok(watch) = turns::watch(socket.as_fd()) else {
+        return Err((file, hasher));
+    };
     let stall = conn.body_deadline();
-    // Stopped by the caller, or by either thread when it fails.
-    let stop = cancel.child_token();
-    // Handed back, with the file, if the file cannot be sent this way.
-    let spare = hasher.clone();
-    let done = tokio::task::spawn_blocking(move || {
-        let r = std::thread::scope(|scope| {
+    let progress: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(progress);
+    let mut sending = Sending {
+        socket,
+        file,
+        from: offset,
+        at: offset,
+        end: offset + len,
+        hasher,
+        cancel: cancel.clone(),
+    };
+    loop {
+        let turn = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Ok(Err(SendError::Cancelled)),
+            turn = turns::turn() => turn,
+        };
+        let progress = progress.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let r = sending.round(&turn, &*progress);
+            (sending, r)
+        })
+        .await;
+        let (back, r) = match joined {
+            Ok(done) => done,
+            Err(e) => return Ok(Err(SendError::Read(io::Error::other(e)))),
+        };
+        sending = back;
+        match r {
+            Ok(None) => return Ok(Ok(sending.hasher.map(|h| h.hex()))),
+            Ok(Some(Pause::TurnUp)) => {}
+            Ok(Some(Pause::Idle)) => {
+                let left = stall.saturating_sub(turns::IDLE);
+                let ready = tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => return Ok(Err(SendError::Cancelled)),
+                    r = turns::ready(&watch, tokio::io::Interest::WRITABLE, left) => r,
+                };
+                match ready {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => return Ok(Err(SendError::Conn(e.into()))),
+                    None => return Ok(Err(timed_out())),
+                }
+            }
+            Err(Unsent::Unsupported) => return Err((sending.file, sending.hasher)),
+            Err(Unsent::Failed(e)) => return Ok(Err(e)),
+        }
+    }
+}
+
+fn timed_out() -> SendError {
+    SendError::Conn(ConnError::Timeout("the peer to read"))
+}
+
+/// A file being sent by [`send_file`], handed to a blocking thread for each
+/// round (see [`crate::files::turns`]) and back.
+struct Sending {
+    socket: std::os::fd::OwnedFd,
+    file: std::fs::File,
+    /// Where the body started.
+    from: u64,
+    /// The next byte to send (all before it sent, and hashed).
+    at: u64,
+    end: u64,
+    hasher: Option<Hasher>,
+    cancel: tokio_util::sync::CancellationToken,
+}
+
+impl Sending {
+    /// Sends while the socket takes the bytes within
+    /// [`turns::IDLE`] and the turn lasts, a second thread hashing what was
+    /// sent a little behind. `None` when every byte is sent.
+    fn round(
+        &mut self,
+        turn: &turns::Turn,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Option<Pause>, Unsent> {
+        let start = self.at;
+        let (file, socket) = (&self.file, &self.socket);
+        // Stopped by the caller, or by either thread when it fails.
+        let stop = self.cancel.child_token();
+        let hasher = self.hasher.take();
+        let (r, hashed) = std::thread::scope(|scope| {
             // The hashing thread reads only what was sent: a peer that
             // stops reading stops it too (ahead, it would read and hash the
             // whole file for a client that took a few bytes).
             let (ends, news) = std::sync::mpsc::channel::<u64>();
             let hashing = hasher.map(|h| {
-                let (file, stop) = (&file, &stop);
+                let stop = &stop;
                 scope.spawn(move || {
-                    let (h, r) = hash_behind(file, offset, news, h, false);
+                    let (h, r) = hash_behind(file, start, news, h, false);
                     if r.is_err() {
                         stop.cancel();
                     }
-                    r.map(|()| h).map_err(|e| match e.kind() {
-                        io::ErrorKind::UnexpectedEof => {
-                            io::Error::new(e.kind(), "the file shrank while it was sent")
-                        }
-                        _ => e,
-                    })
+                    (h, r)
                 })
             });
-            let sent = {
-                let at = std::sync::atomic::AtomicU64::new(offset);
+            let mut at = start;
+            let r = {
                 let tell = |n: u64| {
-                    let now = at.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
-                    let _ = ends.send(now);
+                    at += n;
+                    let _ = ends.send(at);
                     progress(n);
                 };
-                sendfile_all(&socket, &file, offset, len, stall, &stop, &tell)
+                sendfile_round(
+                    socket,
+                    file,
+                    (self.from, start, self.end),
+                    turn,
+                    &stop,
+                    tell,
+                )
             };
             // The hashing thread finishes what was sent, then ends.
             drop(ends);
-            if sent.is_err() {
+            if r.is_err() {
                 stop.cancel();
             }
             let hashed = hashing.map(|t| {
-                t.join()
-                    .unwrap_or_else(|_| Err(io::Error::other("the hashing thread failed")))
+                t.join().unwrap_or_else(|_| {
+                    (
+                        Hasher::default(),
+                        Err(io::Error::other("the hashing thread failed")),
+                    )
+                })
             });
-            match (sent, hashed) {
-                (Err(Unsent::Unsupported), _) => None,
-                // A failed read stopped the send: it is the cause.
-                (_, Some(Err(e))) => Some(Err(SendError::Read(e))),
-                (Err(Unsent::Failed(e)), _) => Some(Err(e)),
-                (Ok(()), None) => Some(Ok(None)),
-                (Ok(()), Some(Ok(h))) => Some(Ok(Some(h.hex()))),
-            }
+            (r.map(|pause| (pause, at)), hashed)
         });
-        (file, r)
-    })
-    .await;
-    match done {
-        Ok((_, Some(r))) => Ok(r),
-        Ok((file, None)) => Err((file, spare)),
-        Err(e) => Ok(Err(SendError::Read(io::Error::other(e)))),
+        let read = match hashed {
+            Some((h, r)) => {
+                self.hasher = Some(h);
+                r.map_err(|e| match e.kind() {
+                    io::ErrorKind::UnexpectedEof => {
+                        io::Error::new(e.kind(), "the file shrank while it was sent")
+                    }
+                    _ => e,
+                })
+            }
+            None => Ok(()),
+        };
+        match (r, read) {
+            (Err(Unsent::Unsupported), _) => Err(Unsent::Unsupported),
+            // A failed read stopped the send: it is the cause.
+            (_, Err(e)) => Err(Unsent::Failed(SendError::Read(e))),
+            (Err(e), Ok(())) => Err(e),
+            (Ok((pause, at)), Ok(())) => {
+                self.at = at;
+                Ok(pause)
+            }
+        }
     }
 }
 
-/// Why [`sendfile_all`] stopped.
+/// Why [`sendfile_round`] stopped.
 enum Unsent {
     /// The file cannot be sent with `sendfile` (nothing was sent).
     Unsupported,
@@ -259,25 +333,28 @@ impl From<SendError> for Unsent {
     }
 }
 
-fn sendfile_all(
+/// Sends `file` from `at` to `end` on `socket` with `sendfile` (the body
+/// began at `from`), until done (`None`), the socket takes nothing for
+/// [`turns::IDLE`] or the turn is up.
+fn sendfile_round(
     socket: &std::os::fd::OwnedFd,
     file: &std::fs::File,
-    offset: u64,
-    len: u64,
-    stall: std::time::Duration,
+    (from, at, end): (u64, u64, u64),
+    turn: &turns::Turn,
     cancel: &tokio_util::sync::CancellationToken,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<(), Unsent> {
+    mut progress: impl FnMut(u64),
+) -> Result<Option<Pause>, Unsent> {
     use nix::errno::Errno;
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    use std::os::fd::AsFd;
-    let end = offset + len;
     let mut at =
-        i64::try_from(offset).map_err(|_| SendError::Read(io::ErrorKind::InvalidInput.into()))?;
+        i64::try_from(at).map_err(|_| SendError::Read(io::ErrorKind::InvalidInput.into()))?;
     let mut moved = std::time::Instant::now();
     while (at as u64) < end {
         if cancel.is_cancelled() {
             return Err(SendError::Cancelled.into());
+        }
+        if turn.is_up() {
+            return Ok(Some(Pause::TurnUp));
         }
         let want = (end - at as u64).min(1 << 30) as usize;
         match nix::sys::sendfile::sendfile64(socket, file, Some(&mut at), want) {
@@ -293,12 +370,12 @@ fn sendfile_all(
                 moved = std::time::Instant::now();
             }
             Err(Errno::EAGAIN) => {
-                if moved.elapsed() > stall {
-                    return Err(SendError::Conn(ConnError::Timeout("the peer to read")).into());
-                }
-                // A tenth of a second at most, to see `cancel` in time.
+                let Some(left) = turns::IDLE.checked_sub(moved.elapsed()) else {
+                    return Ok(Some(Pause::Idle));
+                };
+                let wait = PollTimeout::try_from(left).unwrap_or(PollTimeout::ZERO);
                 let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLOUT)];
-                match poll(&mut fds, PollTimeout::from(100u16)) {
+                match poll(&mut fds, wait) {
                     Ok(_) | Err(Errno::EINTR) => {}
                     Err(e) => return Err(SendError::Conn(io::Error::from(e).into()).into()),
                 }
@@ -306,13 +383,13 @@ fn sendfile_all(
             Err(Errno::EINTR) => {}
             // Something that cannot feed sendfile (a pipe, a file system
             // without it): the caller sends it another way.
-            Err(Errno::EINVAL | Errno::ENOSYS | Errno::ESPIPE) if at as u64 == offset => {
+            Err(Errno::EINVAL | Errno::ENOSYS | Errno::ESPIPE) if at as u64 == from => {
                 return Err(Unsent::Unsupported);
             }
             Err(e) => return Err(SendError::Conn(io::Error::from(e).into()).into()),
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -1,0 +1,133 @@
+//! Splicing a body in rounds (see [`crate::files::turns`]), so that a peer
+//! that stops sending holds no blocking thread.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Duration;
+
+use super::SpliceError;
+use crate::files::part::PartFile;
+use crate::files::turns;
+
+/// A partial file a body can be spliced into (see [`splice_in_turns`]).
+pub trait Splices: Send + 'static {
+    /// Appends bytes (those of the body read before the splicing began).
+    fn append(&mut self, buf: &[u8]) -> io::Result<()>;
+
+    /// [`PartFile::splice_from`].
+    fn splice_round(
+        &mut self,
+        socket: BorrowedFd<'_>,
+        len: u64,
+        stall: Duration,
+        stop: &(dyn Fn() -> bool + Sync),
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> (u64, Result<(), SpliceError>);
+}
+
+impl Splices for PartFile {
+    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.write(buf)
+    }
+
+    fn splice_round(
+        &mut self,
+        socket: BorrowedFd<'_>,
+        len: u64,
+        stall: Duration,
+        stop: &(dyn Fn() -> bool + Sync),
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> (u64, Result<(), SpliceError>) {
+        self.splice_from(socket, len, stall, stop, progress)
+    }
+}
+
+impl Splices for Box<dyn crate::files::storage::Part> {
+    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.write(buf)
+    }
+
+    fn splice_round(
+        &mut self,
+        socket: BorrowedFd<'_>,
+        len: u64,
+        stall: Duration,
+        stop: &(dyn Fn() -> bool + Sync),
+        _progress: &(dyn Fn(u64) + Sync),
+    ) -> (u64, Result<(), SpliceError>) {
+        self.splice_from(socket, len, stall, stop)
+    }
+}
+
+/// Moves `early` (body bytes already read), then the next `len` bytes of
+/// `socket` (plain TCP, non-blocking) into `part`, in rounds on blocking
+/// threads (see [`super::turns`]): a round ends when the socket gives
+/// nothing for [`turns::IDLE`], and the transfer then waits for it in the
+/// runtime, holding no thread, for up to `stall` in all. Gives the part
+/// back, with the bytes taken from the socket (`early` not counted) and
+/// why it stopped short, if it did ([`SpliceError::Stopped`] once `abort`
+/// fires).
+pub async fn splice_in_turns<P: Splices>(
+    mut part: P,
+    socket: std::os::fd::OwnedFd,
+    early: bytes::Bytes,
+    len: u64,
+    (stall, abort): (Duration, tokio_util::sync::CancellationToken),
+    progress: std::sync::Arc<dyn Fn(u64) + Send + Sync>,
+) -> (P, u64, Result<(), SpliceError>) {
+    let watch = match turns::watch(socket.as_fd()) {
+        Ok(watch) => watch,
+        Err(e) => return (part, 0, Err(SpliceError::Socket(e))),
+    };
+    let mut early = Some(early).filter(|e| !e.is_empty());
+    let mut socket = socket;
+    let mut taken = 0;
+    loop {
+        let turn = tokio::select! {
+            biased;
+            _ = abort.cancelled() => return (part, taken, Err(SpliceError::Stopped)),
+            turn = turns::turn() => turn,
+        };
+        let (stop, progress) = (abort.clone(), progress.clone());
+        let first = early.take();
+        let joined = tokio::task::spawn_blocking(move || {
+            if let Some(early) = first {
+                if let Err(e) = part.append(&early) {
+                    return (part, socket, 0, Err(SpliceError::File(e)));
+                }
+                progress(early.len() as u64);
+            }
+            let over = || stop.is_cancelled() || turn.is_up();
+            let r = part.splice_round(socket.as_fd(), len - taken, turns::IDLE, &over, &*progress);
+            (part, socket, r.0, r.1)
+        })
+        .await;
+        let (back, fd, n, r) = match joined {
+            Ok(done) => done,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => panic!("the receiving thread was stopped: {e}"),
+            },
+        };
+        (part, socket) = (back, fd);
+        taken += n;
+        match r {
+            Ok(()) => return (part, taken, Ok(())),
+            Err(SpliceError::Stopped) if !abort.is_cancelled() => {} // the turn is up
+            Err(SpliceError::Stalled) => {
+                let left = stall.saturating_sub(turns::IDLE);
+                let ready = tokio::select! {
+                    biased;
+                    _ = abort.cancelled() => return (part, taken, Err(SpliceError::Stopped)),
+                    r = turns::ready(&watch, tokio::io::Interest::READABLE, left) => r,
+                };
+                match ready {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => return (part, taken, Err(SpliceError::Socket(e))),
+                    None => return (part, taken, Err(SpliceError::Stalled)),
+                }
+            }
+            Err(e) => return (part, taken, Err(e)),
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Turns on a blocking thread for moving a transfer's bytes.
+//!
+//! Disk reads and writes, `sendfile` and `splice` block, so a transfer's
+//! bytes move on the runtime's blocking threads, which are few (512) and
+//! shared with everything else that touches the disk: listings, opens,
+//! password checks. A transfer that held its thread for as long as it
+//! lasted would let peers that stop reading, or send a byte now and then,
+//! take every one of them with a few hundred connections, and the server
+//! would stop answering anyone.
+//!
+//! So a transfer moves its bytes in rounds. A round holds a blocking thread
+//! only while the peer keeps up: when the peer has given or taken nothing
+//! for [`IDLE`], the round ends and the transfer waits for its socket (or
+//! channel) in the runtime, holding no thread. At most [`AT_ONCE`] rounds
+//! run at a time, across every door ([`turn`]); a round that has run for
+//! [`SLICE`] while others wait for a turn ends and queues again, so the
+//! turns go round.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The longest a round waits on its peer before it gives its thread back.
+/// Long enough that a transfer at full speed never waits that long (a
+/// socket buffer drains or fills in well under a millisecond), short
+/// enough that a stalled peer holds a thread only briefly.
+pub const IDLE: Duration = Duration::from_millis(20);
+
+/// The longest a round runs while other transfers wait for a turn.
+pub const SLICE: Duration = Duration::from_millis(250);
+
+/// Rounds running at once: far more transfers than two cores, or
+/// sixty-four, can move at full speed, and far fewer than the runtime's
+/// blocking threads, which the rest of the server needs too.
+pub const AT_ONCE: usize = 128;
+
+fn turns() -> &'static Arc<Semaphore> {
+    static TURNS: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    TURNS.get_or_init(|| Arc::new(Semaphore::new(AT_ONCE)))
+}
+
+/// A turn: a round may run while it is held.
+#[derive(Debug)]
+pub struct Turn {
+    _permit: OwnedSemaphorePermit,
+    began: Instant,
+}
+
+/// Waits for a turn (in the runtime, holding no thread).
+pub async fn turn() -> Turn {
+    let permit = turns()
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the turns are never closed");
+    Turn {
+        _permit: permit,
+        began: Instant::now(),
+    }
+}
+
+impl Turn {
+    /// Whether the round should end here and queue again: it has run for
+    /// [`SLICE`] and every turn is taken, so others may be waiting.
+    pub fn is_up(&self) -> bool {
+        self.began.elapsed() >= SLICE && turns().available_permits() == 0
+    }
+}
+
+/// Rounds running now (for tests).
+pub fn running() -> usize {
+    AT_ONCE - turns().available_permits()
+}
+
+/// How a round ended before its work was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pause {
+    /// The peer gave or took nothing for [`IDLE`]: wait for it.
+    Idle,
+    /// The turn is up ([`Turn::is_up`]): queue for another.
+    TurnUp,
+}
+
+/// Waits until `fd` is ready for `interest`, at most `left`; `None` when it
+/// is not by then. `fd` is a duplicate of the transfer's socket registered
+/// with the runtime for these waits (the socket itself stays where it is).
+pub async fn ready(
+    fd: &tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
+    interest: tokio::io::Interest,
+    left: Duration,
+) -> Option<std::io::Result<()>> {
+    let wait = async {
+        loop {
+            let mut guard = fd.ready(interest).await?;
+            // The readiness the runtime remembers may be from before the
+            // round that just gave up waiting: the socket itself says.
+            if polled(fd.get_ref(), interest)? {
+                return Ok(());
+            }
+            // Kept if the socket became ready since the guard was given.
+            guard.clear_ready();
+        }
+    };
+    tokio::time::timeout(left, wait).await.ok()
+}
+
+/// Whether `fd` is ready for `interest` now (a closed or failed socket is:
+/// the next round finds out why).
+fn polled(fd: &std::os::fd::OwnedFd, interest: tokio::io::Interest) -> std::io::Result<bool> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let events = if interest.is_readable() {
+        PollFlags::POLLIN | PollFlags::POLLPRI
+    } else {
+        PollFlags::POLLOUT
+    };
+    let mut fds = [PollFd::new(fd.as_fd(), events)];
+    loop {
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(n) => return Ok(n > 0),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// A duplicate of `socket` registered with the runtime, for [`ready`].
+pub fn watch(
+    socket: std::os::fd::BorrowedFd<'_>,
+) -> std::io::Result<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
+    let owned = socket.try_clone_to_owned()?;
+    // SAFETY: an `OwnedFd` is a valid open descriptor that stays open,
+    // the same one, until it is dropped with the `AsyncFd` holding it.
+    #[allow(unsafe_code)]
+    let registered = unsafe { tokio::io::unix::AsyncFd::register(owned) };
+    registered.map_err(std::io::Error::from)
+}
