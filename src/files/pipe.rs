@@ -12,6 +12,8 @@
 //! page fault per 4 KiB, which dominated transfer time).
 
 use std::io::{self, Read, Seek, SeekFrom};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::digest::Hasher;
 use super::turns::{self, Pause};
@@ -28,6 +30,57 @@ pub const CHUNK: usize = 1024 * 1024;
 /// about 6 MiB per running transfer at most; idle connections hold none.
 const DEPTH: usize = 4;
 
+/// Bytes of chunk buffers every [`FileSource`] together may hold before new
+/// ones are made [`SMALL_CHUNK`] long: a peer that stops reading leaves its
+/// download's chunks read ahead for it, up to [`DEPTH`] of them and a few
+/// spare, which at [`CHUNK`] each and a few thousand such peers would be
+/// gigabytes. Past this, a download still moves, in smaller chunks (more
+/// wake-ups per byte, at a time when many downloads run anyway).
+const READ_AHEAD_BUDGET: usize = 256 << 20;
+
+/// A chunk buffer's size past [`READ_AHEAD_BUDGET`].
+const SMALL_CHUNK: usize = 64 << 10;
+
+static READ_AHEAD: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes of chunk buffers the running [`FileSource`]s hold now.
+pub fn read_ahead() -> usize {
+    READ_AHEAD.load(Ordering::Relaxed)
+}
+
+/// One [`FileSource`]'s share of [`read_ahead`], given back when its last
+/// half is gone.
+#[derive(Debug, Default)]
+struct Held(AtomicUsize);
+
+impl Held {
+    /// A new chunk buffer, [`CHUNK`] long while all sources hold less than
+    /// `budget`, else [`SMALL_CHUNK`].
+    fn make(&self, budget: usize) -> Vec<u8> {
+        let size = if read_ahead() + CHUNK <= budget {
+            CHUNK
+        } else {
+            SMALL_CHUNK
+        };
+        self.0.fetch_add(size, Ordering::Relaxed);
+        READ_AHEAD.fetch_add(size, Ordering::Relaxed);
+        Vec::with_capacity(size)
+    }
+
+    /// Frees a buffer [`Held::make`] made.
+    fn free(&self, buf: Vec<u8>) {
+        let size = buf.capacity().min(self.0.load(Ordering::Relaxed));
+        self.0.fetch_sub(size, Ordering::Relaxed);
+        READ_AHEAD.fetch_sub(size, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        READ_AHEAD.fetch_sub(*self.0.get_mut(), Ordering::Relaxed);
+    }
+}
+
 fn take_buffer(spare: &mut mpsc::Receiver<Vec<u8>>) -> Vec<u8> {
     spare
         .try_recv()
@@ -39,6 +92,7 @@ pub struct FileSource {
     rx: mpsc::Receiver<io::Result<Vec<u8>>>,
     back: mpsc::Sender<Vec<u8>>,
     handle: JoinHandle<io::Result<String>>,
+    _held: Arc<Held>,
 }
 
 impl FileSource {
@@ -117,18 +171,35 @@ fn spawn_reading<R: Read + Seek + Send + 'static>(
     len: u64,
     hasher: Option<Hasher>,
 ) -> FileSource {
+    spawn_reading_within(file, (offset, len), hasher, READ_AHEAD_BUDGET)
+}
+
+fn spawn_reading_within<R: Read + Seek + Send + 'static>(
+    file: R,
+    (offset, len): (u64, u64),
+    hasher: Option<Hasher>,
+    budget: usize,
+) -> FileSource {
     let (tx, rx) = mpsc::channel(DEPTH);
     let (back, spare) = mpsc::channel::<Vec<u8>>(DEPTH + 2);
+    let held = Arc::new(Held::default());
     let reading = Reading {
         file,
         seek: Some(offset),
         left: len,
         hasher,
+        held: held.clone(),
         tx,
         spare,
+        budget,
     };
     let handle = tokio::spawn(read_in_turns(reading));
-    FileSource { rx, back, handle }
+    FileSource {
+        rx,
+        back,
+        handle,
+        _held: held,
+    }
 }
 
 /// A [`FileSource`]'s reading side, handed to a blocking thread for each
@@ -139,8 +210,12 @@ struct Reading<R> {
     seek: Option<u64>,
     left: u64,
     hasher: Option<Hasher>,
+    /// Before `tx`: fields drop in order, and the receiver sees the end
+    /// only once this source's share is given back.
+    held: Arc<Held>,
     tx: mpsc::Sender<io::Result<Vec<u8>>>,
     spare: mpsc::Receiver<Vec<u8>>,
+    budget: usize,
 }
 
 /// Reads in rounds until the end, an error, or the receiver going away;
@@ -161,6 +236,10 @@ async fn read_in_turns<R: Read + Seek + Send + 'static>(
             Ok(None) => return Ok(reading.hasher.map(|h| h.hex()).unwrap_or_default()),
             Ok(Some(Pause::TurnUp)) => {}
             Ok(Some(Pause::Idle)) => {
+                // A peer this slow needs no spare buffers meanwhile.
+                while let Ok(buf) = reading.spare.try_recv() {
+                    reading.held.free(buf);
+                }
                 // The only sender: the room stays until the next round.
                 if reading.tx.reserve().await.is_err() {
                     return Err(gone());
@@ -205,8 +284,11 @@ impl<R: Read + Seek> Reading<R> {
                     }
                 }
             };
-            let want = self.left.min(CHUNK as u64) as usize;
-            let mut buf = take_buffer(&mut self.spare);
+            let mut buf = match self.spare.try_recv() {
+                Ok(buf) => buf,
+                Err(_) => self.held.make(self.budget),
+            };
+            let want = self.left.min(buf.capacity() as u64) as usize;
             buf.resize(want, 0);
             let n = loop {
                 match self.file.read(&mut buf) {
@@ -372,5 +454,57 @@ impl<P: WriteChunk> Writing<P> {
             chunk.clear();
             let _ = self.back.try_send(chunk);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Waits until the sources have read all they may ahead: the total
+    /// stays put for a while.
+    async fn settled() -> usize {
+        let mut last = usize::MAX;
+        loop {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let now = read_ahead();
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn past_the_budget_sources_nobody_reads_hold_small_chunks_and_still_deliver() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..8 << 20)
+            .map(|i: usize| (i * 13 + i / 999) as u8)
+            .collect();
+        let path = dir.path().join("f");
+        std::fs::write(&path, &data).unwrap();
+        let budget = 6 << 20;
+        let open = || std::fs::File::open(&path).unwrap();
+        let mut sources: Vec<FileSource> = (0..6)
+            .map(|_| spawn_reading_within(open(), (0, data.len() as u64), None, budget))
+            .collect();
+        // Read by nobody, each would hold DEPTH chunks of CHUNK: 24 MiB.
+        let most = budget + sources.len() * (DEPTH + 1) * SMALL_CHUNK;
+        let held = settled().await;
+        assert!(held > budget / 2, "{held}");
+        assert!(held <= most, "{held} bytes read ahead, more than {most}");
+        // Each still gives its file whole, at whatever chunk size.
+        for source in &mut sources {
+            let mut got = Vec::with_capacity(data.len());
+            while let Some(chunk) = source.next().await {
+                let chunk = chunk.unwrap();
+                got.extend_from_slice(&chunk);
+                source.recycle(chunk);
+            }
+            assert!(got == data, "a source's bytes differ");
+        }
+        drop(sources);
+        assert_eq!(read_ahead(), 0, "every buffer given back");
     }
 }
