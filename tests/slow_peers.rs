@@ -15,6 +15,22 @@ use tokio::net::TcpStream;
 /// Stalled transfers of each kind.
 const EACH: usize = 6;
 
+/// Waits until no round holds a thread: every transfer has gone as far as
+/// its peer let it and waits for it.
+async fn all_rounds_end() {
+    let calm = Instant::now();
+    // The transfers get going first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while ferry::files::turns::running() > 0 {
+        assert!(
+            calm.elapsed() < Duration::from_secs(10),
+            "{} transfers still hold a thread with their peers gone quiet",
+            ferry::files::turns::running()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A runtime for the server with two blocking threads: one stalled
 /// transfer that kept its thread, as each did before, would take half of
 /// them.
@@ -64,15 +80,7 @@ fn stalled_transfers_through_every_door_leave_the_server_answering() {
             held.push(t);
         }
         // Every transfer has gone as far as its peer let it and waits.
-        let calm = Instant::now();
-        while ferry::files::turns::running() > 0 {
-            assert!(
-                calm.elapsed() < Duration::from_secs(10),
-                "{} transfers still hold a thread with their peers gone quiet",
-                ferry::files::turns::running()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        all_rounds_end().await;
         // The uploads' bytes so far are on the disk, on their way.
         assert!(common::partial_files(s.root.path()).len() >= EACH);
 
@@ -132,9 +140,7 @@ fn a_transfer_whose_peer_comes_back_finishes_whole() {
             s.addr
         );
         let mut t: TcpStream = s.raw(get.as_bytes()).await;
-        // Long enough for its rounds to give their threads back.
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        assert_eq!(ferry::files::turns::running(), 0);
+        all_rounds_end().await;
         let mut got = Vec::new();
         tokio::time::timeout(Duration::from_secs(20), t.read_to_end(&mut got))
             .await
@@ -143,4 +149,60 @@ fn a_transfer_whose_peer_comes_back_finishes_whole() {
         assert!(got.ends_with(&body), "the body whole after the wait");
         s.stop().await;
     });
+}
+
+/// Peers quiet for longer than the body deadline are given up as before,
+/// while their transfers wait in the runtime: each is closed short.
+#[tokio::test]
+async fn peers_quiet_past_the_body_deadline_are_given_up() {
+    let s = TestServer::start(|c| c.deadlines.body = Duration::from_millis(800)).await;
+    std::fs::write(s.path("big.bin"), noise(24 << 20, 5)).unwrap();
+    let began = Instant::now();
+    let mut u = s.client().await;
+    let conn = u.connection().await.unwrap();
+    upload_left_waiting(conn, "up.bin", 10 << 20, Some(&noise(300_000, 6))).await;
+    let get = format!(
+        "GET /big.bin HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        s.addr
+    );
+    let mut t = s.raw(get.as_bytes()).await;
+    let mut d = s.client().await;
+    let conn = d.connection().await.unwrap();
+    let get = serde_json::json!({"op": "get", "path": "big.bin"});
+    conn.send(Kind::Request, &get, 0).await.unwrap();
+
+    // The upload: closed (a body cut short leaves no room for a frame
+    // the client would read), what came kept for a resume.
+    let conn = u.connection().await.unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(10), conn.next_head())
+        .await
+        .expect("the upload given up");
+    assert!(end.is_err(), "closed, not answered");
+    assert_eq!(common::partial_files(s.root.path()).len(), 1);
+    // The downloads: what was sent, then the end, short of the file.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), t.read_to_end(&mut got))
+        .await
+        .expect("the HTTP download closed")
+        .unwrap();
+    assert!(got.len() < 24 << 20, "{} bytes", got.len());
+    let conn = d.connection().await.unwrap();
+    let head = conn.next_head().await.unwrap();
+    assert_ne!(head.kind, Kind::Error, "the download began");
+    let mut body = 0;
+    let cut = tokio::time::timeout(Duration::from_secs(10), async {
+        while conn.body_remaining() > 0 {
+            match conn.next_chunk().await {
+                Ok(chunk) => body += chunk.len(),
+                Err(_) => return true,
+            }
+        }
+        false
+    })
+    .await
+    .expect("the native download closed");
+    assert!(cut && body < 24 << 20, "{body} bytes");
+    assert!(began.elapsed() < Duration::from_secs(15));
+    s.stop().await;
 }

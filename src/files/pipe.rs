@@ -57,13 +57,16 @@ impl Held {
     /// A new chunk buffer, [`CHUNK`] long while all sources hold less than
     /// `budget`, else [`SMALL_CHUNK`].
     fn make(&self, budget: usize) -> Vec<u8> {
-        let size = if read_ahead() + CHUNK <= budget {
+        // Counted first, so that sources making buffers at once do not
+        // all see room for one more.
+        let before = READ_AHEAD.fetch_add(CHUNK, Ordering::Relaxed);
+        let size = if before + CHUNK <= budget {
             CHUNK
         } else {
+            READ_AHEAD.fetch_sub(CHUNK - SMALL_CHUNK, Ordering::Relaxed);
             SMALL_CHUNK
         };
         self.0.fetch_add(size, Ordering::Relaxed);
-        READ_AHEAD.fetch_add(size, Ordering::Relaxed);
         Vec::with_capacity(size)
     }
 
@@ -210,8 +213,8 @@ struct Reading<R> {
     seek: Option<u64>,
     left: u64,
     hasher: Option<Hasher>,
-    /// Before `tx`: fields drop in order, and the receiver sees the end
-    /// only once this source's share is given back.
+    /// Shared with the [`FileSource`]: the share is given back when both
+    /// are gone.
     held: Arc<Held>,
     tx: mpsc::Sender<io::Result<Vec<u8>>>,
     spare: mpsc::Receiver<Vec<u8>>,
@@ -227,7 +230,7 @@ async fn read_in_turns<R: Read + Seek + Send + 'static>(
         let turn = turns::turn().await;
         let rt = tokio::runtime::Handle::current();
         let (back, r) = on_blocking_thread(move || {
-            let r = reading.round(&turn, &rt);
+            let r = reading.round(&turn.started(), &rt);
             (reading, r)
         })
         .await?;
@@ -403,7 +406,7 @@ async fn write_in_turns<P: WriteChunk>(mut writing: Writing<P>) -> (P, io::Resul
         let turn = turns::turn().await;
         let rt = tokio::runtime::Handle::current();
         let joined = on_blocking_thread(move || {
-            let r = writing.round(&turn, &rt);
+            let r = writing.round(&turn.started(), &rt);
             (writing, r)
         });
         // Fails only when the runtime is shutting down: the part file went
@@ -466,7 +469,7 @@ mod tests {
     /// stays put for a while.
     async fn settled() -> usize {
         let mut last = usize::MAX;
-        loop {
+        for _ in 0..100 {
             tokio::time::sleep(Duration::from_millis(150)).await;
             let now = read_ahead();
             if now == last {
@@ -474,6 +477,7 @@ mod tests {
             }
             last = now;
         }
+        panic!("the sources never stopped reading ahead");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -61,6 +61,13 @@ pub async fn turn() -> Turn {
 }
 
 impl Turn {
+    /// The turn as its round starts on its thread: its slice counts from
+    /// here, not from when it was given (a busy pool may start it later).
+    pub fn started(mut self) -> Turn {
+        self.began = Instant::now();
+        self
+    }
+
     /// Whether the round should end here and queue again: it has run for
     /// [`SLICE`] and every turn is taken, so others may be waiting.
     pub fn is_up(&self) -> bool {

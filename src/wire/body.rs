@@ -177,6 +177,9 @@ pub async fn send_file(
         hasher,
         cancel: cancel.clone(),
     };
+    // When a byte last went: the stall deadline counts from there, however
+    // often the socket says it has room and takes nothing.
+    let mut moved = (offset, std::time::Instant::now());
     loop {
         let turn = tokio::select! {
             biased;
@@ -185,7 +188,7 @@ pub async fn send_file(
         };
         let progress = progress.clone();
         let joined = tokio::task::spawn_blocking(move || {
-            let r = sending.round(&turn, &*progress);
+            let r = sending.round(&turn.started(), &*progress);
             (sending, r)
         })
         .await;
@@ -194,11 +197,17 @@ pub async fn send_file(
             Err(e) => return Ok(Err(SendError::Read(io::Error::other(e)))),
         };
         sending = back;
+        if sending.at > moved.0 {
+            moved = (sending.at, std::time::Instant::now());
+        }
         match r {
             Ok(None) => return Ok(Ok(sending.hasher.map(|h| h.hex()))),
             Ok(Some(Pause::TurnUp)) => {}
             Ok(Some(Pause::Idle)) => {
-                let left = stall.saturating_sub(turns::IDLE);
+                let left = stall.saturating_sub(moved.1.elapsed().max(turns::IDLE));
+                if left.is_zero() {
+                    return Ok(Err(timed_out()));
+                }
                 let ready = tokio::select! {
                     biased;
                     _ = cancel.cancelled() => return Ok(Err(SendError::Cancelled)),

@@ -82,6 +82,9 @@ pub async fn splice_in_turns<P: Splices>(
     let mut early = Some(early).filter(|e| !e.is_empty());
     let mut socket = socket;
     let mut taken = 0;
+    // When a byte last came: the stall deadline counts from there, however
+    // often the socket says it is readable and gives nothing.
+    let mut moved = std::time::Instant::now();
     loop {
         let turn = tokio::select! {
             biased;
@@ -91,6 +94,7 @@ pub async fn splice_in_turns<P: Splices>(
         let (stop, progress) = (abort.clone(), progress.clone());
         let first = early.take();
         let joined = tokio::task::spawn_blocking(move || {
+            let turn = turn.started();
             if let Some(early) = first {
                 if let Err(e) = part.append(&early) {
                     return (part, socket, 0, Err(SpliceError::File(e)));
@@ -111,11 +115,17 @@ pub async fn splice_in_turns<P: Splices>(
         };
         (part, socket) = (back, fd);
         taken += n;
+        if n > 0 {
+            moved = std::time::Instant::now();
+        }
         match r {
             Ok(()) => return (part, taken, Ok(())),
             Err(SpliceError::Stopped) if !abort.is_cancelled() => {} // the turn is up
             Err(SpliceError::Stalled) => {
-                let left = stall.saturating_sub(turns::IDLE);
+                let left = stall.saturating_sub(moved.elapsed().max(turns::IDLE));
+                if left.is_zero() {
+                    return (part, taken, Err(SpliceError::Stalled));
+                }
                 let ready = tokio::select! {
                     biased;
                     _ = abort.cancelled() => return (part, taken, Err(SpliceError::Stopped)),
