@@ -280,7 +280,7 @@ impl<R: Read + Seek> Reading<R> {
                 Ok(permit) => permit,
                 Err(mpsc::error::TrySendError::Closed(())) => return Err(gone()),
                 Err(mpsc::error::TrySendError::Full(())) => {
-                    match rt.block_on(tokio::time::timeout(turns::IDLE, self.tx.reserve())) {
+                    match rt.block_on(tokio::time::timeout(turn.idle(), self.tx.reserve())) {
                         Ok(Ok(permit)) => permit,
                         Ok(Err(_)) => return Err(gone()),
                         Err(_) => return Ok(Some(Pause::Idle)),
@@ -445,7 +445,7 @@ impl<P: WriteChunk> Writing<P> {
                     Ok(chunk) => chunk,
                     Err(mpsc::error::TryRecvError::Disconnected) => return Ok(None),
                     Err(mpsc::error::TryRecvError::Empty) => {
-                        match rt.block_on(tokio::time::timeout(turns::IDLE, self.rx.recv())) {
+                        match rt.block_on(tokio::time::timeout(turn.idle(), self.rx.recv())) {
                             Ok(Some(chunk)) => chunk,
                             Ok(None) => return Ok(None),
                             Err(_) => return Ok(Some(Pause::Idle)),

@@ -12,9 +12,10 @@
 //! only while the peer keeps up: when the peer has given or taken nothing
 //! for [`IDLE`], the round ends and the transfer waits for its socket (or
 //! channel) in the runtime, holding no thread. At most [`AT_ONCE`] rounds
-//! run at a time, across every door ([`turn`]); a round that has run for
-//! [`SLICE`] while others wait for a turn ends and queues again, so the
-//! turns go round.
+//! run at a time, across every door ([`turn`]); while every turn is taken,
+//! a round ends as soon as it must wait on its peer at all
+//! ([`Turn::idle`]), and one that has run for [`SLICE`] ends and queues
+//! again, so the turns go round, to the transfers with bytes to move.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -66,6 +67,20 @@ impl Turn {
     pub fn started(mut self) -> Turn {
         self.began = Instant::now();
         self
+    }
+
+    /// The longest the round may wait on its peer before it gives its
+    /// thread back: [`IDLE`], or nothing while every turn is taken. Others
+    /// may then be waiting for a turn, and a peer that trickles (a byte
+    /// every few milliseconds, never quiet for [`IDLE`]) would otherwise
+    /// keep its turn for a whole [`SLICE`] while moving next to nothing:
+    /// the turns go to the transfers that have bytes to move.
+    pub fn idle(&self) -> Duration {
+        if turns().available_permits() == 0 {
+            Duration::ZERO
+        } else {
+            IDLE
+        }
     }
 
     /// Whether the round should end here and queue again: it has run for
@@ -142,4 +157,33 @@ pub fn watch(
     #[allow(unsafe_code)]
     let registered = unsafe { tokio::io::unix::AsyncFd::register(owned) };
     registered.map_err(std::io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn while_every_turn_is_taken_a_round_does_not_wait_on_its_peer() {
+        let mut all = Vec::new();
+        for _ in 0..AT_ONCE - 1 {
+            all.push(turn().await);
+        }
+        assert_eq!(all[0].idle(), IDLE, "a turn is left");
+        assert!(!all[0].is_up());
+        let last = turn().await;
+        assert_eq!(running(), AT_ONCE);
+        assert_eq!(last.idle(), Duration::ZERO);
+        assert_eq!(all[0].idle(), Duration::ZERO);
+        // Given back, the turns wait again.
+        drop(last);
+        assert_eq!(all[0].idle(), IDLE);
+        // A slice counts from the round's start on its thread.
+        let old = Turn {
+            began: Instant::now() - SLICE,
+            ..turn().await
+        };
+        assert!(old.is_up(), "every turn taken and the slice used");
+        assert!(!old.started().is_up());
+    }
 }

@@ -379,7 +379,7 @@ fn sendfile_round(
                 moved = std::time::Instant::now();
             }
             Err(Errno::EAGAIN) => {
-                let Some(left) = turns::IDLE.checked_sub(moved.elapsed()) else {
+                let Some(left) = turn.idle().checked_sub(moved.elapsed()) else {
                     return Ok(Some(Pause::Idle));
                 };
                 let wait = PollTimeout::try_from(left).unwrap_or(PollTimeout::ZERO);

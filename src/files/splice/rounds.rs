@@ -102,7 +102,7 @@ pub async fn splice_in_turns<P: Splices>(
                 progress(early.len() as u64);
             }
             let over = || stop.is_cancelled() || turn.is_up();
-            let r = part.splice_round(socket.as_fd(), len - taken, turns::IDLE, &over, &*progress);
+            let r = part.splice_round(socket.as_fd(), len - taken, turn.idle(), &over, &*progress);
             (part, socket, r.0, r.1)
         })
         .await;
