@@ -229,7 +229,7 @@ async fn read_in_turns<R: Read + Seek + Send + 'static>(
     loop {
         let turn = turns::turn().await;
         let rt = tokio::runtime::Handle::current();
-        let (back, r) = on_blocking_thread(move || {
+        let (back, r) = turns::on_thread(move || {
             let r = reading.round(&turn.started(), &rt);
             (reading, r)
         })
@@ -317,19 +317,6 @@ impl<R: Read + Seek> Reading<R> {
     }
 }
 
-/// Runs `work` on a blocking thread; its panic goes on here.
-async fn on_blocking_thread<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> io::Result<T> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(t) => Ok(t),
-        Err(e) => match e.try_into_panic() {
-            Ok(panic) => std::panic::resume_unwind(panic),
-            Err(e) => Err(io::Error::other(e)),
-        },
-    }
-}
-
 /// Where a [`FileSink`] writes: a partial file (which hashes what it is
 /// given as it goes).
 pub trait WriteChunk: Send + 'static {
@@ -405,7 +392,7 @@ async fn write_in_turns<P: WriteChunk>(mut writing: Writing<P>) -> (P, io::Resul
     loop {
         let turn = turns::turn().await;
         let rt = tokio::runtime::Handle::current();
-        let joined = on_blocking_thread(move || {
+        let joined = turns::on_thread(move || {
             let r = writing.round(&turn.started(), &rt);
             (writing, r)
         });

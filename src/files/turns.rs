@@ -104,10 +104,72 @@ pub enum Pause {
     TurnUp,
 }
 
+/// Waits for a turn, or for `cancel` (`None`).
+pub async fn turn_unless(cancel: &tokio_util::sync::CancellationToken) -> Option<Turn> {
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => None,
+        turn = turn() => Some(turn),
+    }
+}
+
+/// Runs a round's `work` on a blocking thread; its panic goes on here. An
+/// error only when the runtime is shutting down.
+pub async fn on_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(t) => Ok(t),
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => Err(std::io::Error::other(e)),
+        },
+    }
+}
+
+/// How waiting on a quiet peer ended.
+#[derive(Debug)]
+pub enum Waited {
+    /// The socket is ready: the next round goes on.
+    Ready,
+    /// Nothing moved for the stall deadline.
+    Stalled,
+    /// `cancel` fired.
+    Cancelled,
+    /// The socket failed.
+    Failed(std::io::Error),
+}
+
+/// Waits, holding no thread, until `fd` (from [`watch`]) is ready for
+/// `interest`: for what is left of `stall` since a byte last moved
+/// (`moved`; a round that paused waited [`IDLE`] of it already), or until
+/// `cancel`. One rule for every transfer: the deadline counts from the
+/// last byte, however often the socket says it is ready and moves nothing.
+pub async fn wait_for_peer(
+    fd: &tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
+    interest: tokio::io::Interest,
+    (stall, moved): (Duration, Instant),
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Waited {
+    let left = stall.saturating_sub(moved.elapsed().max(IDLE));
+    if left.is_zero() {
+        return Waited::Stalled;
+    }
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => Waited::Cancelled,
+        r = ready(fd, interest, left) => match r {
+            Some(Ok(())) => Waited::Ready,
+            Some(Err(e)) => Waited::Failed(e),
+            None => Waited::Stalled,
+        },
+    }
+}
+
 /// Waits until `fd` is ready for `interest`, at most `left`; `None` when it
 /// is not by then. `fd` is a duplicate of the transfer's socket registered
 /// with the runtime for these waits (the socket itself stays where it is).
-pub async fn ready(
+async fn ready(
     fd: &tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
     interest: tokio::io::Interest,
     left: Duration,

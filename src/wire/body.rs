@@ -11,7 +11,7 @@ use crate::files::part::PartFile;
 use crate::files::pipe::{FileSink, FileSource};
 use crate::files::splice::hash_behind;
 use crate::files::splice::{SpliceError, splice_in_turns};
-use crate::files::turns::{self, Pause};
+use crate::files::turns::{self, Pause, Waited};
 
 /// How receiving a body ended.
 #[derive(Debug)]
@@ -181,10 +181,8 @@ pub async fn send_file(
     // often the socket says it has room and takes nothing.
     let mut moved = (offset, std::time::Instant::now());
     loop {
-        let turn = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return Ok(Err(SendError::Cancelled)),
-            turn = turns::turn() => turn,
+        let Some(turn) = turns::turn_unless(cancel).await else {
+            return Ok(Err(SendError::Cancelled));
         };
         let progress = progress.clone();
         let joined = tokio::task::spawn_blocking(move || {
@@ -204,29 +202,20 @@ pub async fn send_file(
             Ok(None) => return Ok(Ok(sending.hasher.map(|h| h.hex()))),
             Ok(Some(Pause::TurnUp)) => {}
             Ok(Some(Pause::Idle)) => {
-                let left = stall.saturating_sub(moved.1.elapsed().max(turns::IDLE));
-                if left.is_zero() {
-                    return Ok(Err(timed_out()));
-                }
-                let ready = tokio::select! {
-                    biased;
-                    _ = cancel.cancelled() => return Ok(Err(SendError::Cancelled)),
-                    r = turns::ready(&watch, tokio::io::Interest::WRITABLE, left) => r,
+                let writable = tokio::io::Interest::WRITABLE;
+                let e = match turns::wait_for_peer(&watch, writable, (stall, moved.1), cancel).await
+                {
+                    Waited::Ready => continue,
+                    Waited::Stalled => SendError::Conn(ConnError::Timeout("the peer to read")),
+                    Waited::Cancelled => SendError::Cancelled,
+                    Waited::Failed(e) => SendError::Conn(e.into()),
                 };
-                match ready {
-                    Some(Ok(())) => {}
-                    Some(Err(e)) => return Ok(Err(SendError::Conn(e.into()))),
-                    None => return Ok(Err(timed_out())),
-                }
+                return Ok(Err(e));
             }
             Err(Unsent::Unsupported) => return Err((sending.file, sending.hasher)),
             Err(Unsent::Failed(e)) => return Ok(Err(e)),
         }
     }
-}
-
-fn timed_out() -> SendError {
-    SendError::Conn(ConnError::Timeout("the peer to read"))
 }
 
 /// A file being sent by [`send_file`], handed to a blocking thread for each
@@ -244,8 +233,8 @@ struct Sending {
 }
 
 impl Sending {
-    /// Sends while the socket takes the bytes within
-    /// [`turns::IDLE`] and the turn lasts, a second thread hashing what was
+    /// Sends while the socket takes the bytes within the turn's idle time
+    /// ([`turns::Turn::idle`]) and the turn lasts, a second thread hashing what was
     /// sent a little behind. `None` when every byte is sent.
     fn round(
         &mut self,
@@ -343,8 +332,8 @@ impl From<SendError> for Unsent {
 }
 
 /// Sends `file` from `at` to `end` on `socket` with `sendfile` (the body
-/// began at `from`), until done (`None`), the socket takes nothing for
-/// [`turns::IDLE`] or the turn is up.
+/// began at `from`), until done (`None`), the socket takes nothing for the
+/// turn's idle time or the turn is up.
 fn sendfile_round(
     socket: &std::os::fd::OwnedFd,
     file: &std::fs::File,

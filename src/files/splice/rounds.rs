@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::SpliceError;
 use crate::files::part::PartFile;
-use crate::files::turns;
+use crate::files::turns::{self, Waited};
 
 /// A partial file a body can be spliced into (see [`splice_in_turns`]).
 pub trait Splices: Send + 'static {
@@ -62,8 +62,9 @@ impl Splices for Box<dyn crate::files::storage::Part> {
 /// Moves `early` (body bytes already read), then the next `len` bytes of
 /// `socket` (plain TCP, non-blocking) into `part`, in rounds on blocking
 /// threads (see [`super::turns`]): a round ends when the socket gives
-/// nothing for [`turns::IDLE`], and the transfer then waits for it in the
-/// runtime, holding no thread, for up to `stall` in all. Gives the part
+/// nothing for its turn's idle time ([`turns::Turn::idle`]), and the
+/// transfer then waits for it in the runtime, holding no thread, until
+/// `stall` has passed since a byte last came. Gives the part
 /// back, with the bytes taken from the socket (`early` not counted) and
 /// why it stopped short, if it did ([`SpliceError::Stopped`] once `abort`
 /// fires).
@@ -86,14 +87,12 @@ pub async fn splice_in_turns<P: Splices>(
     // often the socket says it is readable and gives nothing.
     let mut moved = std::time::Instant::now();
     loop {
-        let turn = tokio::select! {
-            biased;
-            _ = abort.cancelled() => return (part, taken, Err(SpliceError::Stopped)),
-            turn = turns::turn() => turn,
+        let Some(turn) = turns::turn_unless(&abort).await else {
+            return (part, taken, Err(SpliceError::Stopped));
         };
         let (stop, progress) = (abort.clone(), progress.clone());
         let first = early.take();
-        let joined = tokio::task::spawn_blocking(move || {
+        let joined = turns::on_thread(move || {
             let turn = turn.started();
             if let Some(early) = first {
                 if let Err(e) = part.append(&early) {
@@ -104,15 +103,12 @@ pub async fn splice_in_turns<P: Splices>(
             let over = || stop.is_cancelled() || turn.is_up();
             let r = part.splice_round(socket.as_fd(), len - taken, turn.idle(), &over, &*progress);
             (part, socket, r.0, r.1)
-        })
-        .await;
-        let (back, fd, n, r) = match joined {
-            Ok(done) => done,
-            Err(e) => match e.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                Err(e) => panic!("the receiving thread was stopped: {e}"),
-            },
-        };
+        });
+        // Fails only when the runtime is shutting down: the part file
+        // went with the thread.
+        let (back, fd, n, r) = joined
+            .await
+            .unwrap_or_else(|e| panic!("the receiving thread was stopped: {e}"));
         (part, socket) = (back, fd);
         taken += n;
         if n > 0 {
@@ -122,20 +118,14 @@ pub async fn splice_in_turns<P: Splices>(
             Ok(()) => return (part, taken, Ok(())),
             Err(SpliceError::Stopped) if !abort.is_cancelled() => {} // the turn is up
             Err(SpliceError::Stalled) => {
-                let left = stall.saturating_sub(moved.elapsed().max(turns::IDLE));
-                if left.is_zero() {
-                    return (part, taken, Err(SpliceError::Stalled));
-                }
-                let ready = tokio::select! {
-                    biased;
-                    _ = abort.cancelled() => return (part, taken, Err(SpliceError::Stopped)),
-                    r = turns::ready(&watch, tokio::io::Interest::READABLE, left) => r,
+                let readable = tokio::io::Interest::READABLE;
+                let e = match turns::wait_for_peer(&watch, readable, (stall, moved), &abort).await {
+                    Waited::Ready => continue,
+                    Waited::Stalled => SpliceError::Stalled,
+                    Waited::Cancelled => SpliceError::Stopped,
+                    Waited::Failed(e) => SpliceError::Socket(e),
                 };
-                match ready {
-                    Some(Ok(())) => {}
-                    Some(Err(e)) => return (part, taken, Err(SpliceError::Socket(e))),
-                    None => return (part, taken, Err(SpliceError::Stalled)),
-                }
+                return (part, taken, Err(e));
             }
             Err(e) => return (part, taken, Err(e)),
         }
