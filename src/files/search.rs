@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::entry::{EntryKind, TreeEntry};
+use super::entry::{EntryKind, SkipReason, Skipped, TreeEntry};
 use super::service::{Files, allowed};
 use super::{FilesError, RelPath};
 use crate::access::{Action, Who};
@@ -139,17 +139,31 @@ impl Files {
     }
 }
 
+/// What [`Files::walk_each`] comes to: an entry it gives, or one it
+/// leaves out and why (never one under a right the walker lacks).
+#[derive(Debug)]
+pub enum Walked {
+    /// A folder or file.
+    Entry(TreeEntry),
+    /// What is left out (a link out, a special file, a link to a folder,
+    /// a folder or file that cannot be read).
+    Skipped(Skipped),
+}
+
 impl Files {
     /// Visits everything below the folder `rel` that `who` may read,
     /// parents before children (each folder's entries by name), as it is
     /// found: nothing is gathered, so a tree of any size costs one folder
-    /// listing at a time. Linked folders are visited but not entered.
-    /// `visit` returns false to stop. For a blocking thread.
+    /// listing at a time. Links to folders are not entered, and with links
+    /// out, special files and folders that cannot be listed are given as
+    /// [`Walked::Skipped`], as [`Files::walk`] names them; what `who` may
+    /// not read is not mentioned. `visit` returns false to stop. For a
+    /// blocking thread.
     pub fn walk_each(
         &self,
         who: Who,
         rel: &RelPath,
-        visit: &mut dyn FnMut(TreeEntry) -> bool,
+        visit: &mut dyn FnMut(Walked) -> bool,
     ) -> Result<(), FilesError> {
         self.check(who, Action::Read, rel)?;
         let store = self.store();
@@ -160,53 +174,68 @@ impl Files {
                 stack.pop();
                 continue;
             };
+            let path = format!("{prefix}{}", e.name);
+            let skipped = |why| {
+                Walked::Skipped(Skipped {
+                    path: path.clone(),
+                    why,
+                })
+            };
             let Ok(child) = dir.child(&e.name) else {
+                if allowed(policy, store, who, Action::Read, dir).is_ok()
+                    && !visit(skipped(SkipReason::Name))
+                {
+                    return Ok(());
+                }
                 continue;
             };
-            if !matches!(e.kind, EntryKind::File | EntryKind::Dir)
-                || allowed(policy, store, who, Action::Read, &child).is_err()
-            {
+            if allowed(policy, store, who, Action::Read, &child).is_err() {
                 continue;
             }
-            let path = format!("{prefix}{}", e.name);
-            let descend = e.kind == EntryKind::Dir
-                && store
-                    .stat_name(&child)
-                    .is_ok_and(|n| n.kind == EntryKind::Dir);
+            let why = match e.kind {
+                EntryKind::File => None,
+                EntryKind::Symlink => Some(SkipReason::LinkOut),
+                EntryKind::Other => Some(SkipReason::Special),
+                EntryKind::Dir => match store.stat_name(&child) {
+                    Ok(n) if n.kind == EntryKind::Dir => None,
+                    Ok(_) => Some(SkipReason::LinkToFolder),
+                    // Gone since it was listed.
+                    Err(FilesError::NotFound(_)) => continue,
+                    Err(_) => Some(SkipReason::Unreadable),
+                },
+            };
+            if let Some(why) = why {
+                if !visit(skipped(why)) {
+                    return Ok(());
+                }
+                continue;
+            }
+            let inside = match e.kind {
+                EntryKind::Dir => match store.list(&child) {
+                    Ok(inside) => Some(inside),
+                    Err(FilesError::NotFound(_)) => continue,
+                    Err(_) => {
+                        if !visit(skipped(SkipReason::Unreadable)) {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                },
+                _ => None,
+            };
             let entry = TreeEntry {
                 path: path.clone(),
                 kind: e.kind,
                 size: e.size,
                 mtime: e.mtime,
             };
-            if !visit(entry) {
+            if !visit(Walked::Entry(entry)) {
                 return Ok(());
             }
-            if descend {
-                // A folder that cannot be listed now (gone) is left empty.
-                let inside = store.list(&child).unwrap_or_default();
+            if let Some(inside) = inside {
                 stack.push((child, format!("{path}/"), inside.into_iter()));
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn words_all_match_without_case() {
-        let q = Query::parse("  Report 2024 ", None).unwrap();
-        assert!(q.matches("annual-REPORT-2024.pdf"));
-        assert!(!q.matches("report-2023.pdf"));
-        assert!(Query::parse("   ", None).is_err());
-        assert!(Query::parse(&"x".repeat(300), None).is_err());
-        assert_eq!(
-            Query::parse("a", Some(10_000_000)).unwrap().limit,
-            MAX_RESULTS
-        );
-        assert_eq!(Query::parse("a", Some(0)).unwrap().limit, 1);
     }
 }

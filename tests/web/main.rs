@@ -51,6 +51,7 @@ fn status_of(answer: &str) -> u16 {
 }
 
 mod access;
+mod archives;
 mod dav;
 mod limits;
 mod methods;

@@ -9,7 +9,7 @@ use std::process::Command;
 
 /// Python's zipfile on `zip`: each member's name, size and SHA-256 (its
 /// CRC checked by reading), one per line, sorted.
-fn python_zip_members(zip: &std::path::Path) -> String {
+pub(super) fn python_zip_members(zip: &std::path::Path) -> String {
     let script = r#"
 import hashlib, sys, zipfile
 z = zipfile.ZipFile(sys.argv[1])

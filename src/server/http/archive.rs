@@ -3,7 +3,11 @@
 //! never built in memory or on disk: zip with data descriptors and zip64
 //! past 4 GiB or 65,535 entries (what Windows opens without a tool), tar
 //! with the GNU extensions for long names and sizes past 8 GiB. Only what
-//! the visitor may read goes in (the files service's walk).
+//! the visitor may read goes in (the files service's walk). What the walk
+//! leaves out that the visitor could see (links out, special files, links
+//! to folders, what cannot be read) is named, with why, in a last entry
+//! beside the rest, `NAME.left-out.txt`: a download that lacks something
+//! says so where it is unpacked.
 
 use std::io::{self, Read, Write};
 
@@ -19,8 +23,9 @@ use super::auth::Who;
 use super::paths::{disposition, failure};
 use crate::access::Action;
 use crate::files::FilesError;
-use crate::files::entry::EntryKind;
+use crate::files::entry::{EntryKind, SkipReason, Skipped};
 use crate::files::name::RelPath;
+use crate::files::search::Walked;
 
 /// The two archive formats.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -46,6 +51,10 @@ impl Format {
         }
     }
 }
+
+/// At most this many left-out entries are named in the note; past them
+/// the note gives their count.
+pub const MAX_NAMED_LEFT_OUT: usize = 10_000;
 
 /// At most this many entries may be picked in one request.
 pub const MAX_PICKS: usize = 10_000;
@@ -145,6 +154,7 @@ pub async fn archive(
             "too many folder downloads at once; try again shortly",
         );
     };
+    let note_name = note_name(&top, &list);
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
     let ctx = web.ctx.clone();
     let id = who.id;
@@ -155,7 +165,20 @@ pub async fn archive(
             buf: Vec::with_capacity(CHUNK),
         };
         let files = &ctx.files;
-        let open = |source: &RelPath| files.store().open_read(source).ok();
+        let left_out = std::cell::RefCell::new(LeftOut::default());
+        // A file gone since it was listed is left out unsaid; one that
+        // cannot be read is named.
+        let open = |item: &Item| match files.store().open_read(&item.source) {
+            Ok(opened) => Some(opened),
+            Err(FilesError::NotFound(_)) => None,
+            Err(e) => {
+                tracing::warn!("folder archive leaves out {}: {e}", item.source);
+                left_out
+                    .borrow_mut()
+                    .add(&item.name, SkipReason::Unreadable);
+                None
+            }
+        };
         // Each root, then (for a folder) what is below it, as found.
         let walk = |visit: &mut dyn FnMut(Item) -> io::Result<()>| -> io::Result<()> {
             for root in list {
@@ -165,12 +188,24 @@ pub async fn archive(
                     continue;
                 }
                 let mut failed = None;
-                let walked = files.walk_each(id, &base, &mut |e| {
+                let walked = files.walk_each(id, &base, &mut |walked| {
                     if tx.is_closed() {
                         failed = Some(io::Error::new(io::ErrorKind::BrokenPipe, "client gone"));
                         return false;
                     }
+                    let e = match walked {
+                        Walked::Entry(e) => e,
+                        Walked::Skipped(s) => {
+                            left_out
+                                .borrow_mut()
+                                .add(&format!("{name}/{}", s.path), s.why);
+                            return true;
+                        }
+                    };
                     let Ok(sub) = RelPath::parse(&e.path) else {
+                        left_out
+                            .borrow_mut()
+                            .add(&format!("{name}/{}", e.path), SkipReason::Name);
                         return true;
                     };
                     let item = Item {
@@ -194,9 +229,13 @@ pub async fn archive(
             }
             Ok(())
         };
+        let note = || {
+            let left = left_out.take();
+            (!left.is_empty()).then(|| (note_name.clone(), left.text()))
+        };
         let result = match format {
-            Format::Tar => write_tar(writer, walk, open),
-            Format::Zip => write_zip(writer, walk, open),
+            Format::Tar => write_tar(writer, walk, open, note),
+            Format::Zip => write_zip(writer, walk, open, note),
         };
         if let Err(e) = result {
             tracing::warn!("folder archive cut short: {e}");
@@ -222,10 +261,15 @@ pub async fn archive(
 
 type Opened = Option<(crate::files::storage::Reader, crate::files::entry::Entry)>;
 
+/// What goes at the end of an archive: the note's name and text, when
+/// something was left out.
+type Note = Option<(String, Vec<u8>)>;
+
 fn write_tar(
     writer: ChanWriter,
     walk: impl FnOnce(&mut dyn FnMut(Item) -> io::Result<()>) -> io::Result<()>,
-    open: impl Fn(&RelPath) -> Opened,
+    open: impl Fn(&Item) -> Opened,
+    note: impl FnOnce() -> Note,
 ) -> io::Result<()> {
     let mut b = tar::Builder::new(writer);
     walk(&mut |item| {
@@ -240,8 +284,7 @@ fn write_tar(
                 b.append_data(&mut h, format!("{}/", item.name), io::empty())
             }
             EntryKind::File => {
-                // Gone since it was listed: left out.
-                let Some((file, entry)) = open(&item.source) else {
+                let Some((file, entry)) = open(&item) else {
                     return Ok(());
                 };
                 h.set_entry_type(tar::EntryType::Regular);
@@ -256,6 +299,14 @@ fn write_tar(
             _ => Ok(()),
         }
     })?;
+    if let Some((name, text)) = note() {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(text.len() as u64);
+        h.set_mtime(chrono::Utc::now().timestamp().max(0) as u64);
+        b.append_data(&mut h, name, text.as_slice())?;
+    }
     b.finish()?;
     b.get_mut().flush()
 }
@@ -279,7 +330,8 @@ fn zip_name(name: &str) -> io::Result<String> {
 fn write_zip(
     writer: ChanWriter,
     walk: impl FnOnce(&mut dyn FnMut(Item) -> io::Result<()>) -> io::Result<()>,
-    open: impl Fn(&RelPath) -> Opened,
+    open: impl Fn(&Item) -> Opened,
+    note: impl FnOnce() -> Note,
 ) -> io::Result<()> {
     let mut z = rawzip::ZipArchiveWriter::new(writer);
     walk(&mut |item| {
@@ -294,30 +346,97 @@ fn write_zip(
                     .map_err(io::Error::other)?;
             }
             EntryKind::File => {
-                let Some((file, entry)) = open(&item.source) else {
+                let Some((file, entry)) = open(&item) else {
                     return Ok(());
                 };
-                let (mut out, config) = z
-                    .new_file(name.as_str())
-                    .last_modified(when)
-                    .unix_permissions(0o100644)
-                    .start()
-                    .map_err(io::Error::other)?;
-                let mut w = config.wrap(&mut out);
-                let mut data = Exactly {
+                let data = Exactly {
                     inner: file,
                     left: entry.size,
                 };
-                io::copy(&mut data, &mut w)?;
-                let (_, described) = w.finish().map_err(io::Error::other)?;
-                out.finish(described).map_err(io::Error::other)?;
+                zip_file(&mut z, &name, when, data)?;
             }
             _ => {}
         }
         Ok(())
     })?;
+    if let Some((name, text)) = note() {
+        let when = rawzip::time::UtcDateTime::from_unix(chrono::Utc::now().timestamp());
+        zip_file(&mut z, &zip_name(&name)?, when, text.as_slice())?;
+    }
     let mut writer = z.finish().map_err(io::Error::other)?;
     writer.flush()
+}
+
+/// One file into a zip, stored.
+fn zip_file(
+    z: &mut rawzip::ZipArchiveWriter<ChanWriter>,
+    name: &str,
+    when: rawzip::time::UtcDateTime,
+    mut data: impl Read,
+) -> io::Result<()> {
+    let (mut out, config) = z
+        .new_file(name)
+        .last_modified(when)
+        .unix_permissions(0o100644)
+        .start()
+        .map_err(io::Error::other)?;
+    let mut w = config.wrap(&mut out);
+    io::copy(&mut data, &mut w)?;
+    let (_, described) = w.finish().map_err(io::Error::other)?;
+    out.finish(described).map_err(io::Error::other)?;
+    Ok(())
+}
+
+/// The note's name: beside the archive's top entries, where nothing of
+/// theirs can be; beside picked entries, one none of them has.
+fn note_name(top: &str, roots: &[Item]) -> String {
+    let mut name = format!("{top}.left-out.txt");
+    let mut n = 1;
+    while roots.iter().any(|r| r.name == name) {
+        n += 1;
+        name = format!("{top}.left-out ({n}).txt");
+    }
+    name
+}
+
+/// What an archive left out, for its note.
+#[derive(Default)]
+struct LeftOut {
+    named: Vec<Skipped>,
+    more: u64,
+}
+
+impl LeftOut {
+    fn add(&mut self, path: &str, why: SkipReason) {
+        if self.named.len() < MAX_NAMED_LEFT_OUT {
+            self.named.push(Skipped {
+                path: path.to_string(),
+                why,
+            });
+        } else {
+            self.more += 1;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.named.is_empty()
+    }
+
+    /// One line for each: the path as the archive would name it (control
+    /// characters escaped), a tab, why.
+    fn text(&self) -> Vec<u8> {
+        let mut out = String::from("Left out of this archive by the server (path, then why):\n");
+        for s in &self.named {
+            out.push_str(&crate::text::escape(&s.path));
+            out.push('\t');
+            out.push_str(s.why.words());
+            out.push('\n');
+        }
+        if self.more > 0 {
+            out.push_str(&format!("... and {} more\n", self.more));
+        }
+        out.into_bytes()
+    }
 }
 
 /// Bytes for the response body, from the archive thread.
