@@ -103,6 +103,15 @@ async fn a_request_sent_behind_a_wrong_token_is_not_done() {
     let head = conn.next_head().await.unwrap();
     assert_eq!(error(&head.header).code, ErrorCode::AuthFailed);
     assert!(!s.path("made").exists());
+    // A hello now says so: nothing may be done (not what anonymous
+    // clients may do, which the refusals above are not).
+    conn.send(Kind::Request, &Request::hello(), 0)
+        .await
+        .unwrap();
+    let head = conn.next_head().await.unwrap();
+    assert_eq!(head.kind, Kind::Ok);
+    let hello: ferry::wire::messages::HelloReply = serde_json::from_slice(&head.header).unwrap();
+    assert_eq!(hello.permissions, Default::default());
     // The throttle spaces this address's next attempt; it waits its turn.
     conn.send(Kind::Request, &Request::auth(&Secret::new(TOKEN)), 0)
         .await

@@ -355,10 +355,14 @@ impl Session {
         let cfg = &self.ctx.config;
         let policy = self.ctx.files.policy();
         // A repeated hello (ferry ping measures round trips with them)
-        // keeps what the connection already has, authentication included.
+        // keeps what the connection already has, authentication included;
+        // after a failed login, that is nothing until one succeeds.
         let who = self.who.unwrap_or(policy.newcomer());
         self.who = Some(who);
-        let perms = policy.rights(who).into();
+        let perms = match self.refused {
+            true => crate::access::Rights::default().into(),
+            false => policy.rights(who).into(),
+        };
         let reply = HelloReply {
             version,
             server: cfg.name.clone(),
