@@ -180,6 +180,13 @@ impl ServeConfig {
                 "--allow-exec needs a token or accounts: set FERRY_TOKEN or FERRY_TOKEN_FILE, or add [users.NAME] with exec = true (commands are only ever run for clients that log in)"
             );
         }
+        // Without a token or accounts everyone holds the token, so
+        // `[anonymous]` rights would limit nobody: refused, not ignored.
+        if anonymous_paths.is_some() && !gated {
+            bail!(
+                "[anonymous] rights need a token or accounts: without either, every client may do everything the flags allow, everywhere (set FERRY_TOKEN, or `token` or [users.NAME] in the config file)"
+            );
+        }
         let private = on(o.private);
         if private && !gated {
             bail!(

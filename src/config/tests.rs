@@ -1,4 +1,6 @@
 use super::*;
+use crate::access::{Action, Who};
+use crate::files::RelPath;
 
 #[test]
 fn flags_beat_file_and_file_beats_defaults() {
@@ -33,6 +35,25 @@ fn env_token_beats_file_token_and_bad_settings_fail() {
         ..Default::default()
     };
     assert!(ServeConfig::merge(".".into(), opts, None).is_err());
+}
+
+#[test]
+fn anonymous_rights_without_a_token_or_accounts_are_refused_not_ignored() {
+    let file = |extra: &str| {
+        ServeOptions::parse_file(&format!("[anonymous]\nrights = [\"/pub:read\"]\n{extra}"))
+            .unwrap()
+    };
+    let e = ServeConfig::merge(".".into(), file(""), None).unwrap_err();
+    assert!(
+        e.to_string().contains("[anonymous] rights need a token"),
+        "{e}"
+    );
+    let c = ServeConfig::merge(".".into(), file(""), Some(Secret::new("env-token-1"))).unwrap();
+    let pub_ = RelPath::parse("pub").unwrap();
+    let other = RelPath::parse("other").unwrap();
+    let policy = c.policy();
+    assert!(policy.check(Who::Anonymous, Action::Read, &pub_).is_ok());
+    assert!(policy.check(Who::Anonymous, Action::Read, &other).is_err());
 }
 
 #[test]
