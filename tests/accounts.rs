@@ -434,3 +434,48 @@ fn chat_names_of_accounts_are_theirs() {
     }
     assert!(said.contains("belongs to an account"), "{said}");
 }
+
+/// A folder goes whole or not at all: removing it takes what is below it,
+/// so where rights change below it they must allow it too, on every door.
+/// WebDAV removes a folder an entry at a time; it is asked whole first.
+#[test]
+fn a_folder_is_removed_only_where_every_right_below_allows_it() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    std::fs::create_dir_all(r.join("proj/keep")).unwrap();
+    std::fs::create_dir_all(r.join("proj/sub")).unwrap();
+    std::fs::write(r.join("proj/a.txt"), "a").unwrap();
+    std::fs::write(r.join("proj/keep/k.txt"), "k").unwrap();
+    std::fs::write(r.join("proj/sub/s.txt"), "s").unwrap();
+    let etc = tempfile::tempdir().unwrap();
+    let cfg = etc.path().join("ferry.toml");
+    let text = format!(
+        "[users.bob]\npassword_hash = \"{}\"\nrights = [\"/:read\", \"/proj:delete\", \"/proj/keep:read\"]\n",
+        common::passwd_hash("bob-password")
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let srv = spawn_bin_server(r, &["--allow-all", "--config", cfg.to_str().unwrap()], &[]);
+    let url = |p: &str| format!("http://127.0.0.1:{}{p}", srv.port);
+    let bob = ["-u", "bob:bob-password"];
+    let all_there = || {
+        ["proj/a.txt", "proj/keep/k.txt", "proj/sub/s.txt"]
+            .iter()
+            .all(|p| r.join(p).exists())
+    };
+    let delete = |p: &str| status(&[bob[0], bob[1], "-X", "DELETE", &url(p)]);
+    assert_eq!(delete("/proj/"), 403);
+    assert!(all_there(), "WebDAV removed part of the folder");
+    let at = format!("127.0.0.1:{}:/proj", srv.port);
+    let login = [("FERRY_USER", "bob"), ("FERRY_PASSWORD", "bob-password")];
+    let (code, _, err) = run_cli(&["rm", "-r", &at], &login);
+    assert_ne!(code, 0);
+    assert!(err.contains("rights"), "{err}");
+    assert!(all_there(), "the native door removed the folder");
+    // Where every right below allows it, it goes.
+    assert_eq!(delete("/proj/sub/"), 204);
+    assert!(!r.join("proj/sub").exists());
+    let sub = format!("127.0.0.1:{}:/proj/a.txt", srv.port);
+    let (code, _, err) = run_cli(&["rm", &sub], &login);
+    assert_eq!(code, 0, "{err}");
+    assert!(r.join("proj/keep/k.txt").exists());
+}

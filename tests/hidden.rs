@@ -278,6 +278,22 @@ fn the_state_folder_cannot_be_moved_away_or_reached_by_another_path() {
         .arg(format!("https://127.0.0.1:{}/data", srv.port))
         .output()
         .unwrap();
-    assert_ne!(String::from_utf8_lossy(&out.stdout), "204");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "403");
     assert!(real.join("data/st/ferry/tls/key.pem").exists());
+    // Refused whole, before anything in it went: WebDAV removes a folder
+    // an entry at a time, the folder last.
+    assert!(real.join("data/public.txt").exists());
+    // A folder a MOVE or COPY would replace is held to the same.
+    for method in ["MOVE", "COPY"] {
+        let out = Command::new("curl")
+            .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "-X", method])
+            .args(["-H", "Overwrite: T", "-H"])
+            .arg(format!("Destination: https://127.0.0.1:{}/data", srv.port))
+            .arg(format!("https://127.0.0.1:{}/other", srv.port))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "403", "{method}");
+        assert!(real.join("data/public.txt").exists(), "{method}");
+        assert!(real.join("other").is_dir(), "{method}");
+    }
 }

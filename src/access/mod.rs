@@ -352,6 +352,27 @@ impl Policy {
         }
     }
 
+    /// May `who` do `action` to all that `path` holds, as well as to it:
+    /// asked at every folder below it where rights change (a folder
+    /// removed whole takes what is below it, whatever its rights there).
+    pub fn check_all(&self, who: Who, action: Action, path: &RelPath) -> Result<(), Denied> {
+        self.check(who, action, path)?;
+        if who == Who::TokenHolder {
+            return Ok(());
+        }
+        let below = |g: &Grant| {
+            g.prefix.parts().len() > path.parts().len()
+                && g.prefix.parts().starts_with(path.parts())
+        };
+        let grants = self.accounts.iter().map(|a| &a.grants);
+        for g in grants.chain(&self.anonymous_paths) {
+            for g in g.list().iter().filter(|g| below(g)) {
+                self.check(who, action, &g.prefix)?;
+            }
+        }
+        Ok(())
+    }
+
     /// May `who` do `action` to `path`?
     pub fn check(&self, who: Who, action: Action, path: &RelPath) -> Result<(), Denied> {
         if !action.allowed_by(&self.holder) {

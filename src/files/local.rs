@@ -356,6 +356,11 @@ impl Storage for LocalDisk {
         })
     }
 
+    fn removable(&self, rel: &RelPath) -> Result<(), FilesError> {
+        let (dir, name) = self.resolve_parent(rel)?;
+        self.untouchable(rel, &dir.join(name))
+    }
+
     /// Removes a file, a symlink (not its target) or a folder (non-empty
     /// only with `recursive`).
     fn remove(&self, rel: &RelPath, recursive: bool) -> Result<(), FilesError> {

@@ -125,6 +125,40 @@ impl Files {
         self
     }
 
+    /// Whether `who` may remove `rel` with all it holds, asked whole before
+    /// anything goes: the right to delete there, wherever rights below it
+    /// differ, and where it really is; and nothing of the server's own
+    /// inside (the storage's say). A door that removes a folder an entry
+    /// at a time (WebDAV) asks this first, or a refusal met half-way
+    /// would leave the rest removed.
+    pub async fn check_remove(&self, who: Who, rel: &RelPath) -> Result<(), FilesError> {
+        self.check(who, Action::Delete, rel)?;
+        self.policy.check_all(who, Action::Delete, rel)?;
+        if self.policy.per_path() && who != Who::TokenHolder {
+            if let Some(real) = self.store.real(rel, true).filter(|r| r != rel) {
+                self.policy.check_all(who, Action::Delete, &real)?;
+            }
+        }
+        let r = rel.clone();
+        self.quick(move |s| s.removable(&r)).await
+    }
+
+    /// Removes `rel` for `who` (a folder with what is in it only with
+    /// `recursive`, and then only as [`Files::check_remove`] allows).
+    pub async fn remove_for(
+        &self,
+        who: Who,
+        rel: RelPath,
+        recursive: bool,
+    ) -> Result<(), FilesError> {
+        if recursive {
+            self.check_remove(who, &rel).await?;
+        } else {
+            self.check(who, Action::Delete, &rel)?;
+        }
+        self.remove(rel, recursive).await
+    }
+
     /// Removes `rel` (a folder with what is in it only with `recursive`),
     /// and tells the followers. The caller has asked the access decision.
     pub async fn remove(&self, rel: RelPath, recursive: bool) -> Result<(), FilesError> {

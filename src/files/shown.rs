@@ -130,6 +130,11 @@ impl Storage for Shown {
         self.inner.remove(rel, recursive)
     }
 
+    fn removable(&self, rel: &RelPath) -> Result<(), FilesError> {
+        self.seen(rel)?;
+        self.inner.removable(rel)
+    }
+
     fn mkdir(&self, rel: &RelPath) -> Result<(), FilesError> {
         self.changeable(rel)?;
         self.inner.mkdir(rel)

@@ -90,6 +90,13 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     /// something in it only with `recursive`).
     fn remove(&self, rel: &RelPath, recursive: bool) -> Result<(), FilesError>;
 
+    /// Whether `rel` may be removed as far as the storage goes (it holds
+    /// nothing the server keeps for itself), asked before a removal that
+    /// goes an entry at a time. [`Storage::remove`] asks it again.
+    fn removable(&self, _rel: &RelPath) -> Result<(), FilesError> {
+        Ok(())
+    }
+
     /// Creates one folder; its parent must exist.
     fn mkdir(&self, rel: &RelPath) -> Result<(), FilesError>;
 

@@ -289,8 +289,8 @@ impl Session {
             Request::Plan { path, force } => self.plan(&path, force, body_len).await,
             Request::Rm { path, recursive } => {
                 let rel = RelPath::parse(&path)?;
-                self.require(Action::Delete, &rel)?;
-                self.ctx.files.remove(rel, recursive).await?;
+                let who = self.who();
+                self.ctx.files.remove_for(who, rel, recursive).await?;
                 self.ok(&Done {}).await
             }
             Request::Mkdir { path, parents } => {

@@ -125,6 +125,13 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
     if let Err(r) = refuse_early(web, &parts.method, h, &rel) {
         return r;
     }
+    // dav-server removes a folder an entry at a time, the folder last: the
+    // removal is asked whole first, so a refusal leaves everything there.
+    if parts.method == Method::DELETE {
+        if let Err(e) = web.ctx.files.check_remove(who.id, &rel).await {
+            return paths::failure(e);
+        }
+    }
     let mtime = match oc_mtime(h) {
         Ok(m) => m,
         Err(r) => return r,
