@@ -93,6 +93,9 @@ pub enum SkipReason {
     /// A partial file of a transfer that did not finish (uploads only: a
     /// server never names its own).
     Partial,
+    /// Deeper below the served folder than a path may go
+    /// ([`crate::files::name::MAX_DEPTH`] folders).
+    TooDeep,
     /// A reason this build does not know (from a newer peer).
     #[serde(other)]
     Other,
@@ -108,6 +111,7 @@ impl SkipReason {
             SkipReason::Special => "not a regular file",
             SkipReason::Unreadable => "cannot be read",
             SkipReason::Partial => "partial file of an unfinished transfer",
+            SkipReason::TooDeep => "more than 128 folders deep",
             SkipReason::Other => "not served",
         }
     }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::entry::{EntryKind, SkipReason, Skipped, TreeEntry};
+use super::name::MAX_DEPTH;
 use super::service::{Files, allowed};
 use super::{FilesError, RelPath};
 use crate::access::{Action, Who};
@@ -182,9 +183,12 @@ impl Files {
                 })
             };
             let Ok(child) = dir.child(&e.name) else {
-                if allowed(policy, store, who, Action::Read, dir).is_ok()
-                    && !visit(skipped(SkipReason::Name))
-                {
+                let why = match dir.parts().len() >= MAX_DEPTH {
+                    true => SkipReason::TooDeep,
+                    false => SkipReason::Name,
+                };
+                let seen = allowed(policy, store, who, Action::Read, dir).is_ok();
+                if seen && !visit(skipped(why)) {
                     return Ok(());
                 }
                 continue;

@@ -350,6 +350,9 @@ impl Files {
             Ok(())
         };
         let may = force && replace.is_ok();
+        for e in &entries {
+            base.joined(&RelPath::parse(&e.path)?)?;
+        }
         let checked = self
             .blocking(move |s| plan_fits(s, &base, &entries, may))
             .await;

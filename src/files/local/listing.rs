@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::super::FilesError;
 use super::super::entry::{Entry, EntryKind, SkipReason, Skipped, Tree, TreeEntry};
-use super::super::name::{PART_SUFFIX, RelPath, is_part_file_name, shown_name};
+use super::super::name::{MAX_DEPTH, PART_SUFFIX, RelPath, is_part_file_name, shown_name};
 use super::super::part::mtime_of;
 use super::{LocalDisk, MAX_WALK};
 use crate::files::storage::Storage;
@@ -64,6 +64,7 @@ impl LocalDisk {
             return Err(FilesError::NotADirectory(format!("{rel} is not a folder")));
         }
         let mut tree = Tree::default();
+        let depth = rel.parts().len();
         let mut stack = vec![(top, String::new())];
         while let Some((dir, prefix)) = stack.pop() {
             let mut names: Vec<_> = match fs::read_dir(&dir) {
@@ -96,6 +97,10 @@ impl LocalDisk {
                     continue;
                 };
                 let path = under(&name);
+                if depth + path.split('/').count() > MAX_DEPTH {
+                    skip(&mut tree, path, SkipReason::TooDeep);
+                    continue;
+                }
                 let is_link = item.file_type().map(|t| t.is_symlink()).unwrap_or(true);
                 let Some(e) = self.describe(&item.path(), name) else {
                     // Gone since it was listed, or the server's own: not a
