@@ -232,6 +232,21 @@ async fn locks_are_honoured_and_run_out() {
     let r = c.put(url(&s, "/other.txt")).body("x").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::LOCKED);
     assert!(common::partial_files(s.root.path()).is_empty());
+    // A link out of the served folder, or to nowhere, is not unmapped: a
+    // LOCK of it is refused, and the link stays as it was.
+    std::os::unix::fs::symlink("/etc/hostname", s.path("out")).unwrap();
+    std::os::unix::fs::symlink("nowhere", s.path("dangling")).unwrap();
+    for link in ["out", "dangling"] {
+        let r = c
+            .request(method("LOCK"), url(&s, &format!("/{link}")))
+            .body(lock)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{link}");
+        let meta = std::fs::symlink_metadata(s.path(link)).unwrap();
+        assert!(meta.file_type().is_symlink(), "{link} was replaced");
+    }
     // Once its time has passed, the lock is gone.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let r = c.put(url(&s, "/doc.txt")).body("v3").send().await.unwrap();

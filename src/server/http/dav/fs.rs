@@ -128,6 +128,18 @@ impl GuardedFileSystem<Call> for FerryFs {
                 let r = rel.clone();
                 call.store(move |s| s.stat(&r)).await?;
             }
+            if call.empty_creates {
+                // dav-server takes a link leading out of the served folder
+                // (or nowhere) for an unmapped URL, as it cannot follow it:
+                // a LOCK locks what is there, it never puts a file in
+                // place of a link.
+                let r = rel.clone();
+                if call.store(move |s| Ok(s.exists(&r))).await? {
+                    return Err(call.fail(FilesError::Forbidden(format!(
+                        "{rel} is there, and is not a file or folder served here (a link out of the served folder or to nowhere, or a special file): nothing to lock"
+                    ))));
+                }
+            }
             let opts = UploadOptions {
                 overwrite: !options.create_new,
                 ..UploadOptions::new(options.size)
