@@ -272,9 +272,34 @@ async fn listings_archives_and_compression() {
     let page = r.text().await.unwrap();
     assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;.txt"));
     assert!(!page.contains("<img src=x"));
-    // An uploaded HTML file is sandboxed.
+    // An uploaded HTML file is sandboxed; so is every kind of XML, which a
+    // browser parses as a document whose XHTML parts run script.
     let r = c.get(url(&s, "/f/page.html")).send().await.unwrap();
     assert_eq!(r.headers()[header::CONTENT_SECURITY_POLICY], "sandbox");
+    let xhtml =
+        r#"<a:html xmlns:a="http://www.w3.org/1999/xhtml"><a:script>alert(1)</a:script></a:html>"#;
+    std::fs::create_dir(s.path("x")).unwrap();
+    for ext in ["rss", "atom", "kml", "rdf", "svg", "xhtml", "xml", "xsl"] {
+        std::fs::write(s.path(&format!("x/feed.{ext}")), xhtml).unwrap();
+        let r = c
+            .get(url(&s, &format!("/x/feed.{ext}")))
+            .send()
+            .await
+            .unwrap();
+        let ctype = r.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let csp = r.headers().get(header::CONTENT_SECURITY_POLICY);
+        assert_eq!(
+            csp.map(|v| v.to_str().unwrap()),
+            Some("sandbox"),
+            "{ext}: {ctype}"
+        );
+    }
+    std::fs::write(s.path("x/plain.txt"), xhtml).unwrap();
+    let r = c.get(url(&s, "/x/plain.txt")).send().await.unwrap();
+    assert!(!r.headers().contains_key(header::CONTENT_SECURITY_POLICY));
     // Text compresses when asked; a download names itself.
     let r = c
         .get(url(&s, "/f/style.css?download"))

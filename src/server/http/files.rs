@@ -153,11 +153,11 @@ pub(super) async fn get(
     let name = rel.file_name().unwrap_or("file");
     let essence = content_type(name);
     // Files that a browser would run as a page of this origin are shown in
-    // a sandbox: an uploaded HTML file cannot act as the visitor.
-    if matches!(
-        essence,
-        "text/html" | "image/svg+xml" | "application/xhtml+xml" | "text/xml" | "application/xml"
-    ) {
+    // a sandbox: an uploaded HTML file cannot act as the visitor. That is
+    // HTML and every XML type (`+xml` ones too: RSS, Atom, KML, SVG, ...),
+    // which a browser parses as a document whose XHTML parts run script.
+    if matches!(essence, "text/html" | "text/xml" | "application/xml") || essence.ends_with("+xml")
+    {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("sandbox"),
