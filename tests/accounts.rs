@@ -471,9 +471,48 @@ fn a_folder_is_removed_only_where_every_right_below_allows_it() {
     assert_ne!(code, 0);
     assert!(err.contains("rights"), "{err}");
     assert!(all_there(), "the native door removed the folder");
-    // Where every right below allows it, it goes.
+    // Nor is it moved away from under them, on either door.
+    let (code, _, err) = run_cli(&["mv", &at, "/moved"], &login);
+    assert_ne!(code, 0);
+    assert!(err.contains("rights"), "{err}");
+    let moved = status(&[
+        bob[0],
+        bob[1],
+        "-X",
+        "MOVE",
+        "-H",
+        &format!("Destination: {}", url("/proj/sub/moved/")),
+        &url("/proj/"),
+    ]);
+    assert_eq!(moved, 403);
+    assert!(all_there(), "the folder was moved");
+    // Where every right below allows it, it goes, with a link in it to a
+    // file under another right: the link goes, what it leads to stays.
+    std::os::unix::fs::symlink("../keep/k.txt", r.join("proj/sub/to-k")).unwrap();
     assert_eq!(delete("/proj/sub/"), 204);
     assert!(!r.join("proj/sub").exists());
+    assert_eq!(
+        std::fs::read_to_string(r.join("proj/keep/k.txt")).unwrap(),
+        "k"
+    );
+    // So does such a link alone, on either door: its own folder's right
+    // decides, not the right where it leads (a change to a link changes
+    // the link only).
+    for (n, door) in [("l1", "http"), ("l2", "native")] {
+        std::os::unix::fs::symlink("keep/k.txt", r.join(format!("proj/{n}"))).unwrap();
+        if door == "http" {
+            assert_eq!(delete(&format!("/proj/{n}")), 204);
+        } else {
+            let link = format!("127.0.0.1:{}:/proj/{n}", srv.port);
+            let (code, _, err) = run_cli(&["rm", &link], &login);
+            assert_eq!(code, 0, "{err}");
+        }
+        assert!(
+            std::fs::symlink_metadata(r.join(format!("proj/{n}"))).is_err(),
+            "{door}"
+        );
+        assert!(r.join("proj/keep/k.txt").exists(), "{door}");
+    }
     let sub = format!("127.0.0.1:{}:/proj/a.txt", srv.port);
     let (code, _, err) = run_cli(&["rm", &sub], &login);
     assert_eq!(code, 0, "{err}");

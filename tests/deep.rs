@@ -23,7 +23,9 @@ fn paths_deeper_than_128_folders_are_refused_and_left_out_by_name() {
     std::fs::create_dir_all(&deepest).unwrap();
     std::fs::write(deepest.join("deep.txt"), "deep").unwrap();
     std::fs::write(r.join("tree/top.txt"), "top").unwrap();
-    let srv = spawn_bin_server(r, &["--allow-upload"], &[]);
+    // And a file one deeper than a path may go, beside a folder.
+    std::fs::write(r.join("tree").join(levels(127)).join("f.txt"), "f").unwrap();
+    let srv = spawn_bin_server(r, &["--allow-upload", "--allow-delete"], &[]);
     let at = |p: &str| format!("127.0.0.1:{}:{p}", srv.port);
     let url = |p: &str| format!("http://127.0.0.1:{}{p}", srv.port);
 
@@ -92,4 +94,34 @@ fn paths_deeper_than_128_folders_are_refused_and_left_out_by_name() {
     assert_eq!(deepest_entry, 128);
     let want = format!("tree/{}\tmore than 128 folders deep", levels(128));
     assert!(note.lines().any(|l| l == want), "{note}");
+
+    // Removed whole, deeper parts and all, on either door (no path can
+    // name what lies deeper, so nothing may be removed entry by entry).
+    let copy = |to: &str| {
+        let ok = Command::new("cp")
+            .arg("-a")
+            .arg(r.join("tree"))
+            .arg(r.join(to))
+            .status();
+        assert!(ok.unwrap().success());
+    };
+    copy("tree2");
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "DELETE",
+            &url("/tree/"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "204");
+    assert!(!r.join("tree").exists());
+    let (code, _, err) = run_cli(&["rm", "-r", &at("/tree2")], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!r.join("tree2").exists());
 }

@@ -132,15 +132,38 @@ impl Files {
     /// at a time (WebDAV) asks this first, or a refusal met half-way
     /// would leave the rest removed.
     pub async fn check_remove(&self, who: Who, rel: &RelPath) -> Result<(), FilesError> {
-        self.check(who, Action::Delete, rel)?;
-        self.policy.check_all(who, Action::Delete, rel)?;
-        if self.policy.per_path() && who != Who::TokenHolder {
-            if let Some(real) = self.store.real(rel, true).filter(|r| r != rel) {
-                self.policy.check_all(who, Action::Delete, &real)?;
-            }
-        }
+        self.check_whole(who, Action::Delete, rel)?;
         let r = rel.clone();
         self.quick(move |s| s.removable(&r)).await
+    }
+
+    /// Whether `who` may do `action` to `rel` and to all it holds, where
+    /// it really is: asked wherever rights change below it. Removing or
+    /// moving a folder takes what it holds along, whatever the rights
+    /// there.
+    pub fn check_whole(&self, who: Who, action: Action, rel: &RelPath) -> Result<(), Denied> {
+        self.check(who, action, rel)?;
+        self.policy.check_all(who, action, rel)?;
+        if self.policy.per_path() && who != Who::TokenHolder {
+            if let Some(real) = self.store.real(rel, true).filter(|r| r != rel) {
+                self.policy.check_all(who, action, &real)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves `from` to `to` for `who` (see [`Files::rename`]): the right
+    /// to move at both ends, and below `from` wherever rights change.
+    pub async fn rename_for(
+        &self,
+        who: Who,
+        from: RelPath,
+        to: RelPath,
+        force: bool,
+    ) -> Result<(), FilesError> {
+        self.check_whole(who, Action::Move, &from)?;
+        self.check(who, Action::Move, &to)?;
+        self.rename(from, to, force).await
     }
 
     /// Removes `rel` for `who` (a folder with what is in it only with
@@ -482,7 +505,12 @@ pub(super) fn allowed(
     if !policy.per_path() || !action.on_paths() || who == Who::TokenHolder {
         return Ok(());
     }
-    for keep_last in [true, false] {
+    // Where the entry really is (its folders followed); and, for a read,
+    // which follows a last link too, where that leads. A change to a link
+    // (removing, moving or replacing it) changes the link alone, never
+    // what it leads to.
+    let follows = action == Action::Read;
+    for keep_last in [true, false].into_iter().filter(|k| *k || follows) {
         if let Some(real) = store.real(rel, keep_last).filter(|r| r != rel) {
             policy.check(who, action, &real)?;
         }

@@ -308,9 +308,8 @@ impl Session {
             }
             Request::Mv { from, to, force } => {
                 let (from, to) = (RelPath::parse(&from)?, RelPath::parse(&to)?);
-                self.require(Action::Move, &from)?;
-                self.require(Action::Move, &to)?;
-                self.ctx.files.rename(from, to, force).await?;
+                let who = self.who();
+                self.ctx.files.rename_for(who, from, to, force).await?;
                 self.ok(&Done {}).await
             }
             Request::Exec(params) => {

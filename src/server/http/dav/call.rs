@@ -87,6 +87,12 @@ pub(super) async fn ends(
         if copy { Action::Read } else { Action::Move },
         from,
     )?;
+    // A folder moved takes what it holds from under the rights there.
+    if !copy {
+        if let Err(d) = web.ctx.files.check_whole(who.id, Action::Move, from) {
+            return Err(super::super::auth::denied(h, d));
+        }
+    }
     allow(who, web, h, at_dest, &to)?;
     let overwrite = !h
         .get("overwrite")

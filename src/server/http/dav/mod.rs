@@ -43,6 +43,8 @@ pub(crate) const MAX_XML_DEPTH: usize = 32;
 pub(crate) struct Dav {
     handler: DavHandler<call::Call>,
     pub(crate) props: std::sync::Arc<props::DeadProps>,
+    /// The handler's lock table, to ask before a removal done here.
+    locks: locks::Locks,
 }
 
 impl std::fmt::Debug for Dav {
@@ -61,11 +63,16 @@ impl Dav {
             store.clone(),
             &state_dir.join("webdav-props.sqlite"),
         ));
+        let locks = locks::Locks::new(store);
         let handler = DavHandler::builder()
             .filesystem(Box::new(fs::FerryFs))
-            .locksystem(Box::new(locks::Locks::new(store)))
+            .locksystem(Box::new(locks.clone()))
             .build_handler();
-        Dav { handler, props }
+        Dav {
+            handler,
+            props,
+            locks,
+        }
     }
 }
 
@@ -130,6 +137,9 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
     if parts.method == Method::DELETE {
         if let Err(e) = web.ctx.files.check_remove(who.id, &rel).await {
             return paths::failure(e);
+        }
+        if let Some(done) = remove_whole(web, who, h, &rel, parts.uri.path()).await {
+            return done;
         }
     }
     let mtime = match oc_mtime(h) {
@@ -288,6 +298,37 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
 
 /// What is refused before dav-server sees a request: what it would take
 /// too far, or get wrong.
+/// A folder that no lock touches (on it, above it or below it) is removed
+/// in one go by the files service, as the native `rm -r` removes it:
+/// dav-server would go an entry at a time, and an entry it cannot name
+/// (deeper than a path may go) would stop it half-way. With a lock there,
+/// dav-server's own DELETE asks for the lock tokens. `None`: not a folder
+/// removed here.
+async fn remove_whole(
+    web: &Web,
+    who: &auth::Who,
+    h: &HeaderMap,
+    rel: &crate::files::RelPath,
+    uri_path: &str,
+) -> Option<Response> {
+    let r = rel.clone();
+    let entry = web.ctx.files.quick(move |s| s.stat_name(&r)).await.ok()?;
+    if entry.kind != crate::files::entry::EntryKind::Dir {
+        return None;
+    }
+    let at = dav_server::davpath::DavPath::new(uri_path).ok()?;
+    if web.ctx.dav.locks.touching(&at) {
+        return None;
+    }
+    Some(
+        match web.ctx.files.remove_for(who.id, rel.clone(), true).await {
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(FilesError::Denied(d)) => auth::denied(h, d),
+            Err(e) => paths::failure(e),
+        },
+    )
+}
+
 fn refuse_early(
     web: &Web,
     m: &Method,

@@ -124,6 +124,18 @@ impl Locks {
         }
     }
 
+    /// Whether any lock is on `path`, above it or below it (a table that
+    /// cannot be read counts as one).
+    pub(crate) fn touching(&self, path: &DavPath) -> bool {
+        // Read now, not as last seen: another server's fresh lock counts.
+        let touching = |table: &mut Vec<DavLock>| {
+            table
+                .iter()
+                .any(|l| within(&l.path, path) || within(path, &l.path))
+        };
+        self.change(touching).unwrap_or(true)
+    }
+
     /// The table as read at most [`DISCOVER_AGE`] ago.
     fn recent(&self) -> Result<Vec<DavLock>, FilesError> {
         if let Keep::Shared { seen, .. } = &*self.keep
