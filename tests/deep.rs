@@ -95,6 +95,30 @@ fn paths_deeper_than_128_folders_are_refused_and_left_out_by_name() {
     let want = format!("tree/{}\tmore than 128 folders deep", levels(128));
     assert!(note.lines().any(|l| l == want), "{note}");
 
+    // A folder as deep as a path may go lists empty: nothing in it can be
+    // named.
+    let (code, out, err) = run_cli(&["ls", &at(&format!("/tree/{}", levels(127)))], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.trim().is_empty(), "{out}");
+
+    // Where rights differ from folder to folder, a walk from the top still
+    // names what lies too deep (judged by the folder above it).
+    let etc = tempfile::tempdir().unwrap();
+    let cfg = etc.path().join("ferry.toml");
+    let text = format!(
+        "[users.x]\npassword_hash = \"{}\"\nrights = [\"/:read\", \"/other:none\"]\n",
+        common::passwd_hash("x-password")
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let accounts = spawn_bin_server(r, &["--config", cfg.to_str().unwrap()], &[]);
+    let login = [("FERRY_USER", "x"), ("FERRY_PASSWORD", "x-password")];
+    let to = dest.path().join("all");
+    let top = format!("127.0.0.1:{}:/", accounts.port);
+    let (code, _, err) = run_cli(&["get", "-r", &top, to.to_str().unwrap()], &login);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("more than 128 folders deep"), "{err}");
+    drop(accounts);
+
     // Removed whole, deeper parts and all, on either door (no path can
     // name what lies deeper, so nothing may be removed entry by entry).
     let copy = |to: &str| {

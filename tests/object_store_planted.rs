@@ -48,6 +48,9 @@ fn keys_other_tools_left_list_and_download_whole() {
     ] {
         store.put_object(&bucket, key, body);
     }
+    // A key deeper than a path may go: 129 names below the share.
+    let deeper = vec!["z"; 128].join("/");
+    store.put_object(&bucket, &format!("share/{deeper}/far.txt"), "far");
     let n = node(&store, &bucket, &[]);
     let listing = cli_ok(&["ls", &at(&n, "/")]);
     let names: Vec<&str> = listing
@@ -56,7 +59,7 @@ fn keys_other_tools_left_list_and_download_whole() {
         .collect();
     assert_eq!(
         names,
-        ["both/", "deep/", "empty/", "marked/", "ok.txt"],
+        ["both/", "deep/", "empty/", "marked/", "ok.txt", "z/"],
         "{listing}"
     );
     // A folder wins over a file of its name, in every listing.
@@ -74,6 +77,23 @@ fn keys_other_tools_left_list_and_download_whole() {
         );
     }
     assert!(!down.join("dir\u{202e}a").exists());
+    // What lies deeper than a path may go is named and left out; a folder
+    // as deep as one may go can still be made (its marker is no path).
+    let far = format!("{}/far.txt", vec!["z"; 128].join("/"));
+    let too_deep = format!("skipping {far} (more than 128 folders deep)");
+    assert!(err.contains(&too_deep), "{err}");
+    assert!(down.join(vec!["z"; 128].join("/")).is_dir());
+    assert!(!down.join(&far).exists());
+    cli_ok(&[
+        "mkdir",
+        "-p",
+        &at(&n, &format!("/made/{}", vec!["m"; 127].join("/"))),
+    ]);
+    let made = cli_ok(&[
+        "ls",
+        &at(&n, &format!("/made/{}", vec!["m"; 126].join("/"))),
+    ]);
+    assert!(made.contains("m/"), "{made}");
     for folder in ["empty", "marked", "deep", "deep/x", "both"] {
         assert!(down.join(folder).is_dir(), "{folder}");
     }

@@ -20,6 +20,7 @@ pub mod splice;
 pub mod storage;
 pub mod turns;
 pub mod upload;
+mod whole;
 mod writeback;
 
 pub use local::LocalDisk;

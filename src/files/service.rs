@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::entry::{EntryKind, SkipReason, Tree, TreeEntry};
-use super::name::check_batch;
+use super::name::{MAX_DEPTH, check_batch};
 use super::storage::Storage;
 use super::upload::{Limits, Upload, UploadOptions};
 use super::{FilesError, RelPath};
@@ -125,63 +125,6 @@ impl Files {
         self
     }
 
-    /// Whether `who` may remove `rel` with all it holds, asked whole before
-    /// anything goes: the right to delete there, wherever rights below it
-    /// differ, and where it really is; and nothing of the server's own
-    /// inside (the storage's say). A door that removes a folder an entry
-    /// at a time (WebDAV) asks this first, or a refusal met half-way
-    /// would leave the rest removed.
-    pub async fn check_remove(&self, who: Who, rel: &RelPath) -> Result<(), FilesError> {
-        self.check_whole(who, Action::Delete, rel)?;
-        let r = rel.clone();
-        self.quick(move |s| s.removable(&r)).await
-    }
-
-    /// Whether `who` may do `action` to `rel` and to all it holds, where
-    /// it really is: asked wherever rights change below it. Removing or
-    /// moving a folder takes what it holds along, whatever the rights
-    /// there.
-    pub fn check_whole(&self, who: Who, action: Action, rel: &RelPath) -> Result<(), Denied> {
-        self.check(who, action, rel)?;
-        self.policy.check_all(who, action, rel)?;
-        if self.policy.per_path() && who != Who::TokenHolder {
-            if let Some(real) = self.store.real(rel, true).filter(|r| r != rel) {
-                self.policy.check_all(who, action, &real)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Moves `from` to `to` for `who` (see [`Files::rename`]): the right
-    /// to move at both ends, and below `from` wherever rights change.
-    pub async fn rename_for(
-        &self,
-        who: Who,
-        from: RelPath,
-        to: RelPath,
-        force: bool,
-    ) -> Result<(), FilesError> {
-        self.check_whole(who, Action::Move, &from)?;
-        self.check(who, Action::Move, &to)?;
-        self.rename(from, to, force).await
-    }
-
-    /// Removes `rel` for `who` (a folder with what is in it only with
-    /// `recursive`, and then only as [`Files::check_remove`] allows).
-    pub async fn remove_for(
-        &self,
-        who: Who,
-        rel: RelPath,
-        recursive: bool,
-    ) -> Result<(), FilesError> {
-        if recursive {
-            self.check_remove(who, &rel).await?;
-        } else {
-            self.check(who, Action::Delete, &rel)?;
-        }
-        self.remove(rel, recursive).await
-    }
-
     /// Removes `rel` (a folder with what is in it only with `recursive`),
     /// and tells the followers. The caller has asked the access decision.
     pub async fn remove(&self, rel: RelPath, recursive: bool) -> Result<(), FilesError> {
@@ -259,6 +202,20 @@ impl Files {
     /// however large the folder (storage whose calls are quick lists it
     /// whole, in place). The caller has asked the access decision.
     pub async fn list_pages(&self, rel: RelPath) -> Result<Pages, FilesError> {
+        // What a folder as deep as a path may go holds, no path can name:
+        // it is listed empty (a walk names it, `too_deep`).
+        if rel.parts().len() >= MAX_DEPTH {
+            self.quick({
+                let r = rel.clone();
+                move |s| s.list(&r).map(drop)
+            })
+            .await?;
+            return Ok(Pages {
+                whole: Some(Vec::new()),
+                pages: None,
+                lister: None,
+            });
+        }
         if self.store.quick() {
             let whole = self.store.list(&rel)?;
             return Ok(Pages {
@@ -346,8 +303,15 @@ impl Files {
                 };
                 tree.entries.retain(|e| readable(&e.path));
                 // A name that is not allowed is judged by its folder's right.
+                // So is one too deep to name: by the deepest folder a path
+                // may name above it.
+                let within = MAX_DEPTH.saturating_sub(rel.parts().len());
                 tree.skipped.retain(|e| match e.why {
                     SkipReason::Name => readable(e.path.rsplit_once('/').map_or("", |(d, _)| d)),
+                    SkipReason::TooDeep => {
+                        let above: Vec<&str> = e.path.split('/').take(within).collect();
+                        readable(&above.join("/"))
+                    }
                     _ => readable(&e.path),
                 });
             }

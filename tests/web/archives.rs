@@ -143,6 +143,21 @@ async fn what_a_folder_archive_leaves_out_is_named_in_a_note_beside_it() {
     let note = python_zip_text(&zip, "top.left-out (2).txt");
     assert_eq!(noted(&note), ["inner/dangling\tlink leads outside"]);
 
+    // A zip writes `:` as `_`: a pick that the note's name would become
+    // there is passed over too.
+    std::fs::create_dir_all(s.path("ab:cd/sub")).unwrap();
+    symlink("nowhere", s.path("ab:cd/sub/dangling")).unwrap();
+    std::fs::write(s.path("ab:cd/AB_CD.left-out.txt"), "mine").unwrap();
+    let q = "/ab%3Acd/?zip&pick=sub&pick=AB_CD.left-out.txt";
+    let r = http().get(url(&s, q)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    std::fs::write(&zip, r.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        zip_names(&zip),
+        ["AB_CD.left-out.txt", "ab_cd.left-out (2).txt", "sub/"]
+    );
+    assert_eq!(python_zip_text(&zip, "AB_CD.left-out.txt"), "mine");
+
     // Nothing left out, no note.
     std::fs::remove_file(s.path("top/inner/dangling")).unwrap();
     let r = http()

@@ -97,10 +97,6 @@ impl LocalDisk {
                     continue;
                 };
                 let path = under(&name);
-                if depth + path.split('/').count() > MAX_DEPTH {
-                    skip(&mut tree, path, SkipReason::TooDeep);
-                    continue;
-                }
                 let is_link = item.file_type().map(|t| t.is_symlink()).unwrap_or(true);
                 let Some(e) = self.describe(&item.path(), name) else {
                     // Gone since it was listed, or the server's own: not a
@@ -112,6 +108,12 @@ impl LocalDisk {
                     }
                     continue;
                 };
+                // Looked at first: what the server keeps for itself is
+                // not named, however deep.
+                if depth + path.split('/').count() > MAX_DEPTH {
+                    skip(&mut tree, path, SkipReason::TooDeep);
+                    continue;
+                }
                 match e.kind {
                     EntryKind::Dir if !is_link => {
                         stack.push((item.path(), path.clone()));

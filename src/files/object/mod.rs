@@ -481,7 +481,9 @@ impl Storage for ObjectStorage {
             Err(FilesError::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
-        let marker = rel.child(FOLDER_MARKER)?;
+        // The marker's key is the storage's own, not a path a peer names:
+        // a folder as deep as a path may go has one too.
+        let marker = rel.join(&RelPath::parse(FOLDER_MARKER)?);
         let key = self.bucket.key(&marker);
         let store = self.bucket.store.clone();
         self.bucket

@@ -12,7 +12,7 @@ use super::bucket::{mtime_of, servable};
 use super::{FOLDER_MARKER, ObjectStorage, STATE_FOLDER};
 use crate::files::FilesError;
 use crate::files::entry::{EntryKind, SkipReason, Skipped, Tree, TreeEntry};
-use crate::files::name::RelPath;
+use crate::files::name::{MAX_DEPTH, RelPath};
 
 /// Empty objects asked about in one walk, at most (each is a HEAD): past
 /// this, an empty object is taken for an empty file.
@@ -30,6 +30,9 @@ pub(super) fn tree(storage: &ObjectStorage, rel: &RelPath) -> Result<Tree, Files
     // Keys whose names no peer may be sent, by the first such name on
     // their path (a folder of them is one).
     let mut refused: BTreeSet<String> = BTreeSet::new();
+    // What lies deeper than a path may go, by its first such name.
+    let mut too_deep: BTreeSet<String> = BTreeSet::new();
+    let within = MAX_DEPTH.saturating_sub(rel.parts().len());
     'objects: for (path, meta) in storage.objects_below(rel)? {
         if path.is_empty() {
             continue; // another tool's marker of the folder itself
@@ -47,6 +50,10 @@ pub(super) fn tree(storage: &ObjectStorage, rel: &RelPath) -> Result<Tree, Files
                 if *name != FOLDER_MARKER {
                     refused.insert(parts[..=i].join("/"));
                 }
+                continue 'objects;
+            }
+            if i >= within {
+                too_deep.insert(parts[..=i].join("/"));
                 continue 'objects;
             }
             let at = parts[..=i].join("/");
@@ -97,6 +104,10 @@ pub(super) fn tree(storage: &ObjectStorage, rel: &RelPath) -> Result<Tree, Files
                 path,
                 why: SkipReason::Name,
             })
+            .chain(too_deep.into_iter().map(|path| Skipped {
+                path,
+                why: SkipReason::TooDeep,
+            }))
             .collect(),
     })
 }

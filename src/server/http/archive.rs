@@ -52,9 +52,11 @@ impl Format {
     }
 }
 
-/// At most this many left-out entries are named in the note; past them
-/// the note gives their count.
+/// At most this many left-out entries are named in the note, in at most
+/// [`MAX_LEFT_OUT_BYTES`] of paths; past them the note gives their count.
 pub const MAX_NAMED_LEFT_OUT: usize = 10_000;
+/// Most bytes of paths the note holds.
+pub const MAX_LEFT_OUT_BYTES: usize = 1 << 20;
 
 /// At most this many entries may be picked in one request.
 pub const MAX_PICKS: usize = 10_000;
@@ -390,9 +392,13 @@ fn zip_file(
 /// The note's name: beside the archive's top entries, where nothing of
 /// theirs can be; beside picked entries, one none of them has.
 fn note_name(top: &str, roots: &[Item]) -> String {
+    // Compared as a zip writes names and a disk that ignores case reads
+    // them.
+    let alike =
+        |a: &str, b: &str| a.replace(':', "_").to_lowercase() == b.replace(':', "_").to_lowercase();
     let mut name = format!("{top}.left-out.txt");
     let mut n = 1;
-    while roots.iter().any(|r| r.name == name) {
+    while roots.iter().any(|r| alike(&r.name, &name)) {
         n += 1;
         name = format!("{top}.left-out ({n}).txt");
     }
@@ -403,12 +409,14 @@ fn note_name(top: &str, roots: &[Item]) -> String {
 #[derive(Default)]
 struct LeftOut {
     named: Vec<Skipped>,
+    bytes: usize,
     more: u64,
 }
 
 impl LeftOut {
     fn add(&mut self, path: &str, why: SkipReason) {
-        if self.named.len() < MAX_NAMED_LEFT_OUT {
+        if self.named.len() < MAX_NAMED_LEFT_OUT && self.bytes + path.len() <= MAX_LEFT_OUT_BYTES {
+            self.bytes += path.len();
             self.named.push(Skipped {
                 path: path.to_string(),
                 why,

@@ -1,0 +1,162 @@
+//! What is asked of a WebDAV request before dav-server sees it: what it
+//! would take too far or get wrong, and the removal of a folder, done
+//! whole here.
+
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::super::{Web, auth, error, files, paths};
+use crate::files::FilesError;
+
+/// A folder that no lock touches (on it, above it or below it) is removed
+/// in one go by the files service, as the native `rm -r` removes it:
+/// dav-server would go an entry at a time, and an entry it cannot name
+/// (deeper than a path may go) would stop it half-way. With a lock there,
+/// dav-server's own DELETE asks for the lock tokens. `None`: not a folder
+/// removed here.
+pub(super) async fn remove_whole(
+    web: &Web,
+    who: &auth::Who,
+    h: &HeaderMap,
+    rel: &crate::files::RelPath,
+    uri_path: &str,
+) -> Option<Response> {
+    let r = rel.clone();
+    let entry = web.ctx.files.quick(move |s| s.stat_name(&r)).await.ok()?;
+    if entry.kind != crate::files::entry::EntryKind::Dir {
+        return None;
+    }
+    let at = dav_server::davpath::DavPath::new(uri_path).ok()?;
+    if web.ctx.dav.locks.touching(&at) {
+        return None;
+    }
+    Some(
+        match web.ctx.files.remove_for(who.id, rel.clone(), true).await {
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(FilesError::Denied(d)) => auth::denied(h, d),
+            Err(e) => paths::failure(e),
+        },
+    )
+}
+
+/// What is refused before dav-server sees a request: what it would take
+/// too far, or get wrong.
+pub(super) fn refuse_early(
+    web: &Web,
+    m: &Method,
+    h: &HeaderMap,
+    rel: &crate::files::RelPath,
+) -> Result<(), Response> {
+    let bad = |why: &str| Err(error(StatusCode::BAD_REQUEST, why));
+    match h.get("depth").map(|v| v.to_str().unwrap_or("").trim()) {
+        None | Some("0" | "1") => {}
+        Some(d) if d.eq_ignore_ascii_case("infinity") => {
+            if m.as_str() == "PROPFIND" {
+                return Err(finite_depth());
+            }
+        }
+        Some(_) => return bad("Depth must be 0, 1 or infinity"),
+    }
+    if let Some(v) = h.get("if") {
+        if !if_header_parses(v.as_bytes()) {
+            return bad("the If header does not parse (RFC 4918 section 10.4)");
+        }
+    }
+    if matches!(m.as_str(), "MOVE" | "COPY") {
+        let to = files::destination(&web.ctx, h)?;
+        let (from, dest) = (rel.parts(), to.parts());
+        if from.len() != dest.len() && (dest.starts_with(from) || from.starts_with(dest)) {
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{m} of {rel} to {to}: a folder cannot go into itself, nor onto a folder that holds it"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether an `If` header follows RFC 4918's grammar: lists of
+/// conditions in parentheses, each `[Not] <state-token>` or `[Not]
+/// [entity-tag]`, optionally tagged with a `<resource>` before them.
+pub(super) fn if_header_parses(v: &[u8]) -> bool {
+    let mut i = 0;
+    let skip = |i: &mut usize| {
+        while *i < v.len() && (v[*i] == b' ' || v[*i] == b'\t') {
+            *i += 1;
+        }
+    };
+    // Up to the byte `end`, non-empty, with nothing of `bad` before it.
+    let until = |i: &mut usize, end: u8, bad: &[u8]| -> bool {
+        let start = *i;
+        while *i < v.len() && v[*i] != end {
+            if bad.contains(&v[*i]) {
+                return false;
+            }
+            *i += 1;
+        }
+        let ok = *i < v.len() && *i > start;
+        *i += 1;
+        ok
+    };
+    let mut lists = 0;
+    loop {
+        skip(&mut i);
+        if i == v.len() {
+            return lists > 0;
+        }
+        match v[i] {
+            b'<' => {
+                i += 1;
+                if !until(&mut i, b'>', b"<>() ") {
+                    return false;
+                }
+            }
+            b'(' => {
+                i += 1;
+                let mut conditions = 0;
+                loop {
+                    skip(&mut i);
+                    if v[i..].starts_with(b"Not") {
+                        i += 3;
+                        skip(&mut i);
+                    }
+                    match v.get(i) {
+                        Some(b'<') => {
+                            i += 1;
+                            if !until(&mut i, b'>', b"<>() ") {
+                                return false;
+                            }
+                        }
+                        Some(b'[') => {
+                            i += 1;
+                            if !until(&mut i, b']', b"[]()<>") {
+                                return false;
+                            }
+                        }
+                        Some(b')') if conditions > 0 => {
+                            i += 1;
+                            break;
+                        }
+                        _ => return false,
+                    }
+                    conditions += 1;
+                }
+                lists += 1;
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// RFC 4918 §9.1: a PROPFIND of unbounded depth is refused with the
+/// `propfind-finite-depth` precondition.
+fn finite_depth() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:error xmlns:D=\"DAV:\"><D:propfind-finite-depth/></D:error>\n",
+    )
+        .into_response()
+}
