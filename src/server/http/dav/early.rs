@@ -12,8 +12,8 @@ use crate::files::FilesError;
 /// in one go by the files service, as the native `rm -r` removes it:
 /// dav-server would go an entry at a time, and an entry it cannot name
 /// (deeper than a path may go) would stop it half-way. With a lock there,
-/// dav-server's own DELETE asks for the lock tokens. `None`: not a folder
-/// removed here.
+/// dav-server's own DELETE asks for the lock tokens, as it weighs any
+/// condition the request sets. `None`: not a folder removed here.
 pub(super) async fn remove_whole(
     web: &Web,
     who: &auth::Who,
@@ -21,6 +21,11 @@ pub(super) async fn remove_whole(
     rel: &crate::files::RelPath,
     uri_path: &str,
 ) -> Option<Response> {
+    // Conditions (`If`, `If-Match`, ...) are dav-server's to weigh.
+    let conditional = ["if", "if-match", "if-none-match", "if-unmodified-since"];
+    if conditional.iter().any(|c| h.contains_key(*c)) {
+        return None;
+    }
     let r = rel.clone();
     let entry = web.ctx.files.quick(move |s| s.stat_name(&r)).await.ok()?;
     if entry.kind != crate::files::entry::EntryKind::Dir {
