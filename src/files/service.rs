@@ -469,11 +469,11 @@ pub(super) fn allowed(
     if !policy.per_path() || !action.on_paths() || who == Who::TokenHolder {
         return Ok(());
     }
-    // Where the entry really is (its folders followed); and, for a read,
-    // which follows a last link too, where that leads. A change to a link
-    // (removing, moving or replacing it) changes the link alone, never
-    // what it leads to.
-    let follows = action == Action::Read;
+    // Where the entry really is (its folders followed); and, for a read or
+    // a creation (in a folder a last link leads to), where that leads. A
+    // change to a link (removing, moving or replacing it) changes the link
+    // alone, never what it leads to.
+    let follows = matches!(action, Action::Read | Action::Create);
     for keep_last in [true, false].into_iter().filter(|k| *k || follows) {
         if let Some(real) = store.real(rel, keep_last).filter(|r| r != rel) {
             policy.check(who, action, &real)?;

@@ -57,4 +57,5 @@ mod limits;
 mod methods;
 mod page;
 mod reads;
+mod removal;
 mod tus;

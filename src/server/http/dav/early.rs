@@ -26,6 +26,11 @@ pub(super) async fn remove_whole(
     if conditional.iter().any(|c| h.contains_key(*c)) {
         return None;
     }
+    // So is a depth other than the whole tree's (dav-server refuses it).
+    let depth = h.get("depth").map(|v| v.as_bytes().trim_ascii());
+    if depth.is_some_and(|d| !d.eq_ignore_ascii_case(b"infinity")) {
+        return None;
+    }
     let r = rel.clone();
     let entry = web.ctx.files.quick(move |s| s.stat_name(&r)).await.ok()?;
     if entry.kind != crate::files::entry::EntryKind::Dir {
@@ -37,7 +42,13 @@ pub(super) async fn remove_whole(
     }
     Some(
         match web.ctx.files.remove_for(who.id, rel.clone(), true).await {
-            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Ok(()) => {
+                // A lock taken meanwhile on what is gone goes with it, as
+                // dav-server's DELETE clears them.
+                use dav_server::ls::DavLockSystem;
+                let _ = web.ctx.dav.locks.delete(&at).await;
+                StatusCode::NO_CONTENT.into_response()
+            }
             Err(FilesError::Denied(d)) => auth::denied(h, d),
             Err(e) => paths::failure(e),
         },
