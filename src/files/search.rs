@@ -243,3 +243,22 @@ impl Files {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_all_match_without_case() {
+        let q = Query::parse("  Report 2024 ", None).unwrap();
+        assert!(q.matches("annual-REPORT-2024.pdf"));
+        assert!(!q.matches("report-2023.pdf"));
+        assert!(Query::parse("   ", None).is_err());
+        assert!(Query::parse(&"x".repeat(300), None).is_err());
+        assert_eq!(
+            Query::parse("a", Some(10_000_000)).unwrap().limit,
+            MAX_RESULTS
+        );
+        assert_eq!(Query::parse("a", Some(0)).unwrap().limit, 1);
+    }
+}
