@@ -337,9 +337,6 @@ impl Files {
             Ok(())
         };
         let may = force && replace.is_ok();
-        for e in &entries {
-            base.joined(&RelPath::parse(&e.path)?)?;
-        }
         let checked = self
             .blocking(move |s| plan_fits(s, &base, &entries, may))
             .await;
@@ -526,6 +523,10 @@ fn plan_fits(
             .iter()
             .map(|e| (e.path.as_str(), e.kind == EntryKind::Dir)),
     )?;
+    // Where they land, no deeper than a path may go.
+    for rel in &rels {
+        base.joined(rel)?;
+    }
     super::case::refuse_merging_pairs(entries.iter().map(|e| e.path.as_str()), |folder| {
         RelPath::parse(folder).map_or(true, |f| s.ignores_case(&base.join(&f)))
     })?;

@@ -99,11 +99,9 @@ pub(super) async fn ends(
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"F"));
     // A folder in the way goes first, an entry at a time: asked whole.
     if overwrite && there.is_some() && !file_there {
-        let files = &web.ctx.files;
-        files
-            .check_remove(who.id, &to)
-            .await
-            .map_err(super::super::paths::failure)?;
+        if let Err(e) = web.ctx.files.check_remove(who.id, &to).await {
+            return Err(super::early::refusal(h, e));
+        }
     }
     // A file onto a file; a folder onto a file still removes the file first.
     Ok((file_from && file_there && overwrite).then_some((to, at_dest)))

@@ -8,12 +8,13 @@ use axum::response::{IntoResponse, Response};
 use super::super::{Web, auth, error, files, paths};
 use crate::files::FilesError;
 
-/// A folder that no lock touches (on it, above it or below it) is removed
-/// in one go by the files service, as the native `rm -r` removes it:
-/// dav-server would go an entry at a time, and an entry it cannot name
-/// (deeper than a path may go) would stop it half-way. With a lock there,
-/// dav-server's own DELETE asks for the lock tokens, as it weighs any
-/// condition the request sets. `None`: not a folder removed here.
+/// A DELETE, asked whole of the files service before anything goes (a
+/// refusal is the answer). Then a folder that no lock touches (on it,
+/// above it or below it) is removed in one go, as the native `rm -r`
+/// removes it: dav-server would go an entry at a time, and an entry it
+/// cannot name (deeper than a path may go) would stop it half-way. With a
+/// lock there, dav-server's own DELETE asks for the lock tokens, as it
+/// weighs any condition the request sets. `None`: dav-server's to do.
 pub(super) async fn remove_whole(
     web: &Web,
     who: &auth::Who,
@@ -21,6 +22,9 @@ pub(super) async fn remove_whole(
     rel: &crate::files::RelPath,
     uri_path: &str,
 ) -> Option<Response> {
+    if let Err(e) = web.ctx.files.check_remove(who.id, rel).await {
+        return Some(refusal(h, e));
+    }
     // Conditions (`If`, `If-Match`, ...) are dav-server's to weigh.
     let conditional = ["if", "if-match", "if-none-match", "if-unmodified-since"];
     if conditional.iter().any(|c| h.contains_key(*c)) {
@@ -40,19 +44,27 @@ pub(super) async fn remove_whole(
     if web.ctx.dav.locks.touching(&at) {
         return None;
     }
-    Some(
-        match web.ctx.files.remove_for(who.id, rel.clone(), true).await {
-            Ok(()) => {
-                // A lock taken meanwhile on what is gone goes with it, as
-                // dav-server's DELETE clears them.
-                use dav_server::ls::DavLockSystem;
-                let _ = web.ctx.dav.locks.delete(&at).await;
-                StatusCode::NO_CONTENT.into_response()
-            }
-            Err(FilesError::Denied(d)) => auth::denied(h, d),
-            Err(e) => paths::failure(e),
-        },
-    )
+    // Asked whole above.
+    Some(match web.ctx.files.remove(rel.clone(), true).await {
+        Ok(()) => {
+            // A lock taken meanwhile on what is gone goes with it, as
+            // dav-server's DELETE clears them.
+            use dav_server::ls::DavLockSystem;
+            let _ = web.ctx.dav.locks.delete(&at).await;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => refusal(h, e),
+    })
+}
+
+/// A files error as the web door answers it: a refusal of the access
+/// decision in its words (401 where logging in could help), the rest by
+/// their own status.
+pub(super) fn refusal(h: &HeaderMap, e: FilesError) -> Response {
+    match e {
+        FilesError::Denied(d) => auth::denied(h, d),
+        e => paths::failure(e),
+    }
 }
 
 /// What is refused before dav-server sees a request: what it would take
