@@ -96,6 +96,9 @@ pub enum SkipReason {
     /// Deeper below the served folder than a path may go
     /// ([`crate::files::name::MAX_DEPTH`] folders).
     TooDeep,
+    /// Its path below the served folder is longer than a path may be
+    /// ([`crate::files::name::MAX_PATH`] bytes).
+    TooLong,
     /// A reason this build does not know (from a newer peer).
     #[serde(other)]
     Other,
@@ -112,6 +115,7 @@ impl SkipReason {
             SkipReason::Unreadable => "cannot be read",
             SkipReason::Partial => "partial file of an unfinished transfer",
             SkipReason::TooDeep => "more than 128 folders deep",
+            SkipReason::TooLong => "its path is longer than 4096 bytes",
             SkipReason::Other => "not served",
         }
     }

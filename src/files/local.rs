@@ -17,10 +17,11 @@ use std::sync::{Arc, Mutex};
 use super::FilesError;
 use super::entry::{Entry, EntryKind, Tree};
 use super::name::{PART_SUFFIX, RelPath};
-use super::part::{Found, PartFile, look_at, open_dir, part_name, special, special_there};
+use super::part::{Found, PartFile, look_at, part_name, special, special_there};
 use super::storage::{Begun, Reader, Storage};
-use listing::{entry, kind_of};
+use listing::{entry, kind_of, meta_at};
 
+mod beneath;
 mod listing;
 mod part;
 mod planned;
@@ -142,67 +143,6 @@ impl LocalDisk {
         Ok((dir, name.to_string()))
     }
 
-    /// Opens `dir`, a canonical folder inside the root, beneath the root
-    /// without following any link on the way (`openat2` with
-    /// `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`), so that a folder swapped
-    /// for a link since it was resolved is refused. Kernels without
-    /// `openat2` get the folder opened by its canonical path.
-    fn open_folder(&self, dir: &Path) -> io::Result<File> {
-        use nix::errno::Errno;
-        use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
-        let rel = dir
-            .strip_prefix(&self.root)
-            .map_err(|_| io::Error::new(io::ErrorKind::PermissionDenied, "outside the root"))?;
-        if let Some(root) = &self.root_dir {
-            let path = if rel.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                rel
-            };
-            let how = OpenHow::new()
-                .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
-                .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
-            match openat2(root, path, how) {
-                Ok(fd) => return Ok(File::from(fd)),
-                Err(Errno::ENOSYS | Errno::EPERM) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        open_dir(dir)
-    }
-
-    /// Opens `rel` for reading in one system call when the kernel can
-    /// promise it stays inside the root (`openat2` with `RESOLVE_BENEATH`:
-    /// symlinks followed only while they stay below). `None` when that
-    /// cannot decide (an absolute symlink, an old kernel): the caller then
-    /// resolves the path the long way.
-    fn open_beneath(&self, rel: &RelPath) -> Option<Result<File, FilesError>> {
-        use nix::errno::Errno;
-        use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
-        if !self.fenced.is_empty() {
-            // A link inside may lead into a fenced folder: resolve it.
-            return None;
-        }
-        let dir = self.root_dir.as_ref()?;
-        let path = if rel.is_root() {
-            ".".to_string()
-        } else {
-            rel.parts().join("/")
-        };
-        // Non-blocking, so that a FIFO cannot hold the thread; regular files
-        // read the same either way.
-        let how = OpenHow::new()
-            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
-            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        match openat2(dir, path.as_str(), how) {
-            Ok(fd) => Some(Ok(File::from(fd))),
-            Err(Errno::ENOENT | Errno::ENOTDIR) => {
-                Some(Err(FilesError::NotFound(format!("{rel} does not exist"))))
-            }
-            Err(_) => None,
-        }
-    }
-
     /// The folder that holds `rel`'s last component, opened beneath the
     /// root with no link followed (see [`LocalDisk::open_folder`]), its
     /// canonical path, and that name. Every change (mkdir, rm, mv, an
@@ -255,7 +195,11 @@ impl Storage for LocalDisk {
     /// Describes one entry.
     fn stat(&self, rel: &RelPath) -> Result<Entry, FilesError> {
         let real = self.resolve(rel)?;
-        let meta = fs::metadata(&real).map_err(|e| FilesError::from_io(rel, e))?;
+        // What was resolved and checked, with no link followed on the way.
+        let meta = self
+            .open_real(&real, nix::fcntl::OFlag::O_PATH)
+            .and_then(|f| f.metadata())
+            .map_err(|e| FilesError::from_io(rel, e))?;
         let name = rel.file_name().unwrap_or("").to_string();
         Ok(entry(name, &meta, kind_of(&meta)))
     }
@@ -263,33 +207,20 @@ impl Storage for LocalDisk {
     /// Describes the entry `rel` names without following it when it is a
     /// symlink (the link is described, wherever it leads).
     fn stat_name(&self, rel: &RelPath) -> Result<Entry, FilesError> {
-        let (dir, name) = self.resolve_parent(rel)?;
-        let meta =
-            fs::symlink_metadata(dir.join(&name)).map_err(|e| FilesError::from_io(rel, e))?;
+        let (folder, _, name) = self.parent_folder(rel)?;
+        let meta = meta_at(&folder, name.as_ref()).map_err(|e| FilesError::from_io(rel, e))?;
         Ok(entry(name, &meta, kind_of(&meta)))
     }
 
     /// Whether `rel` exists (without following a final symlink).
     fn exists(&self, rel: &RelPath) -> bool {
-        self.resolve_parent(rel)
-            .map(|(d, n)| fs::symlink_metadata(d.join(n)).is_ok())
-            .unwrap_or(false)
+        self.parent_folder(rel)
+            .is_ok_and(|(folder, _, name)| meta_at(&folder, name.as_ref()).is_ok())
     }
 
     /// Opens a file for reading, beneath the root.
     fn open_read(&self, rel: &RelPath) -> Result<(Reader, Entry), FilesError> {
-        let file = match self.open_beneath(rel) {
-            Some(f) => f?,
-            None => {
-                use std::os::unix::fs::OpenOptionsExt;
-                let real = self.resolve(rel)?;
-                fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_NONBLOCK)
-                    .open(&real)
-                    .map_err(|e| FilesError::from_io(rel, e))?
-            }
-        };
+        let file = self.open_for_reading(rel)?;
         let meta = file.metadata().map_err(|e| FilesError::from_io(rel, e))?;
         if meta.is_dir() {
             return Err(FilesError::IsADirectory(format!("{rel} is a folder")));

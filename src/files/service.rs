@@ -307,7 +307,11 @@ impl Files {
                 // may name above it.
                 let within = MAX_DEPTH.saturating_sub(rel.parts().len());
                 tree.skipped.retain(|e| match e.why {
-                    SkipReason::Name => readable(e.path.rsplit_once('/').map_or("", |(d, _)| d)),
+                    // A path too long to name: by its folder, which a
+                    // path names (the walk stops at the first too long).
+                    SkipReason::Name | SkipReason::TooLong => {
+                        readable(e.path.rsplit_once('/').map_or("", |(d, _)| d))
+                    }
                     SkipReason::TooDeep => {
                         let above: Vec<&str> = e.path.split('/').take(within).collect();
                         readable(&above.join("/"))
