@@ -255,3 +255,69 @@ fn the_token_holder_revokes_any_link_by_its_id_and_nobody_else_does() {
     assert_ne!(code, 0);
     assert!(err.contains("no share link"), "{err}");
 }
+
+/// A link is a right on one path: a symlink inside its folder that leads
+/// elsewhere in the served folder is judged where it leads, even on a
+/// server whose other rights are the same everywhere (a token alone).
+#[test]
+fn a_link_inside_a_shared_folder_does_not_widen_the_share() {
+    use std::os::unix::fs::symlink;
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    for d in ["photos", "private", "drop"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::write(r.join("photos/a.jpg"), "jpeg").unwrap();
+    std::fs::write(r.join("private/s.txt"), "secret").unwrap();
+    symlink("../private/s.txt", r.join("photos/x")).unwrap();
+    symlink("../private", r.join("photos/p")).unwrap();
+    symlink("../private", r.join("drop/sub")).unwrap();
+    let token = "share-link-jail-token-0123456789";
+    let srv = spawn_bin_server(
+        r,
+        &["--allow-upload", "--private"],
+        &[("FERRY_TOKEN", token)],
+    );
+    let host = format!("127.0.0.1:{}", srv.port);
+    let url = |p: &str| format!("http://{host}{p}");
+    let admin = [("FERRY_TOKEN", token)];
+    let etc = tempfile::tempdir().unwrap();
+
+    let (code, link, err) = run_cli(&["share", &format!("{host}:/photos")], &admin);
+    assert_eq!(code, 0, "{err}");
+    let jar = etc.path().join("jar");
+    assert_eq!(curl(&jar, &[link.trim()]).0, 200);
+    assert_eq!(curl(&jar, &[&url("/photos/a.jpg")]), (200, "jpeg".into()));
+    for p in ["/photos/x", "/photos/p/s.txt", "/private/s.txt"] {
+        let (status, body) = curl(&jar, &[&url(p)]);
+        assert!(status == 401 || status == 403, "{p}: {status} {body}");
+        assert!(!body.contains("secret"), "{p}: {body}");
+    }
+    // Nor in a folder's archive.
+    let zip = etc.path().join("photos.zip");
+    let (status, _) = curl(&jar, &["-o", zip.to_str().unwrap(), &url("/photos/?zip")]);
+    assert_eq!(status, 200);
+    let bytes = std::fs::read(&zip).unwrap();
+    assert!(
+        bytes.windows(4).any(|w| w == b"jpeg"),
+        "the archive lacks a.jpg"
+    );
+    assert!(
+        !bytes.windows(6).any(|w| w == b"secret"),
+        "the archive holds s.txt"
+    );
+
+    // An upload link to /drop does not upload through drop/sub into
+    // /private.
+    let (code, up, err) = run_cli(&["share", &format!("{host}:/drop"), "--upload"], &admin);
+    assert_eq!(code, 0, "{err}");
+    let jar2 = etc.path().join("jar2");
+    curl(&jar2, &[up.trim()]);
+    let body = etc.path().join("body.txt");
+    std::fs::write(&body, "dropped").unwrap();
+    let b = body.to_str().unwrap();
+    assert_eq!(curl(&jar2, &["-T", b, &url("/drop/new.txt")]).0, 201);
+    let (status, _) = curl(&jar2, &["-T", b, &url("/drop/sub/new.txt")]);
+    assert!(status == 401 || status == 403, "{status}");
+    assert!(!r.join("private/new.txt").exists());
+}

@@ -202,6 +202,14 @@ impl Policy {
             || self.anonymous_paths.as_ref().is_some_and(below)
     }
 
+    /// Whether where a path really leads matters to `who`'s rights: rights
+    /// differ from folder to folder, or `who` holds a share link (a right
+    /// on one path, whatever the others are). Never for the token holder,
+    /// who may do anything anywhere.
+    pub fn paths_matter(&self, who: Who) -> bool {
+        who != Who::TokenHolder && (self.per_path() || matches!(who, Who::Link(_)))
+    }
+
     /// Who a client is before it proves anything: on a server with neither
     /// token nor accounts, everyone holds the token.
     pub fn newcomer(&self) -> Who {

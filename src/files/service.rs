@@ -295,7 +295,7 @@ impl Files {
         let policy = self.policy.clone();
         self.blocking(move |s| {
             let mut tree = s.walk(&rel)?;
-            if policy.per_path() && who != Who::TokenHolder {
+            if policy.paths_matter(who) {
                 let readable = |path: &str| {
                     RelPath::parse(path).is_ok_and(|sub| {
                         allowed(&policy, s, who, Action::Read, &rel.join(&sub)).is_ok()
@@ -467,7 +467,7 @@ pub(super) fn allowed(
     rel: &RelPath,
 ) -> Result<(), Denied> {
     policy.check(who, action, rel)?;
-    if !policy.per_path() || !action.on_paths() || who == Who::TokenHolder {
+    if !policy.paths_matter(who) || !action.on_paths() {
         return Ok(());
     }
     // Where the entry really is (its folders followed); and, for a read or

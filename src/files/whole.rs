@@ -28,7 +28,7 @@ impl Files {
     pub fn check_whole(&self, who: Who, action: Action, rel: &RelPath) -> Result<(), Denied> {
         self.check(who, action, rel)?;
         self.policy().check_all(who, action, rel)?;
-        if self.policy().per_path() && who != Who::TokenHolder {
+        if self.policy().paths_matter(who) {
             if let Some(real) = self.store().real(rel, true).filter(|r| r != rel) {
                 self.policy().check_all(who, action, &real)?;
             }
