@@ -133,3 +133,64 @@ async fn fast_senders_are_slowed_then_flooders_disconnected() {
     let lines = nc.until(|l| l.starts_with("* disconnected")).await;
     assert!(lines.last().unwrap().contains("flooding"), "{lines:?}");
 }
+
+/// A WebSocket client that sends pings and never reads the pongs: what
+/// waits for it stays bounded (one pong is kept, not one per ping), and
+/// the server keeps reading it.
+#[test]
+fn pings_from_a_websocket_client_that_never_reads_do_not_pile_up() {
+    use std::io::{Read, Write};
+    let root = tempfile::tempdir().unwrap();
+    let srv = spawn_bin_server(root.path(), &[], &[]);
+    let pid = srv.child.id();
+    let rss_kib = || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+    // A small window, so that the pongs wait in the server, not here.
+    nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBuf, &4096).unwrap();
+    let port = srv.port;
+    write!(
+        s,
+        "GET /.ferry/chat?nick=pinger&rooms=lobby HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+         Origin: http://127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // Masked pings of 125 bytes (the largest control frame), 100 a write.
+    let mut ping = vec![0x89, 0x80 | 125, 0, 0, 0, 0];
+    ping.extend([b'p'; 125]);
+    let burst = ping.repeat(100);
+    let before = rss_kib();
+    let start = Instant::now();
+    let mut sent = 0usize;
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    // 80 MB of pings, in 30 s at most.
+    while sent < 80 << 20 && start.elapsed() < Duration::from_secs(30) {
+        s.write_all(&burst).unwrap();
+        sent += burst.len();
+    }
+    assert!(
+        sent >= 80 << 20,
+        "the server stopped reading after {sent} bytes"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let grown = rss_kib().saturating_sub(before);
+    assert!(
+        grown < 24 << 10,
+        "the server grew {grown} KiB for {sent} bytes of pings"
+    );
+}

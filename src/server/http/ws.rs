@@ -62,8 +62,14 @@ pub async fn upgrade(
         .policy()
         .account_name(who.id)
         .map(str::to_string);
+    // What waits to go out is bounded too: each event is sent and flushed
+    // in turn, but the library answers every ping with a pong of its own,
+    // and without a bound a client that pings and never reads would pile
+    // them up here. At the bound one pong is kept (the latest), as the
+    // protocol allows.
     ws.max_message_size(max + 1024)
         .max_frame_size(max + 1024)
+        .max_write_buffer_size(2 * (max + 1024) + (512 << 10))
         .on_upgrade(move |socket| run(socket, web, hub, nick, rooms, owner))
 }
 
