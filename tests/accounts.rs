@@ -380,6 +380,25 @@ fn commands_run_only_for_accounts_with_the_right() {
     ];
     let (code, out, err) = run_cli(&["exec", &host, "echo", "ran"], &runner);
     assert_eq!((code, out.trim()), (0, "ran"), "{err}");
+    // The audit trail says who ran what, and where (written once the
+    // command's report is sent: looked for a while).
+    let audited = || {
+        let trail = std::fs::read_to_string(srv.state.join("audit.jsonl")).unwrap_or_default();
+        let line = trail.lines().find(|l| l.contains("\"exec\""))?;
+        serde_json::from_str::<serde_json::Value>(line).ok()
+    };
+    let start = std::time::Instant::now();
+    let line = loop {
+        match audited() {
+            Some(line) => break line,
+            None if start.elapsed() < std::time::Duration::from_secs(10) => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            None => panic!("no exec in the audit trail"),
+        }
+    };
+    assert_eq!(line["who"], "runner", "{line}");
+    assert_eq!(line["path"], "echo ran (in /)", "{line}");
     let alice = [
         ("FERRY_USER", "alice"),
         ("FERRY_PASSWORD", "alice-password"),

@@ -34,9 +34,10 @@ const PASSED_ON: &[&str] = &["HOME", "USER", "LOGNAME", "LANG", "TZ"];
 /// client asked for explicitly (which wins).
 ///
 /// Base: `PATH` (see [`PATH`]), `SHELL=/bin/sh`, `PWD`, the server's own
-/// `HOME`, `USER`, `LOGNAME`, `LANG` (default `C.UTF-8`) and `TZ` when set,
-/// `FERRY_PEER` (the client's address and port, as `SSH_CLIENT` gives them)
-/// and `FERRY_SERVER` (the server's name).
+/// `HOME`, `USER`, `LOGNAME` (from its user when not set), `LANG` (default
+/// `C.UTF-8`) and `TZ` when set, `FERRY_PEER` (the client's address and
+/// port, as `SSH_CLIENT` gives them) and `FERRY_SERVER` (the server's
+/// name). The client may set any other variable, not those three.
 pub fn environment(
     cwd: &Path,
     peer: SocketAddr,
@@ -59,12 +60,24 @@ pub fn environment(
         format!("{} {}", peer.ip(), peer.port()),
     );
     env.insert("FERRY_SERVER".to_string(), server.to_string());
+    // The server's user, also when its own environment does not say.
+    if !env.contains_key("USER") || !env.contains_key("LOGNAME") {
+        if let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::getuid()) {
+            env.entry("USER".to_string()).or_insert(user.name.clone());
+            env.entry("LOGNAME".to_string()).or_insert(user.name);
+        }
+    }
     for (k, v) in extra {
         check_var(k, v)?;
         env.insert(k.clone(), v.clone());
     }
     Ok(env.into_iter().collect())
 }
+
+/// What the server tells a command about the request, which the client may
+/// not set: a command that logs or decides by its client's address must
+/// not be lied to by that client.
+const SERVER_SAYS: &[&str] = &["FERRY_PEER", "FERRY_SERVER", "PWD"];
 
 /// A variable a client may set: a name of letters, digits and `_` not
 /// starting with a digit, and a value without NUL.
@@ -77,6 +90,16 @@ fn check_var(name: &str, value: &str) -> Result<(), String> {
         return Err(format!(
             "environment variable name {:?} is not letters, digits and _",
             crate::text::escape(name)
+        ));
+    }
+    if SERVER_SAYS.contains(&name) {
+        return Err(format!(
+            "{name} is set by the server (to {}); a client may not set it",
+            match name {
+                "FERRY_PEER" => "the client's address",
+                "FERRY_SERVER" => "its name",
+                _ => "the working folder",
+            }
         ));
     }
     if value.contains('\0') {
@@ -107,6 +130,16 @@ mod tests {
         assert_eq!(get("GREETING"), Some("hi there"));
         assert_eq!(get("LANG"), Some("fr_FR.UTF-8"));
         assert!(get("CARGO").is_none(), "nothing else is inherited");
+        assert!(get("USER").is_some_and(|u| !u.is_empty()));
+    }
+
+    #[test]
+    fn what_the_server_says_cannot_be_set_by_the_client() {
+        for name in ["FERRY_PEER", "FERRY_SERVER", "PWD"] {
+            let extra = BTreeMap::from([(name.to_string(), "8.8.8.8 1".to_string())]);
+            let e = environment(Path::new("/srv/x"), peer(), "box", &extra).unwrap_err();
+            assert!(e.contains("set by the server"), "{e}");
+        }
     }
 
     #[test]

@@ -588,6 +588,22 @@ fn describe(req: &Request) -> String {
             upload,
             ..
         } => format!("{p}{}", if *upload { " (upload)" } else { "" }),
+        // What was run, and where: the audit trail's "what" of a command.
+        Request::Exec(e) => {
+            let mut cmd = match e.argv.is_empty() {
+                true => "(the interactive shell)".to_string(),
+                false => e.argv.join(" "),
+            };
+            if cmd.len() > 1024 {
+                let cut = (0..=1024)
+                    .rev()
+                    .find(|&i| cmd.is_char_boundary(i))
+                    .unwrap_or(0);
+                cmd.truncate(cut);
+                cmd.push_str("...");
+            }
+            format!("{cmd} (in /{})", e.cwd)
+        }
         _ => String::new(),
     };
     escape(&s).into_owned()
