@@ -297,3 +297,60 @@ fn the_state_folder_cannot_be_moved_away_or_reached_by_another_path() {
         assert!(real.join("other").is_dir(), "{method}");
     }
 }
+
+/// A right of `none` hides an entry from every door's listing, as walks
+/// and searches leave it out: not even its name is told.
+#[test]
+fn what_an_account_may_not_read_is_not_listed() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    fs::create_dir(r.join("secret")).unwrap();
+    fs::write(r.join("secret/s.txt"), "s").unwrap();
+    fs::write(r.join("payroll.xlsx"), "pay").unwrap();
+    fs::write(r.join("notes.txt"), "notes").unwrap();
+    let etc = tempfile::tempdir().unwrap();
+    let cfg = etc.path().join("ferry.toml");
+    let text = format!(
+        "[users.alice]\npassword_hash = \"{}\"\nrights = [\"/:read\", \"/payroll.xlsx:none\", \"/secret:none\"]\n",
+        common::passwd_hash("alice-password")
+    );
+    fs::write(&cfg, text).unwrap();
+    let srv = spawn_bin_server(r, &["--private", "--config", cfg.to_str().unwrap()], &[]);
+    let alice = [
+        ("FERRY_USER", "alice"),
+        ("FERRY_PASSWORD", "alice-password"),
+    ];
+    let shown = |what: &str, text: &str| {
+        assert!(text.contains("notes.txt"), "{what}: {text}");
+        assert!(!text.contains("payroll"), "{what}: {text}");
+        assert!(!text.contains("secret"), "{what}: {text}");
+    };
+    let (code, out, err) = run_cli(&["ls", &format!("127.0.0.1:{}:/", srv.port)], &alice);
+    assert_eq!(code, 0, "{err}");
+    shown("ls", &out);
+    let url = format!("http://127.0.0.1:{}/", srv.port);
+    let u = ["-u", "alice:alice-password"];
+    for (what, extra) in [
+        ("the page", vec![url.clone()]),
+        ("json", vec![format!("{url}?json")]),
+        (
+            "PROPFIND",
+            vec![
+                "-X".into(),
+                "PROPFIND".into(),
+                "-H".into(),
+                "Depth: 1".into(),
+                url.clone(),
+            ],
+        ),
+    ] {
+        let mut args: Vec<&str> = u.to_vec();
+        args.extend(extra.iter().map(String::as_str));
+        let (status, body) = common::curl(&args);
+        assert!(status == 200 || status == 207, "{what}: {status} {body}");
+        shown(what, &body);
+    }
+    // Nor read, of course.
+    let (status, _) = common::curl(&["-u", "alice:alice-password", &format!("{url}payroll.xlsx")]);
+    assert_eq!(status, 403);
+}

@@ -200,8 +200,10 @@ impl Files {
 
     /// Lists `rel` as the storage pages it: a few pages in memory at most,
     /// however large the folder (storage whose calls are quick lists it
-    /// whole, in place). The caller has asked the access decision.
-    pub async fn list_pages(&self, rel: RelPath) -> Result<Pages, FilesError> {
+    /// whole, in place). The caller has asked the access decision for the
+    /// folder; an entry `who` may not read is left out, as in a walk (a
+    /// right of `none` is not even listed).
+    pub async fn list_pages(&self, who: Who, rel: RelPath) -> Result<Pages, FilesError> {
         // What a folder as deep as a path may go holds, no path can name:
         // it is listed empty (a walk names it, `too_deep`).
         if rel.parts().len() >= MAX_DEPTH {
@@ -216,8 +218,20 @@ impl Files {
                 lister: None,
             });
         }
+        let policy = self.policy.clone();
+        let keep =
+            move |store: &dyn Storage, rel: &RelPath, page: &mut Vec<super::entry::Entry>| {
+                if policy.paths_matter(who) {
+                    page.retain(|e| {
+                        rel.child(&e.name).is_ok_and(|child| {
+                            allowed(&policy, store, who, Action::Read, &child).is_ok()
+                        })
+                    });
+                }
+            };
         if self.store.quick() {
-            let whole = self.store.list(&rel)?;
+            let mut whole = self.store.list(&rel)?;
+            keep(&*self.store, &rel, &mut whole);
             return Ok(Pages {
                 whole: Some(whole),
                 pages: None,
@@ -227,7 +241,8 @@ impl Files {
         let (tx, rx) = tokio::sync::mpsc::channel(2);
         let store = self.store.clone();
         let lister = tokio::task::spawn_blocking(move || {
-            store.list_paged(&rel, &mut |page| {
+            store.list_paged(&rel, &mut |mut page| {
+                keep(&*store, &rel, &mut page);
                 tx.blocking_send(page)
                     .map_err(|_| FilesError::Io("the listing's reader went away".into()))
             })
@@ -242,9 +257,9 @@ impl Files {
     /// Lists `rel` as [`Files::list_pages`] does, with the first page (or
     /// the refusal) at once and the rest as a stream: what a door that
     /// streams its answer needs. The caller has asked the access decision.
-    pub async fn listing(&self, rel: RelPath) -> Result<Listing, FilesError> {
+    pub async fn listing(&self, who: Who, rel: RelPath) -> Result<Listing, FilesError> {
         use futures_util::StreamExt;
-        let mut pages = self.list_pages(rel).await?;
+        let mut pages = self.list_pages(who, rel).await?;
         let (first, pages) = match pages.next().await {
             Some(page) => (page, Some(pages)),
             None => {

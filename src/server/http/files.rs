@@ -12,7 +12,7 @@ use super::archive::Format;
 use super::auth::{self, Who};
 use super::cond::{self, Conditions, Span, Validators, Verdict};
 use super::media::content_type;
-use super::paths::{blocking, disposition, failure, target, url_of};
+use super::paths::{disposition, failure, target, url_of};
 use super::{Web, error};
 use crate::access::Action;
 use crate::files::FilesError;
@@ -327,9 +327,8 @@ async fn folder(
             super::page::folder_page_streamed(web, who, rel).await
         };
     }
-    let r = rel.clone();
-    let mut entries = match blocking(web, move |s| s.list(&r)).await {
-        Ok(e) => e,
+    let mut entries = match web.ctx.files.list_pages(who.id, rel.clone()).await {
+        Ok(mut pages) => pages.next().await.unwrap_or_default(),
         Err(e) => return failure(e),
     };
     entries.sort_by(|a, b| {

@@ -306,7 +306,7 @@ fn html_page(body: impl Into<axum::body::Body>) -> Response {
 /// part-way cuts the page short.
 pub async fn folder_page_streamed(web: &Web, who: &Who, rel: RelPath) -> Response {
     use futures_util::StreamExt;
-    let listing = match web.ctx.files.listing(rel.clone()).await {
+    let listing = match web.ctx.files.listing(who.id, rel.clone()).await {
         Ok(l) => l,
         Err(e) => return super::paths::failure(e),
     };
@@ -350,7 +350,7 @@ pub async fn folder_page_streamed(web: &Web, who: &Who, rel: RelPath) -> Respons
 pub async fn json_pages(web: &Web, who: &Who, rel: RelPath) -> Response {
     use futures_util::StreamExt;
     // The first page (or the refusal) before the status is sent.
-    let listing = match web.ctx.files.listing(rel.clone()).await {
+    let listing = match web.ctx.files.listing(who.id, rel.clone()).await {
         Ok(l) => l,
         Err(e) => return super::paths::failure(e),
     };

@@ -37,8 +37,10 @@ const MAX_AUTH_FAILURES: u32 = 3;
 mod body;
 mod get;
 mod login;
+mod summary;
 
 use body::FrameBody;
+use summary::describe;
 
 /// Whether a request header that did not parse was an `auth`, or does not
 /// say what it was.
@@ -379,7 +381,8 @@ impl Session {
     /// A listing sent as the storage pages it: a few pages in memory at
     /// most, however large the folder.
     async fn list_paged(&mut self, rel: RelPath) -> Result<(), Fail> {
-        let mut pages = self.ctx.files.list_pages(rel).await?;
+        let who = self.who();
+        let mut pages = self.ctx.files.list_pages(who, rel).await?;
         let mut count = 0u64;
         while let Some(page) = pages.next().await {
             count += page.len() as u64;
@@ -566,45 +569,4 @@ fn algo_of(name: Option<String>) -> Result<Algo, Fail> {
             )
         }),
     }
-}
-
-/// A short, escaped description of a request's target for the log.
-fn describe(req: &Request) -> String {
-    let s = match req {
-        Request::Ls { path }
-        | Request::Stat { path }
-        | Request::Walk { path }
-        | Request::Get { path, .. }
-        | Request::Put { path, .. }
-        | Request::Plan { path, .. }
-        | Request::Rm { path, .. }
-        | Request::Mkdir { path, .. } => path.clone(),
-        Request::Mv { from, to, .. } => format!("{from} -> {to}"),
-        Request::Share {
-            revoke: Some(id), ..
-        } => format!("revoke {id}"),
-        Request::Share {
-            path: Some(p),
-            upload,
-            ..
-        } => format!("{p}{}", if *upload { " (upload)" } else { "" }),
-        // What was run, and where: the audit trail's "what" of a command.
-        Request::Exec(e) => {
-            let mut cmd = match e.argv.is_empty() {
-                true => "(the interactive shell)".to_string(),
-                false => e.argv.join(" "),
-            };
-            if cmd.len() > 1024 {
-                let cut = (0..=1024)
-                    .rev()
-                    .find(|&i| cmd.is_char_boundary(i))
-                    .unwrap_or(0);
-                cmd.truncate(cut);
-                cmd.push_str("...");
-            }
-            format!("{cmd} (in /{})", e.cwd)
-        }
-        _ => String::new(),
-    };
-    escape(&s).into_owned()
 }

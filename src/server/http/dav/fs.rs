@@ -170,7 +170,7 @@ impl GuardedFileSystem<Call> for FerryFs {
             let listing = call
                 .ctx
                 .files
-                .listing(rel.clone())
+                .listing(call.who, rel.clone())
                 .await
                 .map_err(|e| call.listing_failed(e))?;
             let first = servable(&call.ctx, rel.clone(), listing.first)
