@@ -321,3 +321,36 @@ fn a_link_inside_a_shared_folder_does_not_widen_the_share() {
     assert!(status == 401 || status == 403, "{status}");
     assert!(!r.join("private/new.txt").exists());
 }
+
+/// A link asked for over the native door with `expires` 0 (one that has
+/// run out before it is made) is refused as a bad request, as the page's
+/// form and the command line refuse it.
+#[tokio::test]
+async fn a_link_that_expires_at_once_is_refused() {
+    use ferry::wire::Kind;
+    use ferry::wire::messages::{ErrorCode, ErrorReply, Request};
+    let s = common::TestServer::start(|_| {}).await;
+    std::fs::create_dir(s.path("pub")).unwrap();
+    let mut c = s.client().await;
+    c.hello().await.unwrap();
+    let conn = c.connection().await.unwrap();
+    let share = |expires| Request::Share {
+        path: Some("pub".into()),
+        upload: false,
+        expires,
+        revoke: None,
+    };
+    conn.send(Kind::Request, &share(Some(0)), 0).await.unwrap();
+    let head = conn.next_head().await.unwrap();
+    assert_eq!(head.kind, Kind::Error);
+    let e: ErrorReply = serde_json::from_slice(&head.header).unwrap();
+    assert_eq!(e.code, ErrorCode::BadRequest, "{}", e.message);
+    conn.send(Kind::Request, &share(Some(60)), 0).await.unwrap();
+    let head = conn.next_head().await.unwrap();
+    assert_eq!(
+        head.kind,
+        Kind::Ok,
+        "{}",
+        String::from_utf8_lossy(&head.header)
+    );
+}

@@ -103,6 +103,13 @@ pub(super) fn answer(
         return Ok(ShareReply { token: None, links });
     };
     let rel = RelPath::parse(&path)?;
+    if expires == Some(0) {
+        // A link that has run out before it is made is a mistake.
+        return Err(Fail::Reply(
+            ErrorCode::BadRequest,
+            "expires: seconds, above 0".into(),
+        ));
+    }
     let action = if upload { Action::Create } else { Action::Read };
     files.check(who, action, &rel)?;
     let (grant, token) = policy.links.make(

@@ -17,6 +17,13 @@ impl Hub {
     /// own account.
     pub(super) fn may_use(&self, nick: &str, owner: Option<&str>) -> Result<(), String> {
         let key = nick.to_lowercase();
+        // What the server's records call the token holder and a share
+        // link's holder: nobody chats as them.
+        if matches!(key.as_str(), "admin" | "link") {
+            return Err(format!(
+                "the nickname {nick} is kept: it names the token holder or a link's holder"
+            ));
+        }
         let reserved = self.reserved.read().is_ok_and(|r| r.contains(&key));
         if reserved && owner.map(str::to_lowercase).as_deref() != Some(key.as_str()) {
             return Err(format!(

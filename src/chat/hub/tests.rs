@@ -141,3 +141,17 @@ fn account_names_are_their_accounts_alone() {
     // Unreserved names stay free for anyone.
     assert!(hub.connect(Some("carol"), &[]).is_ok());
 }
+
+#[test]
+fn admin_and_link_are_nobodys_nickname() {
+    let hub = Hub::new("srv", ChatLimits::default(), None);
+    for n in ["admin", "Link"] {
+        assert!(hub.connect(Some(n), &[]).is_err(), "{n}");
+    }
+    let (mut a, mut ae) = hub.connect(Some("alice"), &[]).unwrap();
+    drain(&mut ae);
+    a.line("/nick ADMIN");
+    assert!(matches!(drain(&mut ae).as_slice(), [Event::Error { .. }]));
+    a.line("/nick administrator");
+    assert!(matches!(drain(&mut ae).as_slice(), [Event::Nick { .. }]));
+}

@@ -52,6 +52,13 @@ pub(super) async fn make(State(web): State<Web>, req: Request) -> Response {
                 ErrorCode::Forbidden => StatusCode::FORBIDDEN,
                 ErrorCode::NotFound => StatusCode::NOT_FOUND,
                 ErrorCode::InvalidName | ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+                // As many links as the server keeps are running; the shared
+                // records are away or busy: try again later, not a fault.
+                ErrorCode::TooLarge
+                | ErrorCode::Busy
+                | ErrorCode::Unavailable
+                | ErrorCode::Timeout
+                | ErrorCode::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
             error(status, msg)
