@@ -304,14 +304,15 @@ fn the_state_folder_cannot_be_moved_away_or_reached_by_another_path() {
 fn what_an_account_may_not_read_is_not_listed() {
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
-    fs::create_dir(r.join("secret")).unwrap();
-    fs::write(r.join("secret/s.txt"), "s").unwrap();
+    fs::create_dir_all(r.join("secret/open")).unwrap();
+    fs::write(r.join("secret/s.txt"), "hidden-bytes").unwrap();
+    fs::write(r.join("secret/open/o.txt"), "open-bytes").unwrap();
     fs::write(r.join("payroll.xlsx"), "pay").unwrap();
     fs::write(r.join("notes.txt"), "notes").unwrap();
     let etc = tempfile::tempdir().unwrap();
     let cfg = etc.path().join("ferry.toml");
     let text = format!(
-        "[users.alice]\npassword_hash = \"{}\"\nrights = [\"/:read\", \"/payroll.xlsx:none\", \"/secret:none\"]\n",
+        "[users.alice]\npassword_hash = \"{}\"\nrights = [\"/:read\", \"/payroll.xlsx:none\", \"/secret:none\", \"/secret/open:read\"]\n",
         common::passwd_hash("alice-password")
     );
     fs::write(&cfg, text).unwrap();
@@ -350,6 +351,21 @@ fn what_an_account_may_not_read_is_not_listed() {
         assert!(status == 200 || status == 207, "{what}: {status} {body}");
         shown(what, &body);
     }
+    // A folder's archive leaves out what is not read, and keeps what a
+    // right below it gives, as a folder download does.
+    let tar = common::curl(&["-u", "alice:alice-password", &format!("{url}?tar")]).1;
+    assert!(tar.contains("open-bytes") && tar.contains("secret/open/o.txt"));
+    assert!(!tar.contains("hidden-bytes") && !tar.contains("pay"));
+    let down = tempfile::tempdir().unwrap();
+    let to = down.path().join("d");
+    let from = format!("127.0.0.1:{}:/", srv.port);
+    let (code, _, err) = run_cli(&["get", "-r", &from, to.to_str().unwrap()], &alice);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        fs::read(to.join("secret/open/o.txt")).unwrap(),
+        b"open-bytes"
+    );
+    assert!(!to.join("secret/s.txt").exists() && !to.join("payroll.xlsx").exists());
     // Nor read, of course.
     let (status, _) = common::curl(&["-u", "alice:alice-password", &format!("{url}payroll.xlsx")]);
     assert_eq!(status, 403);

@@ -381,6 +381,20 @@ impl Policy {
         Ok(())
     }
 
+    /// May `who` do `action` somewhere below `path`, by a right given
+    /// there (where what `path` itself allows does not reach)?
+    pub fn may_below(&self, who: Who, action: Action, path: &RelPath) -> bool {
+        let below = |g: &&Grant| {
+            g.prefix.parts().len() > path.parts().len()
+                && g.prefix.parts().starts_with(path.parts())
+        };
+        let grants = self.accounts.iter().map(|a| &a.grants);
+        grants
+            .chain(&self.anonymous_paths)
+            .flat_map(|g| g.list().iter().filter(below))
+            .any(|g| self.check(who, action, &g.prefix).is_ok())
+    }
+
     /// May `who` do `action` to `path`?
     pub fn check(&self, who: Who, action: Action, path: &RelPath) -> Result<(), Denied> {
         if !action.allowed_by(&self.holder) {

@@ -193,7 +193,11 @@ impl Files {
                 }
                 continue;
             };
-            if allowed(policy, store, who, Action::Read, &child).is_err() {
+            // A folder `who` may not read is still gone through for what a
+            // right below it gives (as a walk keeps it), itself unnamed.
+            let hidden = allowed(policy, store, who, Action::Read, &child).is_err();
+            if hidden && !(e.kind == EntryKind::Dir && policy.may_below(who, Action::Read, &child))
+            {
                 continue;
             }
             let why = match e.kind {
@@ -209,6 +213,9 @@ impl Files {
                 },
             };
             if let Some(why) = why {
+                if hidden {
+                    continue;
+                }
                 if !visit(skipped(why)) {
                     return Ok(());
                 }
@@ -219,7 +226,7 @@ impl Files {
                     Ok(inside) => Some(inside),
                     Err(FilesError::NotFound(_)) => continue,
                     Err(_) => {
-                        if !visit(skipped(SkipReason::Unreadable)) {
+                        if !hidden && !visit(skipped(SkipReason::Unreadable)) {
                             return Ok(());
                         }
                         continue;
@@ -233,7 +240,7 @@ impl Files {
                 size: e.size,
                 mtime: e.mtime,
             };
-            if !visit(Walked::Entry(entry)) {
+            if !hidden && !visit(Walked::Entry(entry)) {
                 return Ok(());
             }
             if let Some(inside) = inside {
