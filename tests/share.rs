@@ -354,3 +354,49 @@ async fn a_link_that_expires_at_once_is_refused() {
         String::from_utf8_lossy(&head.header)
     );
 }
+
+/// An upload link's PUT into a folder another client has locked is told
+/// so (423), not asked to log in: the refusal a probe met on the way
+/// (the link may not read) is not what the answer is about.
+#[test]
+fn an_upload_into_a_locked_folder_is_told_it_is_locked() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("drop")).unwrap();
+    let token = "share-lock-token-0123456789abcdef";
+    let srv = spawn_bin_server(
+        root.path(),
+        &["--allow-upload", "--allow-delete", "--private"],
+        &[("FERRY_TOKEN", token)],
+    );
+    let host = format!("127.0.0.1:{}", srv.port);
+    let url = |p: &str| format!("http://{host}{p}");
+    let (code, up, err) = run_cli(
+        &["share", &format!("{host}:/drop"), "--upload"],
+        &[("FERRY_TOKEN", token)],
+    );
+    assert_eq!(code, 0, "{err}");
+    let etc = tempfile::tempdir().unwrap();
+    let jar = etc.path().join("jar");
+    curl(&jar, &[up.trim()]);
+    let bearer = format!("Authorization: Bearer {token}");
+    let lock = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#;
+    let (status, body) = common::curl(&[
+        "-X",
+        "LOCK",
+        "-H",
+        &bearer,
+        "-H",
+        "Depth: infinity",
+        "-H",
+        "Content-Type: application/xml",
+        "--data-binary",
+        lock,
+        &url("/drop/"),
+    ]);
+    assert_eq!(status, 200, "{body}");
+    let file = etc.path().join("body.txt");
+    std::fs::write(&file, "dropped").unwrap();
+    let (status, body) = curl(&jar, &["-T", file.to_str().unwrap(), &url("/drop/a.txt")]);
+    assert_eq!(status, 423, "{body}");
+    assert!(!root.path().join("drop/a.txt").exists());
+}

@@ -223,6 +223,12 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
     }
     let failed = call.failed.lock().ok().and_then(|mut f| f.take());
     let status = res.status();
+    // dav-server's own answers about the request (a lock, a condition, a
+    // malformed request) are not about a refusal of the files service: one
+    // a probe met on the way (which dav-server went past) does not replace
+    // them.
+    let own = matches!(status.as_u16(), 400 | 412 | 415 | 416 | 423 | 424);
+    let failed = failed.filter(|f| !own || matches!(f, call::Failure::Answer(..)));
     if let Some(why) = failed.filter(|_| status.as_u16() >= 400) {
         // The refusal in ferry's words, with dav-server's status (or
         // the access decision's, or the upload's own).
