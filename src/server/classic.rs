@@ -177,8 +177,11 @@ impl Classic {
                 Ok(Next::Continue)
             }
             other => {
-                self.reply_error(&format!("unknown cmd {:?}; use put or get", escape(other)))
-                    .await?;
+                self.reply_error(&format!(
+                    "unknown cmd \"{}\"; use put or get",
+                    escape(other)
+                ))
+                .await?;
                 Ok(if req.filesize.is_some() {
                     Next::Close
                 } else {

@@ -151,7 +151,7 @@ pub fn check_nick(n: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{:?} is not a nickname: 1 to 32 letters, digits and _-.[]{{}}|^, not starting with a digit or -",
+            "\"{}\" is not a nickname: 1 to 32 letters, digits and _-.[]{{}}|^, not starting with a digit or -",
             crate::text::escape(n)
         ))
     }
@@ -170,7 +170,7 @@ pub fn room_key(r: &str) -> Result<String, String> {
         Ok(name.to_lowercase())
     } else {
         Err(format!(
-            "{:?} is not a room name: 1 to 32 letters, digits and _-.",
+            "\"{}\" is not a room name: 1 to 32 letters, digits and _-.",
             crate::text::escape(r)
         ))
     }

@@ -155,3 +155,10 @@ fn admin_and_link_are_nobodys_nickname() {
     a.line("/nick administrator");
     assert!(matches!(drain(&mut ae).as_slice(), [Event::Nick { .. }]));
 }
+
+#[test]
+fn a_refused_nickname_is_quoted_once() {
+    let hub = Hub::new("srv", ChatLimits::default(), None);
+    let e = hub.connect(Some("\u{1b}[31mred"), &[]).unwrap_err();
+    assert!(e.starts_with("\"\\u{1b}[31mred\" is not a nickname"), "{e}");
+}
