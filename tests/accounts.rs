@@ -537,3 +537,41 @@ fn a_folder_is_removed_only_where_every_right_below_allows_it() {
     assert_eq!(code, 0, "{err}");
     assert!(r.join("proj/keep/k.txt").exists());
 }
+
+/// A folder made on the way to another is a creation where it is made:
+/// with the upload right only at /a/b, `mkdir -p a/b/c` does not make `a`
+/// where the account may only read, nor does an upload there.
+#[test]
+fn folders_made_on_the_way_need_the_right_where_they_are_made() {
+    let root = tempfile::tempdir().unwrap();
+    let etc = tempfile::tempdir().unwrap();
+    let cfg = etc.path().join("ferry.toml");
+    let text = format!(
+        "[users.alice]\npassword_hash = \"{}\"\nrights = [\"/:read\", \"/a/b:upload\"]\n",
+        common::passwd_hash("alice-password")
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let srv = spawn_bin_server(
+        root.path(),
+        &["--allow-upload", "--config", cfg.to_str().unwrap()],
+        &[],
+    );
+    let alice = [
+        ("FERRY_USER", "alice"),
+        ("FERRY_PASSWORD", "alice-password"),
+    ];
+    let at = |p: &str| format!("127.0.0.1:{}:{p}", srv.port);
+    let (code, _, err) = run_cli(&["mkdir", "-p", &at("/a/b/c")], &alice);
+    assert_ne!(code, 0);
+    assert!(err.contains("not among your account's rights"), "{err}");
+    assert!(!root.path().join("a").exists());
+    let url = format!("http://127.0.0.1:{}/a/b/new.txt", srv.port);
+    let (status, _) = common::curl(&["-u", "alice:alice-password", "-X", "MKCOL", &url]);
+    assert!(status == 403 || status == 409, "{status}");
+    assert!(!root.path().join("a").exists());
+    // Once `a` is there, what lies below the right is made.
+    std::fs::create_dir(root.path().join("a")).unwrap();
+    let (code, _, err) = run_cli(&["mkdir", "-p", &at("/a/b/c")], &alice);
+    assert_eq!(code, 0, "{err}");
+    assert!(root.path().join("a/b/c").is_dir());
+}

@@ -7,6 +7,7 @@ pub mod digest;
 pub mod digests;
 pub mod entry;
 pub mod local;
+mod make;
 pub mod name;
 pub mod object;
 pub mod part;

@@ -392,10 +392,9 @@ impl Files {
                 if opts.overwrite && (exists || opts.continuing) {
                     allowed(&policy, s, who, Action::Replace, &r)?;
                 }
-                if opts.make_parents {
-                    if let Some(parent) = r.parent().filter(|p| !p.is_root()) {
-                        s.mkdir_all(&parent)?;
-                    }
+                let may = |at: &RelPath| Ok(allowed(&policy, s, who, Action::Create, at)?);
+                if let Some(parent) = r.parent().filter(|p| opts.make_parents && !p.is_root()) {
+                    super::storage::make_parents(s, &parent, &may)?;
                 }
                 s.begin_write(&r, opts.overwrite || opts.continuing, opts.resume)
             }

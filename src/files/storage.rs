@@ -381,3 +381,21 @@ pub enum SpliceError {
     /// `stop` said to stop (the server is shutting down).
     Stopped,
 }
+
+/// Makes `rel` and the folders above it that are missing, each once
+/// `may_create` lets it be made where it is (a folder made on the way is
+/// a creation there too).
+pub fn make_parents(
+    s: &dyn Storage,
+    rel: &RelPath,
+    may_create: &dyn Fn(&RelPath) -> Result<(), FilesError>,
+) -> Result<(), FilesError> {
+    let mut at = RelPath::root();
+    for part in rel.parts() {
+        at = at.child(part)?;
+        if !s.exists(&at) {
+            may_create(&at)?;
+        }
+    }
+    s.mkdir_all(rel)
+}

@@ -297,15 +297,8 @@ impl Session {
             }
             Request::Mkdir { path, parents } => {
                 let rel = RelPath::parse(&path)?;
-                self.require(Action::Create, &rel)?;
-                self.blocking(move |s| {
-                    if parents {
-                        s.mkdir_all(&rel)
-                    } else {
-                        s.mkdir(&rel)
-                    }
-                })
-                .await?;
+                let who = self.who();
+                self.ctx.files.mkdir_for(who, rel, parents).await?;
                 self.ok(&Done {}).await
             }
             Request::Mv { from, to, force } => {

@@ -221,9 +221,9 @@ impl GuardedFileSystem<Call> for FerryFs {
 
     fn create_dir<'a>(&'a self, path: &'a DavPath, call: &'a Call) -> FsFuture<'a, ()> {
         async move {
-            let rel = call.allowed(Action::Create, path)?;
-            let r = rel.clone();
-            call.store(move |s| s.mkdir(&r)).await?;
+            let rel = call.rel(path)?;
+            let made = call.ctx.files.mkdir_for(call.who, rel.clone(), false);
+            made.await.map_err(|e| call.fail(e))?;
             if let Some(from) = call.copied_from(&rel) {
                 call.props().copy(&from, &rel);
             }
