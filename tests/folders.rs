@@ -124,7 +124,8 @@ fn deep_folder(at: &std::path::Path, served_as: &str) -> String {
     for part in &rel {
         n += 1 + part.len();
         shown.push(part.as_str());
-        if n > 4096 {
+        // A client's path starts with `/`: 4096 bytes in all.
+        if n + 1 > 4096 {
             break;
         }
     }

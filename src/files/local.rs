@@ -157,6 +157,18 @@ impl LocalDisk {
         Ok((folder, dir, name))
     }
 
+    /// The folder that holds `rel`'s last component, opened only to look
+    /// in (`O_PATH`: a folder one may search but not list will do), as
+    /// [`LocalDisk::parent_folder`] opens it, and that name.
+    fn parent_to_look_in(&self, rel: &RelPath) -> Result<(File, String), FilesError> {
+        let (dir, name) = self.resolve_parent(rel)?;
+        let flags = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY;
+        let folder = self
+            .open_real(&dir, flags)
+            .map_err(|e| FilesError::from_io(rel, e))?;
+        Ok((folder, name))
+    }
+
     /// What is at the partial file's name of an upload of `rel`: only a
     /// plain file (see [`Found`]) is ever reported as progress.
     fn partial(&self, rel: &RelPath) -> Result<(PathBuf, String, Found), FilesError> {
@@ -207,15 +219,15 @@ impl Storage for LocalDisk {
     /// Describes the entry `rel` names without following it when it is a
     /// symlink (the link is described, wherever it leads).
     fn stat_name(&self, rel: &RelPath) -> Result<Entry, FilesError> {
-        let (folder, _, name) = self.parent_folder(rel)?;
+        let (folder, name) = self.parent_to_look_in(rel)?;
         let meta = meta_at(&folder, name.as_ref()).map_err(|e| FilesError::from_io(rel, e))?;
         Ok(entry(name, &meta, kind_of(&meta)))
     }
 
     /// Whether `rel` exists (without following a final symlink).
     fn exists(&self, rel: &RelPath) -> bool {
-        self.parent_folder(rel)
-            .is_ok_and(|(folder, _, name)| meta_at(&folder, name.as_ref()).is_ok())
+        self.parent_to_look_in(rel)
+            .is_ok_and(|(folder, name)| meta_at(&folder, name.as_ref()).is_ok())
     }
 
     /// Opens a file for reading, beneath the root.

@@ -8,6 +8,8 @@ pub mod digests;
 pub mod entry;
 pub mod local;
 mod make;
+mod pages;
+pub use pages::{Listing, Pages};
 pub mod name;
 pub mod object;
 pub mod part;

@@ -103,24 +103,7 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     /// Creates `rel` and every missing folder on the way to it; no error
     /// when it is a folder already.
     fn mkdir_all(&self, rel: &RelPath) -> Result<(), FilesError> {
-        let mut cur = RelPath::root();
-        for part in rel.parts() {
-            cur = cur.child(part)?;
-            match self.stat(&cur) {
-                Ok(e) if e.kind == EntryKind::Dir => {}
-                Ok(_) => return Err(FilesError::NotADirectory(format!("{cur} is not a folder"))),
-                // Another upload may make the same folder at the same
-                // moment (a folder of files sent in parallel): then it is
-                // there, as wanted.
-                Err(FilesError::NotFound(_)) => match self.mkdir(&cur) {
-                    Err(FilesError::Exists(_))
-                        if self.stat(&cur).is_ok_and(|e| e.kind == EntryKind::Dir) => {}
-                    other => other?,
-                },
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        make_parents(self, rel, &|_| Ok(()))
     }
 
     /// Renames within the storage; replaces a file only with `force` and
@@ -384,18 +367,32 @@ pub enum SpliceError {
 
 /// Makes `rel` and the folders above it that are missing, each once
 /// `may_create` lets it be made where it is (a folder made on the way is
-/// a creation there too).
-pub fn make_parents(
-    s: &dyn Storage,
+/// a creation there too), asked right before it is made; no error when
+/// `rel` is a folder already.
+pub fn make_parents<S: Storage + ?Sized>(
+    s: &S,
     rel: &RelPath,
     may_create: &dyn Fn(&RelPath) -> Result<(), FilesError>,
 ) -> Result<(), FilesError> {
-    let mut at = RelPath::root();
+    let mut cur = RelPath::root();
     for part in rel.parts() {
-        at = at.child(part)?;
-        if !s.exists(&at) {
-            may_create(&at)?;
+        cur = cur.child(part)?;
+        match s.stat(&cur) {
+            Ok(e) if e.kind == EntryKind::Dir => {}
+            Ok(_) => return Err(FilesError::NotADirectory(format!("{cur} is not a folder"))),
+            // Another upload may make the same folder at the same moment
+            // (a folder of files sent in parallel): then it is there, as
+            // wanted.
+            Err(FilesError::NotFound(_)) => {
+                may_create(&cur)?;
+                match s.mkdir(&cur) {
+                    Err(FilesError::Exists(_))
+                        if s.stat(&cur).is_ok_and(|e| e.kind == EntryKind::Dir) => {}
+                    other => other?,
+                }
+            }
+            Err(e) => return Err(e),
         }
     }
-    s.mkdir_all(rel)
+    Ok(())
 }

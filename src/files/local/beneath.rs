@@ -174,6 +174,21 @@ mod tests {
         assert_eq!(e.size, INSIDE.len() as u64);
     }
 
+    /// A link to the server's own files is not named by a walk (not even
+    /// as unreadable): nothing of them is told.
+    #[test]
+    fn a_link_to_the_servers_own_files_is_not_named() {
+        let (_t, root, _out, disk) = setup();
+        symlink(root.join("state"), root.join("l")).unwrap();
+        symlink("state", root.join("m")).unwrap();
+        let tree = disk.walk(&RelPath::root()).unwrap();
+        let named = |p: &str| {
+            tree.entries.iter().any(|e| e.path == p) || tree.skipped.iter().any(|e| e.path == p)
+        };
+        assert!(!named("l") && !named("m") && !named("state"), "{tree:?}");
+        assert!(named("a/f"));
+    }
+
     /// A local user swaps `a` for a link out and back as fast as they can
     /// while reads go through an absolute link to `a/f`: no read, in a
     /// bounded run, ever returns the file outside.

@@ -137,11 +137,8 @@ impl LocalDisk {
                 };
                 let is_link = lmeta.file_type().is_symlink();
                 let Some(e) = self.describe(&item, name, &lmeta) else {
-                    // The server's own: not a word. Anything else kept it
-                    // from being looked at.
-                    if !self.is_fenced(&item) {
-                        skip(&mut tree, path, SkipReason::Unreadable);
-                    }
+                    // The server's own (or a link to it), or a link's
+                    // target gone meanwhile: not a word.
                     continue;
                 };
                 // Looked at first: what the server keeps for itself is
@@ -150,7 +147,8 @@ impl LocalDisk {
                     skip(&mut tree, path, SkipReason::TooDeep);
                     continue;
                 }
-                if above + path.len() > MAX_PATH {
+                // A path as a client sends it starts with `/`.
+                if above + path.len() + 1 > MAX_PATH {
                     skip(&mut tree, path, SkipReason::TooLong);
                     continue;
                 }

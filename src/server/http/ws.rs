@@ -66,12 +66,19 @@ pub async fn upgrade(
     // in turn, but the library answers every ping with a pong of its own,
     // and without a bound a client that pings and never reads would pile
     // them up here. At the bound one pong is kept (the latest), as the
-    // protocol allows.
+    // protocol allows. The bound holds the largest event there is (every
+    // room with the longest topic, escaped: `/rooms`); pings past a few a
+    // second end the connection (see `PINGS`).
+    let largest = hub.limits().rooms.saturating_mul(6 * max + 256);
     ws.max_message_size(max + 1024)
         .max_frame_size(max + 1024)
-        .max_write_buffer_size(2 * (max + 1024) + (512 << 10))
+        .max_write_buffer_size(largest.max(8 << 20) + (1 << 20))
         .on_upgrade(move |socket| run(socket, web, hub, nick, rooms, owner))
 }
+
+/// At most this many pings in this long: a keep-alive sends one every
+/// several seconds; a flood is ended.
+const PINGS: (u32, std::time::Duration) = (64, std::time::Duration::from_secs(10));
 
 fn text(ev: &Delivery) -> Message {
     Message::Text(Utf8Bytes::from(
@@ -111,6 +118,7 @@ async fn run(
     let dropped = member.dropped.clone();
     let stop = web.ctx.stop.clone();
     let reading = async {
+        let mut pings = (std::time::Instant::now(), 0u32);
         let why: Option<String> = loop {
             let msg = tokio::select! {
                 m = rx.next() => m,
@@ -123,7 +131,18 @@ async fn run(
                     member.tell("send text, not binary".into());
                     continue;
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Ping(_))) => {
+                    let now = std::time::Instant::now();
+                    if now.duration_since(pings.0) > PINGS.1 {
+                        pings = (now, 0);
+                    }
+                    pings.1 += 1;
+                    if pings.1 > PINGS.0 {
+                        break Some("too many pings".into());
+                    }
+                    continue;
+                }
+                Some(Ok(Message::Pong(_))) => continue,
                 // Oversized frames end here too: the library refuses them.
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break None,
             };

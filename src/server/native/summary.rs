@@ -38,7 +38,7 @@ pub(super) fn describe(req: &Request) -> String {
                 cmd.truncate(cut);
                 cmd.push_str("...");
             }
-            format!("{cmd} (in /{})", e.cwd)
+            format!("{cmd} (in /{})", e.cwd.trim_start_matches('/'))
         }
         _ => String::new(),
     };
