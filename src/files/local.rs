@@ -439,22 +439,29 @@ impl Storage for LocalDisk {
         let mut removed = 0;
         let mut stack = vec![self.root.clone()];
         while let Some(dir) = stack.pop() {
-            let Ok(items) = fs::read_dir(&dir) else {
+            // Each folder opened with no link followed, read and swept
+            // through that descriptor: one swapped for a link meanwhile is
+            // never swept in its place.
+            let Ok(folder) = self.open_folder(&dir) else {
                 continue;
             };
-            for item in items.flatten() {
-                let Ok(kind) = item.file_type() else { continue };
-                let path = item.path();
-                if kind.is_dir() {
+            let Ok(names) = listing::names_in(&folder) else {
+                continue;
+            };
+            for name in names {
+                let Ok(meta) = meta_at(&folder, &name) else {
+                    continue;
+                };
+                let path = dir.join(&name);
+                if meta.is_dir() {
                     stack.push(path);
                     continue;
                 }
-                if !kind.is_file() || !item.file_name().to_string_lossy().ends_with(PART_SUFFIX) {
+                if !meta.is_file() || !name.to_string_lossy().ends_with(PART_SUFFIX) {
                     continue;
                 }
-                let old = item
-                    .metadata()
-                    .and_then(|m| m.modified())
+                let old = meta
+                    .modified()
                     .ok()
                     .and_then(|t| t.elapsed().ok())
                     .is_some_and(|age| age > max_age);
@@ -463,7 +470,9 @@ impl Storage for LocalDisk {
                     .lock()
                     .map(|set| set.iter().any(|t| super::part::part_path(t) == path))
                     .unwrap_or(true);
-                if old && !busy && fs::remove_file(&path).is_ok() {
+                use nix::unistd::{UnlinkatFlags, unlinkat};
+                let gone = || unlinkat(&folder, name.as_os_str(), UnlinkatFlags::NoRemoveDir);
+                if old && !busy && gone().is_ok() {
                     removed += 1;
                 }
             }

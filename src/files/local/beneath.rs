@@ -234,6 +234,27 @@ mod tests {
         );
     }
 
+    /// The same race against the sweep of old partial files: the one
+    /// outside is never removed.
+    #[test]
+    fn a_racing_swap_never_sweeps_outside() {
+        let (_t, root, out, disk) = setup();
+        fs::write(out.join(".f.ferry-part"), SECRET).unwrap();
+        let mut swept = 0;
+        while_swapping(&root, &out, || {
+            // An old partial file inside, swept each time.
+            let inside = root.join("a/.g.ferry-part");
+            if fs::write(&inside, INSIDE).is_ok() {
+                swept += disk.sweep_partials(Duration::ZERO);
+            }
+            assert!(
+                out.join(".f.ferry-part").exists(),
+                "the sweep left the root"
+            );
+        });
+        assert!(swept > 0, "nothing was swept");
+    }
+
     /// Runs `f` over and over (for 1.5 s at most, 20,000 times at most)
     /// while another thread swaps `root/a` for a link to `out` and back
     /// as fast as it can.

@@ -187,7 +187,7 @@ impl LocalDisk {
 
 /// The names in the open folder `dir`, read through its descriptor (never
 /// by path again), without `.` and `..`.
-fn names_in(dir: &File) -> io::Result<Vec<OsString>> {
+pub(super) fn names_in(dir: &File) -> io::Result<Vec<OsString>> {
     let mut d = nix::dir::Dir::from_fd(OwnedFd::from(dir.try_clone()?))?;
     let mut out = Vec::new();
     for e in d.iter() {
