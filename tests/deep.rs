@@ -130,20 +130,7 @@ fn paths_deeper_than_128_folders_are_refused_and_left_out_by_name() {
         assert!(ok.unwrap().success());
     };
     copy("tree2");
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-X",
-            "DELETE",
-            &url("/tree/"),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "204");
+    assert_eq!(common::curl(&["-X", "DELETE", &url("/tree/")]).0, 204);
     assert!(!r.join("tree").exists());
     let (code, _, err) = run_cli(&["rm", "-r", &at("/tree2")], &[]);
     assert_eq!(code, 0, "{err}");

@@ -16,16 +16,25 @@ fn curl(jar: &std::path::Path, args: &[&str]) -> (u16, String) {
     common::curl(&all)
 }
 
-#[test]
-fn share_links_grant_what_they_say_and_no_more() {
+/// A served folder with `photos/a.jpg`, `private/s.txt` and an empty
+/// `drop`.
+fn shared_tree() -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
-    for d in ["photos/sub", "private", "drop"] {
+    for d in ["photos", "private", "drop"] {
         std::fs::create_dir_all(r.join(d)).unwrap();
     }
     std::fs::write(r.join("photos/a.jpg"), "jpeg").unwrap();
-    std::fs::write(r.join("photos/sub/b.txt"), "bee").unwrap();
     std::fs::write(r.join("private/s.txt"), "secret").unwrap();
+    root
+}
+
+#[test]
+fn share_links_grant_what_they_say_and_no_more() {
+    let root = shared_tree();
+    let r = root.path();
+    std::fs::create_dir(r.join("photos/sub")).unwrap();
+    std::fs::write(r.join("photos/sub/b.txt"), "bee").unwrap();
     let etc = tempfile::tempdir().unwrap();
     let cfg = etc.path().join("ferry.toml");
     let text = format!(
@@ -262,13 +271,8 @@ fn the_token_holder_revokes_any_link_by_its_id_and_nobody_else_does() {
 #[test]
 fn a_link_inside_a_shared_folder_does_not_widen_the_share() {
     use std::os::unix::fs::symlink;
-    let root = tempfile::tempdir().unwrap();
+    let root = shared_tree();
     let r = root.path();
-    for d in ["photos", "private", "drop"] {
-        std::fs::create_dir_all(r.join(d)).unwrap();
-    }
-    std::fs::write(r.join("photos/a.jpg"), "jpeg").unwrap();
-    std::fs::write(r.join("private/s.txt"), "secret").unwrap();
     symlink("../private/s.txt", r.join("photos/x")).unwrap();
     symlink("../private", r.join("photos/p")).unwrap();
     symlink("../private", r.join("drop/sub")).unwrap();
