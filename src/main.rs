@@ -24,6 +24,12 @@ unsafe extern "C" {
     // use.
     fn mi_collect(force: bool);
     fn mi_is_in_heap_region(p: *const u8) -> bool;
+    // mimalloc's own start (`src/init.c`), which it runs from a
+    // constructor as the program loads unless built with
+    // `MI_PRIM_HAS_PROCESS_ATTACH` (see `.cargo/config.toml`), and whether
+    // it has run.
+    fn _mi_auto_process_init();
+    fn _mi_preloading() -> bool;
 }
 
 /// The allocator behind [`ALLOC`]: mimalloc once [`chosen::serving`] has
@@ -37,8 +43,22 @@ mod chosen {
 
     static SERVING: AtomicBool = AtomicBool::new(false);
 
-    /// From here on, new memory comes from mimalloc.
+    /// From here on, new memory comes from mimalloc. Called on the main
+    /// thread before any other starts.
+    #[allow(unsafe_code)]
     pub(super) fn serving() {
+        // mimalloc is built without the constructor that would start it as
+        // the program loads (it read its ~30 options from the environment,
+        // name by name, and set up the main heap: as much of a client
+        // command's start as all of its own `main`); the server starts it
+        // here instead. A build that kept the constructor has started it.
+        // SAFETY: both take no arguments; the start runs once, on the
+        // main thread, before any allocation from mimalloc.
+        unsafe {
+            if super::_mi_preloading() {
+                super::_mi_auto_process_init();
+            }
+        }
         SERVING.store(true, Ordering::Relaxed);
     }
 

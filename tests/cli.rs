@@ -402,3 +402,40 @@ fn kernel_files_are_sent_whole_and_never_served() {
     assert!(!dest.exists());
     assert!(partial_files(local.path()).is_empty());
 }
+
+/// mimalloc, the server's allocator, starts with `ferry serve` and not
+/// as the program loads: a client command pays nothing for it. Its start
+/// is where it reads its options, so asking it to print them shows
+/// whether it ran.
+#[test]
+fn mimalloc_starts_for_the_server_alone() {
+    use std::io::{BufRead, BufReader};
+    for args in [&["--version"][..], &["subnet", "10.0.0.0/8"]] {
+        let out = Command::new(common::ferry_bin())
+            .args(args)
+            .env("MIMALLOC_VERBOSE", "1")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {err}");
+        assert!(!err.contains("mimalloc"), "{args:?}: {err}");
+    }
+    let root = tempfile::tempdir().unwrap();
+    let mut child = Command::new(common::ferry_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-discovery"])
+        .arg(root.path())
+        .env("MIMALLOC_VERBOSE", "1")
+        .env("FERRY_STATE_DIR", root.path().join(".state"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let first = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .next()
+        .map(|l| l.unwrap_or_default())
+        .unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(first.starts_with("mimalloc: "), "{first}");
+}
