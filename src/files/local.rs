@@ -368,6 +368,8 @@ impl Storage for LocalDisk {
             _ => {}
         }
         if force {
+            super::part::refuse_special(&tfolder, tname.as_ref())
+                .map_err(|e| FilesError::from_io(to, e))?;
             nix::fcntl::renameat(&ffolder, fname.as_str(), &tfolder, tname.as_str())
                 .map_err(|e| FilesError::from_io(to, e.into()))
         } else {

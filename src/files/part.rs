@@ -134,7 +134,7 @@ fn classify_stat(st: &nix::sys::stat::FileStat) -> Found {
 /// puts at a name replaces a file or a link, never one of those, even
 /// when told to overwrite. Run as root, a download "over" `/dev/null`
 /// would otherwise replace the device with a regular file.
-fn refuse_special(dir: &File, name: &OsStr) -> io::Result<()> {
+pub fn refuse_special(dir: &File, name: &OsStr) -> io::Result<()> {
     match nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) => match special(st.st_mode) {
             Some(what) => Err(special_there(what)),

@@ -310,6 +310,39 @@ impl Files {
 }
 
 impl Files {
+    /// Refuses to copy or move `from` into itself, onto a folder that
+    /// holds it, or onto itself under another name, counting where links
+    /// lead: with `latest -> rel/v1`, a copy of `/rel/v1` to
+    /// `/latest/copy` is a folder copied into itself (entry by entry it
+    /// would meet its own copy, down to the depth limit). A copy reads
+    /// through the source's last link; a move moves the link itself.
+    pub async fn into_itself(
+        &self,
+        from: &RelPath,
+        to: &RelPath,
+        copy: bool,
+    ) -> Result<(), FilesError> {
+        let (f, t) = (from.clone(), to.clone());
+        let real = self
+            .blocking(move |s| Ok((s.real(&f, !copy), s.real(&t, true))))
+            .await?;
+        let written = (Some(from.clone()), Some(to.clone()));
+        for (a, b) in [written, real] {
+            let (Some(a), Some(b)) = (a, b) else {
+                continue;
+            };
+            let (a, b) = (a.parts(), b.parts());
+            let nested = a.len() != b.len() && (b.starts_with(a) || a.starts_with(b));
+            if nested || (a == b && from != to) {
+                let verb = if copy { "copy" } else { "move" };
+                return Err(FilesError::Forbidden(format!(
+                    "cannot {verb} {from} to {to}: a folder cannot go into itself, nor onto a folder that holds it, nor a file onto itself"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Copies the file `from` to `to` for `who`: a read of one, and an
     /// upload of the other through [`Files::begin_upload`], so the copy
     /// meets every rule an upload does (rights, size limit, partial file,

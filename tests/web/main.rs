@@ -53,6 +53,7 @@ fn status_of(answer: &str) -> u16 {
 mod access;
 mod archives;
 mod dav;
+mod dav_ends;
 mod limits;
 mod methods;
 mod page;

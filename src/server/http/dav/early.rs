@@ -5,7 +5,7 @@
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::super::{Web, auth, error, files, paths};
+use super::super::{Web, auth, error, paths};
 use crate::files::FilesError;
 
 /// A DELETE, asked whole of the files service before anything goes (a
@@ -69,12 +69,7 @@ pub(super) fn refusal(h: &HeaderMap, e: FilesError) -> Response {
 
 /// What is refused before dav-server sees a request: what it would take
 /// too far, or get wrong.
-pub(super) fn refuse_early(
-    web: &Web,
-    m: &Method,
-    h: &HeaderMap,
-    rel: &crate::files::RelPath,
-) -> Result<(), Response> {
+pub(super) fn refuse_early(m: &Method, h: &HeaderMap) -> Result<(), Response> {
     let bad = |why: &str| Err(error(StatusCode::BAD_REQUEST, why));
     match h.get("depth").map(|v| v.to_str().unwrap_or("").trim()) {
         None | Some("0" | "1") => {}
@@ -88,18 +83,6 @@ pub(super) fn refuse_early(
     if let Some(v) = h.get("if") {
         if !if_header_parses(v.as_bytes()) {
             return bad("the If header does not parse (RFC 4918 section 10.4)");
-        }
-    }
-    if matches!(m.as_str(), "MOVE" | "COPY") {
-        let to = files::destination(&web.ctx, h)?;
-        let (from, dest) = (rel.parts(), to.parts());
-        if from.len() != dest.len() && (dest.starts_with(from) || from.starts_with(dest)) {
-            return Err(error(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "{m} of {rel} to {to}: a folder cannot go into itself, nor onto a folder that holds it"
-                ),
-            ));
         }
     }
     Ok(())

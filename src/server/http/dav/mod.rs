@@ -132,8 +132,17 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
             "partial PUT (Content-Range) is not supported; send the whole file",
         );
     }
-    if let Err(r) = refuse_early(web, &parts.method, h, &rel) {
+    if let Err(r) = refuse_early(&parts.method, h) {
         return r;
+    }
+    if let copy @ ("COPY" | "MOVE") = parts.method.as_str() {
+        let into = match files::destination(&web.ctx, h) {
+            Ok(to) => web.ctx.files.into_itself(&rel, &to, copy == "COPY").await,
+            Err(r) => return r,
+        };
+        if let Err(e) = into {
+            return early::refusal(h, e);
+        }
     }
     // dav-server removes a folder an entry at a time, the folder last: the
     // removal is asked whole first, so a refusal leaves everything there.

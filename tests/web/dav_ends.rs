@@ -1,0 +1,110 @@
+//! What a WebDAV COPY or MOVE meets at its ends: a folder never goes into
+//! itself through a link, nor a file onto itself under another name, and
+//! only a file or a link is ever replaced.
+
+use super::*;
+
+#[tokio::test]
+async fn a_copy_or_move_through_a_link_never_goes_into_itself() {
+    let s = TestServer::start(|_| {}).await;
+    let c = http();
+    let link = |to: &str, at: &str| std::os::unix::fs::symlink(to, s.path(at)).unwrap();
+    std::fs::create_dir_all(s.path("rel/v1")).unwrap();
+    std::fs::write(s.path("rel/v1/app.bin"), "app").unwrap();
+    link("rel/v1", "latest");
+    link("rel", "alias");
+    std::fs::create_dir(s.path("shared")).unwrap();
+    std::fs::write(s.path("shared/big.bin"), "big").unwrap();
+    link(".", "shared/loop");
+    for (m, from, to) in [
+        // The destination, through a link, inside the source.
+        ("COPY", "/rel/v1/", "/latest/copy/"),
+        ("MOVE", "/rel/v1/", "/latest/moved/"),
+        ("COPY", "/rel/", "/latest/up/"),
+        // The source a link to a folder that holds the destination.
+        ("COPY", "/shared/loop", "/shared/c/"),
+        // A file onto itself under another name.
+        ("COPY", "/alias/v1/app.bin", "/rel/v1/app.bin"),
+        ("MOVE", "/alias/v1/app.bin", "/rel/v1/app.bin"),
+    ] {
+        let r = c
+            .request(method(m), url(&s, from))
+            .header("Destination", to)
+            .header("Overwrite", "T")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{m} {from} {to}");
+        assert!(
+            r.text().await.unwrap().contains("itself"),
+            "{m} {from} {to}"
+        );
+        assert_eq!(std::fs::read(s.path("rel/v1/app.bin")).unwrap(), b"app");
+    }
+    for made in ["rel/v1/copy", "rel/v1/moved", "rel/v1/up", "shared/c"] {
+        assert!(!s.path(made).exists(), "{made}");
+    }
+    assert_eq!(std::fs::read(s.path("shared/big.bin")).unwrap(), b"big");
+    // Through the same links to somewhere else: copied as asked.
+    let r = c
+        .request(method("COPY"), url(&s, "/latest/"))
+        .header("Destination", "/elsewhere/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(std::fs::read(s.path("elsewhere/app.bin")).unwrap(), b"app");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_move_replaces_a_file_or_a_link_never_a_fifo_or_a_device() {
+    let s = TestServer::start(|_| {}).await;
+    let c = http();
+    nix::unistd::mkfifo(
+        &s.path("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    std::os::unix::net::UnixListener::bind(s.path("sock")).unwrap();
+    std::fs::write(s.path("m.txt"), "moved").unwrap();
+    for at in ["fifo", "sock"] {
+        let r = c
+            .request(method("MOVE"), url(&s, "/m.txt"))
+            .header("Destination", format!("/{at}"))
+            .header("Overwrite", "T")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{at}");
+        assert!(r.text().await.unwrap().contains("only a file or a link"));
+        assert_eq!(std::fs::read(s.path("m.txt")).unwrap(), b"moved");
+    }
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::symlink_metadata(s.path("fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    assert!(
+        std::fs::symlink_metadata(s.path("sock"))
+            .unwrap()
+            .file_type()
+            .is_socket()
+    );
+    // A link is replaced (the link, not what it leads to).
+    std::fs::write(s.path("target.txt"), "kept").unwrap();
+    std::os::unix::fs::symlink("target.txt", s.path("ln")).unwrap();
+    let r = c
+        .request(method("MOVE"), url(&s, "/m.txt"))
+        .header("Destination", "/ln")
+        .header("Overwrite", "T")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(std::fs::read(s.path("ln")).unwrap(), b"moved");
+    assert_eq!(std::fs::read(s.path("target.txt")).unwrap(), b"kept");
+    s.stop().await;
+}
