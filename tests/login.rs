@@ -185,3 +185,49 @@ fn a_login_is_kept_and_stands_for_its_account_until_it_ends() {
     assert!(!log.contains("ferry1."), "{log}");
     assert!(!log.contains(&link), "{log}");
 }
+
+/// HTTP Basic takes an account's name and password, or any other name
+/// with the token: a wrong answer takes a password's check either way,
+/// so its time does not tell which names are accounts. Each try comes
+/// from a loopback address of its own, before any throttle.
+#[test]
+fn a_wrong_basic_login_takes_as_long_whatever_the_name() {
+    let root = tempfile::tempdir().unwrap();
+    let etc = tempfile::tempdir().unwrap();
+    let cfg = etc.path().join("ferry.toml");
+    let text = format!(
+        "[users.alice]\npassword_hash = \"{}\"\nrights = [\"/:read\"]\n\n[anonymous]\nrights = []\n",
+        passwd_hash("alice-password")
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let srv = spawn_bin_server_with_state(
+        root.path(),
+        &etc.path().join("state"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let url = format!("http://127.0.0.1:{}/", srv.port);
+    let took = |from: &str, user: &str| -> f64 {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}"])
+            .args(["--interface", from, "-u", &format!("{user}:wrong"), &url])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (code, secs) = text.split_once(' ').unwrap();
+        assert_eq!(code, "401", "{user}");
+        secs.parse().unwrap()
+    };
+    let account = took("127.0.0.21", "alice");
+    // A password's check here is argon2id at its defaults (19 MiB, two
+    // passes): tens of milliseconds, where a token's comparison is none.
+    let others = ["127.0.0.22", "127.0.0.23", "127.0.0.24"]
+        .iter()
+        .zip(["nosuch", "bob", "root"])
+        .map(|(from, user)| took(from, user))
+        .fold(f64::MAX, f64::min);
+    assert!(account >= 0.005, "{account}");
+    assert!(
+        others >= 0.005,
+        "an answer for a name that is no account in {others} s"
+    );
+}

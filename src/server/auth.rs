@@ -329,6 +329,23 @@ impl Gate {
 }
 
 impl Gate {
+    /// [`Gate::check`] for the token sent as HTTP Basic's password under a
+    /// name that is no account. A wrong one is answered only after the
+    /// check of a password (against a hash no password matches), as long
+    /// as a wrong password of an account takes: the time of the answer
+    /// does not tell account names from other names.
+    pub async fn check_as_password(&self, ip: IpAddr, candidate: &Secret) -> Verdict {
+        let verdict = self.check(ip, candidate).await;
+        if verdict == Verdict::Wrong {
+            let pw = candidate.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                crate::access::accounts::verify_password(dummy_hash(), pw.expose())
+            })
+            .await;
+        }
+        verdict
+    }
+
     /// Checks an account's login token once its turn has come.
     async fn login_token(
         &self,

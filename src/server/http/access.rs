@@ -90,6 +90,36 @@ pub(super) fn unread(tag: &Arc<(String, String)>, status: StatusCode) {
     });
 }
 
+/// The request's target as the log shows it: its path and the names in
+/// its query, never a value (a token, a password or a search someone
+/// typed into a query string stays out of the log), nor a share link's
+/// token, nor the user and password of an absolute URL; peer text
+/// escaped, and a quote, which would end the field early for a log
+/// parser, as `%22`.
+fn target(uri: &Uri) -> String {
+    let path = uri.path();
+    let mut t = match path.strip_prefix(SHARE) {
+        Some(rest) if !rest.is_empty() => format!("{SHARE}…"),
+        _ => escape(path).into_owned(),
+    };
+    if let Some(q) = uri.query() {
+        t.push('?');
+        for (i, pair) in q.split('&').enumerate() {
+            if i > 0 {
+                t.push('&');
+            }
+            match pair.split_once('=') {
+                Some((name, _)) => {
+                    t.push_str(&escape(name));
+                    t.push_str("=…");
+                }
+                None => t.push_str(&escape(pair)),
+            }
+        }
+    }
+    t.replace('"', "%22")
+}
+
 /// One log line, peer text escaped.
 fn write(l: &Line, sent: u64) {
     let (span, ip) = &*l.tag;
@@ -101,17 +131,7 @@ fn write(l: &Line, sent: u64) {
         m.push_str("] \"");
         m.push_str(&escape(l.method.as_str()));
         m.push(' ');
-        // A quote would end the request field early for a log parser.
-        let target = match l.uri.path_and_query() {
-            Some(pq) if l.uri.scheme().is_none() => escape(pq.as_str()).into_owned(),
-            _ => escape(&l.uri.to_string()).into_owned(),
-        };
-        // A share link is a credential: its token never reaches the log.
-        let target = match target.strip_prefix(SHARE) {
-            Some(rest) if !rest.is_empty() => format!("{SHARE}…"),
-            _ => target,
-        };
-        m.push_str(&target.replace('"', "%22"));
+        m.push_str(&target(&l.uri));
         m.push_str(match l.version {
             Version::HTTP_09 => " HTTP/0.9\" ",
             Version::HTTP_10 => " HTTP/1.0\" ",
@@ -130,4 +150,27 @@ fn write(l: &Line, sent: u64) {
         m.push_str(n.format(tenths % 10));
         m.push_str("ms");
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_keeps_no_credential_of_a_target() {
+        for (uri, want) in [
+            ("/a/b.txt?tar", "/a/b.txt?tar"),
+            (
+                "/.ferry/login?token=SECRET&next=/x",
+                "/.ferry/login?token=…&next=…",
+            ),
+            ("/.ferry/share/SECRET", "/.ferry/share/…"),
+            ("http://user:SECRET@host:8/p?q=SECRET", "/p?q=…"),
+            ("/say%22quote?x%22=1", "/say%22quote?x%22=…"),
+        ] {
+            let got = target(&uri.parse().unwrap());
+            assert_eq!(got, want, "{uri}");
+            assert!(!got.contains("SECRET"), "{uri}: {got}");
+        }
+    }
 }

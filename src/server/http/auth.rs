@@ -51,8 +51,9 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// What an `Authorization` header presents.
 enum Presented {
-    /// The server's token (Bearer, or Basic whose user is no account).
-    Token(Secret),
+    /// The server's token: Bearer, or (`basic`) Basic whose user is no
+    /// account.
+    Token { token: Secret, basic: bool },
     /// An account's name and password (Basic).
     Login(String, Secret),
 }
@@ -63,7 +64,10 @@ fn presented(headers: &HeaderMap, policy: &access::Policy) -> Option<Presented> 
     let (scheme, rest) = v.trim().split_once(' ')?;
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("bearer") {
-        return Some(Presented::Token(Secret::new(rest)));
+        return Some(Presented::Token {
+            token: Secret::new(rest),
+            basic: false,
+        });
     }
     if scheme.eq_ignore_ascii_case("basic") {
         let raw = base64::engine::general_purpose::STANDARD
@@ -74,7 +78,10 @@ fn presented(headers: &HeaderMap, policy: &access::Policy) -> Option<Presented> 
         if policy.account(user).is_some() {
             return Some(Presented::Login(user.to_string(), Secret::new(pass)));
         }
-        return Some(Presented::Token(Secret::new(pass)));
+        return Some(Presented::Token {
+            token: Secret::new(pass),
+            basic: true,
+        });
     }
     None
 }
@@ -89,7 +96,7 @@ pub fn claimed(web: &Web, headers: &HeaderMap) -> String {
     }
     match presented(headers, policy) {
         Some(Presented::Login(name, _)) => return name,
-        Some(Presented::Token(t)) => return web.ctx.gate.holder_name(&t),
+        Some(Presented::Token { token, .. }) => return web.ctx.gate.holder_name(&token),
         None => {}
     }
     if let Some(who) = cookie(headers, COOKIE).and_then(|id| {
@@ -116,7 +123,11 @@ pub async fn who(web: &Web, headers: &HeaderMap) -> Result<Who, Response> {
         policy.newcomer()
     } else {
         match presented(headers, policy) {
-            Some(Presented::Token(token)) => match gate.check(web.peer.ip(), &token).await {
+            Some(Presented::Token { token, basic }) => match if basic {
+                gate.check_as_password(web.peer.ip(), &token).await
+            } else {
+                gate.check(web.peer.ip(), &token).await
+            } {
                 Verdict::Right => access::Who::TokenHolder,
                 Verdict::User(i) => access::Who::User(i),
                 Verdict::Wrong => return Err(unauthorized(headers, "wrong token")),
