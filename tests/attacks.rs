@@ -129,6 +129,17 @@ async fn other_protocols_never_reach_the_chat_or_its_history() {
         .concat(),
         format!("USER alice\r\nPASS {secret}\r\n").into(),
         format!("EHLO x\r\nAUTH PLAIN {secret}\r\n").into(),
+        // What IRC, POP3 and IMAP clients send at once, and logins in the
+        // lower case their servers take too.
+        format!("CAP LS 302\r\nPASS {secret}\r\nNICK bob\r\nUSER bob 0 * :bob\r\n").into(),
+        format!("CAPA\r\nUSER bob\r\nPASS {secret}\r\n").into(),
+        format!("a001 login bob {secret}\r\n").into(),
+        format!("user bob\r\npass {secret}\r\n").into(),
+        format!("hello\r\npass {}\r\n", &secret[6..]).into(),
+        // Requests a lenient parser would not take, and their headers.
+        format!("GET\0/ HTTP/1.1\r\nX-Api-Key: {secret}\r\n\r\n").into(),
+        format!("GET\u{a0}/ HTTP/1.1\r\nX-Api-Key: {secret}\r\n\r\n").into(),
+        format!("G\rET / HTTP/1.1\r\nX: {secret}\r\n\r\n").into(),
         // Arriving a byte at a time is the same request.
         format!("M-SEARCH * HTTP/1.1\r\nAuthorization: {secret}\r\n\r\n").into(),
     ];
@@ -144,18 +155,43 @@ async fn other_protocols_never_reach_the_chat_or_its_history() {
         let _ = tokio::time::timeout(Duration::from_secs(3), t.read_to_end(&mut out)).await;
         assert!(!String::from_utf8_lossy(&out).contains("welcome"));
     }
+    // A classic client's length, then (after the sniffer has given up)
+    // its header: binary framing, never chat.
+    {
+        let mut t = TcpStream::connect(s.addr).await.unwrap();
+        t.write_all(b"\x2e\0\0\0").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let _ = t
+            .write_all(format!("{{\"cmd\":\"get\",\"x\":\"{secret}\"}}\n").as_bytes())
+            .await;
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(3), t.read_to_end(&mut out)).await;
+        assert!(String::from_utf8_lossy(&out).contains("another protocol"));
+    }
     let mut answered = 0;
     for (i, req) in requests.iter().enumerate() {
         let reply = first_bytes(&s, req, i == requests.len() - 1).await;
         // Text-protocol logins (FTP, SMTP) look like chat until their first
         // line: the chat door closes them before anything is posted.
-        let text_login = req.starts_with(b"USER") || req.starts_with(b"EHLO");
+        let text_login = [
+            &b"USER"[..],
+            b"EHLO",
+            b"CAP",
+            b"a001",
+            b"user",
+            b"hello",
+            b"G",
+        ]
+        .iter()
+        .any(|p| req.starts_with(p));
         if text_login {
             let mut t = TcpStream::connect(s.addr).await.unwrap();
             t.write_all(req).await.unwrap();
             let mut out = String::new();
             let _ = tokio::time::timeout(Duration::from_secs(5), t.read_to_string(&mut out)).await;
-            assert!(out.contains("another protocol's login"), "{out}");
+            // (A mangled request line may be the web door's instead.)
+            let web = req.starts_with(b"G") && out.starts_with("HTTP/1.1 400");
+            assert!(out.contains("another protocol") || web, "{out}");
         } else {
             assert!(
                 !reply.contains("welcome to ferry chat"),

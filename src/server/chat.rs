@@ -43,6 +43,10 @@ const MAX_IOV: usize = 64;
 /// reading.
 const WRITE_DEADLINE: Duration = Duration::from_secs(30);
 
+/// How long after a text client connects its lines are looked at as a
+/// program's opening lines (a login, a request) as well as chat.
+const EARLY: Duration = Duration::from_secs(3);
+
 /// Splits a byte stream into lines of at most `max` bytes. A longer line is
 /// skipped up to its end and reported once, so one oversized paste costs
 /// one error rather than a stream of fragments. Hand-written because
@@ -153,28 +157,6 @@ enum Ending {
 }
 
 /// Serves a plain-text chat connection (nc, telnet, socat).
-/// Whether a text client's line is another protocol's credentials rather
-/// than chat: an HTTP credential header on any line, or on the first line a
-/// login command of FTP, POP3, SMTP, IMAP or Redis, in the upper case their
-/// clients send.
-fn foreign_line(line: &str, first: bool) -> bool {
-    let lower = line.trim_start().to_ascii_lowercase();
-    if ["authorization:", "proxy-authorization:", "cookie:"]
-        .iter()
-        .any(|h| lower.starts_with(h))
-    {
-        return true;
-    }
-    if !first {
-        return false;
-    }
-    let mut words = line.split_ascii_whitespace();
-    let one = words.next().unwrap_or("");
-    let two = words.next().unwrap_or("");
-    ["USER", "PASS", "AUTH", "EHLO", "HELO", "APOP", "STARTTLS"].contains(&one)
-        || ["LOGIN", "AUTHENTICATE"].contains(&two)
-}
-
 pub(super) async fn serve_text(stream: Stream, initial: BytesMut, peer: SocketAddr, ctx: Arc<Ctx>) {
     let Some(hub) = ctx.chat.clone() else {
         return super::refuse::text_line(
@@ -237,6 +219,7 @@ pub(super) async fn serve_text(stream: Stream, initial: BytesMut, peer: SocketAd
         let not_utf8 = "line is not valid UTF-8; not sent";
         let mut pending: Option<String> = None;
         let mut first_line = true;
+        let opened = std::time::Instant::now();
         let why = loop {
             let first = match pending.take() {
                 Some(l) => l,
@@ -288,14 +271,11 @@ pub(super) async fn serve_text(stream: Stream, initial: BytesMut, peer: SocketAd
             }
             // A client of another protocol that reached the chat after
             // all: its login is never posted.
-            if batch
-                .iter()
-                .enumerate()
-                .any(|(i, l)| foreign_line(l, first_line && i == 0))
-            {
-                info!("chat (text): another protocol's login; closed, nothing posted");
+            let early = first_line || opened.elapsed() < EARLY;
+            if batch.iter().any(|l| foreign::foreign_line(l, early)) {
+                info!("chat (text): another protocol's lines; closed, nothing posted");
                 break Ending::Kicked(
-                    "that looks like another protocol's login, not chat; nothing was sent".into(),
+                    "that looks like another protocol, not chat; nothing was sent".into(),
                 );
             }
             first_line = false;
@@ -596,5 +576,6 @@ async fn write_events(
     }
 }
 
+mod foreign;
 #[cfg(test)]
 mod tests;

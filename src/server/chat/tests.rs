@@ -109,27 +109,3 @@ async fn reads_grow_for_a_flood_and_shrink_for_a_trickle() {
         lines.buf.capacity()
     );
 }
-
-#[test]
-fn another_protocols_login_is_not_chat() {
-    for (line, first) in [
-        ("USER alice", true),
-        ("PASS s3cret", true),
-        ("AUTH s3cret", true),
-        ("EHLO mail.example", true),
-        ("a1 LOGIN alice s3cret", true),
-        ("Authorization: Basic eDp5", false),
-        ("  cookie: session=1", false),
-    ] {
-        assert!(foreign_line(line, first), "{line}");
-    }
-    for (line, first) in [
-        ("user error, again", true),
-        ("pass the salt", true),
-        ("USER alice", false),
-        ("the authorization: came through", false),
-        ("hello", true),
-    ] {
-        assert!(!foreign_line(line, first), "{line}");
-    }
-}
