@@ -216,7 +216,9 @@ fn open_plain(dir: &File, name: &OsStr) -> io::Result<File> {
             | OFlag::O_NOCTTY
             | OFlag::O_NONBLOCK
             | OFlag::O_CLOEXEC;
-        let fd = match nix::fcntl::openat(dir, name, flags, Mode::from_bits_truncate(0o644)) {
+        // Only the server's user reads a file being written; it gets its
+        // final mode as it is moved into place.
+        let fd = match nix::fcntl::openat(dir, name, flags, Mode::from_bits_truncate(0o600)) {
             Ok(fd) => fd,
             // A symlink appeared between the look and the open.
             Err(Errno::ELOOP) => continue,
@@ -235,6 +237,24 @@ fn open_plain(dir: &File, name: &OsStr) -> io::Result<File> {
         "{} keeps changing; refusing to write there",
         crate::text::escape(&name.to_string_lossy())
     )))
+}
+
+/// The mode of a finished file: `0644` less the process's umask, as a
+/// file created in one go would have (a partial file is `0600` until
+/// then). The umask is read from `/proc/self/status`, as setting it to
+/// learn it would change it for every thread meanwhile.
+fn finished_mode() -> Mode {
+    static MODE: std::sync::OnceLock<Mode> = std::sync::OnceLock::new();
+    *MODE.get_or_init(|| {
+        let umask = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("Umask:"))?;
+                u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+            })
+            .unwrap_or(0o022);
+        Mode::from_bits_truncate(0o644 & !umask)
+    })
 }
 
 /// Cuts `file` from `held` bytes to `to`, leaving a file already that long
@@ -395,6 +415,7 @@ impl PartFile {
             self.file.set_modified(mtime_to_system(m))?;
         }
         self.still_ours()?;
+        nix::sys::stat::fchmod(&self.file, finished_mode()).map_err(io::Error::from)?;
         if overwrite {
             // Replaces a file, or a link, at the name: never writes
             // through it, and never replaces a device or a FIFO that

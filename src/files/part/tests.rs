@@ -31,6 +31,24 @@ fn nothing_visible_until_finished_and_verified() {
     assert_eq!(m.secs, 1_000_000);
 }
 
+/// A file being written is the server's user's alone (other local users
+/// do not read an upload in progress); a finished one is 0644 less the
+/// umask, as a file written in one go.
+#[test]
+fn a_partial_file_is_read_by_its_owner_alone_until_finished() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("m.bin");
+    let mut p = PartFile::open(&target, false).unwrap();
+    p.start(0, 2).unwrap();
+    p.write(b"ab").unwrap();
+    let mode = |path: &std::path::Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&part_path(&target)), 0o600);
+    p.finish(None, None, false).unwrap();
+    assert_eq!(mode(&target), finished_mode().bits());
+    assert_eq!(finished_mode().bits() & 0o600, 0o600);
+}
+
 #[test]
 fn bad_digest_discards_and_existing_target_is_kept() {
     let dir = tempfile::tempdir().unwrap();
