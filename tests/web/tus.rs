@@ -122,3 +122,101 @@ async fn tus_uploads_resume_where_they_stopped() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     s.stop().await;
 }
+
+/// A PATCH that would take an upload past its announced length is 413,
+/// and what the upload held is kept for the client to go on from.
+#[tokio::test]
+async fn a_patch_past_the_announced_length_is_refused_and_keeps_the_upload() {
+    let s = TestServer::start(|_| {}).await;
+    let c = http();
+    let r = c
+        .post(url(&s, "/.ferry/tus/"))
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", "10")
+        .header("Upload-Metadata", "filename dC5iaW4=")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let loc = r.headers()[header::LOCATION].to_str().unwrap().to_string();
+    let patch = |offset: usize, body: &'static [u8]| {
+        c.patch(url(&s, &loc))
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Offset", offset.to_string())
+            .header(header::CONTENT_TYPE, "application/offset+octet-stream")
+            .body(body)
+            .send()
+    };
+    let offset = || async {
+        let r = c
+            .head(url(&s, &loc))
+            .header("Tus-Resumable", "1.0.0")
+            .send()
+            .await
+            .unwrap();
+        r.headers()["upload-offset"].to_str().unwrap().to_string()
+    };
+    assert_eq!(
+        patch(0, b"0123").await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    let r = patch(4, b"456789-too-much").await.unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(offset().await, "4");
+    // Sent without a length (chunked), it is found out as it comes.
+    let chunked = reqwest::Body::wrap_stream(futures_util::stream::iter([
+        Ok::<_, std::io::Error>(b"4567".to_vec()),
+        Ok(b"89-too-much".to_vec()),
+    ]));
+    let r = c
+        .patch(url(&s, &loc))
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Offset", "4")
+        .header(header::CONTENT_TYPE, "application/offset+octet-stream")
+        .body(chunked)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let at: usize = offset().await.parse().unwrap();
+    assert!((4..10).contains(&at), "{at}");
+    assert!(!s.path("t.bin").exists());
+    let rest: &'static [u8] = &b"0123456789"[at..];
+    assert_eq!(
+        patch(at, rest).await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(std::fs::read(s.path("t.bin")).unwrap(), b"0123456789");
+    // Bytes past the length with the creation: 413, and where the upload
+    // is kept, for the client to go on from.
+    let r = c
+        .post(url(&s, "/.ferry/tus/"))
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", "10")
+        .header("Upload-Metadata", "filename dS5iaW4=")
+        .header(header::CONTENT_TYPE, "application/offset+octet-stream")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter([
+            Ok::<_, std::io::Error>(b"01234".to_vec()),
+            Ok(b"56789-too-much".to_vec()),
+        ])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let loc = r.headers()[header::LOCATION].to_str().unwrap().to_string();
+    let r = c
+        .head(url(&s, &loc))
+        .header("Tus-Resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let at: usize = r.headers()["upload-offset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..10).contains(&at), "{at}");
+    assert!(!s.path("u.bin").exists());
+    s.stop().await;
+}

@@ -250,7 +250,14 @@ async fn create(web: &Web, h: &HeaderMap, body: Body) -> Response {
     let offset = if with_body || length == 0 {
         match append(h, upload, &ticket, 0, body).await {
             Ok(o) => o,
-            Err(r) => return r,
+            // What was kept of a body refused on the way (one past the
+            // length, one that stalled) is where the client goes on.
+            Err(mut r) => {
+                if let Ok(v) = HeaderValue::from_str(&location) {
+                    r.headers_mut().insert(header::LOCATION, v);
+                }
+                return r;
+            }
         }
     } else {
         upload.keep();
