@@ -234,6 +234,15 @@ async fn traversal_attempts_reach_nothing_outside_the_root() {
             );
         }
     }
+    // An encoded slash is no separator: the path is refused, not read as
+    // /pub/a.txt.
+    std::fs::create_dir(s.path("pub")).unwrap();
+    std::fs::write(s.path("pub/a.txt"), "a").unwrap();
+    for a in ["/pub%2fa.txt", "/pub%2Fa.txt"] {
+        let req = format!("GET {a} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        let ans = raw(&s, req.as_bytes()).await;
+        assert_eq!(status_of(&ans), 400, "{a}: {ans}");
+    }
     // A folder redirect never points at another host.
     std::fs::create_dir(s.path("d")).unwrap();
     let ans = raw(

@@ -90,6 +90,19 @@ pub fn target(path: &str) -> Result<(RelPath, bool), Response> {
             "`*` names no path; only OPTIONS may ask about the server itself",
         ));
     }
+    // A name never holds a slash: an encoded one is a path written to
+    // be read two ways (a proxy or a rule before this server may have
+    // taken it for a name).
+    if path
+        .as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f'))
+    {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "an encoded slash (%2F) in a path: names hold no slash",
+        ));
+    }
     let decoded = percent_decode_str(path)
         .decode_utf8()
         .map_err(|_| error(StatusCode::BAD_REQUEST, "the path is not valid UTF-8"))?;
