@@ -230,6 +230,12 @@ def main():
         native.stdin.write("hello from the terminal\n")
         native.stdin.flush()
         wait.until(lambda d: "<native> hello from the terminal" in d.find_element(By.ID, "chat-log").text)
+        # A bidi override and a control character are shown as escapes,
+        # not obeyed.
+        native.stdin.write("flip \u202eright-to-left \x07bell\n")
+        native.stdin.flush()
+        wait.until(lambda d: "<native> flip \\u{202e}right-to-left \\u{7}bell" in d.find_element(By.ID, "chat-log").text)
+        assert "\u202e" not in driver.find_element(By.ID, "chat-log").text
         assert not driver.find_elements(By.CSS_SELECTOR, "#chat-log b")
         accounts_phase(driver, wait, work)
         import browser_page

@@ -833,9 +833,17 @@
   let backoff = 500;
   let wanted = false;
 
+  // What could reorder or hide a line's text (control characters, bidi
+  // overrides and other invisible format characters) is shown as an
+  // escape, as the terminal doors show it; tabs and line ends stay.
+  const HIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]/g;
+  function unhidden(text) {
+    return text.replace(HIDDEN, (c) => "\\u{" + c.codePointAt(0).toString(16) + "}");
+  }
+
   function chatLine(text, kind) {
     const log = document.getElementById("chat-log");
-    const line = el("li", { class: kind || "" }, text);
+    const line = el("li", { class: kind || "" }, unhidden(text));
     log.appendChild(line);
     while (log.children.length > 500) log.removeChild(log.firstChild);
     log.scrollTop = log.scrollHeight;
