@@ -478,6 +478,25 @@ impl PartFile {
         r
     }
 
+    /// Whether the folder of the partial file is still where it was when
+    /// the file was opened. A folder moved meanwhile (it, or one above
+    /// it, renamed by someone else) would take the finished file to
+    /// wherever it went, past the rights the upload was let in by. Where
+    /// `/proc` cannot tell, it is taken to be in place.
+    pub fn folder_in_place(&self) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let Some(want) = self.target.parent() else {
+            return Ok(());
+        };
+        match std::fs::read_link(format!("/proc/self/fd/{}", self.dir.as_raw_fd())) {
+            Ok(now) if now != want => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "the folder this upload was going to was moved or removed meanwhile; nothing was put in place",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Removes the partial file.
     pub fn discard(self) {
         let _ = nix::unistd::unlinkat(

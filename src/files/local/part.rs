@@ -89,6 +89,10 @@ impl Part for LocalPart {
         overwrite: bool,
     ) -> Result<String, FinishError> {
         let part = self.part.take().expect("a part in use holds its file");
+        if let Err(e) = part.folder_in_place() {
+            part.discard();
+            return Err(e.into());
+        }
         // The hold on the name is let go of (with `self`) once the file is
         // in place, so that no other upload of the name reuses the partial
         // file meanwhile.
@@ -107,5 +111,42 @@ impl Part for LocalPart {
 
     fn keep_on_drop(&mut self, keep: bool) {
         self.keep_on_drop = keep;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::files::local::LocalDisk;
+    use crate::files::name::RelPath;
+    use crate::files::storage::Storage;
+
+    /// An upload whose folder another client moves on the way is not put
+    /// in place where the folder went (a folder its uploader may have no
+    /// right to), nor anywhere else.
+    #[test]
+    fn a_folder_moved_during_an_upload_takes_nothing_with_it() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir_all(root.join("alice/rd")).unwrap();
+        std::fs::create_dir_all(root.join("none")).unwrap();
+        let disk = LocalDisk::open(&root).unwrap();
+        let rel = RelPath::parse("alice/rd/f.bin").unwrap();
+        let mut begun = disk.begin_write(&rel, false, false).unwrap();
+        begun.part.start(0, 4).unwrap();
+        begun.part.write(b"ab").unwrap();
+        std::fs::rename(root.join("alice/rd"), root.join("none/rd")).unwrap();
+        begun.part.write(b"cd").unwrap();
+        let e = begun.part.finish(None, None, false).unwrap_err();
+        assert!(e.to_string().contains("moved"), "{e}");
+        assert!(!root.join("none/rd/f.bin").exists());
+        assert!(!root.join("alice/rd").exists());
+        assert_eq!(std::fs::read_dir(root.join("none/rd")).unwrap().count(), 0);
+        // Where nothing moved, the same upload is put in place.
+        std::fs::create_dir_all(root.join("alice/rd")).unwrap();
+        let mut begun = disk.begin_write(&rel, false, false).unwrap();
+        begun.part.start(0, 2).unwrap();
+        begun.part.write(b"ok").unwrap();
+        begun.part.finish(None, None, false).unwrap();
+        assert_eq!(std::fs::read(root.join("alice/rd/f.bin")).unwrap(), b"ok");
     }
 }
