@@ -242,6 +242,8 @@ fn main() -> ExitCode {
     }
     if std::env::args_os().nth(1).is_some_and(|a| a == "serve") {
         chosen::serving();
+        // The mode finished uploads get, learnt while no other thread runs.
+        ferry::files::part::finished_mode();
     }
     quiet_when_stdout_closes();
     let cli = ferry::cli::Cli::parse();

@@ -410,6 +410,21 @@ fn kernel_files_are_sent_whole_and_never_served() {
 #[test]
 fn mimalloc_starts_for_the_server_alone() {
     use std::io::{BufRead, BufReader};
+    // C flags of the builder's own take the place of the project's (see
+    // .cargo/config.toml), and mimalloc then starts as the program loads.
+    let ours = "-DMI_PRIM_HAS_PROCESS_ATTACH";
+    let theirs = [
+        "CFLAGS_x86_64_unknown_linux_gnu",
+        "CFLAGS_x86_64-unknown-linux-gnu",
+        "TARGET_CFLAGS",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some())
+        || std::env::var("CFLAGS").is_ok_and(|v| v != ours);
+    if theirs {
+        common::checked_nothing("built with C flags of the builder's own");
+        return;
+    }
     for args in [&["--version"][..], &["subnet", "10.0.0.0/8"]] {
         let out = Command::new(common::ferry_bin())
             .args(args)

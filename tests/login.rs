@@ -230,4 +230,15 @@ fn a_wrong_basic_login_takes_as_long_whatever_the_name() {
         others >= 0.005,
         "an answer for a name that is no account in {others} s"
     );
+    // A try right after a wrong one for the same name, from another
+    // address, waits its turn (a quarter second after the last) whether
+    // or not the name is an account's.
+    for (first, then, user) in [
+        ("127.0.0.25", "127.0.0.26", "carol"),
+        ("127.0.0.27", "127.0.0.28", "alice"),
+    ] {
+        took(first, user);
+        let again = took(then, user);
+        assert!(again >= 0.1, "{user}'s next try answered in {again} s");
+    }
 }

@@ -323,18 +323,31 @@ impl Files {
         copy: bool,
     ) -> Result<(), FilesError> {
         let (f, t) = (from.clone(), to.clone());
-        let real = self
-            .blocking(move |s| Ok((s.real(&f, !copy), s.real(&t, true))))
+        let (real_from, real_to, fold) = self
+            .blocking(move |s| {
+                let fold = s.ignores_case(&f) || s.ignores_case(&t);
+                Ok((s.real(&f, !copy), s.real(&t, true), fold))
+            })
             .await?;
-        let written = (Some(from.clone()), Some(to.clone()));
-        for (a, b) in [written, real] {
-            let (Some(a), Some(b)) = (a, b) else {
-                continue;
-            };
-            let (a, b) = (a.parts(), b.parts());
-            let nested = a.len() != b.len() && (b.starts_with(a) || a.starts_with(b));
-            if nested || (a == b && from != to) {
-                let verb = if copy { "copy" } else { "move" };
+        let verb = if copy { "copy" } else { "move" };
+        let (Some(real_from), Some(real_to)) = (real_from, real_to) else {
+            return Err(FilesError::Forbidden(format!(
+                "cannot {verb} {from} to {to}: where it leads is not a path in the share"
+            )));
+        };
+        // On a disk that ignores case, `Photos` and `photos` are one
+        // folder; a move from one to the other only renames it.
+        let key = |r: &RelPath, fold: bool| -> Vec<String> {
+            r.parts()
+                .iter()
+                .map(|p| if fold { p.to_lowercase() } else { p.clone() })
+                .collect()
+        };
+        for (a, b) in [(from, to), (&real_from, &real_to)] {
+            let (fa, fb) = (key(a, fold), key(b, fold));
+            let nested = fa.len() != fb.len() && (fb.starts_with(&fa) || fa.starts_with(&fb));
+            let same = key(a, fold && copy) == key(b, fold && copy);
+            if nested || (same && from != to) {
                 return Err(FilesError::Forbidden(format!(
                     "cannot {verb} {from} to {to}: a folder cannot go into itself, nor onto a folder that holds it, nor a file onto itself"
                 )));

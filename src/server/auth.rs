@@ -329,19 +329,39 @@ impl Gate {
 }
 
 impl Gate {
-    /// [`Gate::check`] for the token sent as HTTP Basic's password under a
-    /// name that is no account. A wrong one is answered only after the
-    /// check of a password (against a hash no password matches), as long
-    /// as a wrong password of an account takes: the time of the answer
-    /// does not tell account names from other names.
-    pub async fn check_as_password(&self, ip: IpAddr, candidate: &Secret) -> Verdict {
-        let verdict = self.check(ip, candidate).await;
+    /// [`Gate::check`] for the token (or a login token) sent as HTTP
+    /// Basic's password under `name`, which is no account. It is taken
+    /// as a password is: its turn is the name's as well as the address's,
+    /// and a wrong one is answered only after the check of a password
+    /// (against a hash no password matches). Neither the answer's time
+    /// nor the turns after it tell account names from other names.
+    pub async fn check_as_password(&self, ip: IpAddr, name: &str, candidate: &Secret) -> Verdict {
+        if self.token.is_none() && self.accounts.is_empty() {
+            return Verdict::Right;
+        }
+        let Some(at) = self.take_turn(ip, Some(name)) else {
+            tracing::info!("login refused unchecked: too many recent failures");
+            return Verdict::Throttled(self.delay_for(ip).max(Duration::from_secs(1)));
+        };
+        if at > Instant::now() {
+            tokio::time::sleep_until(at).await;
+        }
+        let c = candidate.expose();
+        let verdict = match (&self.logins, &self.token) {
+            (Some(logins), _) if crate::access::logins::Logins::looks_like(c) => logins
+                .open(c, &self.accounts)
+                .map_or(Verdict::Wrong, Verdict::User),
+            (_, Some(token)) if token.matches(c) => Verdict::Right,
+            _ => Verdict::Wrong,
+        };
         if verdict == Verdict::Wrong {
             let pw = candidate.clone();
             let _ = tokio::task::spawn_blocking(move || {
                 crate::access::accounts::verify_password(dummy_hash(), pw.expose())
             })
             .await;
+        } else {
+            self.succeeded(ip, Some(name));
         }
         verdict
     }

@@ -187,10 +187,11 @@ async fn every_request_is_logged_once() {
         let mut conn = std::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
         let mut req = String::new();
         for i in 0..100 {
-            req += &format!("GET /a.txt?n={c}-{i} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+            // A query's names are logged (its values are not).
+            req += &format!("GET /a.txt?n{c}-{i} HTTP/1.1\r\nHost: localhost\r\n\r\n");
         }
         req += &format!(
-            "GET /a.txt?n={c}-end HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            "GET /a.txt?n{c}-end HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
         );
         std::io::Write::write_all(&mut conn, req.as_bytes()).unwrap();
         let mut out = String::new();
@@ -206,7 +207,7 @@ async fn every_request_is_logged_once() {
     for c in 0..3 {
         let seen: Vec<&str> = log
             .lines()
-            .filter_map(|l| l.split(&format!("?n={c}-")).nth(1))
+            .filter_map(|l| l.split(&format!("?n{c}-")).nth(1))
             .filter_map(|rest| rest.split(' ').next())
             .collect();
         let mut wanted: Vec<String> = (0..100).map(|i| i.to_string()).collect();

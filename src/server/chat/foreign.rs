@@ -7,48 +7,55 @@
 /// header that carries credentials. `early` (the connection's first line,
 /// or a line sent in its first seconds, as a program sends its opening
 /// lines without reading the welcome): also a login or greeting of FTP,
-/// POP3, SMTP, IMAP or IRC, a request line of HTTP and its kin, and bytes
-/// no one types.
+/// POP3, SMTP, IMAP or IRC, a request line of HTTP and its kin, and a NUL.
 pub(super) fn foreign_line(line: &str, early: bool) -> bool {
-    credential_header(line)
+    credential_header(line, early)
         || (early && (typed_by_no_one(line) || request_line(line) || login(line)))
 }
 
 /// `Name: value` where the name is a header that carries a credential:
-/// `Authorization`, `Cookie`, a password's or a token's, any `X-` header.
-fn credential_header(line: &str) -> bool {
+/// `Authorization`, `Cookie`, a password's, a token's, a secret's or an
+/// API key's at any time; early on, also any `X-` header and any name
+/// ending in `-key` or `-auth` (later, `X-Men: tonight?` and `Hot-key:
+/// ctrl+k` are chat).
+fn credential_header(line: &str, early: bool) -> bool {
     let Some((name, _)) = line.split_once(':') else {
         return false;
     };
-    let name = name.trim().to_ascii_lowercase();
+    let name = name.trim().to_ascii_lowercase().replace('_', "-");
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return false;
     }
-    matches!(
-        name.as_str(),
-        "authorization" | "proxy-authorization" | "cookie" | "password" | "api-key"
-    ) || name.starts_with("x-")
-        || [
-            "-token",
-            "-key",
-            "-secret",
-            "-password",
-            "-auth",
-            "-authorization",
-        ]
-        .iter()
-        .any(|end| name.ends_with(end))
+    const ALWAYS: &[&str] = &[
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "password",
+        "passwd",
+        "token",
+        "apikey",
+        "api-key",
+        "x-api-key",
+        "x-auth-token",
+        "private-token",
+    ];
+    let ends = |ends: &[&str]| ends.iter().any(|end| name.ends_with(end));
+    ALWAYS.contains(&name.as_str())
+        || ends(&["-token", "-secret", "-password"])
+        || (early && (name.starts_with("x-") || ends(&["-key", "-auth"])))
 }
 
-/// A NUL or another control character but a tab, a carriage return and
-/// an escape (which arrow keys send): a binary protocol's framing.
+/// A NUL: a binary protocol's framing (a length's high bytes), which no
+/// one types. Other control characters are shown escaped, as a peer may
+/// paste them.
 fn typed_by_no_one(line: &str) -> bool {
-    line.chars()
-        .any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\u{1b}'))
+    line.contains('\0')
 }
 
-/// `METHOD TARGET PROTO/DIGIT`, whatever separates them: a request of
-/// HTTP, RTSP or SIP, even one a lenient parser would not take.
+/// `METHOD TARGET PROTO/DIGIT`, whatever separates them (a method in
+/// capitals, a path, `*` or a URL): a request of HTTP, RTSP or SIP, even
+/// one a lenient parser would not take.
 fn request_line(line: &str) -> bool {
     let words: Vec<&str> = line
         .split(|c: char| c.is_whitespace())
@@ -62,7 +69,12 @@ fn request_line(line: &str) -> bool {
             && p.bytes().all(|b| b.is_ascii_uppercase())
             && v.starts_with(|c: char| c.is_ascii_digit())
     });
-    words.len() >= 3 && first.bytes().all(|b| b.is_ascii_uppercase()) && version
+    // The target before the version: a path, `*`, or a URL or address.
+    let target = words.len() >= 3 && {
+        let t = words[words.len() - 2];
+        t.starts_with('/') || t == "*" || t.contains(':')
+    };
+    target && first.bytes().all(|b| b.is_ascii_uppercase()) && version
 }
 
 /// A login or greeting: one of the commands in the upper case clients
@@ -80,20 +92,27 @@ fn login(line: &str) -> bool {
     if UPPER.contains(&one) {
         return true;
     }
+    // IMAP, in the upper case clients send: any tag, then the command.
+    if matches!(two, "LOGIN" | "AUTHENTICATE") {
+        return true;
+    }
     let (one, two) = (one.to_ascii_lowercase(), two.to_ascii_lowercase());
     match (one.as_str(), words.len()) {
-        ("user" | "pass" | "ehlo" | "helo", 2) => return true,
+        ("user" | "pass" | "auth" | "ehlo" | "helo", 2) => return true,
         ("auth", _) if SASL.contains(&two.as_str()) => return true,
         ("cap", _) if matches!(two.as_str(), "ls" | "req" | "end") => return true,
         _ => {}
     }
-    // IMAP: a tag (with a digit in it), then the command.
-    one.bytes().any(|b| b.is_ascii_digit())
-        && one.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
-        && matches!(
-            two.as_str(),
-            "login" | "authenticate" | "capability" | "starttls"
-        )
+    // IMAP in any case: a tag with a digit in it, then the command with
+    // its arguments (`a1 login NAME PASSWORD`).
+    let tag = one.bytes().any(|b| b.is_ascii_digit())
+        && one.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.');
+    tag && match two.as_str() {
+        "login" => words.len() >= 4,
+        "authenticate" => words.len() >= 3,
+        "capability" | "starttls" => words.len() == 2,
+        _ => false,
+    }
 }
 
 /// SASL mechanisms and the TLS words `AUTH` takes (SMTP, IMAP, FTP).
@@ -149,6 +168,11 @@ mod tests {
             ("X-Api-Key: SECRET1", false),
             ("X-Ferry-Token: SECRET", false),
             ("Private-Token: SECRET", false),
+            ("X_API_KEY: SECRET", true),
+            ("Token: SECRET", false),
+            (". LOGIN alice pw", true),
+            ("A AUTHENTICATE PLAIN", true),
+            ("auth SECRET", true),
         ] {
             assert!(foreign_line(line, early), "{line:?}");
         }
@@ -166,7 +190,12 @@ mod tests {
             ("monkey: banana", false),
             ("note: x-ray at 3", false),
             ("hello", true),
+            ("X-Men: tonight?", false),
+            ("Hot-key: ctrl+k", false),
+            ("I use HTTP/2", true),
+            ("2 login attempts", true),
             ("\u{1b}[A up arrow\t", true),
+            ("\u{1b}[2J\u{1b}]0;pwned\u{7} clear", true),
         ] {
             assert!(!foreign_line(line, early), "{line:?}");
         }

@@ -51,9 +51,12 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// What an `Authorization` header presents.
 enum Presented {
-    /// The server's token: Bearer, or (`basic`) Basic whose user is no
-    /// account.
-    Token { token: Secret, basic: bool },
+    /// The server's token: Bearer, or Basic under `basic`, a user name
+    /// that is no account.
+    Token {
+        token: Secret,
+        basic: Option<String>,
+    },
     /// An account's name and password (Basic).
     Login(String, Secret),
 }
@@ -66,7 +69,7 @@ fn presented(headers: &HeaderMap, policy: &access::Policy) -> Option<Presented> 
     if scheme.eq_ignore_ascii_case("bearer") {
         return Some(Presented::Token {
             token: Secret::new(rest),
-            basic: false,
+            basic: None,
         });
     }
     if scheme.eq_ignore_ascii_case("basic") {
@@ -80,7 +83,7 @@ fn presented(headers: &HeaderMap, policy: &access::Policy) -> Option<Presented> 
         }
         return Some(Presented::Token {
             token: Secret::new(pass),
-            basic: true,
+            basic: Some(user.to_string()),
         });
     }
     None
@@ -123,10 +126,9 @@ pub async fn who(web: &Web, headers: &HeaderMap) -> Result<Who, Response> {
         policy.newcomer()
     } else {
         match presented(headers, policy) {
-            Some(Presented::Token { token, basic }) => match if basic {
-                gate.check_as_password(web.peer.ip(), &token).await
-            } else {
-                gate.check(web.peer.ip(), &token).await
+            Some(Presented::Token { token, basic }) => match match basic {
+                Some(name) => gate.check_as_password(web.peer.ip(), &name, &token).await,
+                None => gate.check(web.peer.ip(), &token).await,
             } {
                 Verdict::Right => access::Who::TokenHolder,
                 Verdict::User(i) => access::Who::User(i),
