@@ -29,19 +29,24 @@ pub fn escape(s: &str) -> Cow<'_, str> {
 }
 
 fn needs_escape(c: char) -> bool {
-    c == '\\'
-        || c.is_control()
-        || matches!(
-            c,
-            '\u{00ad}'
-                | '\u{061c}'
-                | '\u{180e}'
-                | '\u{200b}'..='\u{200f}'
-                | '\u{2028}'..='\u{202e}'
-                | '\u{2060}'..='\u{2069}'
-                | '\u{feff}'
-                | '\u{fff9}'..='\u{fffb}'
-        )
+    c == '\\' || c.is_control() || invisible(c)
+}
+
+/// An invisible format character: a soft hyphen, a zero-width space or
+/// joiner, a bidi mark or override, a line or paragraph separator, a byte
+/// order mark, an interlinear annotation mark.
+pub fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00ad}'
+            | '\u{061c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+    )
 }
 
 #[cfg(test)]

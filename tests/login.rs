@@ -208,13 +208,16 @@ fn a_wrong_basic_login_takes_as_long_whatever_the_name() {
     let url = format!("http://127.0.0.1:{}/", srv.port);
     let took = |from: &str, user: &str| -> f64 {
         let out = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}"])
+            .args(["-s", "-w", "\n%{http_code} %{time_total}"])
             .args(["--interface", from, "-u", &format!("{user}:wrong"), &url])
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let (code, secs) = text.split_once(' ').unwrap();
+        let (body, last) = text.rsplit_once('\n').unwrap();
+        let (code, secs) = last.split_once(' ').unwrap();
         assert_eq!(code, "401", "{user}");
+        // The same words whatever the name.
+        assert_eq!(body.trim(), "wrong user name or password", "{user}");
         secs.parse().unwrap()
     };
     let account = took("127.0.0.21", "alice");

@@ -95,6 +95,7 @@ impl Files {
     /// Moves `from` to `to` (replacing a file there only with `force`), and
     /// tells the followers. The caller has asked the access decision.
     pub async fn rename(&self, from: RelPath, to: RelPath, force: bool) -> Result<(), FilesError> {
+        self.into_itself(&from, &to, false).await?;
         let followers = self.followers.clone();
         self.blocking(move |s| {
             s.rename(&from, &to, force)?;
@@ -314,8 +315,12 @@ impl Files {
     /// holds it, or onto itself under another name, counting where links
     /// lead: with `latest -> rel/v1`, a copy of `/rel/v1` to
     /// `/latest/copy` is a folder copied into itself (entry by entry it
-    /// would meet its own copy, down to the depth limit). A copy reads
-    /// through the source's last link; a move moves the link itself.
+    /// would meet its own copy, down to the depth limit), and a move of
+    /// `/latest` onto `/rel/v1` would replace the folder the link leads
+    /// to with the link. A copy reads through the source's last link; a
+    /// move moves the link itself. Refuses too to put anything where a
+    /// FIFO, a socket or a device is: only a file or a link is replaced
+    /// (WebDAV removes what a COPY or MOVE replaces before it begins).
     pub async fn into_itself(
         &self,
         from: &RelPath,
@@ -323,13 +328,27 @@ impl Files {
         copy: bool,
     ) -> Result<(), FilesError> {
         let (f, t) = (from.clone(), to.clone());
-        let (real_from, real_to, fold) = self
+        let (real_from, real_to, lead, special, fold) = self
             .blocking(move |s| {
                 let fold = s.ignores_case(&f) || s.ignores_case(&t);
-                Ok((s.real(&f, !copy), s.real(&t, true), fold))
+                let special = s
+                    .stat_name(&t)
+                    .is_ok_and(|e| e.kind == super::entry::EntryKind::Other);
+                Ok((
+                    s.real(&f, !copy),
+                    s.real(&t, true),
+                    s.real(&f, false),
+                    special,
+                    fold,
+                ))
             })
             .await?;
         let verb = if copy { "copy" } else { "move" };
+        if special {
+            return Err(FilesError::Forbidden(format!(
+                "cannot {verb} {from} to {to}: a FIFO, socket or device is there, not a file: only a file or a link is ever replaced"
+            )));
+        }
         let (Some(real_from), Some(real_to)) = (real_from, real_to) else {
             return Err(FilesError::Forbidden(format!(
                 "cannot {verb} {from} to {to}: where it leads is not a path in the share"
@@ -343,13 +362,22 @@ impl Files {
                 .map(|p| if fold { p.to_lowercase() } else { p.clone() })
                 .collect()
         };
+        let into = format!(
+            "cannot {verb} {from} to {to}: a folder cannot go into itself, nor onto a folder that holds it, nor a file onto itself"
+        );
         for (a, b) in [(from, to), (&real_from, &real_to)] {
             let (fa, fb) = (key(a, fold), key(b, fold));
             let nested = fa.len() != fb.len() && (fb.starts_with(&fa) || fa.starts_with(&fb));
             let same = key(a, fold && copy) == key(b, fold && copy);
             if nested || (same && from != to) {
+                return Err(FilesError::Forbidden(into));
+            }
+        }
+        // What the source leads to, replaced by (or under) the destination.
+        if let Some(lead) = lead.filter(|l| l != &real_from) {
+            if key(&lead, fold).starts_with(&key(&real_to, fold)) {
                 return Err(FilesError::Forbidden(format!(
-                    "cannot {verb} {from} to {to}: a folder cannot go into itself, nor onto a folder that holds it, nor a file onto itself"
+                    "cannot {verb} {from} to {to}: it leads to what is there, which would be lost"
                 )));
             }
         }

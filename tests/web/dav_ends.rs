@@ -4,6 +4,24 @@
 
 use super::*;
 
+/// Sends each `(method, from, to)` with `Overwrite: T`; each must be 403.
+/// Gives the refusals' words.
+async fn refused(c: &reqwest::Client, s: &TestServer, cases: &[(&str, &str, &str)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (m, from, to) in cases {
+        let r = c
+            .request(method(m), url(s, from))
+            .header("Destination", *to)
+            .header("Overwrite", "T")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{m} {from} {to}");
+        out.push(format!("{m} {from} {to}: {}", r.text().await.unwrap()));
+    }
+    out
+}
+
 #[tokio::test]
 async fn a_copy_or_move_through_a_link_never_goes_into_itself() {
     let s = TestServer::start(|_| {}).await;
@@ -16,7 +34,7 @@ async fn a_copy_or_move_through_a_link_never_goes_into_itself() {
     std::fs::create_dir(s.path("shared")).unwrap();
     std::fs::write(s.path("shared/big.bin"), "big").unwrap();
     link(".", "shared/loop");
-    for (m, from, to) in [
+    let cases = [
         // The destination, through a link, inside the source.
         ("COPY", "/rel/v1/", "/latest/copy/"),
         ("MOVE", "/rel/v1/", "/latest/moved/"),
@@ -26,21 +44,11 @@ async fn a_copy_or_move_through_a_link_never_goes_into_itself() {
         // A file onto itself under another name.
         ("COPY", "/alias/v1/app.bin", "/rel/v1/app.bin"),
         ("MOVE", "/alias/v1/app.bin", "/rel/v1/app.bin"),
-    ] {
-        let r = c
-            .request(method(m), url(&s, from))
-            .header("Destination", to)
-            .header("Overwrite", "T")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{m} {from} {to}");
-        assert!(
-            r.text().await.unwrap().contains("itself"),
-            "{m} {from} {to}"
-        );
-        assert_eq!(std::fs::read(s.path("rel/v1/app.bin")).unwrap(), b"app");
+    ];
+    for why in refused(&c, &s, &cases).await {
+        assert!(why.contains("itself"), "{why}");
     }
+    assert_eq!(std::fs::read(s.path("rel/v1/app.bin")).unwrap(), b"app");
     for made in ["rel/v1/copy", "rel/v1/moved", "rel/v1/up", "shared/c"] {
         assert!(!s.path(made).exists(), "{made}");
     }
@@ -106,5 +114,45 @@ async fn a_move_replaces_a_file_or_a_link_never_a_fifo_or_a_device() {
     assert!(r.status().is_success(), "{}", r.status());
     assert_eq!(std::fs::read(s.path("ln")).unwrap(), b"moved");
     assert_eq!(std::fs::read(s.path("target.txt")).unwrap(), b"kept");
+    s.stop().await;
+}
+
+/// A MOVE of a link onto what it leads to (or onto a folder above it)
+/// would replace it with the link, its content lost; a folder's COPY or
+/// MOVE onto a FIFO would replace the FIFO. Refused on WebDAV and native.
+#[tokio::test]
+async fn a_move_never_replaces_what_its_link_leads_to_nor_a_fifo() {
+    let s = TestServer::start(|_| {}).await;
+    let c = http();
+    std::fs::create_dir_all(s.path("rel/v1/sub")).unwrap();
+    std::fs::write(s.path("rel/v1/f.txt"), "hi").unwrap();
+    std::fs::write(s.path("rel/v1/sub/g.txt"), "deep").unwrap();
+    std::os::unix::fs::symlink("rel/v1", s.path("latest")).unwrap();
+    std::os::unix::fs::symlink("rel", s.path("relink")).unwrap();
+    std::os::unix::fs::symlink("rel/v1/f.txt", s.path("fl")).unwrap();
+    std::fs::create_dir_all(s.path("d")).unwrap();
+    std::fs::create_dir_all(s.path("srcdir")).unwrap();
+    std::fs::write(s.path("srcdir/x"), "x").unwrap();
+    nix::unistd::mkfifo(
+        &s.path("d/fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    let cases = [
+        ("MOVE", "/latest", "/rel/v1"),
+        ("MOVE", "/relink", "/rel"),
+        ("MOVE", "/fl", "/rel/v1/f.txt"),
+        ("MOVE", "/srcdir/", "/d/fifo"),
+        ("COPY", "/srcdir/", "/d/fifo"),
+    ];
+    refused(&c, &s, &cases).await;
+    let mut native = s.client().await;
+    assert!(native.mv("/fl", "/rel/v1/f.txt", true).await.is_err());
+    assert_eq!(std::fs::read(s.path("rel/v1/f.txt")).unwrap(), b"hi");
+    assert_eq!(std::fs::read(s.path("rel/v1/sub/g.txt")).unwrap(), b"deep");
+    use std::os::unix::fs::FileTypeExt;
+    let fifo = std::fs::symlink_metadata(s.path("d/fifo")).unwrap();
+    assert!(fifo.file_type().is_fifo());
+    assert_eq!(std::fs::read(s.path("srcdir/x")).unwrap(), b"x");
     s.stop().await;
 }

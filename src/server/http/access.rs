@@ -98,9 +98,10 @@ pub(super) fn unread(tag: &Arc<(String, String)>, status: StatusCode) {
 /// parser, as `%22`.
 fn target(uri: &Uri) -> String {
     let path = uri.path();
-    let mut t = match path.strip_prefix(SHARE) {
-        Some(rest) if !rest.is_empty() => format!("{SHARE}…"),
-        _ => escape(path).into_owned(),
+    let mut t = if share_link(path) {
+        format!("{SHARE}…")
+    } else {
+        escape(path).into_owned()
     };
     if let Some(q) = uri.query() {
         t.push('?');
@@ -113,11 +114,37 @@ fn target(uri: &Uri) -> String {
                     t.push_str(&escape(name));
                     t.push_str("=…");
                 }
-                None => t.push_str(&escape(pair)),
+                // A name of the server's own (`?tar`), or a value.
+                None if pair.len() <= 12
+                    && pair.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                    }) =>
+                {
+                    t.push_str(pair)
+                }
+                None => t.push('…'),
             }
         }
     }
     t.replace('"', "%22")
+}
+
+/// Whether `path` opens a share link however it is spelled (`//.ferry/`,
+/// `/.FERRY/`, `/%2eferry/`, `/x/../.ferry/`): the server refuses the odd
+/// spellings, but the log line is written all the same.
+fn share_link(path: &str) -> bool {
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let mut parts: Vec<String> = Vec::new();
+    for p in decoded.split(['/', '\\']) {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p.to_lowercase()),
+        }
+    }
+    parts.len() > 2 && parts[0] == ".ferry" && parts[1] == "share"
 }
 
 /// One log line, peer text escaped.
@@ -167,6 +194,14 @@ mod tests {
             ("/.ferry/share/SECRET", "/.ferry/share/…"),
             ("http://user:SECRET@host:8/p?q=SECRET", "/p?q=…"),
             ("/say%22quote?x%22=1", "/say%22quote?x%22=…"),
+            ("/?token%3DSECRET", "/?…"),
+            ("/?SECRET", "/?…"),
+            ("/d/?zip&json", "/d/?zip&json"),
+            ("//.ferry/share/SECRET", "/.ferry/share/…"),
+            ("/.FERRY/share/SECRET", "/.ferry/share/…"),
+            ("/.ferry/./share/SECRET", "/.ferry/share/…"),
+            ("/%2eferry/share/SECRET", "/.ferry/share/…"),
+            ("/x/../.ferry//share/SECRET", "/.ferry/share/…"),
         ] {
             let got = target(&uri.parse().unwrap());
             assert_eq!(got, want, "{uri}");

@@ -49,6 +49,9 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// A wrong Basic login, whatever its name.
+const WRONG_LOGIN: &str = "wrong user name or password";
+
 /// What an `Authorization` header presents.
 enum Presented {
     /// The server's token: Bearer, or Basic under `basic`, a user name
@@ -126,12 +129,17 @@ pub async fn who(web: &Web, headers: &HeaderMap) -> Result<Who, Response> {
         policy.newcomer()
     } else {
         match presented(headers, policy) {
-            Some(Presented::Token { token, basic }) => match match basic {
-                Some(name) => gate.check_as_password(web.peer.ip(), &name, &token).await,
+            Some(Presented::Token { token, basic }) => match match &basic {
+                Some(name) => gate.check_as_password(web.peer.ip(), name, &token).await,
                 None => gate.check(web.peer.ip(), &token).await,
             } {
                 Verdict::Right => access::Who::TokenHolder,
                 Verdict::User(i) => access::Who::User(i),
+                // Under Basic, the words an account's wrong password gets:
+                // the answer does not tell which names are accounts.
+                Verdict::Wrong if basic.is_some() => {
+                    return Err(unauthorized(headers, WRONG_LOGIN));
+                }
                 Verdict::Wrong => return Err(unauthorized(headers, "wrong token")),
                 Verdict::Throttled(wait) => return Err(throttled(wait)),
             },
@@ -139,7 +147,7 @@ pub async fn who(web: &Web, headers: &HeaderMap) -> Result<Who, Response> {
                 match gate.login(web.peer.ip(), &name, &password).await {
                     Ok(i) => access::Who::User(i),
                     Err(Verdict::Throttled(wait)) => return Err(throttled(wait)),
-                    Err(_) => return Err(unauthorized(headers, "wrong user name or password")),
+                    Err(_) => return Err(unauthorized(headers, WRONG_LOGIN)),
                 }
             }
             None => match cookie(headers, COOKIE).and_then(|id| {
