@@ -2,6 +2,29 @@
 
 use super::*;
 
+/// Where the upload at `loc` stands (`HEAD`): its status and offset.
+async fn offset_of(c: &reqwest::Client, s: &TestServer, loc: &str) -> (StatusCode, Option<usize>) {
+    let r = c
+        .head(url(s, loc))
+        .header("Tus-Resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap();
+    let at = r
+        .headers()
+        .get("upload-offset")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    (r.status(), at)
+}
+
+/// A body sent in two chunks, with no length announced.
+fn two_chunks(a: &[u8], b: &[u8]) -> reqwest::Body {
+    reqwest::Body::wrap_stream(futures_util::stream::iter([
+        Ok::<_, std::io::Error>(a.to_vec()),
+        Ok(b.to_vec()),
+    ]))
+}
+
 #[tokio::test]
 async fn tus_uploads_resume_where_they_stopped() {
     let s = TestServer::start(|_| {}).await;
@@ -64,18 +87,9 @@ async fn tus_uploads_resume_where_they_stopped() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(sock);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let r = c
-        .head(url(&s, &loc))
-        .header("Tus-Resumable", "1.0.0")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let at: usize = r.headers()["upload-offset"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (status, at) = offset_of(&c, &s, &loc).await;
+    assert_eq!(status, StatusCode::OK);
+    let at = at.unwrap();
     assert_eq!(at, 150_000);
     assert!(!s.path("in/t.bin").exists());
     let r = patch(at, data[at..].to_vec()).await.unwrap();
@@ -83,16 +97,7 @@ async fn tus_uploads_resume_where_they_stopped() {
     assert_eq!(std::fs::read(s.path("in/t.bin")).unwrap(), data);
     assert!(common::partial_files(s.root.path()).is_empty());
     // Finished: HEAD still says where it is; an existing name is refused.
-    let r = c
-        .head(url(&s, &loc))
-        .header("Tus-Resumable", "1.0.0")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        r.headers()["upload-offset"].to_str().unwrap(),
-        data.len().to_string()
-    );
+    assert_eq!(offset_of(&c, &s, &loc).await.1, Some(data.len()));
     assert_eq!(
         create("path aW4vdC5iaW4=").await.unwrap().status(),
         StatusCode::CONFLICT
@@ -147,38 +152,25 @@ async fn a_patch_past_the_announced_length_is_refused_and_keeps_the_upload() {
             .body(body)
             .send()
     };
-    let offset = || async {
-        let r = c
-            .head(url(&s, &loc))
-            .header("Tus-Resumable", "1.0.0")
-            .send()
-            .await
-            .unwrap();
-        r.headers()["upload-offset"].to_str().unwrap().to_string()
-    };
     assert_eq!(
         patch(0, b"0123").await.unwrap().status(),
         StatusCode::NO_CONTENT
     );
     let r = patch(4, b"456789-too-much").await.unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(offset().await, "4");
+    assert_eq!(offset_of(&c, &s, &loc).await.1, Some(4));
     // Sent without a length (chunked), it is found out as it comes.
-    let chunked = reqwest::Body::wrap_stream(futures_util::stream::iter([
-        Ok::<_, std::io::Error>(b"4567".to_vec()),
-        Ok(b"89-too-much".to_vec()),
-    ]));
     let r = c
         .patch(url(&s, &loc))
         .header("Tus-Resumable", "1.0.0")
         .header("Upload-Offset", "4")
         .header(header::CONTENT_TYPE, "application/offset+octet-stream")
-        .body(chunked)
+        .body(two_chunks(b"4567", b"89-too-much"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let at: usize = offset().await.parse().unwrap();
+    let at = offset_of(&c, &s, &loc).await.1.unwrap();
     assert!((4..10).contains(&at), "{at}");
     assert!(!s.path("t.bin").exists());
     let rest: &'static [u8] = &b"0123456789"[at..];
@@ -195,27 +187,15 @@ async fn a_patch_past_the_announced_length_is_refused_and_keeps_the_upload() {
         .header("Upload-Length", "10")
         .header("Upload-Metadata", "filename dS5iaW4=")
         .header(header::CONTENT_TYPE, "application/offset+octet-stream")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter([
-            Ok::<_, std::io::Error>(b"01234".to_vec()),
-            Ok(b"56789-too-much".to_vec()),
-        ])))
+        .body(two_chunks(b"01234", b"56789-too-much"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let loc = r.headers()[header::LOCATION].to_str().unwrap().to_string();
-    let r = c
-        .head(url(&s, &loc))
-        .header("Tus-Resumable", "1.0.0")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let at: usize = r.headers()["upload-offset"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (status, at) = offset_of(&c, &s, &loc).await;
+    assert_eq!(status, StatusCode::OK);
+    let at = at.unwrap();
     assert!((1..10).contains(&at), "{at}");
     assert!(!s.path("u.bin").exists());
     s.stop().await;
