@@ -146,6 +146,14 @@ async fn a_move_never_replaces_what_its_link_leads_to_nor_a_fifo() {
         ("COPY", "/srcdir/", "/d/fifo"),
     ];
     refused(&c, &s, &cases).await;
+    // A link whose end is no path in the share: where it leads cannot be
+    // told, so it is not copied.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("o.txt"), "out").unwrap();
+    std::os::unix::fs::symlink(outside.path(), s.path("out")).unwrap();
+    let why = refused(&c, &s, &[("COPY", "/out/", "/outcopy/")]).await;
+    assert!(why[0].contains("not a path in the share"), "{why:?}");
+    assert!(!s.path("outcopy").exists());
     let mut native = s.client().await;
     assert!(native.mv("/fl", "/rel/v1/f.txt", true).await.is_err());
     assert_eq!(std::fs::read(s.path("rel/v1/f.txt")).unwrap(), b"hi");
