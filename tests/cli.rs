@@ -454,3 +454,23 @@ fn mimalloc_starts_for_the_server_alone() {
     let _ = child.wait();
     assert!(first.starts_with("mimalloc: "), "{first}");
 }
+
+/// The binary is linked at a fixed address (build.rs): its pointers are
+/// final in the file, with none for the loader to write at each start.
+/// `FERRY_PIE=1` at build time asks for a position-independent one.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn the_binary_is_linked_at_a_fixed_address() {
+    let elf = std::fs::read(common::ferry_bin()).unwrap();
+    assert_eq!(&elf[..4], b"\x7fELF");
+    // e_type, little-endian at offset 16: 2 is an executable at a fixed
+    // address, 3 a shared object (which a position-independent
+    // executable is).
+    let kind = u16::from_le_bytes([elf[16], elf[17]]);
+    let expected = if option_env!("FERRY_PIE") == Some("1") {
+        3
+    } else {
+        2
+    };
+    assert_eq!(kind, expected);
+}
