@@ -164,3 +164,54 @@ async fn a_move_never_replaces_what_its_link_leads_to_nor_a_fifo() {
     assert_eq!(std::fs::read(s.path("srcdir/x")).unwrap(), b"x");
     s.stop().await;
 }
+
+/// Whether two paths lead to one folder is the server's to know: a client
+/// that may not write at the destination is told that, not that the copy
+/// would go into itself.
+#[tokio::test]
+async fn a_reader_is_refused_for_its_rights_before_it_learns_where_links_lead() {
+    let s = TestServer::start(|cfg| {
+        cfg.token = Some(ferry::secret::Secret::new("ends-token-0123"));
+        cfg.anonymous = ferry::access::Rights {
+            read: true,
+            ..Default::default()
+        };
+    })
+    .await;
+    let c = http();
+    std::fs::create_dir_all(s.path("rel/v1")).unwrap();
+    std::fs::write(s.path("rel/v1/app.bin"), "app").unwrap();
+    std::os::unix::fs::symlink("rel/v1", s.path("latest")).unwrap();
+    for (to, linked) in [("/latest/copy/", true), ("/other/copy/", false)] {
+        let r = c
+            .request(method("COPY"), url(&s, "/rel/v1/"))
+            .header("Destination", to)
+            .header("X-Ferry", "1")
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let words = r.text().await.unwrap();
+        // The same answer whether or not the destination leads into the
+        // source.
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{to} (linked: {linked}): {words}"
+        );
+        assert!(!words.contains("itself"), "{to}: {words}");
+    }
+    // The token holder is told why.
+    let r = c
+        .request(method("COPY"), url(&s, "/rel/v1/"))
+        .header("Destination", "/latest/copy/")
+        .bearer_auth("ends-token-0123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("itself"));
+    assert!(!s.path("rel/v1/copy").exists());
+    assert!(!s.path("other").exists());
+    s.stop().await;
+}

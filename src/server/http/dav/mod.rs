@@ -135,15 +135,6 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
     if let Err(r) = refuse_early(&parts.method, h) {
         return r;
     }
-    if let copy @ ("COPY" | "MOVE") = parts.method.as_str() {
-        let into = match files::destination(&web.ctx, h) {
-            Ok(to) => web.ctx.files.into_itself(&rel, &to, copy == "COPY").await,
-            Err(r) => return r,
-        };
-        if let Err(e) = into {
-            return early::refusal(h, e);
-        }
-    }
     // dav-server removes a folder an entry at a time, the folder last: the
     // removal is asked whole first, so a refusal leaves everything there.
     if parts.method == Method::DELETE {
@@ -159,6 +150,18 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
         Ok(p) => p,
         Err(r) => return r,
     };
+    // Before dav-server, which removes what is at the destination first;
+    // after the rights at both ends, so that a client that may not write
+    // there is not told where links lead.
+    if let copy @ ("COPY" | "MOVE") = parts.method.as_str() {
+        let into = match files::destination(&web.ctx, h) {
+            Ok(to) => web.ctx.files.into_itself(&rel, &to, copy == "COPY").await,
+            Err(r) => return r,
+        };
+        if let Err(e) = into {
+            return early::refusal(h, e);
+        }
+    }
     let call = call::Call {
         ctx: web.ctx.clone(),
         who: who.id,
