@@ -17,6 +17,21 @@ async fn offset_of(c: &reqwest::Client, s: &TestServer, loc: &str) -> (StatusCod
     (r.status(), at)
 }
 
+/// A creation of a 10-byte upload of `filename_b64` bringing `body`.
+fn create_with(
+    c: &reqwest::Client,
+    s: &TestServer,
+    filename_b64: &str,
+    body: reqwest::Body,
+) -> reqwest::RequestBuilder {
+    c.post(url(s, "/.ferry/tus/"))
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", "10")
+        .header("Upload-Metadata", format!("filename {filename_b64}"))
+        .header(header::CONTENT_TYPE, "application/offset+octet-stream")
+        .body(body)
+}
+
 /// A body sent in two chunks, with no length announced.
 fn two_chunks(a: &[u8], b: &[u8]) -> reqwest::Body {
     reqwest::Body::wrap_stream(futures_util::stream::iter([
@@ -181,13 +196,7 @@ async fn a_patch_past_the_announced_length_is_refused_and_keeps_the_upload() {
     assert_eq!(std::fs::read(s.path("t.bin")).unwrap(), b"0123456789");
     // Bytes past the length with the creation: 413, and where the upload
     // is kept, for the client to go on from.
-    let r = c
-        .post(url(&s, "/.ferry/tus/"))
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Length", "10")
-        .header("Upload-Metadata", "filename dS5iaW4=")
-        .header(header::CONTENT_TYPE, "application/offset+octet-stream")
-        .body(two_chunks(b"01234", b"56789-too-much"))
+    let r = create_with(&c, &s, "dS5iaW4=", two_chunks(b"01234", b"56789-too-much"))
         .send()
         .await
         .unwrap();
@@ -198,5 +207,42 @@ async fn a_patch_past_the_announced_length_is_refused_and_keeps_the_upload() {
     let at = at.unwrap();
     assert!((1..10).contains(&at), "{at}");
     assert!(!s.path("u.bin").exists());
+    s.stop().await;
+}
+
+/// A creation whose upload cannot be finished (the target appeared
+/// meanwhile, and replacing it was not asked for) keeps what is there and
+/// gives no `Location`: there is no upload left to go on with.
+#[tokio::test]
+async fn a_creation_refused_at_its_finish_names_no_upload_to_go_on_with() {
+    let s = TestServer::start(|_| {}).await;
+    let c = http();
+    let (go, wait) = tokio::sync::oneshot::channel::<()>();
+    let body = futures_util::StreamExt::chain(
+        futures_util::stream::iter([Ok::<_, std::io::Error>(b"01234".to_vec())]),
+        futures_util::stream::once(async move {
+            let _ = wait.await;
+            Ok(b"56789".to_vec())
+        }),
+    );
+    let post = create_with(&c, &s, "dy5iaW4=", reqwest::Body::wrap_stream(body)).send();
+    let post = tokio::spawn(post);
+    // The upload has begun once its first bytes are in its partial file.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while common::partial_files(s.root.path()).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no partial file");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    std::fs::write(s.path("w.bin"), "theirs").unwrap();
+    go.send(()).unwrap();
+    let r = post.await.unwrap().unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(
+        r.headers().get(header::LOCATION).is_none(),
+        "{:?}",
+        r.headers()
+    );
+    assert_eq!(std::fs::read(s.path("w.bin")).unwrap(), b"theirs");
+    assert!(common::partial_files(s.root.path()).is_empty());
     s.stop().await;
 }

@@ -251,9 +251,13 @@ async fn create(web: &Web, h: &HeaderMap, body: Body) -> Response {
         match append(h, upload, &ticket, 0, body).await {
             Ok(o) => o,
             // What was kept of a body refused on the way (one past the
-            // length, one that stalled) is where the client goes on.
+            // length, one that stalled) is where the client goes on; an
+            // upload that was let go (its finish refused: the target
+            // appeared meanwhile) is named nowhere.
             Err(mut r) => {
-                if let Ok(v) = HeaderValue::from_str(&location) {
+                let (p, n) = (rel.clone(), length);
+                let kept = blocking(web, move |s| s.upload_progress(&p, n)).await;
+                if let (Ok(Some(_)), Ok(v)) = (kept, HeaderValue::from_str(&location)) {
                     r.headers_mut().insert(header::LOCATION, v);
                 }
                 return r;
