@@ -82,19 +82,23 @@ fn a_tus_upload_and_a_login_made_on_one_node_hold_on_another() {
     fs::write(&first, &data[..cut]).unwrap();
     fs::write(&rest, &data[cut..]).unwrap();
     let basic = "ann:ann-password-1";
-    let (code, head, _) = curl_headers(&[
-        "-u",
-        basic,
-        "-X",
-        "POST",
-        "-H",
-        &format!("Upload-Length: {}", data.len()),
-        "-H",
-        "Upload-Metadata: path dC5iaW4=",
-        &url(&a, "/.ferry/tus/"),
-    ]);
-    assert_eq!(code, 201, "{head}");
-    let loc = header(&head, "location").unwrap().to_string();
+    // A tus creation through `n`: where the upload is.
+    let create = |n: &BinServer, length: usize, path_b64: &str| {
+        let (code, head, _) = curl_headers(&[
+            "-u",
+            basic,
+            "-X",
+            "POST",
+            "-H",
+            &format!("Upload-Length: {length}"),
+            "-H",
+            &format!("Upload-Metadata: path {path_b64}"),
+            &url(n, "/.ferry/tus/"),
+        ]);
+        assert_eq!(code, 201, "{head}");
+        header(&head, "location").unwrap().to_string()
+    };
+    let loc = create(&a, data.len(), "dC5iaW4=");
     let patch = |n: &BinServer, offset: usize, file: &std::path::Path| {
         curl_headers(&[
             "-u",
@@ -128,6 +132,20 @@ fn a_tus_upload_and_a_login_made_on_one_node_hold_on_another() {
     let (code, _) = curl(&["-u", basic, "-o", got.to_str().unwrap(), &url(&a, "/t.bin")]);
     assert_eq!(code, 200);
     assert!(fs::read(&got).unwrap() == data, "the bytes differ");
+
+    // The same target made again through B starts another upload: the id
+    // A gave names none any more, on either node.
+    let (old, new) = (
+        create(&a, 10, "YWdhaW4uYmlu"),
+        create(&b, 10, "YWdhaW4uYmlu"),
+    );
+    assert_ne!(old, new);
+    for n in [&a, &b] {
+        let (code, head, _) = curl_headers(&["-u", basic, "-I", &url(n, &old)]);
+        assert_eq!(code, 404, "{head}");
+        let (code, head, _) = curl_headers(&["-u", basic, "-I", &url(n, &new)]);
+        assert_eq!(code, 200, "{head}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -404,6 +404,14 @@ impl Storage for LocalDisk {
             .map(|_| length))
     }
 
+    fn partial_generation(&self, rel: &RelPath) -> Result<Option<String>, FilesError> {
+        let (dir, name) = self.resolve_parent(rel)?;
+        let folder = self
+            .open_folder(&dir)
+            .map_err(|e| FilesError::from_io(rel, e))?;
+        PartFile::generation_at(&folder, name.as_ref()).map_err(|e| FilesError::from_io(rel, e))
+    }
+
     /// Removes the partial file of an unfinished upload of `rel` (unless an
     /// upload of it is running); whether there was one.
     fn remove_partial(&self, rel: &RelPath) -> Result<bool, FilesError> {

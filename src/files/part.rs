@@ -273,6 +273,19 @@ impl PartFile {
     pub fn open_in(dir: File, name: &OsStr, target: PathBuf, resume: bool) -> io::Result<PartFile> {
         refuse_special(&dir, name)?;
         let part_name = part_name(name);
+        // Starting over is a new file, not the old one cut: one that goes
+        // on with the old upload must not meet this one's bytes (see
+        // `generation`).
+        if !resume && matches!(look_at(&dir, &part_name)?, Found::Plain(_)) {
+            match nix::unistd::unlinkat(
+                &dir,
+                part_name.as_os_str(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            ) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         let file = open_plain(&dir, &part_name)?;
         let held = file.metadata()?.len();
         let existing = if resume {
@@ -298,6 +311,18 @@ impl PartFile {
     /// Bytes an earlier attempt left.
     pub fn existing(&self) -> u64 {
         self.existing
+    }
+
+    /// Which partial file this is, among those the name has held (see
+    /// `generation::of`).
+    pub fn generation(&self) -> Option<String> {
+        generation::of(&self.file)
+    }
+
+    /// Which partial file (see [`PartFile::generation`]) the entry `name`
+    /// of `dir` has now, if any.
+    pub fn generation_at(dir: &File, name: &OsStr) -> io::Result<Option<String>> {
+        generation::at(dir, &part_name(name))
     }
 
     /// The final path.
@@ -543,6 +568,7 @@ pub fn mtime_to_system(m: Mtime) -> SystemTime {
     }
 }
 
+mod generation;
 mod place;
 pub use place::finished_mode;
 #[cfg(test)]

@@ -155,6 +155,11 @@ impl Storage for Shown {
         !is_hidden(rel) && self.inner.partial_exists(rel)
     }
 
+    fn partial_generation(&self, rel: &RelPath) -> Result<Option<String>, FilesError> {
+        self.seen(rel)?;
+        self.inner.partial_generation(rel)
+    }
+
     fn upload_progress(&self, rel: &RelPath, length: u64) -> Result<Option<u64>, FilesError> {
         self.seen(rel)?;
         self.inner.upload_progress(rel, length)

@@ -122,6 +122,14 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     /// is running); whether there was anything.
     fn remove_partial(&self, rel: &RelPath) -> Result<bool, FilesError>;
 
+    /// Which unfinished upload of `rel` is held now (see
+    /// [`Part::generation`]); `None` when there is none, or where the
+    /// storage cannot tell one from the next.
+    fn partial_generation(&self, rel: &RelPath) -> Result<Option<String>, FilesError> {
+        let _ = rel;
+        Ok(None)
+    }
+
     /// Removes what uploads that never came back left, untouched for
     /// longer than `max_age`; never a running one's. Gives how many.
     fn sweep_partials(&self, max_age: std::time::Duration) -> usize;
@@ -277,6 +285,13 @@ pub trait Part: Send + Sync + fmt::Debug {
 
     /// Bytes held so far, from the start of the file.
     fn written(&self) -> u64;
+
+    /// Which upload this is, among those that began at its name: an upload
+    /// of the same target that starts over has another. `None` where the
+    /// storage cannot tell them apart.
+    fn generation(&self) -> Option<String> {
+        None
+    }
 
     /// The digest (by `algo`, which verifies the whole file from here on)
     /// of the bytes an earlier attempt left; `None` when there are none.

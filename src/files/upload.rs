@@ -210,6 +210,12 @@ impl Upload {
         self.part.as_ref().map_or(0, |p| p.written())
     }
 
+    /// Which upload this is among those begun at its name (see
+    /// [`Part::generation`]).
+    pub fn generation(&self) -> Option<String> {
+        self.part.as_ref().and_then(|p| p.generation())
+    }
+
     fn part(&mut self) -> Result<Box<dyn Part>, FilesError> {
         self.part.take().ok_or(FilesError::Internal)
     }

@@ -32,6 +32,16 @@ fn create_with(
         .body(body)
 }
 
+/// A DELETE of the upload at `loc` (tus termination): its status.
+async fn given_up(c: &reqwest::Client, s: &TestServer, loc: &str) -> StatusCode {
+    c.delete(url(s, loc))
+        .header("Tus-Resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 /// A body sent in two chunks, with no length announced.
 fn two_chunks(a: &[u8], b: &[u8]) -> reqwest::Body {
     reqwest::Body::wrap_stream(futures_util::stream::iter([
@@ -120,13 +130,7 @@ async fn tus_uploads_resume_where_they_stopped() {
     // Termination.
     let r = create("filename Z29uZS5iaW4=").await.unwrap();
     let loc2 = r.headers()[header::LOCATION].to_str().unwrap().to_string();
-    let r = c
-        .delete(url(&s, &loc2))
-        .header("Tus-Resumable", "1.0.0")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(given_up(&c, &s, &loc2).await, StatusCode::NO_CONTENT);
     assert!(common::partial_files(s.root.path()).is_empty());
     // Hostile targets and forged ids.
     assert_eq!(
@@ -243,6 +247,51 @@ async fn a_creation_refused_at_its_finish_names_no_upload_to_go_on_with() {
         r.headers()
     );
     assert_eq!(std::fs::read(s.path("w.bin")).unwrap(), b"theirs");
+    assert!(common::partial_files(s.root.path()).is_empty());
+    s.stop().await;
+}
+
+/// Two creations of the same target and length are two uploads: the one
+/// that started over holds the partial file, and the first one's id then
+/// names no upload (HEAD, PATCH and DELETE alike), so that neither client
+/// ever goes on from, finishes with or removes the other's bytes.
+#[tokio::test]
+async fn an_upload_started_over_by_another_client_is_not_mixed_with_it() {
+    let s = TestServer::start(|_| {}).await;
+    let c = http();
+    let made = |body: &'static str| {
+        let sent = create_with(&c, &s, "eC5iaW4=", body.into()).send();
+        async move {
+            let r = sent.await.unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED);
+            r.headers()[header::LOCATION].to_str().unwrap().to_string()
+        }
+    };
+    let first = made("AAAAA").await;
+    let second = made("BBBBB").await;
+    assert_ne!(first, second);
+    let patch = |loc: &str, body: &'static [u8]| {
+        c.patch(url(&s, loc))
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Offset", "5")
+            .header(header::CONTENT_TYPE, "application/offset+octet-stream")
+            .body(body)
+            .send()
+    };
+    // The first client's id no longer names an upload.
+    assert_eq!(offset_of(&c, &s, &first).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        patch(&first, b"aaaaa").await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(given_up(&c, &s, &first).await, StatusCode::NOT_FOUND);
+    // The second's is whole, and all its own.
+    assert_eq!(offset_of(&c, &s, &second).await, (StatusCode::OK, Some(5)));
+    assert_eq!(
+        patch(&second, b"bbbbb").await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(std::fs::read(s.path("x.bin")).unwrap(), b"BBBBBbbbbb");
     assert!(common::partial_files(s.root.path()).is_empty());
     s.stop().await;
 }

@@ -51,6 +51,10 @@ impl Part for LocalPart {
         self.file().written()
     }
 
+    fn generation(&self) -> Option<String> {
+        self.file().generation()
+    }
+
     fn hash_existing(&mut self, algo: Algo) -> io::Result<Option<String>> {
         self.file_mut().hash_existing(algo)
     }

@@ -503,6 +503,10 @@ impl Storage for ObjectStorage {
             .is_some()
     }
 
+    fn partial_generation(&self, rel: &RelPath) -> Result<Option<String>, FilesError> {
+        Ok(state::UploadState::load(&self.bucket, rel)?.and_then(|s| s.generation))
+    }
+
     fn upload_progress(&self, rel: &RelPath, length: u64) -> Result<Option<u64>, FilesError> {
         if let Some(state) = state::UploadState::load(&self.bucket, rel)? {
             return Ok(Some(state.held()));

@@ -54,6 +54,10 @@ pub(super) struct UploadState {
     /// When it was last written, seconds since the epoch.
     #[serde(default)]
     pub(super) at: u64,
+    /// Which upload of the key it is (`Part::generation`), drawn when
+    /// one starts over; none in a state written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) generation: Option<String>,
 }
 
 /// How long an upload written down by another server counts as running
@@ -184,6 +188,7 @@ impl UploadState {
             tail: 0,
             owner: None,
             at: 0,
+            generation: None,
         }
     }
 

@@ -40,6 +40,12 @@ struct Ticket {
     /// May replace an existing file.
     #[serde(default)]
     o: bool,
+    /// Which partial file it is (`Part::generation`): a creation of the
+    /// same target and length that started over since has another, and
+    /// this id then names no upload, so that its client never goes on
+    /// from (or removes) bytes it did not send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    g: Option<String>,
 }
 
 impl Ticket {
@@ -236,6 +242,7 @@ async fn create(web: &Web, h: &HeaderMap, body: Body) -> Response {
         p: rel.to_string(),
         n: length,
         o: upload.replaces(),
+        g: upload.generation(),
     };
     let key = match web.ctx.upload_key() {
         Ok(k) => k,
@@ -274,6 +281,14 @@ async fn create(web: &Web, h: &HeaderMap, body: Body) -> Response {
     }
     hs.insert("upload-offset", HeaderValue::from(offset));
     res
+}
+
+/// Whether the partial file of the ticket's target is another upload's:
+/// one of the same target that started over since the ticket was made.
+async fn superseded(web: &Web, rel: &RelPath, ticket: &Ticket) -> Result<bool, FilesError> {
+    let r = rel.clone();
+    let now = blocking(web, move |s| s.partial_generation(&r)).await?;
+    Ok(now.is_some() && now != ticket.g)
 }
 
 /// Writes a body at `offset` and moves the file into place once whole.
@@ -345,6 +360,13 @@ pub async fn upload(State(web): State<Web>, Path(id): Path<String>, req: Request
     if let Err(r) = auth::allow(&who, &web, h, Action::Create, &rel) {
         return tus_headers(r);
     }
+    if matches!(parts.method, Method::HEAD | Method::DELETE) {
+        match superseded(&web, &rel, &ticket).await {
+            Ok(false) => {}
+            Ok(true) => return fail(StatusCode::NOT_FOUND, "no such upload"),
+            Err(e) => return tus_headers(failure(e)),
+        }
+    }
     match parts.method {
         Method::HEAD => {
             let r = rel.clone();
@@ -391,6 +413,12 @@ pub async fn upload(State(web): State<Web>, Path(id): Path<String>, req: Request
                 }
                 Err(e) => return tus_headers(upload_failed(h, e)),
             };
+            // Another upload of the target started over since: its bytes
+            // are not this one's to go on from.
+            if upload.generation() != ticket.g {
+                upload.keep();
+                return fail(StatusCode::NOT_FOUND, "no such upload");
+            }
             match append(h, upload, &ticket, offset, body).await {
                 Ok(now) => {
                     let mut res = tus_headers(StatusCode::NO_CONTENT.into_response());
@@ -426,6 +454,7 @@ mod tests {
             p: "a/b c.txt".into(),
             n: 5,
             o: false,
+            g: Some("803.1a2b.g5f".into()),
         };
         let key = b"the server's upload key";
         let (back, rel) = Ticket::parse(&t.id(key), key).unwrap();
@@ -435,6 +464,7 @@ mod tests {
             p: "../x".into(),
             n: 1,
             o: false,
+            g: None,
         };
         assert!(Ticket::parse(&evil.id(key), key).is_none());
         assert!(Ticket::parse("!!!", key).is_none());

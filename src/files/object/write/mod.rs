@@ -83,6 +83,9 @@ pub(super) struct ObjectPart {
     hold: Option<Hold>,
     /// What an earlier attempt left, until this one starts.
     earlier: Option<UploadState>,
+    /// Which upload of the key this is: the earlier attempt's, or one
+    /// drawn for an upload that starts over.
+    generation: Option<String>,
     /// This attempt's state.
     state: Option<UploadState>,
     algo: Algo,
@@ -141,11 +144,16 @@ impl ObjectPart {
             }
             other => other,
         };
+        let generation = match &earlier {
+            Some(s) => s.generation.clone(),
+            None => crate::ids::random_hex().ok(),
+        };
         Ok(ObjectPart {
             key: bucket.key(rel),
             bucket,
             hold: Some(hold),
             earlier,
+            generation,
             state: None,
             algo: Algo::Sha256,
             hasher: None,
@@ -270,7 +278,10 @@ impl ObjectPart {
             }
             // Kept before any byte (a tus upload made without a body): a
             // state that says the upload exists and holds nothing.
-            self.state = Some(UploadState::new(self.key.as_ref(), MIN_PART, self.algo));
+            self.state = Some(UploadState {
+                generation: self.generation.clone(),
+                ..UploadState::new(self.key.as_ref(), MIN_PART, self.algo)
+            });
         }
         let Some(state) = self.state.as_mut() else {
             return Ok(());
@@ -336,6 +347,10 @@ impl Part for ObjectPart {
         self.written
     }
 
+    fn generation(&self) -> Option<String> {
+        self.generation.clone()
+    }
+
     fn hash_existing(&mut self, algo: Algo) -> io::Result<Option<String>> {
         self.algo = algo;
         if self.existing() == 0 {
@@ -369,7 +384,10 @@ impl Part for ObjectPart {
             self.hasher = Some(Resumable::new(self.algo, part_len));
             self.sha256 =
                 (self.algo != Algo::Sha256).then(|| Resumable::new(Algo::Sha256, part_len));
-            self.state = Some(UploadState::new(&key, part_len, self.algo));
+            self.state = Some(UploadState {
+                generation: self.generation.clone(),
+                ..UploadState::new(&key, part_len, self.algo)
+            });
             self.buf.clear();
         } else {
             if self.hasher.is_none() {
