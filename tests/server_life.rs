@@ -391,7 +391,7 @@ async fn a_hundred_clients_put_and_get_at_once() {
 }
 
 #[tokio::test]
-async fn shutdown_aborts_a_stalled_upload_and_leaves_no_partial_file() {
+async fn shutdown_aborts_a_stalled_upload_and_keeps_what_came_for_a_resume() {
     let s = TestServer::start(|c| c.shutdown_grace = Duration::from_millis(500)).await;
     let mut c = s.client().await;
     let conn = c.connection().await.unwrap();
@@ -403,10 +403,11 @@ async fn shutdown_aborts_a_stalled_upload_and_leaves_no_partial_file() {
     let started = std::time::Instant::now();
     let root = s.stop().await;
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(
-        partial_files(root.path()).is_empty(),
-        "shutdown left a partial file"
-    );
+    // What came is kept, for the client to go on with once the server is
+    // back.
+    let kept = partial_files(root.path());
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(fs::read(&kept[0]).unwrap(), [1u8; 4096]);
     assert!(!root.path().join("stalled").exists());
     let head = c.connection().await.unwrap().next_head().await.unwrap();
     let e: ferry::wire::messages::ErrorReply = serde_json::from_slice(&head.header).unwrap();
@@ -512,7 +513,7 @@ fn ctrl_c_as_soon_as_the_server_says_it_is_up_is_a_clean_shutdown() {
 }
 
 #[tokio::test]
-async fn shutdown_ends_an_upload_waiting_for_its_next_frame_and_keeps_nothing() {
+async fn shutdown_ends_an_upload_waiting_for_its_next_frame_and_keeps_what_came() {
     let s = TestServer::start(|c| c.shutdown_grace = Duration::from_millis(500)).await;
     // One waits for its data, one (its body whole) for its commit.
     let mut before = s.client().await;
@@ -536,10 +537,13 @@ async fn shutdown_ends_an_upload_waiting_for_its_next_frame_and_keeps_nothing() 
         "{:?}",
         started.elapsed()
     );
-    assert!(
-        partial_files(root.path()).is_empty(),
-        "shutdown kept a partial file"
-    );
+    // The one that had its body keeps it for a resume; the other had
+    // nothing to keep.
+    let kept = partial_files(root.path());
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(fs::read(&kept[0]).unwrap(), body);
+    assert!(!root.path().join("no-commit").exists());
+    assert!(!root.path().join("no-data").exists());
     for c in [&mut before, &mut after] {
         let head = c.connection().await.unwrap().next_head().await.unwrap();
         let e: ferry::wire::messages::ErrorReply = serde_json::from_slice(&head.header).unwrap();

@@ -9,11 +9,11 @@
 //! outcome into its own answers.
 //!
 //! What is kept when an upload does not finish is decided here, once (see
-//! docs/PROTOCOL.md, "What is kept"): bytes the storage refused, an upload
-//! cut by shutdown, one past the server's size limit, and one refused at
-//! the end leave nothing; a body that broke off (or went past the size it
-//! announced) is kept for a resume only when the door can resume
-//! ([`OnBreak::Keep`]).
+//! docs/PROTOCOL.md, "What is kept"): bytes the storage refused, one past
+//! the server's size limit, and one refused at the end leave nothing; a
+//! body that broke off, went past the size it announced or was cut by
+//! shutdown is kept for a resume only when the door can resume
+//! ([`OnBreak::Keep`]): a server restarted goes on with it.
 
 use std::future::Future;
 use std::io;
@@ -418,9 +418,7 @@ impl Upload {
                 self.abandon();
                 Err(Broke::TooLarge(why))
             }
-            Err(Stop::Broke(
-                broke @ (Broke::ShuttingDown | Broke::TooLarge(_) | Broke::Storage { .. }),
-            )) => {
+            Err(Stop::Broke(broke @ (Broke::TooLarge(_) | Broke::Storage { .. }))) => {
                 part.discard();
                 Err(broke)
             }
@@ -453,14 +451,6 @@ impl Upload {
     pub fn keep(mut self) {
         if let Some(part) = self.part.take() {
             part.keep();
-        }
-    }
-
-    /// Ends the upload here and keeps nothing of it (the server is
-    /// shutting down).
-    pub fn discard(mut self) {
-        if let Some(part) = self.part.take() {
-            part.discard();
         }
     }
 

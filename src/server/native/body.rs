@@ -14,14 +14,15 @@ impl Session {
     /// The next frame of an upload under way (its `data` or `commit`),
     /// waited for as long as a body may stall, not as long as a
     /// connection may sit idle (the upload holds its name meanwhile). A
-    /// shutdown ends the wait and the upload with it, keeping nothing.
+    /// shutdown ends the wait and the upload with it, keeping what it
+    /// holds for a resume.
     pub(super) async fn upload_frame(&mut self, upload: Upload) -> Result<(Head, Upload), Fail> {
         let abort = self.ctx.abort.clone();
         let limit = self.conn.body_deadline();
         tokio::select! {
             biased;
             _ = abort.cancelled() => {
-                upload.discard();
+                drop(upload);
                 Err(Fail::Fatal(
                     ErrorCode::ShuttingDown,
                     Broke::<ConnError>::ShuttingDown.to_string(),
