@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
@@ -410,50 +409,6 @@ fn commands_run_only_for_accounts_with_the_right() {
     assert_ne!(code, 0);
 }
 
-/// In the chat an account's name is its own: guests cannot take it, and
-/// an account logged in chats under it.
-#[test]
-fn chat_names_of_accounts_are_theirs() {
-    let root = tempfile::tempdir().unwrap();
-    let etc = tempfile::tempdir().unwrap();
-    let cfg = etc.path().join("ferry.toml");
-    let text = format!(
-        "[users.alice]\npassword_hash = \"{}\"\n",
-        common::passwd_hash("alice-password")
-    );
-    std::fs::write(&cfg, text).unwrap();
-    let srv = spawn_bin_server(root.path(), &["--config", cfg.to_str().unwrap()], &[]);
-    let host = format!("127.0.0.1:{}", srv.port);
-    let (code, _, err) = run_cli(&["chat", &host, "--nick", "Alice", "--send", "hi"], &[]);
-    assert_ne!(code, 0);
-    assert!(err.contains("belongs to an account"), "{err}");
-    let alice = [
-        ("FERRY_USER", "alice"),
-        ("FERRY_PASSWORD", "alice-password"),
-    ];
-    let (code, _, err) = run_cli(&["chat", &host, "--send", "hello as alice"], &alice);
-    assert_eq!(code, 0, "{err}");
-    // The text door's guests cannot rename to it either.
-    use std::io::{BufRead, BufReader};
-    let mut nc = std::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
-    nc.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    nc.write_all(b"/nick alice\n").unwrap();
-    let mut reader = BufReader::new(nc.try_clone().unwrap());
-    let mut said = String::new();
-    for _ in 0..20 {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            break;
-        }
-        said.push_str(&line);
-        if line.contains("belongs to an account") {
-            break;
-        }
-    }
-    assert!(said.contains("belongs to an account"), "{said}");
-}
-
 /// A folder goes whole or not at all: removing it takes what is below it,
 /// so where rights change below it they must allow it too, on every door.
 /// WebDAV removes a folder an entry at a time; it is asked whole first.
@@ -574,4 +529,49 @@ fn folders_made_on_the_way_need_the_right_where_they_are_made() {
     let (code, _, err) = run_cli(&["mkdir", "-p", &at("/a/b/c")], &alice);
     assert_eq!(code, 0, "{err}");
     assert!(root.path().join("a/b/c").is_dir());
+}
+
+/// A link is removed by the right where it is, on WebDAV as on the native
+/// door, even when it leads where the account may not read: what it leads
+/// to is neither read nor touched.
+#[test]
+fn a_link_to_an_unreadable_file_is_removed_by_its_own_folders_right() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    std::fs::create_dir_all(r.join("private")).unwrap();
+    std::fs::create_dir_all(r.join("bobdir")).unwrap();
+    std::fs::write(r.join("private/secret.txt"), "secret").unwrap();
+    for n in ["l1", "l2"] {
+        std::os::unix::fs::symlink("../private/secret.txt", r.join("bobdir").join(n)).unwrap();
+    }
+    let etc = tempfile::tempdir().unwrap();
+    let cfg = etc.path().join("ferry.toml");
+    let text = format!(
+        "[users.bob]\npassword_hash = \"{}\"\nrights = [\"/bobdir:delete\"]\n",
+        common::passwd_hash("bob-password")
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let srv = spawn_bin_server(r, &["--allow-all", "--config", cfg.to_str().unwrap()], &[]);
+    let url = |p: &str| format!("http://127.0.0.1:{}{p}", srv.port);
+    let bob = ["-u", "bob:bob-password"];
+    // Reading through it is still refused.
+    assert_eq!(status(&[bob[0], bob[1], &url("/bobdir/l1")]), 403);
+    assert_eq!(
+        status(&[bob[0], bob[1], "-X", "DELETE", &url("/bobdir/l1")]),
+        204
+    );
+    let link = format!("127.0.0.1:{}:/bobdir/l2", srv.port);
+    let login = [("FERRY_USER", "bob"), ("FERRY_PASSWORD", "bob-password")];
+    let (code, _, err) = run_cli(&["rm", &link], &login);
+    assert_eq!(code, 0, "{err}");
+    for n in ["l1", "l2"] {
+        assert!(
+            std::fs::symlink_metadata(r.join("bobdir").join(n)).is_err(),
+            "{n}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(r.join("private/secret.txt")).unwrap(),
+        "secret"
+    );
 }

@@ -1,7 +1,8 @@
 //! `ferry login`: an account's password once, then a login token kept
 //! 0600 and presented by every later command (and usable as a Bearer
 //! token over HTTP) with exactly the account's rights, until it runs out,
-//! the password changes, or `ferry logout`.
+//! the password changes, or `ferry logout`. An account's name in the chat
+//! is its own.
 
 mod common;
 
@@ -244,4 +245,48 @@ fn a_wrong_basic_login_takes_as_long_whatever_the_name() {
         let again = took(then, user);
         assert!(again >= 0.1, "{user}'s next try answered in {again} s");
     }
+}
+
+/// In the chat an account's name is its own: guests cannot take it, and
+/// an account logged in chats under it.
+#[test]
+fn chat_names_of_accounts_are_theirs() {
+    let root = tempfile::tempdir().unwrap();
+    let etc = tempfile::tempdir().unwrap();
+    let cfg = etc.path().join("ferry.toml");
+    let text = format!(
+        "[users.alice]\npassword_hash = \"{}\"\n",
+        common::passwd_hash("alice-password")
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let srv = common::spawn_bin_server(root.path(), &["--config", cfg.to_str().unwrap()], &[]);
+    let host = format!("127.0.0.1:{}", srv.port);
+    let (code, _, err) = run_cli(&["chat", &host, "--nick", "Alice", "--send", "hi"], &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("belongs to an account"), "{err}");
+    let alice = [
+        ("FERRY_USER", "alice"),
+        ("FERRY_PASSWORD", "alice-password"),
+    ];
+    let (code, _, err) = run_cli(&["chat", &host, "--send", "hello as alice"], &alice);
+    assert_eq!(code, 0, "{err}");
+    // The text door's guests cannot rename to it either.
+    use std::io::{BufRead, BufReader, Write};
+    let mut nc = std::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+    nc.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    nc.write_all(b"/nick alice\n").unwrap();
+    let mut reader = BufReader::new(nc.try_clone().unwrap());
+    let mut said = String::new();
+    for _ in 0..20 {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        said.push_str(&line);
+        if line.contains("belongs to an account") {
+            break;
+        }
+    }
+    assert!(said.contains("belongs to an account"), "{said}");
 }

@@ -177,6 +177,13 @@ impl Files {
         allowed(&self.policy, &*self.store, who, action, rel)
     }
 
+    /// [`Files::check`] for the entry at `rel` itself, a link as a link
+    /// (its own description, as `lstat` gives it): judged where it is,
+    /// never where it leads.
+    pub fn check_entry(&self, who: Who, action: Action, rel: &RelPath) -> Result<(), Denied> {
+        allowed_at(&self.policy, &*self.store, who, action, rel, false)
+    }
+
     /// Everything below the folder `rel` that `who` may read: where
     /// rights differ from folder to folder, what lies under another
     /// right is left out, and so is its mention among the skipped.
@@ -428,6 +435,18 @@ pub(super) fn allowed(
     action: Action,
     rel: &RelPath,
 ) -> Result<(), Denied> {
+    allowed_at(policy, store, who, action, rel, true)
+}
+
+/// [`allowed`]; with `through` false, a last link is judged as itself.
+fn allowed_at(
+    policy: &Policy,
+    store: &dyn Storage,
+    who: Who,
+    action: Action,
+    rel: &RelPath,
+    through: bool,
+) -> Result<(), Denied> {
     policy.check(who, action, rel)?;
     if !policy.paths_matter(who) || !action.on_paths() {
         return Ok(());
@@ -436,7 +455,7 @@ pub(super) fn allowed(
     // a creation (in a folder a last link leads to), where that leads. A
     // change to a link (removing, moving or replacing it) changes the link
     // alone, never what it leads to.
-    let follows = matches!(action, Action::Read | Action::Create);
+    let follows = through && matches!(action, Action::Read | Action::Create);
     for keep_last in [true, false].into_iter().filter(|k| *k || follows) {
         if let Some(real) = store.real(rel, keep_last).filter(|r| r != rel) {
             policy.check(who, action, &real)?;

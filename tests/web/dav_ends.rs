@@ -215,3 +215,52 @@ async fn a_reader_is_refused_for_its_rights_before_it_learns_where_links_lead() 
     assert!(!s.path("other").exists());
     s.stop().await;
 }
+
+/// `Overwrite` is `T` or `F` (RFC 4918 section 10.6): anything else is no
+/// yes, and nothing is replaced. A `Destination` of another scheme is
+/// another server.
+#[tokio::test]
+async fn a_malformed_overwrite_or_a_foreign_scheme_replaces_nothing() {
+    let s = TestServer::start(|_| {}).await;
+    let c = http();
+    std::fs::write(s.path("a.txt"), "a").unwrap();
+    std::fs::write(s.path("b.txt"), "b").unwrap();
+    let host = s.addr.to_string();
+    let cases = [
+        ("/b.txt".to_string(), Some("X"), StatusCode::BAD_REQUEST),
+        ("/b.txt".to_string(), Some(""), StatusCode::BAD_REQUEST),
+        ("/b.txt".to_string(), Some("yes"), StatusCode::BAD_REQUEST),
+        (
+            format!("ftp://{host}/b.txt"),
+            Some("T"),
+            StatusCode::BAD_GATEWAY,
+        ),
+        (format!("ftp://{host}/c.txt"), None, StatusCode::BAD_GATEWAY),
+    ];
+    for (to, overwrite, want) in cases {
+        for m in ["COPY", "MOVE"] {
+            let mut r = c
+                .request(method(m), url(&s, "/a.txt"))
+                .header("Destination", &to);
+            if let Some(o) = overwrite {
+                r = r.header("Overwrite", o);
+            }
+            let r = r.send().await.unwrap();
+            assert_eq!(r.status(), want, "{m} {to} {overwrite:?}");
+        }
+    }
+    assert_eq!(std::fs::read(s.path("a.txt")).unwrap(), b"a");
+    assert_eq!(std::fs::read(s.path("b.txt")).unwrap(), b"b");
+    assert!(!s.path("c.txt").exists());
+    // `t` is `T`.
+    let r = c
+        .request(method("COPY"), url(&s, "/a.txt"))
+        .header("Destination", "/b.txt")
+        .header("Overwrite", "t")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(std::fs::read(s.path("b.txt")).unwrap(), b"a");
+    s.stop().await;
+}

@@ -17,16 +17,17 @@ async fn offset_of(c: &reqwest::Client, s: &TestServer, loc: &str) -> (StatusCod
     (r.status(), at)
 }
 
-/// A creation of a 10-byte upload of `filename_b64` bringing `body`.
+/// A creation of an upload of `length` bytes of `filename_b64` bringing
+/// `body`.
 fn create_with(
     c: &reqwest::Client,
     s: &TestServer,
-    filename_b64: &str,
+    (length, filename_b64): (usize, &str),
     body: reqwest::Body,
 ) -> reqwest::RequestBuilder {
     c.post(url(s, "/.ferry/tus/"))
         .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Length", "10")
+        .header("Upload-Length", length.to_string())
         .header("Upload-Metadata", format!("filename {filename_b64}"))
         .header(header::CONTENT_TYPE, "application/offset+octet-stream")
         .body(body)
@@ -200,10 +201,15 @@ async fn a_patch_past_the_announced_length_is_refused_and_keeps_the_upload() {
     assert_eq!(std::fs::read(s.path("t.bin")).unwrap(), b"0123456789");
     // Bytes past the length with the creation: 413, and where the upload
     // is kept, for the client to go on from.
-    let r = create_with(&c, &s, "dS5iaW4=", two_chunks(b"01234", b"56789-too-much"))
-        .send()
-        .await
-        .unwrap();
+    let r = create_with(
+        &c,
+        &s,
+        (10, "dS5iaW4="),
+        two_chunks(b"01234", b"56789-too-much"),
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let loc = r.headers()[header::LOCATION].to_str().unwrap().to_string();
     let (status, at) = offset_of(&c, &s, &loc).await;
@@ -229,7 +235,7 @@ async fn a_creation_refused_at_its_finish_names_no_upload_to_go_on_with() {
             Ok(b"56789".to_vec())
         }),
     );
-    let post = create_with(&c, &s, "dy5iaW4=", reqwest::Body::wrap_stream(body)).send();
+    let post = create_with(&c, &s, (10, "dy5iaW4="), reqwest::Body::wrap_stream(body)).send();
     let post = tokio::spawn(post);
     // The upload has begun once its first bytes are in its partial file.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -260,7 +266,7 @@ async fn an_upload_started_over_by_another_client_is_not_mixed_with_it() {
     let s = TestServer::start(|_| {}).await;
     let c = http();
     let made = |body: &'static str| {
-        let sent = create_with(&c, &s, "eC5iaW4=", body.into()).send();
+        let sent = create_with(&c, &s, (10, "eC5iaW4="), body.into()).send();
         async move {
             let r = sent.await.unwrap();
             assert_eq!(r.status(), StatusCode::CREATED);
@@ -293,5 +299,86 @@ async fn an_upload_started_over_by_another_client_is_not_mixed_with_it() {
     );
     assert_eq!(std::fs::read(s.path("x.bin")).unwrap(), b"BBBBBbbbbb");
     assert!(common::partial_files(s.root.path()).is_empty());
+    s.stop().await;
+}
+
+/// A server stopped while a PATCH is coming in keeps what it took, and
+/// what it had confirmed before: a tus upload goes on after a restart.
+#[tokio::test]
+async fn a_shutdown_during_a_patch_keeps_the_upload() {
+    let s = TestServer::start(|c| c.shutdown_grace = std::time::Duration::from_millis(500)).await;
+    let c = http();
+    let r = create_with(&c, &s, (100, "ci5iaW4="), vec![b'a'; 10].into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let loc = r.headers()[header::LOCATION].to_str().unwrap().to_string();
+    let mut sock = TcpStream::connect(s.addr).await.unwrap();
+    let head = format!(
+        "PATCH {loc} HTTP/1.1\r\nHost: localhost\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 10\r\n\
+         Content-Type: application/offset+octet-stream\r\nContent-Length: 90\r\n\r\n"
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    sock.write_all(&[b'b'; 30]).await.unwrap();
+    // The server holds what it took until the body ends or breaks off;
+    // give it a moment to take them.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let root = s.stop().await;
+    let mut want = vec![b'a'; 10];
+    want.extend([b'b'; 30]);
+    assert_eq!(
+        std::fs::read(root.path().join(".r.bin.ferry-part")).unwrap(),
+        want
+    );
+    assert!(!root.path().join("r.bin").exists());
+}
+
+/// Numbers are digits alone, and a header or metadata key given twice is
+/// refused rather than one of its values guessed at: nothing is made.
+#[tokio::test]
+async fn signed_repeated_or_doubled_tus_headers_are_refused() {
+    let s = TestServer::start(|_| {}).await;
+    let c = http();
+    let post = |headers: &[(&'static str, &'static str)]| {
+        let mut r = c
+            .post(url(&s, "/.ferry/tus/"))
+            .header("Tus-Resumable", "1.0.0");
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        r.send()
+    };
+    let meta = ("Upload-Metadata", "filename ZC5iaW4=");
+    for headers in [
+        &[("Upload-Length", "+5"), meta][..],
+        &[("Upload-Length", "-0"), meta],
+        &[("Upload-Length", "5 6"), meta],
+        &[("Upload-Length", "5"), ("Upload-Length", "99999"), meta],
+        &[("Upload-Length", "5"), meta, meta],
+        &[
+            ("Upload-Length", "5"),
+            ("Upload-Metadata", "filename ZC5iaW4=,filename ZS5iaW4="),
+        ],
+    ] {
+        let r = post(headers).await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{headers:?}");
+    }
+    assert!(common::partial_files(s.root.path()).is_empty());
+    // Leading zeros are a number like any other.
+    let r = post(&[("Upload-Length", "05"), meta]).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let loc = r.headers()[header::LOCATION].to_str().unwrap().to_string();
+    let r = c
+        .patch(url(&s, &loc))
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Offset", "+0")
+        .header(header::CONTENT_TYPE, "application/offset+octet-stream")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(!s.path("d.bin").exists());
     s.stop().await;
 }

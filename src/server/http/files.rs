@@ -373,12 +373,20 @@ pub(super) fn destination(
                 "bad Destination (a URL or an absolute path)",
             )
         })?;
-        let (Some(to), Some(_)) = (uri.authority(), uri.scheme()) else {
+        let (Some(to), Some(scheme)) = (uri.authority(), uri.scheme_str()) else {
             return Err(error(
                 StatusCode::BAD_REQUEST,
                 "bad Destination (a URL or an absolute path)",
             ));
         };
+        // This server speaks HTTP alone: `ftp://` to its address and port
+        // is another server.
+        if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+            return Err(error(
+                StatusCode::BAD_GATEWAY,
+                "Destination is on another server",
+            ));
+        }
         let here = header_str(headers, header::HOST)
             .and_then(|h| h.parse::<axum::http::uri::Authority>().ok());
         let same_port = here.as_ref().is_some_and(|h| h.port_u16() == to.port_u16());

@@ -76,22 +76,36 @@ fn fail(status: StatusCode, msg: impl Into<String>) -> Response {
     tus_headers(error(status, msg))
 }
 
+/// A number header: digits alone (tus 1.0: a non-negative integer), given
+/// once. Two values, or a sign, are not guessed at.
 fn num(h: &HeaderMap, name: &str) -> Result<Option<u64>, Response> {
-    match h.get(name) {
-        None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .map(Some)
-            .ok_or_else(|| fail(StatusCode::BAD_REQUEST, format!("bad {name}"))),
+    let bad = || fail(StatusCode::BAD_REQUEST, format!("bad {name}"));
+    let values: Vec<_> = h.get_all(name).iter().collect();
+    let v = match values[..] {
+        [] => return Ok(None),
+        [v] => v,
+        _ => return Err(bad()),
+    };
+    let s = v.to_str().map_err(|_| bad())?.trim();
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
     }
+    s.parse().map(Some).map_err(|_| bad())
 }
 
-/// Upload-Metadata: `key base64, key base64, key`.
+/// Upload-Metadata: `key base64, key base64, key`, given once, each key
+/// once (tus 1.0).
 fn metadata(h: &HeaderMap) -> Result<Vec<(String, String)>, Response> {
-    let Some(raw) = h.get("upload-metadata") else {
-        return Ok(vec![]);
+    let values: Vec<_> = h.get_all("upload-metadata").iter().collect();
+    let raw = match values[..] {
+        [] => return Ok(vec![]),
+        [raw] => raw,
+        _ => {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                "Upload-Metadata more than once",
+            ));
+        }
     };
     let raw = raw
         .to_str()
@@ -109,6 +123,12 @@ fn metadata(h: &HeaderMap) -> Result<Vec<(String, String)>, Response> {
                     format!("bad Upload-Metadata value for {k}"),
                 )
             })?;
+        if out.iter().any(|(seen, _)| seen == k) {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                format!("Upload-Metadata names {k} more than once"),
+            ));
+        }
         out.push((k.to_string(), v));
     }
     Ok(out)

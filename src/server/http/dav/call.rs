@@ -150,6 +150,16 @@ impl Call {
         Ok(rel)
     }
 
+    /// [`Call::allowed`] for the entry itself, a link as a link.
+    pub(super) fn allowed_entry(&self, action: Action, path: &DavPath) -> FsResult<RelPath> {
+        let rel = self.rel(path)?;
+        self.ctx
+            .files
+            .check_entry(self.who, action, &rel)
+            .map_err(|d| self.fail(d.into()))?;
+        Ok(rel)
+    }
+
     pub(super) fn check(&self, action: Action, rel: &RelPath) -> FsResult<()> {
         self.ctx
             .files

@@ -85,6 +85,15 @@ pub(super) fn refuse_early(m: &Method, h: &HeaderMap) -> Result<(), Response> {
             return bad("the If header does not parse (RFC 4918 section 10.4)");
         }
     }
+    // RFC 4918 section 10.6: `T` or `F`. Anything else is no answer to
+    // "may it replace what is there?", so it is not taken for yes.
+    let overwrite: Vec<_> = h.get_all("overwrite").iter().collect();
+    match overwrite[..] {
+        [] => {}
+        [v] if v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"T")
+            || v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"F") => {}
+        _ => return bad("Overwrite must be T or F, once"),
+    }
     Ok(())
 }
 

@@ -82,7 +82,13 @@ impl FerryFs {
         call: &Call,
         follow: bool,
     ) -> FsResult<Box<dyn DavMetaData>> {
-        let rel = call.allowed(Action::Read, path)?;
+        // A link's own description is read where it is; what it leads to,
+        // where that is.
+        let rel = if follow {
+            call.allowed(Action::Read, path)?
+        } else {
+            call.allowed_entry(Action::Read, path)?
+        };
         // Not finding it is an answer, often the one hoped for (before a
         // PUT or MKCOL), not a refusal to report.
         let found = call
