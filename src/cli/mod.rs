@@ -56,7 +56,8 @@ EXIT STATUS:
        checksum mismatch)
   2    usage error
   141  whatever read the output stopped reading (ferry ls HOST | head)
-  255  no connection, or the connection broke (re-run to resume a transfer)
+  255  no connection, the connection broke or the server shut down (re-run to
+       resume a transfer)
   ferry exec and ferry shell exit with the remote command's status instead;
   see ferry exec --help.";
 
@@ -254,11 +255,13 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 /// The exit status for a failure: 2 for a usage error, 255 when the
-/// connection failed, 1 for the rest.
+/// connection failed or the server went away (shutting down: it keeps what
+/// an upload took, and a run again resumes), 1 for the rest.
 fn exit_code(e: &ClientError) -> ExitCode {
+    use crate::wire::messages::ErrorCode;
     match e {
         ClientError::Usage(_) => ExitCode::from(2),
-        e if e.is_transport() => ExitCode::from(255),
+        e if e.is_transport() || e.code() == Some(ErrorCode::ShuttingDown) => ExitCode::from(255),
         _ => ExitCode::from(1),
     }
 }
@@ -293,4 +296,27 @@ async fn connect(r: &Remote) -> Result<Client, ClientError> {
 async fn connect_as(r: &Remote, token: Option<&Secret>) -> Result<Client, ClientError> {
     let policy = TLS.get().cloned().unwrap_or_default().policy()?;
     Client::connect_with(&r.authority(), token, &policy).await
+}
+
+#[cfg(test)]
+mod exit_tests {
+    use super::*;
+    use crate::wire::messages::ErrorCode;
+
+    #[test]
+    fn a_server_going_away_is_a_broken_connection_and_a_refusal_is_not() {
+        let remote = |code| ClientError::Remote {
+            code,
+            message: String::new(),
+        };
+        assert_eq!(
+            exit_code(&remote(ErrorCode::ShuttingDown)),
+            ExitCode::from(255)
+        );
+        assert_eq!(exit_code(&remote(ErrorCode::Exists)), ExitCode::from(1));
+        assert_eq!(
+            exit_code(&ClientError::Usage("x".into())),
+            ExitCode::from(2)
+        );
+    }
 }

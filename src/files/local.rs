@@ -409,7 +409,12 @@ impl Storage for LocalDisk {
         let folder = self
             .open_folder(&dir)
             .map_err(|e| FilesError::from_io(rel, e))?;
-        PartFile::generation_at(&folder, name.as_ref()).map_err(|e| FilesError::from_io(rel, e))
+        let held = PartFile::generation_at(&folder, name.as_ref());
+        let there = match held {
+            Ok(None) => PartFile::generation_of(&folder, name.as_ref()),
+            held => held,
+        };
+        there.map_err(|e| FilesError::from_io(rel, e))
     }
 
     /// Removes the partial file of an unfinished upload of `rel` (unless an

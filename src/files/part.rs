@@ -239,6 +239,20 @@ fn open_plain(dir: &File, name: &OsStr) -> io::Result<File> {
     )))
 }
 
+/// A new, empty partial file at `name` in `dir`, in place of the one
+/// there: starting over is a new file, not the old one cut, so that one
+/// going on with the old upload never meets this one's bytes (see
+/// `generation`).
+fn fresh(dir: &File, name: &OsStr) -> io::Result<File> {
+    if matches!(look_at(dir, name)?, Found::Plain(_)) {
+        match nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    open_plain(dir, name)
+}
+
 /// Cuts `file` from `held` bytes to `to`, leaving a file already that long
 /// alone: on ext4 a file cut to nothing is written out in full when it is
 /// closed (its safeguard for files rewritten in place), a second's wait at
@@ -273,20 +287,11 @@ impl PartFile {
     pub fn open_in(dir: File, name: &OsStr, target: PathBuf, resume: bool) -> io::Result<PartFile> {
         refuse_special(&dir, name)?;
         let part_name = part_name(name);
-        // Starting over is a new file, not the old one cut: one that goes
-        // on with the old upload must not meet this one's bytes (see
-        // `generation`).
-        if !resume && matches!(look_at(&dir, &part_name)?, Found::Plain(_)) {
-            match nix::unistd::unlinkat(
-                &dir,
-                part_name.as_os_str(),
-                nix::unistd::UnlinkatFlags::NoRemoveDir,
-            ) {
-                Ok(()) | Err(Errno::ENOENT) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let file = open_plain(&dir, &part_name)?;
+        let file = if resume {
+            open_plain(&dir, &part_name)?
+        } else {
+            fresh(&dir, &part_name)?
+        };
         let held = file.metadata()?.len();
         let existing = if resume {
             held
@@ -325,6 +330,12 @@ impl PartFile {
         generation::at(dir, &part_name(name))
     }
 
+    /// Which partial file the file `name` of `dir` was, if it is a plain
+    /// file: moved into place, a partial file keeps its identity.
+    pub fn generation_of(dir: &File, name: &OsStr) -> io::Result<Option<String>> {
+        generation::at(dir, name)
+    }
+
     /// The final path.
     pub fn target(&self) -> &Path {
         &self.target
@@ -358,7 +369,13 @@ impl PartFile {
         if offset == 0 {
             self.hasher = self.hasher.algo().hasher();
         }
-        cut(&self.file, self.file.metadata()?.len(), offset)?;
+        let held = self.file.metadata()?.len();
+        if offset == 0 && held > 0 {
+            // Starting over is a new file (see `open_in`).
+            self.file = fresh(&self.dir, &self.part_name)?;
+        } else {
+            cut(&self.file, held, offset)?;
+        }
         self.file.seek(SeekFrom::Start(offset))?;
         self.size = size;
         self.written = offset;

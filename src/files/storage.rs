@@ -122,9 +122,10 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     /// is running); whether there was anything.
     fn remove_partial(&self, rel: &RelPath) -> Result<bool, FilesError>;
 
-    /// Which unfinished upload of `rel` is held now (see
-    /// [`Part::generation`]); `None` when there is none, or where the
-    /// storage cannot tell one from the next.
+    /// Which upload of `rel` is there now (see [`Part::generation`]): the
+    /// unfinished one's, or, once finished, the one the file in place came
+    /// from where the storage can tell; `None` when there is none, or
+    /// where the storage cannot tell one from the next.
     fn partial_generation(&self, rel: &RelPath) -> Result<Option<String>, FilesError> {
         let _ = rel;
         Ok(None)

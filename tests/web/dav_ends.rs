@@ -252,15 +252,22 @@ async fn a_malformed_overwrite_or_a_foreign_scheme_replaces_nothing() {
     assert_eq!(std::fs::read(s.path("a.txt")).unwrap(), b"a");
     assert_eq!(std::fs::read(s.path("b.txt")).unwrap(), b"b");
     assert!(!s.path("c.txt").exists());
-    // `t` is `T`.
-    let r = c
-        .request(method("COPY"), url(&s, "/a.txt"))
-        .header("Destination", "/b.txt")
-        .header("Overwrite", "t")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // `f` is `F` and `t` is `T`.
+    for (m, o, want) in [
+        ("COPY", "f", StatusCode::PRECONDITION_FAILED),
+        ("MOVE", "f", StatusCode::PRECONDITION_FAILED),
+        ("COPY", "t", StatusCode::NO_CONTENT),
+    ] {
+        let r = c
+            .request(method(m), url(&s, "/a.txt"))
+            .header("Destination", "/b.txt")
+            .header("Overwrite", o)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), want, "{m} {o}");
+        assert!(s.path("a.txt").exists(), "{m} {o}");
+    }
     assert_eq!(std::fs::read(s.path("b.txt")).unwrap(), b"a");
     s.stop().await;
 }

@@ -382,3 +382,56 @@ async fn signed_repeated_or_doubled_tus_headers_are_refused() {
     assert!(!s.path("d.bin").exists());
     s.stop().await;
 }
+
+/// A native upload of the same target that starts over (its bytes differ
+/// from those held) makes a new partial file too, and the file it puts in
+/// place is not the tus upload's: its id names no upload, and HEAD does
+/// not take that file for the upload finished.
+#[tokio::test]
+async fn a_native_upload_that_starts_over_ends_the_tus_upload_of_that_name() {
+    let s = TestServer::start(|_| {}).await;
+    let c = http();
+    let r = create_with(&c, &s, (10, "bi5iaW4="), "LLL".into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let loc = r.headers()[header::LOCATION].to_str().unwrap().to_string();
+    assert_eq!(offset_of(&c, &s, &loc).await, (StatusCode::OK, Some(3)));
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("n.bin");
+    std::fs::write(&src, b"AAAAAAAAAA").unwrap();
+    let resume = ferry::client::TransferOpts {
+        force: false,
+        resume: true,
+    };
+    let bar = indicatif::ProgressBar::hidden();
+    let mut native = s.client().await;
+    native.put_file(&src, "n.bin", resume, &bar).await.unwrap();
+    assert_eq!(std::fs::read(s.path("n.bin")).unwrap(), b"AAAAAAAAAA");
+    assert_eq!(offset_of(&c, &s, &loc).await.0, StatusCode::NOT_FOUND);
+    s.stop().await;
+}
+
+/// A creation whose body is announced longer than the upload is refused
+/// before it begins anything: the upload of that name under way is left
+/// as it was.
+#[tokio::test]
+async fn a_creation_announced_too_long_leaves_the_upload_under_way_alone() {
+    let s = TestServer::start(|_| {}).await;
+    let c = http();
+    let r = create_with(&c, &s, (10, "ay5iaW4="), "abc".into())
+        .send()
+        .await
+        .unwrap();
+    let loc = r.headers()[header::LOCATION].to_str().unwrap().to_string();
+    let r = create_with(&c, &s, (10, "ay5iaW4="), vec![b'x'; 20].into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(r.headers().get(header::LOCATION).is_none());
+    assert_eq!(offset_of(&c, &s, &loc).await, (StatusCode::OK, Some(3)));
+    assert_eq!(std::fs::read(s.path(".k.bin.ferry-part")).unwrap(), b"abc");
+    s.stop().await;
+}

@@ -207,3 +207,38 @@ fn a_partial_file_swapped_mid_way_is_not_put_in_place() {
     assert!(p.finish(None, None, false).is_err());
     assert!(!target.exists());
 }
+
+#[test]
+fn starting_over_is_a_new_partial_file_and_going_on_is_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("g.bin");
+    let mut p = PartFile::open(&target, true).unwrap();
+    p.start(0, 10).unwrap();
+    p.write(b"abc").unwrap();
+    let first = p.generation().expect("this disk tells files apart");
+    drop(p);
+    let folder = open_dir(dir.path()).unwrap();
+    let name = OsStr::new("g.bin");
+    assert_eq!(
+        PartFile::generation_at(&folder, name).unwrap(),
+        Some(first.clone())
+    );
+    // Going on from what is held: the same upload.
+    let mut p = PartFile::open(&target, true).unwrap();
+    p.start(3, 10).unwrap();
+    assert_eq!(p.generation(), Some(first.clone()));
+    drop(p);
+    // Starting over, at the open or at byte 0 of a resume: another one.
+    let mut p = PartFile::open(&target, true).unwrap();
+    p.start(0, 10).unwrap();
+    let second = p.generation().unwrap();
+    assert_ne!(second, first);
+    p.write(b"0123456789").unwrap();
+    drop(p);
+    let third = PartFile::open(&target, false)
+        .unwrap()
+        .generation()
+        .unwrap();
+    assert_ne!(third, second);
+    assert_ne!(third, first);
+}

@@ -230,6 +230,19 @@ async fn create(web: &Web, h: &HeaderMap, body: Body) -> Response {
         Ok(None) => return fail(StatusCode::BAD_REQUEST, "Upload-Length is needed"),
         Err(r) => return r,
     };
+    // A body announced longer than the upload is refused before anything
+    // is begun: a creation starts the target's upload over, and this one
+    // could never be taken whole.
+    let announced = h
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > length) {
+        return fail(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is longer than Upload-Length ({length} bytes)"),
+        );
+    }
     let meta = match metadata(h) {
         Ok(m) => m,
         Err(r) => return r,

@@ -182,6 +182,13 @@ pub(super) async fn serve(web: &Web, who: &auth::Who, req: Request) -> Response 
     };
     // dav-server lets a litmus run ask for any depth; not here.
     parts.headers.remove("x-litmus");
+    // `f` is `F` (RFC 5234: quoted strings ignore case; `refuse_early`
+    // let only these through), but dav-server takes all but `F` for `T`.
+    if let Some(v) = parts.headers.get("overwrite") {
+        let no = v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"F");
+        let v = HeaderValue::from_static(if no { "F" } else { "T" });
+        parts.headers.insert("overwrite", v);
+    }
     if parts.method.as_str() == "PROPFIND" && !parts.headers.contains_key("depth") {
         // RFC 4918 says infinity; clients that leave it out mean 1.
         parts.headers.insert("depth", HeaderValue::from_static("1"));
