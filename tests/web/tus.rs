@@ -360,6 +360,11 @@ async fn signed_repeated_or_doubled_tus_headers_are_refused() {
             ("Upload-Length", "5"),
             ("Upload-Metadata", "filename ZC5iaW4=,filename ZS5iaW4="),
         ],
+        // `overwrite x`: neither a yes nor a no.
+        &[
+            ("Upload-Length", "5"),
+            ("Upload-Metadata", "filename ZC5iaW4=,overwrite eA=="),
+        ],
     ] {
         let r = post(headers).await.unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{headers:?}");

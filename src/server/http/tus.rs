@@ -251,9 +251,20 @@ async fn create(web: &Web, h: &HeaderMap, body: Body) -> Response {
         Ok(r) => r,
         Err(r) => return r,
     };
-    let overwrite = meta
-        .iter()
-        .any(|(k, v)| k == "overwrite" && (v == "1" || v == "true"));
+    // `overwrite` is a yes or a no; anything else is not taken for either.
+    let overwrite = match meta.iter().find(|(k, _)| k == "overwrite") {
+        None => false,
+        Some((_, v)) => match v.as_str() {
+            "1" | "true" => true,
+            "0" | "false" => false,
+            _ => {
+                return fail(
+                    StatusCode::BAD_REQUEST,
+                    "overwrite in Upload-Metadata is 1, true, 0 or false",
+                );
+            }
+        },
+    };
     // Folders in the path are made as needed (a folder upload's files).
     let opts = UploadOptions {
         overwrite,
