@@ -43,6 +43,18 @@ async fn given_up(c: &reqwest::Client, s: &TestServer, loc: &str) -> StatusCode 
         .status()
 }
 
+/// [`create_with`], which must make the upload: where it is.
+async fn created(
+    c: &reqwest::Client,
+    s: &TestServer,
+    spec: (usize, &str),
+    body: reqwest::Body,
+) -> String {
+    let r = create_with(c, s, spec, body).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    r.headers()[header::LOCATION].to_str().unwrap().to_string()
+}
+
 /// A body sent in two chunks, with no length announced.
 fn two_chunks(a: &[u8], b: &[u8]) -> reqwest::Body {
     reqwest::Body::wrap_stream(futures_util::stream::iter([
@@ -265,16 +277,8 @@ async fn a_creation_refused_at_its_finish_names_no_upload_to_go_on_with() {
 async fn an_upload_started_over_by_another_client_is_not_mixed_with_it() {
     let s = TestServer::start(|_| {}).await;
     let c = http();
-    let made = |body: &'static str| {
-        let sent = create_with(&c, &s, (10, "eC5iaW4="), body.into()).send();
-        async move {
-            let r = sent.await.unwrap();
-            assert_eq!(r.status(), StatusCode::CREATED);
-            r.headers()[header::LOCATION].to_str().unwrap().to_string()
-        }
-    };
-    let first = made("AAAAA").await;
-    let second = made("BBBBB").await;
+    let first = created(&c, &s, (10, "eC5iaW4="), "AAAAA".into()).await;
+    let second = created(&c, &s, (10, "eC5iaW4="), "BBBBB".into()).await;
     assert_ne!(first, second);
     let patch = |loc: &str, body: &'static [u8]| {
         c.patch(url(&s, loc))
@@ -308,12 +312,7 @@ async fn an_upload_started_over_by_another_client_is_not_mixed_with_it() {
 async fn a_shutdown_during_a_patch_keeps_the_upload() {
     let s = TestServer::start(|c| c.shutdown_grace = std::time::Duration::from_millis(500)).await;
     let c = http();
-    let r = create_with(&c, &s, (100, "ci5iaW4="), vec![b'a'; 10].into())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let loc = r.headers()[header::LOCATION].to_str().unwrap().to_string();
+    let loc = created(&c, &s, (100, "ci5iaW4="), vec![b'a'; 10].into()).await;
     let mut sock = TcpStream::connect(s.addr).await.unwrap();
     let head = format!(
         "PATCH {loc} HTTP/1.1\r\nHost: localhost\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 10\r\n\
@@ -396,12 +395,7 @@ async fn signed_repeated_or_doubled_tus_headers_are_refused() {
 async fn a_native_upload_that_starts_over_ends_the_tus_upload_of_that_name() {
     let s = TestServer::start(|_| {}).await;
     let c = http();
-    let r = create_with(&c, &s, (10, "bi5iaW4="), "LLL".into())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let loc = r.headers()[header::LOCATION].to_str().unwrap().to_string();
+    let loc = created(&c, &s, (10, "bi5iaW4="), "LLL".into()).await;
     assert_eq!(offset_of(&c, &s, &loc).await, (StatusCode::OK, Some(3)));
     let local = tempfile::tempdir().unwrap();
     let src = local.path().join("n.bin");
@@ -425,11 +419,7 @@ async fn a_native_upload_that_starts_over_ends_the_tus_upload_of_that_name() {
 async fn a_creation_announced_too_long_leaves_the_upload_under_way_alone() {
     let s = TestServer::start(|_| {}).await;
     let c = http();
-    let r = create_with(&c, &s, (10, "ay5iaW4="), "abc".into())
-        .send()
-        .await
-        .unwrap();
-    let loc = r.headers()[header::LOCATION].to_str().unwrap().to_string();
+    let loc = created(&c, &s, (10, "ay5iaW4="), "abc".into()).await;
     let r = create_with(&c, &s, (10, "ay5iaW4="), vec![b'x'; 20].into())
         .send()
         .await

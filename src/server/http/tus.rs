@@ -327,14 +327,6 @@ async fn create(web: &Web, h: &HeaderMap, body: Body) -> Response {
     res
 }
 
-/// Whether the partial file of the ticket's target is another upload's:
-/// one of the same target that started over since the ticket was made.
-async fn superseded(web: &Web, rel: &RelPath, ticket: &Ticket) -> Result<bool, FilesError> {
-    let r = rel.clone();
-    let now = blocking(web, move |s| s.partial_generation(&r)).await?;
-    Ok(now.is_some() && now != ticket.g)
-}
-
 /// Writes a body at `offset` and moves the file into place once whole.
 /// Gives the new offset.
 async fn append(
@@ -405,7 +397,7 @@ pub async fn upload(State(web): State<Web>, Path(id): Path<String>, req: Request
         return tus_headers(r);
     }
     if matches!(parts.method, Method::HEAD | Method::DELETE) {
-        match superseded(&web, &rel, &ticket).await {
+        match web.ctx.files.superseded(&rel, ticket.g.as_deref()).await {
             Ok(false) => {}
             Ok(true) => return fail(StatusCode::NOT_FOUND, "no such upload"),
             Err(e) => return tus_headers(failure(e)),
@@ -444,12 +436,14 @@ pub async fn upload(State(web): State<Web>, Path(id): Path<String>, req: Request
             };
             let opts = UploadOptions {
                 overwrite: ticket.o,
-                resume: true,
                 on_break: OnBreak::Keep,
-                continuing: true,
                 ..UploadOptions::new(Some(ticket.n))
             };
-            let upload = match web.ctx.files.begin_upload(who.id, &rel, opts).await {
+            let files = &web.ctx.files;
+            let upload = match files
+                .continue_upload(who.id, &rel, opts, ticket.g.as_deref())
+                .await
+            {
                 Ok(u) => u,
                 Err(FilesError::Busy(m)) => return fail(StatusCode::CONFLICT, m),
                 Err(FilesError::NotFound(_)) => {
@@ -457,12 +451,6 @@ pub async fn upload(State(web): State<Web>, Path(id): Path<String>, req: Request
                 }
                 Err(e) => return tus_headers(upload_failed(h, e)),
             };
-            // Another upload of the target started over since: its bytes
-            // are not this one's to go on from.
-            if upload.generation() != ticket.g {
-                upload.keep();
-                return fail(StatusCode::NOT_FOUND, "no such upload");
-            }
             match append(h, upload, &ticket, offset, body).await {
                 Ok(now) => {
                     let mut res = tus_headers(StatusCode::NO_CONTENT.into_response());
