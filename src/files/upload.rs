@@ -472,6 +472,47 @@ impl Upload {
     }
 }
 
+impl super::Files {
+    /// [`Files::begin_upload`] going on with the upload of `rel` whose
+    /// generation (see [`Part::generation`]) is `generation`: one that
+    /// another upload of the target started over since is not found, and
+    /// what that one holds is left to it.
+    ///
+    /// [`Part::generation`]: super::storage::Part::generation
+    pub async fn continue_upload(
+        &self,
+        who: crate::access::Who,
+        rel: &super::name::RelPath,
+        opts: UploadOptions,
+        generation: Option<&str>,
+    ) -> Result<Upload, FilesError> {
+        let opts = UploadOptions {
+            continuing: true,
+            resume: true,
+            ..opts
+        };
+        let upload = self.begin_upload(who, rel, opts).await?;
+        if upload.generation().as_deref() != generation {
+            upload.keep();
+            return Err(FilesError::NotFound(format!("no upload for {rel}")));
+        }
+        Ok(upload)
+    }
+
+    /// Whether what is held at `rel` (an unfinished upload, or the file one
+    /// put in place) is another upload than the one of `generation`: one
+    /// that started it over since. `false` where the storage cannot tell.
+    pub async fn superseded(
+        &self,
+        rel: &super::name::RelPath,
+        generation: Option<&str>,
+    ) -> Result<bool, FilesError> {
+        let r = rel.clone();
+        let now = self.blocking(move |s| s.partial_generation(&r)).await?;
+        Ok(now.is_some() && now.as_deref() != generation)
+    }
+}
+
 /// The error for an upload whose partial file has already gone.
 fn ended<E>() -> Broke<E> {
     Broke::Storage {
