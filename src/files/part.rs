@@ -30,6 +30,7 @@ use super::digest::{Algo, Hasher, hash_prefix};
 
 use super::entry::Mtime;
 use super::name::PART_SUFFIX;
+use super::reserve::Reserve;
 use super::writeback::Writeback;
 use crate::ids::hex;
 
@@ -76,6 +77,7 @@ pub struct PartFile {
     pub(super) written: u64,
     pub(super) hasher: Hasher,
     pub(super) writeback: Writeback,
+    pub(super) reserve: Reserve,
 }
 
 /// The hidden partial file's name for a target named `name`.
@@ -310,6 +312,7 @@ impl PartFile {
             written: 0,
             hasher: Hasher::default(),
             writeback: Writeback::new(0),
+            reserve: Reserve::new(0, 0),
         })
     }
 
@@ -380,6 +383,7 @@ impl PartFile {
         self.size = size;
         self.written = offset;
         self.writeback = Writeback::new(offset);
+        self.reserve = Reserve::new(offset, size);
         Ok(())
     }
 
@@ -392,6 +396,8 @@ impl PartFile {
             ));
         }
         self.hasher.update(buf);
+        let upto = self.written + buf.len() as u64;
+        self.reserve.before_writing(&self.file, upto);
         self.file.write_all(buf)?;
         self.written += buf.len() as u64;
         self.writeback.written_up_to(&self.file, self.written);

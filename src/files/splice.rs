@@ -21,6 +21,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use super::digest::Hasher;
 use super::part::PartFile;
 use super::pipe::CHUNK;
+use super::reserve::Reserve;
 use super::writeback::Writeback;
 
 pub use super::storage::SpliceError;
@@ -53,8 +54,13 @@ impl PartFile {
         }
         let at = self.written;
         let hasher = std::mem::take(&mut self.hasher);
+        let to = Into {
+            file: &self.file,
+            at,
+            reserve: &mut self.reserve,
+        };
         let (taken, moved, hasher, r) =
-            splice_into(socket, &self.file, at, len, hasher, (stall, stop), progress);
+            splice_into(socket, to, len, hasher, (stall, stop), progress);
         self.hasher = hasher;
         self.written += moved;
         self.writeback = Writeback::new(self.written);
@@ -67,13 +73,20 @@ impl PartFile {
     }
 }
 
-/// Moves `len` bytes from `socket` into `file` at `at`, `hasher` following
-/// them. Gives the bytes taken from the socket, the bytes written (all of
-/// them hashed), the hasher, and why it stopped short, if it did.
+/// Where [`splice_into`] puts the bytes: into `file` from `at`, its blocks
+/// claimed ahead by `reserve`.
+struct Into<'a> {
+    file: &'a File,
+    at: u64,
+    reserve: &'a mut Reserve,
+}
+
+/// Moves `len` bytes from `socket` into the file at `to.at`, `hasher`
+/// following them. Gives the bytes taken from the socket, the bytes written
+/// (all of them hashed), the hasher, and why it stopped short, if it did.
 fn splice_into(
     socket: BorrowedFd<'_>,
-    file: &File,
-    at: u64,
+    to: Into<'_>,
     len: u64,
     hasher: Hasher,
     (stall, stop): (Duration, &(dyn Fn() -> bool + Sync)),
@@ -85,6 +98,7 @@ fn splice_into(
     };
     // Refused past /proc/sys/fs/pipe-max-size: the default size then serves.
     let _ = nix::fcntl::fcntl(&to_pipe, nix::fcntl::FcntlArg::F_SETPIPE_SZ(ROUND as i32));
+    let Into { file, at, reserve } = to;
     let (ends, news) = mpsc::channel::<u64>();
     std::thread::scope(|scope| {
         let behind = scope.spawn(move || hash_behind(file, at, news, hasher, true));
@@ -107,6 +121,7 @@ fn splice_into(
                     Ok(n) => {
                         taken += n as u64;
                         idle = 0;
+                        reserve.before_writing(file, pos + n as u64);
                         drain(&from_pipe, file, &mut pos, n)?;
                         let _ = ends.send(pos);
                         progress(n as u64);

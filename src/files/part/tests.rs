@@ -242,3 +242,42 @@ fn starting_over_is_a_new_partial_file_and_going_on_is_the_same() {
     assert_ne!(third, second);
     assert_ne!(third, first);
 }
+
+#[test]
+fn space_claimed_ahead_is_not_taken_for_bytes_received() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("big.bin");
+    let mut p = PartFile::open(&target, true).unwrap();
+    // A large file announced, a little of it received, then the sender gone.
+    p.start(0, 1 << 30).unwrap();
+    p.write(&[5u8; 100_000]).unwrap();
+    drop(p);
+    let part = fs::metadata(part_path(&target)).unwrap();
+    assert_eq!(part.len(), 100_000);
+    // Where the file system claims space ahead (see `reserve`), it does
+    // not claim the whole announced size.
+    assert!(
+        part.blocks() * 512 < 100 << 20,
+        "{} bytes held",
+        part.blocks() * 512
+    );
+    let mut p = PartFile::open(&target, true).unwrap();
+    assert_eq!(
+        p.existing(),
+        100_000,
+        "a resume goes on from the bytes received"
+    );
+    assert!(
+        p.hash_existing(crate::files::digest::Algo::Sha256)
+            .unwrap()
+            .is_some()
+    );
+    p.start(100_000, 100_001).unwrap();
+    p.write(b"!").unwrap();
+    let mut want = vec![5u8; 100_000];
+    want.push(b'!');
+    p.finish(Some(&hex(&Sha256::digest(&want))), None, false)
+        .unwrap();
+    assert_eq!(fs::read(&target).unwrap(), want);
+}

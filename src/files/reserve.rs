@@ -1,0 +1,137 @@
+//! Disk space claimed for received bytes a little ahead of them.
+
+use std::fs::File;
+
+/// Claims the blocks of a file being received a window ahead of its writes,
+/// with `fallocate(FALLOC_FL_KEEP_SIZE)`: the file system then finds every
+/// block a write lands in already placed, instead of reserving and placing
+/// them one at a time (ext4's delayed allocation took about a seventh of
+/// the receiving thread's time on a 2 GiB loopback get, and its disk
+/// writes cost less too). The file's length stays what was written, so a
+/// resume sees only received bytes. Only a window, and never past the size
+/// announced: a sender that announces a large file and stalls holds at most
+/// [`WINDOW`] of disk beyond its bytes, and a finished file has no blocks
+/// past its end. A file system without `fallocate`, or one short of space,
+/// is left to place the blocks as it writes (a write then reports a real
+/// shortage itself).
+#[derive(Debug)]
+pub(super) struct Reserve {
+    /// Where the blocks not yet claimed start.
+    ahead: u64,
+    /// The size announced: nothing past it is claimed.
+    end: u64,
+}
+
+/// How far ahead of the writes blocks are claimed.
+const WINDOW: u64 = 32 << 20;
+
+impl Reserve {
+    /// For bytes from `at` up to `end` (`u64::MAX`: not announced, and
+    /// nothing is claimed).
+    pub(super) fn new(at: u64, end: u64) -> Self {
+        let end = if end == u64::MAX { at } else { end };
+        Reserve { ahead: at, end }
+    }
+
+    /// Bytes up to `upto` are about to be written: claims the next window
+    /// once the writes come within half a window of what is claimed.
+    #[allow(unsafe_code)]
+    pub(super) fn before_writing(&mut self, file: &File, upto: u64) {
+        use std::os::fd::AsRawFd;
+        if self.ahead >= self.end || upto.saturating_add(WINDOW / 2) <= self.ahead {
+            return;
+        }
+        let to = upto.saturating_add(WINDOW).min(self.end);
+        let (Ok(from), Ok(len)) = (
+            libc::off64_t::try_from(self.ahead),
+            libc::off64_t::try_from(to - self.ahead),
+        ) else {
+            self.end = self.ahead;
+            return;
+        };
+        // SAFETY: a plain system call on an open file descriptor; it changes
+        // neither the file's length nor its bytes.
+        let r =
+            unsafe { libc::fallocate64(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, from, len) };
+        if r == 0 {
+            self.ahead = to;
+        } else {
+            // Not supported here, or short of space: claim nothing more.
+            self.end = self.ahead;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{FileExt, MetadataExt};
+
+    /// Whether this file system claims space ahead of a file's end.
+    #[allow(unsafe_code)]
+    fn claims(dir: &std::path::Path) -> bool {
+        use std::os::fd::AsRawFd;
+        let f = File::create(dir.join("probe")).unwrap();
+        // SAFETY: as in `before_writing`.
+        unsafe { libc::fallocate64(f.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, 1 << 20) == 0 }
+    }
+
+    #[test]
+    fn blocks_are_claimed_a_window_ahead_and_the_length_stays_what_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let supported = claims(dir.path());
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.path().join("got"))
+            .unwrap();
+        let size = 3 * WINDOW;
+        let mut r = Reserve::new(0, size);
+        let piece = vec![7u8; 1 << 20];
+        let mut at = 0;
+        while at < WINDOW {
+            r.before_writing(&f, at + piece.len() as u64);
+            f.write_all_at(&piece, at).unwrap();
+            at += piece.len() as u64;
+        }
+        let meta = f.metadata().unwrap();
+        assert_eq!(meta.len(), WINDOW, "the length is only what was written");
+        let claimed = meta.blocks() * 512;
+        if supported {
+            assert!(
+                claimed > WINDOW,
+                "{claimed} bytes claimed for {WINDOW} written"
+            );
+            assert!(
+                claimed <= WINDOW + WINDOW + (1 << 20),
+                "{claimed} claimed: past the window"
+            );
+        }
+        // The rest, to the announced end and never past it.
+        while at < size {
+            r.before_writing(&f, at + piece.len() as u64);
+            f.write_all_at(&piece, at).unwrap();
+            at += piece.len() as u64;
+        }
+        let meta = f.metadata().unwrap();
+        assert_eq!(meta.len(), size);
+        assert!(
+            meta.blocks() * 512 <= size + (1 << 20),
+            "blocks past the end"
+        );
+    }
+
+    #[test]
+    fn nothing_is_claimed_for_a_size_not_announced_or_past_the_announced_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = File::create(dir.path().join("got")).unwrap();
+        let mut r = Reserve::new(0, u64::MAX);
+        r.before_writing(&f, 1);
+        assert_eq!(f.metadata().unwrap().blocks(), 0);
+        let mut r = Reserve::new(4096, 4096);
+        r.before_writing(&f, 8192);
+        assert_eq!(f.metadata().unwrap().blocks(), 0);
+    }
+}
