@@ -3,8 +3,10 @@
 # sent with `ferry put` and `ferry get` (verified end to end: BLAKE3, and
 # once more with --sha256 for the digest every older client uses; get_new
 # is a get of a file changed since the server last sent it, which the
-# server hashes on the way), and piped through ncat and socat (no
-# verification). Rounds alternate the
+# server hashes on the way; put_new is a put of a file changed since the
+# client last hashed it, which the client hashes on the way, where put
+# sends a file whose digest it remembers), and piped through ncat and
+# socat (no verification). Rounds alternate the
 # contenders' order; prints each round, then each contender's median and
 # spread, and the ratios of medians: once for the command's own time, once
 # until its bytes are on the disk (the command, then `sync`; ferry starts
@@ -15,6 +17,8 @@
 # source and of the copy (b3sum, as it runs by default), as `put` does
 # (a `get` of a file whose digest the server remembers hashes only the
 # copy).
+# (a put of a file whose digest the client remembers hashes only the copy
+# too; put_new hashes both).
 # Usage: bench/transfer.sh [SIZE_MIB] [ROUNDS]   (defaults 2048 and 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +34,9 @@ ferry_binary
 work=$(mktemp -d /var/tmp/ferry-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/srv" "$work/out" "$work/state"
+# The client's remembered digests (see README, "Transfers") live with the
+# run, not in the user's cache.
+export FERRY_DIGESTS="$work/digests"
 echo "making a ${size_mib} MiB file of random bytes..."
 head -c $((size_mib * 1024 * 1024)) /dev/urandom > "$work/src.bin"
 cat "$work/src.bin" > /dev/null   # warm the page cache for everyone alike
@@ -52,6 +59,11 @@ t_get_new() {
   touch "$work/srv/src.bin"
   "$ferry" get --force 127.0.0.1:$p:/src.bin "$work/out/get.bin" >/dev/null
 }
+# A file the client has not hashed since it last changed: hashed as it goes.
+t_put_new() {
+  touch "$work/src.bin"
+  "$ferry" put --force "$work/src.bin" 127.0.0.1:$p:/up.bin >/dev/null
+}
 t_put_sha256() { "$ferry" put --sha256 --force "$work/src.bin" 127.0.0.1:$p:/up.bin >/dev/null; }
 t_get_sha256() { "$ferry" get --sha256 --force 127.0.0.1:$p:/src.bin "$work/out/get.bin" >/dev/null; }
 t_ncat() {
@@ -73,7 +85,7 @@ t_socat() {
   echo "$a" > "$work/started"
 }
 
-names=(cp put get get_new put_sha256 get_sha256 ncat socat cp_b3)
+names=(cp put get get_new put_new put_sha256 get_sha256 ncat socat cp_b3)
 echo "${size_mib} MiB over loopback, $rounds rounds, order alternating:"
 # ferry picks CUBIC for a connection between two programs on one machine
 # (see wire::stream::tune); ncat and socat get the system's default.
@@ -122,11 +134,12 @@ for n, v in t.items():
     print(f"  {n:11s} {m[n]:7.3f} s   ({min(v):.3f}-{max(v):.3f})"
           f"   on disk {md[n]:7.3f} s   ({min(d[n]):.3f}-{max(d[n]):.3f})")
 print("ratios of medians (target: get and put at most 1.2x cp, below ncat):")
-for a, b in [("get", "cp"), ("put", "cp"), ("get_new", "cp"), ("get", "ncat"), ("put", "ncat"), ("get", "socat"),
-             ("put", "socat"), ("get_sha256", "get"), ("put_sha256", "put"), ("get", "cp_b3"), ("put", "cp_b3")]:
+for a, b in [("get", "cp"), ("put", "cp"), ("get_new", "cp"), ("put_new", "cp"), ("get", "ncat"), ("put", "ncat"),
+             ("get", "socat"), ("put", "socat"), ("get_sha256", "get"), ("put_sha256", "put"), ("get", "cp_b3"),
+             ("put", "cp_b3"), ("put_new", "cp_b3")]:
     print(f"  {a + ' / ' + b:22s} {m[a] / m[b]:5.2f}x   on disk {md[a] / md[b]:5.2f}x")
 rounds = len(t["ncat"])
-for x in ("get", "put"):
+for x in ("get", "put", "get_new", "put_new"):
     below = sum(1 for i in range(rounds) if t[x][i] < t["ncat"][i])
     print(f"  {x} below ncat in {below} of {rounds} rounds")
 PY

@@ -283,3 +283,56 @@ fn put_of_a_fifo_is_refused_at_once() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("not a regular file"), "{err}");
 }
+
+/// A file uploaded once is not read again to be uploaded again: its digest
+/// is remembered on this machine (`FERRY_DIGESTS`), and is only a claim the
+/// server checks. One that does not match the bytes is refused, nothing is
+/// kept, and it is forgotten, so the next run hashes the file again.
+#[test]
+fn a_remembered_digest_spares_hashing_and_the_server_still_checks_it() {
+    let root = tempfile::tempdir().unwrap();
+    let srv = spawn_bin_server(root.path(), &["--allow-all"], &[]);
+    let here = tempfile::tempdir().unwrap();
+    let src = here.path().join("big.bin");
+    let bytes = pattern(3_000_000, 7);
+    fs::write(&src, &bytes).unwrap();
+    let cache = here.path().join("cache/digests");
+    let env = [("FERRY_DIGESTS", cache.to_str().unwrap())];
+    let to = format!("127.0.0.1:{}:/big.bin", srv.port);
+    let hex = blake3::hash(&bytes).to_hex().to_string();
+    // Settled: a file changed in the last two seconds is not remembered.
+    std::thread::sleep(Duration::from_millis(2200));
+    let (code, _, err) = run_cli(&["put", src.to_str().unwrap(), &to], &env);
+    assert_eq!(code, 0, "{err}");
+    let kept = fs::read_to_string(&cache).unwrap();
+    assert_eq!(kept.lines().count(), 1, "{kept}");
+    assert!(kept.ends_with(&format!(" blake3 {hex}\n")), "{kept}");
+
+    // The remembered digest made wrong: the server takes the bytes, finds
+    // they do not match it, and keeps nothing.
+    fs::write(&cache, kept.replace(&hex, &"0".repeat(64))).unwrap();
+    fs::write(root.path().join("big.bin"), b"older").unwrap();
+    let (code, _, err) = run_cli(&["put", "--force", src.to_str().unwrap(), &to], &env);
+    assert_ne!(code, 0, "a wrong digest was accepted");
+    assert!(err.contains("digest"), "{err}");
+    assert_eq!(fs::read(root.path().join("big.bin")).unwrap(), b"older");
+    assert!(!root.path().join(".big.bin.ferry-part").exists());
+    // Forgotten: the next run hashes the file and the upload lands.
+    let (code, _, err) = run_cli(&["put", "--force", src.to_str().unwrap(), &to], &env);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(fs::read(root.path().join("big.bin")).unwrap(), bytes);
+    let kept = fs::read_to_string(&cache).unwrap();
+    assert!(kept.ends_with(&format!(" blake3 {hex}\n")), "{kept}");
+    assert!(kept.contains(" blake3 -\n"), "{kept}");
+
+    // Found the same as the server's copy without reading it: a wrong
+    // remembered digest makes it look different (and it is sent again).
+    let (code, out, err) = run_cli(&["put", "--json", src.to_str().unwrap(), &to], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(reports(&out)[0].2, "{out}");
+    let kept = fs::read_to_string(&cache).unwrap();
+    fs::write(&cache, kept.replace(&hex, &"1".repeat(64))).unwrap();
+    let (code, out, err) = run_cli(&["put", "--json", src.to_str().unwrap(), &to], &env);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("exists"), "{err}");
+}

@@ -50,6 +50,12 @@ TLS:
   pinned server; a changed certificate is refused. --tls, --accept-new and
   --fingerprint choose how the first connection goes.
 
+FILES:
+  ~/.cache/ferry/digests   digests of local files hashed before, so an
+                           unchanged file is not read again (the server
+                           still checks every byte); FERRY_DIGESTS names
+                           another file, FERRY_DIGESTS=off keeps none
+
 EXIT STATUS:
   0    success
   1    the operation failed (refused by the server, a local file error, a

@@ -9,6 +9,8 @@ use super::output::bar;
 use super::report::{join_remote, print_reports, report, unchanged};
 use super::tree::{get_tree, put_tree, unread_fails};
 use super::{connect, remote};
+use crate::client::addr::Remote;
+use crate::client::digests::KnownDigests;
 use crate::client::local::spool;
 use crate::client::{Client, ClientError, TransferOpts, Transferred};
 use crate::files::RelPath;
@@ -130,14 +132,25 @@ async fn same_there(
     }
 }
 
+/// Connects for a transfer: verified with SHA-256 when asked, and with the
+/// digests of local files this machine remembers (see
+/// [`crate::client::digests`]).
+async fn connect_for(r: &Remote, sha256: bool) -> Result<Client, ClientError> {
+    let mut c = connect(r).await?;
+    if sha256 {
+        c.verify_with_sha256();
+    }
+    if let Some(path) = KnownDigests::default_path() {
+        c.keep_digests(KnownDigests::at(path));
+    }
+    Ok(c)
+}
+
 pub(crate) async fn get(a: GetArgs) -> Result<(), ClientError> {
     let r = remote(&a.remote)?;
     let rel = RelPath::parse(&r.path)?;
     let opts = a.flags.opts();
-    let mut c = connect(&r).await?;
-    if a.flags.sha256 {
-        c.verify_with_sha256();
-    }
+    let mut c = connect_for(&r, a.flags.sha256).await?;
     let entry = c.stat(&r.path).await?;
     if a.local.as_deref() == Some(Path::new("-")) {
         return get_to_stdout(&mut c, &a, &r.path, entry.kind).await;
@@ -223,10 +236,7 @@ pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
     let r = remote(&a.dest)?;
     RelPath::parse(&r.path)?;
     let opts = a.flags.opts();
-    let mut c = connect(&r).await?;
-    if a.flags.sha256 {
-        c.verify_with_sha256();
-    }
+    let mut c = connect_for(&r, a.flags.sha256).await?;
     let there = match c.stat(&r.path).await {
         Ok(e) => Some(e.kind),
         Err(e) if e.code() == Some(ErrorCode::NotFound) => None,

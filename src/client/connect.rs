@@ -147,6 +147,7 @@ impl Client {
             peer,
             tls: None,
             sha256_only: false,
+            known: None,
             owed: false,
         };
         match token {

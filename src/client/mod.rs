@@ -9,6 +9,7 @@ pub mod addr;
 mod answer;
 mod chat;
 mod connect;
+pub mod digests;
 mod exec;
 pub use exec::Resizes;
 pub mod local;
@@ -140,6 +141,8 @@ pub struct Client {
     peer: Option<std::net::SocketAddr>,
     tls: Option<Fingerprint>,
     sha256_only: bool,
+    /// The digests of local files remembered between runs, when kept.
+    known: Option<digests::KnownDigests>,
     /// The reply to an `auth` sent without waiting for it (the server
     /// lists `auth-pipelining`) is still to be read: it comes before the
     /// reply to the request that followed it.

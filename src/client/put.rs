@@ -9,10 +9,11 @@ use std::path::Path;
 use indicatif::ProgressBar;
 
 use super::connect::Owed;
+use super::digests::Hashing;
 use super::transfer::{TransferOpts, Transferred, join_err, wire_name};
 use super::{ClientError, Result, remote_error, terminal};
 use crate::files::RelPath;
-use crate::files::digest::{Algo, hash_prefix};
+use crate::files::digest::hash_prefix;
 use crate::files::digests::identity_of;
 use crate::files::part::mtime_of;
 use crate::files::pipe::spawn_reader;
@@ -32,7 +33,11 @@ impl super::Client {
     ) -> Result<Transferred> {
         let algo = self.digest();
         let mut owed = self.owed();
-        let r = put_file(&mut self.conn, &mut owed, local, remote, opts, bar, algo).await;
+        let hashing = Hashing {
+            algo,
+            known: self.known.as_mut(),
+        };
+        let r = put_file(&mut self.conn, &mut owed, local, remote, opts, bar, hashing).await;
         self.settled(owed);
         r
     }
@@ -45,9 +50,10 @@ async fn put_file(
     remote: &str,
     opts: TransferOpts,
     bar: &ProgressBar,
-    algo: Algo,
+    mut hashing: Hashing<'_>,
 ) -> Result<Transferred> {
     RelPath::parse(remote)?;
+    let algo = hashing.algo;
     // Non-blocking, so that a FIFO given as the source is refused below
     // instead of waiting for a writer; a regular file reads the same.
     let file = {
@@ -115,6 +121,14 @@ async fn put_file(
         }
         _ => (file, 0, algo.hasher()),
     };
+    // The digest of the whole file, when this client remembers it for the
+    // file as it is: then the bytes are only sent, not read back to hash.
+    let known = if offset == 0 {
+        hashing.known(before.as_ref())
+    } else {
+        None
+    };
+    let hasher = known.is_none().then_some(hasher);
     let len = size - offset;
     conn.send(Kind::Request, &Request::Data { offset }, len)
         .await?;
@@ -122,7 +136,7 @@ async fn put_file(
     bar.set_position(offset);
     let never = tokio_util::sync::CancellationToken::new();
     let shown = bar.clone();
-    let sent = match send_file(conn, file, (offset, len), Some(hasher), &never, move |n| {
+    let sent = match send_file(conn, file, (offset, len), hasher, &never, move |n| {
         shown.inc(n)
     })
     .await
@@ -135,6 +149,7 @@ async fn put_file(
         }
     };
     let sha256 = match sent {
+        Ok(sha) if sha.is_empty() => known.clone().unwrap_or_default(),
         Ok(sha) => sha,
         Err(SendError::Conn(e)) => {
             if let Some(why) = stopped_because(conn).await {
@@ -171,13 +186,25 @@ async fn put_file(
         // stopped taking it.
         return Err(stopped_because(conn).await.unwrap_or(e.into()));
     }
-    let digest: Digest = terminal(conn).await?;
-    if !digest.sha256.eq_ignore_ascii_case(&sha256) || digest.size != size {
-        return Err(ClientError::Checksum(format!(
-            "sent {sha256}, server stored {}",
-            digest.sha256
-        )));
+    let stored: Result<Digest> = terminal(conn).await;
+    let stored = stored.and_then(|digest| {
+        if !digest.sha256.eq_ignore_ascii_case(&sha256) || digest.size != size {
+            return Err(ClientError::Checksum(format!(
+                "sent {sha256}, server stored {}",
+                digest.sha256
+            )));
+        }
+        Ok(digest)
+    });
+    match (&stored, known.is_some(), &before) {
+        // A remembered digest the server's bytes did not match (or that
+        // met any other failure at the end) is not offered again.
+        (Err(_), true, Some(id)) => hashing.forget(id),
+        // Hashed here from a file that did not change while it was sent.
+        (Ok(_), false, Some(id)) if now.as_ref() == Some(id) => hashing.remember(Some(id), &sha256),
+        _ => {}
     }
+    stored?;
     Ok(Transferred {
         size,
         digest: sha256,

@@ -13,6 +13,7 @@ use std::path::Path;
 use indicatif::ProgressBar;
 
 use super::connect::Owed;
+use super::digests::Hashing;
 use super::{ClientError, Result, remote_error, terminal};
 use crate::files::RelPath;
 use crate::files::digest::Algo;
@@ -71,6 +72,12 @@ impl super::Client {
         self.sha256_only = true;
     }
 
+    /// Uses and keeps up `known`, the digests of local files this client
+    /// hashed before (see [`super::digests`]).
+    pub fn keep_digests(&mut self, known: super::digests::KnownDigests) {
+        self.known = Some(known);
+    }
+
     /// Downloads one file to `local` (see the module's notes).
     pub async fn get_file(
         &mut self,
@@ -107,7 +114,11 @@ impl super::Client {
     ) -> Result<Option<String>> {
         let algo = self.digest();
         let mut owed = self.owed();
-        let r = same_file(&mut self.conn, &mut owed, remote, local, size, algo).await;
+        let hashing = Hashing {
+            algo,
+            known: self.known.as_mut(),
+        };
+        let r = same_file(&mut self.conn, &mut owed, remote, local, size, hashing).await;
         self.settled(owed);
         r
     }
@@ -391,18 +402,29 @@ pub(super) async fn same_file(
     remote: &str,
     local: &Path,
     size: u64,
-    algo: Algo,
+    mut hashing: Hashing<'_>,
 ) -> Result<Option<String>> {
     RelPath::parse(remote)?;
-    let path = local.to_path_buf();
-    let hashed = tokio::task::spawn_blocking(move || {
-        let mut file = std::fs::File::open(&path)?;
-        let h = hash_prefix(&mut file, size, algo)?;
-        Ok::<_, std::io::Error>(h.hex())
-    })
-    .await
-    .map_err(join_err)?
-    .map_err(|e| ClientError::local(local, e))?;
+    let algo = hashing.algo;
+    let mut file = std::fs::File::open(local).map_err(|e| ClientError::local(local, e))?;
+    let (id, known) = hashing.of(&file);
+    let known = known.filter(|_| id.is_some_and(|id| id.size() == size));
+    let hashed = match known {
+        Some(hex) => hex,
+        None => {
+            let hex = tokio::task::spawn_blocking(move || {
+                let h = hash_prefix(&mut file, size, algo)?;
+                Ok::<_, std::io::Error>(h.hex())
+            })
+            .await
+            .map_err(join_err)?
+            .map_err(|e| ClientError::local(local, e))?;
+            if id.is_some_and(|id| id.size() == size) {
+                hashing.remember(id.as_ref(), &hex);
+            }
+            hex
+        }
+    };
     let get = Request::Get {
         path: remote.into(),
         offset: size,

@@ -41,6 +41,22 @@ impl Identity {
         self.mtime_ns != now.mtime_ns && now.size <= self.size.max(sent)
     }
 
+    /// The file's size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// This identity with its times `secs` earlier (a settled file's).
+    #[cfg(test)]
+    pub(crate) fn backdated(&self, secs: i128) -> Identity {
+        let ns = secs * 1_000_000_000;
+        Identity {
+            mtime_ns: self.mtime_ns - ns,
+            ctime_ns: self.ctime_ns - ns,
+            ..*self
+        }
+    }
+
     /// The identity as text, for keys kept elsewhere (thumbnails).
     pub fn tag(&self) -> String {
         format!(
@@ -65,6 +81,16 @@ pub fn identity_of(file: &std::fs::File) -> Option<Identity> {
         mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
         ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
     })
+}
+
+/// Whether the file version `id` was last changed at least [`SETTLE`] ago:
+/// a change in the same instant as one before could keep its times, so
+/// only such a version's digest may be remembered.
+pub fn settled(id: &Identity) -> bool {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128);
+    now - id.ctime_ns.max(id.mtime_ns) >= SETTLE.as_nanos() as i128
 }
 
 /// Digests by file version and algorithm.
@@ -93,10 +119,7 @@ impl DigestCache {
     /// Keeps the digest of the file version `id`, unless that version is
     /// too recent to be told from a change in the same instant.
     pub fn remember(&self, id: Identity, algo: Algo, hex: &str) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i128);
-        if hex.is_empty() || now - id.ctime_ns.max(id.mtime_ns) < SETTLE.as_nanos() as i128 {
+        if hex.is_empty() || !settled(&id) {
             return;
         }
         if let Ok(mut kept) = self.kept.lock() {
