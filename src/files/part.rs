@@ -255,13 +255,15 @@ fn fresh(dir: &File, name: &OsStr) -> io::Result<File> {
     open_plain(dir, name)
 }
 
-/// Cuts `file` from `held` bytes to `to`, leaving a file already that long
-/// alone: on ext4 a file cut to nothing is written out in full when it is
-/// closed (its safeguard for files rewritten in place), a second's wait at
-/// the end of a 2 GiB transfer.
+/// Cuts `file` from `held` bytes to `to`. An empty file is left alone (ext4
+/// writes a file cut to nothing out in full when it is closed, a second per
+/// 2 GiB); one already `to` long gives back what a killed attempt claimed
+/// past its end (see `reserve`).
 fn cut(file: &File, held: u64, to: u64) -> io::Result<()> {
     if held != to {
         file.set_len(to)?;
+    } else if to > 0 {
+        super::reserve::trim(file)?;
     }
     Ok(())
 }
@@ -312,7 +314,7 @@ impl PartFile {
             written: 0,
             hasher: Hasher::default(),
             writeback: Writeback::new(0),
-            reserve: Reserve::new(0, 0),
+            reserve: Reserve::none(),
         })
     }
 
@@ -383,7 +385,7 @@ impl PartFile {
         self.size = size;
         self.written = offset;
         self.writeback = Writeback::new(offset);
-        self.reserve = Reserve::new(offset, size);
+        self.reserve = Reserve::new(&self.file, offset, size);
         Ok(())
     }
 

@@ -13,24 +13,50 @@ use std::fs::File;
 /// [`WINDOW`] of disk beyond its bytes, and a finished file has no blocks
 /// past its end. A file system without `fallocate`, or one short of space,
 /// is left to place the blocks as it writes (a write then reports a real
-/// shortage itself).
+/// shortage itself). Dropped, it gives back what was claimed past the
+/// file's end (a transfer that stopped short keeps only its bytes'
+/// blocks); see [`trim`] for what a killed process left.
 #[derive(Debug)]
 pub(super) struct Reserve {
     /// Where the blocks not yet claimed start.
     ahead: u64,
     /// The size announced: nothing past it is claimed.
     end: u64,
+    /// The file, to give back what is left claimed past its end.
+    file: Option<File>,
 }
 
 /// How far ahead of the writes blocks are claimed.
-const WINDOW: u64 = 32 << 20;
+const WINDOW: u64 = 16 << 20;
+
+/// Gives back the blocks claimed past `file`'s end, as cutting it to its
+/// own length does (ext4 frees them so; punching a hole past the end does
+/// not).
+pub(super) fn trim(file: &File) -> std::io::Result<()> {
+    file.set_len(file.metadata()?.len())
+}
 
 impl Reserve {
-    /// For bytes from `at` up to `end` (`u64::MAX`: not announced, and
-    /// nothing is claimed).
-    pub(super) fn new(at: u64, end: u64) -> Self {
+    /// For bytes of `file` from `at` up to `end` (`u64::MAX`: not
+    /// announced, and nothing is claimed).
+    pub(super) fn new(file: &File, at: u64, end: u64) -> Self {
         let end = if end == u64::MAX { at } else { end };
-        Reserve { ahead: at, end }
+        let file = (end > at).then(|| file.try_clone().ok()).flatten();
+        let end = if file.is_some() { end } else { at };
+        Reserve {
+            ahead: at,
+            end,
+            file,
+        }
+    }
+
+    /// Claims nothing.
+    pub(super) fn none() -> Self {
+        Reserve {
+            ahead: 0,
+            end: 0,
+            file: None,
+        }
     }
 
     /// Bytes up to `upto` are about to be written: claims the next window
@@ -62,6 +88,17 @@ impl Reserve {
     }
 }
 
+impl Drop for Reserve {
+    fn drop(&mut self) {
+        if let Some(file) = &self.file {
+            // Only when something was claimed past what was written.
+            if file.metadata().is_ok_and(|m| m.len() < self.ahead) {
+                let _ = trim(file);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,7 +125,7 @@ mod tests {
             .open(dir.path().join("got"))
             .unwrap();
         let size = 3 * WINDOW;
-        let mut r = Reserve::new(0, size);
+        let mut r = Reserve::new(&f, 0, size);
         let piece = vec![7u8; 1 << 20];
         let mut at = 0;
         while at < WINDOW {
@@ -109,6 +146,14 @@ mod tests {
                 "{claimed} claimed: past the window"
             );
         }
+        // Stopped here: what was claimed past the end is given back.
+        drop(r);
+        let held = f.metadata().unwrap().blocks() * 512;
+        assert!(
+            held <= WINDOW + (1 << 20),
+            "{held} bytes held for {WINDOW} written"
+        );
+        let mut r = Reserve::new(&f, at, size);
         // The rest, to the announced end and never past it.
         while at < size {
             r.before_writing(&f, at + piece.len() as u64);
@@ -127,10 +172,10 @@ mod tests {
     fn nothing_is_claimed_for_a_size_not_announced_or_past_the_announced_one() {
         let dir = tempfile::tempdir().unwrap();
         let f = File::create(dir.path().join("got")).unwrap();
-        let mut r = Reserve::new(0, u64::MAX);
+        let mut r = Reserve::new(&f, 0, u64::MAX);
         r.before_writing(&f, 1);
         assert_eq!(f.metadata().unwrap().blocks(), 0);
-        let mut r = Reserve::new(4096, 4096);
+        let mut r = Reserve::new(&f, 4096, 4096);
         r.before_writing(&f, 8192);
         assert_eq!(f.metadata().unwrap().blocks(), 0);
     }
