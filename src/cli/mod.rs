@@ -52,9 +52,10 @@ TLS:
 
 FILES:
   ~/.cache/ferry/digests   digests of local files hashed before, so an
-                           unchanged file is not read again (the server
-                           still checks every byte); FERRY_DIGESTS names
-                           another file, FERRY_DIGESTS=off keeps none
+                           unchanged file is uploaded without being hashed
+                           again (the server still checks every byte);
+                           FERRY_DIGESTS names another file,
+                           FERRY_DIGESTS=off keeps none
 
 EXIT STATUS:
   0    success

@@ -20,15 +20,19 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+
+use nix::fcntl::{Flock, FlockArg};
 use std::path::{Path, PathBuf};
 
 use crate::files::digest::Algo;
-use crate::files::digests::{Identity, identity_of, settled};
+use crate::files::digests::{Identity, settled};
 
 /// Lines the file may grow to before it is written anew.
 pub const MAX_LINES: usize = 20_000;
 /// Digests kept when it is.
 pub const KEPT: usize = 10_000;
+/// The most of the file read (its end): more than [`MAX_LINES`] lines.
+const MAX_BYTES: u64 = 4 << 20;
 
 /// The digests this client remembers (loaded when first asked).
 #[derive(Debug)]
@@ -47,7 +51,7 @@ impl KnownDigests {
     /// folder; `None` with `FERRY_DIGESTS=off` or no home.
     pub fn default_path() -> Option<PathBuf> {
         if let Some(p) = std::env::var_os("FERRY_DIGESTS").filter(|v| !v.is_empty()) {
-            return (p != "off").then(|| PathBuf::from(p));
+            return (!p.eq_ignore_ascii_case("off")).then(|| PathBuf::from(p));
         }
         std::env::var_os("XDG_CACHE_HOME")
             .filter(|v| !v.is_empty())
@@ -126,29 +130,31 @@ fn parse(line: &str) -> Option<(&str, &str, &str)> {
 /// The digests in the file at `path` (none when it is missing or
 /// unreadable), writing it anew when it has grown past [`MAX_LINES`].
 fn load(path: &Path) -> HashMap<(String, String), String> {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    let Ok(mut f) = open_plain(path, std::fs::OpenOptions::new().read(true)) else {
         return HashMap::new();
     };
-    let mut lines: Vec<(&str, &str, &str)> = text.lines().filter_map(parse).collect();
-    if text.lines().count() > MAX_LINES {
-        // The newest KEPT digests, in the order the lines had them.
-        let mut seen = std::collections::HashSet::new();
-        let mut newest = Vec::new();
-        for &(tag, algo, hex) in lines.iter().rev() {
-            if seen.insert((tag, algo)) && hex != "-" && newest.len() < KEPT {
-                newest.push((tag, algo, hex));
+    let Some((mut text, mut cut)) = read_tail(&mut f) else {
+        return HashMap::new();
+    };
+    if cut || text.lines().count() > MAX_LINES {
+        // Under the file's lock, read again: a line appended meanwhile (a
+        // digest forgotten) is not written over by the older text. Another
+        // client's rewrite done meanwhile leaves this one to use the text.
+        if let Ok(locked) = Flock::lock(f, FlockArg::LockExclusive) {
+            let mut f = locked;
+            if still_at(&f, path) {
+                if let Some((again, again_cut)) = read_tail(&mut f) {
+                    (text, cut) = (again, again_cut);
+                    if cut || text.lines().count() > MAX_LINES {
+                        text = newest(&text);
+                        let _ = rewrite(path, &text);
+                    }
+                }
             }
         }
-        newest.reverse();
-        let text: String = newest
-            .iter()
-            .map(|(t, a, h)| format!("{t} {a} {h}\n"))
-            .collect();
-        let _ = rewrite(path, &text);
-        lines = newest;
     }
     let mut kept = HashMap::new();
-    for (tag, algo, hex) in lines {
+    for (tag, algo, hex) in text.lines().filter_map(parse) {
         let key = (tag.to_string(), algo.to_string());
         match hex {
             "-" => kept.remove(&key),
@@ -158,8 +164,69 @@ fn load(path: &Path) -> HashMap<(String, String), String> {
     kept
 }
 
-/// Appends `line` in one write, making the file (owner only) and its
-/// folder when missing.
+/// The newest [`KEPT`] digests of `text`, in the order its lines had them.
+fn newest(text: &str) -> String {
+    let lines: Vec<(&str, &str, &str)> = text.lines().filter_map(parse).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut newest = Vec::new();
+    for &(tag, algo, hex) in lines.iter().rev() {
+        if seen.insert((tag, algo)) && hex != "-" && newest.len() < KEPT {
+            newest.push((tag, algo, hex));
+        }
+    }
+    newest.reverse();
+    newest
+        .iter()
+        .map(|(t, a, h)| format!("{t} {a} {h}\n"))
+        .collect()
+}
+
+/// Whether `f` is still the file at `path` (not one a rewrite replaced).
+fn still_at(f: &std::fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (f.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// The file at `path`, opened without following a link and without
+/// waiting (a FIFO), if it is a regular file.
+fn open_plain(path: &Path, opts: &mut std::fs::OpenOptions) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = opts
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(f)
+}
+
+/// The text of `f` from the start, its last [`MAX_BYTES`] at most (from
+/// a line's start); and whether that is not all.
+fn read_tail(f: &mut std::fs::File) -> Option<(String, bool)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = f.metadata().ok()?.len();
+    let from = len.saturating_sub(MAX_BYTES);
+    f.seek(SeekFrom::Start(from)).ok()?;
+    let mut bytes = Vec::new();
+    f.take(MAX_BYTES).read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    Some(match from {
+        0 => (text, false),
+        _ => (
+            text.split_once('\n')
+                .map(|(_, rest)| rest.to_string())
+                .unwrap_or_default(),
+            true,
+        ),
+    })
+}
+
+/// Appends `line` in one write under the file's lock, making the file
+/// (owner only) and its folder when missing; to the file a rewrite put in
+/// place, if one did meanwhile.
 fn append(path: &Path, line: &str) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     if let Some(dir) = path.parent() {
@@ -169,12 +236,21 @@ fn append(path: &Path, line: &str) -> std::io::Result<()> {
             .create(dir)
             .ok();
     }
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(line.as_bytes())
+    for _ in 0..3 {
+        let f = open_plain(
+            path,
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o600),
+        )?;
+        let mut f =
+            Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| std::io::Error::from(e))?;
+        if still_at(&f, path) {
+            return f.write_all(line.as_bytes());
+        }
+    }
+    Err(std::io::Error::other("the file keeps being replaced"))
 }
 
 /// Replaces the file with `text`, by a rename: a reader sees the old file
@@ -201,19 +277,17 @@ fn rewrite(path: &Path, text: &str) -> std::io::Result<()> {
 pub(super) struct Hashing<'a> {
     pub(super) algo: Algo,
     pub(super) known: Option<&'a mut KnownDigests>,
+    /// Whether a remembered digest was offered (and, if the server refused
+    /// it, forgotten).
+    pub(super) offered: bool,
 }
 
 impl Hashing<'_> {
     /// The remembered digest of the file version `id`.
     pub(super) fn known(&mut self, id: Option<&Identity>) -> Option<String> {
-        self.known.as_mut()?.known(id?, self.algo)
-    }
-
-    /// The identity of `file` and its remembered digest, if any.
-    pub(super) fn of(&mut self, file: &std::fs::File) -> (Option<Identity>, Option<String>) {
-        let id = identity_of(file);
-        let hex = self.known(id.as_ref());
-        (id, hex)
+        let hex = self.known.as_mut()?.known(id?, self.algo);
+        self.offered |= hex.is_some();
+        hex
     }
 
     /// Remembers `hex` for the file version `id`.

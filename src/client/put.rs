@@ -33,11 +33,23 @@ impl super::Client {
     ) -> Result<Transferred> {
         let algo = self.digest();
         let mut owed = self.owed();
-        let hashing = Hashing {
+        let mut hashing = Hashing {
             algo,
             known: self.known.as_mut(),
+            offered: false,
         };
-        let r = put_file(&mut self.conn, &mut owed, local, remote, opts, bar, hashing).await;
+        let (conn, hashing) = (&mut self.conn, &mut hashing);
+        let r = loop {
+            let r = put_file(conn, &mut owed, local, remote, opts, bar, hashing).await;
+            if hashing.offered && r.as_ref().is_err_and(ClientError::is_mismatch) {
+                // The digest remembered for the file was stale (a file
+                // written through a memory mapping keeps its times), and is
+                // forgotten: once more, hashed as it is sent.
+                hashing.offered = false;
+                continue;
+            }
+            break r;
+        };
         self.settled(owed);
         r
     }
@@ -50,7 +62,7 @@ async fn put_file(
     remote: &str,
     opts: TransferOpts,
     bar: &ProgressBar,
-    mut hashing: Hashing<'_>,
+    hashing: &mut Hashing<'_>,
 ) -> Result<Transferred> {
     RelPath::parse(remote)?;
     let algo = hashing.algo;

@@ -117,6 +117,7 @@ impl super::Client {
         let hashing = Hashing {
             algo,
             known: self.known.as_mut(),
+            offered: false,
         };
         let r = same_file(&mut self.conn, &mut owed, remote, local, size, hashing).await;
         self.settled(owed);
@@ -407,24 +408,22 @@ pub(super) async fn same_file(
     RelPath::parse(remote)?;
     let algo = hashing.algo;
     let mut file = std::fs::File::open(local).map_err(|e| ClientError::local(local, e))?;
-    let (id, known) = hashing.of(&file);
-    let known = known.filter(|_| id.is_some_and(|id| id.size() == size));
-    let hashed = match known {
-        Some(hex) => hex,
-        None => {
-            let hex = tokio::task::spawn_blocking(move || {
-                let h = hash_prefix(&mut file, size, algo)?;
-                Ok::<_, std::io::Error>(h.hex())
-            })
-            .await
-            .map_err(join_err)?
-            .map_err(|e| ClientError::local(local, e))?;
-            if id.is_some_and(|id| id.size() == size) {
-                hashing.remember(id.as_ref(), &hex);
-            }
-            hex
-        }
-    };
+    // Always hashed: a digest remembered here is only ever offered to the
+    // server as a claim it checks (an upload), never taken for the file's
+    // bytes where nothing else checks it (a file written through a memory
+    // mapping can change without its times moving). What is hashed is
+    // remembered for the next upload.
+    let id = crate::files::digests::identity_of(&file);
+    let hashed = tokio::task::spawn_blocking(move || {
+        let h = hash_prefix(&mut file, size, algo)?;
+        Ok::<_, std::io::Error>(h.hex())
+    })
+    .await
+    .map_err(join_err)?
+    .map_err(|e| ClientError::local(local, e))?;
+    if id.is_some_and(|id| id.size() == size) {
+        hashing.remember(id.as_ref(), &hashed);
+    }
     let get = Request::Get {
         path: remote.into(),
         offset: size,

@@ -2,6 +2,7 @@
 //! version only, forgotten when asked, and bounded.
 
 use super::*;
+use crate::files::digests::identity_of;
 use std::os::unix::fs::PermissionsExt;
 
 const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -87,5 +88,65 @@ fn the_file_is_written_anew_with_the_newest_digests_once_it_grows_too_long() {
         !again
             .loaded()
             .contains_key(&("1.0.3.4.5".to_string(), "blake3".to_string()))
+    );
+}
+
+#[test]
+fn only_a_regular_file_is_read_or_written_and_only_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = id_of(dir.path(), "f", b"one").backdated(60);
+    // A link at the path is not followed, for reading or for writing.
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, format!("{} blake3 {A}\n", old.tag())).unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let mut k = KnownDigests::at(link);
+    assert_eq!(k.known(&old, Algo::Blake3), None);
+    k.remember(&old, Algo::Sha256, B);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap().lines().count(), 1);
+    // A FIFO is not waited on.
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let mut k = KnownDigests::at(fifo);
+    assert_eq!(k.known(&old, Algo::Blake3), None);
+    k.remember(&old, Algo::Blake3, A);
+    // A huge file: its end is read, and it is written anew.
+    let big = dir.path().join("big");
+    let mut text = "x".repeat(6 << 20);
+    text.push_str(&format!("\n{} blake3 {A}\n", old.tag()));
+    std::fs::write(&big, text).unwrap();
+    let mut k = KnownDigests::at(big.clone());
+    assert_eq!(k.known(&old, Algo::Blake3).as_deref(), Some(A));
+    assert_eq!(std::fs::read_to_string(&big).unwrap().lines().count(), 1);
+}
+
+#[test]
+fn a_digest_written_while_another_client_rewrites_the_file_lands_in_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("digests");
+    let old = id_of(dir.path(), "f", b"one").backdated(60);
+    std::fs::write(&path, format!("1.2.3.4.5 blake3 {B}\n")).unwrap();
+    // Another client holds the file's lock, as it does while rewriting it.
+    let held = std::fs::File::open(&path).unwrap();
+    let held = Flock::lock(held, FlockArg::LockExclusive).unwrap();
+    let writer = {
+        let path = path.clone();
+        std::thread::spawn(move || KnownDigests::at(path).remember(&old, Algo::Blake3, A))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        !writer.is_finished(),
+        "the line was written under another's lock"
+    );
+    // Its new file put in place, then the lock let go.
+    let tmp = dir.path().join("digests.new");
+    std::fs::write(&tmp, format!("1.2.3.4.6 blake3 {B}\n")).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    drop(held);
+    writer.join().unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        text,
+        format!("1.2.3.4.6 blake3 {B}\n{} blake3 {A}\n", old.tag())
     );
 }
