@@ -8,16 +8,19 @@ use std::fs::File;
 /// them one at a time (ext4's delayed allocation took about a seventh of
 /// the receiving thread's time on a 2 GiB loopback get, and its disk
 /// writes cost less too). The file's length stays what was written, so a
-/// resume sees only received bytes. Only a window, and never past the size
-/// announced: a sender that announces a large file and stalls holds at most
-/// [`WINDOW`] of disk beyond its bytes, and a finished file has no blocks
-/// past its end. A file system without `fallocate`, or one short of space,
+/// resume sees only received bytes. Only a window, never larger than what
+/// this transfer has written (a sender that announces a large file and
+/// trickles bytes holds no more disk ahead of them than it sent), at most
+/// [`WINDOW`], and never past the size announced (a finished file has no
+/// blocks past its end). A file system without `fallocate`, or one short of space,
 /// is left to place the blocks as it writes (a write then reports a real
 /// shortage itself). Dropped, it gives back what was claimed past the
 /// file's end (a transfer that stopped short keeps only its bytes'
 /// blocks); see [`trim`] for what a killed process left.
 #[derive(Debug)]
 pub(super) struct Reserve {
+    /// Where this transfer's writes started.
+    start: u64,
     /// Where the blocks not yet claimed start.
     ahead: u64,
     /// The size announced: nothing past it is claimed.
@@ -44,6 +47,7 @@ impl Reserve {
         let file = (end > at).then(|| file.try_clone().ok()).flatten();
         let end = if file.is_some() { end } else { at };
         Reserve {
+            start: at,
             ahead: at,
             end,
             file,
@@ -53,6 +57,7 @@ impl Reserve {
     /// Claims nothing.
     pub(super) fn none() -> Self {
         Reserve {
+            start: 0,
             ahead: 0,
             end: 0,
             file: None,
@@ -60,14 +65,16 @@ impl Reserve {
     }
 
     /// Bytes up to `upto` are about to be written: claims the next window
-    /// once the writes come within half a window of what is claimed.
+    /// (as large as what this transfer wrote, up to [`WINDOW`]) once the
+    /// writes come within half a window of what is claimed.
     #[allow(unsafe_code)]
     pub(super) fn before_writing(&mut self, file: &File, upto: u64) {
         use std::os::fd::AsRawFd;
-        if self.ahead >= self.end || upto.saturating_add(WINDOW / 2) <= self.ahead {
+        let window = WINDOW.min(upto.saturating_sub(self.start));
+        if self.ahead >= self.end || upto.saturating_add(window / 2) <= self.ahead {
             return;
         }
-        let to = upto.saturating_add(WINDOW).min(self.end);
+        let to = upto.saturating_add(window).min(self.end);
         let (Ok(from), Ok(len)) = (
             libc::off64_t::try_from(self.ahead),
             libc::off64_t::try_from(to - self.ahead),
@@ -166,6 +173,21 @@ mod tests {
             meta.blocks() * 512 <= size + (1 << 20),
             "blocks past the end"
         );
+    }
+
+    #[test]
+    fn a_sender_that_trickles_holds_no_more_ahead_than_it_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = File::create(dir.path().join("got")).unwrap();
+        let mut r = Reserve::new(&f, 0, 1 << 30);
+        let mut at = 0;
+        for piece in [1u64, 1, 10, 1000, 5000, 100_000] {
+            r.before_writing(&f, at + piece);
+            f.write_all_at(&vec![1u8; piece as usize], at).unwrap();
+            at += piece;
+            let held = f.metadata().unwrap().blocks() * 512;
+            assert!(held <= 2 * at + 8192, "{held} bytes held for {at} received");
+        }
     }
 
     #[test]
