@@ -391,12 +391,18 @@ fn grants(list: &[String]) -> anyhow::Result<Grants> {
 /// `$XDG_STATE_HOME/ferry`, else `~/.local/state/ferry`, else
 /// `.ferry-state` in the working folder.
 fn default_state_dir() -> PathBuf {
-    std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
+    xdg_dir("XDG_STATE_HOME", ".local/state").unwrap_or_else(|| PathBuf::from(".ferry-state"))
+}
+
+/// ferry's folder in one of the user's base folders, as the XDG rules
+/// have it: `$VAR/ferry` when `VAR` is an absolute path (a relative one is
+/// ignored), else `~/UNDER_HOME/ferry`; `None` without a home.
+pub fn xdg_dir(var: &str, under_home: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .map(|p| p.join("ferry"))
-        .unwrap_or_else(|| PathBuf::from(".ferry-state"))
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(under_home)))
+        .map(|d| d.join("ferry"))
 }
 
 impl ServeOptions {

@@ -329,4 +329,22 @@ fn a_remembered_digest_spares_hashing_and_the_server_still_checks_it() {
     let (code, out, err) = run_cli(&["put", "--json", src.to_str().unwrap(), &to], &env);
     assert_eq!(code, 0, "{err}");
     assert!(reports(&out)[0].2, "{out}");
+
+    // Kept by default in the home's cache folder; a relative
+    // XDG_CACHE_HOME is passed over, as the XDG rules say.
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(ferry_bin())
+        .args(["put", src.to_str().unwrap(), &to])
+        .current_dir(here.path())
+        .env_remove("FERRY_TOKEN")
+        .env_remove("FERRY_DIGESTS")
+        .env("HOME", home.path())
+        .env("XDG_CACHE_HOME", "relative")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let kept = fs::read_to_string(home.path().join(".cache/ferry/digests")).unwrap();
+    assert!(kept.ends_with(&format!(" blake3 {hex}\n")), "{kept}");
+    assert!(!here.path().join("relative").exists());
 }

@@ -53,11 +53,7 @@ impl KnownDigests {
         if let Some(p) = std::env::var_os("FERRY_DIGESTS").filter(|v| !v.is_empty()) {
             return (!p.eq_ignore_ascii_case("off")).then(|| PathBuf::from(p));
         }
-        std::env::var_os("XDG_CACHE_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .map(|d| d.join("ferry").join("digests"))
+        crate::config::xdg_dir("XDG_CACHE_HOME", ".cache").map(|d| d.join("digests"))
     }
 
     /// The digest by `algo` of the file version `id`, if remembered.

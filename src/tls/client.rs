@@ -73,11 +73,7 @@ impl KnownHosts {
         if let Some(p) = std::env::var_os("FERRY_KNOWN_HOSTS").filter(|v| !v.is_empty()) {
             return Some(PathBuf::from(p));
         }
-        std::env::var_os("XDG_CONFIG_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-            .map(|d| d.join("ferry").join("known_hosts"))
+        crate::config::xdg_dir("XDG_CONFIG_HOME", ".config").map(|d| d.join("known_hosts"))
     }
 
     /// Where the pins are.
