@@ -49,6 +49,10 @@ p=$(port)
   --no-discovery >/dev/null 2>&1 &
 sleep 0.5
 cp "$work/src.bin" "$work/srv/src.bin"
+# get_new and put_new touch their own copies: a touched src.bin would be
+# a new version for the get and put that follow, hashed again.
+cp "$work/src.bin" "$work/srv/src_new.bin"
+cp "$work/src.bin" "$work/src_new.bin"
 
 t_cp() { cp "$work/src.bin" "$work/out/cp.bin"; }
 t_cp_b3() { cp "$work/src.bin" "$work/out/cp.bin" && b3sum "$work/src.bin" "$work/out/cp.bin" >/dev/null; }
@@ -56,13 +60,13 @@ t_put() { "$ferry" put --force "$work/src.bin" 127.0.0.1:$p:/up.bin >/dev/null; 
 t_get() { "$ferry" get --force 127.0.0.1:$p:/src.bin "$work/out/get.bin" >/dev/null; }
 # A file the server has not sent since it last changed: hashed as it goes.
 t_get_new() {
-  touch "$work/srv/src.bin"
-  "$ferry" get --force 127.0.0.1:$p:/src.bin "$work/out/get.bin" >/dev/null
+  touch "$work/srv/src_new.bin"
+  "$ferry" get --force 127.0.0.1:$p:/src_new.bin "$work/out/get.bin" >/dev/null
 }
 # A file the client has not hashed since it last changed: hashed as it goes.
 t_put_new() {
-  touch "$work/src.bin"
-  "$ferry" put --force "$work/src.bin" 127.0.0.1:$p:/up.bin >/dev/null
+  touch "$work/src_new.bin"
+  "$ferry" put --force "$work/src_new.bin" 127.0.0.1:$p:/up.bin >/dev/null
 }
 t_put_sha256() { "$ferry" put --sha256 --force "$work/src.bin" 127.0.0.1:$p:/up.bin >/dev/null; }
 t_get_sha256() { "$ferry" get --sha256 --force 127.0.0.1:$p:/src.bin "$work/out/get.bin" >/dev/null; }
@@ -101,7 +105,7 @@ for r in $(seq "$rounds"); do
     # The sources read again: a machine short of memory (or one that
     # reclaims idle page cache on its own) may have dropped some of them
     # since the last contender, which would then read from the disk.
-    cat "$work/src.bin" "$work/srv/src.bin" > /dev/null
+    cat "$work/src.bin" "$work/srv/src.bin" "$work/src_new.bin" "$work/srv/src_new.bin" > /dev/null
     sleep 1
     a=$(now)
     "t_$n"
