@@ -1,28 +1,33 @@
 //! Digests of local files this client has hashed, kept between runs, so an
-//! unchanged file is not read and hashed again to be uploaded or to be
-//! found the same as the server's copy (a second `put -r` or `get -r` of a
-//! tree that did not change reads no file). The key is the server's (see
+//! unchanged file is not read and hashed again to be uploaded. The key is
+//! the server's (see
 //! [`crate::files::digests`]): device, inode, size, modification and
 //! status-change times, which any change of the file moves; a file
 //! changed less than two seconds before it was hashed is not remembered.
 //!
 //! A remembered digest is only ever a claim the server checks: an upload
-//! whose bytes do not hash to it is refused by the server and nothing is
-//! kept, and the digest is forgotten here.
+//! whose bytes do not hash to it (a file written through a memory mapping
+//! keeps its times) is refused by the server, nothing is kept, the digest
+//! is forgotten here and the file sent once more, hashed. It is never taken
+//! for the file's bytes where nothing checks it: whether a file is the same
+//! as the server's copy is always found by hashing it.
 //!
 //! The file (`$XDG_CACHE_HOME/ferry/digests`, else `~/.cache/ferry/digests`;
 //! `FERRY_DIGESTS` names another, `off` keeps none) holds one line per
 //! digest, `IDENTITY ALGORITHM HEX` (`-` for one forgotten), the last line
 //! for a file and algorithm counting. Lines are appended, each by one
-//! write, so clients running at once lose nothing but each other's
-//! newest lines; past [`MAX_LINES`] the newest [`KEPT`] are written
-//! anew. Hand-written: a few lines of text need no database.
+//! write under the file's lock; past [`MAX_LINES`] lines (or 4 MiB)
+//! the newest [`KEPT`] are written anew under that lock and put in place by
+//! a rename, and an append finds the file a rewrite put in place, so
+//! clients running at once lose none of each other's lines. Only a regular
+//! file is read or written there (a link is not followed, a FIFO not waited
+//! on). Hand-written: a few lines of text need no database.
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
-use std::path::{Path, PathBuf};
 
 use crate::files::digest::Algo;
 use crate::files::digests::{Identity, settled};

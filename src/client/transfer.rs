@@ -407,16 +407,17 @@ pub(super) async fn same_file(
 ) -> Result<Option<String>> {
     RelPath::parse(remote)?;
     let algo = hashing.algo;
-    let mut file = std::fs::File::open(local).map_err(|e| ClientError::local(local, e))?;
+    let path = local.to_path_buf();
     // Always hashed: a digest remembered here is only ever offered to the
     // server as a claim it checks (an upload), never taken for the file's
     // bytes where nothing else checks it (a file written through a memory
     // mapping can change without its times moving). What is hashed is
     // remembered for the next upload.
-    let id = crate::files::digests::identity_of(&file);
-    let hashed = tokio::task::spawn_blocking(move || {
+    let (id, hashed) = tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(&path)?;
+        let id = crate::files::digests::identity_of(&file);
         let h = hash_prefix(&mut file, size, algo)?;
-        Ok::<_, std::io::Error>(h.hex())
+        Ok::<_, std::io::Error>((id, h.hex()))
     })
     .await
     .map_err(join_err)?
