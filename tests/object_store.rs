@@ -278,6 +278,7 @@ async fn an_upload_cut_on_one_node_goes_on_from_another() {
         cut_up_after: Some(21 * MIB as u64),
         cut_down_after: None,
         up_rate: None,
+        down_rate: None,
     };
     let via = common::proxy(format!("127.0.0.1:{}", a.port).parse().unwrap(), cut).await;
     let err = common::put_to(&via.to_string(), &src, "big.bin").await;

@@ -14,8 +14,14 @@ use common::{ferry_bin, run_cli, spawn_bin_server};
 
 /// Runs the client in `cwd`; (exit code, stdout, stderr).
 fn run_in(cwd: &Path, args: &[&str]) -> (i32, String, String) {
+    run_in_with(cwd, args, &[])
+}
+
+/// [`run_in`] with `env` set.
+fn run_in_with(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(ferry_bin())
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(cwd)
         .env_remove("FERRY_TOKEN")
         .stdin(Stdio::null())
@@ -347,4 +353,97 @@ fn a_remembered_digest_spares_hashing_and_the_server_still_checks_it() {
     let kept = fs::read_to_string(home.path().join(".cache/ferry/digests")).unwrap();
     assert!(kept.ends_with(&format!(" blake3 {hex}\n")), "{kept}");
     assert!(!here.path().join("relative").exists());
+}
+
+/// Ctrl-C (or SIGTERM) in the middle of a download: the command stops
+/// where it is, says so, and dies by the signal, as the shell expects; the
+/// partial file keeps what arrived and holds no disk past it (what was
+/// claimed ahead of the bytes is given back); the same command resumes.
+/// Over plain TCP (bytes spliced into the file) and TLS (through the disk
+/// thread).
+#[test]
+fn ctrl_c_stops_a_download_and_leaves_its_partial_file_in_order() {
+    use nix::sys::signal::Signal;
+    let root = tempfile::tempdir().unwrap();
+    let big = common::noise(64 << 20, 11);
+    fs::write(root.path().join("big.bin"), &big).unwrap();
+    let plain = spawn_bin_server(root.path(), &[], &[]);
+    let tls = spawn_bin_server(root.path(), &["--tls"], &[]);
+    let fp = common::tls::openssl_fingerprint(&common::tls::cert_of(&tls));
+    let here = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let known = home.path().join("known_hosts");
+    let env = [("FERRY_KNOWN_HOSTS", known.to_str().unwrap())];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let with_fp = ["--fingerprint", fp.as_str()];
+    for (srv, extra, sig) in [
+        (&plain, &[][..], Signal::SIGINT),
+        (&plain, &[][..], Signal::SIGTERM),
+        (&tls, &with_fp[..], Signal::SIGINT),
+    ] {
+        let via = rt.block_on(common::proxy(
+            std::net::SocketAddr::from(([127, 0, 0, 1], srv.port)),
+            // 8 MiB a second down: slow enough to be caught in the middle.
+            common::ProxyPlan {
+                cut_up_after: None,
+                cut_down_after: None,
+                up_rate: None,
+                down_rate: Some(8 << 20),
+            },
+        ));
+        let from = format!("{via}:/big.bin");
+        let args = [&["get", &from, "big.bin"][..], extra].concat();
+        interrupt_download(here.path(), &args, &env, sig, big.len() as u64);
+    }
+    let from = format!("127.0.0.1:{}:/big.bin", tls.port);
+    let args = [&["get", &from, "big.bin", "--json"][..], &with_fp[..]].concat();
+    let (code, out, err) = run_in_with(here.path(), &args, &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(reports(&out)[0].1 > 10 << 20, "did not resume: {out}");
+    assert!(fs::read(here.path().join("big.bin")).unwrap() == big);
+    assert!(!here.path().join(".big.bin.ferry-part").exists());
+}
+
+/// Runs `ferry ARGS` in `cwd` (a download of `size` bytes to `big.bin`),
+/// sends it `sig` once 10 MiB arrived, and checks how it stopped.
+fn interrupt_download(
+    cwd: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    sig: nix::sys::signal::Signal,
+    size: u64,
+) {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::ExitStatusExt;
+    let part = cwd.join(".big.bin.ferry-part");
+    let _ = fs::remove_file(&part);
+    let child = Command::new(ferry_bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(cwd)
+        .env_remove("FERRY_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let going = until(60, || {
+        fs::metadata(&part).is_ok_and(|m| m.len() > (10 << 20))
+    });
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, sig).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(going, "the download never got going: {err}");
+    assert_eq!(out.status.signal(), Some(sig as i32), "{sig}: {err}");
+    assert!(err.contains("interrupted after"), "{sig}: {err}");
+    let m = fs::metadata(&part).expect("the partial file is kept");
+    assert!(m.len() < size, "finished before {sig}");
+    assert!(
+        m.blocks() * 512 < m.len() + (1 << 20),
+        "{sig}: {} bytes held for {} received",
+        m.blocks() * 512,
+        m.len()
+    );
+    assert!(!cwd.join("big.bin").exists());
 }

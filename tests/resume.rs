@@ -23,6 +23,7 @@ async fn upload_cut_mid_transfer_resumes_and_verifies() {
         cut_up_after: Some(3 * MIB as u64),
         cut_down_after: None,
         up_rate: None,
+        down_rate: None,
     };
     let via = common::proxy(s.addr, cut).await;
     let mut c = Client::connect(&via.to_string(), None).await.unwrap();
@@ -107,6 +108,7 @@ async fn download_cut_mid_transfer_resumes_and_verifies() {
         cut_up_after: None,
         cut_down_after: Some(5 * MIB as u64),
         up_rate: None,
+        down_rate: None,
     };
     let via = common::proxy(s.addr, cut).await;
     let mut c = Client::connect(&via.to_string(), None).await.unwrap();

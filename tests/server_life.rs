@@ -427,6 +427,7 @@ async fn shutdown_lets_a_running_transfer_finish_within_the_grace_period() {
             cut_up_after: None,
             cut_down_after: None,
             up_rate: Some(16 << 20),
+            down_rate: None,
         },
     )
     .await;

@@ -6,6 +6,7 @@ mod discover;
 mod docs;
 mod exec;
 mod files;
+mod interrupt;
 mod login;
 mod output;
 mod passwd;
@@ -252,13 +253,16 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Get(a) => transfer::get(a).await,
         Command::Put(a) => transfer::put(a).await,
     };
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             crate::say!("ferry: {e}");
             exit_code(&e)
         }
-    }
+    };
+    // Stopped by Ctrl-C or SIGTERM (a download, see `interrupt`): gone by it.
+    interrupt::die_if_caught();
+    code
 }
 
 /// The exit status for a failure: 2 for a usage error, 255 when the

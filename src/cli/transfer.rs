@@ -155,6 +155,8 @@ pub(crate) async fn get(a: GetArgs) -> Result<(), ClientError> {
     if a.local.as_deref() == Some(Path::new("-")) {
         return get_to_stdout(&mut c, &a, &r.path, entry.kind).await;
     }
+    // Ctrl-C stops a download where it is, its partial file put in order.
+    c.stop_on(super::interrupt::catch());
     let into = a
         .local
         .as_ref()

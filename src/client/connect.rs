@@ -149,6 +149,7 @@ impl Client {
             sha256_only: false,
             known: None,
             owed: false,
+            stop: tokio_util::sync::CancellationToken::new(),
         };
         match token {
             Some(t) if client.hello.auth_available => {

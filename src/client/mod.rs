@@ -76,6 +76,10 @@ pub enum ClientError {
     /// file is kept to resume (the message says how far it got).
     #[error("{0}")]
     Cut(String),
+    /// The command was told to stop (Ctrl-C) in the middle of a download,
+    /// whose partial file is kept to resume.
+    #[error("{0}")]
+    Interrupted(String),
     /// The bytes received do not match the server's digest.
     #[error("digest mismatch: {0}")]
     Checksum(String),
@@ -147,6 +151,9 @@ pub struct Client {
     /// lists `auth-pipelining`) is still to be read: it comes before the
     /// reply to the request that followed it.
     owed: bool,
+    /// Fired to stop a download where it is (Ctrl-C): what arrived is
+    /// kept to resume from.
+    stop: tokio_util::sync::CancellationToken,
 }
 
 /// A folder as a walk found it.

@@ -72,6 +72,12 @@ impl super::Client {
         self.sha256_only = true;
     }
 
+    /// Stops a download where it is when `stop` fires, keeping what
+    /// arrived to resume from ([`ClientError::Interrupted`]).
+    pub fn stop_on(&mut self, stop: tokio_util::sync::CancellationToken) {
+        self.stop = stop;
+    }
+
     /// Uses and keeps up `known`, the digests of local files this client
     /// hashed before (see [`super::digests`]).
     pub fn keep_digests(&mut self, known: super::digests::KnownDigests) {
@@ -88,16 +94,26 @@ impl super::Client {
     ) -> Result<Transferred> {
         let algo = self.digest();
         let mut owed = self.owed();
+        let how = Getting {
+            algo,
+            fresh: false,
+            stop: &self.stop,
+        };
         let conn = &mut self.conn;
-        let mut r = get_file(conn, &mut owed, remote, local, opts, bar, algo, false).await;
+        let mut r = get_file(conn, &mut owed, remote, local, opts, bar, how).await;
         // The server may have sent the digest it remembers of a file
         // since changed in a way its times do not show (written through a
         // mapping), or seen the file written in place while it was sent:
         // once more, hashed as it is sent.
         if r.as_ref().is_err_and(|e| e.is_mismatch()) && self.offers("fresh") {
             bar.set_position(0);
+            let how = Getting {
+                algo,
+                fresh: true,
+                stop: &self.stop,
+            };
             let conn = &mut self.conn;
-            r = get_file(conn, &mut owed, remote, local, opts, bar, algo, true).await;
+            r = get_file(conn, &mut owed, remote, local, opts, bar, how).await;
         }
         self.settled(owed);
         r
@@ -143,7 +159,14 @@ pub(super) fn join_err(_: tokio::task::JoinError) -> ClientError {
     ClientError::Local("internal error: a worker thread failed".into())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// How [`get_file`] fetches: verified with `algo`, the server asked to
+/// hash afresh (`fresh`), stopped where it is when `stop` fires.
+pub(super) struct Getting<'a> {
+    pub algo: Algo,
+    pub fresh: bool,
+    pub stop: &'a tokio_util::sync::CancellationToken,
+}
+
 pub(super) async fn get_file(
     conn: &mut Connection,
     owed: &mut Owed,
@@ -151,9 +174,9 @@ pub(super) async fn get_file(
     local: &Path,
     opts: TransferOpts,
     bar: &ProgressBar,
-    algo: Algo,
-    fresh: bool,
+    how: Getting<'_>,
 ) -> Result<Transferred> {
+    let Getting { algo, fresh, stop } = how;
     RelPath::parse(remote)?;
     if let Ok(there) = std::fs::symlink_metadata(local) {
         use std::os::unix::fs::MetadataExt;
@@ -238,9 +261,18 @@ pub(super) async fn get_file(
 
     bar.set_length(size);
     bar.set_position(offset);
-    let (part, lost, written) = receive(conn, part, bar)
+    let (part, lost, written) = receive(conn, part, bar, stop)
         .await
         .map_err(|e| ClientError::local(local, e))?;
+    if stop.is_cancelled() {
+        // Dropped, the partial file gives back the disk claimed ahead of
+        // its bytes; the connection is left mid-body, to be closed.
+        return Err(ClientError::Interrupted(format!(
+            "{}: interrupted after {} of {size} bytes; the partial file is kept: the same command resumes",
+            crate::text::escape(&local.display().to_string()),
+            part.written(),
+        )));
+    }
     if let Some(e) = lost {
         // The partial file stays: the next attempt resumes from it.
         return Err(ClientError::Cut(format!(
@@ -300,18 +332,17 @@ async fn receive(
     conn: &mut Connection,
     part: PartFile,
     bar: &ProgressBar,
+    stop: &tokio_util::sync::CancellationToken,
 ) -> std::io::Result<(PartFile, Option<ConnError>, std::io::Result<()>)> {
     let shown = bar.clone();
-    let part = match receive_file(conn, part, move |n| shown.inc(n)).await {
+    let part = match receive_file(conn, part, stop, move |n| shown.inc(n)).await {
         Ok((part, Ok(()))) => return Ok((part, None, Ok(()))),
         Ok((part, Err(Spliced::Lost(e)))) => return Ok((part, Some(e), Ok(()))),
         Ok((part, Err(Spliced::Write(e)))) => return Ok((part, None, Err(e))),
         Err(part) => part,
     };
     let mut sink = spawn_writer(part);
-    // A client has nothing to cancel it but Ctrl-C, which ends the process.
-    let never = tokio_util::sync::CancellationToken::new();
-    let received = receive_body(conn, &mut sink, &never, |n| bar.inc(n)).await;
+    let received = receive_body(conn, &mut sink, stop, |n| bar.inc(n)).await;
     let (part, written) = sink.finish().await?;
     let lost = match received {
         Received::Lost(e) => Some(e),

@@ -65,11 +65,13 @@ pub enum Spliced {
 /// Moves the rest of the current frame body from `conn` into `part` with
 /// `splice(2)` (see [`crate::files::splice`]), on a blocking thread, when
 /// the connection is plain TCP; gives `part` back as `Err` otherwise, for
-/// the caller to receive the body another way. `progress` is called with
+/// the caller to receive the body another way. It stops short when `stop`
+/// fires (`Spliced::Lost`, what arrived kept). `progress` is called with
 /// each round's byte count.
 pub async fn receive_file(
     conn: &mut Connection,
     part: PartFile,
+    stop: &tokio_util::sync::CancellationToken,
     progress: impl Fn(u64) + Send + Sync + 'static,
 ) -> Result<(PartFile, Result<(), Spliced>), PartFile> {
     let Some(socket) = conn.plain_socket() else {
@@ -78,7 +80,7 @@ pub async fn receive_file(
     let stall = conn.body_deadline();
     let early = conn.reader().take_buffered_body();
     let len = conn.body_remaining();
-    let limits = (stall, tokio_util::sync::CancellationToken::new());
+    let limits = (stall, stop.clone());
     let (part, moved, r) =
         splice_in_turns(part, socket, early, len, limits, Arc::new(progress)).await;
     conn.reader().consumed_elsewhere(moved);
@@ -87,7 +89,7 @@ pub async fn receive_file(
         SpliceError::Closed => Spliced::Lost(super::frame::FrameError::UnexpectedEof.into()),
         SpliceError::Stalled => Spliced::Lost(ConnError::Timeout("the frame body")),
         SpliceError::File(e) => Spliced::Write(e),
-        // Nothing here asks it to stop.
+        // `stop` fired: the caller knows.
         SpliceError::Stopped => Spliced::Lost(io::Error::from(io::ErrorKind::Interrupted).into()),
     });
     Ok((part, r))

@@ -162,7 +162,7 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
     v
 }
 
-/// How a [`proxy`] treats the bytes going up (client to server).
+/// How a [`proxy`] treats the bytes going up (client to server) and down.
 #[derive(Clone, Copy)]
 pub struct ProxyPlan {
     /// Close both sides after this many bytes upstream.
@@ -171,6 +171,8 @@ pub struct ProxyPlan {
     pub cut_down_after: Option<u64>,
     /// Upstream bytes per second at most.
     pub up_rate: Option<u64>,
+    /// Downstream bytes per second at most.
+    pub down_rate: Option<u64>,
 }
 
 /// `src` uploaded as `remote` to the server at `authority`, with every
@@ -203,6 +205,7 @@ pub async fn slow_put(
         cut_up_after: None,
         cut_down_after: None,
         up_rate: Some(rate),
+        down_rate: None,
     };
     let via = proxy(target, slow).await;
     let (src, remote) = (src.to_path_buf(), remote.to_string());
@@ -220,7 +223,7 @@ pub async fn proxy(target: SocketAddr, plan: ProxyPlan) -> SocketAddr {
         let (cr, cw) = client.into_split();
         let (sr, sw) = server.into_split();
         let up = pump(cr, sw, plan.cut_up_after, plan.up_rate);
-        let down = pump(sr, cw, plan.cut_down_after, None);
+        let down = pump(sr, cw, plan.cut_down_after, plan.down_rate);
         tokio::pin!(down);
         // Whichever side ends first ends the connection, like a cut cable;
         // but a server that stopped taking bytes may have said why, and
