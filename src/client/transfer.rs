@@ -264,9 +264,10 @@ pub(super) async fn get_file(
     let (part, lost, written) = receive(conn, part, bar, stop)
         .await
         .map_err(|e| ClientError::local(local, e))?;
-    if stop.is_cancelled() {
+    if stop.is_cancelled() && part.written() < size {
         // Dropped, the partial file gives back the disk claimed ahead of
-        // its bytes; the connection is left mid-body, to be closed.
+        // its bytes; the connection is left mid-body, to be closed. (A
+        // body that came whole is finished: a moment's work.)
         return Err(ClientError::Interrupted(format!(
             "{}: interrupted after {} of {size} bytes; the partial file is kept: the same command resumes",
             crate::text::escape(&local.display().to_string()),
