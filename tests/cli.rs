@@ -305,9 +305,10 @@ fn switches_from_the_environment_take_the_usual_spellings() {
     assert_eq!(rc, 2, "{err}");
 }
 
-/// `ferry ls HOST | head -1`: once the reader of its output has gone, the
-/// command ends quietly with the status of a command stopped by SIGPIPE,
-/// not with a panic and a backtrace.
+/// `ferry ls HOST | head -1` and `ferry get HOST:/FILE - | head -c 10`:
+/// once the reader of its output has gone, the command ends quietly with
+/// the status of a command stopped by SIGPIPE, not with a panic and a
+/// backtrace, nor as a failure of its own.
 #[test]
 fn a_closed_pipe_on_stdout_ends_a_listing_quietly() {
     use std::io::{BufRead, BufReader};
@@ -317,14 +318,17 @@ fn a_closed_pipe_on_stdout_ends_a_listing_quietly() {
     }
     let server = spawn_bin_server(root.path(), &[], &[]);
     let host = format!("127.0.0.1:{}", server.port);
-    let mut child = std::process::Command::new(common::ferry_bin())
-        .args(["ls", &host])
-        .env_remove("FERRY_TOKEN")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let spawn = |args: &[&str]| {
+        std::process::Command::new(common::ferry_bin())
+            .args(args)
+            .env_remove("FERRY_TOKEN")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = spawn(&["ls", &host]);
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
@@ -335,6 +339,15 @@ fn a_closed_pipe_on_stdout_ends_a_listing_quietly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(141), "{err}");
+
+    use std::io::Read;
+    fs::write(root.path().join("big.bin"), common::noise(8 << 20, 5)).unwrap();
+    let mut child = spawn(&["get", &format!("{host}:/big.bin"), "-"]);
+    let mut first = [0u8; 10];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!((out.status.code(), err.as_ref()), (Some(141), ""));
 }
 
 #[test]

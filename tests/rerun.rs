@@ -381,16 +381,7 @@ fn ctrl_c_stops_a_download_and_leaves_its_partial_file_in_order() {
         (&plain, &[][..], Signal::SIGTERM),
         (&tls, &with_fp[..], Signal::SIGINT),
     ] {
-        let via = rt.block_on(common::proxy(
-            std::net::SocketAddr::from(([127, 0, 0, 1], srv.port)),
-            // 8 MiB a second down: slow enough to be caught in the middle.
-            common::ProxyPlan {
-                cut_up_after: None,
-                cut_down_after: None,
-                up_rate: None,
-                down_rate: Some(8 << 20),
-            },
-        ));
+        let via = slow_proxy(&rt, srv.port);
         let from = format!("{via}:/big.bin");
         let args = [&["get", &from, "big.bin"][..], extra].concat();
         interrupt_download(here.path(), &args, &env, sig, big.len() as u64);
@@ -417,22 +408,9 @@ fn interrupt_download(
     use std::os::unix::process::ExitStatusExt;
     let part = cwd.join(".big.bin.ferry-part");
     let _ = fs::remove_file(&part);
-    let child = Command::new(ferry_bin())
-        .args(args)
-        .envs(env.iter().copied())
-        .current_dir(cwd)
-        .env_remove("FERRY_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let going = until(60, || {
-        fs::metadata(&part).is_ok_and(|m| m.len() > (10 << 20))
-    });
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, sig).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut cmd = Command::new(ferry_bin());
+    cmd.args(args).envs(env.iter().copied());
+    let (going, out) = signalled_at(cmd, cwd, 10 << 20, sig);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(going, "the download never got going: {err}");
     assert_eq!(out.status.signal(), Some(sig as i32), "{sig}: {err}");
@@ -446,4 +424,67 @@ fn interrupt_download(
         m.len()
     );
     assert!(!cwd.join("big.bin").exists());
+}
+
+/// A `get` started with SIGINT ignored (a script's `trap '' INT`, a
+/// background job of a script) leaves it ignored: Ctrl-C at the terminal
+/// is not for it, and the download goes on to the end.
+#[test]
+fn a_sigint_its_parent_ignored_does_not_stop_a_download() {
+    use nix::sys::signal::Signal;
+    use std::os::unix::process::ExitStatusExt;
+    let root = tempfile::tempdir().unwrap();
+    let big = common::noise(32 << 20, 12);
+    fs::write(root.path().join("big.bin"), &big).unwrap();
+    let srv = spawn_bin_server(root.path(), &[], &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let via = slow_proxy(&rt, srv.port);
+    let here = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "trap '' INT; exec \"$0\" get \"$1\" big.bin"])
+        .args([ferry_bin(), &format!("{via}:/big.bin")]);
+    let (going, out) = signalled_at(cmd, here.path(), 4 << 20, Signal::SIGINT);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(going, "the download never got going: {err}");
+    assert_eq!(out.status.signal(), None, "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(fs::read(here.path().join("big.bin")).unwrap() == big);
+}
+
+/// A proxy in front of the server on `port` that passes 8 MiB a second
+/// down: slow enough for a download to be caught in the middle.
+fn slow_proxy(rt: &tokio::runtime::Runtime, port: u16) -> std::net::SocketAddr {
+    rt.block_on(common::proxy(
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        common::ProxyPlan {
+            cut_up_after: None,
+            cut_down_after: None,
+            up_rate: None,
+            down_rate: Some(8 << 20),
+        },
+    ))
+}
+
+/// Runs `cmd` (a download to `big.bin`) in `cwd` and sends it `sig` once
+/// its partial file holds more than `after` bytes: whether it got that far,
+/// and how the command ended.
+fn signalled_at(
+    mut cmd: Command,
+    cwd: &Path,
+    after: u64,
+    sig: nix::sys::signal::Signal,
+) -> (bool, std::process::Output) {
+    let part = cwd.join(".big.bin.ferry-part");
+    let child = cmd
+        .current_dir(cwd)
+        .env_remove("FERRY_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let going = until(60, || fs::metadata(&part).is_ok_and(|m| m.len() > after));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, sig).unwrap();
+    (going, child.wait_with_output().unwrap())
 }

@@ -255,16 +255,18 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Get(a) => transfer::get(a).await,
         Command::Put(a) => transfer::put(a).await,
     };
-    let code = match result {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Quiet, as other tools are (and `ls`, see `main`).
+        Err(ClientError::OutputClosed) => ExitCode::from(141),
         Err(e) => {
             crate::say!("ferry: {e}");
+            // Stopped by Ctrl-C or SIGTERM (a download, see `interrupt`):
+            // gone by it. A command that got done all the same is not.
+            interrupt::die_if_caught();
             exit_code(&e)
         }
-    };
-    // Stopped by Ctrl-C or SIGTERM (a download, see `interrupt`): gone by it.
-    interrupt::die_if_caught();
-    code
+    }
 }
 
 /// The exit status for a failure: 2 for a usage error, 255 when the

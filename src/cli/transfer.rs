@@ -148,15 +148,28 @@ async fn connect_for(r: &Remote, sha256: bool) -> Result<Client, ClientError> {
 
 pub(crate) async fn get(a: GetArgs) -> Result<(), ClientError> {
     let r = remote(&a.remote)?;
-    let rel = RelPath::parse(&r.path)?;
-    let opts = a.flags.opts();
+    RelPath::parse(&r.path)?;
     let mut c = connect_for(&r, a.flags.sha256).await?;
     let entry = c.stat(&r.path).await?;
     if a.local.as_deref() == Some(Path::new("-")) {
         return get_to_stdout(&mut c, &a, &r.path, entry.kind).await;
     }
     // Ctrl-C stops a download where it is, its partial file put in order.
-    c.stop_on(super::interrupt::catch());
+    let stop = super::interrupt::catch();
+    c.stop_on(stop.clone());
+    super::interrupt::stoppable(&stop, get_into(&mut c, a, &r, entry)).await
+}
+
+/// `ferry get` into a file or a folder, `entry` being what the server has
+/// at `r`.
+async fn get_into(
+    c: &mut Client,
+    a: GetArgs,
+    r: &Remote,
+    entry: crate::wire::messages::Entry,
+) -> Result<(), ClientError> {
+    let rel = RelPath::parse(&r.path)?;
+    let opts = a.flags.opts();
     let into = a
         .local
         .as_ref()
@@ -185,7 +198,7 @@ pub(crate) async fn get(a: GetArgs) -> Result<(), ClientError> {
                     escape(&top.display().to_string())
                 )));
             }
-            unread = get_tree(&mut c, &r.path, &top, opts, &mut reports).await?;
+            unread = get_tree(c, &r.path, &top, opts, &mut reports).await?;
         }
         _ => {
             let Some(name) = rel.file_name() else {
@@ -198,7 +211,7 @@ pub(crate) async fn get(a: GetArgs) -> Result<(), ClientError> {
                 local
             };
             let shown = dest.display().to_string();
-            match same_here(&mut c, &r.path, &dest, entry.size).await? {
+            match same_here(c, &r.path, &dest, entry.size).await? {
                 Some(sha) => reports.push(unchanged(&shown, entry.size, sha, c.digest())),
                 None => {
                     let t = c.get_file(&r.path, &dest, opts, &bar(name)).await?;

@@ -76,6 +76,10 @@ pub enum ClientError {
     /// file is kept to resume (the message says how far it got).
     #[error("{0}")]
     Cut(String),
+    /// Whatever read the output (`get HOST:/FILE - | head`) stopped
+    /// reading.
+    #[error("the output was closed")]
+    OutputClosed,
     /// The command was told to stop (Ctrl-C) in the middle of a download,
     /// whose partial file is kept to resume.
     #[error("{0}")]

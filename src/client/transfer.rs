@@ -391,7 +391,10 @@ where
     }
     let mut hasher = algo.hasher();
     let mut buf = Vec::with_capacity(crate::files::pipe::CHUNK);
-    let written = |e: std::io::Error| ClientError::Local(format!("writing the output: {e}"));
+    let written = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::BrokenPipe => ClientError::OutputClosed,
+        _ => ClientError::Local(format!("writing the output: {e}")),
+    };
     let mut got = 0u64;
     while conn.body_remaining() > 0 {
         buf.clear();
