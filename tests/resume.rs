@@ -97,6 +97,35 @@ async fn wait_for_partial(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     partial_files(dir)
 }
 
+/// A client told to stop (Ctrl-C between the files of a folder) begins
+/// no download: no partial file is made for the next file, and it says so.
+#[tokio::test]
+async fn a_client_told_to_stop_begins_no_download() {
+    let s = TestServer::start(|_| {}).await;
+    fs::write(s.path("next.bin"), noise(MIB, 4)).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let mut c = s.client().await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    c.stop_on(stop.clone());
+    stop.cancel();
+    let dst = local.path().join("next.bin");
+    let err = c
+        .get_file(
+            "next.bin",
+            &dst,
+            TransferOpts::default(),
+            &ProgressBar::hidden(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ferry::client::ClientError::Interrupted(_)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("before"), "{err}");
+    assert_eq!(fs::read_dir(local.path()).unwrap().count(), 0);
+}
+
 #[tokio::test]
 async fn download_cut_mid_transfer_resumes_and_verifies() {
     let s = TestServer::start(|_| {}).await;

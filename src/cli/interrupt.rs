@@ -97,7 +97,7 @@ pub(super) async fn stoppable<T>(
     match tokio::time::timeout(MOMENT, work).await {
         Ok(done) => done,
         Err(_) => Err(ClientError::Interrupted(
-            "interrupted; what was received is kept: the same command resumes".into(),
+            "interrupted while waiting (for the server, or for a local file to be hashed); a partial file begun is kept: the same command resumes".into(),
         )),
     }
 }

@@ -144,8 +144,7 @@ async fn put_file(
     let len = size - offset;
     conn.send(Kind::Request, &Request::Data { offset }, len)
         .await?;
-    bar.set_length(size);
-    bar.set_position(offset);
+    super::transfer::from_offset(bar, size, offset);
     let never = tokio_util::sync::CancellationToken::new();
     let shown = bar.clone();
     let sent = match send_file(conn, file, (offset, len), hasher, &never, move |n| {

@@ -155,6 +155,16 @@ impl super::Client {
     }
 }
 
+/// Shows a transfer of `size` bytes going on from `offset`: the bytes
+/// already there count towards the bar, not towards its speed and the time
+/// left (a jump the estimate would take for bytes that came at once).
+pub(super) fn from_offset(bar: &ProgressBar, size: u64, offset: u64) {
+    bar.set_length(size);
+    bar.set_position(offset);
+    bar.tick();
+    bar.reset_eta();
+}
+
 pub(super) fn join_err(_: tokio::task::JoinError) -> ClientError {
     ClientError::Local("internal error: a worker thread failed".into())
 }
@@ -178,6 +188,13 @@ pub(super) async fn get_file(
 ) -> Result<Transferred> {
     let Getting { algo, fresh, stop } = how;
     RelPath::parse(remote)?;
+    if stop.is_cancelled() {
+        // Told to stop between the files of a folder: nothing begun.
+        return Err(ClientError::Interrupted(format!(
+            "interrupted before {} began",
+            crate::text::escape(&local.display().to_string())
+        )));
+    }
     if let Ok(there) = std::fs::symlink_metadata(local) {
         use std::os::unix::fs::MetadataExt;
         // A FIFO or a device there, or a link to one (`/dev/stdout`), is
@@ -259,8 +276,7 @@ pub(super) async fn get_file(
     .map_err(join_err)?;
     started.map_err(|e| ClientError::local(local, e))?;
 
-    bar.set_length(size);
-    bar.set_position(offset);
+    from_offset(bar, size, offset);
     let (part, lost, written) = receive(conn, part, bar, stop)
         .await
         .map_err(|e| ClientError::local(local, e))?;
@@ -491,4 +507,27 @@ pub(super) async fn same_file(
 /// server understands.
 pub(super) fn wire_name(algo: Algo) -> Option<String> {
     (algo != Algo::Sha256).then(|| algo.name().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_transfers_speed_counts_only_the_bytes_it_moves() {
+        let bar = ProgressBar::hidden();
+        from_offset(&bar, 1 << 30, 900 << 20);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        bar.inc(1 << 20);
+        bar.tick();
+        // A MiB in a tenth of a second: some 10 MiB/s, not the 900 MiB
+        // already there.
+        let rate = bar.per_sec();
+        assert!(
+            rate < (100 << 20) as f64,
+            "{} MiB/s",
+            rate / (1 << 20) as f64
+        );
+        assert_eq!(bar.position(), (900 << 20) + (1 << 20));
+    }
 }

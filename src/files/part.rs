@@ -271,9 +271,8 @@ fn cut(file: &File, held: u64, to: u64) -> io::Result<()> {
 impl PartFile {
     /// Opens the partial file for `target`, by path (the client's side).
     /// With `resume`, bytes left by an earlier attempt are kept (see
-    /// [`existing`]); otherwise it starts empty.
-    ///
-    /// [`existing`]: PartFile::existing
+    /// [`PartFile::existing`]) and what it left claimed past them given
+    /// back at once, bytes or none to come; otherwise it starts empty.
     pub fn open(target: &Path, resume: bool) -> io::Result<PartFile> {
         let parent = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
@@ -282,7 +281,8 @@ impl PartFile {
         let name = target
             .file_name()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-        PartFile::open_in(open_dir(parent)?, name, target.to_path_buf(), resume)
+        let part = PartFile::open_in(open_dir(parent)?, name, target.to_path_buf(), resume)?;
+        cut(&part.file, part.existing, part.existing).map(|()| part)
     }
 
     /// Opens the partial file for the entry `name` of the open folder `dir`
@@ -359,11 +359,8 @@ impl PartFile {
         Ok(Some(self.hasher.hex()))
     }
 
-    /// Fixes where the incoming bytes start (0, or [`existing`] after
-    /// [`hash_existing`]) and how large the file will be.
-    ///
-    /// [`existing`]: PartFile::existing
-    /// [`hash_existing`]: PartFile::hash_existing
+    /// Fixes where the incoming bytes start (0, or [`PartFile::existing`]
+    /// after [`PartFile::hash_existing`]) and how large the file will be.
     pub fn start(&mut self, offset: u64, size: u64) -> io::Result<()> {
         if offset > size || (offset != 0 && offset != self.existing) {
             return Err(io::Error::new(
