@@ -236,6 +236,9 @@ async fn a_malformed_overwrite_or_a_foreign_scheme_replaces_nothing() {
             StatusCode::BAD_GATEWAY,
         ),
         (format!("ftp://{host}/c.txt"), None, StatusCode::BAD_GATEWAY),
+        ("file:///c.txt".to_string(), None, StatusCode::BAD_GATEWAY),
+        (format!("FTP://{host}/c.txt"), None, StatusCode::BAD_GATEWAY),
+        (format!("{host}/c.txt"), None, StatusCode::BAD_REQUEST),
     ];
     for (to, overwrite, want) in cases {
         for m in ["COPY", "MOVE"] {

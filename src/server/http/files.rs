@@ -367,26 +367,34 @@ pub(super) fn destination(
     let path = if raw.starts_with('/') && !raw.starts_with("//") {
         raw.to_string()
     } else {
+        // This server speaks HTTP alone: a URL of another scheme (`ftp://`
+        // to its address and port, `file:///x` with no address at all) is
+        // another server's (RFC 4918 section 9.8.5).
+        let scheme = raw.split_once(':').map(|(s, _)| s).filter(|s| {
+            s.starts_with(|c: char| c.is_ascii_alphabetic())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        });
+        if scheme
+            .is_some_and(|s| !s.eq_ignore_ascii_case("http") && !s.eq_ignore_ascii_case("https"))
+        {
+            return Err(error(
+                StatusCode::BAD_GATEWAY,
+                "Destination is on another server",
+            ));
+        }
         let uri: Uri = raw.parse().map_err(|_| {
             error(
                 StatusCode::BAD_REQUEST,
                 "bad Destination (a URL or an absolute path)",
             )
         })?;
-        let (Some(to), Some(scheme)) = (uri.authority(), uri.scheme_str()) else {
+        let (Some(to), Some(_)) = (uri.authority(), uri.scheme_str()) else {
             return Err(error(
                 StatusCode::BAD_REQUEST,
                 "bad Destination (a URL or an absolute path)",
             ));
         };
-        // This server speaks HTTP alone: `ftp://` to its address and port
-        // is another server.
-        if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
-            return Err(error(
-                StatusCode::BAD_GATEWAY,
-                "Destination is on another server",
-            ));
-        }
         let here = header_str(headers, header::HOST)
             .and_then(|h| h.parse::<axum::http::uri::Authority>().ok());
         let same_port = here.as_ref().is_some_and(|h| h.port_u16() == to.port_u16());
