@@ -410,7 +410,7 @@ fn interrupt_download(
     let _ = fs::remove_file(&part);
     let mut cmd = Command::new(ferry_bin());
     cmd.args(args).envs(env.iter().copied());
-    let (going, out) = signalled_at(cmd, cwd, 10 << 20, sig);
+    let (going, out) = signalled_at(cmd, (cwd, &part), 10 << 20, sig);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(going, "the download never got going: {err}");
     assert_eq!(out.status.signal(), Some(sig as i32), "{sig}: {err}");
@@ -443,7 +443,8 @@ fn a_sigint_its_parent_ignored_does_not_stop_a_download() {
     let mut cmd = Command::new("sh");
     cmd.args(["-c", "trap '' INT; exec \"$0\" get \"$1\" big.bin"])
         .args([ferry_bin(), &format!("{via}:/big.bin")]);
-    let (going, out) = signalled_at(cmd, here.path(), 4 << 20, Signal::SIGINT);
+    let part = here.path().join(".big.bin.ferry-part");
+    let (going, out) = signalled_at(cmd, (here.path(), &part), 4 << 20, Signal::SIGINT);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(going, "the download never got going: {err}");
     assert_eq!(out.status.signal(), None, "{err}");
@@ -452,29 +453,58 @@ fn a_sigint_its_parent_ignored_does_not_stop_a_download() {
 }
 
 /// A proxy in front of the server on `port` that passes 8 MiB a second
-/// down: slow enough for a download to be caught in the middle.
+/// each way: slow enough for a transfer to be caught in the middle.
 fn slow_proxy(rt: &tokio::runtime::Runtime, port: u16) -> std::net::SocketAddr {
     rt.block_on(common::proxy(
         std::net::SocketAddr::from(([127, 0, 0, 1], port)),
         common::ProxyPlan {
             cut_up_after: None,
             cut_down_after: None,
-            up_rate: None,
+            up_rate: Some(8 << 20),
             down_rate: Some(8 << 20),
         },
     ))
 }
 
-/// Runs `cmd` (a download to `big.bin`) in `cwd` and sends it `sig` once
-/// its partial file holds more than `after` bytes: whether it got that far,
-/// and how the command ended.
+/// Ctrl-C in the middle of an upload: the command stops where it is,
+/// says how far it got and dies by the signal; the server keeps what
+/// arrived, and the same command resumes from it.
+#[test]
+fn ctrl_c_stops_an_upload_and_the_same_command_resumes() {
+    use nix::sys::signal::Signal;
+    use std::os::unix::process::ExitStatusExt;
+    let root = tempfile::tempdir().unwrap();
+    let srv = spawn_bin_server(root.path(), &["--allow-upload"], &[]);
+    let here = tempfile::tempdir().unwrap();
+    let big = common::noise(48 << 20, 13);
+    fs::write(here.path().join("big.bin"), &big).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let via = slow_proxy(&rt, srv.port);
+    let mut cmd = Command::new(ferry_bin());
+    cmd.args(["put", "big.bin", &format!("{via}:/big.bin")]);
+    let part = root.path().join(".big.bin.ferry-part");
+    let (going, out) = signalled_at(cmd, (here.path(), &part), 8 << 20, Signal::SIGINT);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(going, "the upload never got going: {err}");
+    assert_eq!(out.status.signal(), Some(Signal::SIGINT as i32), "{err}");
+    assert!(err.contains("interrupted after"), "{err}");
+    assert!(!root.path().join("big.bin").exists());
+    let to = format!("127.0.0.1:{}:/big.bin", srv.port);
+    let (code, out, err) = run_in(here.path(), &["put", "big.bin", &to, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(reports(&out)[0].1 > 8 << 20, "did not resume: {out}");
+    assert!(fs::read(root.path().join("big.bin")).unwrap() == big);
+}
+
+/// Runs `cmd` in `cwd` and sends it `sig` once the partial file `part`
+/// holds more than `after` bytes: whether it got that far, and how the
+/// command ended.
 fn signalled_at(
     mut cmd: Command,
-    cwd: &Path,
+    (cwd, part): (&Path, &Path),
     after: u64,
     sig: nix::sys::signal::Signal,
 ) -> (bool, std::process::Output) {
-    let part = cwd.join(".big.bin.ferry-part");
     let child = cmd
         .current_dir(cwd)
         .env_remove("FERRY_TOKEN")
@@ -483,7 +513,7 @@ fn signalled_at(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let going = until(60, || fs::metadata(&part).is_ok_and(|m| m.len() > after));
+    let going = until(60, || fs::metadata(part).is_ok_and(|m| m.len() > after));
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, sig).unwrap();
     (going, child.wait_with_output().unwrap())

@@ -1,7 +1,8 @@
 //! Ctrl-C (SIGINT) and SIGTERM for a command that has something to put in
 //! order before it goes: a download's partial file, whose disk claimed
 //! ahead of its bytes (see `files::reserve`) is given back when the
-//! transfer stops, and is not when the process dies by the signal.
+//! transfer stops, and is not when the process dies by the signal; and
+//! for an upload, a word on how far it got.
 //!
 //! The first signal fires a token the transfer watches (it stops within a
 //! tenth of a second, keeping what arrived); the command then dies by that

@@ -267,6 +267,21 @@ pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
         let t = put_stdin(&mut c, &r.path, opts).await?;
         return print_reports(a.flags.json, &[report(&r.path, &t)]);
     }
+    // Ctrl-C stops an upload where it is, saying how far it got.
+    let stop = super::interrupt::catch();
+    c.stop_on(stop.clone());
+    super::interrupt::stoppable(&stop, put_files(&mut c, &a, &r, there)).await
+}
+
+/// `ferry put` of files and folders to `r`, where the server has `there`.
+async fn put_files(
+    c: &mut Client,
+    a: &PutArgs,
+    r: &Remote,
+    there: Option<EntryKind>,
+) -> Result<(), ClientError> {
+    let (sources, opts) = (&a.sources, a.flags.opts());
+    let dest_is_dir = there == Some(EntryKind::Dir);
     let into = sources.len() > 1 || names_a_folder(&r.path);
     if into && !dest_is_dir {
         if there.is_some() {
@@ -301,7 +316,7 @@ pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
             } else {
                 r.path.clone()
             };
-            unread += put_tree(&mut c, path, &target, opts, &mut reports).await?;
+            unread += put_tree(c, path, &target, opts, &mut reports).await?;
         } else {
             // A file goes inside a folder that is there, as with cp.
             let target = if into || dest_is_dir {
@@ -312,7 +327,7 @@ pub(crate) async fn put(a: PutArgs) -> Result<(), ClientError> {
             // Only a regular file is compared: opening a FIFO to hash it
             // would wait for a writer (put_file refuses it clearly).
             let same = match meta.is_file() {
-                true => same_there(&mut c, &target, path, meta.len()).await?,
+                true => same_there(c, &target, path, meta.len()).await?,
                 false => None,
             };
             match same {

@@ -80,8 +80,8 @@ pub enum ClientError {
     /// reading.
     #[error("the output was closed")]
     OutputClosed,
-    /// The command was told to stop (Ctrl-C) in the middle of a download,
-    /// whose partial file is kept to resume.
+    /// The command was told to stop (Ctrl-C) in the middle of a transfer;
+    /// what arrived is kept to resume.
     #[error("{0}")]
     Interrupted(String),
     /// The bytes received do not match the server's digest.
@@ -155,7 +155,7 @@ pub struct Client {
     /// lists `auth-pipelining`) is still to be read: it comes before the
     /// reply to the request that followed it.
     owed: bool,
-    /// Fired to stop a download where it is (Ctrl-C): what arrived is
+    /// Fired to stop a transfer where it is (Ctrl-C): what arrived is
     /// kept to resume from.
     stop: tokio_util::sync::CancellationToken,
 }

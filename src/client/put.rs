@@ -38,9 +38,10 @@ impl super::Client {
             known: self.known.as_mut(),
             offered: false,
         };
-        let (conn, hashing) = (&mut self.conn, &mut hashing);
+        let (conn, hashing, stop) = (&mut self.conn, &mut hashing, &self.stop);
         let r = loop {
-            let r = put_file(conn, &mut owed, local, remote, opts, bar, hashing).await;
+            let how = (&mut *hashing, stop);
+            let r = put_file(conn, &mut owed, local, remote, opts, bar, how).await;
             if hashing.offered && r.as_ref().is_err_and(ClientError::is_mismatch) {
                 // The digest remembered for the file was stale (a file
                 // written through a memory mapping keeps its times), and is
@@ -62,9 +63,16 @@ async fn put_file(
     remote: &str,
     opts: TransferOpts,
     bar: &ProgressBar,
-    hashing: &mut Hashing<'_>,
+    (hashing, stop): (&mut Hashing<'_>, &tokio_util::sync::CancellationToken),
 ) -> Result<Transferred> {
     RelPath::parse(remote)?;
+    if stop.is_cancelled() {
+        // Told to stop between the files of a folder: nothing begun.
+        return Err(ClientError::Interrupted(format!(
+            "interrupted before {} was sent",
+            crate::text::escape(&local.display().to_string())
+        )));
+    }
     let algo = hashing.algo;
     // Non-blocking, so that a FIFO given as the source is refused below
     // instead of waiting for a writer; a regular file reads the same.
@@ -145,9 +153,8 @@ async fn put_file(
     conn.send(Kind::Request, &Request::Data { offset }, len)
         .await?;
     super::transfer::from_offset(bar, size, offset);
-    let never = tokio_util::sync::CancellationToken::new();
     let shown = bar.clone();
-    let sent = match send_file(conn, file, (offset, len), hasher, &never, move |n| {
+    let sent = match send_file(conn, file, (offset, len), hasher, stop, move |n| {
         shown.inc(n)
     })
     .await
@@ -156,7 +163,7 @@ async fn put_file(
         // Not plain TCP: read, hashed and written here.
         Err((file, hasher)) => {
             let source = spawn_reader(file, offset, len, hasher.unwrap_or(algo.hasher()));
-            send_body(conn, source, &never, |n| bar.inc(n)).await
+            send_body(conn, source, stop, |n| bar.inc(n)).await
         }
     };
     let sha256 = match sent {
@@ -168,6 +175,14 @@ async fn put_file(
             }
             return Err(ClientError::Cut(format!(
                 "{}: the upload stopped after {} of {size} bytes ({e}); the server keeps what arrived: the same command resumes",
+                crate::text::escape(&local.display().to_string()),
+                bar.position(),
+            )));
+        }
+        // Ctrl-C: the connection is dropped with the body cut short.
+        Err(SendError::Cancelled) => {
+            return Err(ClientError::Interrupted(format!(
+                "{}: interrupted after {} of {size} bytes; the server keeps what arrived: the same command resumes",
                 crate::text::escape(&local.display().to_string()),
                 bar.position(),
             )));

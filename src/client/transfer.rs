@@ -72,8 +72,8 @@ impl super::Client {
         self.sha256_only = true;
     }
 
-    /// Stops a download where it is when `stop` fires, keeping what
-    /// arrived to resume from ([`ClientError::Interrupted`]).
+    /// Stops a download or an upload where it is when `stop` fires, what
+    /// arrived kept to resume from ([`ClientError::Interrupted`]).
     pub fn stop_on(&mut self, stop: tokio_util::sync::CancellationToken) {
         self.stop = stop;
     }
