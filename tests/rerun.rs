@@ -355,7 +355,8 @@ fn a_remembered_digest_spares_hashing_and_the_server_still_checks_it() {
     assert!(!here.path().join("relative").exists());
 }
 
-/// Ctrl-C (or SIGTERM) in the middle of a download: the command stops
+/// Ctrl-C (or SIGTERM, or SIGHUP as the terminal closes) in the middle of
+/// a download: the command stops
 /// where it is, says so, and dies by the signal, as the shell expects; the
 /// partial file keeps what arrived and holds no disk past it (what was
 /// claimed ahead of the bytes is given back); the same command resumes.
@@ -379,6 +380,7 @@ fn ctrl_c_stops_a_download_and_leaves_its_partial_file_in_order() {
     for (srv, extra, sig) in [
         (&plain, &[][..], Signal::SIGINT),
         (&plain, &[][..], Signal::SIGTERM),
+        (&plain, &[][..], Signal::SIGHUP),
         (&tls, &with_fp[..], Signal::SIGINT),
     ] {
         let via = slow_proxy(&rt, srv.port);

@@ -1,4 +1,4 @@
-//! Ctrl-C (SIGINT) and SIGTERM for a command that has something to put in
+//! Ctrl-C (SIGINT), SIGTERM and SIGHUP for a command that has something to put in
 //! order before it goes: a download's partial file, whose disk claimed
 //! ahead of its bytes (see `files::reserve`) is given back when the
 //! transfer stops, and is not when the process dies by the signal; and
@@ -28,16 +28,18 @@ const GRACE: Duration = Duration::from_secs(5);
 /// How long [`stoppable`] lets its work go on after the signal.
 const MOMENT: Duration = Duration::from_millis(500);
 
-/// From here on, SIGINT and SIGTERM fire the token given back instead of
-/// ending the process. One this process was started with ignored (a
-/// script's `trap '' INT`, a background job of a script) stays ignored;
+/// From here on, SIGINT, SIGTERM and SIGHUP (the terminal closed) fire the
+/// token given back instead of ending the process. One this process was
+/// started with ignored (a script's `trap '' INT`, a background job of a
+/// script, `nohup`) stays ignored;
 /// where one cannot be caught, it keeps its default action.
 pub(super) fn catch() -> CancellationToken {
     let token = CancellationToken::new();
     let watched = |sig, kind| heeded(sig).then(|| watch(kind).ok()).flatten();
     let mut int = watched(Signal::SIGINT, SignalKind::interrupt());
     let mut term = watched(Signal::SIGTERM, SignalKind::terminate());
-    if int.is_none() && term.is_none() {
+    let mut hup = watched(Signal::SIGHUP, SignalKind::hangup());
+    if int.is_none() && term.is_none() && hup.is_none() {
         return token;
     }
     let fire = token.clone();
@@ -45,12 +47,14 @@ pub(super) fn catch() -> CancellationToken {
         let caught = tokio::select! {
             _ = next(&mut int) => Signal::SIGINT,
             _ = next(&mut term) => Signal::SIGTERM,
+            _ = next(&mut hup) => Signal::SIGHUP,
         };
         CAUGHT.store(caught as i32, Ordering::SeqCst);
         fire.cancel();
         tokio::select! {
             _ = next(&mut int) => {}
             _ = next(&mut term) => {}
+            _ = next(&mut hup) => {}
             _ = tokio::time::sleep(GRACE) => {}
         }
         die(caught);

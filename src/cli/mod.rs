@@ -63,8 +63,8 @@ EXIT STATUS:
   1    the operation failed (refused by the server, a local file error, a
        checksum mismatch)
   2    usage error
-  130  a get or put stopped by Ctrl-C (143: by SIGTERM); what arrived is
-       kept and the same command resumes
+  130  a get or put stopped by Ctrl-C (143: by SIGTERM, 129: by SIGHUP);
+       what arrived is kept and the same command resumes
   141  whatever read the output stopped reading (ferry ls HOST | head)
   255  no connection, the connection broke or the server shut down (re-run to
        resume a transfer)
