@@ -356,10 +356,10 @@ fn a_remembered_digest_spares_hashing_and_the_server_still_checks_it() {
 }
 
 /// Ctrl-C (or SIGTERM, or SIGHUP as the terminal closes) in the middle of
-/// a download: the command stops
-/// where it is, says so, and dies by the signal, as the shell expects; the
-/// partial file keeps what arrived and holds no disk past it (what was
-/// claimed ahead of the bytes is given back); the same command resumes.
+/// a download: the command stops where it is, says so, and dies by the
+/// signal, as the shell expects; the partial file keeps what arrived and
+/// holds no disk past it (what was claimed ahead of the bytes is given
+/// back); the same command resumes.
 /// Over plain TCP (bytes spliced into the file) and TLS (through the disk
 /// thread).
 #[test]

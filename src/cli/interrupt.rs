@@ -1,8 +1,8 @@
-//! Ctrl-C (SIGINT), SIGTERM and SIGHUP for a command that has something to put in
-//! order before it goes: a download's partial file, whose disk claimed
-//! ahead of its bytes (see `files::reserve`) is given back when the
-//! transfer stops, and is not when the process dies by the signal; and
-//! for an upload, a word on how far it got.
+//! Ctrl-C (SIGINT), SIGTERM and SIGHUP for a command that has something
+//! to put in order before it goes: a download's partial file, whose disk
+//! claimed ahead of its bytes (see `files::reserve`) is given back when
+//! the transfer stops, and is not when the process dies by the signal;
+//! and for an upload, a word on how far it got.
 //!
 //! The first signal fires a token the transfer watches (it stops within a
 //! tenth of a second, keeping what arrived); the command then dies by that
@@ -31,8 +31,8 @@ const MOMENT: Duration = Duration::from_millis(500);
 /// From here on, SIGINT, SIGTERM and SIGHUP (the terminal closed) fire the
 /// token given back instead of ending the process. One this process was
 /// started with ignored (a script's `trap '' INT`, a background job of a
-/// script, `nohup`) stays ignored;
-/// where one cannot be caught, it keeps its default action.
+/// script, `nohup`) stays ignored; where one cannot be caught, it keeps
+/// its default action.
 pub(super) fn catch() -> CancellationToken {
     let token = CancellationToken::new();
     let watched = |sig, kind| heeded(sig).then(|| watch(kind).ok()).flatten();

@@ -261,8 +261,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Err(ClientError::OutputClosed) => ExitCode::from(141),
         Err(e) => {
             crate::say!("ferry: {e}");
-            // Stopped by Ctrl-C or SIGTERM (a download, see `interrupt`):
-            // gone by it. A command that got done all the same is not.
+            // A get or put stopped by Ctrl-C, SIGTERM or SIGHUP (see
+            // `interrupt`): gone by the signal. One done all the same is not.
             interrupt::die_if_caught();
             exit_code(&e)
         }

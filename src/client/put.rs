@@ -66,13 +66,7 @@ async fn put_file(
     (hashing, stop): (&mut Hashing<'_>, &tokio_util::sync::CancellationToken),
 ) -> Result<Transferred> {
     RelPath::parse(remote)?;
-    if stop.is_cancelled() {
-        // Told to stop between the files of a folder: nothing begun.
-        return Err(ClientError::Interrupted(format!(
-            "interrupted before {} was sent",
-            crate::text::escape(&local.display().to_string())
-        )));
-    }
+    super::transfer::not_stopped(stop, local)?;
     let algo = hashing.algo;
     // Non-blocking, so that a FIFO given as the source is refused below
     // instead of waiting for a writer; a regular file reads the same.

@@ -165,6 +165,18 @@ pub(super) fn from_offset(bar: &ProgressBar, size: u64, offset: u64) {
     bar.reset_eta();
 }
 
+/// Refuses to begin a transfer of `local` once `stop` has fired (Ctrl-C
+/// between the files of a folder): nothing of it is begun.
+pub(super) fn not_stopped(stop: &tokio_util::sync::CancellationToken, local: &Path) -> Result<()> {
+    if stop.is_cancelled() {
+        return Err(ClientError::Interrupted(format!(
+            "interrupted before {} began",
+            crate::text::escape(&local.display().to_string())
+        )));
+    }
+    Ok(())
+}
+
 pub(super) fn join_err(_: tokio::task::JoinError) -> ClientError {
     ClientError::Local("internal error: a worker thread failed".into())
 }
@@ -188,13 +200,7 @@ pub(super) async fn get_file(
 ) -> Result<Transferred> {
     let Getting { algo, fresh, stop } = how;
     RelPath::parse(remote)?;
-    if stop.is_cancelled() {
-        // Told to stop between the files of a folder: nothing begun.
-        return Err(ClientError::Interrupted(format!(
-            "interrupted before {} began",
-            crate::text::escape(&local.display().to_string())
-        )));
-    }
+    not_stopped(stop, local)?;
     if let Ok(there) = std::fs::symlink_metadata(local) {
         use std::os::unix::fs::MetadataExt;
         // A FIFO or a device there, or a link to one (`/dev/stdout`), is
