@@ -1,8 +1,8 @@
 //! Body bytes from a plain TCP socket straight into a file with
 //! `splice(2)`: socket → pipe → page cache, never through this process's
-//! memory. The bytes are hashed by a second thread that reads them back from
-//! the page cache a little behind the writes, so the copy and the digest run
-//! on two cores at once.
+//! memory. The bytes are hashed by a second thread a little behind the
+//! writes, where they lie in the page cache (see [`back`]), so the copy and
+//! the digest run on two cores at once.
 //!
 //! A received file is still verified end to end: what is hashed is what the
 //! file holds, read back after it was written.
@@ -27,7 +27,10 @@ use super::writeback::Writeback;
 pub use super::storage::SpliceError;
 pub use rounds::{Splices, splice_in_turns};
 
+mod back;
 mod rounds;
+
+pub(crate) use back::hash_behind;
 
 /// The most one round moves: the pipe's size (1 MiB when the system lets a
 /// pipe be that large, 64 KiB otherwise).
@@ -243,40 +246,6 @@ fn drain(pipe: &impl AsFd, file: &File, pos: &mut u64, n: usize) -> Result<(), S
         }
     }
     Ok(())
-}
-
-/// Reads `file` back from `at` up to each end `news` brings, hashing it;
-/// done when `news` closes. With `written`, the bytes are ones just
-/// received, and their disk writes are started as they are hashed. On a
-/// read error gives the hasher as it was before `at` (nothing of what
-/// follows can be trusted).
-pub(crate) fn hash_behind(
-    file: &File,
-    mut at: u64,
-    news: mpsc::Receiver<u64>,
-    mut hasher: Hasher,
-    written: bool,
-) -> (Hasher, io::Result<()>) {
-    let mut buf = vec![0u8; ROUND];
-    let start = hasher.clone();
-    let mut writeback = Writeback::new(at);
-    while let Ok(mut upto) = news.recv() {
-        while let Ok(later) = news.try_recv() {
-            upto = later;
-        }
-        while at < upto {
-            let n = (upto - at).min(ROUND as u64) as usize;
-            if let Err(e) = file.read_exact_at(&mut buf[..n], at) {
-                return (start, Err(e));
-            }
-            hasher.update(&buf[..n]);
-            at += n as u64;
-        }
-        if written {
-            writeback.written_up_to(file, at);
-        }
-    }
-    (hasher, Ok(()))
 }
 
 /// How many bytes the socket holds before it says it is readable, raised

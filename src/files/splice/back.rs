@@ -1,0 +1,276 @@
+//! Reading a file back to hash it, a little behind the bytes written into
+//! it (or sent from it): see [`hash_behind`].
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::mpsc;
+
+use super::ROUND;
+use crate::files::digest::Hasher;
+use crate::files::writeback::Writeback;
+
+/// Reads `file` back from `at` up to each end `news` brings, hashing it;
+/// done when `news` closes. With `written`, the bytes are ones just
+/// received into a partial file of this process's own, and their disk
+/// writes are started as they are hashed. On a read error gives the hasher
+/// as it was before `at` (nothing of what follows can be trusted).
+pub(crate) fn hash_behind(
+    file: &File,
+    mut at: u64,
+    news: mpsc::Receiver<u64>,
+    mut hasher: Hasher,
+    written: bool,
+) -> (Hasher, io::Result<()>) {
+    let start = hasher.clone();
+    let mut reader = BackReader::new(file, written);
+    let mut writeback = Writeback::new(at);
+    let mut upto = at;
+    loop {
+        let open = match news.recv() {
+            Ok(end) => {
+                upto = end;
+                true
+            }
+            Err(_) => false,
+        };
+        while let Ok(later) = news.try_recv() {
+            upto = later;
+        }
+        // A few rounds at a time: each mapping costs a little, whatever
+        // its length.
+        if open && upto - at < GATHER {
+            continue;
+        }
+        if let Err(e) = reader.hash(at, upto, &mut hasher) {
+            return (start, Err(e));
+        }
+        at = upto;
+        if written {
+            writeback.written_up_to(file, at);
+        }
+        if !open {
+            return (hasher, Ok(()));
+        }
+    }
+}
+
+/// How many bytes [`hash_behind`] lets gather before it hashes them, unless
+/// they are the last: 4 MiB.
+const GATHER: u64 = 4 << 20;
+
+/// How [`hash_behind`] reads bytes back: through a read-only mapping of the
+/// page cache where it may (no copy into this process: the bytes are hashed
+/// where the file's pages lie), by plain reads otherwise.
+enum BackReader<'a> {
+    Mapped(&'a File),
+    Read(&'a File, Vec<u8>),
+}
+
+impl<'a> BackReader<'a> {
+    /// Mapped only for a partial file this process wrote (`written`) that no
+    /// one else can cut while it is mapped: owned by this process's user,
+    /// writable by no one else, with one name. A mapped page past a cut
+    /// file's new end would end the process (SIGBUS) where a read gives an
+    /// error.
+    fn new(file: &'a File, written: bool) -> Self {
+        let own = written
+            && nix::sys::stat::fstat(file).is_ok_and(|st| {
+                st.st_uid == nix::unistd::geteuid().as_raw()
+                    && st.st_mode & 0o077 == 0
+                    && st.st_nlink == 1
+            });
+        if own {
+            BackReader::Mapped(file)
+        } else {
+            BackReader::read(file)
+        }
+    }
+
+    fn read(file: &'a File) -> Self {
+        BackReader::Read(file, vec![0u8; ROUND])
+    }
+
+    /// Hashes the file's bytes from `at` to `upto` into `hasher`.
+    fn hash(&mut self, mut at: u64, upto: u64, hasher: &mut Hasher) -> io::Result<()> {
+        while at < upto {
+            let n = match self {
+                BackReader::Mapped(file) => {
+                    match hash_mapped(file, at, upto.min(at + WINDOW), hasher) {
+                        Ok(n) => n,
+                        // A file system that cannot map: plain reads then.
+                        Err(_) => {
+                            *self = BackReader::read(file);
+                            continue;
+                        }
+                    }
+                }
+                BackReader::Read(file, buf) => {
+                    let n = (upto - at).min(buf.len() as u64) as usize;
+                    file.read_exact_at(&mut buf[..n], at)?;
+                    hasher.update(&buf[..n]);
+                    n as u64
+                }
+            };
+            at += n;
+        }
+        Ok(())
+    }
+}
+
+/// The most [`hash_mapped`] maps at once: 16 MiB.
+const WINDOW: u64 = 16 << 20;
+
+/// Hashes `file`'s bytes from `at` to `upto` (all written: within the
+/// file) where they lie in the page cache, through a read-only shared
+/// mapping taken for them and given back. Gives how many were hashed.
+#[allow(unsafe_code)]
+fn hash_mapped(file: &File, at: u64, upto: u64, hasher: &mut Hasher) -> io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    // Mappings begin on a page; 4 KiB divides every page size there is.
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u64;
+    let base = at - at % page;
+    let len = (upto - base) as usize;
+    let offset =
+        libc::off_t::try_from(base).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a new read-only mapping chosen by the kernel, of `len` bytes
+    // of an open file from a page-aligned offset; nothing else refers to it.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED | libc::MAP_POPULATE,
+            file.as_raw_fd(),
+            offset,
+        )
+    };
+    if map == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    let skip = (at - base) as usize;
+    // SAFETY: the mapping is `len` readable bytes, of which `skip..` are
+    // the file's bytes `at..upto`, all within the file (written before they
+    // were announced) and, as `BackReader::new` checked, a file no one else
+    // can cut; the slice is dropped before the mapping is.
+    let bytes = unsafe { std::slice::from_raw_parts(map.cast::<u8>().add(skip), len - skip) };
+    hasher.update(bytes);
+    // SAFETY: the mapping taken above, no longer referred to.
+    unsafe { libc::munmap(map, len) };
+    Ok(upto - at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::digest::Algo;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn bytes(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 31 + i / 4093) as u8).collect()
+    }
+
+    /// A file holding `body`, with mode `mode`.
+    fn file_of(dir: &std::path::Path, name: &str, body: &[u8], mode: u32) -> File {
+        let path = dir.join(name);
+        std::fs::write(&path, body).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap()
+    }
+
+    fn digest(hasher: Hasher) -> String {
+        hasher.hex()
+    }
+
+    #[test]
+    fn a_mapping_hashes_what_a_read_hashes_from_any_offset_and_across_windows() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = bytes(2 * WINDOW as usize + 3 * 4096 + 17);
+        let file = file_of(dir.path(), "part", &body, 0o600);
+        let mut mapped = BackReader::new(&file, true);
+        assert!(matches!(mapped, BackReader::Mapped(_)));
+        let mut read = BackReader::read(&file);
+        for (at, upto) in [
+            (0, body.len()),
+            (1, 4097),
+            (4095, 4096 * 3 + 1),
+            (4096, WINDOW as usize + 1),
+            (WINDOW as usize - 5, body.len()),
+            (body.len() - 1, body.len()),
+        ] {
+            let (mut a, mut b, mut c) = (
+                Algo::Blake3.hasher(),
+                Algo::Blake3.hasher(),
+                Algo::Blake3.hasher(),
+            );
+            mapped.hash(at as u64, upto as u64, &mut a).unwrap();
+            read.hash(at as u64, upto as u64, &mut b).unwrap();
+            c.update(&body[at..upto]);
+            let want = digest(c);
+            assert_eq!(digest(a), want, "mapped {at}..{upto}");
+            assert_eq!(digest(b), want, "read {at}..{upto}");
+        }
+        // Still mapping: nothing failed.
+        assert!(matches!(mapped, BackReader::Mapped(_)));
+    }
+
+    #[test]
+    fn only_a_partial_file_no_one_else_can_cut_is_mapped() {
+        let dir = tempfile::tempdir().unwrap();
+        let own = file_of(dir.path(), "own", b"abc", 0o600);
+        assert!(matches!(BackReader::new(&own, true), BackReader::Mapped(_)));
+        // A file sent, not one written by this process: a served file
+        // anyone may change.
+        assert!(matches!(BackReader::new(&own, false), BackReader::Read(..)));
+        // Writable by others.
+        for mode in [0o620, 0o602, 0o640] {
+            let f = file_of(dir.path(), &format!("m{mode:o}"), b"abc", mode);
+            assert!(
+                matches!(BackReader::new(&f, true), BackReader::Read(..)),
+                "{mode:o}"
+            );
+        }
+        // A second name, which another may hold.
+        let linked = file_of(dir.path(), "linked", b"abc", 0o600);
+        std::fs::hard_link(dir.path().join("linked"), dir.path().join("other")).unwrap();
+        assert!(matches!(
+            BackReader::new(&linked, true),
+            BackReader::Read(..)
+        ));
+        // Another user's (only root can give a file away).
+        if nix::unistd::geteuid().is_root() {
+            let theirs = file_of(dir.path(), "theirs", b"abc", 0o600);
+            let nobody = nix::unistd::Uid::from_raw(65534);
+            nix::unistd::fchown(&theirs, Some(nobody), None).unwrap();
+            assert!(matches!(
+                BackReader::new(&theirs, true),
+                BackReader::Read(..)
+            ));
+        }
+    }
+
+    #[test]
+    fn hashing_behind_follows_the_ends_it_is_told_and_hashes_the_rest_at_the_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = bytes(GATHER as usize * 3 + 999);
+        let file = file_of(dir.path(), "part", &body, 0o600);
+        let (ends, news) = mpsc::channel();
+        // Ends a little at a time, short of a gathering, then more.
+        for end in [10u64, 4096, GATHER + 1, GATHER * 2, body.len() as u64 - 7] {
+            ends.send(end).unwrap();
+        }
+        drop(ends);
+        let (hasher, r) = hash_behind(&file, 3, news, Algo::Blake3.hasher(), true);
+        r.unwrap();
+        let mut want = Algo::Blake3.hasher();
+        want.update(&body[3..body.len() - 7]);
+        assert_eq!(digest(hasher), digest(want));
+    }
+}
