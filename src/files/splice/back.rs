@@ -8,7 +8,7 @@ use std::sync::mpsc;
 
 use super::ROUND;
 use crate::files::digest::Hasher;
-use crate::files::writeback::Writeback;
+use crate::files::writeback::Flusher;
 
 /// Reads `file` back from `at` up to each end `news` brings, hashing it;
 /// done when `news` closes. With `written`, the bytes are ones just
@@ -24,7 +24,8 @@ pub(crate) fn hash_behind(
 ) -> (Hasher, io::Result<()>) {
     let start = hasher.clone();
     let mut reader = BackReader::new(file, written);
-    let mut writeback = Writeback::new(at);
+    // Written bytes' disk writes are started on a thread of their own.
+    let flusher = if written { Flusher::new(file, at) } else { None };
     let mut upto = at;
     loop {
         let open = match news.recv() {
@@ -46,8 +47,8 @@ pub(crate) fn hash_behind(
             return (start, Err(e));
         }
         at = upto;
-        if written {
-            writeback.written_up_to(file, at);
+        if let Some(flusher) = &flusher {
+            flusher.written_up_to(at);
         }
         if !open {
             return (hasher, Ok(()));
