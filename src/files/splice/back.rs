@@ -7,6 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::mpsc;
 
 use super::ROUND;
+use super::mapped::{WINDOW, hash_mapped};
 use crate::files::digest::Hasher;
 use crate::files::writeback::Flusher;
 
@@ -23,9 +24,13 @@ pub(crate) fn hash_behind(
     written: bool,
 ) -> (Hasher, io::Result<()>) {
     let start = hasher.clone();
-    let mut reader = BackReader::new(file, written);
+    let mut reader = BackReader::new(file);
     // Written bytes' disk writes are started on a thread of their own.
-    let flusher = if written { Flusher::new(file, at) } else { None };
+    let flusher = if written {
+        Flusher::new(file, at)
+    } else {
+        None
+    };
     let mut upto = at;
     loop {
         let open = match news.recv() {
@@ -69,23 +74,8 @@ enum BackReader<'a> {
 }
 
 impl<'a> BackReader<'a> {
-    /// Mapped only for a partial file this process wrote (`written`) that no
-    /// one else can cut while it is mapped: owned by this process's user,
-    /// writable by no one else, with one name. A mapped page past a cut
-    /// file's new end would end the process (SIGBUS) where a read gives an
-    /// error.
-    fn new(file: &'a File, written: bool) -> Self {
-        let own = written
-            && nix::sys::stat::fstat(file).is_ok_and(|st| {
-                st.st_uid == nix::unistd::geteuid().as_raw()
-                    && st.st_mode & 0o077 == 0
-                    && st.st_nlink == 1
-            });
-        if own {
-            BackReader::Mapped(file)
-        } else {
-            BackReader::read(file)
-        }
+    fn new(file: &'a File) -> Self {
+        BackReader::Mapped(file)
     }
 
     fn read(file: &'a File) -> Self {
@@ -97,10 +87,10 @@ impl<'a> BackReader<'a> {
         while at < upto {
             let n = match self {
                 BackReader::Mapped(file) => {
-                    match hash_mapped(file, at, upto.min(at + WINDOW), hasher) {
-                        Ok(n) => n,
+                    match hash_mapped(file, at, upto.min(at + WINDOW), hasher)? {
+                        Some(n) => n,
                         // A file system that cannot map: plain reads then.
-                        Err(_) => {
+                        None => {
                             *self = BackReader::read(file);
                             continue;
                         }
@@ -117,51 +107,6 @@ impl<'a> BackReader<'a> {
         }
         Ok(())
     }
-}
-
-/// The most [`hash_mapped`] maps at once: 16 MiB.
-const WINDOW: u64 = 16 << 20;
-
-/// Hashes `file`'s bytes from `at` to `upto` (all written: within the
-/// file) where they lie in the page cache, through a read-only shared
-/// mapping taken for them and given back. Gives how many were hashed.
-#[allow(unsafe_code)]
-fn hash_mapped(file: &File, at: u64, upto: u64, hasher: &mut Hasher) -> io::Result<u64> {
-    use std::os::fd::AsRawFd;
-    // Mappings begin on a page; 4 KiB divides every page size there is.
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .unwrap_or(4096) as u64;
-    let base = at - at % page;
-    let len = (upto - base) as usize;
-    let offset =
-        libc::off_t::try_from(base).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: a new read-only mapping chosen by the kernel, of `len` bytes
-    // of an open file from a page-aligned offset; nothing else refers to it.
-    let map = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED | libc::MAP_POPULATE,
-            file.as_raw_fd(),
-            offset,
-        )
-    };
-    if map == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    let skip = (at - base) as usize;
-    // SAFETY: the mapping is `len` readable bytes, of which `skip..` are
-    // the file's bytes `at..upto`, all within the file (written before they
-    // were announced) and, as `BackReader::new` checked, a file no one else
-    // can cut; the slice is dropped before the mapping is.
-    let bytes = unsafe { std::slice::from_raw_parts(map.cast::<u8>().add(skip), len - skip) };
-    hasher.update(bytes);
-    // SAFETY: the mapping taken above, no longer referred to.
-    unsafe { libc::munmap(map, len) };
-    Ok(upto - at)
 }
 
 #[cfg(test)]
@@ -195,7 +140,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let body = bytes(2 * WINDOW as usize + 3 * 4096 + 17);
         let file = file_of(dir.path(), "part", &body, 0o600);
-        let mut mapped = BackReader::new(&file, true);
+        let mut mapped = BackReader::new(&file);
         assert!(matches!(mapped, BackReader::Mapped(_)));
         let mut read = BackReader::read(&file);
         for (at, upto) in [
@@ -220,41 +165,6 @@ mod tests {
         }
         // Still mapping: nothing failed.
         assert!(matches!(mapped, BackReader::Mapped(_)));
-    }
-
-    #[test]
-    fn only_a_partial_file_no_one_else_can_cut_is_mapped() {
-        let dir = tempfile::tempdir().unwrap();
-        let own = file_of(dir.path(), "own", b"abc", 0o600);
-        assert!(matches!(BackReader::new(&own, true), BackReader::Mapped(_)));
-        // A file sent, not one written by this process: a served file
-        // anyone may change.
-        assert!(matches!(BackReader::new(&own, false), BackReader::Read(..)));
-        // Writable by others.
-        for mode in [0o620, 0o602, 0o640] {
-            let f = file_of(dir.path(), &format!("m{mode:o}"), b"abc", mode);
-            assert!(
-                matches!(BackReader::new(&f, true), BackReader::Read(..)),
-                "{mode:o}"
-            );
-        }
-        // A second name, which another may hold.
-        let linked = file_of(dir.path(), "linked", b"abc", 0o600);
-        std::fs::hard_link(dir.path().join("linked"), dir.path().join("other")).unwrap();
-        assert!(matches!(
-            BackReader::new(&linked, true),
-            BackReader::Read(..)
-        ));
-        // Another user's (only root can give a file away).
-        if nix::unistd::geteuid().is_root() {
-            let theirs = file_of(dir.path(), "theirs", b"abc", 0o600);
-            let nobody = nix::unistd::Uid::from_raw(65534);
-            nix::unistd::fchown(&theirs, Some(nobody), None).unwrap();
-            assert!(matches!(
-                BackReader::new(&theirs, true),
-                BackReader::Read(..)
-            ));
-        }
     }
 
     #[test]
