@@ -7,7 +7,7 @@
 //! is registered, and a SIGBUS handler installed once puts a page of zeros
 //! in place of a faulting page inside a registered window and marks the
 //! window cut: the hashing goes on over zeros, then gives an error instead
-//! of its digest. A SIGBUS anywhere else keeps its default action. (The
+//! of its digest. A SIGBUS anywhere else goes to the action it had before. (The
 //! way of `eina_mmap_safety` and of Sapling's indexedlog; no crate offers
 //! it.)
 
@@ -50,6 +50,10 @@ static PAGE: AtomicUsize = AtomicUsize::new(0);
 /// Whether the handler is in place.
 static GUARDED: AtomicBool = AtomicBool::new(false);
 
+/// The action SIGBUS had before (the standard library's, which reports a
+/// thread's stack overflow), given back for a fault outside the windows.
+static BEFORE: std::sync::OnceLock<libc::sigaction> = std::sync::OnceLock::new();
+
 /// Installs the SIGBUS handler, once.
 #[allow(unsafe_code)]
 fn guard() -> bool {
@@ -67,7 +71,12 @@ fn guard() -> bool {
             action.sa_sigaction = on_sigbus as *const () as usize;
             action.sa_flags = libc::SA_SIGINFO;
             libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut())
+            let mut before: libc::sigaction = std::mem::zeroed();
+            let r = libc::sigaction(libc::SIGBUS, &action, &mut before);
+            if r == 0 {
+                let _ = BEFORE.set(before);
+            }
+            r
         };
         GUARDED.store(r == 0, Ordering::Release);
     });
@@ -75,8 +84,8 @@ fn guard() -> bool {
 }
 
 /// SIGBUS: inside a registered window, a page of zeros in place of the
-/// faulting page and the window marked cut; elsewhere the default action,
-/// which the faulting access, tried again on return, then meets.
+/// faulting page and the window marked cut; elsewhere the action from
+/// before, which the faulting access, tried again on return, then meets.
 #[allow(unsafe_code)]
 extern "C" fn on_sigbus(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
@@ -106,8 +115,19 @@ extern "C" fn on_sigbus(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc
             return;
         }
     }
-    // SAFETY: back to the default action, async-signal-safe.
-    unsafe { libc::signal(libc::SIGBUS, libc::SIG_DFL) };
+    // Not a window's: the action from before takes it when the access is
+    // tried again. SAFETY: `sigaction` and `signal` are async-signal-safe;
+    // `BEFORE` is only read here, set before this handler was installed.
+    unsafe {
+        match BEFORE.get() {
+            Some(before) => {
+                libc::sigaction(libc::SIGBUS, before, std::ptr::null_mut());
+            }
+            None => {
+                libc::signal(libc::SIGBUS, libc::SIG_DFL);
+            }
+        }
+    }
 }
 
 /// A registered window, freed when dropped.
@@ -269,7 +289,7 @@ mod tests {
 
     #[test]
     #[allow(unsafe_code)]
-    fn a_sigbus_outside_a_window_keeps_its_default_action() {
+    fn a_sigbus_outside_a_window_ends_the_process_as_before() {
         const CHILD: &str = "FERRY_TEST_SIGBUS_CHILD";
         if std::env::var_os(CHILD).is_some() {
             assert!(guard());
@@ -295,7 +315,7 @@ mod tests {
         let out = std::process::Command::new(me)
             .args([
                 "--exact",
-                "files::splice::mapped::tests::a_sigbus_outside_a_window_keeps_its_default_action",
+                "files::splice::mapped::tests::a_sigbus_outside_a_window_ends_the_process_as_before",
             ])
             .env(CHILD, "1")
             .output()
