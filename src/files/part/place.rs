@@ -1,6 +1,7 @@
 //! Where a finished file goes: its mode, and whether its folder is still
 //! where the upload began.
 
+use std::fs::File;
 use std::io;
 
 use nix::sys::stat::Mode;
@@ -73,4 +74,17 @@ impl PartFile {
             ))
         }
     }
+}
+
+/// Cuts `file` from `held` bytes to `to`. An empty file is left alone (ext4
+/// writes a file cut to nothing out in full when it is closed, a second per
+/// 2 GiB); one already `to` long gives back what a killed attempt claimed
+/// past its end (see `reserve`).
+pub(super) fn cut(file: &File, held: u64, to: u64) -> io::Result<()> {
+    if held != to {
+        file.set_len(to)?;
+    } else if to > 0 {
+        crate::files::reserve::trim(file)?;
+    }
+    Ok(())
 }

@@ -295,3 +295,24 @@ fn space_claimed_ahead_is_not_taken_for_bytes_received() {
         .unwrap();
     assert_eq!(fs::read(&target).unwrap(), want);
 }
+
+/// A partial file cut shorter by another program after its bytes were
+/// hashed is not put in place under the digest of the bytes received.
+#[test]
+fn a_partial_file_cut_after_it_was_hashed_is_not_put_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("cut.bin");
+    let mut p = PartFile::open(&target, false).unwrap();
+    p.start(0, 6).unwrap();
+    p.write(b"abcdef").unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(part_path(&target))
+        .unwrap()
+        .set_len(2)
+        .unwrap();
+    let want = hex(&Sha256::digest(b"abcdef"));
+    let e = p.finish(Some(&want), None, false).unwrap_err();
+    assert!(e.to_string().contains("cut or grown"), "{e}");
+    assert!(!target.exists());
+}
