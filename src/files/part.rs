@@ -255,6 +255,19 @@ fn fresh(dir: &File, name: &OsStr) -> io::Result<File> {
     open_plain(dir, name)
 }
 
+/// Cuts `file` from `held` bytes to `to`. An empty file is left alone (ext4
+/// writes a file cut to nothing out in full when it is closed, a second per
+/// 2 GiB); one already `to` long gives back what a killed attempt claimed
+/// past its end (see `reserve`).
+fn cut(file: &File, held: u64, to: u64) -> io::Result<()> {
+    if held != to {
+        file.set_len(to)?;
+    } else if to > 0 {
+        super::reserve::trim(file)?;
+    }
+    Ok(())
+}
+
 impl PartFile {
     /// Opens the partial file for `target`, by path (the client's side).
     /// With `resume`, bytes left by an earlier attempt are kept (see
@@ -451,35 +464,6 @@ impl PartFile {
         Ok(actual)
     }
 
-    /// Whether the partial file still holds as many bytes as were written,
-    /// and its name still holds the file written, and only that name does: one swapped for a link or another file, or
-    /// linked to from elsewhere, by anyone who may write in the folder,
-    /// would otherwise be what the rename puts in place (or a file others
-    /// can change through their own name), while the digest answered is
-    /// that of the bytes received. (Nothing renames a name only if it
-    /// holds a given file: what is left is the moment between this look
-    /// and the rename.)
-    fn still_ours(&self) -> io::Result<()> {
-        let ours = nix::sys::stat::fstat(&self.file)?;
-        let there =
-            nix::sys::stat::fstatat(&self.dir, &*self.part_name, AtFlags::AT_SYMLINK_NOFOLLOW);
-        // Cut or grown by another program after its bytes were hashed.
-        if u64::try_from(ours.st_size).ok() != Some(self.size) {
-            return Err(io::Error::other(
-                "the partial file was cut or grown while written",
-            ));
-        }
-        match there {
-            Ok(st) if (st.st_dev, st.st_ino, ours.st_nlink) == (ours.st_dev, ours.st_ino, 1) => {
-                Ok(())
-            }
-            Ok(_) | Err(Errno::ENOENT) => Err(io::Error::other(
-                "the partial file was replaced, linked to or removed while it was written",
-            )),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// [`PartFile::finish`], and the partial file removed when it fails:
     /// what the server does with an upload it refuses at the end (the
     /// target appeared meanwhile, the size or digest is wrong), which no
@@ -585,7 +569,6 @@ pub fn mtime_to_system(m: Mtime) -> SystemTime {
 
 mod generation;
 mod place;
-use place::cut;
 pub use place::finished_mode;
 #[cfg(test)]
 mod tests;

@@ -1,9 +1,11 @@
-//! Where a finished file goes: its mode, and whether its folder is still
-//! where the upload began.
+//! Where a finished file goes: its mode, whether its folder is still
+//! where the upload began, and whether the partial file is still the one
+//! written.
 
-use std::fs::File;
 use std::io;
 
+use nix::errno::Errno;
+use nix::fcntl::AtFlags;
 use nix::sys::stat::Mode;
 
 use super::PartFile;
@@ -74,17 +76,34 @@ impl PartFile {
             ))
         }
     }
-}
 
-/// Cuts `file` from `held` bytes to `to`. An empty file is left alone (ext4
-/// writes a file cut to nothing out in full when it is closed, a second per
-/// 2 GiB); one already `to` long gives back what a killed attempt claimed
-/// past its end (see `reserve`).
-pub(super) fn cut(file: &File, held: u64, to: u64) -> io::Result<()> {
-    if held != to {
-        file.set_len(to)?;
-    } else if to > 0 {
-        crate::files::reserve::trim(file)?;
+    /// Whether the partial file still holds as many bytes as were written
+    /// (not cut or grown by another program after they were hashed), and
+    /// its name still holds the file written, and only that name does: one
+    /// swapped for a link or another file, or
+    /// linked to from elsewhere, by anyone who may write in the folder,
+    /// would otherwise be what the rename puts in place (or a file others
+    /// can change through their own name), while the digest answered is
+    /// that of the bytes received. (Nothing renames a name only if it
+    /// holds a given file: what is left is the moment between this look
+    /// and the rename.)
+    pub(super) fn still_ours(&self) -> io::Result<()> {
+        let ours = nix::sys::stat::fstat(&self.file)?;
+        if u64::try_from(ours.st_size).ok() != Some(self.size) {
+            return Err(io::Error::other(
+                "the partial file was cut or grown while written",
+            ));
+        }
+        let there =
+            nix::sys::stat::fstatat(&self.dir, &*self.part_name, AtFlags::AT_SYMLINK_NOFOLLOW);
+        match there {
+            Ok(st) if (st.st_dev, st.st_ino, ours.st_nlink) == (ours.st_dev, ours.st_ino, 1) => {
+                Ok(())
+            }
+            Ok(_) | Err(Errno::ENOENT) => Err(io::Error::other(
+                "the partial file was replaced, linked to or removed while it was written",
+            )),
+            Err(e) => Err(e.into()),
+        }
     }
-    Ok(())
 }

@@ -24,7 +24,7 @@ pub(crate) fn hash_behind(
     written: bool,
 ) -> (Hasher, io::Result<()>) {
     let start = hasher.clone();
-    let mut reader = BackReader::new(file);
+    let mut reader = BackReader::Mapped(file);
     // Written bytes' disk writes are started on a thread of their own.
     let flusher = if written {
         Flusher::new(file, at)
@@ -74,10 +74,6 @@ enum BackReader<'a> {
 }
 
 impl<'a> BackReader<'a> {
-    fn new(file: &'a File) -> Self {
-        BackReader::Mapped(file)
-    }
-
     fn read(file: &'a File) -> Self {
         BackReader::Read(file, vec![0u8; ROUND])
     }
@@ -113,34 +109,24 @@ impl<'a> BackReader<'a> {
 mod tests {
     use super::*;
     use crate::files::digest::Algo;
-    use std::os::unix::fs::PermissionsExt;
 
     fn bytes(n: usize) -> Vec<u8> {
         (0..n).map(|i| (i * 31 + i / 4093) as u8).collect()
     }
 
-    /// A file holding `body`, with mode `mode`.
-    fn file_of(dir: &std::path::Path, name: &str, body: &[u8], mode: u32) -> File {
-        let path = dir.join(name);
+    /// A file holding `body`.
+    fn file_of(dir: &std::path::Path, body: &[u8]) -> File {
+        let path = dir.join("part");
         std::fs::write(&path, body).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .unwrap()
-    }
-
-    fn digest(hasher: Hasher) -> String {
-        hasher.hex()
+        File::open(&path).unwrap()
     }
 
     #[test]
     fn a_mapping_hashes_what_a_read_hashes_from_any_offset_and_across_windows() {
         let dir = tempfile::tempdir().unwrap();
         let body = bytes(2 * WINDOW as usize + 3 * 4096 + 17);
-        let file = file_of(dir.path(), "part", &body, 0o600);
-        let mut mapped = BackReader::new(&file);
+        let file = file_of(dir.path(), &body);
+        let mut mapped = BackReader::Mapped(&file);
         assert!(matches!(mapped, BackReader::Mapped(_)));
         let mut read = BackReader::read(&file);
         for (at, upto) in [
@@ -159,9 +145,9 @@ mod tests {
             mapped.hash(at as u64, upto as u64, &mut a).unwrap();
             read.hash(at as u64, upto as u64, &mut b).unwrap();
             c.update(&body[at..upto]);
-            let want = digest(c);
-            assert_eq!(digest(a), want, "mapped {at}..{upto}");
-            assert_eq!(digest(b), want, "read {at}..{upto}");
+            let want = c.hex();
+            assert_eq!(a.hex(), want, "mapped {at}..{upto}");
+            assert_eq!(b.hex(), want, "read {at}..{upto}");
         }
         // Still mapping: nothing failed.
         assert!(matches!(mapped, BackReader::Mapped(_)));
@@ -171,7 +157,7 @@ mod tests {
     fn hashing_behind_follows_the_ends_it_is_told_and_hashes_the_rest_at_the_close() {
         let dir = tempfile::tempdir().unwrap();
         let body = bytes(GATHER as usize * 3 + 999);
-        let file = file_of(dir.path(), "part", &body, 0o600);
+        let file = file_of(dir.path(), &body);
         let (ends, news) = mpsc::channel();
         // Ends a little at a time, short of a gathering, then more.
         for end in [10u64, 4096, GATHER + 1, GATHER * 2, body.len() as u64 - 7] {
@@ -182,6 +168,6 @@ mod tests {
         r.unwrap();
         let mut want = Algo::Blake3.hasher();
         want.update(&body[3..body.len() - 7]);
-        assert_eq!(digest(hasher), digest(want));
+        assert_eq!(hasher.hex(), want.hex());
     }
 }
