@@ -400,3 +400,51 @@ async fn an_upload_written_in_place_while_sent_is_not_kept() {
     again.unwrap();
     assert_eq!(fs::read(s.path("up.bin")).unwrap(), fs::read(&src).unwrap());
 }
+
+/// A file cut below the bytes a resuming client holds while the server
+/// reads its start to check them: `resume_mismatch`, naming the file (the
+/// client starts again from 0), not a bare I/O error.
+#[tokio::test]
+async fn a_file_cut_while_its_start_is_checked_is_a_resume_mismatch() {
+    let s = TestServer::start(|_| {}).await;
+    // A sparse gibibyte: the server takes a while to read and hash it.
+    let held: u64 = 1 << 30;
+    let mut h = ferry::files::digest::Algo::Blake3.hasher();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..held >> 20 {
+        h.update(&zeros);
+    }
+    let prefix = h.hex();
+    let mut inside = 0;
+    for wait in [100, 40, 250, 20, 400] {
+        let f = fs::File::create(s.path("sparse.bin")).unwrap();
+        f.set_len(held + (1 << 20)).unwrap();
+        let mut c = s.client().await;
+        let conn = c.connection().await.unwrap();
+        let req = Request::Get {
+            path: "sparse.bin".into(),
+            offset: held,
+            prefix_sha256: Some(prefix.clone()),
+            digest: Some("blake3".into()),
+            fresh: false,
+        };
+        conn.send(Kind::Request, &req, 0).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+        f.set_len(1 << 20).unwrap();
+        let head = conn.next_head().await.unwrap();
+        if head.kind == Kind::Partial {
+            continue; // checked before the cut
+        }
+        let v: serde_json::Value = serde_json::from_slice(&head.header).unwrap();
+        assert_eq!(v["code"], "resume_mismatch", "{v}");
+        let message = v["message"].as_str().unwrap();
+        if message.contains("cut shorter") {
+            assert!(message.contains("sparse.bin"), "{message}");
+            inside += 1;
+            if inside == 2 {
+                break;
+            }
+        }
+    }
+    assert!(inside > 0, "no cut landed while the start was read");
+}

@@ -106,7 +106,17 @@ impl Hasher {
     }
 }
 
-/// Reads exactly `len` bytes from the current position into a new hasher.
+/// The error of a file found shorter than it was a moment before, while it
+/// was read to be hashed.
+pub fn cut_while_read() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "the file was cut shorter while it was read",
+    )
+}
+
+/// Reads exactly `len` bytes from the current position into a new hasher;
+/// fewer there is [`cut_while_read`].
 pub fn hash_prefix(file: &mut impl std::io::Read, len: u64, algo: Algo) -> std::io::Result<Hasher> {
     let mut hasher = algo.hasher();
     let mut buf = vec![0u8; 1 << 20];
@@ -115,7 +125,7 @@ pub fn hash_prefix(file: &mut impl std::io::Read, len: u64, algo: Algo) -> std::
         let want = left.min(buf.len() as u64) as usize;
         let n = file.read(&mut buf[..want])?;
         if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
+            return Err(cut_while_read());
         }
         hasher.update(&buf[..n]);
         left -= n as u64;

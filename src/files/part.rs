@@ -355,7 +355,9 @@ impl PartFile {
             return Ok(None);
         }
         self.file.seek(SeekFrom::Start(0))?;
-        self.hasher = hash_prefix(&mut self.file, self.existing, algo)?;
+        self.hasher = hash_prefix(&mut self.file, self.existing, algo).map_err(|e| {
+            io::Error::new(e.kind(), format!("the bytes an earlier attempt left: {e}"))
+        })?;
         Ok(Some(self.hasher.hex()))
     }
 
@@ -396,6 +398,7 @@ impl PartFile {
         }
         self.hasher.update(buf);
         let upto = self.written + buf.len() as u64;
+        place::not_cut(&self.file, self.written)?;
         self.reserve.before_writing(&self.file, upto);
         self.file.write_all(buf)?;
         self.written += buf.len() as u64;
@@ -570,5 +573,6 @@ pub fn mtime_to_system(m: Mtime) -> SystemTime {
 mod generation;
 mod place;
 pub use place::finished_mode;
+pub(crate) use place::not_cut;
 #[cfg(test)]
 mod tests;

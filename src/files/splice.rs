@@ -19,7 +19,7 @@ use nix::fcntl::{OFlag, SpliceFFlags};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::digest::Hasher;
-use super::part::PartFile;
+use super::part::{PartFile, not_cut};
 use super::pipe::CHUNK;
 use super::reserve::Reserve;
 use super::writeback::Writeback;
@@ -125,6 +125,7 @@ fn splice_into(
                     Ok(n) => {
                         taken += n as u64;
                         idle = 0;
+                        not_cut(file, pos).map_err(SpliceError::File)?;
                         reserve.before_writing(file, pos + n as u64);
                         drain(&from_pipe, file, &mut pos, n)?;
                         let _ = ends.send(pos);
@@ -493,6 +494,49 @@ mod tests {
         let mut rest = vec![0u8; body.len() - taken as usize];
         (&rx).read_exact(&mut rest).unwrap();
         assert_eq!(rest, body[taken as usize..]);
+    }
+
+    /// A partial file cut by another program between two rounds: the next
+    /// round is refused, where writing it past the new end would leave a
+    /// run of zeros in place of bytes already hashed.
+    #[test]
+    fn a_partial_file_cut_between_rounds_is_an_error_not_a_run_of_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = bytes(3 * ROUND);
+        let (mut tx, rx) = pair();
+        let at = dir
+            .path()
+            .join(crate::files::part::part_name("got.bin".as_ref()));
+        let sent = body.clone();
+        let cutter = at.clone();
+        let sender = std::thread::spawn(move || {
+            tx.write_all(&sent[..ROUND]).unwrap();
+            let began = Instant::now();
+            while std::fs::metadata(&cutter).unwrap().len() < ROUND as u64 {
+                assert!(began.elapsed() < Duration::from_secs(20));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let f = File::options().write(true).open(&cutter).unwrap();
+            f.set_len(ROUND as u64 / 2).unwrap();
+            // The rest may find the receiver gone.
+            let _ = tx.write_all(&sent[ROUND..]);
+        });
+        let mut p = part(dir.path(), body.len() as u64);
+        let (_, r) = p.splice_from(
+            rx.as_fd(),
+            body.len() as u64,
+            Duration::from_secs(20),
+            &|| false,
+            &|_| {},
+        );
+        drop(rx);
+        sender.join().unwrap();
+        let Err(SpliceError::File(e)) = r else {
+            panic!("a cut partial file taken: {r:?}")
+        };
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        assert!(e.to_string().contains("cut shorter"), "{e}");
+        assert_eq!(std::fs::metadata(&at).unwrap().len(), ROUND as u64 / 2);
     }
 
     #[test]

@@ -394,6 +394,12 @@ impl Upload {
                         .into(),
                     full: true,
                 },
+                // Cut by another program: where is not known (the bytes
+                // after the last ones checked cannot be trusted).
+                io::ErrorKind::UnexpectedEof => Broke::Storage {
+                    message: format!("storing failed: {e}; nothing of this upload was kept"),
+                    full: false,
+                },
                 _ => Broke::Storage {
                     message: format!(
                         "storing failed at byte {at}: {e}; nothing of this upload was kept"

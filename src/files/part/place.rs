@@ -2,6 +2,7 @@
 //! where the upload began, and whether the partial file is still the one
 //! written.
 
+use std::fs::File;
 use std::io;
 
 use nix::errno::Errno;
@@ -105,5 +106,22 @@ impl PartFile {
             )),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// Whether `file`, whose bytes written so far end at `pos` (each write goes
+/// on from the last), still holds them all: cut shorter by another program
+/// meanwhile, the next write past its new end would leave a run of zeros in
+/// place of bytes received (and hashed), which no later look at its size
+/// could tell. Asked before each write.
+pub(crate) fn not_cut(file: &File, pos: u64) -> io::Result<()> {
+    let st = nix::sys::stat::fstat(file)?;
+    if u64::try_from(st.st_size).is_ok_and(|len| len >= pos) {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the partial file was cut shorter while it was written",
+        ))
     }
 }

@@ -49,6 +49,26 @@ fn a_partial_file_is_read_by_its_owner_alone_until_finished() {
     assert_eq!(finished_mode().bits() & 0o600, 0o600);
 }
 
+/// A write after another program cut the partial file shorter is refused:
+/// it would leave zeros in place of bytes hashed, under their digest.
+#[test]
+fn a_write_after_the_partial_file_was_cut_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("c.bin");
+    let mut p = PartFile::open(&target, false).unwrap();
+    p.start(0, 6).unwrap();
+    p.write(b"abc").unwrap();
+    let other = fs::File::options()
+        .write(true)
+        .open(part_path(&target))
+        .unwrap();
+    other.set_len(1).unwrap();
+    let e = p.write(b"def").unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+    assert_eq!(fs::metadata(part_path(&target)).unwrap().len(), 1);
+    assert_eq!(p.written(), 3);
+}
+
 #[test]
 fn bad_digest_discards_and_existing_target_is_kept() {
     let dir = tempfile::tempdir().unwrap();

@@ -94,7 +94,13 @@ impl<'a> BackReader<'a> {
                 }
                 BackReader::Read(file, buf) => {
                     let n = (upto - at).min(buf.len() as u64) as usize;
-                    file.read_exact_at(&mut buf[..n], at)?;
+                    file.read_exact_at(&mut buf[..n], at).map_err(|e| {
+                        if e.kind() == io::ErrorKind::UnexpectedEof {
+                            crate::files::digest::cut_while_read()
+                        } else {
+                            e
+                        }
+                    })?;
                     hasher.update(&buf[..n]);
                     n as u64
                 }

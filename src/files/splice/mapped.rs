@@ -224,10 +224,7 @@ pub(super) fn hash_mapped(
     drop(mapping);
     if cut {
         // What `hasher` took in is not the file's: the caller drops it.
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the file was cut shorter while it was read",
-        ));
+        return Err(crate::files::digest::cut_while_read());
     }
     Ok(Some(upto - at))
 }

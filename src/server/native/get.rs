@@ -46,7 +46,15 @@ impl Session {
             .await
             .map_err(|_| Fail::Reply(ErrorCode::Internal, "internal error".into()))?;
             file = f;
-            let h = h.map_err(|e| Fail::Reply(ErrorCode::Io, e.to_string()))?;
+            // Cut below what the client holds while its start was read:
+            // what it holds is no longer this file's start.
+            let h = h.map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => Fail::Reply(
+                    ErrorCode::ResumeMismatch,
+                    format!("{path}: {e}; start again from 0"),
+                ),
+                _ => Fail::Reply(ErrorCode::Io, format!("{path}: {e}")),
+            })?;
             if !h.hex().eq_ignore_ascii_case(&want) {
                 return Err(Fail::Reply(
                     ErrorCode::ResumeMismatch,
