@@ -346,7 +346,9 @@ impl PartFile {
         &self.target
     }
 
-    /// Hashes the bytes an earlier attempt left; `None` when there are none.
+    /// Hashes the bytes an earlier attempt left; `None` when there are none
+    /// (or no longer: cut shorter by another program while they were read,
+    /// they are given up, and the upload starts over).
     /// The hash state is kept, so those bytes are not read twice.
     /// From here on the file is verified with `algo`.
     pub fn hash_existing(&mut self, algo: Algo) -> io::Result<Option<String>> {
@@ -355,9 +357,14 @@ impl PartFile {
             return Ok(None);
         }
         self.file.seek(SeekFrom::Start(0))?;
-        self.hasher = hash_prefix(&mut self.file, self.existing, algo).map_err(|e| {
-            io::Error::new(e.kind(), format!("the bytes an earlier attempt left: {e}"))
-        })?;
+        match hash_prefix(&mut self.file, self.existing, algo) {
+            Ok(hasher) => self.hasher = hasher,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                self.existing = 0;
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        }
         Ok(Some(self.hasher.hex()))
     }
 
@@ -377,6 +384,10 @@ impl PartFile {
         if offset == 0 && held > 0 {
             // Starting over is a new file (see `open_in`).
             self.file = fresh(&self.dir, &self.part_name)?;
+        } else if held < offset {
+            // Cut by another program since its bytes were hashed: going on
+            // at `offset` would leave zeros in their place.
+            return Err(place::cut_shorter());
         } else {
             cut(&self.file, held, offset)?;
         }
@@ -573,6 +584,6 @@ pub fn mtime_to_system(m: Mtime) -> SystemTime {
 mod generation;
 mod place;
 pub use place::finished_mode;
-pub(crate) use place::not_cut;
+pub(crate) use place::{cut_shorter, not_cut};
 #[cfg(test)]
 mod tests;

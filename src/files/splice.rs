@@ -19,7 +19,7 @@ use nix::fcntl::{OFlag, SpliceFFlags};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::digest::Hasher;
-use super::part::{PartFile, not_cut};
+use super::part::{PartFile, cut_shorter, not_cut};
 use super::pipe::CHUNK;
 use super::reserve::Reserve;
 use super::writeback::Writeback;
@@ -187,6 +187,10 @@ fn splice_into(
         let hashed = behind.join();
         match hashed {
             Ok((hasher, Ok(()))) => (taken, pos - at, hasher, r),
+            // A page past the partial file's end: cut by another program.
+            Ok((hasher, Err(e))) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                (taken, 0, hasher, Err(SpliceError::File(cut_shorter())))
+            }
             Ok((hasher, Err(e))) => (taken, 0, hasher, Err(SpliceError::File(e))),
             Err(_) => (
                 taken,

@@ -119,9 +119,14 @@ pub(crate) fn not_cut(file: &File, pos: u64) -> io::Result<()> {
     if u64::try_from(st.st_size).is_ok_and(|len| len >= pos) {
         Ok(())
     } else {
-        Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the partial file was cut shorter while it was written",
-        ))
+        Err(cut_shorter())
     }
+}
+
+/// The error of a partial file found shorter than the bytes written into it.
+pub(crate) fn cut_shorter() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the partial file was cut shorter while it was written",
+    )
 }

@@ -93,6 +93,47 @@ fn bad_digest_discards_and_existing_target_is_kept() {
     assert_eq!(fs::read(&target).unwrap(), b"old");
 }
 
+/// Cuts the partial file of `target` to `len` bytes, as another program.
+fn cut_part(target: &Path, len: u64) {
+    let f = fs::File::options().write(true).open(part_path(target));
+    f.unwrap().set_len(len).unwrap();
+}
+
+/// Held bytes cut by another program after they were hashed: going on at
+/// the old end is refused, where stretching the file back to it would put
+/// zeros in their place under their digest.
+#[test]
+fn held_bytes_cut_after_they_were_hashed_are_not_stretched_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("h");
+    fs::write(part_path(&target), b"hello ").unwrap();
+    let mut p = PartFile::open(&target, true).unwrap();
+    assert!(p.hash_existing(Algo::Blake3).unwrap().is_some());
+    cut_part(&target, 2);
+    let e = p.start(6, 11).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+    assert_eq!(fs::metadata(part_path(&target)).unwrap().len(), 2);
+}
+
+/// Held bytes found cut shorter as they are hashed are given up: the
+/// upload starts over from 0 and ends whole.
+#[test]
+fn held_bytes_cut_before_they_are_hashed_are_given_up_for_a_fresh_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("g");
+    fs::write(part_path(&target), b"hello ").unwrap();
+    let mut p = PartFile::open(&target, true).unwrap();
+    assert_eq!(p.existing(), 6);
+    cut_part(&target, 2);
+    assert_eq!(p.hash_existing(Algo::Blake3).unwrap(), None);
+    assert_eq!(p.existing(), 0);
+    p.start(0, 5).unwrap();
+    p.write(b"world").unwrap();
+    p.finish(Some(&Algo::Blake3.hex_of(b"world")), None, false)
+        .unwrap();
+    assert_eq!(fs::read(&target).unwrap(), b"world");
+}
+
 #[test]
 fn resume_continues_the_hash() {
     let dir = tempfile::tempdir().unwrap();
