@@ -15,6 +15,7 @@ pub mod object;
 pub mod part;
 pub mod pipe;
 pub mod pseudo;
+pub mod readbuf;
 mod reserve;
 pub mod resumable;
 pub mod search;

@@ -6,9 +6,9 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::mpsc;
 
-use super::ROUND;
 use super::mapped::{WINDOW, hash_mapped};
 use crate::files::digest::Hasher;
+use crate::files::readbuf::ReadBuf;
 use crate::files::writeback::Flusher;
 
 /// Reads `file` back from `at` up to each end `news` brings, hashing it;
@@ -70,12 +70,12 @@ const GATHER: u64 = 4 << 20;
 /// where the file's pages lie), by plain reads otherwise.
 enum BackReader<'a> {
     Mapped(&'a File),
-    Read(&'a File, Vec<u8>),
+    Read(&'a File, ReadBuf),
 }
 
 impl<'a> BackReader<'a> {
     fn read(file: &'a File) -> Self {
-        BackReader::Read(file, vec![0u8; ROUND])
+        BackReader::Read(file, ReadBuf::new(crate::files::digest::HASH_READ))
     }
 
     /// Hashes the file's bytes from `at` to `upto` into `hasher`.
