@@ -183,9 +183,8 @@ async fn a_remembered_file_is_sent_whole_and_one_that_shrinks_mid_send_breaks_on
 }
 
 /// A file hashed as it is sent (`fresh`, so the server trusts no digest it
-/// remembers) is read back through a mapping of its pages: when it shrinks
-/// while it is being sent, that connection breaks and the server lives on
-/// (a mapped page past a cut file's end faults; the fault is caught).
+/// remembers) is read back behind the bytes sent: when it shrinks while it
+/// is being sent, that connection breaks and the server lives on.
 #[tokio::test]
 async fn a_file_hashed_as_it_is_sent_that_shrinks_mid_send_breaks_only_its_connection() {
     let s = TestServer::start(|_| {}).await;

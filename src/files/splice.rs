@@ -28,7 +28,6 @@ pub use super::storage::SpliceError;
 pub use rounds::{Splices, splice_in_turns};
 
 mod back;
-mod mapped;
 mod rounds;
 
 pub(crate) use back::hash_behind;
