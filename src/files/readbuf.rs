@@ -1,4 +1,4 @@
-//! A buffer for the kernel to copy a file's or a socket's bytes into,
+//! A buffer for the kernel to copy a file's bytes into,
 //! starting on a page boundary.
 //!
 //! The kernel copies into a buffer with `rep movsb`, which on some

@@ -124,7 +124,6 @@ fn splice_into(
                     Ok(n) => {
                         taken += n as u64;
                         idle = 0;
-                        not_cut(file, pos).map_err(SpliceError::File)?;
                         reserve.before_writing(file, pos + n as u64);
                         drain(&from_pipe, file, &mut pos, n)?;
                         let _ = ends.send(pos);
@@ -186,7 +185,7 @@ fn splice_into(
         let hashed = behind.join();
         match hashed {
             Ok((hasher, Ok(()))) => (taken, pos - at, hasher, r),
-            // A page past the partial file's end: cut by another program.
+            // Read back short: the partial file was cut by another program.
             Ok((hasher, Err(e))) if e.kind() == io::ErrorKind::UnexpectedEof => {
                 (taken, 0, hasher, Err(SpliceError::File(cut_shorter())))
             }
@@ -217,6 +216,7 @@ fn read_round(
     match nix::sys::socket::recv(socket.as_raw_fd(), &mut buf, flags) {
         Ok(0) => Err(SpliceError::Closed),
         Ok(n) => {
+            not_cut(file, *pos).map_err(SpliceError::File)?;
             file.write_all_at(&buf[..n], *pos)
                 .map_err(SpliceError::File)?;
             *pos += n as u64;
@@ -227,8 +227,10 @@ fn read_round(
     }
 }
 
-/// Moves the `n` bytes in the pipe into `file` at `pos`, advancing it.
+/// Moves the `n` bytes in the pipe into `file` at `pos`, advancing it,
+/// once the file is known to still hold every byte before `pos`.
 fn drain(pipe: &impl AsFd, file: &File, pos: &mut u64, n: usize) -> Result<(), SpliceError> {
+    not_cut(file, *pos).map_err(SpliceError::File)?;
     let mut left = n;
     while left > 0 {
         let mut off = i64::try_from(*pos)
