@@ -407,6 +407,11 @@ impl TextOut {
                 }
             }
         }
+        // TLS keeps what the socket had no room for until flushed (see
+        // `connection::write_flushed`).
+        if let TextOut::Own(w) = self {
+            w.flush().await?;
+        }
         Ok(())
     }
 
@@ -425,7 +430,10 @@ impl TextOut {
                 }
                 Ok(())
             }
-            TextOut::Own(w) => w.write_all(buf).await,
+            TextOut::Own(w) => {
+                w.write_all(buf).await?;
+                w.flush().await
+            }
         }
     }
 

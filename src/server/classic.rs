@@ -250,11 +250,17 @@ impl Classic {
         let body = self.ctx.config.deadlines.body;
         while let Some(chunk) = source.next().await {
             let chunk = chunk?;
-            tokio::time::timeout(body, self.stream.write_all(&chunk))
-                .await
-                .map_err(|_| {
-                    std::io::Error::new(std::io::ErrorKind::TimedOut, "peer too slow")
-                })??;
+            // Flushed: TLS keeps what the socket had no room for until then
+            // (see `connection::write_flushed`).
+            let stream = &mut self.stream;
+            let write = async move {
+                stream.write_all(&chunk).await?;
+                stream.flush().await?;
+                Ok::<_, std::io::Error>(chunk)
+            };
+            let chunk = tokio::time::timeout(body, write).await.map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "peer too slow")
+            })??;
             source.recycle(chunk);
         }
         source.finish().await?;
@@ -265,7 +271,12 @@ impl Classic {
     async fn reply(&mut self, reply: &ClassicReply) -> std::io::Result<()> {
         let mut out = BytesMut::new();
         encode_reply(reply, &mut out);
-        tokio::time::timeout(self.ctx.config.deadlines.body, self.stream.write_all(&out))
+        let stream = &mut self.stream;
+        let write = async move {
+            stream.write_all(&out).await?;
+            stream.flush().await
+        };
+        tokio::time::timeout(self.ctx.config.deadlines.body, write)
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "peer too slow"))?
     }

@@ -523,11 +523,8 @@ impl FrameWriter {
         let json = serde_json::to_vec(header)?;
         self.encode_raw(kind, &json, body.len() as u64)?;
         let held = std::mem::take(&mut self.held);
-        let mut data = bytes::Buf::chain(&held[..], bytes::Buf::chain(&self.wbuf[..], body));
-        tokio::time::timeout(self.deadlines.body, self.writer.write_all_buf(&mut data))
-            .await
-            .map_err(|_| ConnError::Timeout("the peer to read"))??;
-        Ok(())
+        let data = bytes::Buf::chain(&held[..], bytes::Buf::chain(&self.wbuf[..], body));
+        write_flushed(&mut self.writer, data, self.deadlines.body).await
     }
 
     /// Encodes a frame with no body to go out in front of the next write,
@@ -548,7 +545,7 @@ impl FrameWriter {
             return Ok(());
         }
         let held = std::mem::take(&mut self.held);
-        self.write_now(&held).await
+        write_flushed(&mut self.writer, &held[..], self.deadlines.body).await
     }
 
     /// Sends body bytes of the frame whose head was just sent.
@@ -573,17 +570,31 @@ impl FrameWriter {
     /// behind any held frames.
     pub async fn write_all(&mut self, data: &[u8]) -> Result<(), ConnError> {
         if self.held.is_empty() {
-            return self.write_now(data).await;
+            return write_flushed(&mut self.writer, data, self.deadlines.body).await;
         }
         let mut held = std::mem::take(&mut self.held);
         held.extend_from_slice(data);
-        self.write_now(&held).await
-    }
-
-    async fn write_now(&mut self, data: &[u8]) -> Result<(), ConnError> {
-        tokio::time::timeout(self.deadlines.body, self.writer.write_all(data))
-            .await
-            .map_err(|_| ConnError::Timeout("the peer to read"))??;
-        Ok(())
+        write_flushed(&mut self.writer, &held[..], self.deadlines.body).await
     }
 }
+
+/// Writes `data` whole, then flushes, within `limit`: TLS keeps records the
+/// socket had no room for until written to or flushed again (a burst's last
+/// reply waited there, its peer with it, until the connection closed).
+async fn write_flushed(
+    writer: &mut BoxWrite,
+    mut data: impl bytes::Buf + Send,
+    limit: Duration,
+) -> Result<(), ConnError> {
+    let write = async {
+        writer.write_all_buf(&mut data).await?;
+        writer.flush().await
+    };
+    tokio::time::timeout(limit, write)
+        .await
+        .map_err(|_| ConnError::Timeout("the peer to read"))??;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
