@@ -4,8 +4,15 @@
 //! both, so the code that moves bytes does not care which.
 
 use std::fmt;
+use std::fs::File;
+use std::io;
 
 use sha2::Digest as _;
+
+pub(crate) mod tree;
+mod wide;
+
+use tree::Blake3Run;
 
 /// A digest algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -39,7 +46,7 @@ impl Algo {
     pub fn hasher(self) -> Hasher {
         match self {
             Algo::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
-            Algo::Blake3 => Hasher::Blake3(Box::new(blake3::Hasher::new())),
+            Algo::Blake3 => Hasher::Blake3(Box::new(Blake3Run::new(wide::PART))),
         }
     }
 
@@ -62,8 +69,10 @@ impl fmt::Display for Algo {
 pub enum Hasher {
     /// SHA-256.
     Sha256(sha2::Sha256),
-    /// BLAKE3.
-    Blake3(Box<blake3::Hasher>),
+    /// BLAKE3, kept as the chaining values of its whole parts, so that
+    /// parts read from a file can be hashed on several cores at once (see
+    /// [`Hasher::update_from_file`]).
+    Blake3(Box<Blake3Run>),
 }
 
 impl fmt::Debug for Hasher {
@@ -101,8 +110,25 @@ impl Hasher {
     pub fn hex(&self) -> String {
         match self {
             Hasher::Sha256(h) => crate::ids::hex(&h.clone().finalize()),
-            Hasher::Blake3(h) => h.finalize().to_hex().to_string(),
+            Hasher::Blake3(h) => h.finish().to_hex().to_string(),
         }
+    }
+}
+
+impl Hasher {
+    /// Adds the bytes of `file` from `at` to `upto`, read into `buf`. A
+    /// BLAKE3 digest hashes its whole parts on up to [`wide::THREADS`]
+    /// threads at once (this one among them). A file shorter than `upto`
+    /// is [`cut_while_read`]; on any error the hasher holds some of the
+    /// bytes, and is to be dropped.
+    pub fn update_from_file(
+        &mut self,
+        file: &File,
+        at: u64,
+        upto: u64,
+        buf: &mut [u8],
+    ) -> io::Result<()> {
+        wide::update_from_file(self, file, at, upto, buf)
     }
 }
 
@@ -119,9 +145,21 @@ pub fn cut_while_read() -> std::io::Error {
 /// in the processor's cache between the copy into it and the hash.
 pub const HASH_READ: usize = 128 << 10;
 
-/// Reads exactly `len` bytes from the current position into a new hasher;
-/// fewer there is [`cut_while_read`].
-pub fn hash_prefix(file: &mut impl std::io::Read, len: u64, algo: Algo) -> std::io::Result<Hasher> {
+/// Reads exactly `len` bytes of `file` from its position into a new
+/// hasher (with [`Hasher::update_from_file`]), leaving the position after
+/// them; fewer there is [`cut_while_read`].
+pub fn hash_prefix(file: &mut File, len: u64, algo: Algo) -> io::Result<Hasher> {
+    use io::Seek;
+    let mut hasher = algo.hasher();
+    let mut buf = super::readbuf::ReadBuf::new(HASH_READ);
+    let at = file.stream_position()?;
+    hasher.update_from_file(file, at, at + len, &mut buf)?;
+    file.seek(io::SeekFrom::Start(at + len))?;
+    Ok(hasher)
+}
+
+/// [`hash_prefix`] for any reader, a bufferful at a time.
+pub fn hash_read(file: &mut (impl io::Read + ?Sized), len: u64, algo: Algo) -> io::Result<Hasher> {
     let mut hasher = algo.hasher();
     let mut buf = super::readbuf::ReadBuf::new(HASH_READ);
     let mut left = len;

@@ -266,11 +266,29 @@ pub trait StoredFile: Read + Seek + Send + Sync + fmt::Debug {
     fn kept_digest(&self, _algo: super::digest::Algo) -> Option<String> {
         None
     }
+
+    /// Hashes the next `len` bytes, leaving the position after them (see
+    /// [`super::digest::hash_prefix`]).
+    fn hash_prefix(
+        &mut self,
+        len: u64,
+        algo: super::digest::Algo,
+    ) -> io::Result<super::digest::Hasher> {
+        super::digest::hash_read(self, len, algo)
+    }
 }
 
 impl StoredFile for File {
     fn as_file(&self) -> Option<&File> {
         Some(self)
+    }
+
+    fn hash_prefix(
+        &mut self,
+        len: u64,
+        algo: super::digest::Algo,
+    ) -> io::Result<super::digest::Hasher> {
+        super::digest::hash_prefix(self, len, algo)
     }
 }
 

@@ -3,7 +3,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::sync::mpsc;
 
 use crate::files::digest::Hasher;
@@ -85,21 +84,8 @@ impl<'a> BackReader<'a> {
 
     /// Hashes the file's bytes from `at` to `upto` into `hasher`; a file
     /// cut shorter than `upto` meanwhile is an error.
-    fn hash(&mut self, mut at: u64, upto: u64, hasher: &mut Hasher) -> io::Result<()> {
-        while at < upto {
-            let n = (upto - at).min(self.buf.len() as u64) as usize;
-            let buf = &mut self.buf[..n];
-            self.file.read_exact_at(buf, at).map_err(|e| {
-                if e.kind() == io::ErrorKind::UnexpectedEof {
-                    crate::files::digest::cut_while_read()
-                } else {
-                    e
-                }
-            })?;
-            hasher.update(buf);
-            at += n as u64;
-        }
-        Ok(())
+    fn hash(&mut self, at: u64, upto: u64, hasher: &mut Hasher) -> io::Result<()> {
+        hasher.update_from_file(self.file, at, upto, &mut self.buf)
     }
 }
 

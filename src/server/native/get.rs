@@ -6,7 +6,6 @@ use super::Session;
 use crate::access::Action;
 use crate::files::RelPath;
 use crate::files::digest::Algo;
-use crate::files::digest::hash_prefix;
 use crate::files::digests::{Identity, identity_of};
 use crate::files::pipe::{spawn_plain_reader, spawn_reader};
 use crate::server::fail::Fail;
@@ -40,7 +39,7 @@ impl Session {
                 ));
             };
             let (f, h) = tokio::task::spawn_blocking(move || {
-                let h = hash_prefix(&mut file, offset, algo);
+                let h = file.hash_prefix(offset, algo);
                 (file, h)
             })
             .await
