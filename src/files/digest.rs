@@ -116,19 +116,24 @@ impl Hasher {
 }
 
 impl Hasher {
-    /// Adds the bytes of `file` from `at` to `upto`, read into `buf`. A
-    /// BLAKE3 digest hashes its whole parts on up to [`wide::THREADS`]
-    /// threads at once (this one among them). A file shorter than `upto`
-    /// is [`cut_while_read`]; on any error the hasher holds some of the
-    /// bytes, and is to be dropped.
+    /// Adds the bytes of `file` from `at` to `upto`, read into `buf`. With
+    /// `wide`, a BLAKE3 digest hashes its whole parts on as many threads
+    /// as the machine has cores, four at most (this one among them): for a
+    /// file hashed while nothing else of the task runs. A file shorter
+    /// than `upto` is [`cut_while_read`]; on any error the hasher holds
+    /// some of the bytes, and is to be dropped.
     pub fn update_from_file(
         &mut self,
         file: &File,
-        at: u64,
-        upto: u64,
+        (at, upto): (u64, u64),
         buf: &mut [u8],
+        wide: bool,
     ) -> io::Result<()> {
-        wide::update_from_file(self, file, at, upto, buf)
+        if wide {
+            wide::update_from_file(self, file, at, upto, buf)
+        } else {
+            wide::serial(self, file, at, upto, buf)
+        }
     }
 }
 
@@ -153,7 +158,7 @@ pub fn hash_prefix(file: &mut File, len: u64, algo: Algo) -> io::Result<Hasher> 
     let mut hasher = algo.hasher();
     let mut buf = super::readbuf::ReadBuf::new(HASH_READ);
     let at = file.stream_position()?;
-    hasher.update_from_file(file, at, at + len, &mut buf)?;
+    hasher.update_from_file(file, (at, at + len), &mut buf, true)?;
     file.seek(io::SeekFrom::Start(at + len))?;
     Ok(hasher)
 }

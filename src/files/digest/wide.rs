@@ -75,7 +75,13 @@ pub(super) fn update_from_file(
 
 /// Reads the bytes from `at` to `upto` into `buf`, a bufferful at a time,
 /// and adds them.
-fn serial(hasher: &mut Hasher, file: &File, at: u64, upto: u64, buf: &mut [u8]) -> io::Result<()> {
+pub(super) fn serial(
+    hasher: &mut Hasher,
+    file: &File,
+    at: u64,
+    upto: u64,
+    buf: &mut [u8],
+) -> io::Result<()> {
     read_pieces(file, at, upto, buf, |piece| hasher.update(piece))
 }
 
@@ -197,7 +203,7 @@ mod tests {
         ] {
             let mut got = Algo::Blake3.hasher();
             got.update(&body[..before]);
-            got.update_from_file(&file, at as u64, upto as u64, &mut buf)
+            got.update_from_file(&file, (at as u64, upto as u64), &mut buf, true)
                 .unwrap();
             let mut whole = body[..before].to_vec();
             whole.extend_from_slice(&body[at..upto]);
@@ -211,7 +217,8 @@ mod tests {
         // The one answer a whole input of exactly two and of one part has.
         for n in [p, 2 * p, 4 * p] {
             let mut got = Algo::Blake3.hasher();
-            got.update_from_file(&file, 0, n as u64, &mut buf).unwrap();
+            got.update_from_file(&file, (0, n as u64), &mut buf, true)
+                .unwrap();
             assert_eq!(got.hex(), blake3::hash(&body[..n]).to_hex().to_string());
         }
     }
@@ -229,7 +236,7 @@ mod tests {
             let file = File::open(&path).unwrap();
             let mut h = Algo::Blake3.hasher();
             let e = h
-                .update_from_file(&file, 0, 6 * PART, &mut buf)
+                .update_from_file(&file, (0, 6 * PART), &mut buf, true)
                 .unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{len}: {e}");
             assert!(e.to_string().contains("cut shorter"), "{e}");

@@ -85,7 +85,11 @@ impl<'a> BackReader<'a> {
     /// Hashes the file's bytes from `at` to `upto` into `hasher`; a file
     /// cut shorter than `upto` meanwhile is an error.
     fn hash(&mut self, at: u64, upto: u64, hasher: &mut Hasher) -> io::Result<()> {
-        hasher.update_from_file(self.file, at, upto, &mut self.buf)
+        // On this thread alone: a transfer's other threads (receiving,
+        // sending) need the cores. Sharing the parts out gained nothing:
+        // 512 MiB loopback gets took 0.345 s against 0.326 s hashed on one
+        // thread, puts 0.297 s against 0.309 s (12 alternating rounds).
+        hasher.update_from_file(self.file, (at, upto), &mut self.buf, false)
     }
 }
 
