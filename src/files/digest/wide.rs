@@ -17,7 +17,7 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use blake3::hazmat::{ChainingValue, HasherExt};
 
@@ -41,6 +41,33 @@ fn threads() -> usize {
             .unwrap_or(1)
             .min(4)
     })
+}
+
+/// Helper threads taken, across the process: at most one fewer than
+/// [`threads`], however many files are hashed at once (a server checking
+/// many resumes at a time uses no more threads for it than the cores).
+static HELPERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Helper threads taken from [`HELPERS`] (perhaps none: the caller then
+/// hashes alone); given back when dropped.
+struct Helpers(usize);
+
+impl Helpers {
+    fn take(want: usize) -> Helpers {
+        let most = threads() - 1;
+        let mut got = 0;
+        let _ = HELPERS.fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+            got = want.min(most.saturating_sub(used));
+            Some(used + got)
+        });
+        Helpers(got)
+    }
+}
+
+impl Drop for Helpers {
+    fn drop(&mut self) {
+        HELPERS.fetch_sub(self.0, Ordering::AcqRel);
+    }
 }
 
 /// See [`Hasher::update_from_file`].
@@ -142,9 +169,9 @@ fn parts_on_threads(
         }
         Ok(done)
     };
-    let helpers = (threads() - 1).min(count as usize - 1);
+    let helpers = Helpers::take((threads() - 1).min(count as usize - 1));
     let mut all = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..helpers)
+        let handles: Vec<_> = (0..helpers.0)
             .map(|_| scope.spawn(|| work(&mut ReadBuf::new(super::HASH_READ))))
             .collect();
         let mut all = work(buf);
@@ -221,6 +248,43 @@ mod tests {
                 .unwrap();
             assert_eq!(got.hex(), blake3::hash(&body[..n]).to_hex().to_string());
         }
+    }
+
+    /// While every helper thread is taken (other files being hashed), a
+    /// file is hashed by its caller alone, to the same digest; helpers are
+    /// given back after use.
+    #[test]
+    fn with_every_helper_taken_the_caller_hashes_alone() {
+        let body = bytes(5 * PART as usize + 77);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, &body).unwrap();
+        let file = File::open(&path).unwrap();
+        let mut buf = ReadBuf::new(64 << 10);
+        let want = blake3::hash(&body).to_hex().to_string();
+        let all = Helpers::take(usize::MAX);
+        assert_eq!(all.0, threads() - 1);
+        assert_eq!(Helpers::take(1).0, 0, "none left");
+        let mut h = Algo::Blake3.hasher();
+        h.update_from_file(&file, (0, body.len() as u64), &mut buf, true)
+            .unwrap();
+        assert_eq!(h.hex(), want);
+        drop(all);
+        assert_eq!(HELPERS.load(Ordering::Acquire), 0);
+        // Several files at once: never more helpers than the cores allow.
+        std::thread::scope(|s| {
+            for _ in 0..6 {
+                s.spawn(|| {
+                    let mut buf = ReadBuf::new(64 << 10);
+                    let mut h = Algo::Blake3.hasher();
+                    h.update_from_file(&file, (0, body.len() as u64), &mut buf, true)
+                        .unwrap();
+                    assert_eq!(h.hex(), want);
+                    assert!(HELPERS.load(Ordering::Acquire) < threads());
+                });
+            }
+        });
+        assert_eq!(HELPERS.load(Ordering::Acquire), 0);
     }
 
     /// A file shorter than the range is an error, wherever it ends, on
