@@ -113,9 +113,7 @@ impl Hasher {
             Hasher::Blake3(h) => h.finish().to_hex().to_string(),
         }
     }
-}
 
-impl Hasher {
     /// Adds the bytes of `file` from `at` to `upto`, read into `buf`. With
     /// `wide`, a BLAKE3 digest hashes its whole parts on as many threads
     /// as the machine has cores, four at most (this one among them): for a

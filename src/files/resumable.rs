@@ -109,7 +109,7 @@ impl Resumable {
     pub fn bytes(&self) -> u64 {
         match self {
             Resumable::Sha256(s) => s.bytes,
-            Resumable::Blake3(b) => b.parts * b.part_len + b.len,
+            Resumable::Blake3(b) => b.bytes(),
         }
     }
 
