@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+#[cfg(all(target_os = "linux", target_env = "gnu", not(test)))]
+mod early;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod mathlib;
 
@@ -225,7 +227,8 @@ fn quiet_when_stdout_closes() {
 
 /// `ferry --version` (or `-V`) alone, answered as clap would, before the
 /// whole command line's definition is built: a script that asks for the
-/// version pays for nothing else.
+/// version pays for nothing else. On glibc `early.rs` has answered it
+/// already, before the runtime started.
 fn version_alone() -> bool {
     let mut args = std::env::args_os().skip(1);
     let (Some(only), None) = (args.next(), args.next()) else {

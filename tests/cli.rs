@@ -359,6 +359,36 @@ fn the_version_alone_is_answered_as_with_any_other_arguments() {
     }
 }
 
+/// Answered before the runtime starts (`src/early.rs`), the version to a
+/// pipe whose reader has left still ends as it did in `main`: quietly,
+/// with success, not killed by SIGPIPE.
+#[test]
+fn the_version_to_a_reader_that_left_ends_quietly() {
+    for args in [&["--version"][..], &["-V"]] {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(read);
+        let out = Command::new(common::ferry_bin())
+            .args(args)
+            .stdout(std::process::Stdio::from(write))
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!((out.status.code(), err.as_ref()), (Some(0), ""), "{args:?}");
+    }
+}
+
+/// The four C maths functions the binary calls are linked in
+/// (`src/mathlib.rs`): no command loads `libm.so.6`.
+#[test]
+fn the_maths_library_is_linked_in_not_loaded() {
+    let root = tempfile::tempdir().unwrap();
+    let server = spawn_bin_server(root.path(), &[], &[]);
+    let maps = fs::read_to_string(format!("/proc/{}/maps", server.child.id())).unwrap();
+    assert!(maps.contains("libc.so"), "{maps}");
+    assert!(!maps.contains("libm.so"), "{maps}");
+}
+
 /// The unwinder is linked in, not loaded (`libgcc_s.so.1` costs every
 /// start its mapping and a constructor that probes the processor), and
 /// panics still unwind: this test's own catch, and the binary's.
