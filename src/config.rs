@@ -280,12 +280,12 @@ impl ServeConfig {
             &chat.retention,
             chat.limits.max_message,
         )?;
-        if chat.rate.is_nan() || chat.rate <= 0.0 {
-            bail!("--chat-rate must be above 0");
+        if !(chat.rate.is_finite() && chat.rate > 0.0) {
+            bail!("--chat-rate must be a number above 0");
         }
         let udp_rate = o.udp_rate.unwrap_or(4.0);
         let udp_burst = o.udp_burst.unwrap_or(16.0);
-        if !(udp_rate > 0.0 && udp_burst >= 1.0) {
+        if !(udp_rate.is_finite() && udp_rate > 0.0 && udp_burst.is_finite() && udp_burst >= 1.0) {
             bail!("--udp-rate must be above 0 and --udp-burst at least 1");
         }
         Ok(ServeConfig {

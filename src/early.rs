@@ -40,8 +40,8 @@ extern "C" fn version_first(argc: c_int, argv: *const *const c_char, _env: *cons
     if only != c"--version" && only != c"-V" {
         return;
     }
-    // As the runtime would have (a reader that left is not an error for
-    // a version asked for): EPIPE, not death by SIGPIPE.
+    // A reader that left is told apart by EPIPE, not death by SIGPIPE, as
+    // once the runtime has started.
     // SAFETY: sets a signal's disposition; no handler of ours is involved.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let line = concat!("ferry ", env!("CARGO_PKG_VERSION"), "\n").as_bytes();
@@ -49,15 +49,18 @@ extern "C" fn version_first(argc: c_int, argv: *const *const c_char, _env: *cons
     while !rest.is_empty() {
         // SAFETY: writes from a live slice to the standard output.
         let n = unsafe { libc::write(1, rest.as_ptr().cast(), rest.len()) };
-        if n > 0 {
+        if n >= 0 {
             rest = &rest[n as usize..];
-        } else if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
-        {
             continue;
-        } else {
-            // Nowhere to write it (standard output closed, or a pipe
-            // whose reader left): as `main::version_alone`'s `writeln!`.
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EBADF) {
+            // No standard output at all: the standard library's streams
+            // count that as written, and every other command does so.
             break;
+        }
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            super::output_failed(e.kind() == std::io::ErrorKind::BrokenPipe, &e);
         }
     }
     // SAFETY: ends the process before anything else has started; no

@@ -218,11 +218,23 @@ fn quiet_when_stdout_closes() {
             .map(String::as_str)
             .or_else(|| info.payload().downcast_ref::<&str>().copied())
             .unwrap_or_default();
-        if text.starts_with("failed printing to stdout") && text.contains("Broken pipe") {
-            std::process::exit(141);
+        if let Some(why) = text.strip_prefix("failed printing to stdout: ") {
+            output_failed(why.contains("Broken pipe"), &why);
         }
         report(info);
     }));
+}
+
+/// How a command ends when its standard output cannot be written, as the
+/// README's exit statuses say: when whatever read it stopped reading, as
+/// a command stopped by SIGPIPE (141) and without a word; otherwise (a
+/// full disk, a closed descriptor) with the error and status 1.
+fn output_failed(reader_left: bool, why: &dyn std::fmt::Display) -> ! {
+    if !reader_left {
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "ferry: writing the output: {why}");
+    }
+    std::process::exit(if reader_left { 141 } else { 1 })
 }
 
 /// `ferry --version` (or `-V`) alone, answered as clap would, before the
@@ -238,7 +250,9 @@ fn version_alone() -> bool {
         return false;
     }
     use std::io::Write as _;
-    let _ = writeln!(std::io::stdout(), "ferry {}", env!("CARGO_PKG_VERSION"));
+    if let Err(e) = writeln!(std::io::stdout(), "ferry {}", env!("CARGO_PKG_VERSION")) {
+        output_failed(e.kind() == std::io::ErrorKind::BrokenPipe, &e);
+    }
     true
 }
 

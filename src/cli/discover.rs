@@ -14,7 +14,7 @@ use crate::text::escape;
 #[derive(Debug, Args)]
 pub struct DiscoverArgs {
     /// Seconds to wait for answers.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_parser = super::parse_seconds)]
     pub timeout: f64,
     /// UDP port the servers listen on.
     #[arg(long, default_value_t = DEFAULT_PORT)]
@@ -28,7 +28,7 @@ pub struct DiscoverArgs {
     #[arg(long)]
     pub watch: bool,
     /// With --watch: stop after this many seconds.
-    #[arg(long = "for", value_name = "SECS", requires = "watch")]
+    #[arg(long = "for", value_name = "SECS", requires = "watch", value_parser = super::parse_seconds)]
     pub for_secs: Option<f64>,
     /// Print JSON (with --watch, one JSON object per line and change).
     #[arg(long)]

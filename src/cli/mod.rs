@@ -158,6 +158,16 @@ pub struct TlsArgs {
     pub insecure: bool,
 }
 
+/// A number of seconds for a timeout or a duration: finite and not
+/// negative (`nan` or `inf` would reach `Duration::from_secs_f64`, which
+/// panics on them). The command still bounds it to its own range.
+pub(crate) fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Ok(s),
+        _ => Err("expected a number of seconds, such as 2 or 0.5".to_string()),
+    }
+}
+
 fn parse_fingerprint(text: &str) -> Result<Fingerprint, String> {
     crate::tls::parse(text)
         .ok_or_else(|| "expected 64 hex digits, with or without colons (SHA-256)".to_string())

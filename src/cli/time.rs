@@ -18,7 +18,7 @@ pub struct TimeArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub samples: u16,
     /// Seconds to wait for each reply.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = super::parse_seconds)]
     pub timeout: f64,
     /// Print JSON.
     #[arg(long)]

@@ -184,3 +184,31 @@ fn a_switch_given_off_wins_over_the_file() {
     let zero = ServeOptions::parse_file("port = 0").unwrap();
     assert!(ServeConfig::merge(".".into(), zero, None).is_err());
 }
+
+/// A rate that is not a number, or not finite, is refused at start: an
+/// infinite rate made the pacing's wait `NaN`, which panics on its way to
+/// a `Duration`.
+#[test]
+fn rates_must_be_finite_numbers_above_zero() {
+    type Set = fn(&mut ServeOptions, f64);
+    let setters: [(&str, Set); 3] = [
+        ("chat_rate", |o, v| o.chat_rate = Some(v)),
+        ("udp_rate", |o, v| o.udp_rate = Some(v)),
+        ("udp_burst", |o, v| o.udp_burst = Some(v)),
+    ];
+    for bad in [f64::NAN, f64::INFINITY, 0.0, -1.0] {
+        for (name, set) in setters {
+            let mut o = ServeOptions::default();
+            set(&mut o, bad);
+            assert!(
+                ServeConfig::merge(".".into(), o, None).is_err(),
+                "{name} {bad}"
+            );
+        }
+    }
+    let mut fine = ServeOptions::default();
+    for (value, (_, set)) in [0.5, 1e6, 1.0].into_iter().zip(setters) {
+        set(&mut fine, value);
+    }
+    assert!(ServeConfig::merge(".".into(), fine, None).is_ok());
+}
