@@ -360,8 +360,8 @@ async fn ferry_time_measures_a_real_chronyd() {
     assert!(m.offset.abs() < 0.05 && m.delay < 0.5, "{m:?}");
 }
 
-/// A one-socket NTP server whose clock is `skew` seconds off ours.
-fn skewed_server(skew: f64) -> u16 {
+/// A one-socket NTP server answering each request with `answer(request)`.
+fn answering_server(answer: impl Fn(&Packet) -> Packet + Send + 'static) -> u16 {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = sock.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -370,28 +370,73 @@ fn skewed_server(skew: f64) -> u16 {
             let Ok(req) = ntp::parse(&buf[..n]) else {
                 continue;
             };
-            let now = std::time::SystemTime::now();
-            let shifted = if skew >= 0.0 {
-                now + Duration::from_secs_f64(skew)
-            } else {
-                now - Duration::from_secs_f64(-skew)
-            };
-            let ts = Timestamp::from_system(shifted);
-            let reply = ntp::encode(&Packet {
-                version: req.version,
-                mode: MODE_SERVER,
-                stratum: 2,
-                reference_id: [192, 0, 2, 1],
-                reference: ts,
-                origin: req.transmit,
-                receive: ts,
-                transmit: ts,
-                ..Packet::default()
-            });
-            let _ = sock.send_to(&reply, peer);
+            let _ = sock.send_to(&ntp::encode(&answer(&req)), peer);
         }
     });
     port
+}
+
+/// A server's reply to `req`, every time in it `ts`.
+fn reply_at(req: &Packet, ts: Timestamp) -> Packet {
+    Packet {
+        version: req.version,
+        mode: MODE_SERVER,
+        stratum: 2,
+        reference_id: [192, 0, 2, 1],
+        reference: ts,
+        origin: req.transmit,
+        receive: ts,
+        transmit: ts,
+        ..Packet::default()
+    }
+}
+
+/// A one-socket NTP server whose clock is `skew` seconds off ours.
+fn skewed_server(skew: f64) -> u16 {
+    answering_server(move |req| {
+        let now = std::time::SystemTime::now();
+        let shifted = if skew >= 0.0 {
+            now + Duration::from_secs_f64(skew)
+        } else {
+            now - Duration::from_secs_f64(-skew)
+        };
+        reply_at(req, Timestamp::from_system(shifted))
+    })
+}
+
+/// Replies a client must not take (RFC 5905, RFC 4330 section 5), each
+/// from a server that sends nothing else: one with no transmit time, one
+/// that says it sent before it received, one from a server that says its
+/// clock is unsynchronised (stratum 16). None is reported as a time.
+#[test]
+fn ferry_time_refuses_replies_no_client_should_take() {
+    type Spoil = fn(&mut Packet);
+    let shapes: [(Spoil, i32, &str); 3] = [
+        (|p| p.transmit = Timestamp(0), 255, "no reply"),
+        (
+            |p| p.transmit = Timestamp(p.receive.0 - (10 << 32)),
+            255,
+            "no reply",
+        ),
+        (
+            |p| p.stratum = 16,
+            1,
+            "not synchronised (stratum 16 or more)",
+        ),
+    ];
+    for (i, (spoil, want_rc, want_text)) in shapes.into_iter().enumerate() {
+        let port = answering_server(move |req| {
+            let mut p = reply_at(req, Timestamp::from_system(std::time::SystemTime::now()));
+            spoil(&mut p);
+            p
+        });
+        let addr = format!("127.0.0.1:{port}");
+        let args = ["time", addr.as_str(), "--samples", "2", "--timeout", "0.3"];
+        let (rc, out, err) = run_cli(&args, &[]);
+        assert_eq!(rc, want_rc, "shape {i}: {out}{err}");
+        assert!(err.contains(want_text), "shape {i}: {out}{err}");
+        assert!(!out.contains("offset"), "shape {i}: {out}{err}");
+    }
 }
 
 #[test]

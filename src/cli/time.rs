@@ -87,7 +87,7 @@ pub(crate) async fn run(a: TimeArgs) -> ExitCode {
         Err(e) => {
             crate::say!("ferry: {e}");
             match e {
-                TimeError::Kiss(_) | TimeError::Unsynchronised => ExitCode::from(1),
+                TimeError::Kiss(_) | TimeError::Unsynchronised(_) => ExitCode::from(1),
                 _ => ExitCode::from(255),
             }
         }

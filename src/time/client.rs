@@ -26,9 +26,9 @@ pub enum TimeError {
     /// The server said to go away (a kiss-o'-death with this code).
     #[error("the server refused with kiss code {0:?}")]
     Kiss(String),
-    /// The server says its own clock is not synchronised.
-    #[error("the server's clock is not synchronised (leap indicator 3)")]
-    Unsynchronised,
+    /// The server says its own clock is not synchronised (how it says so).
+    #[error("the server's clock is not synchronised ({0})")]
+    Unsynchronised(&'static str),
 }
 
 /// One exchange.
@@ -150,8 +150,17 @@ async fn exchange(
                 String::from_utf8_lossy(&p.reference_id).into_owned(),
             ));
         }
+        // A reply with no transmit time, or one sent before it was
+        // received, says nothing about the server's clock (RFC 5905,
+        // RFC 4330 section 5): discarded like a stray packet.
+        if p.transmit.0 == 0 || p.transmit.diff(p.receive) < 0.0 {
+            continue;
+        }
         if p.leap == 3 {
-            return Err(TimeError::Unsynchronised);
+            return Err(TimeError::Unsynchronised("leap indicator 3"));
+        }
+        if p.stratum > 15 {
+            return Err(TimeError::Unsynchronised("stratum 16 or more"));
         }
         let (offset, delay) = ntp::offset_delay(t1, p.receive, p.transmit, t4);
         return Ok(Some((p, Sample { offset, delay })));
