@@ -321,8 +321,31 @@ async fn listings_archives_and_compression() {
         .await
         .unwrap();
     assert_eq!(r.headers()[header::CONTENT_ENCODING], "gzip");
+    // Its tag is weak: the compressed bytes are not the file's, which the
+    // strong tag names, and a range of the file must not resume them.
+    let zipped_tag = r.headers()[header::ETAG].to_str().unwrap().to_string();
     let r = c.get(url(&s, "/f/style.css")).send().await.unwrap();
     assert!(!r.headers().contains_key(header::CONTENT_ENCODING));
+    let tag = r.headers()[header::ETAG].to_str().unwrap().to_string();
+    assert!(tag.starts_with('"'), "{tag}");
+    assert_eq!(zipped_tag, format!("W/{tag}"));
+    let r = c
+        .get(url(&s, "/f/style.css"))
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .header(header::RANGE, "bytes=100-")
+        .header(header::IF_RANGE, &zipped_tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "a weak tag never gets a range");
+    let r = c
+        .get(url(&s, "/f/style.css"))
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .header(header::IF_NONE_MATCH, &zipped_tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
     // The folder as a tar stream, whole.
     let r = c.get(url(&s, "/f/?tar")).send().await.unwrap();
     assert_eq!(r.headers()[header::CONTENT_TYPE], "application/x-tar");

@@ -143,6 +143,7 @@ pub(crate) async fn serve(stream: Stream, initial: BytesMut, peer: SocketAddr, c
                 });
             }
             secure(&mut res);
+            weak_when_encoded(&mut res);
             // Logged once the body is sent (or given up on), with the
             // bytes that really went: none for HEAD, part of one cut off.
             let line = access::Line {
@@ -335,6 +336,28 @@ fn compression() -> CompressionLayer<impl Predicate> {
         // at a fraction of the time brotli's default level takes.
         .quality(tower_http::CompressionLevel::Fastest)
         .compress_when(when)
+}
+
+/// A compressed response's tag made weak (`W/"…"`), as nginx does: the
+/// bytes differ from the file's, which its strong tag names. Kept strong,
+/// a client holding half of a compressed body could resume it with a
+/// range of the file's own bytes (`If-Range` takes only strong tags);
+/// weak, it gets the whole response again. `If-None-Match` compares
+/// weakly, so a cached copy is still confirmed with a 304.
+fn weak_when_encoded<B>(res: &mut axum::http::Response<B>) {
+    let h = res.headers_mut();
+    if !h.contains_key(header::CONTENT_ENCODING) {
+        return;
+    }
+    let Some(tag) = h.get(header::ETAG).and_then(|t| t.to_str().ok()) else {
+        return;
+    };
+    if tag.starts_with("W/") {
+        return;
+    }
+    if let Ok(weak) = HeaderValue::from_str(&format!("W/{tag}")) {
+        h.insert(header::ETAG, weak);
+    }
 }
 
 /// The headers every response carries.
