@@ -52,6 +52,12 @@ pub(crate) fn size(n: u64) -> String {
         v /= 1024.0;
         i += 1;
     }
+    // Just under the next unit rounds up to it: 1 MiB less a byte is
+    // "1.0 MiB", not "1024.0 KiB".
+    if i > 0 && (v * 10.0).round() >= 10240.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
     if i == 0 {
         format!("{n} B")
     } else {
@@ -158,5 +164,10 @@ mod tests {
         assert_eq!(size(512), "512 B");
         assert_eq!(size(1536), "1.5 KiB");
         assert_eq!(size(5 << 30), "5.0 GiB");
+        assert_eq!(size(1023), "1023 B");
+        assert_eq!(size((1 << 20) - 1), "1.0 MiB");
+        assert_eq!(size((1 << 30) - 1), "1.0 GiB");
+        assert_eq!(size((1 << 40) - 1), "1.0 TiB");
+        assert_eq!(size((1 << 20) - 52), "1023.9 KiB");
     }
 }
