@@ -149,6 +149,10 @@ async fn run(
 }
 
 fn own_failure(e: &ClientError) -> ExitCode {
+    // Whatever read the output stopped reading: quiet, as every command.
+    if matches!(e, ClientError::OutputClosed) {
+        return ExitCode::from(141);
+    }
     crate::say!("ferry: {e}");
     match e {
         ClientError::Usage(_) => ExitCode::from(2),

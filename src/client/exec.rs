@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{Result, remote_error};
+use super::{ClientError, Result, remote_error};
 use crate::wire::messages::{ExecEvent, ExecRequest, ExitReport, Request, STDIN_WINDOW};
 use crate::wire::{ConnError, Connection, FrameReader, FrameWriter, Kind};
 
@@ -97,10 +97,12 @@ where
     O: AsyncWrite + Unpin + ?Sized,
     E: AsyncWrite + Unpin + ?Sized,
 {
-    // A local write failure (a closed pipe) stops passing output on, but
-    // the frames are still read to keep the connection in step.
-    let mut out_ok = true;
-    let mut err_ok = true;
+    // A local write failure (a closed pipe, a full disk) stops passing
+    // output on, but the frames are still read to keep the connection in
+    // step; once the report is in, a failure to write the output is the
+    // command's result, as for every command (README, exit status).
+    let mut out_failed = None;
+    let mut err_failed = None;
     loop {
         let head = rd.next_head().await?;
         match head.kind {
@@ -108,8 +110,8 @@ where
                 let event: ExecEvent =
                     serde_json::from_slice(&head.header).map_err(ConnError::from)?;
                 match event {
-                    ExecEvent::Stdout => copy_body(rd, stdout, &mut out_ok).await?,
-                    ExecEvent::Stderr => copy_body(rd, stderr, &mut err_ok).await?,
+                    ExecEvent::Stdout => copy_body(rd, stdout, &mut out_failed).await?,
+                    ExecEvent::Stderr => copy_body(rd, stderr, &mut err_failed).await?,
                     ExecEvent::StdinConsumed { bytes } => {
                         let _ = in_flight.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
                             Some(v.saturating_sub(bytes))
@@ -122,7 +124,14 @@ where
                 }
             }
             Kind::Ok => {
-                return Ok(serde_json::from_slice(&head.header).map_err(ConnError::from)?);
+                let report = serde_json::from_slice(&head.header).map_err(ConnError::from)?;
+                return match out_failed {
+                    None => Ok(report),
+                    Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                        Err(ClientError::OutputClosed)
+                    }
+                    Some(e) => Err(ClientError::Local(format!("writing the output: {e}"))),
+                };
             }
             kind => return Err(remote_error(&head.header, kind)),
         }
@@ -198,20 +207,25 @@ async fn read_within_window<I: AsyncRead + Unpin>(
     }
 }
 
-/// Passes the current frame's body to `sink` while it takes writes.
+/// Passes the current frame's body to `sink` until a write to it fails,
+/// which is kept in `failed`.
 async fn copy_body<W: AsyncWrite + Unpin + ?Sized>(
     rd: &mut FrameReader,
     sink: &mut W,
-    ok: &mut bool,
+    failed: &mut Option<std::io::Error>,
 ) -> Result<()> {
     while rd.body_remaining() > 0 {
         let chunk = rd.next_chunk().await?;
-        if *ok && sink.write_all(&chunk).await.is_err() {
-            *ok = false;
+        if failed.is_none() {
+            if let Err(e) = sink.write_all(&chunk).await {
+                *failed = Some(e);
+            }
         }
     }
-    if *ok {
-        let _ = sink.flush().await;
+    if failed.is_none() {
+        if let Err(e) = sink.flush().await {
+            *failed = Some(e);
+        }
     }
     Ok(())
 }

@@ -53,6 +53,54 @@ fn the_cli_exits_with_the_remote_status() {
     let _ = srv.child.wait();
 }
 
+/// The remote command's output that cannot be written here ends the
+/// command as every other ends then: 141 without a word when the reader
+/// stopped reading, ferry's own failure (255) with the error on a full
+/// disk; never a success with the output lost.
+#[test]
+fn output_that_cannot_be_written_here_is_not_a_success() {
+    let root = tempfile::tempdir().unwrap();
+    let mut srv = bin_server(root.path());
+    let host = format!("127.0.0.1:{}", srv.port);
+    let args = [
+        "exec",
+        host.as_str(),
+        "--",
+        "head",
+        "-c",
+        "300000",
+        "/dev/zero",
+    ];
+    let run_into = |stdout: Stdio| {
+        let out = Command::new(ferry_bin())
+            .args(args)
+            .env("FERRY_TOKEN", TOKEN)
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    assert_eq!(run_into(Stdio::from(write)), (Some(141), String::new()));
+    if let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") {
+        let (code, err) = run_into(Stdio::from(full));
+        assert_eq!(code, Some(255), "{err}");
+        assert!(err.contains("writing the output: No space left"), "{err}");
+    } else {
+        common::checked_nothing("the system has no /dev/full");
+    }
+    // Output written in full is the command's status, as before.
+    let (code, out, err) = run_cli(&args, &[("FERRY_TOKEN", TOKEN)]);
+    assert_eq!((code, out.len()), (0, 300_000), "{err}");
+    let _ = srv.child.kill();
+    let _ = srv.child.wait();
+}
+
 #[test]
 fn allow_exec_without_a_token_refuses_to_start() {
     let root = tempfile::tempdir().unwrap();
