@@ -581,3 +581,28 @@ fn the_binary_is_linked_at_a_fixed_address() {
     };
     assert_eq!(kind, expected);
 }
+
+/// The start-up banner's example commands are offered "from another
+/// machine" only when one could reach the server: on loopback alone it
+/// says so.
+#[test]
+fn the_banner_does_not_offer_loopback_to_other_machines() {
+    use std::io::{BufRead, BufReader};
+    let root = tempfile::tempdir().unwrap();
+    let mut child = Command::new(common::ferry_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-discovery"])
+        .arg(root.path())
+        .env("FERRY_STATE_DIR", root.path().join(".state"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let offer = lines
+        .map(|l| l.unwrap_or_default())
+        .find(|l| l.ends_with("try:"))
+        .unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(offer, "listening on loopback only; from this machine, try:");
+}

@@ -151,7 +151,12 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             Some(fp) => format!(" --fingerprint {fp}"),
             None => String::new(),
         };
-        println!("from another machine, try:");
+        if a.ip().is_loopback() {
+            // Nothing another machine could reach: say so, not "another".
+            println!("listening on loopback only; from this machine, try:");
+        } else {
+            println!("from another machine, try:");
+        }
         if tls.is_some() {
             println!("  ferry ping{flag} {host}");
             println!("  (then, once pinned)  ferry ls {host}    ferry get {host}:/FILE .");
