@@ -3,11 +3,11 @@
 //! cannot drift from it.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Args, CommandFactory};
 
 use super::Cli;
+use crate::client::ClientError;
 
 /// Arguments of `ferry completions`.
 #[derive(Debug, Args)]
@@ -26,50 +26,38 @@ pub struct ManArgs {
     pub dir: Option<PathBuf>,
 }
 
-pub(crate) fn completions(a: &CompletionsArgs) -> ExitCode {
+pub(crate) fn completions(a: &CompletionsArgs) -> Result<(), ClientError> {
     let mut cmd = Cli::command();
     // Every command's arguments, not just their names (they are deferred).
     cmd.build();
     // Into memory first: `generate` panics when its writer fails.
     let mut text = Vec::new();
     clap_complete::generate(a.shell, &mut cmd, "ferry", &mut text);
-    print_all(&text, "completions")
+    print_all(&text)
 }
 
-pub(crate) fn man(a: &ManArgs) -> ExitCode {
+pub(crate) fn man(a: &ManArgs) -> Result<(), ClientError> {
     let mut cmd = Cli::command();
     cmd.build();
+    let manual = |e: std::io::Error| ClientError::Local(format!("writing the manual: {e}"));
     let Some(dir) = &a.dir else {
         let mut text = Vec::new();
-        return match clap_mangen::Man::new(cmd).render(&mut text) {
-            Ok(()) => print_all(&text, "manual"),
-            Err(e) => {
-                crate::say!("ferry: writing the manual: {e}");
-                ExitCode::from(1)
-            }
-        };
+        clap_mangen::Man::new(cmd)
+            .render(&mut text)
+            .map_err(manual)?;
+        return print_all(&text);
     };
-    match std::fs::create_dir_all(dir).and_then(|()| clap_mangen::generate_to(cmd, dir)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            crate::say!("ferry: writing the manual: {e}");
-            ExitCode::from(1)
-        }
-    }
+    std::fs::create_dir_all(dir)
+        .and_then(|()| clap_mangen::generate_to(cmd, dir))
+        .map_err(manual)
 }
 
-/// Writes `text` to standard output, ending as every command does when it
-/// cannot (README, exit status): 141 without a word when the reader
-/// stopped reading (`ferry man | head`), else the error and 1.
-fn print_all(text: &[u8], what: &str) -> ExitCode {
+/// Writes `text` whole to standard output; a failure is the command's
+/// result as for every command ([`ClientError::output`]).
+fn print_all(text: &[u8]) -> Result<(), ClientError> {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
-    match out.write_all(text).and_then(|()| out.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(141),
-        Err(e) => {
-            crate::say!("ferry: writing the {what}: {e}");
-            ExitCode::from(1)
-        }
-    }
+    out.write_all(text)
+        .and_then(|()| out.flush())
+        .map_err(ClientError::output)
 }

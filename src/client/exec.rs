@@ -127,10 +127,7 @@ where
                 let report = serde_json::from_slice(&head.header).map_err(ConnError::from)?;
                 return match out_failed {
                     None => Ok(report),
-                    Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                        Err(ClientError::OutputClosed)
-                    }
-                    Some(e) => Err(ClientError::Local(format!("writing the output: {e}"))),
+                    Some(e) => Err(ClientError::output(e)),
                 };
             }
             kind => return Err(remote_error(&head.header, kind)),

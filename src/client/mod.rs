@@ -94,6 +94,16 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// A write to the command's own output that failed: the reader having
+    /// left (`OutputClosed`, 141 without a word) or anything else (a full
+    /// disk: the error, 1). Every command's output goes through this.
+    pub fn output(e: std::io::Error) -> ClientError {
+        match e.kind() {
+            std::io::ErrorKind::BrokenPipe => ClientError::OutputClosed,
+            _ => ClientError::Local(format!("writing the output: {e}")),
+        }
+    }
+
     /// A local I/O error on `path`.
     pub fn local(path: &Path, e: std::io::Error) -> ClientError {
         ClientError::Local(format!(

@@ -413,10 +413,6 @@ where
     }
     let mut hasher = algo.hasher();
     let mut buf = Vec::with_capacity(crate::files::pipe::CHUNK);
-    let written = |e: std::io::Error| match e.kind() {
-        std::io::ErrorKind::BrokenPipe => ClientError::OutputClosed,
-        _ => ClientError::Local(format!("writing the output: {e}")),
-    };
     let mut got = 0u64;
     while conn.body_remaining() > 0 {
         buf.clear();
@@ -429,9 +425,9 @@ where
             }
         };
         hasher.update(&buf);
-        out.write_all(&buf).await.map_err(written)?;
+        out.write_all(&buf).await.map_err(ClientError::output)?;
     }
-    out.flush().await.map_err(written)?;
+    out.flush().await.map_err(ClientError::output)?;
     let digest: Digest = terminal(conn).await?;
     let ours = hasher.hex();
     if !digest.sha256.eq_ignore_ascii_case(&ours) {
